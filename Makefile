@@ -1,0 +1,38 @@
+# Two commands: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench vss clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/anycar demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/anycar bench broker
+
+# Recompile the shipped VSS catalog from ../shared/vss with vss-tools (needs ../shared beside the repo).
+vss: $(STAMP)
+	$(BIN)/python tools/compile_vss.py ../shared/vss
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

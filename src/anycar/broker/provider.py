@@ -1,0 +1,118 @@
+"""A provider: the one party allowed to write the signals it claimed and to serve their actuation.
+
+CAN adapters, accessories and gRPC provider streams are all providers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from anycar.broker.actuation import ActuationRequest
+from anycar.broker.datapoint import Datapoint
+from anycar.errors import AnycarError, InvalidValue, NotProvider, UnknownPath
+from anycar.model.datatypes import ValueRejected
+
+if TYPE_CHECKING:
+    from anycar.broker.broker import SignalBroker
+
+ActuationHandler = Callable[[ActuationRequest], Awaitable[None] | None]
+
+
+class Provider:
+    """Handle returned by ``SignalBroker.register_provider``.
+
+    ``on_actuate`` is called for every request to one of its actuators; it returns (or its
+    awaitable finishes) to accept, and raises ``ActuationRejected(reason)`` to refuse.
+    """
+
+    def __init__(self, broker: SignalBroker, name: str, on_actuate: ActuationHandler | None) -> None:
+        self.name = name
+        self.on_actuate = on_actuate
+        self.claimed: set[int] = set()
+        self.closed = False
+        self.published = 0
+        self.rejected = 0
+        self._broker = broker
+
+    def claim(self, patterns: Iterable[str]) -> list[str]:
+        """Claim every signal the patterns cover; all or nothing. Returns the claimed paths."""
+        return self._broker._claim(self, list(patterns))
+
+    def release(self, patterns: Iterable[str]) -> None:
+        self._broker._release(self, list(patterns))
+
+    def publish(self, path: str, value: Any, timestamp: float | None = None) -> Datapoint:
+        """Write one value; raises ``UnknownPath``, ``NotProvider`` or ``InvalidValue``."""
+        errors = self.publish_many(((path, value),), timestamp)
+        if errors:
+            raise errors[path]
+        dp = self._broker.get(path)
+        assert dp is not None
+        return dp
+
+    def publish_many(
+        self, items: Iterable[tuple[str, Any]], timestamp: float | None = None
+    ) -> dict[str, AnycarError]:
+        """Write several values taken at one moment.
+
+        Each bad entry is refused on its own and reported in the returned map; the good ones
+        are stored and delivered. ``None`` as a value marks the signal unavailable.
+        """
+        if self.closed:
+            raise NotProvider(f"provider {self.name!r} is closed")
+        broker = self._broker
+        signals = broker.catalog._signals
+        owners = broker._owners
+        values = broker._values
+        subscribers = broker._subscribers
+        ts = time.time() if timestamp is None else timestamp
+        errors: dict[str, AnycarError] = {}
+        count = 0
+        for path, value in items:
+            sig = signals.get(path)
+            if sig is None:
+                errors[path] = UnknownPath(path)
+                continue
+            sid = sig.id
+            if owners[sid] is not self:
+                errors[path] = NotProvider(
+                    f"{path} is provided by {_owner_name(owners[sid])}, not {self.name!r}",
+                    path=path,
+                )
+                continue
+            if value is not None:
+                try:
+                    value = sig.validate(value)
+                except ValueRejected as exc:
+                    errors[path] = InvalidValue(path, str(exc))
+                    continue
+            dp = Datapoint(path, value, ts)
+            values[sid] = dp
+            for sub in subscribers[sid]:
+                sub.offer(dp)
+            count += 1
+        self.published += count
+        broker.updates += count
+        if errors:
+            self.rejected += len(errors)
+            broker.rejected += len(errors)
+        return errors
+
+    def mark_unavailable(self, paths: Iterable[str] | None = None) -> None:
+        """Say that these claimed signals (default: all) have no valid value now."""
+        chosen = (
+            list(paths) if paths is not None else [self._broker.catalog.by_id(i).path for i in self.claimed]
+        )
+        self.publish_many((p, None) for p in chosen)
+
+    def close(self) -> None:
+        """Give up every claim; pending and future actuation requests see NO_PROVIDER."""
+        if not self.closed:
+            self._broker._unregister(self)
+            self.closed = True
+
+
+def _owner_name(owner: Provider | None) -> str:
+    return f"provider {owner.name!r}" if owner is not None else "no provider (unclaimed)"

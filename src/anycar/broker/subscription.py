@@ -1,0 +1,190 @@
+"""A subscriber's bounded queue of updates.
+
+Publishers only append; when the queue is full the oldest update is dropped and counted, so a
+subscriber that never reads costs memory up to its bound and never slows anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from anycar.broker.datapoint import Datapoint
+from anycar.broker.filters import SubscriptionFilter
+from anycar.errors import AnycarError
+
+DEFAULT_QUEUE_SIZE = 10_000
+
+
+class Subscription:
+    """Updates for a set of patterns; iterate with ``async for batch in sub``.
+
+    ``unknown`` maps each pattern that matched nothing to the error that says why; the other
+    patterns are served regardless.
+    """
+
+    def __init__(
+        self,
+        patterns: list[str],
+        *,
+        name: str = "",
+        filter: SubscriptionFilter | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        on_close: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.patterns = patterns
+        self.name = name
+        self.filter = filter
+        self.unknown: dict[str, AnycarError] = {}
+        self.signal_ids: set[int] = set()
+        self.dropped = 0
+        self.delivered = 0
+        self.closed = False
+        self._maxlen = queue_size
+        self._queue: deque[Datapoint] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._on_close = on_close
+        self._value_filter = filter is not None and filter.has_value_conditions
+        self._period = filter.min_period_s if filter is not None and filter.min_period_s else None
+        self._last_value: dict[str, Any] = {}
+        self._last_sent: dict[str, float] = {}
+        self._held: dict[str, Datapoint] = {}
+        self.offer = self._offer_filtered if (self._value_filter or self._period) else self._offer_fast
+
+    # -- publisher side (hot path) ----------------------------------------------------------
+    def _offer_fast(self, dp: Datapoint) -> None:
+        queue = self._queue
+        if len(queue) >= self._maxlen:
+            queue.popleft()
+            self.dropped += 1
+        queue.append(dp)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _offer_filtered(self, dp: Datapoint) -> None:
+        path = dp.path
+        if self._value_filter and dp.value is not None:
+            assert self.filter is not None
+            if not self.filter.passes(dp.value, self._last_value.get(path)):
+                return
+        if self._period is not None:
+            now = time.monotonic()
+            last = self._last_sent.get(path)
+            if last is not None and now - last < self._period:
+                self._held[path] = dp
+                self._wake()
+                return
+            self._last_sent[path] = now
+            self._held.pop(path, None)
+        self._last_value[path] = dp.value
+        self._offer_fast(dp)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- subscriber side --------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def _release_held(self) -> float | None:
+        """Move held-back values whose period is over into the queue; seconds to the next."""
+        if not self._held:
+            return None
+        assert self._period is not None
+        now = time.monotonic()
+        wait: float | None = None
+        for path, dp in list(self._held.items()):
+            due = self._last_sent.get(path, 0.0) + self._period
+            if due <= now:
+                del self._held[path]
+                self._last_sent[path] = now
+                self._last_value[path] = dp.value
+                self._offer_fast(dp)
+            else:
+                wait = due - now if wait is None else min(wait, due - now)
+        return wait
+
+    def drain(self, max_items: int | None = None) -> list[Datapoint]:
+        """Take what is queued now, without waiting."""
+        self._release_held()
+        queue = self._queue
+        n = len(queue) if max_items is None else min(max_items, len(queue))
+        if n == len(queue):
+            batch = list(queue)
+            queue.clear()
+        else:
+            batch = [queue.popleft() for _ in range(n)]
+        self.delivered += len(batch)
+        return batch
+
+    async def get(self, max_items: int | None = None, timeout: float | None = None) -> list[Datapoint]:
+        """Wait for at least one update and return all queued (up to ``max_items``).
+
+        Returns an empty list on timeout or when the subscription is closed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = self._release_held()
+            if self._queue:
+                return self.drain(max_items)
+            if self.closed:
+                return []
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                wait = left if wait is None else min(wait, left)
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                if wait is None:
+                    await waiter
+                else:
+                    await asyncio.wait_for(waiter, wait)
+            except TimeoutError:
+                pass
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> list[Datapoint]:
+        batch = await self.get()
+        if not batch:
+            raise StopAsyncIteration
+        return batch
+
+    def close(self) -> None:
+        """Stop receiving; a waiting reader wakes up with an empty batch."""
+        if self.closed:
+            return
+        self.closed = True
+        self._wake()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "patterns": list(self.patterns),
+            "signals": len(self.signal_ids),
+            "queued": len(self._queue),
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "queue_size": self._maxlen,
+        }
