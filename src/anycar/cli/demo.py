@@ -84,7 +84,9 @@ def run_demo(args: argparse.Namespace) -> int:
         asyncio.run(_drive(broker, args.duration, args.speedup, None))
         console.print(_status(broker))
     else:
-        with Live(_status(broker), console=console, refresh_per_second=4) as live:
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_drive(broker, args.duration, args.speedup, live))
+        with (
+            Live(_status(broker), console=console, refresh_per_second=4) as live,
+            contextlib.suppress(KeyboardInterrupt),
+        ):
+            asyncio.run(_drive(broker, args.duration, args.speedup, live))
     return 0
