@@ -23,20 +23,22 @@ def register(sub: Any) -> None:
 
 
 def show(result: dict[str, Any], as_json: bool) -> None:
-    """Print a benchmark result: JSON, or a table of its runs."""
+    """Print a benchmark result: JSON, or a table with one column per run."""
     if as_json:
         print_json(result)
         return
     runs = result.get("runs") or [result]
-    table = Table(title=f"bench {result.get('benchmark', '')}", title_justify="left")
+    table = Table(title=f"anycar bench {result.get('benchmark', '')}", title_justify="left")
+    table.add_column("figure")
+    for i, _ in enumerate(runs):
+        table.add_column(f"run {i + 1}", justify="right")
     keys = [k for k in runs[0] if not isinstance(runs[0][k], (dict, list))]
     for key in keys:
-        table.add_column(key, justify="right")
-    for run in runs:
-        table.add_row(*(f"{run.get(k, '')}" for k in keys))
+        table.add_row(key, *(f"{run.get(key, '')}" for run in runs))
     console.print(table)
-    extra = {k: v for k, v in result.items() if k not in ("runs", "benchmark")}
-    console.print(extra)
+    for key, value in result.items():
+        if key not in ("runs", "benchmark"):
+            console.print(f"[bold]{key}[/]: {value}")
 
 
 def bench_broker(args: argparse.Namespace) -> int:
