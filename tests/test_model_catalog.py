@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anycar.errors import InvalidPattern, UnknownPath
 from anycar.model import Catalog, NodeType
@@ -66,3 +68,16 @@ def test_metadata_lists_limits_and_allowed(catalog: Catalog) -> None:
     assert soc["min"] == 0 and soc["max"] == 100 and soc["unit"] == "percent"
     gear = catalog.find("Vehicle.Cabin.Infotainment.Media.Action")
     assert gear is not None and gear.allowed and "PLAY" in gear.allowed
+
+
+SHARED = Catalog.load_default()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="Vehicl.*Cabin_Door0123 $", max_size=40))
+def test_any_pattern_text_matches_or_is_refused_cleanly(pattern: str) -> None:
+    try:
+        found = SHARED.match(pattern)
+    except InvalidPattern:
+        return
+    assert all(s.path.startswith("Vehicle.") for s in found)
