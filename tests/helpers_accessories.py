@@ -17,7 +17,9 @@ from anycar.accessories.sdk import Accessory
 from anycar.broker import SignalBroker
 from anycar.policy import PolicyEngine
 
-FAST = Limits(heartbeat_interval_s=0.1, heartbeat_timeout_s=0.4, hello_timeout_s=2.0, messages_per_s=200, burst=50)
+FAST = Limits(
+    heartbeat_interval_s=0.1, heartbeat_timeout_s=0.4, hello_timeout_s=2.0, messages_per_s=200, burst=50
+)
 
 
 @dataclass

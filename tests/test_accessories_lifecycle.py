@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers_accessories import FAST, fit, make, running_hub, until
 
 from anycar.accessories import FitRefused, PairingError, signing, virtual
 from anycar.accessories.commissioning import PairingGuard
 from anycar.accessories.manager import Limits
 from anycar.accessories.sdk import Accessory, HubError, Refused
 from anycar.broker import ActuationStatus
+from helpers_accessories import FAST, fit, make, running_hub, until
 
 
 async def test_commission_fit_and_command_round_trip(tmp_path: Path) -> None:
@@ -57,7 +57,11 @@ async def test_wrong_pairing_codes_lock_out(tmp_path: Path) -> None:
         with pytest.raises(PairingError, match="locked out"):  # even the right code, while locked
             await hub.manager.commission(key, "2468-1357", "dash_mount_left")
         assert [e.kind for e in hub.manager.events.recent(subject=key)] == [
-            "pairing_failed", "pairing_failed", "pairing_failed", "locked_out", "locked_out"
+            "pairing_failed",
+            "pairing_failed",
+            "pairing_failed",
+            "locked_out",
+            "locked_out",
         ]
         assert not hub.manager.fitted
         now[0] += 31
@@ -239,7 +243,13 @@ async def test_bad_messages_get_errors_and_the_connection_survives(tmp_path: Pat
     async with running_hub(tmp_path / "hub.sqlite3") as hub:
         fan = make("clip_fan", hub, "F-5")
         rec = await fit(hub, fan, "dash_mount_left")
-        for raw in ("garbage", "[]", '{"type":"publish","values":{"FanSpeed":"fast"}}', '{"type":"publish","values":{"Nope":1}}', '{"type":"hello","protocol":1,"manifest":{},"serial":"x"}'):
+        for raw in (
+            "garbage",
+            "[]",
+            '{"type":"publish","values":{"FanSpeed":"fast"}}',
+            '{"type":"publish","values":{"Nope":1}}',
+            '{"type":"hello","protocol":1,"manifest":{},"serial":"x"}',
+        ):
             await fan.send_raw(raw)
         await until(lambda: len(fan.errors) >= 5)
         fields = [e.get("field") for e in fan.errors]
@@ -276,7 +286,7 @@ async def test_restart_keeps_trust_registry_and_fitting(tmp_path: Path) -> None:
         await fan.stop()
     assert json.loads(creds.read_text())["instance"] == "Fan1"
     async with running_hub(db, key=key) as hub:  # a new hub process on the same database
-        assert [k.key_id for k in hub.manager.trust.keys()] == [signing.key_id(key)]
+        assert [k.key_id for k in hub.manager.trust.entries()] == [signing.key_id(key)]
         listed = hub.manager.list()
         assert [(r["instance"], r["status"], r["mount_id"], r["privilege"]) for r in listed] == [
             ("Fan1", "UNAVAILABLE", "dash_mount_left", "Manage")
@@ -324,7 +334,9 @@ async def test_unknown_or_waiting_accessory_errors(tmp_path: Path) -> None:
         with pytest.raises(HubError, match="needs a commissioned accessory"):
             await fan.publish_checked(FanSpeed=1)
         with pytest.raises(Exception, match="instance name"):
-            await hub.manager.commission("fff1:8002:F-10", fan.pairing_code, "dash_mount_left", instance="lower")
+            await hub.manager.commission(
+                "fff1:8002:F-10", fan.pairing_code, "dash_mount_left", instance="lower"
+            )
         await fan.stop()
 
 

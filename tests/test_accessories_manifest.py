@@ -36,10 +36,24 @@ def test_every_virtual_manifest_is_valid(name: str) -> None:
 
 def test_trait_catalog_covers_the_issue() -> None:
     fams = families()
-    for family in ("light", "fan", "display", "charger", "cooler", "fragrance", "camera", "speaker",
-                   "controls", "gauge", "environment", "cargo"):
+    for family in (
+        "light",
+        "fan",
+        "display",
+        "charger",
+        "cooler",
+        "fragrance",
+        "camera",
+        "speaker",
+        "controls",
+        "gauge",
+        "environment",
+        "cargo",
+    ):
         assert family in fams
-    assert {"cargo_door_sensor", "cargo_temperature_sensor", "cargo_weight_sensor", "tablet", "knob"} <= set(trait_catalog())
+    assert {"cargo_door_sensor", "cargo_temperature_sensor", "cargo_weight_sensor", "tablet", "knob"} <= set(
+        trait_catalog()
+    )
     # one virtual accessory per family
     assert set(virtual.VIRTUAL.values()) == set(fams)
 
@@ -63,22 +77,50 @@ def test_schema_is_published_and_mount_types_come_from_it() -> None:
         (lambda d: d["vss"]["FanSpeed"].update(unit="rpmm"), "vss.FanSpeed.unit", "units.yaml"),
         (lambda d: d["vss"]["FanSpeed"].update(min=90, max=10), "vss.FanSpeed.min", "greater than max"),
         (lambda d: d["vss"]["FanSpeed"].update(datatype="uint9"), "vss.FanSpeed.datatype", "uint9"),
-        (lambda d: d["vss"]["FanSpeed"].update(type="sensor"), "vss.FanSpeed", "needs FanSpeed (actuator uint8"),
+        (
+            lambda d: d["vss"]["FanSpeed"].update(type="sensor"),
+            "vss.FanSpeed",
+            "needs FanSpeed (actuator uint8",
+        ),
         (lambda d: d["vss"].pop("FanSpeed"), "traits[0]", "needs signal FanSpeed"),
-        (lambda d: d["vss"].update({"Status": {"type": "sensor", "datatype": "string"}}), "vss.Status", "reserved"),
-        (lambda d: d["vss"].update({"Vehicle.Chassis.Axle.Row1.Wheel.Left.Brake.IsBrakesWorn": {}}),
-         'vss["Vehicle.Chassis.Axle.Row1.Wheel.Left.Brake.IsBrakesWorn"]', "safety-critical"),
-        (lambda d: d["vss"].update({"Vehicle.Powertrain.Transmission.SelectedGear": {}}),
-         'vss["Vehicle.Powertrain.Transmission.SelectedGear"]', "safety-critical"),
-        (lambda d: d["vss"].update({"Vehicle.Cabin.Door.Row1.DriverSide.IsLocked": {}}),
-         'vss["Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"]', "outside Vehicle.Accessories"),
-        (lambda d: d["vss"].update({"Vehicle.Cabin.Light.Spotlight.{row}.{side}.IsGlowing": {}}),
-         'vss["Vehicle.Cabin.Light.Spotlight.{row}.{side}.IsGlowing"]', "no standard VSS signal"),
+        (
+            lambda d: d["vss"].update({"Status": {"type": "sensor", "datatype": "string"}}),
+            "vss.Status",
+            "reserved",
+        ),
+        (
+            lambda d: d["vss"].update({"Vehicle.Chassis.Axle.Row1.Wheel.Left.Brake.IsBrakesWorn": {}}),
+            'vss["Vehicle.Chassis.Axle.Row1.Wheel.Left.Brake.IsBrakesWorn"]',
+            "safety-critical",
+        ),
+        (
+            lambda d: d["vss"].update({"Vehicle.Powertrain.Transmission.SelectedGear": {}}),
+            'vss["Vehicle.Powertrain.Transmission.SelectedGear"]',
+            "safety-critical",
+        ),
+        (
+            lambda d: d["vss"].update({"Vehicle.Cabin.Door.Row1.DriverSide.IsLocked": {}}),
+            'vss["Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"]',
+            "outside Vehicle.Accessories",
+        ),
+        (
+            lambda d: d["vss"].update({"Vehicle.Cabin.Light.Spotlight.{row}.{side}.IsGlowing": {}}),
+            'vss["Vehicle.Cabin.Light.Spotlight.{row}.{side}.IsGlowing"]',
+            "no standard VSS signal",
+        ),
         (lambda d: d.update(reads=["Vehicle.Sped"]), "reads[0]", "did you mean Vehicle.Speed"),
         (lambda d: d.update(actuates=["Vehicle.ADAS.ABS.IsEnabled"]), "actuates[0]", "safety-critical"),
         (lambda d: d.update(actuates=["Vehicle.**"]), "actuates[0]", "safety-critical"),
-        (lambda d: d.update(actuates=["Vehicle.Cabin.HVAC.AmbientAirTemperature"]), "actuates[0]", "no actuator"),
-        (lambda d: d.update(signature={"algorithm": "RSA", "key_id": "x", "value": "y"}), "signature.algorithm", "Ed25519"),
+        (
+            lambda d: d.update(actuates=["Vehicle.Cabin.HVAC.AmbientAirTemperature"]),
+            "actuates[0]",
+            "no actuator",
+        ),
+        (
+            lambda d: d.update(signature={"algorithm": "RSA", "key_id": "x", "value": "y"}),
+            "signature.algorithm",
+            "Ed25519",
+        ),
     ],
 )
 def test_invalid_manifest_names_the_field(mutate: Any, field: str, words: str) -> None:
@@ -138,14 +180,20 @@ def test_bind_relative_signals_go_under_the_instance() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(base()) + ["x", "signature"]), json_values, max_size=12))
+@given(st.dictionaries(st.sampled_from([*sorted(base()), "x", "signature"]), json_values, max_size=12))
 def test_hypothesis_random_manifests_only_raise_manifest_error(data: dict[str, Any]) -> None:
     try:
         parse_manifest(data)
@@ -161,5 +209,8 @@ def test_hypothesis_one_bad_field_is_named(key: str, value: Any) -> None:
     try:
         parse_manifest(data)
     except ManifestError as exc:
-        assert any(f.startswith(key) or f == "(top level)" or f.startswith("traits") or f.startswith("vss") for f, _ in exc.problems), exc.problems
+        assert any(
+            f.startswith(key) or f == "(top level)" or f.startswith("traits") or f.startswith("vss")
+            for f, _ in exc.problems
+        ), exc.problems
     json.dumps(data)

@@ -15,8 +15,20 @@ from anycar.accessories.mounts import load_mounts, load_profile_mounts, profiles
 from anycar.errors import ConfigError
 
 PROFILES = [
-    "tesla_model3", "gwm_haval_h6_phev", "hongqi_hs5", "mg", "vw_mqb", "hyundai_2015", "bmw_e9x",
-    "toyota_2017", "xiaomi_su7", "nio_et7", "byd_seal", "xpeng_p7", "li_auto_l9", "kaiyun_pickman",
+    "tesla_model3",
+    "gwm_haval_h6_phev",
+    "hongqi_hs5",
+    "mg",
+    "vw_mqb",
+    "hyundai_2015",
+    "bmw_e9x",
+    "toyota_2017",
+    "xiaomi_su7",
+    "nio_et7",
+    "byd_seal",
+    "xpeng_p7",
+    "li_auto_l9",
+    "kaiyun_pickman",
 ]
 
 
@@ -55,14 +67,38 @@ def write(tmp_path: Path, text: str) -> Path:
     ("text", "words"),
     [
         ("rails: {}\nmounts: {}\n", "rails: need at least one"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: hook, rail: r, max_w: 5}}\n", "mounts.m.type: 'hook'"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: q, max_w: 5}}\n", "mounts.m.rail: 'q'"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 50}}\n", "mounts.m.max_w: 50 W exceeds"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5, location: {side: Left}}}\n", "location.side: 'Left'"),
-        ("rails: {r: {voltage_v: 12, budget_w: -1}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\n", "rails.r.budget_w: must be a positive"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\ndriving_state: {rules: [{state: flying}]}\n", "driving_state.rules[0].state"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\ndriving_state: {rules: [{state: moving, restrictions: [NO_FUN]}]}\n", "restrictions[0]: 'NO_FUN'"),
-        ("rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\npower: {low_voltage_v: 10}\n", "cutoff_voltage_v < critical_voltage_v"),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: hook, rail: r, max_w: 5}}\n",
+            "mounts.m.type: 'hook'",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: q, max_w: 5}}\n",
+            "mounts.m.rail: 'q'",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 50}}\n",
+            "mounts.m.max_w: 50 W exceeds",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5, location: {side: Left}}}\n",
+            "location.side: 'Left'",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: -1}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\n",
+            "rails.r.budget_w: must be a positive",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\ndriving_state: {rules: [{state: flying}]}\n",
+            "driving_state.rules[0].state",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\ndriving_state: {rules: [{state: moving, restrictions: [NO_FUN]}]}\n",
+            "restrictions[0]: 'NO_FUN'",
+        ),
+        (
+            "rails: {r: {voltage_v: 12, budget_w: 10}}\nmounts: {m: {type: usb_c, rail: r, max_w: 5}}\npower: {low_voltage_v: 10}\n",
+            "cutoff_voltage_v < critical_voltage_v",
+        ),
         ("rails: [\n", "invalid YAML"),
     ],
 )
@@ -101,7 +137,9 @@ def test_fit_and_refusals_say_what_is_free() -> None:
 def test_mount_watts_over_subscribed() -> None:
     board = MountBoard(load_profile_mounts("xiaomi_su7"))
     greedy = Power(5, 20, 20)
-    with pytest.raises(FitRefused, match="peaks at 20 W, mount ceiling_mount_rear gives at most 15 W") as info:
+    with pytest.raises(
+        FitRefused, match="peaks at 20 W, mount ceiling_mount_rear gives at most 15 W"
+    ) as info:
         board.fit("Big", "ceiling_mount_rear", ("quarter_inch_powered",), greedy)
     usable = {m["mount"]: m["usable_w"] for m in info.value.free["mounts"]}
     assert usable["dash_mount_left"] == 27
@@ -133,6 +171,8 @@ def test_rail_budget_refusal_names_the_rail() -> None:
     for mount in ("bed_rail_front_left", "bed_rail_front_right", "bed_rail_rear_left", "bed_rail_rear_right"):
         board.fit(mount, mount, ("cargo_bed_rail",), sensor)
     # bed rail: 40 W budget, 32 W used: a 10 W roof light does not fit
-    with pytest.raises(FitRefused, match="rail bed_12v has 8 W free of 40 W, the accessory peaks at 10 W") as info:
+    with pytest.raises(
+        FitRefused, match="rail bed_12v has 8 W free of 40 W, the accessory peaks at 10 W"
+    ) as info:
         board.fit("lamp", "cab_roof_rail", ("roof_rail",), Power(1, 10, 10))
     assert info.value.free["rails_free_w"]["bed_12v"] == 8

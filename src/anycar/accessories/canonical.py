@@ -40,9 +40,7 @@ def _encode(value: Any, where: str) -> str:
         items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
         return (
             "{"
-            + ",".join(
-                json.dumps(k, ensure_ascii=False) + ":" + _encode(v, f"{where}.{k}") for k, v in items
-            )
+            + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _encode(v, f"{where}.{k}") for k, v in items)
             + "}"
         )
     raise CanonicalError(f"{where}: {type(value).__name__} has no JSON form")

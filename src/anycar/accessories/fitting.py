@@ -63,7 +63,9 @@ class MountBoard:
         """The mount, if ``instance`` may be fitted there; else ``FitRefused`` with what is free."""
         mount = self.plan.mounts.get(mount_id)
         free = self.free(mount_types)
-        alternatives = ", ".join(f"{m['mount']} ({m['type']}, {m['usable_w']:g} W)" for m in free["mounts"]) or "none"
+        alternatives = (
+            ", ".join(f"{m['mount']} ({m['type']}, {m['usable_w']:g} W)" for m in free["mounts"]) or "none"
+        )
         if mount is None:
             raise FitRefused(
                 f"{self.plan.profile} has no mount point {mount_id!r}; free mounts that fit: {alternatives}",
@@ -71,7 +73,9 @@ class MountBoard:
             )
         holder = self.occupant(mount_id)
         if holder is not None and holder != instance:
-            raise FitRefused(f"mount {mount_id} is taken by {holder}; free mounts that fit: {alternatives}", free=free)
+            raise FitRefused(
+                f"mount {mount_id} is taken by {holder}; free mounts that fit: {alternatives}", free=free
+            )
         if mount.type not in mount_types:
             raise FitRefused(
                 f"mount {mount_id} is {mount.type}, the accessory fits {', '.join(mount_types)}; "

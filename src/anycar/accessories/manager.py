@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import secrets
 import time
@@ -93,8 +94,10 @@ class AccessoryManager:
         self.db_path = db_path
         self.mounts = mounts
         self.trust = trust if trust is not None else TrustRegistry(db_path)
-        self.policy = policy if policy is not None else PolicyEngine(
-            broker, db_path=db_path, driving=mounts.driving, power=mounts.power
+        self.policy = (
+            policy
+            if policy is not None
+            else PolicyEngine(broker, db_path=db_path, driving=mounts.driving, power=mounts.power)
         )
         self._own_policy = policy is None
         self.registry = Registry(db_path)
@@ -191,11 +194,17 @@ class AccessoryManager:
             }
         auth = msg.get("auth")
         if not auth or not proofs_match(auth_proof(rec.token, session.nonce), auth):
-            self.events.log("attestation_failed", rec.instance, f"{session.accessory} failed reconnection auth")
-            raise AttestationError(f"{session.accessory} is commissioned as {rec.instance}; 'auth' proof is wrong or missing")
+            self.events.log(
+                "attestation_failed", rec.instance, f"{session.accessory} failed reconnection auth"
+            )
+            raise AttestationError(
+                f"{session.accessory} is commissioned as {rec.instance}; 'auth' proof is wrong or missing"
+            )
         fitted = self.fitted.get(rec.instance)
         if fitted is None:
-            raise AttestationError(f"{rec.instance} is commissioned but could not be restored; remove and re-commission it")
+            raise AttestationError(
+                f"{rec.instance} is commissioned but could not be restored; remove and re-commission it"
+            )
         if fitted.session is not None and fitted.session is not session:
             old_session = fitted.session
             fitted.session = None
@@ -243,10 +252,14 @@ class AccessoryManager:
         session = self.pending.get(accessory)
         if session is None or session.manifest is None:
             waiting = ", ".join(self.pending) or "none"
-            raise AccessoryNotFound(f"no accessory {accessory!r} is waiting to be commissioned (waiting: {waiting})")
+            raise AccessoryNotFound(
+                f"no accessory {accessory!r} is waiting to be commissioned (waiting: {waiting})"
+            )
         manifest = session.manifest
         try:
-            self.pairing.check(accessory, code, nonce=session.nonce, serial=session.serial, proof=session.pairing_proof)
+            self.pairing.check(
+                accessory, code, nonce=session.nonce, serial=session.serial, proof=session.pairing_proof
+            )
         except PairingError as exc:
             kind = "locked_out" if exc.locked_until is not None else "pairing_failed"
             self.events.log(kind, accessory, str(exc))
@@ -317,7 +330,9 @@ class AccessoryManager:
     def _activate(self, rec: AccessoryRecord, manifest: Manifest | None = None) -> Fitted:
         """Fit, bind, claim and register one accessory (at commissioning or on restart)."""
         if manifest is None:
-            manifest = parse_manifest(rec.manifest, source=f"registry:{rec.instance}", catalog=self.broker.catalog)
+            manifest = parse_manifest(
+                rec.manifest, source=f"registry:{rec.instance}", catalog=self.broker.catalog
+            )
         mount = self.board.check(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
         stored = set(rec.paths.values())
         binding = manifest.bind(
@@ -330,7 +345,9 @@ class AccessoryManager:
             self.policy.access.check_provide(rec.instance, path)
         self.broker.catalog.apply_overlay(binding.overlay)
         provider = self.broker.register_provider(
-            f"accessory:{rec.instance}", list(binding.paths.values()), on_actuate=self._actuator_for(rec.instance)
+            f"accessory:{rec.instance}",
+            list(binding.paths.values()),
+            on_actuate=self._actuator_for(rec.instance),
         )
         try:
             self.board.fit(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
@@ -341,7 +358,9 @@ class AccessoryManager:
             self.board.release(rec.instance)
             raise
         rec.paths = dict(binding.paths)
-        fitted = Fitted(rec, manifest, binding, mount, provider, by_path={p: n for n, p in binding.paths.items()})
+        fitted = Fitted(
+            rec, manifest, binding, mount, provider, by_path={p: n for n, p in binding.paths.items()}
+        )
         self.fitted[rec.instance] = fitted
         self.policy.grant(
             Grant(
@@ -358,10 +377,12 @@ class AccessoryManager:
             Priority.parse(rec.priority),
             driver_view=mount.driver_view,
             ux_restricted=manifest.ux_restricted,
-            listener=lambda status, name=rec.instance: self._on_load(name, status),
+            listener=functools.partial(self._on_load, rec.instance),
         )
         self.events.log(
-            "fitted", rec.instance, f"{rec.instance} fitted at {mount.id} ({mount.type}, {manifest.power.peak_w:g} W peak)"
+            "fitted",
+            rec.instance,
+            f"{rec.instance} fitted at {mount.id} ({mount.type}, {manifest.power.peak_w:g} W peak)",
         )
         self._set_status(fitted)
         return fitted
@@ -370,7 +391,9 @@ class AccessoryManager:
     async def remove(self, instance: str, reason: str = "removed by owner") -> None:
         fitted = self.fitted.pop(instance, None)
         if fitted is None:
-            raise AccessoryNotFound(f"no fitted accessory {instance!r} (fitted: {', '.join(self.fitted) or 'none'})")
+            raise AccessoryNotFound(
+                f"no fitted accessory {instance!r} (fitted: {', '.join(self.fitted) or 'none'})"
+            )
         session = fitted.session
         fitted.session = None
         if session is not None:
@@ -412,7 +435,9 @@ class AccessoryManager:
             raise ProtocolError("hello was already received", field="type")
         fitted = self.fitted.get(session.instance) if session.instance else None
         if fitted is None or fitted.session is not session:
-            raise ProtocolError(f"{kind} needs a commissioned accessory; this one awaits commissioning", field="type")
+            raise ProtocolError(
+                f"{kind} needs a commissioned accessory; this one awaits commissioning", field="type"
+            )
         if kind == "publish":
             await self._publish(session, fitted, msg)
         elif kind == "actuate":
@@ -443,7 +468,9 @@ class AccessoryManager:
             out = error_message(first, msg.get("id"))
             out["field"] = f"values.{name}"
             if len(errors) > 1:
-                out["message"] += f" (and {len(errors) - 1} more refused: {', '.join(n for n, _ in errors[1:])})"
+                out["message"] += (
+                    f" (and {len(errors) - 1} more refused: {', '.join(n for n, _ in errors[1:])})"
+                )
             await session.send(out)
         elif "id" in msg:
             await session.send({"type": "result", "id": msg["id"], "ok": True})
@@ -460,7 +487,13 @@ class AccessoryManager:
             await session.send(error_message(exc, msg_id))
             return
         await session.send(
-            {"type": "result", "id": msg_id, "ok": result.ok, "status": str(result.status), "reason": result.reason}
+            {
+                "type": "result",
+                "id": msg_id,
+                "ok": result.ok,
+                "status": str(result.status),
+                "reason": result.reason,
+            }
         )
 
     async def _subscribe(self, session: Session, fitted: Fitted, msg: dict[str, Any]) -> None:
@@ -469,7 +502,9 @@ class AccessoryManager:
             for pattern in msg["paths"]:
                 for sig in self.broker.catalog.resolve(pattern):
                     self.policy.check_read(fitted.instance, sig.path)
-            sub = self.broker.subscribe(msg["paths"], name=f"accessory:{fitted.instance}:{msg_id}", queue_size=1000)
+            sub = self.broker.subscribe(
+                msg["paths"], name=f"accessory:{fitted.instance}:{msg_id}", queue_size=1000
+            )
         except AnycarError as exc:
             await session.send(error_message(exc, msg["id"]))
             return
@@ -505,7 +540,10 @@ class AccessoryManager:
                 self.policy.refuse(instance, f"{req.path} refused: {instance} is shed ({load.shed_reason})")
                 raise ActuationRejected(f"{instance} is shed: {load.shed_reason}")
             why = ux.violation(
-                load.restrictions if load else frozenset(), name, req.value, self.policy.driving.max_string_length
+                load.restrictions if load else frozenset(),
+                name,
+                req.value,
+                self.policy.driving.max_string_length,
             )
             if why is not None:
                 self.policy.refuse(instance, f"{req.path}={req.value!r} refused: {why}", path=req.path)
@@ -562,11 +600,15 @@ class AccessoryManager:
                     fitted.provider.mark_unavailable()
                     self._set_status(fitted)
                     self.events.log(
-                        "unavailable", fitted.instance, f"{fitted.instance} silent for {quiet:.1f} s; marked unavailable"
+                        "unavailable",
+                        fitted.instance,
+                        f"{fitted.instance} silent for {quiet:.1f} s; marked unavailable",
                     )
 
     def _on_revoke(self, key: VendorKey) -> None:
-        self.events.log("trust_revoked", f"vendor:{key.vendor_id}", f"key {key.key_id} revoked: {key.revoke_reason}")
+        self.events.log(
+            "trust_revoked", f"vendor:{key.vendor_id}", f"key {key.key_id} revoked: {key.revoke_reason}"
+        )
         for session in list(self.sessions):
             if session.key_id == key.key_id:
                 session.fail_pending("vendor key revoked")
@@ -574,7 +616,9 @@ class AccessoryManager:
 
     def add_vendor_key(self, vendor_id: int, public_key: str, label: str = "") -> VendorKey:
         key = self.trust.add(vendor_id, public_key, label)
-        self.events.log("trust_added", f"vendor:{vendor_id}", f"key {key.key_id} trusted for vendor {vendor_id} {label}")
+        self.events.log(
+            "trust_added", f"vendor:{vendor_id}", f"key {key.key_id} trusted for vendor {vendor_id} {label}"
+        )
         return key
 
     # -- policy decisions -------------------------------------------------------------------

@@ -295,7 +295,9 @@ def parse_manifest(
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: a manifest is a mapping, got {type(data).__name__}")
     problems: list[tuple[str, str]] = []
-    errors = sorted(_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = sorted(
+        _validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+    )
     for err in errors:
         problems.append((field_path(err.absolute_path) or "(top level)", _message(err)))
     if problems:
@@ -304,7 +306,9 @@ def parse_manifest(
     access = access if access is not None else AccessControl()
     power = Power(**{k: float(v) for k, v in data["power"].items()})
     if power.standby_w > power.typical_w:
-        problems.append(("power.standby_w", f"{power.standby_w:g} W is above typical_w {power.typical_w:g} W"))
+        problems.append(
+            ("power.standby_w", f"{power.standby_w:g} W is above typical_w {power.typical_w:g} W")
+        )
     if power.typical_w > power.peak_w:
         problems.append(("power.typical_w", f"{power.typical_w:g} W is above peak_w {power.peak_w:g} W"))
     traits = tuple(trait_catalog()[t] for t in data["traits"])
@@ -324,7 +328,9 @@ def parse_manifest(
             continue
         hit = access.pattern_hits_safety(pattern, catalog)
         if hit is not None:
-            problems.append((f"actuates[{i}]", f"{pattern!r} reaches safety-critical {hit}; no accessory may set it"))
+            problems.append(
+                (f"actuates[{i}]", f"{pattern!r} reaches safety-critical {hit}; no accessory may set it")
+            )
         elif not any(s.type is NodeType.ACTUATOR for s in found):
             problems.append((f"actuates[{i}]", f"{pattern!r} covers no actuator"))
     if problems:
@@ -383,10 +389,14 @@ def _check_signals(
                 continue
             for key in ("type", "datatype", "unit"):
                 if key in spec.attrs and spec.attrs[key] != getattr(sig, key):
-                    problems.append((f"{where}.{key}", f"{spec.attrs[key]!r} differs from standard {getattr(sig, key)!r}"))
+                    problems.append(
+                        (f"{where}.{key}", f"{spec.attrs[key]!r} differs from standard {getattr(sig, key)!r}")
+                    )
             continue
         if spec.attrs.get("type") != "branch" and spec.attrs.get("type") not in [str(t) for t in LEAF_TYPES]:
-            problems.append((f"{where}.type", "a signal needs 'type' (sensor, actuator or attribute) or branch"))
+            problems.append(
+                (f"{where}.type", "a signal needs 'type' (sensor, actuator or attribute) or branch")
+            )
             continue
         try:
             scratch.apply_overlay(parse_overlay({f"{base}.{spec.key}": dict(spec.attrs)}, source="vss"))

@@ -22,7 +22,18 @@ from anycar.policy.driving import DrivingConfig
 from anycar.policy.power import PowerConfig
 
 SIDES = ("DriverSide", "Middle", "PassengerSide")
-ZONES = ("dashboard", "centre_console", "screen", "ceiling", "door", "seat_back", "trunk", "cargo_bed", "cab_roof", "pillar")
+ZONES = (
+    "dashboard",
+    "centre_console",
+    "screen",
+    "ceiling",
+    "door",
+    "seat_back",
+    "trunk",
+    "cargo_bed",
+    "cab_roof",
+    "pillar",
+)
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -137,7 +148,9 @@ def parse_mounts(data: Any, *, source: str = "<mounts>", default_profile: str = 
             raise ConfigError(f"{where}.rail: {rail!r} is not a rail of this profile ({', '.join(rails)})")
         max_w = _number(spec, "max_w", where, positive=True)
         if max_w > rails[rail].budget_w:
-            raise ConfigError(f"{where}.max_w: {max_w:g} W exceeds rail {rail}'s budget {rails[rail].budget_w:g} W")
+            raise ConfigError(
+                f"{where}.max_w: {max_w:g} W exceeds rail {rail}'s budget {rails[rail].budget_w:g} W"
+            )
         location = spec.get("location", {})
         if not isinstance(location, Mapping):
             raise ConfigError(f"{where}.location: must be a mapping")
@@ -156,7 +169,9 @@ def parse_mounts(data: Any, *, source: str = "<mounts>", default_profile: str = 
         if "driving_state" in data
         else DrivingConfig.default()
     )
-    power = PowerConfig.from_dict(data["power"], f"{source}: power") if "power" in data else PowerConfig.default()
+    power = (
+        PowerConfig.from_dict(data["power"], f"{source}: power") if "power" in data else PowerConfig.default()
+    )
     profile = data.get("profile", default_profile)
     return MountPlan(str(profile), str(data.get("vehicle", profile)), rails, mounts, driving, power, source)
 
@@ -164,7 +179,9 @@ def parse_mounts(data: Any, *, source: str = "<mounts>", default_profile: str = 
 def _keys(spec: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = set(spec) - allowed
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} (known: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} (known: {', '.join(sorted(allowed))})"
+        )
 
 
 def _number(spec: Mapping[str, Any], key: str, where: str, *, positive: bool = False) -> float:

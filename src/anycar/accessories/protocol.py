@@ -70,7 +70,9 @@ def parse_message(raw: str | bytes, direction: str = TO_HUB) -> dict[str, Any]:
     if not isinstance(kind, str) or kind not in validators:
         raise ProtocolError(f"{kind!r} is not one of {', '.join(validators)}", field="type")
     try:
-        error = next(iter(sorted(validators[kind].iter_errors(msg), key=lambda e: list(map(str, e.path)))), None)
+        error = next(
+            iter(sorted(validators[kind].iter_errors(msg), key=lambda e: list(map(str, e.path)))), None
+        )
     except RecursionError:
         raise ProtocolError("message is nested too deeply") from None
     if error is not None:

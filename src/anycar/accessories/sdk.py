@@ -76,7 +76,9 @@ class Accessory:
         if isinstance(manifest, (str, Path)):
             path = Path(manifest)
             manifest = read_manifest_data(path.read_text(encoding="utf-8"), str(path))
-        self.manifest: dict[str, Any] = sign_manifest(manifest, signing_key) if signing_key else dict(manifest)
+        self.manifest: dict[str, Any] = (
+            sign_manifest(manifest, signing_key) if signing_key else dict(manifest)
+        )
         self.serial = serial
         self.pairing_code = pairing_code or f"{secrets.randbelow(10**8):08d}"
         self.credentials = Path(credentials) if credentials is not None else None
@@ -179,7 +181,9 @@ class Accessory:
             raise ConnectionError("not connected to a hub")
         await self._ws.send(protocol.encode(msg))
 
-    async def _request(self, msg: dict[str, Any], msg_id: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    async def _request(
+        self, msg: dict[str, Any], msg_id: str | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
         rid = msg_id or self._new_id()
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._requests[rid] = fut
@@ -296,12 +300,12 @@ class Accessory:
             self.driving_state = msg["driving_state"]
             self.restrictions = list(msg["restrictions"])
             self.max_string_length = msg.get("max_string_length")
-            for fn in self._on_restrictions:
-                await _maybe_await(fn(self.restrictions, self.driving_state))
+            for on_r in self._on_restrictions:
+                await _maybe_await(on_r(self.restrictions, self.driving_state))
         elif kind == "power":
             self.power, self.power_reason = msg["state"], msg.get("reason", "")
-            for fn in self._on_power:
-                await _maybe_await(fn(self.power, self.power_reason))
+            for on_p in self._on_power:
+                await _maybe_await(on_p(self.power, self.power_reason))
         elif kind == "values":
             callback = self._on_subscription.get(str(msg["id"]))
             if callback is not None:
@@ -316,7 +320,11 @@ class Accessory:
             elif kind == "error":
                 self.errors.append(msg)
                 del self.errors[:-100]
-                if msg.get("reason") in ("attestation_failed", "invalid_manifest", "bad_message") and self.state not in (
+                if msg.get("reason") in (
+                    "attestation_failed",
+                    "invalid_manifest",
+                    "bad_message",
+                ) and self.state not in (
                     "running",
                     "awaiting_commissioning",
                 ):
@@ -338,7 +346,9 @@ class Accessory:
             await self._send({"type": "command_result", "id": msg["id"], "ok": False, "reason": exc.reason})
             return
         except Exception as exc:
-            await self._send({"type": "command_result", "id": msg["id"], "ok": False, "reason": f"accessory error: {exc}"})
+            await self._send(
+                {"type": "command_result", "id": msg["id"], "ok": False, "reason": f"accessory error: {exc}"}
+            )
             return
         await self._send({"type": "command_result", "id": msg["id"], "ok": True})
         if self.echo:
@@ -351,7 +361,7 @@ class Accessory:
 
     def _start_periodic(self, tasks: list[asyncio.Task[Any]]) -> None:
         for fn in self._on_running:
-            tasks.append(asyncio.create_task(fn()))
+            tasks.append(asyncio.create_task(_maybe_await(fn())))
         for seconds, fn in self._periodic:
             tasks.append(asyncio.create_task(self._repeat(seconds, fn)))
 

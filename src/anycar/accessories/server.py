@@ -56,11 +56,13 @@ class AccessoryServer:
     async def _handle(self, conn: ServerConnection) -> None:
         mgr = self.manager
         limits = mgr.limits
-        peer = "%s:%s" % conn.remote_address[:2] if conn.remote_address else "?"
+        peer = "{}:{}".format(*conn.remote_address[:2]) if conn.remote_address else "?"
         session = Session(conn, TokenBucket(limits.messages_per_s, limits.burst), peer)
         mgr.sessions.add(session)
         try:
-            await session.send({"type": "challenge", "protocol": PROTOCOL_VERSION, "nonce": session.nonce, "hub": "anycar"})
+            await session.send(
+                {"type": "challenge", "protocol": PROTOCOL_VERSION, "nonce": session.nonce, "hub": "anycar"}
+            )
             if not await self._hello(session, conn):
                 return
             async for raw in conn:
@@ -77,7 +79,13 @@ class AccessoryServer:
                 except Exception as exc:  # a bug must cost one message, not the connection
                     log.exception("accessory message failed")
                     await session.send(
-                        {"type": "error", "code": 500, "reason": "internal_error", "message": str(exc), **({"id": msg_id} if msg_id is not None else {})}
+                        {
+                            "type": "error",
+                            "code": 500,
+                            "reason": "internal_error",
+                            "message": str(exc),
+                            **({"id": msg_id} if msg_id is not None else {}),
+                        }
                     )
         except ConnectionClosed:
             pass
@@ -90,7 +98,9 @@ class AccessoryServer:
         try:
             raw = await asyncio.wait_for(conn.recv(), mgr.limits.hello_timeout_s)
         except TimeoutError:
-            await session.send({"type": "error", "code": 408, "reason": "timeout", "message": "no hello in time"})
+            await session.send(
+                {"type": "error", "code": 408, "reason": "timeout", "message": "no hello in time"}
+            )
             await session.close("no hello")
             return False
         try:

@@ -122,7 +122,7 @@ class TrustRegistry:
     def get(self, key_id: str) -> VendorKey | None:
         return self._keys.get(key_id)
 
-    def keys(self) -> list[VendorKey]:
+    def entries(self) -> list[VendorKey]:
         return sorted(self._keys.values(), key=lambda k: (k.vendor_id, k.added_at))
 
     def attest(self, manifest: dict[str, Any]) -> VendorKey:

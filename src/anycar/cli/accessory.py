@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
     cmds = group.add_subparsers(dest="accessory_command", metavar="ACTION", required=True)
 
     keygen = cmds.add_parser("keygen", help="make a vendor Ed25519 signing key")
-    keygen.add_argument("--out", default="vendor-key.pem", help="private key file (PEM, default vendor-key.pem)")
+    keygen.add_argument(
+        "--out", default="vendor-key.pem", help="private key file (PEM, default vendor-key.pem)"
+    )
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
     keygen.add_argument("--json", action="store_true", help="print JSON")
     keygen.set_defaults(func=cmd_keygen)
@@ -41,7 +43,9 @@ def register(sub: Any) -> None:
         help="check the signature against this vendor key (base64); repeatable",
     )
     validate.add_argument("--db", help="check the signature against the trust registry in this hub database")
-    validate.add_argument("--overlay", action="append", default=[], help="apply a VSS overlay (brand profile) first")
+    validate.add_argument(
+        "--overlay", action="append", default=[], help="apply a VSS overlay (brand profile) first"
+    )
     validate.add_argument("--json", action="store_true", help="print JSON")
     validate.set_defaults(func=cmd_validate)
 
@@ -55,7 +59,9 @@ def register(sub: Any) -> None:
 
     trust = cmds.add_parser("trust", help="add or revoke a vendor key in a hub database")
     trust.add_argument("action", choices=["add", "revoke"])
-    trust.add_argument("args", nargs="+", metavar="ARG", help="add: VENDOR_ID PUBLIC_KEY [LABEL]; revoke: KEY_ID [REASON]")
+    trust.add_argument(
+        "args", nargs="+", metavar="ARG", help="add: VENDOR_ID PUBLIC_KEY [LABEL]; revoke: KEY_ID [REASON]"
+    )
     trust.add_argument("--db", help="hub database")
     trust.set_defaults(func=cmd_trust)
 
@@ -83,7 +89,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     key = signing.generate_key()
     out.write_bytes(signing.private_pem(key))
     out.chmod(0o600)
-    info = {"private_key_file": str(out), "key_id": signing.key_id(key), "public_key": signing.public_b64(key)}
+    info = {
+        "private_key_file": str(out),
+        "key_id": signing.key_id(key),
+        "public_key": signing.public_b64(key),
+    }
     if args.json:
         print_json(info)
     else:
@@ -132,7 +142,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report["valid"] = True
         report["summary"] = manifest.summary()
     except ManifestError as exc:
-        report["problems"] = [{"field": f, "message": m} for f, m in exc.problems] or [{"field": "", "message": str(exc)}]
+        report["problems"] = [{"field": f, "message": m} for f, m in exc.problems] or [
+            {"field": "", "message": str(exc)}
+        ]
         data = None
     except OSError as exc:
         return fail(f"{path}: cannot read: {exc.strerror}")
@@ -147,14 +159,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     vendor, _, key = spec.partition(":")
                     trust.add(int(vendor, 0), key)
                 entry = trust.attest(data)
-                report["signature"] = {"status": "valid", "key_id": entry.key_id, "vendor_id": entry.vendor_id}
+                report["signature"] = {
+                    "status": "valid",
+                    "key_id": entry.key_id,
+                    "vendor_id": entry.vendor_id,
+                }
             except (AttestationError, ValueError) as exc:
                 report["signature"] = {"status": "invalid", "message": str(exc)}
                 report["valid"] = False
             finally:
                 trust.close()
         else:
-            report["signature"] = {"status": "not checked (give --trust-key or --db)", "key_id": sig.get("key_id")}
+            report["signature"] = {
+                "status": "not checked (give --trust-key or --db)",
+                "key_id": sig.get("key_id"),
+            }
     if args.json:
         print_json(report)
     else:
@@ -167,10 +186,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             console.print(table)
         elif report["valid"]:
             s = report["summary"]
-            console.print(f"[green]valid[/]: {s['vendor_name']} {s['product_name']} ({s['model']} {s['firmware_version']}), traits {', '.join(s['traits'])}")
+            console.print(
+                f"[green]valid[/]: {s['vendor_name']} {s['product_name']} ({s['model']} {s['firmware_version']}), traits {', '.join(s['traits'])}"
+            )
         sig = report["signature"]
         if sig is not None:
-            console.print(f"signature: {sig['status']}" + (f" — {sig['message']}" if "message" in sig else ""))
+            console.print(
+                f"signature: {sig['status']}" + (f" — {sig['message']}" if "message" in sig else "")
+            )
     return 0 if report["valid"] else 1
 
 
@@ -189,7 +212,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return fail(f"no hub database at {db} (give --db, or set ANYCAR_HUB_DB)")
     registry, trust = Registry(db), TrustRegistry(db)
     rows = [r.public() for r in registry.all()]
-    keys = [k.to_dict() for k in trust.keys()]
+    keys = [k.to_dict() for k in trust.entries()]
     registry.close()
     trust.close()
     if args.json:
@@ -200,8 +223,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["instance"], f"{r['vendor']} {r['product']}", ", ".join(r["traits"] or []), r["mount_id"],
-            r["priority"], r["privilege"], "\n".join(r["paths"].values()),
+            r["instance"],
+            f"{r['vendor']} {r['product']}",
+            ", ".join(r["traits"] or []),
+            r["mount_id"],
+            r["priority"],
+            r["privilege"],
+            "\n".join(r["paths"].values()),
         )
     console.print(table)
     kt = Table(title=f"{len(keys)} vendor keys", title_justify="left")
@@ -218,13 +246,30 @@ def _list_traits(as_json: bool) -> int:
 
     traits = trait_catalog()
     if as_json:
-        print_json({t.id: {"family": t.family, "priority": t.priority.label, "requires": [s.describe() for s in t.requires], "optional": [s.describe() for s in t.optional], "standard": t.standard} for t in traits.values()})
+        print_json(
+            {
+                t.id: {
+                    "family": t.family,
+                    "priority": t.priority.label,
+                    "requires": [s.describe() for s in t.requires],
+                    "optional": [s.describe() for s in t.optional],
+                    "standard": t.standard,
+                }
+                for t in traits.values()
+            }
+        )
         return 0
     table = Table(title=f"{len(traits)} traits", title_justify="left")
     for col in ("trait", "family", "priority", "requires", "optional"):
         table.add_column(col)
     for t in traits.values():
-        table.add_row(t.id, t.family, t.priority.label, ", ".join(s.describe() for s in t.requires), ", ".join(s.name for s in t.optional))
+        table.add_row(
+            t.id,
+            t.family,
+            t.priority.label,
+            ", ".join(s.describe() for s in t.requires),
+            ", ".join(s.name for s in t.optional),
+        )
     console.print(table)
     return 0
 
@@ -244,7 +289,14 @@ def _list_virtual(as_json: bool) -> int:
     for col in ("name", "family", "product", "mount types", "peak W", "priority"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["family"], r["product_name"], ", ".join(r["mount_types"]), f"{r['power']['peak_w']:g}", r["priority"])
+        table.add_row(
+            r["name"],
+            r["family"],
+            r["product_name"],
+            ", ".join(r["mount_types"]),
+            f"{r['power']['peak_w']:g}",
+            r["priority"],
+        )
     console.print(table)
     return 0
 
@@ -254,15 +306,29 @@ def _list_mounts(profile: str, as_json: bool) -> int:
 
     plan = load_mounts(profile) if Path(profile).is_dir() else load_profile_mounts(profile)
     if as_json:
-        print_json({"profile": plan.profile, "rails": {r.id: {"voltage_v": r.voltage_v, "budget_w": r.budget_w} for r in plan.rails.values()}, "mounts": [m.to_dict() for m in plan.mounts.values()]})
+        print_json(
+            {
+                "profile": plan.profile,
+                "rails": {
+                    r.id: {"voltage_v": r.voltage_v, "budget_w": r.budget_w} for r in plan.rails.values()
+                },
+                "mounts": [m.to_dict() for m in plan.mounts.values()],
+            }
+        )
         return 0
     table = Table(title=f"{plan.vehicle}: {len(plan.mounts)} mount points", title_justify="left")
     for col in ("mount", "type", "max W", "rail", "location"):
         table.add_column(col)
     for m in plan.mounts.values():
         loc = m.location
-        where = " ".join(str(x) for x in (loc.get("zone"), f"row {loc['row']}" if "row" in loc else None, loc.get("side")) if x)
-        table.add_row(m.id, m.type, f"{m.max_w:g}", m.rail, where + (" (driver's view)" if m.driver_view else ""))
+        where = " ".join(
+            str(x)
+            for x in (loc.get("zone"), f"row {loc['row']}" if "row" in loc else None, loc.get("side"))
+            if x
+        )
+        table.add_row(
+            m.id, m.type, f"{m.max_w:g}", m.rail, where + (" (driver's view)" if m.driver_view else "")
+        )
     console.print(table)
     console.print(", ".join(f"rail {r.id}: {r.budget_w:g} W" for r in plan.rails.values()))
     return 0
@@ -284,7 +350,11 @@ def cmd_trust(args: argparse.Namespace) -> int:
             console.print(f"trusted key {entry.key_id} for vendor {vendor}")
         else:
             entry = trust.revoke(args.args[0], " ".join(args.args[1:]) or "revoked by owner")
-            log.log("trust_revoked", f"vendor:{entry.vendor_id}", f"key {entry.key_id} revoked: {entry.revoke_reason}")
+            log.log(
+                "trust_revoked",
+                f"vendor:{entry.vendor_id}",
+                f"key {entry.key_id} revoked: {entry.revoke_reason}",
+            )
             console.print(f"revoked key {entry.key_id} of vendor {entry.vendor_id}")
     except ValueError as exc:
         return fail(str(exc))

@@ -140,7 +140,7 @@ def _rule(data: Any, where: str) -> UxRule:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
-        state = DrivingState(data.get("state"))
+        state = DrivingState(str(data.get("state")))
     except ValueError:
         raise ConfigError(
             f"{where}.state: {data.get('state')!r} is not one of parked, idling, moving, unknown"

@@ -162,9 +162,7 @@ class PolicyEngine:
                     reason=new.shed_reason,
                 )
             else:
-                self.events.log(
-                    "restore", name, f"{name} ({new.priority.label}) restored: power is back"
-                )
+                self.events.log("restore", name, f"{name} ({new.priority.label}) restored: power is back")
         if new.restrictions != old.restrictions:
             self.events.log(
                 "restriction",

@@ -106,9 +106,7 @@ class EventLog:
             listener(event)
         return event
 
-    def recent(
-        self, *, kind: str | None = None, subject: str | None = None, limit: int = 100
-    ) -> list[Event]:
+    def recent(self, *, kind: str | None = None, subject: str | None = None, limit: int = 100) -> list[Event]:
         """Newest last, from the in-memory ring."""
         out = [
             e

@@ -17,9 +17,13 @@ def violation(
     """The restriction ``value`` on ``signal_name`` breaks, as a sentence; ``None`` if allowed."""
     if not restrictions:
         return None
-    if signal_name == "ContentType" and isinstance(value, str) and value.upper() in VIDEO_CONTENT:
-        if "NO_VIDEO" in restrictions:
-            return "NO_VIDEO: no video in the driver's view in this driving state"
+    if (
+        signal_name == "ContentType"
+        and isinstance(value, str)
+        and value.upper() in VIDEO_CONTENT
+        and "NO_VIDEO" in restrictions
+    ):
+        return "NO_VIDEO: no video in the driver's view in this driving state"
     if signal_name == "KeyboardInput" and value not in (None, "") and "NO_KEYBOARD" in restrictions:
         return "NO_KEYBOARD: no keyboard input in the driver's view in this driving state"
     if (

@@ -18,7 +18,9 @@ def behave(acc: Accessory) -> None:
 
     @acc.every(2.0)
     async def report() -> None:
-        await acc.publish(IsOpen=acc.values["IsOpen"], Temperature=acc.values["Temperature"], Weight=acc.values["Weight"])
+        await acc.publish(
+            IsOpen=acc.values["IsOpen"], Temperature=acc.values["Temperature"], Weight=acc.values["Weight"]
+        )
 
     acc.open_door = open_door  # type: ignore[attr-defined]
     acc.load = load  # type: ignore[attr-defined]

@@ -21,4 +21,6 @@ def behave(acc: Accessory) -> None:
 
     @acc.every(5.0)
     async def report() -> None:
-        await acc.publish(FanSpeed=acc.values.get("FanSpeed", 0), IsOscillating=acc.values.get("IsOscillating", False))
+        await acc.publish(
+            FanSpeed=acc.values.get("FanSpeed", 0), IsOscillating=acc.values.get("IsOscillating", False)
+        )
