@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_accessories import fit, make, running_hub, until
 
 from anycar.accessories.sdk import HubError
 from anycar.broker import ActuationStatus
 from anycar.policy import DrivingState, EventLog
+from helpers_accessories import fit, make, running_hub, until
 
 SPEED = "Vehicle.Speed"
 GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
@@ -196,7 +196,7 @@ async def test_accessory_reads_only_what_its_grant_names(tmp_path: Path) -> None
         await until(lambda: (dp := hub.broker.get(rec.paths["Value"])) is not None and dp.value == 64.0)
         car.publish(SOC, 63.5)
         await until(lambda: hub.broker.get(rec.paths["Value"]).value == 63.5)  # type: ignore[union-attr]
-        with pytest.raises(HubError, match="does not name Vehicle.Speed for reading"):
+        with pytest.raises(HubError, match=r"does not name Vehicle\.Speed for reading"):
             await gauge.subscribe(["Vehicle.Speed"], lambda values: None)
         assert (await hub.broker.actuate(rec.paths["Value"], 10.0)).ok
         await asyncio.sleep(0.05)

@@ -81,7 +81,7 @@ def test_accessory_provides_only_its_branch_and_cabin_standards() -> None:
     access = AccessControl()
     access.check_provide("Fan1", "Vehicle.Accessories.Fan1.FanSpeed")
     access.check_provide("Light1", "Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.IsLightOn")
-    with pytest.raises(PermissionDenied, match="outside Vehicle.Accessories.Fan1"):
+    with pytest.raises(PermissionDenied, match=r"outside Vehicle\.Accessories\.Fan1"):
         access.check_provide("Fan1", "Vehicle.Accessories.Fan2.FanSpeed")
     with pytest.raises(PermissionDenied):
         access.check_provide("Fan1", "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked")
@@ -130,11 +130,11 @@ def test_profile_can_override_speed_ranges() -> None:
     assert cfg.restrictions(DrivingState.MOVING, 4) == {
         "NO_VIDEO"
     }  # outside every range: strictest moving rule
-    with pytest.raises(ConfigError, match="test.rules\\[0\\]: min_speed_kmh 9.0 must be below"):
+    with pytest.raises(ConfigError, match=r"test\.rules\[0\]: min_speed_kmh 9\.0 must be below"):
         DrivingConfig.from_dict(
             {"rules": [{"state": "moving", "min_speed_kmh": 9, "max_speed_kmh": 3}]}, "test"
         )
-    with pytest.raises(ConfigError, match="test.idling_max_speed_kmh"):
+    with pytest.raises(ConfigError, match=r"test\.idling_max_speed_kmh"):
         DrivingConfig.from_dict({"idling_max_speed_kmh": "fast"}, "test")
 
 
@@ -180,7 +180,7 @@ def test_power_soc_and_ignition() -> None:
     assert mon.update(ignition="ON").shed == {}
     with pytest.raises(ConfigError, match="never shed"):
         PowerConfig.from_dict({"ignition_off_sheds": ["safety"]}, "test")
-    with pytest.raises(ConfigError, match="test.low_voltage_v: must be a number"):
+    with pytest.raises(ConfigError, match=r"test\.low_voltage_v: must be a number"):
         PowerConfig.from_dict({"low_voltage_v": "low"}, "test")
 
 
