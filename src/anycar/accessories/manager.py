@@ -112,6 +112,7 @@ class AccessoryManager:
         self._status: Provider | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._server: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.trust.on_revoke(self._on_revoke)
 
     @property
@@ -433,6 +434,9 @@ class AccessoryManager:
             return
         if kind == "hello":
             raise ProtocolError("hello was already received", field="type")
+        if kind == "bye":
+            await session.close("bye")
+            return
         fitted = self.fitted.get(session.instance) if session.instance else None
         if fitted is None or fitted.session is not session:
             raise ProtocolError(
@@ -609,10 +613,21 @@ class AccessoryManager:
         self.events.log(
             "trust_revoked", f"vendor:{key.vendor_id}", f"key {key.key_id} revoked: {key.revoke_reason}"
         )
-        for session in list(self.sessions):
-            if session.key_id == key.key_id:
-                session.fail_pending("vendor key revoked")
-                asyncio.get_running_loop().create_task(session.close("vendor key revoked"))
+        affected = [s for s in self.sessions if s.key_id == key.key_id]
+        if not affected:
+            return
+        loop = asyncio.get_running_loop()  # sessions only exist while the hub's loop runs
+        for session in affected:
+            session.fail_pending("vendor key revoked")
+            task = loop.create_task(self._drop_revoked(session))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drop_revoked(self, session: Session) -> None:
+        await session.send(
+            {"type": "error", "code": 401, "reason": "attestation_failed", "message": "vendor key revoked"}
+        )
+        await session.close("vendor key revoked")
 
     def add_vendor_key(self, vendor_id: int, public_key: str, label: str = "") -> VendorKey:
         key = self.trust.add(vendor_id, public_key, label)

@@ -31,5 +31,6 @@ def open_db(path: str | Path | None, schema: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 5000")
     if str(target) != MEMORY:
         conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
     conn.executescript(schema)
     return conn
