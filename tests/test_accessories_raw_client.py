@@ -13,10 +13,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from helpers_accessories import running_hub, until
 from websockets.asyncio.client import connect
 
 from anycar.broker import ActuationStatus
+from helpers_accessories import running_hub, until
 
 MANIFEST: dict[str, Any] = {
     "manifest_version": 1,
@@ -76,7 +76,9 @@ async def test_bare_accessory_from_the_document(tmp_path: Path) -> None:
                     "serial": serial,
                     "manifest": manifest,
                     "pairing_proof": hmac.new(
-                        code.replace("-", "").encode(), f"anycar-pairing:{nonce}:{serial}".encode(), hashlib.sha256
+                        code.replace("-", "").encode(),
+                        f"anycar-pairing:{nonce}:{serial}".encode(),
+                        hashlib.sha256,
                     ).hexdigest(),
                 }
                 if not first_time:

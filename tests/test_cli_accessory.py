@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers_accessories import fit, make, running_hub
 
 from anycar.accessories import signing, virtual
 from anycar.cli.main import main
+from helpers_accessories import fit, make, running_hub
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -46,7 +46,11 @@ def test_keygen_sign_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     tampered.write_text(yaml.safe_dump(data))
     code, out, _ = run(capsys, "accessory", "validate", str(tampered), "--trust-key", trust, "--json")
     report = json.loads(out)
-    assert code == 1 and report["signature"]["status"] == "invalid" and "forged or altered" in report["signature"]["message"]
+    assert (
+        code == 1
+        and report["signature"]["status"] == "invalid"
+        and "forged or altered" in report["signature"]["message"]
+    )
 
     code, out, _ = run(capsys, "accessory", "validate", str(src))
     assert code == 0 and "valid" in out and "unsigned" in out
@@ -73,7 +77,11 @@ def test_validate_names_the_fields(tmp_path: Path, capsys: pytest.CaptureFixture
     bad.write_text(yaml.safe_dump(data))
     code, out, _ = run(capsys, "accessory", "validate", str(bad))
     assert code == 1
-    assert "vss.Brightness.unit" in out and "Vehicle.ADAS.CruiseControl.SpeedSet" in out and "safety-critical" in out
+    assert (
+        "vss.Brightness.unit" in out
+        and "Vehicle.ADAS.CruiseControl.SpeedSet" in out
+        and "safety-critical" in out
+    )
     code, _, err = run(capsys, "accessory", "validate", str(tmp_path / "missing.yaml"))
     assert code == 2 and "cannot read" in err
 
@@ -111,7 +119,12 @@ def test_list_trust_and_events_on_a_hub_database(tmp_path: Path, capsys: pytest.
     assert code == 0 and "Fan1" in out
 
     new_key = signing.generate_key()
-    assert run(capsys, "accessory", "trust", "add", "4660", signing.public_b64(new_key), "Acme", "--db", str(db))[0] == 0
+    assert (
+        run(
+            capsys, "accessory", "trust", "add", "4660", signing.public_b64(new_key), "Acme", "--db", str(db)
+        )[0]
+        == 0
+    )
     assert run(capsys, "accessory", "trust", "revoke", key_id, "leaked", "--db", str(db))[0] == 0
     code, _, err = run(capsys, "accessory", "trust", "revoke", "0000000000000000", "--db", str(db))
     assert code == 2 and "no trusted key" in err

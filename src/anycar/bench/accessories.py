@@ -38,7 +38,9 @@ async def _run(commands: int, publishes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         broker = SignalBroker()
         limits = Limits(messages_per_s=1e9, burst=1e9)
-        mgr = AccessoryManager(broker, Path(tmp) / "hub.sqlite3", load_profile_mounts("xiaomi_su7"), limits=limits)
+        mgr = AccessoryManager(
+            broker, Path(tmp) / "hub.sqlite3", load_profile_mounts("xiaomi_su7"), limits=limits
+        )
         key = signing.generate_key()
         mgr.add_vendor_key(virtual.VIRTUAL_VENDOR_ID, signing.public_b64(key))
         await mgr.start()
@@ -95,7 +97,9 @@ async def _run(commands: int, publishes: int) -> dict[str, Any]:
 _FLOOD_CODE = "1357-2468"
 
 
-def _flooder_thread(url: str, key: Any, ready: threading.Event, stop: threading.Event, counts: dict[str, int]) -> None:
+def _flooder_thread(
+    url: str, key: Any, ready: threading.Event, stop: threading.Event, counts: dict[str, int]
+) -> None:
     """A flooding accessory on its own thread and event loop, as a separate device would be."""
 
     async def main() -> None:
@@ -123,7 +127,9 @@ async def _flood(seconds: float) -> dict[str, Any]:
         await mgr.start()
         ready, stop = threading.Event(), threading.Event()
         counts = {"sent": 0}
-        thread = threading.Thread(target=_flooder_thread, args=(mgr.url, key, ready, stop, counts), daemon=True)
+        thread = threading.Thread(
+            target=_flooder_thread, args=(mgr.url, key, ready, stop, counts), daemon=True
+        )
         thread.start()
         try:
             while "fff1:800b:FL-1" not in mgr.pending:

@@ -24,7 +24,9 @@ def register(sub: Any) -> None:
 
 
 def _register_accessories(cmds: Any) -> None:
-    acc = cmds.add_parser("accessories", help="accessory commissioning, commands and publishes over WebSocket")
+    acc = cmds.add_parser(
+        "accessories", help="accessory commissioning, commands and publishes over WebSocket"
+    )
     acc.add_argument("--commands", type=int, default=500, help="command round trips to time")
     acc.add_argument("--publishes", type=int, default=5000, help="publish frames for the rate")
     acc.add_argument("--flood-seconds", type=float, default=2.0, help="length of the flooding run")
