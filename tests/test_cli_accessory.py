@@ -137,3 +137,15 @@ def test_list_trust_and_events_on_a_hub_database(tmp_path: Path, capsys: pytest.
     assert {"trust_added", "fitted", "commissioned", "trust_revoked"} <= set(kinds)
     code, out, _ = run(capsys, "accessory", "events", "--db", str(db), "--kind", "commissioned")
     assert code == 0 and "Fan1" in out
+
+
+def test_demo_runs_a_drive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "demo.sqlite3"
+    code, out, _ = run(
+        capsys, "accessory", "demo", "--profile", "byd_seal", "--duration", "0.6", "--db", str(db)
+    )
+    assert code == 0
+    assert "[shed]" in out and "[restore]" in out and "driving state parked -> moving" in out
+    assert "told: moving" in out  # the display in the driver's view was told its restrictions
+    code, out, _ = run(capsys, "accessory", "events", "--db", str(db), "--kind", "shed", "--json")
+    assert json.loads(out)

@@ -139,11 +139,10 @@ async def test_ignition_off_and_low_traction_battery(tmp_path: Path) -> None:
         await cargo.load(12.5)  # type: ignore[attr-defined]
         await until(
             lambda: (
-                (dp := hub.broker.get("Vehicle.Accessories.CargoDoorSensor1.Weight")) is not None
-                and dp.value == 12.5
+                (dp := hub.broker.get("Vehicle.Accessories.Cargo1.Weight")) is not None and dp.value == 12.5
             )
         )
-        assert hub.broker.get("Vehicle.Accessories.CargoDoorSensor1.IsOpen").value is True  # type: ignore[union-attr]
+        assert hub.broker.get("Vehicle.Accessories.Cargo1.IsOpen").value is True  # type: ignore[union-attr]
         for acc in (cargo, lamp):
             await acc.stop()
 

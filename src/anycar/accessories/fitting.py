@@ -99,6 +99,22 @@ class MountBoard:
             )
         return mount
 
+    def suggest(
+        self, mount_types: tuple[str, ...], power: Power, *, prefer_driver_view: bool | None = None
+    ) -> str | None:
+        """A free mount that would admit this accessory (``None`` if none), in profile order."""
+        for m in self.plan.mounts.values():
+            if m.id in self._fitted or m.type not in mount_types or power.peak_w > m.max_w:
+                continue
+            if power.peak_w > self.rail_free(m.rail):
+                continue
+            if prefer_driver_view is not None and m.driver_view != prefer_driver_view:
+                continue
+            return m.id
+        if prefer_driver_view is not None:
+            return self.suggest(mount_types, power)
+        return None
+
     def fit(self, instance: str, mount_id: str, mount_types: tuple[str, ...], power: Power) -> Fitting:
         mount = self.check(instance, mount_id, mount_types, power)
         fitting = Fitting(instance, mount, power.peak_w)

@@ -321,7 +321,9 @@ class AccessoryManager:
         return rec
 
     def _next_instance(self, manifest: Manifest) -> str:
-        base = "".join(p.capitalize() for p in manifest.traits[0].id.split("_"))
+        families = {t.family for t in manifest.traits}
+        word = manifest.traits[0].id if len(manifest.traits) == 1 or len(families) > 1 else families.pop()
+        base = "".join(p.capitalize() for p in word.split("_"))
         taken = set(self.fitted) | {r.instance for r in self.registry.all()}
         n = 1
         while f"{base}{n}" in taken:

@@ -65,6 +65,12 @@ def register(sub: Any) -> None:
     trust.add_argument("--db", help="hub database")
     trust.set_defaults(func=cmd_trust)
 
+    demo = cmds.add_parser("demo", help="a hub with every virtual accessory that fits, through a short drive")
+    demo.add_argument("--profile", default="xiaomi_su7", help="brand profile id (default xiaomi_su7)")
+    demo.add_argument("--duration", type=float, default=6.0, help="seconds for the drive scenario")
+    demo.add_argument("--db", help="keep the hub database here (default: a temporary file)")
+    demo.set_defaults(func=cmd_demo)
+
     events = cmds.add_parser("events", help="the policy event log (sheds, restores, refusals, ...)")
     events.add_argument("--db", help="hub database")
     events.add_argument("--kind", help="only this kind (shed, restore, refusal, ...)")
@@ -72,6 +78,30 @@ def register(sub: Any) -> None:
     events.add_argument("--limit", type=int, default=50)
     events.add_argument("--json", action="store_true", help="print JSON")
     events.set_defaults(func=cmd_events)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from anycar.accessories import demo
+
+    summary = asyncio.run(
+        demo.run(
+            args.profile,
+            args.duration,
+            lambda line: console.print(line, highlight=False, markup=False),
+            Path(args.db) if args.db else None,
+        )
+    )
+    table = Table(
+        title=f"{len(summary['fitted'])} accessories fitted in {args.profile}", title_justify="left"
+    )
+    for col in ("instance", "product", "mount", "priority", "status"):
+        table.add_column(col)
+    for r in summary["fitted"]:
+        table.add_row(r["instance"], r["product"], r["mount_id"], r["priority"], r["status"])
+    console.print(table)
+    return 0
 
 
 def _db(path: str | None) -> Path:
