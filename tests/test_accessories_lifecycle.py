@@ -361,3 +361,25 @@ async def test_refused_handler_error_and_sdk_bits(tmp_path: Path) -> None:
 def test_limits_defaults() -> None:
     assert FAST.heartbeat_timeout_s > FAST.heartbeat_interval_s
     assert Limits().messages_per_s > 0
+
+
+async def test_key_revoked_while_hub_was_down(tmp_path: Path) -> None:
+    db = tmp_path / "hub.sqlite3"
+    key = signing.generate_key()
+    async with running_hub(db, key=key) as hub:
+        lamp = virtual.build("cabin_light", serial="L-9", signing_key=key)
+        rec = await fit(hub, lamp, "dash_mount_left")
+        token = lamp.token
+        await lamp.stop()
+    from anycar.accessories.trust import TrustRegistry
+
+    offline = TrustRegistry(db)  # the owner revokes with the CLI while the hub is off
+    offline.revoke(rec.key_id, "recalled product")
+    offline.close()
+    async with running_hub(db, key=key) as hub:
+        assert hub.manager.fitted["Light1"].status == "UNAVAILABLE"
+        assert "cannot reconnect" in hub.manager.events.recent(kind="attestation_failed")[-1].message
+        again = virtual.build("cabin_light", serial="L-9", signing_key=key)
+        again.token = token
+        await asyncio.wait_for(again.run(hub.url, reconnect=False), 5)
+        assert "recalled product" in again.errors[-1]["message"]

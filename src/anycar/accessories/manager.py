@@ -94,6 +94,7 @@ class AccessoryManager:
         self.db_path = db_path
         self.mounts = mounts
         self.trust = trust if trust is not None else TrustRegistry(db_path)
+        self._own_trust = trust is None
         self.policy = (
             policy
             if policy is not None
@@ -132,6 +133,15 @@ class AccessoryManager:
                 self._activate(rec)
             except AnycarError as exc:
                 self.events.log("refusal", rec.instance, f"could not restore {rec.instance}: {exc}")
+                continue
+            try:
+                self.trust.attest(rec.manifest)
+            except AttestationError as exc:
+                self.events.log(
+                    "attestation_failed",
+                    rec.instance,
+                    f"{rec.instance} is fitted but cannot reconnect: {exc}",
+                )
         self._server = AccessoryServer(self, self.host, self.port)
         await self._server.start()
         self.port = self._server.port
@@ -157,7 +167,8 @@ class AccessoryManager:
             await self.policy.stop()
             self.policy.close()
         self.registry.close()
-        self.trust.close()
+        if self._own_trust:
+            self.trust.close()
 
     @property
     def url(self) -> str:
