@@ -149,3 +149,58 @@ def test_demo_runs_a_drive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "told: moving" in out  # the display in the driver's view was told its restrictions
     code, out, _ = run(capsys, "accessory", "events", "--db", str(db), "--kind", "shed", "--json")
     assert json.loads(out)
+
+
+async def test_serve_lets_an_owner_commission_from_the_keyboard(tmp_path: Path) -> None:
+    import re
+    import sys
+
+    key = signing.generate_key()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anycar.cli.main",
+        "accessory",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "hub.sqlite3"),
+        "--trust-key",
+        f"{virtual.VIRTUAL_VENDOR_ID}:{signing.public_b64(key)}",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    lines: list[str] = []
+
+    async def read_until(pattern: str) -> re.Match[str]:
+        while True:
+            raw = await asyncio.wait_for(proc.stdout.readline(), 20)  # type: ignore[union-attr]
+            assert raw, "serve ended early:\n" + "".join(lines)
+            lines.append(raw.decode())
+            if m := re.search(pattern, lines[-1]):
+                return m
+
+    try:
+        url = (await read_until(r"listening on (ws://\S+)")).group(1)
+        lamp = virtual.build("cabin_light", serial="L-77", signing_key=key, pairing_code="1111-2222")
+        lamp.start(url)
+        await asyncio.wait_for(lamp.awaiting.wait(), 10)
+        proc.stdin.write(b"commission fff1:8001:L-77 1111-3333 ceiling_mount_rear\n")
+        await read_until(r"error: wrong pairing code")
+        proc.stdin.write(b"commission fff1:8001:L-77 1111-2222 ceiling_mount_rear Reading\n")
+        await read_until(r"Reading commissioned at ceiling_mount_rear")
+        await asyncio.wait_for(lamp.running.wait(), 10)
+        proc.stdin.write(b"set Vehicle.Cabin.Light.Spotlight.Row2.DriverSide.IsLightOn true\n")
+        await read_until(r"IsLightOn: accepted")
+        assert lamp.commands == [("IsLightOn", True)]
+        proc.stdin.write(b"set Vehicle.LowVoltageBattery.CurrentVoltage 11.2\n")
+        await read_until(r"\[shed\] Reading \(comfort\) shed")
+        proc.stdin.write(b"quit\n")
+        await lamp.stop()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

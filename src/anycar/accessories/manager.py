@@ -302,7 +302,12 @@ class AccessoryManager:
             manifest=manifest.data,
             key_id=session.key_id,
             mount_id=mount_id,
-            priority=(Priority.parse(priority) if priority is not None else manifest.priority).label,
+            # a manifest cannot make itself unsheddable: "safety" needs the owner's say-so
+            priority=(
+                Priority.parse(priority)
+                if priority is not None
+                else max(manifest.priority, Priority.ESSENTIAL)
+            ).label,
             privilege=priv.label,
             token=secrets.token_hex(32),
             reads=list(reads) if reads is not None else list(manifest.reads),

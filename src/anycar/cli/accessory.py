@@ -65,6 +65,24 @@ def register(sub: Any) -> None:
     trust.add_argument("--db", help="hub database")
     trust.set_defaults(func=cmd_trust)
 
+    serve = cmds.add_parser("serve", help="a stand-alone accessory hub; commission from the keyboard")
+    serve.add_argument(
+        "--profile", default="xiaomi_su7", help="brand profile id or directory with mounts.yaml"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument(
+        "--db", help="hub database (default $ANYCAR_HUB_DB or ~/.local/share/anycar/hub.sqlite3)"
+    )
+    serve.add_argument(
+        "--trust-key",
+        action="append",
+        default=[],
+        metavar="VENDOR_ID:PUBLIC_KEY",
+        help="trust this vendor key first",
+    )
+    serve.set_defaults(func=cmd_serve)
+
     demo = cmds.add_parser("demo", help="a hub with every virtual accessory that fits, through a short drive")
     demo.add_argument("--profile", default="xiaomi_su7", help="brand profile id (default xiaomi_su7)")
     demo.add_argument("--duration", type=float, default=6.0, help="seconds for the drive scenario")
@@ -78,6 +96,39 @@ def register(sub: Any) -> None:
     events.add_argument("--limit", type=int, default=50)
     events.add_argument("--json", action="store_true", help="print JSON")
     events.set_defaults(func=cmd_events)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from anycar.accessories.console import serve
+    from anycar.accessories.mounts import load_mounts, load_profile_mounts
+    from anycar.accessories.trust import TrustRegistry
+
+    plan = load_mounts(args.profile) if Path(args.profile).is_dir() else load_profile_mounts(args.profile)
+    db = _db(args.db)
+    if args.trust_key:
+        trust = TrustRegistry(db)
+        for spec in args.trust_key:
+            vendor, _, key = spec.partition(":")
+            if trust.get(signing_key_id(key)) is None:
+                trust.add(int(vendor, 0), key, "from the command line")
+        trust.close()
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        asyncio.run(serve(plan, db, args.host, args.port, say))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def signing_key_id(public_b64: str) -> str:
+    from anycar.accessories import signing
+
+    return signing.key_id(signing.parse_public_key(public_b64))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
