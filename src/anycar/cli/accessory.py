@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -118,10 +119,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(plan, db, args.host, args.port, say))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
