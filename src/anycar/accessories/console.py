@@ -8,6 +8,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 from anycar.accessories.manager import AccessoryManager
@@ -44,13 +45,14 @@ async def serve(
     port: int,
     say: Callable[[str], Any],
     read_line: Callable[[], str] = sys.stdin.readline,
+    tls: SSLContext | None = None,
 ) -> None:
     broker = SignalBroker()
     vehicle = broker.register_provider("console-vehicle", VEHICLE)
     policy = PolicyEngine(broker, db_path=db, driving=plan.driving, power=plan.power)
     policy.events.add_listener(lambda e: say(f"[{e.kind}] {e.message}"))
     await policy.start()
-    manager = AccessoryManager(broker, db, plan, policy=policy, host=host, port=port)
+    manager = AccessoryManager(broker, db, plan, policy=policy, host=host, port=port, ssl=tls)
     await manager.start()
     say(f"accessory hub for {plan.vehicle} listening on {manager.url}")
     say(HELP)

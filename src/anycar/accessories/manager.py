@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 from anycar.accessories.commissioning import PairingGuard
@@ -89,6 +90,7 @@ class AccessoryManager:
         port: int = 0,
         limits: Limits | None = None,
         pairing: PairingGuard | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.broker = broker
         self.db_path = db_path
@@ -107,6 +109,7 @@ class AccessoryManager:
         self.pairing = pairing if pairing is not None else PairingGuard()
         self.host = host
         self.port = port
+        self.ssl = ssl
         self.fitted: dict[str, Fitted] = {}
         self.pending: dict[str, Session] = {}
         self.sessions: set[Session] = set()
@@ -142,7 +145,7 @@ class AccessoryManager:
                     rec.instance,
                     f"{rec.instance} is fitted but cannot reconnect: {exc}",
                 )
-        self._server = AccessoryServer(self, self.host, self.port)
+        self._server = AccessoryServer(self, self.host, self.port, self.ssl)
         await self._server.start()
         self.port = self._server.port
         self._monitor = asyncio.create_task(self._watch_heartbeats(), name="accessory-heartbeats")
@@ -172,7 +175,7 @@ class AccessoryManager:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{self.host}:{self.port}"
 
     # -- hello: attestation and recognition -------------------------------------------------
     async def hello(self, session: Session, msg: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -72,6 +73,7 @@ class Accessory:
         signing_key: Ed25519PrivateKey | None = None,
         credentials: str | Path | None = None,
         echo: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
         if isinstance(manifest, (str, Path)):
             path = Path(manifest)
@@ -83,6 +85,7 @@ class Accessory:
         self.pairing_code = pairing_code or f"{secrets.randbelow(10**8):08d}"
         self.credentials = Path(credentials) if credentials is not None else None
         self.echo = echo
+        self.ssl = ssl  # for wss:// hubs: trust the hub's certificate (or CA) here
         self.token: str | None = None
         self.instance: str | None = None
         self.paths: dict[str, str] = {}
@@ -241,7 +244,10 @@ class Accessory:
             await self.stop()
 
     async def _session(self, url: str) -> None:
-        async with connect(url, max_size=protocol.MAX_MESSAGE_BYTES, compression=None, proxy=None) as ws:
+        extra: dict[str, Any] = {"ssl": self.ssl} if url.startswith("wss:") and self.ssl is not None else {}
+        async with connect(
+            url, max_size=protocol.MAX_MESSAGE_BYTES, compression=None, proxy=None, **extra
+        ) as ws:
             self._ws = ws
             challenge = protocol.parse_message(await ws.recv(), protocol.TO_ACCESSORY)
             nonce = challenge["nonce"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,10 +28,13 @@ SUBPROTOCOL = "anycar-accessory.v1"
 
 
 class AccessoryServer:
-    def __init__(self, manager: AccessoryManager, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, manager: AccessoryManager, host: str = "127.0.0.1", port: int = 0, ssl: SSLContext | None = None
+    ) -> None:
         self.manager = manager
         self.host = host
         self.port = port
+        self.ssl = ssl
         self._server: Server | None = None
 
     async def start(self) -> None:
@@ -42,6 +46,7 @@ class AccessoryServer:
             max_queue=64,
             compression=None,
             logger=log,
+            ssl=self.ssl,
         )
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])

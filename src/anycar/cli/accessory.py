@@ -82,6 +82,8 @@ def register(sub: Any) -> None:
         metavar="VENDOR_ID:PUBLIC_KEY",
         help="trust this vendor key first",
     )
+    serve.add_argument("--tls-cert", help="serve wss:// with this certificate (PEM)")
+    serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.set_defaults(func=cmd_serve)
 
     demo = cmds.add_parser("demo", help="a hub with every virtual accessory that fits, through a short drive")
@@ -119,8 +121,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
+    tls = None
+    if args.tls_cert:
+        import ssl
+
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(plan, db, args.host, args.port, say))
+        asyncio.run(serve(plan, db, args.host, args.port, say, tls=tls))
     return 0
 
 
