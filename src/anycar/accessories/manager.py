@@ -19,6 +19,7 @@ from pathlib import Path
 from ssl import SSLContext
 from typing import Any
 
+from anycar.accessories import running
 from anycar.accessories.commissioning import PairingGuard
 from anycar.accessories.errors import (
     AccessoryNotFound,
@@ -31,15 +32,14 @@ from anycar.accessories.errors import (
 from anycar.accessories.fitting import MountBoard
 from anycar.accessories.manifest import Binding, Manifest, parse_manifest
 from anycar.accessories.mounts import MountPlan, MountPoint
-from anycar.accessories.protocol import PROTOCOL_VERSION, auth_proof, error_message, proofs_match
+from anycar.accessories.protocol import PROTOCOL_VERSION, auth_proof, proofs_match
 from anycar.accessories.registry import AccessoryRecord, Registry
 from anycar.accessories.session import Session
 from anycar.accessories.trust import TrustRegistry, VendorKey
-from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
+from anycar.broker import Provider, SignalBroker
 from anycar.errors import AnycarError, ConfigError
-from anycar.policy import ux
 from anycar.policy.engine import LoadStatus, PolicyEngine
-from anycar.policy.errors import PermissionDenied, Restricted
+from anycar.policy.errors import PermissionDenied
 from anycar.policy.power import Priority
 from anycar.policy.privileges import Grant, Privilege
 
@@ -148,7 +148,7 @@ class AccessoryManager:
         self._server = AccessoryServer(self, self.host, self.port, self.ssl)
         await self._server.start()
         self.port = self._server.port
-        self._monitor = asyncio.create_task(self._watch_heartbeats(), name="accessory-heartbeats")
+        self._monitor = asyncio.create_task(running.watch_heartbeats(self), name="accessory-heartbeats")
 
     async def stop(self) -> None:
         if self._monitor is not None:
@@ -228,7 +228,7 @@ class AccessoryManager:
         session.instance = rec.instance
         fitted.session = session
         fitted.silent = False
-        self._set_status(fitted)
+        self.set_status(fitted)
         self.events.log("available", rec.instance, f"{rec.instance} connected")
         return {
             "type": "welcome",
@@ -323,7 +323,7 @@ class AccessoryManager:
         self.events.log("commissioned", name, f"{accessory} commissioned as {name} ({priv.label})")
         session.instance = name
         fitted.session = session
-        self._set_status(fitted)
+        self.set_status(fitted)
         await session.send(
             {
                 "type": "commissioned",
@@ -369,7 +369,7 @@ class AccessoryManager:
         provider = self.broker.register_provider(
             f"accessory:{rec.instance}",
             list(binding.paths.values()),
-            on_actuate=self._actuator_for(rec.instance),
+            on_actuate=running.actuator_for(self, rec.instance),
         )
         try:
             self.board.fit(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
@@ -406,7 +406,7 @@ class AccessoryManager:
             rec.instance,
             f"{rec.instance} fitted at {mount.id} ({mount.type}, {manifest.power.peak_w:g} W peak)",
         )
-        self._set_status(fitted)
+        self.set_status(fitted)
         return fitted
 
     # -- removal ----------------------------------------------------------------------------
@@ -433,165 +433,12 @@ class AccessoryManager:
         self.registry.drop(instance)
         self.events.log("removed", instance, f"{instance} removed from {fitted.mount.id}: {reason}")
 
-    # -- messages from a running accessory --------------------------------------------------
+    # -- messages from a running accessory (see running.py) ---------------------------------
     def seen(self, session: Session) -> None:
-        session.last_seen = time.monotonic()
-        if session.instance is None:
-            return
-        fitted = self.fitted.get(session.instance)
-        if fitted is not None and fitted.session is session and fitted.silent:
-            fitted.silent = False
-            self._set_status(fitted)
-            self.events.log("available", fitted.instance, f"{fitted.instance} is heard again")
+        running.seen(self, session)
 
     async def handle(self, session: Session, msg: dict[str, Any]) -> None:
-        kind = msg["type"]
-        if kind == "heartbeat":
-            return
-        if kind == "command_result":
-            fut = session.pending.get(str(msg["id"]))
-            if fut is not None and not fut.done():
-                fut.set_result((bool(msg["ok"]), str(msg.get("reason", ""))))
-            return
-        if kind == "hello":
-            raise ProtocolError("hello was already received", field="type")
-        if kind == "bye":
-            await session.close("bye")
-            return
-        fitted = self.fitted.get(session.instance) if session.instance else None
-        if fitted is None or fitted.session is not session:
-            raise ProtocolError(
-                f"{kind} needs a commissioned accessory; this one awaits commissioning", field="type"
-            )
-        if kind == "publish":
-            await self._publish(session, fitted, msg)
-        elif kind == "actuate":
-            session.spawn(self._actuate_for(session, fitted, msg))
-        elif kind == "subscribe":
-            await self._subscribe(session, fitted, msg)
-
-    async def _publish(self, session: Session, fitted: Fitted, msg: dict[str, Any]) -> None:
-        items: list[tuple[str, Any]] = []
-        errors: list[tuple[str, AnycarError]] = []
-        restrictions = fitted.load.restrictions if fitted.load else frozenset()
-        for name, value in msg["values"].items():
-            path = fitted.binding.paths.get(name)
-            if path is None:
-                errors.append((name, ProtocolError(f"{fitted.instance} has no signal named {name!r}")))
-                continue
-            why = ux.violation(restrictions, name, value, self.policy.driving.max_string_length)
-            if why is not None:
-                self.policy.refuse(fitted.instance, f"{fitted.instance}.{name} refused: {why}", path=path)
-                errors.append((name, Restricted(why, path=path)))
-                continue
-            items.append((path, value))
-        if items:
-            for path, exc in fitted.provider.publish_many(items).items():
-                errors.append((fitted.by_path.get(path, path), exc))
-        if errors:
-            name, first = errors[0]
-            out = error_message(first, msg.get("id"))
-            out["field"] = f"values.{name}"
-            if len(errors) > 1:
-                out["message"] += (
-                    f" (and {len(errors) - 1} more refused: {', '.join(n for n, _ in errors[1:])})"
-                )
-            await session.send(out)
-        elif "id" in msg:
-            await session.send({"type": "result", "id": msg["id"], "ok": True})
-
-    async def _actuate_for(self, session: Session, fitted: Fitted, msg: dict[str, Any]) -> None:
-        path, msg_id = msg["path"], msg["id"]
-        try:
-            self.broker.catalog.get(path)
-            self.policy.check_actuate(fitted.instance, path)
-            if fitted.load is not None and fitted.load.shed_reason:
-                raise Restricted(f"{fitted.instance} is shed ({fitted.load.shed_reason})", path=path)
-            result = await self.broker.actuate(path, msg["value"], requester=f"accessory:{fitted.instance}")
-        except AnycarError as exc:
-            await session.send(error_message(exc, msg_id))
-            return
-        await session.send(
-            {
-                "type": "result",
-                "id": msg_id,
-                "ok": result.ok,
-                "status": str(result.status),
-                "reason": result.reason,
-            }
-        )
-
-    async def _subscribe(self, session: Session, fitted: Fitted, msg: dict[str, Any]) -> None:
-        msg_id = str(msg["id"])
-        try:
-            for pattern in msg["paths"]:
-                for sig in self.broker.catalog.resolve(pattern):
-                    self.policy.check_read(fitted.instance, sig.path)
-            sub = self.broker.subscribe(
-                msg["paths"], name=f"accessory:{fitted.instance}:{msg_id}", queue_size=1000
-            )
-        except AnycarError as exc:
-            await session.send(error_message(exc, msg["id"]))
-            return
-        old = session.subscriptions.pop(msg_id, None)
-        if old is not None:
-            old[0].close()
-            old[1].cancel()
-        task = asyncio.create_task(self._forward(session, msg["id"], sub))
-        session.subscriptions[msg_id] = (sub, task)
-        await session.send({"type": "result", "id": msg["id"], "ok": True})
-
-    async def _forward(self, session: Session, msg_id: Any, sub: Any) -> None:
-        async for batch in sub:
-            ok = await session.send(
-                {
-                    "type": "values",
-                    "id": msg_id,
-                    "values": [{"path": dp.path, "value": dp.value, "ts": dp.timestamp} for dp in batch],
-                }
-            )
-            if not ok:
-                break
-
-    # -- actuation requests to an accessory -------------------------------------------------
-    def _actuator_for(self, instance: str) -> Any:
-        async def on_actuate(req: ActuationRequest) -> None:
-            fitted = self.fitted.get(instance)
-            if fitted is None:
-                raise ConnectionError(f"{instance} is not fitted")
-            name = fitted.by_path[req.path]
-            load = fitted.load
-            if load is not None and load.shed_reason:
-                self.policy.refuse(instance, f"{req.path} refused: {instance} is shed ({load.shed_reason})")
-                raise ActuationRejected(f"{instance} is shed: {load.shed_reason}")
-            why = ux.violation(
-                load.restrictions if load else frozenset(),
-                name,
-                req.value,
-                self.policy.driving.max_string_length,
-            )
-            if why is not None:
-                self.policy.refuse(instance, f"{req.path}={req.value!r} refused: {why}", path=req.path)
-                raise ActuationRejected(why)
-            session = fitted.session
-            if session is None or session.closed or fitted.silent:
-                raise ConnectionError(f"{instance} is not connected")
-            cid = session.next_id()
-            fut: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
-            session.pending[cid] = fut
-            try:
-                sent = await session.send(
-                    {"type": "command", "id": cid, "name": name, "path": req.path, "value": req.value}
-                )
-                if not sent:
-                    raise ConnectionError(f"{instance} went away")
-                ok, reason = await fut
-            finally:
-                session.pending.pop(cid, None)
-            if not ok:
-                raise ActuationRejected(reason or f"{instance} refused")
-
-        return on_actuate
+        await running.handle(self, session, msg)
 
     # -- disconnection, silence, revocation -------------------------------------------------
     async def disconnected(self, session: Session) -> None:
@@ -607,28 +454,8 @@ class AccessoryManager:
             return
         fitted.session = None
         fitted.provider.mark_unavailable()
-        self._set_status(fitted)
+        self.set_status(fitted)
         self.events.log("unavailable", fitted.instance, f"{fitted.instance} disconnected")
-
-    async def _watch_heartbeats(self) -> None:
-        step = max(0.02, min(self.limits.heartbeat_interval_s / 2, 0.5))
-        while True:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            for fitted in list(self.fitted.values()):
-                session = fitted.session
-                if session is None or fitted.silent:
-                    continue
-                quiet = now - session.last_seen
-                if quiet > self.limits.heartbeat_timeout_s:
-                    fitted.silent = True
-                    fitted.provider.mark_unavailable()
-                    self._set_status(fitted)
-                    self.events.log(
-                        "unavailable",
-                        fitted.instance,
-                        f"{fitted.instance} silent for {quiet:.1f} s; marked unavailable",
-                    )
 
     def _on_revoke(self, key: VendorKey) -> None:
         self.events.log(
@@ -663,7 +490,7 @@ class AccessoryManager:
         if fitted is None:
             return
         fitted.load = status
-        self._set_status(fitted)
+        self.set_status(fitted)
         if fitted.session is not None:
             fitted.session.spawn(self._tell_state(fitted))
 
@@ -683,7 +510,7 @@ class AccessoryManager:
             {"type": "power", "state": "shed" if load.shed else "on", "reason": load.shed_reason or ""}
         )
 
-    def _set_status(self, fitted: Fitted) -> None:
+    def set_status(self, fitted: Fitted) -> None:
         if fitted.session is None or fitted.silent:
             status = "UNAVAILABLE"
         elif fitted.load is not None and fitted.load.shed:
