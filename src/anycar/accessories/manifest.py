@@ -191,6 +191,10 @@ class Manifest:
         base = f"{ACCESSORIES_BRANCH}.{instance}"
         fill = _location_values(location)
         nodes: dict[str, Any] = {
+            ACCESSORIES_BRANCH: {
+                "type": "branch",
+                "description": "Accessories fitted at the vehicle's mount points, one branch per instance (anycar).",
+            },
             base: {
                 "type": "branch",
                 "description": f"{self.data['vendor_name']} {self.product_name} ({self.model})",
