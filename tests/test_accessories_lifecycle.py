@@ -228,7 +228,7 @@ async def test_flooding_accessory_is_rate_limited_others_unaffected(tmp_path: Pa
         assert session is not None
         await until(lambda: session.bucket.allowed + session.bucket.dropped >= 3000, timeout=10)
         assert session.bucket.dropped > 2000  # most of the flood was dropped
-        assert max(latencies) < 0.5, latencies  # the calm accessory was served throughout
+        assert max(latencies) < 1.0, latencies  # the calm accessory was served throughout
         assert calm2.errors == []
         assert hub.manager.events.recent(kind="rate_limited")
         # the flooder itself still works once it calms down
