@@ -20,6 +20,28 @@ def register(sub: Any) -> None:
     broker.add_argument("--batch", type=int, default=100, help="updates per publish call")
     broker.add_argument("--json", action="store_true", help="print JSON")
     broker.set_defaults(func=bench_broker)
+    _register_accessories(cmds)
+
+
+def _register_accessories(cmds: Any) -> None:
+    acc = cmds.add_parser(
+        "accessories", help="accessory commissioning, commands and publishes over WebSocket"
+    )
+    acc.add_argument("--commands", type=int, default=500, help="command round trips to time")
+    acc.add_argument("--publishes", type=int, default=5000, help="publish frames for the rate")
+    acc.add_argument("--flood-seconds", type=float, default=2.0, help="length of the flooding run")
+    acc.add_argument("--json", action="store_true", help="print JSON")
+    acc.set_defaults(func=bench_accessories)
+
+
+def bench_accessories(args: argparse.Namespace) -> int:
+    from anycar.bench import accessories
+
+    show(
+        accessories.run(commands=args.commands, publishes=args.publishes, flood_seconds=args.flood_seconds),
+        args.json,
+    )
+    return 0
 
 
 def show(result: dict[str, Any], as_json: bool) -> None:

@@ -1,0 +1,560 @@
+"""The accessory manager: connect, attest, commission, fit, run, remove.
+
+It is what the hub's composition root wires: ``AccessoryManager(broker, db_path, mounts, trust,
+policy=...)`` with ``await start()`` / ``await stop()``; ``start`` also opens the accessory
+WebSocket server (``url``). Accessories become broker providers of their own signals; the
+policy engine decides restrictions and shedding and the manager tells the accessories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from ssl import SSLContext
+from typing import Any
+
+from anycar.accessories import running
+from anycar.accessories.commissioning import PairingGuard
+from anycar.accessories.errors import (
+    AccessoryNotFound,
+    AttestationError,
+    FitRefused,
+    ManifestError,
+    PairingError,
+    ProtocolError,
+)
+from anycar.accessories.fitting import MountBoard
+from anycar.accessories.manifest import Binding, Manifest, parse_manifest
+from anycar.accessories.mounts import MountPlan, MountPoint
+from anycar.accessories.protocol import PROTOCOL_VERSION, auth_proof, proofs_match
+from anycar.accessories.registry import AccessoryRecord, Registry
+from anycar.accessories.session import Session
+from anycar.accessories.trust import TrustRegistry, VendorKey
+from anycar.broker import Provider, SignalBroker
+from anycar.errors import AnycarError, ConfigError
+from anycar.policy.engine import LoadStatus, PolicyEngine
+from anycar.policy.errors import PermissionDenied
+from anycar.policy.power import Priority
+from anycar.policy.privileges import Grant, Privilege
+
+_INSTANCE = re.compile(r"^[A-Z][A-Za-z0-9_]{0,40}$")
+
+
+@dataclass
+class Fitted:
+    """A commissioned accessory in this hub run."""
+
+    record: AccessoryRecord
+    manifest: Manifest
+    binding: Binding
+    mount: MountPoint
+    provider: Provider
+    session: Session | None = None
+    status: str = "UNAVAILABLE"
+    silent: bool = False
+    load: LoadStatus | None = None
+    by_path: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def instance(self) -> str:
+        return self.record.instance
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits; defaults suit a real car, tests shrink them."""
+
+    heartbeat_interval_s: float = 2.0
+    heartbeat_timeout_s: float = 6.0
+    hello_timeout_s: float = 10.0
+    messages_per_s: float = 50.0
+    burst: float = 100.0
+
+
+class AccessoryManager:
+    def __init__(
+        self,
+        broker: SignalBroker,
+        db_path: str | Path | None,
+        mounts: MountPlan,
+        trust: TrustRegistry | None = None,
+        *,
+        policy: PolicyEngine | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        pairing: PairingGuard | None = None,
+        ssl: SSLContext | None = None,
+    ) -> None:
+        self.broker = broker
+        self.db_path = db_path
+        self.mounts = mounts
+        self.trust = trust if trust is not None else TrustRegistry(db_path)
+        self._own_trust = trust is None
+        self.policy = (
+            policy
+            if policy is not None
+            else PolicyEngine(broker, db_path=db_path, driving=mounts.driving, power=mounts.power)
+        )
+        self._own_policy = policy is None
+        self.registry = Registry(db_path)
+        self.board = MountBoard(mounts)
+        self.limits = limits if limits is not None else Limits()
+        self.pairing = pairing if pairing is not None else PairingGuard()
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.fitted: dict[str, Fitted] = {}
+        self.pending: dict[str, Session] = {}
+        self.sessions: set[Session] = set()
+        self._status: Provider | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._server: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.trust.on_revoke(self._on_revoke)
+
+    @property
+    def events(self) -> Any:
+        return self.policy.events
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Restore commissioned accessories, start the policy (if owned) and the server."""
+        from anycar.accessories.server import AccessoryServer
+
+        if self._own_policy:
+            await self.policy.start()
+        self._status = self.broker.register_provider("accessory-hub")
+        for rec in self.registry.all():
+            try:
+                self._activate(rec)
+            except AnycarError as exc:
+                self.events.log("refusal", rec.instance, f"could not restore {rec.instance}: {exc}")
+                continue
+            try:
+                self.trust.attest(rec.manifest)
+            except AttestationError as exc:
+                self.events.log(
+                    "attestation_failed",
+                    rec.instance,
+                    f"{rec.instance} is fitted but cannot reconnect: {exc}",
+                )
+        self._server = AccessoryServer(self, self.host, self.port, self.ssl)
+        await self._server.start()
+        self.port = self._server.port
+        self._monitor = asyncio.create_task(running.watch_heartbeats(self), name="accessory-heartbeats")
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        for fitted in self.fitted.values():
+            fitted.provider.close()
+            self.policy.unregister_load(fitted.instance)
+        self.fitted.clear()
+        if self._status is not None:
+            self._status.close()
+            self._status = None
+        if self._own_policy:
+            await self.policy.stop()
+            self.policy.close()
+        self.registry.close()
+        if self._own_trust:
+            self.trust.close()
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl is not None else 'ws'}://{self.host}:{self.port}"
+
+    # -- hello: attestation and recognition -------------------------------------------------
+    async def hello(self, session: Session, msg: dict[str, Any]) -> dict[str, Any]:
+        """Attest the manifest; a known accessory must prove its token, a new one waits."""
+        try:
+            manifest = parse_manifest(msg["manifest"], source="hello.manifest", catalog=self.broker.catalog)
+        except ManifestError as exc:
+            self.events.log("attestation_failed", session.peer, f"invalid manifest: {exc}", field=exc.field)
+            raise
+        try:
+            key = self.trust.attest(manifest.data)
+        except AttestationError as exc:
+            self.events.log("attestation_failed", f"{manifest.product_key}:{msg['serial']}", str(exc))
+            raise
+        session.manifest = manifest
+        session.serial = msg["serial"]
+        session.key_id = key.key_id
+        session.accessory = f"{manifest.product_key}:{session.serial}"
+        session.pairing_proof = msg.get("pairing_proof")
+        rec = self.registry.by_accessory(session.accessory)
+        if rec is None:
+            old = self.pending.get(session.accessory)
+            if old is not None and old is not session:
+                await old.close("replaced by a new connection")
+            self.pending[session.accessory] = session
+            return {
+                "type": "welcome",
+                "state": "awaiting_commissioning",
+                "accessory": session.accessory,
+                "heartbeat_interval_s": self.limits.heartbeat_interval_s,
+            }
+        auth = msg.get("auth")
+        if not auth or not proofs_match(auth_proof(rec.token, session.nonce), auth):
+            self.events.log(
+                "attestation_failed", rec.instance, f"{session.accessory} failed reconnection auth"
+            )
+            raise AttestationError(
+                f"{session.accessory} is commissioned as {rec.instance}; 'auth' proof is wrong or missing"
+            )
+        fitted = self.fitted.get(rec.instance)
+        if fitted is None:
+            raise AttestationError(
+                f"{rec.instance} is commissioned but could not be restored; remove and re-commission it"
+            )
+        if fitted.session is not None and fitted.session is not session:
+            old_session = fitted.session
+            fitted.session = None
+            old_session.fail_pending("replaced by a new connection")
+            await old_session.close("replaced by a new connection")
+        session.instance = rec.instance
+        fitted.session = session
+        fitted.silent = False
+        self.set_status(fitted)
+        self.events.log("available", rec.instance, f"{rec.instance} connected")
+        return {
+            "type": "welcome",
+            "state": "running",
+            "accessory": session.accessory,
+            "instance": rec.instance,
+            "paths": fitted.binding.paths,
+            "heartbeat_interval_s": self.limits.heartbeat_interval_s,
+        }
+
+    async def after_welcome(self, session: Session) -> None:
+        if session.instance is not None:
+            await self._tell_state(self.fitted[session.instance])
+
+    # -- commissioning ----------------------------------------------------------------------
+    def waiting(self) -> list[dict[str, Any]]:
+        """Accessories connected, attested and waiting for their pairing code."""
+        return [
+            {"accessory": key, "peer": s.peer, **(s.manifest.summary() if s.manifest else {})}
+            for key, s in self.pending.items()
+        ]
+
+    async def commission(
+        self,
+        accessory: str,
+        code: str,
+        mount_id: str,
+        *,
+        instance: str | None = None,
+        privilege: Privilege | str = Privilege.OPERATE,
+        actuates: list[str] | None = None,
+        reads: list[str] | None = None,
+        priority: Priority | str | None = None,
+    ) -> AccessoryRecord:
+        """Check the pairing code the accessory shows, fit it at ``mount_id`` and start it."""
+        session = self.pending.get(accessory)
+        if session is None or session.manifest is None:
+            waiting = ", ".join(self.pending) or "none"
+            raise AccessoryNotFound(
+                f"no accessory {accessory!r} is waiting to be commissioned (waiting: {waiting})"
+            )
+        manifest = session.manifest
+        try:
+            self.pairing.check(
+                accessory, code, nonce=session.nonce, serial=session.serial, proof=session.pairing_proof
+            )
+        except PairingError as exc:
+            kind = "locked_out" if exc.locked_until is not None else "pairing_failed"
+            self.events.log(kind, accessory, str(exc))
+            raise
+        except ProtocolError as exc:
+            self.events.log("pairing_failed", accessory, str(exc))
+            raise
+        priv = Privilege.parse(privilege)
+        if priv is Privilege.ADMINISTER:
+            raise PermissionDenied("an accessory can be granted at most Manage")
+        name = instance or self._next_instance(manifest)
+        if not _INSTANCE.match(name):
+            raise ConfigError(f"instance name {name!r} must be a VSS name starting with a capital letter")
+        if name in self.fitted or self.registry.get(name) is not None:
+            raise ConfigError(f"instance name {name!r} is already in use")
+        try:
+            self.board.check(name, mount_id, manifest.mount_types, manifest.power)
+        except FitRefused as exc:
+            self.events.log("fit_refused", accessory, str(exc), mount=mount_id, free=exc.free)
+            raise
+        wanted = list(actuates) if actuates is not None else list(manifest.actuates)
+        granted, refused = self.policy.access.filter_actuates(wanted, self.broker.catalog)
+        for pattern, why in refused.items():
+            self.policy.refuse(name, f"grant of {pattern} refused: {why}", pattern=pattern)
+        rec = AccessoryRecord(
+            instance=name,
+            accessory=accessory,
+            manifest=manifest.data,
+            key_id=session.key_id,
+            mount_id=mount_id,
+            # a manifest cannot make itself unsheddable: "safety" needs the owner's say-so
+            priority=(
+                Priority.parse(priority)
+                if priority is not None
+                else max(manifest.priority, Priority.ESSENTIAL)
+            ).label,
+            privilege=priv.label,
+            token=secrets.token_hex(32),
+            reads=list(reads) if reads is not None else list(manifest.reads),
+            actuates=granted if priv >= Privilege.OPERATE else [],
+            commissioned_at=time.time(),
+        )
+        fitted = self._activate(rec, manifest=manifest)
+        self.registry.put(rec)
+        del self.pending[accessory]
+        self.events.log("commissioned", name, f"{accessory} commissioned as {name} ({priv.label})")
+        session.instance = name
+        fitted.session = session
+        self.set_status(fitted)
+        await session.send(
+            {
+                "type": "commissioned",
+                "instance": name,
+                "token": rec.token,
+                "mount": fitted.mount.to_dict(),
+                "paths": fitted.binding.paths,
+                "privilege": priv.label,
+                "reads": rec.reads,
+                "actuates": rec.actuates,
+            }
+        )
+        await self._tell_state(fitted)
+        return rec
+
+    def _next_instance(self, manifest: Manifest) -> str:
+        families = {t.family for t in manifest.traits}
+        word = manifest.traits[0].id if len(manifest.traits) == 1 or len(families) > 1 else families.pop()
+        base = "".join(p.capitalize() for p in word.split("_"))
+        taken = set(self.fitted) | {r.instance for r in self.registry.all()}
+        n = 1
+        while f"{base}{n}" in taken:
+            n += 1
+        return f"{base}{n}"
+
+    def _activate(self, rec: AccessoryRecord, manifest: Manifest | None = None) -> Fitted:
+        """Fit, bind, claim and register one accessory (at commissioning or on restart)."""
+        if manifest is None:
+            manifest = parse_manifest(
+                rec.manifest, source=f"registry:{rec.instance}", catalog=self.broker.catalog
+            )
+        mount = self.board.check(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
+        stored = set(rec.paths.values())
+        binding = manifest.bind(
+            rec.instance,
+            mount.location,
+            self.broker.catalog,
+            is_free=(lambda p: p in stored) if stored else (lambda p: self.broker.provider_of(p) is None),
+        )
+        for path in binding.paths.values():
+            self.policy.access.check_provide(rec.instance, path)
+        self.broker.catalog.apply_overlay(binding.overlay)
+        provider = self.broker.register_provider(
+            f"accessory:{rec.instance}",
+            list(binding.paths.values()),
+            on_actuate=running.actuator_for(self, rec.instance),
+        )
+        try:
+            self.board.fit(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
+            assert self._status is not None
+            self._status.claim([binding.status_path])
+        except AnycarError:
+            provider.close()
+            self.board.release(rec.instance)
+            raise
+        rec.paths = dict(binding.paths)
+        fitted = Fitted(
+            rec, manifest, binding, mount, provider, by_path={p: n for n, p in binding.paths.items()}
+        )
+        self.fitted[rec.instance] = fitted
+        self.policy.grant(
+            Grant(
+                rec.instance,
+                "accessory",
+                Privilege.parse(rec.privilege),
+                tuple(rec.reads),
+                tuple(rec.actuates),
+                owns=tuple(binding.paths.values()),
+            )
+        )
+        fitted.load = self.policy.register_load(
+            rec.instance,
+            Priority.parse(rec.priority),
+            driver_view=mount.driver_view,
+            ux_restricted=manifest.ux_restricted,
+            listener=functools.partial(self._on_load, rec.instance),
+        )
+        self.events.log(
+            "fitted",
+            rec.instance,
+            f"{rec.instance} fitted at {mount.id} ({mount.type}, {manifest.power.peak_w:g} W peak)",
+        )
+        self.set_status(fitted)
+        return fitted
+
+    # -- removal ----------------------------------------------------------------------------
+    async def remove(self, instance: str, reason: str = "removed by owner") -> None:
+        fitted = self.fitted.pop(instance, None)
+        if fitted is None:
+            raise AccessoryNotFound(
+                f"no fitted accessory {instance!r} (fitted: {', '.join(self.fitted) or 'none'})"
+            )
+        session = fitted.session
+        fitted.session = None
+        if session is not None:
+            session.fail_pending(f"{instance} was removed")
+            await session.send({"type": "removed", "reason": reason})
+            await session.close("removed")
+        fitted.provider.mark_unavailable()
+        fitted.provider.close()
+        if self._status is not None:
+            self._status.publish(fitted.binding.status_path, "REMOVED")
+            self._status.release([fitted.binding.status_path])
+        self.board.release(instance)
+        self.policy.unregister_load(instance)
+        self.policy.grants.drop(instance)
+        self.registry.drop(instance)
+        self.events.log("removed", instance, f"{instance} removed from {fitted.mount.id}: {reason}")
+
+    # -- messages from a running accessory (see running.py) ---------------------------------
+    def seen(self, session: Session) -> None:
+        running.seen(self, session)
+
+    async def handle(self, session: Session, msg: dict[str, Any]) -> None:
+        await running.handle(self, session, msg)
+
+    # -- disconnection, silence, revocation -------------------------------------------------
+    async def disconnected(self, session: Session) -> None:
+        self.sessions.discard(session)
+        session.fail_pending("accessory went away")
+        session.stop_subscriptions()
+        if session.accessory is not None and self.pending.get(session.accessory) is session:
+            del self.pending[session.accessory]
+        if session.instance is None:
+            return
+        fitted = self.fitted.get(session.instance)
+        if fitted is None or fitted.session is not session:
+            return
+        fitted.session = None
+        fitted.provider.mark_unavailable()
+        self.set_status(fitted)
+        self.events.log("unavailable", fitted.instance, f"{fitted.instance} disconnected")
+
+    def _on_revoke(self, key: VendorKey) -> None:
+        self.events.log(
+            "trust_revoked", f"vendor:{key.vendor_id}", f"key {key.key_id} revoked: {key.revoke_reason}"
+        )
+        affected = [s for s in self.sessions if s.key_id == key.key_id]
+        if not affected:
+            return
+        loop = asyncio.get_running_loop()  # sessions only exist while the hub's loop runs
+        for session in affected:
+            session.fail_pending("vendor key revoked")
+            task = loop.create_task(self._drop_revoked(session))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drop_revoked(self, session: Session) -> None:
+        await session.send(
+            {"type": "error", "code": 401, "reason": "attestation_failed", "message": "vendor key revoked"}
+        )
+        await session.close("vendor key revoked")
+
+    def add_vendor_key(self, vendor_id: int, public_key: str, label: str = "") -> VendorKey:
+        key = self.trust.add(vendor_id, public_key, label)
+        self.events.log(
+            "trust_added", f"vendor:{vendor_id}", f"key {key.key_id} trusted for vendor {vendor_id} {label}"
+        )
+        return key
+
+    # -- policy decisions -------------------------------------------------------------------
+    def _on_load(self, instance: str, status: LoadStatus) -> None:
+        fitted = self.fitted.get(instance)
+        if fitted is None:
+            return
+        fitted.load = status
+        self.set_status(fitted)
+        if fitted.session is not None:
+            fitted.session.spawn(self._tell_state(fitted))
+
+    async def _tell_state(self, fitted: Fitted) -> None:
+        session, load = fitted.session, fitted.load
+        if session is None or load is None:
+            return
+        await session.send(
+            {
+                "type": "restrictions",
+                "driving_state": str(self.policy.driving_state),
+                "restrictions": sorted(load.restrictions),
+                "max_string_length": self.policy.driving.max_string_length,
+            }
+        )
+        await session.send(
+            {"type": "power", "state": "shed" if load.shed else "on", "reason": load.shed_reason or ""}
+        )
+
+    def set_status(self, fitted: Fitted) -> None:
+        if fitted.session is None or fitted.silent:
+            status = "UNAVAILABLE"
+        elif fitted.load is not None and fitted.load.shed:
+            status = "SHED"
+        else:
+            status = "RUNNING"
+        fitted.status = status
+        if self._status is not None and not self._status.closed:
+            self._status.publish(fitted.binding.status_path, status)
+
+    # -- views ------------------------------------------------------------------------------
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for rec in self.registry.all():
+            fitted = self.fitted.get(rec.instance)
+            row = rec.public()
+            row["status"] = fitted.status if fitted else "NOT_RESTORED"
+            row["restrictions"] = sorted(fitted.load.restrictions) if fitted and fitted.load else []
+            out.append(row)
+        return out
+
+    def rate_limited(self, session: Session) -> bool:
+        """Whether to drop this message; notifies the accessory and the log at most once a second."""
+        if session.bucket.take():
+            return False
+        now = time.monotonic()
+        if now - session.last_rate_notice >= 1.0:
+            session.last_rate_notice = now
+            session.spawn(
+                session.send(
+                    {
+                        "type": "error",
+                        "code": 429,
+                        "reason": "rate_limited",
+                        "message": f"over {self.limits.messages_per_s:g} messages/s; "
+                        f"{session.bucket.dropped} dropped so far",
+                    }
+                )
+            )
+        if now - session.last_rate_event >= 5.0:
+            session.last_rate_event = now
+            who = session.instance or session.accessory or session.peer
+            self.events.log("rate_limited", who, f"{who} flooding; {session.bucket.dropped} messages dropped")
+        return True
+
+
+__all__ = ["PROTOCOL_VERSION", "AccessoryManager", "Fitted", "Limits"]

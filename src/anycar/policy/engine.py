@@ -1,0 +1,279 @@
+"""The policy engine: reads the vehicle's state from the broker and keeps the car in control.
+
+It subscribes to speed, gear, ignition, the 12 V rail and the traction battery; derives the
+driving state and UX restrictions; decides which loads (fitted accessories) are shed; checks
+access against grants; and logs every shed, restore, restriction and refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from anycar.broker import SignalBroker
+from anycar.broker.datapoint import Datapoint
+from anycar.policy.access import AccessControl
+from anycar.policy.driving import DrivingConfig, DrivingState
+from anycar.policy.errors import PermissionDenied
+from anycar.policy.events import EventLog
+from anycar.policy.grants import GrantStore
+from anycar.policy.power import PowerConfig, PowerMonitor, PowerVerdict, Priority
+from anycar.policy.privileges import Grant, Privilege
+
+SPEED = "Vehicle.Speed"
+SELECTED_GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
+CURRENT_GEAR = "Vehicle.Powertrain.Transmission.CurrentGear"
+VOLTAGE = "Vehicle.LowVoltageBattery.CurrentVoltage"
+SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+IGNITION = "Vehicle.LowVoltageSystemState"
+WATCHED = (SPEED, SELECTED_GEAR, CURRENT_GEAR, VOLTAGE, SOC, IGNITION)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStatus:
+    """What the policy says about one fitted accessory right now."""
+
+    name: str
+    priority: Priority
+    driver_view: bool = False
+    ux_restricted: bool = False
+    shed_reason: str | None = None
+    restrictions: frozenset[str] = field(default=frozenset())
+    driving_state: DrivingState = DrivingState.UNKNOWN
+
+    @property
+    def shed(self) -> bool:
+        return self.shed_reason is not None
+
+
+LoadListener = Callable[[LoadStatus], None]
+
+
+class PolicyEngine:
+    def __init__(
+        self,
+        broker: SignalBroker,
+        *,
+        db_path: str | Path | None = None,
+        driving: DrivingConfig | None = None,
+        power: PowerConfig | None = None,
+        access: AccessControl | None = None,
+        events: EventLog | None = None,
+        grants: GrantStore | None = None,
+    ) -> None:
+        self.broker = broker
+        self.driving = driving if driving is not None else DrivingConfig.default()
+        self.power = PowerMonitor(power)
+        self.access = access if access is not None else AccessControl()
+        self.events = events if events is not None else EventLog(db_path)
+        self.grants = grants if grants is not None else GrantStore(db_path)
+        self.speed: float | None = None
+        self.selected_gear: int | None = None
+        self.current_gear: int | None = None
+        self.driving_state = DrivingState.UNKNOWN
+        self.restrictions: frozenset[str] = self.driving.restrictions(DrivingState.UNKNOWN, None)
+        self.verdict = PowerVerdict({})
+        self._loads: dict[str, LoadStatus] = {}
+        self._listeners: dict[str, LoadListener] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._sub = self.broker.subscribe(WATCHED, name="policy")
+        self.apply(self._sub.drain())
+        self._task = asyncio.create_task(self._run(), name="policy-engine")
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._sub is not None
+        async for batch in self._sub:
+            self.apply(batch)
+
+    # -- state ------------------------------------------------------------------------------
+    def apply(self, batch: Iterable[Datapoint]) -> None:
+        """Take new values of the watched signals and re-decide restrictions and shedding."""
+        voltage = soc = ignition = None
+        for dp in batch:
+            if dp.path == SPEED:
+                self.speed = dp.value
+            elif dp.path == SELECTED_GEAR:
+                self.selected_gear = dp.value
+            elif dp.path == CURRENT_GEAR:
+                self.current_gear = dp.value
+            elif dp.path == VOLTAGE and dp.value is not None:
+                voltage = float(dp.value)
+            elif dp.path == SOC and dp.value is not None:
+                soc = float(dp.value)
+            elif dp.path == IGNITION and dp.value is not None:
+                ignition = str(dp.value)
+        state = self.driving.derive(
+            speed=self.speed,
+            selected_gear=self.selected_gear,
+            current_gear=self.current_gear,
+            ignition=ignition if ignition is not None else self.power.ignition,
+        )
+        if state is not self.driving_state:
+            self.events.log(
+                "driving_state",
+                "vehicle",
+                f"driving state {self.driving_state} -> {state}",
+                speed=self.speed,
+                gear=self.selected_gear,
+            )
+            self.driving_state = state
+        self.restrictions = self.driving.restrictions(state, self.speed)
+        self.verdict = self.power.update(voltage=voltage, soc=soc, ignition=ignition)
+        for name in list(self._loads):
+            self._reassess(name)
+
+    def _reassess(self, name: str) -> None:
+        old = self._loads[name]
+        new = replace(
+            old,
+            shed_reason=self.verdict.reason_for(old.priority),
+            restrictions=self.restrictions if (old.driver_view and old.ux_restricted) else frozenset(),
+            driving_state=self.driving_state,
+        )
+        if new == old:
+            return
+        self._loads[name] = new
+        if (new.shed_reason is None) != (old.shed_reason is None):
+            if new.shed_reason is not None:
+                self.events.log(
+                    "shed",
+                    name,
+                    f"{name} ({new.priority.label}) shed: {new.shed_reason}",
+                    priority=new.priority.label,
+                    reason=new.shed_reason,
+                )
+            else:
+                self.events.log("restore", name, f"{name} ({new.priority.label}) restored: power is back")
+        if new.restrictions != old.restrictions:
+            self.events.log(
+                "restriction",
+                name,
+                f"{name} told: {self.driving_state}, restrictions "
+                f"{', '.join(sorted(new.restrictions)) or 'none'}",
+                restrictions=sorted(new.restrictions),
+                driving_state=str(self.driving_state),
+            )
+        listener = self._listeners.get(name)
+        if listener is not None:
+            listener(new)
+
+    # -- loads ------------------------------------------------------------------------------
+    def register_load(
+        self,
+        name: str,
+        priority: Priority,
+        *,
+        driver_view: bool = False,
+        ux_restricted: bool = False,
+        listener: LoadListener | None = None,
+    ) -> LoadStatus:
+        """Start deciding for one accessory; the listener hears every change (not this first one)."""
+        self._loads[name] = LoadStatus(name, priority, driver_view, ux_restricted)
+        if listener is not None:
+            self._listeners[name] = listener
+        # first assessment is logged (a shed at fitting is a shed) but not sent to the listener
+        self._listeners.pop(name, None)
+        self._reassess(name)
+        if listener is not None:
+            self._listeners[name] = listener
+        return self._loads[name]
+
+    def unregister_load(self, name: str) -> None:
+        self._loads.pop(name, None)
+        self._listeners.pop(name, None)
+
+    def load(self, name: str) -> LoadStatus | None:
+        return self._loads.get(name)
+
+    def loads(self) -> list[LoadStatus]:
+        return list(self._loads.values())
+
+    # -- access -----------------------------------------------------------------------------
+    def grant(self, grant: Grant) -> None:
+        self.grants.put(grant)
+
+    def grant_app(
+        self,
+        app_id: str,
+        privilege: Privilege,
+        *,
+        reads: Iterable[str] = (),
+        actuates: Iterable[str] = (),
+    ) -> Grant:
+        """Register what an app may do (APIs look it up by the app id in their tokens)."""
+        grant = Grant(app_id, "app", privilege, tuple(reads), tuple(actuates))
+        self.grants.put(grant)
+        return grant
+
+    def refuse(self, subject: str, message: str, **data: Any) -> None:
+        """Log a refusal decided elsewhere (manager, APIs) so that all refusals are in one place."""
+        self.events.log("refusal", subject, message, **data)
+
+    def check_actuate(self, subject: str, path: str) -> Grant:
+        """Raise ``PermissionDenied`` (and log it) unless ``subject``'s grant lets it set ``path``."""
+        grant = self.grants.get(subject)
+        try:
+            if grant is None:
+                raise PermissionDenied(f"{subject} has no grant", path=path)
+            self.access.check_actuate(grant, path)
+        except PermissionDenied as exc:
+            self.refuse(subject, str(exc), path=path, action="actuate")
+            raise
+        return grant
+
+    def check_read(self, subject: str, path: str) -> Grant:
+        grant = self.grants.get(subject)
+        try:
+            if grant is None:
+                raise PermissionDenied(f"{subject} has no grant", path=path)
+            self.access.check_read(grant, path)
+        except PermissionDenied as exc:
+            self.refuse(subject, str(exc), path=path, action="read")
+            raise
+        return grant
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "driving_state": str(self.driving_state),
+            "speed": self.speed,
+            "restrictions": sorted(self.restrictions),
+            "power": {
+                "voltage": self.power.voltage,
+                "soc": self.power.soc,
+                "ignition": self.power.ignition,
+                "shed": {p.label: r for p, r in self.verdict.shed.items()},
+            },
+            "loads": [
+                {
+                    "name": s.name,
+                    "priority": s.priority.label,
+                    "shed": s.shed_reason,
+                    "restrictions": sorted(s.restrictions),
+                    "driver_view": s.driver_view,
+                }
+                for s in self._loads.values()
+            ],
+        }
+
+    def close(self) -> None:
+        self.events.close()
+        self.grants.close()
