@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "anycar.cli.signals",
     "anycar.cli.bench",
     "anycar.cli.demo",
+    "anycar.cli.sim",
 ]
 
 

@@ -1,0 +1,1 @@
+"""The vehicle simulator: drive cycles, energy, position, body and cabin, emitted as VSS values."""
