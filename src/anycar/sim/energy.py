@@ -16,7 +16,7 @@ from anycar.sim.vehicle import LowVoltageParams, VehicleParams
 GRAVITY = 9.81
 AIR_DENSITY = 1.2
 REGEN_FADE_KMH = (3.0, 10.0)  # regeneration fades to nothing below this speed band
-DCDC_DERATE_SOC = (3.0, 10.0)  # the DC-DC output falls to zero as traction SoC goes 10 % -> 3 %
+DCDC_DERATE_SOC = (4.0, 12.0)  # the DC-DC output falls to zero as traction SoC goes 12 % -> 4 %
 DCDC_EFFICIENCY = 0.93
 LV_SETPOINT_V = 14.1  # DC-DC output while charging the 12 V battery
 LV_FLOAT_V = 13.6  # DC-DC output once the 12 V battery is full
