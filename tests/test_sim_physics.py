@@ -80,12 +80,19 @@ def test_soc_falls_while_driving_and_rises_with_regeneration() -> None:
         if hard_braking:
             regen_steps += 1
             assert row[SOC] > prev[SOC], row["t"]
-            assert row["Vehicle.Powertrain.TractionBattery.CurrentCurrent"] < 0
+            # VSS: positive current and power flow into the battery; the motor's power is negative.
+            assert row["Vehicle.Powertrain.TractionBattery.CurrentCurrent"] > 0
+            assert row["Vehicle.Powertrain.TractionBattery.CurrentPower"] > 0
             assert row["Vehicle.Powertrain.ElectricMotor.Power"] < 0
         if row["Vehicle.Acceleration.Longitudinal"] >= 0.5 and row[SPEED] >= 20:
             assert row[SOC] < prev[SOC]
+            assert row["Vehicle.Powertrain.TractionBattery.CurrentCurrent"] < 0
+            assert row["Vehicle.Powertrain.ElectricMotor.Power"] > 0
     assert regen_steps > 10
     assert sim.battery.regenerated_wh > 500
+    assert rows[-1]["Vehicle.Powertrain.AccumulatedBrakingEnergy"] == pytest.approx(
+        sim.battery.regenerated_wh / 1000, abs=1e-3
+    )
 
 
 def test_consumption_is_in_a_plausible_range() -> None:

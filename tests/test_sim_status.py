@@ -33,7 +33,7 @@ def test_status_shows_live_values_accessories_and_url() -> None:
     speed = broker.get("Vehicle.Speed").value  # type: ignore[union-attr]
     soc = broker.get("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current").value  # type: ignore[union-attr]
     assert f"{speed:5.1f} km/h" in text
-    assert f"{soc:5.1f} %" in text
+    assert f"{soc:.1f} %" in text
     assert "(16 W)" in text and "Kaiyun PICKMAN" in text
     assert any(word in text for word in ("moving", "idling", "parked"))
 

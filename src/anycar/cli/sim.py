@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
         help="simulated s per real s (default: as fast as possible)",
     )
     run.add_argument("--json", action="store_true", help="print JSON")
+    run.add_argument("--live", action="store_true", help="show the live status line while running (use with --speedup)")
     run.set_defaults(func=sim_run)
 
     cycle = cmds.add_parser("cycle", help="print a drive cycle's speed trace as CSV")
@@ -96,7 +97,19 @@ def sim_run(args: argparse.Namespace) -> int:
     sim = build(args)
     duration = sim.lap_s if args.duration is None else args.duration
     runner = SimulationRunner(sim, speedup=args.speedup)
-    asyncio.run(runner.run(duration))
+    if args.live:
+        from anycar.broker import SignalBroker
+        from anycar.sim.runner import BrokerSink
+        from anycar.sim.status import DemoStatus, live_status
+
+        broker = SignalBroker()
+        runner.add_sink(BrokerSink(broker, sim))
+        status = DemoStatus(broker, "(no hub: anycar sim run)", vehicle=sim.vehicle.name)
+        with live_status(status, console):
+            asyncio.run(runner.run(duration))
+        console.print()
+    else:
+        asyncio.run(runner.run(duration))
     result = summary(sim)
     if args.json:
         print_json(result)

@@ -113,7 +113,6 @@ class Simulator:
         self.route_m = 0.0
         self.odometer_m = 0.0
         self.speed_kmh = 0.0
-        self.braking_kwh = 0.0
         self._consumption_wh_per_km = self._rated_consumption()
         self._bucket_wh = 0.0
         self._bucket_km = 0.0
@@ -248,8 +247,6 @@ class Simulator:
             traction_w, regen_w = 0.0, 0.0
         hv_w = traction_w + self.cabin.electrical_w + self.rail.dcdc_input_w
         self.battery.step(hv_w, dt, regen_w)
-        if wheel_w < 0:
-            self.braking_kwh += -wheel_w * dt / 3.6e6
         self._update_consumption(hv_w * dt / 3600, mean_ms * dt / 1000)
 
         values = self._values(
@@ -270,6 +267,9 @@ class Simulator:
             outside=outside,
             traction_w=traction_w,
             wheel_w=wheel_w,
+            motor_w=(
+                min(wheel_w, v.max_drive_power_kw * 1000) if wheel_w >= 0 else -regen_w / v.regen_efficiency
+            ),
             kind=kind,
         )
         return SimStep(t=t, when=when, phase=kind, lap=lap, values=values)
@@ -353,17 +353,18 @@ class Simulator:
             P + "Chassis.Brake.PedalPosition": max(0, brake_pedal),
             P + "Chassis.ParkingBrake.IsEngaged": gear == GEAR_PARK,
             P + "Powertrain.ElectricMotor.Speed": round(-motor_rpm if reverse else motor_rpm, 1),
-            P + "Powertrain.ElectricMotor.Power": round(s["traction_w"] / 1000),
+            P + "Powertrain.ElectricMotor.Power": round(s["motor_w"] / 1000),  # negative: regenerating
             SOC: round(b.soc, 3),
             P + "Powertrain.TractionBattery.StateOfCharge.Displayed": round(displayed, 1),
             P + "Powertrain.TractionBattery.StateOfCharge.CurrentEnergy": round(b.energy_wh / 1000, 3),
             P + "Powertrain.TractionBattery.CurrentVoltage": round(b.voltage, 1),
-            P + "Powertrain.TractionBattery.CurrentCurrent": round(b.current_a, 2),
-            P + "Powertrain.TractionBattery.CurrentPower": round(b.power_w, 1),
+            # VSS: positive flows into the battery (charging, regeneration), negative out of it.
+            P + "Powertrain.TractionBattery.CurrentCurrent": round(-b.current_a, 2),
+            P + "Powertrain.TractionBattery.CurrentPower": round(-b.power_w, 1),
             P + "Powertrain.TractionBattery.Range": range_m,
             P + "Powertrain.TractionBattery.DCDC.PowerLoss": round(rail.dcdc_loss_w, 1),
             P + "Powertrain.Range": range_m,
-            P + "Powertrain.AccumulatedBrakingEnergy": round(self.braking_kwh, 4),
+            P + "Powertrain.AccumulatedBrakingEnergy": round(b.regenerated_wh / 1000, 4),
             LV_VOLTAGE: round(rail.voltage, 2),
             P + "LowVoltageBattery.CurrentCurrent": round(rail.current_a, 2),
             CABIN_TEMP: round(self.cabin.temperature_c, 2),

@@ -25,7 +25,7 @@ from anycar.sim.simulator import (
     SPEED,
 )
 
-BAR_CELLS = 10
+BAR_CELLS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +84,11 @@ class DemoStatus:
         line = Text()
         line.append("● ", style="bold green" if speed is not None else "bold yellow")
         line.append("anycar", style="bold")
-        if self.vehicle:
-            line.append(f"  {self.vehicle}", style="cyan")
-        line.append("  │  ", style="dim")
+        line.append(" │ ", style="dim")
         line.append("—" if speed is None else f"{speed:5.1f}", style="bold")
         line.append(" km/h ")
         line.append(GEAR_LETTERS.get(gear, "·") if gear is not None else "·", style="bold magenta")
-        line.append("  │  SoC ", style="dim")
+        line.append(" │ SoC ", style="dim")
         if soc is None:
             line.append("—")
         else:
@@ -98,15 +96,15 @@ class DemoStatus:
             colour = "green" if soc > 30 else "yellow" if soc > 12 else "red"
             line.append("█" * filled, style=colour)
             line.append("░" * (BAR_CELLS - filled), style="dim")
-            line.append(f" {soc:5.1f} %")
-        line.append("  │  12 V ", style="dim")
+            line.append(f" {soc:.1f} %")
+        line.append(" │ 12 V ", style="dim")
         line.append(
             "—" if volts is None else f"{volts:5.2f} V",
             style="red" if volts is not None and volts < 12.0 else "",
         )
-        line.append("  │  cabin ", style="dim")
-        line.append("—" if cabin is None else f"{cabin:4.1f} °C")
-        line.append("  │  ", style="dim")
+        line.append(" │ ", style="dim")
+        line.append("—" if cabin is None else f"{cabin:.1f} °C")
+        line.append(" │ ", style="dim")
         line.append(state, style={"moving": "bold blue", "idling": "yellow", "parked": "green"}[state])
 
         fitted = self._fitted()
@@ -125,9 +123,13 @@ class DemoStatus:
         if fitted:
             acc.append(f"   ({total:.0f} W)", style="dim")
 
-        url = Text("  dashboard: ", style="dim")
+        url = Text("  ")
+        if self.vehicle:
+            url.append(self.vehicle, style="cyan")
+            url.append(" · ", style="dim")
+        url.append("dashboard ", style="dim")
         url.append(self.url, style=f"bold underline link {self.url}")
-        url.append("   Ctrl-C to stop", style="dim")
+        url.append("  (Ctrl-C to stop)", style="dim")
         return Group(line, acc, url)
 
     def __rich__(self) -> RenderableType:

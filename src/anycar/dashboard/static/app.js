@@ -139,7 +139,14 @@ function onLive(path, value) {
       state.chart.push("soc", value);
       break;
     case SIG.range: $("range").textContent = fmt(value / 1000, 0); break;
-    case SIG.power: $("power").textContent = fmt(value / 1000, 1); break;
+    case SIG.power: {
+      // VSS: positive flows into the battery. People read power drawn, and regeneration apart.
+      const regen = value > 50;
+      $("power").textContent = regen ? `+${fmt(value / 1000, 1)}` : fmt(Math.max(0, -value) / 1000, 1);
+      $("power").parentElement.classList.toggle("regen", regen);
+      $("power-label").textContent = regen ? "Regenerating" : "Power drawn";
+      break;
+    }
     case SIG.lv:
       $("lv-voltage").textContent = fmt(value, 2);
       $("lv-voltage").parentElement.classList.toggle("sag", value < 12.2);
