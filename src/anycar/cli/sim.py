@@ -46,7 +46,9 @@ def register(sub: Any) -> None:
         help="simulated s per real s (default: as fast as possible)",
     )
     run.add_argument("--json", action="store_true", help="print JSON")
-    run.add_argument("--live", action="store_true", help="show the live status line while running (use with --speedup)")
+    run.add_argument(
+        "--live", action="store_true", help="show the live status line while running (use with --speedup)"
+    )
     run.set_defaults(func=sim_run)
 
     cycle = cmds.add_parser("cycle", help="print a drive cycle's speed trace as CSV")
