@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import httpx
+import jsonschema
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import anycar.dashboard
-from anycar.dashboard import STATIC_DIR
+from anycar.dashboard import SCHEMA_NAMES, STATIC_DIR, api_schema
+from dashboard_standin import StandInHub
 
 
 def _client(app: object) -> httpx.AsyncClient:
@@ -50,3 +55,29 @@ def test_loads_nothing_from_elsewhere() -> None:
         urls = set(re.findall(r"https?://[^\s\"')]+", text)) - {"http://www.w3.org/2000/svg"}
         assert not urls, (path.name, urls)
         assert "@import" not in text and "fonts.googleapis" not in text
+
+
+def test_example_answers_match_the_published_schemas() -> None:
+    data = Path(__file__).parent / "data" / "dashboard"
+    for name in ("vehicle", "accessories", "events"):
+        jsonschema.Draft202012Validator(api_schema(name)).validate(
+            json.loads((data / f"{name}.json").read_text())
+        )
+    for name in SCHEMA_NAMES:
+        jsonschema.Draft202012Validator.check_schema(api_schema(name))
+    bad = json.loads((data / "accessories.json").read_text())
+    bad["accessories"][0]["controls"][0]["kind"] = "knob"
+    with pytest.raises(jsonschema.ValidationError, match="knob"):
+        jsonschema.Draft202012Validator(api_schema("accessories")).validate(bad)
+
+
+async def test_stand_in_answers_match_the_schemas() -> None:
+    hub = StandInHub()
+    client = _client(hub.app())
+    for name, url in (
+        ("driving-state", "/api/driving-state"),
+        ("signals", "/api/signals?pattern=Vehicle.Cabin.Door.**"),
+    ):
+        body = (await client.get(url)).json()
+        jsonschema.Draft202012Validator(api_schema(name)).validate(body)
+    hub.sink.close()

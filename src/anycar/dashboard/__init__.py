@@ -1,5 +1,5 @@
 """The cabin dashboard: static HTML/CSS/JS served by a Starlette app that the hub mounts."""
 
-from anycar.dashboard.server import STATIC_DIR, app, dashboard_config
+from anycar.dashboard.server import SCHEMA_NAMES, STATIC_DIR, api_schema, app, dashboard_config
 
-__all__ = ["STATIC_DIR", "app", "dashboard_config"]
+__all__ = ["SCHEMA_NAMES", "STATIC_DIR", "api_schema", "app", "dashboard_config"]

@@ -3,6 +3,7 @@ page where the hub's VISS WebSocket and REST API are. The hub mounts it (e.g. at
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 STATIC_DIR = Path(str(resources.files("anycar.dashboard").joinpath("static")))
+SCHEMA_NAMES = ("vehicle", "accessories", "driving-state", "signals", "events")
 
 # The page loads nothing from elsewhere: scripts, styles and images come from this app, and it
 # talks only to the hub (fetch and WebSocket, possibly on another local port).
@@ -33,6 +35,15 @@ class _NoCacheStatic(StaticFiles):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+def api_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of one REST answer the page reads (docs/dashboard.md); for the hub's tests."""
+    if name not in SCHEMA_NAMES:
+        raise KeyError(f"no schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
+    text = resources.files("anycar.dashboard").joinpath(f"schema/{name}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def dashboard_config(viss_url: str | None, api_base: str, refresh_ms: int) -> dict[str, Any]:
