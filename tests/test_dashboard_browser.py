@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-pytest.register_assert_rewrite("browser_support", "dashboard_standin")
+pytest.register_assert_rewrite("browser_support")
 
 import anycar.dashboard  # noqa: E402
 from browser_support import serve  # noqa: E402
