@@ -246,3 +246,9 @@ def test_bad_vehicle_parameters_name_the_field() -> None:
         parse_vehicle("x", bad, "x.yaml")
     with pytest.raises(ConfigError, match="no simulator parameters"):
         load_vehicle("trabant")
+
+
+def test_a_vehicle_never_exceeds_its_top_speed() -> None:
+    sim = Simulator.for_profile("kaiyun_pickman", cycle="wltc3", dt=1.0)
+    speeds = [s.values[SPEED] for s in sim.run(sim.cycle.duration_s)]
+    assert max(speeds) == sim.vehicle.max_speed_kmh == 50

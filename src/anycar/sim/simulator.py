@@ -199,7 +199,8 @@ class Simulator:
         when = self.start_time + timedelta(seconds=t)
 
         # Motion.
-        speed_kmh = self.cycle.speed_at(tc) if phase is not None else 0.0
+        # A vehicle follows the trace up to its own top speed (a PICKMAN on the WLTC tops out).
+        speed_kmh = min(self.cycle.speed_at(tc), v.max_speed_kmh) if phase is not None else 0.0
         prev_ms = self.speed_kmh / 3.6
         speed_ms = speed_kmh / 3.6
         accel = (speed_ms - prev_ms) / dt

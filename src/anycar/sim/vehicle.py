@@ -59,6 +59,7 @@ class VehicleParams:
     regen_efficiency: float
     max_drive_power_kw: float
     max_regen_power_kw: float
+    max_speed_kmh: float
     battery: BatteryParams
     low_voltage: LowVoltageParams
     hvac: HvacParams
@@ -113,7 +114,7 @@ def parse_vehicle(vid: str, data: Any, where: str = "") -> VehicleParams:
     for key in ("drivetrain_efficiency", "regen_efficiency"):
         if not 0 < top[key] <= 1:
             raise ConfigError(f"{where}: {key} must be in (0, 1], got {top[key]}")
-    for key in ("mass_kg", "wheel_radius_m", "gear_ratio"):
+    for key in ("mass_kg", "wheel_radius_m", "gear_ratio", "max_speed_kmh"):
         if top[key] <= 0:
             raise ConfigError(f"{where}: {key} must be positive")
     defaults = data.get("defaults") or {}
