@@ -113,3 +113,13 @@ def test_dashboard_follows_the_hub_live_and_drives_an_accessory(page: Any) -> No
         )
         assert "boolean" in page.locator("[data-testid='signal-detail']").inner_text()
         assert _own_errors(page) == []
+
+
+def test_dashboard_fits_a_phone_screen(page: Any) -> None:
+    hub = StandInHub(speedup=4.0)
+    with serve(hub.app()) as url:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(url + "/")
+        page.wait_for_selector("#mount-list li.mount", timeout=10_000)
+        page.wait_for_selector("#acc-grid .acc")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
