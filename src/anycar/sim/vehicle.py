@@ -118,6 +118,13 @@ def parse_vehicle(vid: str, data: Any, where: str = "") -> VehicleParams:
         if top[key] <= 0:
             raise ConfigError(f"{where}: {key} must be positive")
     defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{where}: defaults must be a mapping with 'cycle' and 'route'")
+    for key in ("cycle", "route"):
+        if key in defaults and not isinstance(defaults[key], str):
+            raise ConfigError(f"{where}: defaults.{key} must be a name, got {defaults[key]!r}")
+    if "name" in data and not isinstance(data["name"], str):
+        raise ConfigError(f"{where}: name must be a string")
     vclass = data.get("class", "car")
     if vclass not in ("car", "delivery"):
         raise ConfigError(f"{where}: class must be 'car' or 'delivery', got {vclass!r}")
