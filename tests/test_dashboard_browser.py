@@ -124,3 +124,28 @@ def test_dashboard_fits_a_phone_screen(page: Any) -> None:
         page.wait_for_selector("#mount-list li.mount", timeout=10_000)
         page.wait_for_selector("#acc-grid .acc")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_viss_client_reads_every_data_shape_the_spec_allows(page: Any) -> None:
+    with serve(anycar.dashboard.app()) as url:
+        page.goto(url + "/")
+        result = page.evaluate(
+            """async () => {
+            const m = await import('./viss.js');
+            return {
+              one: m.dataItems({path: 'Vehicle.Speed', dp: {value: '12.5', ts: 't1'}}),
+              many: m.dataItems([{path: 'A', dp: {value: '1', ts: 't'}}, {path: 'B', dp: [{value: '2', ts: 'a'}, {value: '3', ts: 'b'}]}]),
+              none: m.dataItems(undefined),
+              values: [m.parseValue('true', 'boolean'), m.parseValue('false'), m.parseValue('12.5', 'float'),
+                       m.parseValue('007', 'string'), m.parseValue('[1,2]', 'uint8[]'), m.parseValue('ON')],
+              text: [m.toText(true), m.toText(21.5), m.toText('#00FF88'), m.toText([1, 2])],
+              err: new m.VissError({number: '404', reason: 'invalid_path', message: 'x'}).message,
+            };
+        }"""
+        )
+    assert result["one"] == [{"path": "Vehicle.Speed", "value": "12.5", "ts": "t1"}]
+    assert result["many"] == [{"path": "A", "value": "1", "ts": "t"}, {"path": "B", "value": "3", "ts": "b"}]
+    assert result["none"] == []
+    assert result["values"] == [True, False, 12.5, "007", [1, 2], "ON"]
+    assert result["text"] == ["true", "21.5", "#00FF88", "[1,2]"]
+    assert result["err"] == "404 invalid_path: x"
