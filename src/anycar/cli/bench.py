@@ -43,6 +43,13 @@ def bench_accessories(args: argparse.Namespace) -> int:
     )
     return 0
 
+    sim = cmds.add_parser("sim", help="vehicle simulator steps per second, as fast as possible")
+    sim.add_argument("--brand", default="kaiyun_pickman", help="brand profile id")
+    sim.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds")
+    sim.add_argument("--dt", type=float, default=0.5, help="simulated seconds per step")
+    sim.add_argument("--json", action="store_true", help="print JSON")
+    sim.set_defaults(func=bench_sim)
+
 
 def show(result: dict[str, Any], as_json: bool) -> None:
     """Print a benchmark result: JSON, or a table with one column per run."""
@@ -67,4 +74,14 @@ def bench_broker(args: argparse.Namespace) -> int:
     from anycar.bench import broker
 
     show(broker.run(seconds=args.seconds, signals=args.signals, batch=args.batch), args.json)
+    return 0
+
+
+def bench_sim(args: argparse.Namespace) -> int:
+    from anycar.sim.runner import measure
+    from anycar.sim.simulator import Simulator
+
+    result = {"benchmark": "sim", "brand": args.brand}
+    result.update(measure(Simulator.for_profile(args.brand, dt=args.dt), args.seconds))
+    show(result, args.json)
     return 0

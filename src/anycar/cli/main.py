@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "anycar.cli.bench",
     "anycar.cli.demo",
     "anycar.cli.accessory",
+    "anycar.cli.sim",
 ]
 
 
