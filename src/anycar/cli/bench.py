@@ -21,6 +21,16 @@ def register(sub: Any) -> None:
     broker.add_argument("--json", action="store_true", help="print JSON")
     broker.set_defaults(func=bench_broker)
     _register_accessories(cmds)
+    _register_sim(cmds)
+
+
+def _register_sim(cmds: Any) -> None:
+    sim = cmds.add_parser("sim", help="vehicle simulator steps per second, as fast as possible")
+    sim.add_argument("--brand", default="kaiyun_pickman", help="brand profile id")
+    sim.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds")
+    sim.add_argument("--dt", type=float, default=0.5, help="simulated seconds per step")
+    sim.add_argument("--json", action="store_true", help="print JSON")
+    sim.set_defaults(func=bench_sim)
 
 
 def _register_accessories(cmds: Any) -> None:
@@ -42,13 +52,6 @@ def bench_accessories(args: argparse.Namespace) -> int:
         args.json,
     )
     return 0
-
-    sim = cmds.add_parser("sim", help="vehicle simulator steps per second, as fast as possible")
-    sim.add_argument("--brand", default="kaiyun_pickman", help="brand profile id")
-    sim.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds")
-    sim.add_argument("--dt", type=float, default=0.5, help="simulated seconds per step")
-    sim.add_argument("--json", action="store_true", help="print JSON")
-    sim.set_defaults(func=bench_sim)
 
 
 def show(result: dict[str, Any], as_json: bool) -> None:
