@@ -35,13 +35,11 @@ RESULTS = Path(os.environ.get("ANYCAR_TEST_RESULTS", "test-results"))
 VIEWPORT = {"width": 1440, "height": 1000}
 
 
-def _chromium_or_skip() -> str:
+def _chromium_or_fail() -> str:
     path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
     if path is None:
-        message = f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must have it; a skip there would hide the browser tests
-        pytest.skip(message)
+        # A skip would hide the browser tests: fail loudly and say how to get the browser.
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run apt-get install -y chromium (.ci/run does)")
     return path
 
 
@@ -52,7 +50,7 @@ def chromium() -> Iterator[Any]:
     Not per session: while Playwright's sync API runs it holds an event loop on this thread,
     and the asyncio tests of later modules could not start theirs.
     """
-    executable = _chromium_or_skip()
+    executable = _chromium_or_fail()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
