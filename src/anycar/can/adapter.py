@@ -1,0 +1,165 @@
+"""The CAN adapter: a broker provider that turns frames into VSS values and requests into frames.
+
+Frames come from any source (a python-can bus, a log replay, a test) through ``feed`` or
+``feed_many``; updates are published in one batch per call. Requests for mapped actuators are
+encoded with ``vss2dbc`` and handed to ``send`` (a python-can bus's ``send``, or any callable);
+an adapter without ``send`` (a replay) refuses them with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import can
+
+from anycar.broker import SignalBroker
+from anycar.broker.actuation import ActuationRejected, ActuationRequest
+from anycar.can.codec import frame_key
+from anycar.can.decoder import BadInput, FrameDecoder, Update, compile_decoders
+from anycar.can.encoder import VssEncoder
+from anycar.can.mapping import Mapping
+from anycar.can.network import CanNetwork
+from anycar.errors import AnycarError
+from anycar.model import Catalog
+
+Sender = Callable[[str, can.Message], None]
+
+
+def apply_mapping_overlay(catalog: Catalog, mapping: Mapping) -> list[str]:
+    """Add the signals a mapping defines that the catalog lacks; never change standard ones."""
+    from anycar.model import Overlay
+
+    new = [n for n in mapping.overlay.nodes if catalog.find(n.path) is None and not catalog.is_branch(n.path)]
+    if new:
+        catalog.apply_overlay(Overlay(new, mapping.overlay.source))
+    return [n.path for n in new]
+
+
+class CanAdapter:
+    def __init__(
+        self,
+        broker: SignalBroker,
+        network: CanNetwork,
+        mapping: Mapping,
+        *,
+        name: str = "can",
+        send: Sender | None = None,
+    ) -> None:
+        self.broker = broker
+        self.network = network
+        self.mapping = mapping
+        self.name = name
+        self.send = send
+        self.bad = BadInput()
+        self.frames = 0
+        self.published = 0
+        apply_mapping_overlay(broker.catalog, mapping)
+        compiled = compile_decoders(network, mapping, broker.catalog)
+        self.encoder = VssEncoder(network, mapping)
+        self.problems = list(mapping.problems) + compiled.problems + self.encoder.problems
+        self._by_bus = compiled.by_bus
+        self._any_bus = compiled.any_bus
+        self._channels = compiled.channels
+        self._single = compiled.by_bus[network.buses[0].name] if len(network.buses) == 1 else None
+        for (bus, key), enc in self._encoder_slots():
+            dec = self._by_bus.get(bus, {}).get(key)
+            if dec is not None:
+                dec.observers.append(enc.observe)
+        actuators = [p for p in self.encoder.paths if broker.catalog.find(p) is not None]
+        claims = list(dict.fromkeys([*compiled.paths, *actuators]))
+        self.provider = broker.register_provider(name, claims, on_actuate=self._on_actuate)
+        self.paths = compiled.paths
+
+    def _encoder_slots(self) -> list[tuple[tuple[str, int], Any]]:
+        out = []
+        for targets in self.encoder.targets.values():
+            for t in targets:
+                ref = t.ref
+                key = (ref.bus, frame_key(ref.message.frame_id, bool(ref.message.is_extended_frame)))
+                out.append((key, self.encoder.encoder_for(ref)))
+        return out
+
+    # -- frames in ---------------------------------------------------------------------------
+    def _decoder(self, msg: can.Message) -> FrameDecoder | None:
+        key = msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id
+        if self._single is not None:
+            return self._single.get(key)
+        channel = msg.channel
+        bus = self._channels.get(str(channel)) if channel is not None else None
+        if bus is not None:
+            return self._by_bus[bus].get(key)
+        return self._any_bus.get(key)
+
+    def decode(self, messages: Iterable[can.Message]) -> list[Update]:
+        """The VSS updates a run of frames yields, without publishing them."""
+        out: list[Update] = []
+        bad = self.bad
+        single = self._single
+        n = 0
+        for msg in messages:
+            n += 1
+            if msg.is_error_frame:
+                bad.error_frames += 1
+                continue
+            if msg.is_remote_frame:
+                bad.remote_frames += 1
+                continue
+            if single is not None:
+                dec = single.get(msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id)
+            else:
+                dec = self._decoder(msg)
+            if dec is None:
+                bad.unknown_id += 1
+                continue
+            dec.process(msg.data, msg.timestamp, out, bad)
+        self.frames += n
+        return out
+
+    def feed_many(self, messages: Iterable[can.Message]) -> list[Update]:
+        """Decode frames and publish what changed in one batch; returns the accepted updates."""
+        updates = self.decode(messages)
+        if updates:
+            return self._publish(updates)
+        return updates
+
+    def feed(self, message: can.Message) -> list[Update]:
+        return self.feed_many((message,))
+
+    def _publish(self, updates: list[Update]) -> list[Update]:
+        errors = self.provider.publish_many(updates)
+        if errors:
+            self.bad.vss_rejected += len(errors)
+            accepted = [u for u in updates if u[0] not in errors]
+        else:
+            accepted = updates
+        self.published += len(accepted)
+        return accepted
+
+    # -- requests out ------------------------------------------------------------------------
+    def encode(self, values: dict[str, Any]) -> list[tuple[str, can.Message]]:
+        return self.encoder.encode(values)
+
+    def _on_actuate(self, request: ActuationRequest) -> None:
+        if self.send is None:
+            raise ActuationRejected("no CAN bus to send on (this adapter only reads)")
+        try:
+            frames = self.encoder.encode({request.path: request.value})
+        except AnycarError as exc:
+            raise ActuationRejected(str(exc)) from None
+        for bus, frame in frames:
+            try:
+                self.send(bus, frame)
+            except can.CanError as exc:
+                raise ActuationRejected(f"sending on bus {bus!r} failed: {exc}") from None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "published": self.published,
+            "bad_input": self.bad.as_dict(),
+            "problems": len(self.problems),
+        }
+
+    def close(self) -> None:
+        self.provider.close()

@@ -1,0 +1,323 @@
+"""From frames to VSS updates: per-frame decoders compiled from the DBC model and the mapping.
+
+Each frame id of each bus gets a ``FrameDecoder`` holding only the mapped signals. KUKSA's
+evaluation order is kept for every rule: interval check on the frame's time, then transform,
+then the on-change check. Two pieces of work are skipped when their result cannot differ:
+when the bits of all mapped signals (and their multiplexers) are those of the previous frame of
+that id, nothing is decoded again; when a signal's value is the previous one, its transform
+is not run again (transforms are pure). Anything wrong with a frame or a value is counted
+in ``BadInput`` by cause, and that value is dropped, never published.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cantools.database.can import Message
+
+from anycar.can.codec import accepted_lengths, frame_key, le_mask, physical_range, raw_reader, value_reader
+from anycar.can.mapping import Mapping, MappingRule
+from anycar.can.network import CanNetwork, SignalRef
+from anycar.can.transform import Transform, TransformFailed, compile_transform
+from anycar.errors import AnycarError
+from anycar.model import Catalog
+from anycar.model.datatypes import INTEGER_RANGES
+
+Update = tuple[str, Any]
+
+
+@dataclass(slots=True)
+class BadInput:
+    """Counts of input that was refused, one counter per cause."""
+
+    wrong_length: int = 0
+    unknown_id: int = 0
+    out_of_range: int = 0
+    corrupt_log_line: int = 0
+    transform_failed: int = 0
+    unmapped_value: int = 0
+    vss_rejected: int = 0
+    error_frames: int = 0
+    remote_frames: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+    def total(self) -> int:
+        return sum(self.as_dict().values())
+
+
+class _Entry:
+    """One dbc2vss rule bound to one message carrying its signal."""
+
+    __slots__ = (
+        "coerce",
+        "has_value",
+        "interval",
+        "last_phys",
+        "last_time",
+        "last_vss",
+        "mux",
+        "on_change",
+        "path",
+        "range",
+        "read",
+        "rule",
+        "transform",
+    )
+
+    def __init__(
+        self,
+        rule: MappingRule,
+        read: Callable[[int, int], Any],
+        mux: tuple[tuple[Callable[[int, int], Any], int], ...],
+        rng: tuple[float, float] | None,
+        transform: Transform | None,
+        coerce: Callable[[Any], Any],
+    ) -> None:
+        self.rule = rule
+        self.path = rule.path
+        self.read = read
+        self.mux = mux
+        self.range = rng
+        self.transform = transform
+        self.coerce = coerce
+        self.interval = rule.interval_ms / 1000.0
+        self.on_change = rule.on_change
+        self.last_time = -math.inf
+        self.last_phys: Any = None
+        self.last_vss: Any = None
+        self.has_value = False
+
+
+@dataclass(slots=True)
+class FrameDecoder:
+    message: Message
+    bus: str
+    lengths: frozenset[int]
+    length: int
+    entries: list[_Entry] = field(default_factory=list)
+    mask: int = 0
+    last_key: int | None = None
+    observers: list[Callable[[bytes], None]] = field(default_factory=list)
+
+    def process(self, data: bytes, ts: float, out: list[Update], bad: BadInput) -> None:
+        """Append the VSS updates this frame yields to ``out``."""
+        n = len(data)
+        if n != self.length:
+            if n not in self.lengths:
+                bad.wrong_length += 1
+                return
+            data = data[: self.length]
+        for observe in self.observers:
+            observe(data)
+        entries = self.entries
+        if not entries:
+            return
+        le = int.from_bytes(data, "little")
+        key = le & self.mask
+        same = key == self.last_key
+        be = 0
+        clean = True
+        for e in entries:
+            if 0.0 <= ts - e.last_time < e.interval:
+                if same:
+                    continue
+                clean = False  # a throttled change must still be seen by a later identical frame
+                continue
+            if same and e.has_value and not e.mux:
+                e.last_time = ts
+                if not e.on_change:
+                    out.append((e.path, e.last_vss))
+                continue
+            if not be:
+                be = int.from_bytes(data, "big") or -1
+            bev = be if be > 0 else 0
+            if e.mux:
+                if any(read(le, bev) != want for read, want in e.mux):
+                    continue
+            try:
+                phys = e.read(le, bev)
+            except Exception:  # e.g. a float signal whose bits are not a number
+                bad.out_of_range += 1
+                clean = False
+                continue
+            rng = e.range
+            if rng is not None and not rng[0] <= phys <= rng[1]:
+                bad.out_of_range += 1
+                clean = False
+                continue
+            if e.has_value and phys == e.last_phys:
+                vss = e.last_vss
+            else:
+                try:
+                    value = e.transform(phys) if e.transform is not None else phys
+                    vss = e.coerce(value)
+                except TransformFailed as exc:
+                    if "no mapping entry" in str(exc):
+                        bad.unmapped_value += 1
+                    else:
+                        bad.transform_failed += 1
+                    clean = False
+                    continue
+            e.last_time = ts
+            if e.on_change and e.has_value and vss == e.last_vss and type(vss) is type(e.last_vss):
+                e.last_phys = phys
+                continue
+            e.last_phys = phys
+            e.last_vss = vss
+            e.has_value = True
+            out.append((e.path, vss))
+        self.last_key = key if clean else None
+
+
+def coercer(datatype: str, choices: dict[int, Any] | None, has_transform: bool) -> Callable[[Any], Any]:
+    """Turn a DBC (or transformed) value into the VSS datatype, or fail the value."""
+    if datatype == "boolean":
+
+        def to_bool(v: Any) -> bool:
+            if v is True or v is False:
+                return bool(v)
+            if v == 0:
+                return False
+            if v == 1:
+                return True
+            raise TransformFailed(f"{v!r} is not a boolean (0 or 1); add a transform")
+
+        return to_bool
+    if datatype in INTEGER_RANGES:
+
+        def to_int(v: Any) -> int:
+            if type(v) is int:
+                return v
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                return math.floor(v + 0.5)
+            raise TransformFailed(f"{v!r} is not a number")
+
+        return to_int
+    if datatype in ("float", "double"):
+
+        def to_float(v: Any) -> Any:
+            if type(v) is bool or not isinstance(v, (int, float)):
+                raise TransformFailed(f"{v!r} is not a number")
+            return v
+
+        return to_float
+    if datatype == "string":
+        names = {int(k): str(v) for k, v in (choices or {}).items()}
+
+        def to_str(v: Any) -> str:
+            if isinstance(v, str):
+                return v
+            if not has_transform and names and isinstance(v, (int, float)) and v == int(v):
+                name = names.get(int(v))
+                if name is None:
+                    raise TransformFailed(f"no mapping entry for {v!r} (value not in the DBC's value table)")
+                return name
+            return str(v)
+
+        return to_str
+
+    def refuse(v: Any) -> Any:
+        raise TransformFailed(f"datatype {datatype} is not supported by the CAN adapter")
+
+    return refuse
+
+
+def choice_key(ref: SignalRef, where: str) -> Callable[[Any], Any]:
+    """How a ``from`` value of a dbc2vss table is read: a value-table name or a number."""
+    by_name = {str(v): int(k) for k, v in (ref.signal.choices or {}).items()}
+
+    def key(v: Any) -> Any:
+        if isinstance(v, bool):
+            return int(v)
+        if isinstance(v, str):
+            if v in by_name:
+                return by_name[v]
+            raise AnycarError(
+                f"{where}: 'from' value {v!r} is not in the value table of DBC signal {ref.signal.name}"
+            )
+        return v
+
+    return key
+
+
+@dataclass(slots=True)
+class CompiledDecoders:
+    by_bus: dict[str, dict[int, FrameDecoder]]
+    any_bus: dict[int, FrameDecoder]
+    channels: dict[str, str]
+    problems: list[str]
+    paths: list[str]
+
+
+def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) -> CompiledDecoders:
+    """Frame decoders for every frame of every bus; mapped frames carry their rules."""
+    problems: list[str] = []
+    by_bus: dict[str, dict[int, FrameDecoder]] = {}
+    for bus in network.buses:
+        frames = by_bus.setdefault(bus.name, {})
+        for key, (msg, _dbc) in network.frames(bus.name).items():
+            lengths = accepted_lengths(msg)
+            frames[key] = FrameDecoder(msg, bus.name, lengths, int(msg.length))
+    paths: dict[str, None] = {}
+    for rule in mapping.dbc2vss:
+        where = f"{rule.where()}: {rule.path}"
+        sig = catalog.find(rule.path)
+        if sig is None:
+            problems.append(f"{where}: unknown VSS path")
+            continue
+        refs = network.find(rule.signal, bus=rule.bus, message=rule.message)
+        if not refs:
+            problems.append(f"{where}: DBC signal {rule.signal!r} is in none of the DBC files")
+            continue
+        for ref in refs:
+            dec = by_bus[ref.bus][frame_key(ref.message.frame_id, bool(ref.message.is_extended_frame))]
+            try:
+                entry = _entry(rule, ref, dec, sig.datatype, where)
+            except AnycarError as exc:
+                problems.append(str(exc))
+                continue
+            dec.entries.append(entry)
+            paths.setdefault(rule.path)
+    any_bus: dict[int, FrameDecoder] = {}
+    for bus in network.buses:
+        for key, dec in by_bus[bus.name].items():
+            if key not in any_bus or (dec.entries and not any_bus[key].entries):
+                any_bus[key] = dec
+    channels = {b.channel: b.name for b in network.buses if b.channel}
+    return CompiledDecoders(by_bus, any_bus, channels, problems, list(paths))
+
+
+def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, where: str) -> _Entry:
+    msg, s = ref.message, ref.signal
+    length = int(msg.length)
+    mux: list[tuple[Callable[[int, int], Any], int]] = []
+    dec.mask |= le_mask(s, length)
+    # The DBC's own multiplexing: the signal only counts when its selector has one of its ids.
+    sel_name = s.multiplexer_signal
+    sel_ids = s.multiplexer_ids
+    if sel_name is not None and sel_ids:
+        sel = msg.get_signal_by_name(sel_name)
+        dec.mask |= le_mask(sel, length)
+        if len(sel_ids) == 1:
+            mux.append((raw_reader(sel, length), int(sel_ids[0])))
+        else:
+            ids = frozenset(int(i) for i in sel_ids)
+            read_sel = raw_reader(sel, length)
+            mux.append((lambda le, be, r=read_sel, ids=ids: 0 if r(le, be) in ids else 1, 0))
+    for name, value in rule.multiplexer:
+        try:
+            sel = msg.get_signal_by_name(name)
+        except KeyError:
+            raise AnycarError(
+                f"{where}: multiplexer signal {name!r} is not in message {msg.name} with {s.name}"
+            ) from None
+        dec.mask |= le_mask(sel, length)
+        mux.append((value_reader(sel, length), value))
+    transform = compile_transform(rule.transform, choice_key(ref, where), where)
+    coerce = coercer(datatype, s.choices, transform is not None)
+    return _Entry(rule, value_reader(s, length), tuple(mux), physical_range(s), transform, coerce)
