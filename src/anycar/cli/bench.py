@@ -21,6 +21,13 @@ def register(sub: Any) -> None:
     broker.add_argument("--json", action="store_true", help="print JSON")
     broker.set_defaults(func=bench_broker)
 
+    canb = cmds.add_parser("can", help="CAN frames through decode, mapping and broker vs a bare cantools decode")
+    canb.add_argument("--brand", required=True, help="brand profile id, e.g. tesla_model3")
+    canb.add_argument("--frames", type=int, default=60_000, help="frames of synthetic traffic")
+    canb.add_argument("--repeat", type=int, default=3, help="runs per loop (the best counts)")
+    canb.add_argument("--json", action="store_true", help="print JSON")
+    canb.set_defaults(func=bench_can)
+
 
 def show(result: dict[str, Any], as_json: bool) -> None:
     """Print a benchmark result: JSON, or a table of its runs."""
@@ -43,4 +50,11 @@ def bench_broker(args: argparse.Namespace) -> int:
     from anycar.bench import broker
 
     show(broker.run(seconds=args.seconds, signals=args.signals, batch=args.batch), args.json)
+    return 0
+
+
+def bench_can(args: argparse.Namespace) -> int:
+    from anycar.bench import can
+
+    show(can.run(args.brand, frames=args.frames, repeat=args.repeat), args.json)
     return 0
