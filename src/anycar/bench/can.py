@@ -23,14 +23,14 @@ GOAL = {"ratio": 1.0, "frames_per_s": 70_000}
 
 
 def _baseline(profile: Any, frames: list[can.Message], *, decode_choices: bool = True) -> float:
-    dbs = {}
+    dbs: dict[str, list[Any]] = {}
     for bus in profile.buses:
         for name in bus.dbc:
             dbs.setdefault(bus.channel or bus.name, []).append(profile.dbc(name).db)
     first = next(iter(dbs.values()))
     start = time.perf_counter()
     for msg in frames:
-        for db in dbs.get(msg.channel, first):
+        for db in dbs.get(str(msg.channel), first):
             try:
                 db.decode_message(
                     msg.arbitration_id,

@@ -24,7 +24,17 @@ from anycar.errors import ConfigError
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEYS = frozenset(
-    {"brand", "model", "reference", "buses", "mappings", "sample_log", "description", "source", "vehicle_class"}
+    {
+        "brand",
+        "model",
+        "reference",
+        "buses",
+        "mappings",
+        "sample_log",
+        "description",
+        "source",
+        "vehicle_class",
+    }
 )
 
 

@@ -106,13 +106,15 @@ class CanAdapter:
                 bad.remote_frames += 1
                 continue
             if single is not None:
-                dec = single.get(msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id)
+                dec = single.get(
+                    msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id
+                )
             else:
                 dec = self._decoder(msg)
             if dec is None:
                 bad.unknown_id += 1
                 continue
-            dec.process(msg.data, msg.timestamp, out, bad)
+            dec.process(msg.data, msg.timestamp, out, bad)  # type: ignore[arg-type]
         self.frames += n
         return out
 

@@ -9,6 +9,7 @@ cantools computes, without decoding the signals nobody mapped. Tests check every
 from __future__ import annotations
 
 import struct
+from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -74,7 +75,21 @@ def value_reader(sig: DbcSignal, length: int) -> Reader:
     scale, offset = sig.scale, sig.offset
     if sig.is_float or (scale == 1 and offset == 0 and type(scale) is int):
         return raw
-    return lambda le, be: raw(le, be) * scale + offset
+    if type(scale) is int and type(offset) is int:
+        return lambda le, be: raw(le, be) * scale + offset
+    # 126 * 0.1 is 12.600000000000001 in binary floating point; the DBC means 12.6.
+    digits = decimals(scale, offset)
+    return lambda le, be: round(raw(le, be) * scale + offset, digits)
+
+
+def decimals(*numbers: float) -> int:
+    """Decimal places the DBC wrote a factor or offset with (0.1 -> 1, 1e-07 -> 7)."""
+    places = 0
+    for n in numbers:
+        exp = Decimal(repr(float(n))).as_tuple().exponent
+        if isinstance(exp, int):
+            places = max(places, -exp)
+    return min(places, 15)
 
 
 def le_mask(sig: DbcSignal, length: int) -> int:
@@ -130,6 +145,8 @@ class FrameEncoder:
         try:
             decoded = self.message.decode(data, decode_choices=False, scaling=True)
         except Exception:  # a bad last frame must not block sending; keep the older state
+            return
+        if not isinstance(decoded, dict):
             return
         for name, value in decoded.items():
             if isinstance(value, (int, float)):

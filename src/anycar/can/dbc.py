@@ -281,7 +281,11 @@ def _overlaps(msg: Message) -> list[tuple[str, str]]:
     for i in range(len(sigs)):
         for j in range(i + 1, len(sigs)):
             a, b = sigs[i], sigs[j]
-            if a.multiplexer_ids and b.multiplexer_ids and not set(a.multiplexer_ids) & set(b.multiplexer_ids):
+            if (
+                a.multiplexer_ids
+                and b.multiplexer_ids
+                and not set(a.multiplexer_ids) & set(b.multiplexer_ids)
+            ):
                 continue
             if bits[i] & bits[j]:
                 found.append((a.name, b.name))

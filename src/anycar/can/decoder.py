@@ -44,7 +44,7 @@ class BadInput:
     remote_frames: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
     def total(self) -> int:
         return sum(self.as_dict().values())
@@ -85,7 +85,8 @@ class _Entry:
         self.range = rng
         self.transform = transform
         self.coerce = coerce
-        self.interval = rule.interval_ms / 1000.0
+        # a little slack, so frames every 100 ms pass a 100 ms interval despite timestamp rounding
+        self.interval = max(0.0, rule.interval_ms / 1000.0 - 1e-4)
         self.on_change = rule.on_change
         self.last_time = -math.inf
         self.last_phys: Any = None
@@ -136,9 +137,8 @@ class FrameDecoder:
             if not be:
                 be = int.from_bytes(data, "big") or -1
             bev = be if be > 0 else 0
-            if e.mux:
-                if any(read(le, bev) != want for read, want in e.mux):
-                    continue
+            if e.mux and any(read(le, bev) != want for read, want in e.mux):
+                continue
             try:
                 phys = e.read(le, bev)
             except Exception:  # e.g. a float signal whose bits are not a number
@@ -292,6 +292,15 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
     return CompiledDecoders(by_bus, any_bus, channels, problems, list(paths))
 
 
+def _selects(read: Callable[[int, int], Any], ids: frozenset[int]) -> Callable[[int, int], int]:
+    """0 when the selector holds one of ``ids`` (a mux condition compared with 0)."""
+
+    def check(le: int, be: int) -> int:
+        return 0 if read(le, be) in ids else 1
+
+    return check
+
+
 def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, where: str) -> _Entry:
     msg, s = ref.message, ref.signal
     length = int(msg.length)
@@ -306,9 +315,7 @@ def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, 
         if len(sel_ids) == 1:
             mux.append((raw_reader(sel, length), int(sel_ids[0])))
         else:
-            ids = frozenset(int(i) for i in sel_ids)
-            read_sel = raw_reader(sel, length)
-            mux.append((lambda le, be, r=read_sel, ids=ids: 0 if r(le, be) in ids else 1, 0))
+            mux.append((_selects(raw_reader(sel, length), frozenset(int(i) for i in sel_ids)), 0))
     for name, value in rule.multiplexer:
         try:
             sel = msg.get_signal_by_name(name)

@@ -109,14 +109,22 @@ def _lint_rule(
         if rule.path in declared_new:
             sig = _declared_signal(rule.path, declared_new[rule.path].attrs)
         if sig is None:
-            return [Finding("error", where, f"{rule.path}: unknown VSS path {catalog._suggest(rule.path)}".strip())]
+            return [
+                Finding(
+                    "error", where, f"{rule.path}: unknown VSS path {catalog._suggest(rule.path)}".strip()
+                )
+            ]
     elif node is not None:
         for key in ("datatype", "type", "unit"):
             declared = node.attrs.get(key)
             actual = getattr(sig, key)
             if declared is not None and str(declared) != str(actual):
                 found.append(
-                    Finding("error", where, f"{rule.path}: mapping declares {key} {declared!r}, VSS has {actual!r}")
+                    Finding(
+                        "error",
+                        where,
+                        f"{rule.path}: mapping declares {key} {declared!r}, VSS has {actual!r}",
+                    )
                 )
     if rule.bus is not None and network.bus(rule.bus) is None:
         found.append(Finding("error", where, f"{rule.path}: unknown bus {rule.bus!r} ({network.bus_names})"))
@@ -124,7 +132,9 @@ def _lint_rule(
     refs = network.find(rule.signal, bus=rule.bus, message=rule.message)
     if not refs:
         found.append(
-            Finding("error", where, f"{rule.path}: DBC signal {rule.signal!r} is not in the profile's DBC files")
+            Finding(
+                "error", where, f"{rule.path}: DBC signal {rule.signal!r} is not in the profile's DBC files"
+            )
         )
         return found
     if rule.direction == "vss2dbc" and sig.type is not NodeType.ACTUATOR:
@@ -205,5 +215,11 @@ def _lint_plain(rule: MappingRule, ref: SignalRef, sig: Signal, where: str, labe
             )
     du, vu = _unit(s.unit), _unit(sig.unit)
     if du and vu and du != vu:
-        out.append(Finding("warning", where, f"{label}: unit {s.unit!r} differs from VSS {sig.unit!r}; add a math transform"))
+        out.append(
+            Finding(
+                "warning",
+                where,
+                f"{label}: unit {s.unit!r} differs from VSS {sig.unit!r}; add a math transform",
+            )
+        )
     return out

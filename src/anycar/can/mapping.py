@@ -39,7 +39,9 @@ from anycar.model.overlay import OverlayNode
 
 Direction = Literal["dbc2vss", "vss2dbc"]
 MAPPING_KEYS = ("dbc2vss", "dbc", "vss2dbc")
-_DBC2VSS_KEYS = frozenset({"signal", "interval_ms", "on_change", "transform", "multiplexer", "message", "bus"})
+_DBC2VSS_KEYS = frozenset(
+    {"signal", "interval_ms", "on_change", "transform", "multiplexer", "message", "bus"}
+)
 _VSS2DBC_KEYS = frozenset({"signal", "interval_ms", "on_change", "transform", "message", "bus"})
 KUKSA_DEFAULT_INTERVAL_MS = 1000
 
@@ -175,7 +177,9 @@ def _rule(node: OverlayNode, direction: Direction, spec: Any, source: str, line:
             or isinstance(item.get("value"), bool)
             or not isinstance(item.get("value"), int)
         ):
-            raise ConfigError(f"{where}: {direction}: each multiplexer entry needs 'signal' and integer 'value'")
+            raise ConfigError(
+                f"{where}: {direction}: each multiplexer entry needs 'signal' and integer 'value'"
+            )
         mux.append((item["signal"], item["value"]))
     for key in ("message", "bus"):
         if spec.get(key) is not None and not isinstance(spec.get(key), str):

@@ -114,7 +114,7 @@ def _read_blf(p: Path, counters: BadInput) -> Iterator[can.Message]:
 
 def write_log(path: str | Path, messages: list[can.Message]) -> None:
     """Write frames to any format python-can writes, chosen by suffix (.log, .asc, .blf, .trc)."""
-    with can.Logger(str(path)) as logger:  # type: ignore[attr-defined]
+    with can.Logger(str(path)) as logger:
         for msg in messages:
             logger.on_message_received(msg)
 
@@ -151,8 +151,10 @@ def replay(
             if ahead > 0.001:
                 flush()
                 sleep(ahead)
+        if on_updates is not None and batch and msg.timestamp != batch[-1].timestamp:
+            flush()  # updates are reported with the time of the frames that carried them
         batch.append(msg)
-        if len(batch) >= REPLAY_BATCH or (realtime and on_updates is not None):
+        if len(batch) >= REPLAY_BATCH:
             flush()
     flush()
     elapsed = time.perf_counter() - start

@@ -109,19 +109,19 @@ def traffic(
         return out
     while len(out) < count:
         s = min(streams, key=lambda x: x["next"])
-        msg: Message = s["msg"]
-        raws = _mux_consistent(msg, {st.sig.name: st.advance(rnd) for st in s["states"]})
+        message: Message = s["msg"]
+        raws = _mux_consistent(message, {st.sig.name: st.advance(rnd) for st in s["states"]})
         try:
-            data = _encode_raw(msg, raws)
+            data = _encode_raw(message, raws)
         except Exception:
             s["next"] += s["period"]
             continue
         out.append(
             can.Message(
                 timestamp=s["next"],
-                arbitration_id=msg.frame_id,
-                is_extended_id=bool(msg.is_extended_frame),
-                is_fd=bool(msg.is_fd),
+                arbitration_id=message.frame_id,
+                is_extended_id=bool(message.is_extended_frame),
+                is_fd=bool(message.is_fd),
                 data=data,
                 channel=s["channel"],
             )
@@ -140,10 +140,22 @@ def _mux_consistent(message: Message, raws: dict[str, int]) -> dict[str, int]:
             out[sig.name] = raws[sig.name]
     for sig in message.signals:
         if sig.is_multiplexer:
-            ids = sorted({i for s in message.signals if s.multiplexer_signal == sig.name for i in s.multiplexer_ids or ()})
+            ids = sorted(
+                {
+                    i
+                    for s in message.signals
+                    if s.multiplexer_signal == sig.name
+                    for i in s.multiplexer_ids or ()
+                }
+            )
             if ids and raws[sig.name] not in ids:
                 out[sig.name] = ids[raws[sig.name] % len(ids)]
     for sig in message.signals:
-        if sig.multiplexer_ids is not None and out.get(sig.multiplexer_signal) in sig.multiplexer_ids:
+        selector = sig.multiplexer_signal
+        if (
+            sig.multiplexer_ids is not None
+            and selector is not None
+            and out.get(selector) in sig.multiplexer_ids
+        ):
             out[sig.name] = raws[sig.name]
     return out

@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
     broker.add_argument("--json", action="store_true", help="print JSON")
     broker.set_defaults(func=bench_broker)
 
-    canb = cmds.add_parser("can", help="CAN frames through decode, mapping and broker vs a bare cantools decode")
+    canb = cmds.add_parser(
+        "can", help="CAN frames through decode, mapping and broker vs a bare cantools decode"
+    )
     canb.add_argument("--brand", required=True, help="brand profile id, e.g. tesla_model3")
     canb.add_argument("--frames", type=int, default=60_000, help="frames of synthetic traffic")
     canb.add_argument("--repeat", type=int, default=3, help="runs per loop (the best counts)")

@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
     check = cmds.add_parser("check", help="lint a profile's mapping against its DBC files and VSS")
     check.add_argument("profile", help="profile id, e.g. tesla_model3")
     check.add_argument("--json", action="store_true", help="print JSON")
-    check.add_argument("--dbc-warnings", action="store_true", help="also list what the lenient DBC loader fixed")
+    check.add_argument(
+        "--dbc-warnings", action="store_true", help="also list what the lenient DBC loader fixed"
+    )
     check.set_defaults(func=check_brand)
 
     cov = cmds.add_parser("coverage", help="which VSS signals each profile provides")
@@ -33,7 +35,7 @@ def register(sub: Any) -> None:
 def list_brands(args: argparse.Namespace) -> int:
     from anycar.brands import list_profiles
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in list_profiles():
         m = p.mapping()
         rows.append(
@@ -124,7 +126,12 @@ def coverage(args: argparse.Namespace) -> int:
     if args.pattern:
         paths = [p for p in paths if p.startswith(args.pattern)]
     if args.json:
-        print_json({"profiles": [p.id for p in profiles], "signals": {x: [p.id for p in profiles if x in provided[p.id]] for x in paths}})
+        print_json(
+            {
+                "profiles": [p.id for p in profiles],
+                "signals": {x: [p.id for p in profiles if x in provided[p.id]] for x in paths},
+            }
+        )
         return 0
     table = Table(title=f"{len(paths)} VSS signals across {len(profiles)} profiles", title_justify="left")
     table.add_column("VSS signal")

@@ -15,8 +15,12 @@ def register(sub: Any) -> None:
     rp = cmds.add_parser("replay", help="replay a CAN log through a brand profile, printing VSS changes")
     rp.add_argument("log", help="candump .log, .asc, .blf or .trc file")
     rp.add_argument("--brand", required=True, help="brand profile id, e.g. xiaomi_su7")
-    rp.add_argument("--realtime", action="store_true", help="keep the recorded pace (default: as fast as possible)")
-    rp.add_argument("--speed", type=float, default=1.0, help="pace factor with --realtime (2 = twice as fast)")
+    rp.add_argument(
+        "--realtime", action="store_true", help="keep the recorded pace (default: as fast as possible)"
+    )
+    rp.add_argument(
+        "--speed", type=float, default=1.0, help="pace factor with --realtime (2 = twice as fast)"
+    )
     rp.add_argument("--quiet", action="store_true", help="print only the summary")
     rp.add_argument("--json", action="store_true", help="print JSON lines of changes and a summary")
     rp.set_defaults(func=replay_log)
@@ -39,14 +43,19 @@ def replay_log(args: argparse.Namespace) -> int:
     broker = SignalBroker()
     adapter = adapter_for(profile, broker)
 
+    first: list[float] = []
+
     def show(ts: float, updates: list[tuple[str, Any]]) -> None:
         if args.quiet:
             return
+        if not first:
+            first.append(ts)
+        ts -= first[0]
         for path, value in updates:
             if args.json:
                 sys.stdout.write(json.dumps({"t": round(ts, 6), "path": path, "value": value}) + "\n")
             else:
-                console.print(f"{ts:12.3f}  {path} = {value!r}", highlight=False)
+                console.print(f"{ts:9.3f}  {path} = {value!r}", highlight=False)
 
     summary = replay(adapter, args.log, realtime=args.realtime, speed=args.speed, on_updates=show)
     summary["profile"] = profile.id
@@ -68,12 +77,16 @@ def check_dbc(args: argparse.Namespace) -> int:
     out = []
     for f in args.files:
         loaded = load_dbc(f)
-        out.append({"file": f, "messages": len(loaded.db.messages), "warnings": [str(w) for w in loaded.warnings]})
+        out.append(
+            {"file": f, "messages": len(loaded.db.messages), "warnings": [str(w) for w in loaded.warnings]}
+        )
     if args.json:
         print_json(out)
         return 0
     for item in out:
         for w in item["warnings"]:
             console.print(f"[yellow]warning[/] {w}", highlight=False, soft_wrap=True)
-        console.print(f"{item['file']}: {item['messages']} messages, {len(item['warnings'])} warnings", highlight=False)
+        console.print(
+            f"{item['file']}: {item['messages']} messages, {len(item['warnings'])} warnings", highlight=False
+        )
     return 0
