@@ -46,7 +46,7 @@ def test_known_quirks_are_repaired_and_reported() -> None:
 
 def test_standard_id_too_large_becomes_extended_and_references_follow() -> None:
     text = HEADER + (
-        "BO_ 4660 BIG: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] \"\" ECU\n\n"
+        'BO_ 4660 BIG: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] "" ECU\n\n'
         'CM_ SG_ 4660 A "a comment";\nVAL_ 4660 A 1 "ONE" 0 "ZERO" ;\n'
     )
     loaded = parse_dbc_text(text, source="t.dbc")
@@ -58,7 +58,7 @@ def test_standard_id_too_large_becomes_extended_and_references_follow() -> None:
 
 def test_unparsable_line_is_dropped_with_its_line_number() -> None:
     text = HEADER + (
-        "BO_ 100 M: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] \"\" ECU\n SG_ B : 8|8@1+ (1,0 [0|255] \"\" ECU\n"
+        'BO_ 100 M: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] "" ECU\n SG_ B : 8|8@1+ (1,0 [0|255] "" ECU\n'
     )
     loaded = parse_dbc_text(text, source="bad.dbc")
     assert [s.name for s in loaded.db.get_message_by_name("M").signals] == ["A"]
@@ -67,7 +67,7 @@ def test_unparsable_line_is_dropped_with_its_line_number() -> None:
 
 def test_unused_value_table_is_reported() -> None:
     text = HEADER.replace("BU_: ECU", 'BU_: ECU\nVAL_TABLE_ Unused 1 "A" 0 "B" ;') + (
-        "BO_ 100 M: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] \"\" ECU\n"
+        'BO_ 100 M: 8 ECU\n SG_ A : 0|8@1+ (1,0) [0|255] "" ECU\n'
     )
     loaded = parse_dbc_text(text, source="v.dbc")
     assert any("value table Unused is never used" in w.message for w in loaded.warnings)

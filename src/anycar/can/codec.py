@@ -9,8 +9,8 @@ cantools computes, without decoding the signals nobody mapped. Tests check every
 from __future__ import annotations
 
 import struct
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import can
@@ -167,7 +167,7 @@ class FrameEncoder:
         return can.Message(
             arbitration_id=msg.frame_id,
             is_extended_id=bool(msg.is_extended_frame),
-            is_fd=bool(msg.is_fd),
+            is_fd=bool(msg.is_fd) or int(msg.length) > 8,
             data=data,
         )
 

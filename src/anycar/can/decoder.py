@@ -104,6 +104,7 @@ class FrameDecoder:
     mask: int = 0
     last_key: int | None = None
     observers: list[Callable[[bytes], None]] = field(default_factory=list)
+    selectors: list[tuple[Callable[[int, int], Any], frozenset[int]]] = field(default_factory=list)
 
     def process(self, data: bytes, ts: float, out: list[Update], bad: BadInput) -> None:
         """Append the VSS updates this frame yields to ``out``."""
@@ -122,6 +123,14 @@ class FrameDecoder:
         key = le & self.mask
         same = key == self.last_key
         be = 0
+        if self.selectors and not same:
+            # a multiplexer value the DBC does not define means the frame is not what we think
+            bev0 = int.from_bytes(data, "big")
+            for read_sel, ids in self.selectors:
+                if read_sel(le, bev0) not in ids:
+                    bad.out_of_range += 1
+                    self.last_key = None
+                    return
         clean = True
         for e in entries:
             if 0.0 <= ts - e.last_time < e.interval:
@@ -283,6 +292,21 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
                 continue
             dec.entries.append(entry)
             paths.setdefault(rule.path)
+    for frames in by_bus.values():
+        for dec in frames.values():
+            if dec.entries and dec.message.is_multiplexed():
+                n = int(dec.message.length)
+                for sel in dec.message.signals:
+                    if sel.is_multiplexer:
+                        ids = frozenset(
+                            int(i)
+                            for x in dec.message.signals
+                            if x.multiplexer_signal == sel.name
+                            for i in x.multiplexer_ids or ()
+                        )
+                        if ids and sel.multiplexer_ids is None:
+                            dec.selectors.append((raw_reader(sel, n), ids))
+                            dec.mask |= le_mask(sel, n)
     any_bus: dict[int, FrameDecoder] = {}
     for bus in network.buses:
         for key, dec in by_bus[bus.name].items():

@@ -82,8 +82,8 @@ class VssEncoder:
         Raises ``UnknownPath`` for a path without a vss2dbc rule and ``InvalidValue`` for a
         value that its transform or the DBC's range refuses; nothing is encoded then.
         """
-        grouped: dict[tuple[str, int], dict[str, Any]] = {}
-        refs: dict[tuple[str, int], SignalRef] = {}
+        grouped: dict[tuple[str, int, int | None], dict[str, Any]] = {}
+        refs: dict[tuple[str, int, int | None], SignalRef] = {}
         for path, value in values.items():
             targets = self.targets.get(path)
             if not targets:
@@ -94,8 +94,14 @@ class VssEncoder:
                 except TransformFailed as exc:
                     raise InvalidValue(path, str(exc)) from None
                 ref = target.ref
-                key = (ref.bus, frame_key(ref.message.frame_id, bool(ref.message.is_extended_frame)))
-                grouped.setdefault(key, {})[ref.signal.name] = phys
+                sig = ref.signal
+                # a multiplexed signal travels in a frame whose selector names its variant
+                variant = int(sig.multiplexer_ids[0]) if sig.multiplexer_ids else None
+                key = (ref.bus, frame_key(ref.message.frame_id, bool(ref.message.is_extended_frame)), variant)
+                updates = grouped.setdefault(key, {})
+                updates[sig.name] = phys
+                if variant is not None and sig.multiplexer_signal is not None:
+                    updates[sig.multiplexer_signal] = variant
                 refs[key] = ref
         frames: list[tuple[str, can.Message]] = []
         for key, updates in grouped.items():

@@ -121,7 +121,7 @@ def traffic(
                 timestamp=s["next"],
                 arbitration_id=message.frame_id,
                 is_extended_id=bool(message.is_extended_frame),
-                is_fd=bool(message.is_fd),
+                is_fd=bool(message.is_fd) or int(message.length) > 8,
                 data=data,
                 channel=s["channel"],
             )

@@ -1,0 +1,134 @@
+"""Log replay in the four formats, corrupt lines, recorded pace, and a live python-can virtual bus."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import can
+import pytest
+
+from anycar.brands import ProfileEncoder, adapter_for, load_profile
+from anycar.broker import SignalBroker
+from anycar.broker.actuation import ActuationStatus
+from anycar.can.decoder import BadInput
+from anycar.can.sources import BusSource, read_log, replay, write_log
+
+
+def _trip_frames(pid: str = "xpeng_p7") -> list[can.Message]:
+    enc = ProfileEncoder(pid)
+    frames = []
+    for i in range(50):
+        frames += enc.encode(
+            {
+                "Vehicle.Speed": float(i),
+                "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen": i < 10,
+                "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 80.0 - i * 0.1,
+            },
+            timestamp=100.0 + i * 0.2,
+        )
+    return frames
+
+
+@pytest.mark.parametrize("suffix", [".log", ".asc", ".blf", ".trc"])
+def test_replay_in_every_format(tmp_path: Path, suffix: str) -> None:
+    frames = _trip_frames()
+    path = tmp_path / f"trip{suffix}"
+    write_log(path, frames)
+    back = list(read_log(path))
+    assert len(back) == len(frames)
+    assert [bytes(m.data) for m in back] == [bytes(m.data) for m in frames]
+    broker = SignalBroker()
+    adapter = adapter_for("xpeng_p7", broker)
+    summary = replay(adapter, path)
+    assert summary["frames"] == len(frames)
+    assert broker.get("Vehicle.Speed").value == 49.0  # type: ignore[union-attr]
+    assert broker.get("Vehicle.Cabin.Door.Row1.DriverSide.IsOpen").value is False  # type: ignore[union-attr]
+    assert adapter.bad.total() == 0
+
+
+def test_corrupt_log_lines_are_counted_and_skipped(tmp_path: Path) -> None:
+    frames = _trip_frames()
+    good = tmp_path / "good.log"
+    write_log(good, frames)
+    lines = good.read_text().splitlines()
+    lines[5] = "this is not a candump line"
+    lines[9] = "(12.5) can0 1G3#0011"
+    lines[12] = "(abc) can0 123#00"
+    bad_path = tmp_path / "bad.log"
+    bad_path.write_text("\n".join(lines) + "\n")
+    counters = BadInput()
+    back = list(read_log(bad_path, counters))
+    assert counters.corrupt_log_line == 3
+    assert len(back) == len(frames) - 3
+
+
+def test_damaged_binary_log_keeps_what_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "t.blf"
+    write_log(path, _trip_frames())
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 :] = b"\xff" * (len(data) - len(data) // 2)
+    path.write_bytes(bytes(data))
+    counters = BadInput()
+    list(read_log(path, counters))
+    assert counters.corrupt_log_line <= 1
+
+
+def test_recorded_pace(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    write_log(path, _trip_frames())
+    adapter = adapter_for("xpeng_p7", SignalBroker())
+    start = time.perf_counter()
+    replay(adapter, path, realtime=True, speed=100.0)
+    elapsed = time.perf_counter() - start
+    assert 49 * 0.2 / 100.0 * 0.9 <= elapsed < 2.0
+    fast = time.perf_counter()
+    replay(adapter_for("xpeng_p7", SignalBroker()), path)
+    assert time.perf_counter() - fast < elapsed
+
+
+def test_shipped_sample_logs_replay_cleanly() -> None:
+    for pid in ["xiaomi_su7", "nio_et7", "byd_seal", "xpeng_p7", "li_auto_l9", "kaiyun_pickman"]:
+        profile = load_profile(pid)
+        log = profile.sample_log_path()
+        assert log is not None and log.is_file()
+        broker = SignalBroker()
+        adapter = adapter_for(profile, broker)
+        replay(adapter, log)
+        assert adapter.bad.total() == 0, (pid, adapter.bad)
+        assert broker.get("Vehicle.CurrentLocation.Latitude") is not None
+
+
+async def test_live_virtual_bus_both_ways() -> None:
+    channel = f"anycar-{uuid.uuid4().hex[:8]}"
+    car = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
+    hub = can.Bus(interface="virtual", channel=channel, receive_own_messages=False)
+    try:
+        broker = SignalBroker()
+        adapter = adapter_for("nio_et7", broker, send=lambda _bus, msg: hub.send(msg))
+        source = BusSource(adapter, hub)
+        await source.start()
+        sub = broker.subscribe(["Vehicle.Speed"])
+        for frame in ProfileEncoder("nio_et7").encode({"Vehicle.Speed": 33.3}):
+            car.send(frame)
+        got = await asyncio.wait_for(sub.get(), 2.0)
+        assert got[-1].value == pytest.approx(33.3)
+        result = await broker.actuate("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 23.5)
+        assert result.status is ActuationStatus.ACCEPTED
+        sent = car.recv(2.0)
+        assert sent is not None
+        msg = load_profile("nio_et7").dbc("nio_et7.dbc").db.get_message_by_frame_id(sent.arbitration_id)
+        assert msg.decode(sent.data)["SetTempDrv"] == pytest.approx(23.5)
+        await source.stop()
+    finally:
+        car.shutdown()
+        hub.shutdown()
+
+
+async def test_actuation_without_a_bus_is_refused_with_a_reason() -> None:
+    broker = SignalBroker()
+    adapter_for("nio_et7", broker)
+    result = await broker.actuate("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 23.5)
+    assert result.status is ActuationStatus.REJECTED and "no CAN bus" in (result.reason or "")
