@@ -65,7 +65,8 @@ class CanAdapter:
         for (bus, key), enc in self._encoder_slots():
             dec = self._by_bus.get(bus, {}).get(key)
             if dec is not None:
-                dec.observers.append(enc.observe)
+                dec.keep_last = True
+                enc.source = dec  # requests keep the other signals at their last received values
         actuators = [p for p in self.encoder.paths if broker.catalog.find(p) is not None]
         claims = list(dict.fromkeys([*compiled.paths, *actuators]))
         self.provider = broker.register_provider(name, claims, on_actuate=self._on_actuate)

@@ -131,6 +131,9 @@ class FrameEncoder:
         self.message = message
         self.values: dict[str, Any] = {s.name: default_physical(s) for s in message.signals}
         self._pending: bytes | None = None
+        self._seen: bytes | None = None
+        #: anything with a ``last_data`` attribute (a frame decoder) to read received frames from
+        self.source: Any = None
 
     def commit(self, updates: dict[str, Any]) -> None:
         self.values.update(updates)
@@ -139,6 +142,11 @@ class FrameEncoder:
         self._pending = bytes(data)
 
     def _refresh(self) -> None:
+        if self.source is not None:
+            latest = self.source.last_data
+            if latest is not None and latest is not self._seen:
+                self._seen = latest
+                self._pending = bytes(latest)
         if self._pending is None:
             return
         data, self._pending = self._pending, None

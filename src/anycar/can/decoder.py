@@ -18,10 +18,21 @@ from typing import Any
 
 from cantools.database.can import Message
 
-from anycar.can.codec import accepted_lengths, frame_key, le_mask, physical_range, raw_reader, value_reader
+from cantools.database.can import Signal as DbcSignal
+
+from anycar.can.codec import (
+    accepted_lengths,
+    bit_layout,
+    decimals,
+    frame_key,
+    le_mask,
+    physical_range,
+    raw_reader,
+    value_reader,
+)
 from anycar.can.mapping import Mapping, MappingRule
 from anycar.can.network import CanNetwork, SignalRef
-from anycar.can.transform import Transform, TransformFailed, compile_transform
+from anycar.can.transform import NoMappingEntry, Transform, TransformFailed, compile_transform
 from anycar.errors import AnycarError
 from anycar.model import Catalog
 from anycar.model.datatypes import INTEGER_RANGES
@@ -51,45 +62,75 @@ class BadInput:
 
 
 class _Entry:
-    """One dbc2vss rule bound to one message carrying its signal."""
+    """One dbc2vss rule bound to one message carrying its signal.
+
+    The signal's position is kept as plain numbers (shift, mask, sign, scale, offset) so the hot
+    loop reads it without a function call; ``read`` is only used for IEEE float signals.
+    """
 
     __slots__ = (
+        "big",
         "coerce",
+        "digits",
+        "full",
         "has_value",
         "interval",
-        "last_phys",
+        "kind",
+        "last_bits",
         "last_time",
         "last_vss",
         "mux",
+        "offset",
         "on_change",
         "path",
         "range",
         "read",
+        "rmask",
         "rule",
+        "scale",
+        "shift",
+        "sign",
         "transform",
     )
 
     def __init__(
         self,
         rule: MappingRule,
-        read: Callable[[int, int], Any],
+        sig: DbcSignal,
+        length: int,
         mux: tuple[tuple[Callable[[int, int], Any], int], ...],
-        rng: tuple[float, float] | None,
         transform: Transform | None,
-        coerce: Callable[[Any], Any],
+        coerce: Callable[[Any], Any] | None,
     ) -> None:
         self.rule = rule
         self.path = rule.path
-        self.read = read
+        big, shift, mask = bit_layout(sig, length)
+        self.big = big
+        self.shift = shift
+        self.rmask = mask << shift
+        self.sign = (1 << (sig.length - 1)) if sig.is_signed else 0
+        self.full = 1 << sig.length
+        self.scale = sig.scale
+        self.offset = sig.offset
+        self.digits = decimals(sig.scale, sig.offset)
+        if sig.is_float:
+            self.kind = 3
+        elif sig.scale == 1 and sig.offset == 0 and type(sig.scale) is int:
+            self.kind = 0
+        elif type(sig.scale) is int and type(sig.offset) is int:
+            self.kind = 1
+        else:
+            self.kind = 2
+        self.read = raw_reader(sig, length)
         self.mux = mux
-        self.range = rng
+        self.range = physical_range(sig)
         self.transform = transform
         self.coerce = coerce
         # a little slack, so frames every 100 ms pass a 100 ms interval despite timestamp rounding
         self.interval = max(0.0, rule.interval_ms / 1000.0 - 1e-4)
         self.on_change = rule.on_change
         self.last_time = -math.inf
-        self.last_phys: Any = None
+        self.last_bits: int | None = None  # the signal's bits when it last gave a valid value
         self.last_vss: Any = None
         self.has_value = False
 
@@ -103,7 +144,8 @@ class FrameDecoder:
     entries: list[_Entry] = field(default_factory=list)
     mask: int = 0
     last_key: int | None = None
-    observers: list[Callable[[bytes], None]] = field(default_factory=list)
+    keep_last: bool = False
+    last_data: bytes | None = None
     selectors: list[tuple[Callable[[int, int], Any], frozenset[int]]] = field(default_factory=list)
 
     def process(self, data: bytes, ts: float, out: list[Update], bad: BadInput) -> None:
@@ -114,73 +156,92 @@ class FrameDecoder:
                 bad.wrong_length += 1
                 return
             data = data[: self.length]
-        for observe in self.observers:
-            observe(data)
+        if self.keep_last:
+            self.last_data = data
         entries = self.entries
         if not entries:
             return
         le = int.from_bytes(data, "little")
-        key = le & self.mask
-        same = key == self.last_key
-        be = 0
-        if self.selectors and not same:
-            # a multiplexer value the DBC does not define means the frame is not what we think
-            bev0 = int.from_bytes(data, "big")
-            for read_sel, ids in self.selectors:
-                if read_sel(le, bev0) not in ids:
-                    bad.out_of_range += 1
-                    self.last_key = None
-                    return
-        clean = True
+        be = -1
+        if self.selectors:
+            key = le & self.mask
+            if key != self.last_key:
+                # a multiplexer value the DBC does not define means the frame is not what we think
+                be = int.from_bytes(data, "big")
+                for read_sel, ids in self.selectors:
+                    if read_sel(le, be) not in ids:
+                        bad.out_of_range += 1
+                        self.last_key = None
+                        return
+                self.last_key = key
         for e in entries:
             if 0.0 <= ts - e.last_time < e.interval:
-                if same:
-                    continue
-                clean = False  # a throttled change must still be seen by a later identical frame
                 continue
-            if same and e.has_value and not e.mux:
+            if e.big:
+                if be < 0:
+                    be = int.from_bytes(data, "big")
+                bits = be & e.rmask
+            else:
+                bits = le & e.rmask
+            mux = e.mux
+            if mux:
+                if be < 0:
+                    be = int.from_bytes(data, "big")
+                if any(read(le, be) != want for read, want in mux):
+                    continue
+            elif bits == e.last_bits:
+                # the same bits as the last valid value: the same value, nothing to decode
                 e.last_time = ts
                 if not e.on_change:
                     out.append((e.path, e.last_vss))
                 continue
-            if not be:
-                be = int.from_bytes(data, "big") or -1
-            bev = be if be > 0 else 0
-            if e.mux and any(read(le, bev) != want for read, want in e.mux):
-                continue
-            try:
-                phys = e.read(le, bev)
-            except Exception:  # e.g. a float signal whose bits are not a number
-                bad.out_of_range += 1
-                clean = False
-                continue
+            kind = e.kind
+            if kind == 3:
+                if be < 0:
+                    be = int.from_bytes(data, "big")
+                phys = e.read(le, be)
+                if phys != phys or phys in _INFINITIES:  # NaN or infinite float signal
+                    bad.out_of_range += 1
+                    e.last_bits = None
+                    continue
+            else:
+                phys = bits >> e.shift
+                if e.sign and phys & e.sign:
+                    phys -= e.full
+                if kind == 2:
+                    phys = round(phys * e.scale + e.offset, e.digits)
+                elif kind == 1:
+                    phys = phys * e.scale + e.offset
             rng = e.range
             if rng is not None and not rng[0] <= phys <= rng[1]:
                 bad.out_of_range += 1
-                clean = False
+                e.last_bits = None
                 continue
-            if e.has_value and phys == e.last_phys:
-                vss = e.last_vss
-            else:
-                try:
-                    value = e.transform(phys) if e.transform is not None else phys
-                    vss = e.coerce(value)
-                except TransformFailed as exc:
-                    if "no mapping entry" in str(exc):
-                        bad.unmapped_value += 1
-                    else:
-                        bad.transform_failed += 1
-                    clean = False
-                    continue
+            try:
+                if e.transform is not None:
+                    vss = e.coerce(e.transform(phys))
+                elif e.coerce is not None:
+                    vss = e.coerce(phys)
+                else:
+                    vss = phys  # a number going to a float signal needs no conversion
+            except NoMappingEntry:
+                bad.unmapped_value += 1
+                e.last_bits = None
+                continue
+            except TransformFailed:
+                bad.transform_failed += 1
+                e.last_bits = None
+                continue
             e.last_time = ts
+            e.last_bits = bits
             if e.on_change and e.has_value and vss == e.last_vss and type(vss) is type(e.last_vss):
-                e.last_phys = phys
                 continue
-            e.last_phys = phys
             e.last_vss = vss
             e.has_value = True
             out.append((e.path, vss))
-        self.last_key = key if clean else None
+
+
+_INFINITIES = (math.inf, -math.inf)
 
 
 def coercer(datatype: str, choices: dict[int, Any] | None, has_transform: bool) -> Callable[[Any], Any]:
@@ -224,7 +285,7 @@ def coercer(datatype: str, choices: dict[int, Any] | None, has_transform: bool) 
             if not has_transform and names and isinstance(v, (int, float)) and v == int(v):
                 name = names.get(int(v))
                 if name is None:
-                    raise TransformFailed(f"no mapping entry for {v!r} (value not in the DBC's value table)")
+                    raise NoMappingEntry(f"no mapping entry for {v!r} (value not in the DBC's value table)")
                 return name
             return str(v)
 
@@ -350,5 +411,7 @@ def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, 
         dec.mask |= le_mask(sel, length)
         mux.append((value_reader(sel, length), value))
     transform = compile_transform(rule.transform, choice_key(ref, where), where)
-    coerce = coercer(datatype, s.choices, transform is not None)
-    return _Entry(rule, value_reader(s, length), tuple(mux), physical_range(s), transform, coerce)
+    coerce: Callable[[Any], Any] | None = coercer(datatype, s.choices, transform is not None)
+    if transform is None and datatype in ("float", "double") and not s.is_float:
+        coerce = None
+    return _Entry(rule, s, length, tuple(mux), transform, coerce)

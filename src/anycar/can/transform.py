@@ -29,6 +29,10 @@ class TransformFailed(ValueError):
     """A transform could not produce a value for this input (counted, value dropped)."""
 
 
+class NoMappingEntry(TransformFailed):
+    """A ``mapping`` table has no entry for this value (KUKSA ignores the value; so do we)."""
+
+
 def _safe_pow(a: Any, b: Any) -> float:
     result = math.pow(float(a), float(b))
     if not math.isfinite(result) or abs(result) > MAX_POWER:
@@ -113,7 +117,7 @@ def compile_table(pairs: Any, from_key: Callable[[Any], Any], where: str = "") -
     def run(x: Any) -> Any:
         out = get(_hashable(x), missing)
         if out is missing:
-            raise TransformFailed(f"no mapping entry for {x!r}")
+            raise NoMappingEntry(f"no mapping entry for {x!r}")
         return out
 
     run.table = table  # type: ignore[attr-defined]
