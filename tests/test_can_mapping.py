@@ -179,3 +179,35 @@ def test_mapping_table_misses_fail_the_value() -> None:
         t(2)
     with pytest.raises(ConfigError):
         compile_transform({"math": "x", "mapping": []})
+
+
+def test_compiled_formulas_match_the_library() -> None:
+    import random
+
+    from py_expression_eval import Parser
+
+    from anycar.can.transform import _PARSER, _closure
+
+    exprs = [
+        "floor(x+0.5)",
+        "floor((x*40)-100)",
+        "(x+100)/40",
+        "x*1000",
+        "-x + 3 * (x - 2) / 4",
+        "max(x, 10)",
+        "min(x, 5, 7)",
+        "if(x > 3, 1, 0)",
+        "abs(x) % 7",
+        "x > 3 and x < 10",
+        "sqrt(abs(x)) + sin(x)",
+        "atan2(x, 2)",
+        "round(x)",
+    ]
+    rnd = random.Random(3)
+    plain = Parser()
+    for expr in exprs:
+        compiled = _closure(_PARSER.parse(expr))
+        assert compiled is not None, expr
+        for _ in range(50):
+            x = rnd.uniform(-50, 50)
+            assert compiled(x) == plain.parse(expr).evaluate({"x": x}), (expr, x)

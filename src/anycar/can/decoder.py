@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cantools.database.can import Message
-
 from cantools.database.can import Signal as DbcSignal
 
 from anycar.can.codec import (
@@ -146,6 +145,9 @@ class FrameDecoder:
     last_key: int | None = None
     keep_last: bool = False
     last_data: bytes | None = None
+    #: every rule is on_change without interval: a frame whose mapped bits did not change since
+    #: the last cleanly processed one cannot yield anything, so it is skipped whole
+    quiet: bool = False
     selectors: list[tuple[Callable[[int, int], Any], frozenset[int]]] = field(default_factory=list)
 
     def process(self, data: bytes, ts: float, out: list[Update], bad: BadInput) -> None:
@@ -163,17 +165,19 @@ class FrameDecoder:
             return
         le = int.from_bytes(data, "little")
         be = -1
-        if self.selectors:
-            key = le & self.mask
-            if key != self.last_key:
-                # a multiplexer value the DBC does not define means the frame is not what we think
-                be = int.from_bytes(data, "big")
-                for read_sel, ids in self.selectors:
-                    if read_sel(le, be) not in ids:
-                        bad.out_of_range += 1
-                        self.last_key = None
-                        return
-                self.last_key = key
+        key = le & self.mask
+        if key == self.last_key:
+            if self.quiet:
+                return
+        elif self.selectors:
+            # a multiplexer value the DBC does not define means the frame is not what we think
+            be = int.from_bytes(data, "big")
+            for read_sel, ids in self.selectors:
+                if read_sel(le, be) not in ids:
+                    bad.out_of_range += 1
+                    self.last_key = None
+                    return
+        clean = True
         for e in entries:
             if 0.0 <= ts - e.last_time < e.interval:
                 continue
@@ -203,6 +207,7 @@ class FrameDecoder:
                 if phys != phys or phys in _INFINITIES:  # NaN or infinite float signal
                     bad.out_of_range += 1
                     e.last_bits = None
+                    clean = False
                     continue
             else:
                 phys = bits >> e.shift
@@ -216,10 +221,11 @@ class FrameDecoder:
             if rng is not None and not rng[0] <= phys <= rng[1]:
                 bad.out_of_range += 1
                 e.last_bits = None
+                clean = False
                 continue
             try:
                 if e.transform is not None:
-                    vss = e.coerce(e.transform(phys))
+                    vss = e.coerce(e.transform(phys))  # type: ignore[misc]  # set with every transform
                 elif e.coerce is not None:
                     vss = e.coerce(phys)
                 else:
@@ -227,10 +233,12 @@ class FrameDecoder:
             except NoMappingEntry:
                 bad.unmapped_value += 1
                 e.last_bits = None
+                clean = False
                 continue
             except TransformFailed:
                 bad.transform_failed += 1
                 e.last_bits = None
+                clean = False
                 continue
             e.last_time = ts
             e.last_bits = bits
@@ -239,6 +247,7 @@ class FrameDecoder:
             e.last_vss = vss
             e.has_value = True
             out.append((e.path, vss))
+        self.last_key = key if clean else None
 
 
 _INFINITIES = (math.inf, -math.inf)
@@ -368,6 +377,9 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
                         if ids and sel.multiplexer_ids is None:
                             dec.selectors.append((raw_reader(sel, n), ids))
                             dec.mask |= le_mask(sel, n)
+    for frames in by_bus.values():
+        for dec in frames.values():
+            dec.quiet = bool(dec.entries) and all(e.on_change and e.interval == 0 for e in dec.entries)
     any_bus: dict[int, FrameDecoder] = {}
     for bus in network.buses:
         for key, dec in by_bus[bus.name].items():

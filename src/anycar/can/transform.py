@@ -76,7 +76,7 @@ def compile_math(expr: Any, where: str = "") -> Transform:
         name = getattr(token, "index_", None)
         if isinstance(name, str) and name in _REMOVED_FUNCTIONS:
             raise ConfigError(f"{prefix}transform 'math' {expr!r}: function {name} is not allowed")
-    evaluate = parsed.evaluate
+    evaluate = _closure(parsed) or (lambda x: parsed.evaluate({"x": x}))
 
     def run(x: Any) -> Any:
         if isinstance(x, bool):
@@ -84,8 +84,8 @@ def compile_math(expr: Any, where: str = "") -> Transform:
         elif not isinstance(x, (int, float)):
             raise TransformFailed(f"math needs a number, got {type(x).__name__}")
         try:
-            result = evaluate({"x": x})
-        except (ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
+            result = evaluate(x)
+        except Exception as exc:  # the library raises bare Exception too; a formula must not crash us
             raise TransformFailed(f"{expr!r} failed for x={x!r}: {exc}") from None
         if isinstance(result, bool):
             return result
@@ -95,6 +95,59 @@ def compile_math(expr: Any, where: str = "") -> Transform:
 
     run.expression = expr  # type: ignore[attr-defined]
     return run
+
+
+class _Func:
+    """A function name on the formula's stack, waiting for its arguments."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+
+def _closure(parsed: Any) -> Callable[[Any], Any] | None:
+    """The parsed formula as nested closures: the same operations as the library's stack machine,
+    without walking the token list on every value. ``None`` if a token is not understood."""
+    stack: list[Any] = []
+    try:
+        for tok in parsed.tokens:
+            kind, name = tok.type_, tok.index_
+            if kind == 0:  # number
+                const = tok.number_
+                stack.append(lambda x, c=const: c)
+            elif kind == 3:  # variable or function name
+                if name == "x":
+                    stack.append(lambda x: x)
+                elif name in parsed.functions:
+                    stack.append(_Func(parsed.functions[name]))
+                else:
+                    return None
+            elif kind == 1:  # unary operator
+                arg = stack.pop()
+                if isinstance(arg, _Func):
+                    return None
+                stack.append(lambda x, f=parsed.ops1[name], a=arg: f(a(x)))
+            elif kind == 2:  # binary operator (',' builds argument lists)
+                b, a = stack.pop(), stack.pop()
+                if isinstance(a, _Func) or isinstance(b, _Func):
+                    return None
+                stack.append(lambda x, f=parsed.ops2[name], a=a, b=b: f(a(x), b(x)))
+            elif kind == 4:  # function call
+                args, fn = stack.pop(), stack.pop()
+                if not isinstance(fn, _Func) or isinstance(args, _Func):
+                    return None
+                stack.append(lambda x, f=fn.fn, a=args: _call(f, a(x)))
+            else:
+                return None
+    except (IndexError, KeyError, AttributeError):
+        return None
+    if len(stack) != 1 or isinstance(stack[0], _Func):
+        return None
+    result: Callable[[Any], Any] = stack[0]
+    return result
+
+
+def _call(f: Callable[..., Any], args: Any) -> Any:
+    return f(*args) if type(args) is list else f(args)
 
 
 def compile_table(pairs: Any, from_key: Callable[[Any], Any], where: str = "") -> Transform:
