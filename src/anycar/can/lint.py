@@ -53,7 +53,7 @@ _UNIT_ALIASES = {
 
 @dataclass(slots=True, frozen=True)
 class Finding:
-    level: str  # "error" or "warning"
+    level: str  # "error", "warning" or "note"
     where: str
     message: str
 
@@ -140,9 +140,9 @@ def _lint_rule(
     if rule.direction == "vss2dbc" and sig.type is not NodeType.ACTUATOR:
         found.append(
             Finding(
-                "warning",
+                "note",
                 where,
-                f"{rule.path}: vss2dbc on a {sig.type} (KUKSA maps only actuators; fine for simulators)",
+                f"{rule.path}: vss2dbc on a {sig.type} (KUKSA maps only actuators; this one is for simulators)",
             )
         )
     for ref in refs:

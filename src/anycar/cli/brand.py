@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     check.add_argument(
         "--dbc-warnings", action="store_true", help="also list what the lenient DBC loader fixed"
     )
+    check.add_argument(
+        "--notes", action="store_true", help="also list notes (e.g. vss2dbc rules for simulators)"
+    )
     check.set_defaults(func=check_brand)
 
     cov = cmds.add_parser("coverage", help="which VSS signals each profile provides")
@@ -99,16 +102,31 @@ def check_brand(args: argparse.Namespace) -> int:
         )
         return 1 if errors else 0
     for f in findings:
-        color = "red" if f.level == "error" else "yellow"
-        console.print(f"[{color}]{f.level}[/] {f.where}: {f.message}", highlight=False, soft_wrap=True)
+        if f.level == "note" and not args.notes:
+            continue
+        color = {"error": "red", "warning": "yellow"}.get(f.level, "dim")
+        console.print(
+            f"[{color}]{f.level}[/] {_short(f.where)}: {_short(f.message)}", highlight=False, soft_wrap=True
+        )
     if args.dbc_warnings:
         for w in dbc_warnings:
-            console.print(f"[dim]dbc[/] {w}", highlight=False, soft_wrap=True)
+            console.print(f"[dim]dbc[/] {_short(w)}", highlight=False, soft_wrap=True)
+    warnings = [f for f in findings if f.level == "warning"]
+    notes = len(findings) - len(errors) - len(warnings)
     console.print(
-        f"{profile.id}: {len(mapping.paths('dbc2vss'))} VSS signals mapped, {len(errors)} errors, "
-        f"{len(findings) - len(errors)} warnings, {len(dbc_warnings)} DBC repairs"
+        f"{profile.id}: {len(mapping.paths('dbc2vss'))} VSS signals mapped, "
+        f"{len(mapping.paths('vss2dbc'))} encodable; {len(errors)} errors, {len(warnings)} warnings, "
+        f"{notes} notes, {len(dbc_warnings)} DBC repairs",
+        highlight=False,
     )
     return 1 if errors else 0
+
+
+def _short(text: str) -> str:
+    """File names relative to the working directory, for reading."""
+    import os
+
+    return text.replace(os.getcwd() + os.sep, "")
 
 
 def _finding(level: str, where: str, message: str) -> Any:
