@@ -16,6 +16,7 @@ import can
 from anycar.broker import SignalBroker
 from anycar.broker.actuation import ActuationRejected, ActuationRequest
 from anycar.can.codec import frame_key
+from anycar.can.compiled import compile_frame
 from anycar.can.decoder import BadInput, FrameDecoder, Update, compile_decoders
 from anycar.can.encoder import VssEncoder
 from anycar.can.mapping import Mapping
@@ -45,6 +46,7 @@ class CanAdapter:
         *,
         name: str = "can",
         send: Sender | None = None,
+        compiled: bool = True,
     ) -> None:
         self.broker = broker
         self.network = network
@@ -55,22 +57,31 @@ class CanAdapter:
         self.frames = 0
         self.published = 0
         apply_mapping_overlay(broker.catalog, mapping)
-        compiled = compile_decoders(network, mapping, broker.catalog)
+        built = compile_decoders(network, mapping, broker.catalog)
         self.encoder = VssEncoder(network, mapping)
-        self.problems = list(mapping.problems) + compiled.problems + self.encoder.problems
-        self._by_bus = compiled.by_bus
-        self._any_bus = compiled.any_bus
-        self._channels = compiled.channels
-        self._single = compiled.by_bus[network.buses[0].name] if len(network.buses) == 1 else None
+        self.problems = list(mapping.problems) + built.problems + self.encoder.problems
+        self._by_bus = built.by_bus
+        self._any_bus = built.any_bus
+        self._channels = built.channels
+        self._single = built.by_bus[network.buses[0].name] if len(network.buses) == 1 else None
+        # frames seen on a bus's channel (or named after the bus) go to that bus's decoders
+        self._channel_frames: dict[Any, dict[int, FrameDecoder]] = {}
+        for bus in network.buses:
+            self._channel_frames[bus.name] = built.by_bus[bus.name]
+            if bus.channel:
+                self._channel_frames[bus.channel] = built.by_bus[bus.name]
         for (bus, key), enc in self._encoder_slots():
             dec = self._by_bus.get(bus, {}).get(key)
             if dec is not None:
                 dec.keep_last = True
                 enc.source = dec  # requests keep the other signals at their last received values
+        for frames in self._by_bus.values():
+            for dec in frames.values():
+                dec.run = (compile_frame(dec) if compiled else None) or dec.process
         actuators = [p for p in self.encoder.paths if broker.catalog.find(p) is not None]
-        claims = list(dict.fromkeys([*compiled.paths, *actuators]))
+        claims = list(dict.fromkeys([*built.paths, *actuators]))
         self.provider = broker.register_provider(name, claims, on_actuate=self._on_actuate)
-        self.paths = compiled.paths
+        self.paths = built.paths
 
     def _encoder_slots(self) -> list[tuple[tuple[str, int], Any]]:
         out = []
@@ -86,11 +97,12 @@ class CanAdapter:
         key = msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id
         if self._single is not None:
             return self._single.get(key)
-        channel = msg.channel
-        bus = self._channels.get(str(channel)) if channel is not None else None
-        if bus is not None:
-            return self._by_bus[bus].get(key)
-        return self._any_bus.get(key)
+        frames = self._channel_frames.get(msg.channel)
+        if frames is None:
+            channel = msg.channel
+            bus = self._channels.get(str(channel)) if channel is not None else None
+            frames = self._by_bus[bus] if bus is not None else self._any_bus
+        return frames.get(key)
 
     def decode(self, messages: Iterable[can.Message]) -> list[Update]:
         """The VSS updates a run of frames yields, without publishing them."""
@@ -115,7 +127,7 @@ class CanAdapter:
             if dec is None:
                 bad.unknown_id += 1
                 continue
-            dec.process(msg.data, msg.timestamp, out, bad)  # type: ignore[arg-type]
+            dec.run(msg.data, msg.timestamp, out, bad)  # type: ignore[arg-type,misc]
         self.frames += n
         return out
 

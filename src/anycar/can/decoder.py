@@ -148,6 +148,8 @@ class FrameDecoder:
     #: every rule is on_change without interval: a frame whose mapped bits did not change since
     #: the last cleanly processed one cannot yield anything, so it is skipped whole
     quiet: bool = False
+    #: what the adapter calls per frame: ``process``, or a compiled equivalent (``can.compiled``)
+    run: Callable[[bytes, float, list[Update], BadInput], None] | None = None
     selectors: list[tuple[Callable[[int, int], Any], frozenset[int]]] = field(default_factory=list)
 
     def process(self, data: bytes, ts: float, out: list[Update], bad: BadInput) -> None:

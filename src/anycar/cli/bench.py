@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     )
     canb.add_argument("--brand", required=True, help="brand profile id, e.g. tesla_model3")
     canb.add_argument("--frames", type=int, default=60_000, help="frames of synthetic traffic")
-    canb.add_argument("--repeat", type=int, default=3, help="runs per loop (the best counts)")
+    canb.add_argument("--repeat", type=int, default=5, help="runs per loop (the best counts)")
     canb.add_argument("--json", action="store_true", help="print JSON")
     canb.set_defaults(func=bench_can)
 
