@@ -66,10 +66,10 @@ class CanAdapter:
         self._single = built.by_bus[network.buses[0].name] if len(network.buses) == 1 else None
         # frames seen on a bus's channel (or named after the bus) go to that bus's decoders
         self._channel_frames: dict[Any, dict[int, FrameDecoder]] = {}
-        for bus in network.buses:
-            self._channel_frames[bus.name] = built.by_bus[bus.name]
-            if bus.channel:
-                self._channel_frames[bus.channel] = built.by_bus[bus.name]
+        for b in network.buses:
+            self._channel_frames[b.name] = built.by_bus[b.name]
+            if b.channel:
+                self._channel_frames[b.channel] = built.by_bus[b.name]
         for (bus, key), enc in self._encoder_slots():
             dec = self._by_bus.get(bus, {}).get(key)
             if dec is not None:
