@@ -151,12 +151,17 @@ def coverage(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    short = {p.id: p.id.split("_")[0] for p in profiles}
     table = Table(title=f"{len(paths)} VSS signals across {len(profiles)} profiles", title_justify="left")
-    table.add_column("VSS signal")
+    table.add_column("VSS signal (Vehicle.)", no_wrap=True)
     for p in profiles:
-        table.add_column(p.id.replace("_", " "), justify="center")
+        table.add_column(short[p.id] + ("*" if p.reference else ""), justify="center", no_wrap=True)
     for x in paths:
         table.add_row(x.removeprefix("Vehicle."), *("●" if x in provided[p.id] else "" for p in profiles))
-    table.add_row("[bold]total[/]", *(f"[bold]{len(provided[p.id])}[/]" for p in profiles))
-    console.print(table)
+    table.add_row("[bold]signals[/]", *(f"[bold]{len(provided[p.id])}[/]" for p in profiles))
+    from rich.console import Console
+
+    wide = Console(width=max(console.width, 50 + 9 * len(profiles)))
+    wide.print(table)
+    console.print("* reference profile: DBC written by anycar, not the maker's", highlight=False)
     return 0
