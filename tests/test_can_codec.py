@@ -50,3 +50,22 @@ def test_readers_agree_with_cantools(seed: int) -> None:
                 assert got == pytest.approx(expected, rel=1e-12, abs=1e-9), (label, name, data.hex())
                 checked += 1
     assert checked > 10_000
+
+
+def test_exact_division_gives_the_decimal_the_dbc_means() -> None:
+    import random
+
+    from anycar.can.codec import exact_division
+
+    assert exact_division(0.1, 0) == (10, 0)
+    assert exact_division(0.5, -40) == (2, -80)
+    assert exact_division(1e-07, 0) == (10_000_000, 0)
+    assert exact_division(0.0428316886, 0) == (0, 0)
+    assert exact_division(0.3, 0) == (0, 0)
+    rnd = random.Random(1)
+    for scale, offset in [(0.1, 0), (0.01, -40), (0.5, -40), (1e-07, 0), (0.25, 0), (0.125, -1000)]:
+        div, shift = exact_division(scale, offset)
+        for _ in range(2000):
+            raw = rnd.randint(-(2**31), 2**31)
+            digits = max(0, -int(f"{scale:e}".split("e")[1])) + 1
+            assert (raw + shift) / div == round(raw * scale + offset, digits + 2)

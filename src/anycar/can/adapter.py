@@ -109,21 +109,19 @@ class CanAdapter:
         out: list[Update] = []
         bad = self.bad
         single = self._single
+        by_channel = self._channel_frames
         n = 0
         for msg in messages:
             n += 1
-            if msg.is_error_frame:
-                bad.error_frames += 1
+            if msg.is_error_frame or msg.is_remote_frame:
+                if msg.is_error_frame:
+                    bad.error_frames += 1
+                else:
+                    bad.remote_frames += 1
                 continue
-            if msg.is_remote_frame:
-                bad.remote_frames += 1
-                continue
-            if single is not None:
-                dec = single.get(
-                    msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id
-                )
-            else:
-                dec = self._decoder(msg)
+            key = msg.arbitration_id | 0x80000000 if msg.is_extended_id else msg.arbitration_id
+            frames = single if single is not None else by_channel.get(msg.channel)
+            dec = frames.get(key) if frames is not None else self._decoder(msg)
             if dec is None:
                 bad.unknown_id += 1
                 continue

@@ -78,8 +78,33 @@ def value_reader(sig: DbcSignal, length: int) -> Reader:
     if type(scale) is int and type(offset) is int:
         return lambda le, be: raw(le, be) * scale + offset
     # 126 * 0.1 is 12.600000000000001 in binary floating point; the DBC means 12.6.
+    divisor, shift = exact_division(scale, offset)
+    if divisor:
+        return lambda le, be: (raw(le, be) + shift) / divisor
     digits = decimals(scale, offset)
     return lambda le, be: round(raw(le, be) * scale + offset, digits)
+
+
+def exact_division(scale: float, offset: float) -> tuple[int, int]:
+    """(divisor, shift) with raw * scale + offset == (raw + shift) / divisor in exact decimals.
+
+    DBC factors are mostly 1/10^k, 1/2, 1/4...: for those, one division gives the float nearest
+    to the decimal value the DBC means, exactly what rounding the product would give, faster.
+    (0, 0) when the factor is not the inverse of an integer.
+    """
+    try:
+        s, o = Decimal(repr(float(scale))), Decimal(repr(float(offset)))
+    except (ValueError, ArithmeticError):
+        return 0, 0
+    if s <= 0:
+        return 0, 0
+    inv = 1 / s
+    if inv != inv.to_integral_value() or inv > 10**12:
+        return 0, 0
+    k = o * inv
+    if k != k.to_integral_value():
+        return 0, 0
+    return int(inv), int(k)
 
 
 def decimals(*numbers: float) -> int:

@@ -104,7 +104,9 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
     if e.sign:
         emit(d, f"if phys & {_int(e.sign)}:")
         emit(d + 1, f"phys -= {_int(e.full)}")
-    if e.kind == 2:
+    if e.kind == 4:
+        emit(d, f"phys = (phys + {_int(e.shift_in)}) / {_int(e.divisor)}")
+    elif e.kind == 2:
         emit(d, f"phys = round(phys * S{n} + O{n}, {_int(e.digits)})")
     elif e.kind == 1:
         emit(d, f"phys = phys * S{n} + O{n}")

@@ -23,6 +23,7 @@ from anycar.can.codec import (
     accepted_lengths,
     bit_layout,
     decimals,
+    exact_division,
     frame_key,
     le_mask,
     physical_range,
@@ -71,6 +72,7 @@ class _Entry:
         "big",
         "coerce",
         "digits",
+        "divisor",
         "full",
         "has_value",
         "interval",
@@ -88,6 +90,7 @@ class _Entry:
         "rule",
         "scale",
         "shift",
+        "shift_in",
         "sign",
         "transform",
     )
@@ -112,12 +115,15 @@ class _Entry:
         self.scale = sig.scale
         self.offset = sig.offset
         self.digits = decimals(sig.scale, sig.offset)
+        self.divisor, self.shift_in = exact_division(sig.scale, sig.offset)
         if sig.is_float:
             self.kind = 3
         elif sig.scale == 1 and sig.offset == 0 and type(sig.scale) is int:
             self.kind = 0
         elif type(sig.scale) is int and type(sig.offset) is int:
             self.kind = 1
+        elif self.divisor:
+            self.kind = 4  # (raw + shift_in) / divisor: one correctly rounded division
         else:
             self.kind = 2
         self.read = raw_reader(sig, length)
@@ -215,7 +221,9 @@ class FrameDecoder:
                 phys = bits >> e.shift
                 if e.sign and phys & e.sign:
                     phys -= e.full
-                if kind == 2:
+                if kind == 4:
+                    phys = (phys + e.shift_in) / e.divisor
+                elif kind == 2:
                     phys = round(phys * e.scale + e.offset, e.digits)
                 elif kind == 1:
                     phys = phys * e.scale + e.offset
