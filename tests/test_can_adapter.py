@@ -314,3 +314,61 @@ def test_compiled_decoders_match_the_generic_loop(pid: str) -> None:
     for i in range(0, len(frames), 50):
         assert fast.feed_many(frames[i : i + 50]) == slow.feed_many(frames[i : i + 50])
     assert fast.bad.as_dict() == slow.bad.as_dict()
+
+
+def test_kuksa_multiplexer_filter_restricts_a_rule() -> None:
+    profile = load_profile("xpeng_p7")
+    text = (
+        "Vehicle.Powertrain.TractionBattery.Temperature.Max:\n"
+        "  dbc2vss:\n    signal: CellTempMax\n    on_change: true\n"
+        "    multiplexer: [{signal: TempMux, value: 0}]\n"
+        "Vehicle.Powertrain.TractionBattery.Temperature.Min:\n"
+        "  dbc2vss:\n    signal: CellTempMin\n    on_change: true\n"
+        "    multiplexer: [{signal: TempMux, value: 1}]\n"
+    )
+    broker = SignalBroker()
+    adapter = CanAdapter(broker, profile.network(), parse_mapping_text(text, source="mux.yaml"))
+    assert adapter.problems == []
+    enc = ProfileEncoder(profile)
+    adapter.feed_many(
+        enc.encode(
+            {
+                "Vehicle.Powertrain.TractionBattery.Temperature.Max": 41,
+                "Vehicle.Powertrain.TractionBattery.Temperature.Min": 20,
+            }
+        )
+    )
+    assert broker.get("Vehicle.Powertrain.TractionBattery.Temperature.Max").value == 41  # type: ignore[union-attr]
+    # Min sits in variant 0 too, and the rule asks for TempMux == 1: never published
+    assert broker.get("Vehicle.Powertrain.TractionBattery.Temperature.Min") is None
+
+
+def test_frames_are_routed_by_the_bus_they_arrive_on() -> None:
+    profile = load_profile("tesla_model3")
+    broker = SignalBroker()
+    adapter = adapter_for(profile, broker)
+    msg = profile.dbc("tesla_model3_party.dbc").db.get_message_by_name("SCCM_steeringAngleSensor")
+    data = msg.encode({s.name: 0 for s in msg.signals} | {"SCCM_steeringAngle": 12.0}, strict=False)
+    frame = can.Message(arbitration_id=msg.frame_id, data=data, is_extended_id=False, channel="can1")
+    adapter.feed(frame)  # the vehicle bus carries the same id, but the rule reads the party bus
+    assert broker.get("Vehicle.Chassis.SteeringWheel.Angle") is None
+    frame.channel = "can0"
+    adapter.feed(frame)
+    assert broker.get("Vehicle.Chassis.SteeringWheel.Angle").value == 12  # type: ignore[union-attr]
+
+
+def test_renamed_dbc_signals_are_still_found_by_their_original_name() -> None:
+    from anycar.can.dbc import parse_dbc_text
+    from anycar.can.network import Bus, CanNetwork
+
+    text = 'VERSION ""\n\nNS_ :\n\nBS_:\n\nBU_: ECU\n\nBO_ 256 M: 8 ECU\n SG_ 0_SPEED : 0|16@1+ (0.1,0) [0|300] "km/h" ECU\n'
+    network = CanNetwork([Bus("main", [parse_dbc_text(text, source="r.dbc")])])
+    mapping = parse_mapping_text(
+        "Vehicle.Speed:\n  dbc2vss: {signal: 0_SPEED, on_change: true}\n", source="r.yaml"
+    )
+    broker = SignalBroker()
+    adapter = CanAdapter(broker, network, mapping)
+    adapter.feed(
+        can.Message(arbitration_id=256, data=(555).to_bytes(2, "little") + bytes(6), is_extended_id=False)
+    )
+    assert broker.get("Vehicle.Speed").value == 55.5  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from can.io.trc import TRCReader
 
 from anycar.can.adapter import CanAdapter
 from anycar.can.decoder import BadInput
-from anycar.errors import ConfigError
+from anycar.errors import ConfigError, NotProvider
 
 LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc")
 REPLAY_BATCH = 256
@@ -184,7 +184,10 @@ class BusSource:
             queue = reader.buffer
             while not queue.empty() and len(batch) < REPLAY_BATCH:
                 batch.append(queue.get_nowait())
-            self.adapter.feed_many(batch)
+            try:
+                self.adapter.feed_many(batch)
+            except NotProvider:  # the adapter was closed: nothing left to publish to
+                return
 
     async def stop(self) -> None:
         if self._notifier is not None:
