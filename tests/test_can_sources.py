@@ -134,3 +134,27 @@ async def test_actuation_without_a_bus_is_refused_with_a_reason() -> None:
     adapter_for("nio_et7", broker)
     result = await broker.actuate("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 23.5)
     assert result.status is ActuationStatus.REJECTED and "no CAN bus" in (result.reason or "")
+
+
+def test_actuation_keeps_the_other_signals_of_the_last_received_frame() -> None:
+    profile = load_profile("nio_et7")
+    sent: list[can.Message] = []
+    broker = SignalBroker()
+    adapter = adapter_for(profile, broker, send=lambda _bus, msg: sent.append(msg))
+    car = ProfileEncoder(profile)
+    adapter.feed_many(
+        car.encode(
+            {
+                "Vehicle.Cabin.HVAC.AmbientAirTemperature": 24.5,
+                "Vehicle.Cabin.HVAC.Station.Row1.Driver.FanSpeed": 60,
+                "Vehicle.Cabin.HVAC.IsAirConditioningActive": True,
+            }
+        )
+    )
+    result = asyncio.run(broker.actuate("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 21.0))
+    assert result.status is ActuationStatus.ACCEPTED
+    msg = profile.dbc("nio_et7.dbc").db.get_message_by_frame_id(sent[-1].arbitration_id)
+    decoded = msg.decode(sent[-1].data)
+    assert decoded["SetTempDrv"] == pytest.approx(21.0)
+    assert decoded["CabinTemp"] == pytest.approx(24.5)
+    assert decoded["FanSpeed"] == 60 and decoded["ACOn"] == 1

@@ -157,6 +157,7 @@ class FrameEncoder:
         self.values: dict[str, Any] = {s.name: default_physical(s) for s in message.signals}
         self._pending: bytes | None = None
         self._seen: bytes | None = None
+        self._ranges = {s.name: r for s in message.signals if (r := physical_range(s)) is not None}
         #: anything with a ``last_data`` attribute (a frame decoder) to read received frames from
         self.source: Any = None
 
@@ -182,8 +183,9 @@ class FrameEncoder:
         if not isinstance(decoded, dict):
             return
         for name, value in decoded.items():
-            if isinstance(value, (int, float)):
-                self.values[name] = value
+            rng = self._ranges.get(name)
+            if isinstance(value, (int, float)) and (rng is None or rng[0] <= value <= rng[1]):
+                self.values[name] = value  # a received value the DBC refuses is not sent back
 
     def encode(self, updates: dict[str, Any], *, commit: bool = True) -> can.Message:
         """A frame with ``updates`` (signal name -> physical value) applied; raises on bad values.
