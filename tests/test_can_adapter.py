@@ -186,6 +186,8 @@ def _oracle(profile_id: str, adapter: CanAdapter, frame: can.Message) -> dict[st
             if ref.signal.name not in decoded:
                 continue
             x = decoded[ref.signal.name]
+            if rule.sign is not None and decoded.get(rule.sign) == 1:
+                x = -x
             transform = compile_transform(rule.transform, choice_key(ref, ""), "")
             sig = catalog.get(rule.path)
             try:
@@ -372,3 +374,15 @@ def test_renamed_dbc_signals_are_still_found_by_their_original_name() -> None:
         can.Message(arbitration_id=256, data=(555).to_bytes(2, "little") + bytes(6), is_extended_id=False)
     )
     assert broker.get("Vehicle.Speed").value == 55.5  # type: ignore[union-attr]
+
+
+def test_a_sign_bit_gives_the_steering_angle_its_direction() -> None:
+    profile = load_profile("vw_mqb")
+    broker = SignalBroker()
+    adapter = adapter_for(profile, broker)
+    msg = profile.dbc("vw_mqb.dbc").db.get_message_by_name("LWI_01")
+    base = {s.name: 0 for s in msg.signals}
+    for ts, (angle, sign, expected) in enumerate([(90.0, 1, -90), (90.0, 0, 90), (15.2, 1, -15)]):
+        data = msg.encode(base | {"LWI_Lenkradwinkel": angle, "LWI_VZ_Lenkradwinkel": sign}, strict=False)
+        adapter.feed(can.Message(arbitration_id=msg.frame_id, data=data, is_extended_id=False, timestamp=ts))
+        assert broker.get("Vehicle.Chassis.SteeringWheel.Angle").value == expected  # type: ignore[union-attr]

@@ -5,8 +5,8 @@ that loop is most of the adapter's time. Here the same steps are written out onc
 the bit positions as constants, so each rule costs a handful of operations. The generated source
 contains only integers taken from the DBC model (shifts, masks, sign bits, digit counts), each
 checked to be an ``int`` before it is written; everything else (scales, ranges, paths, transforms,
-converters) is passed in as objects, never as text. Frames with multiplexing or IEEE float
-signals keep the generic loop. Tests run both and require identical output, frame by frame.
+converters) is passed in as objects, never as text. Frames with multiplexing, sign bits or IEEE
+float signals keep the generic loop. Tests run both and require identical output, frame by frame.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def compile_frame(dec: Any) -> Process | None:
     entries = dec.entries
     if not entries or dec.selectors:
         return None
-    if any(e.mux or e.kind == 3 for e in entries):
+    if any(e.mux or e.negate is not None or e.kind == 3 for e in entries):
         return None
     ns: dict[str, Any] = {
         "DEC": dec,

@@ -81,6 +81,7 @@ class _Entry:
         "last_time",
         "last_vss",
         "mux",
+        "negate",
         "offset",
         "on_change",
         "path",
@@ -128,6 +129,7 @@ class _Entry:
             self.kind = 2
         self.read = raw_reader(sig, length)
         self.mux = mux
+        self.negate: Callable[[int, int], Any] | None = None  # the sign bit, when the rule names one
         self.range = physical_range(sig)
         self.transform = transform
         self.coerce = coerce
@@ -196,7 +198,7 @@ class FrameDecoder:
             else:
                 bits = le & e.rmask
             mux = e.mux
-            if mux:
+            if mux or e.negate is not None:
                 if be < 0:
                     be = int.from_bytes(data, "big")
                 if any(read(le, be) != want for read, want in mux):
@@ -233,6 +235,8 @@ class FrameDecoder:
                 e.last_bits = None
                 clean = False
                 continue
+            if e.negate is not None and e.negate(le, be):
+                phys = -phys
             try:
                 if e.transform is not None:
                     vss = e.coerce(e.transform(phys))  # type: ignore[misc]  # set with every transform
@@ -436,4 +440,14 @@ def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, 
     coerce: Callable[[Any], Any] | None = coercer(datatype, s.choices, transform is not None)
     if transform is None and datatype in ("float", "double") and not s.is_float:
         coerce = None
-    return _Entry(rule, s, length, tuple(mux), transform, coerce)
+    entry = _Entry(rule, s, length, tuple(mux), transform, coerce)
+    if rule.sign is not None:
+        try:
+            sign = msg.get_signal_by_name(rule.sign)
+        except KeyError:
+            raise AnycarError(
+                f"{where}: sign signal {rule.sign!r} is not in message {msg.name} with {s.name}"
+            ) from None
+        dec.mask |= le_mask(sign, length)
+        entry.negate = raw_reader(sign, length)
+    return entry

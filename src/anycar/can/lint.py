@@ -48,6 +48,21 @@ _UNIT_ALIASES = {
     "nm": "nm",
     "kw": "kw",
     "w": "w",
+    "l": "l",
+    "liter": "l",
+    "litre": "l",
+    "unit_kilometerperhour": "km/h",
+    "unit_liter": "l",
+    "unit_percent": "percent",
+    "unit_degrecelsi": "celsius",
+    "unit_minutinver": "rpm",
+    "unit_volt": "v",
+    "unit_amper": "a",
+    "unit_kilometer": "km",
+    "unit_meter": "m",
+    "unit_degreofarc": "degrees",
+    "unit_bar": "bar",
+    "unit_newtometer": "nm",
 }
 
 
@@ -158,6 +173,8 @@ def _lint_ref(rule: MappingRule, ref: SignalRef, sig: Signal, where: str) -> lis
     for name, _ in rule.multiplexer:
         if not any(x.name == name for x in ref.message.signals):
             out.append(Finding("error", where, f"{label}: multiplexer signal {name!r} is not in the message"))
+    if rule.sign is not None and not any(x.name == rule.sign for x in ref.message.signals):
+        out.append(Finding("error", where, f"{label}: sign signal {rule.sign!r} is not in the message"))
     try:
         if rule.direction == "dbc2vss":
             transform = compile_transform(rule.transform, choice_key(ref, where), where)

@@ -16,7 +16,9 @@ A mapping file is a VSS overlay (flat ``.vspec``/``.yaml``, or nested ``.json`` 
         multiplexer: [{signal: PAGE, value: 1}]
 
 Beyond KUKSA, two optional keys choose where the signal is read when several messages or buses
-carry the same name: ``message`` (the DBC message name) and ``bus`` (a bus of the profile).
+carry the same name: ``message`` (the DBC message name) and ``bus`` (a bus of the profile); and
+``sign: SIGNAL`` names a sign bit of the same message (1 = negative), for DBCs that carry a
+magnitude and its direction in two signals (steering angles, mostly).
 Mapped nodes that carry ``type`` and ``datatype`` form an overlay; the adapter adds those that
 are new to the catalog and never changes a standard signal (``anycar brand check`` reports a
 mapping that disagrees with the catalog). Rules that are malformed are kept out and reported as problems, each
@@ -40,7 +42,7 @@ from anycar.model.overlay import OverlayNode
 Direction = Literal["dbc2vss", "vss2dbc"]
 MAPPING_KEYS = ("dbc2vss", "dbc", "vss2dbc")
 _DBC2VSS_KEYS = frozenset(
-    {"signal", "interval_ms", "on_change", "transform", "multiplexer", "message", "bus"}
+    {"signal", "interval_ms", "on_change", "transform", "multiplexer", "message", "bus", "sign"}
 )
 _VSS2DBC_KEYS = frozenset({"signal", "interval_ms", "on_change", "transform", "message", "bus"})
 KUKSA_DEFAULT_INTERVAL_MS = 1000
@@ -57,6 +59,7 @@ class MappingRule:
     on_change: bool = False
     transform: AbcMapping[str, Any] | None = None
     multiplexer: tuple[tuple[str, int], ...] = ()
+    sign: str | None = None
     message: str | None = None
     bus: str | None = None
     source: str = "<mapping>"
@@ -181,7 +184,7 @@ def _rule(node: OverlayNode, direction: Direction, spec: Any, source: str, line:
                 f"{where}: {direction}: each multiplexer entry needs 'signal' and integer 'value'"
             )
         mux.append((item["signal"], item["value"]))
-    for key in ("message", "bus"):
+    for key in ("message", "bus", "sign"):
         if spec.get(key) is not None and not isinstance(spec.get(key), str):
             raise ConfigError(f"{where}: {direction}: {key!r} must be a name")
     return MappingRule(
@@ -192,6 +195,7 @@ def _rule(node: OverlayNode, direction: Direction, spec: Any, source: str, line:
         on_change=bool(on_change),
         transform=transform,
         multiplexer=tuple(mux),
+        sign=spec.get("sign"),
         message=spec.get("message"),
         bus=spec.get("bus"),
         source=source,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from anycar.cli.output import console, print_json
@@ -110,7 +111,7 @@ def check_brand(args: argparse.Namespace) -> int:
         )
     if args.dbc_warnings:
         for w in dbc_warnings:
-            console.print(f"[dim]dbc[/] {_short(w)}", highlight=False, soft_wrap=True)
+            console.print(f"[dim]dbc[/] {escape(_short(w))}", highlight=False, soft_wrap=True, emoji=False)
     warnings = [f for f in findings if f.level == "warning"]
     notes = len(findings) - len(errors) - len(warnings)
     console.print(

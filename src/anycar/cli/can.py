@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
+
 from anycar.cli.output import console, print_json
 
 
@@ -55,7 +57,7 @@ def replay_log(args: argparse.Namespace) -> int:
             if args.json:
                 sys.stdout.write(json.dumps({"t": round(ts, 6), "path": path, "value": value}) + "\n")
             else:
-                console.print(f"{ts:9.3f}  {path} = {value!r}", highlight=False)
+                console.print(f"{ts:9.3f}  {path} = {escape(repr(value))}", highlight=False, emoji=False)
 
     summary = replay(adapter, args.log, realtime=args.realtime, speed=args.speed, on_updates=show)
     summary["profile"] = profile.id
@@ -85,7 +87,7 @@ def check_dbc(args: argparse.Namespace) -> int:
         return 0
     for item in out:
         for w in item["warnings"]:
-            console.print(f"[yellow]warning[/] {w}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]warning[/] {escape(w)}", highlight=False, soft_wrap=True, emoji=False)
         console.print(
             f"{item['file']}: {item['messages']} messages, {len(item['warnings'])} warnings", highlight=False
         )
