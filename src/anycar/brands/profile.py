@@ -70,7 +70,7 @@ class BrandProfile:
 
     def dbc(self, name: str) -> LoadedDbc:
         if name not in self._dbcs:
-            self._dbcs[name] = load_dbc(self.directory / name)
+            self._dbcs[name] = _cached_dbc(self.directory / name)
         return self._dbcs[name]
 
     def network(self) -> CanNetwork:
@@ -84,6 +84,22 @@ class BrandProfile:
 
     def sample_log_path(self) -> Path | None:
         return self.directory / self.sample_log if self.sample_log else None
+
+
+_DBC_CACHE: dict[tuple[str, int, int], LoadedDbc] = {}
+
+
+def _cached_dbc(path: Path) -> LoadedDbc:
+    """Parsing a large DBC takes a tenth of a second; profiles share the result (read-only)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return load_dbc(path)
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    hit = _DBC_CACHE.get(key)
+    if hit is None:
+        hit = _DBC_CACHE[key] = load_dbc(path)
+    return hit
 
 
 def data_root() -> Path:
