@@ -158,3 +158,24 @@ def test_actuation_keeps_the_other_signals_of_the_last_received_frame() -> None:
     assert decoded["SetTempDrv"] == pytest.approx(21.0)
     assert decoded["CabinTemp"] == pytest.approx(24.5)
     assert decoded["FanSpeed"] == 60 and decoded["ACOn"] == 1
+
+
+@pytest.mark.parametrize("suffix", [".log", ".asc", ".blf", ".trc"])
+def test_real_dbc_traffic_survives_every_format(tmp_path: Path, suffix: str) -> None:
+    from anycar.can.synth import traffic
+
+    profile = load_profile("vw_mqb")
+    frames = traffic(profile.network(), 1500, seed=9, start=1000.0)
+    path = tmp_path / f"mqb{suffix}"
+    write_log(path, frames)
+    back = list(read_log(path))
+    assert [(m.arbitration_id, bytes(m.data)) for m in back] == [
+        (m.arbitration_id, bytes(m.data)) for m in frames
+    ]
+    t0, s0 = back[0].timestamp, frames[0].timestamp  # .asc/.blf keep times relative to a start
+    assert all(abs((a.timestamp - t0) - (b.timestamp - s0)) < 1e-3 for a, b in zip(back, frames, strict=True))
+    broker = SignalBroker()
+    adapter = adapter_for(profile, broker)
+    replay(adapter, path)
+    assert adapter.bad.wrong_length == 0 and adapter.bad.unknown_id == 0
+    assert adapter.published > 0 and broker.get("Vehicle.Speed") is not None
