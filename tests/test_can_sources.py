@@ -9,6 +9,8 @@ from pathlib import Path
 
 import can
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from anycar.brands import ProfileEncoder, adapter_for, load_profile
 from anycar.broker import SignalBroker
@@ -57,12 +59,17 @@ def test_corrupt_log_lines_are_counted_and_skipped(tmp_path: Path) -> None:
     lines[5] = "this is not a candump line"
     lines[9] = "(12.5) can0 1G3#0011"
     lines[12] = "(abc) can0 123#00"
+    lines[15] = "(12.5) can0 123#ABC"  # odd number of hex digits
+    lines[16] = "(12.5) can0 123#000102030405060708"  # 9 bytes in a classic frame
+    lines[17] = "(12.5) can0 1234#00"  # neither an 11-bit nor a 29-bit id spelling
     bad_path = tmp_path / "bad.log"
     bad_path.write_text("\n".join(lines) + "\n")
     counters = BadInput()
     back = list(read_log(bad_path, counters))
-    assert counters.corrupt_log_line == 3
-    assert len(back) == len(frames) - 3
+    assert counters.corrupt_log_line == 6
+    assert len(back) == len(frames) - 6
+    good_back = list(read_log(good))
+    assert [bytes(m.data) for m in good_back] == [bytes(m.data) for m in frames]
 
 
 def test_damaged_binary_log_keeps_what_was_read(tmp_path: Path) -> None:
@@ -179,3 +186,24 @@ def test_real_dbc_traffic_survives_every_format(tmp_path: Path, suffix: str) -> 
     replay(adapter, path)
     assert adapter.bad.wrong_length == 0 and adapter.bad.unknown_id == 0
     assert adapter.published > 0 and broker.get("Vehicle.Speed") is not None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    suffix=st.sampled_from([".log", ".asc", ".trc", ".blf"]),
+    garbage=st.binary(max_size=400),
+    cut=st.integers(0, 4000),
+)
+def test_random_bytes_in_any_log_never_crash(tmp_path: Path, suffix: str, garbage: bytes, cut: int) -> None:
+    path = tmp_path / f"fuzz{suffix}"
+    write_log(path, _trip_frames()[:40])
+    data = path.read_bytes()
+    path.write_bytes(data[:cut] + garbage + data[cut:])
+    counters = BadInput()
+    broker = SignalBroker()
+    adapter = adapter_for("xpeng_p7", broker)
+    frames = list(read_log(path, counters))
+    adapter.feed_many(frames)  # whatever was read goes through the adapter without an exception
+    for path_, dp in broker.get_many(["Vehicle.Speed"]).items():
+        if dp is not None:
+            broker.catalog.get(path_).validate(dp.value)

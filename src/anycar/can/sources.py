@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def read_log(path: str | Path, bad: BadInput | None = None) -> Iterator[can.Mess
     with p.open("r", encoding="utf-8", errors="replace", newline=None) as fh:
         reader: Any
         if suffix == ".log":
-            reader = CanutilsLogReader(fh)
+            reader = CanutilsLogReader(_candump_lines(fh, counters))
         elif suffix == ".asc":
             reader = _ASC(fh)
         else:
@@ -83,6 +84,25 @@ def read_log(path: str | Path, bad: BadInput | None = None) -> Iterator[can.Mess
                 counters.corrupt_log_line += 1
             except NotImplementedError as exc:
                 raise ConfigError(f"{p}: {exc}") from None
+
+
+_CANDUMP = re.compile(
+    r"^\s*\(\d+(?:\.\d+)?\)\s+\S+\s+(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#"
+    r"(?:#[0-9A-Fa-f](?:[0-9A-Fa-f]{2}){0,64}|(?:[0-9A-Fa-f]{2}){0,8}|R\d{0,2})"
+    r"(?:\s+[RTrt])?\s*$"
+)
+
+
+def _candump_lines(lines: Iterable[str], counters: BadInput) -> Iterator[str]:
+    """Only well-formed ``candump -L`` lines reach python-can's reader, which would otherwise
+    read an odd number of hex digits or a 9-byte classic frame without complaint."""
+    for line in lines:
+        if not line.strip():
+            continue
+        if _CANDUMP.match(line):
+            yield line
+        else:
+            counters.corrupt_log_line += 1
 
 
 def _plausible(msg: can.Message) -> bool:
