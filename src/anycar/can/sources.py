@@ -67,7 +67,7 @@ def read_log(path: str | Path, bad: BadInput | None = None) -> Iterator[can.Mess
     with p.open("r", encoding="utf-8", errors="replace", newline=None) as fh:
         reader: Any
         if suffix == ".log":
-            reader = CanutilsLogReader(_candump_lines(fh, counters))
+            reader = CanutilsLogReader(_candump_lines(fh, counters))  # type: ignore[arg-type]  # iterated only
         elif suffix == ".asc":
             reader = _ASC(fh)
         else:
