@@ -107,3 +107,12 @@ def test_cli_replay_prints_changes(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert '"path": "Vehicle.Speed"' in out
     assert main(["can", "dbc", str(load_profile("toyota_2017").directory / "toyota_2017_ref_pt.dbc")]) == 0
+
+
+def test_bench_can_prints_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "can", "--brand", "byd_seal", "--frames", "2000", "--repeat", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("frames_per_s", "baseline_frames_per_s", "ratio", "mapped_only", "vss_updates"):
+        assert key in result
+    assert result["frames"] == 2000 and result["vss_updates"] > 0
+    assert not {"wrong_length", "unknown_id", "out_of_range"} & set(result["bad_input"])
