@@ -386,3 +386,28 @@ def test_a_sign_bit_gives_the_steering_angle_its_direction() -> None:
         data = msg.encode(base | {"LWI_Lenkradwinkel": angle, "LWI_VZ_Lenkradwinkel": sign}, strict=False)
         adapter.feed(can.Message(arbitration_id=msg.frame_id, data=data, is_extended_id=False, timestamp=ts))
         assert broker.get("Vehicle.Chassis.SteeringWheel.Angle").value == expected  # type: ignore[union-attr]
+
+
+def test_encoding_refuses_what_the_dbc_cannot_carry() -> None:
+    from anycar.errors import InvalidValue, UnknownPath
+
+    enc = ProfileEncoder("kaiyun_pickman")  # a 60 km/h DBC range: the PICKMAN is a low-speed pickup
+    frames = enc.encode({"Vehicle.Speed": 45.0})
+    with pytest.raises(InvalidValue, match="KY_VehSpeed"):
+        enc.encode({"Vehicle.Speed": 80.0})
+    with pytest.raises(UnknownPath):
+        enc.encode({"Vehicle.Cabin.Infotainment.Media.Volume": 3})
+    with pytest.raises(InvalidValue):
+        enc.encode({"Vehicle.LowVoltageSystemState": "LOCK"})  # no such power mode on this bus
+    # a refused call changes nothing: the next frame still carries the last good speed
+    again = enc.encode({"Vehicle.TraveledDistance": 1000})
+    assert again[0].data[:2] == frames[0].data[:2]
+
+
+async def test_actuation_outside_the_dbc_range_is_rejected_with_a_reason() -> None:
+    sent: list[can.Message] = []
+    broker = SignalBroker()
+    adapter_for("xiaomi_su7", broker, send=lambda _bus, msg: sent.append(msg))
+    result = await broker.actuate("Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature", 40.0)
+    assert result.status.name == "REJECTED" and "TMS_Hvac" in (result.reason or "")
+    assert sent == []
