@@ -207,3 +207,66 @@ def test_random_bytes_in_any_log_never_crash(tmp_path: Path, suffix: str, garbag
     for path_, dp in broker.get_many(["Vehicle.Speed"]).items():
         if dp is not None:
             broker.catalog.get(path_).validate(dp.value)
+
+
+def test_cli_live_reads_a_virtual_bus(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import threading
+
+    from anycar.cli.main import main
+
+    channel = f"anycar-live-{uuid.uuid4().hex[:8]}"
+    car = can.Bus(interface="virtual", channel=channel)
+    frames = ProfileEncoder("xiaomi_su7").encode(
+        {"Vehicle.Speed": 12.5, "Vehicle.Body.Lights.Beam.Low.IsOn": True}
+    )
+    stop = threading.Event()
+
+    def drive() -> None:
+        while not stop.is_set():
+            for f in frames:
+                car.send(f)
+            stop.wait(0.05)
+
+    t = threading.Thread(target=drive, daemon=True)
+    t.start()
+    try:
+        code = main(
+            [
+                "can",
+                "live",
+                "--brand",
+                "xiaomi_su7",
+                "--interface",
+                "virtual",
+                "--channel",
+                channel,
+                "--seconds",
+                "0.6",
+                "--json",
+            ]
+        )
+    finally:
+        stop.set()
+        t.join()
+        car.shutdown()
+    assert code == 0
+    values = {d["path"]: d["value"] for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert values["Vehicle.Speed"] == 12.5 and values["Vehicle.Body.Lights.Beam.Low.IsOn"] is True
+
+
+def test_bus_sender_routes_by_bus_name() -> None:
+    from anycar.can.sources import bus_sender
+
+    channel = f"anycar-{uuid.uuid4().hex[:8]}"
+    a = can.Bus(interface="virtual", channel=channel + "a")
+    a_rx = can.Bus(interface="virtual", channel=channel + "a")
+    try:
+        send = bus_sender({"powertrain": a})
+        send("powertrain", can.Message(arbitration_id=1, data=b"\x01", is_extended_id=False))
+        assert a_rx.recv(1.0) is not None
+        with pytest.raises(can.CanOperationError, match="body"):
+            send("body", can.Message(arbitration_id=1, data=b"\x01", is_extended_id=False))
+    finally:
+        a.shutdown()
+        a_rx.shutdown()

@@ -13,7 +13,7 @@ from anycar.can.decoder import BadInput
 from anycar.can.encoder import VssEncoder
 from anycar.can.mapping import Mapping, MappingRule, load_mapping, load_mappings, parse_mapping_text
 from anycar.can.network import Bus, CanNetwork
-from anycar.can.sources import BusSource, open_bus, read_log, replay, write_log
+from anycar.can.sources import BusSource, bus_sender, open_bus, read_log, replay, write_log
 
 __all__ = [
     "BadInput",
@@ -26,6 +26,7 @@ __all__ = [
     "Mapping",
     "MappingRule",
     "VssEncoder",
+    "bus_sender",
     "load_dbc",
     "load_mapping",
     "load_mappings",

@@ -220,6 +220,23 @@ class BusSource:
             self._task = None
 
 
+def bus_sender(buses: can.BusABC | dict[str, can.BusABC]) -> Callable[[str, can.Message], None]:
+    """The ``send`` of a CAN adapter: one python-can bus, or one per bus name of the profile."""
+    if isinstance(buses, dict):
+        table = dict(buses)
+
+        def send_named(bus: str, msg: can.Message) -> None:
+            target = table.get(bus)
+            if target is None:
+                raise can.CanOperationError(f"no python-can bus is open for bus {bus!r}")
+            target.send(msg)
+
+        return send_named
+
+    single = buses
+    return lambda _bus, msg: single.send(msg)
+
+
 def open_bus(interface: str, channel: str, **kwargs: Any) -> can.BusABC:
     """A python-can bus, e.g. ``open_bus("socketcan", "can0")`` or ``open_bus("virtual", "x")``."""
     try:

@@ -27,6 +27,18 @@ def register(sub: Any) -> None:
     rp.add_argument("--json", action="store_true", help="print JSON lines of changes and a summary")
     rp.set_defaults(func=replay_log)
 
+    live = cmds.add_parser("live", help="read a live CAN bus through a brand profile, printing VSS changes")
+    live.add_argument("--brand", required=True, help="brand profile id")
+    live.add_argument(
+        "--interface", default="socketcan", help="python-can interface (socketcan, virtual, ...)"
+    )
+    live.add_argument("--channel", default="can0", help="channel, e.g. can0 or vcan0")
+    live.add_argument(
+        "--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)"
+    )
+    live.add_argument("--json", action="store_true", help="print JSON lines")
+    live.set_defaults(func=live_bus)
+
     dbc = cmds.add_parser("dbc", help="load DBC files leniently and list what was repaired")
     dbc.add_argument("files", nargs="+")
     dbc.add_argument("--json", action="store_true", help="print JSON")
@@ -70,6 +82,55 @@ def replay_log(args: argparse.Namespace) -> int:
             f"bad input: {bad or 'none'}",
             highlight=False,
         )
+    return 0
+
+
+def live_bus(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_live(args))
+
+
+async def _live(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import sys
+
+    from anycar.brands import adapter_for, load_profile
+    from anycar.broker import SignalBroker
+    from anycar.can.sources import BusSource, bus_sender, open_bus
+
+    profile = load_profile(args.brand)
+    bus = open_bus(args.interface, args.channel)
+    broker = SignalBroker()
+    adapter = adapter_for(profile, broker, send=bus_sender(bus))
+    sub = broker.subscribe(adapter.paths, queue_size=100_000)
+    source = BusSource(adapter, bus)
+    await source.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.seconds if args.seconds > 0 else None
+    try:
+        while deadline is None or loop.time() < deadline:
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                batch = await asyncio.wait_for(sub.get(), timeout)
+            except TimeoutError:
+                break
+            for dp in batch:
+                if args.json:
+                    sys.stdout.write(
+                        json.dumps({"t": dp.timestamp, "path": dp.path, "value": dp.value}) + "\n"
+                    )
+                    sys.stdout.flush()
+                else:
+                    console.print(f"{dp.path} = {escape(repr(dp.value))}", highlight=False, emoji=False)
+    finally:
+        await source.stop()
+        sub.close()
+        bus.shutdown()
+    bad = {k: v for k, v in adapter.bad.as_dict().items() if v}
+    if not args.json:
+        console.print(f"{adapter.frames} frames, {adapter.published} VSS updates; bad input: {bad or 'none'}")
     return 0
 
 
