@@ -38,6 +38,13 @@ def apply_mapping_overlay(catalog: Catalog, mapping: Mapping) -> list[str]:
 
 
 class CanAdapter:
+    """One vehicle's CAN network as a broker provider (named ``name``).
+
+    It claims every VSS signal its ``dbc2vss`` rules provide and every actuator its ``vss2dbc``
+    rules can set. ``compiled=False`` keeps the generic decoding loop (for comparison in tests).
+    ``problems`` lists the rules that could not be used, each with its file and line.
+    """
+
     def __init__(
         self,
         broker: SignalBroker,

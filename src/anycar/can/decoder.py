@@ -2,11 +2,12 @@
 
 Each frame id of each bus gets a ``FrameDecoder`` holding only the mapped signals. KUKSA's
 evaluation order is kept for every rule: interval check on the frame's time, then transform,
-then the on-change check. Two pieces of work are skipped when their result cannot differ:
-when the bits of all mapped signals (and their multiplexers) are those of the previous frame of
-that id, nothing is decoded again; when a signal's value is the previous one, its transform
-is not run again (transforms are pure). Anything wrong with a frame or a value is counted
-in ``BadInput`` by cause, and that value is dropped, never published.
+then the on-change check. Work is skipped only where its result cannot differ: a signal whose
+bits are those that last gave a valid value is not decoded or transformed again (transforms are
+pure), and when every rule of a frame is on-change without interval, a frame whose mapped bits
+did not change since the last clean one is skipped whole. Anything wrong with a frame or a value
+is counted in ``BadInput`` by cause, and that value is dropped, never published.
+``can.compiled`` writes the same loop out per frame id; ``process`` is the reference.
 """
 
 from __future__ import annotations
