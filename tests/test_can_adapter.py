@@ -217,7 +217,9 @@ def _fresh_adapter(pid: str) -> CanAdapter:
     return CanAdapter(SignalBroker(), network, mapping)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("pid", ["tesla_model3", "xiaomi_su7", "byd_seal", "vw_mqb"])
+@pytest.mark.parametrize(
+    "pid", ["tesla_model3", "xiaomi_su7", "byd_seal", "vw_mqb", "nio_et7", "xpeng_p7", "hongqi_hs5"]
+)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_frames_never_crash_nor_publish_a_wrong_value(pid: str, data: st.DataObject) -> None:
