@@ -22,6 +22,18 @@ def register(sub: Any) -> None:
     broker.set_defaults(func=bench_broker)
     _register_accessories(cmds)
     _register_sim(cmds)
+    _register_can(cmds)
+
+
+def _register_can(cmds: Any) -> None:
+    canb = cmds.add_parser(
+        "can", help="CAN frames through decode, mapping and broker vs a bare cantools decode"
+    )
+    canb.add_argument("--brand", required=True, help="brand profile id, e.g. tesla_model3")
+    canb.add_argument("--frames", type=int, default=60_000, help="frames of synthetic traffic")
+    canb.add_argument("--repeat", type=int, default=5, help="runs per loop (the best counts)")
+    canb.add_argument("--json", action="store_true", help="print JSON")
+    canb.set_defaults(func=bench_can)
 
 
 def _register_sim(cmds: Any) -> None:
@@ -87,4 +99,11 @@ def bench_sim(args: argparse.Namespace) -> int:
     result = {"benchmark": "sim", "brand": args.brand}
     result.update(measure(Simulator.for_profile(args.brand, dt=args.dt), args.seconds))
     show(result, args.json)
+    return 0
+
+
+def bench_can(args: argparse.Namespace) -> int:
+    from anycar.bench import can
+
+    show(can.run(args.brand, frames=args.frames, repeat=args.repeat), args.json)
     return 0

@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "anycar.cli.demo",
     "anycar.cli.accessory",
     "anycar.cli.sim",
+    "anycar.cli.brand",
+    "anycar.cli.can",
 ]
 
 
