@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "anycar.cli.signals",
     "anycar.cli.bench",
     "anycar.cli.demo",
+    "anycar.cli.hub",
+    "anycar.cli.token",
 ]
 
 
