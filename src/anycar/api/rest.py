@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,9 @@ async def _anycar_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return JSONResponse(error_body(exc.status_code, "http_error", str(exc.detail)), status_code=exc.status_code)
+    return JSONResponse(
+        error_body(exc.status_code, "http_error", str(exc.detail)), status_code=exc.status_code
+    )
 
 
 _ERROR_SCHEMA = {
@@ -111,7 +113,7 @@ class RestApi:
             raise ConfigError(f"REST route group {group.name!r} is registered twice")
         self.groups.append(group)
 
-    def add_routes(self, routes: list[BaseRoute]) -> None:
+    def add_routes(self, routes: Sequence[BaseRoute]) -> None:
         """Routes outside the management API (VISS over HTTP), not in the OpenAPI document."""
         self.extra_routes.extend(routes)
 
@@ -232,28 +234,54 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
             Route(f"{p}/subscriptions", subscriptions, methods=["GET"]),
         ],
         paths={
-            f"{p}/info": {"get": {"tags": ["hub"], "summary": "Server name, versions, ports, auth mode", "responses": _ok("server information")}},
+            f"{p}/info": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Server name, versions, ports, auth mode",
+                    "responses": _ok("server information"),
+                }
+            },
             f"{p}/signals": {
                 "get": {
                     "tags": ["hub"],
                     "summary": "Signals matching a pattern, with current values and providers",
                     "parameters": [
-                        {"name": "pattern", "in": "query", "schema": {"type": "string", "default": "Vehicle"}},
+                        {
+                            "name": "pattern",
+                            "in": "query",
+                            "schema": {"type": "string", "default": "Vehicle"},
+                        },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500}},
                     ],
-                    "responses": _ok("matching signals") | {"404": {"description": "pattern matches nothing", "content": _error_content()}},
+                    "responses": _ok("matching signals")
+                    | {"404": {"description": "pattern matches nothing", "content": _error_content()}},
                 }
             },
             f"{p}/signals/{{path}}": {
                 "get": {
                     "tags": ["hub"],
                     "summary": "One signal's metadata, value and provider",
-                    "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": _ok("the signal") | {"404": {"description": "unknown path", "content": _error_content()}},
+                    "parameters": [
+                        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": _ok("the signal")
+                    | {"404": {"description": "unknown path", "content": _error_content()}},
                 }
             },
-            f"{p}/providers": {"get": {"tags": ["hub"], "summary": "Registered providers and their counters", "responses": _ok("providers")}},
-            f"{p}/subscriptions": {"get": {"tags": ["hub"], "summary": "Open subscriptions, queues and drops", "responses": _ok("subscriptions")}},
+            f"{p}/providers": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Registered providers and their counters",
+                    "responses": _ok("providers"),
+                }
+            },
+            f"{p}/subscriptions": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Open subscriptions, queues and drops",
+                    "responses": _ok("subscriptions"),
+                }
+            },
         },
     )
 
@@ -275,7 +303,9 @@ def _int(text: str | None, default: int, lo: int, hi: int) -> int:
 class HttpServer:
     """uvicorn in the hub's event loop, on a socket the hub binds (so port 0 and errors are ours)."""
 
-    def __init__(self, app: Any, host: str, port: int, *, tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, *, tls_cert: str | None = None, tls_key: str | None = None
+    ) -> None:
         self.app = app
         self.host = host
         self.requested_port = port
@@ -298,7 +328,9 @@ class HttpServer:
             sock.bind((self.host, self.requested_port))
         except OSError as exc:
             sock.close()
-            raise ConfigError(f"HTTP cannot listen on {self.host}:{self.requested_port}: {exc.strerror}") from None
+            raise ConfigError(
+                f"HTTP cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
+            ) from None
         sock.listen(128)
         sock.setblocking(False)
         self._sock = sock
@@ -333,4 +365,13 @@ class HttpServer:
             self._sock = None
 
 
-__all__ = ["API_PREFIX", "VSS_VERSION", "HttpServer", "RestApi", "RouteGroup", "core_group", "error_body", "require"]
+__all__ = [
+    "API_PREFIX",
+    "VSS_VERSION",
+    "HttpServer",
+    "RestApi",
+    "RouteGroup",
+    "core_group",
+    "error_body",
+    "require",
+]

@@ -34,7 +34,9 @@ def run_hub(args: argparse.Namespace) -> int:
     from anycar.hub import Hub, HubConfig
     from anycar.hub.plugins import brand_component
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = HubConfig.load(args.config) if args.config else HubConfig()
     if args.host:
         config.host = args.host

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
         required=True,
         help="space-separated scopes, e.g. 'read actuate:Vehicle.Cabin.* provide:Vehicle.Speed'",
     )
-    mint.add_argument("--keys", default=".anycar-keys", help="folder of jwt.key / jwt.key.pub (default .anycar-keys)")
+    mint.add_argument(
+        "--keys", default=".anycar-keys", help="folder of jwt.key / jwt.key.pub (default .anycar-keys)"
+    )
     mint.add_argument("--algorithm", choices=["RS256", "ES256"], default="RS256", help="for a new key pair")
     mint.add_argument("--subject", default="anycar-dev", help="the 'sub' claim")
     mint.add_argument("--ttl", type=float, default=3600.0, help="seconds until the token expires")
@@ -45,5 +47,7 @@ def mint_token(args: argparse.Namespace) -> int:
         issuer=args.issuer,
     )
     sys.stdout.write(token + "\n")
-    errors.print(f"signed with {private}; configure the hub with tokens.public_key: {public}", highlight=False)
+    errors.print(
+        f"signed with {private}; configure the hub with tokens.public_key: {public}", highlight=False
+    )
     return 0

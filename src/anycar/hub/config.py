@@ -83,7 +83,9 @@ class HubConfig:
         try:
             data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
         except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{file}: not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}") from None
+            raise ConfigError(
+                f"{file}: not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}"
+            ) from None
         return cls.from_dict(data or {}, source=str(file), base=file.parent)
 
     @classmethod
@@ -102,7 +104,9 @@ class HubConfig:
         for name, value in ports.items():
             if name not in DEFAULT_PORTS:
                 raise ConfigError(f"{source}: ports.{name} is not one of {sorted(DEFAULT_PORTS)}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535
+            ):
                 raise ConfigError(f"{source}: ports.{name} must be 0..65535 or null, got {value!r}")
             cfg.ports[name] = value
         tokens = _section(data, "tokens", source)

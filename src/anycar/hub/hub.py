@@ -84,7 +84,12 @@ class Hub:
             key = str(cfg.tls_key) if cfg.tls_key else None
             if cfg.ports.get("grpc") is not None:
                 self.grpc = GrpcServer(
-                    self.broker, self.authorizer, host=cfg.host, port=cfg.ports["grpc"] or 0, tls_cert=cert, tls_key=key
+                    self.broker,
+                    self.authorizer,
+                    host=cfg.host,
+                    port=cfg.ports["grpc"] or 0,
+                    tls_cert=cert,
+                    tls_key=key,
                 )
                 await self.grpc.start()
             if cfg.ports.get("viss") is not None:
@@ -95,7 +100,9 @@ class Hub:
             if cfg.ports.get("http") is not None:
                 self.rest.add_group(core_group(self.broker, self.info))
                 self.rest.add_routes(viss_http_routes(self.viss))
-                self.http = HttpServer(self.rest.app(), cfg.host, cfg.ports["http"] or 0, tls_cert=cert, tls_key=key)
+                self.http = HttpServer(
+                    self.rest.app(), cfg.host, cfg.ports["http"] or 0, tls_cert=cert, tls_key=key
+                )
                 await self.http.start()
             self.started_at = time.time()
         except BaseException:

@@ -27,6 +27,8 @@ def brand_component(profile: str | None, can: str | None) -> Component:
         ) from None
     factory = getattr(module, "hub_component", None)
     if factory is None:
-        raise ConfigError("anycar.brands has no hub_component(profile=, can=); it cannot be plugged into the hub yet")
+        raise ConfigError(
+            "anycar.brands has no hub_component(profile=, can=); it cannot be plugged into the hub yet"
+        )
     component: Component = factory(profile=profile, can=can)
     return component

@@ -30,14 +30,12 @@ _ARRAY_FIELD = {k: v + "_array" for k, v in _FIELD.items()}
 _DATATYPE_V2 = {
     dt: getattr(t2, f"DATA_TYPE_{'BOOLEAN' if dt == 'boolean' else dt.upper()}") for dt in _FIELD
 } | {
-    dt + "[]": getattr(t2, f"DATA_TYPE_{'BOOLEAN' if dt == 'boolean' else dt.upper()}_ARRAY")
-    for dt in _FIELD
+    dt + "[]": getattr(t2, f"DATA_TYPE_{'BOOLEAN' if dt == 'boolean' else dt.upper()}_ARRAY") for dt in _FIELD
 }
 _DATATYPE_V1 = {
     dt: getattr(t1, f"DATA_TYPE_{'BOOLEAN' if dt == 'boolean' else dt.upper()}") for dt in _FIELD
 } | {
-    dt + "[]": getattr(t1, f"DATA_TYPE_{'BOOLEAN' if dt == 'boolean' else dt.upper()}_ARRAY")
-    for dt in _FIELD
+    dt + "[]": getattr(t1, f"DATA_TYPE_{'BOOLEAN' if dt == 'boolean' else dt.upper()}_ARRAY") for dt in _FIELD
 }
 _ENTRY_V2 = {
     NodeType.SENSOR: t2.ENTRY_TYPE_SENSOR,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
@@ -107,16 +108,15 @@ class ProviderStream:
             items.append((sig.path, value))
         if items:
             refused = self.provider.publish_many(items, stamp)
-            for path, exc in refused.items():
-                errors[self.access.catalog.get(path).id] = error_v2(exc)
+            for path, refusal in refused.items():
+                errors[self.access.catalog.get(path).id] = error_v2(refusal)
         if errors:
             response = v2.OpenProviderStreamResponse(
                 publish_values_response=v2.PublishValuesResponse(request_id=request.request_id, status=errors)
             )
-            try:
+            # a provider that never reads its stream loses error reports, nothing else
+            with contextlib.suppress(asyncio.QueueFull):
                 self.outgoing.put_nowait(response)
-            except asyncio.QueueFull:
-                pass  # a provider that never reads its stream loses error reports, nothing else
 
     def _answer(self, response: v2.BatchActuateStreamResponse) -> None:
         try:
@@ -139,9 +139,7 @@ class ProviderStream:
         message = v2.OpenProviderStreamResponse(
             batch_actuate_stream_request=v2.BatchActuateStreamRequest(
                 actuate_requests=[
-                    v2.ActuateRequest(
-                        signal_id=t2.SignalID(id=sig.id), value=value_to_v2(sig, request.value)
-                    )
+                    v2.ActuateRequest(signal_id=t2.SignalID(id=sig.id), value=value_to_v2(sig, request.value))
                 ]
             )
         )
@@ -185,15 +183,11 @@ class ProviderStream:
                 if not fut.done():
                     fut.set_exception(ConnectionError("provider stream closed"))
         self.pending.clear()
-        try:
+        with contextlib.suppress(asyncio.QueueFull):
             self.outgoing.put_nowait(_CLOSED)
-        except asyncio.QueueFull:
-            pass
 
 
-async def serve_stream(
-    stream: ProviderStream, context: grpc.aio.ServicerContext, requests: Any
-) -> Any:
+async def serve_stream(stream: ProviderStream, context: grpc.aio.ServicerContext, requests: Any) -> Any:
     """Drive one provider stream: read requests in a task, yield responses until the end.
 
     A request that is wrong in itself (unknown signal, claim held by another provider, no

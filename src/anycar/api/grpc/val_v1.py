@@ -89,7 +89,6 @@ class ValV1Service(val_pb2_grpc.VALServicer):
 
     def _entry(self, sig: Signal, view: int, fields: set[int]) -> t1.DataEntry:
         out = t1.DataEntry(path=sig.path)
-        want_all = view == t1.VIEW_ALL or t1.FIELD_UNSPECIFIED in fields or not fields
         if view in (t1.VIEW_CURRENT_VALUE, t1.VIEW_ALL) or t1.FIELD_VALUE in fields:
             current = self.broker.get(sig.path)
             if current is not None:
@@ -98,9 +97,8 @@ class ValV1Service(val_pb2_grpc.VALServicer):
             target = self.targets.get(sig.path)
             if target is not None:
                 out.actuator_target.CopyFrom(datapoint_v1(sig, target[0], target[1]))
-        if view in (t1.VIEW_METADATA, t1.VIEW_ALL) or want_all or fields & _METADATA_FIELDS:
-            if view == t1.VIEW_METADATA or want_all or fields & _METADATA_FIELDS:
-                out.metadata.CopyFrom(metadata_v1(sig))
+        if view in (t1.VIEW_METADATA, t1.VIEW_ALL) or fields & _METADATA_FIELDS:
+            out.metadata.CopyFrom(metadata_v1(sig))
         return out
 
     async def Set(self, request: v1.SetRequest, context: grpc.aio.ServicerContext) -> Any:

@@ -166,17 +166,17 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                 entries = message.entries
                 keys: set[Any] = set()
                 for dp in batch:
-                    sig = find(dp.path)
-                    if sig is None:
+                    found = find(dp.path)
+                    if found is None:
                         continue
-                    key = sig.id if by_id else dp.path
+                    key = found.id if by_id else dp.path
                     if key in keys:
                         yield message
                         message = make()
                         entries = message.entries
                         keys.clear()
                     keys.add(key)
-                    fill_datapoint_v2(entries[key], sig, dp.value, dp.timestamp)
+                    fill_datapoint_v2(entries[key], found, dp.value, dp.timestamp)
                 yield message
         finally:
             sub.close()
@@ -259,7 +259,9 @@ class _UnaryPublisher:
     def publish(self, sig: Signal, value: Any, stamp: float | None) -> None:
         owner = self.broker.provider_of(sig.path)
         if owner is not None and owner != self.provider.name:
-            raise NotProvider(f"{sig.path} is provided by {owner!r}; PublishValue cannot write it", path=sig.path)
+            raise NotProvider(
+                f"{sig.path} is provided by {owner!r}; PublishValue cannot write it", path=sig.path
+            )
         self.provider.claim([sig.path])
         try:
             errors = self.provider.publish_many([(sig.path, value)], stamp)

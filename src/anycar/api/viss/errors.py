@@ -22,7 +22,10 @@ from anycar.errors import (
 
 # reason -> (number, the spec's message)
 TABLE: dict[str, tuple[int, str]] = {
-    "bad_request": (400, "The server is unable to fulfil the client request because the request is malformed."),
+    "bad_request": (
+        400,
+        "The server is unable to fulfil the client request because the request is malformed.",
+    ),
     "filter_invalid": (400, "Filter requested on non-primitive type."),
     "invalid_duration": (400, "Time duration is invalid."),
     "invalid_value": (400, "The requested set value is invalid."),

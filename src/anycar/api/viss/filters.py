@@ -48,7 +48,9 @@ def _number(value: Any, what: str) -> float:
 
 def _condition_args(param: Any, bound_key: str, what: str) -> tuple[str, float]:
     if not isinstance(param, dict):
-        raise VissError("bad_request", f"{what} filter parameter must be an object with logic-op and {bound_key}")
+        raise VissError(
+            "bad_request", f"{what} filter parameter must be an object with logic-op and {bound_key}"
+        )
     op = param.get("logic-op")
     if not isinstance(op, str):
         raise VissError("bad_request", f"{what} filter needs a 'logic-op' string")
@@ -75,7 +77,8 @@ def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> 
                 period = _number(param["period"], "timebased 'period'")
                 if not MIN_PERIOD_MS <= period <= MAX_PERIOD_MS:
                     raise VissError(
-                        "invalid_duration", f"period {period:g} ms is outside {MIN_PERIOD_MS}..{MAX_PERIOD_MS} ms"
+                        "invalid_duration",
+                        f"period {period:g} ms is outside {MIN_PERIOD_MS}..{MAX_PERIOD_MS} ms",
                     )
                 query.period_s = period / 1000
             elif kind == "change":

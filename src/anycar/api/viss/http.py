@@ -41,7 +41,9 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
             if action == "set":
                 body = await request.body()
                 if len(body) > service.limits.max_message_bytes:
-                    raise VissError("bad_request", f"body of {len(body)} bytes exceeds {service.limits.max_message_bytes}")
+                    raise VissError(
+                        "bad_request", f"body of {len(body)} bytes exceeds {service.limits.max_message_bytes}"
+                    )
                 try:
                     payload = json.loads(body or b"null")
                 except json.JSONDecodeError as exc:

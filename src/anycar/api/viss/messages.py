@@ -110,7 +110,9 @@ def parse_object(data: dict[str, Any]) -> Request:
     if not isinstance(action, str):
         raise VissError("bad_request", "field 'action' is missing or not a string")
     if action not in ACTIONS:
-        raise VissError("bad_request", f"unknown action {action[:40]!r}; expected one of {', '.join(ACTIONS)}")
+        raise VissError(
+            "bad_request", f"unknown action {action[:40]!r}; expected one of {', '.join(ACTIONS)}"
+        )
     request_id = _string(data, "requestId", limit=MAX_ID_LENGTH)
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
@@ -166,7 +168,9 @@ def _check_value(value: Any, depth: int = 0) -> None:
         for item in value:
             _check_value(item, 1)
         return
-    raise VissError("invalid_value", f"value must be a string, number, boolean or flat list, got {type(value).__name__}")
+    raise VissError(
+        "invalid_value", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
+    )
 
 
 # -- responses ----------------------------------------------------------------------------------

@@ -100,7 +100,9 @@ def data_field(batch: list[Datapoint]) -> Any:
 
 
 class VissService:
-    def __init__(self, broker: SignalBroker, authorizer: Authorizer, limits: VissLimits | None = None) -> None:
+    def __init__(
+        self, broker: SignalBroker, authorizer: Authorizer, limits: VissLimits | None = None
+    ) -> None:
         self.broker = broker
         self.authorizer = authorizer
         self.limits = limits or VissLimits()
@@ -139,7 +141,12 @@ class VissService:
         except AnycarError as exc:
             raise from_anycar(exc) from None
         if query.metadata:
-            return {"action": "get", "requestId": req.request_id, "metadata": metadata_tree(signals), "ts": now_iso()}
+            return {
+                "action": "get",
+                "requestId": req.request_id,
+                "metadata": metadata_tree(signals),
+                "ts": now_iso(),
+            }
         if len(signals) == 1:
             dp = self.broker.get(signals[0].path)
             if dp is None:
@@ -190,7 +197,9 @@ def metadata_tree(signals: list[Signal]) -> dict[str, Any]:
 class VissSession:
     """One client (a WebSocket connection): requests in, responses and notifications out."""
 
-    def __init__(self, service: VissService, send: Send, *, default_token: str | None = None, peer: str = "") -> None:
+    def __init__(
+        self, service: VissService, send: Send, *, default_token: str | None = None, peer: str = ""
+    ) -> None:
         self.service = service
         self.send = send
         self.default_token = default_token
@@ -209,8 +218,12 @@ class VissSession:
         request_id: str | None = None
         try:
             if not self.limit.allow():
-                action, request_id = peek(text) if len(text) <= self.service.limits.max_message_bytes else (None, None)
-                raise VissError("too_many_requests", f"more than {self.service.limits.requests_per_s:g} requests/s")
+                action, request_id = (
+                    peek(text) if len(text) <= self.service.limits.max_message_bytes else (None, None)
+                )
+                raise VissError(
+                    "too_many_requests", f"more than {self.service.limits.requests_per_s:g} requests/s"
+                )
             try:
                 req = parse_request(text, self.service.limits.max_message_bytes)
             except VissError:
@@ -232,11 +245,15 @@ class VissSession:
         except Exception as exc:  # a bug must not end the connection or reach other clients
             log.exception("VISS request from %s failed", self.peer)
             self.errors += 1
-            await self.send(error_response(VissError("internal_server_error", str(exc)[:200]), action, request_id))
+            await self.send(
+                error_response(VissError("internal_server_error", str(exc)[:200]), action, request_id)
+            )
 
     def _start_set(self, req: Request) -> None:
         if len(self.pending_sets) >= self.service.limits.max_pending_sets:
-            raise VissError("too_many_requests", f"more than {self.service.limits.max_pending_sets} sets in flight")
+            raise VissError(
+                "too_many_requests", f"more than {self.service.limits.max_pending_sets} sets in flight"
+            )
 
         async def run() -> None:
             try:
@@ -253,7 +270,9 @@ class VissSession:
 
     async def _subscribe(self, req: Request) -> None:
         if len(self.subscriptions) >= self.service.limits.max_subscriptions:
-            raise VissError("too_many_requests", f"more than {self.service.limits.max_subscriptions} subscriptions")
+            raise VissError(
+                "too_many_requests", f"more than {self.service.limits.max_subscriptions} subscriptions"
+            )
         service = self.service
         try:
             grants = service.grants(req.authorization or self.default_token)
@@ -270,7 +289,9 @@ class VissSession:
         except AnycarError as exc:
             raise from_anycar(exc) from None
         sid = service.next_subscription_id()
-        await self.send({"action": "subscribe", "subscriptionId": sid, "requestId": req.request_id, "ts": now_iso()})
+        await self.send(
+            {"action": "subscribe", "subscriptionId": sid, "requestId": req.request_id, "ts": now_iso()}
+        )
         if sub is not None:
             task = asyncio.create_task(self._forward(sid, sub, grants))
         else:
@@ -287,7 +308,14 @@ class VissSession:
                 if self._expired(grants):
                     await self._end(sid, VissError("token_expired", "the subscription's token expired"))
                     return
-                await self.send({"action": "subscription", "subscriptionId": sid, "data": data_field(batch), "ts": now_iso()})
+                await self.send(
+                    {
+                        "action": "subscription",
+                        "subscriptionId": sid,
+                        "data": data_field(batch),
+                        "ts": now_iso(),
+                    }
+                )
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -306,7 +334,12 @@ class VissSession:
                 batch = [dp for dp in (get(s.path) for s in signals) if dp is not None]
                 if batch:
                     await self.send(
-                        {"action": "subscription", "subscriptionId": sid, "data": data_field(batch), "ts": now_iso()}
+                        {
+                            "action": "subscription",
+                            "subscriptionId": sid,
+                            "data": data_field(batch),
+                            "ts": now_iso(),
+                        }
                     )
         except asyncio.CancelledError:
             raise
@@ -321,12 +354,16 @@ class VissSession:
         entry = self.subscriptions.pop(sid, None)
         if entry is not None and entry[0] is not None:
             entry[0].close()
-        await self.send({"action": "subscription", "subscriptionId": sid, "error": error.to_json(), "ts": now_iso()})
+        await self.send(
+            {"action": "subscription", "subscriptionId": sid, "error": error.to_json(), "ts": now_iso()}
+        )
 
     async def _unsubscribe(self, req: Request) -> None:
         entry = self.subscriptions.pop(req.subscription_id, None)
         if entry is None:
-            raise VissError("invalid_subscription_id", f"no subscription {req.subscription_id[:40]!r} on this connection")
+            raise VissError(
+                "invalid_subscription_id", f"no subscription {req.subscription_id[:40]!r} on this connection"
+            )
         sub, task = entry
         if sub is not None:
             sub.close()

@@ -75,7 +75,9 @@ class VissWebSocketServer:
                 ping_timeout=20,
             )
         except OSError as exc:
-            raise ConfigError(f"VISS WebSocket cannot listen on {self.host}:{self.requested_port}: {exc.strerror}") from None
+            raise ConfigError(
+                f"VISS WebSocket cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
+            ) from None
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
         log.info("VISS v2 WebSocket listening on %s://%s:%d", self.scheme, self.host, self.port)
