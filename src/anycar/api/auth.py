@@ -194,8 +194,10 @@ class Authorizer:
         if not isinstance(token, str):
             raise TokenInvalid(f"access token must be a string, got {type(token).__name__}")
         token = token.strip()
-        if token[:7].lower() == "bearer ":
-            token = token[7:].strip()
+        if token[:6].lower() == "bearer" and (len(token) == 6 or token[6].isspace()):
+            token = token[6:].strip()
+            if not token:
+                raise TokenMissing("the Authorization header says Bearer but holds no token")
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid(f"access token of {len(token)} characters is too long")
         cached = self._seen.get(token)

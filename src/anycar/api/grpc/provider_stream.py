@@ -164,8 +164,17 @@ class ProviderStream:
 
     # -- life cycle -----------------------------------------------------------------------------
     def half_closed(self) -> None:
-        """The provider will send nothing more: waiting requests are taken as delivered."""
+        """The provider will send nothing more: waiting requests are taken as delivered.
+
+        A cancelled call also ends the request side first; the short delay lets the end of
+        the call close the stream before anything is taken as delivered.
+        """
         self.read_open = False
+        asyncio.get_running_loop().call_later(0.05, self._deliver_pending)
+
+    def _deliver_pending(self) -> None:
+        if self.closed:
+            return
         ok = t2.Error(code=t2.ERROR_CODE_OK)
         for waiters in self.pending.values():
             for fut in waiters:
@@ -198,7 +207,10 @@ async def serve_stream(stream: ProviderStream, context: grpc.aio.ServicerContext
         try:
             async for request in requests:
                 await stream.handle(request)
-            stream.half_closed()
+            if context.cancelled() or context.done():
+                stream.close()
+            else:
+                stream.half_closed()
         except AnycarError as exc:
             stream.error = exc
             stream.close()
@@ -206,6 +218,7 @@ async def serve_stream(stream: ProviderStream, context: grpc.aio.ServicerContext
             stream.close()
             raise
 
+    context.add_done_callback(lambda _: stream.close())
     task = asyncio.create_task(reader())
     try:
         while True:
