@@ -8,7 +8,6 @@ import time
 
 import jwt
 import pytest
-from apis_support import Keys
 
 from anycar.api.auth import (
     Action,
@@ -23,6 +22,7 @@ from anycar.api.auth import (
     parse_scope,
 )
 from anycar.errors import ConfigError
+from apis_support import Keys
 
 
 def test_scope_syntax_follows_kuksa() -> None:
@@ -45,7 +45,7 @@ def test_scopes_grant_per_path_with_wildcards(tmp_path, algorithm: str) -> None:
     # actuate includes read of the same signals, not provide
     assert grants.allows(Action.READ, "Vehicle.Cabin.Door.Row2.PassengerSide.IsOpen")
     assert not grants.allows(Action.PROVIDE, "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen")
-    with pytest.raises(Forbidden, match="no 'actuate' scope for Vehicle.Speed"):
+    with pytest.raises(Forbidden, match=r"no 'actuate' scope for Vehicle\.Speed"):
         grants.check(Action.ACTUATE, "Vehicle.Speed")
 
 
@@ -121,7 +121,23 @@ def test_ensure_keypair_creates_once_and_mint_cli(tmp_path, capsys) -> None:
     assert private.read_bytes() == first
     from anycar.cli.main import main
 
-    assert main(["token", "mint", "--keys", str(tmp_path / "keys"), "--scope", "read:Vehicle.Speed", "--ttl", "60"]) == 0
+    assert (
+        main(
+            [
+                "token",
+                "mint",
+                "--keys",
+                str(tmp_path / "keys"),
+                "--scope",
+                "read:Vehicle.Speed",
+                "--ttl",
+                "60",
+            ]
+        )
+        == 0
+    )
     token = capsys.readouterr().out.strip()
     grants = Authorizer.from_file(public).grants(token)
-    assert grants.allows(Action.READ, "Vehicle.Speed") and not grants.allows(Action.READ, "Vehicle.TraveledDistance")
+    assert grants.allows(Action.READ, "Vehicle.Speed") and not grants.allows(
+        Action.READ, "Vehicle.TraveledDistance"
+    )

@@ -7,12 +7,13 @@ import contextlib
 
 import grpc
 import pytest
-from apis_support import Keys, hub_config, running_hub
 from kuksa.val.v2 import types_pb2 as t2
 from kuksa.val.v2 import val_pb2 as v2
 from kuksa.val.v2 import val_pb2_grpc
 from kuksa_client.grpc import Datapoint, VSSClientError
 from kuksa_client.grpc.aio import VSSClient
+
+from apis_support import Keys, hub_config, running_hub
 
 SPEED = "Vehicle.Speed"
 DOME = "Vehicle.Cabin.Light.IsDomeOn"
@@ -50,7 +51,9 @@ async def test_kuksa_client_publish_get_metadata_and_subscribe() -> None:
         with pytest.raises(VSSClientError):
             await client.set_current_values({"Vehicle.NoSuchThing": Datapoint(1.0)})
         with pytest.raises(VSSClientError):
-            await client.set_current_values({"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": Datapoint(150.0)})
+            await client.set_current_values(
+                {"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": Datapoint(150.0)}
+            )
         assert (await client.get_current_values([SPEED]))[SPEED].value == 50.0
 
 
@@ -86,7 +89,9 @@ async def test_provider_stream_acknowledges_rejects_and_closing_means_no_provide
         call = val.OpenProviderStream(requests())
         await outgoing.put(
             v2.OpenProviderStreamRequest(
-                provide_actuation_request=v2.ProvideActuationRequest(actuator_identifiers=[t2.SignalID(path=DOME)])
+                provide_actuation_request=v2.ProvideActuationRequest(
+                    actuator_identifiers=[t2.SignalID(path=DOME)]
+                )
             )
         )
         ack = await call.read()
@@ -98,7 +103,9 @@ async def test_provider_stream_acknowledges_rejects_and_closing_means_no_provide
             assert req.signal_id.id == sig.id and req.value.bool is True
             await outgoing.put(
                 v2.OpenProviderStreamRequest(
-                    batch_actuate_stream_response=v2.BatchActuateStreamResponse(signal_id=req.signal_id, error=answer)
+                    batch_actuate_stream_response=v2.BatchActuateStreamResponse(
+                        signal_id=req.signal_id, error=answer
+                    )
                 )
             )
 
@@ -106,7 +113,9 @@ async def test_provider_stream_acknowledges_rejects_and_closing_means_no_provide
         served = asyncio.create_task(serve(t2.Error(code=t2.ERROR_CODE_OK)))
         await val.Actuate(actuate)
         await served
-        served = asyncio.create_task(serve(t2.Error(code=t2.ERROR_CODE_INVALID_ARGUMENT, message="door open")))
+        served = asyncio.create_task(
+            serve(t2.Error(code=t2.ERROR_CODE_INVALID_ARGUMENT, message="door open"))
+        )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await val.Actuate(actuate)
         assert err.value.code() == grpc.StatusCode.ABORTED and "door open" in err.value.details()
@@ -151,7 +160,9 @@ async def test_v2_reads_batches_metadata_and_status_codes() -> None:
         got = await val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path=SPEED)))
         assert got.data_point.value.float == 12.0
         many = await val.GetValues(
-            v2.GetValuesRequest(signal_ids=[t2.SignalID(path=SPEED), t2.SignalID(path="Vehicle.TraveledDistance")])
+            v2.GetValuesRequest(
+                signal_ids=[t2.SignalID(path=SPEED), t2.SignalID(path="Vehicle.TraveledDistance")]
+            )
         )
         assert many.data_points[0].value.float == 12.0 and not many.data_points[1].HasField("value")
         md = await val.ListMetadata(v2.ListMetadataRequest(root="Vehicle.Cabin.Door.*.*.IsOpen"))
@@ -170,7 +181,10 @@ async def test_v2_reads_batches_metadata_and_status_codes() -> None:
         assert seen == [20.0, 21.0, 22.0]  # repeated updates of one signal are split, in order
         sub.cancel()
         for request, code in [
-            (val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path="Vehicle.Nope"))), grpc.StatusCode.NOT_FOUND),
+            (
+                val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path="Vehicle.Nope"))),
+                grpc.StatusCode.NOT_FOUND,
+            ),
             (val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(id=999_999))), grpc.StatusCode.NOT_FOUND),
             (
                 val.Actuate(v2.ActuateRequest(signal_id=t2.SignalID(path=SPEED), value=t2.Value(float=1.0))),
@@ -183,7 +197,9 @@ async def test_v2_reads_batches_metadata_and_status_codes() -> None:
             (
                 val.BatchActuate(
                     v2.BatchActuateRequest(
-                        actuate_requests=[v2.ActuateRequest(signal_id=t2.SignalID(path=DOME), value=t2.Value(bool=True))]
+                        actuate_requests=[
+                            v2.ActuateRequest(signal_id=t2.SignalID(path=DOME), value=t2.Value(bool=True))
+                        ]
                     )
                 ),
                 grpc.StatusCode.UNAVAILABLE,
@@ -220,14 +236,21 @@ async def test_tokens_scope_every_call(tmp_path) -> None:
             got = await val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path=SPEED)), metadata=md)
             assert got.data_point.value.float == 5.0
             for call, code in [
-                (val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path=SPEED))), grpc.StatusCode.UNAUTHENTICATED),
                 (
-                    val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path="Vehicle.TraveledDistance")), metadata=md),
+                    val.GetValue(v2.GetValueRequest(signal_id=t2.SignalID(path=SPEED))),
+                    grpc.StatusCode.UNAUTHENTICATED,
+                ),
+                (
+                    val.GetValue(
+                        v2.GetValueRequest(signal_id=t2.SignalID(path="Vehicle.TraveledDistance")),
+                        metadata=md,
+                    ),
                     grpc.StatusCode.PERMISSION_DENIED,
                 ),
                 (
                     val.Actuate(
-                        v2.ActuateRequest(signal_id=t2.SignalID(path=DOME), value=t2.Value(bool=True)), metadata=md
+                        v2.ActuateRequest(signal_id=t2.SignalID(path=DOME), value=t2.Value(bool=True)),
+                        metadata=md,
                     ),
                     grpc.StatusCode.PERMISSION_DENIED,
                 ),
