@@ -21,6 +21,15 @@ def register(sub: Any) -> None:
     broker.add_argument("--json", action="store_true", help="print JSON")
     broker.set_defaults(func=bench_broker)
 
+    api = cmds.add_parser("api", help="provider -> hub -> subscriber over loopback, via gRPC and via VISS")
+    api.add_argument("--seconds", type=float, default=5.0, help="publishing time per transport")
+    api.add_argument("--rate", type=float, default=100_000, help="signals/s the provider offers (0: unpaced)")
+    api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
+    api.add_argument("--signals", type=int, default=100, help="distinct signals published")
+    api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
+    api.add_argument("--json", action="store_true", help="print JSON")
+    api.set_defaults(func=bench_api)
+
 
 def show(result: dict[str, Any], as_json: bool) -> None:
     """Print a benchmark result: JSON, or a table of its runs."""
@@ -43,4 +52,15 @@ def bench_broker(args: argparse.Namespace) -> int:
     from anycar.bench import broker
 
     show(broker.run(seconds=args.seconds, signals=args.signals, batch=args.batch), args.json)
+    return 0
+
+
+def bench_api(args: argparse.Namespace) -> int:
+    from anycar.bench import api
+
+    transports = ("grpc", "viss") if args.transport == "both" else (args.transport,)
+    result = api.run(
+        seconds=args.seconds, rate=args.rate, batch=args.batch, signals=args.signals, transports=transports
+    )
+    show(result, args.json)
     return 0
