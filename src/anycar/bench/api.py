@@ -28,7 +28,14 @@ GOAL = {"signals_per_s": KUKSA_REFERENCE["signals_per_s"], "p99_ms": 5.0, "trans
 
 # -- the processes ---------------------------------------------------------------------------------
 def _provider(
-    port: int, plan: list[tuple[int, str, list[Any]]], seconds: float, rate: float, batch: int, out: Any
+    port: int,
+    plan: list[tuple[int, str, list[Any]]],
+    seconds: float,
+    rate: float,
+    batch: int,
+    warmup: float,
+    warmup_at: Any,
+    out: Any,
 ) -> None:
     import grpc
     from kuksa.val.v2 import types_pb2 as t2
@@ -59,6 +66,7 @@ def _provider(
                 return
 
         reader = asyncio.create_task(read_reports())
+        warmup_at[0] = time.time() + warmup
         start = time.perf_counter()
         next_at = start
         k = 0
@@ -93,7 +101,7 @@ def _provider(
     asyncio.run(run())
 
 
-def _grpc_subscriber(port: int, paths: list[str], warmup_at: float, ready: Any, stop: Any, out: Any) -> None:
+def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, stop: Any, out: Any) -> None:
     import grpc
     from kuksa.val.v2 import val_pb2 as v2
     from kuksa.val.v2 import val_pb2_grpc
@@ -126,7 +134,7 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: float, ready: Any, 
                         latencies.append(now - ts)
                         counted += 1
                         if not first:
-                            first = ts
+                            first = now
                         last = now
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
@@ -137,7 +145,7 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: float, ready: Any, 
     asyncio.run(run())
 
 
-def _viss_subscriber(port: int, paths: list[str], warmup_at: float, ready: Any, stop: Any, out: Any) -> None:
+def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, stop: Any, out: Any) -> None:
     from websockets.asyncio.client import connect
 
     def parse_ts(text: str) -> float:
@@ -184,7 +192,7 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: float, ready: Any, 
                                 latencies.append(now - ts)
                                 counted += 1
                                 if not first:
-                                    first = ts
+                                    first = now
                                 last = now
             except Exception:
                 pass
@@ -195,9 +203,11 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: float, ready: Any, 
 
 
 # -- orchestration -----------------------------------------------------------------------------------
-def _start_hub() -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _start_hub(profile: str | None = None) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    prefix = ["-m", "cProfile", "-o", profile] if profile else []
     cmd = [
         sys.executable,
+        *prefix,
         "-m",
         "anycar.cli.main",
         "hub",
@@ -248,16 +258,18 @@ def _one(
         subscriber.kill()
         raise RuntimeError(f"the {transport} subscriber did not subscribe")
     provider = ctx.Process(
-        target=_provider, args=(_port(endpoints["grpc"]), plan, seconds, rate, batch, prov_send), daemon=True
+        target=_provider,
+        args=(_port(endpoints["grpc"]), plan, seconds, rate, batch, warmup, warmup_at, prov_send),
+        daemon=True,
     )
-    started = time.time()
-    warmup_at[0] = started + warmup
     provider.start()
-    sent = prov_recv.recv() if prov_recv.poll(seconds + 60) else {"sent": 0, "errors": -1}
+    sent: dict[str, Any] = prov_recv.recv() if prov_recv.poll(seconds + 60) else {"sent": 0, "errors": -1}
     provider.join(10)
     time.sleep(0.5)  # let the last updates arrive
     stop.set()
-    result = sub_recv.recv() if sub_recv.poll(60) else {"latencies": [], "received": 0, "first": 0, "last": 0}
+    result: dict[str, Any] = (
+        sub_recv.recv() if sub_recv.poll(60) else {"latencies": [], "received": 0, "first": 0, "last": 0}
+    )
     subscriber.join(10)
     window = max(1e-9, result["last"] - result["first"])
     out: dict[str, Any] = {
@@ -284,8 +296,10 @@ def run(
     signals: int = 100,
     warmup: float = 1.0,
     transports: tuple[str, ...] = ("grpc", "viss"),
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    hub, endpoints = _start_hub()
+    """``profile``: write a cProfile of the hub process there (to see where its time goes)."""
+    hub, endpoints = _start_hub(profile)
     try:
         runs = [_one(t, endpoints, seconds, rate, batch, signals, warmup) for t in transports]
     finally:

@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
     api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
+    api.add_argument("--profile", metavar="FILE", help="write a cProfile of the hub process to FILE")
     api.add_argument("--json", action="store_true", help="print JSON")
     api.set_defaults(func=bench_api)
 
@@ -60,7 +61,12 @@ def bench_api(args: argparse.Namespace) -> int:
 
     transports = ("grpc", "viss") if args.transport == "both" else (args.transport,)
     result = api.run(
-        seconds=args.seconds, rate=args.rate, batch=args.batch, signals=args.signals, transports=transports
+        seconds=args.seconds,
+        rate=args.rate,
+        batch=args.batch,
+        signals=args.signals,
+        transports=transports,
+        profile=args.profile,
     )
     show(result, args.json)
     return 0

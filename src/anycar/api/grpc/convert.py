@@ -49,8 +49,14 @@ _ENTRY_V1 = {
 }
 
 
+# VSS datatype -> (Value oneof field, is an array): looked up on every value, so precomputed
+_SPEC: dict[str, tuple[str, bool]] = {dt: (f, False) for dt, f in _FIELD.items()} | {
+    dt + "[]": (f, True) for dt, f in _ARRAY_FIELD.items()
+}
+
+
 def field_for(datatype: str) -> str:
-    return _ARRAY_FIELD[element_type(datatype)] if is_array(datatype) else _FIELD[datatype]
+    return _SPEC[datatype][0]
 
 
 # -- v2 -------------------------------------------------------------------------------------------
@@ -67,12 +73,15 @@ def value_to_v2(sig: Signal, value: Any) -> t2.Value:
 
 
 def fill_datapoint_v2(dp: t2.Datapoint, sig: Signal, value: Any, timestamp: float) -> None:
-    """Fill ``dp`` in place (cheaper than building and copying a message)."""
-    dp.timestamp.FromNanoseconds(int(timestamp * 1e9))
+    """Fill ``dp`` in place (cheaper than building and copying a message); the hot path."""
+    stamp = dp.timestamp
+    seconds = int(timestamp)
+    stamp.seconds = seconds
+    stamp.nanos = int((timestamp - seconds) * 1e9)
     if value is None:
         return
-    name = field_for(sig.datatype)
-    if is_array(sig.datatype):
+    name, array = _SPEC[sig.datatype]
+    if array:
         getattr(dp.value, name).values.extend(value)
     else:
         setattr(dp.value, name, value)
@@ -83,10 +92,12 @@ def value_from_v2(sig: Signal, value: t2.Value) -> Any:
     which = value.WhichOneof("typed_value")
     if which is None:
         return None
+    expected, array = _SPEC[sig.datatype]
+    if which == expected and not array:
+        return getattr(value, which)
     raw = getattr(value, which)
     if which.endswith("_array"):
         raw = list(raw.values)
-    expected = field_for(sig.datatype)
     if which != expected and not _compatible(which, expected):
         raise InvalidValue(sig.path, f"expected a {sig.datatype} value ({expected}), got {which}")
     return raw

@@ -174,9 +174,22 @@ def _check_value(value: Any, depth: int = 0) -> None:
 
 
 # -- responses ----------------------------------------------------------------------------------
+_SECOND_TEXT: dict[int, str] = {}
+
+
 def iso(ts: float) -> str:
-    """VISS timestamps: ISO 8601, UTC, trailing Z, microseconds."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """VISS timestamps: ISO 8601, UTC, trailing Z, microseconds.
+
+    Called for every datapoint sent, so the text of the whole second is cached.
+    """
+    second = int(ts)
+    micros = int((ts - second) * 1_000_000)
+    prefix = _SECOND_TEXT.get(second)
+    if prefix is None:
+        if len(_SECOND_TEXT) > 64:
+            _SECOND_TEXT.clear()
+        prefix = _SECOND_TEXT[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{prefix}.{micros:06d}Z"
 
 
 def now_iso() -> str:
