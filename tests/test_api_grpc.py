@@ -270,3 +270,43 @@ async def test_tokens_scope_every_call(tmp_path) -> None:
             assert (await client.get_current_values([SPEED]))[SPEED].value == 5.0
             with pytest.raises(VSSClientError):
                 await client.set_current_values({"Vehicle.TraveledDistance": Datapoint(1900)})
+
+
+async def test_provide_signal_claims_and_a_held_claim_ends_the_stream() -> None:
+    async with running_hub() as hub, stub(hub) as (val, _):
+        speed_id = hub.broker.catalog.get(SPEED).id
+        first = val.OpenProviderStream()
+        await first.write(
+            v2.OpenProviderStreamRequest(
+                provide_signal_request=v2.ProvideSignalRequest(
+                    signals_sample_intervals={speed_id: t2.SampleInterval(interval_ms=10)}
+                )
+            )
+        )
+        assert (await first.read()).HasField("provide_signal_response")
+        assert hub.broker.provider_of(SPEED).startswith("grpc:")
+        second = val.OpenProviderStream()
+        await second.write(
+            v2.OpenProviderStreamRequest(
+                provide_signal_request=v2.ProvideSignalRequest(
+                    signals_sample_intervals={speed_id: t2.SampleInterval(interval_ms=10)}
+                )
+            )
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await second.read()
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        # the first provider is untouched and keeps publishing
+        await first.write(
+            v2.OpenProviderStreamRequest(
+                publish_values_request=v2.PublishValuesRequest(
+                    request_id=1, data_points={speed_id: t2.Datapoint(value=t2.Value(float=77.0))}
+                )
+            )
+        )
+        for _ in range(100):
+            if (dp := hub.broker.get(SPEED)) is not None and dp.value == 77.0:
+                break
+            await asyncio.sleep(0.01)
+        assert hub.broker.get(SPEED).value == 77.0
+        first.cancel()
