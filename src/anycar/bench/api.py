@@ -67,6 +67,7 @@ def _provider(
 
         reader = asyncio.create_task(read_reports())
         warmup_at[0] = time.time() + warmup
+        cpu0, wall0 = time.process_time(), time.monotonic()
         start = time.perf_counter()
         next_at = start
         k = 0
@@ -96,7 +97,8 @@ def _provider(
         call.cancel()
         reader.cancel()
         await channel.close()
-        out.send({"sent": sent, "errors": errors})
+        cpu = 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        out.send({"sent": sent, "errors": errors, "cpu_percent": round(cpu, 1)})
 
     asyncio.run(run())
 
@@ -112,6 +114,7 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         call = stub.Subscribe(v2.SubscribeRequest(signal_paths=paths, buffer_size=100_000))
         await call.read()  # the initial state: the subscription is in place
         ready.set()
+        cpu0, wall0 = time.process_time(), time.monotonic()
         latencies: list[float] = []
         counted = 0
         first = last = 0.0
@@ -140,7 +143,10 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
             pass
         watcher.cancel()
         await channel.close()
-        out.send({"latencies": latencies, "received": counted, "first": first, "last": last})
+        cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
+        out.send(
+            {"latencies": latencies, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+        )
 
     asyncio.run(run())
 
@@ -171,6 +177,7 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
             reply = json.loads(await ws.recv())
             assert "subscriptionId" in reply, reply
             ready.set()
+            cpu0, wall0 = time.process_time(), time.monotonic()
 
             async def watch() -> None:
                 while not stop.is_set():
@@ -197,7 +204,10 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
             except Exception:
                 pass
             watcher.cancel()
-        out.send({"latencies": latencies, "received": counted, "first": first, "last": last})
+        cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
+        out.send(
+            {"latencies": latencies, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+        )
 
     asyncio.run(run())
 
@@ -227,6 +237,16 @@ def _start_hub(profile: str | None = None) -> tuple[subprocess.Popen[str], dict[
     return proc, json.loads(line.removeprefix("anycar hub ready "))
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc); None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
@@ -239,6 +259,7 @@ def _one(
     batch: int,
     signals: int,
     warmup: float,
+    hub_pid: int,
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     chosen = bench_signals(Catalog.load_default(), signals)
@@ -262,9 +283,11 @@ def _one(
         args=(_port(endpoints["grpc"]), plan, seconds, rate, batch, warmup, warmup_at, prov_send),
         daemon=True,
     )
+    cpu_before, wall_before = _cpu_seconds(hub_pid), time.monotonic()
     provider.start()
     sent: dict[str, Any] = prov_recv.recv() if prov_recv.poll(seconds + 60) else {"sent": 0, "errors": -1}
     provider.join(10)
+    cpu_after, wall_after = _cpu_seconds(hub_pid), time.monotonic()
     time.sleep(0.5)  # let the last updates arrive
     stop.set()
     result: dict[str, Any] = (
@@ -284,6 +307,13 @@ def _one(
         "received": result["received"],
         "signals_per_s": round(result["received"] / window) if result["received"] else 0,
         "seconds": seconds,
+        "provider_cpu_percent": sent.get("cpu_percent"),
+        "subscriber_cpu_percent": result.get("cpu_percent"),
+        "hub_cpu_percent": (
+            round(100 * (cpu_after - cpu_before) / (wall_after - wall_before), 1)
+            if cpu_before is not None and cpu_after is not None
+            else None
+        ),
     }
     out.update(latency_summary(result["latencies"]))
     return out
@@ -301,7 +331,7 @@ def run(
     """``profile``: write a cProfile of the hub process there (to see where its time goes)."""
     hub, endpoints = _start_hub(profile)
     try:
-        runs = [_one(t, endpoints, seconds, rate, batch, signals, warmup) for t in transports]
+        runs = [_one(t, endpoints, seconds, rate, batch, signals, warmup, hub.pid) for t in transports]
     finally:
         hub.terminate()
         try:
@@ -315,5 +345,6 @@ def run(
     out["runs"] = runs
     out["goal"] = GOAL
     out["reference"] = KUKSA_REFERENCE
-    out["machine"] = {"cpus": os.cpu_count(), "processes": "hub, provider, subscriber"}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    out["machine"] = {"cpus": os.cpu_count(), "processes": "hub, provider, subscriber", "load_1min": load}
     return out

@@ -87,12 +87,14 @@ class ProviderStream:
     def _publish(self, request: v2.PublishValuesRequest) -> None:
         """The hot path of every provider: keep per-value work to look-ups and one conversion."""
         errors: dict[int, t2.Error] = {}
-        items: list[tuple[str, Any]] = []
-        stamp: float | None = None
+        # values taken at one moment are written together; a request mixing moments is split
+        groups: dict[tuple[int, int], list[tuple[str, Any]]] = {}
         signals = self.access.catalog._by_id  # the catalog's id index; it only ever grows
         grants = self.grants
         check = not grants.open
         claimed = self.provider.claimed
+        last_key: tuple[int, int] | None = None
+        items: list[tuple[str, Any]] = []
         for sid, dp in request.data_points.items():
             try:
                 if sid < 0 or sid >= len(signals):
@@ -107,13 +109,15 @@ class ProviderStream:
             except AnycarError as exc:
                 errors[sid] = error_v2(exc)
                 continue
-            if stamp is None:
-                ts = dp.timestamp
-                if ts.seconds or ts.nanos:
-                    stamp = ts.seconds + ts.nanos * 1e-9
+            ts = dp.timestamp
+            key = (ts.seconds, ts.nanos)
+            if key != last_key:
+                items = groups.setdefault(key, [])
+                last_key = key
             items.append((sig.path, value))
-        if items:
-            refused = self.provider.publish_many(items, stamp)
+        for (seconds, nanos), batch in groups.items():
+            stamp = seconds + nanos * 1e-9 if seconds or nanos else None
+            refused = self.provider.publish_many(batch, stamp)
             for path, refusal in refused.items():
                 errors[self.access.catalog.get(path).id] = error_v2(refusal)
         if errors:
