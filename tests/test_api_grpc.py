@@ -22,7 +22,10 @@ WIPER_MODE = "Vehicle.Body.Windshield.Front.Wiping.Mode"
 
 @contextlib.asynccontextmanager
 async def stub(hub, token: str | None = None):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc.port}")
+    # its own connection, as a separate client process would have
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{hub.grpc.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+    )
     try:
         metadata = (("authorization", f"Bearer {token}"),) if token else None
         yield val_pb2_grpc.VALStub(channel), metadata
@@ -310,3 +313,23 @@ async def test_provide_signal_claims_and_a_held_claim_ends_the_stream() -> None:
             await asyncio.sleep(0.01)
         assert hub.broker.get(SPEED).value == 77.0
         first.cancel()
+
+
+async def test_a_flooding_client_does_not_starve_others() -> None:
+    async with running_hub() as hub, stub(hub) as (flooder, _), stub(hub) as (calm, _):
+        hub.broker.register_provider("test", [SPEED]).publish(SPEED, 9.0)
+        request = v2.GetValueRequest(signal_id=t2.SignalID(path=SPEED))
+        bad = v2.GetValueRequest(signal_id=t2.SignalID(path="Vehicle.Nope"))
+        flood = [asyncio.ensure_future(flooder.GetValue(bad if i % 2 else request)) for i in range(2000)]
+        started = asyncio.get_running_loop().time()
+        got = await asyncio.wait_for(calm.GetValue(request), 10)
+        assert got.data_point.value.float == 9.0
+        assert asyncio.get_running_loop().time() - started < 10
+        results = await asyncio.gather(*flood, return_exceptions=True)
+        # each call gets its answer, or is refused while the flooder exceeds its stream limit
+        codes = {r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)}
+        assert codes <= {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE}
+        assert grpc.StatusCode.NOT_FOUND in codes
+        assert any(isinstance(r, v2.GetValueResponse) and r.data_point.value.float == 9.0 for r in results)
+        assert not any(isinstance(r, BaseException) and not isinstance(r, grpc.aio.AioRpcError) for r in results)
+        assert (await calm.GetValue(request)).data_point.value.float == 9.0

@@ -358,3 +358,19 @@ def _catalog() -> Any:
 
 
 _CATALOG = _catalog()
+
+
+async def test_a_subscriber_that_never_reads_does_not_block_others() -> None:
+    async with running_hub() as hub:
+        provider = hub.broker.register_provider("test", [SPEED])
+        provider.publish(SPEED, 0.0)
+        async with connect(viss_url(hub), close_timeout=0.2) as sleepy, connect(viss_url(hub)) as calm:
+            await sleepy.send(json.dumps({"action": "subscribe", "path": SPEED, "requestId": "s"}))
+            for i in range(30_000):
+                provider.publish(SPEED, float(i))
+                if i % 1000 == 0:
+                    await asyncio.sleep(0)
+            reply = await Client(calm).ask({"action": "get", "path": SPEED, "requestId": "c"})
+            assert reply["data"]["dp"]["value"] == "29999.0"
+            stats = hub.broker.stats()
+            assert stats["updates"] >= 30_001

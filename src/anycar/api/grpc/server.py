@@ -17,6 +17,7 @@ from anycar.errors import ConfigError
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_CONCURRENT_STREAMS = 256
 
 
 class GrpcServer:
@@ -49,6 +50,8 @@ class GrpcServer:
                 ("grpc.max_receive_message_length", self._max),
                 ("grpc.max_send_message_length", self._max),
                 ("grpc.so_reuseport", 0),
+                # one client's flood of calls queues behind its own streams, not everyone's
+                ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
             ]
         )
         v2_grpc.add_VALServicer_to_server(self.v2, server)

@@ -73,6 +73,7 @@ class VissWebSocketServer:
                 ssl=self.ssl,
                 ping_interval=20,
                 ping_timeout=20,
+                close_timeout=2,
                 compression=None,  # loopback and in-vehicle links: CPU matters more than bytes
             )
         except OSError as exc:
