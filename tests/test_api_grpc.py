@@ -331,5 +331,7 @@ async def test_a_flooding_client_does_not_starve_others() -> None:
         assert codes <= {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE}
         assert grpc.StatusCode.NOT_FOUND in codes
         assert any(isinstance(r, v2.GetValueResponse) and r.data_point.value.float == 9.0 for r in results)
-        assert not any(isinstance(r, BaseException) and not isinstance(r, grpc.aio.AioRpcError) for r in results)
+        assert not any(
+            isinstance(r, BaseException) and not isinstance(r, grpc.aio.AioRpcError) for r in results
+        )
         assert (await calm.GetValue(request)).data_point.value.float == 9.0
