@@ -131,7 +131,12 @@ BAD_REQUESTS: list[tuple[Any, int, str]] = [
     ({"action": "get", "path": SPEED, "requestId": {"x": 1}}, 400, "bad_request"),
     ({"action": "get", "path": "Vehicle.NoSuchSignal", "requestId": "1"}, 404, "invalid_path"),
     (
-        {"action": "get", "path": SPEED, "requestId": "1", "filter": {"type": "history", "parameter": "P1D"}},
+        {
+            "action": "get",
+            "path": SPEED,
+            "requestId": "1",
+            "filter": {"type": "curvelog", "parameter": {"maxerr": "1"}},
+        },
         400,
         "filter_invalid",
     ),
@@ -374,3 +379,49 @@ async def test_a_subscriber_that_never_reads_does_not_block_others() -> None:
             assert reply["data"]["dp"]["value"] == "29999.0"
             stats = hub.broker.stats()
             assert stats["updates"] >= 30_001
+
+
+async def test_history_filter_returns_recorded_values() -> None:
+    async with running_hub() as hub, connect(viss_url(hub)) as ws:
+        provider = hub.broker.register_provider("test", [SPEED])
+        for value in (1.0, 2.0, 3.0):
+            provider.publish(SPEED, value)
+        c = Client(ws)
+        got = await c.ask(
+            {
+                "action": "get",
+                "path": SPEED,
+                "filter": {"type": "history", "parameter": "PT1M"},
+                "requestId": "h",
+            }
+        )
+        assert [dp["value"] for dp in got["data"]["dp"]] == ["1.0", "2.0", "3.0"]
+        bad = await c.ask(
+            {
+                "action": "get",
+                "path": SPEED,
+                "filter": {"type": "history", "parameter": "yesterday"},
+                "requestId": "b",
+            }
+        )
+        assert bad["error"]["reason"] == "invalid_duration"
+        sub = await c.ask(
+            {
+                "action": "subscribe",
+                "path": SPEED,
+                "filter": {"type": "history", "parameter": "PT1M"},
+                "requestId": "s",
+            }
+        )
+        assert sub["error"]["reason"] == "bad_request"
+    off = hub_config(history_per_signal=0)
+    async with running_hub(off) as hub, connect(viss_url(hub)) as ws:
+        got = await Client(ws).ask(
+            {
+                "action": "get",
+                "path": SPEED,
+                "filter": {"type": "history", "parameter": "PT1M"},
+                "requestId": "h",
+            }
+        )
+        assert got["error"]["reason"] == "filter_invalid"

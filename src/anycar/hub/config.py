@@ -19,6 +19,7 @@ Example (YAML; TOML has the same keys)::
       requests_per_s: 1000
       burst: 2000
       max_subscriptions: 256
+      history_per_signal: 100  # recent values kept for VISS's history filter; 0: none
     actuation_timeout_s: 2.0
 
 Relative file names are taken from the config file's folder. Without a token key the hub
@@ -123,7 +124,8 @@ class HubConfig:
         _only(limits, set(names), f"{source}: limits")
         values: dict[str, Any] = {}
         for key, value in limits.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            floor_ok = value >= 0 if key == "history_per_signal" else value > 0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not floor_ok:
                 raise ConfigError(f"{source}: limits.{key} must be a positive number, got {value!r}")
             values[key] = float(value) if key == "requests_per_s" else int(value)
         cfg.limits = VissLimits(**values)

@@ -83,6 +83,8 @@ class Hub:
             cfg = self.config
             cert = str(cfg.tls_cert) if cfg.tls_cert else None
             key = str(cfg.tls_key) if cfg.tls_key else None
+            if cfg.ports.get("viss") is not None or cfg.ports.get("http") is not None:
+                self.viss.start_history()
             if cfg.ports.get("grpc") is not None:
                 self.grpc = GrpcServer(
                     self.broker,
@@ -123,6 +125,9 @@ class Hub:
                 except Exception:
                     log.exception("stopping %s failed", type(server).__name__)
         self.http = self.viss_ws = self.grpc = None
+        if self.viss.history is not None:
+            await self.viss.history.stop()
+            self.viss.history = None
         while self._started:
             component = self._started.pop()
             try:

@@ -6,8 +6,10 @@
 - ``change``: ``{"logic-op": "ne", "diff": "0"}``: only when the value changed that way.
 - ``range``: ``{"logic-op": "gt", "boundary": "50"}`` or a list of them (all must hold).
 - ``static-metadata`` (also ``metadata``): a get returns the metadata tree instead of values.
-``curvelog``, ``history`` and ``dynamic-metadata`` are refused as ``filter_invalid`` with a
-message that says they are not supported here.
+- ``history``: ``"PT10M"`` (ISO 8601 duration): a get returns the recorded values of that
+  period, oldest first (the hub keeps the last values of each signal, see ``history.py``).
+``curvelog`` and ``dynamic-metadata`` are refused as ``filter_invalid`` with a message that says
+they are not supported here.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anycar.api.viss.errors import VissError
+from anycar.api.viss.history import parse_duration
 from anycar.broker import ChangeCondition, InvalidFilter, RangeCondition, SubscriptionFilter
 
 MIN_PERIOD_MS = 10
 MAX_PERIOD_MS = 86_400_000
-UNSUPPORTED = ("curvelog", "history", "dynamic-metadata")
+UNSUPPORTED = ("curvelog", "dynamic-metadata")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Query:
     period_s: float | None = None
     change: ChangeCondition | None = None
     ranges: list[RangeCondition] = field(default_factory=list)
+    history_s: float | None = None
 
     def subscription_filter(self) -> SubscriptionFilter | None:
         if self.change is None and not self.ranges:
@@ -91,6 +95,11 @@ def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> 
                 for cond in items:
                     op, bound = _condition_args(cond, "boundary", "range")
                     query.ranges.append(RangeCondition(op, bound))
+            elif kind == "history":
+                try:
+                    query.history_s = parse_duration(param)
+                except ValueError as exc:
+                    raise VissError("invalid_duration", str(exc)) from None
             elif kind in ("static-metadata", "metadata"):
                 query.metadata = True
             elif kind in UNSUPPORTED:
@@ -101,6 +110,6 @@ def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> 
             raise VissError("bad_request", str(exc)) from None
     if action == "get" and (query.period_s is not None or query.change is not None or query.ranges):
         raise VissError("bad_request", "timebased, change and range filters apply to subscribe only")
-    if action == "subscribe" and query.metadata:
-        raise VissError("bad_request", "static-metadata applies to get only")
+    if action == "subscribe" and (query.metadata or query.history_s is not None):
+        raise VissError("bad_request", "static-metadata and history apply to get only")
     return query

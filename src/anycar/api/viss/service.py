@@ -20,6 +20,7 @@ from typing import Any
 from anycar.api.auth import Action, Authorizer, Grants
 from anycar.api.viss.errors import VissError, from_actuation, from_anycar
 from anycar.api.viss.filters import Query, build_query
+from anycar.api.viss.history import HistoryRecorder
 from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
 from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
@@ -41,6 +42,7 @@ class VissLimits:
     max_signals_per_request: int = 2_000
     queue_size: int = 10_000
     max_pending_sets: int = 64
+    history_per_signal: int = 100  # values kept per signal for the history filter; 0: none
 
 
 class RateLimit:
@@ -108,6 +110,13 @@ class VissService:
         self.limits = limits or VissLimits()
         self.sessions: set[VissSession] = set()
         self._ids = itertools.count(1)
+        self.history: HistoryRecorder | None = None
+
+    def start_history(self) -> None:
+        """Record recent values (needs a running event loop); off when the limit is 0."""
+        if self.limits.history_per_signal > 0 and self.history is None:
+            self.history = HistoryRecorder(self.broker, self.limits.history_per_signal)
+            self.history.start()
 
     def next_subscription_id(self) -> str:
         return str(next(self._ids))
@@ -147,6 +156,8 @@ class VissService:
                 "metadata": metadata_tree(signals),
                 "ts": now_iso(),
             }
+        if query.history_s is not None:
+            return self._history(req, signals, query.history_s)
         if len(signals) == 1:
             dp = self.broker.get(signals[0].path)
             if dp is None:
@@ -161,6 +172,25 @@ class VissService:
                     if dp is not None
                     else {"path": sig.path, "dp": {"value": None, "ts": now_iso()}}
                 )
+        return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
+
+    def _history(self, req: Request, signals: list[Signal], period_s: float) -> dict[str, Any]:
+        if self.history is None:
+            raise VissError("filter_invalid", "this hub records no history (limits.history_per_signal is 0)")
+        start = time.time() - period_s
+        objects = []
+        for sig in signals:
+            dps = self.history.since(sig.path, start)
+            if dps:
+                objects.append(
+                    {
+                        "path": sig.path,
+                        "dp": [{"value": wire_value(d.value), "ts": iso(d.timestamp)} for d in dps],
+                    }
+                )
+        if not objects:
+            raise VissError("unavailable_data", f"no values recorded in the last {period_s:g} s")
+        data: Any = objects[0] if len(objects) == 1 else objects
         return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
 
     async def set(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
@@ -179,6 +209,8 @@ class VissService:
     def close(self) -> None:
         for session in list(self.sessions):
             session.close()
+        if self.history is not None and self.history._sub is not None:
+            self.history._sub.close()
 
 
 def metadata_tree(signals: list[Signal]) -> dict[str, Any]:
