@@ -321,9 +321,14 @@ class VissSession:
         except AnycarError as exc:
             raise from_anycar(exc) from None
         sid = service.next_subscription_id()
-        await self.send(
-            {"action": "subscribe", "subscriptionId": sid, "requestId": req.request_id, "ts": now_iso()}
-        )
+        try:
+            await self.send(
+                {"action": "subscribe", "subscriptionId": sid, "requestId": req.request_id, "ts": now_iso()}
+            )
+        except BaseException:
+            if sub is not None:  # the client went away before it learned of its subscription
+                sub.close()
+            raise
         if sub is not None:
             task = asyncio.create_task(self._forward(sid, sub, grants))
         else:
