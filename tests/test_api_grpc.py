@@ -335,3 +335,37 @@ async def test_a_flooding_client_does_not_starve_others() -> None:
             isinstance(r, BaseException) and not isinstance(r, grpc.aio.AioRpcError) for r in results
         )
         assert (await calm.GetValue(request)).data_point.value.float == 9.0
+
+
+async def test_v1_subscribe_and_get_for_older_clients() -> None:
+    from kuksa.val.v1 import types_pb2 as t1
+    from kuksa.val.v1 import val_pb2 as v1
+    from kuksa.val.v1 import val_pb2_grpc as v1_grpc
+
+    async with running_hub() as hub:
+        provider = hub.broker.register_provider("test", [SPEED])
+        provider.publish(SPEED, 1.0)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub.grpc.port}")
+        val = v1_grpc.VALStub(channel)
+        got = await val.Get(
+            v1.GetRequest(
+                entries=[
+                    v1.EntryRequest(path=SPEED, view=t1.VIEW_CURRENT_VALUE, fields=[t1.FIELD_VALUE]),
+                    v1.EntryRequest(path="Vehicle.Nope", view=t1.VIEW_CURRENT_VALUE, fields=[t1.FIELD_VALUE]),
+                ]
+            )
+        )
+        assert got.entries[0].value.float == 1.0
+        assert got.errors[0].error.code == 404 and got.error.code == 404
+        call = val.Subscribe(
+            v1.SubscribeRequest(
+                entries=[v1.SubscribeEntry(path=SPEED, view=t1.VIEW_CURRENT_VALUE, fields=[t1.FIELD_VALUE])]
+            )
+        )
+        first = await call.read()
+        assert first.updates[0].entry.value.float == 1.0
+        provider.publish(SPEED, 2.0)
+        second = await asyncio.wait_for(call.read(), 5)
+        assert second.updates[0].entry.value.float == 2.0
+        call.cancel()
+        await channel.close()

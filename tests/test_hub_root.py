@@ -234,3 +234,61 @@ def test_anycar_hub_sigint_and_missing_brand_room(tmp_path) -> None:
         assert out.returncode == 2
         message = " ".join(out.stderr.split())  # rich wraps long lines
         assert "brands room" in message and "not installed" in message
+
+
+def test_minted_token_with_hub_and_kuksa_client_cli(tmp_path) -> None:
+    """`anycar token mint` -> hub configured with the public key -> kuksa-client CLI with the token."""
+    keys = tmp_path / "keys"
+    mint = subprocess.run(
+        [str(BIN / "anycar"), "token", "mint", "--keys", str(keys), "--scope", "read provide:Vehicle.Speed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert mint.returncode == 0, mint.stderr
+    token = mint.stdout.strip()
+    (tmp_path / "hub.yaml").write_text(
+        f"host: 127.0.0.1\nports: {{grpc: 0, viss: 0, http: 0}}\ntokens: {{public_key: {keys / 'jwt.key.pub'}}}\n"
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "anycar"), "hub", "--config", str(tmp_path / "hub.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("anycar hub ready "), line
+        port = json.loads(line.removeprefix("anycar hub ready "))["grpc"].rsplit(":", 1)[1]
+        script = (
+            "setValue Vehicle.Speed 12.5\ngetValue Vehicle.Speed\nsetValue Vehicle.TraveledDistance 3\nquit\n"
+        )
+        env = dict(os.environ, NO_COLOR="1", TERM="dumb")
+        out = subprocess.run(
+            [str(BIN / "kuksa-client"), f"grpc://127.0.0.1:{port}", "--token_or_tokenfile", token],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        text = out.stdout + out.stderr
+        assert "12.5" in text, text
+        assert "PERMISSION_DENIED" in text or "permission" in text.lower(), text
+        anonymous = subprocess.run(
+            [str(BIN / "kuksa-client"), f"grpc://127.0.0.1:{port}"],
+            input="getValue Vehicle.Speed\nquit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert "12.5" not in anonymous.stdout, anonymous.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
