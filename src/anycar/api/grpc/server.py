@@ -52,6 +52,8 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
                 # one client's flood of calls queues behind its own streams, not everyone's
                 ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+                # a provider stream starts at full speed instead of waiting for window probing
+                ("grpc.http2.lookahead_bytes", 1024 * 1024),
             ]
         )
         v2_grpc.add_VALServicer_to_server(self.v2, server)
