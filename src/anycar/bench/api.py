@@ -320,11 +320,11 @@ def _one(
 
 
 def run(
-    seconds: float = 5.0,
+    seconds: float = 6.0,
     rate: float = 100_000.0,
     batch: int = 100,
     signals: int = 100,
-    warmup: float = 1.0,
+    warmup: float = 2.0,
     transports: tuple[str, ...] = ("grpc", "viss"),
     profile: str | None = None,
 ) -> dict[str, Any]:

@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     broker.set_defaults(func=bench_broker)
 
     api = cmds.add_parser("api", help="provider -> hub -> subscriber over loopback, via gRPC and via VISS")
-    api.add_argument("--seconds", type=float, default=5.0, help="publishing time per transport")
+    api.add_argument(
+        "--seconds", type=float, default=6.0, help="publishing time per transport (the first 2 s warm up)"
+    )
     api.add_argument("--rate", type=float, default=100_000, help="signals/s the provider offers (0: unpaced)")
     api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
