@@ -193,7 +193,7 @@ async def test_bad_requests_get_the_spec_errors_and_the_connection_keeps_serving
 
 
 async def test_oversized_messages_and_floods() -> None:
-    cfg = hub_config(max_message_bytes=4096, requests_per_s=50, burst=20)
+    cfg = hub_config(max_message_bytes=4096, requests_per_s=5, burst=20)
     async with running_hub(cfg) as hub:
         hub.broker.register_provider("test", [SPEED]).publish(SPEED, 7.0)
         async with connect(viss_url(hub), subprotocols=["VISSv2"]) as ws, connect(viss_url(hub)) as calm:
