@@ -3,7 +3,7 @@
 Filters travel in the ``filter`` query parameter as JSON (``?filter={"type":"paths",...}``), the
 token in ``Authorization: Bearer``. The body is the same JSON a WebSocket client gets; the HTTP
 status is the VISS error number. Subscriptions need a connection that stays open, so they are
-served over WebSocket only.
+served over WebSocket only. Each client address has its own rate limit.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from anycar.api.viss.service import RateLimit, VissService
 
 
 def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
-    limit = RateLimit(service.limits.requests_per_s, service.limits.burst)
+    buckets: dict[str, RateLimit] = {}
+
+    def allow(host: str) -> bool:
+        bucket = buckets.get(host)
+        if bucket is None:
+            if len(buckets) > 4096:
+                buckets.clear()
+            bucket = buckets[host] = RateLimit(service.limits.requests_per_s, service.limits.burst)
+        return bucket.allow()
 
     async def handle(request: HttpRequest) -> JSONResponse:
         action = "get" if request.method == "GET" else "set"
@@ -29,8 +37,8 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
         token = request.headers.get("authorization")
         request_id = request.query_params.get("requestId", "http")
         try:
-            if not limit.allow():
-                raise VissError("too_many_requests", "the hub is receiving too many HTTP requests")
+            if not allow(request.client.host if request.client else "unknown"):
+                raise VissError("too_many_requests", "this client sends too many HTTP requests")
             data: dict[str, Any] = {"action": action, "path": path, "requestId": request_id}
             raw_filter = request.query_params.get("filter")
             if raw_filter is not None:
