@@ -425,3 +425,19 @@ async def test_history_filter_returns_recorded_values() -> None:
             }
         )
         assert got["error"]["reason"] == "filter_invalid"
+
+
+async def test_http_flood_gets_429_and_the_hub_keeps_serving() -> None:
+    async with running_hub(hub_config(requests_per_s=2, burst=3)) as hub:
+        hub.broker.register_provider("test", [SPEED]).publish(SPEED, 5.0)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http.port}") as http:
+            replies = [await http.get("/Vehicle/Speed") for _ in range(10)]
+            statuses = [r.status_code for r in replies]
+            assert statuses[:3] == [200, 200, 200] and 429 in statuses
+            assert all(
+                r.json()["error"]["reason"] == "too_many_requests" for r in replies if r.status_code == 429
+            )
+            info = await http.get("/api/v1/info")  # the management API is not part of the VISS budget
+            assert info.status_code == 200
+            await asyncio.sleep(0.6)
+            assert (await http.get("/Vehicle/Speed")).status_code == 200
