@@ -292,3 +292,17 @@ def test_minted_token_with_hub_and_kuksa_client_cli(tmp_path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+async def test_a_port_in_use_is_a_clear_error_and_nothing_stays_open() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg = hub_config()
+        cfg.ports["viss"] = taken.getsockname()[1]
+        hub = Hub(cfg)
+        with pytest.raises(ConfigError, match="VISS WebSocket cannot listen"):
+            await hub.start()
+        assert hub.grpc is None and hub.viss_ws is None and hub.http is None

@@ -40,6 +40,7 @@ def run_hub(args: argparse.Namespace) -> int:
     config = HubConfig.load(args.config) if args.config else HubConfig()
     if args.host:
         config.host = args.host
+        config.source = f"{config.source} with --host {args.host}"
     for name in ("grpc", "viss", "http"):
         value = getattr(args, f"{name}_port")
         if value is not None:
