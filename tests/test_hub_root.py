@@ -190,6 +190,7 @@ def test_anycar_hub_process_with_the_kuksa_client_cli_and_sigterm(tmp_path) -> N
             text=True,
             timeout=60,
             env=env,
+            cwd=tmp_path,  # kuksa-client writes its command history into the working folder
         )
         text = out.stdout + out.stderr
         assert "33.5" in text, text
@@ -272,6 +273,7 @@ def test_minted_token_with_hub_and_kuksa_client_cli(tmp_path) -> None:
             text=True,
             timeout=60,
             env=env,
+            cwd=tmp_path,  # kuksa-client writes its command history into the working folder
         )
         text = out.stdout + out.stderr
         assert "12.5" in text, text
@@ -283,6 +285,7 @@ def test_minted_token_with_hub_and_kuksa_client_cli(tmp_path) -> None:
             text=True,
             timeout=60,
             env=env,
+            cwd=tmp_path,  # kuksa-client writes its command history into the working folder
         )
         assert "12.5" not in anonymous.stdout, anonymous.stdout
     finally:
