@@ -11,7 +11,6 @@ client ever talks to a half-built hub.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from typing import Any, Protocol, runtime_checkable
@@ -101,17 +100,14 @@ class Hub:
                 )
                 await self.viss_ws.start()
             if cfg.ports.get("http") is not None:
-                self.rest.add_group(core_group(self.broker, self.info))
-                self.rest.add_routes(viss_http_routes(self.viss))
+                if not any(g.name == "hub" for g in self.rest.groups):
+                    self.rest.add_group(core_group(self.broker, self.info))
+                    self.rest.add_routes(viss_http_routes(self.viss))
                 self.http = HttpServer(
                     self.rest.app(), cfg.host, cfg.ports["http"] or 0, tls_cert=cert, tls_key=key
                 )
                 await self.http.start()
             self.started_at = time.time()
-            # What exists now (catalog, modules, servers) lives as long as the hub: move it out
-            # of the collector's way, so a full collection does not pause every API for ~30 ms.
-            gc.collect()
-            gc.freeze()
         except BaseException:
             await self.stop()
             raise
