@@ -245,6 +245,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             stream.close()
         for sub in list(self.subscriptions):
             sub.close()
+        self.publisher.provider.close()
 
 
 class _UnaryPublisher:
