@@ -50,13 +50,18 @@ _ENTRY_V1 = {
 
 
 # VSS datatype -> (Value oneof field, is an array): looked up on every value, so precomputed
-_SPEC: dict[str, tuple[str, bool]] = {dt: (f, False) for dt, f in _FIELD.items()} | {
+VALUE_SPEC: dict[str, tuple[str, bool]] = {dt: (f, False) for dt, f in _FIELD.items()} | {
     dt + "[]": (f, True) for dt, f in _ARRAY_FIELD.items()
 }
 
 
 def field_for(datatype: str) -> str:
-    return _SPEC[datatype][0]
+    return VALUE_SPEC[datatype][0]
+
+
+def value_spec(datatype: str) -> tuple[str, bool]:
+    """(``Value`` oneof field, is an array) for a VSS datatype."""
+    return VALUE_SPEC[datatype]
 
 
 # -- v2 -------------------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ def fill_datapoint_v2(dp: t2.Datapoint, sig: Signal, value: Any, timestamp: floa
     stamp.nanos = int((timestamp - seconds) * 1e9)
     if value is None:
         return
-    name, array = _SPEC[sig.datatype]
+    name, array = VALUE_SPEC[sig.datatype]
     if array:
         getattr(dp.value, name).values.extend(value)
     else:
@@ -92,7 +97,7 @@ def value_from_v2(sig: Signal, value: t2.Value) -> Any:
     which = value.WhichOneof("typed_value")
     if which is None:
         return None
-    expected, array = _SPEC[sig.datatype]
+    expected, array = VALUE_SPEC[sig.datatype]
     if which == expected and not array:
         return getattr(value, which)
     raw = getattr(value, which)

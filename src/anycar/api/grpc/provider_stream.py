@@ -25,7 +25,7 @@ from kuksa.val.v2 import val_pb2 as v2
 
 from anycar.api.auth import Action, Grants
 from anycar.api.grpc.common import Access, error_v2, status_of
-from anycar.api.grpc.convert import value_from_v2, value_to_v2
+from anycar.api.grpc.convert import VALUE_SPEC, value_from_v2, value_to_v2
 from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
 from anycar.errors import AnycarError, UnknownPath
 
@@ -95,17 +95,22 @@ class ProviderStream:
         claimed = self.provider.claimed
         last_key: tuple[int, int] | None = None
         items: list[tuple[str, Any]] = []
+        spec = VALUE_SPEC
         for sid, dp in request.data_points.items():
             try:
-                if sid < 0 or sid >= len(signals):
-                    raise UnknownPath(f"#{sid}", "no signal has this id")
-                sig = signals[sid]
+                try:
+                    sig = signals[sid]  # ids are uint32 on the wire: never negative
+                except IndexError:
+                    raise UnknownPath(f"#{sid}", "no signal has this id") from None
                 if sid not in claimed:
                     grants.check(Action.PROVIDE, sig.path)
                     self.provider.claim([sig.path])
                 elif check:
                     grants.check(Action.PROVIDE, sig.path)
-                value = value_from_v2(sig, dp.value)
+                raw = dp.value
+                which = raw.WhichOneof("typed_value")
+                field, array = spec[sig.datatype]
+                value = getattr(raw, which) if which == field and not array else value_from_v2(sig, raw)
             except AnycarError as exc:
                 errors[sid] = error_v2(exc)
                 continue

@@ -20,7 +20,7 @@ from kuksa.val.v2 import val_pb2_grpc
 from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants
 from anycar.api.grpc.common import Access, abort, abort_actuation
-from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2
+from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2, value_spec
 from anycar.api.grpc.provider_stream import ProviderStream, serve_stream
 from anycar.broker import SignalBroker, Subscription, SubscriptionFilter
 from anycar.broker.subscription import DEFAULT_QUEUE_SIZE
@@ -150,14 +150,26 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         publisher, a slow reader) is split into several messages, oldest first.
         """
         make = v2.SubscribeByIdResponse if by_id else v2.SubscribeResponse
-        catalog = self.broker.catalog
-        find = catalog.find
+        find = self.broker.catalog.find
         self.subscriptions.add(sub)
         try:
             first = make()
             for sig in signals:
                 self._fill(first.entries[sig.id if by_id else sig.path], sig)
             yield first
+            # per signal: (map key, Value field, is an array); the hot loop below fills the
+            # datapoints inline, since it runs for every update every subscriber gets
+            spec: dict[str, tuple[Any, str, bool]] = {}
+
+            def spec_of(path: str) -> tuple[Any, str, bool] | None:
+                sig = find(path)
+                if sig is None:
+                    return None
+                name, array = value_spec(sig.datatype)
+                entry = (sig.id if by_id else path, name, array)
+                spec[path] = entry
+                return entry
+
             while True:
                 batch = await sub.get()
                 if not batch:
@@ -166,17 +178,36 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                 entries = message.entries
                 keys: set[Any] = set()
                 for dp in batch:
-                    found = find(dp.path)
-                    if found is None:
+                    path = dp.path
+                    entry = spec.get(path) or spec_of(path)
+                    if entry is None:
                         continue
-                    key = found.id if by_id else dp.path
+                    key, name, array = entry
                     if key in keys:
                         yield message
                         message = make()
                         entries = message.entries
                         keys.clear()
                     keys.add(key)
-                    fill_datapoint_v2(entries[key], found, dp.value, dp.timestamp)
+                    out = entries[key]
+                    ts = dp.timestamp
+                    stamp = out.timestamp
+                    seconds = int(ts)
+                    stamp.seconds = seconds
+                    stamp.nanos = int((ts - seconds) * 1e9)
+                    value = dp.value
+                    if value is not None:
+                        try:
+                            if array:
+                                getattr(out.value, name).values.extend(value)
+                            else:
+                                setattr(out.value, name, value)
+                        except (TypeError, ValueError):  # an overlay changed the datatype
+                            del spec[path]
+                            changed = find(path)
+                            if changed is not None:
+                                out.ClearField("value")
+                                fill_datapoint_v2(out, changed, value, ts)
                 yield message
         finally:
             sub.close()
