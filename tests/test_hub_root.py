@@ -314,6 +314,5 @@ async def test_a_port_in_use_is_a_clear_error_and_nothing_stays_open() -> None:
 async def test_a_hub_can_start_again_after_stopping() -> None:
     hub = Hub(hub_config())
     for _ in range(2):
-        async with hub:
-            async with httpx.AsyncClient() as http:
-                assert (await http.get(f"http://127.0.0.1:{hub.http.port}/api/v1/info")).status_code == 200
+        async with hub, httpx.AsyncClient() as http:
+            assert (await http.get(f"http://127.0.0.1:{hub.http.port}/api/v1/info")).status_code == 200

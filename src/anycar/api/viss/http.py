@@ -47,6 +47,11 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
                 except json.JSONDecodeError as exc:
                     raise VissError("bad_request", f"query parameter 'filter' is not JSON: {exc}") from None
             if action == "set":
+                declared = request.headers.get("content-length", "0")
+                if declared.isdigit() and int(declared) > service.limits.max_message_bytes:
+                    raise VissError(
+                        "bad_request", f"body of {declared} bytes exceeds {service.limits.max_message_bytes}"
+                    )
                 body = await request.body()
                 if len(body) > service.limits.max_message_bytes:
                     raise VissError(
