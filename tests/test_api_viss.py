@@ -135,7 +135,7 @@ BAD_REQUESTS: list[tuple[Any, int, str]] = [
             "action": "get",
             "path": SPEED,
             "requestId": "1",
-            "filter": {"type": "curvelog", "parameter": {"maxerr": "1"}},
+            "filter": {"type": "dynamic-metadata", "parameter": ["availability"]},
         },
         400,
         "filter_invalid",

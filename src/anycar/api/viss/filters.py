@@ -8,8 +8,10 @@
 - ``static-metadata`` (also ``metadata``): a get returns the metadata tree instead of values.
 - ``history``: ``"PT10M"`` (ISO 8601 duration): a get returns the recorded values of that
   period, oldest first (the hub keeps the last values of each signal, see ``history.py``).
-``curvelog`` and ``dynamic-metadata`` are refused as ``filter_invalid`` with a message that says
-they are not supported here.
+- ``curvelog``: ``{"maxerr": "0.5", "bufsize": "100"}``: numeric signals only; every
+  ``bufsize`` updates of a signal, the points needed to redraw its curve within ``maxerr``.
+``dynamic-metadata`` is refused as ``filter_invalid`` with a message that says it is not
+supported here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from anycar.broker import ChangeCondition, InvalidFilter, RangeCondition, Subscr
 
 MIN_PERIOD_MS = 10
 MAX_PERIOD_MS = 86_400_000
-UNSUPPORTED = ("curvelog", "dynamic-metadata")
+UNSUPPORTED = ("dynamic-metadata",)
+MAX_CURVELOG_BUFFER = 10_000
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Query:
     change: ChangeCondition | None = None
     ranges: list[RangeCondition] = field(default_factory=list)
     history_s: float | None = None
+    curvelog: tuple[float, int] | None = None  # (maxerr, bufsize)
 
     def subscription_filter(self) -> SubscriptionFilter | None:
         if self.change is None and not self.ranges:
@@ -95,6 +99,19 @@ def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> 
                 for cond in items:
                     op, bound = _condition_args(cond, "boundary", "range")
                     query.ranges.append(RangeCondition(op, bound))
+            elif kind == "curvelog":
+                if not isinstance(param, dict):
+                    raise VissError(
+                        "bad_request", "curvelog filter needs {'maxerr': number, 'bufsize': count}"
+                    )
+                maxerr = _number(param.get("maxerr"), "curvelog 'maxerr'")
+                bufsize = _number(param.get("bufsize"), "curvelog 'bufsize'")
+                if maxerr < 0 or not 2 <= bufsize <= MAX_CURVELOG_BUFFER or bufsize != int(bufsize):
+                    raise VissError(
+                        "bad_request",
+                        f"curvelog needs maxerr >= 0 and a whole bufsize in 2..{MAX_CURVELOG_BUFFER}",
+                    )
+                query.curvelog = (maxerr, int(bufsize))
             elif kind == "history":
                 try:
                     query.history_s = parse_duration(param)
@@ -108,8 +125,14 @@ def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> 
                 raise VissError("bad_request", f"unknown filter type {kind[:40]!r}")
         except InvalidFilter as exc:
             raise VissError("bad_request", str(exc)) from None
-    if action == "get" and (query.period_s is not None or query.change is not None or query.ranges):
-        raise VissError("bad_request", "timebased, change and range filters apply to subscribe only")
+    if action == "get" and (
+        query.period_s is not None or query.change is not None or query.ranges or query.curvelog is not None
+    ):
+        raise VissError(
+            "bad_request", "timebased, change, range and curvelog filters apply to subscribe only"
+        )
+    if query.curvelog is not None and query.period_s is not None:
+        raise VissError("bad_request", "curvelog and timebased cannot be combined")
     if action == "subscribe" and (query.metadata or query.history_s is not None):
         raise VissError("bad_request", "static-metadata and history apply to get only")
     return query

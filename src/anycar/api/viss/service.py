@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.viss.curvelog import CurveLog
 from anycar.api.viss.errors import VissError, from_actuation, from_anycar
 from anycar.api.viss.filters import Query, build_query
 from anycar.api.viss.history import HistoryRecorder
@@ -25,7 +26,7 @@ from anycar.api.viss.messages import Request, error_response, iso, now_iso, pars
 from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
 from anycar.model import Signal
-from anycar.model.datatypes import ValueRejected, element_type, is_array, parse_text, to_text
+from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
 
 log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -310,6 +311,10 @@ class VissSession:
             grants = service.grants(req.authorization or self.default_token)
             query = build_query(req.path, req.filters, "subscribe")
             signals = service.resolve(grants, query, Action.READ)
+            if query.curvelog is not None:
+                flat = [s.path for s in signals if not is_numeric(s.datatype) or is_array(s.datatype)]
+                if flat:
+                    raise VissError("filter_invalid", f"curvelog needs numeric signals; {flat[0]} is not")
             sub = None
             if query.period_s is None:
                 sub = service.broker.subscribe(
@@ -330,18 +335,25 @@ class VissSession:
                 sub.close()
             raise
         if sub is not None:
-            task = asyncio.create_task(self._forward(sid, sub, grants))
+            curve = CurveLog(*query.curvelog) if query.curvelog is not None else None
+            task = asyncio.create_task(self._forward(sid, sub, grants, curve))
         else:
             assert query.period_s is not None
             task = asyncio.create_task(self._periodic(sid, signals, query.period_s, grants))
         self.subscriptions[sid] = (sub, task)
 
-    async def _forward(self, sid: str, sub: Subscription, grants: Grants) -> None:
+    async def _forward(
+        self, sid: str, sub: Subscription, grants: Grants, curve: CurveLog | None = None
+    ) -> None:
         try:
             while True:
                 batch = await sub.get()
                 if not batch:
                     return
+                if curve is not None:
+                    batch = [kept for dp in batch for kept in curve.add(dp)]
+                    if not batch:
+                        continue
                 if self._expired(grants):
                     await self._end(sid, VissError("token_expired", "the subscription's token expired"))
                     return
