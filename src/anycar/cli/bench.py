@@ -23,6 +23,21 @@ def register(sub: Any) -> None:
     _register_accessories(cmds)
     _register_sim(cmds)
     _register_can(cmds)
+    _register_api(cmds)
+
+
+def _register_api(cmds: Any) -> None:
+    api = cmds.add_parser("api", help="provider -> hub -> subscriber over loopback, via gRPC and via VISS")
+    api.add_argument(
+        "--seconds", type=float, default=6.0, help="publishing time per transport (the first 2 s warm up)"
+    )
+    api.add_argument("--rate", type=float, default=100_000, help="signals/s the provider offers (0: unpaced)")
+    api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
+    api.add_argument("--signals", type=int, default=100, help="distinct signals published")
+    api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
+    api.add_argument("--profile", metavar="FILE", help="write a cProfile of the hub process to FILE")
+    api.add_argument("--json", action="store_true", help="print JSON")
+    api.set_defaults(func=bench_api)
 
 
 def _register_can(cmds: Any) -> None:
@@ -106,4 +121,20 @@ def bench_can(args: argparse.Namespace) -> int:
     from anycar.bench import can
 
     show(can.run(args.brand, frames=args.frames, repeat=args.repeat), args.json)
+    return 0
+
+
+def bench_api(args: argparse.Namespace) -> int:
+    from anycar.bench import api
+
+    transports = ("grpc", "viss") if args.transport == "both" else (args.transport,)
+    result = api.run(
+        seconds=args.seconds,
+        rate=args.rate,
+        batch=args.batch,
+        signals=args.signals,
+        transports=transports,
+        profile=args.profile,
+    )
+    show(result, args.json)
     return 0

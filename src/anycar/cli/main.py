@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "anycar.cli.sim",
     "anycar.cli.brand",
     "anycar.cli.can",
+    "anycar.cli.hub",
+    "anycar.cli.token",
 ]
 
 

@@ -1,0 +1,248 @@
+"""One ``OpenProviderStream``: a remote provider, mapped onto a broker ``Provider``.
+
+- ``ProvideActuationRequest`` claims actuators; ``ProvideSignalRequest`` claims signals to
+  publish. Publishing an unclaimed signal claims it on the way.
+- ``PublishValuesRequest`` writes values; a ``PublishValuesResponse`` comes back only when
+  some of them were refused, naming each one (as the KUKSA databroker does).
+- An actuation request for a claimed actuator goes out as ``BatchActuateStreamRequest``; the
+  requester waits for the provider's ``BatchActuateStreamResponse`` (error code OK accepts,
+  anything else rejects with the provider's message). A provider that half-closed its side
+  cannot answer, so delivery counts as acceptance for it.
+- When the stream ends, the provider is closed: its claims are released and every pending
+  request resolves as "no provider".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any
+
+import grpc
+from kuksa.val.v2 import types_pb2 as t2
+from kuksa.val.v2 import val_pb2 as v2
+
+from anycar.api.auth import Action, Grants
+from anycar.api.grpc.common import Access, error_v2, status_of
+from anycar.api.grpc.convert import VALUE_SPEC, value_from_v2, value_to_v2
+from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
+from anycar.errors import AnycarError, UnknownPath
+
+_counter = itertools.count(1)
+_CLOSED = object()
+
+
+class ProviderStream:
+    def __init__(
+        self,
+        broker: SignalBroker,
+        access: Access,
+        grants: Grants,
+        peer: str,
+        *,
+        outgoing_limit: int = 10_000,
+    ) -> None:
+        self.broker = broker
+        self.access = access
+        self.grants = grants
+        self.name = f"grpc:{grants.subject or 'anonymous'}@{peer}#{next(_counter)}"
+        self.provider: Provider = broker.register_provider(self.name, on_actuate=self._on_actuate)
+        self.outgoing: asyncio.Queue[Any] = asyncio.Queue(outgoing_limit)
+        self.pending: dict[int, list[asyncio.Future[t2.Error]]] = {}
+        self.read_open = True
+        self.closed = False
+        self.error: AnycarError | None = None
+
+    # -- requests from the provider -----------------------------------------------------------
+    async def handle(self, request: v2.OpenProviderStreamRequest) -> None:
+        which = request.WhichOneof("action")
+        if which == "publish_values_request":
+            self._publish(request.publish_values_request)
+        elif which == "batch_actuate_stream_response":
+            self._answer(request.batch_actuate_stream_response)
+        elif which == "provide_actuation_request":
+            self._claim(
+                [self.access.signal(s) for s in request.provide_actuation_request.actuator_identifiers]
+            )
+            await self.outgoing.put(
+                v2.OpenProviderStreamResponse(provide_actuation_response=v2.ProvideActuationResponse())
+            )
+        elif which == "provide_signal_request":
+            ids = list(request.provide_signal_request.signals_sample_intervals.keys())
+            self._claim([self.broker.catalog.by_id(i) for i in ids])
+            await self.outgoing.put(
+                v2.OpenProviderStreamResponse(provide_signal_response=v2.ProvideSignalResponse())
+            )
+        elif which in ("update_filter_response", "get_provider_value_response", "provider_error_indication"):
+            pass  # accepted and ignored: the hub does not ask providers for filters or values
+        else:
+            raise AnycarError("empty OpenProviderStreamRequest: no action set")
+
+    def _claim(self, signals: list[Any]) -> None:
+        for sig in signals:
+            self.grants.check(Action.PROVIDE, sig.path)
+        self.provider.claim([s.path for s in signals])
+
+    def _publish(self, request: v2.PublishValuesRequest) -> None:
+        """The hot path of every provider: keep per-value work to look-ups and one conversion."""
+        errors: dict[int, t2.Error] = {}
+        # values taken at one moment are written together; a request mixing moments is split
+        groups: dict[tuple[int, int], list[tuple[str, Any]]] = {}
+        signals = self.access.catalog._by_id  # the catalog's id index; it only ever grows
+        grants = self.grants
+        check = not grants.open
+        claimed = self.provider.claimed
+        last_key: tuple[int, int] | None = None
+        items: list[tuple[str, Any]] = []
+        spec = VALUE_SPEC
+        for sid, dp in request.data_points.items():
+            try:
+                try:
+                    sig = signals[sid]  # ids are uint32 on the wire: never negative
+                except IndexError:
+                    raise UnknownPath(f"#{sid}", "no signal has this id") from None
+                if sid not in claimed:
+                    grants.check(Action.PROVIDE, sig.path)
+                    self.provider.claim([sig.path])
+                elif check:
+                    grants.check(Action.PROVIDE, sig.path)
+                raw = dp.value
+                which = raw.WhichOneof("typed_value")
+                field, array = spec[sig.datatype]
+                value = getattr(raw, which) if which == field and not array else value_from_v2(sig, raw)
+            except AnycarError as exc:
+                errors[sid] = error_v2(exc)
+                continue
+            ts = dp.timestamp
+            key = (ts.seconds, ts.nanos)
+            if key != last_key:
+                items = groups.setdefault(key, [])
+                last_key = key
+            items.append((sig.path, value))
+        for (seconds, nanos), batch in groups.items():
+            stamp = seconds + nanos * 1e-9 if seconds or nanos else None
+            refused = self.provider.publish_many(batch, stamp)
+            for path, refusal in refused.items():
+                errors[self.access.catalog.get(path).id] = error_v2(refusal)
+        if errors:
+            response = v2.OpenProviderStreamResponse(
+                publish_values_response=v2.PublishValuesResponse(request_id=request.request_id, status=errors)
+            )
+            # a provider that never reads its stream loses error reports, nothing else
+            with contextlib.suppress(asyncio.QueueFull):
+                self.outgoing.put_nowait(response)
+
+    def _answer(self, response: v2.BatchActuateStreamResponse) -> None:
+        try:
+            sig = self.access.signal(response.signal_id)
+        except AnycarError:
+            return
+        waiters = self.pending.get(sig.id)
+        if waiters:
+            fut = waiters.pop(0)
+            if not waiters:
+                del self.pending[sig.id]
+            if not fut.done():
+                fut.set_result(response.error)
+
+    # -- requests to the provider -------------------------------------------------------------
+    async def _on_actuate(self, request: ActuationRequest) -> None:
+        if self.closed:
+            raise ConnectionError("provider stream closed")
+        sig = self.broker.catalog.get(request.path)
+        message = v2.OpenProviderStreamResponse(
+            batch_actuate_stream_request=v2.BatchActuateStreamRequest(
+                actuate_requests=[
+                    v2.ActuateRequest(signal_id=t2.SignalID(id=sig.id), value=value_to_v2(sig, request.value))
+                ]
+            )
+        )
+        if not self.read_open:
+            await self.outgoing.put(message)
+            return
+        fut: asyncio.Future[t2.Error] = asyncio.get_running_loop().create_future()
+        self.pending.setdefault(sig.id, []).append(fut)
+        try:
+            await self.outgoing.put(message)
+            error = await fut
+        finally:
+            waiters = self.pending.get(sig.id)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    del self.pending[sig.id]
+        if error.code not in (t2.ERROR_CODE_OK, t2.ERROR_CODE_UNSPECIFIED) or (
+            error.code == t2.ERROR_CODE_UNSPECIFIED and error.message
+        ):
+            raise ActuationRejected(error.message or t2.ErrorCode.Name(error.code))
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def half_closed(self) -> None:
+        """The provider will send nothing more: waiting requests are taken as delivered.
+
+        A cancelled call also ends the request side first; the short delay lets the end of
+        the call close the stream before anything is taken as delivered.
+        """
+        self.read_open = False
+        asyncio.get_running_loop().call_later(0.05, self._deliver_pending)
+
+    def _deliver_pending(self) -> None:
+        if self.closed:
+            return
+        ok = t2.Error(code=t2.ERROR_CODE_OK)
+        for waiters in self.pending.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(ok)
+        self.pending.clear()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.provider.close()
+        for waiters in self.pending.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(ConnectionError("provider stream closed"))
+        self.pending.clear()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outgoing.put_nowait(_CLOSED)
+
+
+async def serve_stream(stream: ProviderStream, context: grpc.aio.ServicerContext, requests: Any) -> Any:
+    """Drive one provider stream: read requests in a task, yield responses until the end.
+
+    A request that is wrong in itself (unknown signal, claim held by another provider, no
+    scope) ends the stream with the matching status, as KUKSA does.
+    """
+
+    async def reader() -> None:
+        try:
+            async for request in requests:
+                await stream.handle(request)
+            if context.cancelled() or context.done():
+                stream.close()
+            else:
+                stream.half_closed()
+        except AnycarError as exc:
+            stream.error = exc
+            stream.close()
+        except Exception:
+            stream.close()
+            raise
+
+    context.add_done_callback(lambda _: stream.close())
+    task = asyncio.create_task(reader())
+    try:
+        while True:
+            item = await stream.outgoing.get()
+            if item is _CLOSED:
+                break
+            yield item
+    finally:
+        stream.close()
+        task.cancel()
+    if stream.error is not None:
+        await context.abort(status_of(stream.error), str(stream.error))

@@ -1,0 +1,169 @@
+"""The part of ``kuksa.val.v1.VAL`` that kuksa-client still calls.
+
+kuksa-client 0.6 reads values, metadata and datatypes, sets actuator targets and checks the
+server through v1 even when it publishes and subscribes through v2, so the hub serves:
+GetServerInfo, Get (current value, target value, metadata), Set (value, actuator target) and
+Subscribe (current values). Per-entry failures come back as HTTP-like codes in ``errors``, as
+the KUKSA databroker does; a bad or missing token is UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from kuksa.val.v1 import types_pb2 as t1
+from kuksa.val.v1 import val_pb2 as v1
+from kuksa.val.v1 import val_pb2_grpc
+
+from anycar import __version__
+from anycar.api.auth import Action, TokenError
+from anycar.api.grpc.common import Access, abort
+from anycar.api.grpc.convert import datapoint_v1, metadata_v1, value_from_v1
+from anycar.api.grpc.val_v2 import SERVER_NAME, ValV2Service
+from anycar.broker import ActuationStatus, SignalBroker
+from anycar.errors import AnycarError
+from anycar.model import NodeType, Signal
+
+_ACTUATION_CODE = {
+    ActuationStatus.NO_PROVIDER: (503, "unavailable"),
+    ActuationStatus.REJECTED: (400, "rejected"),
+    ActuationStatus.TIMED_OUT: (504, "timeout"),
+}
+_METADATA_FIELDS = {
+    t1.FIELD_METADATA,
+    t1.FIELD_METADATA_DATA_TYPE,
+    t1.FIELD_METADATA_DESCRIPTION,
+    t1.FIELD_METADATA_ENTRY_TYPE,
+    t1.FIELD_METADATA_COMMENT,
+    t1.FIELD_METADATA_DEPRECATION,
+    t1.FIELD_METADATA_UNIT,
+    t1.FIELD_METADATA_VALUE_RESTRICTION,
+    t1.FIELD_METADATA_ACTUATOR,
+    t1.FIELD_METADATA_SENSOR,
+    t1.FIELD_METADATA_ATTRIBUTE,
+}
+
+
+def _entry_error(path: str, exc: AnycarError) -> t1.DataEntryError:
+    return t1.DataEntryError(path=path, error=t1.Error(code=exc.code, reason=exc.reason, message=str(exc)))
+
+
+class ValV1Service(val_pb2_grpc.VALServicer):
+    def __init__(self, broker: SignalBroker, v2: ValV2Service) -> None:
+        self.broker = broker
+        self.access: Access = v2.access
+        self.v2 = v2
+        self.targets: dict[str, tuple[Any, float]] = {}
+
+    async def GetServerInfo(self, request: v1.GetServerInfoRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            self.access.grants(context)
+        except TokenError as exc:
+            await abort(context, exc)
+        return v1.GetServerInfoResponse(name=SERVER_NAME, version=__version__)
+
+    async def Get(self, request: v1.GetRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+        except TokenError as exc:
+            await abort(context, exc)
+        response = v1.GetResponse()
+        for entry in request.entries:
+            try:
+                signals = self.broker.catalog.resolve(entry.path)
+                for sig in signals:
+                    grants.check(Action.READ, sig.path)
+            except AnycarError as exc:
+                response.errors.append(_entry_error(entry.path, exc))
+                continue
+            fields = set(entry.fields)
+            for sig in signals:
+                response.entries.append(self._entry(sig, entry.view, fields))
+        if response.errors:
+            first = response.errors[0].error
+            response.error.CopyFrom(t1.Error(code=first.code, reason=first.reason, message=first.message))
+        return response
+
+    def _entry(self, sig: Signal, view: int, fields: set[int]) -> t1.DataEntry:
+        out = t1.DataEntry(path=sig.path)
+        if view in (t1.VIEW_CURRENT_VALUE, t1.VIEW_ALL) or t1.FIELD_VALUE in fields:
+            current = self.broker.get(sig.path)
+            if current is not None:
+                out.value.CopyFrom(datapoint_v1(sig, current.value, current.timestamp))
+        if view in (t1.VIEW_TARGET_VALUE, t1.VIEW_ALL) or t1.FIELD_ACTUATOR_TARGET in fields:
+            target = self.targets.get(sig.path)
+            if target is not None:
+                out.actuator_target.CopyFrom(datapoint_v1(sig, target[0], target[1]))
+        if view in (t1.VIEW_METADATA, t1.VIEW_ALL) or fields & _METADATA_FIELDS:
+            out.metadata.CopyFrom(metadata_v1(sig))
+        return out
+
+    async def Set(self, request: v1.SetRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+        except TokenError as exc:
+            await abort(context, exc)
+        response = v1.SetResponse()
+        for update in request.updates:
+            path = update.entry.path
+            fields = set(update.fields)
+            try:
+                sig = self.broker.catalog.get(path)
+                if t1.FIELD_ACTUATOR_TARGET in fields:
+                    grants.check(Action.ACTUATE, path)
+                    value = value_from_v1(sig, update.entry.actuator_target)
+                    result = await self.broker.actuate(path, value, requester=grants.subject or None)
+                    if not result.ok:
+                        code, reason = _ACTUATION_CODE[result.status]
+                        response.errors.append(
+                            t1.DataEntryError(
+                                path=path, error=t1.Error(code=code, reason=reason, message=result.reason)
+                            )
+                        )
+                        continue
+                    self.targets[path] = (sig.validate(value), time.time())
+                if t1.FIELD_VALUE in fields:
+                    grants.check(Action.PROVIDE, path)
+                    value = value_from_v1(sig, update.entry.value)
+                    self.v2.publisher.publish(sig, value, None)
+                if fields & _METADATA_FIELDS:
+                    raise AnycarError(f"{path}: metadata cannot be changed through the API; use an overlay")
+            except AnycarError as exc:
+                response.errors.append(_entry_error(path, exc))
+        if response.errors:
+            first = response.errors[0].error
+            response.error.CopyFrom(t1.Error(code=first.code, reason=first.reason, message=first.message))
+        return response
+
+    async def Subscribe(
+        self, request: v1.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[v1.SubscribeResponse]:
+        try:
+            grants = self.access.grants(context)
+            patterns = []
+            for entry in request.entries:
+                if entry.view not in (t1.VIEW_CURRENT_VALUE, t1.VIEW_UNSPECIFIED):
+                    raise AnycarError(f"{entry.path}: only current values can be subscribed through v1")
+                patterns.append(entry.path)
+            signals = self.access.resolve(grants, patterns, Action.READ)
+            sub = self.broker.subscribe([s.path for s in signals], name=f"grpc-v1:{grants.subject}")
+        except AnycarError as exc:
+            await abort(context, exc)
+        find = self.broker.catalog.find
+        try:
+            async for batch in sub:
+                response = v1.SubscribeResponse()
+                for dp in batch:
+                    sig = find(dp.path)
+                    if sig is None or sig.type is NodeType.BRANCH:
+                        continue
+                    update = response.updates.add()
+                    update.entry.path = dp.path
+                    update.entry.value.CopyFrom(datapoint_v1(sig, dp.value, dp.timestamp))
+                    update.fields.append(t1.FIELD_VALUE)
+                yield response
+        finally:
+            sub.close()

@@ -1,0 +1,303 @@
+"""The ``kuksa.val.v2.VAL`` service over the signal broker.
+
+Behaviour follows the KUKSA databroker where the protocol leaves room: a subscription's first
+message carries every subscribed signal (without a value if it has none), unknown paths are
+NOT_FOUND, missing scope is PERMISSION_DENIED, a bad or missing token UNAUTHENTICATED.
+Subscriptions also accept branch paths and wildcards, which KUKSA refuses; clients that expand
+them themselves work the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from kuksa.val.v2 import types_pb2 as t2
+from kuksa.val.v2 import val_pb2 as v2
+from kuksa.val.v2 import val_pb2_grpc
+
+from anycar import __version__
+from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.grpc.common import Access, abort, abort_actuation
+from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2, value_spec
+from anycar.api.grpc.provider_stream import ProviderStream, serve_stream
+from anycar.broker import SignalBroker, Subscription, SubscriptionFilter
+from anycar.broker.subscription import DEFAULT_QUEUE_SIZE
+from anycar.errors import AnycarError, NotProvider
+from anycar.model import Signal
+
+SERVER_NAME = "anycar-hub"
+MAX_BUFFER_SIZE = 100_000
+
+
+def _peer(context: grpc.aio.ServicerContext) -> str:
+    try:
+        return str(context.peer())
+    except Exception:
+        return "unknown"
+
+
+class ValV2Service(val_pb2_grpc.VALServicer):
+    def __init__(self, broker: SignalBroker, authorizer: Authorizer) -> None:
+        self.broker = broker
+        self.access = Access(authorizer, broker.catalog)
+        self.publisher = _UnaryPublisher(broker)
+        self.streams: set[ProviderStream] = set()
+        self.subscriptions: set[Subscription] = set()
+
+    # -- reading -------------------------------------------------------------------------------
+    async def GetValue(self, request: v2.GetValueRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            sig = self.access.signal(request.signal_id)
+            grants.check(Action.READ, sig.path)
+        except AnycarError as exc:
+            await abort(context, exc)
+        response = v2.GetValueResponse()
+        self._fill(response.data_point, sig)
+        return response
+
+    async def GetValues(self, request: v2.GetValuesRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            signals = [self.access.signal(s) for s in request.signal_ids]
+            for sig in signals:
+                grants.check(Action.READ, sig.path)
+        except AnycarError as exc:
+            await abort(context, exc)
+        response = v2.GetValuesResponse()
+        for sig in signals:
+            self._fill(response.data_points.add(), sig)
+        return response
+
+    def _fill(self, dp: t2.Datapoint, sig: Signal) -> None:
+        current = self.broker.get(sig.path)
+        if current is not None:
+            fill_datapoint_v2(dp, sig, current.value, current.timestamp)
+
+    async def ListMetadata(self, request: v2.ListMetadataRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            root = request.root or "**"
+            found = self.broker.catalog.resolve(root)
+            allowed = [s for s in found if grants.allows(Action.READ, s.path)]
+            if not allowed:
+                grants.check(Action.READ, found[0].path)
+        except AnycarError as exc:
+            await abort(context, exc)
+        return v2.ListMetadataResponse(metadata=[metadata_v2(s) for s in allowed])
+
+    async def GetServerInfo(self, request: v2.GetServerInfoRequest, context: grpc.aio.ServicerContext) -> Any:
+        return v2.GetServerInfoResponse(name=SERVER_NAME, version=__version__, commit_hash="")
+
+    # -- subscriptions -------------------------------------------------------------------------
+    def _subscribe(
+        self, grants: Grants, signals: list[Signal], buffer_size: int, flt: t2.Filter | None
+    ) -> Subscription:
+        if buffer_size < 0 or buffer_size > MAX_BUFFER_SIZE:
+            raise AnycarError(f"buffer_size {buffer_size} is outside 0..{MAX_BUFFER_SIZE}")
+        period = None
+        if flt is not None and flt.HasField("min_sample_interval") and flt.min_sample_interval.interval_ms:
+            period = flt.min_sample_interval.interval_ms / 1000.0
+        sub = self.broker.subscribe(
+            [s.path for s in signals],
+            filter=SubscriptionFilter(min_period_s=period) if period else None,
+            queue_size=buffer_size or DEFAULT_QUEUE_SIZE,
+            name=f"grpc:{grants.subject or 'anonymous'}",
+            send_current=False,
+        )
+        return sub
+
+    async def Subscribe(
+        self, request: v2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[v2.SubscribeResponse]:
+        try:
+            grants = self.access.grants(context)
+            if not request.signal_paths:
+                raise AnycarError("SubscribeRequest has no signal_paths")
+            signals = self.access.resolve(grants, list(request.signal_paths), Action.READ)
+            sub = self._subscribe(
+                grants, signals, request.buffer_size, request.filter if request.HasField("filter") else None
+            )
+        except AnycarError as exc:
+            await abort(context, exc)
+        async for message in self._stream(sub, signals, by_id=False):
+            yield message
+
+    async def SubscribeById(
+        self, request: v2.SubscribeByIdRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[v2.SubscribeByIdResponse]:
+        try:
+            grants = self.access.grants(context)
+            if not request.signal_ids:
+                raise AnycarError("SubscribeByIdRequest has no signal_ids")
+            signals = [self.broker.catalog.by_id(i) for i in request.signal_ids]
+            for sig in signals:
+                grants.check(Action.READ, sig.path)
+            sub = self._subscribe(
+                grants, signals, request.buffer_size, request.filter if request.HasField("filter") else None
+            )
+        except AnycarError as exc:
+            await abort(context, exc)
+        async for message in self._stream(sub, signals, by_id=True):
+            yield message
+
+    async def _stream(self, sub: Subscription, signals: list[Signal], *, by_id: bool) -> AsyncIterator[Any]:
+        """First every subscribed signal's current state, then batches as they come.
+
+        The entries are a map keyed by signal, so a batch that holds one signal twice (a fast
+        publisher, a slow reader) is split into several messages, oldest first.
+        """
+        make = v2.SubscribeByIdResponse if by_id else v2.SubscribeResponse
+        find = self.broker.catalog.find
+        self.subscriptions.add(sub)
+        try:
+            first = make()
+            for sig in signals:
+                self._fill(first.entries[sig.id if by_id else sig.path], sig)
+            yield first
+            # per signal: (map key, Value field, is an array); the hot loop below fills the
+            # datapoints inline, since it runs for every update every subscriber gets
+            spec: dict[str, tuple[Any, str, bool]] = {}
+
+            def spec_of(path: str) -> tuple[Any, str, bool] | None:
+                sig = find(path)
+                if sig is None:
+                    return None
+                name, array = value_spec(sig.datatype)
+                entry = (sig.id if by_id else path, name, array)
+                spec[path] = entry
+                return entry
+
+            while True:
+                batch = await sub.get()
+                if not batch:
+                    return
+                message = make()
+                entries = message.entries
+                keys: set[Any] = set()
+                for dp in batch:
+                    path = dp.path
+                    entry = spec.get(path) or spec_of(path)
+                    if entry is None:
+                        continue
+                    key, name, array = entry
+                    if key in keys:
+                        yield message
+                        message = make()
+                        entries = message.entries
+                        keys.clear()
+                    keys.add(key)
+                    out = entries[key]
+                    ts = dp.timestamp
+                    stamp = out.timestamp
+                    seconds = int(ts)
+                    stamp.seconds = seconds
+                    stamp.nanos = int((ts - seconds) * 1e9)
+                    value = dp.value
+                    if value is not None:
+                        try:
+                            if array:
+                                getattr(out.value, name).values.extend(value)
+                            else:
+                                setattr(out.value, name, value)
+                        except (TypeError, ValueError):  # an overlay changed the datatype
+                            del spec[path]
+                            changed = find(path)
+                            if changed is not None:
+                                out.ClearField("value")
+                                fill_datapoint_v2(out, changed, value, ts)
+                yield message
+        finally:
+            sub.close()
+            self.subscriptions.discard(sub)
+
+    # -- actuation -----------------------------------------------------------------------------
+    async def Actuate(self, request: v2.ActuateRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            sig = self.access.signal(request.signal_id)
+            grants.check(Action.ACTUATE, sig.path)
+            value = value_from_v2(sig, request.value)
+            result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
+        except AnycarError as exc:
+            await abort(context, exc)
+        if not result.ok:
+            await abort_actuation(context, result)
+        return v2.ActuateResponse()
+
+    async def BatchActuate(self, request: v2.BatchActuateRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            wanted: dict[str, Any] = {}
+            for item in request.actuate_requests:
+                sig = self.access.signal(item.signal_id)
+                grants.check(Action.ACTUATE, sig.path)
+                wanted[sig.path] = value_from_v2(sig, item.value)
+            results = await self.broker.actuate_many(wanted, requester=grants.subject or None)
+        except AnycarError as exc:
+            await abort(context, exc)
+        for result in results:
+            if not result.ok:
+                await abort_actuation(context, result)
+        return v2.BatchActuateResponse()
+
+    # -- providing -----------------------------------------------------------------------------
+    async def PublishValue(self, request: v2.PublishValueRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            sig = self.access.signal(request.signal_id)
+            grants.check(Action.PROVIDE, sig.path)
+            dp = request.data_point
+            value = value_from_v2(sig, dp.value) if dp.HasField("value") else None
+            stamp = dp.timestamp.seconds + dp.timestamp.nanos * 1e-9 if dp.HasField("timestamp") else None
+            self.publisher.publish(sig, value, stamp)
+        except AnycarError as exc:
+            await abort(context, exc)
+        return v2.PublishValueResponse()
+
+    async def OpenProviderStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+            stream = ProviderStream(self.broker, self.access, grants, _peer(context))
+        except AnycarError as exc:
+            await abort(context, exc)
+        self.streams.add(stream)
+        try:
+            async for message in serve_stream(stream, context, request_iterator):
+                yield message
+        finally:
+            self.streams.discard(stream)
+            stream.close()
+
+    def close(self) -> None:
+        for stream in list(self.streams):
+            stream.close()
+        for sub in list(self.subscriptions):
+            sub.close()
+        self.publisher.provider.close()
+
+
+class _UnaryPublisher:
+    """``PublishValue`` calls: a value for a signal no provider holds is written by the API's
+    own provider, which claims it for that one write. A signal another provider holds (a
+    provider stream, a CAN adapter, an accessory) belongs to it alone: NotProvider."""
+
+    def __init__(self, broker: SignalBroker) -> None:
+        self.broker = broker
+        self.provider = broker.register_provider("grpc:PublishValue")
+
+    def publish(self, sig: Signal, value: Any, stamp: float | None) -> None:
+        owner = self.broker.provider_of(sig.path)
+        if owner is not None and owner != self.provider.name:
+            raise NotProvider(
+                f"{sig.path} is provided by {owner!r}; PublishValue cannot write it", path=sig.path
+            )
+        self.provider.claim([sig.path])
+        try:
+            errors = self.provider.publish_many([(sig.path, value)], stamp)
+        finally:
+            self.provider.release([sig.path])
+        if errors:
+            raise errors[sig.path]

@@ -1,0 +1,377 @@
+"""The REST management API: what VISS and gRPC do not cover, described by OpenAPI.
+
+It is built from route groups. The API itself brings ``core_group`` (server info, signal
+browsing, providers, subscriptions); the composition root registers further groups (brand
+profile, mount points, accessories, grants) from the rooms that own them, each with its routes
+and the OpenAPI path items that describe them. ``/openapi.json`` is assembled from every group.
+
+Handlers call ``require(request, action, path)`` to check the caller's token; errors are
+``{"error": {"code", "reason", "message"}}`` with the HTTP status ``code``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from anycar import __version__
+from anycar.api.auth import Action, Authorizer, Grants
+from anycar.broker import SignalBroker
+from anycar.errors import AnycarError, ConfigError
+from anycar.model import VSS_VERSION
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class RouteGroup:
+    """Routes one room serves, with their OpenAPI description (``paths`` and ``schemas``)."""
+
+    name: str
+    routes: list[BaseRoute]
+    paths: dict[str, Any] = field(default_factory=dict)
+    schemas: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def require(request: Request, action: Action, path: str = "Vehicle") -> Grants:
+    """The caller's grants, checked for ``action`` on ``path``; raises 401/403 errors."""
+    authorizer: Authorizer = request.app.state.authorizer
+    grants = authorizer.grants(request.headers.get("authorization"))
+    grants.check(action, path)
+    return grants
+
+
+def error_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "reason": reason, "message": message}}
+
+
+async def _anycar_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AnycarError)
+    return JSONResponse(error_body(exc.code, exc.reason, str(exc)), status_code=exc.code)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        error_body(exc.status_code, "http_error", str(exc.detail)), status_code=exc.status_code
+    )
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "integer"},
+                "reason": {"type": "string"},
+                "message": {"type": "string"},
+            },
+            "required": ["code", "reason", "message"],
+        }
+    },
+}
+
+
+def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema or {"type": "object"}}}
+    return {
+        "200": {"description": description, "content": content},
+        "401": {"description": "token missing, invalid or expired", "content": _error_content()},
+        "403": {"description": "token scope does not cover this", "content": _error_content()},
+    }
+
+
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+class RestApi:
+    """Collects route groups and builds the Starlette app and its OpenAPI document."""
+
+    def __init__(self, authorizer: Authorizer, *, title: str = "anycar hub management API") -> None:
+        self.authorizer = authorizer
+        self.title = title
+        self.groups: list[RouteGroup] = []
+        self.extra_routes: list[BaseRoute] = []
+
+    def add_group(self, group: RouteGroup) -> None:
+        if any(g.name == group.name for g in self.groups):
+            raise ConfigError(f"REST route group {group.name!r} is registered twice")
+        self.groups.append(group)
+
+    def add_routes(self, routes: Sequence[BaseRoute]) -> None:
+        """Routes outside the management API (VISS over HTTP), not in the OpenAPI document."""
+        self.extra_routes.extend(routes)
+
+    def openapi(self) -> dict[str, Any]:
+        paths: dict[str, Any] = {}
+        schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+        for group in self.groups:
+            for path, item in group.paths.items():
+                if path in paths:
+                    raise ConfigError(f"OpenAPI path {path} is described by two route groups")
+                paths[path] = item
+            schemas.update(group.schemas)
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": __version__},
+            "tags": [{"name": g.name, "description": g.description} for g in self.groups],
+            "paths": paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            },
+            "security": [{"bearer": []}],
+        }
+
+    def app(self) -> Starlette:
+        document = self.openapi()
+
+        async def openapi(request: Request) -> JSONResponse:
+            return JSONResponse(document)
+
+        routes: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
+        for group in self.groups:
+            routes.extend(group.routes)
+        routes.extend(self.extra_routes)
+        app = Starlette(
+            routes=routes,
+            exception_handlers={AnycarError: _anycar_error, HTTPException: _http_error},
+        )
+        app.state.authorizer = self.authorizer
+        return app
+
+
+def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> RouteGroup:
+    """Server info, signal browsing with current values, providers and subscriptions."""
+
+    async def server_info(request: Request) -> JSONResponse:
+        require(request, Action.READ)
+        return JSONResponse(info())
+
+    async def signals(request: Request) -> JSONResponse:
+        pattern = request.query_params.get("pattern", "Vehicle")
+        grants = _grants(request)
+        matched = broker.catalog.resolve(pattern)
+        found = [s for s in matched if grants.allows(Action.READ, s.path)]
+        if not found:
+            grants.check(Action.READ, matched[0].path)
+        limit = _int(request.query_params.get("limit"), 500, 1, 5000)
+        out = []
+        for sig in found[:limit]:
+            dp = broker.get(sig.path)
+            out.append(
+                {
+                    "path": sig.path,
+                    "id": sig.id,
+                    "type": str(sig.type),
+                    "datatype": sig.datatype,
+                    "unit": sig.unit,
+                    "value": dp.value if dp is not None else None,
+                    "timestamp": dp.timestamp if dp is not None else None,
+                    "provider": broker.provider_of(sig.path),
+                }
+            )
+        return JSONResponse({"pattern": pattern, "total": len(found), "signals": out})
+
+    async def signal(request: Request) -> JSONResponse:
+        path = request.path_params["path"].replace("/", ".")
+        sig = broker.catalog.get(path)
+        require(request, Action.READ, sig.path)
+        dp = broker.get(sig.path)
+        return JSONResponse(
+            {
+                "path": sig.path,
+                "id": sig.id,
+                "metadata": sig.metadata(),
+                "value": dp.value if dp is not None else None,
+                "timestamp": dp.timestamp if dp is not None else None,
+                "provider": broker.provider_of(sig.path),
+            }
+        )
+
+    async def providers(request: Request) -> JSONResponse:
+        require(request, Action.READ)
+        stats = broker.stats()
+        return JSONResponse({"providers": stats["providers"]})
+
+    async def subscriptions(request: Request) -> JSONResponse:
+        require(request, Action.READ)
+        stats = broker.stats()
+        return JSONResponse(
+            {
+                "subscriptions": stats["subscriptions"],
+                "dropped": stats["dropped"],
+                "updates": stats["updates"],
+                "rejected": stats["rejected"],
+                "actuations": stats["actuations"],
+            }
+        )
+
+    p = API_PREFIX
+    return RouteGroup(
+        name="hub",
+        description="Server information, the signal catalog with current values, providers and subscriptions.",
+        routes=[
+            Route(f"{p}/info", server_info, methods=["GET"]),
+            Route(f"{p}/signals", signals, methods=["GET"]),
+            Route(f"{p}/signals/{{path:path}}", signal, methods=["GET"]),
+            Route(f"{p}/providers", providers, methods=["GET"]),
+            Route(f"{p}/subscriptions", subscriptions, methods=["GET"]),
+        ],
+        paths={
+            f"{p}/info": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Server name, versions, ports, auth mode",
+                    "responses": _ok("server information"),
+                }
+            },
+            f"{p}/signals": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Signals matching a pattern, with current values and providers",
+                    "parameters": [
+                        {
+                            "name": "pattern",
+                            "in": "query",
+                            "schema": {"type": "string", "default": "Vehicle"},
+                        },
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500}},
+                    ],
+                    "responses": _ok("matching signals")
+                    | {"404": {"description": "pattern matches nothing", "content": _error_content()}},
+                }
+            },
+            f"{p}/signals/{{path}}": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "One signal's metadata, value and provider",
+                    "parameters": [
+                        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": _ok("the signal")
+                    | {"404": {"description": "unknown path", "content": _error_content()}},
+                }
+            },
+            f"{p}/providers": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Registered providers and their counters",
+                    "responses": _ok("providers"),
+                }
+            },
+            f"{p}/subscriptions": {
+                "get": {
+                    "tags": ["hub"],
+                    "summary": "Open subscriptions, queues and drops",
+                    "responses": _ok("subscriptions"),
+                }
+            },
+        },
+    )
+
+
+def _grants(request: Request) -> Grants:
+    authorizer: Authorizer = request.app.state.authorizer
+    return authorizer.grants(request.headers.get("authorization"))
+
+
+def _int(text: str | None, default: int, lo: int, hi: int) -> int:
+    if text is None:
+        return default
+    try:
+        return max(lo, min(hi, int(text)))
+    except ValueError:
+        raise AnycarError(f"query parameter must be an integer, got {text[:20]!r}") from None
+
+
+class HttpServer:
+    """uvicorn in the hub's event loop, on a socket the hub binds (so port 0 and errors are ours)."""
+
+    def __init__(
+        self, app: Any, host: str, port: int, *, tls_cert: str | None = None, tls_key: str | None = None
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self.tls = (tls_cert, tls_key)
+        self._server: uvicorn.Server | None = None
+        self._task: Any = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls[0] else "http"
+
+    async def start(self) -> None:
+        import asyncio
+
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.requested_port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"HTTP cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
+            ) from None
+        sock.listen(128)
+        sock.setblocking(False)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        cert, key = self.tls
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
+        self._task = asyncio.create_task(server.main_loop())
+        log.info("REST and VISS-over-HTTP listening on %s://%s:%d", self.scheme, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(Exception):
+            await self._task
+        await self._server.shutdown(sockets=[self._sock] if self._sock else None)
+        self._server = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+__all__ = [
+    "API_PREFIX",
+    "VSS_VERSION",
+    "HttpServer",
+    "RestApi",
+    "RouteGroup",
+    "core_group",
+    "error_body",
+    "require",
+]

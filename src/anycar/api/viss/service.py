@@ -1,0 +1,437 @@
+"""VISS v2 semantics over the broker, independent of the transport (WebSocket or HTTP).
+
+``VissService`` answers single requests; ``VissSession`` is one client connection with its
+subscriptions, its rate limit and its way to send. Values travel as text (``"42.5"``,
+``"true"``; arrays as lists of text), as VISS and the KUKSA databroker send them; a set also
+takes JSON numbers and booleans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.viss.curvelog import CurveLog
+from anycar.api.viss.errors import VissError, from_actuation, from_anycar
+from anycar.api.viss.filters import Query, build_query
+from anycar.api.viss.history import HistoryRecorder
+from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
+from anycar.broker import Datapoint, SignalBroker, Subscription
+from anycar.errors import AnycarError
+from anycar.model import Signal
+from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
+
+log = logging.getLogger(__name__)
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class VissLimits:
+    """What one connection may ask for; beyond it the spec's error comes back."""
+
+    max_message_bytes: int = 65_536
+    requests_per_s: float = 1_000.0
+    burst: int = 2_000
+    max_subscriptions: int = 256
+    max_signals_per_request: int = 2_000
+    queue_size: int = 10_000
+    max_pending_sets: int = 64
+    history_per_signal: int = 100  # values kept per signal for the history filter; 0: none
+
+
+class RateLimit:
+    """A token bucket: ``burst`` requests at once, ``rate`` per second sustained."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def wire_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [to_text(v) for v in value]
+    return to_text(value)
+
+
+def value_from_wire(sig: Signal, value: Any) -> Any:
+    """Text (or JSON) from a set request -> the Python value the broker validates."""
+    try:
+        if isinstance(value, str):
+            return parse_text(sig.datatype, value)
+        if isinstance(value, list) and is_array(sig.datatype):
+            base = element_type(sig.datatype)
+            return [parse_text(base, v) if isinstance(v, str) and base != "string" else v for v in value]
+    except ValueRejected as exc:
+        raise VissError("invalid_value", f"{sig.path}: {exc}") from None
+    return value
+
+
+def data_object(path: str, dps: list[Datapoint]) -> dict[str, Any]:
+    if len(dps) == 1:
+        dp = dps[0]
+        return {"path": path, "dp": {"value": wire_value(dp.value), "ts": iso(dp.timestamp)}}
+    return {"path": path, "dp": [{"value": wire_value(d.value), "ts": iso(d.timestamp)} for d in dps]}
+
+
+def data_field(batch: list[Datapoint]) -> Any:
+    """One object for one signal, a list for several; repeated updates of a signal become a dp list."""
+    grouped: dict[str, list[Datapoint]] = {}
+    for dp in batch:
+        grouped.setdefault(dp.path, []).append(dp)
+    objects = [data_object(p, dps) for p, dps in grouped.items()]
+    return objects[0] if len(objects) == 1 else objects
+
+
+class VissService:
+    def __init__(
+        self, broker: SignalBroker, authorizer: Authorizer, limits: VissLimits | None = None
+    ) -> None:
+        self.broker = broker
+        self.authorizer = authorizer
+        self.limits = limits or VissLimits()
+        self.sessions: set[VissSession] = set()
+        self._ids = itertools.count(1)
+        self.history: HistoryRecorder | None = None
+
+    def start_history(self) -> None:
+        """Record recent values (needs a running event loop); off when the limit is 0."""
+        if self.limits.history_per_signal > 0 and self.history is None:
+            self.history = HistoryRecorder(self.broker, self.limits.history_per_signal)
+            self.history.start()
+
+    def next_subscription_id(self) -> str:
+        return str(next(self._ids))
+
+    def grants(self, token: str | None) -> Grants:
+        return self.authorizer.grants(token)
+
+    def resolve(self, grants: Grants, query: Query, action: Action) -> list[Signal]:
+        signals: list[Signal] = []
+        seen: set[int] = set()
+        for pattern in query.patterns:
+            for sig in self.broker.catalog.resolve(pattern):
+                if sig.id in seen:
+                    continue
+                grants.check(action, sig.path)
+                seen.add(sig.id)
+                signals.append(sig)
+                if len(signals) > self.limits.max_signals_per_request:
+                    raise VissError(
+                        "too_many_requests",
+                        f"the request covers more than {self.limits.max_signals_per_request} signals; narrow it",
+                    )
+        return signals
+
+    # -- get / set (any transport) -------------------------------------------------------------
+    def get(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
+        try:
+            grants = self.grants(req.authorization or default_token)
+            query = build_query(req.path, req.filters, "get")
+            signals = self.resolve(grants, query, Action.READ)
+        except AnycarError as exc:
+            raise from_anycar(exc) from None
+        if query.metadata:
+            return {
+                "action": "get",
+                "requestId": req.request_id,
+                "metadata": metadata_tree(signals),
+                "ts": now_iso(),
+            }
+        if query.history_s is not None:
+            return self._history(req, signals, query.history_s)
+        if len(signals) == 1:
+            dp = self.broker.get(signals[0].path)
+            if dp is None:
+                raise VissError("unavailable_data", f"{signals[0].path} has no value yet")
+            data: Any = data_object(dp.path, [dp])
+        else:
+            data = []
+            for sig in signals:
+                dp = self.broker.get(sig.path)
+                data.append(
+                    data_object(sig.path, [dp])
+                    if dp is not None
+                    else {"path": sig.path, "dp": {"value": None, "ts": now_iso()}}
+                )
+        return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
+
+    def _history(self, req: Request, signals: list[Signal], period_s: float) -> dict[str, Any]:
+        if self.history is None:
+            raise VissError("filter_invalid", "this hub records no history (limits.history_per_signal is 0)")
+        start = time.time() - period_s
+        objects = []
+        for sig in signals:
+            dps = self.history.since(sig.path, start)
+            if dps:
+                objects.append(
+                    {
+                        "path": sig.path,
+                        "dp": [{"value": wire_value(d.value), "ts": iso(d.timestamp)} for d in dps],
+                    }
+                )
+        if not objects:
+            raise VissError("unavailable_data", f"no values recorded in the last {period_s:g} s")
+        data: Any = objects[0] if len(objects) == 1 else objects
+        return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
+
+    async def set(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
+        try:
+            grants = self.grants(req.authorization or default_token)
+            sig = self.broker.catalog.get(req.path)
+            grants.check(Action.ACTUATE, sig.path)
+            value = value_from_wire(sig, req.value)
+            result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
+        except AnycarError as exc:
+            raise from_anycar(exc, setting=True) from None
+        if not result.ok:
+            raise from_actuation(result)
+        return {"action": "set", "requestId": req.request_id, "ts": now_iso()}
+
+    def close(self) -> None:
+        for session in list(self.sessions):
+            session.close()
+        if self.history is not None and self.history._sub is not None:
+            self.history._sub.close()
+
+
+def metadata_tree(signals: list[Signal]) -> dict[str, Any]:
+    """The VSS-shaped tree (branches with ``children``) holding the given signals."""
+    root: dict[str, Any] = {}
+    for sig in signals:
+        parts = sig.path.split(".")
+        level = root
+        for name in parts[:-1]:
+            node = level.setdefault(name, {"type": "branch", "children": {}})
+            level = node["children"]
+        level[parts[-1]] = sig.metadata()
+    return root
+
+
+class VissSession:
+    """One client (a WebSocket connection): requests in, responses and notifications out."""
+
+    def __init__(
+        self, service: VissService, send: Send, *, default_token: str | None = None, peer: str = ""
+    ) -> None:
+        self.service = service
+        self.send = send
+        self.default_token = default_token
+        self.peer = peer
+        self.limit = RateLimit(service.limits.requests_per_s, service.limits.burst)
+        self.subscriptions: dict[str, tuple[Subscription | None, asyncio.Task[None]]] = {}
+        self.pending_sets: set[asyncio.Task[None]] = set()
+        self.requests = 0
+        self.errors = 0
+        service.sessions.add(self)
+
+    async def handle(self, text: str | bytes) -> None:
+        """Serve one message; every failure becomes an error response, never an exception."""
+        self.requests += 1
+        action: str | None = None
+        request_id: str | None = None
+        try:
+            if not self.limit.allow():
+                action, request_id = (
+                    peek(text) if len(text) <= self.service.limits.max_message_bytes else (None, None)
+                )
+                raise VissError(
+                    "too_many_requests", f"more than {self.service.limits.requests_per_s:g} requests/s"
+                )
+            try:
+                req = parse_request(text, self.service.limits.max_message_bytes)
+            except VissError:
+                if len(text) <= self.service.limits.max_message_bytes:
+                    action, request_id = peek(text)
+                raise
+            action, request_id = req.action, req.request_id
+            if req.action == "get":
+                await self.send(self.service.get(req, self.default_token))
+            elif req.action == "set":
+                self._start_set(req)
+            elif req.action == "subscribe":
+                await self._subscribe(req)
+            else:
+                await self._unsubscribe(req)
+        except VissError as err:
+            self.errors += 1
+            await self.send(error_response(err, action, request_id))
+        except Exception as exc:  # a bug must not end the connection or reach other clients
+            log.exception("VISS request from %s failed", self.peer)
+            self.errors += 1
+            await self.send(
+                error_response(VissError("internal_server_error", str(exc)[:200]), action, request_id)
+            )
+
+    def _start_set(self, req: Request) -> None:
+        if len(self.pending_sets) >= self.service.limits.max_pending_sets:
+            raise VissError(
+                "too_many_requests", f"more than {self.service.limits.max_pending_sets} sets in flight"
+            )
+
+        async def run() -> None:
+            try:
+                response = await self.service.set(req, self.default_token)
+            except VissError as err:
+                self.errors += 1
+                response = error_response(err, "set", req.request_id)
+            with contextlib.suppress(Exception):
+                await self.send(response)
+
+        task = asyncio.create_task(run())
+        self.pending_sets.add(task)
+        task.add_done_callback(self.pending_sets.discard)
+
+    async def _subscribe(self, req: Request) -> None:
+        if len(self.subscriptions) >= self.service.limits.max_subscriptions:
+            raise VissError(
+                "too_many_requests", f"more than {self.service.limits.max_subscriptions} subscriptions"
+            )
+        service = self.service
+        try:
+            grants = service.grants(req.authorization or self.default_token)
+            query = build_query(req.path, req.filters, "subscribe")
+            signals = service.resolve(grants, query, Action.READ)
+            if query.curvelog is not None:
+                flat = [s.path for s in signals if not is_numeric(s.datatype) or is_array(s.datatype)]
+                if flat:
+                    raise VissError("filter_invalid", f"curvelog needs numeric signals; {flat[0]} is not")
+            sub = None
+            if query.period_s is None:
+                sub = service.broker.subscribe(
+                    [s.path for s in signals],
+                    filter=query.subscription_filter(),
+                    queue_size=service.limits.queue_size,
+                    name=f"viss:{grants.subject or 'anonymous'}@{self.peer}",
+                )
+        except AnycarError as exc:
+            raise from_anycar(exc) from None
+        sid = service.next_subscription_id()
+        try:
+            await self.send(
+                {"action": "subscribe", "subscriptionId": sid, "requestId": req.request_id, "ts": now_iso()}
+            )
+        except BaseException:
+            if sub is not None:  # the client went away before it learned of its subscription
+                sub.close()
+            raise
+        if sub is not None:
+            curve = CurveLog(*query.curvelog) if query.curvelog is not None else None
+            task = asyncio.create_task(self._forward(sid, sub, grants, curve))
+        else:
+            assert query.period_s is not None
+            task = asyncio.create_task(self._periodic(sid, signals, query.period_s, grants))
+        self.subscriptions[sid] = (sub, task)
+
+    async def _forward(
+        self, sid: str, sub: Subscription, grants: Grants, curve: CurveLog | None = None
+    ) -> None:
+        try:
+            while True:
+                batch = await sub.get()
+                if not batch:
+                    return
+                if curve is not None:
+                    batch = [kept for dp in batch for kept in curve.add(dp)]
+                    if not batch:
+                        continue
+                if self._expired(grants):
+                    await self._end(sid, VissError("token_expired", "the subscription's token expired"))
+                    return
+                await self.send(
+                    {
+                        "action": "subscription",
+                        "subscriptionId": sid,
+                        "data": data_field(batch),
+                        "ts": now_iso(),
+                    }
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.debug("VISS subscription %s to %s ended", sid, self.peer, exc_info=True)
+        finally:
+            sub.close()
+
+    async def _periodic(self, sid: str, signals: list[Signal], period: float, grants: Grants) -> None:
+        get = self.service.broker.get
+        try:
+            while True:
+                await asyncio.sleep(period)
+                if self._expired(grants):
+                    await self._end(sid, VissError("token_expired", "the subscription's token expired"))
+                    return
+                batch = [dp for dp in (get(s.path) for s in signals) if dp is not None]
+                if batch:
+                    await self.send(
+                        {
+                            "action": "subscription",
+                            "subscriptionId": sid,
+                            "data": data_field(batch),
+                            "ts": now_iso(),
+                        }
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.debug("VISS periodic subscription %s to %s ended", sid, self.peer, exc_info=True)
+
+    @staticmethod
+    def _expired(grants: Grants) -> bool:
+        return grants.expires_at is not None and time.time() >= grants.expires_at
+
+    async def _end(self, sid: str, error: VissError) -> None:
+        entry = self.subscriptions.pop(sid, None)
+        if entry is not None and entry[0] is not None:
+            entry[0].close()
+        await self.send(
+            {"action": "subscription", "subscriptionId": sid, "error": error.to_json(), "ts": now_iso()}
+        )
+
+    async def _unsubscribe(self, req: Request) -> None:
+        entry = self.subscriptions.pop(req.subscription_id, None)
+        if entry is None:
+            raise VissError(
+                "invalid_subscription_id", f"no subscription {req.subscription_id[:40]!r} on this connection"
+            )
+        sub, task = entry
+        if sub is not None:
+            sub.close()
+        task.cancel()
+        await self.send(
+            {
+                "action": "unsubscribe",
+                "subscriptionId": req.subscription_id,
+                "requestId": req.request_id,
+                "ts": now_iso(),
+            }
+        )
+
+    def close(self) -> None:
+        for sub, task in self.subscriptions.values():
+            if sub is not None:
+                sub.close()
+            task.cancel()
+        self.subscriptions.clear()
+        for task in self.pending_sets:
+            task.cancel()
+        self.service.sessions.discard(self)

@@ -1,0 +1,78 @@
+"""`anycar hub [--brand PROFILE] [--can SOURCE] [--config FILE]`: run the in-vehicle hub.
+
+It prints one line ``anycar hub ready {json of endpoints}`` on stdout when every server
+listens, and shuts down cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from anycar.cli.output import errors
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("hub", help="run the hub: VISS v2, kuksa.val.v2 gRPC and REST over one signal broker")
+    p.add_argument("--config", help="hub config file (YAML or TOML): host, ports, tokens, tls, limits")
+    p.add_argument("--brand", metavar="PROFILE", help="brand profile whose CAN mapping feeds the broker")
+    p.add_argument("--can", metavar="SOURCE", help="CAN source for the brand adapter (interface or log file)")
+    p.add_argument("--host", help="bind address (overrides the config)")
+    p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
+    p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
+    p.add_argument("--http-port", type=int, help="REST and VISS-over-HTTP port (0: any free port)")
+    p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    p.set_defaults(func=run_hub)
+
+
+def run_hub(args: argparse.Namespace) -> int:
+    from anycar.hub import Hub, HubConfig
+    from anycar.hub.plugins import brand_component
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = HubConfig.load(args.config) if args.config else HubConfig()
+    if args.host:
+        config.host = args.host
+        config.source = f"{config.source} with --host {args.host}"
+    for name in ("grpc", "viss", "http"):
+        value = getattr(args, f"{name}_port")
+        if value is not None:
+            config.ports[name] = value
+    hub = Hub(config)
+    if args.brand or args.can:
+        hub.add_component(brand_component(args.brand, args.can))
+    if config.open:
+        errors.print(
+            "[bold yellow]note:[/] no token key configured (tokens.public_key): every client may read, "
+            "actuate and provide everything, so the hub listens on loopback only",
+            highlight=False,
+        )
+    asyncio.run(_serve(hub))
+    return 0
+
+
+async def _serve(hub: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await hub.start()
+    # What exists now (catalog, modules, servers) lives as long as the process: move it out of
+    # the collector's way, so a full collection does not pause every API for ~30 ms.
+    gc.collect()
+    gc.freeze()
+    try:
+        sys.stdout.write("anycar hub ready " + json.dumps(hub.endpoints()) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await hub.stop()
+        errors.print("anycar hub stopped", highlight=False)
