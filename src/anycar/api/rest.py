@@ -23,7 +23,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants
@@ -107,6 +108,7 @@ class RestApi:
         self.title = title
         self.groups: list[RouteGroup] = []
         self.extra_routes: list[BaseRoute] = []
+        self.fallback: ASGIApp | None = None  # served for every path nothing else claims (the dashboard)
 
     def add_group(self, group: RouteGroup) -> None:
         if any(g.name == group.name for g in self.groups):
@@ -148,6 +150,8 @@ class RestApi:
         for group in self.groups:
             routes.extend(group.routes)
         routes.extend(self.extra_routes)
+        if self.fallback is not None:
+            routes.append(Mount("/", app=self.fallback))
         app = Starlette(
             routes=routes,
             exception_handlers={AnycarError: _anycar_error, HTTPException: _http_error},
@@ -178,9 +182,7 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                 {
                     "path": sig.path,
                     "id": sig.id,
-                    "type": str(sig.type),
-                    "datatype": sig.datatype,
-                    "unit": sig.unit,
+                    **sig.metadata(),
                     "value": dp.value if dp is not None else None,
                     "timestamp": dp.timestamp if dp is not None else None,
                     "provider": broker.provider_of(sig.path),

@@ -182,11 +182,16 @@ def replay(
 
 
 class BusSource:
-    """Reads a python-can bus on its own thread and feeds the adapter on the event loop."""
+    """Reads a python-can bus on its own thread and feeds the adapter on the event loop.
 
-    def __init__(self, adapter: CanAdapter, bus: can.BusABC) -> None:
+    ``bus_name`` names the profile bus the frames belong to, for interfaces (like python-can's
+    virtual bus) whose channel is not the profile's channel.
+    """
+
+    def __init__(self, adapter: CanAdapter, bus: can.BusABC, *, bus_name: str | None = None) -> None:
         self.adapter = adapter
         self.bus = bus
+        self.bus_name = bus_name
         self._reader = can.AsyncBufferedReader()
         self._notifier: can.Notifier | None = None
         self._task: asyncio.Task[None] | None = None
@@ -204,6 +209,9 @@ class BusSource:
             queue = reader.buffer
             while not queue.empty() and len(batch) < REPLAY_BATCH:
                 batch.append(queue.get_nowait())
+            if self.bus_name is not None:
+                for msg in batch:
+                    msg.channel = self.bus_name
             try:
                 self.adapter.feed_many(batch)
             except NotProvider:  # the adapter was closed: nothing left to publish to
@@ -243,3 +251,23 @@ def open_bus(interface: str, channel: str, **kwargs: Any) -> can.BusABC:
         return can.Bus(interface=interface, channel=channel, **kwargs)
     except (can.CanError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot open CAN bus {interface}:{channel}: {exc}") from None
+
+
+async def replay_async(adapter: CanAdapter, path: str | Path, *, speed: float = 1.0) -> dict[str, Any]:
+    """Feed a log to the adapter at its recorded pace (times ``speed``) without blocking the loop."""
+    start = time.perf_counter()
+    batch: list[can.Message] = []
+    first_ts: float | None = None
+    frames = 0
+    for msg in read_log(path, adapter.bad):
+        frames += 1
+        if first_ts is None:
+            first_ts = msg.timestamp
+        ahead = (msg.timestamp - first_ts) / speed - (time.perf_counter() - start)
+        if ahead > 0.001 or len(batch) >= REPLAY_BATCH:
+            adapter.feed_many(batch)
+            batch.clear()
+            await asyncio.sleep(max(ahead, 0.0))
+        batch.append(msg)
+    adapter.feed_many(batch)
+    return {"frames": frames, "seconds": round(time.perf_counter() - start, 3), **adapter.stats()}

@@ -1,7 +1,8 @@
-"""`anycar demo`: a hub with the broker, fed by a simple drive, showing what it serves.
+"""`anycar demo`: the whole hub on embedded defaults, driven by the simulator.
 
-The full demo (simulator through CAN, accessories, APIs and dashboard) replaces this when the
-simulator lands; until then it shows the broker at work.
+The simulator drives the chosen car (frames through its DBC onto virtual CAN buses, read back by
+the brand adapter), the virtual accessories are fitted at its mount points, every API and the
+cabin dashboard listen on localhost, and a live status line shows what is going on.
 """
 
 from __future__ import annotations
@@ -9,84 +10,95 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
-import time
+import signal
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from rich.live import Live
-from rich.table import Table
-
-from anycar.broker import SignalBroker
 from anycar.cli.output import console
 
-DRIVE_SIGNALS = [
-    "Vehicle.Speed",
-    "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
-    "Vehicle.Powertrain.Transmission.CurrentGear",
-    "Vehicle.Cabin.HVAC.AmbientAirTemperature",
-]
+DEFAULT_BRAND = "kaiyun_pickman"
 
 
 def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="run a demo hub on embedded defaults")
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: until Ctrl-C)")
+    demo = sub.add_parser("demo", help="run the whole hub on embedded defaults, driven by the simulator")
+    demo.add_argument(
+        "--brand", default=DEFAULT_BRAND, help=f"reference profile to drive (default {DEFAULT_BRAND})"
+    )
     demo.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per real second")
-    demo.add_argument("--headless", action="store_true", help="no live status line")
+    demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: until Ctrl-C)")
+    demo.add_argument("--seed", type=int, default=0, help="simulator seed")
+    demo.add_argument(
+        "--headless", action="store_true", help="no live status line, just the URLs and a summary"
+    )
+    demo.add_argument("--port-offset", type=int, default=0, help="add this to every default port")
     demo.set_defaults(func=run_demo)
 
 
-def _status(broker: SignalBroker) -> Table:
-    table = Table(title="anycar hub: broker", title_justify="left")
-    table.add_column("signal")
-    table.add_column("value", justify="right")
-    for path in DRIVE_SIGNALS:
-        dp = broker.get(path)
-        table.add_row(
-            path,
-            "—" if dp is None else f"{dp.value:.1f}" if isinstance(dp.value, float) else str(dp.value),
-        )
-    stats = broker.stats()
-    table.caption = (
-        f"{stats['signals']} VSS signals served, {stats['updates']} updates, {stats['dropped']} dropped"
-    )
-    return table
-
-
-async def _drive(broker: SignalBroker, duration: float, speedup: float, live: Live | None) -> None:
-    provider = broker.register_provider("demo-drive", DRIVE_SIGNALS)
-    sub = broker.subscribe(DRIVE_SIGNALS, name="demo-status")
-    start = time.monotonic()
-    soc = 80.0
-    while duration <= 0 or time.monotonic() - start < duration:
-        t = (time.monotonic() - start) * speedup
-        speed = max(0.0, 50 * math.sin(t / 20))
-        soc = max(0.0, soc - speed * 0.0001 * speedup)
-        gear = 0 if speed < 1 else min(6, 1 + int(speed // 15))
-        provider.publish_many(
-            [
-                (DRIVE_SIGNALS[0], speed),
-                (DRIVE_SIGNALS[1], soc),
-                (DRIVE_SIGNALS[2], gear),
-                (DRIVE_SIGNALS[3], 21.5),
-            ]
-        )
-        sub.drain()
-        if live is not None:
-            live.update(_status(broker))
-        await asyncio.sleep(0.1)
-    sub.close()
-
-
 def run_demo(args: argparse.Namespace) -> int:
-    broker = SignalBroker()
-    console.print(f"[bold]anycar[/] hub: {len(broker.catalog)} VSS 6.0 signals in the broker")
-    if args.headless:
-        asyncio.run(_drive(broker, args.duration, args.speedup, None))
-        console.print(_status(broker))
-    else:
-        with (
-            Live(_status(broker), console=console, refresh_per_second=4) as live,
-            contextlib.suppress(KeyboardInterrupt),
-        ):
-            asyncio.run(_drive(broker, args.duration, args.speedup, live))
+    from anycar.hub import HubConfig
+    from anycar.hub.assemble import HubParts, build_hub
+
+    config = HubConfig()
+    config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
+    with tempfile.TemporaryDirectory(prefix="anycar-demo-") as tmp:
+        parts = HubParts(
+            brand=args.brand,
+            db_path=Path(tmp) / "hub.sqlite3",
+            accessory_port=config.ports.get("accessories") or 0,
+            virtual_fleet=True,
+            simulate=True,
+            seed=args.seed,
+            speedup=args.speedup,
+        )
+        hub = build_hub(config, parts)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(hub, args))
     return 0
+
+
+async def _run(hub: Any, args: argparse.Namespace) -> None:
+    from anycar.hub.cabin import CabinComponent
+    from anycar.sim.status import DemoStatus, FittedAccessory, live_status
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.duration > 0:
+        loop.call_later(args.duration, stop.set)
+    with console.status("starting the hub, the simulator and the virtual accessories..."):
+        await hub.start()
+    endpoints = hub.endpoints()
+    cabin = next(c for c in hub.components if isinstance(c, CabinComponent))
+    console.print(f"[bold]anycar demo[/]: {cabin.profile.title}, driven by the simulator")
+    for name, url in endpoints.items():
+        console.print(f"  {name:<12} {url}")
+    console.print(f"[bold green]open the dashboard:[/] {endpoints.get('dashboard')}")
+
+    def fitted() -> list[FittedAccessory]:
+        view = cabin.accessories()["accessories"]
+        return [
+            FittedAccessory(a["name"], a["mount"] or "", a["power"]["now_w"], a["state"] != "unavailable")
+            for a in view
+        ]
+
+    status = DemoStatus(
+        hub.broker, endpoints.get("dashboard", ""), vehicle=cabin.profile.title, accessories=fitted
+    )
+    try:
+        if args.headless:
+            await stop.wait()
+        else:
+            with live_status(status, console=console):
+                await stop.wait()
+    finally:
+        final = status.render()
+        summary = hub.broker.stats()
+        names = [a.name for a in fitted()]
+        await hub.stop()
+    console.print(final)
+    console.print(
+        f"{summary['updates']} signal updates, {summary['rejected']} rejected, {summary['dropped']} dropped; "
+        f"{len(names)} accessories fitted: {', '.join(names)}"
+    )

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from anycar.cli.output import errors
@@ -23,6 +24,25 @@ def register(sub: Any) -> None:
     p.add_argument("--config", help="hub config file (YAML or TOML): host, ports, tokens, tls, limits")
     p.add_argument("--brand", metavar="PROFILE", help="brand profile whose CAN mapping feeds the broker")
     p.add_argument("--can", metavar="SOURCE", help="CAN source for the brand adapter (interface or log file)")
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="accessory registry, trust keys and events (SQLite; default $ANYCAR_HUB_DB or ~/.local/share/anycar/hub.sqlite3)",
+    )
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="drive the car with the simulator (frames on virtual CAN buses)",
+    )
+    p.add_argument(
+        "--speedup", type=float, default=1.0, help="simulated seconds per real second (with --simulate)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --simulate)")
+    p.add_argument(
+        "--virtual-accessories",
+        action="store_true",
+        help="fit the virtual accessories that find a free mount",
+    )
     p.add_argument("--host", help="bind address (overrides the config)")
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
     p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
@@ -32,8 +52,9 @@ def register(sub: Any) -> None:
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    from anycar.hub import Hub, HubConfig
-    from anycar.hub.plugins import brand_component
+    from anycar.hub import HubConfig
+    from anycar.hub.assemble import HubParts, build_hub
+    from anycar.policy.db import default_db_path
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,9 +67,17 @@ def run_hub(args: argparse.Namespace) -> int:
         value = getattr(args, f"{name}_port")
         if value is not None:
             config.ports[name] = value
-    hub = Hub(config)
-    if args.brand or args.can:
-        hub.add_component(brand_component(args.brand, args.can))
+    parts = HubParts(
+        brand=args.brand,
+        can=args.can,
+        db_path=Path(args.db) if args.db else default_db_path() if args.brand else None,
+        accessory_port=config.ports.get("accessories") or 0,
+        virtual_fleet=args.virtual_accessories,
+        simulate=args.simulate,
+        seed=args.seed,
+        speedup=args.speedup,
+    )
+    hub = build_hub(config, parts)
     if config.open:
         errors.print(
             "[bold yellow]note:[/] no token key configured (tokens.public_key): every client may read, "

@@ -6,7 +6,8 @@ Example (YAML; TOML has the same keys)::
     ports:                     # 0 picks a free port; null turns that server off
       grpc: 55555              # kuksa.val.v2
       viss: 8090               # VISS v2 over WebSocket
-      http: 8080               # REST management API and VISS over HTTP
+      http: 8080               # REST management API, VISS over HTTP and the dashboard
+      accessories: 8765        # accessory protocol (WebSocket), with --brand
     tokens:
       public_key: keys/jwt.key.pub   # PEM, RSA (RS256) or EC P-256 (ES256)
       audience: null
@@ -39,7 +40,7 @@ import yaml
 from anycar.api.viss import VissLimits
 from anycar.errors import ConfigError
 
-DEFAULT_PORTS = {"grpc": 55555, "viss": 8090, "http": 8080}
+DEFAULT_PORTS = {"grpc": 55555, "viss": 8090, "http": 8080, "accessories": 8765}
 _TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s"}
 
 

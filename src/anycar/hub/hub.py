@@ -157,6 +157,10 @@ class Hub:
             out["viss"] = f"{self.viss_ws.scheme}://{host}:{self.viss_ws.port}"
         if self.http is not None:
             out["http"] = f"{self.http.scheme}://{host}:{self.http.port}"
+        for component in self._started:
+            more = getattr(component, "endpoints", None)
+            if more is not None:
+                out.update(more())
         return out
 
     def info(self) -> dict[str, Any]:

@@ -417,7 +417,7 @@ function renderBranch(node, prefix) {
 async function loadExplorer() {
   const tree = $("signal-tree");
   let data;
-  try { data = await api("/signals?pattern=Vehicle.**"); } catch (err) {
+  try { data = await api("/signals?pattern=Vehicle.**&limit=5000"); } catch (err) {
     tree.replaceChildren(el("p", { class: "empty", text: `The signal catalog is not available (${err.message}).` }));
     return;
   }

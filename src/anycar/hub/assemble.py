@@ -1,0 +1,57 @@
+"""How a hub is put together from its parts: the one place that knows every room."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from anycar.brands import load_profile
+from anycar.errors import ConfigError
+from anycar.hub.cabin import CabinComponent
+from anycar.hub.config import HubConfig
+from anycar.hub.dashboard import DashboardComponent
+from anycar.hub.hub import Hub
+from anycar.hub.simulation import SimulationComponent
+from anycar.hub.vehicle import VehicleComponent
+
+
+@dataclass
+class HubParts:
+    """What to plug in. ``brand`` is needed by everything below it."""
+
+    brand: str | None = None
+    can: str | None = None
+    db_path: Path | None = None
+    accessory_port: int = 0
+    virtual_fleet: bool = False
+    simulate: bool = False
+    seed: int = 0
+    speedup: float = 1.0
+    dashboard: bool = True
+
+
+def build_hub(config: HubConfig, parts: HubParts) -> Hub:
+    """A hub with the vehicle (CAN), the simulator, the cabin (accessories, policy) and the dashboard."""
+    if parts.brand is None and (parts.can or parts.simulate or parts.virtual_fleet):
+        raise ConfigError("--can, simulation and accessories need --brand PROFILE (see `anycar brand list`)")
+    if parts.can and parts.simulate:
+        raise ConfigError("choose one source of CAN frames: --can or the simulator")
+    hub = Hub(config)
+    if parts.brand is None:
+        if parts.dashboard:
+            hub.add_component(DashboardComponent())
+        return hub
+    profile = load_profile(parts.brand)
+    vehicle = VehicleComponent(profile, parts.can)
+    hub.add_component(vehicle)
+    if parts.simulate:
+        hub.add_component(SimulationComponent(vehicle, seed=parts.seed, speedup=parts.speedup))
+    if parts.db_path is not None:
+        hub.add_component(
+            CabinComponent(
+                profile, parts.db_path, accessory_port=parts.accessory_port, virtual_fleet=parts.virtual_fleet
+            )
+        )
+    if parts.dashboard:
+        hub.add_component(DashboardComponent())
+    return hub

@@ -1,0 +1,334 @@
+"""The cabin as a hub component: accessories and policy at the car's mount points, and the
+REST views the dashboard and fleet tools read (vehicle, accessories, driving state, events).
+
+Controls and readings are derived from each accessory's bound signals, so a new accessory shows
+up in the dashboard without any code: boolean actuator -> switch, number -> range, string with
+``allowed`` -> select, ``...Color`` string -> colour; sensors are readings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from anycar.accessories import signing
+from anycar.accessories.demo import fit_virtual_fleet
+from anycar.accessories.manager import AccessoryManager, Fitted
+from anycar.accessories.mounts import MountPlan, load_mounts
+from anycar.accessories.sdk import Accessory
+from anycar.api.auth import Action
+from anycar.api.rest import API_PREFIX, RouteGroup, require
+from anycar.brands import BrandProfile
+from anycar.model import NodeType, Signal
+from anycar.model.datatypes import INTEGER_RANGES, is_numeric
+from anycar.policy import PolicyEngine
+
+if TYPE_CHECKING:
+    from anycar.hub.hub import Hub
+
+EVENT_KINDS = {"fitted", "removed", "refused", "shed", "restored", "restricted", "unavailable", "error"}
+
+
+class CabinComponent:
+    """Mount points, the accessory server, the policy engine; optionally the virtual fleet."""
+
+    name = "cabin"
+
+    def __init__(
+        self,
+        profile: BrandProfile,
+        db_path: str | Path,
+        *,
+        accessory_port: int = 0,
+        virtual_fleet: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.db_path = Path(db_path)
+        self.accessory_port = accessory_port
+        self.virtual_fleet = virtual_fleet
+        self.plan: MountPlan = load_mounts(profile.directory)
+        self.policy: PolicyEngine | None = None
+        self.manager: AccessoryManager | None = None
+        self.virtual: list[Accessory] = []
+
+    async def start(self, hub: Hub) -> None:
+        broker = hub.broker
+        self.policy = PolicyEngine(
+            broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
+        )
+        await self.policy.start()
+        self.manager = AccessoryManager(
+            broker,
+            self.db_path,
+            self.plan,
+            policy=self.policy,
+            host=hub.config.host,
+            port=self.accessory_port,
+        )
+        await self.manager.start()
+        hub.add_rest_group(self.rest_group())
+        if self.virtual_fleet:
+            self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
+
+    def endpoints(self) -> dict[str, str]:
+        return {"accessories": self.manager.url} if self.manager is not None else {}
+
+    async def stop(self) -> None:
+        for acc in self.virtual:
+            await acc.stop()
+        self.virtual = []
+        if self.manager is not None:
+            await self.manager.stop()
+        if self.policy is not None:
+            await self.policy.stop()
+            self.policy.close()
+
+    # -- views --------------------------------------------------------------------------------
+    def vehicle(self) -> dict[str, Any]:
+        assert self.manager is not None
+        board = self.manager.board
+        fitted_at = {f.mount.id: f for f in self.manager.fitted.values()}
+        rails = [
+            {
+                "id": r.id,
+                "name": r.description or f"{r.voltage_v:g} V rail",
+                "budget_w": r.budget_w,
+                "used_w": round(sum(_now_w(f) for f in fitted_at.values() if f.mount.rail == r.id), 2),
+                "reserved_w": round(board.rail_used(r.id), 2),
+            }
+            for r in self.plan.rails.values()
+        ]
+        mounts = []
+        for m in self.plan.mounts.values():
+            f = fitted_at.get(m.id)
+            loc = m.location
+            mounts.append(
+                {
+                    "id": m.id,
+                    "name": m.description or m.id,
+                    "type": m.type,
+                    "location": ".".join(str(loc[k]) for k in ("row", "side") if k in loc)
+                    or str(loc.get("zone", "")),
+                    "rail": m.rail,
+                    "budget_w": m.max_w,
+                    "fitted": None
+                    if f is None
+                    else {
+                        "accessory": f.instance,
+                        "name": f.manifest.product_name,
+                        "trait": f.manifest.traits[0].id if f.manifest.traits else "",
+                        "watts": _now_w(f),
+                    },
+                }
+            )
+        p = self.profile
+        return {
+            "id": p.id,
+            "brand": p.brand,
+            "model": p.model,
+            "name": p.title,
+            "reference": p.reference,
+            "rails": rails,
+            "mounts": mounts,
+        }
+
+    def accessories(self) -> dict[str, Any]:
+        assert self.manager is not None
+        catalog = self.manager.broker.catalog
+        out = []
+        for f in self.manager.fitted.values():
+            controls, readings = [], []
+            for local, path in f.binding.paths.items():
+                sig = catalog.find(path)
+                if sig is None or path == f.binding.status_path:
+                    continue
+                if sig.type is NodeType.ACTUATOR and (control := _control(sig, local)) is not None:
+                    controls.append(control)
+                elif sig.type is not NodeType.ACTUATOR:
+                    readings.append(
+                        {"path": path, "label": _label(local), **({"unit": sig.unit} if sig.unit else {})}
+                    )
+            power = f.manifest.power
+            load = f.load
+            out.append(
+                {
+                    "id": f.instance,
+                    "name": f.manifest.product_name,
+                    "vendor": str(f.manifest.data.get("vendor_name", "")),
+                    "model": str(f.manifest.data.get("model", "")),
+                    "trait": f.manifest.traits[0].id if f.manifest.traits else "",
+                    "mount": f.mount.id,
+                    "state": _state(f),
+                    "priority": load.priority.label if load is not None else f.manifest.priority.label,
+                    "power": {
+                        "standby_w": power.standby_w,
+                        "typical_w": power.typical_w,
+                        "peak_w": power.peak_w,
+                        "now_w": _now_w(f),
+                    },
+                    "controls": controls,
+                    "readings": readings,
+                    "restricted": sorted(load.restrictions) if load is not None else [],
+                }
+            )
+        return {"accessories": out}
+
+    def driving_state(self) -> dict[str, Any]:
+        assert self.policy is not None and self.manager is not None
+        status = self.policy.status()
+        names = {f.instance: f.manifest.product_name for f in self.manager.fitted.values()}
+        affected = [
+            {
+                "accessory": load["name"],
+                "name": names.get(load["name"], load["name"]),
+                "restrictions": load["restrictions"],
+            }
+            for load in status["loads"]
+            if load["restrictions"]
+        ]
+        return {
+            "state": status["driving_state"],
+            "restrictions": status["restrictions"],
+            "affected": affected,
+        }
+
+    def events(self, limit: int) -> dict[str, Any]:
+        assert self.policy is not None
+        recent = self.policy.events.recent(limit=limit)
+        out = []
+        for e in reversed(recent):
+            out.append(
+                {
+                    "ts": dt.datetime.fromtimestamp(e.ts, dt.UTC)
+                    .isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z"),
+                    "kind": e.kind
+                    if e.kind in EVENT_KINDS
+                    else "error"
+                    if "error" in e.kind
+                    else "restricted",
+                    "event": e.kind,
+                    "accessory": e.subject,
+                    "message": e.message,
+                }
+            )
+        return {"events": out}
+
+    def rest_group(self) -> RouteGroup:
+        """``/api/vehicle``, ``/api/accessories``, ``/api/driving-state``, ``/api/events``."""
+
+        async def vehicle(request: Request) -> JSONResponse:
+            require(request, Action.READ)
+            return JSONResponse(self.vehicle())
+
+        async def accessories(request: Request) -> JSONResponse:
+            require(request, Action.READ)
+            return JSONResponse(self.accessories())
+
+        async def driving(request: Request) -> JSONResponse:
+            require(request, Action.READ)
+            return JSONResponse(self.driving_state())
+
+        async def events(request: Request) -> JSONResponse:
+            require(request, Action.READ)
+            try:
+                limit = max(1, min(500, int(request.query_params.get("limit", "50"))))
+            except ValueError:
+                return JSONResponse(
+                    {"error": {"code": 400, "reason": "bad_request", "message": "limit must be an integer"}},
+                    status_code=400,
+                )
+            return JSONResponse(self.events(limit))
+
+        p = API_PREFIX
+        described = {
+            "vehicle": "The brand profile, supply rails and mount points with what is fitted and its watts",
+            "accessories": "Fitted accessories with state, power, and the controls and readings of their signals",
+            "driving-state": "Parked, idling or moving, and the UX restrictions in force",
+            "events": "Recent fits, refusals, sheds, restores and restrictions, newest first",
+        }
+        return RouteGroup(
+            name="cabin",
+            description="The vehicle's mount points, its accessories, the driving state and the policy's decisions.",
+            routes=[
+                Route(f"{p}/vehicle", vehicle, methods=["GET"]),
+                Route(f"{p}/accessories", accessories, methods=["GET"]),
+                Route(f"{p}/driving-state", driving, methods=["GET"]),
+                Route(f"{p}/events", events, methods=["GET"]),
+            ],
+            paths={
+                f"{p}/{name}": {
+                    "get": {
+                        "tags": ["cabin"],
+                        "summary": text,
+                        "responses": {
+                            "200": {
+                                "description": text,
+                                "content": {"application/json": {"schema": {"type": "object"}}},
+                            }
+                        },
+                    }
+                }
+                for name, text in described.items()
+            },
+        )
+
+
+def _state(f: Fitted) -> str:
+    if f.silent or f.status in ("UNAVAILABLE", "REMOVED"):
+        return "unavailable"
+    if f.load is not None and f.load.shed:
+        return "shed"
+    if f.load is not None and f.load.restrictions:
+        return "restricted"
+    return "running"
+
+
+def _now_w(f: Fitted) -> float:
+    """What the accessory draws now, from its manifest: typical when running, none when shed or gone."""
+    state = _state(f)
+    if state in ("shed", "unavailable"):
+        return 0.0
+    return float(f.manifest.power.typical_w)
+
+
+def _label(local: str) -> str:
+    """``IsLightOn`` -> ``Light on``: a control's name as a person reads it."""
+    name = local.rsplit(".", 1)[-1]
+    if name.startswith("Is") and name[2:3].isupper():
+        name = name[2:]
+    out = "".join(f" {c.lower()}" if c.isupper() and i else c for i, c in enumerate(name))
+    return out.replace("is ", "").strip().capitalize() or name
+
+
+def _control(sig: Signal, local: str) -> dict[str, Any] | None:
+    base: dict[str, Any] = {"path": sig.path, "label": _label(local)}
+    if sig.datatype == "boolean":
+        return {**base, "kind": "switch"}
+    if sig.datatype == "string" and sig.allowed:
+        return {**base, "kind": "select", "options": [str(a) for a in sig.allowed]}
+    if sig.datatype == "string" and sig.name.lower().endswith(("color", "colour")):
+        return {**base, "kind": "color"}
+    if is_numeric(sig.datatype) and not sig.datatype.endswith("[]"):
+        lo, hi = sig.min, sig.max
+        if sig.datatype in INTEGER_RANGES:
+            rlo, rhi = INTEGER_RANGES[sig.datatype]
+            lo = rlo if lo is None else lo
+            hi = min(rhi, 1000) if hi is None else hi
+        lo = 0 if lo is None else lo
+        hi = 100 if hi is None else hi
+        step = 1 if sig.datatype in INTEGER_RANGES else 0.5
+        return {
+            **base,
+            "kind": "range",
+            "min": lo,
+            "max": hi,
+            "step": step,
+            **({"unit": sig.unit} if sig.unit else {}),
+        }
+    return None

@@ -1,0 +1,79 @@
+"""The simulator as a hub component: it drives the car and puts its frames on CAN.
+
+Each step's VSS values are encoded through the brand profile's DBC (``vss2dbc``) into frames,
+sent on python-can virtual buses, one per bus of the profile, and read back by the vehicle
+component's CAN adapter: the demo runs the same path from CAN through the mapping to the broker
+that a real car does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import can
+
+from anycar.brands import ProfileEncoder
+from anycar.hub.vehicle import VehicleComponent
+from anycar.sim.runner import CanFrameSink, SimulationRunner
+from anycar.sim.simulator import Simulator
+
+if TYPE_CHECKING:
+    from anycar.hub.hub import Hub
+
+_instances = itertools.count()
+
+
+class ChannelRouter:
+    """A ``send`` that puts each frame on the virtual bus of the profile bus it belongs to."""
+
+    def __init__(self, buses: dict[str, can.BusABC], channel_to_bus: dict[str, str]) -> None:
+        self.buses = buses
+        self.channel_to_bus = channel_to_bus
+
+    def send(self, frame: can.Message) -> None:
+        name = self.channel_to_bus.get(str(frame.channel), str(frame.channel))
+        bus = self.buses.get(name)
+        if bus is None:
+            raise can.CanOperationError(f"frame for unknown bus {frame.channel!r}")
+        bus.send(frame)
+
+
+class SimulationComponent:
+    """Runs a ``Simulator`` for the vehicle component's profile at ``speedup`` times real time."""
+
+    name = "simulator"
+
+    def __init__(self, vehicle: VehicleComponent, *, seed: int = 0, speedup: float = 1.0) -> None:
+        self.vehicle = vehicle
+        self.sim = Simulator.for_profile(vehicle.profile.id, seed=seed)
+        self.runner = SimulationRunner(self.sim, speedup=speedup)
+        self.sink: CanFrameSink | None = None
+        self._tx: dict[str, can.BusABC] = {}
+        self._rx: dict[str, can.BusABC] = {}
+        self._task: asyncio.Task[Any] | None = None
+
+    async def start(self, hub: Hub) -> None:
+        profile = self.vehicle.profile
+        prefix = f"anycar-sim-{next(_instances)}"
+        for bus in profile.buses:
+            channel = f"{prefix}-{bus.name}"
+            self._tx[bus.name] = can.Bus(interface="virtual", channel=channel)
+            self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
+            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start()
+        encoder = ProfileEncoder(profile)
+        router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
+        self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
+        self.runner.add_sink(self.sink)
+        self._task = asyncio.create_task(self.runner.run(), name="simulator")
+
+    async def stop(self) -> None:
+        self.runner.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for bus in (*self._tx.values(), *self._rx.values()):
+            bus.shutdown()
+        self._tx, self._rx = {}, {}
