@@ -14,7 +14,7 @@ pytest.register_assert_rewrite("browser_support")
 
 import anycar.dashboard  # noqa: E402
 from anycar.hub.cabin import CabinComponent  # noqa: E402
-from browser_support import serve  # noqa: E402
+from browser_support import screenshot, serve  # noqa: E402
 from hub_support import running_hub  # noqa: E402
 
 pytest_plugins = ["browser_support"]
@@ -103,6 +103,8 @@ def test_dashboard_follows_the_hub_live_and_drives_an_accessory(page: Any, tmp_p
             "/\\d/.test(document.querySelector(\"[data-testid='signal-value']\").textContent)", timeout=10_000
         )
         assert "float" in page.locator("[data-testid='signal-detail']").inner_text()
+        page.wait_for_selector("#driving-state[data-state='moving']", timeout=15_000)
+        screenshot(page, "dashboard_live_demo_hub")  # while the hub is still live
         assert _own_errors(page) == []
 
 

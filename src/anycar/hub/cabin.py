@@ -31,7 +31,26 @@ from anycar.policy import PolicyEngine
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
 
-EVENT_KINDS = {"fitted", "removed", "refused", "shed", "restored", "restricted", "unavailable", "error"}
+# The policy's event kinds, as the dashboard's Activity panel names them.
+EVENT_KINDS = {
+    "shed": "shed",
+    "restore": "restored",
+    "available": "restored",
+    "refusal": "refused",
+    "fit_refused": "refused",
+    "attestation_failed": "refused",
+    "pairing_failed": "refused",
+    "locked_out": "refused",
+    "rate_limited": "refused",
+    "restriction": "restricted",
+    "driving_state": "restricted",
+    "commissioned": "fitted",
+    "fitted": "fitted",
+    "removed": "removed",
+    "unavailable": "unavailable",
+    "trust_added": "trust",
+    "trust_revoked": "trust",
+}
 
 
 class CabinComponent:
@@ -207,11 +226,7 @@ class CabinComponent:
                     "ts": dt.datetime.fromtimestamp(e.ts, dt.UTC)
                     .isoformat(timespec="milliseconds")
                     .replace("+00:00", "Z"),
-                    "kind": e.kind
-                    if e.kind in EVENT_KINDS
-                    else "error"
-                    if "error" in e.kind
-                    else "restricted",
+                    "kind": EVENT_KINDS.get(e.kind, "error"),
                     "event": e.kind,
                     "accessory": e.subject,
                     "message": e.message,
