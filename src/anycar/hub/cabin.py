@@ -9,6 +9,7 @@ up in the dashboard without any code: boolean actuator -> switch, number -> rang
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +23,13 @@ from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
-from anycar.api.rest import API_PREFIX, RouteGroup, require
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, require
 from anycar.brands import BrandProfile
+from anycar.errors import ConfigError
 from anycar.model import NodeType, Signal
 from anycar.model.datatypes import INTEGER_RANGES, is_numeric
 from anycar.policy import PolicyEngine
+from anycar.policy.privileges import Privilege
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
@@ -260,12 +263,38 @@ class CabinComponent:
                 )
             return JSONResponse(self.events(limit))
 
+        async def grants(request: Request) -> JSONResponse:
+            require(request, Action.READ)
+            assert self.policy is not None
+            return JSONResponse({"grants": [g.to_dict() for g in self.policy.grants.all()]})
+
+        async def grant_app(request: Request) -> JSONResponse:
+            assert self.policy is not None
+            app_id = request.path_params["app"]
+            body = await _json_object(request)
+            reads = _patterns(body, "reads")
+            actuates = _patterns(body, "actuates")
+            # Nobody grants more than their own token holds.
+            held = caller_grants(request)
+            for pattern in reads:
+                held.check(Action.READ, pattern)
+            for pattern in actuates:
+                held.check(Action.ACTUATE, pattern)
+            assert self.manager is not None
+            for pattern in (*reads, *actuates):
+                self.manager.broker.catalog.resolve(pattern)  # an unknown path is a 404, not a silent grant
+            grant = self.policy.grant_app(
+                app_id, Privilege.parse(body.get("privilege", "Operate")), reads=reads, actuates=actuates
+            )
+            return JSONResponse(grant.to_dict())
+
         p = API_PREFIX
         described = {
             "vehicle": "The brand profile, supply rails and mount points with what is fitted and its watts",
             "accessories": "Fitted accessories with state, power, and the controls and readings of their signals",
             "driving-state": "Parked, idling or moving, and the UX restrictions in force",
             "events": "Recent fits, refusals, sheds, restores and restrictions, newest first",
+            "grants": "What each accessory and app may read and actuate, and its privilege",
         }
         return RouteGroup(
             name="cabin",
@@ -275,6 +304,8 @@ class CabinComponent:
                 Route(f"{p}/accessories", accessories, methods=["GET"]),
                 Route(f"{p}/driving-state", driving, methods=["GET"]),
                 Route(f"{p}/events", events, methods=["GET"]),
+                Route(f"{p}/grants", grants, methods=["GET"]),
+                Route(f"{p}/grants/{{app}}", grant_app, methods=["PUT"]),
             ],
             paths={
                 f"{p}/{name}": {
@@ -290,8 +321,51 @@ class CabinComponent:
                     }
                 }
                 for name, text in described.items()
+            }
+            | {
+                f"{p}/grants/{{app}}": {
+                    "put": {
+                        "tags": ["cabin"],
+                        "summary": "Grant an app a privilege and the paths it may read and actuate "
+                        "(never more than the caller's token holds)",
+                        "requestBody": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "privilege": {
+                                                "enum": ["View", "Operate", "Manage", "Administer"]
+                                            },
+                                            "reads": {"type": "array", "items": {"type": "string"}},
+                                            "actuates": {"type": "array", "items": {"type": "string"}},
+                                        },
+                                    }
+                                }
+                            }
+                        },
+                        "responses": {"200": {"description": "the grant as stored"}},
+                    }
+                }
             },
         )
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ConfigError("request body must be a JSON object")
+    return body
+
+
+def _patterns(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"field {key!r} must be a list of VSS paths or patterns")
+    return value
 
 
 def _state(f: Fitted) -> str:
