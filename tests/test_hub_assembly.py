@@ -167,28 +167,30 @@ def test_hub_endpoints_name_every_server(tmp_path: Path) -> None:
 
 async def test_grants_over_rest_are_checked_and_stored(tmp_path: Path) -> None:
     parts = HubParts(brand="byd_seal", db_path=tmp_path / "hub.sqlite3", dashboard=False)
-    async with build_hub(_config(), parts) as hub:
-        async with httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client:
-            ok = await client.put(
-                "/api/v1/grants/navigation-app",
-                json={
-                    "privilege": "Operate",
-                    "reads": ["Vehicle.Speed"],
-                    "actuates": ["Vehicle.Cabin.Light.*"],
-                },
-            )
-            assert ok.status_code == 200 and ok.json()["privilege"] == "Operate"
-            listed = (await client.get("/api/v1/grants")).json()["grants"]
-            assert any(g["subject"] == "navigation-app" for g in listed)
-            for body, code in (
-                ({"privilege": "Emperor"}, 400),
-                ({"reads": "Vehicle.Speed"}, 400),
-                ({"actuates": ["Vehicle.Warp.Drive"]}, 404),
-            ):
-                bad = await client.put("/api/v1/grants/x", json=body)
-                assert bad.status_code == code, (body, bad.text)
-                assert bad.json()["error"]["message"]
-            assert (await client.put("/api/v1/grants/x", content=b"{not json")).status_code == 400
+    async with (
+        build_hub(_config(), parts) as hub,
+        httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client,
+    ):
+        ok = await client.put(
+            "/api/v1/grants/navigation-app",
+            json={
+                "privilege": "Operate",
+                "reads": ["Vehicle.Speed"],
+                "actuates": ["Vehicle.Cabin.Light.*"],
+            },
+        )
+        assert ok.status_code == 200 and ok.json()["privilege"] == "Operate"
+        listed = (await client.get("/api/v1/grants")).json()["grants"]
+        assert any(g["subject"] == "navigation-app" for g in listed)
+        for body, code in (
+            ({"privilege": "Emperor"}, 400),
+            ({"reads": "Vehicle.Speed"}, 400),
+            ({"actuates": ["Vehicle.Warp.Drive"]}, 404),
+        ):
+            bad = await client.put("/api/v1/grants/x", json=body)
+            assert bad.status_code == code, (body, bad.text)
+            assert bad.json()["error"]["message"]
+        assert (await client.put("/api/v1/grants/x", content=b"{not json")).status_code == 400
 
 
 async def test_nobody_grants_more_than_their_token_holds(tmp_path: Path) -> None:
@@ -198,14 +200,14 @@ async def test_nobody_grants_more_than_their_token_holds(tmp_path: Path) -> None
     config = _config()
     config.token_public_key = keys.public_path
     parts = HubParts(brand="byd_seal", db_path=tmp_path / "hub.sqlite3", dashboard=False)
-    async with build_hub(config, parts) as hub:
-        async with httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client:
-            narrow = {
-                "Authorization": f"Bearer {keys.token('read:Vehicle.Speed actuate:Vehicle.Cabin.Light.*')}"
-            }
-            body = {"reads": ["Vehicle.Speed"], "actuates": ["Vehicle.Cabin.Door.*.*.IsOpen"]}
-            refused = await client.put("/api/v1/grants/app", json=body, headers=narrow)
-            assert refused.status_code == 403
-            body["actuates"] = ["Vehicle.Cabin.Light.IsDomeOn"]
-            assert (await client.put("/api/v1/grants/app", json=body, headers=narrow)).status_code == 200
-            assert (await client.get("/api/v1/grants")).status_code == 401
+    async with (
+        build_hub(config, parts) as hub,
+        httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client,
+    ):
+        narrow = {"Authorization": f"Bearer {keys.token('read:Vehicle.Speed actuate:Vehicle.Cabin.Light.*')}"}
+        body = {"reads": ["Vehicle.Speed"], "actuates": ["Vehicle.Cabin.Door.*.*.IsOpen"]}
+        refused = await client.put("/api/v1/grants/app", json=body, headers=narrow)
+        assert refused.status_code == 403
+        body["actuates"] = ["Vehicle.Cabin.Light.IsDomeOn"]
+        assert (await client.put("/api/v1/grants/app", json=body, headers=narrow)).status_code == 200
+        assert (await client.get("/api/v1/grants")).status_code == 401
