@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from anycar.broker import SignalBroker
+from anycar.policy.driving import DrivingConfig
 from anycar.sim.simulator import (
     CABIN_TEMP,
     GEAR_LETTERS,
@@ -26,6 +27,7 @@ from anycar.sim.simulator import (
 )
 
 BAR_CELLS = 8
+_DRIVING = DrivingConfig.default()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +42,8 @@ AccessorySource = Sequence[FittedAccessory] | Callable[[], Sequence[FittedAccess
 
 
 def driving_state(speed: float | None, gear: int | None, ignition: str | None) -> str:
-    """Parked, idling or moving, as Android Automotive's driving state says it."""
-    if speed is not None and speed > 0:
-        return "moving"
-    if gear == 126 or ignition in ("OFF", "LOCK"):
-        return "parked"
-    return "idling"
+    """Parked, idling or moving, by the policy's own rule (its default speed ranges)."""
+    return str(_DRIVING.derive(speed=speed, selected_gear=gear, ignition=ignition))
 
 
 class DemoStatus:
@@ -105,7 +103,9 @@ class DemoStatus:
         line.append(" │ ", style="dim")
         line.append("—" if cabin is None else f"{cabin:.1f} °C")
         line.append(" │ ", style="dim")
-        line.append(state, style={"moving": "bold blue", "idling": "yellow", "parked": "green"}[state])
+        line.append(
+            state, style={"moving": "bold blue", "idling": "yellow", "parked": "green"}.get(state, "dim")
+        )
 
         fitted = self._fitted()
         acc = Text("  fitted: ", style="dim")
