@@ -20,6 +20,7 @@ from anycar.hub.assemble import HubParts, build_hub
 from anycar.hub.cabin import CabinComponent
 from anycar.hub.simulation import SimulationComponent
 from anycar.hub.vehicle import VehicleComponent, parse_can_source
+from anycar.policy.privileges import Privilege
 
 
 def _config() -> HubConfig:
@@ -211,3 +212,30 @@ async def test_nobody_grants_more_than_their_token_holds(tmp_path: Path) -> None
         body["actuates"] = ["Vehicle.Cabin.Light.IsDomeOn"]
         assert (await client.put("/api/v1/grants/app", json=body, headers=narrow)).status_code == 200
         assert (await client.get("/api/v1/grants")).status_code == 401
+
+
+async def test_an_apps_own_grant_narrows_its_token_on_the_apis(tmp_path: Path) -> None:
+    from kuksa_client.grpc.aio import VSSClient
+
+    from apis_support import Keys
+
+    keys = Keys(tmp_path)
+    config = _config()
+    config.token_public_key = keys.public_path
+    parts = HubParts(brand="byd_seal", db_path=tmp_path / "hub.sqlite3", dashboard=False)
+    async with build_hub(config, parts) as hub:
+        cabin = next(c for c in hub.components if isinstance(c, CabinComponent))
+        assert cabin.policy is not None
+        wide = keys.token("read actuate", subject="nav-app")
+        headers = {"Authorization": f"Bearer {wide}"}
+        async with httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client:
+            assert (await client.get("/Vehicle/Speed", headers=headers)).status_code != 403
+            cabin.policy.grant_app("nav-app", Privilege.VIEW, reads=["Vehicle.CurrentLocation.*"])
+            assert (await client.get("/Vehicle/Speed", headers=headers)).status_code == 403
+            assert (await client.get("/Vehicle/CurrentLocation/Latitude", headers=headers)).status_code != 403
+        host, port = hub.endpoints()["grpc"].removeprefix("grpc://").rsplit(":", 1)
+        async with VSSClient(host, int(port), token=wide) as client:
+            with pytest.raises(Exception, match="(?i)grant|permission|denied"):
+                await client.get_current_values(["Vehicle.Speed"])
+        refusals = [e for e in cabin.policy.events.recent() if e.kind == "refusal" and e.subject == "nav-app"]
+        assert refusals

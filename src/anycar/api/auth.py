@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -98,17 +99,30 @@ def parse_scope(scope: str) -> tuple[ScopeEntry, ...]:
     return tuple(entries)
 
 
+# A second opinion on a token's request (the hub's policy: an app's own grant), asked after the
+# token's scopes allow it: ``(subject, action, path) -> reason to refuse, or None``.
+SecondOpinion = Callable[[str, Action, str], str | None]
+
+
 @dataclass
 class Grants:
-    """What one token allows. Answers are cached per (action, path): they are asked per signal."""
+    """What one token allows. Scope answers are cached per (action, path): they are asked per
+    signal. The second opinion is not cached, because the policy's grants can change any time.
+    """
 
     subject: str = ""
     entries: tuple[ScopeEntry, ...] = ()
     open: bool = False
     expires_at: float | None = None
+    second_opinion: SecondOpinion | None = field(default=None, repr=False)
     _cache: dict[tuple[Action, str], bool] = field(default_factory=dict, repr=False)
 
     def allows(self, action: Action, path: str) -> bool:
+        if not self._scope_allows(action, path):
+            return False
+        return self.second_opinion is None or self.second_opinion(self.subject, action, path) is None
+
+    def _scope_allows(self, action: Action, path: str) -> bool:
         if self.open:
             return True
         key = (action, path)
@@ -129,10 +143,14 @@ class Grants:
         """Raise ``Forbidden`` unless the token allows ``action`` on ``path``."""
         if self.expires_at is not None and time.time() >= self.expires_at:
             raise TokenExpired("access token has expired")
-        if not self.allows(action, path):
+        if not self._scope_allows(action, path):
             raise Forbidden(
                 f"token of {self.subject or 'this client'} has no '{action}' scope for {path}", path=path
             )
+        if self.second_opinion is not None:
+            reason = self.second_opinion(self.subject, action, path)
+            if reason is not None:
+                raise Forbidden(reason, path=path)
 
     @property
     def scope(self) -> str:
@@ -170,6 +188,7 @@ class Authorizer:
             if not isinstance(self._key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
                 raise ConfigError("token public key must be RSA (RS256) or EC P-256 (ES256)")
         self._seen: dict[str, Grants] = {}
+        self.second_opinion: SecondOpinion | None = None  # set by the hub when a policy runs
 
     @classmethod
     def from_file(cls, path: str | Path | None, **kwargs: Any) -> Authorizer:
@@ -233,6 +252,7 @@ class Authorizer:
             subject=str(claims.get("sub", "")),
             entries=parse_scope(scope),
             expires_at=float(exp) if isinstance(exp, (int, float)) else None,
+            second_opinion=self.second_opinion,
         )
 
 

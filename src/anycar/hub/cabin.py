@@ -84,6 +84,8 @@ class CabinComponent:
             broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
         )
         await self.policy.start()
+        # Apps with a grant of their own are held to it on every API, on top of their token.
+        hub.authorizer.second_opinion = self.policy.app_opinion
         self.manager = AccessoryManager(
             broker,
             self.db_path,

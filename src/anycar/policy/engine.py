@@ -16,6 +16,7 @@ from typing import Any
 
 from anycar.broker import SignalBroker
 from anycar.broker.datapoint import Datapoint
+from anycar.model import paths
 from anycar.policy.access import AccessControl
 from anycar.policy.driving import DrivingConfig, DrivingState
 from anycar.policy.errors import PermissionDenied
@@ -250,6 +251,22 @@ class PolicyEngine:
             self.refuse(subject, str(exc), path=path, action="read")
             raise
         return grant
+
+    def app_opinion(self, subject: str, action: str, path: str) -> str | None:
+        """For the APIs, after a token's scopes said yes: refuse what the app's own grant does not
+        name. A subject with no app grant is left to its token alone (KUKSA's model)."""
+        grant = self.grants.get(subject)
+        if grant is None or grant.kind != "app" or action == "provide":
+            return None
+        try:
+            if action == "actuate":
+                self.access.check_actuate(grant, path)
+            elif not any(paths.matches(p, path) for p in grant.actuates):
+                self.access.check_read(grant, path)
+        except PermissionDenied as exc:
+            self.refuse(subject, str(exc), path=path, action=action)
+            return str(exc)
+        return None
 
     def status(self) -> dict[str, Any]:
         return {
