@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,14 +49,13 @@ async def test_curvelog_subscription_sends_only_the_points_that_matter() -> None
             )
         )
         assert "subscriptionId" in json.loads(await ws.recv())
-        for v in (0.0, 10.0, 20.0, 30.0, 40.0, 50.0):  # a straight line: only its ends matter
-            provider.publish(SPEED, v)
-            await asyncio.sleep(0.002)
+        start = time.time()
+        for i, v in enumerate((0.0, 10.0, 20.0, 30.0, 40.0, 50.0)):  # a straight line: only its ends matter
+            provider.publish(SPEED, v, timestamp=start + i * 0.01)
         note = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert [dp["value"] for dp in note["data"]["dp"]] == ["0.0", "50.0"]
-        for v in (50.0, 50.0, 90.0, 50.0, 50.0, 50.0):  # a spike is kept
-            provider.publish(SPEED, v)
-            await asyncio.sleep(0.002)
+        for i, v in enumerate((50.0, 50.0, 90.0, 50.0, 50.0, 50.0)):  # a spike is kept
+            provider.publish(SPEED, v, timestamp=start + 1 + i * 0.01)
         note = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert "90.0" in [dp["value"] for dp in note["data"]["dp"]]
         await ws.send(

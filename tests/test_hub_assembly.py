@@ -235,7 +235,7 @@ async def test_an_apps_own_grant_narrows_its_token_on_the_apis(tmp_path: Path) -
             assert (await client.get("/Vehicle/CurrentLocation/Latitude", headers=headers)).status_code != 403
         host, port = hub.endpoints()["grpc"].removeprefix("grpc://").rsplit(":", 1)
         async with VSSClient(host, int(port), token=wide) as client:
-            with pytest.raises(Exception, match="(?i)grant|permission|denied"):
+            with pytest.raises(Exception, match=r"(?i)grant|permission|denied"):
                 await client.get_current_values(["Vehicle.Speed"])
         refusals = [e for e in cabin.policy.events.recent() if e.kind == "refusal" and e.subject == "nav-app"]
         assert refusals

@@ -11,6 +11,7 @@ Handlers call ``require(request, action, path)`` to check the caller's token; er
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -30,7 +31,6 @@ from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants
 from anycar.broker import SignalBroker
 from anycar.errors import AnycarError, ConfigError
-from anycar.model import VSS_VERSION
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -323,7 +323,6 @@ class HttpServer:
         return "https" if self.tls[0] else "http"
 
     async def start(self) -> None:
-        import asyncio
 
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -370,7 +369,6 @@ class HttpServer:
 
 __all__ = [
     "API_PREFIX",
-    "VSS_VERSION",
     "HttpServer",
     "RestApi",
     "RouteGroup",
