@@ -13,23 +13,7 @@ from anycar.accessories.fitting import MountBoard
 from anycar.accessories.manifest import Power, parse_manifest
 from anycar.accessories.mounts import load_mounts, load_profile_mounts, profiles_root
 from anycar.errors import ConfigError
-
-PROFILES = [
-    "tesla_model3",
-    "gwm_haval_h6_phev",
-    "hongqi_hs5",
-    "mg",
-    "vw_mqb",
-    "hyundai_2015",
-    "bmw_e9x",
-    "toyota_2017",
-    "xiaomi_su7",
-    "nio_et7",
-    "byd_seal",
-    "xpeng_p7",
-    "li_auto_l9",
-    "kaiyun_pickman",
-]
+from profiles_support import ALL as PROFILES
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -11,18 +11,7 @@ from anycar.can.lint import lint_mapping
 from anycar.cli.main import main
 from anycar.errors import ConfigError
 from anycar.model import Catalog
-
-REAL = [
-    "tesla_model3",
-    "gwm_haval_h6_phev",
-    "hongqi_hs5",
-    "mg",
-    "vw_mqb",
-    "hyundai_2015",
-    "bmw_e9x",
-    "toyota_2017",
-]
-REFERENCE = ["xiaomi_su7", "nio_et7", "byd_seal", "xpeng_p7", "li_auto_l9", "kaiyun_pickman"]
+from profiles_support import REAL, REFERENCE
 
 
 @pytest.mark.parametrize("pid", REAL + REFERENCE)

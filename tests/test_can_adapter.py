@@ -13,18 +13,7 @@ from anycar.can.adapter import CanAdapter
 from anycar.can.decoder import choice_key, coercer
 from anycar.can.mapping import parse_mapping_text
 from anycar.can.transform import TransformFailed, compile_transform
-
-REFERENCE = ["xiaomi_su7", "nio_et7", "byd_seal", "xpeng_p7", "li_auto_l9", "kaiyun_pickman"]
-REAL = [
-    "tesla_model3",
-    "gwm_haval_h6_phev",
-    "hongqi_hs5",
-    "mg",
-    "vw_mqb",
-    "hyundai_2015",
-    "bmw_e9x",
-    "toyota_2017",
-]
+from profiles_support import REAL, REFERENCE
 
 VALUES = {
     "Vehicle.Speed": 42.5,

@@ -357,14 +357,7 @@ class VissSession:
                 if self._expired(grants):
                     await self._end(sid, VissError("token_expired", "the subscription's token expired"))
                     return
-                await self.send(
-                    {
-                        "action": "subscription",
-                        "subscriptionId": sid,
-                        "data": data_field(batch),
-                        "ts": now_iso(),
-                    }
-                )
+                await self._notify(sid, batch)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -382,18 +375,16 @@ class VissSession:
                     return
                 batch = [dp for dp in (get(s.path) for s in signals) if dp is not None]
                 if batch:
-                    await self.send(
-                        {
-                            "action": "subscription",
-                            "subscriptionId": sid,
-                            "data": data_field(batch),
-                            "ts": now_iso(),
-                        }
-                    )
+                    await self._notify(sid, batch)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.debug("VISS periodic subscription %s to %s ended", sid, self.peer, exc_info=True)
+
+    async def _notify(self, sid: str, batch: list[Datapoint]) -> None:
+        await self.send(
+            {"action": "subscription", "subscriptionId": sid, "data": data_field(batch), "ts": now_iso()}
+        )
 
     @staticmethod
     def _expired(grants: Grants) -> bool:
