@@ -369,3 +369,22 @@ async def test_v1_subscribe_and_get_for_older_clients() -> None:
         assert second.updates[0].entry.value.float == 2.0
         call.cancel()
         await channel.close()
+
+
+async def test_a_subscription_ends_when_its_token_expires(tmp_path) -> None:
+    keys = Keys(tmp_path)
+    async with running_hub(hub_config(keys.public_path)) as hub:
+        provider = hub.broker.register_provider("test", [SPEED])
+        provider.publish(SPEED, 1.0)
+        async with stub(hub, keys.token(f"read:{SPEED}", ttl_s=1.5)) as (val, md):
+            call = val.Subscribe(v2.SubscribeRequest(signal_paths=[SPEED]), metadata=md)
+            first = await call.read()
+            assert first.entries[SPEED].value.float == 1.0
+            await asyncio.sleep(2.0)
+            provider.publish(SPEED, 2.0)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                while True:
+                    message = await call.read()
+                    assert message is not grpc.aio.EOF, "the stream ended without an error"
+            assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert "expired" in (info.value.details() or "")

@@ -9,6 +9,7 @@ them themselves work the same.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from kuksa.val.v2 import val_pb2 as v2
 from kuksa.val.v2 import val_pb2_grpc
 
 from anycar import __version__
-from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.auth import Action, Authorizer, Grants, TokenExpired
 from anycar.api.grpc.common import Access, abort, abort_actuation
 from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2, value_spec
 from anycar.api.grpc.provider_stream import ProviderStream, serve_stream
@@ -122,7 +123,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             )
         except AnycarError as exc:
             await abort(context, exc)
-        async for message in self._stream(sub, signals, by_id=False):
+        async for message in self._while_valid(self._stream(sub, signals, by_id=False), grants, sub, context):
             yield message
 
     async def SubscribeById(
@@ -140,7 +141,18 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             )
         except AnycarError as exc:
             await abort(context, exc)
-        async for message in self._stream(sub, signals, by_id=True):
+        async for message in self._while_valid(self._stream(sub, signals, by_id=True), grants, sub, context):
+            yield message
+
+    @staticmethod
+    async def _while_valid(
+        stream: AsyncIterator[Any], grants: Grants, sub: Subscription, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """End a subscription with UNAUTHENTICATED once its token expires, as VISS does."""
+        async for message in stream:
+            if grants.expires_at is not None and time.time() >= grants.expires_at:
+                sub.close()
+                await abort(context, TokenExpired("access token has expired; subscribe again with a new one"))
             yield message
 
     async def _stream(self, sub: Subscription, signals: list[Signal], *, by_id: bool) -> AsyncIterator[Any]:
