@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from anycar.cli.output import console, print_json
+from anycar.cli.output import console, errors, print_json
 
 
 def register(sub: Any) -> None:
@@ -74,10 +74,11 @@ def _register_accessories(cmds: Any) -> None:
 def bench_accessories(args: argparse.Namespace) -> int:
     from anycar.bench import accessories
 
-    show(
-        accessories.run(commands=args.commands, publishes=args.publishes, flood_seconds=args.flood_seconds),
-        args.json,
-    )
+    with errors.status("anycar bench accessories: commissioning, commands, publishes, a flood..."):
+        result = accessories.run(
+            commands=args.commands, publishes=args.publishes, flood_seconds=args.flood_seconds
+        )
+    show(result, args.json)
     return 0
 
 
@@ -103,7 +104,9 @@ def show(result: dict[str, Any], as_json: bool) -> None:
 def bench_broker(args: argparse.Namespace) -> int:
     from anycar.bench import broker
 
-    show(broker.run(seconds=args.seconds, signals=args.signals, batch=args.batch), args.json)
+    with errors.status("anycar bench broker: 1, then 10 subscribers..."):
+        result = broker.run(seconds=args.seconds, signals=args.signals, batch=args.batch)
+    show(result, args.json)
     return 0
 
 
@@ -120,7 +123,9 @@ def bench_sim(args: argparse.Namespace) -> int:
 def bench_can(args: argparse.Namespace) -> int:
     from anycar.bench import can
 
-    show(can.run(args.brand, frames=args.frames, repeat=args.repeat), args.json)
+    with errors.status(f"anycar bench can: {args.brand}, adapter and bare cantools decode in turn..."):
+        result = can.run(args.brand, frames=args.frames, repeat=args.repeat)
+    show(result, args.json)
     return 0
 
 
@@ -128,13 +133,14 @@ def bench_api(args: argparse.Namespace) -> int:
     from anycar.bench import api
 
     transports = ("grpc", "viss") if args.transport == "both" else (args.transport,)
-    result = api.run(
-        seconds=args.seconds,
-        rate=args.rate,
-        batch=args.batch,
-        signals=args.signals,
-        transports=transports,
-        profile=args.profile,
-    )
+    with errors.status(f"anycar bench api: hub, provider and subscriber over {' and '.join(transports)}..."):
+        result = api.run(
+            seconds=args.seconds,
+            rate=args.rate,
+            batch=args.batch,
+            signals=args.signals,
+            transports=transports,
+            profile=args.profile,
+        )
     show(result, args.json)
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from anycar.cli.output import console, print_json
+from anycar.cli.output import console, print_json, progress
 from anycar.sim.cycles import CYCLE_NAMES, load_cycle
 from anycar.sim.simulator import Simulator
 
@@ -111,7 +111,11 @@ def sim_run(args: argparse.Namespace) -> int:
             asyncio.run(runner.run(duration))
         console.print()
     else:
-        asyncio.run(runner.run(duration))
+        with progress() as bar:
+            task = bar.add_task(f"simulating {sim.vehicle.name}", total=duration)
+            start = sim.t
+            runner.add_sink(lambda step: bar.update(task, completed=step.t - start))
+            asyncio.run(runner.run(duration))
     result = summary(sim)
     if args.json:
         print_json(result)
