@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,9 @@ async def test_a_live_virtual_bus_feeds_the_adapter() -> None:
 
 
 def test_anycar_demo_runs_and_stops_by_itself() -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 8080 + 311 + 10))  # the demo's VISS port with this offset
+    busy.listen()
     out = subprocess.run(
         [
             sys.executable,
@@ -152,6 +156,8 @@ def test_anycar_demo_runs_and_stops_by_itself() -> None:
     assert out.returncode == 0, out.stderr
     assert "open the dashboard: http://127.0.0.1:8391/" in out.stdout
     assert "accessories fitted" in out.stdout and " 0 accessories fitted" not in out.stdout
+    assert "port 8401 (viss) is taken: using a free one instead" in out.stdout
+    busy.close()
 
 
 def test_hub_endpoints_name_every_server(tmp_path: Path) -> None:

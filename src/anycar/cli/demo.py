@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     config = HubConfig()
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
+    for name, port in config.ports.items():
+        if port and not _port_free(config.host, port):
+            console.print(f"[yellow]port {port} ({name}) is taken: using a free one instead[/]")
+            config.ports[name] = 0
     with tempfile.TemporaryDirectory(prefix="anycar-demo-") as tmp:
         parts = HubParts(
             brand=args.brand,
@@ -55,6 +60,17 @@ def run_demo(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(hub, args))
     return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    """The demo runs on embedded defaults; a busy default port should not stop it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 async def _run(hub: Any, args: argparse.Namespace) -> None:
