@@ -245,3 +245,10 @@ async def test_an_apps_own_grant_narrows_its_token_on_the_apis(tmp_path: Path) -
                 await client.get_current_values(["Vehicle.Speed"])
         refusals = [e for e in cabin.policy.events.recent() if e.kind == "refusal" and e.subject == "nav-app"]
         assert refusals
+
+
+async def test_a_hub_with_a_cabin_can_be_restarted(tmp_path: Path) -> None:
+    hub = build_hub(_config(), HubParts(brand="byd_seal", db_path=tmp_path / "hub.sqlite3", dashboard=False))
+    for _ in range(2):
+        async with hub, httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client:
+            assert (await client.get("/api/v1/vehicle")).json()["id"] == "byd_seal"

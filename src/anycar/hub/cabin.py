@@ -95,7 +95,8 @@ class CabinComponent:
             port=self.accessory_port,
         )
         await self.manager.start()
-        hub.add_rest_group(self.rest_group())
+        if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
+            hub.add_rest_group(self.rest_group())
         if self.virtual_fleet:
             self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
 
