@@ -231,24 +231,19 @@ class PolicyEngine:
 
     def check_actuate(self, subject: str, path: str) -> Grant:
         """Raise ``PermissionDenied`` (and log it) unless ``subject``'s grant lets it set ``path``."""
-        grant = self.grants.get(subject)
-        try:
-            if grant is None:
-                raise PermissionDenied(f"{subject} has no grant", path=path)
-            self.access.check_actuate(grant, path)
-        except PermissionDenied as exc:
-            self.refuse(subject, str(exc), path=path, action="actuate")
-            raise
-        return grant
+        return self._checked(subject, path, "actuate", self.access.check_actuate)
 
     def check_read(self, subject: str, path: str) -> Grant:
+        return self._checked(subject, path, "read", self.access.check_read)
+
+    def _checked(self, subject: str, path: str, action: str, check: Callable[[Grant, str], None]) -> Grant:
         grant = self.grants.get(subject)
         try:
             if grant is None:
                 raise PermissionDenied(f"{subject} has no grant", path=path)
-            self.access.check_read(grant, path)
+            check(grant, path)
         except PermissionDenied as exc:
-            self.refuse(subject, str(exc), path=path, action="read")
+            self.refuse(subject, str(exc), path=path, action=action)
             raise
         return grant
 
