@@ -87,7 +87,7 @@ _ERROR_SCHEMA = {
 }
 
 
-def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def ok_responses(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     content = {"application/json": {"schema": schema or {"type": "object"}}}
     return {
         "200": {"description": description, "content": content},
@@ -240,7 +240,7 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                 "get": {
                     "tags": ["hub"],
                     "summary": "Server name, versions, ports, auth mode",
-                    "responses": _ok("server information"),
+                    "responses": ok_responses("server information"),
                 }
             },
             f"{p}/signals": {
@@ -255,7 +255,7 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                         },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500}},
                     ],
-                    "responses": _ok("matching signals")
+                    "responses": ok_responses("matching signals")
                     | {"404": {"description": "pattern matches nothing", "content": _error_content()}},
                 }
             },
@@ -266,7 +266,7 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                     "parameters": [
                         {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
                     ],
-                    "responses": _ok("the signal")
+                    "responses": ok_responses("the signal")
                     | {"404": {"description": "unknown path", "content": _error_content()}},
                 }
             },
@@ -274,14 +274,14 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                 "get": {
                     "tags": ["hub"],
                     "summary": "Registered providers and their counters",
-                    "responses": _ok("providers"),
+                    "responses": ok_responses("providers"),
                 }
             },
             f"{p}/subscriptions": {
                 "get": {
                     "tags": ["hub"],
                     "summary": "Open subscriptions, queues and drops",
-                    "responses": _ok("subscriptions"),
+                    "responses": ok_responses("subscriptions"),
                 }
             },
         },

@@ -23,7 +23,7 @@ from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
-from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, require
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.model import NodeType, Signal
@@ -311,18 +311,7 @@ class CabinComponent:
                 Route(f"{p}/grants/{{app}}", grant_app, methods=["PUT"]),
             ],
             paths={
-                f"{p}/{name}": {
-                    "get": {
-                        "tags": ["cabin"],
-                        "summary": text,
-                        "responses": {
-                            "200": {
-                                "description": text,
-                                "content": {"application/json": {"schema": {"type": "object"}}},
-                            }
-                        },
-                    }
-                }
+                f"{p}/{name}": {"get": {"tags": ["cabin"], "summary": text, "responses": ok_responses(text)}}
                 for name, text in described.items()
             }
             | {
@@ -347,7 +336,7 @@ class CabinComponent:
                                 }
                             }
                         },
-                        "responses": {"200": {"description": "the grant as stored"}},
+                        "responses": ok_responses("the grant as stored"),
                     }
                 }
             },
