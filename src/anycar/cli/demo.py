@@ -18,7 +18,7 @@ from typing import Any
 
 from anycar.cli.output import console
 
-DEFAULT_BRAND = "kaiyun_pickman"
+DEFAULT_BRAND = "xiaomi_su7"
 
 
 def register(sub: Any) -> None:
