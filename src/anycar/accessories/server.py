@@ -16,9 +16,9 @@ from websockets.exceptions import ConnectionClosed
 
 from anycar.accessories.errors import ProtocolError
 from anycar.accessories.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, error_message, parse_message
-from anycar.accessories.ratelimit import TokenBucket
 from anycar.accessories.session import Session
 from anycar.errors import AnycarError
+from anycar.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from anycar.accessories.manager import AccessoryManager

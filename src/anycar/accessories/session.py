@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 from anycar.accessories.manifest import Manifest
 from anycar.accessories.protocol import encode
-from anycar.accessories.ratelimit import TokenBucket
 from anycar.broker import Subscription
+from anycar.ratelimit import TokenBucket
 
 
 class Connection(Protocol):

@@ -17,19 +17,20 @@ from starlette.routing import Route
 
 from anycar.api.viss.errors import VissError
 from anycar.api.viss.messages import error_response, parse_object
-from anycar.api.viss.service import RateLimit, VissService
+from anycar.api.viss.service import VissService
+from anycar.ratelimit import TokenBucket
 
 
 def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
-    buckets: dict[str, RateLimit] = {}
+    buckets: dict[str, TokenBucket] = {}
 
     def allow(host: str) -> bool:
         bucket = buckets.get(host)
         if bucket is None:
             if len(buckets) > 4096:
                 buckets.clear()
-            bucket = buckets[host] = RateLimit(service.limits.requests_per_s, service.limits.burst)
-        return bucket.allow()
+            bucket = buckets[host] = TokenBucket(service.limits.requests_per_s, service.limits.burst)
+        return bucket.take()
 
     async def handle(request: HttpRequest) -> JSONResponse:
         action = "get" if request.method == "GET" else "set"

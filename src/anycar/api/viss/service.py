@@ -27,6 +27,7 @@ from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
 from anycar.model import Signal
 from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
+from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -44,25 +45,6 @@ class VissLimits:
     queue_size: int = 10_000
     max_pending_sets: int = 64
     history_per_signal: int = 100  # values kept per signal for the history filter; 0: none
-
-
-class RateLimit:
-    """A token bucket: ``burst`` requests at once, ``rate`` per second sustained."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 def wire_value(value: Any) -> Any:
@@ -237,7 +219,7 @@ class VissSession:
         self.send = send
         self.default_token = default_token
         self.peer = peer
-        self.limit = RateLimit(service.limits.requests_per_s, service.limits.burst)
+        self.limit = TokenBucket(service.limits.requests_per_s, service.limits.burst)
         self.subscriptions: dict[str, tuple[Subscription | None, asyncio.Task[None]]] = {}
         self.pending_sets: set[asyncio.Task[None]] = set()
         self.requests = 0
@@ -250,7 +232,7 @@ class VissSession:
         action: str | None = None
         request_id: str | None = None
         try:
-            if not self.limit.allow():
+            if not self.limit.take():
                 action, request_id = (
                     peek(text) if len(text) <= self.service.limits.max_message_bytes else (None, None)
                 )

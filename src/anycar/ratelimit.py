@@ -1,5 +1,5 @@
-"""Token-bucket rate limiting per accessory connection: a flooding accessory loses its own excess
-messages and nobody else notices."""
+"""Token-bucket rate limiting, one bucket per connection (accessory, VISS client): a flooding peer
+loses its own excess messages and nobody else notices."""
 
 from __future__ import annotations
 
