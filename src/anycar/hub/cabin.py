@@ -9,7 +9,6 @@ up in the dashboard without any code: boolean actuator -> switch, number -> rang
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
+from anycar.api.bodies import read_json_object
 from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
@@ -33,6 +33,8 @@ from anycar.policy.privileges import Privilege
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
+
+GRANT_BODY_BYTES = 64 * 1024  # a grant lists patterns, not data
 
 # The policy's event kinds, as the dashboard's Activity panel names them.
 EVENT_KINDS = {
@@ -53,6 +55,7 @@ EVENT_KINDS = {
     "unavailable": "unavailable",
     "trust_added": "trust",
     "trust_revoked": "trust",
+    "grant_changed": "trust",
 }
 
 
@@ -86,6 +89,7 @@ class CabinComponent:
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.
         hub.authorizer.second_opinion = self.policy.app_opinion
+        hub.authorizer.narrowed = self.policy.has_app_grant
         self.manager = AccessoryManager(
             broker,
             self.db_path,
@@ -273,21 +277,16 @@ class CabinComponent:
 
         async def grant_app(request: Request) -> JSONResponse:
             assert self.policy is not None
-            app_id = request.path_params["app"]
-            body = await _json_object(request)
-            reads = _patterns(body, "reads")
-            actuates = _patterns(body, "actuates")
-            # Nobody grants more than their own token holds.
+            # Who asks comes first: no body is read for a caller without a valid token.
             held = caller_grants(request)
-            for pattern in reads:
-                held.check(Action.READ, pattern)
-            for pattern in actuates:
-                held.check(Action.ACTUATE, pattern)
-            assert self.manager is not None
-            for pattern in (*reads, *actuates):
-                self.manager.broker.catalog.resolve(pattern)  # an unknown path is a 404, not a silent grant
-            grant = self.policy.grant_app(
-                app_id, Privilege.parse(body.get("privilege", "Operate")), reads=reads, actuates=actuates
+            body = await read_json_object(request, GRANT_BODY_BYTES)
+            grant = self.policy.change_grant(
+                held,
+                held.privilege,
+                request.path_params["app"],
+                Privilege.parse(body.get("privilege", "Operate")),
+                reads=_patterns(body, "reads"),
+                actuates=_patterns(body, "actuates"),
             )
             return JSONResponse(grant.to_dict())
 
@@ -318,8 +317,9 @@ class CabinComponent:
                 f"{p}/grants/{{app}}": {
                     "put": {
                         "tags": ["cabin"],
-                        "summary": "Grant an app a privilege and the paths it may read and actuate "
-                        "(never more than the caller's token holds)",
+                        "summary": "Set a subject's privilege and the paths it may read and actuate: "
+                        "needs the 'admin' scope, never more than the caller holds (compared as sets "
+                        "of signals), never a widening of the caller's own grant",
                         "requestBody": {
                             "content": {
                                 "application/json": {
@@ -341,16 +341,6 @@ class CabinComponent:
                 }
             },
         )
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"request body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ConfigError("request body must be a JSON object")
-    return body
 
 
 def _patterns(body: dict[str, Any], key: str) -> list[str]:

@@ -150,14 +150,19 @@ class Catalog:
         return found
 
     def _suggest(self, path: str) -> str:
-        if not isinstance(path, str):
-            return ""
-        prefix = path.rsplit(".", 1)[0]
-        pool = [p for p in self._signals if p.startswith(prefix)] or list(self._signals)
-        close = difflib.get_close_matches(path, pool, n=3, cutoff=0.75)
+        close = self.suggest(path)
         return f"did you mean {', '.join(close)}?" if close else ""
 
-    # -- overlays ---------------------------------------------------------------------------
+    def suggest(self, path: str, allowed: Callable[[str], bool] | None = None) -> list[str]:
+        """The known paths nearest an unknown one, among those ``allowed`` accepts (an API passes
+        the caller's read right, so a hint never names what the caller may not see)."""
+        if not isinstance(path, str):
+            return []
+        prefix = path.rsplit(".", 1)[0]
+        names = [p for p in self._signals if allowed is None or allowed(p)]
+        pool = [p for p in names if p.startswith(prefix)] or names
+        return difflib.get_close_matches(path, pool, n=3, cutoff=0.75)
+
     def add_listener(self, listener: CatalogListener) -> None:
         """Called with (added, changed) signals after each overlay."""
         self._listeners.append(listener)

@@ -48,6 +48,7 @@ KINDS = frozenset(
         "trust_added",
         "trust_revoked",
         "driving_state",
+        "grant_changed",
     }
 )
 
