@@ -85,23 +85,41 @@ class Access:
     def grants(self, context: grpc.aio.ServicerContext) -> Grants:
         return self.authorizer.grants(token_of(context))
 
-    def signal(self, signal_id: Any) -> Signal:
-        """A ``types.SignalID`` (by id or path) -> the signal; raises ``UnknownPath``."""
+    def signal(self, grants: Grants, signal_id: Any, action: Action) -> Signal:
+        """A ``types.SignalID`` (by id or path) -> the signal, if ``grants`` allow ``action`` on it.
+
+        An unknown path or id is NOT_FOUND only for a caller whose rights could cover it; anyone
+        else gets PERMISSION_DENIED, as for a signal it may not touch.
+        """
         which = signal_id.WhichOneof("signal")
         if which == "id":
-            return self.catalog.by_id(signal_id.id)
+            return self.by_id(grants, signal_id.id, action)
         if which == "path":
-            return self.catalog.get(signal_id.path)
+            return grants.signal(self.catalog, signal_id.path, action)
         raise UnknownPath("", "the SignalID has neither id nor path")
+
+    def by_id(self, grants: Grants, signal_id: int, action: Action) -> Signal:
+        try:
+            sig = self.catalog.by_id(signal_id)
+        except UnknownPath:
+            raise self.by_id_error(grants, signal_id, action) from None
+        grants.check(action, sig.path)
+        return sig
+
+    @staticmethod
+    def by_id_error(grants: Grants, signal_id: int, action: Action) -> AnycarError:
+        """An unknown id: NOT_FOUND for a caller holding ``action`` on everything, else 403."""
+        if grants.unlimited(action):
+            return UnknownPath(f"#{signal_id}", "no signal has this id")
+        return Forbidden(f"{grants.subject or 'this client'} may not {action} signal #{signal_id}")
 
     def resolve(self, grants: Grants, patterns: list[str], action: Action) -> list[Signal]:
         """Every signal the patterns cover, all of them allowed for ``action`` or an error."""
         out: list[Signal] = []
         seen: set[int] = set()
         for pattern in patterns:
-            for sig in self.catalog.resolve(pattern):
+            for sig in grants.resolve(self.catalog, pattern, action):
                 if sig.id not in seen:
-                    grants.check(action, sig.path)
                     seen.add(sig.id)
                     out.append(sig)
         return out

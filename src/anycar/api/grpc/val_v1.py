@@ -73,9 +73,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         response = v1.GetResponse()
         for entry in request.entries:
             try:
-                signals = self.broker.catalog.resolve(entry.path)
-                for sig in signals:
-                    grants.check(Action.READ, sig.path)
+                signals = grants.resolve(self.broker.catalog, entry.path, Action.READ)
             except AnycarError as exc:
                 response.errors.append(_entry_error(entry.path, exc))
                 continue
@@ -111,9 +109,9 @@ class ValV1Service(val_pb2_grpc.VALServicer):
             path = update.entry.path
             fields = set(update.fields)
             try:
-                sig = self.broker.catalog.get(path)
+                needed = Action.ACTUATE if t1.FIELD_ACTUATOR_TARGET in fields else Action.PROVIDE
+                sig = grants.signal(self.broker.catalog, path, needed)
                 if t1.FIELD_ACTUATOR_TARGET in fields:
-                    grants.check(Action.ACTUATE, path)
                     value = value_from_v1(sig, update.entry.actuator_target)
                     result = await self.broker.actuate(path, value, requester=grants.subject or None)
                     if not result.ok:

@@ -15,9 +15,11 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar.api.viss.errors import VissError
+from anycar.api.bodies import BodyTooLarge, read_body
+from anycar.api.viss.errors import VissError, from_anycar
 from anycar.api.viss.messages import error_response, parse_object
 from anycar.api.viss.service import VissService
+from anycar.errors import AnycarError
 from anycar.ratelimit import TokenBucket
 
 
@@ -40,6 +42,10 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
         try:
             if not allow(request.client.host if request.client else "unknown"):
                 raise VissError("too_many_requests", "this client sends too many HTTP requests")
+            try:  # who asks comes first: nothing is read or looked up for a caller without a token
+                service.grants(token)
+            except AnycarError as exc:
+                raise from_anycar(exc) from None
             data: dict[str, Any] = {"action": action, "path": path, "requestId": request_id}
             raw_filter = request.query_params.get("filter")
             if raw_filter is not None:
@@ -48,16 +54,13 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
                 except json.JSONDecodeError as exc:
                     raise VissError("bad_request", f"query parameter 'filter' is not JSON: {exc}") from None
             if action == "set":
-                declared = request.headers.get("content-length", "0")
-                if declared.isdigit() and int(declared) > service.limits.max_message_bytes:
-                    raise VissError(
-                        "bad_request", f"body of {declared} bytes exceeds {service.limits.max_message_bytes}"
-                    )
-                body = await request.body()
-                if len(body) > service.limits.max_message_bytes:
-                    raise VissError(
-                        "bad_request", f"body of {len(body)} bytes exceeds {service.limits.max_message_bytes}"
-                    )
+                try:
+                    body = await read_body(request, service.limits.max_message_bytes)
+                except BodyTooLarge as exc:
+                    err = VissError("bad_request", str(exc))
+                    return JSONResponse(error_response(err, action, request_id), status_code=exc.code)
+                except AnycarError as exc:
+                    raise VissError("bad_request", str(exc)) from None
                 try:
                     payload = json.loads(body or b"null")
                 except json.JSONDecodeError as exc:

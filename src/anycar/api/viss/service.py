@@ -111,10 +111,9 @@ class VissService:
         signals: list[Signal] = []
         seen: set[int] = set()
         for pattern in query.patterns:
-            for sig in self.broker.catalog.resolve(pattern):
+            for sig in grants.resolve(self.broker.catalog, pattern, action):  # 403 before 404
                 if sig.id in seen:
                     continue
-                grants.check(action, sig.path)
                 seen.add(sig.id)
                 signals.append(sig)
                 if len(signals) > self.limits.max_signals_per_request:
@@ -179,8 +178,7 @@ class VissService:
     async def set(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
         try:
             grants = self.grants(req.authorization or default_token)
-            sig = self.broker.catalog.get(req.path)
-            grants.check(Action.ACTUATE, sig.path)
+            sig = grants.signal(self.broker.catalog, req.path, Action.ACTUATE)
             value = value_from_wire(sig, req.value)
             result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
         except AnycarError as exc:
