@@ -54,7 +54,7 @@ class Secured:
         return fitted[0], instance
 
 
-def raw_token(keys: Keys, scope: str, *, subject: str = "tester", **claims: Any) -> str:
+def raw_token(keys: Keys, scope: Any, *, subject: str = "tester", **claims: Any) -> str:
     """A signed token with exactly these claims: not checked by ``mint``, so a test can send what
     an attacker or an older issuer would (the hub alone decides what it accepts)."""
     now = int(time.time())
