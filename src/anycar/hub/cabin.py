@@ -9,7 +9,6 @@ up in the dashboard without any code: boolean actuator -> switch, number -> rang
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from anycar import jsonin
 from anycar.accessories import signing
 from anycar.accessories.demo import fit_virtual_fleet
 from anycar.accessories.manager import AccessoryManager, Fitted
@@ -344,10 +344,7 @@ class CabinComponent:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"request body is not JSON: {exc}") from None
+    body = jsonin.loads(await request.body() or b"{}", what="request body")
     if not isinstance(body, dict):
         raise ConfigError("request body must be a JSON object")
     return body

@@ -15,6 +15,7 @@ from anycar.errors import (
     InvalidPattern,
     InvalidValue,
     NotProvider,
+    TooManySignals,
     UnknownPath,
     WrongSignalType,
 )
@@ -30,6 +31,7 @@ STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (InvalidValue, grpc.StatusCode.INVALID_ARGUMENT),
     (WrongSignalType, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidFilter, grpc.StatusCode.INVALID_ARGUMENT),
+    (TooManySignals, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
 
 ACTUATION_STATUS = {
@@ -96,12 +98,7 @@ class Access:
 
     def resolve(self, grants: Grants, patterns: list[str], action: Action) -> list[Signal]:
         """Every signal the patterns cover, all of them allowed for ``action`` or an error."""
-        out: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in patterns:
-            for sig in self.catalog.resolve(pattern):
-                if sig.id not in seen:
-                    grants.check(action, sig.path)
-                    seen.add(sig.id)
-                    out.append(sig)
+        out = self.catalog.resolve_all(patterns)
+        for sig in out:
+            grants.check(action, sig.path)
         return out

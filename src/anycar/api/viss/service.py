@@ -25,7 +25,7 @@ from anycar.api.viss.history import HistoryRecorder
 from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
 from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
-from anycar.model import Signal
+from anycar.model import Signal, paths
 from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
 from anycar.ratelimit import TokenBucket
 
@@ -108,20 +108,10 @@ class VissService:
         return self.authorizer.grants(token)
 
     def resolve(self, grants: Grants, query: Query, action: Action) -> list[Signal]:
-        signals: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in query.patterns:
-            for sig in self.broker.catalog.resolve(pattern):
-                if sig.id in seen:
-                    continue
-                grants.check(action, sig.path)
-                seen.add(sig.id)
-                signals.append(sig)
-                if len(signals) > self.limits.max_signals_per_request:
-                    raise VissError(
-                        "too_many_requests",
-                        f"the request covers more than {self.limits.max_signals_per_request} signals; narrow it",
-                    )
+        budget = paths.Budget(signals=self.limits.max_signals_per_request)
+        signals = self.broker.catalog.resolve_all(query.patterns, budget)
+        for sig in signals:
+            grants.check(action, sig.path)
         return signals
 
     # -- get / set (any transport) -------------------------------------------------------------
