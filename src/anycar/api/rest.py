@@ -60,12 +60,12 @@ def error_body(code: int, reason: str, message: str) -> dict[str, Any]:
 
 
 async def _anycar_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AnycarError)
+    assert isinstance(exc, AnycarError)  # nosec B101 # Starlette calls this handler only for this exception class
     return JSONResponse(error_body(exc.code, exc.reason, str(exc)), status_code=exc.code)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    assert isinstance(exc, HTTPException)  # nosec B101 # Starlette calls this handler only for this exception class
     return JSONResponse(
         error_body(exc.status_code, "http_error", str(exc.detail)), status_code=exc.status_code
     )

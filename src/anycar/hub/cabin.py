@@ -115,7 +115,7 @@ class CabinComponent:
 
     # -- views --------------------------------------------------------------------------------
     def vehicle(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         board = self.manager.board
         fitted_at = {f.mount.id: f for f in self.manager.fitted.values()}
         rails = [
@@ -163,7 +163,7 @@ class CabinComponent:
         }
 
     def accessories(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         catalog = self.manager.broker.catalog
         out = []
         for f in self.manager.fitted.values():
@@ -204,7 +204,7 @@ class CabinComponent:
         return {"accessories": out}
 
     def driving_state(self) -> dict[str, Any]:
-        assert self.policy is not None and self.manager is not None
+        assert self.policy is not None and self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         status = self.policy.status()
         names = {f.instance: f.manifest.product_name for f in self.manager.fitted.values()}
         affected = [
@@ -223,7 +223,7 @@ class CabinComponent:
         }
 
     def events(self, limit: int) -> dict[str, Any]:
-        assert self.policy is not None
+        assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         recent = self.policy.events.recent(limit=limit)
         out = []
         for e in reversed(recent):
@@ -268,11 +268,11 @@ class CabinComponent:
 
         async def grants(request: Request) -> JSONResponse:
             require(request, Action.READ)
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             return JSONResponse({"grants": [g.to_dict() for g in self.policy.grants.all()]})
 
         async def grant_app(request: Request) -> JSONResponse:
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             app_id = request.path_params["app"]
             body = await _json_object(request)
             reads = _patterns(body, "reads")
@@ -283,7 +283,7 @@ class CabinComponent:
                 held.check(Action.READ, pattern)
             for pattern in actuates:
                 held.check(Action.ACTUATE, pattern)
-            assert self.manager is not None
+            assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             for pattern in (*reads, *actuates):
                 self.manager.broker.catalog.resolve(pattern)  # an unknown path is a 404, not a silent grant
             grant = self.policy.grant_app(

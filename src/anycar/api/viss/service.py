@@ -310,7 +310,7 @@ class VissSession:
             curve = CurveLog(*query.curvelog) if query.curvelog is not None else None
             task = asyncio.create_task(self._forward(sid, sub, grants, curve))
         else:
-            assert query.period_s is not None
+            assert query.period_s is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             task = asyncio.create_task(self._periodic(sid, signals, query.period_s, grants))
         self.subscriptions[sid] = (sub, task)
 
