@@ -23,7 +23,7 @@ from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
-from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, require
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.model import NodeType, Signal
@@ -315,9 +315,20 @@ class CabinComponent:
                 for name, text in described.items()
             }
             | {
+                f"{p}/events": {
+                    "get": {
+                        "tags": ["cabin"],
+                        "summary": described["events"],
+                        "parameters": [
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}}
+                        ],
+                        "responses": ok_responses(described["events"], errors=(400,)),
+                    }
+                },
                 f"{p}/grants/{{app}}": {
                     "put": {
                         "tags": ["cabin"],
+                        "parameters": [path_parameter("app", "the app's subject (the token's 'sub')")],
                         "summary": "Grant an app a privilege and the paths it may read and actuate "
                         "(never more than the caller's token holds)",
                         "requestBody": {
@@ -336,9 +347,9 @@ class CabinComponent:
                                 }
                             }
                         },
-                        "responses": ok_responses("the grant as stored"),
+                        "responses": ok_responses("the grant as stored", errors=(400, 404)),
                     }
-                }
+                },
             },
         )
 
