@@ -1,7 +1,7 @@
 """Issue 9, finding 8: bad input gets a clear 400 (the spec's error numbers), never a 500, a
 silent drop or a closed socket, and the connection and the hub keep serving.
 
-One decoding helper (``anycar.jsonin``) bounds depth and size and refuses invalid UTF-8, lone
+One decoding helper (``anycar.decoding``) bounds depth and size and refuses invalid UTF-8, lone
 surrogates, NaN and out-of-range numbers for VISS (WebSocket and HTTP), REST bodies and query
 filters, and the accessory protocol.
 """
@@ -19,7 +19,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from anycar import jsonin
+from anycar import decoding
 from anycar.accessories.canonical import CanonicalError, canonical_json
 from anycar.errors import ConfigError
 from anycar.hub import HubConfig
@@ -64,21 +64,21 @@ async def _still_serves(ws: Any, rid: str = "after") -> None:
     ],
 )
 def test_the_helper_names_what_is_wrong(data: str | bytes, words: str) -> None:
-    with pytest.raises(jsonin.BadJson) as info:
-        jsonin.loads(data)
+    with pytest.raises(decoding.DecodingError) as info:
+        decoding.loads(data)
     assert words in str(info.value)
     assert "\n" not in str(info.value) and info.value.code == 400
 
 
 def test_the_helper_keeps_what_is_fine() -> None:
-    assert jsonin.loads('{"a": ["\\ud83d\\ude00", 1.5, "[{not a bracket"]}') == {
+    assert decoding.loads('{"a": ["\\ud83d\\ude00", 1.5, "[{not a bracket"]}') == {
         "a": ["😀", 1.5, "[{not a bracket"]
     }
-    value = jsonin.loads("[" * 32 + "]" * 32)  # exactly the limit
+    value = decoding.loads("[" * 32 + "]" * 32)  # exactly the limit
     for _ in range(31):
         value = value[0]
     assert value == []
-    assert jsonin.depth_of('{"x": "[[[[[[", "y": [[1]]}') == 3
+    assert decoding.depth_of('{"x": "[[[[[[", "y": [[1]]}') == 3
 
 
 def test_canonical_json_of_a_lone_surrogate_is_a_clear_error() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from anycar import jsonin
+from anycar import decoding
 from anycar.accessories.errors import ProtocolError
 from anycar.accessories.manifest import field_path
 from anycar.errors import AnycarError
@@ -50,8 +50,8 @@ def message_types(direction: str = TO_HUB) -> list[str]:
 def parse_message(raw: str | bytes, direction: str = TO_HUB) -> dict[str, Any]:
     """One message as a dict, or ``ProtocolError`` naming the offending field."""
     try:
-        msg = jsonin.loads(raw, max_bytes=MAX_MESSAGE_BYTES, what="message")
-    except jsonin.BadJson as exc:
+        msg = decoding.loads(raw, max_bytes=MAX_MESSAGE_BYTES, what="message")
+    except decoding.DecodingError as exc:
         raise ProtocolError(str(exc)) from None
     if not isinstance(msg, dict):
         raise ProtocolError(f"a message is a JSON object, got {type(msg).__name__}")

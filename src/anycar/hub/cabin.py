@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar import jsonin
+from anycar import decoding
 from anycar.accessories import signing
 from anycar.accessories.demo import fit_virtual_fleet
 from anycar.accessories.manager import AccessoryManager, Fitted
@@ -355,7 +355,7 @@ class CabinComponent:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    body = jsonin.loads(await request.body() or b"{}", what="request body")
+    body = decoding.loads(await request.body() or b"{}", what="request body")
     if not isinstance(body, dict):
         raise ConfigError("request body must be a JSON object")
     return body

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from anycar import jsonin
+from anycar import decoding
 from anycar.api.viss.errors import VissError
 
 ACTIONS = ("get", "set", "subscribe", "unsubscribe")
@@ -42,18 +42,18 @@ class Request:
 
 
 def loads(text: str | bytes, max_bytes: int, what: str = "message") -> Any:
-    """Bounded, strict JSON (``anycar.jsonin``) with the failure as a VISS ``bad_request``."""
+    """Bounded, strict JSON (``anycar.decoding``) with the failure as a VISS ``bad_request``."""
     try:
-        return jsonin.loads(text, max_bytes=max_bytes, what=what)
-    except jsonin.BadJson as exc:
+        return decoding.loads(text, max_bytes=max_bytes, what=what)
+    except decoding.DecodingError as exc:
         raise VissError("bad_request", str(exc)) from None
 
 
 def peek(text: str | bytes) -> tuple[str | None, str | None]:
     """The action and requestId of a message, if they can be read at all (for error replies)."""
     try:
-        data = jsonin.loads(text)
-    except jsonin.BadJson:
+        data = decoding.loads(text)
+    except decoding.DecodingError:
         return None, None
     if not isinstance(data, dict):
         return None, None
