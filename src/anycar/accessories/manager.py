@@ -373,7 +373,7 @@ class AccessoryManager:
         )
         try:
             self.board.fit(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
-            assert self._status is not None
+            assert self._status is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             self._status.claim([binding.status_path])
         except AnycarError:
             provider.close()

@@ -23,7 +23,7 @@ from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
 from anycar.api.bodies import read_json_object
-from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, require
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.model import NodeType, Signal
@@ -119,7 +119,7 @@ class CabinComponent:
 
     # -- views --------------------------------------------------------------------------------
     def vehicle(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         board = self.manager.board
         fitted_at = {f.mount.id: f for f in self.manager.fitted.values()}
         rails = [
@@ -167,7 +167,7 @@ class CabinComponent:
         }
 
     def accessories(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         catalog = self.manager.broker.catalog
         out = []
         for f in self.manager.fitted.values():
@@ -208,7 +208,7 @@ class CabinComponent:
         return {"accessories": out}
 
     def driving_state(self) -> dict[str, Any]:
-        assert self.policy is not None and self.manager is not None
+        assert self.policy is not None and self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         status = self.policy.status()
         names = {f.instance: f.manifest.product_name for f in self.manager.fitted.values()}
         affected = [
@@ -227,7 +227,7 @@ class CabinComponent:
         }
 
     def events(self, limit: int) -> dict[str, Any]:
-        assert self.policy is not None
+        assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         recent = self.policy.events.recent(limit=limit)
         out = []
         for e in reversed(recent):
@@ -272,11 +272,11 @@ class CabinComponent:
 
         async def grants(request: Request) -> JSONResponse:
             require(request, Action.READ)
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             return JSONResponse({"grants": [g.to_dict() for g in self.policy.grants.all()]})
 
         async def grant_app(request: Request) -> JSONResponse:
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             # Who asks comes first: no body is read for a caller without a valid token.
             held = caller_grants(request)
             body = await read_json_object(request, GRANT_BODY_BYTES)
@@ -314,9 +314,20 @@ class CabinComponent:
                 for name, text in described.items()
             }
             | {
+                f"{p}/events": {
+                    "get": {
+                        "tags": ["cabin"],
+                        "summary": described["events"],
+                        "parameters": [
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}}
+                        ],
+                        "responses": ok_responses(described["events"], errors=(400,)),
+                    }
+                },
                 f"{p}/grants/{{app}}": {
                     "put": {
                         "tags": ["cabin"],
+                        "parameters": [path_parameter("app", "the app's subject (the token's 'sub')")],
                         "summary": "Set a subject's privilege and the paths it may read and actuate: "
                         "needs the 'admin' scope, never more than the caller holds (compared as sets "
                         "of signals), never a widening of the caller's own grant",
@@ -336,9 +347,9 @@ class CabinComponent:
                                 }
                             }
                         },
-                        "responses": ok_responses("the grant as stored"),
+                        "responses": ok_responses("the grant as stored", errors=(400, 404)),
                     }
-                }
+                },
             },
         )
 

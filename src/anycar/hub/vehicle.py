@@ -78,13 +78,13 @@ class VehicleComponent:
             self._replay = asyncio.create_task(self._run_replay(source), name="can-replay")
 
     async def _run_replay(self, path: Path) -> None:
-        assert self.adapter is not None
+        assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         stats = await replay_async(self.adapter, path)
         log.info("CAN log %s replayed: %s", path, stats)
 
     def attach_bus(self, bus_name: str, bus: can.BusABC) -> BusSource:
         """Read one more bus (the simulator's) into the adapter; the caller starts the source."""
-        assert self.adapter is not None
+        assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         source = BusSource(self.adapter, bus, bus_name=bus_name)
         self._sources.append(source)
         return source

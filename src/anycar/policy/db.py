@@ -10,6 +10,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from anycar.errors import ConfigError
+
 MEMORY = ":memory:"
 
 
@@ -22,15 +24,26 @@ def default_db_path() -> Path:
 
 
 def open_db(path: str | Path | None, schema: str) -> sqlite3.Connection:
-    """Open (creating folders and tables as needed) the hub database at ``path``."""
+    """Open (creating folders and tables as needed) the hub database at ``path``.
+
+    A location that cannot hold it (read-only, not a folder, not a database) is a
+    ``ConfigError`` naming the file, not a traceback.
+    """
     target = default_db_path() if path is None else path
-    if str(target) != MEMORY:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(target), isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 5000")
-    if str(target) != MEMORY:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
-    conn.executescript(schema)
+    conn: sqlite3.Connection | None = None
+    try:
+        if str(target) != MEMORY:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(target), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if str(target) != MEMORY:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
+        conn.executescript(schema)
+    except (OSError, sqlite3.Error) as exc:
+        if conn is not None:
+            conn.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"hub database {target}: cannot open or write it: {reason}") from None
     return conn

@@ -107,7 +107,7 @@ class PolicyEngine:
             self._task = None
 
     async def _run(self) -> None:
-        assert self._sub is not None
+        assert self._sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         async for batch in self._sub:
             self.apply(batch)
 
