@@ -17,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar.accessories import signing
-from anycar.accessories.demo import fit_virtual_fleet
+from anycar.accessories.demo import fit_virtual_fleet, virtual_vendor_key
 from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
@@ -98,7 +97,7 @@ class CabinComponent:
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
         if self.virtual_fleet:
-            self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
+            self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
 
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}
