@@ -9,7 +9,6 @@ policy engine decides restrictions and shedding and the manager tells the access
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import re
 import secrets
@@ -42,6 +41,7 @@ from anycar.policy.engine import LoadStatus, PolicyEngine
 from anycar.policy.errors import PermissionDenied
 from anycar.policy.power import Priority
 from anycar.policy.privileges import Grant, Privilege
+from anycar.supervisor import Supervised, log_task_failure
 
 _INSTANCE = re.compile(r"^[A-Z][A-Za-z0-9_]{0,40}$")
 
@@ -114,7 +114,7 @@ class AccessoryManager:
         self.pending: dict[str, Session] = {}
         self.sessions: set[Session] = set()
         self._status: Provider | None = None
-        self._monitor: asyncio.Task[None] | None = None
+        self._monitor: Supervised | None = None
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.trust.on_revoke(self._on_revoke)
@@ -148,13 +148,13 @@ class AccessoryManager:
         self._server = AccessoryServer(self, self.host, self.port, self.ssl)
         await self._server.start()
         self.port = self._server.port
-        self._monitor = asyncio.create_task(running.watch_heartbeats(self), name="accessory-heartbeats")
+        self._monitor = self.policy.supervisor.spawn(
+            "accessory-heartbeats", lambda: running.watch_heartbeats(self)
+        )
 
     async def stop(self) -> None:
         if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+            await self._monitor.stop()
             self._monitor = None
         if self._server is not None:
             await self._server.stop()
@@ -467,9 +467,10 @@ class AccessoryManager:
         loop = asyncio.get_running_loop()  # sessions only exist while the hub's loop runs
         for session in affected:
             session.fail_pending("vendor key revoked")
-            task = loop.create_task(self._drop_revoked(session))
+            task = loop.create_task(self._drop_revoked(session), name=f"revoke-{session.peer}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(log_task_failure)
 
     async def _drop_revoked(self, session: Session) -> None:
         await session.send(

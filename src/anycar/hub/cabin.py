@@ -80,7 +80,11 @@ class CabinComponent:
     async def start(self, hub: Hub) -> None:
         broker = hub.broker
         self.policy = PolicyEngine(
-            broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
+            broker,
+            db_path=self.db_path,
+            driving=self.plan.driving,
+            power=self.plan.power,
+            supervisor=hub.supervisor,
         )
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.
