@@ -16,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar.accessories import signing
-from anycar.accessories.demo import fit_virtual_fleet
+from anycar.accessories.demo import fit_virtual_fleet, virtual_vendor_key
 from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
@@ -84,7 +83,11 @@ class CabinComponent:
     async def start(self, hub: Hub) -> None:
         broker = hub.broker
         self.policy = PolicyEngine(
-            broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
+            broker,
+            db_path=self.db_path,
+            driving=self.plan.driving,
+            power=self.plan.power,
+            supervisor=hub.supervisor,
         )
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.
@@ -102,7 +105,7 @@ class CabinComponent:
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
         if self.virtual_fleet:
-            self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
+            self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
 
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}
