@@ -348,8 +348,17 @@ class CompiledDecoders:
     paths: list[str]
 
 
-def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) -> CompiledDecoders:
-    """Frame decoders for every frame of every bus; mapped frames carry their rules."""
+def compile_decoders(
+    network: CanNetwork,
+    mapping: Mapping,
+    catalog: Catalog,
+    *,
+    refused: set[str] | frozenset[str] = frozenset(),
+) -> CompiledDecoders:
+    """Frame decoders for every frame of every bus; mapped frames carry their rules.
+
+    ``refused`` are paths whose overlay node the catalog refused (already reported): skipped.
+    """
     problems: list[str] = []
     by_bus: dict[str, dict[int, FrameDecoder]] = {}
     for bus in network.buses:
@@ -359,10 +368,12 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
             frames[key] = FrameDecoder(msg, bus.name, lengths, int(msg.length))
     paths: dict[str, None] = {}
     for rule in mapping.dbc2vss:
+        if rule.path in refused:
+            continue
         where = f"{rule.where()}: {rule.path}"
         sig = catalog.find(rule.path)
         if sig is None:
-            problems.append(f"{where}: unknown VSS path")
+            problems.append(f"{where}: unknown VSS path (DBC signal {rule.signal}); rule not used")
             continue
         refs = network.find(rule.signal, bus=rule.bus, message=rule.message)
         if not refs:
