@@ -95,33 +95,35 @@ class KuksaProvider:
     """Frames in, VSS updates out, the way the KUKSA CAN provider does it."""
 
     def __init__(self, network: CanNetwork, mapping: Mapping, catalog: Catalog) -> None:
-        self.by_signal: dict[str, list[KuksaMapping]] = {}
+        # per message, the mappings of each signal; a mapping object is shared by every message
+        # carrying its signal (KUKSA keys them by signal name). anycar's optional ``bus`` and
+        # ``message`` keys narrow the messages, so a profile using them does the same work here.
+        self.by_message: dict[int, dict[str, list[KuksaMapping]]] = {}
+        self.frames: dict[str | None, dict[int, Message]] = {}
         for rule in mapping.dbc2vss:
             sig = catalog.find(rule.path)
-            if sig is None or not network.find(rule.signal):
+            refs = network.find(rule.signal, bus=rule.bus, message=rule.message)
+            if sig is None or not refs:
                 continue
-            self.by_signal.setdefault(rule.signal, []).append(
-                KuksaMapping(
-                    rule.path,
-                    rule.signal,
-                    dict(rule.transform) if rule.transform is not None else None,
-                    rule.interval_ms,
-                    rule.on_change,
-                    sig.datatype,
-                    list(rule.multiplexer),
-                )
+            m = KuksaMapping(
+                rule.path,
+                rule.signal,
+                dict(rule.transform) if rule.transform is not None else None,
+                rule.interval_ms,
+                rule.on_change,
+                sig.datatype,
+                list(rule.multiplexer),
             )
-        # the CAN filter: only messages carrying a mapped signal, per channel (one bus in KUKSA)
-        self.frames: dict[str | None, dict[int, Message]] = {}
-        for bus in network.buses:
-            mapped = {
-                frame_key(m.frame_id, bool(m.is_extended_frame)): m
-                for dbc in bus.dbcs
-                for m in dbc.db.messages
-                if any(s.name in self.by_signal for s in m.signals)
-            }
-            self.frames[bus.channel or bus.name] = mapped
-            self.frames.setdefault(None, {}).update(mapped)
+            for ref in refs:
+                # the CAN filter: only messages carrying a mapped signal, per channel (KUKSA: one bus)
+                key = frame_key(ref.message.frame_id, bool(ref.message.is_extended_frame))
+                bus = network.bus(ref.bus)
+                channel = (bus.channel or bus.name) if bus is not None else ref.bus
+                self.frames.setdefault(channel, {})[key] = ref.message
+                self.frames.setdefault(None, {}).setdefault(key, ref.message)
+                table = self.by_message.setdefault(id(ref.message), {})
+                table.setdefault(ref.signal.name, []).append(m)
+        self.frames.setdefault(None, {})
 
     def process(self, frames: Iterable[can.Message]) -> list[Update]:
         """``CanReader._process_can_message`` and the feeder's send loop, for a run of frames."""
@@ -144,6 +146,7 @@ class KuksaProvider:
         return out
 
     def _handle(self, message: Message, decoded: dict[str, Any], rx_time: float, out: list[Update]) -> None:
+        mappings = self.by_message.get(id(message), {})
         for name, raw in decoded.items():
             if isinstance(raw, (int, float)):
                 sig = message.get_signal_by_name(name)
@@ -151,7 +154,7 @@ class KuksaProvider:
                     continue
                 if sig.maximum is not None and raw > sig.maximum:
                     continue
-            for m in self.by_signal.get(name, ()):
+            for m in mappings.get(name, ()):
                 if not m.time_condition_fulfilled(rx_time):
                     continue
                 if any(decoded.get(s) != v for s, v in m.multiplexer):
