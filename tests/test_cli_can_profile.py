@@ -165,3 +165,33 @@ def test_demo_drives_the_default_car_through_your_own_dbc() -> None:
     assert done.returncode == 0, done.stderr
     assert "Xiaomi SU7 (Model3CAN.dbc, vss_dbc.json), driven by the simulator" in done.stdout
     assert "accessories fitted" in done.stdout
+
+
+def test_can_live_reads_your_own_dbc_and_mapping(capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+    import time
+
+    import can
+
+    from anycar.can.sources import read_log
+
+    frames = [f for f in read_log(LOG) if f.arbitration_id == 0x257]  # ID257DIspeed: Vehicle.Speed
+    stop = threading.Event()
+
+    def send() -> None:
+        with can.Bus(interface="virtual", channel="interop-can-live") as bus:
+            while not stop.is_set():
+                for f in frames[:5]:
+                    bus.send(can.Message(arbitration_id=f.arbitration_id, data=f.data, is_extended_id=False))
+                time.sleep(0.05)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        argv = ["can", "live", "--dbc", DBC, "--mapping", MAPPING, "--interface", "virtual"]
+        assert main([*argv, "--channel", "interop-can-live", "--seconds", "1.5", "--json"]) == 0
+    finally:
+        stop.set()
+        sender.join(5)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(r["path"] == "Vehicle.Speed" for r in rows)
