@@ -71,6 +71,8 @@ class VehicleComponent:
         self._supervisor = hub.supervisor
         send = bus_sender(self.buses) if self.buses else None
         self.adapter = adapter_for(self.profile, hub.broker, send=send)
+        for problem in self.adapter.problems:  # rules that cannot be used: the others run
+            log.warning("%s", problem)
         for bus_name, live in self.buses.items():
             reader = BusSource(self.adapter, live, bus_name=bus_name)
             await reader.start(hub.supervisor)
