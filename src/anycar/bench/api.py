@@ -120,7 +120,7 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
     async def run() -> None:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         stub = val_pb2_grpc.VALStub(channel)
-        call = stub.Subscribe(v2.SubscribeRequest(signal_paths=paths, buffer_size=100_000))
+        call = stub.Subscribe(v2.SubscribeRequest(signal_paths=paths, buffer_size=1000))
         await call.read()  # the initial state: the subscription is in place
         ready.set()
         cpu0, wall0 = time.process_time(), time.monotonic()

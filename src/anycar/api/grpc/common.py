@@ -20,6 +20,18 @@ from anycar.errors import (
 )
 from anycar.model import Catalog, Signal
 
+# the KUKSA databroker's MAX_REQUEST_PATH_LENGTH: a longer path is INVALID_ARGUMENT, not NOT_FOUND
+MAX_PATH_LENGTH = 1000
+
+
+class InvalidRequest(AnycarError):
+    """A request wrong in its shape (a SignalID with neither id nor path, a path too long, no
+    ids at all): INVALID_ARGUMENT, as the databroker answers, whatever the catalog holds."""
+
+    code = 400
+    reason = "bad_request"
+
+
 STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (TokenError, grpc.StatusCode.UNAUTHENTICATED),
     (Forbidden, grpc.StatusCode.PERMISSION_DENIED),
@@ -30,6 +42,7 @@ STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (InvalidValue, grpc.StatusCode.INVALID_ARGUMENT),
     (WrongSignalType, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidFilter, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
 ]
 
 ACTUATION_STATUS = {
@@ -86,22 +99,30 @@ class Access:
         return self.authorizer.grants(token_of(context))
 
     def signal(self, signal_id: Any) -> Signal:
-        """A ``types.SignalID`` (by id or path) -> the signal; raises ``UnknownPath``."""
+        """A ``types.SignalID`` (by id or path) -> the signal; raises ``UnknownPath`` for a
+        signal that does not exist, ``InvalidRequest`` for a SignalID that names none."""
         which = signal_id.WhichOneof("signal")
         if which == "id":
             return self.catalog.by_id(signal_id.id)
         if which == "path":
-            return self.catalog.get(signal_id.path)
-        raise UnknownPath("", "the SignalID has neither id nor path")
+            return self.catalog.get(checked_path(signal_id.path))
+        raise InvalidRequest("No SignalId provided: the SignalID has neither id nor path")
 
     def resolve(self, grants: Grants, patterns: list[str], action: Action) -> list[Signal]:
         """Every signal the patterns cover, all of them allowed for ``action`` or an error."""
         out: list[Signal] = []
         seen: set[int] = set()
         for pattern in patterns:
-            for sig in self.catalog.resolve(pattern):
+            for sig in self.catalog.resolve(checked_path(pattern)):
                 if sig.id not in seen:
                     grants.check(action, sig.path)
                     seen.add(sig.id)
                     out.append(sig)
         return out
+
+
+def checked_path(path: str) -> str:
+    """``path`` unless it is longer than the databroker takes (then ``InvalidRequest``)."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidRequest(f"The provided path is too long ({len(path)} > {MAX_PATH_LENGTH} characters)")
+    return path

@@ -76,6 +76,7 @@ class GrpcServer:
 
     async def stop(self, grace: float = 1.0) -> None:
         self.v2.close()
+        self.v1.watches.close()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
