@@ -11,7 +11,8 @@ Requests (WebSocket, one JSON object per text message)::
     {"action": "unsubscribe", "subscriptionId": "1", "requestId": "5"}
 
 Everything from the outside is checked here: any other shape is a ``bad_request`` that says
-which field is wrong, so the rest of the server only sees well-formed requests.
+which field is wrong, so the rest of the server only sees well-formed requests. A path holds
+no wildcard (the spec's rule; several nodes are addressed with the ``paths`` filter).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def parse_object(data: dict[str, Any]) -> Request:
     request_id = _string(data, "requestId", limit=MAX_ID_LENGTH)
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
-        raise VissError("token_invalid", "field 'authorization' must be a string holding the token")
+        raise VissError("invalid_token", "field 'authorization' must be a string holding the token")
     if action == "unsubscribe":
         return Request(
             action,
@@ -127,6 +128,9 @@ def parse_object(data: dict[str, Any]) -> Request:
     path = normalize_path(_string(data, "path"))
     if not path:
         raise VissError("bad_request", "field 'path' is empty")
+    if "*" in path:
+        # VISS v2 Core, "Path URI Component": the path MUST not contain wildcards
+        raise VissError("bad_request", "field 'path' must not contain wildcards ('*'); use the paths filter")
     filters = _filters(data.get("filter"))
     value = None
     if action == "set":
@@ -162,14 +166,14 @@ def _check_value(value: Any, depth: int = 0) -> None:
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise VissError("invalid_value", "value must be finite")
+            raise VissError("invalid_data", "value must be finite")
         return
     if isinstance(value, list) and depth == 0:
         for item in value:
             _check_value(item, 1)
         return
     raise VissError(
-        "invalid_value", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
+        "invalid_data", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
     )
 
 
