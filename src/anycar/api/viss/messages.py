@@ -179,13 +179,19 @@ def _check_value(value: Any, depth: int = 0) -> None:
 
 # -- responses ----------------------------------------------------------------------------------
 _SECOND_TEXT: dict[int, str] = {}
+_LAST: list[Any] = [None, ""]  # the last timestamp formatted and its text
 
 
 def iso(ts: float) -> str:
     """VISS timestamps: ISO 8601, UTC, trailing Z, microseconds.
 
-    Called for every datapoint sent, so the text of the whole second is cached.
+    Called for every datapoint sent, so the text of the whole second is cached, and the last
+    text is kept: the datapoints of one provider message usually share their timestamp.
     """
+    last = _LAST
+    if ts == last[0]:
+        text: str = last[1]
+        return text
     second = int(ts)
     micros = int((ts - second) * 1_000_000)
     prefix = _SECOND_TEXT.get(second)
@@ -193,7 +199,9 @@ def iso(ts: float) -> str:
         if len(_SECOND_TEXT) > 64:
             _SECOND_TEXT.clear()
         prefix = _SECOND_TEXT[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{micros:06d}Z"
+    text = f"{prefix}.{micros:06d}Z"
+    last[0], last[1] = ts, text
+    return text
 
 
 def now_iso() -> str:

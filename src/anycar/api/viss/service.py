@@ -78,11 +78,23 @@ def data_object(path: str, dps: list[Datapoint]) -> dict[str, Any]:
 
 
 def data_field(batch: list[Datapoint]) -> Any:
-    """One object for one signal, a list for several; repeated updates of a signal become a dp list."""
-    grouped: dict[str, list[Datapoint]] = {}
+    """One object for one signal, a list for several; repeated updates of a signal become a dp list.
+
+    One pass over the batch: it runs for every notification of every subscriber.
+    """
+    objects: list[dict[str, Any]] = []
+    seen: dict[str, dict[str, Any]] = {}
     for dp in batch:
-        grouped.setdefault(dp.path, []).append(dp)
-    objects = [data_object(p, dps) for p, dps in grouped.items()]
+        value = dp.value
+        point = {"value": None if value is None else wire_value(value), "ts": iso(dp.timestamp)}
+        obj = seen.get(dp.path)
+        if obj is None:
+            obj = seen[dp.path] = {"path": dp.path, "dp": point}
+            objects.append(obj)
+        elif isinstance(obj["dp"], list):
+            obj["dp"].append(point)
+        else:
+            obj["dp"] = [obj["dp"], point]
     return objects[0] if len(objects) == 1 else objects
 
 
