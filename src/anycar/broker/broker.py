@@ -151,6 +151,15 @@ class SignalBroker:
         except ValueRejected as exc:
             raise InvalidValue(path, str(exc)) from None
 
+    def serves_actuation(self, path: str) -> bool:
+        """Whether a provider would take an actuation of ``path`` now: an all-or-nothing batch
+        asks this of every target before it forwards any."""
+        return self._serving(self._owners[self.catalog.get(path).id])
+
+    @staticmethod
+    def _serving(owner: Provider | None) -> bool:
+        return owner is not None and not owner.closed and owner.on_actuate is not None
+
     async def actuate(
         self, path: str, value: Any, *, requester: str | None = None, timeout: float | None = None
     ) -> ActuationResult:
@@ -180,7 +189,7 @@ class SignalBroker:
         self, sig: Signal, value: Any, requester: str | None, timeout: float | None
     ) -> ActuationResult:
         owner = self._owners[sig.id]
-        if owner is None or owner.closed or owner.on_actuate is None:
+        if owner is None or not self._serving(owner) or owner.on_actuate is None:
             return self._count(
                 ActuationResult(sig.path, ActuationStatus.NO_PROVIDER, "no provider serves this actuator")
             )

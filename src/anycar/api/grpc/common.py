@@ -21,6 +21,18 @@ from anycar.errors import (
 )
 from anycar.model import Catalog, Signal
 
+# the KUKSA databroker's MAX_REQUEST_PATH_LENGTH: a longer path is INVALID_ARGUMENT, not NOT_FOUND
+MAX_PATH_LENGTH = 1000
+
+
+class InvalidRequest(AnycarError):
+    """A request wrong in its shape (a SignalID with neither id nor path, a path too long, no
+    ids at all): INVALID_ARGUMENT, as the databroker answers, whatever the catalog holds."""
+
+    code = 400
+    reason = "bad_request"
+
+
 STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (TokenError, grpc.StatusCode.UNAUTHENTICATED),
     (Forbidden, grpc.StatusCode.PERMISSION_DENIED),
@@ -32,6 +44,7 @@ STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (WrongSignalType, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidFilter, grpc.StatusCode.INVALID_ARGUMENT),
     (TooManySignals, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
 ]
 
 ACTUATION_STATUS = {
@@ -97,8 +110,8 @@ class Access:
         if which == "id":
             return self.by_id(grants, signal_id.id, action)
         if which == "path":
-            return grants.signal(self.catalog, signal_id.path, action)
-        raise UnknownPath("", "the SignalID has neither id nor path")
+            return grants.signal(self.catalog, checked_path(signal_id.path), action)
+        raise InvalidRequest("No SignalId provided: the SignalID has neither id nor path")
 
     def by_id(self, grants: Grants, signal_id: int, action: Action) -> Signal:
         try:
@@ -117,5 +130,12 @@ class Access:
 
     def resolve(self, grants: Grants, patterns: list[str], action: Action) -> list[Signal]:
         """Every signal the patterns cover, all of them allowed for ``action`` or an error."""
-        out = grants.resolve_all(self.catalog, patterns, action)
+        out = grants.resolve_all(self.catalog, [checked_path(p) for p in patterns], action)
         return out
+
+
+def checked_path(path: str) -> str:
+    """``path`` unless it is longer than the databroker takes (then ``InvalidRequest``)."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidRequest(f"The provided path is too long ({len(path)} > {MAX_PATH_LENGTH} characters)")
+    return path

@@ -1,4 +1,5 @@
-"""VISS v2 over HTTP: ``GET /Vehicle/Speed`` reads, ``POST /Vehicle/...`` with ``{"value": ...}`` sets.
+"""VISS v2 over HTTP: ``GET /Vehicle/Speed`` (or ``/Vehicle.Speed``) reads, ``POST /Vehicle/...``
+with ``{"value": ...}`` sets.
 
 Filters travel in the ``filter`` query parameter as JSON (``?filter={"type":"paths",...}``), the
 token in ``Authorization: Bearer``. The body is the same JSON a WebSocket client gets; the HTTP
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from anycar.api.bodies import BodyTooLarge, read_body
-from anycar.api.viss.errors import VissError, from_anycar
+from anycar.api.viss.errors import VissError, from_anycar, http_headers
 from anycar.api.viss.messages import error_response, loads, parse_object
 from anycar.api.viss.service import VissService
 from anycar.errors import AnycarError
@@ -68,9 +69,13 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
                 return JSONResponse(service.get(req, token))
             return JSONResponse(await service.set(req, token))
         except VissError as err:
-            return JSONResponse(error_response(err, action, request_id), status_code=err.number)
+            return JSONResponse(
+                error_response(err, action, request_id), status_code=err.number, headers=http_headers(err)
+            )
 
     return [
         Route(prefix, handle, methods=["GET", "POST"]),
         Route(prefix + "/{rest:path}", handle, methods=["GET", "POST"]),
+        # the dotted form the spec also uses: GET /Vehicle.Acceleration.Longitudinal?filter=...
+        Route(prefix + ".{rest:path}", handle, methods=["GET", "POST"]),
     ]
