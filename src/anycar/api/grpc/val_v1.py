@@ -168,7 +168,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         except AnycarError as exc:
             await abort(context, exc)
         if not meta_patterns:
-            assert sub is not None
+            assert sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             try:
                 async for batch in sub:
                     yield self._values(batch)
