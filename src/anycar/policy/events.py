@@ -48,6 +48,10 @@ KINDS = frozenset(
         "trust_added",
         "trust_revoked",
         "driving_state",
+        # automations (anycar.automations): a notify action, a loop or a storm stopped
+        "automation_notify",
+        "automation_loop",
+        "automation_rate_limited",
     }
 )
 
