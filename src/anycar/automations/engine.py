@@ -870,8 +870,15 @@ class Engine:
             if kind in ("fitted", "removed") and not self._rebuild_pending and self._loop is not None:
                 self._rebuild_pending = True  # the catalog and its providers changed: check again
                 self._loop.call_soon(self.rebuild)
-        elif event.kind == "driving_state" and self.policy is not None:
+        elif event.kind == "driving_state" and self.policy is not None and self._loop is not None:
+            # the policy logs before it takes the new state: read it once the log call is over
+            self._loop.call_soon(self._driving_changed)
+
+    def _driving_changed(self) -> None:
+        if self.policy is not None:
             state = str(self.policy.driving_state)
+            if state == self._last_driving:
+                return
             previous, self._last_driving = self._last_driving, state
             for dspec, fire in list(self._driving):
                 if dspec.to in ("any", state) and dspec.from_ in (None, previous):
