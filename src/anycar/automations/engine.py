@@ -548,6 +548,7 @@ class Engine:
     def _launch(self, run: Run) -> None:
         self.counters["runs"] += 1
         self._running.setdefault(run.automation.id, []).append(run)
+        self._ring(run.automation.id).append(run.trace)  # visible while it runs
         run.task = asyncio.get_running_loop().create_task(
             self._run_task(run), name=f"automation-{run.run_id}"
         )
@@ -562,7 +563,7 @@ class Engine:
                 raise  # hub stopping: the paused state stays in the database for the restart
             self.store.end_run(run.run_id)
         self._remove_run(run)
-        self._keep_trace(trace)
+        self._unsaved.append(trace)
         if trace.get("result") == "failed" and run.automation.id:
             log.info("automation %s failed: %s", run.automation.id, trace.get("reason"))
         queue = self._queued.get(run.automation.id)
@@ -750,11 +751,14 @@ class Engine:
                 stop()
 
     # -- traces ---------------------------------------------------------------------------------
-    def _keep_trace(self, trace: dict[str, Any]) -> None:
-        ring = self._traces.get(trace["automation"])
+    def _ring(self, automation: str) -> deque[dict[str, Any]]:
+        ring = self._traces.get(automation)
         if ring is None:
-            ring = self._traces[trace["automation"]] = deque(maxlen=self.traces_kept)
-        ring.append(trace)
+            ring = self._traces[automation] = deque(maxlen=self.traces_kept)
+        return ring
+
+    def _keep_trace(self, trace: dict[str, Any]) -> None:
+        self._ring(trace["automation"]).append(trace)
         self._unsaved.append(trace)
 
     def _save_traces(self) -> None:

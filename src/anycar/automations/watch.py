@@ -115,6 +115,11 @@ class SignalWatch:
             self._available()
         previous = self.last
         self.last = value
+        if previous is _UNSET and self.since is None:
+            # the first value seen (after a start or a long drop-out) is where we start from,
+            # not a change: a restarted hub does not re-run what already happened
+            self.holding = self._holds(value, previous)
+            return
         if not self.spec.is_range and self.spec.to is None and self.spec.from_ is None:
             if previous is _UNSET or previous == value:
                 return
