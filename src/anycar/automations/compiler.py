@@ -50,6 +50,7 @@ class Context:
     brand: str | None = None
     has_driving_state: bool = True
     scenes: Mapping[str, m.Scene] = field(default_factory=dict)
+    waiting_scenes: set[str] = field(default_factory=set)  # refused only for want of a provider
 
 
 class Compiler:
@@ -350,7 +351,13 @@ class Compiler:
             scene = self.ctx.scenes.get(raw["scene"])
             if scene is None:
                 known = ", ".join(sorted(self.ctx.scenes)) or "none"
-                raise Invalid((*where, "scene"), f"no scene {raw['scene']!r} (known: {known})")
+                waiting = raw["scene"] in self.ctx.waiting_scenes
+                raise Invalid(
+                    (*where, "scene"),
+                    f"no scene {raw['scene']!r} (known: {known})"
+                    + (": it waits for an accessory to be fitted" if waiting else ""),
+                    "no_provider" if waiting else "invalid",
+                )
             self._targets.extend(scene.targets)
             return m.ApplyScene(scene.id, bool(raw.get("continue_on_error", False)), at)
         if "delay" in raw:

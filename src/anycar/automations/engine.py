@@ -96,6 +96,7 @@ class Engine:
         wall: Callable[[], float] = time.time,
         traces_kept: int = 20,
         rate_limits: bool = True,
+        assume_provided: bool = False,
     ) -> None:
         self.broker = broker
         self.store = store if store is not None else Store(None)
@@ -104,6 +105,7 @@ class Engine:
         self.wall = wall
         self.traces_kept = traces_kept
         self.rate_limits = rate_limits
+        self.assume_provided = assume_provided  # offline validation without a car: no provider check
         self.access = policy.access if policy is not None else AccessControl()
         self.events: EventLog = policy.events if policy is not None else EventLog(None)
         self.automations: dict[str, m.Automation] = {}
@@ -211,7 +213,7 @@ class Engine:
         broker = self.broker
 
         def provided(path: str) -> bool:
-            return broker.provider_of(path) is not None
+            return self.assume_provided or broker.provider_of(path) is not None
 
         grants = self.policy.grants if self.policy is not None else None
         return Context(
@@ -220,7 +222,7 @@ class Engine:
             grant_for=(lambda s: grants.get(s)) if grants is not None else (lambda s: None),
             access=self.access,
             brand=self.brand,
-            has_driving_state=self.policy is not None,
+            has_driving_state=self.policy is not None or self.assume_provided,
         )
 
     def rebuild(self) -> None:
@@ -246,6 +248,8 @@ class Engine:
                     continue
                 scenes[scene.id] = scene
             for p in problems:
+                if p.kind == "no_provider" and p.automation:
+                    ctx.waiting_scenes.add(p.automation)
                 status.setdefault(
                     f"scene:{p.automation}", Status(f"scene:{p.automation}", "refused", doc.source)
                 ).problems.append(p)
