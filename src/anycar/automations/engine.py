@@ -143,6 +143,7 @@ class Engine:
             "rate_limited": 0,
             "loops": 0,
             "task_restarts": 0,
+            "dispatch_errors": 0,
         }
         self.started = False
 
@@ -461,7 +462,11 @@ class Engine:
         while not sub.closed:
             batch = await sub.get()
             for dp in batch:
-                self.dispatch(dp.path, dp.value)
+                try:
+                    self.dispatch(dp.path, dp.value)
+                except Exception:  # one bad update must not cost the rest of the batch
+                    self.counters["dispatch_errors"] += 1
+                    log.exception("automations: dispatching %s failed", dp.path)
 
     def dispatch(self, path: str, value: Any) -> None:
         handlers = self._by_path.get(path)

@@ -105,21 +105,25 @@ def parse_yaml(text: str, source: str) -> Document:
     """YAML (or JSON) into a ``Document``; duplicate keys and alias bombs are refused."""
     if len(text) > MAX_FILE_BYTES:
         raise SourceError(Problem(source, None, f"definition is longer than {MAX_FILE_BYTES} characters"))
-    loader = yaml.SafeLoader(text)
+    doc = Document(source, None)
     try:
-        node = loader.get_single_node()
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise SourceError(
+                    Problem(source, 1, "the file is empty; expected 'automations:' and/or 'scenes:'")
+                )
+            doc.data = _build(node, (), doc, loader, [MAX_NODES])
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SourceError(Problem(source, line, f"not valid YAML: {reason}")) from None
-    finally:
-        loader.dispose()
-    doc = Document(source, None)
-    if node is None:
-        raise SourceError(Problem(source, 1, "the file is empty; expected 'automations:' and/or 'scenes:'"))
-    budget = [MAX_NODES]
-    doc.data = _build(node, (), doc, loader, budget)
+    except RecursionError:
+        raise SourceError(Problem(source, None, "nested too deeply")) from None
     return doc
 
 

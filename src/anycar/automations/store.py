@@ -37,10 +37,15 @@ CREATE INDEX IF NOT EXISTS automation_traces_by ON automation_traces(automation,
 class Store:
     """SQLite behind a memory copy; ``path=None`` keeps everything in memory only."""
 
-    def __init__(self, path: str | Path | None, *, traces_per_automation: int = 20) -> None:
+    def __init__(
+        self, path: str | Path | None, *, traces_per_automation: int = 20, recovery_s: float = 10.0
+    ) -> None:
         self.traces_per_automation = traces_per_automation
+        self.recovery_s = recovery_s  # no failure for this long after a success: healthy again
         self.failure: str | None = None
         self.failed_since: float | None = None
+        self.last_failed_at = 0.0
+        self.last_ok_at = 0.0
         self.failed_writes = 0
         self._db: sqlite3.Connection | None = None
         if path is not None:
@@ -55,9 +60,27 @@ class Store:
             log.warning("automations database write failed, keeping state in memory: %s", exc)
             self.failed_since = time.time()
         self.failure = str(exc)
+        self.last_failed_at = time.monotonic()
         self.failed_writes += 1
 
+    def _succeeded(self) -> None:
+        """A write went through: healthy again once no write has failed for ``recovery_s`` (a full
+        disk lets small writes through and refuses big ones: that is still failing)."""
+        self.last_ok_at = time.monotonic()
+        self._recovered()
+
+    def _recovered(self) -> None:
+        if (
+            self.failure is not None
+            and self.last_ok_at > self.last_failed_at
+            and time.monotonic() - self.last_failed_at >= self.recovery_s
+        ):
+            log.warning("automations database writable again")
+            self.failure = None
+            self.failed_since = None
+
     def health(self) -> dict[str, Any]:
+        self._recovered()
         return {
             "database": "memory only"
             if self._db is None and self.failure is None
@@ -75,10 +98,7 @@ class Store:
         except sqlite3.Error as exc:
             self._failed(exc)
             return
-        if self.failure is not None:
-            log.warning("automations database writable again")
-            self.failure = None
-            self.failed_since = None
+        self._succeeded()
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         if self._db is None:
@@ -172,9 +192,7 @@ class Store:
         except sqlite3.Error as exc:
             self._failed(exc)
             return
-        if self.failure is not None:
-            self.failure = None
-            self.failed_since = None
+        self._succeeded()
 
     def traces(self, automation: str, limit: int) -> list[dict[str, Any]]:
         rows = self._read(
