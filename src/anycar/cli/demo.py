@@ -33,7 +33,16 @@ def register(sub: Any) -> None:
         "--headless", action="store_true", help="no live status line, just the URLs and a summary"
     )
     demo.add_argument("--port-offset", type=int, default=0, help="add this to every default port")
+    demo.add_argument(
+        "--no-automations", action="store_true", help="do not load the shipped example automations"
+    )
     demo.set_defaults(func=run_demo)
+
+
+def _examples() -> Path:
+    from anycar.automations.component import examples_dir
+
+    return examples_dir()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -60,6 +69,7 @@ def run_demo(args: argparse.Namespace) -> int:
             simulate=True,
             seed=args.seed,
             speedup=args.speedup,
+            automations=[] if args.no_automations else [_examples()],
         )
         hub = build_hub(config, parts)
         with contextlib.suppress(KeyboardInterrupt):

@@ -45,6 +45,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="fit the virtual accessories that find a free mount",
     )
+    p.add_argument(
+        "--automations",
+        metavar="DIR",
+        action="append",
+        help="automation and scene definitions (a YAML file or a folder of them; may repeat)",
+    )
     p.add_argument("--host", help="bind address (overrides the config)")
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
     p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
@@ -82,6 +88,7 @@ def run_hub(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         seed=args.seed,
         speedup=args.speedup,
+        automations=[Path(a) for a in args.automations] if args.automations else config.automations,
     )
     hub = build_hub(config, parts)
     if config.open:

@@ -63,6 +63,10 @@ KINDS = frozenset(
         "trust_revoked",
         "driving_state",
         "grant_changed",
+        # automations (anycar.automations): a notify action, a loop or a storm stopped
+        "automation_notify",
+        "automation_loop",
+        "automation_rate_limited",
     }
 )
 
