@@ -42,6 +42,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
     config = HubConfig()
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
+    over = {name: port for name, port in config.ports.items() if port is not None and not 0 <= port <= 65535}
+    if over:
+        from anycar.cli.output import fail
+
+        return fail(
+            f"--port-offset {args.port_offset} puts "
+            + ", ".join(f"{name} on {port}" for name, port in over.items())
+            + "; ports go from 1 to 65535"
+        )
     for name, port in config.ports.items():
         if port and not _port_free(config.host, port):
             console.print(f"[yellow]port {port} ({name}) is taken: using a free one instead[/]")

@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except AnycarError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a file or folder the user named: missing, read-only, a port taken
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         return 130
 
