@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import can
 
-from anycar.brands import ProfileEncoder
+from anycar.brands.ecus import EcuEncoder
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
 from anycar.sim.simulator import Simulator
@@ -54,6 +54,7 @@ class SimulationComponent:
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
         self._task: asyncio.Task[Any] | None = None
+        self._readers: list[Any] = []
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -62,8 +63,10 @@ class SimulationComponent:
             channel = f"{prefix}-{bus.name}"
             self._tx[bus.name] = can.Bus(interface="virtual", channel=channel)
             self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
-            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start()
-        encoder = ProfileEncoder(profile)
+            reader = self.vehicle.attach_bus(bus.name, self._rx[bus.name])
+            self._readers.append(reader)
+            await reader.start()
+        encoder = EcuEncoder(profile)  # what the car's ECUs broadcast, counters and checksums too
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
         self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
         self.runner.add_sink(self.sink)
@@ -74,6 +77,9 @@ class SimulationComponent:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for reader in self._readers:  # its notifier thread must not read a bus shut below
+            await reader.stop()
+        self._readers = []
         for bus in (*self._tx.values(), *self._rx.values()):
             bus.shutdown()
         self._tx, self._rx = {}, {}
