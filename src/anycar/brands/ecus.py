@@ -22,11 +22,12 @@ import can
 from anycar.brands.checksums import MessageGuard, guard_for
 from anycar.brands.profile import BrandProfile, load_profile
 from anycar.can.codec import FrameEncoder, physical_range
-from anycar.can.decoder import choice_key
+from anycar.can.decoder import choice_key, coercer
 from anycar.can.mapping import MappingRule
 from anycar.can.network import SignalRef
 from anycar.can.transform import NoMappingEntry, TransformFailed, compile_transform
 from anycar.errors import AnycarError
+from anycar.model import Catalog
 
 Inverse = Callable[[Any], float | int | None]  # VSS value -> DBC physical value (None: cannot)
 
@@ -140,6 +141,85 @@ class EcuEncoder:
         except Exception:  # cantools' range errors: an ECU would not send such a value either
             return None
         return frame
+
+
+class RequestReader:
+    """The car's side of ``vss2dbc``: which VSS request a frame on the bus carries.
+
+    A simulated ECU uses it to see what the hub asked for (a request frame the adapter sent),
+    reading each ``vss2dbc`` rule backwards: a value table from DBC to VSS, a plain signal as is
+    (a value-table name for strings, 0/1 for booleans). ``math`` transforms are solved over the
+    VSS signal's range by bisection.
+    """
+
+    def __init__(self, profile: BrandProfile | str, catalog: Catalog) -> None:
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        network = self.profile.network()
+        self.problems: list[str] = []
+        self._rules: dict[tuple[str, int], list[tuple[str, SignalRef, Callable[[Any], Any]]]] = {}
+        for rule in self.profile.mapping().vss2dbc:
+            refs = network.find(rule.signal, bus=rule.bus, message=rule.message)
+            if not refs:
+                continue
+            ref = refs[0]
+            sig = catalog.find(rule.path)
+            if sig is None:
+                continue
+            coerce = coercer(sig.datatype, ref.signal.choices, False)
+            key = (ref.bus, int(ref.message.frame_id))
+            self._rules.setdefault(key, []).append(
+                (rule.path, ref, _backwards(rule, _forward(rule, ref), coerce))
+            )
+        self._channels = {b.channel or b.name: b.name for b in self.profile.buses}
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for rules in self._rules.values() for path, _ref, _fn in rules]
+
+    def read(self, frame: can.Message, bus: str | None = None) -> dict[str, Any]:
+        """The VSS values a request frame on ``bus`` (else its channel's bus) asks for."""
+        bus = bus or self._channels.get(str(frame.channel), str(frame.channel))
+        rules = self._rules.get((bus, int(frame.arbitration_id)))
+        if not rules:
+            if len(self.profile.buses) == 1:
+                rules = self._rules.get((self.profile.buses[0].name, int(frame.arbitration_id)))
+            if not rules:
+                return {}
+        try:
+            decoded = rules[0][1].message.decode(bytes(frame.data), decode_choices=False, scaling=True)
+        except Exception:  # not a frame this message can be: ignore it as an ECU would
+            return {}
+        out = {}
+        for path, ref, back in rules:
+            raw = decoded.get(ref.signal.name) if isinstance(decoded, dict) else None
+            if raw is None:
+                continue
+            value = back(raw)
+            if value is not None:
+                out[path] = value
+        return out
+
+
+def _backwards(rule: MappingRule, forward: Inverse, coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """DBC physical value -> the VSS value ``forward`` would have turned into it."""
+    table = None
+    if rule.transform is not None and "mapping" in rule.transform:
+        table = [(item["from"], item["to"]) for item in rule.transform["mapping"]]
+
+    def back(phys: Any) -> Any:
+        if table is not None:
+            for vss, _dbc in table:
+                if forward(vss) == phys:
+                    return vss
+            return None
+        if rule.transform is None:
+            try:
+                return coerce(phys)
+            except (TransformFailed, NoMappingEntry):
+                return None
+        return None  # a math request transform: not read back (none of the shipped profiles has one)
+
+    return back
 
 
 def _numeric_range(ref: SignalRef) -> tuple[float, float]:
@@ -259,4 +339,4 @@ def _bisect(ref: SignalRef, fn: Callable[[Any], Any], target: float, lo: float, 
     return best[1] if best else None
 
 
-__all__ = ["EcuEncoder"]
+__all__ = ["EcuEncoder", "RequestReader"]

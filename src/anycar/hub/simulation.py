@@ -1,9 +1,11 @@
 """The simulator as a hub component: it drives the car and puts its frames on CAN.
 
-Each step's VSS values are encoded through the brand profile's DBC (``vss2dbc``) into frames,
-sent on python-can virtual buses, one per bus of the profile, and read back by the vehicle
-component's CAN adapter: the demo runs the same path from CAN through the mapping to the broker
-that a real car does.
+Each step's VSS values are encoded into the frames the car's ECUs would broadcast (the profile's
+``dbc2vss`` mapping inverted, ``anycar.brands.ecus``), sent on python-can virtual buses, one per
+bus of the profile, and read back by the vehicle component's CAN adapter: the demo runs the same
+path from CAN through the mapping to the broker that a real car does. Actuations go the other
+way: the adapter's ``vss2dbc`` request frames reach simulated ECUs (``anycar.hub.ecu_sim``) that
+apply them, and the next status frames carry the new value back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import can
 
 from anycar.brands.ecus import EcuEncoder
+from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
 from anycar.sim.simulator import Simulator
@@ -55,6 +58,7 @@ class SimulationComponent:
         self._rx: dict[str, can.BusABC] = {}
         self._task: asyncio.Task[Any] | None = None
         self._readers: list[Any] = []
+        self.ecus: SimulatedEcus | None = None
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -67,8 +71,11 @@ class SimulationComponent:
             self._readers.append(reader)
             await reader.start()
         encoder = EcuEncoder(profile)  # what the car's ECUs broadcast, counters and checksums too
+        self.ecus = SimulatedEcus(profile, self.sim, hub.broker.catalog, encoder)
+        await self.ecus.start(self._tx)  # they read the requests the hub sends on the car's buses
+        self.vehicle.send_via(self._rx)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
-        self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
+        self.sink = CanFrameSink(self.ecus.encode, router, include=encoder.paths)
         self.runner.add_sink(self.sink)
         self._task = asyncio.create_task(self.runner.run(), name="simulator")
 
@@ -77,6 +84,8 @@ class SimulationComponent:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.ecus is not None:
+            await self.ecus.stop()
         for reader in self._readers:  # its notifier thread must not read a bus shut below
             await reader.stop()
         self._readers = []
