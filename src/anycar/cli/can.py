@@ -73,16 +73,48 @@ def replay_log(args: argparse.Namespace) -> int:
 
     summary = replay(adapter, args.log, realtime=args.realtime, speed=args.speed, on_updates=show)
     summary["profile"] = profile.id
+    mismatch = _mismatch(args.log, profile.id, summary)
+    if mismatch is not None:
+        summary["matches_profile"] = False
+        summary["best_matches"] = mismatch
     if args.json:
         print_json(summary)
     else:
-        bad = {k: v for k, v in summary["bad_input"].items() if v}
+        from anycar.brands.fit import describe_bad
+
         console.print(
             f"{summary['frames']} frames, {summary['published']} VSS updates in {summary['seconds']} s; "
-            f"bad input: {bad or 'none'}",
+            f"bad input: {describe_bad(summary['bad_input'])}",
             highlight=False,
+            markup=False,
         )
-    return 0
+    if mismatch is None:
+        return 0
+    from anycar.cli.output import fail
+
+    best = [m for m in mismatch if m["share"] > 0][:3]
+    hint = (
+        "it matches best: "
+        + ", ".join(f"{m['profile']} ({m['share']:.0%} of frames)" for m in best)
+        + f"; try --brand {best[0]['profile']}"
+        if best
+        else "no shipped profile knows its frames"
+    )
+    return fail(f"{args.log} does not match profile {profile.id}: {hint}", code=1)
+
+
+def _mismatch(log: str, profile_id: str, summary: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``None`` if the log fits the profile; else every profile's share of known frames, best first."""
+    frames = int(summary["frames"])
+    bad = summary["bad_input"]
+    foreign = int(bad.get("unknown_id", 0)) + int(bad.get("wrong_length", 0))
+    if frames == 0 or (foreign * 2 <= frames and summary["published"] > 0):
+        return None
+    from anycar.brands.fit import log_fits
+
+    return [
+        {"profile": f.profile, "share": round(f.share, 4)} for f in log_fits(log) if f.profile != profile_id
+    ]
 
 
 def live_bus(args: argparse.Namespace) -> int:
@@ -128,9 +160,15 @@ async def _live(args: argparse.Namespace) -> int:
         await source.stop()
         sub.close()
         bus.shutdown()
-    bad = {k: v for k, v in adapter.bad.as_dict().items() if v}
     if not args.json:
-        console.print(f"{adapter.frames} frames, {adapter.published} VSS updates; bad input: {bad or 'none'}")
+        from anycar.brands.fit import describe_bad
+
+        console.print(
+            f"{adapter.frames} frames, {adapter.published} VSS updates; "
+            f"bad input: {describe_bad(adapter.bad.as_dict())}",
+            highlight=False,
+            markup=False,
+        )
     return 0
 
 

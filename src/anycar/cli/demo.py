@@ -112,7 +112,7 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         hub.broker, endpoints.get("dashboard", ""), vehicle=cabin.profile.title, accessories=fitted
     )
     try:
-        if args.headless:
+        if args.headless or not console.is_terminal:  # a pipe gets the status once, at the end
             await stop.wait()
         else:
             with live_status(status, console=console):
