@@ -24,7 +24,7 @@ class ToolConsole(Console):
     """rich for a terminal; for a pipe or a file plain lines: tables become tab-separated rows
     (title, header, one line per row) and nothing is wrapped or cut to 80 columns with "…"."""
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         if not self.is_terminal:
             if objects and all(isinstance(o, Table) for o in objects):
                 for table in objects:  # written as is: rich would turn the tabs into spaces
