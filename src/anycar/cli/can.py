@@ -1,4 +1,5 @@
-"""`anycar can replay LOG --brand PROFILE` and `anycar can dbc FILE`: CAN logs and DBC files."""
+"""`anycar can replay LOG --brand PROFILE`, `can live`, `can record` and `can dbc FILE`: CAN logs,
+live buses and DBC files."""
 
 from __future__ import annotations
 
@@ -38,6 +39,20 @@ def register(sub: Any) -> None:
     )
     live.add_argument("--json", action="store_true", help="print JSON lines")
     live.set_defaults(func=live_bus)
+
+    rec = cmds.add_parser(
+        "record", help="record a live CAN bus into a log file (candump .log, .asc, .blf, .trc)"
+    )
+    rec.add_argument(
+        "--interface", default="socketcan", help="python-can interface (socketcan, virtual, ...)"
+    )
+    rec.add_argument("--channel", default="can0", help="channel, e.g. can0 or vcan0")
+    rec.add_argument("--out", required=True, help="log file; its suffix picks the format")
+    rec.add_argument(
+        "--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)"
+    )
+    rec.add_argument("--frames", type=int, default=0, help="stop after this many frames (default: no limit)")
+    rec.set_defaults(func=record_bus)
 
     dbc = cmds.add_parser("dbc", help="load DBC files leniently and list what was repaired")
     dbc.add_argument("files", nargs="+")
@@ -130,10 +145,10 @@ async def _live(args: argparse.Namespace) -> int:
 
     from anycar.brands import adapter_for, load_profile
     from anycar.broker import SignalBroker
-    from anycar.can.sources import BusSource, bus_sender, open_bus
+    from anycar.can.sources import BusSource, bus_sender
 
     profile = load_profile(args.brand)
-    bus = open_bus(args.interface, args.channel)
+    bus = open_checked(args.interface, args.channel)
     broker = SignalBroker()
     adapter = adapter_for(profile, broker, send=bus_sender(bus))
     sub = broker.subscribe(adapter.paths, queue_size=100_000)
@@ -169,6 +184,68 @@ async def _live(args: argparse.Namespace) -> int:
             highlight=False,
             markup=False,
         )
+    return 0
+
+
+LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc")
+SOCKETCAN_HINTS = {
+    "Errno 97": "this kernel has no SocketCAN (modprobe can can_raw; in a container the host must load it)",
+    "Errno 19": "no such interface: create it (sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0)",
+    "No such device": "no such interface: create it (sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0)",
+}
+
+
+def open_checked(interface: str, channel: str) -> Any:
+    """``open_bus`` with what to do about the usual SocketCAN failures (docs/socketcan.md)."""
+    from anycar.can.sources import open_bus
+    from anycar.errors import ConfigError
+
+    try:
+        return open_bus(interface, channel)
+    except ConfigError as exc:
+        hint = next((h for key, h in SOCKETCAN_HINTS.items() if key in str(exc)), None)
+        if hint is None:
+            raise
+        raise ConfigError(f"{exc}: {hint}; see docs/socketcan.md") from None
+
+
+def record_bus(args: argparse.Namespace) -> int:
+    """Bus -> file with python-can's own logger; Ctrl-C, ``--seconds`` or ``--frames`` ends it."""
+    import time
+    from pathlib import Path
+
+    import can
+
+    from anycar.cli.output import errors, fail
+
+    out = Path(args.out)
+    if out.suffix.lower() not in LOG_SUFFIXES:
+        return fail(f"{out}: a CAN log ends in {', '.join(LOG_SUFFIXES)} (the suffix picks the format)")
+    if not out.parent.is_dir():
+        return fail(f"{out}: folder {out.parent} does not exist")
+    bus = open_checked(args.interface, args.channel)
+    frames = 0
+    deadline = time.monotonic() + args.seconds if args.seconds > 0 else None
+    try:
+        with can.Logger(str(out)) as logger:
+            errors.print(
+                f"recording {args.interface}:{args.channel} into {out} (Ctrl-C to stop)", highlight=False
+            )
+            try:
+                while deadline is None or time.monotonic() < deadline:
+                    wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+                    msg = bus.recv(timeout=wait)
+                    if msg is None:
+                        continue
+                    logger.on_message_received(msg)
+                    frames += 1
+                    if args.frames and frames >= args.frames:
+                        break
+            except KeyboardInterrupt:
+                pass
+    finally:
+        bus.shutdown()
+    console.print(f"recorded {frames} frames into {out}", highlight=False)
     return 0
 
 

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -73,13 +72,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _port_free(host: str, port: int) -> bool:
     """The demo runs on embedded defaults; a busy default port should not stop it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    from anycar.cli.ports import port_free
+
+    return port_free(host, port)
 
 
 async def _run(hub: Any, args: argparse.Namespace) -> None:

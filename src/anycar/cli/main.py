@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from anycar import __version__
 from anycar.cli.output import fail
+from anycar.cli.parser import ToolParser
 from anycar.errors import AnycarError
 
 # Each module has ``register(subparsers)`` and sets ``func`` on the parsers it adds.
@@ -22,11 +23,12 @@ COMMAND_MODULES = [
     "anycar.cli.can",
     "anycar.cli.hub",
     "anycar.cli.token",
+    "anycar.cli.completion",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anycar", description="anycar: one open ecosystem for every car")
+    parser = ToolParser(prog="anycar", description="anycar: one open ecosystem for every car")
     parser.add_argument("--version", action="version", version=f"anycar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -10,6 +10,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from anycar.errors import ConfigError
+
 MEMORY = ":memory:"
 
 
@@ -24,13 +26,20 @@ def default_db_path() -> Path:
 def open_db(path: str | Path | None, schema: str) -> sqlite3.Connection:
     """Open (creating folders and tables as needed) the hub database at ``path``."""
     target = default_db_path() if path is None else path
-    if str(target) != MEMORY:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(target), isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 5000")
-    if str(target) != MEMORY:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
-    conn.executescript(schema)
+    try:
+        if str(target) != MEMORY:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(target), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if str(target) != MEMORY:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
+        conn.executescript(schema)
+    except (OSError, sqlite3.Error) as exc:  # a read-only or missing data folder is the user's to fix
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot open the hub database {target}: {reason}; choose a writable place with --db FILE "
+            "or $ANYCAR_HUB_DB"
+        ) from None
     return conn
