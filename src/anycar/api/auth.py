@@ -265,6 +265,21 @@ class Grants:
             self.check(action, outside.path)
         return found
 
+    def resolve_all(
+        self, catalog: Catalog, patterns: list[str], action: Action, budget: paths.Budget | None = None
+    ) -> list[Signal]:
+        """``resolve`` over every pattern of one request, each signal once, within its ``budget``."""
+        budget = budget or paths.Budget()
+        out: list[Signal] = []
+        seen: set[int] = set()
+        for pattern in patterns:
+            budget.pattern()
+            fresh = [sig for sig in self.resolve(catalog, pattern, action) if sig.id not in seen]
+            budget.take(len(fresh))
+            seen.update(sig.id for sig in fresh)
+            out.extend(fresh)
+        return out
+
     def visible(self, catalog: Catalog, pattern: str, action: Action) -> list[Signal]:
         """The signals ``pattern`` matches that the token may ``action``; 403 if none is."""
         self.check_valid()

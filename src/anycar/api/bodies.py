@@ -9,13 +9,13 @@ unauthenticated client never makes the hub read more than the headers.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anycar import decoding
 from anycar.errors import AnycarError
 
 MAX_BODY_BYTES = 1 << 20  # what any route of the hub may receive (1 MiB)
@@ -62,9 +62,9 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """A capped body that must be a JSON object (an empty body is ``{}``)."""
     body = await read_body(request, limit)
     try:
-        value = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnycarError(f"request body is not JSON: {exc}") from None
+        value = decoding.loads(body or b"{}", max_bytes=limit, what="request body")
+    except decoding.DecodingError as exc:
+        raise AnycarError(str(exc)) from None
     if not isinstance(value, dict):
         raise AnycarError("request body must be a JSON object")
     return value

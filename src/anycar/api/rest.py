@@ -67,12 +67,12 @@ def error_body(code: int, reason: str, message: str) -> dict[str, Any]:
 
 
 async def _anycar_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AnycarError)
+    assert isinstance(exc, AnycarError)  # nosec B101 # Starlette calls this handler only for this exception class
     return JSONResponse(error_body(exc.code, exc.reason, str(exc)), status_code=exc.code)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    assert isinstance(exc, HTTPException)  # nosec B101 # Starlette calls this handler only for this exception class
     return JSONResponse(
         error_body(exc.status_code, "http_error", str(exc.detail)), status_code=exc.status_code
     )
@@ -94,12 +94,34 @@ _ERROR_SCHEMA = {
 }
 
 
-def ok_responses(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+ERROR_DESCRIPTIONS = {
+    400: "malformed parameter, pattern or body (the message names it)",
+    401: "token missing, invalid or expired",
+    403: "token scope does not cover this",
+    404: "unknown path, or the pattern matches nothing",
+    413: "body too large",
+    429: "too many requests",
+}
+
+
+def ok_responses(
+    description: str, schema: dict[str, Any] | None = None, *, errors: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """200 with ``schema``, 401 and 403 (every route checks the token), and ``errors``."""
     content = {"application/json": {"schema": schema or {"type": "object"}}}
+    out: dict[str, Any] = {"200": {"description": description, "content": content}}
+    for code in sorted({401, 403, *errors}):
+        out[str(code)] = {"description": ERROR_DESCRIPTIONS[code], "content": _error_content()}
+    return out
+
+
+def path_parameter(name: str, description: str) -> dict[str, Any]:
     return {
-        "200": {"description": description, "content": content},
-        "401": {"description": "token missing, invalid or expired", "content": _error_content()},
-        "403": {"description": "token scope does not cover this", "content": _error_content()},
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
     }
 
 
@@ -266,19 +288,15 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                         },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500}},
                     ],
-                    "responses": ok_responses("matching signals")
-                    | {"404": {"description": "pattern matches nothing", "content": _error_content()}},
+                    "responses": ok_responses("matching signals", errors=(400, 404)),
                 }
             },
             f"{p}/signals/{{path}}": {
                 "get": {
                     "tags": ["hub"],
                     "summary": "One signal's metadata, value and provider",
-                    "parameters": [
-                        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": ok_responses("the signal")
-                    | {"404": {"description": "unknown path", "content": _error_content()}},
+                    "parameters": [path_parameter("path", "a VSS path, with '.' or '/' between nodes")],
+                    "responses": ok_responses("the signal", errors=(400, 404)),
                 }
             },
             f"{p}/providers": {
@@ -386,5 +404,7 @@ __all__ = [
     "RouteGroup",
     "core_group",
     "error_body",
+    "ok_responses",
+    "path_parameter",
     "require",
 ]

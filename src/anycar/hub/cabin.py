@@ -16,14 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar.accessories import signing
-from anycar.accessories.demo import fit_virtual_fleet
+from anycar.accessories.demo import fit_virtual_fleet, virtual_vendor_key
 from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
 from anycar.api.bodies import read_json_object
-from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, require
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.model import NodeType, Signal
@@ -84,7 +83,11 @@ class CabinComponent:
     async def start(self, hub: Hub) -> None:
         broker = hub.broker
         self.policy = PolicyEngine(
-            broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
+            broker,
+            db_path=self.db_path,
+            driving=self.plan.driving,
+            power=self.plan.power,
+            supervisor=hub.supervisor,
         )
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.
@@ -102,7 +105,7 @@ class CabinComponent:
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
         if self.virtual_fleet:
-            self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
+            self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
 
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}
@@ -119,7 +122,7 @@ class CabinComponent:
 
     # -- views --------------------------------------------------------------------------------
     def vehicle(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         board = self.manager.board
         fitted_at = {f.mount.id: f for f in self.manager.fitted.values()}
         rails = [
@@ -167,7 +170,7 @@ class CabinComponent:
         }
 
     def accessories(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         catalog = self.manager.broker.catalog
         out = []
         for f in self.manager.fitted.values():
@@ -208,7 +211,7 @@ class CabinComponent:
         return {"accessories": out}
 
     def driving_state(self) -> dict[str, Any]:
-        assert self.policy is not None and self.manager is not None
+        assert self.policy is not None and self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         status = self.policy.status()
         names = {f.instance: f.manifest.product_name for f in self.manager.fitted.values()}
         affected = [
@@ -227,7 +230,7 @@ class CabinComponent:
         }
 
     def events(self, limit: int) -> dict[str, Any]:
-        assert self.policy is not None
+        assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         recent = self.policy.events.recent(limit=limit)
         out = []
         for e in reversed(recent):
@@ -272,11 +275,11 @@ class CabinComponent:
 
         async def grants(request: Request) -> JSONResponse:
             require(request, Action.READ)
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             return JSONResponse({"grants": [g.to_dict() for g in self.policy.grants.all()]})
 
         async def grant_app(request: Request) -> JSONResponse:
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             # Who asks comes first: no body is read for a caller without a valid token.
             held = caller_grants(request)
             body = await read_json_object(request, GRANT_BODY_BYTES)
@@ -314,9 +317,20 @@ class CabinComponent:
                 for name, text in described.items()
             }
             | {
+                f"{p}/events": {
+                    "get": {
+                        "tags": ["cabin"],
+                        "summary": described["events"],
+                        "parameters": [
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}}
+                        ],
+                        "responses": ok_responses(described["events"], errors=(400,)),
+                    }
+                },
                 f"{p}/grants/{{app}}": {
                     "put": {
                         "tags": ["cabin"],
+                        "parameters": [path_parameter("app", "the app's subject (the token's 'sub')")],
                         "summary": "Set a subject's privilege and the paths it may read and actuate: "
                         "needs the 'admin' scope, never more than the caller holds (compared as sets "
                         "of signals), never a widening of the caller's own grant",
@@ -336,9 +350,9 @@ class CabinComponent:
                                 }
                             }
                         },
-                        "responses": ok_responses("the grant as stored"),
+                        "responses": ok_responses("the grant as stored", errors=(400, 404)),
                     }
-                }
+                },
             },
         )
 

@@ -3,12 +3,14 @@
 It subscribes to speed, gear, ignition, the 12 V rail and the traction battery; derives the
 driving state and UX restrictions; decides which loads (fitted accessories) are shed; checks
 access against grants; and logs every shed, restore, restriction and refusal.
+
+The safety function (driving state -> restrictions) works from memory: the event log persists
+on its own thread and never raises here, and the engine's task runs under the hub's
+``Supervisor``, which restarts it (and says so in the health) should a batch ever raise.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +28,7 @@ from anycar.policy.grants import GrantStore
 from anycar.policy.power import PowerConfig, PowerMonitor, PowerVerdict, Priority
 from anycar.policy.privileges import Grant, Privilege
 from anycar.rights import Action, Rights
+from anycar.supervisor import Supervised, Supervisor
 
 SPEED = "Vehicle.Speed"
 SELECTED_GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
@@ -67,12 +70,19 @@ class PolicyEngine:
         access: AccessControl | None = None,
         events: EventLog | None = None,
         grants: GrantStore | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.broker = broker
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self.driving = driving if driving is not None else DrivingConfig.default()
         self.power = PowerMonitor(power)
         self.access = access if access is not None else AccessControl()
-        self.events = events if events is not None else EventLog(db_path)
+        self.events = (
+            events
+            if events is not None
+            else EventLog(db_path, on_health=lambda err: self.supervisor.report("event-log", err))
+        )
+        self.supervisor.add_probe("event-log", self.events.status)
         self.grants = grants if grants is not None else GrantStore(db_path)
         self.speed: float | None = None
         self.selected_gear: int | None = None
@@ -82,7 +92,7 @@ class PolicyEngine:
         self.verdict = PowerVerdict({})
         self._loads: dict[str, LoadStatus] = {}
         self._listeners: dict[str, LoadListener] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self._sub: Any = None
         # The broker refuses accessory writes to safety-critical branches for every API.
         broker.guard.protect(
@@ -95,19 +105,19 @@ class PolicyEngine:
             return
         self._sub = self.broker.subscribe(WATCHED, name="policy")
         self.apply(self._sub.drain())
-        self._task = asyncio.create_task(self._run(), name="policy-engine")
+        self._task = self.supervisor.spawn("policy-engine", self._run)
 
     async def stop(self) -> None:
         if self._sub is not None:
             self._sub.close()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
 
     async def _run(self) -> None:
-        assert self._sub is not None
+        """Apply every batch; a restart after a crash starts from what the broker holds now."""
+        assert self._sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        self.apply([dp for p in WATCHED if (dp := self.broker.get(p)) is not None])
         async for batch in self._sub:
             self.apply(batch)
 

@@ -15,6 +15,7 @@ from anycar.errors import (
     InvalidPattern,
     InvalidValue,
     NotProvider,
+    TooManySignals,
     UnknownPath,
     WrongSignalType,
 )
@@ -30,6 +31,7 @@ STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (InvalidValue, grpc.StatusCode.INVALID_ARGUMENT),
     (WrongSignalType, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidFilter, grpc.StatusCode.INVALID_ARGUMENT),
+    (TooManySignals, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
 
 ACTUATION_STATUS = {
@@ -115,11 +117,5 @@ class Access:
 
     def resolve(self, grants: Grants, patterns: list[str], action: Action) -> list[Signal]:
         """Every signal the patterns cover, all of them allowed for ``action`` or an error."""
-        out: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in patterns:
-            for sig in grants.resolve(self.catalog, pattern, action):
-                if sig.id not in seen:
-                    seen.add(sig.id)
-                    out.append(sig)
+        out = grants.resolve_all(self.catalog, patterns, action)
         return out

@@ -24,8 +24,8 @@ from anycar.api.grpc.common import Access, abort
 from anycar.api.grpc.convert import datapoint_v1, metadata_v1, value_from_v1
 from anycar.api.grpc.val_v2 import SERVER_NAME, ValV2Service
 from anycar.broker import ActuationStatus, SignalBroker
-from anycar.errors import AnycarError
-from anycar.model import NodeType, Signal
+from anycar.errors import AnycarError, TooManySignals
+from anycar.model import NodeType, Signal, paths
 
 _ACTUATION_CODE = {
     ActuationStatus.NO_PROVIDER: (503, "unavailable"),
@@ -71,9 +71,14 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         except TokenError as exc:
             await abort(context, exc)
         response = v1.GetResponse()
+        budget = paths.Budget()
         for entry in request.entries:
             try:
+                budget.pattern()
                 signals = grants.resolve(self.broker.catalog, entry.path, Action.READ)
+                budget.take(len(signals))
+            except TooManySignals as exc:
+                await abort(context, exc)
             except AnycarError as exc:
                 response.errors.append(_entry_error(entry.path, exc))
                 continue

@@ -8,7 +8,6 @@ served over WebSocket only. Each client address has its own rate limit.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request as HttpRequest
@@ -17,7 +16,7 @@ from starlette.routing import Route
 
 from anycar.api.bodies import BodyTooLarge, read_body
 from anycar.api.viss.errors import VissError, from_anycar
-from anycar.api.viss.messages import error_response, parse_object
+from anycar.api.viss.messages import error_response, loads, parse_object
 from anycar.api.viss.service import VissService
 from anycar.errors import AnycarError
 from anycar.ratelimit import TokenBucket
@@ -49,10 +48,9 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
             data: dict[str, Any] = {"action": action, "path": path, "requestId": request_id}
             raw_filter = request.query_params.get("filter")
             if raw_filter is not None:
-                try:
-                    data["filter"] = json.loads(raw_filter)
-                except json.JSONDecodeError as exc:
-                    raise VissError("bad_request", f"query parameter 'filter' is not JSON: {exc}") from None
+                data["filter"] = loads(
+                    raw_filter, service.limits.max_message_bytes, "query parameter 'filter'"
+                )
             if action == "set":
                 try:
                     body = await read_body(request, service.limits.max_message_bytes)
@@ -61,10 +59,7 @@ def routes(service: VissService, prefix: str = "/Vehicle") -> list[Route]:
                     return JSONResponse(error_response(err, action, request_id), status_code=exc.code)
                 except AnycarError as exc:
                     raise VissError("bad_request", str(exc)) from None
-                try:
-                    payload = json.loads(body or b"null")
-                except json.JSONDecodeError as exc:
-                    raise VissError("bad_request", f"body is not JSON: {exc}") from None
+                payload = loads(body or b"null", service.limits.max_message_bytes, "body")
                 if not isinstance(payload, dict) or "value" not in payload:
                     raise VissError("bad_request", 'body must be a JSON object {"value": ...}')
                 data["value"] = payload["value"]

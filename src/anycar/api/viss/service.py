@@ -25,7 +25,7 @@ from anycar.api.viss.history import HistoryRecorder
 from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
 from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
-from anycar.model import Signal
+from anycar.model import Signal, paths
 from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
 from anycar.ratelimit import TokenBucket
 
@@ -108,19 +108,8 @@ class VissService:
         return self.authorizer.grants(token)
 
     def resolve(self, grants: Grants, query: Query, action: Action) -> list[Signal]:
-        signals: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in query.patterns:
-            for sig in grants.resolve(self.broker.catalog, pattern, action):  # 403 before 404
-                if sig.id in seen:
-                    continue
-                seen.add(sig.id)
-                signals.append(sig)
-                if len(signals) > self.limits.max_signals_per_request:
-                    raise VissError(
-                        "too_many_requests",
-                        f"the request covers more than {self.limits.max_signals_per_request} signals; narrow it",
-                    )
+        budget = paths.Budget(signals=self.limits.max_signals_per_request)
+        signals = grants.resolve_all(self.broker.catalog, query.patterns, action, budget)
         return signals
 
     # -- get / set (any transport) -------------------------------------------------------------
@@ -318,7 +307,7 @@ class VissSession:
             curve = CurveLog(*query.curvelog) if query.curvelog is not None else None
             task = asyncio.create_task(self._forward(sid, sub, grants, curve))
         else:
-            assert query.period_s is not None
+            assert query.period_s is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             task = asyncio.create_task(self._periodic(sid, signals, query.period_s, grants))
         self.subscriptions[sid] = (sub, task)
 
