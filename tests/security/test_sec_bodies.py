@@ -47,7 +47,8 @@ def hub_process(tmp_path: Path, keys: Keys) -> Iterator[HubProcess]:
     port = _free_port()
     config = tmp_path / "hub.yaml"
     config.write_text(
-        f"ports: {{grpc: null, viss: null, http: {port}}}\ntokens: {{public_key: {keys.public_path}}}\n"
+        f"ports: {{grpc: null, viss: null, http: {port}, accessories: 0}}\n"
+        f"tokens: {{public_key: {keys.public_path}}}\n"
     )
     script = "from anycar.cli.main import main; main()"
     args = ["hub", "--config", str(config), "--brand", "byd_seal", "--db", str(tmp_path / "hub.sqlite3")]
