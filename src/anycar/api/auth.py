@@ -203,7 +203,7 @@ class Grants:
         return best
 
     def check_valid(self, now: float | None = None) -> None:
-        """Raise unless the token is valid at ``now`` (its exp and nbf, leeway included)."""
+        """Raise unless the token is valid at ``now``: before its ``exp``, not before its ``nbf``."""
         at = time.time() if now is None else now
         if self.expires_at is not None and at >= self.expires_at:
             raise TokenExpired("access token has expired")
