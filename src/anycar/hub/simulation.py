@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import can
 
 from anycar.brands import ProfileEncoder
+from anycar.can.sources import BusSource
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
 from anycar.sim.simulator import Simulator
@@ -54,6 +55,7 @@ class SimulationComponent:
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
         self._task: asyncio.Task[Any] | None = None
+        self._sources: list[BusSource] = []
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -62,7 +64,9 @@ class SimulationComponent:
             channel = f"{prefix}-{bus.name}"
             self._tx[bus.name] = can.Bus(interface="virtual", channel=channel)
             self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
-            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start()
+            source = self.vehicle.attach_bus(bus.name, self._rx[bus.name])
+            self._sources.append(source)
+            await source.start()
         encoder = ProfileEncoder(profile)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
         self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
@@ -74,6 +78,9 @@ class SimulationComponent:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for source in self._sources:  # stop reading before the buses close under the reader's thread
+            await source.stop()
+        self._sources = []
         for bus in (*self._tx.values(), *self._rx.values()):
             bus.shutdown()
         self._tx, self._rx = {}, {}
