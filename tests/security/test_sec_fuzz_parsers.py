@@ -24,7 +24,7 @@ import can
 import grpc
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from kuksa.val.v1 import types_pb2 as t1
 from kuksa.val.v1 import val_pb2 as v1
@@ -73,6 +73,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
+DEEP = "[" * 5000 + "]" * 5000
 NESTED = st.integers(min_value=30, max_value=3000).map(lambda n: "[" * n + "]" * n)
 PATHS = st.lists(st.sampled_from(PATH_WORDS), min_size=1, max_size=6).map(".".join) | st.text(max_size=40)
 GRPC_OK = {
@@ -223,6 +224,9 @@ def test_accessory_messages_and_manifests(fuzzed: Fuzzed) -> None:
 
 @FUZZ
 @given(st.one_of(st.text(max_size=400), NESTED, JSON.map(json.dumps)), st.sampled_from(["m.yaml", "m.json"]))
+@example(DEEP, "m.yaml")
+@example(DEEP, "m.json")
+@example("a: " + "9" * 5000, "m.yaml")
 def test_manifest_files(text: str, source: str) -> None:
     try:
         parse_manifest_text(text, source=source)
@@ -447,6 +451,9 @@ def test_dbc_files(text: str) -> None:
 
 @FUZZ
 @given(st.one_of(_mutations(_MAPPING), st.text(max_size=300), NESTED), st.sampled_from(["m.yaml", "m.json"]))
+@example(DEEP, "m.yaml")
+@example(DEEP, "m.json")
+@example("a: " + "9" * 5000, "m.yaml")
 def test_mapping_files(text: str, source: str) -> None:
     try:
         parse_mapping_text(text, source=source)
@@ -461,6 +468,9 @@ def test_mapping_files(text: str, source: str) -> None:
     ),
     st.sampled_from(["o.vspec", "o.json"]),
 )
+@example(DEEP, "o.vspec")
+@example(DEEP, "o.json")
+@example("a: " + "9" * 5000, "o.vspec")
 def test_overlay_files(text: str, source: str) -> None:
     try:
         parse_overlay_text(text, source=source)
