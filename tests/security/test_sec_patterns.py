@@ -105,6 +105,21 @@ def test_a_request_is_bounded_in_patterns_and_signals(catalog: Catalog) -> None:
         catalog.resolve_all(["Vehicle.Speed"] * 257)
     with pytest.raises(errors.TooManySignals, match="more than 100 signals"):
         catalog.resolve_all(["Vehicle.Cabin"], paths.Budget(signals=100))
+    with pytest.raises(errors.TooManySignals, match="more than 32 wildcard or branch patterns"):
+        catalog.resolve_all(["Vehicle.Cabin.Door.Row1.*.IsOpen"] * 33)
+    exact = [s.path for s in catalog][:256]
+    assert len(catalog.resolve_all(exact)) == 256  # exact paths are look-ups, not scans
+
+
+def test_the_worst_request_within_the_limits_is_short(catalog: Catalog) -> None:
+    """32 distinct wildcard patterns, each walking the whole catalog: the most one request may do."""
+    heads = ("Vehicle.**.", "Vehicle.*.**.", "Vehicle.**.*.", "**.")
+    tails = ("Is*", "I*s*", "*Open", "*O*n", "Is*O*", "*s*", "*Is*", "I*")
+    patterns = [head + tail for head in heads for tail in tails]
+    start = time.perf_counter()
+    catalog.resolve_all(patterns)
+    took = time.perf_counter() - start
+    assert took < 0.5, f"32 scans took {took:.3f} s"
 
 
 # -- the matcher agrees with a plain reference semantics -------------------------------------------

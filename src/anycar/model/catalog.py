@@ -138,7 +138,7 @@ class Catalog:
                 result = []
             else:
                 result = [self._by_id[i] for i in matcher.select(self._all_segments())]
-        if len(self._match_cache) > 4096:
+        if len(self._match_cache) > 1024:  # each entry may hold every signal: bound the memory
             self._match_cache.clear()
         self._match_cache[pattern] = result
         return result
@@ -162,7 +162,7 @@ class Catalog:
         out: list[Signal] = []
         seen: set[int] = set()
         for pattern in patterns:
-            budget.pattern()
+            budget.pattern(scan=pattern not in self._signals)
             fresh = [sig for sig in self.resolve(pattern) if sig.id not in seen]
             budget.take(len(fresh))
             seen.update(sig.id for sig in fresh)

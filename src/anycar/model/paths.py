@@ -27,6 +27,7 @@ MAX_SEGMENTS = 64
 MAX_DOUBLE_STARS = 8
 MAX_STARS_PER_SEGMENT = 8
 MAX_PATTERNS_PER_REQUEST = 256
+MAX_SCANS_PER_REQUEST = 32  # patterns that are not one signal's path: each walks the whole catalog
 MAX_SIGNALS_PER_REQUEST = 5_000  # the whole VSS 6.0 tree is 1,267 leaves
 _SEGMENT = re.compile(r"^[A-Za-z0-9_*]+$")
 _ANY = "**"
@@ -180,24 +181,36 @@ def matches(pattern: str, path: str) -> bool:
 
 
 class Budget:
-    """What one request may ask for: at most ``patterns`` patterns and ``signals`` signals in
-    its answer. Every API counts through one of these, so no request builds an unbounded reply
-    (a gRPC v1 ``Get`` of many ``**`` entries once built 54 MB)."""
+    """What one request may ask for: at most ``patterns`` patterns, of which ``scans`` walk the
+    whole catalog (wildcards, branches), and ``signals`` signals in its answer. Every API counts
+    through one of these, so no request builds an unbounded reply (a gRPC v1 ``Get`` of many
+    ``**`` entries once built 54 MB) or holds the event loop for long."""
 
-    __slots__ = ("pattern_limit", "patterns_left", "signal_limit", "signals_left")
+    __slots__ = ("pattern_limit", "patterns_left", "scan_limit", "scans_left", "signal_limit", "signals_left")
 
     def __init__(
-        self, signals: int = MAX_SIGNALS_PER_REQUEST, patterns: int = MAX_PATTERNS_PER_REQUEST
+        self,
+        signals: int = MAX_SIGNALS_PER_REQUEST,
+        patterns: int = MAX_PATTERNS_PER_REQUEST,
+        scans: int = MAX_SCANS_PER_REQUEST,
     ) -> None:
         self.signal_limit = self.signals_left = signals
         self.pattern_limit = self.patterns_left = patterns
+        self.scan_limit = self.scans_left = scans
 
-    def pattern(self) -> None:
+    def pattern(self, *, scan: bool = False) -> None:
+        """Count one path or pattern; ``scan``: it is matched against the whole catalog."""
         self.patterns_left -= 1
         if self.patterns_left < 0:
             raise TooManySignals(
                 f"the request names more than {self.pattern_limit} paths or patterns; send fewer"
             )
+        if scan:
+            self.scans_left -= 1
+            if self.scans_left < 0:
+                raise TooManySignals(
+                    f"the request holds more than {self.scan_limit} wildcard or branch patterns; send fewer"
+                )
 
     def take(self, count: int) -> None:
         self.signals_left -= count

@@ -74,7 +74,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         budget = paths.Budget()
         for entry in request.entries:
             try:
-                budget.pattern()
+                budget.pattern(scan=entry.path not in self.broker.catalog)
                 signals = self.broker.catalog.resolve(entry.path)
                 budget.take(len(signals))
                 for sig in signals:
