@@ -249,3 +249,17 @@ async def test_a_v1_get_of_many_wildcards_is_refused_not_built() -> None:
         assert "more than 5000 signals" in (info.value.details() or "")
         ok = await stub.Get(v1.GetRequest(entries=[v1.EntryRequest(path="Vehicle.Speed")]), timeout=5)
         assert ok.entries[0].path == "Vehicle.Speed"
+
+
+def test_branch_paths_match_every_leaf_below_them(catalog: Catalog) -> None:
+    for branch in list(catalog.branches())[::3]:
+        expected = [s.path for s in catalog if reference(branch.path, s.path)]
+        assert [s.path for s in catalog.match(branch.path)] == expected, branch.path
+
+
+def test_the_benchmark_runs_and_both_matchers_agree() -> None:
+    from anycar.bench import patterns as bench
+
+    result = bench.run(repeat=1, max_double_stars=2)
+    assert result["catalog_signals"] == 1267
+    assert {r["case"] for r in result["runs"]} >= {"branch", "one **", "2 x ** + no match"}

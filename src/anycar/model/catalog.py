@@ -133,9 +133,12 @@ class Catalog:
         if sig is not None:
             result = [sig]
         else:
-            matcher = paths.compile_pattern(pattern)
-            if not paths.has_wildcard(pattern) and pattern not in self._branches:
-                result = []
+            matcher = paths.compile_pattern(pattern)  # checks the pattern and its limits
+            if not paths.has_wildcard(pattern):
+                prefix = pattern + "."  # a branch: every leaf below it
+                result = (
+                    [s for s in self._by_id if s.path.startswith(prefix)] if pattern in self._branches else []
+                )
             else:
                 result = [self._by_id[i] for i in matcher.select(self._all_segments())]
         if len(self._match_cache) > 1024:  # each entry may hold every signal: bound the memory
