@@ -17,6 +17,7 @@ from anycar.broker import ActuationRejected, ActuationRequest
 from anycar.errors import AnycarError
 from anycar.policy import ux
 from anycar.policy.errors import Restricted
+from anycar.supervisor import log_task_failure
 
 if TYPE_CHECKING:
     from anycar.accessories.manager import AccessoryManager, Fitted
@@ -126,7 +127,8 @@ async def subscribe(mgr: AccessoryManager, session: Session, fitted: Fitted, msg
     if old is not None:
         old[0].close()
         old[1].cancel()
-    task = asyncio.create_task(forward(mgr, session, msg["id"], sub))
+    task = asyncio.create_task(forward(mgr, session, msg["id"], sub), name=f"accessory-forward-{msg_id}")
+    task.add_done_callback(log_task_failure)
     session.subscriptions[msg_id] = (sub, task)
     await session.send({"type": "result", "id": msg["id"], "ok": True})
 

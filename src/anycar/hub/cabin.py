@@ -16,13 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar import decoding
-from anycar.accessories import signing
-from anycar.accessories.demo import fit_virtual_fleet
+from anycar.accessories.demo import fit_virtual_fleet, virtual_vendor_key
 from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
+from anycar.api.bodies import read_json_object
 from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
@@ -33,6 +32,8 @@ from anycar.policy.privileges import Privilege
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
+
+GRANT_BODY_BYTES = 64 * 1024  # a grant lists patterns, not data
 
 # The policy's event kinds, as the dashboard's Activity panel names them.
 EVENT_KINDS = {
@@ -53,6 +54,7 @@ EVENT_KINDS = {
     "unavailable": "unavailable",
     "trust_added": "trust",
     "trust_revoked": "trust",
+    "grant_changed": "trust",
 }
 
 
@@ -81,11 +83,16 @@ class CabinComponent:
     async def start(self, hub: Hub) -> None:
         broker = hub.broker
         self.policy = PolicyEngine(
-            broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
+            broker,
+            db_path=self.db_path,
+            driving=self.plan.driving,
+            power=self.plan.power,
+            supervisor=hub.supervisor,
         )
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.
         hub.authorizer.second_opinion = self.policy.app_opinion
+        hub.authorizer.narrowed = self.policy.has_app_grant
         self.manager = AccessoryManager(
             broker,
             self.db_path,
@@ -98,7 +105,7 @@ class CabinComponent:
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
         if self.virtual_fleet:
-            self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
+            self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
 
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}
@@ -273,21 +280,16 @@ class CabinComponent:
 
         async def grant_app(request: Request) -> JSONResponse:
             assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
-            app_id = request.path_params["app"]
-            body = await _json_object(request)
-            reads = _patterns(body, "reads")
-            actuates = _patterns(body, "actuates")
-            # Nobody grants more than their own token holds.
+            # Who asks comes first: no body is read for a caller without a valid token.
             held = caller_grants(request)
-            for pattern in reads:
-                held.check(Action.READ, pattern)
-            for pattern in actuates:
-                held.check(Action.ACTUATE, pattern)
-            assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
-            for pattern in (*reads, *actuates):
-                self.manager.broker.catalog.resolve(pattern)  # an unknown path is a 404, not a silent grant
-            grant = self.policy.grant_app(
-                app_id, Privilege.parse(body.get("privilege", "Operate")), reads=reads, actuates=actuates
+            body = await read_json_object(request, GRANT_BODY_BYTES)
+            grant = self.policy.change_grant(
+                held,
+                held.privilege,
+                request.path_params["app"],
+                Privilege.parse(body.get("privilege", "Operate")),
+                reads=_patterns(body, "reads"),
+                actuates=_patterns(body, "actuates"),
             )
             return JSONResponse(grant.to_dict())
 
@@ -329,8 +331,9 @@ class CabinComponent:
                     "put": {
                         "tags": ["cabin"],
                         "parameters": [path_parameter("app", "the app's subject (the token's 'sub')")],
-                        "summary": "Grant an app a privilege and the paths it may read and actuate "
-                        "(never more than the caller's token holds)",
+                        "summary": "Set a subject's privilege and the paths it may read and actuate: "
+                        "needs the 'admin' scope, never more than the caller holds (compared as sets "
+                        "of signals), never a widening of the caller's own grant",
                         "requestBody": {
                             "content": {
                                 "application/json": {
@@ -352,13 +355,6 @@ class CabinComponent:
                 },
             },
         )
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    body = decoding.loads(await request.body() or b"{}", what="request body")
-    if not isinstance(body, dict):
-        raise ConfigError("request body must be a JSON object")
-    return body
 
 
 def _patterns(body: dict[str, Any], key: str) -> list[str]:

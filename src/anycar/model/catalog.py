@@ -158,29 +158,41 @@ class Catalog:
             raise UnknownPath(pattern, self._suggest(pattern))
         return found
 
-    def resolve_all(self, patterns: Iterable[str], budget: paths.Budget | None = None) -> list[Signal]:
+    def resolve_all(
+        self,
+        patterns: Iterable[str],
+        budget: paths.Budget | None = None,
+        resolve: Callable[[str], list[Signal]] | None = None,
+    ) -> list[Signal]:
         """Every signal any pattern covers, once each, in the order asked; unknown patterns
-        raise as in ``resolve``, and the request's ``budget`` bounds patterns and signals."""
+        raise as in ``resolve`` (or the given one: an API's, within the caller's rights), and
+        the request's ``budget`` bounds patterns, catalog walks and signals."""
         budget = budget or paths.Budget()
+        resolve = resolve or self.resolve
         out: list[Signal] = []
         seen: set[int] = set()
         for pattern in patterns:
             budget.pattern(scan=pattern not in self._signals)
-            fresh = [sig for sig in self.resolve(pattern) if sig.id not in seen]
+            fresh = [sig for sig in resolve(pattern) if sig.id not in seen]
             budget.take(len(fresh))
             seen.update(sig.id for sig in fresh)
             out.extend(fresh)
         return out
 
     def _suggest(self, path: str) -> str:
-        if not isinstance(path, str):
-            return ""
-        prefix = path.rsplit(".", 1)[0]
-        pool = [p for p in self._signals if p.startswith(prefix)] or list(self._signals)
-        close = difflib.get_close_matches(path, pool, n=3, cutoff=0.75)
+        close = self.suggest(path)
         return f"did you mean {', '.join(close)}?" if close else ""
 
-    # -- overlays ---------------------------------------------------------------------------
+    def suggest(self, path: str, allowed: Callable[[str], bool] | None = None) -> list[str]:
+        """The known paths nearest an unknown one, among those ``allowed`` accepts (an API passes
+        the caller's read right, so a hint never names what the caller may not see)."""
+        if not isinstance(path, str):
+            return []
+        prefix = path.rsplit(".", 1)[0]
+        names = [p for p in self._signals if allowed is None or allowed(p)]
+        pool = [p for p in names if p.startswith(prefix)] or names
+        return difflib.get_close_matches(path, pool, n=3, cutoff=0.75)
+
     def add_listener(self, listener: CatalogListener) -> None:
         """Called with (added, changed) signals after each overlay."""
         self._listeners.append(listener)

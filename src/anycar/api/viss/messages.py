@@ -11,7 +11,8 @@ Requests (WebSocket, one JSON object per text message)::
     {"action": "unsubscribe", "subscriptionId": "1", "requestId": "5"}
 
 Everything from the outside is checked here: any other shape is a ``bad_request`` that says
-which field is wrong, so the rest of the server only sees well-formed requests.
+which field is wrong, so the rest of the server only sees well-formed requests. A path holds
+no wildcard (the spec's rule; several nodes are addressed with the ``paths`` filter).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def parse_object(data: dict[str, Any]) -> Request:
     request_id = _string(data, "requestId", limit=MAX_ID_LENGTH)
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
-        raise VissError("token_invalid", "field 'authorization' must be a string holding the token")
+        raise VissError("invalid_token", "field 'authorization' must be a string holding the token")
     if action == "unsubscribe":
         return Request(
             action,
@@ -119,6 +120,9 @@ def parse_object(data: dict[str, Any]) -> Request:
     path = normalize_path(_string(data, "path"))
     if not path:
         raise VissError("bad_request", "field 'path' is empty")
+    if "*" in path:
+        # VISS v2 Core, "Path URI Component": the path MUST not contain wildcards
+        raise VissError("bad_request", "field 'path' must not contain wildcards ('*'); use the paths filter")
     filters = _filters(data.get("filter"))
     value = None
     if action == "set":
@@ -154,26 +158,32 @@ def _check_value(value: Any, depth: int = 0) -> None:
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise VissError("invalid_value", "value must be finite")
+            raise VissError("invalid_data", "value must be finite")
         return
     if isinstance(value, list) and depth == 0:
         for item in value:
             _check_value(item, 1)
         return
     raise VissError(
-        "invalid_value", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
+        "invalid_data", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
     )
 
 
 # -- responses ----------------------------------------------------------------------------------
 _SECOND_TEXT: dict[int, str] = {}
+_LAST: list[Any] = [None, ""]  # the last timestamp formatted and its text
 
 
 def iso(ts: float) -> str:
     """VISS timestamps: ISO 8601, UTC, trailing Z, microseconds.
 
-    Called for every datapoint sent, so the text of the whole second is cached.
+    Called for every datapoint sent, so the text of the whole second is cached, and the last
+    text is kept: the datapoints of one provider message usually share their timestamp.
     """
+    last = _LAST
+    if ts == last[0]:
+        text: str = last[1]
+        return text
     second = int(ts)
     micros = int((ts - second) * 1_000_000)
     prefix = _SECOND_TEXT.get(second)
@@ -181,7 +191,9 @@ def iso(ts: float) -> str:
         if len(_SECOND_TEXT) > 64:
             _SECOND_TEXT.clear()
         prefix = _SECOND_TEXT[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{micros:06d}Z"
+    text = f"{prefix}.{micros:06d}Z"
+    last[0], last[1] = ts, text
+    return text
 
 
 def now_iso() -> str:
