@@ -29,6 +29,7 @@ from anycar.accessories.errors import (
     ManifestError,
     PairingError,
     ProtocolError,
+    VendorKeyNotFound,
 )
 from anycar.accessories.fitting import MountBoard
 from anycar.accessories.manifest import Binding, Manifest, parse_manifest
@@ -120,6 +121,7 @@ class AccessoryManager:
         self.sessions: set[Session] = set()
         self._status: Provider | None = None
         self._monitor: Supervised | None = None
+        self._trust_watch: Supervised | None = None
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.trust.on_revoke(self._on_revoke)
@@ -156,11 +158,16 @@ class AccessoryManager:
         self._monitor = self.policy.supervisor.spawn(
             "accessory-heartbeats", lambda: running.watch_heartbeats(self)
         )
+        # another process (the CLI) may revoke a key while the hub runs: look every 0.25 s
+        self._trust_watch = self.policy.supervisor.spawn("trust-watch", self.trust.watch)
 
     async def stop(self) -> None:
         if self._monitor is not None:
             await self._monitor.stop()
             self._monitor = None
+        if self._trust_watch is not None:
+            await self._trust_watch.stop()
+            self._trust_watch = None
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -577,6 +584,16 @@ class AccessoryManager:
             {"type": "error", "code": 401, "reason": "attestation_failed", "message": "vendor key revoked"}
         )
         await session.close("vendor key revoked")
+
+    def revoke_vendor_key(self, key_id: str, reason: str = "revoked by owner") -> tuple[VendorKey, int]:
+        """Revoke ``key_id`` now: persisted, hellos under it refused, its sessions ended.
+        Returns the key and how many connections are being closed."""
+        entry = self.trust.get(key_id)
+        if entry is None:
+            known = ", ".join(k.key_id for k in self.trust.entries()) or "none"
+            raise VendorKeyNotFound(f"no trusted key has id {key_id[:40]!r} (known: {known})")
+        affected = sum(1 for s in self.sessions if s.key_id == key_id and not s.closed)
+        return self.trust.revoke(key_id, reason), affected if not entry.revoked else 0
 
     def add_vendor_key(self, vendor_id: int, public_key: str, label: str = "") -> VendorKey:
         key = self.trust.add(vendor_id, public_key, label)
