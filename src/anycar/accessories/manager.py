@@ -140,7 +140,7 @@ class AccessoryManager:
         self._status = self.broker.register_provider("accessory-hub")
         for rec in self.registry.all():
             try:
-                self._activate(rec)
+                self._activate(rec, restoring=True)
             except AnycarError as exc:
                 self.events.log("refusal", rec.instance, f"could not restore {rec.instance}: {exc}")
                 continue
@@ -441,7 +441,9 @@ class AccessoryManager:
             n += 1
         return f"{base}{n}"
 
-    def _activate(self, rec: AccessoryRecord, manifest: Manifest | None = None) -> Fitted:
+    def _activate(
+        self, rec: AccessoryRecord, manifest: Manifest | None = None, *, restoring: bool = False
+    ) -> Fitted:
         """Fit, bind, claim and register one accessory (at commissioning or on restart)."""
         if manifest is None:
             manifest = parse_manifest(
@@ -476,16 +478,21 @@ class AccessoryManager:
             rec, manifest, binding, mount, provider, by_path={p: n for n, p in binding.paths.items()}
         )
         self.fitted[rec.instance] = fitted
-        self.policy.grant(
-            Grant(
-                rec.instance,
-                "accessory",
-                Privilege.parse(rec.privilege),
-                tuple(rec.reads),
-                tuple(rec.actuates),
-                owns=tuple(binding.paths.values()),
-            )
+        grant = Grant(
+            rec.instance,
+            "accessory",
+            Privilege.parse(rec.privilege),
+            tuple(rec.reads),
+            tuple(rec.actuates),
+            owns=tuple(binding.paths.values()),
         )
+        if restoring:  # the row is there already: a full disk must not keep the car's kit off
+            try:
+                self.policy.grant(grant)
+            except sqlite3.Error as exc:
+                self.policy.supervisor.report("grants", exc)
+        else:
+            self.policy.grant(grant)  # inside the commissioning transaction: a failure undoes it
         fitted.load = self.policy.register_load(
             rec.instance,
             Priority.parse(rec.priority),
