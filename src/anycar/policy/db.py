@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from anycar.errors import ConfigError
+
 MEMORY = ":memory:"
 
 
@@ -62,16 +64,7 @@ def open_db(path: str | Path | None, schema: str, *, shared: bool = True) -> sql
         if conn is not None:
             conn.holds += 1
     if conn is None:
-        if not memory:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            str(target), isolation_level=None, check_same_thread=False, factory=HubConnection
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 5000")
-        if not memory:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
+        conn = _connect(target, memory)
         if key is not None:
             with _lock:
                 raced = _shared.get(key)
@@ -83,8 +76,41 @@ def open_db(path: str | Path | None, schema: str, *, shared: bool = True) -> sql
             if raced is not None:
                 sqlite3.Connection.close(conn)
                 conn = raced
-    conn.executescript(schema)
+    try:
+        conn.executescript(schema)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _unusable(target, exc) from None
     return conn
+
+
+def _connect(target: str | Path, memory: bool) -> HubConnection:
+    try:
+        if not memory:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(target), isolation_level=None, check_same_thread=False, factory=HubConnection
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise _unusable(target, exc) from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if not memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
+    except sqlite3.Error as exc:
+        sqlite3.Connection.close(conn)
+        raise _unusable(target, exc) from None
+    assert isinstance(conn, HubConnection)
+    return conn
+
+
+def _unusable(target: str | Path, exc: Exception) -> ConfigError:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ConfigError(
+        f"{target}: cannot use the hub database ({why}); the folder must be writable (or give --db)"
+    )
 
 
 @contextlib.contextmanager
