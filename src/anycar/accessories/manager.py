@@ -356,6 +356,7 @@ class AccessoryManager:
             raise
         self._drop_contenders(accessory, keep=session)
         self.events.log("commissioned", name, f"{accessory} commissioned as {name} ({priv.label})")
+        session.last_seen = time.monotonic()  # silence counts from when it is fitted
         session.instance = name
         fitted.session = session
         self.set_status(fitted)
