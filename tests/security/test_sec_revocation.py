@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from anycar.accessories import signing, virtual
 from anycar.accessories.sdk import HubError
 from anycar.api.auth import TokenInvalid, parse_scope
+from anycar.hub import Hub
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.hub.cabin import CabinComponent
 from apis_support import Keys, hub_config
@@ -55,19 +58,22 @@ async def test_cli_revocation_reaches_the_running_hub(tmp_path: Path) -> None:
         await waiting.stop()
 
 
-def _cabin(hub: object) -> CabinComponent:
-    return next(c for c in hub.components if isinstance(c, CabinComponent))  # type: ignore[attr-defined]
-
-
-async def test_the_owner_revokes_over_rest_and_the_sessions_end(tmp_path: Path) -> None:
-    config = hub_config()
+@contextlib.asynccontextmanager
+async def _cabin_hub(tmp_path: Path, public_key: Path | None = None) -> AsyncIterator[tuple[Hub, Any, Any]]:
+    """A hub with REST and the cabin; yields (hub, manager, a trusted vendor key)."""
+    config = hub_config(public_key)
     config.ports = {"grpc": None, "viss": None, "http": 0}
     hub = build_hub(config, HubParts(brand="xiaomi_su7", db_path=tmp_path / "hub.sqlite3", dashboard=False))
     async with hub:
-        manager = _cabin(hub).manager
+        manager = next(c for c in hub.components if isinstance(c, CabinComponent)).manager
         assert manager is not None
         key = signing.generate_key()
         manager.add_vendor_key(virtual.VIRTUAL_VENDOR_ID, signing.public_b64(key), "test")
+        yield hub, manager, key
+
+
+async def test_the_owner_revokes_over_rest_and_the_sessions_end(tmp_path: Path) -> None:
+    async with _cabin_hub(tmp_path) as (hub, manager, key):
         lamp = virtual.build("cabin_light", serial="L-1", signing_key=key)
         lamp.start(manager.url)
         await asyncio.wait_for(lamp.awaiting.wait(), 5)
@@ -90,14 +96,8 @@ async def test_the_owner_revokes_over_rest_and_the_sessions_end(tmp_path: Path) 
 
 async def test_revocation_over_rest_is_for_the_owner_only(tmp_path: Path) -> None:
     keys = Keys(tmp_path)
-    config = hub_config(keys.public_path)
-    config.ports = {"grpc": None, "viss": None, "http": 0}
-    hub = build_hub(config, HubParts(brand="xiaomi_su7", db_path=tmp_path / "hub.sqlite3", dashboard=False))
-    async with hub:
-        manager = _cabin(hub).manager
-        assert manager is not None
-        key = signing.generate_key()
-        kid = manager.add_vendor_key(virtual.VIRTUAL_VENDOR_ID, signing.public_b64(key), "test").key_id
+    async with _cabin_hub(tmp_path, keys.public_path) as (hub, manager, key):
+        kid = signing.key_id(key)
         url = hub.endpoints()["http"] + f"/api/v1/trust/{kid}/revoke"
         async with httpx.AsyncClient() as client:
             assert (await client.post(url)).status_code == 401
