@@ -115,9 +115,8 @@ async def actuate_for(mgr: AccessoryManager, session: Session, fitted: Fitted, m
 async def subscribe(mgr: AccessoryManager, session: Session, fitted: Fitted, msg: dict[str, Any]) -> None:
     msg_id = str(msg["id"])
     try:
-        for pattern in msg["paths"]:
-            for sig in mgr.broker.catalog.resolve(pattern):
-                mgr.policy.check_read(fitted.instance, sig.path)
+        for sig in mgr.broker.catalog.resolve_all(msg["paths"]):
+            mgr.policy.check_read(fitted.instance, sig.path)
         sub = mgr.broker.subscribe(
             msg["paths"], name=f"accessory:{fitted.instance}:{msg_id}", queue_size=1000
         )

@@ -47,7 +47,10 @@ class Hub:
         self.config.check()
         self.broker = SignalBroker(catalog, actuation_timeout=self.config.actuation_timeout_s)
         self.authorizer = Authorizer.from_file(
-            self.config.token_public_key, audience=self.config.token_audience, issuer=self.config.token_issuer
+            self.config.token_public_key,
+            audience=self.config.token_audience,
+            issuer=self.config.token_issuer,
+            catalog=self.broker.catalog,  # scopes are sets of this catalog's signals
         )
         self.rest = RestApi(self.authorizer)
         self.viss = VissService(self.broker, self.authorizer, self.config.limits)

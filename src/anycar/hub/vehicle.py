@@ -71,6 +71,8 @@ class VehicleComponent:
         self._supervisor = hub.supervisor
         send = bus_sender(self.buses) if self.buses else None
         self.adapter = adapter_for(self.profile, hub.broker, send=send)
+        for problem in self.adapter.problems:  # rules that cannot be used: the others run
+            log.warning("%s", problem)
         for bus_name, live in self.buses.items():
             reader = BusSource(self.adapter, live, bus_name=bus_name)
             await reader.start(hub.supervisor)
@@ -80,13 +82,13 @@ class VehicleComponent:
             self._replay = hub.supervisor.spawn("can-replay", lambda: self._run_replay(replay), restart=False)
 
     async def _run_replay(self, path: Path) -> None:
-        assert self.adapter is not None
+        assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         stats = await replay_async(self.adapter, path)
         log.info("CAN log %s replayed: %s", path, stats)
 
     def attach_bus(self, bus_name: str, bus: can.BusABC) -> BusSource:
         """Read one more bus (the simulator's) into the adapter; the caller starts the source."""
-        assert self.adapter is not None
+        assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         source = BusSource(self.adapter, bus, bus_name=bus_name)
         self._sources.append(source)
         return source

@@ -80,37 +80,31 @@ def open_db(path: str | Path | None, schema: str, *, shared: bool = True) -> sql
         conn.executescript(schema)
     except sqlite3.Error as exc:
         conn.close()
-        raise _unusable(target, exc) from None
+        raise ConfigError(f"hub database {target}: cannot open or write it: {exc}") from None
     return conn
 
 
 def _connect(target: str | Path, memory: bool) -> HubConnection:
+    """A new connection to ``target``; a location that cannot hold the database (read-only, not
+    a folder, not a database) is a ``ConfigError`` naming the file, not a traceback."""
+    conn: HubConnection | None = None
     try:
         if not memory:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             str(target), isolation_level=None, check_same_thread=False, factory=HubConnection
         )
-    except (OSError, sqlite3.Error) as exc:
-        raise _unusable(target, exc) from None
-    try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 5000")
         if not memory:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on power loss
-    except sqlite3.Error as exc:
-        sqlite3.Connection.close(conn)
-        raise _unusable(target, exc) from None
-    assert isinstance(conn, HubConnection)
+    except (OSError, sqlite3.Error) as exc:
+        if conn is not None:
+            sqlite3.Connection.close(conn)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"hub database {target}: cannot open or write it: {reason}") from None
     return conn
-
-
-def _unusable(target: str | Path, exc: Exception) -> ConfigError:
-    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return ConfigError(
-        f"{target}: cannot use the hub database ({why}); the folder must be writable (or give --db)"
-    )
 
 
 @contextlib.contextmanager

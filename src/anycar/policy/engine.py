@@ -18,7 +18,8 @@ from typing import Any
 
 from anycar.broker import SignalBroker
 from anycar.broker.datapoint import Datapoint
-from anycar.model import paths
+from anycar.broker.guard import is_accessory_name
+from anycar.policy import granting
 from anycar.policy.access import AccessControl
 from anycar.policy.driving import DrivingConfig, DrivingState
 from anycar.policy.errors import PermissionDenied
@@ -26,6 +27,7 @@ from anycar.policy.events import EventLog
 from anycar.policy.grants import GrantStore
 from anycar.policy.power import PowerConfig, PowerMonitor, PowerVerdict, Priority
 from anycar.policy.privileges import Grant, Privilege
+from anycar.rights import Action, Rights
 from anycar.supervisor import Supervised, Supervisor
 
 SPEED = "Vehicle.Speed"
@@ -92,6 +94,10 @@ class PolicyEngine:
         self._listeners: dict[str, LoadListener] = {}
         self._task: Supervised | None = None
         self._sub: Any = None
+        # The broker refuses accessory writes to safety-critical branches for every API.
+        broker.guard.protect(
+            self.access.safety_critical, is_accessory=self.is_accessory, on_refusal=self._guard_refused
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,7 +116,7 @@ class PolicyEngine:
 
     async def _run(self) -> None:
         """Apply every batch; a restart after a crash starts from what the broker holds now."""
-        assert self._sub is not None
+        assert self._sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         self.apply([dp for p in WATCHED if (dp := self.broker.get(p)) is not None])
         async for batch in self._sub:
             self.apply(batch)
@@ -235,6 +241,55 @@ class PolicyEngine:
         self.grants.put(grant)
         return grant
 
+    def change_grant(
+        self,
+        granter: Rights,
+        granter_privilege: Privilege | None,
+        subject: str,
+        privilege: Privilege,
+        *,
+        reads: Iterable[str] = (),
+        actuates: Iterable[str] = (),
+    ) -> Grant:
+        """Change ``subject``'s grant on behalf of ``granter`` (see ``granting``); every change,
+        and every refused attempt, is in the event log with who asked."""
+        request = granting.GrantRequest(subject, privilege, tuple(reads), tuple(actuates))
+        before = self.grants.get(subject)
+        by = granter.subject or "anonymous"
+        try:
+            grant = granting.decide(
+                granter, granter_privilege, request, before, self.broker.catalog, self.access
+            )
+        except PermissionDenied as exc:
+            self.refuse(subject, f"grant change by {by} refused: {exc}", by=by, action="grant")
+            raise
+        self.grants.put(grant)
+        self.events.log(
+            "grant_changed",
+            subject,
+            f"grant of {subject} set by {by}: {grant.privilege.label}, reads {len(grant.reads)}, "
+            f"actuates {len(grant.actuates)} patterns",
+            by=by,
+            before=before.to_dict() if before is not None else None,
+            after=grant.to_dict(),
+        )
+        return grant
+
+    def is_accessory(self, name: str | None) -> bool:
+        """An accessory acting (``accessory:<instance>``) or a subject whose grant is an accessory's."""
+        if is_accessory_name(name):
+            return True
+        grant = self.grants.get(name) if name else None
+        return grant is not None and grant.kind == "accessory"
+
+    def has_app_grant(self, subject: str) -> bool:
+        grant = self.grants.get(subject)
+        return grant is not None and grant.kind == "app"
+
+    def _guard_refused(self, who: str, path: str, why: str) -> None:
+        subject = who.removeprefix("accessory:")
+        self.refuse(subject, why, path=path, action="write")
+
     def refuse(self, subject: str, message: str, **data: Any) -> None:
         """Log a refusal decided elsewhere (manager, APIs) so that all refusals are in one place."""
         self.events.log("refusal", subject, message, **data)
@@ -264,9 +319,9 @@ class PolicyEngine:
         if grant is None or grant.kind != "app" or action == "provide":
             return None
         try:
-            if action == "actuate":
+            if action == Action.ACTUATE:
                 self.access.check_actuate(grant, path)
-            elif not any(paths.matches(p, path) for p in grant.actuates):
+            else:
                 self.access.check_read(grant, path)
         except PermissionDenied as exc:
             self.refuse(subject, str(exc), path=path, action=action)
