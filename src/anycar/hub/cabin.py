@@ -26,6 +26,7 @@ from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses,
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.hub.pairing import pairing_group
+from anycar.hub.revocation import revocation_group
 from anycar.model import NodeType, Signal
 from anycar.model.datatypes import INTEGER_RANGES, is_numeric
 from anycar.policy import PolicyEngine
@@ -103,6 +104,8 @@ class CabinComponent:
             port=self.accessory_port,
         )
         await self.manager.start()
+        if not any(g.name == "revocation" for g in hub.rest.groups):
+            hub.add_rest_group(revocation_group(lambda: self.manager))
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
         if not any(g.name == "pairing" for g in hub.rest.groups):
