@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    from anycar.errors import ConfigError
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
     from anycar.policy.db import default_db_path
@@ -72,6 +73,11 @@ def run_hub(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
     # a cabin (accessories, policy) needs the car's mount points
     has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
+    if profile is not None and args.virtual_accessories and not has_mounts:
+        raise ConfigError(
+            f"--virtual-accessories: {profile.title} has no mount points (mounts.yaml); "
+            "add --brand PROFILE to use that car's"
+        )
     parts = HubParts(
         brand=args.brand,
         profile=profile,
