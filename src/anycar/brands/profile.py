@@ -15,8 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.can.dbc import LoadedDbc, load_dbc
 from anycar.can.mapping import Mapping, load_mappings
 from anycar.can.network import Bus, CanNetwork
@@ -137,12 +136,11 @@ def load_profile_dir(directory: Path) -> BrandProfile:
     if not path.is_file():
         raise ConfigError(f"{directory}: not a brand profile folder (no profile.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = decoding.load_document(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read profile: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML") from None
+    except decoding.DecodingError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile is a mapping")
     unknown = set(data) - _KEYS

@@ -73,7 +73,7 @@ def compile_frame(dec: Any) -> Process | None:
         _entry(emit, ns, i, e)
     emit(1, "K[0] = key if clean else None")
     code = compile("\n".join(lines) + "\n", f"<anycar frame decoder {dec.message.name}>", "exec")
-    exec(code, ns)  # the source holds only integers checked above; see the module docstring
+    exec(code, ns)  # the source holds only integers checked above; see the module docstring  # nosec B102 # the generated source holds only integers checked above (module docstring)
     process: Process = ns["process"]
     return process
 

@@ -237,7 +237,7 @@ def _load_with_retries(lines: list[str], source: str, warnings: list[DbcWarning]
             )
             work[lineno - 1] = ""
             continue
-        assert isinstance(db, Database)
+        assert isinstance(db, Database)  # nosec B101 # cantools returns a Database for DBC input; narrows the type for mypy
         return db
     raise ConfigError(f"{source}: cannot load DBC: more than {MAX_REPAIR_ROUNDS} bad lines")
 
