@@ -284,7 +284,7 @@ async def test_viss_over_http(tmp_path) -> None:
             bad = await http.post("/Vehicle/Cabin/Light/IsDomeOn", content=b"{oops")
             assert bad.status_code == 400
             huge = await http.post("/Vehicle/Cabin/Light/IsDomeOn", content=b" " * 200_000)
-            assert huge.status_code == 400 and "exceeds" in huge.json()["error"]["message"]
+            assert huge.status_code == 413 and "exceeds" in huge.json()["error"]["message"]
         async with httpx.AsyncClient(base_url=base) as anon:
             assert (await anon.get("/Vehicle/Speed")).json()["error"]["reason"] == "missing_token"
 

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from anycar.cli.output import errors
+from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("hub", help="run the hub: VISS v2, kuksa.val.v2 gRPC and REST over one signal broker")
     p.add_argument("--config", help="hub config file (YAML or TOML): host, ports, tokens, tls, limits")
     p.add_argument("--brand", metavar="PROFILE", help="brand profile whose CAN mapping feeds the broker")
+    add_profile_arguments(p)
     p.add_argument("--can", metavar="SOURCE", help="CAN source for the brand adapter (interface or log file)")
     p.add_argument(
         "--db",
@@ -67,10 +69,14 @@ def run_hub(args: argparse.Namespace) -> int:
         value = getattr(args, f"{name}_port")
         if value is not None:
             config.ports[name] = value
+    profile = profile_from_args(args)
+    # a cabin (accessories, policy) needs the car's mount points
+    has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
     parts = HubParts(
         brand=args.brand,
+        profile=profile,
         can=args.can,
-        db_path=Path(args.db) if args.db else default_db_path() if args.brand else None,
+        db_path=Path(args.db) if args.db else default_db_path() if has_mounts else None,
         accessory_port=config.ports.get("accessories") or 0,
         virtual_fleet=args.virtual_accessories,
         simulate=args.simulate,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anycar.brands import load_profile
+from anycar.brands import BrandProfile, load_profile
 from anycar.errors import ConfigError
 from anycar.hub.cabin import CabinComponent
 from anycar.hub.config import HubConfig
@@ -28,20 +28,22 @@ class HubParts:
     seed: int = 0
     speedup: float = 1.0
     dashboard: bool = True
+    #: a profile already built (``--profile DIR``, ``--dbc/--mapping``); wins over ``brand``
+    profile: BrandProfile | None = None
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     """A hub with the vehicle (CAN), the simulator, the cabin (accessories, policy) and the dashboard."""
-    if parts.brand is None and (parts.can or parts.simulate or parts.virtual_fleet):
+    if parts.brand is None and parts.profile is None and (parts.can or parts.simulate or parts.virtual_fleet):
         raise ConfigError("--can, simulation and accessories need --brand PROFILE (see `anycar brand list`)")
     if parts.can and parts.simulate:
         raise ConfigError("choose one source of CAN frames: --can or the simulator")
     hub = Hub(config)
-    if parts.brand is None:
+    if parts.brand is None and parts.profile is None:
         if parts.dashboard:
             hub.add_component(DashboardComponent())
         return hub
-    profile = load_profile(parts.brand)
+    profile = parts.profile if parts.profile is not None else load_profile(parts.brand or "")
     vehicle = VehicleComponent(profile, parts.can)
     hub.add_component(vehicle)
     if parts.simulate:

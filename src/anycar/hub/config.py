@@ -35,8 +35,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.api.viss import VissLimits
 from anycar.errors import ConfigError
 
@@ -83,8 +82,10 @@ class HubConfig:
         except OSError as exc:
             raise ConfigError(f"cannot read hub config {file}: {exc.strerror}") from None
         try:
-            data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            data = tomllib.loads(text) if file.suffix == ".toml" else decoding.load_document(text, str(file))
+        except decoding.DecodingError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc.detail}") from None
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"{file}: not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}"
             ) from None

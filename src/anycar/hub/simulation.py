@@ -8,10 +8,8 @@ that a real car does.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import can
 
@@ -19,6 +17,7 @@ from anycar.brands import ProfileEncoder
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
 from anycar.sim.simulator import Simulator
+from anycar.supervisor import Supervised
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
@@ -53,7 +52,7 @@ class SimulationComponent:
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
-        self._task: asyncio.Task[Any] | None = None
+        self._task: Supervised | None = None
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -62,18 +61,18 @@ class SimulationComponent:
             channel = f"{prefix}-{bus.name}"
             self._tx[bus.name] = can.Bus(interface="virtual", channel=channel)
             self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
-            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start()
+            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start(hub.supervisor)
         encoder = ProfileEncoder(profile)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
         self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
         self.runner.add_sink(self.sink)
-        self._task = asyncio.create_task(self.runner.run(), name="simulator")
+        self._task = hub.supervisor.spawn("simulator", self.runner.run)
 
     async def stop(self) -> None:
         self.runner.stop()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop(cancel=False)
+            self._task = None
         for bus in (*self._tx.values(), *self._rx.values()):
             bus.shutdown()
         self._tx, self._rx = {}, {}

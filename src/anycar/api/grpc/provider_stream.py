@@ -28,7 +28,7 @@ from anycar.api.auth import Action, Grants
 from anycar.api.grpc.common import Access, error_v2, status_of
 from anycar.api.grpc.convert import VALUE_SPEC, value_from_v2, value_to_v2
 from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
-from anycar.errors import AnycarError, UnknownPath, WrongSignalType
+from anycar.errors import AnycarError, WrongSignalType
 from anycar.model import NodeType
 
 _counter = itertools.count(1)
@@ -65,7 +65,8 @@ class ProviderStream:
             self._answer(request.batch_actuate_stream_response)
         elif which == "provide_actuation_request":
             actuators = [
-                self.access.signal(s) for s in request.provide_actuation_request.actuator_identifiers
+                self.access.signal(self.grants, s, Action.PROVIDE)
+                for s in request.provide_actuation_request.actuator_identifiers
             ]
             for sig in actuators:
                 if sig.type is not NodeType.ACTUATOR:
@@ -80,7 +81,7 @@ class ProviderStream:
             )
         elif which == "provide_signal_request":
             ids = list(request.provide_signal_request.signals_sample_intervals.keys())
-            self._claim([self.broker.catalog.by_id(i) for i in ids])
+            self._claim([self.access.by_id(self.grants, i, Action.PROVIDE) for i in ids])
             await self.outgoing.put(
                 v2.OpenProviderStreamResponse(provide_signal_response=v2.ProvideSignalResponse())
             )
@@ -111,7 +112,7 @@ class ProviderStream:
                 try:
                     sig = signals[sid]  # ids are uint32 on the wire: never negative
                 except IndexError:
-                    raise UnknownPath(f"#{sid}", "no signal has this id") from None
+                    raise self.access.by_id_error(grants, sid, Action.PROVIDE) from None
                 if sid not in claimed:
                     grants.check(Action.PROVIDE, sig.path)
                     self.provider.claim([sig.path])
@@ -145,7 +146,7 @@ class ProviderStream:
 
     def _answer(self, response: v2.BatchActuateStreamResponse) -> None:
         try:
-            sig = self.access.signal(response.signal_id)
+            sig = self.access.signal(self.grants, response.signal_id, Action.PROVIDE)
         except AnycarError:
             return
         waiters = self.pending.get(sig.id)

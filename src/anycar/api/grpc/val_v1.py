@@ -26,8 +26,8 @@ from anycar.api.grpc.convert import datapoint_v1, metadata_v1, value_from_v1
 from anycar.api.grpc.metadata_watch import MetadataWatches
 from anycar.api.grpc.val_v2 import SERVER_NAME, ValV2Service
 from anycar.broker import ActuationStatus, Datapoint, SignalBroker, Subscription
-from anycar.errors import AnycarError
-from anycar.model import NodeType, Signal
+from anycar.errors import AnycarError, TooManySignals
+from anycar.model import NodeType, Signal, paths
 
 _ACTUATION_CODE = {
     ActuationStatus.NO_PROVIDER: (503, "unavailable"),
@@ -74,11 +74,14 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         except TokenError as exc:
             await abort(context, exc)
         response = v1.GetResponse()
+        budget = paths.Budget()
         for entry in request.entries:
             try:
-                signals = self.broker.catalog.resolve(entry.path)
-                for sig in signals:
-                    grants.check(Action.READ, sig.path)
+                budget.pattern()
+                signals = grants.resolve(self.broker.catalog, entry.path, Action.READ)
+                budget.take(len(signals))
+            except TooManySignals as exc:
+                await abort(context, exc)
             except AnycarError as exc:
                 response.errors.append(_entry_error(entry.path, exc))
                 continue
@@ -114,9 +117,9 @@ class ValV1Service(val_pb2_grpc.VALServicer):
             path = update.entry.path
             fields = set(update.fields)
             try:
-                sig = self.broker.catalog.get(path)
+                needed = Action.ACTUATE if t1.FIELD_ACTUATOR_TARGET in fields else Action.PROVIDE
+                sig = grants.signal(self.broker.catalog, path, needed)
                 if t1.FIELD_ACTUATOR_TARGET in fields:
-                    grants.check(Action.ACTUATE, path)
                     value = value_from_v1(sig, update.entry.actuator_target)
                     result = await self.broker.actuate(path, value, requester=grants.subject or None)
                     if not result.ok:

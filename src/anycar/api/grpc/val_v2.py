@@ -51,8 +51,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
     async def GetValue(self, request: v2.GetValueRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
             grants = self.access.grants(context)
-            sig = self.access.signal(request.signal_id)
-            grants.check(Action.READ, sig.path)
+            sig = self.access.signal(grants, request.signal_id, Action.READ)
         except AnycarError as exc:
             await abort(context, exc)
         response = v2.GetValueResponse()
@@ -64,9 +63,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             grants = self.access.grants(context)
             if not request.signal_ids:
                 raise InvalidRequest("GetValuesRequest has no signal_ids")
-            signals = [self.access.signal(s) for s in request.signal_ids]
-            for sig in signals:
-                grants.check(Action.READ, sig.path)
+            signals = [self.access.signal(grants, s, Action.READ) for s in request.signal_ids]
         except AnycarError as exc:
             await abort(context, exc)
         response = v2.GetValuesResponse()
@@ -83,15 +80,18 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         try:
             grants = self.access.grants(context)
             root = request.root or "**"
-            found = self.broker.catalog.resolve(root)
-            allowed = [s for s in found if grants.allows(Action.READ, s.path)]
-            if not allowed:
-                grants.check(Action.READ, found[0].path)
+            allowed = grants.visible(self.broker.catalog, root, Action.READ)
         except AnycarError as exc:
             await abort(context, exc)
         return v2.ListMetadataResponse(metadata=[metadata_v2(s) for s in allowed])
 
     async def GetServerInfo(self, request: v2.GetServerInfoRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            self.access.grants(
+                context
+            )  # as v1: an unauthenticated caller learns nothing, not even the version
+        except AnycarError as exc:
+            await abort(context, exc)
         return v2.GetServerInfoResponse(name=SERVER_NAME, version=__version__, commit_hash="")
 
     # -- subscriptions -------------------------------------------------------------------------
@@ -137,9 +137,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             grants = self.access.grants(context)
             if not request.signal_ids:
                 raise InvalidRequest("SubscribeByIdRequest has no signal_ids")
-            signals = [self.broker.catalog.by_id(i) for i in request.signal_ids]
-            for sig in signals:
-                grants.check(Action.READ, sig.path)
+            signals = [self.access.by_id(grants, i, Action.READ) for i in request.signal_ids]
             sub = self._subscribe(
                 grants, signals, request.buffer_size, request.filter if request.HasField("filter") else None
             )
@@ -235,8 +233,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         actuate it, it is an actuator and the value fits. Raises what the caller gets back."""
         if not request.HasField("signal_id"):
             raise InvalidRequest("No signal_id provided")
-        sig = self.access.signal(request.signal_id)
-        grants.check(Action.ACTUATE, sig.path)
+        sig = self.access.signal(grants, request.signal_id, Action.ACTUATE)
         return self.broker.check_actuation(sig.path, value_from_v2(sig, request.value))
 
     async def _actuate_one(
@@ -308,8 +305,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
     async def PublishValue(self, request: v2.PublishValueRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
             grants = self.access.grants(context)
-            sig = self.access.signal(request.signal_id)
-            grants.check(Action.PROVIDE, sig.path)
+            sig = self.access.signal(grants, request.signal_id, Action.PROVIDE)
             dp = request.data_point
             value = value_from_v2(sig, dp.value) if dp.HasField("value") else None
             stamp = dp.timestamp.seconds + dp.timestamp.nanos * 1e-9 if dp.HasField("timestamp") else None

@@ -134,14 +134,6 @@ def _dynamic_key(param: Any) -> str:
     return key
 
 
-def asks_capabilities(filters: tuple[dict[str, Any], ...]) -> bool:
-    """Whether a request asks for the server capabilities (which need no token)."""
-    return any(
-        f["type"] == "dynamic-metadata" and f["parameter"] in (SERVER_CAPABILITIES, [SERVER_CAPABILITIES])
-        for f in filters
-    )
-
-
 def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> Query:
     query = Query(patterns=[path])
     seen: set[str] = set()

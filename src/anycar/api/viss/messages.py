@@ -17,13 +17,13 @@ no wildcard (the spec's rule; several nodes are addressed with the ``paths`` fil
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from anycar import decoding
 from anycar.api.viss.errors import VissError
 
 ACTIONS = ("get", "set", "subscribe", "unsubscribe")
@@ -42,27 +42,19 @@ class Request:
     authorization: str | None = None
 
 
-def _loads(text: str | bytes, max_bytes: int) -> Any:
-    size = len(text.encode() if isinstance(text, str) else text)
-    if size > max_bytes:
-        raise VissError("bad_request", f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
+def loads(text: str | bytes, max_bytes: int, what: str = "message") -> Any:
+    """Bounded, strict JSON (``anycar.decoding``) with the failure as a VISS ``bad_request``."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VissError("bad_request", f"message is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise VissError("bad_request", "message nests too deeply") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not allowed", name, 0)
+        return decoding.loads(text, max_bytes=max_bytes, what=what)
+    except decoding.DecodingError as exc:
+        raise VissError("bad_request", str(exc)) from None
 
 
 def peek(text: str | bytes) -> tuple[str | None, str | None]:
     """The action and requestId of a message, if they can be read at all (for error replies)."""
     try:
-        data = json.loads(text)
-    except Exception:
+        data = decoding.loads(text)
+    except decoding.DecodingError:
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -100,7 +92,7 @@ def normalize_path(path: str) -> str:
 
 def parse_request(text: str | bytes, max_bytes: int = 65_536) -> Request:
     """One request, or ``VissError`` saying what is wrong with it."""
-    data = _loads(text, max_bytes)
+    data = loads(text, max_bytes)
     if not isinstance(data, dict):
         raise VissError("bad_request", f"message must be a JSON object, got {type(data).__name__}")
     return parse_object(data)

@@ -17,15 +17,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anycar.api.auth import Action, Authorizer, Grants, TokenMissing
+from anycar.api.auth import Action, Authorizer, Grants
 from anycar.api.viss.curvelog import CurveLog
 from anycar.api.viss.errors import VissError, from_actuation, from_anycar
-from anycar.api.viss.filters import FILTERS_SERVED, SERVER_CAPABILITIES, Query, asks_capabilities, build_query
+from anycar.api.viss.filters import FILTERS_SERVED, SERVER_CAPABILITIES, Query, build_query
 from anycar.api.viss.history import HistoryRecorder
 from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
 from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
-from anycar.model import Catalog, Signal
+from anycar.model import Catalog, Signal, paths
 from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
 from anycar.ratelimit import TokenBucket
 
@@ -122,32 +122,14 @@ class VissService:
         return self.authorizer.grants(token)
 
     def resolve(self, grants: Grants, query: Query, action: Action) -> list[Signal]:
-        signals: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in query.patterns:
-            for sig in self.broker.catalog.resolve(pattern):
-                if sig.id in seen:
-                    continue
-                grants.check(action, sig.path)
-                seen.add(sig.id)
-                signals.append(sig)
-                if len(signals) > self.limits.max_signals_per_request:
-                    raise VissError(
-                        "too_many_requests",
-                        f"the request covers more than {self.limits.max_signals_per_request} signals; narrow it",
-                    )
+        budget = paths.Budget(signals=self.limits.max_signals_per_request)
+        signals = grants.resolve_all(self.broker.catalog, query.patterns, action, budget)
         return signals
 
     # -- get / set (any transport) -------------------------------------------------------------
     def get(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
         try:
-            try:
-                grants = self.grants(req.authorization or default_token)
-            except TokenMissing:
-                # the spec applies no access control to the server's capabilities
-                if not asks_capabilities(req.filters):
-                    raise
-                return self._capabilities(req)
+            grants = self.grants(req.authorization or default_token)
             query = build_query(req.path, req.filters, "get")
             if query.dynamic == SERVER_CAPABILITIES:
                 return self._capabilities(req)
@@ -180,9 +162,8 @@ class VissService:
         return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
 
     def _capabilities(self, req: Request) -> dict[str, Any]:
-        """dynamic-metadata ``server_capabilities``: served without a token (the spec applies
-        no access control to it); a token that comes along has been checked all the same."""
-        build_query(req.path, req.filters, "get")  # the request itself must be right
+        """dynamic-metadata ``server_capabilities``: no scope is asked for (the spec applies no
+        access control to it), but the caller is authenticated first, as for every request."""
         return {
             "action": "get",
             "requestId": req.request_id,
@@ -221,8 +202,7 @@ class VissService:
     async def set(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
         try:
             grants = self.grants(req.authorization or default_token)
-            sig = self.broker.catalog.get(req.path)
-            grants.check(Action.ACTUATE, sig.path)
+            sig = grants.signal(self.broker.catalog, req.path, Action.ACTUATE)
             value = value_from_wire(sig, req.value)
             result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
         except AnycarError as exc:
@@ -390,7 +370,7 @@ class VissSession:
             curve = CurveLog(*query.curvelog) if query.curvelog is not None else None
             task = asyncio.create_task(self._forward(sid, sub, grants, curve))
         else:
-            assert query.period_s is not None
+            assert query.period_s is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             task = asyncio.create_task(self._periodic(sid, signals, query.period_s, grants))
         self.subscriptions[sid] = (sub, task)
 
