@@ -390,6 +390,11 @@ def _one(
         ),
     }
     out.update(latency_summary(result["latencies"]))
+    # a queue that grows shows as a later half slower than the earlier one; a bounded one does not
+    half = len(result["latencies"]) // 2
+    out["p99_ms_halves"] = [
+        latency_summary(part)["p99_ms"] for part in (result["latencies"][:half], result["latencies"][half:])
+    ]
     return out
 
 
@@ -424,7 +429,18 @@ def run(
         mine = [r for r in runs if r["transport"] == transport]
         summary: dict[str, Any] = {}
         for r in mine:
-            figures = {k: r[k] for k in ("p50_ms", "p99_ms", "max_ms", "held_back", "dropped_by_hub", "lost")}
+            figures = {
+                k: r[k]
+                for k in (
+                    "p50_ms",
+                    "p99_ms",
+                    "p99_ms_halves",
+                    "max_ms",
+                    "held_back",
+                    "dropped_by_hub",
+                    "lost",
+                )
+            }
             if r["offered_per_s"] == "unpaced":
                 summary["saturation_per_s"] = r["signals_per_s"]
                 summary["saturation"] = figures
