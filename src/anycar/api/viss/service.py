@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,8 @@ from anycar.model.datatypes import ValueRejected, element_type, is_array, is_num
 from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+# a message to send: an object, or one already encoded as JSON text (notifications)
+Send = Callable[[dict[str, Any] | str], Awaitable[None]]
 # the transports of server_capabilities: HTTP and WebSocket, over TLS when a certificate is set
 TRANSPORTS_SERVED = ("https", "wss")
 
@@ -96,6 +98,56 @@ def data_field(batch: list[Datapoint]) -> Any:
         else:
             obj["dp"] = [obj["dp"], point]
     return objects[0] if len(objects) == 1 else objects
+
+
+_PATH_JSON: dict[str, str] = {}
+
+
+def _value_json(value: Any) -> str:
+    """``wire_value(value)`` as JSON text: numbers and booleans need no escaping, text does."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return '"true"' if value else '"false"'
+    if isinstance(value, (int, float)):
+        return f'"{value}"'
+    return json.dumps(wire_value(value), separators=(",", ":"))
+
+
+def notification_text(sid: str, batch: list[Datapoint]) -> str:
+    """A subscription notification as JSON text: what ``json.dumps`` of ``data_field(batch)``
+    in its envelope gives, built directly, since it runs for every update every subscriber
+    gets. Paths are encoded once (they come from the catalog, so the cache is bounded)."""
+    groups: dict[str, list[str]] = {}
+    for dp in batch:
+        point = '{"value":' + _value_json(dp.value) + ',"ts":"' + iso(dp.timestamp) + '"}'
+        points = groups.get(dp.path)
+        if points is None:
+            groups[dp.path] = [point]
+        else:
+            points.append(point)
+    objects = []
+    for path, points in groups.items():
+        encoded = _PATH_JSON.get(path)
+        if encoded is None:
+            encoded = _PATH_JSON[path] = json.dumps(path)
+        objects.append(
+            '{"path":'
+            + encoded
+            + ',"dp":'
+            + (points[0] if len(points) == 1 else "[" + ",".join(points) + "]")
+            + "}"
+        )
+    data = objects[0] if len(objects) == 1 else "[" + ",".join(objects) + "]"
+    return (
+        '{"action":"subscription","subscriptionId":'
+        + json.dumps(sid)
+        + ',"data":'
+        + data
+        + ',"ts":"'
+        + now_iso()
+        + '"}'
+    )
 
 
 class VissService:
@@ -414,9 +466,7 @@ class VissSession:
             log.debug("VISS periodic subscription %s to %s ended", sid, self.peer, exc_info=True)
 
     async def _notify(self, sid: str, batch: list[Datapoint]) -> None:
-        await self.send(
-            {"action": "subscription", "subscriptionId": sid, "data": data_field(batch), "ts": now_iso()}
-        )
+        await self.send(notification_text(sid, batch))
 
     @staticmethod
     def _expired(grants: Grants) -> bool:
