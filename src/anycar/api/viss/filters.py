@@ -10,7 +10,7 @@
   ``logic-op`` (instead of ``boundary-op``) are taken as aliases, as earlier drafts spelled them.
 - ``static-metadata`` (also ``metadata``): a get returns the metadata of the node asked for,
   keyed by its name; ``parameter`` ``""`` gives every key, a key name or a list of names only those.
-- ``dynamic-metadata``: ``"server_capabilities"`` on ``Vehicle``: the filters, transports
+- ``dynamic-metadata``: ``"server_capabilities"`` on ``Vehicle``: the filters and transports
   this server serves (the other dynamic metadata keys are refused).
 - ``history``: ``"PT10M"`` (ISO 8601 duration): a get returns the recorded values of that
   period, oldest first, without the current value (the hub keeps the last values of each
