@@ -144,6 +144,7 @@ class Engine:
             "loops": 0,
             "task_restarts": 0,
             "dispatch_errors": 0,
+            "evaluated": 0,
         }
         self.started = False
 
@@ -472,6 +473,7 @@ class Engine:
         handlers = self._by_path.get(path)
         if not handlers:
             return
+        self.counters["evaluated"] += 1
         chain: tuple[str, ...] = ()
         cause = self._causes.get(path)
         if cause is not None:

@@ -123,7 +123,7 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
                         raise Forbidden(
                             f"a definition sent by {grants.subject} acts as {grants.subject}, not {owner}"
                         )
-        problems = e.check_document(Document(doc.source, data, doc.lines))
+        problems = e.check_document(doc)
         if problems:
             return _invalid([p.to_dict() for p in problems])
         added = []
