@@ -53,6 +53,9 @@ EVENT_KINDS = {
     "unavailable": "unavailable",
     "trust_added": "trust",
     "trust_revoked": "trust",
+    "automation_notify": "automation",
+    "automation_loop": "refused",
+    "automation_rate_limited": "refused",
 }
 
 
