@@ -14,13 +14,9 @@ pytest.register_assert_rewrite("browser_support")
 
 import anycar.dashboard  # noqa: E402
 from automations_support import hub_in_thread  # noqa: E402
-from browser_support import serve  # noqa: E402
+from browser_support import own_errors, serve  # noqa: E402
 
 pytest_plugins = ["browser_support"]
-
-
-def _own_errors(page: Any) -> list[str]:
-    return [e for e in page.console_errors if "Failed to load resource" not in e and "WebSocket" not in e]
 
 
 def test_panel_without_a_hub_says_automations_are_not_running(page: Any) -> None:
@@ -28,7 +24,7 @@ def test_panel_without_a_hub_says_automations_are_not_running(page: Any) -> None
         page.goto(url + "/")
         page.wait_for_selector("[data-testid='panel-automations'][data-ready='true']", timeout=10_000)
         assert "not running" in page.locator("#automation-list").inner_text()
-        assert _own_errors(page) == []
+        assert own_errors(page) == []
 
 
 def test_panel_lists_automations_and_draws_a_run_as_a_timeline(page: Any, tmp_path: Path) -> None:
@@ -60,4 +56,4 @@ def test_panel_lists_automations_and_draws_a_run_as_a_timeline(page: Any, tmp_pa
         )
         assert labels[0] == "apply scene welcome" and labels[1].startswith("notify")
         assert "triggered by hand" in page.locator("#automation-trace").inner_text()
-        assert _own_errors(page) == []
+        assert own_errors(page) == []

@@ -197,11 +197,13 @@ class Engine:
                 )
         return problems
 
-    def put_rest(self, kind: str, body: dict[str, Any], owner: str) -> None:
-        """Add or replace one automation or scene given over REST (already checked)."""
-        ident = str(body["id"])
-        self._rest_docs[(kind, ident)] = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
-        self.store.put_definition(kind, ident, body, owner)
+    def put_rest(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Add or replace automations and scenes given over REST (already checked), then
+        re-index once: a document of N definitions costs one rebuild, not N."""
+        for kind, body in items:
+            ident = str(body["id"])
+            self._rest_docs[(kind, ident)] = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
+            self.store.put_definition(kind, ident, body, str(body.get("owner", "owner")))
         self.rebuild()
 
     def drop_rest(self, kind: str, ident: str) -> bool:
@@ -307,8 +309,7 @@ class Engine:
 
     async def stop(self) -> None:
         self.started = False
-        with contextlib.suppress(ValueError):
-            self.events._listeners.remove(self._on_event)
+        self.events.remove_listener(self._on_event)
         if self._sub is not None:
             self._sub.close()
         for task in list(self._tasks.values()):

@@ -91,6 +91,10 @@ class EventLog:
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def log(self, kind: str, subject: str, message: str, **data: Any) -> Event:
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
