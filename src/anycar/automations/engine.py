@@ -361,7 +361,7 @@ class Engine:
         self._driving = []
 
     def _index(self) -> None:
-        assert self._timing is not None
+        assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         self._close_watches()
         paths: set[str] = set()
         for a in self.automations.values():
@@ -400,7 +400,7 @@ class Engine:
         self, automation: str, where: str, spec: m.Trigger, fire: Callable[[dict[str, Any]], None]
     ) -> Callable[[], None]:
         """Start watching one trigger; returns how to stop."""
-        assert self._timing is not None
+        assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         if isinstance(spec, m.SignalTrigger):
             watch = SignalWatch(spec, since_key(automation, where, spec), self._timing, fire)
             handler: Handler = lambda p, v, info: watch.on_value(v, info)  # noqa: E731

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anycar.errors import ConfigError
 from anycar.policy.db import open_db
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Store:
         if path is not None:
             try:
                 self._db = open_db(path, SCHEMA)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ConfigError) as exc:  # open_db names the file in a ConfigError
                 self._failed(exc)
 
     # -- health --------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ class SignalWatch:
         self._schedule()
 
     def _schedule(self) -> None:
-        assert self.since is not None
+        assert self.since is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         if self._timer is not None:
             self._timer.cancel()
         left = max(0.0, self.since + self.spec.for_s - self.timing.wall())
