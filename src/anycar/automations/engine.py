@@ -663,6 +663,14 @@ class Engine:
             return f"{path} is no longer an actuator in the catalog"
         return None
 
+    def requester(self, a: m.Automation) -> str:
+        """Who the broker sees asking: an accessory-owned automation asks as that accessory, so the
+        broker's own guard of the safety-critical branches applies to it too."""
+        grant = self.grant_of(a.owner)
+        if grant is not None and grant.kind == "accessory":
+            return f"accessory:{a.owner}"
+        return f"automation:{a.id}"
+
     async def actuate(
         self, a: m.Automation, path: str, value: Any, timeout: float | None, chain: tuple[str, ...]
     ) -> tuple[str, str]:
@@ -673,7 +681,7 @@ class Engine:
             return "refused", why
         self._causes[path] = ((*chain, a.id), time.monotonic() + CAUSE_WINDOW_S)
         try:
-            result = await self.broker.actuate(path, value, requester=f"automation:{a.id}", timeout=timeout)
+            result = await self.broker.actuate(path, value, requester=self.requester(a), timeout=timeout)
         except AnycarError as exc:
             return "error", str(exc)
         return str(result.status), result.reason
@@ -694,7 +702,7 @@ class Engine:
                 self._causes[path] = ((*chain, who.id), time.monotonic() + CAUSE_WINDOW_S)
         if allowed:
             try:
-                results = await self.broker.actuate_many(allowed, requester=f"scene:{scene.id}")
+                results = await self.broker.actuate_many(allowed, requester=self.requester(who))
             except AnycarError as exc:
                 for path in allowed:
                     outcomes[path] = {"outcome": "error", "reason": str(exc)}
