@@ -131,9 +131,25 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         final = status.render()
         summary = hub.broker.stats()
         names = [a.name for a in fitted()]
+        automations = _automations_line(hub)
         await hub.stop()
     console.print(final)
     console.print(
         f"{summary['updates']} signal updates, {summary['rejected']} rejected, {summary['dropped']} dropped; "
         f"{len(names)} accessories fitted: {', '.join(names)}"
+    )
+    if automations:
+        console.print(automations, highlight=False)
+
+
+def _automations_line(hub: Any) -> str:
+    """What the shipped example automations did during the demo, in one line."""
+    component = next((c for c in hub.components if c.name == "automations"), None)
+    engine = getattr(component, "engine", None)
+    if engine is None:
+        return ""
+    health = engine.health()
+    waiting = [s.id for s in engine.status.values() if s.state == "refused"]
+    return f"automations: {health['active']} active, {health['runs']} runs" + (
+        f"; waiting for their accessory: {', '.join(waiting)}" if waiting else ""
     )

@@ -57,6 +57,9 @@ EVENT_KINDS = {
     "trust_added": "trust",
     "trust_revoked": "trust",
     "grant_changed": "trust",
+    "automation_notify": "automation",
+    "automation_loop": "refused",
+    "automation_rate_limited": "refused",
 }
 
 
