@@ -34,8 +34,10 @@ _KEYS = frozenset(
         "description",
         "source",
         "vehicle_class",
+        "body",
     }
 )
+BODIES = ("sedan", "hatchback", "suv", "pickup")
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class BrandProfile:
     source: str = ""
     vehicle_class: str = "passenger_car"
     sample_log: str | None = None
+    body: str = "sedan"  # the outline people see: sedan, hatchback, suv or pickup
     _dbcs: dict[str, LoadedDbc] = field(default_factory=dict, repr=False)
 
     @property
@@ -152,6 +155,9 @@ def load_profile_dir(directory: Path) -> BrandProfile:
     for m in mappings:
         if not (directory / m).is_file():
             raise ConfigError(f"{path}: mapping file {m!r} is missing")
+    body = data.get("body", "pickup" if "pickup" in str(data.get("vehicle_class", "")) else "sedan")
+    if body not in BODIES:
+        raise ConfigError(f"{path}: field 'body' must be one of {', '.join(BODIES)}, got {body!r}")
     reference = data.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(f"{path}: field 'reference' must be true or false")
@@ -167,6 +173,7 @@ def load_profile_dir(directory: Path) -> BrandProfile:
         source=str(data.get("source", "")),
         vehicle_class=str(data.get("vehicle_class", "passenger_car")),
         sample_log=data.get("sample_log"),
+        body=body,
     )
 
 

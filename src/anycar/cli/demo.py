@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from anycar.cli.output import console
 
 DEFAULT_BRAND = "xiaomi_su7"
+DEMO_HISTORY = 2400  # values per signal: two minutes of a 10 Hz signal, twice over
 
 
 def register(sub: Any) -> None:
@@ -40,6 +42,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from anycar.hub.assemble import HubParts, build_hub
 
     config = HubConfig()
+    # the dashboard's chart loads the last two minutes from VISS history: keep that much
+    config.limits = dataclasses.replace(config.limits, history_per_signal=DEMO_HISTORY)
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
     over = {name: port for name, port in config.ports.items() if port is not None and not 0 <= port <= 65535}
     if over:
