@@ -47,6 +47,14 @@ def register(sub: Any) -> None:
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
     p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
     p.add_argument("--http-port", type=int, help="REST and VISS-over-HTTP port (0: any free port)")
+    p.add_argument(
+        "--uplink",
+        metavar="URL",
+        help="report to the fleet over MQTT 5: mqtt://HOST:PORT or mqtts://HOST:PORT",
+    )
+    p.add_argument(
+        "--vehicle-id", help="this vehicle's id on the uplink (default: the config's, else the host name)"
+    )
     p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
     p.set_defaults(func=run_hub)
 
@@ -67,6 +75,14 @@ def run_hub(args: argparse.Namespace) -> int:
         value = getattr(args, f"{name}_port")
         if value is not None:
             config.ports[name] = value
+    if args.uplink:
+        from anycar.uplink import UplinkConfig
+
+        config.uplink = UplinkConfig.from_url(args.uplink, args.vehicle_id)
+    elif args.vehicle_id and config.uplink is not None:
+        config.uplink.rename(args.vehicle_id)
+    if config.uplink is not None and config.uplink.spool_path is None and args.db:
+        config.uplink.spool_path = Path(args.db).with_name("uplink.sqlite3")
     parts = HubParts(
         brand=args.brand,
         can=args.can,

@@ -13,6 +13,7 @@ from anycar.hub.dashboard import DashboardComponent
 from anycar.hub.hub import Hub
 from anycar.hub.simulation import SimulationComponent
 from anycar.hub.vehicle import VehicleComponent
+from anycar.uplink import UplinkComponent, UplinkConfig
 
 
 @dataclass
@@ -28,6 +29,7 @@ class HubParts:
     seed: int = 0
     speedup: float = 1.0
     dashboard: bool = True
+    uplink: UplinkConfig | None = None  # MQTT to the fleet; after the cabin, whose policy it uses
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
@@ -37,9 +39,12 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     if parts.can and parts.simulate:
         raise ConfigError("choose one source of CAN frames: --can or the simulator")
     hub = Hub(config)
+    uplink = parts.uplink or config.uplink
     if parts.brand is None:
         if parts.dashboard:
             hub.add_component(DashboardComponent())
+        if uplink is not None:
+            hub.add_component(UplinkComponent(uplink))
         return hub
     profile = load_profile(parts.brand)
     vehicle = VehicleComponent(profile, parts.can)
@@ -54,4 +59,6 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
         )
     if parts.dashboard:
         hub.add_component(DashboardComponent())
+    if uplink is not None:
+        hub.add_component(UplinkComponent(uplink))
     return hub

@@ -22,6 +22,9 @@ Example (YAML; TOML has the same keys)::
       max_subscriptions: 256
       history_per_signal: 100  # recent values kept for VISS's history filter; 0: none
     actuation_timeout_s: 2.0
+    uplink:                    # optional; MQTT to the fleet cloud (see anycar.uplink.config)
+      broker: mqtt://127.0.0.1:1883
+      vehicle_id: PM-0001
 
 Relative file names are taken from the config file's folder. Without a token key the hub
 serves everyone, so it refuses any address but loopback.
@@ -39,9 +42,10 @@ import yaml
 
 from anycar.api.viss import VissLimits
 from anycar.errors import ConfigError
+from anycar.uplink.config import UplinkConfig
 
 DEFAULT_PORTS = {"grpc": 55555, "viss": 8090, "http": 8080, "accessories": 8765}
-_TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s"}
+_TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s", "uplink"}
 
 
 @dataclass
@@ -55,6 +59,7 @@ class HubConfig:
     tls_key: Path | None = None
     limits: VissLimits = field(default_factory=VissLimits)
     actuation_timeout_s: float = 2.0
+    uplink: UplinkConfig | None = None
     source: str = "<defaults>"
 
     @property
@@ -134,6 +139,8 @@ class HubConfig:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
             raise ConfigError(f"{source}: actuation_timeout_s must be a number in (0, 60], got {timeout!r}")
         cfg.actuation_timeout_s = float(timeout)
+        if data.get("uplink") is not None:
+            cfg.uplink = UplinkConfig.from_dict(data["uplink"], source=source, base=base)
         return cfg
 
 

@@ -1,0 +1,186 @@
+"""Real brokers and a real fleet-side listener for the uplink's tests.
+
+``Mosquitto`` starts a second /usr/sbin/mosquitto on a free port with a config of the test's
+own (so a test may stop and restart it, or require TLS or passwords); ``Listener`` is what the
+fleet cloud will do: subscribe to a vehicle's uplink topics, decode every message with the
+wire's schemas and drop duplicates by (vehicle, boot, seq).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from anycar.hub import Hub, HubConfig
+from anycar.uplink import UplinkComponent, UplinkConfig
+from anycar.wire import Channel, Deduplicator, decode, parse_topic, topic
+
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique_vehicle(prefix: str = "T") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Mosquitto:
+    """A broker of the test's own; ``extra`` lines go into its listener's config."""
+
+    def __init__(self, folder: Path, *, extra: str = "", port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        conf = self.folder / f"mosquitto-{self.port}.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        if "allow_anonymous" not in self.extra and "password_file" not in self.extra:
+            lines.append("allow_anonymous true")
+        conf.write_text("\n".join([*lines, self.extra]) + "\n")
+        log = open(self.folder / f"mosquitto-{self.port}.log", "ab")  # noqa: SIM115 - the broker keeps it
+        self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"mosquitto exited: {(self.folder / f'mosquitto-{self.port}.log').read_text()}"
+                )
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not listen")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+class Listener:
+    """Subscribes to one vehicle's uplink channels; keeps every decoded message once."""
+
+    def __init__(self, vehicle: str, port: int = 1883, **client: Any) -> None:
+        self.vehicle = vehicle
+        self.port = port
+        self.client_args = client
+        self.dedup = Deduplicator()
+        self.messages: list[dict[str, Any]] = []
+        self.raw = 0
+        self.bad: list[str] = []
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Listener:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.connected.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self.port,
+                    identifier=f"fleet-{uuid.uuid4().hex[:8]}",
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    **self.client_args,
+                ) as client:
+                    await client.subscribe(f"anycar/v1/{self.vehicle}/#", qos=1)
+                    self.connected.set()
+                    async for message in client.messages:
+                        self.raw += 1
+                        payload = message.payload if isinstance(message.payload, bytes) else b""
+                        try:
+                            parse_topic(str(message.topic.value))
+                            doc = decode(payload)
+                        except ValueError as exc:
+                            self.bad.append(str(exc))
+                            continue
+                        if self.dedup.first_time(doc["vehicle"], doc["boot"], doc["seq"]):
+                            self.messages.append(doc)
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["kind"] == kind]
+
+    async def wait_for(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; have {len(self.messages)} messages, bad {self.bad[:3]}")
+            await asyncio.sleep(0.05)
+
+
+async def send_down(port: int, vehicle: str, channel: Channel, payload: bytes) -> None:
+    """Publish as the fleet would: one message on a vehicle's downlink topic."""
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.publish(topic(vehicle, channel), payload, qos=1)
+
+
+def bare_hub() -> Hub:
+    """A hub with no API servers (the uplink's tests need only the broker)."""
+    config = HubConfig()
+    config.ports = dict.fromkeys(config.ports)
+    return Hub(config)
+
+
+def uplink_config(tmp: Path, vehicle: str, port: int = 1883, **changes: Any) -> UplinkConfig:
+    cfg = UplinkConfig.from_url(f"mqtt://127.0.0.1:{port}", vehicle)
+    cfg.spool_path = tmp / "uplink.sqlite3"
+    cfg.reconnect_min_s = 0.05
+    cfg.reconnect_max_s = 0.5
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def campaign_file(folder: Path, text: str, name: str = "campaign.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+FAST = """
+id: fast
+version: 1
+priority: 5
+events: true
+signals:
+  - {path: Vehicle.Speed}
+  - {path: Vehicle.Powertrain.TractionBattery.StateOfCharge.Current}
+collect:
+  periodic: {period_ms: 50}
+batch: {max_values: 40, max_delay_ms: 200}
+"""
+
+
+async def started(hub: Hub, uplink: UplinkComponent) -> UplinkComponent:
+    hub.add_component(uplink)
+    await hub.start()
+    return uplink
