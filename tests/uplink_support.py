@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from anycar.hub import Hub, HubConfig
 from anycar.uplink import UplinkComponent, UplinkConfig
@@ -48,7 +50,11 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         conf = self.folder / f"mosquitto-{self.port}.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.folder}/",
+        ]
         if "allow_anonymous" not in self.extra and "password_file" not in self.extra:
             lines.append("allow_anonymous true")
         conf.write_text("\n".join([*lines, self.extra]) + "\n")
@@ -78,8 +84,13 @@ class Mosquitto:
 class Listener:
     """Subscribes to one vehicle's uplink channels; keeps every decoded message once."""
 
-    def __init__(self, vehicle: str, port: int = 1883, **client: Any) -> None:
+    def __init__(self, vehicle: str, port: int = 1883, *, persistent: bool = False, **client: Any) -> None:
         self.vehicle = vehicle
+        self.identifier = f"fleet-{uuid.uuid4().hex[:8]}"
+        if persistent:  # the broker keeps our subscription and queues for us while we reconnect
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 300
+            client.update(clean_start=False, properties=props)
         self.port = port
         self.client_args = client
         self.dedup = Deduplicator()
@@ -106,7 +117,7 @@ class Listener:
                 async with aiomqtt.Client(
                     "127.0.0.1",
                     self.port,
-                    identifier=f"fleet-{uuid.uuid4().hex[:8]}",
+                    identifier=self.identifier,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     **self.client_args,
                 ) as client:
