@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from uplink_support import FAST, Listener, Mosquitto, bare_hub, campaign_file, unique_vehicle, uplink_config
 
 from anycar.uplink import UplinkComponent
 from anycar.wire import samples
+from uplink_support import FAST, Listener, Mosquitto, bare_hub, campaign_file, unique_vehicle, uplink_config
 
 pytestmark = pytest.mark.timeout(90)
 SPEED = "Vehicle.Speed"
