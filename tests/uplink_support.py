@@ -127,7 +127,8 @@ class Listener:
                         self.raw += 1
                         payload = message.payload if isinstance(message.payload, bytes) else b""
                         try:
-                            parse_topic(str(message.topic.value))
+                            if not parse_topic(str(message.topic.value))[1].uplink:
+                                continue  # what the fleet itself sent down
                             doc = decode(payload)
                         except ValueError as exc:
                             self.bad.append(str(exc))

@@ -102,6 +102,8 @@ class Link:
         return base * random.uniform(0.5, 1.0)
 
     async def _serve(self, client: Client) -> None:
+        for channel in self.subscribe:  # before the birth: "online" means commands are heard
+            await client.subscribe(topic(self.cfg.vehicle_id, channel), qos=1)
         birth = self.birth()
         await client.publish_acked(
             topic(self.cfg.vehicle_id, Channel.STATE),
@@ -110,8 +112,6 @@ class Link:
             retain=True,
             properties=self._props(birth, None),
         )
-        for channel in self.subscribe:
-            await client.subscribe(topic(self.cfg.vehicle_id, channel), qos=1)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._pump(client), name="uplink-pump")
             group.create_task(self._listen(client), name="uplink-listen")
