@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -55,6 +56,8 @@ class Mosquitto:
             "persistence true",
             f"persistence_location {self.folder}/",
         ]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to 'mosquitto', who cannot read the test's folder
         if "allow_anonymous" not in self.extra and "password_file" not in self.extra:
             lines.append("allow_anonymous true")
         conf.write_text("\n".join([*lines, self.extra]) + "\n")
