@@ -4,6 +4,7 @@ periodic collection that speeds up while a condition holds, dead-bands and heart
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ batch: {{max_values: 1000, max_delay_ms: 50}}
         speeds = [v for _, rows in got for p, _, v in rows if p == SPEED]
         socs = [v for _, rows in got for p, _, v in rows if p == SOC]
         assert len(speeds) >= 4  # sampled faster than 400 ms
-        small = sum(1 for a, b in zip(speeds[1:], speeds[2:], strict=False) if abs(b - a) < 1.0)
+        small = sum(1 for a, b in itertools.pairwise(speeds[1:]) if abs(b - a) < 1.0)
         assert small <= 2  # dead-band (a heartbeat every 400 ms sends regardless)
         assert len(speeds) < 20  # not every write
         assert socs.count(80.0) <= 2  # unchanged: only on a heartbeat
