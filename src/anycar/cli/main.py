@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "anycar.cli.can",
     "anycar.cli.hub",
     "anycar.cli.token",
+    "anycar.cli.uplink",
 ]
 
 

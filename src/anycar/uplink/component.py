@@ -144,7 +144,7 @@ class UplinkComponent:
                 await task
         self._tasks = []
         if self.spool is not None:
-            self._write_status()
+            self._write_status(stopped=True)
             self.spool.close()
             self.spool = None
         self._hub = None
@@ -428,11 +428,13 @@ class UplinkComponent:
             "updated": self.clock(),
         }
 
-    def _write_status(self) -> None:
+    def _write_status(self, *, stopped: bool = False) -> None:
+        """For ``anycar uplink status`` in another process (it reads the spool's file)."""
         if self.spool is None:
             return
         status = self.status()
         status.pop("spool")
+        status["stopped"] = stopped
         self.spool.set_meta({"status": json.dumps(status)})
         self.spool.set_meta({"campaigns": json.dumps([c.summary() for c in self.campaigns.values()])})
 

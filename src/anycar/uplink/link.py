@@ -69,9 +69,8 @@ class Link:
     async def run(self) -> None:
         """Forever: connect, serve until the link breaks, wait, again. Cancel to stop."""
         while True:
-            client = make_client(
-                self.cfg, topic(self.cfg.vehicle_id, Channel.STATE), self.will, self._type(self.will)
-            )
+            will = (topic(self.cfg.vehicle_id, Channel.STATE), self.will, self._type(self.will))
+            client = make_client(self.cfg, will)
             try:
                 async with client:
                     self._client = client

@@ -78,17 +78,21 @@ def publish_properties(content_type: str, expiry_s: float | None) -> Properties:
     return props
 
 
-def make_client(cfg: UplinkConfig, will_topic: str, will_payload: bytes, content_type: str) -> Client:
-    """A client for ``cfg``: credentials, TLS (client certificate if given), a retained last will,
-    and a session the broker keeps while the vehicle is away."""
+def make_client(cfg: UplinkConfig, will: tuple[str, bytes, str] | None, *, session: bool = True) -> Client:
+    """A client for ``cfg``: credentials, TLS (client certificate if given), a retained last will
+    (topic, payload, content type), and a session the broker keeps while the vehicle is away."""
     v5 = cfg.protocol == 5
-    will_props = None
     connect_props = None
-    if v5:
-        will_props = Properties(PacketTypes.WILLMESSAGE)
-        will_props.ContentType = content_type
+    if v5 and session:
         connect_props = Properties(PacketTypes.CONNECT)
         connect_props.SessionExpiryInterval = SESSION_EXPIRY_S
+    last_will = None
+    if will is not None:
+        will_props = None
+        if v5:
+            will_props = Properties(PacketTypes.WILLMESSAGE)
+            will_props.ContentType = will[2]
+        last_will = aiomqtt.Will(will[0], will[1], qos=1, retain=True, properties=will_props)
     tls = None
     if cfg.tls_on:
         tls = aiomqtt.TLSParameters(
@@ -104,9 +108,9 @@ def make_client(cfg: UplinkConfig, will_topic: str, will_payload: bytes, content
         password=cfg.password,
         identifier=cfg.client_id,
         protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True, properties=will_props),
-        clean_session=None if v5 else False,
-        clean_start=False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+        will=last_will,
+        clean_session=None if v5 else not session,
+        clean_start=(not session) if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
         keepalive=cfg.keepalive_s,
         timeout=10,
         max_inflight_messages=cfg.window,
