@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/anycar demo
+	$(BIN)/anycar demo --uplink
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools
