@@ -43,7 +43,7 @@ def test_the_shipped_default_campaign() -> None:
         ("id: x\nversion: 1\nsignals: [\n", r"c.yaml:\d+: not valid YAML"),
         (
             "id: x\nversion: 1\nsignals: []\ncollect: {periodic: {period_ms: 100}}\n",
-            r"signals: \[\] should be non-empty",
+            r"signals: \[\] has less than 1 item",
         ),
         (
             "id: x\nversion: 1\nsignals: [{path: Vehicle.Speed}]\ncollect: {periodic: {period_ms: 1}}\n",
