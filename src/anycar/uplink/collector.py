@@ -61,6 +61,7 @@ class CampaignRunner:
         self.first_pending: float | None = None  # loop time
         self.samples = 0
         self.triggers = 0
+        self.crashes = 0
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._replan = Wakeup()
@@ -84,7 +85,20 @@ class CampaignRunner:
         extra = [p for p in self._watched if p not in self.deadband]
         if extra:  # condition signals that are not collected are still watched
             self._subscribe(extra)
-        self._tasks.append(asyncio.create_task(self._run(), name=f"campaign-{self.campaign.id}"))
+        self._tasks.append(asyncio.create_task(self._guarded(self._run), name=f"campaign-{self.campaign.id}"))
+
+    async def _guarded(self, work: Callable[[], Any]) -> None:
+        """No campaign task dies silently: a crash is logged, counted, and the work starts again."""
+        while True:
+            try:
+                await work()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.crashes += 1
+                log.exception("campaign %s: a task failed; restarting it", self.campaign.key)
+                await asyncio.sleep(0.5)
 
     def attach(self, groups: Iterable[list[Signal]]) -> None:
         """Watch these signals too (at start, and when accessories add signals to the catalog)."""
@@ -116,7 +130,11 @@ class CampaignRunner:
             return
         self._subs.append(sub)
         self.on_values(sub.drain())
-        self._tasks.append(asyncio.create_task(self._read(sub), name=f"campaign-{self.campaign.id}-read"))
+        self._tasks.append(
+            asyncio.create_task(
+                self._guarded(lambda: self._read(sub)), name=f"campaign-{self.campaign.id}-read"
+            )
+        )
 
     async def _read(self, sub: Subscription) -> None:
         async for batch in sub:
@@ -264,4 +282,5 @@ class CampaignRunner:
             "samples": self.samples,
             "triggers": self.triggers,
             "pending": len(self.pending),
+            "crashes": self.crashes,
         }

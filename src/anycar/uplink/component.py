@@ -281,9 +281,9 @@ class UplinkComponent:
         if channel is Channel.COMMANDS and self.commands is not None:
             await self.commands.handle(payload)
         elif channel is Channel.CAMPAIGNS:
-            self.receive_campaign(payload)
+            await self.receive_campaign(payload)
 
-    def receive_campaign(self, payload: bytes) -> None:
+    async def receive_campaign(self, payload: bytes) -> None:
         """A campaign message from the fleet: checked, kept, run, acknowledged (or refused, with why)."""
         try:
             doc = decode(payload, validate=False)
@@ -323,7 +323,7 @@ class UplinkComponent:
                 (cid, version, json.dumps(doc), self.clock()),
             )
             self._ack_campaign(cid, version, "accepted")
-        asyncio.get_running_loop().create_task(self._schedule())
+        await self._schedule()
 
     def _load_fleet_campaigns(self) -> None:
         assert self.spool is not None and self._hub is not None

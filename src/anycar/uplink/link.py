@@ -53,7 +53,7 @@ class Link:
         self.failures = 0
         self.last_error = ""
         self.connected_since: float | None = None
-        self.backlog_left = 0
+        self._backlog = (0, 0)  # (last backlog id sent, last id of the backlog)
         self.in_flight = 0
         self.refused = 0
         self.flying_ids: set[int] = set()  # spool ids awaiting PUBACK: never dropped to make room
@@ -169,11 +169,7 @@ class Link:
                         batch.extend(more)
                         next_back = more[-1].id
                         free -= 1
-                    self.backlog_left = (
-                        0 if next_back >= live_from else self._count_between(next_back, live_from)
-                    )
-                else:
-                    self.backlog_left = 0
+                self._backlog = (next_back, live_from)
                 for entry in batch:
                     task = asyncio.create_task(self._send(client, entry))
                     flying.add(task)
@@ -188,7 +184,12 @@ class Link:
             if flying:
                 await asyncio.gather(*flying, return_exceptions=True)
 
-    def _count_between(self, after: int, until: int) -> int:
+    @property
+    def backlog_left(self) -> int:
+        """Entries of the backlog not yet sent (counted when asked: it is a range scan)."""
+        after, until = self._backlog
+        if not self.connected or after >= until:
+            return 0
         row = self.spool.db.execute(
             "SELECT COUNT(*) FROM spool WHERE id > ? AND id <= ?", (after, until)
         ).fetchone()

@@ -18,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from anycar.uplink.config import UplinkConfig
+from anycar.wire import MAX_PAYLOAD
 
 SESSION_EXPIRY_S = 7 * 86400  # the broker keeps commands and campaigns queued for an offline vehicle
 
@@ -86,6 +87,9 @@ def make_client(cfg: UplinkConfig, will: tuple[str, bytes, str] | None, *, sessi
     if v5 and session:
         connect_props = Properties(PacketTypes.CONNECT)
         connect_props.SessionExpiryInterval = SESSION_EXPIRY_S
+    if v5:  # the broker must not even send us what decoding would refuse
+        connect_props = connect_props or Properties(PacketTypes.CONNECT)
+        connect_props.MaximumPacketSize = MAX_PAYLOAD + 4096
     last_will = None
     if will is not None:
         will_props = None
