@@ -79,6 +79,7 @@ class UplinkComponent:
         self._hub: Hub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reported_drops = 0
+        self._scheduling = asyncio.Lock()
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, hub: Hub) -> None:
@@ -354,6 +355,10 @@ class UplinkComponent:
     # -- keeping things current ----------------------------------------------------------------
     async def _schedule(self) -> None:
         """Run the campaigns that are active now (by their start and stop), stop the others."""
+        async with self._scheduling:  # housekeeping and a campaign from the fleet may both ask
+            await self._reschedule()
+
+    async def _reschedule(self) -> None:
         if self._hub is None:
             return
         now = self.clock()
@@ -362,7 +367,7 @@ class UplinkComponent:
             if wanted is None or wanted is not runner.campaign or not wanted.active(now):
                 del self.runners[cid]
                 await runner.stop()
-        for cid, campaign in self.campaigns.items():
+        for cid, campaign in list(self.campaigns.items()):
             if cid not in self.runners and campaign.active(now):
                 runner = CampaignRunner(campaign, self._hub.broker, self._emit_samples, clock=self.clock)
                 if self.spool is not None:
