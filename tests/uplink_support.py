@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from anycar.bench.wire_subscriber import WireSubscriber
 from anycar.hub import Hub, HubConfig
 from anycar.uplink import UplinkComponent, UplinkConfig
-from anycar.wire import Channel, Deduplicator, decode, parse_topic, topic
+from anycar.wire import Channel, topic
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 
@@ -84,65 +83,11 @@ class Mosquitto:
             self.proc = None
 
 
-class Listener:
-    """Subscribes to one vehicle's uplink channels; keeps every decoded message once."""
+class Listener(WireSubscriber):
+    """One vehicle's uplink, every decoded message kept once; ``wait_for`` polls a condition."""
 
     def __init__(self, vehicle: str, port: int = 1883, *, persistent: bool = False, **client: Any) -> None:
-        self.vehicle = vehicle
-        self.identifier = f"fleet-{uuid.uuid4().hex[:8]}"
-        if persistent:  # the broker keeps our subscription and queues for us while we reconnect
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 300
-            client.update(clean_start=False, properties=props)
-        self.port = port
-        self.client_args = client
-        self.dedup = Deduplicator()
-        self.messages: list[dict[str, Any]] = []
-        self.raw = 0
-        self.bad: list[str] = []
-        self.connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Listener:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.connected.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    self.port,
-                    identifier=self.identifier,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    **self.client_args,
-                ) as client:
-                    await client.subscribe(f"anycar/v1/{self.vehicle}/#", qos=1)
-                    self.connected.set()
-                    async for message in client.messages:
-                        self.raw += 1
-                        payload = message.payload if isinstance(message.payload, bytes) else b""
-                        try:
-                            if not parse_topic(str(message.topic.value))[1].uplink:
-                                continue  # what the fleet itself sent down
-                            doc = decode(payload)
-                        except ValueError as exc:
-                            self.bad.append(str(exc))
-                            continue
-                        if self.dedup.first_time(doc["vehicle"], doc["boot"], doc["seq"]):
-                            self.messages.append(doc)
-            except aiomqtt.MqttError:
-                await asyncio.sleep(0.2)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["kind"] == kind]
+        super().__init__(port, vehicle, persistent=persistent, **client)
 
     async def wait_for(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

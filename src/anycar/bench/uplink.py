@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from anycar.bench.stats import latency_summary
+from anycar.bench.wire_subscriber import WireSubscriber
 from anycar.errors import ConfigError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -108,80 +109,6 @@ class _Mosquitto:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
-
-
-class _Fleet:
-    """Subscribes to every vehicle's uplink; decodes, dedups, counts values and latencies."""
-
-    def __init__(self, port: int) -> None:
-        from anycar.wire import Deduplicator
-
-        self.port = port
-        self.dedup = Deduplicator()
-        self.seen: dict[tuple[str, str], set[int]] = {}
-        self.values = 0
-        self.messages = 0
-        self.bad = 0
-        self.latency: dict[str, list[float]] = {}
-        self.last_at = 0.0
-        self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> _Fleet:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.ready.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self) -> None:
-        import aiomqtt
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        from anycar.wire import decode, parse_topic
-
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 600
-        ident = f"bench-fleet-{uuid.uuid4().hex[:8]}"
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    self.port,
-                    identifier=ident,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=False,
-                    properties=props,
-                    max_queued_incoming_messages=0,
-                ) as client:
-                    await client.subscribe("anycar/v1/+/#", qos=1)
-                    self.ready.set()
-                    async for message in client.messages:
-                        payload = message.payload if isinstance(message.payload, bytes) else b""
-                        try:
-                            if not parse_topic(str(message.topic.value))[1].uplink:
-                                continue
-                            doc = decode(payload)
-                        except ValueError:
-                            self.bad += 1
-                            continue
-                        now = time.time()
-                        if doc["seq"] == 0:
-                            continue
-                        if self.dedup.first_time(doc["vehicle"], doc["boot"], doc["seq"]):
-                            self.seen.setdefault((doc["vehicle"], doc["boot"]), set()).add(doc["seq"])
-                            self.messages += 1
-                            if doc["kind"] == "telemetry":
-                                self.values += len(doc["values"])
-                                self.latency.setdefault(doc["campaign"], []).append(now - doc["ts"])
-                            self.last_at = now
-            except aiomqtt.MqttError:
-                await asyncio.sleep(0.2)
 
 
 # -- vehicle processes --------------------------------------------------------------------------
@@ -358,7 +285,7 @@ async def zero_loss(folder: Path, vehicles: int, seconds: float, outage_s: float
     campaign.write_text(DRIVE)
     names = [f"BENCH-{uuid.uuid4().hex[:6]}-{i}" for i in range(vehicles)]
     try:
-        async with _Fleet(broker.port) as fleet:
+        async with WireSubscriber(broker.port, persistent=True, keep=False) as fleet:
             procs = {n: _spawn("drive", broker.port, n, folder, campaign) for n in names}
             await _until(lambda: all(_started(folder / f"{n}.sqlite3") for n in names), 60)
             await asyncio.sleep(seconds * 0.3)
@@ -394,7 +321,7 @@ async def zero_loss(folder: Path, vehicles: int, seconds: float, outage_s: float
                 "duplicates_dropped": fleet.dedup.duplicates,
                 "lost": sum(sent.values()) - received,
                 "lost_of_spooled_at_kill": spooled_at_kill_lost,
-                "bad_messages": fleet.bad,
+                "bad_messages": len(fleet.bad),
             }
     finally:
         broker.stop()
@@ -412,7 +339,7 @@ async def throughput(folder: Path, seconds: float, mode: str = "flood") -> dict[
 
         paths = [s.path for s, _ in bench_signals(Catalog.load_default(), FLOOD_SIGNALS)]
         campaign.write_text(FLOOD.format(paths=", ".join("{path: " + p + "}" for p in paths)))
-        async with _Fleet(broker.port) as fleet:
+        async with WireSubscriber(broker.port, persistent=True, keep=False) as fleet:
             name = f"FLOOD-{uuid.uuid4().hex[:6]}"
             proc = _spawn(mode, broker.port, name, folder, campaign)
             await _until(lambda: _started(folder / f"{name}.sqlite3"), 60)
@@ -440,7 +367,7 @@ async def cpu_default(folder: Path, seconds: float) -> dict[str, Any]:
     broker = _Mosquitto(folder)
     broker.start()
     try:
-        async with _Fleet(broker.port):
+        async with WireSubscriber(broker.port, persistent=True, keep=False):
             out: dict[str, Any] = {}
             for mode in ("none", "default"):
                 proc = _spawn(
@@ -587,10 +514,10 @@ async def catch_up(folder: Path, backlog: list[tuple[str, bytes]]) -> dict[str, 
     live = folder / "live.yaml"
     live.write_text(LIVE)
     try:
-        async with _Fleet(broker.port) as fleet:
+        async with WireSubscriber(broker.port, persistent=True, keep=False) as fleet:
             proc = _spawn("drive", broker.port, vehicle, folder, live)
             boot = next(iter(boots))
-            await _until(lambda: fleet.messages > 0, 60)
+            await _until(lambda: fleet.unique > 0, 60)
             t0 = time.monotonic()  # the link is up: the first message has arrived
             done = await _until(lambda: len(fleet.seen.get((vehicle, boot), ())) >= len(backlog), 120)
             took = time.monotonic() - t0

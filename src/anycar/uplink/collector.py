@@ -23,7 +23,7 @@ from anycar.errors import AnycarError
 from anycar.model import paths
 from anycar.model.signal import Signal
 from anycar.uplink.campaigns import Campaign, Periodic, Triggered
-from anycar.uplink.wakeup import Wakeup
+from anycar.uplink.tasks import Wakeup, supervised
 from anycar.wire import Sample
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class CampaignRunner:
         self.first_pending: float | None = None  # loop time
         self.samples = 0
         self.triggers = 0
-        self.crashes = 0
+        self.crashes: dict[str, int] = {}
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._replan = Wakeup()
@@ -85,20 +85,12 @@ class CampaignRunner:
         extra = [p for p in self._watched if p not in self.deadband]
         if extra:  # condition signals that are not collected are still watched
             self._subscribe(extra)
-        self._tasks.append(asyncio.create_task(self._guarded(self._run), name=f"campaign-{self.campaign.id}"))
-
-    async def _guarded(self, work: Callable[[], Any]) -> None:
-        """No campaign task dies silently: a crash is logged, counted, and the work starts again."""
-        while True:
-            try:
-                await work()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.crashes += 1
-                log.exception("campaign %s: a task failed; restarting it", self.campaign.key)
-                await asyncio.sleep(0.5)
+        self._tasks.append(
+            asyncio.create_task(
+                supervised(self._run, f"campaign {self.campaign.key}", self.crashes, 0.5),
+                name=f"campaign-{self.campaign.id}",
+            )
+        )
 
     def attach(self, groups: Iterable[list[Signal]]) -> None:
         """Watch these signals too (at start, and when accessories add signals to the catalog)."""
@@ -130,11 +122,10 @@ class CampaignRunner:
             return
         self._subs.append(sub)
         self.on_values(sub.drain())
-        self._tasks.append(
-            asyncio.create_task(
-                self._guarded(lambda: self._read(sub)), name=f"campaign-{self.campaign.id}-read"
-            )
+        reader = supervised(
+            lambda: self._read(sub), f"campaign {self.campaign.key} reader", self.crashes, 0.5
         )
+        self._tasks.append(asyncio.create_task(reader, name=f"campaign-{self.campaign.id}-read"))
 
     async def _read(self, sub: Subscription) -> None:
         async for batch in sub:
@@ -282,5 +273,5 @@ class CampaignRunner:
             "samples": self.samples,
             "triggers": self.triggers,
             "pending": len(self.pending),
-            "crashes": self.crashes,
+            "crashes": sum(self.crashes.values()),
         }

@@ -30,6 +30,7 @@ from anycar.uplink.config import UplinkConfig
 from anycar.uplink.events import EventDetector, Thresholds
 from anycar.uplink.link import Link
 from anycar.uplink.spool import Spool
+from anycar.uplink.tasks import supervised
 from anycar.wire import Channel, Origin, Sample, WireError, decode, encode, new_boot_id, signature
 from anycar.wire import messages as msg
 from anycar.wire.schema import check_message
@@ -72,6 +73,7 @@ class UplinkComponent:
         self.campaigns: dict[str, Campaign] = {}
         self.runners: dict[str, CampaignRunner] = {}
         self.refusals: dict[str, int] = {}
+        self.crashes: dict[str, int] = {}
         self.spool: Spool | None = None
         self.link: Link | None = None
         self.events: EventDetector | None = None
@@ -121,9 +123,9 @@ class UplinkComponent:
             on_message=self._on_message,
         )
         self._tasks = [
-            asyncio.create_task(self._supervise(self.link.run(), "link"), name="uplink-link"),
+            asyncio.create_task(supervised(self.link.run, "link", self.crashes), name="uplink-link"),
             asyncio.create_task(
-                self._supervise(self._housekeeping(), "housekeeping"), name="uplink-housekeeping"
+                supervised(self._housekeeping, "housekeeping", self.crashes), name="uplink-housekeeping"
             ),
         ]
 
@@ -149,19 +151,6 @@ class UplinkComponent:
             self.spool.close()
             self.spool = None
         self._hub = None
-
-    async def _supervise(self, work: Any, what: str) -> None:
-        """No background task dies silently: a crash is logged and the task starts again."""
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("uplink %s failed; restarting it", what)
-            self.refusals[f"{what}_crash"] = self.refusals.get(f"{what}_crash", 0) + 1
-            await asyncio.sleep(1.0)
-            again = self.link.run() if what == "link" and self.link is not None else self._housekeeping()
-            self._tasks.append(asyncio.create_task(self._supervise(again, what)))
 
     # -- out -------------------------------------------------------------------------------------
     def _submit(
@@ -430,6 +419,7 @@ class UplinkComponent:
             "events": dict(self.events.counts) if self.events else {},
             "commands": dict(self.commands.counts) if self.commands else {},
             "refusals": dict(self.refusals),
+            "crashes": dict(self.crashes),
             "updated": self.clock(),
         }
 

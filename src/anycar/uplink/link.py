@@ -22,7 +22,7 @@ from anycar.ratelimit import TokenBucket
 from anycar.uplink.config import UplinkConfig
 from anycar.uplink.mqtt import Client, make_client, publish_properties
 from anycar.uplink.spool import Entry, Spool
-from anycar.uplink.wakeup import Wakeup
+from anycar.uplink.tasks import Wakeup
 from anycar.wire import Channel, content_type, topic
 
 log = logging.getLogger(__name__)

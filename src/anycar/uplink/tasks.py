@@ -1,6 +1,7 @@
-"""Sleep until woken or a deadline, and stay cancellable.
+"""The uplink's background tasks: they never die silently, and they sleep cancellably.
 
-``asyncio.wait_for(event.wait(), t)`` on Python 3.11 can swallow a cancellation when the event
+``supervised`` runs a task's work again after a crash (logged and counted). ``Wakeup`` sleeps
+until woken or a deadline: ``asyncio.wait_for(event.wait(), t)`` on Python 3.11 can swallow a cancellation when the event
 is set at the same moment (CPython gh-86296); a spool that is written to all the time hits
 that, and then its task never stops. A bare future with a timer has no such race.
 """
@@ -8,6 +9,27 @@ that, and then its task never stops. A bare future with a timer has no such race
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("anycar.uplink")
+
+
+async def supervised(
+    work: Callable[[], Awaitable[None]], what: str, crashes: dict[str, int], pause: float = 1.0
+) -> None:
+    """Run ``work()`` until it returns; after a crash log it, count it in ``crashes[what]`` and
+    start it again, so no background task dies silently."""
+    while True:
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            crashes[what] = crashes.get(what, 0) + 1
+            log.exception("uplink %s failed; starting it again", what)
+            await asyncio.sleep(pause)
 
 
 class Wakeup:
