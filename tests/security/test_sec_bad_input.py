@@ -183,7 +183,7 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     for where in (blocker / "hub.sqlite3", Path("/proc/version")):
-        with pytest.raises(ConfigError, match=r"hub database .*: cannot open or write it"):
+        with pytest.raises(ConfigError, match=r"cannot open the hub database .*: .*choose a writable place"):
             open_db(where, "CREATE TABLE IF NOT EXISTS t (x)")
     run = subprocess.run(
         [
@@ -201,6 +201,8 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
             "0",
             "--http-port",
             "0",
+            "--accessory-port",
+            "0",
         ],
         capture_output=True,
         text=True,
@@ -208,4 +210,4 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     )
     assert run.returncode != 0
     assert "Traceback" not in run.stderr, run.stderr
-    assert "cannot open or write it" in run.stderr
+    assert "cannot open the hub database" in run.stderr

@@ -218,6 +218,6 @@ def test_a_read_only_database_location_is_one_clear_line(tmp_path: Path) -> None
             )
             assert done.returncode != 0
             assert "Traceback" not in done.stderr, done.stderr
-            assert "cannot open or write it" in done.stderr and "hub.sqlite3" in done.stderr
+            assert "cannot open the hub database" in done.stderr and "hub.sqlite3" in done.stderr
     finally:
         subprocess.run(["umount", "-l", str(ro)], check=False)

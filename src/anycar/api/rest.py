@@ -129,6 +129,11 @@ def _error_content() -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
+def error_response(description: str) -> dict[str, Any]:
+    """A documented 4xx of a route: its own words, the shared Error body."""
+    return {"description": description, "content": _error_content()}
+
+
 class RestApi:
     """Collects route groups and builds the Starlette app and its OpenAPI document."""
 

@@ -19,7 +19,7 @@ from anycar.accessories import signing
 from anycar.accessories.errors import AttestationError, FitRefused, PairingError
 from anycar.accessories.protocol import error_message
 from anycar.api.auth import Action
-from anycar.api.rest import API_PREFIX, RouteGroup, ok_responses, require
+from anycar.api.rest import API_PREFIX, RouteGroup, error_response, ok_responses, require
 from anycar.errors import AnycarError, ConfigError
 from anycar.hub.owner import require_owner
 
@@ -182,11 +182,15 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
 
     p = API_PREFIX
     errors = {
-        "400": {"description": "bad body (the field is named)"},
-        "401": {"description": "token missing or invalid, or a wrong pairing code"},
-        "403": {"description": "the token lacks the owner's 'admin' scope"},
-        "409": {"description": "no free mount fits the accessory"},
-        "423": {"description": "locked out after repeated wrong codes"},
+        code: error_response(text)
+        for code, text in {
+            "400": "bad body (the field is named)",
+            "401": "token missing or invalid, or a wrong pairing code",
+            "403": "the token lacks the owner's 'admin' scope",
+            "404": "no such accessory is waiting to be paired",
+            "409": "no free mount fits the accessory",
+            "423": "locked out after repeated wrong codes",
+        }.items()
     }
     return RouteGroup(
         name="pairing",

@@ -508,11 +508,15 @@ const CHARTED = [[SIG.speed, "speed"], [SIG.soc, "soc"], [SIG.lv, "lv"]];
 
 async function loadHistory() {
   // what the hub recorded of the last two minutes, so the chart is not empty on load
+  // (VISS history leaves out the current value: a signal that has not changed since has only that)
   await Promise.all(CHARTED.map(async ([path, key]) => {
-    try {
-      const items = await state.viss.history(path, "PT2M");
-      state.chart.load(key, items.map((it) => [Date.parse(it.ts), Number(it.value)]));
-    } catch { /* a hub without history: live values only */ }
+    const [past, now] = await Promise.all([
+      state.viss.history(path, "PT2M").catch(() => []), // a hub without history: none
+      state.viss.get(path).catch(() => []),
+    ]);
+    const last = past.length ? Date.parse(past[past.length - 1].ts) : -Infinity;
+    const items = [...past, ...now.filter((it) => Date.parse(it.ts) > last)];
+    state.chart.load(key, items.map((it) => [Date.parse(it.ts), Number(it.value)]));
   }));
   document.body.dataset.history = "loaded";
 }
