@@ -15,10 +15,15 @@ from anycar.hub.assemble import HubParts, build_hub
 
 @contextlib.contextmanager
 def running_hub(
-    tmp_path: Path, *, brand: str = "kaiyun_pickman", speedup: float = 4.0, seed: int = 1
+    tmp_path: Path,
+    *,
+    brand: str = "kaiyun_pickman",
+    speedup: float = 4.0,
+    seed: int = 1,
+    config: HubConfig | None = None,
 ) -> Iterator[Hub]:
     """The demo's hub (simulator, virtual accessories, every API, dashboard) on free ports."""
-    config = HubConfig()
+    config = config or HubConfig()
     config.ports = dict.fromkeys(config.ports, 0)
     parts = HubParts(
         brand=brand,

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -123,11 +124,17 @@ async def test_refused_hellos_are_rate_limited_in_the_log(tmp_path: Path) -> Non
                     await ws.recv()
 
         sent = 400
+        started = time.monotonic()
         for _ in range(sent // 20):
             await asyncio.gather(*(refused_hello() for _ in range(20)))
+        elapsed = time.monotonic() - started
         events = hub.manager.events
-        logged = len(events.history(kind="attestation_failed", limit=10_000))
-        assert logged <= Retention().noisy_burst + 60, logged  # burst plus the rate over the flood
+        rows = events.history(kind="attestation_failed", limit=10_000)
+        logged = len([e for e in rows if e.subject != "event-log"])  # not the "N more" summaries
+        limits = Retention()
+        # the burst plus the refill rate over however long the flood took (a busy machine is slower)
+        assert logged <= limits.noisy_burst + limits.noisy_per_s * elapsed + 5, (logged, elapsed)
+        assert logged < sent
         assert events.suppressed_total >= sent - logged - 5
         await asyncio.sleep(0.2)  # the bucket refills; the next refusal is logged with a summary
         await refused_hello()

@@ -290,7 +290,7 @@ class AccessoryManager:
         a retried commissioning (the accessory says hello without a token) completes."""
         session = self._paired_session(accessory, code)
         manifest = session.manifest
-        assert manifest is not None
+        assert manifest is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         priv = Privilege.parse(privilege)
         if priv is Privilege.ADMINISTER:
             raise PermissionDenied("an accessory can be granted at most Manage")
@@ -402,7 +402,7 @@ class AccessoryManager:
     def _contend(self, session: Session) -> None:
         """Keep ``session`` waiting beside others for the same accessory (a replay or an
         impostor must not push the real one out); the oldest of too many is closed."""
-        assert session.accessory is not None
+        assert session.accessory is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         waiting = self.contenders.setdefault(session.accessory, [])
         waiting.append(session)
         while len(waiting) > MAX_CONTENDERS:

@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anycar.cli.output import errors
+from anycar.cli.output import errors, fail
+from anycar.cli.parser import log_level
+from anycar.cli.ports import busy
 from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 
@@ -45,11 +47,23 @@ def register(sub: Any) -> None:
         action="store_true",
         help="fit the virtual accessories that find a free mount",
     )
+    p.add_argument(
+        "--automations",
+        metavar="DIR",
+        action="append",
+        help="automation and scene definitions (a YAML file or a folder of them; may repeat)",
+    )
     p.add_argument("--host", help="bind address (overrides the config)")
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
     p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
     p.add_argument("--http-port", type=int, help="REST and VISS-over-HTTP port (0: any free port)")
-    p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    p.add_argument("--accessory-port", type=int, help="accessory WebSocket port (0: any free port)")
+    p.add_argument(
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        help="DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
+    )
     p.set_defaults(func=run_hub)
 
 
@@ -72,6 +86,24 @@ def run_hub(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
     # a cabin (accessories, policy) needs the car's mount points
     has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
+    if args.accessory_port is not None:
+        config.ports["accessories"] = args.accessory_port
+    taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or has_mounts})
+    if taken:
+        flags = {
+            "grpc": "--grpc-port",
+            "viss": "--viss-port",
+            "http": "--http-port",
+            "accessories": "--accessory-port",
+        }
+        return fail(
+            "port "
+            + ", ".join(f"{port} ({name})" for name, port in taken.items())
+            + f" on {config.host} is in use (is `anycar demo` or another hub running?); "
+            + "choose others with "
+            + ", ".join(f"{flags.get(name, name)} PORT" for name in taken)
+            + " (0 picks a free one) or in the config's ports section"
+        )
     parts = HubParts(
         brand=args.brand,
         profile=profile,
@@ -82,6 +114,7 @@ def run_hub(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         seed=args.seed,
         speedup=args.speedup,
+        automations=[Path(a) for a in args.automations] if args.automations else config.automations,
     )
     hub = build_hub(config, parts)
     if config.open:

@@ -30,6 +30,7 @@ class HubParts:
     dashboard: bool = True
     #: a profile already built (``--profile DIR``, ``--dbc/--mapping``); wins over ``brand``
     profile: BrandProfile | None = None
+    automations: list[Path] | None = None  # definition files/folders (anycar.automations); None: off
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
@@ -40,6 +41,7 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
         raise ConfigError("choose one source of CAN frames: --can or the simulator")
     hub = Hub(config)
     if parts.brand is None and parts.profile is None:
+        _add_automations(hub, parts)
         if parts.dashboard:
             hub.add_component(DashboardComponent())
         return hub
@@ -54,6 +56,15 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
                 profile, parts.db_path, accessory_port=parts.accessory_port, virtual_fleet=parts.virtual_fleet
             )
         )
+    _add_automations(hub, parts)
     if parts.dashboard:
         hub.add_component(DashboardComponent())
     return hub
+
+
+def _add_automations(hub: Hub, parts: HubParts) -> None:
+    """After the cabin (its policy and accessories), before the dashboard."""
+    if parts.automations is not None:
+        from anycar.automations.component import AutomationsComponent
+
+        hub.add_component(AutomationsComponent(parts.automations, db_path=parts.db_path, brand=parts.brand))

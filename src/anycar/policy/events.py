@@ -63,6 +63,10 @@ KINDS = frozenset(
         "trust_revoked",
         "driving_state",
         "grant_changed",
+        # automations (anycar.automations): a notify action, a loop or a storm stopped
+        "automation_notify",
+        "automation_loop",
+        "automation_rate_limited",
     }
 )
 
@@ -407,7 +411,7 @@ class _Writer:
             self._recount()
 
     def _recount(self) -> None:
-        row = self.conn.execute(f"SELECT COUNT(*), COALESCE(SUM({_BYTES}), 0) FROM events").fetchone()
+        row = self.conn.execute(f"SELECT COUNT(*), COALESCE(SUM({_BYTES}), 0) FROM events").fetchone()  # nosec B608 # _BYTES is a constant of this module, no outside input
         self.rows = int(row[0])
         self.bytes = int(row[1]) + self.rows * _ROW_OVERHEAD
 
