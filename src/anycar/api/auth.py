@@ -269,16 +269,7 @@ class Grants:
         self, catalog: Catalog, patterns: list[str], action: Action, budget: paths.Budget | None = None
     ) -> list[Signal]:
         """``resolve`` over every pattern of one request, each signal once, within its ``budget``."""
-        budget = budget or paths.Budget()
-        out: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in patterns:
-            budget.pattern()
-            fresh = [sig for sig in self.resolve(catalog, pattern, action) if sig.id not in seen]
-            budget.take(len(fresh))
-            seen.update(sig.id for sig in fresh)
-            out.extend(fresh)
-        return out
+        return catalog.resolve_all(patterns, budget, lambda pattern: self.resolve(catalog, pattern, action))
 
     def visible(self, catalog: Catalog, pattern: str, action: Action) -> list[Signal]:
         """The signals ``pattern`` matches that the token may ``action``; 403 if none is."""

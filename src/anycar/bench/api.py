@@ -305,7 +305,8 @@ def _hub_dropped(http_url: str, transport: str) -> int | None:
     """What the hub's subscriptions of ``transport`` dropped so far (its REST API's counters)."""
     prefix = "grpc:" if transport == "grpc" else "viss:"
     try:
-        with urllib.request.urlopen(f"{http_url}/api/v1/subscriptions", timeout=10) as reply:  # nosec B310 # the benchmark's own hub on http://127.0.0.1, a URL it built itself
+        # the hub's own http:// address from its ready line, never a user-given URL
+        with urllib.request.urlopen(f"{http_url}/api/v1/subscriptions", timeout=10) as reply:  # nosec B310
             subs = json.load(reply)["subscriptions"]
     except (OSError, ValueError, KeyError):
         return None

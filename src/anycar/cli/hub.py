@@ -68,6 +68,7 @@ def register(sub: Any) -> None:
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    from anycar.errors import ConfigError
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
     from anycar.policy.db import default_db_path
@@ -86,6 +87,11 @@ def run_hub(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
     # a cabin (accessories, policy) needs the car's mount points
     has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
+    if profile is not None and args.virtual_accessories and not has_mounts:
+        raise ConfigError(
+            f"--virtual-accessories: {profile.title} has no mount points (mounts.yaml); "
+            "add --brand PROFILE to use that car's"
+        )
     if args.accessory_port is not None:
         config.ports["accessories"] = args.accessory_port
     taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or has_mounts})

@@ -77,7 +77,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         budget = paths.Budget()
         for entry in request.entries:
             try:
-                budget.pattern()
+                budget.pattern(scan=entry.path not in self.broker.catalog)
                 signals = grants.resolve(self.broker.catalog, entry.path, Action.READ)
                 budget.take(len(signals))
             except TooManySignals as exc:
