@@ -122,6 +122,12 @@ def _register_api(cmds: Any) -> None:
         help="offered signals/s, comma-separated, one latency run each ('' for none)",
     )
     api.add_argument("--no-saturation", action="store_true", help="skip the unpaced saturation run")
+    api.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of it all; the summary gives [lowest, highest] of each figure",
+    )
     api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
     api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
@@ -236,6 +242,7 @@ def bench_api(args: argparse.Namespace) -> int:
             signals=args.signals,
             transports=transports,
             profile=args.profile,
+            repeat=args.repeat,
         )
     show(result, args.json)
     return 0
