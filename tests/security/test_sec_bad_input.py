@@ -209,3 +209,23 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     assert run.returncode != 0
     assert "Traceback" not in run.stderr, run.stderr
     assert "cannot open or write it" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "words"),
+    [
+        (DEEP_LIST, "o.vspec", "o.vspec: invalid YAML: nests deeper than 64 levels"),
+        (DEEP_LIST, "o.json", "o.json: invalid JSON: the document nests deeper than 64 levels"),
+        ("a: b\n\x1f", "o.vspec", "o.vspec:2: invalid YAML: special characters are not allowed"),
+        ("a: " + "9" * 5000, "o.vspec", "o.vspec: invalid YAML: Exceeds the limit (4300 digits)"),
+        ('{"a": NaN}', "o.json", "o.json: invalid JSON: NaN is not valid JSON"),
+    ],
+)
+def test_data_file_errors_are_one_line_with_the_place(text: str, source: str, words: str) -> None:
+    from anycar.errors import OverlayError
+    from anycar.model.overlay import parse_overlay_text
+
+    with pytest.raises(OverlayError) as info:
+        parse_overlay_text(text, source=source)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
