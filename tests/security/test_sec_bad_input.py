@@ -98,7 +98,7 @@ async def test_viss_ws_a_5000_deep_set_gets_bad_request_and_the_connection_serve
             reply = await _reply(ws)
             assert reply["error"]["number"] == 400 and reply["error"]["reason"] == "bad_request", reply
             assert "nests deeper" in reply["error"]["message"]
-            assert reply.get("requestId") in (rid, None)
+            assert reply["requestId"] == rid and reply["action"] == "set"  # still says which request
         deep_filter = '{"action":"get","path":"Vehicle","requestId":"f","filter":' + DEEP_OBJECT + "}"
         await ws.send(deep_filter)
         assert (await _reply(ws))["error"]["number"] == 400

@@ -298,6 +298,7 @@ def test_grpc_requests(fuzzed: Fuzzed) -> None:
                     "v2.VAL/Actuate",
                     "v1.VAL/Get",
                     "v2.VAL/Subscribe",
+                    "v2.VAL/OpenProviderStream",
                 ]
             ),
         )
@@ -305,7 +306,9 @@ def test_grpc_requests(fuzzed: Fuzzed) -> None:
             name = f"/kuksa.val.{method}"
             try:
                 if method.endswith("Subscribe"):
-                    next(iter(channel.unary_stream(name)(data, metadata=metadata, timeout=3)))
+                    next(iter(channel.unary_stream(name)(data, metadata=metadata, timeout=3)), None)
+                elif method.endswith("Stream"):
+                    next(iter(channel.stream_stream(name)(iter([data]), metadata=metadata, timeout=3)), None)
                 else:
                     channel.unary_unary(name)(data, metadata=metadata, timeout=10)
             except grpc.RpcError as exc:  # was UNKNOWN ("Unexpected DecodeError") before StrictDecoding
