@@ -157,7 +157,7 @@ class Grants:
     def allows(self, action: Action, path: str) -> bool:
         """May this token do ``action`` on the signal at ``path``? A pattern is never "allowed"
         as text: ask ``covers`` (a set question) for patterns and branches."""
-        if paths.has_wildcard(path):
+        if paths.has_wildcard(path) or (self.catalog is not None and self.catalog.is_branch(path)):
             return self.covers(action, path)
         if not self._scope_allows(action, path):
             return False
@@ -203,7 +203,7 @@ class Grants:
         return best
 
     def check_valid(self, now: float | None = None) -> None:
-        """Raise unless the token is valid at ``now`` (its exp and nbf, leeway included)."""
+        """Raise unless the token is valid at ``now``: before its ``exp``, not before its ``nbf``."""
         at = time.time() if now is None else now
         if self.expires_at is not None and at >= self.expires_at:
             raise TokenExpired("access token has expired")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from anycar.cli.output import console
 from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 DEFAULT_BRAND = "xiaomi_su7"
+DEMO_HISTORY = 2400  # values per signal: two minutes of a 10 Hz signal, twice over
 
 
 def register(sub: Any) -> None:
@@ -50,7 +51,18 @@ def run_demo(args: argparse.Namespace) -> int:
     from anycar.hub.assemble import HubParts, build_hub
 
     config = HubConfig()
+    # the dashboard's chart loads the last two minutes from VISS history: keep that much
+    config.limits = dataclasses.replace(config.limits, history_per_signal=DEMO_HISTORY)
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
+    over = {name: port for name, port in config.ports.items() if port is not None and not 0 <= port <= 65535}
+    if over:
+        from anycar.cli.output import fail
+
+        return fail(
+            f"--port-offset {args.port_offset} puts "
+            + ", ".join(f"{name} on {port}" for name, port in over.items())
+            + "; ports go from 1 to 65535"
+        )
     for name, port in config.ports.items():
         if port and not _port_free(config.host, port):
             console.print(f"[yellow]port {port} ({name}) is taken: using a free one instead[/]")
@@ -79,13 +91,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _port_free(host: str, port: int) -> bool:
     """The demo runs on embedded defaults; a busy default port should not stop it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    from anycar.cli.ports import port_free
+
+    return port_free(host, port)
 
 
 async def _run(hub: Any, args: argparse.Namespace) -> None:
@@ -118,7 +126,7 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         hub.broker, endpoints.get("dashboard", ""), vehicle=cabin.profile.title, accessories=fitted
     )
     try:
-        if args.headless:
+        if args.headless or not console.is_terminal:  # a pipe gets the status once, at the end
             await stop.wait()
         else:
             with live_status(status, console=console):
@@ -127,9 +135,25 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         final = status.render()
         summary = hub.broker.stats()
         names = [a.name for a in fitted()]
+        automations = _automations_line(hub)
         await hub.stop()
     console.print(final)
     console.print(
         f"{summary['updates']} signal updates, {summary['rejected']} rejected, {summary['dropped']} dropped; "
         f"{len(names)} accessories fitted: {', '.join(names)}"
+    )
+    if automations:
+        console.print(automations, highlight=False)
+
+
+def _automations_line(hub: Any) -> str:
+    """What the shipped example automations did during the demo, in one line."""
+    component = next((c for c in hub.components if c.name == "automations"), None)
+    engine = getattr(component, "engine", None)
+    if engine is None:
+        return ""
+    health = engine.health()
+    waiting = [s.id for s in engine.status.values() if s.state == "refused"]
+    return f"automations: {health['active']} active, {health['runs']} runs" + (
+        f"; waiting for their accessory: {', '.join(waiting)}" if waiting else ""
     )

@@ -167,8 +167,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
                 sub = self.broker.subscribe([s.path for s in signals], name=f"grpc-v1:{grants.subject}")
         except AnycarError as exc:
             await abort(context, exc)
-        if not meta_patterns:
-            assert sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        if sub is not None and not meta_patterns:
             try:
                 async for batch in sub:
                     yield self._values(batch)
