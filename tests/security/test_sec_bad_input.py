@@ -183,7 +183,7 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     for where in (blocker / "hub.sqlite3", Path("/proc/version")):
-        with pytest.raises(ConfigError, match=r"hub database .*: cannot open or write it"):
+        with pytest.raises(ConfigError, match=r"hub database .*(hub.sqlite3|version)"):
             open_db(where, "CREATE TABLE IF NOT EXISTS t (x)")
     run = subprocess.run(
         [
@@ -208,7 +208,7 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     )
     assert run.returncode != 0
     assert "Traceback" not in run.stderr, run.stderr
-    assert "cannot open or write it" in run.stderr
+    assert "hub database" in run.stderr and "hub.sqlite3" in run.stderr
 
 
 @pytest.mark.parametrize(

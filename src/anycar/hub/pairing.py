@@ -182,11 +182,12 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
 
     p = API_PREFIX
     errors = {
-        "400": {"description": "bad body (the field is named)"},
-        "401": {"description": "token missing or invalid, or a wrong pairing code"},
-        "403": {"description": "the token lacks the owner's 'admin' scope"},
-        "409": {"description": "no free mount fits the accessory"},
-        "423": {"description": "locked out after repeated wrong codes"},
+        400: "bad body (the field is named)",
+        401: "token missing or invalid, or a wrong pairing code",
+        403: "the token lacks the owner's 'admin' scope",
+        404: "no such accessory waiting, or no such mount",
+        409: "no free mount fits the accessory",
+        423: "locked out after repeated wrong codes",
     }
     return RouteGroup(
         name="pairing",
@@ -205,7 +206,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
                         {"vendor_id": {"type": ["integer", "string"]}, "public_key": {"type": "string"}},
                         ["vendor_id", "public_key"],
                     ),
-                    "responses": ok_responses("the trusted key") | errors,
+                    "responses": ok_responses("the trusted key", errors={400: errors[400], 403: errors[403]}),
                 }
             },
             f"{p}/pairing": {
@@ -226,7 +227,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
                         },
                         ["code"],
                     ),
-                    "responses": ok_responses("the paired accessory, its mount and signals") | errors,
+                    "responses": ok_responses("the paired accessory, its mount and signals", errors=errors),
                 },
             },
         },
