@@ -19,7 +19,7 @@ from anycar.accessories import signing
 from anycar.accessories.errors import AttestationError, FitRefused, PairingError
 from anycar.accessories.protocol import error_message
 from anycar.api.auth import Action
-from anycar.api.rest import API_PREFIX, RouteGroup, error_response, ok_responses, require
+from anycar.api.rest import API_PREFIX, RouteGroup, ok_responses, require
 from anycar.errors import AnycarError, ConfigError
 from anycar.hub.owner import require_owner
 
@@ -182,15 +182,12 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
 
     p = API_PREFIX
     errors = {
-        code: error_response(text)
-        for code, text in {
-            "400": "bad body (the field is named)",
-            "401": "token missing or invalid, or a wrong pairing code",
-            "403": "the token lacks the owner's 'admin' scope",
-            "404": "no such accessory is waiting to be paired",
-            "409": "no free mount fits the accessory",
-            "423": "locked out after repeated wrong codes",
-        }.items()
+        400: "bad body (the field is named)",
+        401: "token missing or invalid, or a wrong pairing code",
+        403: "the token lacks the owner's 'admin' scope",
+        404: "no such accessory waiting, or no such mount",
+        409: "no free mount fits the accessory",
+        423: "locked out after repeated wrong codes",
     }
     return RouteGroup(
         name="pairing",
@@ -209,7 +206,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
                         {"vendor_id": {"type": ["integer", "string"]}, "public_key": {"type": "string"}},
                         ["vendor_id", "public_key"],
                     ),
-                    "responses": ok_responses("the trusted key") | errors,
+                    "responses": ok_responses("the trusted key", errors={400: errors[400], 403: errors[403]}),
                 }
             },
             f"{p}/pairing": {
@@ -230,7 +227,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
                         },
                         ["code"],
                     ),
-                    "responses": ok_responses("the paired accessory, its mount and signals") | errors,
+                    "responses": ok_responses("the paired accessory, its mount and signals", errors=errors),
                 },
             },
         },
