@@ -24,6 +24,26 @@ def register(sub: Any) -> None:
     _register_sim(cmds)
     _register_can(cmds)
     _register_api(cmds)
+    _register_patterns(cmds)
+
+
+def _register_patterns(cmds: Any) -> None:
+    pat = cmds.add_parser("patterns", help="wildcard matching over the catalog vs the old backtracking regex")
+    pat.add_argument("--repeat", type=int, default=3, help="runs per pattern (the best counts)")
+    pat.add_argument(
+        "--max-double-stars", type=int, default=8, help="largest '**' count tried (the limit is 8)"
+    )
+    pat.add_argument("--json", action="store_true", help="print JSON")
+    pat.set_defaults(func=bench_patterns)
+
+
+def bench_patterns(args: argparse.Namespace) -> int:
+    from anycar.bench import patterns
+
+    with errors.status("anycar bench patterns: the matcher and the old regex over the catalog..."):
+        result = patterns.run(repeat=args.repeat, max_double_stars=args.max_double_stars)
+    show(result, args.json)
+    return 0
 
 
 def _register_api(cmds: Any) -> None:

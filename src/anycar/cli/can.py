@@ -1,4 +1,5 @@
-"""`anycar can replay LOG --brand PROFILE` and `anycar can dbc FILE`: CAN logs and DBC files.
+"""`anycar can replay LOG --brand PROFILE`, `can live`, `can record` and `can dbc FILE`: CAN logs,
+live buses and DBC files.
 
 ``replay`` and ``live`` take the car as ``--brand``, ``--profile DIR`` or ``--dbc FILE...
 --mapping FILE`` (``cli.profile_args``).
@@ -46,6 +47,20 @@ def register(sub: Any) -> None:
     live.add_argument("--json", action="store_true", help="print JSON lines")
     live.set_defaults(func=live_bus)
 
+    rec = cmds.add_parser(
+        "record", help="record a live CAN bus into a log file (candump .log, .asc, .blf, .trc)"
+    )
+    rec.add_argument(
+        "--interface", default="socketcan", help="python-can interface (socketcan, virtual, ...)"
+    )
+    rec.add_argument("--channel", default="can0", help="channel, e.g. can0 or vcan0")
+    rec.add_argument("--out", required=True, help="log file; its suffix picks the format")
+    rec.add_argument(
+        "--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)"
+    )
+    rec.add_argument("--frames", type=int, default=0, help="stop after this many frames (default: no limit)")
+    rec.set_defaults(func=record_bus)
+
     dbc = cmds.add_parser("dbc", help="load DBC files leniently and list what was repaired")
     dbc.add_argument("files", nargs="+")
     dbc.add_argument("--json", action="store_true", help="print JSON")
@@ -82,16 +97,48 @@ def replay_log(args: argparse.Namespace) -> int:
 
     summary = replay(adapter, args.log, realtime=args.realtime, speed=args.speed, on_updates=show)
     summary["profile"] = profile.id
+    mismatch = _mismatch(args.log, profile.id, summary)
+    if mismatch is not None:
+        summary["matches_profile"] = False
+        summary["best_matches"] = mismatch
     if args.json:
         print_json(summary)
     else:
-        bad = {k: v for k, v in summary["bad_input"].items() if v}
+        from anycar.brands.fit import describe_bad
+
         console.print(
             f"{summary['frames']} frames, {summary['published']} VSS updates in {summary['seconds']} s; "
-            f"bad input: {bad or 'none'}",
+            f"bad input: {describe_bad(summary['bad_input'])}",
             highlight=False,
+            markup=False,
         )
-    return 0
+    if mismatch is None:
+        return 0
+    from anycar.cli.output import fail
+
+    best = [m for m in mismatch if m["share"] > 0][:3]
+    hint = (
+        "it matches best: "
+        + ", ".join(f"{m['profile']} ({m['share']:.0%} of frames)" for m in best)
+        + f"; try --brand {best[0]['profile']}"
+        if best
+        else "no shipped profile knows its frames"
+    )
+    return fail(f"{args.log} does not match profile {profile.id}: {hint}", code=1)
+
+
+def _mismatch(log: str, profile_id: str, summary: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``None`` if the log fits the profile; else every profile's share of known frames, best first."""
+    frames = int(summary["frames"])
+    bad = summary["bad_input"]
+    foreign = int(bad.get("unknown_id", 0)) + int(bad.get("wrong_length", 0))
+    if frames == 0 or (foreign * 2 <= frames and summary["published"] > 0):
+        return None
+    from anycar.brands.fit import log_fits
+
+    return [
+        {"profile": f.profile, "share": round(f.share, 4)} for f in log_fits(log) if f.profile != profile_id
+    ]
 
 
 def live_bus(args: argparse.Namespace) -> int:
@@ -107,10 +154,10 @@ async def _live(args: argparse.Namespace) -> int:
 
     from anycar.brands import adapter_for
     from anycar.broker import SignalBroker
-    from anycar.can.sources import BusSource, bus_sender, open_bus
+    from anycar.can.sources import BusSource, bus_sender
 
     profile = require_profile(args)
-    bus = open_bus(args.interface, args.channel)
+    bus = open_checked(args.interface, args.channel)
     broker = SignalBroker()
     adapter = adapter_for(profile, broker, send=bus_sender(bus))
     if is_custom(args):
@@ -139,9 +186,77 @@ async def _live(args: argparse.Namespace) -> int:
         await source.stop()
         sub.close()
         bus.shutdown()
-    bad = {k: v for k, v in adapter.bad.as_dict().items() if v}
     if not args.json:
-        console.print(f"{adapter.frames} frames, {adapter.published} VSS updates; bad input: {bad or 'none'}")
+        from anycar.brands.fit import describe_bad
+
+        console.print(
+            f"{adapter.frames} frames, {adapter.published} VSS updates; "
+            f"bad input: {describe_bad(adapter.bad.as_dict())}",
+            highlight=False,
+            markup=False,
+        )
+    return 0
+
+
+LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc")
+SOCKETCAN_HINTS = {
+    "Errno 97": "this kernel has no SocketCAN (modprobe can can_raw; in a container the host must load it)",
+    "Errno 19": "no such interface: create it (sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0)",
+    "No such device": "no such interface: create it (sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0)",
+}
+
+
+def open_checked(interface: str, channel: str) -> Any:
+    """``open_bus`` with what to do about the usual SocketCAN failures (docs/socketcan.md)."""
+    from anycar.can.sources import open_bus
+    from anycar.errors import ConfigError
+
+    try:
+        return open_bus(interface, channel)
+    except ConfigError as exc:
+        hint = next((h for key, h in SOCKETCAN_HINTS.items() if key in str(exc)), None)
+        if hint is None:
+            raise
+        raise ConfigError(f"{exc}: {hint}; see docs/socketcan.md") from None
+
+
+def record_bus(args: argparse.Namespace) -> int:
+    """Bus -> file with python-can's own logger; Ctrl-C, ``--seconds`` or ``--frames`` ends it."""
+    import time
+    from pathlib import Path
+
+    import can
+
+    from anycar.cli.output import errors, fail
+
+    out = Path(args.out)
+    if out.suffix.lower() not in LOG_SUFFIXES:
+        return fail(f"{out}: a CAN log ends in {', '.join(LOG_SUFFIXES)} (the suffix picks the format)")
+    if not out.parent.is_dir():
+        return fail(f"{out}: folder {out.parent} does not exist")
+    bus = open_checked(args.interface, args.channel)
+    frames = 0
+    deadline = time.monotonic() + args.seconds if args.seconds > 0 else None
+    try:
+        with can.Logger(str(out)) as logger:
+            errors.print(
+                f"recording {args.interface}:{args.channel} into {out} (Ctrl-C to stop)", highlight=False
+            )
+            try:
+                while deadline is None or time.monotonic() < deadline:
+                    wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+                    msg = bus.recv(timeout=wait)
+                    if msg is None:
+                        continue
+                    logger.on_message_received(msg)
+                    frames += 1
+                    if args.frames and frames >= args.frames:
+                        break
+            except KeyboardInterrupt:
+                pass
+    finally:
+        bus.shutdown()
+    console.print(f"recorded {frames} frames into {out}", highlight=False)
     return 0
 
 

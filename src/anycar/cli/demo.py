@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
     config = HubConfig()
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
+    over = {name: port for name, port in config.ports.items() if port is not None and not 0 <= port <= 65535}
+    if over:
+        from anycar.cli.output import fail
+
+        return fail(
+            f"--port-offset {args.port_offset} puts "
+            + ", ".join(f"{name} on {port}" for name, port in over.items())
+            + "; ports go from 1 to 65535"
+        )
     for name, port in config.ports.items():
         if port and not _port_free(config.host, port):
             console.print(f"[yellow]port {port} ({name}) is taken: using a free one instead[/]")
@@ -79,13 +87,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _port_free(host: str, port: int) -> bool:
     """The demo runs on embedded defaults; a busy default port should not stop it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    from anycar.cli.ports import port_free
+
+    return port_free(host, port)
 
 
 async def _run(hub: Any, args: argparse.Namespace) -> None:
@@ -118,7 +122,7 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         hub.broker, endpoints.get("dashboard", ""), vehicle=cabin.profile.title, accessories=fitted
     )
     try:
-        if args.headless:
+        if args.headless or not console.is_terminal:  # a pipe gets the status once, at the end
             await stop.wait()
         else:
             with live_status(status, console=console):

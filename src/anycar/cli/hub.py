@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anycar.cli.output import errors
+from anycar.cli.output import errors, fail
+from anycar.cli.parser import log_level
+from anycar.cli.ports import busy
 from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 
@@ -55,11 +57,18 @@ def register(sub: Any) -> None:
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
     p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
     p.add_argument("--http-port", type=int, help="REST and VISS-over-HTTP port (0: any free port)")
-    p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    p.add_argument("--accessory-port", type=int, help="accessory WebSocket port (0: any free port)")
+    p.add_argument(
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        help="DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
+    )
     p.set_defaults(func=run_hub)
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    from anycar.errors import ConfigError
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
     from anycar.policy.db import default_db_path
@@ -78,6 +87,29 @@ def run_hub(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
     # a cabin (accessories, policy) needs the car's mount points
     has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
+    if profile is not None and args.virtual_accessories and not has_mounts:
+        raise ConfigError(
+            f"--virtual-accessories: {profile.title} has no mount points (mounts.yaml); "
+            "add --brand PROFILE to use that car's"
+        )
+    if args.accessory_port is not None:
+        config.ports["accessories"] = args.accessory_port
+    taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or has_mounts})
+    if taken:
+        flags = {
+            "grpc": "--grpc-port",
+            "viss": "--viss-port",
+            "http": "--http-port",
+            "accessories": "--accessory-port",
+        }
+        return fail(
+            "port "
+            + ", ".join(f"{port} ({name})" for name, port in taken.items())
+            + f" on {config.host} is in use (is `anycar demo` or another hub running?); "
+            + "choose others with "
+            + ", ".join(f"{flags.get(name, name)} PORT" for name in taken)
+            + " (0 picks a free one) or in the config's ports section"
+        )
     parts = HubParts(
         brand=args.brand,
         profile=profile,

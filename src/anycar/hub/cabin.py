@@ -25,6 +25,7 @@ from anycar.api.bodies import read_json_object
 from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
+from anycar.hub.pairing import pairing_group
 from anycar.hub.revocation import revocation_group
 from anycar.model import NodeType, Signal
 from anycar.model.datatypes import INTEGER_RANGES, is_numeric
@@ -107,6 +108,8 @@ class CabinComponent:
             hub.add_rest_group(revocation_group(lambda: self.manager))
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
+        if not any(g.name == "pairing" for g in hub.rest.groups):
+            hub.add_rest_group(pairing_group(lambda: self.manager))
         if self.virtual_fleet:
             self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
 

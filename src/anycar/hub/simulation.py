@@ -1,19 +1,22 @@
 """The simulator as a hub component: it drives the car and puts its frames on CAN.
 
-Each step's VSS values are encoded through the brand profile's DBC (``vss2dbc``) into frames,
-sent on python-can virtual buses, one per bus of the profile, and read back by the vehicle
-component's CAN adapter: the demo runs the same path from CAN through the mapping to the broker
-that a real car does.
+Each step's VSS values are encoded into the frames the car's ECUs would broadcast (the profile's
+``dbc2vss`` mapping inverted, ``anycar.brands.ecus``), sent on python-can virtual buses, one per
+bus of the profile, and read back by the vehicle component's CAN adapter: the demo runs the same
+path from CAN through the mapping to the broker that a real car does. Actuations go the other
+way: the adapter's ``vss2dbc`` request frames reach simulated ECUs (``anycar.hub.ecu_sim``) that
+apply them, and the next status frames carry the new value back.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import can
 
-from anycar.brands import ProfileEncoder
+from anycar.brands.ecus import EcuEncoder
+from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
 from anycar.sim.simulator import Simulator
@@ -53,6 +56,8 @@ class SimulationComponent:
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
         self._task: Supervised | None = None
+        self._readers: list[Any] = []
+        self.ecus: SimulatedEcus | None = None
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -61,10 +66,15 @@ class SimulationComponent:
             channel = f"{prefix}-{bus.name}"
             self._tx[bus.name] = can.Bus(interface="virtual", channel=channel)
             self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
-            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start(hub.supervisor)
-        encoder = ProfileEncoder(profile)
+            reader = self.vehicle.attach_bus(bus.name, self._rx[bus.name])
+            self._readers.append(reader)
+            await reader.start(hub.supervisor)
+        encoder = EcuEncoder(profile)  # what the car's ECUs broadcast, counters and checksums too
+        self.ecus = SimulatedEcus(profile, self.sim, hub.broker.catalog, encoder)
+        await self.ecus.start(self._tx)  # they read the requests the hub sends on the car's buses
+        self.vehicle.send_via(self._rx)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
-        self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
+        self.sink = CanFrameSink(self.ecus.encode, router, include=encoder.paths)
         self.runner.add_sink(self.sink)
         self._task = hub.supervisor.spawn("simulator", self.runner.run)
 
@@ -73,6 +83,11 @@ class SimulationComponent:
         if self._task is not None:
             await self._task.stop(cancel=False)
             self._task = None
+        if self.ecus is not None:
+            await self.ecus.stop()
+        for reader in self._readers:  # its notifier thread must not read a bus shut below
+            await reader.stop()
+        self._readers = []
         for bus in (*self._tx.values(), *self._rx.values()):
             bus.shutdown()
         self._tx, self._rx = {}, {}

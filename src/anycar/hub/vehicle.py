@@ -86,6 +86,11 @@ class VehicleComponent:
         stats = await replay_async(self.adapter, path)
         log.info("CAN log %s replayed: %s", path, stats)
 
+    def send_via(self, buses: dict[str, can.BusABC]) -> None:
+        """Send actuation requests on these buses (the simulator's) when no real bus is open."""
+        if self.adapter is not None and self.adapter.send is None:
+            self.adapter.send = bus_sender(buses)
+
     def attach_bus(self, bus_name: str, bus: can.BusABC) -> BusSource:
         """Read one more bus (the simulator's) into the adapter; the caller starts the source."""
         assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input

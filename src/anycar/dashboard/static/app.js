@@ -4,6 +4,7 @@
 
 import { VissClient, parseValue } from "./viss.js";
 import { LiveChart } from "./chart.js";
+import { startPairing } from "./pairing.js";
 
 const V = "Vehicle.";
 const SIG = {
@@ -478,6 +479,7 @@ async function main() {
   renderDrivingState();
   await Promise.all([pollVehicle(), pollAccessories(), pollDrivingState(), pollEvents()]);
   loadExplorer();
+  startPairing({ base: state.config.api.replace(/\/$/, ""), el, toast, refreshMs: 2000 });
   setInterval(pollDrivingState, 2000);
   setInterval(pollVehicle, state.config.refreshMs);
   setInterval(pollAccessories, state.config.refreshMs);
