@@ -119,3 +119,8 @@ def serve(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+def own_errors(page: Any) -> list[str]:
+    """A page's errors other than the failed requests to an absent hub."""
+    return [e for e in page.console_errors if "Failed to load resource" not in e and "WebSocket" not in e]

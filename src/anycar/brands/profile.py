@@ -34,8 +34,10 @@ _KEYS = frozenset(
         "source",
         "vehicle_class",
         "overlays",
+        "body",
     }
 )
+BODIES = ("sedan", "hatchback", "suv", "pickup")
 
 
 @dataclass(slots=True)
@@ -60,6 +62,7 @@ class BrandProfile:
     sample_log: str | None = None
     #: VSS overlays (``.vspec``/YAML/JSON) the catalog needs before the mapping: new signals it feeds
     overlays: list[str] = field(default_factory=list)
+    body: str = "sedan"  # the outline people see: sedan, hatchback, suv or pickup
     _dbcs: dict[str, LoadedDbc] = field(default_factory=dict, repr=False)
 
     @property
@@ -163,6 +166,9 @@ def load_profile_dir(directory: Path) -> BrandProfile:
     for o in overlays:
         if not (directory / o).is_file():
             raise ConfigError(f"{path}: overlay file {o!r} is missing")
+    body = data.get("body", "pickup" if "pickup" in str(data.get("vehicle_class", "")) else "sedan")
+    if body not in BODIES:
+        raise ConfigError(f"{path}: field 'body' must be one of {', '.join(BODIES)}, got {body!r}")
     reference = data.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(f"{path}: field 'reference' must be true or false")
@@ -179,6 +185,7 @@ def load_profile_dir(directory: Path) -> BrandProfile:
         vehicle_class=str(data.get("vehicle_class", "passenger_car")),
         sample_log=data.get("sample_log"),
         overlays=overlays,
+        body=body,
     )
 
 

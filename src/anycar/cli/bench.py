@@ -25,6 +25,7 @@ def register(sub: Any) -> None:
     _register_can(cmds)
     _register_api(cmds)
     _register_patterns(cmds)
+    _register_automations(cmds)
 
 
 def _register_patterns(cmds: Any) -> None:
@@ -42,6 +43,31 @@ def bench_patterns(args: argparse.Namespace) -> int:
 
     with errors.status("anycar bench patterns: the matcher and the old regex over the catalog..."):
         result = patterns.run(repeat=args.repeat, max_double_stars=args.max_double_stars)
+    show(result, args.json)
+    return 0
+
+
+def _register_automations(cmds: Any) -> None:
+    auto = cmds.add_parser(
+        "automations", help="1,000 automations: start-up, trigger-to-action, triggers/s, publish cost"
+    )
+    auto.add_argument("--count", type=int, default=1000, help="automations loaded")
+    auto.add_argument("--samples", type=int, default=2000, help="trigger-to-action samples per run")
+    auto.add_argument("--repeat", type=int, default=3, help="runs (the median run's figures are reported)")
+    auto.add_argument(
+        "--rounds", type=int, default=7, help="interleaved publish-cost rounds per run (median)"
+    )
+    auto.add_argument("--json", action="store_true", help="print JSON")
+    auto.set_defaults(func=bench_automations)
+
+
+def bench_automations(args: argparse.Namespace) -> int:
+    from anycar.bench import automations
+
+    with errors.status(f"anycar bench automations: {args.count} loaded, {args.repeat} runs..."):
+        result = automations.run(
+            count=args.count, samples=args.samples, rounds=args.rounds, repeat=args.repeat
+        )
     show(result, args.json)
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from anycar.cli.output import console
 from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 DEFAULT_BRAND = "xiaomi_su7"
+DEMO_HISTORY = 2400  # values per signal: two minutes of a 10 Hz signal, twice over
 
 
 def register(sub: Any) -> None:
@@ -49,6 +51,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from anycar.hub.assemble import HubParts, build_hub
 
     config = HubConfig()
+    # the dashboard's chart loads the last two minutes from VISS history: keep that much
+    config.limits = dataclasses.replace(config.limits, history_per_signal=DEMO_HISTORY)
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
     over = {name: port for name, port in config.ports.items() if port is not None and not 0 <= port <= 65535}
     if over:
@@ -131,9 +135,25 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         final = status.render()
         summary = hub.broker.stats()
         names = [a.name for a in fitted()]
+        automations = _automations_line(hub)
         await hub.stop()
     console.print(final)
     console.print(
         f"{summary['updates']} signal updates, {summary['rejected']} rejected, {summary['dropped']} dropped; "
         f"{len(names)} accessories fitted: {', '.join(names)}"
+    )
+    if automations:
+        console.print(automations, highlight=False)
+
+
+def _automations_line(hub: Any) -> str:
+    """What the shipped example automations did during the demo, in one line."""
+    component = next((c for c in hub.components if c.name == "automations"), None)
+    engine = getattr(component, "engine", None)
+    if engine is None:
+        return ""
+    health = engine.health()
+    waiting = [s.id for s in engine.status.values() if s.state == "refused"]
+    return f"automations: {health['active']} active, {health['runs']} runs" + (
+        f"; waiting for their accessory: {', '.join(waiting)}" if waiting else ""
     )

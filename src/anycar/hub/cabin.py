@@ -57,6 +57,9 @@ EVENT_KINDS = {
     "trust_added": "trust",
     "trust_revoked": "trust",
     "grant_changed": "trust",
+    "automation_notify": "automation",
+    "automation_loop": "refused",
+    "automation_rate_limited": "refused",
 }
 
 
@@ -136,7 +139,7 @@ class CabinComponent:
                 "id": r.id,
                 "name": r.description or f"{r.voltage_v:g} V rail",
                 "budget_w": r.budget_w,
-                "used_w": round(sum(_now_w(f) for f in fitted_at.values() if f.mount.rail == r.id), 2),
+                "used_w": round(sum(self._now_w(f) for f in fitted_at.values() if f.mount.rail == r.id), 2),
                 "reserved_w": round(board.rail_used(r.id), 2),
             }
             for r in self.plan.rails.values()
@@ -152,6 +155,7 @@ class CabinComponent:
                     "type": m.type,
                     "location": ".".join(str(loc[k]) for k in ("row", "side") if k in loc)
                     or str(loc.get("zone", "")),
+                    "where": _where(loc),
                     "rail": m.rail,
                     "budget_w": m.max_w,
                     "fitted": None
@@ -160,7 +164,7 @@ class CabinComponent:
                         "accessory": f.instance,
                         "name": f.manifest.product_name,
                         "trait": f.manifest.traits[0].id if f.manifest.traits else "",
-                        "watts": _now_w(f),
+                        "watts": self._now_w(f),
                     },
                 }
             )
@@ -171,9 +175,29 @@ class CabinComponent:
             "model": p.model,
             "name": p.title,
             "reference": p.reference,
+            "body": p.body,
             "rails": rails,
             "mounts": mounts,
         }
+
+    def _now_w(self, f: Fitted) -> float:
+        """What the accessory draws now: none when shed or gone; standby when its main switch is
+        off (or its speed or level is 0); typical when on, or when it has not said (its manifest)."""
+        state = _state(f)
+        if state in ("shed", "unavailable"):
+            return 0.0
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        power = f.manifest.power
+        names = {local.rsplit(".", 1)[-1]: path for local, path in f.binding.paths.items()}
+        for wanted in (*_SWITCHES, *_LEVELS):
+            path = names.get(wanted)
+            if path is None:
+                continue
+            dp = self.manager.broker.get(path)
+            if dp is None or dp.value is None:
+                break
+            return float(power.standby_w if not dp.value else power.typical_w)
+        return float(power.typical_w)
 
     def accessories(self) -> dict[str, Any]:
         assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
@@ -201,13 +225,14 @@ class CabinComponent:
                     "model": str(f.manifest.data.get("model", "")),
                     "trait": f.manifest.traits[0].id if f.manifest.traits else "",
                     "mount": f.mount.id,
+                    "mount_name": f.mount.description or f.mount.id,
                     "state": _state(f),
                     "priority": load.priority.label if load is not None else f.manifest.priority.label,
                     "power": {
                         "standby_w": power.standby_w,
                         "typical_w": power.typical_w,
                         "peak_w": power.peak_w,
-                        "now_w": _now_w(f),
+                        "now_w": self._now_w(f),
                     },
                     "controls": controls,
                     "readings": readings,
@@ -380,12 +405,17 @@ def _state(f: Fitted) -> str:
     return "running"
 
 
-def _now_w(f: Fitted) -> float:
-    """What the accessory draws now, from its manifest: typical when running, none when shed or gone."""
-    state = _state(f)
-    if state in ("shed", "unavailable"):
-        return 0.0
-    return float(f.manifest.power.typical_w)
+# An accessory's main switch, by local name, in the order they are looked for.
+_SWITCHES = ("IsOn", "IsLightOn", "IsEnabled", "IsActive", "IsRecording", "IsPlaying", "IsChargingEnabled")
+_LEVELS = ("FanSpeed", "Intensity", "Volume", "Level")
+
+
+def _where(loc: dict[str, Any]) -> str:
+    """``{row: 1, side: DriverSide, zone: dashboard}`` -> ``dashboard, row 1, driver side``."""
+    side = str(loc.get("side", ""))
+    words = "".join(f" {c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(side)).strip()
+    parts = [str(loc.get("zone", "")).replace("_", " "), f"row {loc['row']}" if "row" in loc else "", words]
+    return ", ".join(p for p in parts if p)
 
 
 def _label(local: str) -> str:

@@ -16,11 +16,17 @@ from typing import TYPE_CHECKING, Any
 import can
 
 from anycar.brands.ecus import EcuEncoder
+from anycar.broker import Provider
 from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
-from anycar.sim.simulator import Simulator
+from anycar.sim.simulator import SimStep, Simulator
 from anycar.supervisor import Supervised
+
+GNSS_PATHS = tuple(
+    "Vehicle.CurrentLocation." + name
+    for name in ("Timestamp", "Latitude", "Longitude", "Heading", "Altitude")
+)
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
@@ -58,6 +64,8 @@ class SimulationComponent:
         self._task: Supervised | None = None
         self._readers: list[Any] = []
         self.ecus: SimulatedEcus | None = None
+        self.gnss: Provider | None = None
+        self._gnss_paths: list[str] = []
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -76,9 +84,26 @@ class SimulationComponent:
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
         self.sink = CanFrameSink(self.ecus.encode, router, include=encoder.paths)
         self.runner.add_sink(self.sink)
+        # The GNSS receiver is no CAN node: what of its fix the mapping does not carry (always the
+        # timestamp, the clock people read) comes straight from it.
+        gnss = [p for p in GNSS_PATHS if p not in encoder.targets and hub.broker.provider_of(p) is None]
+        if gnss:
+            self.gnss = hub.broker.register_provider("gnss", gnss)
+            self._gnss_paths = gnss
+            self.runner.add_sink(self._publish_gnss)
         self._task = hub.supervisor.spawn("simulator", self.runner.run)
 
+    def _publish_gnss(self, step: SimStep) -> None:
+        if self.gnss is None or self.gnss.closed:
+            return
+        for path in self._gnss_paths:
+            if path in step.values:
+                self.gnss.publish(path, step.values[path])
+
     async def stop(self) -> None:
+        if self.gnss is not None:
+            self.gnss.close()
+            self.gnss = None
         self.runner.stop()
         if self._task is not None:
             await self._task.stop(cancel=False)

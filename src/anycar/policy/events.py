@@ -143,6 +143,10 @@ class EventLog:
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def log(self, kind: str, subject: str, message: str, **data: Any) -> Event:
         """Record one event; never raises for the disk. A rate-limited event gets ``seq`` 0."""
         if kind not in KINDS:
