@@ -85,6 +85,13 @@ class UplinkComponent:
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, hub: Hub) -> None:
+        try:
+            await self._start(hub)
+        except BaseException:
+            await self.stop()  # the hub stops only what started; close what this one opened
+            raise
+
+    async def _start(self, hub: Hub) -> None:
         self._hub = hub
         catalog = hub.broker.catalog
         self.spool = Spool(self.spool_path, quota_bytes=int(self.cfg.quota_mb * MIB), clock=self.clock)
