@@ -14,7 +14,7 @@ import pytest
 from anycar.accessories import FitRefused, PairingError, signing, virtual
 from anycar.accessories.commissioning import PairingGuard
 from anycar.accessories.manager import Limits
-from anycar.accessories.sdk import Accessory, HubError, Refused
+from anycar.accessories.sdk import Accessory, AccessoryRefused, HubError, Refused
 from anycar.broker import ActuationStatus
 from helpers_accessories import FAST, fit, make, running_hub, until
 
@@ -73,7 +73,8 @@ async def test_wrong_pairing_codes_lock_out(tmp_path: Path) -> None:
 async def test_unsigned_forged_and_invalid_manifests_are_refused_at_hello(tmp_path: Path) -> None:
     async with running_hub(tmp_path / "hub.sqlite3") as hub:
         unsigned = virtual.build("clip_fan", serial="U-1")
-        await asyncio.wait_for(unsigned.run(hub.url, reconnect=False), 5)
+        with pytest.raises(AccessoryRefused):
+            await asyncio.wait_for(unsigned.run(hub.url, reconnect=False), 5)
         assert unsigned.state == "refused"
         assert "not signed" in unsigned.errors[-1]["message"]
 
@@ -81,19 +82,22 @@ async def test_unsigned_forged_and_invalid_manifests_are_refused_at_hello(tmp_pa
         forged_data["power"]["peak_w"] = 1.0
         forged_data["power"]["typical_w"] = 1.0
         forged = Accessory(forged_data, serial="X-1")
-        await asyncio.wait_for(forged.run(hub.url, reconnect=False), 5)
+        with pytest.raises(AccessoryRefused):
+            await asyncio.wait_for(forged.run(hub.url, reconnect=False), 5)
         assert forged.errors[-1]["reason"] == "attestation_failed"
         assert "forged or altered" in forged.errors[-1]["message"]
 
         other_key = signing.generate_key()
         stranger = virtual.build("clip_fan", serial="X-2", signing_key=other_key)
-        await asyncio.wait_for(stranger.run(hub.url, reconnect=False), 5)
+        with pytest.raises(AccessoryRefused):
+            await asyncio.wait_for(stranger.run(hub.url, reconnect=False), 5)
         assert "not in the trust registry" in stranger.errors[-1]["message"]
 
         bad = copy.deepcopy(virtual.manifest_data("clip_fan"))
         bad["vss"]["FanSpeed"]["unit"] = "furlongs"
         invalid = Accessory(bad, serial="I-1", signing_key=hub.key)
-        await asyncio.wait_for(invalid.run(hub.url, reconnect=False), 5)
+        with pytest.raises(AccessoryRefused):
+            await asyncio.wait_for(invalid.run(hub.url, reconnect=False), 5)
         assert invalid.errors[-1]["reason"] == "invalid_manifest"
         assert invalid.errors[-1]["field"] == "vss.FanSpeed.unit"
 
@@ -303,7 +307,8 @@ async def test_restart_keeps_trust_registry_and_fitting(tmp_path: Path) -> None:
         await again.stop()
         # an impostor with the same serial but no token cannot take its place
         impostor = virtual.build("clip_fan", serial="F-7", signing_key=key)
-        await asyncio.wait_for(impostor.run(hub.url, reconnect=False), 5)
+        with pytest.raises(AccessoryRefused):
+            await asyncio.wait_for(impostor.run(hub.url, reconnect=False), 5)
         assert "auth" in impostor.errors[-1]["message"]
 
 
@@ -381,5 +386,6 @@ async def test_key_revoked_while_hub_was_down(tmp_path: Path) -> None:
         assert "cannot reconnect" in hub.manager.events.recent(kind="attestation_failed")[-1].message
         again = virtual.build("cabin_light", serial="L-9", signing_key=key)
         again.token = token
-        await asyncio.wait_for(again.run(hub.url, reconnect=False), 5)
+        with pytest.raises(AccessoryRefused):
+            await asyncio.wait_for(again.run(hub.url, reconnect=False), 5)
         assert "recalled product" in again.errors[-1]["message"]

@@ -115,7 +115,15 @@ def test_anycar_hub_with_uplink_flag(tmp_path: Path) -> None:
         proc.wait(20)
     assert (tmp_path / "uplink.sqlite3").is_file()
     bad = subprocess.run(
-        [sys.executable, "-m", "anycar.cli.main", "hub", "--uplink", "ftp://x", "--http-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "anycar.cli.main",
+            "hub",
+            "--uplink",
+            "ftp://x",
+            *("--grpc-port", "0", "--viss-port", "0", "--http-port", "0"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

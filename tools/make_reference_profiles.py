@@ -484,6 +484,7 @@ BRANDS: dict[str, dict[str, Any]] = {
         "pack_a": 600,
     },
     "li_auto_l9": {
+        "body": "suv",
         "brand": "Li Auto",
         "model": "L9",
         "order": "big_endian",
@@ -698,6 +699,7 @@ def main() -> int:
             "buses": bus_entries,
             "mappings": ["mapping.yaml"],
             "sample_log": "sample.log",
+            "body": b.get("body", "pickup" if "pickup" in b.get("vehicle_class", "") else "sedan"),
         }
         (folder / "profile.yaml").write_text(
             f"# {b['brand']} {b['model']}: reference profile (DBC written by anycar). Generated; edit the tool.\n"

@@ -1,9 +1,11 @@
-"""Write a short, real-looking candump log for each reference profile (``sample.log``).
+"""Write a short, real-looking candump log for every brand profile (``sample.log``).
 
 A 30-second trip: the driver opens the door, buckles up, switches on, drives off in D, turns,
 brakes and parks, while the battery drains a little and the position moves along the heading.
-Frames are encoded with the profile's own ``vss2dbc`` rules (``anycar.brands.ProfileEncoder``), at
-the cycle times of a real bus, so ``anycar can replay sample.log --brand ID`` shows a live car.
+Frames are what the car's ECUs would broadcast for those values (``anycar.brands.ecus.EcuEncoder``:
+the profile's ``dbc2vss`` mapping inverted, counters counting, checksums as the ECUs compute
+them), at the cycle times of a real bus, so ``anycar can replay sample.log --brand ID`` shows a
+live car for every profile.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import math
 import sys
 from pathlib import Path
 
-from anycar.brands import ProfileEncoder, list_profiles
+from anycar.brands import list_profiles
+from anycar.brands.ecus import EcuEncoder
 from anycar.can.sources import write_log
 
 STARTS = {
@@ -22,6 +25,14 @@ STARTS = {
     "xpeng_p7": (23.1291, 113.2644),  # Guangzhou
     "li_auto_l9": (40.0415, 116.3100),  # Beijing, Haidian
     "kaiyun_pickman": (29.0784, 119.6474),  # Jinhua, Zhejiang
+    "tesla_model3": (37.3947, -122.1503),  # Palo Alto
+    "vw_mqb": (52.4227, 10.7865),  # Wolfsburg
+    "hyundai_2015": (37.5665, 126.9780),  # Seoul
+    "mg": (51.5072, -0.1276),  # London
+    "bmw_e9x": (48.1351, 11.5820),  # Munich
+    "gwm_haval_h6_phev": (38.8738, 115.4646),  # Baoding
+    "hongqi_hs5": (43.8171, 125.3235),  # Changchun
+    "toyota_2017": (35.0844, 137.1531),  # Toyota City
 }
 
 
@@ -68,6 +79,9 @@ def trip(pid: str, seconds: float = 30.0, step: float = 0.1) -> list[dict[str, o
             "Vehicle.CurrentLocation.Heading": round(heading, 2),
             "Vehicle.LowVoltageBattery.CurrentVoltage": 14.1 if 3.0 <= t < 29.0 else 12.6,
         }
+        for axle in ("Row1", "Row2"):  # the ABS's wheel speeds (km/h), the outer wheels faster in the turn
+            for side, k in (("Left", 1.0), ("Right", 1.02 if 15.0 <= t < 16.5 else 1.0)):
+                values[f"Vehicle.Chassis.Axle.{axle}.Wheel.{side}.Speed"] = round(speed * k, 2)
         states.append({"t": round(t, 3), "values": values})
         t += step
     return states
@@ -75,9 +89,7 @@ def trip(pid: str, seconds: float = 30.0, step: float = 0.1) -> list[dict[str, o
 
 def main() -> int:
     for profile in list_profiles():
-        if not profile.reference:
-            continue
-        enc = ProfileEncoder(profile)
+        enc = EcuEncoder(profile)
         frames = []
         for state in trip(profile.id):
             values = {k: v for k, v in state["values"].items() if k in enc.paths}  # type: ignore[union-attr]

@@ -63,6 +63,41 @@ class HubError(Exception):
         self.message = msg.get("message", "")
 
 
+class AccessoryRefused(HubError):
+    """The hub refused this accessory (``run`` raises it): ``reason`` is the hub's reason word,
+    ``message`` its explanation. Subclasses name the common cases."""
+
+
+class UntrustedKey(AccessoryRefused):
+    """The hub does not accept who the accessory says it is: its manifest's key is not in the
+    trust registry or was revoked, or it cannot prove the token it was commissioned with."""
+
+
+class InvalidManifest(AccessoryRefused):
+    """The hub found the manifest invalid; ``field`` names where."""
+
+
+class WrongPairingCode(AccessoryRefused):
+    """The owner entered a code that is not this accessory's pairing code."""
+
+
+class LockedOut(AccessoryRefused):
+    """Too many wrong pairing codes: the hub refuses pairing for a while."""
+
+
+class NoFreeMount(AccessoryRefused):
+    """No mount of a type this accessory fits is free, or its power budget is used up."""
+
+
+REFUSALS: dict[str, type[AccessoryRefused]] = {
+    "attestation_failed": UntrustedKey,
+    "invalid_manifest": InvalidManifest,
+    "pairing_failed": WrongPairingCode,
+    "locked_out": LockedOut,
+    "fit_refused": NoFreeMount,
+}
+
+
 class Accessory:
     def __init__(
         self,
@@ -112,6 +147,7 @@ class Accessory:
         self._heartbeat_s = 2.0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.refusal: AccessoryRefused | None = None
         if self.credentials is not None and self.credentials.exists():
             saved = json.loads(self.credentials.read_text(encoding="utf-8"))
             self.token, self.instance = saved.get("token"), saved.get("instance")
@@ -172,7 +208,7 @@ class Accessory:
 
     async def send_raw(self, text: str) -> None:
         """Send a frame as is (for tests and protocol experiments)."""
-        assert self._ws is not None
+        assert self._ws is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         await self._ws.send(text)
 
     def _new_id(self) -> str:
@@ -198,8 +234,14 @@ class Accessory:
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, url: str, *, reconnect: bool = True, retry_s: float = 1.0) -> None:
-        """Stay connected to the hub at ``url`` until ``stop()``; reconnect after drops."""
+        """Stay connected to the hub at ``url`` until ``stop()``; reconnect after drops.
+
+        Raises ``AccessoryRefused`` (``UntrustedKey``, ``WrongPairingCode``, ``LockedOut``,
+        ``NoFreeMount``, ``InvalidManifest``) with the hub's reason when the hub refuses it:
+        retrying would only be refused again, so the maker should see why at once.
+        """
         self._stop.clear()
+        self.refusal = None
         while not self._stop.is_set():
             try:
                 await self._session(url)
@@ -211,6 +253,8 @@ class Accessory:
                 self.awaiting.clear()
                 if self.state in ("running", "awaiting_commissioning"):
                     self.state = "disconnected"
+            if self.refusal is not None:
+                raise self.refusal
             if not reconnect or self.state in ("refused", "removed"):
                 return
             with contextlib.suppress(TimeoutError):
@@ -227,7 +271,7 @@ class Accessory:
             with contextlib.suppress(Exception):
                 await self._ws.close()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, AccessoryRefused):  # kept in .refusal
                 await self._task
 
     async def drop(self) -> None:
@@ -291,6 +335,11 @@ class Accessory:
                 self._start_periodic(tasks)
                 self.running.set()
             else:
+                log.info(
+                    "accessory %s is waiting to be paired: its pairing code is %s",
+                    self.serial,
+                    self.pairing_code,
+                )
                 self.awaiting.set()
         elif kind == "commissioned":
             self.token, self.instance, self.paths = msg["token"], msg["instance"], dict(msg["paths"])
@@ -326,11 +375,13 @@ class Accessory:
             elif kind == "error":
                 self.errors.append(msg)
                 del self.errors[:-100]
-                if msg.get("reason") in (
-                    "attestation_failed",
-                    "invalid_manifest",
-                    "bad_message",
-                ) and self.state not in (
+                refusal = REFUSALS.get(str(msg.get("reason")))
+                if refusal is not None and self.state != "running":
+                    self.state = "refused"
+                    self.refusal = refusal(msg)
+                    if self._ws is not None:
+                        await self._ws.close()
+                elif msg.get("reason") == "bad_message" and self.state not in (
                     "running",
                     "awaiting_commissioning",
                 ):
@@ -362,6 +413,9 @@ class Accessory:
 
     async def _heartbeats(self) -> None:
         while True:
+            if self.state not in ("running", "awaiting_commissioning"):
+                await asyncio.sleep(0.05)  # the hub's interval comes with its welcome
+                continue
             await asyncio.sleep(self._heartbeat_s)
             await self._send({"type": "heartbeat"})
 

@@ -58,7 +58,7 @@ class WireSubscriber:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        assert self._task is not None
+        assert self._task is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -15,8 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.can.dbc import LoadedDbc, load_dbc
 from anycar.can.mapping import Mapping, load_mappings
 from anycar.can.network import Bus, CanNetwork
@@ -34,8 +33,11 @@ _KEYS = frozenset(
         "description",
         "source",
         "vehicle_class",
+        "overlays",
+        "body",
     }
 )
+BODIES = ("sedan", "hatchback", "suv", "pickup")
 
 
 @dataclass(slots=True)
@@ -58,6 +60,9 @@ class BrandProfile:
     source: str = ""
     vehicle_class: str = "passenger_car"
     sample_log: str | None = None
+    #: VSS overlays (``.vspec``/YAML/JSON) the catalog needs before the mapping: new signals it feeds
+    overlays: list[str] = field(default_factory=list)
+    body: str = "sedan"  # the outline people see: sedan, hatchback, suv or pickup
     _dbcs: dict[str, LoadedDbc] = field(default_factory=dict, repr=False)
 
     @property
@@ -78,6 +83,9 @@ class BrandProfile:
 
     def mapping(self) -> Mapping:
         return load_mappings(self.directory / m for m in self.mappings)
+
+    def overlay_files(self) -> list[Path]:
+        return [self.directory / o for o in self.overlays]
 
     def dbc_warnings(self) -> list[str]:
         return [str(w) for b in self.buses for d in b.dbc for w in self.dbc(d).warnings]
@@ -126,14 +134,16 @@ def load_profile(profile_id: str, root: Path | None = None) -> BrandProfile:
 
 
 def load_profile_dir(directory: Path) -> BrandProfile:
+    """A profile folder anywhere (``--profile DIR``): ``profile.yaml`` and the files it names."""
     path = directory / "profile.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{directory}: not a brand profile folder (no profile.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = decoding.load_document(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read profile: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML") from None
+    except decoding.DecodingError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile is a mapping")
     unknown = set(data) - _KEYS
@@ -152,6 +162,13 @@ def load_profile_dir(directory: Path) -> BrandProfile:
     for m in mappings:
         if not (directory / m).is_file():
             raise ConfigError(f"{path}: mapping file {m!r} is missing")
+    overlays = [str(o) for o in _list(path, data, "overlays")]
+    for o in overlays:
+        if not (directory / o).is_file():
+            raise ConfigError(f"{path}: overlay file {o!r} is missing")
+    body = data.get("body", "pickup" if "pickup" in str(data.get("vehicle_class", "")) else "sedan")
+    if body not in BODIES:
+        raise ConfigError(f"{path}: field 'body' must be one of {', '.join(BODIES)}, got {body!r}")
     reference = data.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(f"{path}: field 'reference' must be true or false")
@@ -167,6 +184,8 @@ def load_profile_dir(directory: Path) -> BrandProfile:
         source=str(data.get("source", "")),
         vehicle_class=str(data.get("vehicle_class", "passenger_car")),
         sample_log=data.get("sample_log"),
+        overlays=overlays,
+        body=body,
     )
 
 

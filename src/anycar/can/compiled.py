@@ -11,7 +11,6 @@ float signals keep the generic loop. Tests run both and require identical output
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,8 +39,10 @@ def compile_frame(dec: Any) -> Process | None:
         "TransformFailed": TransformFailed,
         "int_from_bytes": int.from_bytes,
         "K": [None],
-        "LT": [-math.inf] * len(entries),
         "LB": [None] * len(entries),
+        "BV": [None] * len(entries),
+        # the gate of a signal only this frame carries lives here (faster than its attributes)
+        "LT": [float("-inf")] * len(entries),
         "LV": [None] * len(entries),
         "HV": [False] * len(entries),
     }
@@ -72,31 +73,46 @@ def compile_frame(dec: Any) -> Process | None:
         _entry(emit, ns, i, e)
     emit(1, "K[0] = key if clean else None")
     code = compile("\n".join(lines) + "\n", f"<anycar frame decoder {dec.message.name}>", "exec")
-    exec(code, ns)  # the source holds only integers checked above; see the module docstring
+    exec(code, ns)  # the source holds only integers checked above; see the module docstring  # nosec B102 # the generated source holds only integers checked above (module docstring)
     process: Process = ns["process"]
     return process
 
 
+def _gate(n: str, gate: Any) -> tuple[str, str, str]:
+    """Where the gate's time, last value and has-value flag are read and written."""
+    if gate.shared:
+        return f"G{n}.last_time", f"G{n}.last_vss", f"G{n}.has_value"
+    return f"LT[{n}]", f"LV[{n}]", f"HV[{n}]"
+
+
 def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any) -> None:
     n = _int(i)
+    g = e.gate
+    lt, _lv, _hv = _gate(n, g)
     ns[f"P{n}"] = e.path
     ns[f"S{n}"] = e.scale
     ns[f"O{n}"] = e.offset
     ns[f"T{n}"] = e.transform
     ns[f"C{n}"] = e.coerce
     ns[f"IV{n}"] = e.interval
+    ns[f"G{n}"] = g
     d = 1
     if e.interval > 0:
-        emit(d, f"if not 0.0 <= ts - LT[{n}] < IV{n}:")
+        emit(d, f"if not 0.0 <= ts - {lt} < IV{n}:")
         d += 1
     src = "be" if e.big else "le"
     emit(d, f"bits = {src} & {_int(e.rmask)}")
     emit(d, f"if bits == LB[{n}]:")
-    if e.interval > 0:
-        emit(d + 1, f"LT[{n}] = ts")
-    if not e.on_change:
-        emit(d + 1, f"append((P{n}, LV[{n}]))")
-    if e.interval <= 0 and e.on_change:
+    if g.timed:
+        emit(d + 1, f"{lt} = ts")
+    if g.shared:
+        emit(d + 1, f"vss = BV[{n}]")
+        _publish(emit, d + 1, n, e)
+    elif not e.on_change:
+        emit(d + 1, f"append((P{n}, BV[{n}]))")
+    else:
+        # the gate is this entry's own: the same bits gave the value it last sent (or one equal
+        # to it), so an on-change rule has nothing to send
         emit(d + 1, "pass")
     emit(d, "else:")
     d += 1
@@ -118,6 +134,8 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
         emit(d + 1, "clean = False")
         emit(d, "else:")
         d += 1
+    if g.timed:
+        emit(d, f"{lt} = ts")
     emit(d, "try:")
     if e.transform is not None:
         emit(d + 1, f"vss = C{n}(T{n}(phys))")
@@ -135,12 +153,18 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
     emit(d + 1, "clean = False")
     emit(d, "else:")
     d += 1
-    if e.interval > 0:
-        emit(d, f"LT[{n}] = ts")
     emit(d, f"LB[{n}] = bits")
+    emit(d, f"BV[{n}] = vss")
+    _publish(emit, d, n, e)
+
+
+def _publish(emit: Callable[[int, str], None], d: int, n: str, e: Any) -> None:
+    """The on-change check against the signal's gate, then the update."""
+    _lt, lv, hv = _gate(n, e.gate)
     if e.on_change:
-        emit(d, f"if not (HV[{n}] and vss == LV[{n}] and type(vss) is type(LV[{n}])):")
+        emit(d, f"if not ({hv} and vss == {lv} and type(vss) is type({lv})):")
         d += 1
-    emit(d, f"LV[{n}] = vss")
-    emit(d, f"HV[{n}] = True")
+    if e.gate.tracks:
+        emit(d, f"{lv} = vss")
+        emit(d, f"{hv} = True")
     emit(d, f"append((P{n}, vss))")

@@ -56,8 +56,9 @@ _PARSER = _parser()
 
 
 def parse_expression(expr: Any, where: str = "", what: str = "expression") -> Any:
-    """An expression parsed by the trimmed parser (bounded length, no removed functions); the
-    caller checks its variables. Also used for the uplink's campaign conditions."""
+    """An expression parsed by the trimmed parser (bounded length, no removed functions); raises
+    ``ConfigError`` naming ``where``; the caller checks its variables. CAN transforms, automation
+    templates and the uplink's campaign conditions all use it."""
     prefix = f"{where}: " if where else ""
     if not isinstance(expr, str) or not expr.strip():
         raise ConfigError(f"{prefix}{what} must be a non-empty formula string")

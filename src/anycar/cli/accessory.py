@@ -64,7 +64,36 @@ def register(sub: Any) -> None:
         "args", nargs="+", metavar="ARG", help="add: VENDOR_ID PUBLIC_KEY [LABEL]; revoke: KEY_ID [REASON]"
     )
     trust.add_argument("--db", help="hub database")
+    trust.add_argument(
+        "--hub",
+        metavar="URL",
+        help="trust it on this running hub (e.g. http://127.0.0.1:8080) instead of a database",
+    )
+    trust.add_argument("--token", help="owner's access token (with the 'admin' scope; default $ANYCAR_TOKEN)")
     trust.set_defaults(func=cmd_trust)
+
+    waiting = cmds.add_parser(
+        "waiting", help="accessories waiting on a running hub, and the mount each would take"
+    )
+    waiting.add_argument(
+        "--hub", metavar="URL", help="the hub (default $ANYCAR_HUB or http://127.0.0.1:8080)"
+    )
+    waiting.add_argument("--token", help="access token (default $ANYCAR_TOKEN)")
+    waiting.add_argument("--json", action="store_true", help="print JSON")
+    waiting.set_defaults(func=cmd_waiting)
+
+    pair = cmds.add_parser("pair", help="pair a waiting accessory on a running hub with the code it shows")
+    pair.add_argument("code", help="the accessory's 8-digit pairing code (1234-5678)")
+    pair.add_argument("--accessory", help="which waiting accessory (needed when several wait)")
+    pair.add_argument("--mount", help="mount point (default: the one the hub proposes)")
+    pair.add_argument("--name", help="instance name (default: from the trait, e.g. Fan1)")
+    pair.add_argument(
+        "--wait", type=float, default=15.0, help="seconds to wait for the accessory to connect (default 15)"
+    )
+    pair.add_argument("--hub", metavar="URL", help="the hub (default $ANYCAR_HUB or http://127.0.0.1:8080)")
+    pair.add_argument("--token", help="owner's access token (with the 'admin' scope; default $ANYCAR_TOKEN)")
+    pair.add_argument("--json", action="store_true", help="print JSON")
+    pair.set_defaults(func=cmd_pair)
 
     serve = cmds.add_parser("serve", help="a stand-alone accessory hub; commission from the keyboard")
     serve.add_argument(
@@ -177,8 +206,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     key = signing.generate_key()
     out.write_bytes(signing.private_pem(key))
     out.chmod(0o600)
+    pub = out.with_suffix(".pub")
+    pub.write_text(signing.public_b64(key) + "\n", encoding="utf-8")
     info = {
         "private_key_file": str(out),
+        "public_key_file": str(pub),
         "key_id": signing.key_id(key),
         "public_key": signing.public_b64(key),
     }
@@ -188,7 +220,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         console.print(f"wrote private key to [bold]{out}[/] (keep it secret)")
         console.print(f"key id:     {info['key_id']}")
         console.print(f"public key: {info['public_key']}")
-        console.print("owners trust it with: anycar accessory trust add VENDOR_ID PUBLIC_KEY")
+        console.print(f"public key written to {pub}")
+        console.print(f"owners trust it with: anycar accessory trust add VENDOR_ID {pub} --hub URL")
     return 0
 
 
@@ -422,10 +455,20 @@ def _list_mounts(profile: str, as_json: bool) -> int:
     return 0
 
 
+def _public_key_arg(text: str) -> str:
+    """A public key given as base64 or as the ``.pub`` file ``keygen`` wrote."""
+    path = Path(text)
+    if len(text) < 200 and path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    return text
+
+
 def cmd_trust(args: argparse.Namespace) -> int:
     from anycar.accessories.trust import TrustRegistry
     from anycar.policy.events import EventLog
 
+    if args.hub:
+        return _trust_on_hub(args)
     db = _db(args.db)
     trust, log = TrustRegistry(db), EventLog(db)
     try:
@@ -433,7 +476,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
             if len(args.args) < 2:
                 return fail("trust add needs VENDOR_ID PUBLIC_KEY [LABEL]")
             vendor = int(args.args[0], 0)
-            entry = trust.add(vendor, args.args[1], " ".join(args.args[2:]))
+            entry = trust.add(vendor, _public_key_arg(args.args[1]), " ".join(args.args[2:]))
             log.log("trust_added", f"vendor:{vendor}", f"key {entry.key_id} trusted for vendor {vendor}")
             console.print(f"trusted key {entry.key_id} for vendor {vendor}")
         else:
@@ -449,6 +492,91 @@ def cmd_trust(args: argparse.Namespace) -> int:
     finally:
         trust.close()
         log.close()
+    return 0
+
+
+def _trust_on_hub(args: argparse.Namespace) -> int:
+    from anycar.cli.hubclient import call, hub_url
+
+    if args.action != "add":
+        return fail("--hub supports trust add; revoke a key with --db on a stopped hub")
+    if len(args.args) < 2:
+        return fail("trust add needs VENDOR_ID PUBLIC_KEY [LABEL]")
+    hub = hub_url(args.hub)
+    body = {
+        "vendor_id": args.args[0],
+        "public_key": _public_key_arg(args.args[1]),
+        "label": " ".join(args.args[2:]),
+    }
+    key = call("POST", hub, "/api/v1/trust", body, token=args.token)
+    again = " (it was already trusted)" if key.get("already_trusted") else ""
+    console.print(
+        f"hub {hub} trusts key {key['key_id']} for vendor {key['vendor_id']}{again}", highlight=False
+    )
+    return 0
+
+
+def cmd_waiting(args: argparse.Namespace) -> int:
+    from anycar.cli.hubclient import call, hub_url
+
+    view = call("GET", hub_url(args.hub), "/api/v1/pairing", token=args.token)
+    if args.json:
+        print_json(view)
+        return 0
+    if not view["waiting"]:
+        console.print(
+            "no accessory is waiting to be paired (is it running and its key trusted?)", highlight=False
+        )
+    for w in view["waiting"]:
+        mount = w["mount"]
+        where = f"would take {mount['id']} ({mount['name']})" if mount else w["why_no_mount"]
+        console.print(
+            f"{w['accessory']}: {w['vendor_name']} {w['product_name']}, {w['power']['peak_w']:g} W peak; {where}",
+            highlight=False,
+            markup=False,
+        )
+    return 0
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    import time
+
+    from anycar.cli.hubclient import call, hub_url
+
+    hub = hub_url(args.hub)
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while True:
+        waiting = [w["accessory"] for w in call("GET", hub, "/api/v1/pairing", token=args.token)["waiting"]]
+        if (args.accessory in waiting) if args.accessory else waiting:
+            break
+        if time.monotonic() >= deadline:
+            who = args.accessory or "an accessory"
+            return fail(
+                f"{who} is not waiting on {hub} after {args.wait:g} s (waiting: {', '.join(waiting) or 'none'}); "
+                "is it running, and is its vendor key trusted (`anycar accessory trust add ... --hub`)?"
+            )
+        time.sleep(0.3)
+    body = {
+        k: v
+        for k, v in (
+            ("code", args.code),
+            ("accessory", args.accessory),
+            ("mount", args.mount),
+            ("name", args.name),
+        )
+        if v
+    }
+    rec = call("POST", hub, "/api/v1/pairing", body, token=args.token)
+    if args.json:
+        print_json(rec)
+        return 0
+    console.print(
+        f"paired {rec['accessory']} as {rec['instance']} at {rec['mount']['id']}",
+        highlight=False,
+        markup=False,
+    )
+    for name, path in rec["paths"].items():
+        console.print(f"  {name:<16} {path}", highlight=False, markup=False)
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from anycar.cli.output import console, errors, print_json
+from anycar.cli.output import console, errors, fail, print_json
 
 
 def register(sub: Any) -> None:
@@ -24,7 +24,53 @@ def register(sub: Any) -> None:
     _register_sim(cmds)
     _register_can(cmds)
     _register_api(cmds)
+    _register_patterns(cmds)
+    _register_automations(cmds)
     _register_uplink(cmds)
+
+
+def _register_patterns(cmds: Any) -> None:
+    pat = cmds.add_parser("patterns", help="wildcard matching over the catalog vs the old backtracking regex")
+    pat.add_argument("--repeat", type=int, default=3, help="runs per pattern (the best counts)")
+    pat.add_argument(
+        "--max-double-stars", type=int, default=8, help="largest '**' count tried (the limit is 8)"
+    )
+    pat.add_argument("--json", action="store_true", help="print JSON")
+    pat.set_defaults(func=bench_patterns)
+
+
+def bench_patterns(args: argparse.Namespace) -> int:
+    from anycar.bench import patterns
+
+    with errors.status("anycar bench patterns: the matcher and the old regex over the catalog..."):
+        result = patterns.run(repeat=args.repeat, max_double_stars=args.max_double_stars)
+    show(result, args.json)
+    return 0
+
+
+def _register_automations(cmds: Any) -> None:
+    auto = cmds.add_parser(
+        "automations", help="1,000 automations: start-up, trigger-to-action, triggers/s, publish cost"
+    )
+    auto.add_argument("--count", type=int, default=1000, help="automations loaded")
+    auto.add_argument("--samples", type=int, default=2000, help="trigger-to-action samples per run")
+    auto.add_argument("--repeat", type=int, default=3, help="runs (the median run's figures are reported)")
+    auto.add_argument(
+        "--rounds", type=int, default=7, help="interleaved publish-cost rounds per run (median)"
+    )
+    auto.add_argument("--json", action="store_true", help="print JSON")
+    auto.set_defaults(func=bench_automations)
+
+
+def bench_automations(args: argparse.Namespace) -> int:
+    from anycar.bench import automations
+
+    with errors.status(f"anycar bench automations: {args.count} loaded, {args.repeat} runs..."):
+        result = automations.run(
+            count=args.count, samples=args.samples, rounds=args.rounds, repeat=args.repeat
+        )
+    show(result, args.json)
+    return 0
 
 
 def _register_uplink(cmds: Any) -> None:
@@ -62,11 +108,20 @@ def bench_uplink(args: argparse.Namespace) -> int:
 
 
 def _register_api(cmds: Any) -> None:
-    api = cmds.add_parser("api", help="provider -> hub -> subscriber over loopback, via gRPC and via VISS")
-    api.add_argument(
-        "--seconds", type=float, default=6.0, help="publishing time per transport (the first 2 s warm up)"
+    api = cmds.add_parser(
+        "api",
+        help="provider -> hub -> subscriber over loopback, via gRPC and via VISS: "
+        "saturation throughput, then latency at fixed offered rates",
     )
-    api.add_argument("--rate", type=float, default=100_000, help="signals/s the provider offers (0: unpaced)")
+    api.add_argument(
+        "--seconds", type=float, default=4.0, help="publishing time per run (the first second warms up)"
+    )
+    api.add_argument(
+        "--rates",
+        default="5000,42000,84000",
+        help="offered signals/s, comma-separated, one latency run each ('' for none)",
+    )
+    api.add_argument("--no-saturation", action="store_true", help="skip the unpaced saturation run")
     api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
     api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
@@ -168,10 +223,15 @@ def bench_api(args: argparse.Namespace) -> int:
     from anycar.bench import api
 
     transports = ("grpc", "viss") if args.transport == "both" else (args.transport,)
+    try:
+        rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
+    except ValueError:
+        return fail(f"--rates: {args.rates!r} is not a comma-separated list of numbers")
     with errors.status(f"anycar bench api: hub, provider and subscriber over {' and '.join(transports)}..."):
         result = api.run(
             seconds=args.seconds,
-            rate=args.rate,
+            rates=rates,
+            saturation=not args.no_saturation,
             batch=args.batch,
             signals=args.signals,
             transports=transports,

@@ -1,4 +1,9 @@
-"""`anycar can replay LOG --brand PROFILE` and `anycar can dbc FILE`: CAN logs and DBC files."""
+"""`anycar can replay LOG --brand PROFILE`, `can live`, `can record` and `can dbc FILE`: CAN logs,
+live buses and DBC files.
+
+``replay`` and ``live`` take the car as ``--brand``, ``--profile DIR`` or ``--dbc FILE...
+--mapping FILE`` (``cli.profile_args``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from anycar.cli.output import console, print_json
+from anycar.cli.output import console, errors, print_json
+from anycar.cli.profile_args import add_profile_arguments, is_custom, require_profile
 
 
 def register(sub: Any) -> None:
@@ -16,7 +22,8 @@ def register(sub: Any) -> None:
 
     rp = cmds.add_parser("replay", help="replay a CAN log through a brand profile, printing VSS changes")
     rp.add_argument("log", help="candump .log, .asc, .blf or .trc file")
-    rp.add_argument("--brand", required=True, help="brand profile id, e.g. xiaomi_su7")
+    rp.add_argument("--brand", help="brand profile id, e.g. xiaomi_su7 (or --profile / --dbc)")
+    add_profile_arguments(rp)
     rp.add_argument(
         "--realtime", action="store_true", help="keep the recorded pace (default: as fast as possible)"
     )
@@ -28,7 +35,8 @@ def register(sub: Any) -> None:
     rp.set_defaults(func=replay_log)
 
     live = cmds.add_parser("live", help="read a live CAN bus through a brand profile, printing VSS changes")
-    live.add_argument("--brand", required=True, help="brand profile id")
+    live.add_argument("--brand", help="brand profile id (or --profile / --dbc)")
+    add_profile_arguments(live)
     live.add_argument(
         "--interface", default="socketcan", help="python-can interface (socketcan, virtual, ...)"
     )
@@ -38,6 +46,20 @@ def register(sub: Any) -> None:
     )
     live.add_argument("--json", action="store_true", help="print JSON lines")
     live.set_defaults(func=live_bus)
+
+    rec = cmds.add_parser(
+        "record", help="record a live CAN bus into a log file (candump .log, .asc, .blf, .trc)"
+    )
+    rec.add_argument(
+        "--interface", default="socketcan", help="python-can interface (socketcan, virtual, ...)"
+    )
+    rec.add_argument("--channel", default="can0", help="channel, e.g. can0 or vcan0")
+    rec.add_argument("--out", required=True, help="log file; its suffix picks the format")
+    rec.add_argument(
+        "--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)"
+    )
+    rec.add_argument("--frames", type=int, default=0, help="stop after this many frames (default: no limit)")
+    rec.set_defaults(func=record_bus)
 
     dbc = cmds.add_parser("dbc", help="load DBC files leniently and list what was repaired")
     dbc.add_argument("files", nargs="+")
@@ -49,13 +71,15 @@ def replay_log(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from anycar.brands import adapter_for, load_profile
+    from anycar.brands import adapter_for
     from anycar.broker import SignalBroker
     from anycar.can.sources import replay
 
-    profile = load_profile(args.brand)
+    profile = require_profile(args)
     broker = SignalBroker()
     adapter = adapter_for(profile, broker)
+    if is_custom(args):
+        _warn(profile.dbc_warnings() + adapter.problems)
 
     first: list[float] = []
 
@@ -73,16 +97,48 @@ def replay_log(args: argparse.Namespace) -> int:
 
     summary = replay(adapter, args.log, realtime=args.realtime, speed=args.speed, on_updates=show)
     summary["profile"] = profile.id
+    mismatch = _mismatch(args.log, profile.id, summary)
+    if mismatch is not None:
+        summary["matches_profile"] = False
+        summary["best_matches"] = mismatch
     if args.json:
         print_json(summary)
     else:
-        bad = {k: v for k, v in summary["bad_input"].items() if v}
+        from anycar.brands.fit import describe_bad
+
         console.print(
             f"{summary['frames']} frames, {summary['published']} VSS updates in {summary['seconds']} s; "
-            f"bad input: {bad or 'none'}",
+            f"bad input: {describe_bad(summary['bad_input'])}",
             highlight=False,
+            markup=False,
         )
-    return 0
+    if mismatch is None:
+        return 0
+    from anycar.cli.output import fail
+
+    best = [m for m in mismatch if m["share"] > 0][:3]
+    hint = (
+        "it matches best: "
+        + ", ".join(f"{m['profile']} ({m['share']:.0%} of frames)" for m in best)
+        + f"; try --brand {best[0]['profile']}"
+        if best
+        else "no shipped profile knows its frames"
+    )
+    return fail(f"{args.log} does not match profile {profile.id}: {hint}", code=1)
+
+
+def _mismatch(log: str, profile_id: str, summary: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``None`` if the log fits the profile; else every profile's share of known frames, best first."""
+    frames = int(summary["frames"])
+    bad = summary["bad_input"]
+    foreign = int(bad.get("unknown_id", 0)) + int(bad.get("wrong_length", 0))
+    if frames == 0 or (foreign * 2 <= frames and summary["published"] > 0):
+        return None
+    from anycar.brands.fit import log_fits
+
+    return [
+        {"profile": f.profile, "share": round(f.share, 4)} for f in log_fits(log) if f.profile != profile_id
+    ]
 
 
 def live_bus(args: argparse.Namespace) -> int:
@@ -96,14 +152,16 @@ async def _live(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from anycar.brands import adapter_for, load_profile
+    from anycar.brands import adapter_for
     from anycar.broker import SignalBroker
-    from anycar.can.sources import BusSource, bus_sender, open_bus
+    from anycar.can.sources import BusSource, bus_sender
 
-    profile = load_profile(args.brand)
-    bus = open_bus(args.interface, args.channel)
+    profile = require_profile(args)
+    bus = open_checked(args.interface, args.channel)
     broker = SignalBroker()
     adapter = adapter_for(profile, broker, send=bus_sender(bus))
+    if is_custom(args):
+        _warn(profile.dbc_warnings() + adapter.problems)
     sub = broker.subscribe(adapter.paths, queue_size=100_000)
     source = BusSource(adapter, bus)
     await source.start()
@@ -128,10 +186,84 @@ async def _live(args: argparse.Namespace) -> int:
         await source.stop()
         sub.close()
         bus.shutdown()
-    bad = {k: v for k, v in adapter.bad.as_dict().items() if v}
     if not args.json:
-        console.print(f"{adapter.frames} frames, {adapter.published} VSS updates; bad input: {bad or 'none'}")
+        from anycar.brands.fit import describe_bad
+
+        console.print(
+            f"{adapter.frames} frames, {adapter.published} VSS updates; "
+            f"bad input: {describe_bad(adapter.bad.as_dict())}",
+            highlight=False,
+            markup=False,
+        )
     return 0
+
+
+LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc")
+SOCKETCAN_HINTS = {
+    "Errno 97": "this kernel has no SocketCAN (modprobe can can_raw; in a container the host must load it)",
+    "Errno 19": "no such interface: create it (sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0)",
+    "No such device": "no such interface: create it (sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0)",
+}
+
+
+def open_checked(interface: str, channel: str) -> Any:
+    """``open_bus`` with what to do about the usual SocketCAN failures (docs/socketcan.md)."""
+    from anycar.can.sources import open_bus
+    from anycar.errors import ConfigError
+
+    try:
+        return open_bus(interface, channel)
+    except ConfigError as exc:
+        hint = next((h for key, h in SOCKETCAN_HINTS.items() if key in str(exc)), None)
+        if hint is None:
+            raise
+        raise ConfigError(f"{exc}: {hint}; see docs/socketcan.md") from None
+
+
+def record_bus(args: argparse.Namespace) -> int:
+    """Bus -> file with python-can's own logger; Ctrl-C, ``--seconds`` or ``--frames`` ends it."""
+    import time
+    from pathlib import Path
+
+    import can
+
+    from anycar.cli.output import errors, fail
+
+    out = Path(args.out)
+    if out.suffix.lower() not in LOG_SUFFIXES:
+        return fail(f"{out}: a CAN log ends in {', '.join(LOG_SUFFIXES)} (the suffix picks the format)")
+    if not out.parent.is_dir():
+        return fail(f"{out}: folder {out.parent} does not exist")
+    bus = open_checked(args.interface, args.channel)
+    frames = 0
+    deadline = time.monotonic() + args.seconds if args.seconds > 0 else None
+    try:
+        with can.Logger(str(out)) as logger:
+            errors.print(
+                f"recording {args.interface}:{args.channel} into {out} (Ctrl-C to stop)", highlight=False
+            )
+            try:
+                while deadline is None or time.monotonic() < deadline:
+                    wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+                    msg = bus.recv(timeout=wait)
+                    if msg is None:
+                        continue
+                    logger.on_message_received(msg)
+                    frames += 1
+                    if args.frames and frames >= args.frames:
+                        break
+            except KeyboardInterrupt:
+                pass
+    finally:
+        bus.shutdown()
+    console.print(f"recorded {frames} frames into {out}", highlight=False)
+    return 0
+
+
+def _warn(lines: list[str]) -> None:
+    """What was repaired in the user's DBCs and which mapping rules cannot be used, on stderr."""
+    for line in lines:
+        errors.print(f"[yellow]warning[/] {escape(line)}", highlight=False, soft_wrap=True, emoji=False)
 
 
 def check_dbc(args: argparse.Namespace) -> int:

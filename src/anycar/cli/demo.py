@@ -10,22 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from anycar.cli.output import console
+from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 DEFAULT_BRAND = "xiaomi_su7"
+DEMO_HISTORY = 2400  # values per signal: two minutes of a 10 Hz signal, twice over
 
 
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the whole hub on embedded defaults, driven by the simulator")
-    demo.add_argument(
-        "--brand", default=DEFAULT_BRAND, help=f"reference profile to drive (default {DEFAULT_BRAND})"
-    )
+    demo.add_argument("--brand", help=f"reference profile to drive (default {DEFAULT_BRAND})")
+    add_profile_arguments(demo)
     demo.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per real second")
     demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: until Ctrl-C)")
     demo.add_argument("--seed", type=int, default=0, help="simulator seed")
@@ -33,6 +34,9 @@ def register(sub: Any) -> None:
         "--headless", action="store_true", help="no live status line, just the URLs and a summary"
     )
     demo.add_argument("--port-offset", type=int, default=0, help="add this to every default port")
+    demo.add_argument(
+        "--no-automations", action="store_true", help="do not load the shipped example automations"
+    )
     demo.add_argument(
         "--uplink",
         nargs="?",
@@ -43,25 +47,48 @@ def register(sub: Any) -> None:
     demo.set_defaults(func=run_demo)
 
 
+def _examples() -> Path:
+    from anycar.automations.component import examples_dir
+
+    return examples_dir()
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
 
     config = HubConfig()
+    # the dashboard's chart loads the last two minutes from VISS history: keep that much
+    config.limits = dataclasses.replace(config.limits, history_per_signal=DEMO_HISTORY)
     config.ports = {name: port + args.port_offset if port else port for name, port in config.ports.items()}
+    over = {name: port for name, port in config.ports.items() if port is not None and not 0 <= port <= 65535}
+    if over:
+        from anycar.cli.output import fail
+
+        return fail(
+            f"--port-offset {args.port_offset} puts "
+            + ", ".join(f"{name} on {port}" for name, port in over.items())
+            + "; ports go from 1 to 65535"
+        )
     for name, port in config.ports.items():
         if port and not _port_free(config.host, port):
             console.print(f"[yellow]port {port} ({name}) is taken: using a free one instead[/]")
             config.ports[name] = 0
     with tempfile.TemporaryDirectory(prefix="anycar-demo-") as tmp:
+        # your own DBC and mapping drive the default car's body (mounts, simulator) unless --brand
+        if args.dbc and not args.brand:
+            args.brand = DEFAULT_BRAND
+        profile = profile_from_args(args)
         parts = HubParts(
-            brand=args.brand,
+            brand=args.brand or (None if profile is not None else DEFAULT_BRAND),
+            profile=profile,
             db_path=Path(tmp) / "hub.sqlite3",
             accessory_port=config.ports.get("accessories") or 0,
             virtual_fleet=True,
             simulate=True,
             seed=args.seed,
             speedup=args.speedup,
+            automations=[] if args.no_automations else [_examples()],
         )
         mqtt = _demo_uplink(args, parts, Path(tmp))
         hub = build_hub(config, parts)
@@ -89,13 +116,9 @@ def _demo_uplink(args: argparse.Namespace, parts: Any, folder: Path) -> Any:
 
 def _port_free(host: str, port: int) -> bool:
     """The demo runs on embedded defaults; a busy default port should not stop it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    from anycar.cli.ports import port_free
+
+    return port_free(host, port)
 
 
 async def _run(hub: Any, args: argparse.Namespace) -> None:
@@ -128,7 +151,7 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         hub.broker, endpoints.get("dashboard", ""), vehicle=cabin.profile.title, accessories=fitted
     )
     try:
-        if args.headless:
+        if args.headless or not console.is_terminal:  # a pipe gets the status once, at the end
             await stop.wait()
         else:
             with live_status(status, console=console):
@@ -137,9 +160,25 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         final = status.render()
         summary = hub.broker.stats()
         names = [a.name for a in fitted()]
+        automations = _automations_line(hub)
         await hub.stop()
     console.print(final)
     console.print(
         f"{summary['updates']} signal updates, {summary['rejected']} rejected, {summary['dropped']} dropped; "
         f"{len(names)} accessories fitted: {', '.join(names)}"
+    )
+    if automations:
+        console.print(automations, highlight=False)
+
+
+def _automations_line(hub: Any) -> str:
+    """What the shipped example automations did during the demo, in one line."""
+    component = next((c for c in hub.components if c.name == "automations"), None)
+    engine = getattr(component, "engine", None)
+    if engine is None:
+        return ""
+    health = engine.health()
+    waiting = [s.id for s in engine.status.values() if s.state == "refused"]
+    return f"automations: {health['active']} active, {health['runs']} runs" + (
+        f"; waiting for their accessory: {', '.join(waiting)}" if waiting else ""
     )

@@ -16,13 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anycar.cli.output import errors
+from anycar.cli.output import errors, fail
+from anycar.cli.parser import log_level
+from anycar.cli.ports import busy
+from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("hub", help="run the hub: VISS v2, kuksa.val.v2 gRPC and REST over one signal broker")
     p.add_argument("--config", help="hub config file (YAML or TOML): host, ports, tokens, tls, limits")
     p.add_argument("--brand", metavar="PROFILE", help="brand profile whose CAN mapping feeds the broker")
+    add_profile_arguments(p)
     p.add_argument("--can", metavar="SOURCE", help="CAN source for the brand adapter (interface or log file)")
     p.add_argument(
         "--db",
@@ -43,10 +47,23 @@ def register(sub: Any) -> None:
         action="store_true",
         help="fit the virtual accessories that find a free mount",
     )
+    p.add_argument(
+        "--automations",
+        metavar="DIR",
+        action="append",
+        help="automation and scene definitions (a YAML file or a folder of them; may repeat)",
+    )
     p.add_argument("--host", help="bind address (overrides the config)")
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
     p.add_argument("--viss-port", type=int, help="VISS v2 WebSocket port (0: any free port)")
     p.add_argument("--http-port", type=int, help="REST and VISS-over-HTTP port (0: any free port)")
+    p.add_argument("--accessory-port", type=int, help="accessory WebSocket port (0: any free port)")
+    p.add_argument(
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        help="DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
+    )
     p.add_argument(
         "--uplink",
         metavar="URL",
@@ -55,11 +72,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--vehicle-id", help="this vehicle's id on the uplink (default: the config's, else the host name)"
     )
-    p.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
     p.set_defaults(func=run_hub)
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    from anycar.errors import ConfigError
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
     from anycar.policy.db import default_db_path
@@ -75,6 +92,32 @@ def run_hub(args: argparse.Namespace) -> int:
         value = getattr(args, f"{name}_port")
         if value is not None:
             config.ports[name] = value
+    profile = profile_from_args(args)
+    # a cabin (accessories, policy) needs the car's mount points
+    has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
+    if profile is not None and args.virtual_accessories and not has_mounts:
+        raise ConfigError(
+            f"--virtual-accessories: {profile.title} has no mount points (mounts.yaml); "
+            "add --brand PROFILE to use that car's"
+        )
+    if args.accessory_port is not None:
+        config.ports["accessories"] = args.accessory_port
+    taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or has_mounts})
+    if taken:
+        flags = {
+            "grpc": "--grpc-port",
+            "viss": "--viss-port",
+            "http": "--http-port",
+            "accessories": "--accessory-port",
+        }
+        return fail(
+            "port "
+            + ", ".join(f"{port} ({name})" for name, port in taken.items())
+            + f" on {config.host} is in use (is `anycar demo` or another hub running?); "
+            + "choose others with "
+            + ", ".join(f"{flags.get(name, name)} PORT" for name in taken)
+            + " (0 picks a free one) or in the config's ports section"
+        )
     if args.uplink:
         from anycar.uplink import UplinkConfig
 
@@ -85,13 +128,15 @@ def run_hub(args: argparse.Namespace) -> int:
         config.uplink.spool_path = Path(args.db).with_name("uplink.sqlite3")
     parts = HubParts(
         brand=args.brand,
+        profile=profile,
         can=args.can,
-        db_path=Path(args.db) if args.db else default_db_path() if args.brand else None,
+        db_path=Path(args.db) if args.db else default_db_path() if has_mounts else None,
         accessory_port=config.ports.get("accessories") or 0,
         virtual_fleet=args.virtual_accessories,
         simulate=args.simulate,
         seed=args.seed,
         speedup=args.speedup,
+        automations=[Path(a) for a in args.automations] if args.automations else config.automations,
     )
     hub = build_hub(config, parts)
     if config.open:

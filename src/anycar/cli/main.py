@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from anycar import __version__
 from anycar.cli.output import fail
+from anycar.cli.parser import ToolParser
 from anycar.errors import AnycarError
 
 # Each module has ``register(subparsers)`` and sets ``func`` on the parsers it adds.
@@ -22,12 +23,14 @@ COMMAND_MODULES = [
     "anycar.cli.can",
     "anycar.cli.hub",
     "anycar.cli.token",
+    "anycar.cli.automation",
+    "anycar.cli.completion",
     "anycar.cli.uplink",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anycar", description="anycar: one open ecosystem for every car")
+    parser = ToolParser(prog="anycar", description="anycar: one open ecosystem for every car")
     parser.add_argument("--version", action="version", version=f"anycar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -46,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except AnycarError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a file or folder the user named: missing, read-only, a port taken
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         return 130
 

@@ -54,8 +54,35 @@ def list_signals(args: argparse.Namespace) -> int:
     return 0
 
 
+def suggest_paths(catalog: Catalog, text: str, limit: int = 5) -> list[str]:
+    """Paths a person probably meant: those ending in the same node names, else close spellings."""
+    import difflib
+
+    want = text.strip(".").lower()
+    paths = [s.path for s in catalog]
+    tail = [p for p in paths if p.lower().endswith("." + want) or p.lower() == want]
+    if tail:
+        return sorted(tail, key=len)[:limit]
+    last = want.rsplit(".", 1)[-1]
+    by_leaf = [p for p in paths if p.rsplit(".", 1)[-1].lower() == last]
+    if by_leaf:
+        return sorted(by_leaf, key=len)[:limit]
+    leaves = {p.rsplit(".", 1)[-1].lower() for p in paths}
+    close = set(difflib.get_close_matches(last, list(leaves), n=3, cutoff=0.75))
+    return sorted((p for p in paths if p.rsplit(".", 1)[-1].lower() in close), key=len)[:limit]
+
+
 def show_signal(args: argparse.Namespace) -> int:
-    sig = _catalog(args.overlay).get(args.path)
+    from anycar.cli.output import fail
+    from anycar.errors import UnknownPath
+
+    catalog = _catalog(args.overlay)
+    try:
+        sig = catalog.get(args.path)
+    except UnknownPath:
+        hits = suggest_paths(catalog, args.path)
+        hint = "; did you mean " + " or ".join(hits) + "?" if hits else "; see `anycar signals list`"
+        return fail(f"no signal {args.path!r}{hint}")
     meta = {"path": sig.path, "id": sig.id, **sig.metadata()}
     if args.json:
         print_json(meta)

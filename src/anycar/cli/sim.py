@@ -51,6 +51,15 @@ def register(sub: Any) -> None:
     )
     run.set_defaults(func=sim_run)
 
+    export = cmds.add_parser(
+        "export",
+        help="write a drive as CAN frames (.log, .asc, .blf, .trc: what the car's ECUs send) or VSS values (.csv, .jsonl)",
+    )
+    common(export)
+    export.add_argument("--out", required=True, help="file to write; its suffix picks the format")
+    export.add_argument("--duration", type=float, default=60.0, help="simulated seconds (default 60)")
+    export.set_defaults(func=sim_export)
+
     cycle = cmds.add_parser("cycle", help="print a drive cycle's speed trace as CSV")
     cycle.add_argument("--cycle", choices=CYCLE_NAMES, default="delivery")
     cycle.add_argument("--seed", type=int, default=0)
@@ -126,6 +135,58 @@ def sim_run(args: argparse.Namespace) -> int:
     for key, value in result.items():
         table.add_row(key, str(value))
     console.print(table)
+    return 0
+
+
+CAN_SUFFIXES = (".log", ".asc", ".blf", ".trc")
+
+
+def sim_export(args: argparse.Namespace) -> int:
+    """A drive to a file: CAN frames a replay (``anycar can replay``) reads back, or VSS values."""
+    import csv
+    import json
+
+    from anycar.cli.output import fail
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (*CAN_SUFFIXES, ".csv", ".jsonl"):
+        return fail(
+            f"{out}: choose a suffix: {', '.join(CAN_SUFFIXES)} for CAN frames, .csv or .jsonl for VSS values"
+        )
+    if args.duration <= 0:
+        return fail("--duration must be more than 0 seconds")
+    sim = build(args)
+    steps = list(sim.run(args.duration))
+    if suffix in CAN_SUFFIXES:
+        from anycar.brands.ecus import EcuEncoder
+        from anycar.can.sources import write_log
+
+        enc = EcuEncoder(sim.vehicle.id)
+        start = 1_700_000_000.0
+        frames = []
+        for step in steps:
+            values = {k: v for k, v in step.values.items() if k in enc.targets}
+            frames.extend(enc.encode(values, timestamp=start + step.t))
+        write_log(out, frames)
+        console.print(
+            f"wrote {out}: {len(frames)} frames of {sim.vehicle.name} over {args.duration:g} s",
+            highlight=False,
+        )
+        return 0
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        if suffix == ".jsonl":
+            for step in steps:
+                fh.write(json.dumps({"t": round(step.t, 3), "values": step.values}, default=str) + "\n")
+        else:
+            columns = sorted({k for step in steps for k in step.values})
+            writer = csv.writer(fh)
+            writer.writerow(["t", *columns])
+            for step in steps:
+                writer.writerow([round(step.t, 3), *(step.values.get(c, "") for c in columns)])
+    console.print(
+        f"wrote {out}: {len(steps)} steps of {sim.vehicle.name} over {args.duration:g} s", highlight=False
+    )
     return 0
 
 

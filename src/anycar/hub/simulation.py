@@ -1,24 +1,32 @@
 """The simulator as a hub component: it drives the car and puts its frames on CAN.
 
-Each step's VSS values are encoded through the brand profile's DBC (``vss2dbc``) into frames,
-sent on python-can virtual buses, one per bus of the profile, and read back by the vehicle
-component's CAN adapter: the demo runs the same path from CAN through the mapping to the broker
-that a real car does.
+Each step's VSS values are encoded into the frames the car's ECUs would broadcast (the profile's
+``dbc2vss`` mapping inverted, ``anycar.brands.ecus``), sent on python-can virtual buses, one per
+bus of the profile, and read back by the vehicle component's CAN adapter: the demo runs the same
+path from CAN through the mapping to the broker that a real car does. Actuations go the other
+way: the adapter's ``vss2dbc`` request frames reach simulated ECUs (``anycar.hub.ecu_sim``) that
+apply them, and the next status frames carry the new value back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 from typing import TYPE_CHECKING, Any
 
 import can
 
-from anycar.brands import ProfileEncoder
+from anycar.brands.ecus import EcuEncoder
+from anycar.broker import Provider
+from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
-from anycar.sim.simulator import Simulator
+from anycar.sim.simulator import SimStep, Simulator
+from anycar.supervisor import Supervised
+
+GNSS_PATHS = tuple(
+    "Vehicle.CurrentLocation." + name
+    for name in ("Timestamp", "Latitude", "Longitude", "Heading", "Altitude")
+)
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
@@ -53,7 +61,11 @@ class SimulationComponent:
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
-        self._task: asyncio.Task[Any] | None = None
+        self._task: Supervised | None = None
+        self._readers: list[Any] = []
+        self.ecus: SimulatedEcus | None = None
+        self.gnss: Provider | None = None
+        self._gnss_paths: list[str] = []
 
     async def start(self, hub: Hub) -> None:
         profile = self.vehicle.profile
@@ -62,18 +74,45 @@ class SimulationComponent:
             channel = f"{prefix}-{bus.name}"
             self._tx[bus.name] = can.Bus(interface="virtual", channel=channel)
             self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
-            await self.vehicle.attach_bus(bus.name, self._rx[bus.name]).start()
-        encoder = ProfileEncoder(profile)
+            reader = self.vehicle.attach_bus(bus.name, self._rx[bus.name])
+            self._readers.append(reader)
+            await reader.start(hub.supervisor)
+        encoder = EcuEncoder(profile)  # what the car's ECUs broadcast, counters and checksums too
+        self.ecus = SimulatedEcus(profile, self.sim, hub.broker.catalog, encoder)
+        await self.ecus.start(self._tx)  # they read the requests the hub sends on the car's buses
+        self.vehicle.send_via(self._rx)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
-        self.sink = CanFrameSink(encoder.encode, router, include=encoder.paths)
+        self.sink = CanFrameSink(self.ecus.encode, router, include=encoder.paths)
         self.runner.add_sink(self.sink)
-        self._task = asyncio.create_task(self.runner.run(), name="simulator")
+        # The GNSS receiver is no CAN node: what of its fix the mapping does not carry (always the
+        # timestamp, the clock people read) comes straight from it.
+        gnss = [p for p in GNSS_PATHS if p not in encoder.targets and hub.broker.provider_of(p) is None]
+        if gnss:
+            self.gnss = hub.broker.register_provider("gnss", gnss)
+            self._gnss_paths = gnss
+            self.runner.add_sink(self._publish_gnss)
+        self._task = hub.supervisor.spawn("simulator", self.runner.run)
+
+    def _publish_gnss(self, step: SimStep) -> None:
+        if self.gnss is None or self.gnss.closed:
+            return
+        for path in self._gnss_paths:
+            if path in step.values:
+                self.gnss.publish(path, step.values[path])
 
     async def stop(self) -> None:
+        if self.gnss is not None:
+            self.gnss.close()
+            self.gnss = None
         self.runner.stop()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop(cancel=False)
+            self._task = None
+        if self.ecus is not None:
+            await self.ecus.stop()
+        for reader in self._readers:  # its notifier thread must not read a bus shut below
+            await reader.stop()
+        self._readers = []
         for bus in (*self._tx.values(), *self._rx.values()):
             bus.shutdown()
         self._tx, self._rx = {}, {}

@@ -306,7 +306,7 @@ class UplinkComponent:
         if current is not None and current.version >= version:
             self._ack_campaign(cid, version, "stale", f"version {current.version} is already here")
             return
-        assert self._hub is not None and self.spool is not None
+        assert self._hub is not None and self.spool is not None  # nosec B101 # narrows Optionals for mypy; set in start(), an invariant, not outside input
         if body.get("remove"):
             self.campaigns.pop(cid, None)
             self.spool.db.execute("DELETE FROM campaigns WHERE id = ?", (cid,))
@@ -329,7 +329,7 @@ class UplinkComponent:
         await self._schedule()
 
     def _load_fleet_campaigns(self) -> None:
-        assert self.spool is not None and self._hub is not None
+        assert self.spool is not None and self._hub is not None  # nosec B101 # narrows Optionals for mypy; set in start(), an invariant, not outside input
         for row in self.spool.db.execute("SELECT id, version, message FROM campaigns").fetchall():
             try:
                 doc = json.loads(row[2])

@@ -129,7 +129,7 @@ class EventDetector:
                 await self._task
 
     async def _run(self) -> None:
-        assert self._sub is not None
+        assert self._sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         while True:
             batch = await self._sub.get(timeout=1.0)
             if self._sub.closed:
@@ -243,7 +243,7 @@ class EventDetector:
 
     def _end_trip(self, ts: float, why: str) -> dict[str, Any]:
         trip = self._trip
-        assert trip is not None
+        assert trip is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         self._trip = None
         dist = self.values.get(self._distance)
         km = None

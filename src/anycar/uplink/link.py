@@ -88,8 +88,7 @@ class Link:
                 broken, other = group.split(LINK_ERRORS)
                 if other is not None:
                     raise other from None
-                assert broken is not None
-                first = broken.exceptions[0]
+                first = (broken or group).exceptions[0]
                 self.last_error = str(first) or type(first).__name__
             finally:
                 self._client = None
@@ -104,7 +103,7 @@ class Link:
         """Exponential from ``reconnect_min_s`` to ``reconnect_max_s``, times a random 0.5-1.0, so a
         fleet that lost its broker together does not come back together."""
         base = min(self.cfg.reconnect_max_s, self.cfg.reconnect_min_s * 2 ** min(failures - 1, 30))
-        return base * random.uniform(0.5, 1.0)
+        return base * random.uniform(0.5, 1.0)  # nosec B311 # reconnect jitter, not a secret
 
     async def _serve(self, client: Client) -> None:
         for channel in self.subscribe:  # before the birth: "online" means commands are heard

@@ -225,12 +225,11 @@ class Spool:
     def after(self, entry_id: int, limit: int, *, until: int | None = None) -> list[Entry]:
         """Entries with ``id`` > ``entry_id`` (and <= ``until``), oldest first."""
         if until is None:
-            rows = self.db.execute(
-                f"SELECT {_COLUMNS} FROM spool WHERE id > ? ORDER BY id LIMIT ?", (entry_id, limit)
-            )
+            query = f"SELECT {_COLUMNS} FROM spool WHERE id > ? ORDER BY id LIMIT ?"  # nosec B608 # _COLUMNS is a constant of this module; values are bound
+            rows = self.db.execute(query, (entry_id, limit))
         else:
             rows = self.db.execute(
-                f"SELECT {_COLUMNS} FROM spool WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM spool WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",  # nosec B608 # _COLUMNS is a constant of this module; values are bound
                 (entry_id, until, limit),
             )
         return [Entry(*r) for r in rows]

@@ -66,4 +66,12 @@ def build(
         credentials=credentials,
     )
     make(acc)
+
+    @acc.on_running
+    async def report_state() -> None:
+        # A device says what state it is in when it (re)connects, so nobody shows a made-up value.
+        known = {k: v for k, v in acc.values.items() if k in acc.paths}
+        if known:
+            await acc.publish(known)
+
     return acc

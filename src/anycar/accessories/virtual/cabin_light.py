@@ -10,7 +10,7 @@ _COLOR = re.compile(r"^#?[0-9A-Fa-f]{6}$")
 
 
 def behave(acc: Accessory) -> None:
-    acc.values.update(IsLightOn=False, Intensity=60, Color="FFFFFF")
+    acc.values.update(IsLightOn=False, Intensity=60, Color="#FFE4B5")  # a warm white, as VSS writes it
 
     @acc.on("IsLightOn")
     async def switch(on: bool) -> None:
@@ -24,6 +24,7 @@ def behave(acc: Accessory) -> None:
     async def colour(value: str) -> None:
         if not _COLOR.match(value):
             raise Refused(f"colour {value!r} is not RRGGBB")
+        acc.values["Color"] = value
 
     @acc.on_power
     async def power(state: str, reason: str) -> None:

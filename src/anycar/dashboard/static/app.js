@@ -4,6 +4,8 @@
 
 import { VissClient, parseValue } from "./viss.js";
 import { LiveChart } from "./chart.js";
+import { startPairing } from "./pairing.js";
+import { el } from "./dom.js";
 
 const V = "Vehicle.";
 const SIG = {
@@ -58,19 +60,6 @@ const meta = {}; // path -> signal metadata from /api/signals
 const state = { config: null, viss: null, chart: null, drivingFromHub: null, accSignature: "", vehicleSignature: "" };
 window.anycar = state; // for people poking at the page, and for the browser tests
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  return node;
-}
-
 function icon(name, cls) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -88,6 +77,26 @@ function toast(message, error = false) {
   t.className = `toast show${error ? " error" : ""}`;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { t.className = "toast"; }, 3500);
+}
+
+// "accessory bus feeding ..." -> "Accessory bus feeding ...": names people read start with a capital.
+const sentence = (t) => (t ? `${t}`.charAt(0).toUpperCase() + `${t}`.slice(1).replaceAll("_", " ") : "");
+
+// The vehicle outline seen from above, per body type (the doors drawn over it stay where they are).
+const BODY_SVG = {
+  sedan: '<rect x="22" y="10" width="76" height="200" rx="28" class="body"/><rect x="32" y="48" width="56" height="40" rx="8" class="glass"/><rect x="32" y="128" width="56" height="32" rx="8" class="glass"/>',
+  hatchback: '<rect x="24" y="18" width="72" height="192" rx="22" class="body"/><rect x="33" y="50" width="54" height="40" rx="8" class="glass"/><rect x="33" y="150" width="54" height="40" rx="6" class="glass"/>',
+  suv: '<rect x="20" y="10" width="80" height="200" rx="14" class="body"/><rect x="30" y="42" width="60" height="40" rx="6" class="glass"/><rect x="30" y="152" width="60" height="42" rx="5" class="glass"/><line x1="26" y1="64" x2="26" y2="186" class="roof-rail"/><line x1="94" y1="64" x2="94" y2="186" class="roof-rail"/>',
+  pickup: '<rect x="22" y="10" width="76" height="104" rx="16" class="body"/><rect x="32" y="40" width="56" height="36" rx="7" class="glass"/><rect x="36" y="88" width="48" height="10" rx="3" class="glass"/><rect x="22" y="118" width="76" height="92" rx="4" class="body bed"/><rect x="30" y="124" width="60" height="78" rx="2" class="bed-floor"/>',
+};
+
+function drawBody(body) {
+  const g = $("car-body");
+  if (!g || g.dataset.body === body) return;
+  g.dataset.body = body;
+  g.innerHTML = BODY_SVG[body] || BODY_SVG.sedan;
+  const cargo = document.querySelector('#door-list li[data-door="cargo"]');
+  if (cargo) cargo.firstChild.textContent = body === "pickup" ? "Tailgate " : body === "sedan" ? "Boot " : "Tailgate ";
 }
 
 const fmt = (v, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "—");
@@ -122,6 +131,7 @@ function compass(deg) {
 
 function onLive(path, value) {
   live[path] = value;
+  state.lastValueAt = Date.now();
   switch (path) {
     case SIG.speed:
       $("speed").textContent = fmt(value, 0);
@@ -215,6 +225,7 @@ function renderDrivingState() {
 }
 
 async function pollDrivingState() {
+  if (document.body.dataset.stale === "true") return;
   try {
     state.drivingFromHub = await api("/driving-state");
   } catch {
@@ -239,9 +250,10 @@ function renderVehicle(v) {
   name.replaceChildren(v.name || [v.brand, v.model].filter(Boolean).join(" ") || v.id || "vehicle");
   if (v.reference) name.append(el("span", { class: "ref", text: "reference profile" }));
   document.title = `anycar · ${v.name || v.model || "cabin"}`;
+  drawBody(v.body || "sedan");
 
   $("rails").replaceChildren(...(v.rails || []).map((r) => el("div", { class: "rail", "data-rail": r.id },
-    el("div", { class: "rail-head" }, el("span", { text: r.name || r.id }), el("span", { text: `${fmt(r.used_w, 1)} / ${fmt(r.budget_w, 0)} W` })),
+    el("div", { class: "rail-head" }, el("span", { class: "rail-name", title: r.name || r.id, text: sentence(r.name || r.id) }), el("span", { text: `${fmt(r.used_w, 1)} / ${fmt(r.budget_w, 0)} W` })),
     powerBar(r.used_w || 0, r.budget_w || 0))));
 
   const mounts = v.mounts || [];
@@ -251,8 +263,8 @@ function renderVehicle(v) {
     return el("li", { class: `mount${f ? "" : " free"}`, "data-mount": m.id },
       icon(f ? TRAIT_ICON[f.trait] || "accessory" : "mount"),
       el("div", {},
-        el("div", { class: "name", text: f ? f.name : m.name || m.id }),
-        el("div", { class: "meta", text: [f ? m.name || m.id : "free", (m.type || "").replaceAll("_", " "), m.location].filter(Boolean).join(" · ") })),
+        el("div", { class: "name", title: f ? f.name : sentence(m.name || m.id), text: f ? f.name : sentence(m.name || m.id) }),
+        el("div", { class: "meta", text: [f ? sentence(m.name || m.id) : "free", (m.type || "").replaceAll("_", " "), m.where || m.location].filter(Boolean).join(" · ") })),
       el("div", { class: "watts" }, el("span", { text: `${fmt(used, 1)} / ${fmt(m.budget_w, 0)} W` }), powerBar(used, m.budget_w || 0)));
   }) : [el("li", { class: "empty", text: "This vehicle declares no mount points." })]));
 }
@@ -266,46 +278,90 @@ async function pollVehicle() {
 }
 
 // -- accessories ---------------------------------------------------------------------------------------
+// A refusal in words a person in the cabin understands (the hub's text stays in the tooltip).
+function plainRefusal(err, ctrl) {
+  const detail = `${err.detail || err.message || ""}`;
+  const code = Object.keys(RESTRICTION_TEXT).find((r) => detail.includes(r));
+  const driving = state.drivingFromHub?.state || localDrivingState();
+  if (code) return `Not now: ${RESTRICTION_TEXT[code].toLowerCase()} while the car is ${driving}.`;
+  if (err.reason === "forbidden" || err.reason === "user_forbidden" || `${err.number}` === "403") return "You may not change this setting.";
+  if (err.reason === "timeout" || `${err.number}` === "408") return `${ctrl.label || "The accessory"} did not answer in time; nothing was changed.`;
+  if (err.reason === "service_unavailable") return "The hub is not reachable; nothing was changed.";
+  const said = detail.replace(/^\d+\s+[a-z_]+:\s*/, "").replace(/^[a-z_]+:\s*/, "");
+  return said ? `Not changed: ${said.charAt(0).toLowerCase()}${said.slice(1)}` : "The setting was refused; nothing was changed.";
+}
+
+const UNIT_TEXT = { percent: "%", Celsius: "°C", "km/h": " km/h", W: " W", V: " V", A: " A", m: " m" };
+const unitText = (u) => (u ? UNIT_TEXT[u] ?? ` ${u}` : "");
+
 function controlWidget(ctrl) {
   const id = `ctl-${ctrl.path.replaceAll(".", "-")}`;
-  const wrap = el("div", { class: "control", "data-path": ctrl.path, "data-kind": ctrl.kind });
+  const wrap = el("div", { class: "control unknown", "data-path": ctrl.path, "data-kind": ctrl.kind });
   const label = el("label", { for: id, text: ctrl.label || ctrl.path.split(".").pop() });
+  const note = el("div", { class: "control-note", role: "status" });
   let input;
   let show = () => {};
+  let shown; // the value the control shows: the accessory's, never a made-up one
+  const known = (v) => { shown = v; wrap.classList.remove("unknown"); };
   const send = async (value) => {
+    const before = shown;
     wrap.classList.add("pending");
     wrap.classList.remove("error");
+    note.textContent = "";
     try {
       await state.viss.set(ctrl.path, value);
     } catch (err) {
       wrap.classList.add("error");
-      toast(`${ctrl.label || ctrl.path}: ${err.message}`, true);
-      if (ctrl.path in live) show(live[ctrl.path]);
+      const words = plainRefusal(err, ctrl);
+      note.textContent = words;
+      note.title = err.message;
+      toast(`${ctrl.label || ctrl.path}: ${words}`, true);
+      wrap.classList.remove("pending");
+      show(ctrl.path in live ? live[ctrl.path] : before); // back to what the accessory really has
+      return;
     } finally {
       wrap.classList.remove("pending");
     }
   };
   if (ctrl.kind === "switch") {
     input = el("input", { id, type: "checkbox", role: "switch", onchange: () => send(input.checked) });
-    wrap.append(label, el("label", { class: "switch" }, input, el("span")));
-    show = (v) => { input.checked = v === true; };
+    const state_ = el("span", { class: "switch-state", text: "unknown" });
+    wrap.append(label, el("span", { class: "switch-wrap" }, state_, el("label", { class: "switch" }, input, el("span"))));
+    show = (v) => {
+      if (typeof v !== "boolean") { input.checked = false; state_.textContent = "unknown"; wrap.classList.add("unknown"); return; }
+      input.checked = v; state_.textContent = v ? "on" : "off"; known(v);
+    };
   } else if (ctrl.kind === "color") {
     input = el("input", { id, type: "color", onchange: () => send(input.value.toUpperCase()) });
-    wrap.append(label, input);
-    show = (v) => { if (typeof v === "string" && /^#[0-9a-fA-F]{6}$/.test(v)) input.value = v.toLowerCase(); };
+    const text = el("span", { class: "color-text", text: "unknown" });
+    wrap.append(label, el("span", { class: "color-wrap" }, text, input));
+    show = (v) => {
+      const m = typeof v === "string" ? /^#?([0-9a-fA-F]{6})$/.exec(v) : null;
+      if (!m) { text.textContent = "unknown"; wrap.classList.add("unknown"); return; }
+      input.value = `#${m[1].toLowerCase()}`; text.textContent = `#${m[1].toUpperCase()}`; known(v);
+    };
   } else if (ctrl.kind === "select") {
-    input = el("select", { id, onchange: () => send(input.value) }, ...(ctrl.options || []).map((o) => el("option", { value: o, text: o })));
+    const placeholder = el("option", { value: "", text: "unknown", disabled: true, selected: true });
+    input = el("select", { id, onchange: () => send(input.value) }, placeholder, ...(ctrl.options || []).map((o) => el("option", { value: o, text: o })));
     wrap.append(label, input);
-    show = (v) => { if (v !== null && v !== undefined) input.value = String(v); };
+    show = (v) => {
+      if (v === null || v === undefined || !(ctrl.options || []).includes(String(v))) { input.value = ""; wrap.classList.add("unknown"); return; }
+      input.value = String(v); known(v);
+    };
   } else {
-    const out = el("output", { for: id, text: "—" });
-    input = el("input", { id, type: "range", min: ctrl.min ?? 0, max: ctrl.max ?? 100, step: ctrl.step ?? 1 });
-    const unit = ctrl.unit === "percent" ? "%" : ctrl.unit === "Celsius" ? "°C" : ctrl.unit ? ` ${ctrl.unit}` : "";
+    const out = el("output", { for: id, text: "unknown" });
+    input = el("input", { id, type: "range", min: ctrl.min ?? 0, max: ctrl.max ?? 100, step: ctrl.step ?? 1, value: ctrl.min ?? 0 });
+    const unit = unitText(ctrl.unit);
     input.addEventListener("input", () => { out.textContent = `${input.value}${unit}`; });
     input.addEventListener("change", () => send(Number(input.value)));
     wrap.append(label, out, input);
-    show = (v) => { if (typeof v === "number") { input.value = v; out.textContent = `${v}${unit}`; } };
+    show = (v) => {
+      if (typeof v !== "number") { out.textContent = "unknown"; input.value = ctrl.min ?? 0; wrap.classList.add("unknown"); return; }
+      input.value = v; out.textContent = `${v}${unit}`; known(v);
+    };
   }
+  wrap.append(note);
+  if (ctrl.path in live) show(live[ctrl.path]);
   watch(ctrl.path, (v) => { if (!wrap.classList.contains("pending")) show(v); });
   return wrap;
 }
@@ -319,14 +375,14 @@ function renderAccessories(data) {
     state.accSignature = sig;
     grid.replaceChildren(...(list.length ? list.map((a) => el("article", { class: "acc", "data-accessory": a.id, "data-state": a.state || "running" },
       el("div", { class: "acc-head" }, icon(TRAIT_ICON[a.trait] || "accessory"),
-        el("div", {}, el("div", { class: "acc-title", text: a.name || a.id }),
-          el("div", { class: "acc-sub", text: [a.vendor, a.mount && `at ${a.mount}`].filter(Boolean).join(" · ") })),
+        el("div", { class: "acc-names" }, el("div", { class: "acc-title", text: a.name || a.id, title: `${a.name || a.id} (${a.id})` }),
+          el("div", { class: "acc-sub", title: a.mount_name || a.mount || "", text: [a.vendor, (a.mount_name || a.mount) && `at ${a.mount_name || a.mount}`].filter(Boolean).join(" · ") })),
         el("span", { class: `badge ${a.state || "running"}`, text: a.state || "running" })),
       ...(a.controls || []).map(controlWidget),
       ...(a.readings || []).map((r) => {
-        const b = el("b", { text: "—" });
-        const unit = r.unit === "Celsius" ? " °C" : r.unit === "percent" ? " %" : r.unit ? ` ${r.unit}` : "";
-        watch(r.path, (v) => { b.textContent = typeof v === "number" ? `${fmt(v, 1)}${unit}` : String(v); });
+        const b = el("b", { text: "unknown" });
+        const unit = unitText(r.unit);
+        watch(r.path, (v) => { b.textContent = typeof v === "number" ? `${fmt(v, 1)}${unit}` : v === null || v === undefined ? "unknown" : String(v); });
         return el("div", { class: "reading", "data-path": r.path }, el("span", { text: r.label || r.path.split(".").pop() }), b);
       }),
       (a.restricted || []).length ? el("div", { class: "acc-note", text: "Restricted now: " + a.restricted.join(", ") }) : null,
@@ -339,6 +395,7 @@ function renderAccessories(data) {
 }
 
 async function pollAccessories() {
+  if (document.body.dataset.stale === "true") return; // the REST answers would be from a dead hub
   try { renderAccessories(await api("/accessories")); } catch { /* keep what is shown */ }
 }
 
@@ -363,7 +420,7 @@ function showSignal(path) {
   const rows = ["type", "datatype", "unit", "min", "max", "allowed", "description"]
     .filter((k) => m[k] !== undefined && m[k] !== null)
     .map((k) => el("tr", {}, el("td", { text: k }), el("td", { text: Array.isArray(m[k]) ? m[k].join(", ") : String(m[k]) })));
-  const parts = [el("h3", { text: path }), value, el("table", {}, el("tbody", {}, rows))];
+  const parts = [el("h3", { text: path, title: path }), value, el("table", {}, el("tbody", {}, rows))];
   if (m.type === "actuator") {
     const input = el("input", { name: "value", placeholder: m.datatype === "boolean" ? "true or false" : `new ${m.datatype} value`, "aria-label": "new value" });
     parts.push(el("form", { onsubmit: async (e) => {
@@ -374,7 +431,10 @@ function showSignal(path) {
   }
   $("signal-detail").replaceChildren(...parts);
   if (explorerUnwatch) explorerUnwatch();
-  const render = (v) => { value.textContent = v === null || v === undefined ? "—" : typeof v === "number" ? String(+v.toFixed(4)) : String(v) + (m.unit && typeof v === "number" ? ` ${m.unit}` : ""); };
+  const render = (v) => {
+    if (v === null || v === undefined) { value.textContent = "no value yet"; return; }
+    value.textContent = typeof v === "number" ? `${+v.toFixed(4)}${m.unit ? unitText(m.unit) : ""}` : String(v);
+  };
   explorerUnwatch = watch(path, render);
   state.viss.get(path).then((items) => { for (const it of items) onLive(it.path, parseValue(it.value, m.datatype)); }).catch((err) => {
     if (!(path in live)) value.textContent = err.reason === "unavailable_data" ? "no value yet" : "—";
@@ -383,8 +443,9 @@ function showSignal(path) {
 
 function leafButton(path, name) {
   const m = meta[path] || {};
-  return el("button", { class: "leaf", type: "button", role: "treeitem", "data-path": path, onclick: () => showSignal(path) },
-    name, el("span", { class: "t", text: m.type === "actuator" ? "actuator" : m.datatype || "" }));
+  const kind = m.type === "actuator" ? "actuator" : m.datatype || "";
+  return el("button", { class: "leaf", type: "button", role: "treeitem", "data-path": path, title: `${path}${m.unit ? ` (${m.unit})` : ""}${m.description ? `\n${m.description}` : ""}`, onclick: () => showSignal(path) },
+    el("span", { class: "n", text: name }), el("span", { class: "t", text: m.unit ? `${kind} · ${m.unit}` : kind }));
 }
 
 function buildTree(paths) {
@@ -427,12 +488,54 @@ async function loadExplorer() {
   tree.replaceChildren(...full);
   const top = tree.querySelector("details");
   if (top) top.open = true;
-  $("signal-search").addEventListener("input", () => {
+  const hasValue = (p) => (p in live ? live[p] !== null && live[p] !== undefined : meta[p].value !== null && meta[p].value !== undefined);
+  const filter = async () => {
     const q = $("signal-search").value.trim().toLowerCase();
-    if (!q) { tree.replaceChildren(...full); return; }
-    const hits = paths.filter((p) => p.toLowerCase().includes(q)).slice(0, 300);
-    tree.replaceChildren(...(hits.length ? hits.map((p) => leafButton(p, p.replace(/^Vehicle\./, ""))) : [el("p", { class: "empty", text: "No signal matches." })]));
-  });
+    const only = $("signal-has-value").checked;
+    if (!q && !only) { tree.replaceChildren(...full); return; }
+    if (only) {
+      try { for (const sgl of (await api("/signals?pattern=Vehicle.**&limit=5000")).signals || []) meta[sgl.path] = sgl; } catch { /* keep what is known */ }
+    }
+    const hits = paths.filter((p) => (!q || p.toLowerCase().includes(q)) && (!only || hasValue(p))).slice(0, 300);
+    tree.replaceChildren(...(hits.length ? hits.map((p) => leafButton(p, p.replace(/^Vehicle\./, ""))) : [el("p", { class: "empty", text: only ? "No signal with a value matches." : "No signal matches." })]));
+  };
+  $("signal-search").addEventListener("input", filter);
+  $("signal-has-value").addEventListener("change", filter);
+}
+
+// -- history and staleness -------------------------------------------------------------------------------
+const CHARTED = [[SIG.speed, "speed"], [SIG.soc, "soc"], [SIG.lv, "lv"]];
+
+async function loadHistory() {
+  // what the hub recorded of the last two minutes, so the chart is not empty on load
+  await Promise.all(CHARTED.map(async ([path, key]) => {
+    try {
+      const items = await state.viss.history(path, "PT2M");
+      state.chart.load(key, items.map((it) => [Date.parse(it.ts), Number(it.value)]));
+    } catch { /* a hub without history: live values only */ }
+  }));
+  document.body.dataset.history = "loaded";
+}
+
+function setStale(stale) {
+  // When the hub stops, nothing shown is live any more: grey it out and say what is not known.
+  const was = document.body.dataset.stale === "true";
+  document.body.dataset.stale = stale ? "true" : "false";
+  state.chart?.setStale(stale);
+  if (stale) {
+    for (const b of document.querySelectorAll(".acc .badge")) { b.dataset.was = b.textContent; b.textContent = "unknown"; }
+    const chip = $("driving-state");
+    chip.textContent = "unknown";
+    $("state-big").textContent = "Unknown";
+    $("state-explain").textContent = "The hub is offline: the restrictions below are the last it reported.";
+    $("restriction-list").dataset.sig = ""; // redrawn when the hub is back
+  } else if (was) {
+    state.accSignature = ""; // rebuild with what the hub says now
+    state.vehicleSignature = "";
+    pollAccessories();
+    pollVehicle();
+    pollDrivingState();
+  }
 }
 
 // -- start ---------------------------------------------------------------------------------------------
@@ -456,16 +559,26 @@ async function main() {
   state.chart = new LiveChart($("live-chart"), {
     windowS: 120,
     series: [
-      { key: "speed", color: "#60a5fa", min: 0, minSpan: 20, digits: 0, label: $("legend-speed") },
-      { key: "soc", color: "#34d399", minSpan: 0.5, digits: 1, label: $("legend-soc") },
-      { key: "lv", color: "#fbbf24", minSpan: 0.5, digits: 2, label: $("legend-lv") },
+      { key: "speed", name: "Speed", unit: "km/h", color: "#60a5fa", min: 0, minSpan: 20, digits: 0, label: $("legend-speed") },
+      { key: "soc", name: "Charge", unit: "%", color: "#34d399", minSpan: 2, digits: 1, label: $("legend-soc") },
+      { key: "lv", name: "12 V rail", unit: "V", color: "#fbbf24", minSpan: 1, digits: 2, axisDigits: 1, label: $("legend-lv") },
     ],
   });
   const conn = $("connection");
   state.viss = new VissClient(state.config.viss, {
     onStatus: (status) => {
       conn.dataset.status = status;
-      conn.querySelector(".conn-text").textContent = status === "live" ? "live" : status;
+      if (status === "live") {
+        conn.querySelector(".conn-text").textContent = "live";
+        setStale(false);
+        loadHistory();
+      } else if (status === "offline") {
+        const at = state.lastValueAt ? new Date(state.lastValueAt).toLocaleTimeString([], { hour12: false }) : null;
+        conn.querySelector(".conn-text").textContent = at ? `offline · values from ${at}` : "offline";
+        setStale(true);
+      } else {
+        conn.querySelector(".conn-text").textContent = status;
+      }
     },
   });
   for (const path of Object.values(SIG)) {
@@ -478,6 +591,7 @@ async function main() {
   renderDrivingState();
   await Promise.all([pollVehicle(), pollAccessories(), pollDrivingState(), pollEvents()]);
   loadExplorer();
+  startPairing({ base: state.config.api.replace(/\/$/, ""), el, toast, refreshMs: 2000 });
   setInterval(pollDrivingState, 2000);
   setInterval(pollVehicle, state.config.refreshMs);
   setInterval(pollAccessories, state.config.refreshMs);

@@ -138,6 +138,16 @@ export class VissClient {
     return dataItems(resp.data);
   }
 
+  /** Recorded values of the last ``period`` (ISO 8601, e.g. PT2M), oldest first: [{path, value, ts}]. */
+  async history(path, period = "PT2M") {
+    const resp = await this._request({ action: "get", path, filter: { type: "history", parameter: period } });
+    const out = [];
+    for (const d of Array.isArray(resp.data) ? resp.data : resp.data ? [resp.data] : []) {
+      for (const dp of Array.isArray(d.dp) ? d.dp : [d.dp]) if (dp) out.push({ path: d.path, value: dp.value, ts: dp.ts });
+    }
+    return out;
+  }
+
   /** Ask the actuator's provider to take a value; VISS carries it as a string. */
   async set(path, value) {
     await this._request({ action: "set", path, value: toText(value) });
