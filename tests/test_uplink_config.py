@@ -115,7 +115,15 @@ def test_anycar_hub_with_uplink_flag(tmp_path: Path) -> None:
         proc.wait(20)
     assert (tmp_path / "uplink.sqlite3").is_file()
     bad = subprocess.run(
-        [sys.executable, "-m", "anycar.cli.main", "hub", "--uplink", "ftp://x", "--http-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "anycar.cli.main",
+            "hub",
+            "--uplink",
+            "ftp://x",
+            *("--grpc-port", "0", "--viss-port", "0", "--http-port", "0"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -125,3 +133,17 @@ def test_anycar_hub_with_uplink_flag(tmp_path: Path) -> None:
         and "must look like mqtt://HOST:PORT" in bad.stderr
         and "Traceback" not in bad.stderr
     )
+
+
+async def test_a_bad_campaign_file_stops_the_start_cleanly(tmp_path: Path) -> None:
+    from uplink_support import bare_hub, campaign_file, uplink_config
+
+    bad = campaign_file(
+        tmp_path, "id: x\nversion: 1\nsignals: [{path: Vehicle.Speed}]\ncollect: {periodic: {period_ms: 1}}\n"
+    )
+    hub = bare_hub()
+    uplink = UplinkComponent(uplink_config(tmp_path, unique_vehicle(), campaigns=[bad]))
+    hub.add_component(uplink)
+    with pytest.raises(ConfigError, match=r"campaign.yaml: collect"):
+        await hub.start()
+    assert uplink.spool is None  # closed again

@@ -289,3 +289,23 @@ async def test_a_command_flood_is_rate_limited_and_telemetry_goes_on(tmp_path: P
             assert answered < 100  # refusals of a flood are answered at a bounded rate, not one each
         finally:
             await hub.stop()
+
+
+async def test_a_campaign_flood_is_dropped_before_it_is_read(tmp_path: Path) -> None:
+    vehicle = unique_vehicle()
+    async with Listener(vehicle) as fleet:
+        hub, uplink, _ = await make_hub(tmp_path, vehicle)
+        try:
+            import aiomqtt
+
+            async with aiomqtt.Client("127.0.0.1", 1883) as client:
+                for i in range(60):
+                    await client.publish(f"anycar/v1/{vehicle}/campaigns", b"\xa0" + bytes([i % 200]), qos=1)
+            await fleet.wait_for(
+                lambda: uplink.refusals.get("rate_limited", 0) + uplink.refusals.get("refused", 0) >= 60
+            )
+            assert uplink.refusals["rate_limited"] >= 45  # a burst of 10, then 1/s
+            assert len(fleet.of("campaign-ack")) <= 15
+            assert "fast" in uplink.runners
+        finally:
+            await hub.stop()

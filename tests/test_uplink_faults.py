@@ -69,6 +69,7 @@ async def test_broker_down_while_driving_then_back_loses_nothing(tmp_path: Path)
             assert uplink.spool.counters.get("dropped", 0) == 0
             assert backlog > 3
             assert not fleet.bad
+            assert uplink.crashes == {}  # a broken link is a reconnect, not a crash
     finally:
         await hub.stop()
         broker.stop()

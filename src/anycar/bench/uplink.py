@@ -142,7 +142,7 @@ async def _vehicle(mode: str, port: int, vehicle: str, spool: Path, campaign: Pa
         else ["Vehicle.Speed", "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"]
     )
     provider = hub.broker.register_provider("bench", paths)
-    uplink = UplinkComponent(cfg, validate=False) if mode != "none" else None
+    uplink = UplinkComponent(cfg) if mode != "none" else None
     if uplink is not None:
         hub.add_component(uplink)
     stop = asyncio.Event()

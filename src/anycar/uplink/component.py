@@ -23,6 +23,7 @@ from anycar.errors import ConfigError
 from anycar.model.signal import Signal
 from anycar.policy import PolicyEngine
 from anycar.policy.db import default_db_path
+from anycar.ratelimit import TokenBucket
 from anycar.uplink.campaigns import Campaign, load_campaign_file, parse_campaign
 from anycar.uplink.collector import CampaignRunner
 from anycar.uplink.commands import CommandHandler
@@ -82,9 +83,18 @@ class UplinkComponent:
         self._tasks: list[asyncio.Task[None]] = []
         self._reported_drops = 0
         self._scheduling = asyncio.Lock()
+        # Campaign messages are rare; a flood of them is dropped (counted) before it is read.
+        self._campaign_bucket = TokenBucket(1.0, 10)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, hub: Hub) -> None:
+        try:
+            await self._start(hub)
+        except BaseException:
+            await self.stop()  # the hub stops only what started; close what this one opened
+            raise
+
+    async def _start(self, hub: Hub) -> None:
         self._hub = hub
         catalog = hub.broker.catalog
         self.spool = Spool(self.spool_path, quota_bytes=int(self.cfg.quota_mb * MIB), clock=self.clock)
@@ -275,6 +285,9 @@ class UplinkComponent:
 
     async def receive_campaign(self, payload: bytes) -> None:
         """A campaign message from the fleet: checked, kept, run, acknowledged (or refused, with why)."""
+        if not self._campaign_bucket.take():
+            self.refusals["rate_limited"] = self.refusals.get("rate_limited", 0) + 1
+            return
         try:
             doc = decode(payload, validate=False)
             signature.verify(doc, self.trusted)

@@ -26,6 +26,7 @@ from anycar.uplink.tasks import Wakeup
 from anycar.wire import Channel, content_type, topic
 
 log = logging.getLogger(__name__)
+LINK_ERRORS = (aiomqtt.MqttError, OSError, ConnectionError)  # the link broke: reconnect, quietly
 Handler = Callable[[Channel, bytes], Awaitable[None]]
 
 
@@ -56,10 +57,10 @@ class Link:
         self._backlog = (0, 0)  # (last backlog id sent, last id of the backlog)
         self.in_flight = 0
         self.refused = 0
+        self.handler_errors = 0
         self.flying_ids: set[int] = set()  # spool ids awaiting PUBACK: never dropped to make room
         self._client: Client | None = None
         self._wake = Wakeup()
-        self._deflated = cfg.compress
         spool.listeners.append(self._wake.set)
 
     def _type(self, payload: bytes) -> str:
@@ -81,10 +82,14 @@ class Link:
                     self.last_error = ""
                     log.info("uplink connected to %s as %s", self.cfg.url, self.cfg.client_id)
                     await self._serve(client)
-            except aiomqtt.MqttError as exc:
+            except LINK_ERRORS as exc:
                 self.last_error = str(exc) or type(exc).__name__
-            except (OSError, ConnectionError) as exc:
-                self.last_error = str(exc) or type(exc).__name__
+            except ExceptionGroup as group:  # the pump's or the listener's, from their task group
+                broken, other = group.split(LINK_ERRORS)
+                if other is not None:
+                    raise other from None
+                first = (broken or group).exceptions[0]
+                self.last_error = str(first) or type(first).__name__
             finally:
                 self._client = None
                 self.connected = False
@@ -126,6 +131,7 @@ class Link:
             try:
                 await self.on_message(channel, payload)
             except Exception:  # a handler bug must not take the link down; it is logged and counted
+                self.handler_errors += 1
                 log.exception("uplink: handling a %s message failed", channel)
         raise ConnectionError("message stream ended")
 
