@@ -537,3 +537,74 @@ automations:
         assert car.sent(INTENSITY) == [30]
     finally:
         await engine.stop()
+
+
+async def test_sunset_at_the_cars_own_position_and_after_dark(tmp_path: Path) -> None:
+    import datetime as dt
+    import time as _time
+
+    from anycar.automations.place import sun_times
+
+    lat, lon = 22.54, 114.06  # Shenzhen
+    today = sun_times(lat, lon, dt.datetime.now(dt.UTC).date())
+    clock = {"offset": today["sunset"] - 1.0 - _time.time()}  # one second before today's sunset
+
+    def wall() -> float:
+        return _time.time() + clock["offset"]
+
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    car.set(LAT, lat)
+    car.set(LON, lon)
+    engine = Engine(broker, wall=wall)
+    text = f"""
+automations:
+  - id: at_sunset
+    triggers: [{{sun: sunset}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+  - id: after_dark
+    triggers: [{{signal: {DOOR}, to: true}}]
+    conditions: [{{sun: {{after: sunset, before: sunrise}}}}]
+    actions: [{{actuate: {INTENSITY}, value: 10}}]
+"""
+    assert engine.load_paths([write(tmp_path, "sun.yaml", text)]) == []
+    await engine.start()
+    try:
+        car.set(DOOR, False)
+        car.set(DOOR, True)  # still daylight
+        t = await until(lambda: (t := last_trace(engine, "after_dark")) and t["result"] != "running" and t)
+        assert t["result"] == "conditions_not_met" and "it is not after sunset" in t["conditions"][0]["why"]
+        await until(lambda: car.sent(LIGHT) == [True], what="the sunset trigger")
+        car.set(DOOR, False)
+        car.set(DOOR, True)  # now after sunset
+        await until(lambda: car.sent(INTENSITY) == [10], what="the after-dark condition")
+    finally:
+        await engine.stop()
+
+
+async def test_has_been_true_for_counts_from_when_the_condition_started_to_hold(tmp_path: Path) -> None:
+    engine, car = await _start(
+        tmp_path,
+        f"""
+automations:
+  - id: standing
+    triggers: [{{signal: {DOOR}, to: true}}]
+    conditions: [{{signal: Vehicle.Speed, below: 1, for: 0.4}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+""",
+    )
+    try:
+        car.set("Vehicle.Speed", 20.0)
+        car.set(DOOR, False)
+        await asyncio.sleep(0.05)
+        car.set("Vehicle.Speed", 0.0)
+        car.set(DOOR, True)
+        t = await until(lambda: (t := last_trace(engine, "standing")) and t["result"] != "running" and t)
+        assert t["result"] == "conditions_not_met" and "but only for" in t["conditions"][0]["why"]
+        await asyncio.sleep(0.5)
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        await until(lambda: car.sent(LIGHT) == [True])
+        assert ">= 0.4 s" in last_trace(engine, "standing")["conditions"][0]["why"]
+    finally:
+        await engine.stop()
