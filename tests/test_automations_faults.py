@@ -311,3 +311,40 @@ def test_the_generator_reaches_valid_definitions_too() -> None:
     if not VALID:  # when run on its own
         test_generated_definitions_never_crash()
     assert VALID, "no generated definition was valid"
+
+
+async def test_tasks_and_database_health_under_the_hubs_supervisor(tmp_path: Path) -> None:
+    """Where the hub has a supervisor (anycar.supervisor), the engine's tasks run under it and the
+    database's failures are reported to it, so /api/v1/info shows them with everyone else's."""
+    import pytest
+
+    supervision = pytest.importorskip("anycar.supervisor")
+    supervisor = supervision.Supervisor()
+    store = Store(tmp_path / "hub.sqlite3", recovery_s=0.2)
+    store.on_change = lambda error: supervisor.report("automations-database", error)
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    engine = Engine(broker, store=store, supervisor=supervisor)
+    supervisor.add_probe("automations", engine.health)
+    assert engine.load_paths([write(tmp_path, "a.yaml", DOOR_LIGHT)]) == []
+    await engine.start()
+    try:
+        names = {t["name"]: t["state"] for t in supervisor.health()["tasks"]}
+        assert names == {
+            "automations-pump": "running",
+            "automations-scheduler": "running",
+            "automations-traces": "running",
+        }
+        assert store.connection is not None
+        store.connection.execute("PRAGMA query_only = ON")
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        await until(lambda: car.sent(LIGHT) == [True, False])
+        health = await until(lambda: (h := supervisor.health()) and not h["ok"] and h)
+        assert health["stores"][0]["name"] == "automations-database"
+        assert health["details"]["automations"]["database"] == "failing"
+    finally:
+        await engine.stop()
+    assert supervisor.health()["tasks"] == [] or all(
+        t["state"] in ("stopped", "finished") for t in supervisor.health()["tasks"]
+    )

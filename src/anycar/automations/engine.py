@@ -97,6 +97,7 @@ class Engine:
         traces_kept: int = 20,
         rate_limits: bool = True,
         assume_provided: bool = False,
+        supervisor: Any = None,
     ) -> None:
         self.broker = broker
         self.store = store if store is not None else Store(None)
@@ -130,7 +131,10 @@ class Engine:
         self._noticed: dict[tuple[str, str], float] = {}
         self._causes: dict[str, tuple[tuple[str, ...], float]] = {}
         self._sub: Subscription | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._stoppers: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._sub_changed = asyncio.Event()
+        self.supervisor = supervisor
         self._run_ids = itertools.count(1)
         self._timing: Timing | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -301,7 +305,9 @@ class Engine:
         self._timing = Timing(self._loop, self.wall, self._since.get, self._save_since)
         self.started = True
         self.events.add_listener(self._on_event)
+        self._sub_changed = asyncio.Event()
         self._index()
+        self._spawn("pump", self._pump)
         self._spawn("scheduler", self._scheduler)
         self._spawn("traces", self._flush_traces)
         for state in self.store.paused_runs():
@@ -312,11 +318,10 @@ class Engine:
         self.events.remove_listener(self._on_event)
         if self._sub is not None:
             self._sub.close()
-        for task in list(self._tasks.values()):
-            task.cancel()
-        for task in list(self._tasks.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            self._sub = None
+        for stop in list(self._stoppers.values()):
+            await stop()
+        self._stoppers.clear()
         self._tasks.clear()
         runs = [r for rs in self._running.values() for r in rs]
         for run in runs:
@@ -330,7 +335,13 @@ class Engine:
         self._save_traces()
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """A background task that logs and restarts when it fails, so it never dies silently."""
+        """A background task that logs and restarts when it fails, so it never dies silently: under
+        the hub's supervisor when it has one (shown in ``/api/v1/info``), else on its own."""
+        if self.supervisor is not None:
+            handle = self.supervisor.spawn(f"automations-{name}", body)
+            self._tasks[name] = handle.task
+            self._stoppers[name] = handle.stop
+            return
 
         async def supervised() -> None:
             while True:
@@ -344,10 +355,15 @@ class Engine:
                     log.exception("automations task %s failed; restarting it", name)
                     await asyncio.sleep(1.0)
 
-        old = self._tasks.get(name)
-        if old is not None:
-            old.cancel()
-        self._tasks[name] = asyncio.get_running_loop().create_task(supervised(), name=f"automations-{name}")
+        task = asyncio.get_running_loop().create_task(supervised(), name=f"automations-{name}")
+        self._tasks[name] = task
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+        self._stoppers[name] = stop
 
     # -- indexing -----------------------------------------------------------------------------
     def _close_watches(self) -> None:
@@ -386,10 +402,7 @@ class Engine:
                 self._sub = self.broker.subscribe(
                     sorted(paths), name="automations", send_current=False, queue_size=100_000
                 )
-                sub = self._sub
-                self._spawn("pump", lambda: self._pump(sub))
-            elif "pump" in self._tasks:
-                self._tasks.pop("pump").cancel()
+            self._sub_changed.set()  # the pump moves to the new subscription
 
     def _add(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
         for p in paths:
@@ -460,8 +473,15 @@ class Engine:
         return held_for
 
     # -- the hot path ---------------------------------------------------------------------------
-    async def _pump(self, sub: Subscription) -> None:
-        while not sub.closed:
+    async def _pump(self) -> None:
+        """One task for the engine's life: it follows the subscription as definitions change."""
+        while True:
+            sub = self._sub
+            if sub is None or sub.closed:
+                self._sub_changed.clear()
+                if self._sub is sub:
+                    await self._sub_changed.wait()
+                continue
             batch = await sub.get()
             for dp in batch:
                 try:
