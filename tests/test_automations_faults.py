@@ -15,7 +15,17 @@ from anycar.automations.engine import Engine
 from anycar.automations.source import SourceError, parse_yaml
 from anycar.automations.store import Store
 from anycar.broker import SignalBroker
-from automations_support import DOOR, INTENSITY, LIGHT, VOLTAGE, FakeCar, last_trace, until, write
+from automations_support import (
+    DOOR,
+    INTENSITY,
+    LIGHT,
+    VOLTAGE,
+    FakeCar,
+    last_trace,
+    started_engine,
+    until,
+    write,
+)
 
 DOOR_LIGHT = f"""
 automations:
@@ -26,25 +36,9 @@ automations:
 """
 
 
-async def _engine(tmp_path: Path, text: str, store: Store | None = None) -> tuple[Engine, FakeCar]:
-    broker = SignalBroker(actuation_timeout=0.3)
-    car = FakeCar(broker)
-    engine = Engine(broker, store=store)
-    assert engine.load_paths([write(tmp_path, "a.yaml", text)]) == []
-    await engine.start()
-    return engine, car
-
-
-async def _door_cycle(car: FakeCar, n: int) -> None:
-    for _ in range(n):
-        car.set(DOOR, False)
-        car.set(DOOR, True)
-        await asyncio.sleep(0.2)
-
-
 async def test_a_read_only_database_keeps_automations_running_and_shows_in_health(tmp_path: Path) -> None:
     store = Store(tmp_path / "hub.sqlite3", recovery_s=0.5)
-    engine, car = await _engine(tmp_path, DOOR_LIGHT, store)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT, store=store)
     try:
         assert engine.health()["database"] == "ok"
         assert store.connection is not None
@@ -66,7 +60,7 @@ async def test_a_read_only_database_keeps_automations_running_and_shows_in_healt
 
 async def test_a_full_database_keeps_automations_running(tmp_path: Path) -> None:
     store = Store(tmp_path / "hub.sqlite3")
-    engine, car = await _engine(tmp_path, DOOR_LIGHT, store)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT, store=store)
     try:
         assert store.connection is not None
         pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
@@ -86,7 +80,7 @@ async def test_a_full_database_keeps_automations_running(tmp_path: Path) -> None
 async def test_an_unopenable_database_means_memory_only_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite3").mkdir()
     store = Store(tmp_path / "dir.sqlite3")
-    engine, car = await _engine(tmp_path, DOOR_LIGHT, store)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT, store=store)
     try:
         assert engine.health()["database"] == "failing"
         car.set(DOOR, False)
@@ -97,7 +91,7 @@ async def test_an_unopenable_database_means_memory_only_not_a_crash(tmp_path: Pa
 
 
 async def test_a_self_triggering_automation_is_stopped(tmp_path: Path) -> None:
-    engine, car = await _engine(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -119,7 +113,7 @@ automations:
 
 
 async def test_an_accessory_removed_mid_run_is_a_traced_failure(tmp_path: Path) -> None:
-    engine, car = await _engine(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -149,7 +143,7 @@ automations:
 async def test_a_provider_that_never_answers_times_out_and_the_next_step_still_can_run(
     tmp_path: Path,
 ) -> None:
-    engine, car = await _engine(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -176,7 +170,7 @@ automations:
 
 
 async def test_a_failing_update_or_task_is_logged_counted_and_recovered(tmp_path: Path) -> None:
-    engine, car = await _engine(tmp_path, DOOR_LIGHT)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT)
     calls: list[int] = []
     real = engine.dispatch
 

@@ -5,30 +5,29 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from anycar.automations.engine import Engine
 from anycar.broker import SignalBroker
 from anycar.policy import PolicyEngine
-from automations_support import DOOR, INTENSITY, LIGHT, VOLTAGE, FakeCar, last_trace, until, write
+from automations_support import (
+    DOOR,
+    INTENSITY,
+    LIGHT,
+    VOLTAGE,
+    FakeCar,
+    last_trace,
+    started_engine,
+    until,
+    write,
+)
 
 LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
 
 
-async def _start(tmp_path: Path, text: str, **kw: Any) -> tuple[Engine, FakeCar]:
-    broker = SignalBroker(actuation_timeout=0.3)
-    car = FakeCar(broker)
-    engine = Engine(broker, **kw)
-    problems = engine.load_paths([write(tmp_path, "a.yaml", text)])
-    assert problems == [], [str(p) for p in problems]
-    await engine.start()
-    return engine, car
-
-
 async def test_door_opens_light_on_with_a_full_trace(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -74,7 +73,7 @@ automations:
 
 
 async def test_threshold_with_hysteresis_fires_once_per_crossing(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -98,7 +97,7 @@ automations:
 
 
 async def test_for_survives_a_short_unavailability_and_resets_after_the_grace(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -137,7 +136,7 @@ automations:
 
 
 async def test_actions_delay_wait_choose_repeat_stop_and_outcomes(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -189,7 +188,7 @@ automations:
 
 
 async def test_failed_steps_timeouts_and_no_provider_are_traced_failures(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -246,7 +245,7 @@ automations:
     ("mode", "expected"), [("single", 1), ("restart", 3), ("queued", 3), ("parallel", 3)]
 )
 async def test_modes(tmp_path: Path, mode: str, expected: int) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -275,7 +274,7 @@ automations:
 
 
 async def test_a_loop_is_detected_and_stopped_with_a_clear_event(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -303,7 +302,7 @@ automations:
 
 
 async def test_a_storm_is_rate_limited(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -329,7 +328,7 @@ automations:
 
 
 async def test_scene_is_one_batch_with_one_outcome_per_signal(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 scenes:
@@ -365,7 +364,7 @@ automations:
 
 
 async def test_dry_run_says_what_would_happen_without_acting(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -393,7 +392,7 @@ automations:
 
 
 async def test_geofence_enter_and_leave(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         """
 automations:
@@ -429,7 +428,7 @@ async def test_time_of_day_follows_the_wall_clock_and_a_jump_fires_once(tmp_path
 
     local = _time.localtime(wall() + 3600)
     at = f"{local.tm_hour:02d}:{local.tm_min:02d}"
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -583,7 +582,7 @@ automations:
 
 
 async def test_has_been_true_for_counts_from_when_the_condition_started_to_hold(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
