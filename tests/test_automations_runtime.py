@@ -346,13 +346,13 @@ automations:
     )
     car.refuse["Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.Color"] = "no red"
     try:
-        outcomes = await engine.apply_scene(engine.scenes["night_delivery"])
+        outcomes = await engine.acting.apply_scene(engine.scenes["night_delivery"])
         assert {p: o["outcome"] for p, o in outcomes.items()} == {
             LIGHT: "accepted",
             INTENSITY: "accepted",
             "Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.Color": "rejected",
         }
-        snap = engine.snapshot("now", ["Vehicle.Cabin.Light.Spotlight.Row1.DriverSide"])
+        snap = engine.acting.snapshot("now", ["Vehicle.Cabin.Light.Spotlight.Row1.DriverSide"])
         assert snap["targets"] == {LIGHT: True, INTENSITY: 20}
         car.set("Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", True)
         car.set("Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", False)

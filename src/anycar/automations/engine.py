@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anycar.automations import model as m
-from anycar.automations.compiler import OWNER_GRANT, Compiler, Context
-from anycar.automations.place import LATITUDE, LONGITUDE, next_sun_event
+from anycar.automations.acting import Acting
+from anycar.automations.compiler import Compiler, Context
+from anycar.automations.place import LATITUDE, LONGITUDE
 from anycar.automations.runner import Run, dry_run
 from anycar.automations.source import (
     Document,
@@ -33,21 +34,19 @@ from anycar.automations.source import (
     schema_problems,
 )
 from anycar.automations.store import Store
+from anycar.automations.timed import Timed
 from anycar.automations.watch import FenceWatch, HeldWatch, SignalWatch, Timing, since_key
 from anycar.broker import SignalBroker
 from anycar.broker.subscription import Subscription
 from anycar.errors import AnycarError
-from anycar.model.signal import NodeType
 from anycar.policy.access import AccessControl
 from anycar.policy.engine import PolicyEngine
-from anycar.policy.errors import PermissionDenied
 from anycar.policy.events import Event, EventLog
 from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
 MAX_CHAIN = 8  # automations setting what triggers automations: deeper than this is a loop
-CAUSE_WINDOW_S = 2.0  # an update within this of an automation's actuation is caused by it
 TRACE_FLUSH_S = 0.5
 ACCESSORY_EVENTS = {
     "fitted": "fitted",
@@ -77,14 +76,6 @@ class Status:
         }
 
 
-@dataclass
-class _Timed:
-    automation: str
-    spec: m.TimeTrigger | m.IntervalTrigger | m.SunTrigger
-    fire: Callable[[dict[str, Any]], None]
-    due: float | None = None
-
-
 class Engine:
     def __init__(
         self,
@@ -109,6 +100,7 @@ class Engine:
         self.assume_provided = assume_provided  # offline validation without a car: no provider check
         self.access = policy.access if policy is not None else AccessControl()
         self.events: EventLog = policy.events if policy is not None else EventLog(None)
+        self.acting = Acting(broker, policy, self.access, self.events)
         self.automations: dict[str, m.Automation] = {}
         self.scenes: dict[str, m.Scene] = {}
         self.status: dict[str, Status] = {}
@@ -120,7 +112,7 @@ class Engine:
         self._by_path: dict[str, list[Handler]] = {}
         self._watches: list[Any] = []
         self._held: dict[str, HeldWatch] = {}
-        self._timed: list[_Timed] = []
+        self.timed = Timed(wall, self._current)
         self._accessory: list[tuple[m.AccessoryTrigger, Callable[[dict[str, Any]], None]]] = []
         self._driving: list[tuple[m.DrivingTrigger, Callable[[dict[str, Any]], None]]] = []
         self._running: dict[str, list[Run]] = {}
@@ -129,7 +121,6 @@ class Engine:
         self._unsaved: list[dict[str, Any]] = []
         self._buckets: dict[str, TokenBucket] = {}
         self._noticed: dict[tuple[str, str], float] = {}
-        self._causes: dict[str, tuple[tuple[str, ...], float]] = {}
         self._sub: Subscription | None = None
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._stoppers: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -308,7 +299,7 @@ class Engine:
         self._sub_changed = asyncio.Event()
         self._index()
         self._spawn("pump", self._pump)
-        self._spawn("scheduler", self._scheduler)
+        self._spawn("scheduler", self.timed.run)
         self._spawn("traces", self._flush_traces)
         for state in self.store.paused_runs():
             self._resume(state)
@@ -372,7 +363,7 @@ class Engine:
         self._watches = []
         self._by_path = {}
         self._held = {}
-        self._timed = []
+        self.timed.clear()
         self._accessory = []
         self._driving = []
 
@@ -383,14 +374,14 @@ class Engine:
         for a in self.automations.values():
             for i, spec in enumerate(a.triggers):
                 self._watch(a.id, f"t{i}", spec, self._firer(a.id, spec))
-            for cond in _signal_conditions(a):
+            for cond in m.signal_conditions(a):
                 if cond.for_s:
                     key = since_key(a.id, cond.key, cond.describe())
                     held = HeldWatch(cond, key, self._timing)
                     self._held[f"{a.id}/{cond.key}"] = held
                     self._add(held.paths, _held_handler(held), held)
                     held.prime(self._current(cond.path))
-            paths.update(_read_paths(a))
+            paths.update(m.wait_paths(a))
         paths.update(self._by_path)
         paths = {p for p in paths if p in self.broker.catalog}
         old = self._sub
@@ -427,11 +418,7 @@ class Engine:
             fence.prime(self._current(LATITUDE), self._current(LONGITUDE))
             return lambda: self._unwatch(fence.paths, fhandler, fence)
         if isinstance(spec, (m.TimeTrigger, m.IntervalTrigger, m.SunTrigger)):
-            timed = _Timed(automation, spec, fire, None)
-            timed.due = self._next_due(timed, self.wall())
-            self._timed.append(timed)
-            self._wake_scheduler()
-            return lambda: self._timed.remove(timed) if timed in self._timed else None
+            return self.timed.add(spec, fire)
         if isinstance(spec, m.AccessoryTrigger):
             entry = (spec, fire)
             self._accessory.append(entry)
@@ -495,14 +482,7 @@ class Engine:
         if not handlers:
             return
         self.counters["evaluated"] += 1
-        chain: tuple[str, ...] = ()
-        cause = self._causes.get(path)
-        if cause is not None:
-            if cause[1] >= time.monotonic():
-                chain = cause[0]
-            else:
-                del self._causes[path]
-        info = {"path": path, "chain": chain}
+        info = {"path": path, "chain": self.acting.cause_of(path)}
         for handler in list(handlers):
             handler(path, value, info)
 
@@ -664,93 +644,6 @@ class Engine:
     def driving_state(self) -> str | None:
         return str(self.policy.driving_state) if self.policy is not None else None
 
-    def grant_of(self, owner: str) -> Any:
-        if owner == "owner":
-            return OWNER_GRANT
-        return self.policy.grants.get(owner) if self.policy is not None else None
-
-    def refusal(self, automation: m.Automation, path: str) -> str | None:
-        """Why the owner's grant does not let this automation set ``path`` now (``None``: it does)."""
-        grant = self.grant_of(automation.owner)
-        if grant is None:
-            return f"owner {automation.owner} has no grant"
-        try:
-            self.access.check_actuate(grant, path)
-        except PermissionDenied as exc:
-            return str(exc)
-        sig = self.broker.catalog.find(path)
-        if sig is None or sig.type is not NodeType.ACTUATOR:
-            return f"{path} is no longer an actuator in the catalog"
-        return None
-
-    def requester(self, a: m.Automation) -> str:
-        """Who the broker sees asking: an accessory-owned automation asks as that accessory, so the
-        broker's own guard of the safety-critical branches applies to it too."""
-        grant = self.grant_of(a.owner)
-        if grant is not None and grant.kind == "accessory":
-            return f"accessory:{a.owner}"
-        return f"automation:{a.id}"
-
-    async def actuate(
-        self, a: m.Automation, path: str, value: Any, timeout: float | None, chain: tuple[str, ...]
-    ) -> tuple[str, str]:
-        why = self.refusal(a, path)
-        if why is not None:
-            if self.policy is not None:
-                self.policy.refuse(f"automation:{a.id}", f"{a.id} may not set {path}: {why}", path=path)
-            return "refused", why
-        self._causes[path] = ((*chain, a.id), time.monotonic() + CAUSE_WINDOW_S)
-        try:
-            result = await self.broker.actuate(path, value, requester=self.requester(a), timeout=timeout)
-        except AnycarError as exc:
-            return "error", str(exc)
-        return str(result.status), result.reason
-
-    async def apply_scene(
-        self, scene: m.Scene, a: m.Automation | None = None, chain: tuple[str, ...] = ()
-    ) -> dict[str, dict[str, str]]:
-        """One batch, one outcome per signal; targets the owner may not set are refused, not sent."""
-        outcomes: dict[str, dict[str, str]] = {}
-        allowed: dict[str, Any] = {}
-        who = a if a is not None else _scene_runner(scene)
-        for path, value in scene.targets.items():
-            why = self.refusal(who, path)
-            if why is not None:
-                outcomes[path] = {"outcome": "refused", "reason": why}
-            else:
-                allowed[path] = value
-                self._causes[path] = ((*chain, who.id), time.monotonic() + CAUSE_WINDOW_S)
-        if allowed:
-            try:
-                results = await self.broker.actuate_many(allowed, requester=self.requester(who))
-            except AnycarError as exc:
-                for path in allowed:
-                    outcomes[path] = {"outcome": "error", "reason": str(exc)}
-            else:
-                for r in results:
-                    outcomes[r.path] = {"outcome": str(r.status), "reason": r.reason}
-        return {p: outcomes[p] for p in scene.targets}
-
-    def snapshot(self, scene_id: str, patterns: Iterable[str], name: str = "") -> dict[str, Any]:
-        """A scene definition from the current values of the actuators the patterns cover."""
-        targets: dict[str, Any] = {}
-        for pattern in patterns:
-            for sig in self.broker.catalog.resolve(pattern):
-                if sig.type is not NodeType.ACTUATOR:
-                    continue
-                dp = self.broker.get(sig.path)
-                if dp is not None and dp.value is not None:
-                    targets[sig.path] = dp.value
-        if not targets:
-            raise AnycarError("no actuator under those patterns has a value to snapshot")
-        body: dict[str, Any] = {"id": scene_id, "targets": targets}
-        if name:
-            body["name"] = name
-        return body
-
-    def notify(self, a: m.Automation, message: str) -> None:
-        self.events.log("automation_notify", a.id, message, automation=a.id)
-
     async def sleep_until(self, due: float) -> None:
         """Sleep until a wall-clock moment, measured on the monotonic clock from now: a clock jump
         while sleeping neither shortens nor stretches the delay."""
@@ -854,56 +747,6 @@ class Engine:
         run = dry_run(self, a, overrides)
         return await run.execute()
 
-    # -- time-based triggers --------------------------------------------------------------------
-    def _next_due(self, timed: _Timed, now: float) -> float | None:
-        spec = timed.spec
-        if isinstance(spec, m.IntervalTrigger):
-            return now + spec.every_s
-        if isinstance(spec, m.TimeTrigger):
-            local = time.localtime(now)
-            midnight = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
-            due = midnight + spec.at_s
-            if due <= now:
-                tomorrow = time.localtime(midnight + 86400 + 3600)
-                due = (
-                    time.mktime((tomorrow.tm_year, tomorrow.tm_mon, tomorrow.tm_mday, 0, 0, 0, 0, 0, -1))
-                    + spec.at_s
-                )
-            return due
-        lat, lon = self._current(LATITUDE), self._current(LONGITUDE)
-        if lat is None or lon is None:
-            return None  # asked again once the car knows where it is
-        return next_sun_event(float(lat), float(lon), spec.event, now, spec.offset_s)
-
-    def _wake_scheduler(self) -> None:
-        wake = getattr(self, "_scheduler_wake", None)
-        if wake is not None:
-            wake.set()
-
-    async def _scheduler(self) -> None:
-        self._scheduler_wake = asyncio.Event()
-        while True:
-            now = self.wall()
-            nearest = 60.0
-            for timed in list(self._timed):
-                if timed.due is None:
-                    timed.due = self._next_due(timed, now)
-                    if timed.due is None:
-                        continue
-                if timed.due <= now:
-                    late = now - timed.due
-                    timed.due = self._next_due(timed, now)
-                    timed.fire(
-                        {"value": None, "previous": None, **({"late_s": round(late, 3)} if late > 1 else {})}
-                    )
-                    if timed.due is None:
-                        continue
-                nearest = min(nearest, timed.due - now)
-            # wake at least once a second: a wall-clock jump is noticed within a second
-            self._scheduler_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._scheduler_wake.wait(), max(0.01, min(1.0, nearest)))
-
     # -- policy events: accessories and driving state ----------------------------------------------
     def _on_event(self, event: Event) -> None:
         kind = ACCESSORY_EVENTS.get(event.kind)
@@ -974,53 +817,3 @@ def _with_origin(a: m.Automation, origin: str) -> m.Automation:
     from dataclasses import replace
 
     return replace(a, origin=origin)
-
-
-def _scene_runner(scene: m.Scene) -> m.Automation:
-    """A scene applied by hand acts with the scene's owner's grant."""
-    return m.Automation(id=f"scene:{scene.id}", triggers=(), conditions=(), actions=(), owner=scene.owner)
-
-
-def _walk_actions(actions: Iterable[m.Action]) -> Iterable[m.Action]:
-    for action in actions:
-        yield action
-        if isinstance(action, m.Choose):
-            for b in action.branches:
-                yield from _walk_actions(b.sequence)
-            yield from _walk_actions(action.default)
-        elif isinstance(action, m.Repeat):
-            yield from _walk_actions(action.sequence)
-
-
-def _walk_conditions(conds: Iterable[m.Condition]) -> Iterable[m.Condition]:
-    for c in conds:
-        yield c
-        if isinstance(c, (m.AllOf, m.AnyOf, m.NoneOf)):
-            yield from _walk_conditions(c.items)
-
-
-def _all_conditions(a: m.Automation) -> Iterable[m.Condition]:
-    yield from _walk_conditions(a.conditions)
-    for action in _walk_actions(a.actions):
-        if isinstance(action, m.Choose):
-            for b in action.branches:
-                yield from _walk_conditions(b.conditions)
-        elif isinstance(action, m.Repeat):
-            yield from _walk_conditions((*action.while_, *action.until))
-
-
-def _signal_conditions(a: m.Automation) -> Iterable[m.SignalCondition]:
-    return (c for c in _all_conditions(a) if isinstance(c, m.SignalCondition))
-
-
-def _read_paths(a: m.Automation) -> set[str]:
-    """Signals that waits may watch: subscribed up front so a wait never needs a new subscription."""
-    out: set[str] = set()
-    for action in _walk_actions(a.actions):
-        if isinstance(action, m.WaitFor):
-            for t in action.triggers:
-                if isinstance(t, m.SignalTrigger):
-                    out.add(t.path)
-                elif isinstance(t, m.GeofenceTrigger):
-                    out.update((LATITUDE, LONGITUDE))
-    return out
