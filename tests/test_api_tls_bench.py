@@ -30,10 +30,15 @@ async def test_viss_and_rest_over_tls(tmp_path) -> None:
 
 
 def test_bench_api_runs_both_transports_in_separate_processes() -> None:
-    """Not a timing test: the command works end to end and delivers what was published."""
-    result = bench_api.run(seconds=0.6, rate=2_000, batch=20, signals=20, warmup=0.1)
+    """Not a timing test: the command works end to end, delivers what was published, and says
+    for every run what was held back, dropped and lost."""
+    result = bench_api.run(seconds=0.8, rates=(2_000,), batch=20, signals=20, warmup=0.2)
     for transport in ("grpc", "viss"):
-        run = next(r for r in result["runs"] if r["transport"] == transport)
-        assert run["published"] > 0 and run["publish_errors"] == 0
-        assert run["received"] > 0 and result[transport]["signals_per_s"] > 0
-        assert set(result[transport]) == {"signals_per_s", "p50_ms", "p99_ms"}
+        runs = [r for r in result["runs"] if r["transport"] == transport]
+        assert [r["offered_per_s"] for r in runs] == ["unpaced", 2_000]
+        paced = runs[1]
+        assert paced["published"] > 0 and paced["publish_errors"] == 0
+        assert paced["received"] > 0 and paced["dropped_by_hub"] is not None
+        assert paced["held_back"] is not None and paced["lost"] >= 0
+        summary = result[transport]
+        assert summary["saturation_per_s"] > 0 and set(summary["2000"]) >= {"p50_ms", "p99_ms", "held_back"}

@@ -69,7 +69,7 @@ async def test_curvelog_subscription_sends_only_the_points_that_matter() -> None
             )
         )
         refused = json.loads(await ws.recv())
-        assert refused["error"]["reason"] == "filter_invalid"
+        assert refused["error"]["reason"] == "invalid_data"
         await ws.send(
             json.dumps(
                 {

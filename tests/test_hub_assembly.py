@@ -211,7 +211,9 @@ async def test_nobody_grants_more_than_their_token_holds(tmp_path: Path) -> None
         build_hub(config, parts) as hub,
         httpx.AsyncClient(base_url=hub.endpoints()["http"]) as client,
     ):
-        narrow = {"Authorization": f"Bearer {keys.token('read:Vehicle.Speed actuate:Vehicle.Cabin.Light.*')}"}
+        narrow = {
+            "Authorization": f"Bearer {keys.token('read:Vehicle.Speed actuate:Vehicle.Cabin.Light.* admin')}"
+        }
         body = {"reads": ["Vehicle.Speed"], "actuates": ["Vehicle.Cabin.Door.*.*.IsOpen"]}
         refused = await client.put("/api/v1/grants/app", json=body, headers=narrow)
         assert refused.status_code == 403

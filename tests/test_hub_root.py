@@ -124,7 +124,7 @@ async def test_components_rest_groups_and_openapi(tmp_path) -> None:
             assert dome["value"] is False and dome["provider"] == "accessories-test"
             forbidden = await http.get("/api/v1/signals/Vehicle/Speed", headers=token)
             assert forbidden.status_code == 403 and forbidden.json()["error"]["reason"] == "user_forbidden"
-            missing = await http.get("/api/v1/signals/Vehicle/Nope", headers=token)
+            missing = await http.get("/api/v1/signals/Vehicle/Cabin/Nope", headers=token)
             assert missing.status_code == 404
             wide = {"Authorization": "Bearer " + keys.token("read")}
             providers = (await http.get("/api/v1/providers", headers=wide)).json()["providers"]

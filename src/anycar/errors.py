@@ -40,6 +40,13 @@ class InvalidPattern(AnycarError):
     reason = "bad_request"
 
 
+class TooManySignals(AnycarError):
+    """One request names too many patterns or covers too many signals (``anycar.model.paths``)."""
+
+    code = 400
+    reason = "bad_request"
+
+
 class InvalidValue(AnycarError):
     """A value does not fit the signal's datatype, limits, allowed values or pattern."""
 

@@ -15,7 +15,14 @@ class CanonicalError(ValueError):
 
 
 def canonical_json(value: Any) -> bytes:
-    return _encode(value, "$").encode("utf-8")
+    try:
+        return _encode(value, "$").encode("utf-8")
+    except UnicodeEncodeError as exc:  # "\ud800": a lone surrogate is not text, so has no UTF-8
+        raise CanonicalError(
+            f"a string holds a lone surrogate (\\u{ord(exc.object[exc.start]):04x})"
+        ) from None
+    except RecursionError:
+        raise CanonicalError("the value nests too deeply") from None
 
 
 def _encode(value: Any, where: str) -> str:

@@ -6,6 +6,7 @@ happen. ``fit_virtual_fleet`` is also what a hub's own demo uses to populate its
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from anycar.accessories.manifest import parse_manifest
 from anycar.accessories.mounts import load_profile_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.broker import SignalBroker
+from anycar.errors import ConfigError
 from anycar.policy import Event, PolicyEngine
 
 VEHICLE = [
@@ -30,31 +32,73 @@ VEHICLE = [
 ]
 
 
+def virtual_vendor_key(db_path: Path) -> Ed25519PrivateKey:
+    """The virtual fleet's vendor key, kept next to the hub database (owner-only file).
+
+    A hub started again on the same database must find its virtual accessories under the key it
+    trusted the first time, or every restart would trust one more throw-away key."""
+    path = db_path.with_name(db_path.name + ".virtual-vendor.pem")
+    if path.exists():
+        return signing.load_private_key(path)
+    key = signing.generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(signing.private_pem(key))
+    return key
+
+
 async def fit_virtual_fleet(
     manager: AccessoryManager,
     key: Ed25519PrivateKey,
     names: list[str] | None = None,
     say: Callable[[str], Any] = lambda line: None,
 ) -> list[Accessory]:
-    """Start, attest, commission and fit each virtual accessory that has a free mount."""
+    """Start, attest, commission and fit each virtual accessory that has a free mount.
+
+    A virtual accessory already in the registry (a hub started again on the same database) is
+    not commissioned twice: it reconnects with the token the registry holds for it, as a real
+    accessory does with the token it saved."""
     if manager.trust.get(signing.key_id(key)) is None:
         manager.add_vendor_key(virtual.VIRTUAL_VENDOR_ID, signing.public_b64(key), "virtual accessories")
     fitted: list[Accessory] = []
     for i, name in enumerate(names or list(virtual.VIRTUAL)):
         manifest = parse_manifest(virtual.manifest_data(name), catalog=manager.broker.catalog)
+        serial = f"V{i:03d}"
+        known = manager.registry.by_accessory(f"{manifest.product_key}:{serial}")
+        if known is not None:
+            if known.instance not in manager.fitted:
+                say(f"{name} is commissioned as {known.instance} but could not be restored")
+                continue
+            acc = virtual.build(name, serial=serial, signing_key=key)
+            acc.token, acc.instance = known.token, known.instance
+            acc.start(manager.url)
+            await _reached(acc, acc.running, name)
+            fitted.append(acc)
+            continue
         mount = manager.board.suggest(
             manifest.mount_types, manifest.power, prefer_driver_view=True if name == "dash_display" else None
         )
         if mount is None:
             say(f"no free mount in {manager.mounts.profile} fits {name} ({', '.join(manifest.mount_types)})")
             continue
-        acc = virtual.build(name, serial=f"V{i:03d}", signing_key=key)
+        acc = virtual.build(name, serial=serial, signing_key=key)
         acc.start(manager.url)
-        await asyncio.wait_for(acc.awaiting.wait(), 10)
+        await _reached(acc, acc.awaiting, name)
         await manager.commission(f"{manifest.product_key}:{acc.serial}", acc.pairing_code, mount)
-        await asyncio.wait_for(acc.running.wait(), 10)
+        await _reached(acc, acc.running, name)
         fitted.append(acc)
     return fitted
+
+
+async def _reached(acc: Accessory, state: asyncio.Event, name: str, timeout: float = 10.0) -> None:
+    """Wait for ``state``; if the hub refused the accessory, say why instead of a bare timeout."""
+    try:
+        await asyncio.wait_for(state.wait(), timeout)
+    except TimeoutError:
+        await acc.stop()
+        why = acc.errors[-1]["message"] if acc.errors else f"no answer in {timeout:g} s"
+        raise ConfigError(f"virtual accessory {name} ({acc.serial}) did not start: {why}") from None
 
 
 async def run(

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import re
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from ssl import SSLContext
 from typing import Any
 
 from anycar.accessories import running
-from anycar.accessories.commissioning import PairingGuard
+from anycar.accessories.commissioning import PairingGuard, ProofLedger
 from anycar.accessories.errors import (
     AccessoryNotFound,
     AttestationError,
@@ -42,8 +43,10 @@ from anycar.policy.engine import LoadStatus, PolicyEngine
 from anycar.policy.errors import PermissionDenied
 from anycar.policy.power import Priority
 from anycar.policy.privileges import Grant, Privilege
+from anycar.supervisor import Supervised, log_task_failure
 
 _INSTANCE = re.compile(r"^[A-Z][A-Za-z0-9_]{0,40}$")
+MAX_CONTENDERS = 4  # connections waiting for the same accessory's code at once
 
 
 @dataclass
@@ -106,15 +109,17 @@ class AccessoryManager:
         self.registry = Registry(db_path)
         self.board = MountBoard(mounts)
         self.limits = limits if limits is not None else Limits()
-        self.pairing = pairing if pairing is not None else PairingGuard()
+        self.pairing = pairing if pairing is not None else PairingGuard(db_path)
         self.host = host
         self.port = port
         self.ssl = ssl
         self.fitted: dict[str, Fitted] = {}
-        self.pending: dict[str, Session] = {}
+        self.pending: dict[str, Session] = {}  # the newest waiting connection per accessory
+        self.contenders: dict[str, list[Session]] = {}  # every waiting connection per accessory
+        self.proofs = ProofLedger()
         self.sessions: set[Session] = set()
         self._status: Provider | None = None
-        self._monitor: asyncio.Task[None] | None = None
+        self._monitor: Supervised | None = None
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.trust.on_revoke(self._on_revoke)
@@ -148,13 +153,13 @@ class AccessoryManager:
         self._server = AccessoryServer(self, self.host, self.port, self.ssl)
         await self._server.start()
         self.port = self._server.port
-        self._monitor = asyncio.create_task(running.watch_heartbeats(self), name="accessory-heartbeats")
+        self._monitor = self.policy.supervisor.spawn(
+            "accessory-heartbeats", lambda: running.watch_heartbeats(self)
+        )
 
     async def stop(self) -> None:
         if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+            await self._monitor.stop()
             self._monitor = None
         if self._server is not None:
             await self._server.stop()
@@ -170,6 +175,7 @@ class AccessoryManager:
             await self.policy.stop()
             self.policy.close()
         self.registry.close()
+        self.pairing.close()
         if self._own_trust:
             self.trust.close()
 
@@ -179,16 +185,22 @@ class AccessoryManager:
 
     # -- hello: attestation and recognition -------------------------------------------------
     async def hello(self, session: Session, msg: dict[str, Any]) -> dict[str, Any]:
-        """Attest the manifest; a known accessory must prove its token, a new one waits."""
+        """Attest the manifest; a known accessory must prove its token, a new one waits.
+
+        The signature is checked on the raw manifest first (bounded in size and depth): nothing
+        of it (patterns, overlay, signals) is parsed or resolved before a trusted key vouched."""
+        raw = msg["manifest"]
         try:
-            manifest = parse_manifest(msg["manifest"], source="hello.manifest", catalog=self.broker.catalog)
-        except ManifestError as exc:
-            self.events.log("attestation_failed", session.peer, f"invalid manifest: {exc}", field=exc.field)
+            key = self.trust.attest(raw)
+        except (AttestationError, ManifestError) as exc:
+            self.events.log(
+                "attestation_failed", session.peer, f"{session.peer}: {exc}", serial=msg["serial"]
+            )
             raise
         try:
-            key = self.trust.attest(manifest.data)
-        except AttestationError as exc:
-            self.events.log("attestation_failed", f"{manifest.product_key}:{msg['serial']}", str(exc))
+            manifest = parse_manifest(raw, source="hello.manifest", catalog=self.broker.catalog)
+        except ManifestError as exc:
+            self.events.log("attestation_failed", session.peer, f"invalid manifest: {exc}", field=exc.field)
             raise
         session.manifest = manifest
         session.serial = msg["serial"]
@@ -196,18 +208,24 @@ class AccessoryManager:
         session.accessory = f"{manifest.product_key}:{session.serial}"
         session.pairing_proof = msg.get("pairing_proof")
         rec = self.registry.by_accessory(session.accessory)
-        if rec is None:
-            old = self.pending.get(session.accessory)
-            if old is not None and old is not session:
-                await old.close("replaced by a new connection")
-            self.pending[session.accessory] = session
+        auth = msg.get("auth")
+        if rec is None or (not rec.confirmed and not auth):
+            # new, or commissioned but its token never arrived: it waits for its pairing code
+            proof = session.pairing_proof
+            if proof is not None and not self.proofs.first_use(proof, id(session)):
+                self.events.log(
+                    "attestation_failed", session.accessory, f"replayed hello for {session.accessory} refused"
+                )
+                raise AttestationError(
+                    "replayed hello: this pairing proof answered another connection's challenge"
+                )
+            self._contend(session)
             return {
                 "type": "welcome",
                 "state": "awaiting_commissioning",
                 "accessory": session.accessory,
                 "heartbeat_interval_s": self.limits.heartbeat_interval_s,
             }
-        auth = msg.get("auth")
         if not auth or not proofs_match(auth_proof(rec.token, session.nonce), auth):
             self.events.log(
                 "attestation_failed", rec.instance, f"{session.accessory} failed reconnection auth"
@@ -215,6 +233,8 @@ class AccessoryManager:
             raise AttestationError(
                 f"{session.accessory} is commissioned as {rec.instance}; 'auth' proof is wrong or missing"
             )
+        if not rec.confirmed:
+            self._confirm(rec)
         fitted = self.fitted.get(rec.instance)
         if fitted is None:
             raise AttestationError(
@@ -263,33 +283,26 @@ class AccessoryManager:
         reads: list[str] | None = None,
         priority: Priority | str | None = None,
     ) -> AccessoryRecord:
-        """Check the pairing code the accessory shows, fit it at ``mount_id`` and start it."""
-        session = self.pending.get(accessory)
-        if session is None or session.manifest is None:
-            waiting = ", ".join(self.pending) or "none"
-            raise AccessoryNotFound(
-                f"no accessory {accessory!r} is waiting to be commissioned (waiting: {waiting})"
-            )
+        """Check the pairing code the accessory shows, fit it at ``mount_id`` and start it.
+
+        Registry row and grant row are one transaction, written before the token is sent: a
+        crash before the commit leaves nothing, one after it leaves an unconfirmed record that
+        a retried commissioning (the accessory says hello without a token) completes."""
+        session = self._paired_session(accessory, code)
         manifest = session.manifest
-        try:
-            self.pairing.check(
-                accessory, code, nonce=session.nonce, serial=session.serial, proof=session.pairing_proof
-            )
-        except PairingError as exc:
-            kind = "locked_out" if exc.locked_until is not None else "pairing_failed"
-            self.events.log(kind, accessory, str(exc))
-            raise
-        except ProtocolError as exc:
-            self.events.log("pairing_failed", accessory, str(exc))
-            raise
+        assert manifest is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         priv = Privilege.parse(privilege)
         if priv is Privilege.ADMINISTER:
             raise PermissionDenied("an accessory can be granted at most Manage")
-        name = instance or self._next_instance(manifest)
+        earlier = self.registry.by_accessory(accessory)  # unconfirmed: its token never arrived
+        name = instance or (earlier.instance if earlier is not None else self._next_instance(manifest))
         if not _INSTANCE.match(name):
             raise ConfigError(f"instance name {name!r} must be a VSS name starting with a capital letter")
-        if name in self.fitted or self.registry.get(name) is not None:
+        mine = earlier.instance if earlier is not None else None
+        if name != mine and (name in self.fitted or self.registry.get(name) is not None):
             raise ConfigError(f"instance name {name!r} is already in use")
+        if mine is not None and mine in self.fitted:
+            self._unfit(self.fitted.pop(mine))  # fitted again below, from the new record
         try:
             self.board.check(name, mount_id, manifest.mount_types, manifest.power)
         except FitRefused as exc:
@@ -316,10 +329,25 @@ class AccessoryManager:
             reads=list(reads) if reads is not None else list(manifest.reads),
             actuates=granted if priv >= Privilege.OPERATE else [],
             commissioned_at=time.time(),
+            confirmed=False,
         )
-        fitted = self._activate(rec, manifest=manifest)
-        self.registry.put(rec)
-        del self.pending[accessory]
+        fitted: Fitted | None = None
+        try:
+            with self.registry.transaction():
+                fitted = self._activate(rec, manifest=manifest)  # writes the grant row
+                if mine is not None and mine != name:
+                    self.registry.drop(mine)
+                    self.policy.grants.drop(mine)
+                self.registry.put(rec)
+        except BaseException:
+            self.registry.restore(name, earlier if mine == name else None)
+            if fitted is not None:
+                self.fitted.pop(name, None)
+                self._unfit(fitted)
+            with contextlib.suppress(sqlite3.Error):  # the row went with the rollback; memory too
+                self.policy.grants.drop(name)
+            raise
+        self._drop_contenders(accessory, keep=session)
         self.events.log("commissioned", name, f"{accessory} commissioned as {name} ({priv.label})")
         session.instance = name
         fitted.session = session
@@ -338,6 +366,63 @@ class AccessoryManager:
         )
         await self._tell_state(fitted)
         return rec
+
+    def _paired_session(self, accessory: str, code: str) -> Session:
+        """The waiting connection whose proof shows ``code``; counts one attempt if none does."""
+        candidates = [
+            s for s in self.contenders.get(accessory, []) if not s.closed and s.manifest is not None
+        ]
+        if not candidates:
+            waiting = ", ".join(self.pending) or "none"
+            raise AccessoryNotFound(
+                f"no accessory {accessory!r} is waiting to be commissioned (waiting: {waiting})"
+            )
+        try:
+            self.pairing.ensure_unlocked(accessory)
+            for candidate in reversed(candidates):  # newest first
+                if self.pairing.matches(
+                    code, nonce=candidate.nonce, serial=candidate.serial, proof=candidate.pairing_proof
+                ):
+                    self.pairing.succeeded(accessory)
+                    return candidate
+            if all(c.pairing_proof is None for c in candidates):
+                raise PairingError(
+                    f"{accessory} sent no pairing proof; it must show its code and send the proof"
+                )
+            self.pairing.failed(accessory)
+        except PairingError as exc:
+            kind = "locked_out" if exc.locked_until is not None else "pairing_failed"
+            self.events.log(kind, accessory, str(exc))
+            raise
+        except ProtocolError as exc:
+            self.events.log("pairing_failed", accessory, str(exc))
+            raise
+        raise AssertionError("unreachable: failed() raises")
+
+    def _contend(self, session: Session) -> None:
+        """Keep ``session`` waiting beside others for the same accessory (a replay or an
+        impostor must not push the real one out); the oldest of too many is closed."""
+        assert session.accessory is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        waiting = self.contenders.setdefault(session.accessory, [])
+        waiting.append(session)
+        while len(waiting) > MAX_CONTENDERS:
+            oldest = waiting.pop(0)
+            oldest.spawn(oldest.close("too many connections for this accessory"))
+        self.pending[session.accessory] = session
+
+    def _drop_contenders(self, accessory: str, keep: Session) -> None:
+        for other in self.contenders.pop(accessory, []):
+            if other is not keep:
+                other.spawn(other.close("another connection was commissioned"))
+        self.pending.pop(accessory, None)
+
+    def _confirm(self, rec: AccessoryRecord) -> None:
+        """The accessory proved its token: it has it, a hello without one is an impostor now."""
+        rec.confirmed = True
+        try:
+            self.registry.put(rec)
+        except sqlite3.Error as exc:  # kept in memory; persisted with the next change
+            self.policy.supervisor.report("registry", exc)
 
     def _next_instance(self, manifest: Manifest) -> str:
         families = {t.family for t in manifest.traits}
@@ -373,7 +458,7 @@ class AccessoryManager:
         )
         try:
             self.board.fit(rec.instance, rec.mount_id, manifest.mount_types, manifest.power)
-            assert self._status is not None
+            assert self._status is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             self._status.claim([binding.status_path])
         except AnycarError:
             provider.close()
@@ -422,16 +507,22 @@ class AccessoryManager:
             session.fail_pending(f"{instance} was removed")
             await session.send({"type": "removed", "reason": reason})
             await session.close("removed")
+        self._unfit(fitted, status="REMOVED")
+        with self.registry.transaction():
+            self.policy.grants.drop(instance)
+            self.registry.drop(instance)
+        self.events.log("removed", instance, f"{instance} removed from {fitted.mount.id}: {reason}")
+
+    def _unfit(self, fitted: Fitted, status: str | None = None) -> None:
+        """Undo ``_activate`` in this run (provider, status signal, mount, load); rows stay."""
         fitted.provider.mark_unavailable()
         fitted.provider.close()
         if self._status is not None:
-            self._status.publish(fitted.binding.status_path, "REMOVED")
+            if status is not None:
+                self._status.publish(fitted.binding.status_path, status)
             self._status.release([fitted.binding.status_path])
-        self.board.release(instance)
-        self.policy.unregister_load(instance)
-        self.policy.grants.drop(instance)
-        self.registry.drop(instance)
-        self.events.log("removed", instance, f"{instance} removed from {fitted.mount.id}: {reason}")
+        self.board.release(fitted.instance)
+        self.policy.unregister_load(fitted.instance)
 
     # -- messages from a running accessory (see running.py) ---------------------------------
     def seen(self, session: Session) -> None:
@@ -445,8 +536,17 @@ class AccessoryManager:
         self.sessions.discard(session)
         session.fail_pending("accessory went away")
         session.stop_subscriptions()
-        if session.accessory is not None and self.pending.get(session.accessory) is session:
-            del self.pending[session.accessory]
+        if session.accessory is not None:
+            waiting = self.contenders.get(session.accessory)
+            if waiting is not None and session in waiting:
+                waiting.remove(session)
+                if not waiting:
+                    del self.contenders[session.accessory]
+            if self.pending.get(session.accessory) is session:
+                if waiting:
+                    self.pending[session.accessory] = waiting[-1]
+                else:
+                    del self.pending[session.accessory]
         if session.instance is None:
             return
         fitted = self.fitted.get(session.instance)
@@ -467,9 +567,10 @@ class AccessoryManager:
         loop = asyncio.get_running_loop()  # sessions only exist while the hub's loop runs
         for session in affected:
             session.fail_pending("vendor key revoked")
-            task = loop.create_task(self._drop_revoked(session))
+            task = loop.create_task(self._drop_revoked(session), name=f"revoke-{session.peer}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(log_task_failure)
 
     async def _drop_revoked(self, session: Session) -> None:
         await session.send(

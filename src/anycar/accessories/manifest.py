@@ -16,10 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from anycar import decoding
 from anycar.accessories.errors import ManifestError
 from anycar.accessories.traits import Trait, trait_catalog
 from anycar.errors import AnycarError, OverlayError
@@ -216,7 +216,7 @@ class Manifest:
                     paths[spec.local] = found.path
                     continue
                 ref = found or sample
-                assert ref is not None  # checked when the manifest was parsed
+                assert ref is not None  # checked when the manifest was parsed  # nosec B101 # the manifest was checked when parsed; narrows the type for mypy
                 meta = {k: v for k, v in ref.metadata().items() if k in _OVERLAY_KEYS}
                 meta.update(spec.attrs)
                 nodes[f"{base}.{spec.local}"] = meta
@@ -272,13 +272,9 @@ def load_manifest(path: str | Path, *, catalog: Catalog | None = None) -> Manife
 
 def read_manifest_data(text: str, source: str) -> dict[str, Any]:
     try:
-        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ManifestError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        data = decoding.load_document(text, source)
+    except decoding.DecodingError as exc:
+        raise ManifestError(str(exc)) from None
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: a manifest is a mapping, got {type(data).__name__}")
     return data
@@ -377,7 +373,7 @@ def _check_signals(
         seen[spec.local] = spec.key
         if spec.standard:
             path = _fill(spec.key, SAMPLE_LOCATION)
-            assert path is not None
+            assert path is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             branch = access.safety_branch(path)
             if branch is not None:
                 problems.append((where, f"{path} is in safety-critical {branch}; no accessory may write it"))

@@ -14,8 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.accessories.manifest import mount_types
 from anycar.errors import ConfigError
 from anycar.policy.driving import DrivingConfig
@@ -97,11 +96,9 @@ def load_mounts(profile_dir: str | Path) -> MountPlan:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        data = decoding.load_document(text, str(path))
+    except decoding.DecodingError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_mounts(data, source=str(path), default_profile=Path(profile_dir).name)
 
 

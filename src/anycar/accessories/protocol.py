@@ -15,6 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from anycar import decoding
 from anycar.accessories.errors import ProtocolError
 from anycar.accessories.manifest import field_path
 from anycar.errors import AnycarError
@@ -48,21 +49,10 @@ def message_types(direction: str = TO_HUB) -> list[str]:
 
 def parse_message(raw: str | bytes, direction: str = TO_HUB) -> dict[str, Any]:
     """One message as a dict, or ``ProtocolError`` naming the offending field."""
-    if isinstance(raw, bytes):
-        if len(raw) > MAX_MESSAGE_BYTES:
-            raise ProtocolError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(f"message is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(raw)} characters exceeds {MAX_MESSAGE_BYTES}")
     try:
-        msg = json.loads(raw, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
+        msg = decoding.loads(raw, max_bytes=MAX_MESSAGE_BYTES, what="message")
+    except decoding.DecodingError as exc:
+        raise ProtocolError(str(exc)) from None
     if not isinstance(msg, dict):
         raise ProtocolError(f"a message is a JSON object, got {type(msg).__name__}")
     kind = msg.get("type")
@@ -79,10 +69,6 @@ def parse_message(raw: str | bytes, direction: str = TO_HUB) -> dict[str, Any]:
         where = field_path(error.absolute_path) or "(message)"
         raise ProtocolError(error.message, field=where)
     return msg
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def encode(msg: dict[str, Any]) -> str:

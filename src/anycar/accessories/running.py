@@ -17,6 +17,7 @@ from anycar.broker import ActuationRejected, ActuationRequest
 from anycar.errors import AnycarError
 from anycar.policy import ux
 from anycar.policy.errors import Restricted
+from anycar.supervisor import log_task_failure
 
 if TYPE_CHECKING:
     from anycar.accessories.manager import AccessoryManager, Fitted
@@ -114,9 +115,8 @@ async def actuate_for(mgr: AccessoryManager, session: Session, fitted: Fitted, m
 async def subscribe(mgr: AccessoryManager, session: Session, fitted: Fitted, msg: dict[str, Any]) -> None:
     msg_id = str(msg["id"])
     try:
-        for pattern in msg["paths"]:
-            for sig in mgr.broker.catalog.resolve(pattern):
-                mgr.policy.check_read(fitted.instance, sig.path)
+        for sig in mgr.broker.catalog.resolve_all(msg["paths"]):
+            mgr.policy.check_read(fitted.instance, sig.path)
         sub = mgr.broker.subscribe(
             msg["paths"], name=f"accessory:{fitted.instance}:{msg_id}", queue_size=1000
         )
@@ -127,7 +127,8 @@ async def subscribe(mgr: AccessoryManager, session: Session, fitted: Fitted, msg
     if old is not None:
         old[0].close()
         old[1].cancel()
-    task = asyncio.create_task(forward(mgr, session, msg["id"], sub))
+    task = asyncio.create_task(forward(mgr, session, msg["id"], sub), name=f"accessory-forward-{msg_id}")
+    task.add_done_callback(log_task_failure)
     session.subscriptions[msg_id] = (sub, task)
     await session.send({"type": "result", "id": msg["id"], "ok": True})
 

@@ -208,7 +208,7 @@ class Accessory:
 
     async def send_raw(self, text: str) -> None:
         """Send a frame as is (for tests and protocol experiments)."""
-        assert self._ws is not None
+        assert self._ws is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         await self._ws.send(text)
 
     def _new_id(self) -> str:

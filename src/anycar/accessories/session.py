@@ -12,6 +12,7 @@ from anycar.accessories.manifest import Manifest
 from anycar.accessories.protocol import encode
 from anycar.broker import Subscription
 from anycar.ratelimit import TokenBucket
+from anycar.supervisor import log_task_failure
 
 
 class Connection(Protocol):
@@ -56,9 +57,10 @@ class Session:
             return False
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, name=f"accessory-session-{self.peer}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(log_task_failure)
         return task
 
     async def close(self, reason: str = "") -> None:

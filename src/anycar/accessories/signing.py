@@ -21,6 +21,11 @@ from anycar.accessories.canonical import CanonicalError, canonical_json
 from anycar.accessories.errors import AttestationError, ManifestError
 
 ALGORITHM = "Ed25519"
+# What a manifest may be before its signature is checked: enough for any real one, small enough
+# that canonicalising an attacker's value costs nothing (it is walked without recursion first).
+MAX_MANIFEST_DEPTH = 16
+MAX_MANIFEST_NODES = 20_000
+MAX_MANIFEST_BYTES = 64 * 1024
 
 
 def generate_key() -> Ed25519PrivateKey:
@@ -93,8 +98,31 @@ def sign_manifest(manifest: dict[str, Any], key: Ed25519PrivateKey) -> dict[str,
     return out
 
 
+def check_bounds(manifest: Any) -> None:
+    """Refuse a manifest too deep, too big or too large before anything else looks at it."""
+    stack: list[tuple[Any, int]] = [(manifest, 1)]
+    nodes = size = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_MANIFEST_DEPTH:
+            raise ManifestError(f"manifest is nested deeper than {MAX_MANIFEST_DEPTH} levels")
+        if nodes > MAX_MANIFEST_NODES:
+            raise ManifestError(f"manifest has more than {MAX_MANIFEST_NODES} values")
+        if isinstance(value, dict):
+            size += sum(len(k) for k in value if isinstance(k, str))
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            size += len(value)
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"manifest text exceeds {MAX_MANIFEST_BYTES} characters")
+
+
 def verify_signature(manifest: dict[str, Any], public: Ed25519PublicKey) -> None:
     """Raise ``AttestationError`` unless ``manifest['signature']`` is ``public``'s over it."""
+    check_bounds(manifest)
     sig = manifest.get("signature")
     if not isinstance(sig, dict):
         raise AttestationError("manifest is not signed (no 'signature')")

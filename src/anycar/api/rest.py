@@ -5,7 +5,9 @@ browsing, providers, subscriptions); the composition root registers further grou
 profile, mount points, accessories, grants) from the rooms that own them, each with its routes
 and the OpenAPI path items that describe them. ``/openapi.json`` is assembled from every group.
 
-Handlers call ``require(request, action, path)`` to check the caller's token; errors are
+Handlers call ``require(request, action, path)`` to check the caller's token before anything
+else (before reading a body, before looking a path up); a body is read with
+``anycar.api.bodies.read_body`` and every body is capped by ``BodyLimit``. Errors are
 ``{"error": {"code", "reason", "message"}}`` with the HTTP status ``code``.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -29,6 +32,7 @@ from starlette.types import ASGIApp
 
 from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.bodies import MAX_BODY_BYTES, BodyLimit
 from anycar.broker import SignalBroker
 from anycar.errors import AnycarError, ConfigError
 
@@ -48,7 +52,10 @@ class RouteGroup:
 
 
 def require(request: Request, action: Action, path: str = "Vehicle") -> Grants:
-    """The caller's grants, checked for ``action`` on ``path``; raises 401/403 errors."""
+    """The caller's grants, checked for ``action`` on ``path``; raises 401/403 errors.
+
+    ``path`` may be a branch: the default asks for ``action`` on every signal of the vehicle
+    (the set the catalog holds now), which is what the hub-wide views show."""
     authorizer: Authorizer = request.app.state.authorizer
     grants = authorizer.grants(request.headers.get("authorization"))
     grants.check(action, path)
@@ -60,12 +67,12 @@ def error_body(code: int, reason: str, message: str) -> dict[str, Any]:
 
 
 async def _anycar_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AnycarError)
+    assert isinstance(exc, AnycarError)  # nosec B101 # Starlette calls this handler only for this exception class
     return JSONResponse(error_body(exc.code, exc.reason, str(exc)), status_code=exc.code)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    assert isinstance(exc, HTTPException)  # nosec B101 # Starlette calls this handler only for this exception class
     return JSONResponse(
         error_body(exc.status_code, "http_error", str(exc.detail)), status_code=exc.status_code
     )
@@ -87,12 +94,34 @@ _ERROR_SCHEMA = {
 }
 
 
-def ok_responses(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+ERROR_DESCRIPTIONS = {
+    400: "malformed parameter, pattern or body (the message names it)",
+    401: "token missing, invalid or expired",
+    403: "token scope does not cover this",
+    404: "unknown path, or the pattern matches nothing",
+    413: "body too large",
+    429: "too many requests",
+}
+
+
+def ok_responses(
+    description: str, schema: dict[str, Any] | None = None, *, errors: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """200 with ``schema``, 401 and 403 (every route checks the token), and ``errors``."""
     content = {"application/json": {"schema": schema or {"type": "object"}}}
+    out: dict[str, Any] = {"200": {"description": description, "content": content}}
+    for code in sorted({401, 403, *errors}):
+        out[str(code)] = {"description": ERROR_DESCRIPTIONS[code], "content": _error_content()}
+    return out
+
+
+def path_parameter(name: str, description: str) -> dict[str, Any]:
     return {
-        "200": {"description": description, "content": content},
-        "401": {"description": "token missing, invalid or expired", "content": _error_content()},
-        "403": {"description": "token scope does not cover this", "content": _error_content()},
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
     }
 
 
@@ -103,8 +132,15 @@ def _error_content() -> dict[str, Any]:
 class RestApi:
     """Collects route groups and builds the Starlette app and its OpenAPI document."""
 
-    def __init__(self, authorizer: Authorizer, *, title: str = "anycar hub management API") -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        *,
+        title: str = "anycar hub management API",
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.authorizer = authorizer
+        self.max_body_bytes = max_body_bytes
         self.title = title
         self.groups: list[RouteGroup] = []
         self.extra_routes: list[BaseRoute] = []
@@ -155,6 +191,7 @@ class RestApi:
         app = Starlette(
             routes=routes,
             exception_handlers={AnycarError: _anycar_error, HTTPException: _http_error},
+            middleware=[Middleware(BodyLimit, max_bytes=self.max_body_bytes)],
         )
         app.state.authorizer = self.authorizer
         return app
@@ -168,12 +205,9 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
         return JSONResponse(info())
 
     async def signals(request: Request) -> JSONResponse:
-        pattern = request.query_params.get("pattern", "Vehicle")
         grants = caller_grants(request)
-        matched = broker.catalog.resolve(pattern)
-        found = [s for s in matched if grants.allows(Action.READ, s.path)]
-        if not found:
-            grants.check(Action.READ, matched[0].path)
+        pattern = request.query_params.get("pattern", "Vehicle")
+        found = grants.visible(broker.catalog, pattern, Action.READ)
         limit = _int(request.query_params.get("limit"), 500, 1, 5000)
         out = []
         for sig in found[:limit]:
@@ -191,9 +225,8 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
         return JSONResponse({"pattern": pattern, "total": len(found), "signals": out})
 
     async def signal(request: Request) -> JSONResponse:
-        path = request.path_params["path"].replace("/", ".")
-        sig = broker.catalog.get(path)
-        require(request, Action.READ, sig.path)
+        grants = caller_grants(request)
+        sig = grants.signal(broker.catalog, request.path_params["path"].replace("/", "."), Action.READ)
         dp = broker.get(sig.path)
         return JSONResponse(
             {
@@ -255,19 +288,15 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
                         },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 500}},
                     ],
-                    "responses": ok_responses("matching signals")
-                    | {"404": {"description": "pattern matches nothing", "content": _error_content()}},
+                    "responses": ok_responses("matching signals", errors=(400, 404)),
                 }
             },
             f"{p}/signals/{{path}}": {
                 "get": {
                     "tags": ["hub"],
                     "summary": "One signal's metadata, value and provider",
-                    "parameters": [
-                        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": ok_responses("the signal")
-                    | {"404": {"description": "unknown path", "content": _error_content()}},
+                    "parameters": [path_parameter("path", "a VSS path, with '.' or '/' between nodes")],
+                    "responses": ok_responses("the signal", errors=(400, 404)),
                 }
             },
             f"{p}/providers": {
@@ -289,7 +318,8 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
 
 
 def caller_grants(request: Request) -> Grants:
-    """The caller's grants, unchecked: for routes that check each path themselves."""
+    """The caller's grants (authenticated, not yet checked for anything): for routes that check
+    each path themselves, through ``Grants.signal`` / ``resolve`` / ``visible``."""
     authorizer: Authorizer = request.app.state.authorizer
     return authorizer.grants(request.headers.get("authorization"))
 
@@ -374,5 +404,7 @@ __all__ = [
     "RouteGroup",
     "core_group",
     "error_body",
+    "ok_responses",
+    "path_parameter",
     "require",
 ]

@@ -15,8 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.can.dbc import LoadedDbc, load_dbc
 from anycar.can.mapping import Mapping, load_mappings
 from anycar.can.network import Bus, CanNetwork
@@ -35,6 +34,7 @@ _KEYS = frozenset(
         "source",
         "vehicle_class",
         "body",
+        "overlays",
     }
 )
 BODIES = ("sedan", "hatchback", "suv", "pickup")
@@ -61,6 +61,8 @@ class BrandProfile:
     vehicle_class: str = "passenger_car"
     sample_log: str | None = None
     body: str = "sedan"  # the outline people see: sedan, hatchback, suv or pickup
+    #: VSS overlays (``.vspec``/YAML/JSON) the catalog needs before the mapping: new signals it feeds
+    overlays: list[str] = field(default_factory=list)
     _dbcs: dict[str, LoadedDbc] = field(default_factory=dict, repr=False)
 
     @property
@@ -81,6 +83,9 @@ class BrandProfile:
 
     def mapping(self) -> Mapping:
         return load_mappings(self.directory / m for m in self.mappings)
+
+    def overlay_files(self) -> list[Path]:
+        return [self.directory / o for o in self.overlays]
 
     def dbc_warnings(self) -> list[str]:
         return [str(w) for b in self.buses for d in b.dbc for w in self.dbc(d).warnings]
@@ -129,14 +134,16 @@ def load_profile(profile_id: str, root: Path | None = None) -> BrandProfile:
 
 
 def load_profile_dir(directory: Path) -> BrandProfile:
+    """A profile folder anywhere (``--profile DIR``): ``profile.yaml`` and the files it names."""
     path = directory / "profile.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{directory}: not a brand profile folder (no profile.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = decoding.load_document(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read profile: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML") from None
+    except decoding.DecodingError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile is a mapping")
     unknown = set(data) - _KEYS
@@ -158,6 +165,10 @@ def load_profile_dir(directory: Path) -> BrandProfile:
     body = data.get("body", "pickup" if "pickup" in str(data.get("vehicle_class", "")) else "sedan")
     if body not in BODIES:
         raise ConfigError(f"{path}: field 'body' must be one of {', '.join(BODIES)}, got {body!r}")
+    overlays = [str(o) for o in _list(path, data, "overlays")]
+    for o in overlays:
+        if not (directory / o).is_file():
+            raise ConfigError(f"{path}: overlay file {o!r} is missing")
     reference = data.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(f"{path}: field 'reference' must be true or false")
@@ -174,6 +185,7 @@ def load_profile_dir(directory: Path) -> BrandProfile:
         vehicle_class=str(data.get("vehicle_class", "passenger_car")),
         sample_log=data.get("sample_log"),
         body=body,
+        overlays=overlays,
     )
 
 

@@ -11,6 +11,8 @@ from anycar.brands.profile import BrandProfile, load_profile
 from anycar.broker import SignalBroker
 from anycar.can.adapter import CanAdapter, Sender
 from anycar.can.encoder import VssEncoder
+from anycar.can.mapping import unit_renames
+from anycar.model import load_overlay
 
 
 def _profile(profile: BrandProfile | str) -> BrandProfile:
@@ -20,8 +22,21 @@ def _profile(profile: BrandProfile | str) -> BrandProfile:
 def adapter_for(
     profile: BrandProfile | str, broker: SignalBroker, *, send: Sender | None = None, name: str | None = None
 ) -> CanAdapter:
-    """A CAN adapter publishing this profile's signals into ``broker`` (provider ``can:<id>``)."""
+    """A CAN adapter publishing this profile's signals into ``broker`` (provider ``can:<id>``).
+
+    The profile's VSS overlays are applied to the broker's catalog first (a bad one is refused
+    whole, naming file, line, node and field; older VSS unit names are read as VSS 6.0's, and
+    KUKSA's ``dbc2vss``/``vss2dbc`` attributes are ignored there: the mapping carries the rules).
+    """
     p = _profile(profile)
+    for path in p.overlay_files():
+        overlay = load_overlay(path, extended_attributes=True)
+        renames = unit_renames()
+        for node in overlay.nodes:
+            unit = node.attrs.get("unit")
+            if isinstance(unit, str) and unit in renames:
+                node.attrs["unit"] = renames[unit]
+        broker.catalog.apply_overlay(overlay)
     return CanAdapter(broker, p.network(), p.mapping(), name=name or f"can:{p.id}", send=send)
 
 

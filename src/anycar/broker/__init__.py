@@ -9,6 +9,7 @@ from anycar.broker.actuation import (
 from anycar.broker.broker import SignalBroker
 from anycar.broker.datapoint import Datapoint
 from anycar.broker.filters import ChangeCondition, InvalidFilter, RangeCondition, SubscriptionFilter
+from anycar.broker.guard import SafetyCritical, WriteGuard
 from anycar.broker.provider import Provider
 from anycar.broker.subscription import Subscription
 
@@ -22,7 +23,9 @@ __all__ = [
     "InvalidFilter",
     "Provider",
     "RangeCondition",
+    "SafetyCritical",
     "SignalBroker",
     "Subscription",
     "SubscriptionFilter",
+    "WriteGuard",
 ]

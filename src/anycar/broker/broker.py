@@ -20,6 +20,7 @@ from anycar.broker.actuation import (
 )
 from anycar.broker.datapoint import Datapoint
 from anycar.broker.filters import SubscriptionFilter
+from anycar.broker.guard import WriteGuard
 from anycar.broker.provider import ActuationHandler, Provider
 from anycar.broker.subscription import DEFAULT_QUEUE_SIZE, Subscription
 from anycar.errors import (
@@ -56,6 +57,7 @@ class SignalBroker:
         self.updates = 0
         self.rejected = 0
         self.actuations: dict[ActuationStatus, int] = dict.fromkeys(ActuationStatus, 0)
+        self.guard = WriteGuard()  # safety-critical branches, set by the policy
         self.catalog.add_listener(self._on_catalog_change)
 
     # -- catalog growth ---------------------------------------------------------------------
@@ -111,6 +113,8 @@ class SignalBroker:
         for pattern in patterns:
             chosen.extend(self.catalog.resolve(pattern))
         for sig in chosen:
+            self.guard.check(provider.name, sig.path, "provide")
+        for sig in chosen:
             owner = self._owners[sig.id]
             if owner is not None and owner is not provider:
                 raise AlreadyClaimed(
@@ -147,15 +151,25 @@ class SignalBroker:
         except ValueRejected as exc:
             raise InvalidValue(path, str(exc)) from None
 
+    def serves_actuation(self, path: str) -> bool:
+        """Whether a provider would take an actuation of ``path`` now: an all-or-nothing batch
+        asks this of every target before it forwards any."""
+        return self._serving(self._owners[self.catalog.get(path).id])
+
+    @staticmethod
+    def _serving(owner: Provider | None) -> bool:
+        return owner is not None and not owner.closed and owner.on_actuate is not None
+
     async def actuate(
         self, path: str, value: Any, *, requester: str | None = None, timeout: float | None = None
     ) -> ActuationResult:
         """Ask the actuator's provider to take ``value``; always returns an outcome.
 
         Raises only for requests that are wrong in themselves (unknown path, not an actuator,
-        invalid value).
+        invalid value) and for a safety-critical actuator asked by an accessory (``guard``).
         """
         sig, value = self.check_actuation(path, value)
+        self.guard.check(requester, sig.path, "set")
         return await self._forward(sig, value, requester, timeout)
 
     async def actuate_many(
@@ -167,13 +181,15 @@ class SignalBroker:
     ) -> list[ActuationResult]:
         """Check every request first (one bad one refuses the batch), then forward them all."""
         checked = [self.check_actuation(p, v) for p, v in requests.items()]
+        for sig, _ in checked:
+            self.guard.check(requester, sig.path, "set")
         return list(await asyncio.gather(*(self._forward(s, v, requester, timeout) for s, v in checked)))
 
     async def _forward(
         self, sig: Signal, value: Any, requester: str | None, timeout: float | None
     ) -> ActuationResult:
         owner = self._owners[sig.id]
-        if owner is None or owner.closed or owner.on_actuate is None:
+        if owner is None or not self._serving(owner) or owner.on_actuate is None:
             return self._count(
                 ActuationResult(sig.path, ActuationStatus.NO_PROVIDER, "no provider serves this actuator")
             )

@@ -49,7 +49,7 @@ class Provider:
         if errors:
             raise errors[path]
         dp = self._broker.get(path)
-        assert dp is not None
+        assert dp is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         return dp
 
     def publish_many(

@@ -72,7 +72,7 @@ class Subscription:
     def _offer_filtered(self, dp: Datapoint) -> None:
         path = dp.path
         if self._value_filter and dp.value is not None:
-            assert self.filter is not None
+            assert self.filter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             if not self.filter.passes(dp.value, self._last_value.get(path)):
                 return
         if self._period is not None:
@@ -103,7 +103,7 @@ class Subscription:
         """Move held-back values whose period is over into the queue; seconds to the next."""
         if not self._held:
             return None
-        assert self._period is not None
+        assert self._period is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         now = time.monotonic()
         wait: float | None = None
         for path, dp in list(self._held.items()):

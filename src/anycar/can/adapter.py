@@ -27,14 +27,27 @@ from anycar.model import Catalog
 Sender = Callable[[str, can.Message], None]
 
 
-def apply_mapping_overlay(catalog: Catalog, mapping: Mapping) -> list[str]:
-    """Add the signals a mapping defines that the catalog lacks; never change standard ones."""
+def apply_mapping_overlay(catalog: Catalog, mapping: Mapping) -> tuple[list[str], dict[str, str]]:
+    """Add the signals a mapping defines that the catalog lacks; never change standard ones.
+
+    Returns the paths added and, for each node the catalog refuses, a problem naming its file,
+    line, path, DBC signal and reason: that node's rules cannot be used, the others still are.
+    """
     from anycar.model import Overlay
 
-    new = [n for n in mapping.overlay.nodes if catalog.find(n.path) is None and not catalog.is_branch(n.path)]
-    if new:
-        catalog.apply_overlay(Overlay(new, mapping.overlay.source))
-    return [n.path for n in new]
+    added: list[str] = []
+    problems: dict[str, str] = {}
+    signals = {r.path: r.signal for r in mapping.rules}
+    for node in mapping.overlay.nodes:
+        if catalog.find(node.path) is not None or catalog.is_branch(node.path):
+            continue
+        try:
+            catalog.apply_overlay(Overlay([node], mapping.overlay.source))
+        except AnycarError as exc:
+            problems[node.path] = f"{exc} (DBC signal {signals.get(node.path, '?')}); rule not used"
+            continue
+        added.append(node.path)
+    return added, problems
 
 
 class CanAdapter:
@@ -63,10 +76,12 @@ class CanAdapter:
         self.bad = BadInput()
         self.frames = 0
         self.published = 0
-        apply_mapping_overlay(broker.catalog, mapping)
-        built = compile_decoders(network, mapping, broker.catalog)
+        _added, refused = apply_mapping_overlay(broker.catalog, mapping)
+        built = compile_decoders(network, mapping, broker.catalog, refused=set(refused))
         self.encoder = VssEncoder(network, mapping)
-        self.problems = list(mapping.problems) + built.problems + self.encoder.problems
+        self.problems = (
+            list(mapping.problems) + list(refused.values()) + built.problems + self.encoder.problems
+        )
         self._by_bus = built.by_bus
         self._any_bus = built.any_bus
         self._channels = built.channels

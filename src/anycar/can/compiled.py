@@ -11,7 +11,6 @@ float signals keep the generic loop. Tests run both and require identical output
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,10 +39,8 @@ def compile_frame(dec: Any) -> Process | None:
         "TransformFailed": TransformFailed,
         "int_from_bytes": int.from_bytes,
         "K": [None],
-        "LT": [-math.inf] * len(entries),
         "LB": [None] * len(entries),
-        "LV": [None] * len(entries),
-        "HV": [False] * len(entries),
+        "BV": [None] * len(entries),
     }
     lines: list[str] = []
 
@@ -72,32 +69,32 @@ def compile_frame(dec: Any) -> Process | None:
         _entry(emit, ns, i, e)
     emit(1, "K[0] = key if clean else None")
     code = compile("\n".join(lines) + "\n", f"<anycar frame decoder {dec.message.name}>", "exec")
-    exec(code, ns)  # the source holds only integers checked above; see the module docstring
+    exec(code, ns)  # the source holds only integers checked above; see the module docstring  # nosec B102 # the generated source holds only integers checked above (module docstring)
     process: Process = ns["process"]
     return process
 
 
 def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any) -> None:
     n = _int(i)
+    g = e.gate
     ns[f"P{n}"] = e.path
     ns[f"S{n}"] = e.scale
     ns[f"O{n}"] = e.offset
     ns[f"T{n}"] = e.transform
     ns[f"C{n}"] = e.coerce
     ns[f"IV{n}"] = e.interval
+    ns[f"G{n}"] = g
     d = 1
     if e.interval > 0:
-        emit(d, f"if not 0.0 <= ts - LT[{n}] < IV{n}:")
+        emit(d, f"if not 0.0 <= ts - G{n}.last_time < IV{n}:")
         d += 1
     src = "be" if e.big else "le"
     emit(d, f"bits = {src} & {_int(e.rmask)}")
     emit(d, f"if bits == LB[{n}]:")
-    if e.interval > 0:
-        emit(d + 1, f"LT[{n}] = ts")
-    if not e.on_change:
-        emit(d + 1, f"append((P{n}, LV[{n}]))")
-    if e.interval <= 0 and e.on_change:
-        emit(d + 1, "pass")
+    if g.timed:
+        emit(d + 1, f"G{n}.last_time = ts")
+    emit(d + 1, f"vss = BV[{n}]")
+    _publish(emit, d + 1, n, e)
     emit(d, "else:")
     d += 1
     emit(d, f"phys = bits >> {_int(e.shift)}" if e.shift else "phys = bits")
@@ -118,6 +115,8 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
         emit(d + 1, "clean = False")
         emit(d, "else:")
         d += 1
+    if g.timed:
+        emit(d, f"G{n}.last_time = ts")
     emit(d, "try:")
     if e.transform is not None:
         emit(d + 1, f"vss = C{n}(T{n}(phys))")
@@ -135,12 +134,17 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
     emit(d + 1, "clean = False")
     emit(d, "else:")
     d += 1
-    if e.interval > 0:
-        emit(d, f"LT[{n}] = ts")
     emit(d, f"LB[{n}] = bits")
+    emit(d, f"BV[{n}] = vss")
+    _publish(emit, d, n, e)
+
+
+def _publish(emit: Callable[[int, str], None], d: int, n: str, e: Any) -> None:
+    """The on-change check against the signal's gate, then the update."""
     if e.on_change:
-        emit(d, f"if not (HV[{n}] and vss == LV[{n}] and type(vss) is type(LV[{n}])):")
+        emit(d, f"if not (G{n}.has_value and vss == G{n}.last_vss and type(vss) is type(G{n}.last_vss)):")
         d += 1
-    emit(d, f"LV[{n}] = vss")
-    emit(d, f"HV[{n}] = True")
+    if e.gate.tracks:
+        emit(d, f"G{n}.last_vss = vss")
+        emit(d, f"G{n}.has_value = True")
     emit(d, f"append((P{n}, vss))")

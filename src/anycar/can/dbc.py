@@ -5,6 +5,11 @@ carry ids with stray flag bits, name signals with a leading digit, overlap signa
 value tables nobody uses. cantools refuses most of that in strict mode. ``load_dbc`` repairs
 what it can in the text, loads with cantools, drops a line cantools still cannot parse, and
 reports every repair as a ``DbcWarning`` naming the file and line.
+
+Some of cantools' checks run after parsing and name no line (``unused VAL_ entries``, ``unused
+SIG_VALTYPE_ entries``, an attribute of the wrong type, an undefined attribute, a frame id too
+wide for its message): ``can.dbc_locate`` finds the statement in the text, which is dropped with
+its line number like any other bad line.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 import cantools
 from cantools.database.can import Database, Message
 
+from anycar.can.dbc_locate import locate_refusal
 from anycar.errors import ConfigError
 
 _BO = re.compile(r"^(\s*BO_\s+)(\d+)(\s+)(\w+)(\s*:\s*)(\d+)(.*)$")
@@ -216,7 +222,14 @@ def _load_with_retries(lines: list[str], source: str, warnings: list[DbcWarning]
         except cantools.database.UnsupportedDatabaseFormatError as exc:
             m = _SYNTAX_LINE.search(str(exc))
             if not m:
-                raise ConfigError(f"{source}: cannot load DBC: {exc}") from None
+                cause = exc.e_dbc if exc.e_dbc is not None else exc
+                found = locate_refusal(cause, work, _try_load)
+                if not found:
+                    raise ConfigError(f"{source}: cannot load DBC: {_describe(cause)}") from None
+                for drop in found:
+                    warnings.append(DbcWarning(source, drop.line, drop.reason))
+                    drop.apply(work)
+                continue
             lineno = int(m.group(1))
             if not 1 <= lineno <= len(work) or not work[lineno - 1].strip():
                 raise ConfigError(f"{source}:{lineno}: cannot load DBC: {exc}") from None
@@ -225,9 +238,23 @@ def _load_with_retries(lines: list[str], source: str, warnings: list[DbcWarning]
             )
             work[lineno - 1] = ""
             continue
-        assert isinstance(db, Database)
+        assert isinstance(db, Database)  # nosec B101 # cantools returns a Database for DBC input; narrows the type for mypy
         return db
     raise ConfigError(f"{source}: cannot load DBC: more than {MAX_REPAIR_ROUNDS} bad lines")
+
+
+def _try_load(lines: list[str]) -> BaseException | None:
+    """What cantools says about this text: ``None`` if it loads, else the reason it refuses."""
+    try:
+        cantools.database.load_string("\n".join(lines), database_format="dbc", strict=False)
+    except cantools.database.UnsupportedDatabaseFormatError as exc:
+        return exc.e_dbc if exc.e_dbc is not None else exc
+    return None
+
+
+def _describe(cause: BaseException) -> str:
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text}" if isinstance(cause, KeyError) else text
 
 
 def _check(loaded: LoadedDbc, lines: list[str]) -> None:

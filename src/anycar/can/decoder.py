@@ -1,12 +1,16 @@
 """From frames to VSS updates: per-frame decoders compiled from the DBC model and the mapping.
 
 Each frame id of each bus gets a ``FrameDecoder`` holding only the mapped signals. KUKSA's
-evaluation order is kept for every rule: interval check on the frame's time, then transform,
-then the on-change check. Work is skipped only where its result cannot differ: a signal whose
-bits are those that last gave a valid value is not decoded or transformed again (transforms are
-pure), and when every rule of a frame is on-change without interval, a frame whose mapped bits
-did not change since the last clean one is skipped whole. Anything wrong with a frame or a value
-is counted in ``BadInput`` by cause, and that value is dropped, never published.
+evaluation order is kept for every rule (kuksa-can-provider ``dbcfeederlib``): values outside
+the DBC range are dropped first, then the interval is checked on the frame's time and used up,
+then the transform runs, then the on-change check. As in KUKSA, the interval and the last value
+belong to the VSS signal (a ``Gate``), shared by every message that carries its DBC signal, and a
+value that then fails its transform (no mapping entry, a formula error) has still used the
+interval. Work is skipped only where its result cannot differ: a signal whose bits are those
+that last gave a valid value is not decoded or transformed again (transforms are pure), and
+when every rule of a frame is on-change without interval and owns its gate, a frame whose mapped
+bits did not change since the last clean one is skipped whole. Anything wrong with a frame or a
+value is counted in ``BadInput`` by cause, and that value is dropped, never published.
 ``can.compiled`` writes the same loop out per frame id; ``process`` is the reference.
 """
 
@@ -39,6 +43,22 @@ from anycar.model import Catalog
 from anycar.model.datatypes import INTEGER_RANGES
 
 Update = tuple[str, Any]
+#: frame times are compared to the microsecond (the resolution of candump logs), so that frames
+#: logged exactly ``interval_ms`` apart pass however their float timestamps round
+TIME_TOLERANCE_S = 0.5e-6
+
+
+class Gate:
+    """The interval and on-change state of one VSS signal, shared by every message carrying it."""
+
+    __slots__ = ("has_value", "last_time", "last_vss", "timed", "tracks")
+
+    def __init__(self) -> None:
+        self.last_time = -math.inf  # when the interval was last used up
+        self.last_vss: Any = None  # the value last published
+        self.has_value = False
+        self.timed = False  # some rule of this signal has an interval
+        self.tracks = False  # some rule of this signal is on-change
 
 
 @dataclass(slots=True)
@@ -71,16 +91,15 @@ class _Entry:
 
     __slots__ = (
         "big",
+        "bits_vss",
         "coerce",
         "digits",
         "divisor",
         "full",
-        "has_value",
+        "gate",
         "interval",
         "kind",
         "last_bits",
-        "last_time",
-        "last_vss",
         "mux",
         "negate",
         "offset",
@@ -105,8 +124,10 @@ class _Entry:
         mux: tuple[tuple[Callable[[int, int], Any], int], ...],
         transform: Transform | None,
         coerce: Callable[[Any], Any] | None,
+        gate: Gate,
     ) -> None:
         self.rule = rule
+        self.gate = gate
         self.path = rule.path
         big, shift, mask = bit_layout(sig, length)
         self.big = big
@@ -134,13 +155,11 @@ class _Entry:
         self.range = physical_range(sig)
         self.transform = transform
         self.coerce = coerce
-        # a little slack, so frames every 100 ms pass a 100 ms interval despite timestamp rounding
-        self.interval = max(0.0, rule.interval_ms / 1000.0 - 1e-4)
+        # KUKSA: blocked while less than interval_ms has passed since the gate was last used up
+        self.interval = rule.interval_ms / 1000.0 - TIME_TOLERANCE_S if rule.interval_ms > 0 else 0.0
         self.on_change = rule.on_change
-        self.last_time = -math.inf
         self.last_bits: int | None = None  # the signal's bits when it last gave a valid value
-        self.last_vss: Any = None
-        self.has_value = False
+        self.bits_vss: Any = None  # the VSS value those bits gave
 
 
 @dataclass(slots=True)
@@ -190,7 +209,8 @@ class FrameDecoder:
                     return
         clean = True
         for e in entries:
-            if 0.0 <= ts - e.last_time < e.interval:
+            g = e.gate
+            if 0.0 <= ts - g.last_time < e.interval:
                 continue
             if e.big:
                 if be < 0:
@@ -206,9 +226,12 @@ class FrameDecoder:
                     continue
             elif bits == e.last_bits:
                 # the same bits as the last valid value: the same value, nothing to decode
-                e.last_time = ts
-                if not e.on_change:
-                    out.append((e.path, e.last_vss))
+                g.last_time = ts
+                vss = e.bits_vss
+                if not (e.on_change and g.has_value and vss == g.last_vss and type(vss) is type(g.last_vss)):
+                    g.last_vss = vss
+                    g.has_value = True
+                    out.append((e.path, vss))
                 continue
             kind = e.kind
             if kind == 3:
@@ -232,12 +255,13 @@ class FrameDecoder:
                     phys = phys * e.scale + e.offset
             rng = e.range
             if rng is not None and not rng[0] <= phys <= rng[1]:
-                bad.out_of_range += 1
+                bad.out_of_range += 1  # KUKSA drops these before the interval check
                 e.last_bits = None
                 clean = False
                 continue
             if e.negate is not None and e.negate(le, be):
                 phys = -phys
+            g.last_time = ts  # KUKSA uses the interval up before the transform
             try:
                 if e.transform is not None:
                     vss = e.coerce(e.transform(phys))  # type: ignore[misc]  # set with every transform
@@ -255,12 +279,12 @@ class FrameDecoder:
                 e.last_bits = None
                 clean = False
                 continue
-            e.last_time = ts
             e.last_bits = bits
-            if e.on_change and e.has_value and vss == e.last_vss and type(vss) is type(e.last_vss):
+            e.bits_vss = vss
+            if e.on_change and g.has_value and vss == g.last_vss and type(vss) is type(g.last_vss):
                 continue
-            e.last_vss = vss
-            e.has_value = True
+            g.last_vss = vss
+            g.has_value = True
             out.append((e.path, vss))
         self.last_key = key if clean else None
 
@@ -348,8 +372,17 @@ class CompiledDecoders:
     paths: list[str]
 
 
-def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) -> CompiledDecoders:
-    """Frame decoders for every frame of every bus; mapped frames carry their rules."""
+def compile_decoders(
+    network: CanNetwork,
+    mapping: Mapping,
+    catalog: Catalog,
+    *,
+    refused: set[str] | frozenset[str] = frozenset(),
+) -> CompiledDecoders:
+    """Frame decoders for every frame of every bus; mapped frames carry their rules.
+
+    ``refused`` are paths whose overlay node the catalog refused (already reported): skipped.
+    """
     problems: list[str] = []
     by_bus: dict[str, dict[int, FrameDecoder]] = {}
     for bus in network.buses:
@@ -358,11 +391,14 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
             lengths = accepted_lengths(msg)
             frames[key] = FrameDecoder(msg, bus.name, lengths, int(msg.length))
     paths: dict[str, None] = {}
+    gates: dict[str, Gate] = {}  # one per VSS signal, across all the messages carrying it
     for rule in mapping.dbc2vss:
+        if rule.path in refused:
+            continue
         where = f"{rule.where()}: {rule.path}"
         sig = catalog.find(rule.path)
         if sig is None:
-            problems.append(f"{where}: unknown VSS path")
+            problems.append(f"{where}: unknown VSS path (DBC signal {rule.signal}); rule not used")
             continue
         refs = network.find(rule.signal, bus=rule.bus, message=rule.message)
         if not refs:
@@ -370,11 +406,15 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
             continue
         for ref in refs:
             dec = by_bus[ref.bus][frame_key(ref.message.frame_id, bool(ref.message.is_extended_frame))]
+            gate = gates.get(rule.path) or Gate()
             try:
-                entry = _entry(rule, ref, dec, sig.datatype, where)
+                entry = _entry(rule, ref, dec, sig.datatype, where, gate)
             except AnycarError as exc:
                 problems.append(str(exc))
                 continue
+            gates[rule.path] = gate
+            gate.timed = gate.timed or entry.interval > 0
+            gate.tracks = gate.tracks or entry.on_change
             dec.entries.append(entry)
             paths.setdefault(rule.path)
     for frames in by_bus.values():
@@ -392,9 +432,17 @@ def compile_decoders(network: CanNetwork, mapping: Mapping, catalog: Catalog) ->
                         if ids and sel.multiplexer_ids is None:
                             dec.selectors.append((raw_reader(sel, n), ids))
                             dec.mask |= le_mask(sel, n)
+    shared: dict[int, int] = {}
     for frames in by_bus.values():
         for dec in frames.values():
-            dec.quiet = bool(dec.entries) and all(e.on_change and e.interval == 0 for e in dec.entries)
+            for e in dec.entries:
+                shared[id(e.gate)] = shared.get(id(e.gate), 0) + 1
+    for frames in by_bus.values():
+        for dec in frames.values():
+            # a gate shared with another message can change while this frame's bits do not
+            dec.quiet = bool(dec.entries) and all(
+                e.on_change and e.interval == 0 and shared[id(e.gate)] == 1 for e in dec.entries
+            )
     any_bus: dict[int, FrameDecoder] = {}
     for bus in network.buses:
         for key, dec in by_bus[bus.name].items():
@@ -413,7 +461,9 @@ def _selects(read: Callable[[int, int], Any], ids: frozenset[int]) -> Callable[[
     return check
 
 
-def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, where: str) -> _Entry:
+def _entry(
+    rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, where: str, gate: Gate
+) -> _Entry:
     msg, s = ref.message, ref.signal
     length = int(msg.length)
     mux: list[tuple[Callable[[int, int], Any], int]] = []
@@ -441,7 +491,7 @@ def _entry(rule: MappingRule, ref: SignalRef, dec: FrameDecoder, datatype: str, 
     coerce: Callable[[Any], Any] | None = coercer(datatype, s.choices, transform is not None)
     if transform is None and datatype in ("float", "double") and not s.is_float:
         coerce = None
-    entry = _Entry(rule, s, length, tuple(mux), transform, coerce)
+    entry = _Entry(rule, s, length, tuple(mux), transform, coerce, gate)
     if rule.sign is not None:
         try:
             sign = msg.get_signal_by_name(rule.sign)

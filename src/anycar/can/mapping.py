@@ -22,7 +22,9 @@ magnitude and its direction in two signals (steering angles, mostly).
 Mapped nodes that carry ``type`` and ``datatype`` form an overlay; the adapter adds those that
 are new to the catalog and never changes a standard signal (``anycar brand check`` reports a
 mapping that disagrees with the catalog). Rules that are malformed are kept out and reported as problems, each
-with its file and line, so one bad entry never disables a whole car.
+with its file and line, so one bad entry never disables a whole car. Unit names of older VSS
+releases (``celsius`` in the KUKSA files for VSS 3.0 to 4.2) are read as VSS 6.0's
+(``data/vss_unit_renames.yaml``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ import re
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from anycar.errors import AnycarError, ConfigError
 from anycar.model import Overlay, parse_overlay_text
@@ -128,6 +134,9 @@ def parse_mapping_text(text: str, *, source: str = "<mapping>") -> Mapping:
         line = node.line or json_lines.get(node.path)
         node.line = line
         has_rule = any(k in node.extra for k in MAPPING_KEYS)
+        unit = node.attrs.get("unit")
+        if has_rule and isinstance(unit, str):
+            node.attrs["unit"] = unit_renames().get(unit, unit)
         if has_rule:
             mapping.declared[node.path] = node
         if has_rule and "type" in node.attrs and "datatype" in node.attrs:
@@ -142,6 +151,14 @@ def parse_mapping_text(text: str, *, source: str = "<mapping>") -> Mapping:
                 mapping.problems.append(str(exc))
     mapping.overlay = Overlay(new_nodes, source)
     return mapping
+
+
+@cache
+def unit_renames() -> dict[str, str]:
+    """Older VSS unit names and the VSS 6.0 unit each one is now (a data file of this package)."""
+    text = resources.files("anycar.can").joinpath("data/vss_unit_renames.yaml").read_text(encoding="utf-8")
+    table = yaml.safe_load(text) or {}
+    return {str(k): str(v) for k, v in table.items()}
 
 
 def _rule(node: OverlayNode, direction: Direction, spec: Any, source: str, line: int | None) -> MappingRule:

@@ -26,6 +26,7 @@ from can.io.trc import TRCReader
 from anycar.can.adapter import CanAdapter
 from anycar.can.decoder import BadInput
 from anycar.errors import ConfigError, NotProvider
+from anycar.supervisor import Supervised, Supervisor
 
 LOG_SUFFIXES = (".log", ".asc", ".blf", ".trc")
 REPLAY_BATCH = 256
@@ -195,11 +196,17 @@ class BusSource:
         self._reader = can.AsyncBufferedReader()
         self._notifier: can.Notifier | None = None
         self._task: asyncio.Task[None] | None = None
+        self._supervised: Supervised | None = None
 
-    async def start(self) -> None:
+    async def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start reading; under the hub's ``supervisor`` a crash is logged and the reader restarted."""
         loop = asyncio.get_running_loop()
         self._notifier = can.Notifier(self.bus, [self._reader], loop=loop)
-        self._task = asyncio.create_task(self._run(), name=f"can-source-{self.adapter.name}")
+        name = f"can-source-{self.adapter.name}-{self.bus_name or self.bus.channel_info}"
+        if supervisor is not None:
+            self._supervised = supervisor.spawn(name, self._run)
+        else:
+            self._task = asyncio.create_task(self._run(), name=name)
 
     async def _run(self) -> None:
         reader = self._reader
@@ -221,6 +228,9 @@ class BusSource:
         if self._notifier is not None:
             self._notifier.stop()
             self._notifier = None
+        if self._supervised is not None:
+            await self._supervised.stop()
+            self._supervised = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -86,7 +86,7 @@ def traffic(
     only_mapped: set[tuple[str, int]] | None = None,
 ) -> list[can.Message]:
     """``count`` frames of every message of the network, in time order."""
-    rnd = random.Random(seed)
+    rnd = random.Random(seed)  # nosec B311 # seeded synthetic CAN traffic for tests, not security
     streams: list[dict[str, Any]] = []
     for bus in network.buses:
         for key, (msg, _dbc) in network.frames(bus.name).items():

@@ -55,27 +55,35 @@ def _parser() -> Parser:
 _PARSER = _parser()
 
 
-def compile_math(expr: Any, where: str = "") -> Transform:
-    """A formula in ``x`` (the DBC value, or the VSS value for vss2dbc) as a function."""
+def parse_formula(expr: Any, where: str = "", what: str = "transform 'math'") -> Any:
+    """A formula parsed by the trimmed parser (length-limited, no removed functions); raises
+    ``ConfigError`` naming ``where``. Automations' templates use it too."""
     prefix = f"{where}: " if where else ""
     if not isinstance(expr, str) or not expr.strip():
-        raise ConfigError(f"{prefix}transform 'math' must be a non-empty formula string")
+        raise ConfigError(f"{prefix}{what} must be a non-empty formula string")
     if len(expr) > MAX_EXPRESSION_LENGTH:
-        raise ConfigError(f"{prefix}transform 'math' is longer than {MAX_EXPRESSION_LENGTH} characters")
+        raise ConfigError(f"{prefix}{what} is longer than {MAX_EXPRESSION_LENGTH} characters")
     try:
         parsed = _PARSER.parse(expr)
     except Exception as exc:
-        raise ConfigError(f"{prefix}transform 'math' {expr!r} does not parse: {exc}") from None
+        raise ConfigError(f"{prefix}{what} {expr!r} does not parse: {exc}") from None
+    for token in parsed.tokens:
+        name = getattr(token, "index_", None)
+        if isinstance(name, str) and name in _REMOVED_FUNCTIONS:
+            raise ConfigError(f"{prefix}{what} {expr!r}: function {name} is not allowed")
+    return parsed
+
+
+def compile_math(expr: Any, where: str = "") -> Transform:
+    """A formula in ``x`` (the DBC value, or the VSS value for vss2dbc) as a function."""
+    prefix = f"{where}: " if where else ""
+    parsed = parse_formula(expr, where)
     unknown = [v for v in parsed.variables() if v != "x"]
     if unknown:
         raise ConfigError(
             f"{prefix}transform 'math' {expr!r} uses {', '.join(unknown)}: not a known function, "
             f"and the only variable is x (the value)"
         )
-    for token in parsed.tokens:
-        name = getattr(token, "index_", None)
-        if isinstance(name, str) and name in _REMOVED_FUNCTIONS:
-            raise ConfigError(f"{prefix}transform 'math' {expr!r}: function {name} is not allowed")
     evaluate = _closure(parsed) or (lambda x: parsed.evaluate({"x": x}))
 
     def run(x: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from anycar.cli.output import console, errors, print_json
+from anycar.cli.output import console, errors, fail, print_json
 
 
 def register(sub: Any) -> None:
@@ -27,11 +27,20 @@ def register(sub: Any) -> None:
 
 
 def _register_api(cmds: Any) -> None:
-    api = cmds.add_parser("api", help="provider -> hub -> subscriber over loopback, via gRPC and via VISS")
-    api.add_argument(
-        "--seconds", type=float, default=6.0, help="publishing time per transport (the first 2 s warm up)"
+    api = cmds.add_parser(
+        "api",
+        help="provider -> hub -> subscriber over loopback, via gRPC and via VISS: "
+        "saturation throughput, then latency at fixed offered rates",
     )
-    api.add_argument("--rate", type=float, default=100_000, help="signals/s the provider offers (0: unpaced)")
+    api.add_argument(
+        "--seconds", type=float, default=4.0, help="publishing time per run (the first second warms up)"
+    )
+    api.add_argument(
+        "--rates",
+        default="5000,42000,84000",
+        help="offered signals/s, comma-separated, one latency run each ('' for none)",
+    )
+    api.add_argument("--no-saturation", action="store_true", help="skip the unpaced saturation run")
     api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
     api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
@@ -133,10 +142,15 @@ def bench_api(args: argparse.Namespace) -> int:
     from anycar.bench import api
 
     transports = ("grpc", "viss") if args.transport == "both" else (args.transport,)
+    try:
+        rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
+    except ValueError:
+        return fail(f"--rates: {args.rates!r} is not a comma-separated list of numbers")
     with errors.status(f"anycar bench api: hub, provider and subscriber over {' and '.join(transports)}..."):
         result = api.run(
             seconds=args.seconds,
-            rate=args.rate,
+            rates=rates,
+            saturation=not args.no_saturation,
             batch=args.batch,
             signals=args.signals,
             transports=transports,

@@ -1,5 +1,9 @@
 """`anycar can replay LOG --brand PROFILE`, `can live`, `can record` and `can dbc FILE`: CAN logs,
-live buses and DBC files."""
+live buses and DBC files.
+
+``replay`` and ``live`` take the car as ``--brand``, ``--profile DIR`` or ``--dbc FILE...
+--mapping FILE`` (``cli.profile_args``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from anycar.cli.output import console, print_json
+from anycar.cli.output import console, errors, print_json
+from anycar.cli.profile_args import add_profile_arguments, is_custom, require_profile
 
 
 def register(sub: Any) -> None:
@@ -17,7 +22,8 @@ def register(sub: Any) -> None:
 
     rp = cmds.add_parser("replay", help="replay a CAN log through a brand profile, printing VSS changes")
     rp.add_argument("log", help="candump .log, .asc, .blf or .trc file")
-    rp.add_argument("--brand", required=True, help="brand profile id, e.g. xiaomi_su7")
+    rp.add_argument("--brand", help="brand profile id, e.g. xiaomi_su7 (or --profile / --dbc)")
+    add_profile_arguments(rp)
     rp.add_argument(
         "--realtime", action="store_true", help="keep the recorded pace (default: as fast as possible)"
     )
@@ -29,7 +35,8 @@ def register(sub: Any) -> None:
     rp.set_defaults(func=replay_log)
 
     live = cmds.add_parser("live", help="read a live CAN bus through a brand profile, printing VSS changes")
-    live.add_argument("--brand", required=True, help="brand profile id")
+    live.add_argument("--brand", help="brand profile id (or --profile / --dbc)")
+    add_profile_arguments(live)
     live.add_argument(
         "--interface", default="socketcan", help="python-can interface (socketcan, virtual, ...)"
     )
@@ -64,13 +71,15 @@ def replay_log(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from anycar.brands import adapter_for, load_profile
+    from anycar.brands import adapter_for
     from anycar.broker import SignalBroker
     from anycar.can.sources import replay
 
-    profile = load_profile(args.brand)
+    profile = require_profile(args)
     broker = SignalBroker()
     adapter = adapter_for(profile, broker)
+    if is_custom(args):
+        _warn(profile.dbc_warnings() + adapter.problems)
 
     first: list[float] = []
 
@@ -143,14 +152,16 @@ async def _live(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from anycar.brands import adapter_for, load_profile
+    from anycar.brands import adapter_for
     from anycar.broker import SignalBroker
     from anycar.can.sources import BusSource, bus_sender
 
-    profile = load_profile(args.brand)
+    profile = require_profile(args)
     bus = open_checked(args.interface, args.channel)
     broker = SignalBroker()
     adapter = adapter_for(profile, broker, send=bus_sender(bus))
+    if is_custom(args):
+        _warn(profile.dbc_warnings() + adapter.problems)
     sub = broker.subscribe(adapter.paths, queue_size=100_000)
     source = BusSource(adapter, bus)
     await source.start()
@@ -247,6 +258,12 @@ def record_bus(args: argparse.Namespace) -> int:
         bus.shutdown()
     console.print(f"recorded {frames} frames into {out}", highlight=False)
     return 0
+
+
+def _warn(lines: list[str]) -> None:
+    """What was repaired in the user's DBCs and which mapping rules cannot be used, on stderr."""
+    for line in lines:
+        errors.print(f"[yellow]warning[/] {escape(line)}", highlight=False, soft_wrap=True, emoji=False)
 
 
 def check_dbc(args: argparse.Namespace) -> int:

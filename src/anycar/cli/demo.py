@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from anycar.cli.output import console
+from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 DEFAULT_BRAND = "xiaomi_su7"
 DEMO_HISTORY = 2400  # values per signal: two minutes of a 10 Hz signal, twice over
@@ -24,9 +25,8 @@ DEMO_HISTORY = 2400  # values per signal: two minutes of a 10 Hz signal, twice o
 
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run the whole hub on embedded defaults, driven by the simulator")
-    demo.add_argument(
-        "--brand", default=DEFAULT_BRAND, help=f"reference profile to drive (default {DEFAULT_BRAND})"
-    )
+    demo.add_argument("--brand", help=f"reference profile to drive (default {DEFAULT_BRAND})")
+    add_profile_arguments(demo)
     demo.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per real second")
     demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: until Ctrl-C)")
     demo.add_argument("--seed", type=int, default=0, help="simulator seed")
@@ -34,7 +34,16 @@ def register(sub: Any) -> None:
         "--headless", action="store_true", help="no live status line, just the URLs and a summary"
     )
     demo.add_argument("--port-offset", type=int, default=0, help="add this to every default port")
+    demo.add_argument(
+        "--no-automations", action="store_true", help="do not load the shipped example automations"
+    )
     demo.set_defaults(func=run_demo)
+
+
+def _examples() -> Path:
+    from anycar.automations.component import examples_dir
+
+    return examples_dir()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -59,14 +68,20 @@ def run_demo(args: argparse.Namespace) -> int:
             console.print(f"[yellow]port {port} ({name}) is taken: using a free one instead[/]")
             config.ports[name] = 0
     with tempfile.TemporaryDirectory(prefix="anycar-demo-") as tmp:
+        # your own DBC and mapping drive the default car's body (mounts, simulator) unless --brand
+        if args.dbc and not args.brand:
+            args.brand = DEFAULT_BRAND
+        profile = profile_from_args(args)
         parts = HubParts(
-            brand=args.brand,
+            brand=args.brand or (None if profile is not None else DEFAULT_BRAND),
+            profile=profile,
             db_path=Path(tmp) / "hub.sqlite3",
             accessory_port=config.ports.get("accessories") or 0,
             virtual_fleet=True,
             simulate=True,
             seed=args.seed,
             speedup=args.speedup,
+            automations=[] if args.no_automations else [_examples()],
         )
         hub = build_hub(config, parts)
         with contextlib.suppress(KeyboardInterrupt):

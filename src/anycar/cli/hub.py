@@ -19,12 +19,14 @@ from typing import Any
 from anycar.cli.output import errors, fail
 from anycar.cli.parser import log_level
 from anycar.cli.ports import busy
+from anycar.cli.profile_args import add_profile_arguments, profile_from_args
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("hub", help="run the hub: VISS v2, kuksa.val.v2 gRPC and REST over one signal broker")
     p.add_argument("--config", help="hub config file (YAML or TOML): host, ports, tokens, tls, limits")
     p.add_argument("--brand", metavar="PROFILE", help="brand profile whose CAN mapping feeds the broker")
+    add_profile_arguments(p)
     p.add_argument("--can", metavar="SOURCE", help="CAN source for the brand adapter (interface or log file)")
     p.add_argument(
         "--db",
@@ -44,6 +46,12 @@ def register(sub: Any) -> None:
         "--virtual-accessories",
         action="store_true",
         help="fit the virtual accessories that find a free mount",
+    )
+    p.add_argument(
+        "--automations",
+        metavar="DIR",
+        action="append",
+        help="automation and scene definitions (a YAML file or a folder of them; may repeat)",
     )
     p.add_argument("--host", help="bind address (overrides the config)")
     p.add_argument("--grpc-port", type=int, help="kuksa.val.v2 gRPC port (0: any free port)")
@@ -75,9 +83,12 @@ def run_hub(args: argparse.Namespace) -> int:
         value = getattr(args, f"{name}_port")
         if value is not None:
             config.ports[name] = value
+    profile = profile_from_args(args)
+    # a cabin (accessories, policy) needs the car's mount points
+    has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
     if args.accessory_port is not None:
         config.ports["accessories"] = args.accessory_port
-    taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or args.brand})
+    taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or has_mounts})
     if taken:
         flags = {
             "grpc": "--grpc-port",
@@ -95,13 +106,15 @@ def run_hub(args: argparse.Namespace) -> int:
         )
     parts = HubParts(
         brand=args.brand,
+        profile=profile,
         can=args.can,
-        db_path=Path(args.db) if args.db else default_db_path() if args.brand else None,
+        db_path=Path(args.db) if args.db else default_db_path() if has_mounts else None,
         accessory_port=config.ports.get("accessories") or 0,
         virtual_fleet=args.virtual_accessories,
         simulate=args.simulate,
         seed=args.seed,
         speedup=args.speedup,
+        automations=[Path(a) for a in args.automations] if args.automations else config.automations,
     )
     hub = build_hub(config, parts)
     if config.open:

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "anycar.cli.hub",
     "anycar.cli.token",
     "anycar.cli.completion",
+    "anycar.cli.automation",
 ]
 
 

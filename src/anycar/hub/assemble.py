@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anycar.brands import load_profile
+from anycar.brands import BrandProfile, load_profile
 from anycar.errors import ConfigError
 from anycar.hub.cabin import CabinComponent
 from anycar.hub.config import HubConfig
@@ -28,20 +28,24 @@ class HubParts:
     seed: int = 0
     speedup: float = 1.0
     dashboard: bool = True
+    #: a profile already built (``--profile DIR``, ``--dbc/--mapping``); wins over ``brand``
+    profile: BrandProfile | None = None
+    automations: list[Path] | None = None  # definition files/folders (anycar.automations); None: off
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     """A hub with the vehicle (CAN), the simulator, the cabin (accessories, policy) and the dashboard."""
-    if parts.brand is None and (parts.can or parts.simulate or parts.virtual_fleet):
+    if parts.brand is None and parts.profile is None and (parts.can or parts.simulate or parts.virtual_fleet):
         raise ConfigError("--can, simulation and accessories need --brand PROFILE (see `anycar brand list`)")
     if parts.can and parts.simulate:
         raise ConfigError("choose one source of CAN frames: --can or the simulator")
     hub = Hub(config)
-    if parts.brand is None:
+    if parts.brand is None and parts.profile is None:
+        _add_automations(hub, parts)
         if parts.dashboard:
             hub.add_component(DashboardComponent())
         return hub
-    profile = load_profile(parts.brand)
+    profile = parts.profile if parts.profile is not None else load_profile(parts.brand or "")
     vehicle = VehicleComponent(profile, parts.can)
     hub.add_component(vehicle)
     if parts.simulate:
@@ -52,6 +56,15 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
                 profile, parts.db_path, accessory_port=parts.accessory_port, virtual_fleet=parts.virtual_fleet
             )
         )
+    _add_automations(hub, parts)
     if parts.dashboard:
         hub.add_component(DashboardComponent())
     return hub
+
+
+def _add_automations(hub: Hub, parts: HubParts) -> None:
+    """After the cabin (its policy and accessories), before the dashboard."""
+    if parts.automations is not None:
+        from anycar.automations.component import AutomationsComponent
+
+        hub.add_component(AutomationsComponent(parts.automations, db_path=parts.db_path, brand=parts.brand))

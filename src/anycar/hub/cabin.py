@@ -9,7 +9,6 @@ up in the dashboard without any code: boolean actuator -> switch, number -> rang
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from anycar.accessories import signing
-from anycar.accessories.demo import fit_virtual_fleet
+from anycar.accessories.demo import fit_virtual_fleet, virtual_vendor_key
 from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
 from anycar.api.auth import Action
-from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, require
+from anycar.api.bodies import read_json_object
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.hub.pairing import pairing_group
@@ -34,6 +33,8 @@ from anycar.policy.privileges import Privilege
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
+
+GRANT_BODY_BYTES = 64 * 1024  # a grant lists patterns, not data
 
 # The policy's event kinds, as the dashboard's Activity panel names them.
 EVENT_KINDS = {
@@ -54,6 +55,7 @@ EVENT_KINDS = {
     "unavailable": "unavailable",
     "trust_added": "trust",
     "trust_revoked": "trust",
+    "grant_changed": "trust",
 }
 
 
@@ -82,11 +84,16 @@ class CabinComponent:
     async def start(self, hub: Hub) -> None:
         broker = hub.broker
         self.policy = PolicyEngine(
-            broker, db_path=self.db_path, driving=self.plan.driving, power=self.plan.power
+            broker,
+            db_path=self.db_path,
+            driving=self.plan.driving,
+            power=self.plan.power,
+            supervisor=hub.supervisor,
         )
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.
         hub.authorizer.second_opinion = self.policy.app_opinion
+        hub.authorizer.narrowed = self.policy.has_app_grant
         self.manager = AccessoryManager(
             broker,
             self.db_path,
@@ -101,7 +108,7 @@ class CabinComponent:
         if not any(g.name == "pairing" for g in hub.rest.groups):
             hub.add_rest_group(pairing_group(lambda: self.manager))
         if self.virtual_fleet:
-            self.virtual = await fit_virtual_fleet(self.manager, signing.generate_key())
+            self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
 
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}
@@ -118,7 +125,7 @@ class CabinComponent:
 
     # -- views --------------------------------------------------------------------------------
     def vehicle(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         board = self.manager.board
         fitted_at = {f.mount.id: f for f in self.manager.fitted.values()}
         rails = [
@@ -187,7 +194,7 @@ class CabinComponent:
         return float(power.typical_w)
 
     def accessories(self) -> dict[str, Any]:
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         catalog = self.manager.broker.catalog
         out = []
         for f in self.manager.fitted.values():
@@ -229,7 +236,7 @@ class CabinComponent:
         return {"accessories": out}
 
     def driving_state(self) -> dict[str, Any]:
-        assert self.policy is not None and self.manager is not None
+        assert self.policy is not None and self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         status = self.policy.status()
         names = {f.instance: f.manifest.product_name for f in self.manager.fitted.values()}
         affected = [
@@ -248,7 +255,7 @@ class CabinComponent:
         }
 
     def events(self, limit: int) -> dict[str, Any]:
-        assert self.policy is not None
+        assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         recent = self.policy.events.recent(limit=limit)
         out = []
         for e in reversed(recent):
@@ -293,26 +300,21 @@ class CabinComponent:
 
         async def grants(request: Request) -> JSONResponse:
             require(request, Action.READ)
-            assert self.policy is not None
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             return JSONResponse({"grants": [g.to_dict() for g in self.policy.grants.all()]})
 
         async def grant_app(request: Request) -> JSONResponse:
-            assert self.policy is not None
-            app_id = request.path_params["app"]
-            body = await _json_object(request)
-            reads = _patterns(body, "reads")
-            actuates = _patterns(body, "actuates")
-            # Nobody grants more than their own token holds.
+            assert self.policy is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+            # Who asks comes first: no body is read for a caller without a valid token.
             held = caller_grants(request)
-            for pattern in reads:
-                held.check(Action.READ, pattern)
-            for pattern in actuates:
-                held.check(Action.ACTUATE, pattern)
-            assert self.manager is not None
-            for pattern in (*reads, *actuates):
-                self.manager.broker.catalog.resolve(pattern)  # an unknown path is a 404, not a silent grant
-            grant = self.policy.grant_app(
-                app_id, Privilege.parse(body.get("privilege", "Operate")), reads=reads, actuates=actuates
+            body = await read_json_object(request, GRANT_BODY_BYTES)
+            grant = self.policy.change_grant(
+                held,
+                held.privilege,
+                request.path_params["app"],
+                Privilege.parse(body.get("privilege", "Operate")),
+                reads=_patterns(body, "reads"),
+                actuates=_patterns(body, "actuates"),
             )
             return JSONResponse(grant.to_dict())
 
@@ -340,11 +342,23 @@ class CabinComponent:
                 for name, text in described.items()
             }
             | {
+                f"{p}/events": {
+                    "get": {
+                        "tags": ["cabin"],
+                        "summary": described["events"],
+                        "parameters": [
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}}
+                        ],
+                        "responses": ok_responses(described["events"], errors=(400,)),
+                    }
+                },
                 f"{p}/grants/{{app}}": {
                     "put": {
                         "tags": ["cabin"],
-                        "summary": "Grant an app a privilege and the paths it may read and actuate "
-                        "(never more than the caller's token holds)",
+                        "parameters": [path_parameter("app", "the app's subject (the token's 'sub')")],
+                        "summary": "Set a subject's privilege and the paths it may read and actuate: "
+                        "needs the 'admin' scope, never more than the caller holds (compared as sets "
+                        "of signals), never a widening of the caller's own grant",
                         "requestBody": {
                             "content": {
                                 "application/json": {
@@ -361,21 +375,11 @@ class CabinComponent:
                                 }
                             }
                         },
-                        "responses": ok_responses("the grant as stored"),
+                        "responses": ok_responses("the grant as stored", errors=(400, 404)),
                     }
-                }
+                },
             },
         )
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"request body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ConfigError("request body must be a JSON object")
-    return body
 
 
 def _patterns(body: dict[str, Any], key: str) -> list[str]:

@@ -22,6 +22,7 @@ Example (YAML; TOML has the same keys)::
       max_subscriptions: 256
       history_per_signal: 100  # recent values kept for VISS's history filter; 0: none
     actuation_timeout_s: 2.0
+    automations: [automations/]  # definition files or folders (anycar.automations)
 
 Relative file names are taken from the config file's folder. Without a token key the hub
 serves everyone, so it refuses any address but loopback.
@@ -35,13 +36,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.api.viss import VissLimits
 from anycar.errors import ConfigError
 
 DEFAULT_PORTS = {"grpc": 55555, "viss": 8090, "http": 8080, "accessories": 8765}
-_TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s"}
+_TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s", "automations"}
 
 
 @dataclass
@@ -55,6 +55,7 @@ class HubConfig:
     tls_key: Path | None = None
     limits: VissLimits = field(default_factory=VissLimits)
     actuation_timeout_s: float = 2.0
+    automations: list[Path] | None = None
     source: str = "<defaults>"
 
     @property
@@ -83,8 +84,10 @@ class HubConfig:
         except OSError as exc:
             raise ConfigError(f"cannot read hub config {file}: {exc.strerror}") from None
         try:
-            data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            data = tomllib.loads(text) if file.suffix == ".toml" else decoding.load_document(text, str(file))
+        except decoding.DecodingError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc.detail}") from None
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"{file}: not valid {'TOML' if file.suffix == '.toml' else 'YAML'}: {exc}"
             ) from None
@@ -134,6 +137,7 @@ class HubConfig:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
             raise ConfigError(f"{source}: actuation_timeout_s must be a number in (0, 60], got {timeout!r}")
         cfg.actuation_timeout_s = float(timeout)
+        cfg.automations = _automation_paths(data.get("automations"), base, source)
         return cfg
 
 
@@ -176,3 +180,17 @@ def _path(value: Any, base: Path | None, where: str) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"{where}: file {path} does not exist")
     return path
+
+
+def _automation_paths(value: Any, base: Path | None, source: str) -> list[Path] | None:
+    """``automations:`` is a file or folder name, or a list of them (relative to the config)."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
+        raise ConfigError(f"{source}: 'automations' must be a file or folder name, or a list of them")
+    out = []
+    for item in items:
+        path = Path(item).expanduser()
+        out.append(base / path if base is not None and not path.is_absolute() else path)
+    return out

@@ -3,7 +3,9 @@
 Components are whatever feeds or uses the broker from outside the API layer: brand/CAN
 adapters, accessories, the simulator, automations. Each has ``name``, ``async start(hub)`` and
 ``async stop()``; while starting it may register REST route groups with
-``hub.add_rest_group`` (brand profile, mount points, accessories, grants ...). Components start
+``hub.add_rest_group`` (brand profile, mount points, accessories, grants ...) and start its
+background tasks with ``hub.supervisor.spawn`` (logged, restarted with back-off, and shown in
+``info()['health']``: no task dies silently). Components start
 in the order they were added, before the servers, and stop in reverse order after them, so no
 client ever talks to a half-built hub.
 """
@@ -25,6 +27,7 @@ from anycar.broker import SignalBroker
 from anycar.errors import ConfigError
 from anycar.hub.config import HubConfig
 from anycar.model import VSS_VERSION, Catalog
+from anycar.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,16 @@ class Hub:
         self.config.check()
         self.broker = SignalBroker(catalog, actuation_timeout=self.config.actuation_timeout_s)
         self.authorizer = Authorizer.from_file(
-            self.config.token_public_key, audience=self.config.token_audience, issuer=self.config.token_issuer
+            self.config.token_public_key,
+            audience=self.config.token_audience,
+            issuer=self.config.token_issuer,
+            catalog=self.broker.catalog,  # scopes are sets of this catalog's signals
         )
         self.rest = RestApi(self.authorizer)
         self.viss = VissService(self.broker, self.authorizer, self.config.limits)
         self.components: list[Component] = []
+        # Every background task of the hub and its components runs under this (see start()).
+        self.supervisor = Supervisor()
         self.grpc: GrpcServer | None = None
         self.viss_ws: VissWebSocketServer | None = None
         self.http: HttpServer | None = None
@@ -84,6 +92,8 @@ class Hub:
             key = str(cfg.tls_key) if cfg.tls_key else None
             if cfg.ports.get("viss") is not None or cfg.ports.get("http") is not None:
                 self.viss.start_history()
+                if self.viss.history is not None and self.viss.history._task is not None:
+                    self.supervisor.watch("viss-history", self.viss.history._task)
             if cfg.ports.get("grpc") is not None:
                 self.grpc = GrpcServer(
                     self.broker,
@@ -173,4 +183,5 @@ class Hub:
             "auth": "jwt" if self.authorizer.enabled else "open (loopback only)",
             "components": [c.name for c in self.components],
             "uptime_s": round(time.time() - self.started_at, 3) if self.started_at else 0.0,
+            "health": self.supervisor.health(),
         }

@@ -10,19 +10,19 @@ apply them, and the next status frames carry the new value back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import can
 
 from anycar.brands.ecus import EcuEncoder
 from anycar.broker import Provider
+from anycar.can.sources import BusSource
 from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
 from anycar.sim.simulator import SimStep, Simulator
+from anycar.supervisor import Supervised
 
 GNSS_PATHS = tuple(
     "Vehicle.CurrentLocation." + name
@@ -62,8 +62,8 @@ class SimulationComponent:
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
-        self._task: asyncio.Task[Any] | None = None
-        self._readers: list[Any] = []
+        self._task: Supervised | None = None
+        self._readers: list[BusSource] = []
         self.ecus: SimulatedEcus | None = None
         self.gnss: Provider | None = None
         self._gnss_paths: list[str] = []
@@ -77,10 +77,10 @@ class SimulationComponent:
             self._rx[bus.name] = can.Bus(interface="virtual", channel=channel)
             reader = self.vehicle.attach_bus(bus.name, self._rx[bus.name])
             self._readers.append(reader)
-            await reader.start()
+            await reader.start(hub.supervisor)
         encoder = EcuEncoder(profile)  # what the car's ECUs broadcast, counters and checksums too
         self.ecus = SimulatedEcus(profile, self.sim, hub.broker.catalog, encoder)
-        await self.ecus.start(self._tx)  # they read the requests the hub sends on the car's buses
+        await self.ecus.start(self._tx, hub.supervisor)  # they read the requests the hub sends
         self.vehicle.send_via(self._rx)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
         self.sink = CanFrameSink(self.ecus.encode, router, include=encoder.paths)
@@ -92,7 +92,7 @@ class SimulationComponent:
             self.gnss = hub.broker.register_provider("gnss", gnss)
             self._gnss_paths = gnss
             self.runner.add_sink(self._publish_gnss)
-        self._task = asyncio.create_task(self.runner.run(), name="simulator")
+        self._task = hub.supervisor.spawn("simulator", self.runner.run)
 
     def _publish_gnss(self, step: SimStep) -> None:
         if self.gnss is None or self.gnss.closed:
@@ -107,8 +107,8 @@ class SimulationComponent:
             self.gnss = None
         self.runner.stop()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop(cancel=False)
+            self._task = None
         if self.ecus is not None:
             await self.ecus.stop()
         for reader in self._readers:  # its notifier thread must not read a bus shut below

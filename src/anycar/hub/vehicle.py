@@ -7,11 +7,9 @@ of the profile, in the profile's order), e.g. ``socketcan:can0`` or ``virtual:ca
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import can
 
@@ -19,6 +17,7 @@ from anycar.brands import BrandProfile, adapter_for
 from anycar.can.adapter import CanAdapter
 from anycar.can.sources import BusSource, bus_sender, open_bus, replay_async
 from anycar.errors import ConfigError
+from anycar.supervisor import Supervised, Supervisor
 
 if TYPE_CHECKING:
     from anycar.hub.hub import Hub
@@ -60,7 +59,8 @@ class VehicleComponent:
         self.adapter: CanAdapter | None = None
         self.buses: dict[str, can.BusABC] = {}
         self._sources: list[BusSource] = []
-        self._replay: asyncio.Task[Any] | None = None
+        self._replay: Supervised | None = None
+        self._supervisor: Supervisor | None = None
 
     async def start(self, hub: Hub) -> None:
         source = parse_can_source(self.can_source, self.profile) if self.can_source else None
@@ -68,17 +68,21 @@ class VehicleComponent:
             interface, channels = source
             for spec, channel in zip(self.profile.buses, channels, strict=True):
                 self.buses[spec.name] = open_bus(interface, channel)
+        self._supervisor = hub.supervisor
         send = bus_sender(self.buses) if self.buses else None
         self.adapter = adapter_for(self.profile, hub.broker, send=send)
+        for problem in self.adapter.problems:  # rules that cannot be used: the others run
+            log.warning("%s", problem)
         for bus_name, live in self.buses.items():
             reader = BusSource(self.adapter, live, bus_name=bus_name)
-            await reader.start()
+            await reader.start(hub.supervisor)
             self._sources.append(reader)
         if isinstance(source, Path):
-            self._replay = asyncio.create_task(self._run_replay(source), name="can-replay")
+            replay = source  # a replay that fails is not started again (it would repeat frames)
+            self._replay = hub.supervisor.spawn("can-replay", lambda: self._run_replay(replay), restart=False)
 
     async def _run_replay(self, path: Path) -> None:
-        assert self.adapter is not None
+        assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         stats = await replay_async(self.adapter, path)
         log.info("CAN log %s replayed: %s", path, stats)
 
@@ -89,16 +93,15 @@ class VehicleComponent:
 
     def attach_bus(self, bus_name: str, bus: can.BusABC) -> BusSource:
         """Read one more bus (the simulator's) into the adapter; the caller starts the source."""
-        assert self.adapter is not None
+        assert self.adapter is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         source = BusSource(self.adapter, bus, bus_name=bus_name)
         self._sources.append(source)
         return source
 
     async def stop(self) -> None:
         if self._replay is not None:
-            self._replay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._replay
+            await self._replay.stop()
+            self._replay = None
         for reader in self._sources:
             await reader.stop()
         self._sources = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -48,6 +48,7 @@ class Catalog:
         self._branches: dict[str, Branch] = {}
         self._listeners: list[CatalogListener] = []
         self._match_cache: dict[str, list[Signal]] = {}
+        self._segments: list[tuple[str, ...]] = []  # each signal's path split, by id
 
     # -- building -------------------------------------------------------------------------
     @classmethod
@@ -132,15 +133,20 @@ class Catalog:
         if sig is not None:
             result = [sig]
         else:
-            regex = paths.compile_pattern(pattern)
+            matcher = paths.compile_pattern(pattern)
             if not paths.has_wildcard(pattern) and pattern not in self._branches:
                 result = []
             else:
-                result = [s for s in self._by_id if regex.fullmatch("." + s.path)]
+                result = [self._by_id[i] for i in matcher.select(self._all_segments())]
         if len(self._match_cache) > 4096:
             self._match_cache.clear()
         self._match_cache[pattern] = result
         return result
+
+    def _all_segments(self) -> list[tuple[str, ...]]:
+        for sig in self._by_id[len(self._segments) :]:
+            self._segments.append(tuple(sig.path.split(".")))
+        return self._segments
 
     def resolve(self, pattern: str) -> list[Signal]:
         """Like ``match`` but an empty result is an error that says what is near."""
@@ -149,15 +155,34 @@ class Catalog:
             raise UnknownPath(pattern, self._suggest(pattern))
         return found
 
+    def resolve_all(self, patterns: Iterable[str], budget: paths.Budget | None = None) -> list[Signal]:
+        """Every signal any pattern covers, once each, in the order asked; unknown patterns
+        raise as in ``resolve``, and the request's ``budget`` bounds patterns and signals."""
+        budget = budget or paths.Budget()
+        out: list[Signal] = []
+        seen: set[int] = set()
+        for pattern in patterns:
+            budget.pattern()
+            fresh = [sig for sig in self.resolve(pattern) if sig.id not in seen]
+            budget.take(len(fresh))
+            seen.update(sig.id for sig in fresh)
+            out.extend(fresh)
+        return out
+
     def _suggest(self, path: str) -> str:
-        if not isinstance(path, str):
-            return ""
-        prefix = path.rsplit(".", 1)[0]
-        pool = [p for p in self._signals if p.startswith(prefix)] or list(self._signals)
-        close = difflib.get_close_matches(path, pool, n=3, cutoff=0.75)
+        close = self.suggest(path)
         return f"did you mean {', '.join(close)}?" if close else ""
 
-    # -- overlays ---------------------------------------------------------------------------
+    def suggest(self, path: str, allowed: Callable[[str], bool] | None = None) -> list[str]:
+        """The known paths nearest an unknown one, among those ``allowed`` accepts (an API passes
+        the caller's read right, so a hint never names what the caller may not see)."""
+        if not isinstance(path, str):
+            return []
+        prefix = path.rsplit(".", 1)[0]
+        names = [p for p in self._signals if allowed is None or allowed(p)]
+        pool = [p for p in names if p.startswith(prefix)] or names
+        return difflib.get_close_matches(path, pool, n=3, cutoff=0.75)
+
     def add_listener(self, listener: CatalogListener) -> None:
         """Called with (added, changed) signals after each overlay."""
         self._listeners.append(listener)

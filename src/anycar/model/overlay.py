@@ -11,7 +11,6 @@ that every error names where it is.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from anycar import decoding
 from anycar.errors import OverlayError
 
 STANDARD_KEYS = frozenset(
@@ -82,17 +82,16 @@ def parse_overlay_text(
     lines: dict[str, int] = {}
     if source.endswith(".json"):
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise OverlayError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+            data = decoding.load_document(text, source)
+        except decoding.DecodingError as exc:
+            raise OverlayError(str(exc)) from None
     else:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}" if mark else source
-            raise OverlayError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+            with decoding.yaml_errors(text, source):
+                root = yaml.compose(text, Loader=yaml.SafeLoader)
+                data = yaml.safe_load(text)
+        except decoding.DecodingError as exc:
+            raise OverlayError(str(exc)) from None
         if isinstance(root, yaml.MappingNode):
             for key_node, _ in root.value:
                 lines[str(key_node.value)] = key_node.start_mark.line + 1

@@ -11,6 +11,7 @@ from anycar.model.catalog import Catalog
 from anycar.policy import config
 from anycar.policy.errors import PermissionDenied
 from anycar.policy.privileges import Grant, Privilege
+from anycar.rights import Action
 
 ACCESSORIES_BRANCH = "Vehicle.Accessories"
 
@@ -43,20 +44,18 @@ class AccessControl:
         return next((b for b in self.safety_critical if _under(path, b)), None)
 
     def pattern_hits_safety(self, pattern: str, catalog: Catalog | None = None) -> str | None:
-        """The first safety-critical path a pattern could reach, or ``None``."""
-        plain = pattern.split(".*")[0].split("*")[0].rstrip(".")
-        hit = self.safety_branch(plain) if plain else None
-        if hit:
-            return hit
+        """The first safety-critical path a pattern reaches, or ``None``: decided on the set of
+        signals it matches in ``catalog``, never on its text. Without a catalog a plain path
+        is judged by the branches it contains, and a wildcard pattern is assumed to reach one."""
         if catalog is not None:
             for sig in catalog.match(pattern):
                 if (branch := self.safety_branch(sig.path)) is not None:
                     return sig.path if branch == sig.path else f"{sig.path} (in {branch})"
-        elif plain:
-            return next((b for b in self.safety_critical if _under(b, plain)), None)
-        else:
+            return self.safety_branch(pattern) if not paths.has_wildcard(pattern) else None
+        if paths.has_wildcard(pattern):
             return self.safety_critical[0] if self.safety_critical else None
-        return None
+        hit = self.safety_branch(pattern)
+        return hit or next((b for b in self.safety_critical if _under(b, pattern)), None)
 
     # -- checks -----------------------------------------------------------------------------
     def check_provide(self, instance: str, path: str) -> None:
@@ -93,12 +92,12 @@ class AccessControl:
             raise PermissionDenied(
                 f"{grant.subject} has {grant.privilege.label}; setting {path} needs Operate", path=path
             )
-        if path in grant.owns or any(paths.matches(p, path) for p in grant.actuates):
+        if grant.allows(Action.ACTUATE, path):
             return
         raise PermissionDenied(f"{grant.subject}'s grant does not name actuator {path}", path=path)
 
     def check_read(self, grant: Grant, path: str) -> None:
-        if path in grant.owns or any(paths.matches(p, path) for p in grant.reads):
+        if grant.allows(Action.READ, path):
             return
         raise PermissionDenied(f"{grant.subject}'s grant does not name {path} for reading", path=path)
 

@@ -94,7 +94,7 @@ class DrivingConfig:
                 raise ConfigError(f"{where}.rules: must be a non-empty list")
             rules = tuple(_rule(r, f"{where}.rules[{i}]") for i, r in enumerate(raw_rules))
         else:
-            assert base is not None
+            assert base is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             rules = base.rules
         return cls(float(idle), limit, rules)
 

@@ -3,12 +3,14 @@
 It subscribes to speed, gear, ignition, the 12 V rail and the traction battery; derives the
 driving state and UX restrictions; decides which loads (fitted accessories) are shed; checks
 access against grants; and logs every shed, restore, restriction and refusal.
+
+The safety function (driving state -> restrictions) works from memory: the event log persists
+on its own thread and never raises here, and the engine's task runs under the hub's
+``Supervisor``, which restarts it (and says so in the health) should a batch ever raise.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import Any
 
 from anycar.broker import SignalBroker
 from anycar.broker.datapoint import Datapoint
-from anycar.model import paths
+from anycar.broker.guard import is_accessory_name
+from anycar.policy import granting
 from anycar.policy.access import AccessControl
 from anycar.policy.driving import DrivingConfig, DrivingState
 from anycar.policy.errors import PermissionDenied
@@ -24,6 +27,8 @@ from anycar.policy.events import EventLog
 from anycar.policy.grants import GrantStore
 from anycar.policy.power import PowerConfig, PowerMonitor, PowerVerdict, Priority
 from anycar.policy.privileges import Grant, Privilege
+from anycar.rights import Action, Rights
+from anycar.supervisor import Supervised, Supervisor
 
 SPEED = "Vehicle.Speed"
 SELECTED_GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
@@ -65,12 +70,19 @@ class PolicyEngine:
         access: AccessControl | None = None,
         events: EventLog | None = None,
         grants: GrantStore | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.broker = broker
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self.driving = driving if driving is not None else DrivingConfig.default()
         self.power = PowerMonitor(power)
         self.access = access if access is not None else AccessControl()
-        self.events = events if events is not None else EventLog(db_path)
+        self.events = (
+            events
+            if events is not None
+            else EventLog(db_path, on_health=lambda err: self.supervisor.report("event-log", err))
+        )
+        self.supervisor.add_probe("event-log", self.events.status)
         self.grants = grants if grants is not None else GrantStore(db_path)
         self.speed: float | None = None
         self.selected_gear: int | None = None
@@ -80,8 +92,12 @@ class PolicyEngine:
         self.verdict = PowerVerdict({})
         self._loads: dict[str, LoadStatus] = {}
         self._listeners: dict[str, LoadListener] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self._sub: Any = None
+        # The broker refuses accessory writes to safety-critical branches for every API.
+        broker.guard.protect(
+            self.access.safety_critical, is_accessory=self.is_accessory, on_refusal=self._guard_refused
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -89,19 +105,19 @@ class PolicyEngine:
             return
         self._sub = self.broker.subscribe(WATCHED, name="policy")
         self.apply(self._sub.drain())
-        self._task = asyncio.create_task(self._run(), name="policy-engine")
+        self._task = self.supervisor.spawn("policy-engine", self._run)
 
     async def stop(self) -> None:
         if self._sub is not None:
             self._sub.close()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
 
     async def _run(self) -> None:
-        assert self._sub is not None
+        """Apply every batch; a restart after a crash starts from what the broker holds now."""
+        assert self._sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        self.apply([dp for p in WATCHED if (dp := self.broker.get(p)) is not None])
         async for batch in self._sub:
             self.apply(batch)
 
@@ -225,6 +241,55 @@ class PolicyEngine:
         self.grants.put(grant)
         return grant
 
+    def change_grant(
+        self,
+        granter: Rights,
+        granter_privilege: Privilege | None,
+        subject: str,
+        privilege: Privilege,
+        *,
+        reads: Iterable[str] = (),
+        actuates: Iterable[str] = (),
+    ) -> Grant:
+        """Change ``subject``'s grant on behalf of ``granter`` (see ``granting``); every change,
+        and every refused attempt, is in the event log with who asked."""
+        request = granting.GrantRequest(subject, privilege, tuple(reads), tuple(actuates))
+        before = self.grants.get(subject)
+        by = granter.subject or "anonymous"
+        try:
+            grant = granting.decide(
+                granter, granter_privilege, request, before, self.broker.catalog, self.access
+            )
+        except PermissionDenied as exc:
+            self.refuse(subject, f"grant change by {by} refused: {exc}", by=by, action="grant")
+            raise
+        self.grants.put(grant)
+        self.events.log(
+            "grant_changed",
+            subject,
+            f"grant of {subject} set by {by}: {grant.privilege.label}, reads {len(grant.reads)}, "
+            f"actuates {len(grant.actuates)} patterns",
+            by=by,
+            before=before.to_dict() if before is not None else None,
+            after=grant.to_dict(),
+        )
+        return grant
+
+    def is_accessory(self, name: str | None) -> bool:
+        """An accessory acting (``accessory:<instance>``) or a subject whose grant is an accessory's."""
+        if is_accessory_name(name):
+            return True
+        grant = self.grants.get(name) if name else None
+        return grant is not None and grant.kind == "accessory"
+
+    def has_app_grant(self, subject: str) -> bool:
+        grant = self.grants.get(subject)
+        return grant is not None and grant.kind == "app"
+
+    def _guard_refused(self, who: str, path: str, why: str) -> None:
+        subject = who.removeprefix("accessory:")
+        self.refuse(subject, why, path=path, action="write")
+
     def refuse(self, subject: str, message: str, **data: Any) -> None:
         """Log a refusal decided elsewhere (manager, APIs) so that all refusals are in one place."""
         self.events.log("refusal", subject, message, **data)
@@ -254,9 +319,9 @@ class PolicyEngine:
         if grant is None or grant.kind != "app" or action == "provide":
             return None
         try:
-            if action == "actuate":
+            if action == Action.ACTUATE:
                 self.access.check_actuate(grant, path)
-            elif not any(paths.matches(p, path) for p in grant.actuates):
+            else:
                 self.access.check_read(grant, path)
         except PermissionDenied as exc:
             self.refuse(subject, str(exc), path=path, action=action)

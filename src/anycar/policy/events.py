@@ -1,11 +1,22 @@
 """The policy event log: every shed, restore and refusal, visible while the hub runs (a ring in
 memory) and afterwards (the ``events`` table of the hub's SQLite file).
+
+Logging never waits for the disk and never fails because of it: an event goes into the ring and
+to the listeners at once, and onto a bounded queue that one writer thread drains into SQLite.
+A full disk or a read-only file costs persistence only (counted, reported through
+``on_health``, retried with back-off), never the caller: the driving state and its restrictions
+are decided from memory. The table has a retention (rows and bytes, oldest go first), and the
+kinds an outsider can provoke (refused hellos, wrong codes, floods) are rate-limited: over the
+limit they are counted, and one summary row says how many were not logged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import queue
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -14,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from anycar.policy.db import open_db
+from anycar.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -48,8 +62,32 @@ KINDS = frozenset(
         "trust_added",
         "trust_revoked",
         "driving_state",
+        "grant_changed",
+        # automations (anycar.automations): a notify action, a loop or a storm stopped
+        "automation_notify",
+        "automation_loop",
+        "automation_rate_limited",
     }
 )
+
+# What a peer without a token can make the hub log as often as it likes.
+NOISY_KINDS = frozenset(
+    {"refusal", "attestation_failed", "pairing_failed", "locked_out", "rate_limited", "fit_refused"}
+)
+# What one event row costs beyond its text columns (seq, ts, two index entries), for the byte cap.
+_ROW_OVERHEAD = 48
+_BYTES = "LENGTH(kind) + LENGTH(subject) + LENGTH(message) + LENGTH(data)"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of the log the database keeps, and how fast noisy kinds may be logged."""
+
+    max_rows: int = 100_000
+    max_bytes: int = 32 * 1024 * 1024
+    noisy_per_s: float = 20.0  # per kind, over all subjects
+    noisy_burst: float = 100.0
+    queue_size: int = 10_000  # events waiting for the disk before new ones are dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,38 +111,79 @@ class Event:
 
 
 class EventLog:
-    """Append-only log; ``db_path=None`` keeps it in memory only."""
+    """Append-only log; ``db_path=None`` keeps it in memory only.
 
-    def __init__(self, db_path: str | Path | None = None, *, capacity: int = 1000) -> None:
+    ``on_health(error)`` hears the writer's state: an exception when persisting fails, ``None``
+    when it works again (the supervisor turns that into the hub's health)."""
+
+    def __init__(
+        self,
+        db_path: str | Path | None = None,
+        *,
+        capacity: int = 1000,
+        retention: Retention | None = None,
+        on_health: Callable[[BaseException | None], None] | None = None,
+        max_file_bytes: int | None = None,
+    ) -> None:
+        self.retention = retention if retention is not None else Retention()
+        self.on_health = on_health
         self._ring: deque[Event] = deque(maxlen=capacity)
         self._seq = 0
-        self._db: sqlite3.Connection | None = open_db(db_path, SCHEMA) if db_path is not None else None
         self._listeners: list[Callable[[Event], None]] = []
-        if self._db is not None:
-            row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
-            self._seq = int(row[0] or 0)
+        self._noisy: dict[str, TokenBucket] = {}
+        self.suppressed: dict[str, int] = {}  # per kind, since the last summary row
+        self.suppressed_total = 0
+        self._writer: _Writer | None = None
+        if db_path is not None:
+            self._writer = _Writer(open_db(db_path, SCHEMA, shared=False), self.retention, self._health)
+            if max_file_bytes is not None:
+                self._writer.cap_file(max_file_bytes)
+            self._seq = self._writer.max_seq()
+            self._writer.start()
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
     def log(self, kind: str, subject: str, message: str, **data: Any) -> Event:
+        """Record one event; never raises for the disk. A rate-limited event gets ``seq`` 0."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
-        ts = time.time()
-        if self._db is not None:
-            cur = self._db.execute(
-                "INSERT INTO events (ts, kind, subject, message, data) VALUES (?, ?, ?, ?, ?)",
-                (ts, kind, subject, message, json.dumps(data, default=str)),
-            )
-            seq = int(cur.lastrowid or 0)
-        else:
-            seq = self._seq + 1
-        self._seq = seq
-        event = Event(ts, kind, subject, message, data, seq)
+        if kind in NOISY_KINDS:
+            bucket = self._noisy.get(kind)
+            if bucket is None:
+                bucket = self._noisy[kind] = TokenBucket(
+                    self.retention.noisy_per_s, self.retention.noisy_burst
+                )
+            if not bucket.take():
+                self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+                self.suppressed_total += 1
+                return Event(time.time(), kind, subject, message, data, 0)
+            missed = self.suppressed.pop(kind, 0)
+            if missed:
+                self._record(
+                    kind,
+                    "event-log",
+                    f"{missed} more {kind} events were not logged (over {self.retention.noisy_per_s:g}/s)",
+                    {"suppressed": missed},
+                )
+        return self._record(kind, subject, message, data)
+
+    def _record(self, kind: str, subject: str, message: str, data: dict[str, Any]) -> Event:
+        self._seq += 1
+        event = Event(time.time(), kind, subject, message, data, self._seq)
         self._ring.append(event)
+        if self._writer is not None:
+            self._writer.put(event)
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not stop the policy that logs
+                log.exception("event listener failed on %s", kind)
         return event
+
+    def _health(self, error: BaseException | None) -> None:
+        if self.on_health is not None:
+            self.on_health(error)
 
     def recent(self, *, kind: str | None = None, subject: str | None = None, limit: int = 100) -> list[Event]:
         """Newest last, from the in-memory ring."""
@@ -119,8 +198,9 @@ class EventLog:
         self, *, kind: str | None = None, subject: str | None = None, limit: int = 1000
     ) -> list[Event]:
         """Newest last, from the database (survives restarts); the ring if there is no database."""
-        if self._db is None:
+        if self._writer is None:
             return self.recent(kind=kind, subject=subject, limit=limit)
+        self.flush()
         query = "SELECT seq, ts, kind, subject, message, data FROM events"
         cond: list[str] = []
         args: list[Any] = []
@@ -134,13 +214,213 @@ class EventLog:
             query += " WHERE " + " AND ".join(cond)
         query += " ORDER BY seq DESC LIMIT ?"
         args.append(limit)
-        rows = self._db.execute(query, args).fetchall()
+        rows = self._writer.query(query, args)
         return [
             Event(r["ts"], r["kind"], r["subject"], r["message"], json.loads(r["data"]), r["seq"])
             for r in reversed(rows)
         ]
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued event is on disk (or the writer is failing); ``True`` if so."""
+        return self._writer.flush(timeout) if self._writer is not None else True
+
+    def status(self) -> dict[str, Any]:
+        """For the hub's health: is the log persisting, what is queued, dropped, suppressed."""
+        out: dict[str, Any] = {
+            "persistent": self._writer is not None,
+            "in_memory": len(self._ring),
+            "suppressed": self.suppressed_total,
+        }
+        if self._writer is not None:
+            out.update(self._writer.status())
+        return out
+
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+
+
+class _Writer:
+    """The one thread that writes events to SQLite, so that the event loop never waits for disk."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, retention: Retention, health: Callable[[BaseException | None], None]
+    ) -> None:
+        self.conn = conn
+        self.retention = retention
+        self._health = health
+        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=retention.queue_size)
+        self._lock = threading.Lock()  # the connection: writer thread vs. history() readers
+        self._idle = threading.Condition()
+        self._unwritten = 0
+        self.failing: str | None = None
+        self.closing = False
+        self.written = 0
+        self.dropped = 0
+        self.trimmed = 0
+        self.rows = self.bytes = 0
+        self._recount()
+        self._thread = threading.Thread(target=self._run, name="event-log-writer", daemon=True)
+
+    def cap_file(self, max_bytes: int) -> None:
+        """Never grow the database file beyond ``max_bytes`` from this connection."""
+        page = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+        self.conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page)}")
+
+    def max_seq(self) -> int:
+        row = self.conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, event: Event) -> None:
+        with self._idle:
+            self._unwritten += 1
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            self._done(1)
+
+    def _done(self, n: int) -> None:
+        with self._idle:
+            self._unwritten -= n
+            if self._unwritten <= 0:
+                self._idle.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self._idle:
+            while self._unwritten > 0 and self.failing is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.1))
+            return self._unwritten <= 0
+
+    def query(self, sql: str, args: list[Any]) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self.conn.execute(sql, args).fetchall())
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "persisting": self.failing is None,
+            "last_error": self.failing,
+            "queued": self._queue.qsize(),
+            "written": self.written,
+            "dropped": self.dropped,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "trimmed": self.trimmed,
+            "max_rows": self.retention.max_rows,
+            "max_bytes": self.retention.max_bytes,
+        }
+
+    def _run(self) -> None:
+        batch: list[Event] = []
+        delay = 0.05
+        stop = False
+        while True:
+            if not batch:
+                item = self._queue.get()
+                if item is None:
+                    return
+                batch.append(item)
+            while len(batch) < 500:  # what else is waiting goes into the same transaction
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                self._write(batch)
+            except Exception as exc:  # disk full, read-only, I/O error: keep the batch, retry
+                first = self.failing is None
+                self.failing = f"{type(exc).__name__}: {exc}"
+                if first:
+                    log.error("event log cannot persist (%s); events are kept in memory", self.failing)
+                self._health(exc)
+                with self._idle:
+                    self._idle.notify_all()
+                if stop or self.closing:  # closing: what could not be written is lost, and counted
+                    self.dropped += len(batch)
+                    self._done(len(batch))
+                    return
+                if self._queue.full():  # the disk is not coming back soon: oldest first out
+                    self.dropped += len(batch)
+                    self._done(len(batch))
+                    batch = []
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self.failing is not None:
+                log.warning("event log persists again after: %s", self.failing)
+                self.failing = None
+                self._health(None)
+            delay = 0.05
+            self._done(len(batch))
+            batch = []
+            if stop:
+                return
+
+    def _write(self, batch: list[Event]) -> None:
+        rows = [(e.seq, e.ts, e.kind, e.subject, e.message, json.dumps(e.data, default=str)) for e in batch]
+        size = sum(len(r[2]) + len(r[3]) + len(r[4]) + len(r[5]) + _ROW_OVERHEAD for r in rows)
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO events (seq, ts, kind, subject, message, data) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self.rows += len(rows)
+                self.bytes += size
+                if self.rows > self.retention.max_rows or self.bytes > self.retention.max_bytes:
+                    self._trim()  # in the same transaction: the caps hold at every commit
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                self._recount()
+                raise
+            self.written += len(rows)
+
+    def _trim(self) -> None:
+        """Drop the oldest rows until both caps have a tenth of headroom (caller holds the lock)."""
+        target_rows = self.retention.max_rows * 9 // 10
+        target_bytes = self.retention.max_bytes * 9 // 10
+        for _ in range(8):  # rows differ in size: estimate from the mean, look again
+            excess = max(0, self.rows - target_rows)
+            if self.bytes > target_bytes and self.rows:
+                excess = max(excess, int((self.bytes - target_bytes) * self.rows / self.bytes) + 1)
+            excess = min(excess, self.rows)
+            if excess <= 0:
+                return
+            cut = self.conn.execute(
+                "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?", (excess - 1,)
+            ).fetchone()
+            if cut is None:
+                return
+            self.conn.execute("DELETE FROM events WHERE seq <= ?", (cut[0],))
+            self.trimmed += excess
+            self._recount()
+
+    def _recount(self) -> None:
+        row = self.conn.execute(f"SELECT COUNT(*), COALESCE(SUM({_BYTES}), 0) FROM events").fetchone()  # nosec B608 # _BYTES is a constant of this module, no outside input
+        self.rows = int(row[0])
+        self.bytes = int(row[1]) + self.rows * _ROW_OVERHEAD
+
+    def stop(self) -> None:
+        self.closing = self.failing is not None  # a failing disk does not hold up the shutdown
+        try:  # after everything queued: what can be written is written
+            self._queue.put(None, timeout=5)
+        except queue.Full:
+            self.closing = True
+        self._thread.join(10)
+        with self._lock:
+            self.conn.close()

@@ -10,34 +10,10 @@ A grant is given at commissioning (accessories) or when an app is registered, an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
-from anycar.errors import ConfigError
-
-
-class Privilege(IntEnum):
-    VIEW = 1
-    OPERATE = 2
-    MANAGE = 3
-    ADMINISTER = 4
-
-    @classmethod
-    def parse(cls, text: str | int | Privilege) -> Privilege:
-        if isinstance(text, Privilege):
-            return text
-        if isinstance(text, int) and not isinstance(text, bool):
-            try:
-                return cls(text)
-            except ValueError:
-                pass
-        elif isinstance(text, str) and text.upper() in cls.__members__:
-            return cls[text.upper()]
-        raise ConfigError(f"privilege {text!r} is not one of View, Operate, Manage, Administer")
-
-    @property
-    def label(self) -> str:
-        return self.name.capitalize()
+from anycar.model import paths
+from anycar.rights import Action, Privilege
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +26,16 @@ class Grant:
     reads: tuple[str, ...] = ()
     actuates: tuple[str, ...] = ()
     owns: tuple[str, ...] = field(default=())  # an accessory's own signal paths
+
+    def allows(self, action: Action | str, path: str) -> bool:
+        """What the grant names for ``path`` (a leaf): actuating includes reading; privilege and
+        safety rules are the access control's, not this."""
+        if path in self.owns or any(paths.matches(p, path) for p in self.actuates):
+            return True
+        return action == Action.READ and any(paths.matches(p, path) for p in self.reads)
+
+    def unlimited(self, action: Action | str) -> bool:
+        return False  # a grant always names its paths
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,3 +57,6 @@ class Grant:
             actuates=tuple(data.get("actuates", ())),
             owns=tuple(data.get("owns", ())),
         )
+
+
+__all__ = ["Grant", "Privilege"]

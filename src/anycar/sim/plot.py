@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape  # nosec B406 # escape() writes SVG text; nothing here parses XML
 
 from anycar.sim.simulator import LV_VOLTAGE, SOC, SPEED, Simulator
 

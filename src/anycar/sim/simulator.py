@@ -304,7 +304,7 @@ class Simulator:
             out["cargo"] = 9 <= since < duration - 12
             key = (lap, phase.leg)
             if key not in self._door_plans:
-                self._door_plans[key] = random.Random(f"{self.seed}:{lap}:{phase.leg}").random() < 0.4
+                self._door_plans[key] = random.Random(f"{self.seed}:{lap}:{phase.leg}").random() < 0.4  # nosec B311 # seeded door openings in the simulation, not security
             out["passenger"] = self._door_plans[key] and 8 <= since < 14
         elif kind == REST:
             out["driver"] = 6 <= since < 10

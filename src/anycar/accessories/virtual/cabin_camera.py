@@ -17,4 +17,4 @@ def behave(acc: Accessory) -> None:
     @acc.every(1.0)
     async def report() -> None:
         recording = acc.values["IsRecording"]
-        await acc.publish(FrameRate=30.0 if recording else 0.0, IsMotionDetected=random.random() < 0.1)
+        await acc.publish(FrameRate=30.0 if recording else 0.0, IsMotionDetected=random.random() < 0.1)  # nosec B311 # a simulated motion sensor, not security

@@ -15,10 +15,23 @@ from anycar.errors import (
     InvalidPattern,
     InvalidValue,
     NotProvider,
+    TooManySignals,
     UnknownPath,
     WrongSignalType,
 )
 from anycar.model import Catalog, Signal
+
+# the KUKSA databroker's MAX_REQUEST_PATH_LENGTH: a longer path is INVALID_ARGUMENT, not NOT_FOUND
+MAX_PATH_LENGTH = 1000
+
+
+class InvalidRequest(AnycarError):
+    """A request wrong in its shape (a SignalID with neither id nor path, a path too long, no
+    ids at all): INVALID_ARGUMENT, as the databroker answers, whatever the catalog holds."""
+
+    code = 400
+    reason = "bad_request"
+
 
 STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (TokenError, grpc.StatusCode.UNAUTHENTICATED),
@@ -30,6 +43,8 @@ STATUS_OF: list[tuple[type[AnycarError], grpc.StatusCode]] = [
     (InvalidValue, grpc.StatusCode.INVALID_ARGUMENT),
     (WrongSignalType, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidFilter, grpc.StatusCode.INVALID_ARGUMENT),
+    (TooManySignals, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
 ]
 
 ACTUATION_STATUS = {
@@ -85,23 +100,42 @@ class Access:
     def grants(self, context: grpc.aio.ServicerContext) -> Grants:
         return self.authorizer.grants(token_of(context))
 
-    def signal(self, signal_id: Any) -> Signal:
-        """A ``types.SignalID`` (by id or path) -> the signal; raises ``UnknownPath``."""
+    def signal(self, grants: Grants, signal_id: Any, action: Action) -> Signal:
+        """A ``types.SignalID`` (by id or path) -> the signal, if ``grants`` allow ``action`` on it.
+
+        An unknown path or id is NOT_FOUND only for a caller whose rights could cover it; anyone
+        else gets PERMISSION_DENIED, as for a signal it may not touch.
+        """
         which = signal_id.WhichOneof("signal")
         if which == "id":
-            return self.catalog.by_id(signal_id.id)
+            return self.by_id(grants, signal_id.id, action)
         if which == "path":
-            return self.catalog.get(signal_id.path)
-        raise UnknownPath("", "the SignalID has neither id nor path")
+            return grants.signal(self.catalog, checked_path(signal_id.path), action)
+        raise InvalidRequest("No SignalId provided: the SignalID has neither id nor path")
+
+    def by_id(self, grants: Grants, signal_id: int, action: Action) -> Signal:
+        try:
+            sig = self.catalog.by_id(signal_id)
+        except UnknownPath:
+            raise self.by_id_error(grants, signal_id, action) from None
+        grants.check(action, sig.path)
+        return sig
+
+    @staticmethod
+    def by_id_error(grants: Grants, signal_id: int, action: Action) -> AnycarError:
+        """An unknown id: NOT_FOUND for a caller holding ``action`` on everything, else 403."""
+        if grants.unlimited(action):
+            return UnknownPath(f"#{signal_id}", "no signal has this id")
+        return Forbidden(f"{grants.subject or 'this client'} may not {action} signal #{signal_id}")
 
     def resolve(self, grants: Grants, patterns: list[str], action: Action) -> list[Signal]:
         """Every signal the patterns cover, all of them allowed for ``action`` or an error."""
-        out: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in patterns:
-            for sig in self.catalog.resolve(pattern):
-                if sig.id not in seen:
-                    grants.check(action, sig.path)
-                    seen.add(sig.id)
-                    out.append(sig)
+        out = grants.resolve_all(self.catalog, [checked_path(p) for p in patterns], action)
         return out
+
+
+def checked_path(path: str) -> str:
+    """``path`` unless it is longer than the databroker takes (then ``InvalidRequest``)."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise InvalidRequest(f"The provided path is too long ({len(path)} > {MAX_PATH_LENGTH} characters)")
+    return path

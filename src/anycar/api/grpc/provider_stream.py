@@ -1,6 +1,7 @@
 """One ``OpenProviderStream``: a remote provider, mapped onto a broker ``Provider``.
 
-- ``ProvideActuationRequest`` claims actuators; ``ProvideSignalRequest`` claims signals to
+- ``ProvideActuationRequest`` claims actuators (naming a sensor or attribute ends the stream
+  with INVALID_ARGUMENT, as the databroker does); ``ProvideSignalRequest`` claims signals to
   publish. Publishing an unclaimed signal claims it on the way.
 - ``PublishValuesRequest`` writes values; a ``PublishValuesResponse`` comes back only when
   some of them were refused, naming each one (as the KUKSA databroker does).
@@ -27,7 +28,8 @@ from anycar.api.auth import Action, Grants
 from anycar.api.grpc.common import Access, error_v2, status_of
 from anycar.api.grpc.convert import VALUE_SPEC, value_from_v2, value_to_v2
 from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
-from anycar.errors import AnycarError, UnknownPath
+from anycar.errors import AnycarError, WrongSignalType
+from anycar.model import NodeType
 
 _counter = itertools.count(1)
 _CLOSED = object()
@@ -62,15 +64,24 @@ class ProviderStream:
         elif which == "batch_actuate_stream_response":
             self._answer(request.batch_actuate_stream_response)
         elif which == "provide_actuation_request":
-            self._claim(
-                [self.access.signal(s) for s in request.provide_actuation_request.actuator_identifiers]
-            )
+            actuators = [
+                self.access.signal(self.grants, s, Action.PROVIDE)
+                for s in request.provide_actuation_request.actuator_identifiers
+            ]
+            for sig in actuators:
+                if sig.type is not NodeType.ACTUATOR:
+                    # the databroker's WrongType: INVALID_ARGUMENT, and the stream ends
+                    raise WrongSignalType(
+                        f"{sig.path} is a {sig.type}: only actuators can be provided for actuation",
+                        path=sig.path,
+                    )
+            self._claim(actuators)
             await self.outgoing.put(
                 v2.OpenProviderStreamResponse(provide_actuation_response=v2.ProvideActuationResponse())
             )
         elif which == "provide_signal_request":
             ids = list(request.provide_signal_request.signals_sample_intervals.keys())
-            self._claim([self.broker.catalog.by_id(i) for i in ids])
+            self._claim([self.access.by_id(self.grants, i, Action.PROVIDE) for i in ids])
             await self.outgoing.put(
                 v2.OpenProviderStreamResponse(provide_signal_response=v2.ProvideSignalResponse())
             )
@@ -101,7 +112,7 @@ class ProviderStream:
                 try:
                     sig = signals[sid]  # ids are uint32 on the wire: never negative
                 except IndexError:
-                    raise UnknownPath(f"#{sid}", "no signal has this id") from None
+                    raise self.access.by_id_error(grants, sid, Action.PROVIDE) from None
                 if sid not in claimed:
                     grants.check(Action.PROVIDE, sig.path)
                     self.provider.claim([sig.path])
@@ -135,7 +146,7 @@ class ProviderStream:
 
     def _answer(self, response: v2.BatchActuateStreamResponse) -> None:
         try:
-            sig = self.access.signal(response.signal_id)
+            sig = self.access.signal(self.grants, response.signal_id, Action.PROVIDE)
         except AnycarError:
             return
         waiters = self.pending.get(sig.id)

@@ -18,6 +18,7 @@ from anycar.errors import ConfigError
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_CONCURRENT_STREAMS = 256
+STREAM_WINDOW_BYTES = 64 * 1024  # ~25 messages of 100 signals in flight per stream
 
 
 class GrpcServer:
@@ -52,8 +53,10 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
                 # one client's flood of calls queues behind its own streams, not everyone's
                 ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
-                # a provider stream starts at full speed instead of waiting for window probing
-                ("grpc.http2.lookahead_bytes", 1024 * 1024),
+                # flow control with a fixed window: a provider faster than the hub waits instead of
+                # piling megabytes (BDP probing would grow the window) into a queue nobody sees
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
             ]
         )
         v2_grpc.add_VALServicer_to_server(self.v2, server)
@@ -76,6 +79,7 @@ class GrpcServer:
 
     async def stop(self, grace: float = 1.0) -> None:
         self.v2.close()
+        self.v1.watches.close()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

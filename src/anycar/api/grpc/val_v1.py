@@ -3,12 +3,13 @@
 kuksa-client 0.6 reads values, metadata and datatypes, sets actuator targets and checks the
 server through v1 even when it publishes and subscribes through v2, so the hub serves:
 GetServerInfo, Get (current value, target value, metadata), Set (value, actuator target) and
-Subscribe (current values). Per-entry failures come back as HTTP-like codes in ``errors``, as
+Subscribe (current values, and metadata: ``subscribe_metadata``). Per-entry failures come back as HTTP-like codes in ``errors``, as
 the KUKSA databroker does; a bad or missing token is UNAUTHENTICATED.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,12 +21,13 @@ from kuksa.val.v1 import val_pb2_grpc
 
 from anycar import __version__
 from anycar.api.auth import Action, TokenError
-from anycar.api.grpc.common import Access, abort
+from anycar.api.grpc.common import Access, InvalidRequest, abort
 from anycar.api.grpc.convert import datapoint_v1, metadata_v1, value_from_v1
+from anycar.api.grpc.metadata_watch import MetadataWatches
 from anycar.api.grpc.val_v2 import SERVER_NAME, ValV2Service
-from anycar.broker import ActuationStatus, SignalBroker
-from anycar.errors import AnycarError
-from anycar.model import NodeType, Signal
+from anycar.broker import ActuationStatus, Datapoint, SignalBroker, Subscription
+from anycar.errors import AnycarError, TooManySignals
+from anycar.model import NodeType, Signal, paths
 
 _ACTUATION_CODE = {
     ActuationStatus.NO_PROVIDER: (503, "unavailable"),
@@ -57,6 +59,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         self.access: Access = v2.access
         self.v2 = v2
         self.targets: dict[str, tuple[Any, float]] = {}
+        self.watches = MetadataWatches(broker.catalog)
 
     async def GetServerInfo(self, request: v1.GetServerInfoRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
@@ -71,11 +74,14 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         except TokenError as exc:
             await abort(context, exc)
         response = v1.GetResponse()
+        budget = paths.Budget()
         for entry in request.entries:
             try:
-                signals = self.broker.catalog.resolve(entry.path)
-                for sig in signals:
-                    grants.check(Action.READ, sig.path)
+                budget.pattern()
+                signals = grants.resolve(self.broker.catalog, entry.path, Action.READ)
+                budget.take(len(signals))
+            except TooManySignals as exc:
+                await abort(context, exc)
             except AnycarError as exc:
                 response.errors.append(_entry_error(entry.path, exc))
                 continue
@@ -111,9 +117,9 @@ class ValV1Service(val_pb2_grpc.VALServicer):
             path = update.entry.path
             fields = set(update.fields)
             try:
-                sig = self.broker.catalog.get(path)
+                needed = Action.ACTUATE if t1.FIELD_ACTUATOR_TARGET in fields else Action.PROVIDE
+                sig = grants.signal(self.broker.catalog, path, needed)
                 if t1.FIELD_ACTUATOR_TARGET in fields:
-                    grants.check(Action.ACTUATE, path)
                     value = value_from_v1(sig, update.entry.actuator_target)
                     result = await self.broker.actuate(path, value, requester=grants.subject or None)
                     if not result.ok:
@@ -141,29 +147,106 @@ class ValV1Service(val_pb2_grpc.VALServicer):
     async def Subscribe(
         self, request: v1.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[v1.SubscribeResponse]:
+        """Current values, metadata (kuksa-client's ``subscribe_metadata``), or both."""
         try:
             grants = self.access.grants(context)
-            patterns = []
+            value_patterns: list[str] = []
+            meta_patterns: list[str] = []
             for entry in request.entries:
-                if entry.view not in (t1.VIEW_CURRENT_VALUE, t1.VIEW_UNSPECIFIED):
-                    raise AnycarError(f"{entry.path}: only current values can be subscribed through v1")
-                patterns.append(entry.path)
-            signals = self.access.resolve(grants, patterns, Action.READ)
-            sub = self.broker.subscribe([s.path for s in signals], name=f"grpc-v1:{grants.subject}")
+                wants_value, wants_metadata = _subscribed(entry)
+                if wants_value:
+                    value_patterns.append(entry.path)
+                if wants_metadata:
+                    meta_patterns.append(entry.path)
+            if not value_patterns and not meta_patterns:
+                raise InvalidRequest("SubscribeRequest has no entries")
+            meta_signals = self.access.resolve(grants, meta_patterns, Action.READ)
+            sub = None
+            if value_patterns:
+                signals = self.access.resolve(grants, value_patterns, Action.READ)
+                sub = self.broker.subscribe([s.path for s in signals], name=f"grpc-v1:{grants.subject}")
         except AnycarError as exc:
             await abort(context, exc)
+        if not meta_patterns:
+            assert sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+            try:
+                async for batch in sub:
+                    yield self._values(batch)
+            finally:
+                sub.close()
+            return
+        async for response in self._with_metadata(sub, meta_patterns, meta_signals):
+            yield response
+
+    def _values(self, batch: list[Datapoint]) -> v1.SubscribeResponse:
         find = self.broker.catalog.find
+        response = v1.SubscribeResponse()
+        for dp in batch:
+            sig = find(dp.path)
+            if sig is None or sig.type is NodeType.BRANCH:
+                continue
+            update = response.updates.add()
+            update.entry.path = dp.path
+            update.entry.value.CopyFrom(datapoint_v1(sig, dp.value, dp.timestamp))
+            update.fields.append(t1.FIELD_VALUE)
+        return response
+
+    @staticmethod
+    def _metadata(signals: list[Signal]) -> v1.SubscribeResponse:
+        response = v1.SubscribeResponse()
+        for sig in signals:
+            update = response.updates.add()
+            update.entry.path = sig.path
+            update.entry.metadata.CopyFrom(metadata_v1(sig))
+            update.fields.append(t1.FIELD_METADATA)
+        return response
+
+    async def _with_metadata(
+        self, sub: Subscription | None, patterns: list[str], signals: list[Signal]
+    ) -> AsyncIterator[v1.SubscribeResponse]:
+        """The metadata first, then metadata changes and value updates as they come, in one
+        stream. Each source waits while the stream is full, so neither grows without bound."""
+        watch = self.watches.open(patterns, signals)
+        out: asyncio.Queue[v1.SubscribeResponse | None] = asyncio.Queue(16)
+
+        async def values(source: Subscription) -> None:
+            async for batch in source:
+                await out.put(self._values(batch))
+            await out.put(None)
+
+        async def metadata() -> None:
+            while changed := await watch.next():
+                await out.put(self._metadata(changed))
+            await out.put(None)
+
+        tasks = [asyncio.create_task(metadata())]
+        if sub is not None:
+            tasks.append(asyncio.create_task(values(sub)))
         try:
-            async for batch in sub:
-                response = v1.SubscribeResponse()
-                for dp in batch:
-                    sig = find(dp.path)
-                    if sig is None or sig.type is NodeType.BRANCH:
-                        continue
-                    update = response.updates.add()
-                    update.entry.path = dp.path
-                    update.entry.value.CopyFrom(datapoint_v1(sig, dp.value, dp.timestamp))
-                    update.fields.append(t1.FIELD_VALUE)
+            yield self._metadata(signals)
+            while (response := await out.get()) is not None:
                 yield response
         finally:
-            sub.close()
+            watch.close()
+            if sub is not None:
+                sub.close()
+            for task in tasks:
+                task.cancel()
+
+
+def _subscribed(entry: v1.SubscribeEntry) -> tuple[bool, bool]:
+    """(current value wanted, metadata wanted) for one ``SubscribeEntry``."""
+    fields = set(entry.fields)
+    if entry.view == t1.VIEW_METADATA or (fields and fields <= _METADATA_FIELDS):
+        return False, True
+    if entry.view == t1.VIEW_ALL:
+        return True, True
+    if entry.view in (t1.VIEW_CURRENT_VALUE, t1.VIEW_UNSPECIFIED) and fields <= {
+        t1.FIELD_VALUE,
+        t1.FIELD_PATH,
+    }:
+        return True, False
+    raise InvalidRequest(
+        f"{entry.path}: only current values and metadata can be subscribed through v1; "
+        "target values reach providers through kuksa.val.v2 OpenProviderStream"
+    )

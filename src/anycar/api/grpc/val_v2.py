@@ -20,16 +20,16 @@ from kuksa.val.v2 import val_pb2_grpc
 
 from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants, TokenExpired
-from anycar.api.grpc.common import Access, abort, abort_actuation
+from anycar.api.grpc.common import Access, InvalidRequest, abort, abort_actuation
 from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2, value_spec
 from anycar.api.grpc.provider_stream import ProviderStream, serve_stream
-from anycar.broker import SignalBroker, Subscription, SubscriptionFilter
+from anycar.broker import ActuationResult, ActuationStatus, SignalBroker, Subscription, SubscriptionFilter
 from anycar.broker.subscription import DEFAULT_QUEUE_SIZE
 from anycar.errors import AnycarError, NotProvider
 from anycar.model import Signal
 
 SERVER_NAME = "anycar-hub"
-MAX_BUFFER_SIZE = 100_000
+MAX_BUFFER_SIZE = 1000  # the databroker's MAX_SUBSCRIBE_BUFFER_SIZE
 
 
 def _peer(context: grpc.aio.ServicerContext) -> str:
@@ -51,8 +51,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
     async def GetValue(self, request: v2.GetValueRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
             grants = self.access.grants(context)
-            sig = self.access.signal(request.signal_id)
-            grants.check(Action.READ, sig.path)
+            sig = self.access.signal(grants, request.signal_id, Action.READ)
         except AnycarError as exc:
             await abort(context, exc)
         response = v2.GetValueResponse()
@@ -62,9 +61,9 @@ class ValV2Service(val_pb2_grpc.VALServicer):
     async def GetValues(self, request: v2.GetValuesRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
             grants = self.access.grants(context)
-            signals = [self.access.signal(s) for s in request.signal_ids]
-            for sig in signals:
-                grants.check(Action.READ, sig.path)
+            if not request.signal_ids:
+                raise InvalidRequest("GetValuesRequest has no signal_ids")
+            signals = [self.access.signal(grants, s, Action.READ) for s in request.signal_ids]
         except AnycarError as exc:
             await abort(context, exc)
         response = v2.GetValuesResponse()
@@ -81,15 +80,18 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         try:
             grants = self.access.grants(context)
             root = request.root or "**"
-            found = self.broker.catalog.resolve(root)
-            allowed = [s for s in found if grants.allows(Action.READ, s.path)]
-            if not allowed:
-                grants.check(Action.READ, found[0].path)
+            allowed = grants.visible(self.broker.catalog, root, Action.READ)
         except AnycarError as exc:
             await abort(context, exc)
         return v2.ListMetadataResponse(metadata=[metadata_v2(s) for s in allowed])
 
     async def GetServerInfo(self, request: v2.GetServerInfoRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            self.access.grants(
+                context
+            )  # as v1: an unauthenticated caller learns nothing, not even the version
+        except AnycarError as exc:
+            await abort(context, exc)
         return v2.GetServerInfoResponse(name=SERVER_NAME, version=__version__, commit_hash="")
 
     # -- subscriptions -------------------------------------------------------------------------
@@ -97,7 +99,9 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         self, grants: Grants, signals: list[Signal], buffer_size: int, flt: t2.Filter | None
     ) -> Subscription:
         if buffer_size < 0 or buffer_size > MAX_BUFFER_SIZE:
-            raise AnycarError(f"buffer_size {buffer_size} is outside 0..{MAX_BUFFER_SIZE}")
+            raise InvalidRequest(
+                f"Subscription buffer_size max allowed value is {MAX_BUFFER_SIZE} (got {buffer_size})"
+            )
         period = None
         if flt is not None and flt.HasField("min_sample_interval") and flt.min_sample_interval.interval_ms:
             period = flt.min_sample_interval.interval_ms / 1000.0
@@ -116,7 +120,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         try:
             grants = self.access.grants(context)
             if not request.signal_paths:
-                raise AnycarError("SubscribeRequest has no signal_paths")
+                raise InvalidRequest("SubscribeRequest has no signal_paths")
             signals = self.access.resolve(grants, list(request.signal_paths), Action.READ)
             sub = self._subscribe(
                 grants, signals, request.buffer_size, request.filter if request.HasField("filter") else None
@@ -132,10 +136,8 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         try:
             grants = self.access.grants(context)
             if not request.signal_ids:
-                raise AnycarError("SubscribeByIdRequest has no signal_ids")
-            signals = [self.broker.catalog.by_id(i) for i in request.signal_ids]
-            for sig in signals:
-                grants.check(Action.READ, sig.path)
+                raise InvalidRequest("SubscribeByIdRequest has no signal_ids")
+            signals = [self.access.by_id(grants, i, Action.READ) for i in request.signal_ids]
             sub = self._subscribe(
                 grants, signals, request.buffer_size, request.filter if request.HasField("filter") else None
             )
@@ -226,12 +228,18 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             self.subscriptions.discard(sub)
 
     # -- actuation -----------------------------------------------------------------------------
+    def _checked(self, grants: Grants, request: v2.ActuateRequest) -> tuple[Signal, Any]:
+        """One actuation, checked before it goes anywhere: the signal exists, the caller may
+        actuate it, it is an actuator and the value fits. Raises what the caller gets back."""
+        if not request.HasField("signal_id"):
+            raise InvalidRequest("No signal_id provided")
+        sig = self.access.signal(grants, request.signal_id, Action.ACTUATE)
+        return self.broker.check_actuation(sig.path, value_from_v2(sig, request.value))
+
     async def Actuate(self, request: v2.ActuateRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
             grants = self.access.grants(context)
-            sig = self.access.signal(request.signal_id)
-            grants.check(Action.ACTUATE, sig.path)
-            value = value_from_v2(sig, request.value)
+            sig, value = self._checked(grants, request)
             result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
         except AnycarError as exc:
             await abort(context, exc)
@@ -240,13 +248,27 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         return v2.ActuateResponse()
 
     async def BatchActuate(self, request: v2.BatchActuateRequest, context: grpc.aio.ServicerContext) -> Any:
+        """All or nothing, as the proto says: every target is checked (exists, may be actuated
+        by this caller, is an actuator, takes the value, has a provider) before any is sent."""
         try:
             grants = self.access.grants(context)
             wanted: dict[str, Any] = {}
             for item in request.actuate_requests:
-                sig = self.access.signal(item.signal_id)
-                grants.check(Action.ACTUATE, sig.path)
-                wanted[sig.path] = value_from_v2(sig, item.value)
+                sig, value = self._checked(grants, item)
+                wanted[sig.path] = value
+        except AnycarError as exc:
+            await abort(context, exc)
+        for path in wanted:
+            if not self.broker.serves_actuation(path):
+                await abort_actuation(
+                    context,
+                    ActuationResult(
+                        path,
+                        ActuationStatus.NO_PROVIDER,
+                        "no provider serves this actuator; nothing was forwarded",
+                    ),
+                )
+        try:
             results = await self.broker.actuate_many(wanted, requester=grants.subject or None)
         except AnycarError as exc:
             await abort(context, exc)
@@ -255,12 +277,30 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                 await abort_actuation(context, result)
         return v2.BatchActuateResponse()
 
+    async def ActuateStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Actuations one after another on one call, as the databroker serves them: each is
+        checked and forwarded in turn; the first that fails ends the call with its status."""
+        try:
+            grants = self.access.grants(context)
+        except AnycarError as exc:
+            await abort(context, exc)
+        async for item in request_iterator:
+            try:
+                if grants.expires_at is not None and time.time() >= grants.expires_at:
+                    raise TokenExpired("access token has expired; open the stream again with a new one")
+                sig, value = self._checked(grants, item)
+                result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
+            except AnycarError as exc:
+                await abort(context, exc)
+            if not result.ok:
+                await abort_actuation(context, result)
+        return v2.ActuateResponse()
+
     # -- providing -----------------------------------------------------------------------------
     async def PublishValue(self, request: v2.PublishValueRequest, context: grpc.aio.ServicerContext) -> Any:
         try:
             grants = self.access.grants(context)
-            sig = self.access.signal(request.signal_id)
-            grants.check(Action.PROVIDE, sig.path)
+            sig = self.access.signal(grants, request.signal_id, Action.PROVIDE)
             dp = request.data_point
             value = value_from_v2(sig, dp.value) if dp.HasField("value") else None
             stamp = dp.timestamp.seconds + dp.timestamp.nanos * 1e-9 if dp.HasField("timestamp") else None

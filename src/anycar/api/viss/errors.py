@@ -1,7 +1,11 @@
 """VISS v2 errors: the spec's table of numbers, reasons and messages, and how anycar's errors map.
 
-Each error object on the wire is ``{"number": 404, "reason": "invalid_path", "message": "..."}``.
-The message is the spec's text followed by what exactly was wrong, so a developer can act on it.
+Each error object on the wire is ``{"number": 404, "reason": "unavailable_data", "message": "..."}``.
+The reasons and messages are the 2024 table of VISS v2 Transport (as COVESA keeps it in
+``VISSv2.x_TransportExamples.html``, "Status Codes"); 429, 500, 502 and 504, which that table
+leaves to HTTP, keep the earlier table's words. The message is the spec's text followed by what
+exactly was wrong, so a developer can act on it. Over HTTP a 401 also carries
+``WWW-Authenticate`` (RFC 6750), as the spec's "Authorized Read" example shows.
 """
 
 from __future__ import annotations
@@ -22,48 +26,47 @@ from anycar.errors import (
 
 # reason -> (number, the spec's message)
 TABLE: dict[str, tuple[int, str]] = {
-    "bad_request": (
-        400,
-        "The server is unable to fulfil the client request because the request is malformed.",
-    ),
-    "filter_invalid": (400, "Filter requested on non-primitive type."),
-    "invalid_duration": (400, "Time duration is invalid."),
-    "invalid_value": (400, "The requested set value is invalid."),
-    "token_expired": (401, "Access token has expired."),
-    "token_invalid": (401, "Access token is invalid."),
-    "token_missing": (401, "Access token is missing."),
-    "too_many_attempts": (401, "The client has failed to authenticate too many times."),
-    "read_only": (401, "The desired signal cannot be set since it is a read only signal."),
-    "user_forbidden": (
-        403,
-        "The user is not permitted to access the requested resource. Retrying does not help.",
-    ),
-    "user_unknown": (403, "The user is unknown. Retrying does not help."),
-    "invalid_path": (404, "The specified data path does not exist."),
-    "private_path": (
-        404,
-        "The specified data path is private and the request is not authorized to access signals on this path.",
-    ),
+    "bad_request": (400, "The request is malformed."),
+    "invalid_data": (400, "Data present in the request is invalid."),
+    "expired_token": (401, "Access token has expired."),
+    "invalid_token": (401, "Access token is invalid."),
+    "missing_token": (401, "Access token is missing."),
+    "forbidden_request": (403, "The server refuses to carry out the request."),
     "unavailable_data": (404, "The requested data was not found."),
-    "invalid_subscription_id": (404, "The specified subscription was not found."),
-    "insufficient_privileges": (406, "The privileges represented by the access token are not sufficient."),
-    "not_acceptable": (406, "The server is unable to generate content that is acceptable to the client"),
     "too_many_requests": (429, "The client has sent the server too many requests in a given amount of time."),
+    "internal_server_error": (500, "The server encountered an unexpected condition."),
     "bad_gateway": (
         502,
         "The server was acting as a gateway or proxy and received an invalid response from an upstream server.",
     ),
-    "service_unavailable": (
-        503,
-        "The server is currently unable to handle the request due to a temporary overload or scheduled "
-        "maintenance (which may be alleviated after some delay).",
-    ),
+    "service_unavailable": (503, "The server is temporarily unable to handle the request."),
     "gateway_timeout": (
         504,
         "The server did not receive a timely response from an upstream server it needed to access in "
         "order to complete the request.",
     ),
-    "internal_server_error": (500, "The server encountered an unexpected condition."),
+}
+
+# the reasons of the earlier (2022/2023) table -> the 2024 reason that replaced them, so code
+# written against the earlier names still answers with the current ones
+EARLIER: dict[str, str] = {
+    "filter_invalid": "invalid_data",
+    "invalid_duration": "invalid_data",
+    "invalid_value": "invalid_data",
+    "token_expired": "expired_token",  # nosec B105 # a VISS error reason name, not a password
+    "token_invalid": "invalid_token",  # nosec B105 # a VISS error reason name, not a password
+    "token_missing": "missing_token",  # nosec B105 # a VISS error reason name, not a password
+    "too_many_attempts": "invalid_token",
+    "read_only": "forbidden_request",
+    "user_forbidden": "forbidden_request",
+    "user_unknown": "forbidden_request",
+    "device_forbidden": "forbidden_request",
+    "device_unknown": "forbidden_request",
+    "insufficient_privileges": "forbidden_request",
+    "invalid_path": "unavailable_data",
+    "private_path": "unavailable_data",
+    "invalid_subscription_id": "invalid_data",
+    "not_acceptable": "bad_request",
 }
 
 
@@ -71,6 +74,7 @@ class VissError(Exception):
     """An error to send back; ``reason`` must be a key of ``TABLE``."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
+        reason = EARLIER.get(reason, reason)
         if reason not in TABLE:
             raise ValueError(f"unknown VISS error reason {reason!r}")
         self.number, spec_message = TABLE[reason]
@@ -87,21 +91,22 @@ def from_anycar(exc: AnycarError, *, setting: bool = False) -> VissError:
     """The VISS error for an anycar error raised while serving a request."""
     detail = str(exc)
     if isinstance(exc, TokenExpired):
-        return VissError("token_expired", detail)
+        return VissError("expired_token", detail)
     if isinstance(exc, TokenMissing):
-        return VissError("token_missing", detail)
+        return VissError("missing_token", detail)
     if isinstance(exc, (TokenInvalid, TokenError)):
-        return VissError("token_invalid", detail)
+        return VissError("invalid_token", detail)
     if isinstance(exc, (Forbidden, NotProvider, AlreadyClaimed)):
-        return VissError("user_forbidden", detail)
+        return VissError("forbidden_request", detail)
     if isinstance(exc, UnknownPath):
-        return VissError("invalid_path", detail)
+        return VissError("unavailable_data", detail)
     if isinstance(exc, WrongSignalType):
-        return VissError("read_only" if setting else "bad_request", detail)
+        # setting a sensor or attribute: the request is well formed, the server will not do it
+        return VissError("forbidden_request" if setting else "bad_request", detail)
     if isinstance(exc, InvalidValue):
-        return VissError("invalid_value", detail)
+        return VissError("invalid_data", detail)
     if isinstance(exc, InvalidFilter):
-        return VissError("filter_invalid" if "non-primitive" in detail else "bad_request", detail)
+        return VissError("invalid_data" if "non-primitive" in detail else "bad_request", detail)
     if isinstance(exc, InvalidPattern):
         return VissError("bad_request", detail)
     return VissError("bad_request", detail)
@@ -114,4 +119,18 @@ def from_actuation(result: ActuationResult) -> VissError:
         return VissError("service_unavailable", detail)
     if result.status is ActuationStatus.TIMED_OUT:
         return VissError("gateway_timeout", detail)
-    return VissError("invalid_value", f"refused by the provider: {detail}")
+    return VissError("invalid_data", f"refused by the provider: {detail}")
+
+
+def http_headers(error: VissError, realm: str = "anycar") -> dict[str, str]:
+    """Headers an HTTP error response carries: a 401 names the Bearer scheme (RFC 6750 §3),
+    with ``error="invalid_token"`` unless the token was simply missing."""
+    if error.number != 401:
+        return {}
+    challenge = f'Bearer realm="{realm}"'
+    if error.reason != "missing_token":
+        description = (
+            "The access token expired" if error.reason == "expired_token" else "The access token is invalid"
+        )
+        challenge += f', error="invalid_token", error_description="{description}"'
+    return {"WWW-Authenticate": challenge}

@@ -11,18 +11,19 @@ Requests (WebSocket, one JSON object per text message)::
     {"action": "unsubscribe", "subscriptionId": "1", "requestId": "5"}
 
 Everything from the outside is checked here: any other shape is a ``bad_request`` that says
-which field is wrong, so the rest of the server only sees well-formed requests.
+which field is wrong, so the rest of the server only sees well-formed requests. A path holds
+no wildcard (the spec's rule; several nodes are addressed with the ``paths`` filter).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from anycar import decoding
 from anycar.api.viss.errors import VissError
 
 ACTIONS = ("get", "set", "subscribe", "unsubscribe")
@@ -41,27 +42,19 @@ class Request:
     authorization: str | None = None
 
 
-def _loads(text: str | bytes, max_bytes: int) -> Any:
-    size = len(text.encode() if isinstance(text, str) else text)
-    if size > max_bytes:
-        raise VissError("bad_request", f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
+def loads(text: str | bytes, max_bytes: int, what: str = "message") -> Any:
+    """Bounded, strict JSON (``anycar.decoding``) with the failure as a VISS ``bad_request``."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VissError("bad_request", f"message is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise VissError("bad_request", "message nests too deeply") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not allowed", name, 0)
+        return decoding.loads(text, max_bytes=max_bytes, what=what)
+    except decoding.DecodingError as exc:
+        raise VissError("bad_request", str(exc)) from None
 
 
 def peek(text: str | bytes) -> tuple[str | None, str | None]:
     """The action and requestId of a message, if they can be read at all (for error replies)."""
     try:
-        data = json.loads(text)
-    except Exception:
+        data = decoding.loads(text)
+    except decoding.DecodingError:
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -99,7 +92,7 @@ def normalize_path(path: str) -> str:
 
 def parse_request(text: str | bytes, max_bytes: int = 65_536) -> Request:
     """One request, or ``VissError`` saying what is wrong with it."""
-    data = _loads(text, max_bytes)
+    data = loads(text, max_bytes)
     if not isinstance(data, dict):
         raise VissError("bad_request", f"message must be a JSON object, got {type(data).__name__}")
     return parse_object(data)
@@ -116,7 +109,7 @@ def parse_object(data: dict[str, Any]) -> Request:
     request_id = _string(data, "requestId", limit=MAX_ID_LENGTH)
     authorization = data.get("authorization")
     if authorization is not None and not isinstance(authorization, str):
-        raise VissError("token_invalid", "field 'authorization' must be a string holding the token")
+        raise VissError("invalid_token", "field 'authorization' must be a string holding the token")
     if action == "unsubscribe":
         return Request(
             action,
@@ -127,6 +120,9 @@ def parse_object(data: dict[str, Any]) -> Request:
     path = normalize_path(_string(data, "path"))
     if not path:
         raise VissError("bad_request", "field 'path' is empty")
+    if "*" in path:
+        # VISS v2 Core, "Path URI Component": the path MUST not contain wildcards
+        raise VissError("bad_request", "field 'path' must not contain wildcards ('*'); use the paths filter")
     filters = _filters(data.get("filter"))
     value = None
     if action == "set":
@@ -162,26 +158,32 @@ def _check_value(value: Any, depth: int = 0) -> None:
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise VissError("invalid_value", "value must be finite")
+            raise VissError("invalid_data", "value must be finite")
         return
     if isinstance(value, list) and depth == 0:
         for item in value:
             _check_value(item, 1)
         return
     raise VissError(
-        "invalid_value", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
+        "invalid_data", f"value must be a string, number, boolean or flat list, got {type(value).__name__}"
     )
 
 
 # -- responses ----------------------------------------------------------------------------------
 _SECOND_TEXT: dict[int, str] = {}
+_LAST: list[Any] = [None, ""]  # the last timestamp formatted and its text
 
 
 def iso(ts: float) -> str:
     """VISS timestamps: ISO 8601, UTC, trailing Z, microseconds.
 
-    Called for every datapoint sent, so the text of the whole second is cached.
+    Called for every datapoint sent, so the text of the whole second is cached, and the last
+    text is kept: the datapoints of one provider message usually share their timestamp.
     """
+    last = _LAST
+    if ts == last[0]:
+        text: str = last[1]
+        return text
     second = int(ts)
     micros = int((ts - second) * 1_000_000)
     prefix = _SECOND_TEXT.get(second)
@@ -189,7 +191,9 @@ def iso(ts: float) -> str:
         if len(_SECOND_TEXT) > 64:
             _SECOND_TEXT.clear()
         prefix = _SECOND_TEXT[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{micros:06d}Z"
+    text = f"{prefix}.{micros:06d}Z"
+    last[0], last[1] = ts, text
+    return text
 
 
 def now_iso() -> str:

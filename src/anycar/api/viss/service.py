@@ -17,20 +17,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.auth import Action, Authorizer, Grants, TokenMissing
 from anycar.api.viss.curvelog import CurveLog
 from anycar.api.viss.errors import VissError, from_actuation, from_anycar
-from anycar.api.viss.filters import Query, build_query
+from anycar.api.viss.filters import FILTERS_SERVED, SERVER_CAPABILITIES, Query, asks_capabilities, build_query
 from anycar.api.viss.history import HistoryRecorder
 from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
 from anycar.broker import Datapoint, SignalBroker, Subscription
 from anycar.errors import AnycarError
-from anycar.model import Signal
+from anycar.model import Catalog, Signal, paths
 from anycar.model.datatypes import ValueRejected, element_type, is_array, is_numeric, parse_text, to_text
 from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+# the transports of server_capabilities: HTTP and WebSocket, over TLS when a certificate is set
+TRANSPORTS_SERVED = ("https", "wss")
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,23 @@ def data_object(path: str, dps: list[Datapoint]) -> dict[str, Any]:
 
 
 def data_field(batch: list[Datapoint]) -> Any:
-    """One object for one signal, a list for several; repeated updates of a signal become a dp list."""
-    grouped: dict[str, list[Datapoint]] = {}
+    """One object for one signal, a list for several; repeated updates of a signal become a dp list.
+
+    One pass over the batch: it runs for every notification of every subscriber.
+    """
+    objects: list[dict[str, Any]] = []
+    seen: dict[str, dict[str, Any]] = {}
     for dp in batch:
-        grouped.setdefault(dp.path, []).append(dp)
-    objects = [data_object(p, dps) for p, dps in grouped.items()]
+        value = dp.value
+        point = {"value": None if value is None else wire_value(value), "ts": iso(dp.timestamp)}
+        obj = seen.get(dp.path)
+        if obj is None:
+            obj = seen[dp.path] = {"path": dp.path, "dp": point}
+            objects.append(obj)
+        elif isinstance(obj["dp"], list):
+            obj["dp"].append(point)
+        else:
+            obj["dp"] = [obj["dp"], point]
     return objects[0] if len(objects) == 1 else objects
 
 
@@ -108,27 +122,23 @@ class VissService:
         return self.authorizer.grants(token)
 
     def resolve(self, grants: Grants, query: Query, action: Action) -> list[Signal]:
-        signals: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in query.patterns:
-            for sig in self.broker.catalog.resolve(pattern):
-                if sig.id in seen:
-                    continue
-                grants.check(action, sig.path)
-                seen.add(sig.id)
-                signals.append(sig)
-                if len(signals) > self.limits.max_signals_per_request:
-                    raise VissError(
-                        "too_many_requests",
-                        f"the request covers more than {self.limits.max_signals_per_request} signals; narrow it",
-                    )
+        budget = paths.Budget(signals=self.limits.max_signals_per_request)
+        signals = grants.resolve_all(self.broker.catalog, query.patterns, action, budget)
         return signals
 
     # -- get / set (any transport) -------------------------------------------------------------
     def get(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
         try:
-            grants = self.grants(req.authorization or default_token)
+            try:
+                grants = self.grants(req.authorization or default_token)
+            except TokenMissing:
+                # the spec applies no access control to the server's capabilities
+                if not asks_capabilities(req.filters):
+                    raise
+                return self._capabilities(req)
             query = build_query(req.path, req.filters, "get")
+            if query.dynamic == SERVER_CAPABILITIES:
+                return self._capabilities(req)
             signals = self.resolve(grants, query, Action.READ)
         except AnycarError as exc:
             raise from_anycar(exc) from None
@@ -136,7 +146,7 @@ class VissService:
             return {
                 "action": "get",
                 "requestId": req.request_id,
-                "metadata": metadata_tree(signals),
+                "metadata": metadata_of(self.broker.catalog, req.path, signals, query.metadata_keys),
                 "ts": now_iso(),
             }
         if query.history_s is not None:
@@ -157,13 +167,31 @@ class VissService:
                 )
         return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
 
+    def _capabilities(self, req: Request) -> dict[str, Any]:
+        """dynamic-metadata ``server_capabilities``: served without a token (the spec applies
+        no access control to it); a token that comes along has been checked all the same."""
+        build_query(req.path, req.filters, "get")  # the request itself must be right
+        return {
+            "action": "get",
+            "requestId": req.request_id,
+            "metadata": {"filter": list(FILTERS_SERVED), "transport_protocol": list(TRANSPORTS_SERVED)},
+            "ts": now_iso(),
+        }
+
     def _history(self, req: Request, signals: list[Signal], period_s: float) -> dict[str, Any]:
+        """Recorded values of the period, oldest first; the current value is not history
+        (VISS v2 Core: "from current time, excluding the current value, and backwards")."""
         if self.history is None:
-            raise VissError("filter_invalid", "this hub records no history (limits.history_per_signal is 0)")
+            raise VissError(
+                "unavailable_data", "this hub records no history (limits.history_per_signal is 0)"
+            )
         start = time.time() - period_s
         objects = []
         for sig in signals:
             dps = self.history.since(sig.path, start)
+            current = self.broker.get(sig.path)
+            if dps and current is not None and dps[-1] == current:
+                dps.pop()
             if dps:
                 objects.append(
                     {
@@ -172,15 +200,16 @@ class VissService:
                     }
                 )
         if not objects:
-            raise VissError("unavailable_data", f"no values recorded in the last {period_s:g} s")
+            raise VissError(
+                "unavailable_data", f"no values recorded in the last {period_s:g} s before the current one"
+            )
         data: Any = objects[0] if len(objects) == 1 else objects
         return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
 
     async def set(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
         try:
             grants = self.grants(req.authorization or default_token)
-            sig = self.broker.catalog.get(req.path)
-            grants.check(Action.ACTUATE, sig.path)
+            sig = grants.signal(self.broker.catalog, req.path, Action.ACTUATE)
             value = value_from_wire(sig, req.value)
             result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
         except AnycarError as exc:
@@ -196,17 +225,45 @@ class VissService:
             self.history._sub.close()
 
 
-def metadata_tree(signals: list[Signal]) -> dict[str, Any]:
-    """The VSS-shaped tree (branches with ``children``) holding the given signals."""
-    root: dict[str, Any] = {}
+def metadata_of(
+    catalog: Catalog, path: str, signals: list[Signal], keys: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """static-metadata: the node asked for, keyed by its own name, holding the given signals
+    (``{"FuelSystem": {"type": "branch", ..., "children": {...}}}``); ``keys`` keeps only those
+    metadata keys (``type`` and ``children`` always stay, so the tree can be walked)."""
+    node = path.rsplit(".", 1)[-1]
+    leaf = catalog.find(path)
+    if leaf is not None:
+        return {node: _selected(leaf.metadata(), keys)}
+    root = _branch_metadata(catalog, path, keys)
     for sig in signals:
-        parts = sig.path.split(".")
+        if not sig.path.startswith(path + "."):
+            continue
         level = root
+        parts = sig.path[len(path) + 1 :].split(".")
+        prefix = path
         for name in parts[:-1]:
-            node = level.setdefault(name, {"type": "branch", "children": {}})
-            level = node["children"]
-        level[parts[-1]] = sig.metadata()
-    return root
+            prefix = f"{prefix}.{name}"
+            children = level.setdefault("children", {})
+            if name not in children:
+                children[name] = _branch_metadata(catalog, prefix, keys)
+            level = children[name]
+        level.setdefault("children", {})[parts[-1]] = _selected(sig.metadata(), keys)
+    return {node: root}
+
+
+def _branch_metadata(catalog: Catalog, path: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    branch = catalog.branch(path)
+    out: dict[str, Any] = {"type": "branch", "description": branch.description if branch else ""}
+    if branch is not None and branch.comment:
+        out["comment"] = branch.comment
+    return _selected(out, keys)
+
+
+def _selected(metadata: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    if not keys:
+        return metadata
+    return {k: v for k, v in metadata.items() if k in keys or k == "type"}
 
 
 class VissSession:
@@ -296,7 +353,7 @@ class VissSession:
             if query.curvelog is not None:
                 flat = [s.path for s in signals if not is_numeric(s.datatype) or is_array(s.datatype)]
                 if flat:
-                    raise VissError("filter_invalid", f"curvelog needs numeric signals; {flat[0]} is not")
+                    raise VissError("invalid_data", f"curvelog needs numeric signals; {flat[0]} is not")
             sub = None
             if query.period_s is None:
                 sub = service.broker.subscribe(
@@ -320,7 +377,7 @@ class VissSession:
             curve = CurveLog(*query.curvelog) if query.curvelog is not None else None
             task = asyncio.create_task(self._forward(sid, sub, grants, curve))
         else:
-            assert query.period_s is not None
+            assert query.period_s is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
             task = asyncio.create_task(self._periodic(sid, signals, query.period_s, grants))
         self.subscriptions[sid] = (sub, task)
 
@@ -337,7 +394,7 @@ class VissSession:
                     if not batch:
                         continue
                 if self._expired(grants):
-                    await self._end(sid, VissError("token_expired", "the subscription's token expired"))
+                    await self._end(sid, VissError("expired_token", "the subscription's token expired"))
                     return
                 await self._notify(sid, batch)
         except asyncio.CancelledError:
@@ -353,7 +410,7 @@ class VissSession:
             while True:
                 await asyncio.sleep(period)
                 if self._expired(grants):
-                    await self._end(sid, VissError("token_expired", "the subscription's token expired"))
+                    await self._end(sid, VissError("expired_token", "the subscription's token expired"))
                     return
                 batch = [dp for dp in (get(s.path) for s in signals) if dp is not None]
                 if batch:
@@ -383,8 +440,9 @@ class VissSession:
     async def _unsubscribe(self, req: Request) -> None:
         entry = self.subscriptions.pop(req.subscription_id, None)
         if entry is None:
+            # the 2024 table has no reason of its own for this: the spec's example answers invalid_data
             raise VissError(
-                "invalid_subscription_id", f"no subscription {req.subscription_id[:40]!r} on this connection"
+                "invalid_data", f"no subscription {req.subscription_id[:40]!r} on this connection"
             )
         sub, task = entry
         if sub is not None:

@@ -1,0 +1,995 @@
+"""The automation engine: definitions in, triggers indexed by signal, runs out.
+
+One broker subscription covers every signal any trigger, wait or "has been true for" condition
+reads; each update goes to the watches of its own signal only (a dictionary look-up), so a
+publish that concerns no automation costs nothing here and 1,000 idle automations cost the
+broker nothing. Runs act through the broker with their owner's grant; loops and storms are
+stopped; every run leaves a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from anycar.automations import model as m
+from anycar.automations.compiler import OWNER_GRANT, Compiler, Context
+from anycar.automations.place import LATITUDE, LONGITUDE, next_sun_event
+from anycar.automations.runner import Run, dry_run
+from anycar.automations.source import (
+    Document,
+    Problem,
+    SourceError,
+    files_in,
+    parse_yaml,
+    read_text,
+    schema_problems,
+)
+from anycar.automations.store import Store
+from anycar.automations.watch import FenceWatch, HeldWatch, SignalWatch, Timing, since_key
+from anycar.broker import SignalBroker
+from anycar.broker.subscription import Subscription
+from anycar.errors import AnycarError
+from anycar.model.signal import NodeType
+from anycar.policy.access import AccessControl
+from anycar.policy.engine import PolicyEngine
+from anycar.policy.errors import PermissionDenied
+from anycar.policy.events import Event, EventLog
+from anycar.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+MAX_CHAIN = 8  # automations setting what triggers automations: deeper than this is a loop
+CAUSE_WINDOW_S = 2.0  # an update within this of an automation's actuation is caused by it
+TRACE_FLUSH_S = 0.5
+ACCESSORY_EVENTS = {
+    "fitted": "fitted",
+    "commissioned": "fitted",
+    "removed": "removed",
+    "shed": "shed",
+    "restore": "restored",
+}
+Handler = Callable[[str, Any, dict[str, Any]], None]
+
+
+@dataclass
+class Status:
+    """What the hub says about one definition: active, disabled, refused (and why), or not for this car."""
+
+    id: str
+    state: str
+    source: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "source": self.source,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+@dataclass
+class _Timed:
+    automation: str
+    spec: m.TimeTrigger | m.IntervalTrigger | m.SunTrigger
+    fire: Callable[[dict[str, Any]], None]
+    due: float | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        broker: SignalBroker,
+        *,
+        store: Store | None = None,
+        policy: PolicyEngine | None = None,
+        brand: str | None = None,
+        wall: Callable[[], float] = time.time,
+        traces_kept: int = 20,
+        rate_limits: bool = True,
+        assume_provided: bool = False,
+    ) -> None:
+        self.broker = broker
+        self.store = store if store is not None else Store(None)
+        self.policy = policy
+        self.brand = brand
+        self.wall = wall
+        self.traces_kept = traces_kept
+        self.rate_limits = rate_limits
+        self.assume_provided = assume_provided  # offline validation without a car: no provider check
+        self.access = policy.access if policy is not None else AccessControl()
+        self.events: EventLog = policy.events if policy is not None else EventLog(None)
+        self.automations: dict[str, m.Automation] = {}
+        self.scenes: dict[str, m.Scene] = {}
+        self.status: dict[str, Status] = {}
+        self.file_problems: list[Problem] = []
+        self._docs: list[Document] = []
+        self._rest_docs: dict[tuple[str, str], Document] = {}
+        self._enabled = self.store.enabled_flags()
+        self._since: dict[str, float] = self.store.since_all()
+        self._by_path: dict[str, list[Handler]] = {}
+        self._watches: list[Any] = []
+        self._held: dict[str, HeldWatch] = {}
+        self._timed: list[_Timed] = []
+        self._accessory: list[tuple[m.AccessoryTrigger, Callable[[dict[str, Any]], None]]] = []
+        self._driving: list[tuple[m.DrivingTrigger, Callable[[dict[str, Any]], None]]] = []
+        self._running: dict[str, list[Run]] = {}
+        self._queued: dict[str, deque[tuple[dict[str, Any], tuple[str, ...]]]] = {}
+        self._traces: dict[str, deque[dict[str, Any]]] = {}
+        self._unsaved: list[dict[str, Any]] = []
+        self._buckets: dict[str, TokenBucket] = {}
+        self._noticed: dict[tuple[str, str], float] = {}
+        self._causes: dict[str, tuple[tuple[str, ...], float]] = {}
+        self._sub: Subscription | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._run_ids = itertools.count(1)
+        self._timing: Timing | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rebuild_pending = False
+        self._last_driving: str | None = str(policy.driving_state) if policy is not None else None
+        self.counters = {
+            "fired": 0,
+            "runs": 0,
+            "skipped": 0,
+            "rate_limited": 0,
+            "loops": 0,
+            "task_restarts": 0,
+            "dispatch_errors": 0,
+        }
+        self.started = False
+
+    # -- loading ----------------------------------------------------------------------------
+    def load_paths(self, targets: Iterable[str | Any]) -> list[Problem]:
+        """Read files and folders; a bad file is refused whole and never stops the others."""
+        from pathlib import Path
+
+        problems: list[Problem] = []
+        for target in targets:
+            path = Path(target)
+            if not path.exists():
+                problems.append(Problem(str(path), None, "no such file or folder"))
+                continue
+            for file in files_in(path):
+                try:
+                    doc = parse_yaml(read_text(file), str(file))
+                except SourceError as exc:
+                    problems.append(exc.problem)
+                    continue
+                found = schema_problems(doc)
+                if found:
+                    problems.extend(found)
+                    continue
+                self._docs.append(doc)
+        self.file_problems.extend(problems)
+        self.rebuild()
+        return problems + [p for s in self.status.values() for p in s.problems]
+
+    def load_rest_definitions(self) -> None:
+        for kind, ident, body, _owner in self.store.definitions():
+            doc = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
+            self._rest_docs[(kind, ident)] = doc
+
+    def check_document(self, doc: Document) -> list[Problem]:
+        """Problems a document would have if added now (schema, then catalog), without adding it."""
+        found = schema_problems(doc)
+        if found:
+            return found
+        ctx = self._context()
+        scenes, problems = Compiler(ctx, doc).scenes()
+        ctx.scenes = {**self.scenes, **{s.id: s for s in scenes}}
+        autos, more, _ = Compiler(ctx, doc).automations()
+        problems += more
+        taken = {a: s.source for a, s in self.status.items()}
+        for a in autos:
+            if a.id in taken and not taken[a.id].startswith("rest:"):
+                problems.append(
+                    Problem(doc.source, None, f"id {a.id} is already defined in {taken[a.id]}", a.id)
+                )
+        return problems
+
+    def put_rest(self, kind: str, body: dict[str, Any], owner: str) -> None:
+        """Add or replace one automation or scene given over REST (already checked)."""
+        ident = str(body["id"])
+        self._rest_docs[(kind, ident)] = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
+        self.store.put_definition(kind, ident, body, owner)
+        self.rebuild()
+
+    def drop_rest(self, kind: str, ident: str) -> bool:
+        if self._rest_docs.pop((kind, ident), None) is None:
+            return False
+        self.store.drop_definition(kind, ident)
+        self.rebuild()
+        return True
+
+    def _context(self) -> Context:
+        broker = self.broker
+
+        def provided(path: str) -> bool:
+            return self.assume_provided or broker.provider_of(path) is not None
+
+        grants = self.policy.grants if self.policy is not None else None
+        return Context(
+            catalog=broker.catalog,
+            provided=provided,
+            grant_for=(lambda s: grants.get(s)) if grants is not None else (lambda s: None),
+            access=self.access,
+            brand=self.brand,
+            has_driving_state=self.policy is not None or self.assume_provided,
+        )
+
+    def rebuild(self) -> None:
+        """Compile every source again against the live catalog and re-index. Persisted "since"
+        times and running runs are kept, so nothing already accepted is lost."""
+        self._rebuild_pending = False
+        docs = [*self._docs, *self._rest_docs.values()]
+        ctx = self._context()
+        scenes: dict[str, m.Scene] = {}
+        status: dict[str, Status] = {}
+        for doc in docs:
+            found, problems = Compiler(ctx, doc).scenes()
+            for scene in found:
+                if scene.id in scenes:
+                    problems.append(
+                        Problem(
+                            doc.source,
+                            None,
+                            f"scene {scene.id} is already defined in {scenes[scene.id].source}",
+                            scene.id,
+                        )
+                    )
+                    continue
+                scenes[scene.id] = scene
+            for p in problems:
+                if p.kind == "no_provider" and p.automation:
+                    ctx.waiting_scenes.add(p.automation)
+                status.setdefault(
+                    f"scene:{p.automation}", Status(f"scene:{p.automation}", "refused", doc.source)
+                ).problems.append(p)
+        ctx.scenes = scenes
+        automations: dict[str, m.Automation] = {}
+        for doc in docs:
+            autos, problems, skipped = Compiler(ctx, doc).automations()
+            for ident in skipped:
+                status[ident] = Status(ident, "not_for_this_car", doc.source)
+            for p in problems:
+                key = p.automation or doc.source
+                status.setdefault(key, Status(key, "refused", doc.source)).problems.append(p)
+            for a in autos:
+                if a.id in automations:
+                    status[a.id + "@" + doc.source] = Status(
+                        a.id,
+                        "refused",
+                        doc.source,
+                        [
+                            Problem(
+                                doc.source,
+                                None,
+                                f"id {a.id} is already defined in {automations[a.id].source}",
+                                a.id,
+                            )
+                        ],
+                    )
+                    continue
+                if doc.source.startswith("rest:"):
+                    a = _with_origin(a, "rest")
+                automations[a.id] = a
+                status[a.id] = Status(a.id, "active" if self.enabled(a) else "disabled", doc.source)
+        self.scenes = scenes
+        self.automations = automations
+        self.status = status
+        if self.started:
+            self._index()
+
+    def enabled(self, automation: m.Automation) -> bool:
+        return self._enabled.get(automation.id, automation.enabled)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timing = Timing(self._loop, self.wall, self._since.get, self._save_since)
+        self.started = True
+        self.events.add_listener(self._on_event)
+        self._index()
+        self._spawn("scheduler", self._scheduler)
+        self._spawn("traces", self._flush_traces)
+        for state in self.store.paused_runs():
+            self._resume(state)
+
+    async def stop(self) -> None:
+        self.started = False
+        with contextlib.suppress(ValueError):
+            self.events._listeners.remove(self._on_event)
+        if self._sub is not None:
+            self._sub.close()
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        runs = [r for rs in self._running.values() for r in rs]
+        for run in runs:
+            if run.task is not None:
+                run.task.cancel()
+        for run in runs:
+            if run.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run.task
+        self._close_watches()
+        self._save_traces()
+
+    def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """A background task that logs and restarts when it fails, so it never dies silently."""
+
+        async def supervised() -> None:
+            while True:
+                try:
+                    await body()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.counters["task_restarts"] += 1
+                    log.exception("automations task %s failed; restarting it", name)
+                    await asyncio.sleep(1.0)
+
+        old = self._tasks.get(name)
+        if old is not None:
+            old.cancel()
+        self._tasks[name] = asyncio.get_running_loop().create_task(supervised(), name=f"automations-{name}")
+
+    # -- indexing -----------------------------------------------------------------------------
+    def _close_watches(self) -> None:
+        for w in self._watches:
+            w.close()
+        self._watches = []
+        self._by_path = {}
+        self._held = {}
+        self._timed = []
+        self._accessory = []
+        self._driving = []
+
+    def _index(self) -> None:
+        assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        self._close_watches()
+        paths: set[str] = set()
+        for a in self.automations.values():
+            for i, spec in enumerate(a.triggers):
+                self._watch(a.id, f"t{i}", spec, self._firer(a.id, spec))
+            for cond in _signal_conditions(a):
+                if cond.for_s:
+                    key = since_key(a.id, cond.key, cond.describe())
+                    held = HeldWatch(cond, key, self._timing)
+                    self._held[f"{a.id}/{cond.key}"] = held
+                    self._add(held.paths, _held_handler(held), held)
+                    held.prime(self._current(cond.path))
+            paths.update(_read_paths(a))
+        paths.update(self._by_path)
+        paths = {p for p in paths if p in self.broker.catalog}
+        old = self._sub
+        if old is None or set(old.patterns) != paths:
+            if old is not None:
+                old.close()
+            self._sub = None
+            if paths:
+                self._sub = self.broker.subscribe(
+                    sorted(paths), name="automations", send_current=False, queue_size=100_000
+                )
+                sub = self._sub
+                self._spawn("pump", lambda: self._pump(sub))
+            elif "pump" in self._tasks:
+                self._tasks.pop("pump").cancel()
+
+    def _add(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
+        for p in paths:
+            self._by_path.setdefault(p, []).append(handler)
+        self._watches.append(watch)
+
+    def _watch(
+        self, automation: str, where: str, spec: m.Trigger, fire: Callable[[dict[str, Any]], None]
+    ) -> Callable[[], None]:
+        """Start watching one trigger; returns how to stop."""
+        assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        if isinstance(spec, m.SignalTrigger):
+            watch = SignalWatch(spec, since_key(automation, where, spec), self._timing, fire)
+            handler: Handler = lambda p, v, info: watch.on_value(v, info)  # noqa: E731
+            self._add(watch.paths, handler, watch)
+            watch.prime(self._current(spec.path))
+            return lambda: self._unwatch(watch.paths, handler, watch)
+        if isinstance(spec, m.GeofenceTrigger):
+            fence = FenceWatch(spec, fire)
+            fhandler: Handler = lambda p, v, info: fence.on_value_of(p, v, info)  # noqa: E731
+            self._add(fence.paths, fhandler, fence)
+            fence.prime(self._current(LATITUDE), self._current(LONGITUDE))
+            return lambda: self._unwatch(fence.paths, fhandler, fence)
+        if isinstance(spec, (m.TimeTrigger, m.IntervalTrigger, m.SunTrigger)):
+            timed = _Timed(automation, spec, fire, None)
+            timed.due = self._next_due(timed, self.wall())
+            self._timed.append(timed)
+            self._wake_scheduler()
+            return lambda: self._timed.remove(timed) if timed in self._timed else None
+        if isinstance(spec, m.AccessoryTrigger):
+            entry = (spec, fire)
+            self._accessory.append(entry)
+            return lambda: self._accessory.remove(entry) if entry in self._accessory else None
+        if isinstance(spec, m.DrivingTrigger):
+            dentry = (spec, fire)
+            self._driving.append(dentry)
+            return lambda: self._driving.remove(dentry) if dentry in self._driving else None
+        raise TypeError(f"unknown trigger {spec!r}")
+
+    def _unwatch(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
+        for p in paths:
+            handlers = self._by_path.get(p)
+            if handlers and handler in handlers:
+                handlers.remove(handler)
+        watch.close()
+        if watch in self._watches:
+            self._watches.remove(watch)
+
+    def _current(self, path: str) -> Any:
+        if path not in self.broker.catalog:
+            return None
+        dp = self.broker.get(path)
+        return dp.value if dp is not None else None
+
+    def _save_since(self, key: str, since: float | None) -> None:
+        if since is None:
+            if self._since.pop(key, None) is not None:
+                self.store.set_since(key, None)
+        else:
+            self._since[key] = since
+            self.store.set_since(key, since)
+
+    def held_for_run(self, automation: str) -> Callable[[str], float | None]:
+        def held_for(key: str) -> float | None:
+            held = self._held.get(f"{automation}/{key}")
+            return held.held_for() if held is not None else None
+
+        return held_for
+
+    # -- the hot path ---------------------------------------------------------------------------
+    async def _pump(self, sub: Subscription) -> None:
+        while not sub.closed:
+            batch = await sub.get()
+            for dp in batch:
+                try:
+                    self.dispatch(dp.path, dp.value)
+                except Exception:  # one bad update must not cost the rest of the batch
+                    self.counters["dispatch_errors"] += 1
+                    log.exception("automations: dispatching %s failed", dp.path)
+
+    def dispatch(self, path: str, value: Any) -> None:
+        handlers = self._by_path.get(path)
+        if not handlers:
+            return
+        chain: tuple[str, ...] = ()
+        cause = self._causes.get(path)
+        if cause is not None:
+            if cause[1] >= time.monotonic():
+                chain = cause[0]
+            else:
+                del self._causes[path]
+        info = {"path": path, "chain": chain}
+        for handler in list(handlers):
+            handler(path, value, info)
+
+    def _firer(self, automation: str, spec: m.Trigger) -> Callable[[dict[str, Any]], None]:
+        def fire(extra: dict[str, Any]) -> None:
+            trigger = {
+                "id": spec.id,
+                "kind": type(spec).__name__.removesuffix("Trigger").lower(),
+                "description": spec.describe(),
+                "at": spec.where,
+                "fired_at": self.wall(),
+                **{k: v for k, v in extra.items() if k != "chain"},
+            }
+            self.start_run(automation, trigger, tuple(extra.get("chain", ())))
+
+        return fire
+
+    def start_run(
+        self, automation_id: str, trigger: dict[str, Any], chain: tuple[str, ...] = ()
+    ) -> str | None:
+        """Start (or queue, or skip) a run of an automation; returns the run id if one started."""
+        a = self.automations.get(automation_id)
+        if a is None or not self.enabled(a) or not self.started:
+            return None
+        self.counters["fired"] += 1
+        trigger = {**trigger, "chain": list(chain)}
+        if a.id in chain or len(chain) >= MAX_CHAIN:
+            self.counters["loops"] += 1
+            path = " -> ".join((*chain, a.id))
+            self._notice(
+                a.id,
+                "loop",
+                "automation_loop",
+                f"loop stopped: {path} (each sets what triggers the next)",
+                chain=list(chain),
+            )
+            self._skip(a, trigger, "loop", f"loop: {path}")
+            return None
+        if self.rate_limits and not self._bucket(a).take():
+            self.counters["rate_limited"] += 1
+            self._notice(
+                a.id,
+                "rate",
+                "automation_rate_limited",
+                f"{a.id} triggered faster than {a.max_runs_per_minute}/min; runs dropped",
+            )
+            return None
+        running = self._running.setdefault(a.id, [])
+        if running:
+            if a.mode == "single":
+                self._skip(a, trigger, "skipped", "already running (mode single)")
+                return None
+            if a.mode == "restart":
+                for run in running:
+                    if run.task is not None:
+                        run.trace["reason"] = "restarted by a new trigger"
+                        run.task.cancel()
+            elif a.mode == "queued":
+                queue = self._queued.setdefault(a.id, deque())
+                if len(queue) >= a.max:
+                    self._skip(a, trigger, "skipped", f"queue full ({a.max})")
+                    return None
+                queue.append((trigger, chain))
+                return None
+            elif a.mode == "parallel" and len(running) >= a.max:
+                self._skip(a, trigger, "skipped", f"already {a.max} runs in parallel")
+                return None
+        run = Run(self, a, self._new_run_id(a.id), trigger, chain=chain)
+        self._launch(run)
+        return run.run_id
+
+    def _new_run_id(self, automation: str) -> str:
+        return f"{automation}-{int(self.wall() * 1000)}-{next(self._run_ids)}"
+
+    def _launch(self, run: Run) -> None:
+        self.counters["runs"] += 1
+        self._running.setdefault(run.automation.id, []).append(run)
+        self._ring(run.automation.id).append(run.trace)  # visible while it runs
+        run.task = asyncio.get_running_loop().create_task(
+            self._run_task(run), name=f"automation-{run.run_id}"
+        )
+
+    async def _run_task(self, run: Run) -> None:
+        try:
+            trace = await run.execute()
+        except asyncio.CancelledError:
+            trace = run.trace
+            if not self.started:
+                self._remove_run(run)
+                raise  # hub stopping: the paused state stays in the database for the restart
+            self.store.end_run(run.run_id)
+        self._remove_run(run)
+        self._unsaved.append(trace)
+        if trace.get("result") == "failed" and run.automation.id:
+            log.info("automation %s failed: %s", run.automation.id, trace.get("reason"))
+        queue = self._queued.get(run.automation.id)
+        if queue and self.started:
+            trigger, chain = queue.popleft()
+            self._launch(Run(self, run.automation, self._new_run_id(run.automation.id), trigger, chain=chain))
+
+    def _remove_run(self, run: Run) -> None:
+        running = self._running.get(run.automation.id, [])
+        if run in running:
+            running.remove(run)
+
+    def _skip(self, a: m.Automation, trigger: dict[str, Any], result: str, reason: str) -> None:
+        self.counters["skipped"] += 1
+        now = self.wall()
+        self._keep_trace(
+            {
+                "run_id": self._new_run_id(a.id),
+                "automation": a.id,
+                "alias": a.alias,
+                "started": now,
+                "finished": now,
+                "duration_ms": 0.0,
+                "trigger": trigger,
+                "values": {},
+                "conditions": [],
+                "actions": [],
+                "result": result,
+                "reason": reason,
+            }
+        )
+
+    def _bucket(self, a: m.Automation) -> TokenBucket:
+        bucket = self._buckets.get(a.id)
+        if bucket is None or bucket.rate != a.max_runs_per_minute / 60:
+            rate = a.max_runs_per_minute / 60
+            bucket = TokenBucket(rate, max(1.0, min(float(a.max_runs_per_minute), 10.0)))
+            self._buckets[a.id] = bucket
+        return bucket
+
+    def _notice(self, automation: str, what: str, kind: str, message: str, **data: Any) -> None:
+        """An event, at most once per 5 s per automation and kind (a storm is one line, not a flood)."""
+        now = time.monotonic()
+        if now - self._noticed.get((automation, what), -1e9) < 5.0:
+            return
+        self._noticed[(automation, what)] = now
+        self.events.log(kind, automation, message, **data)
+
+    def _resume(self, state: dict[str, Any]) -> None:
+        a = self.automations.get(str(state.get("automation")))
+        run_id = str(state.get("run_id"))
+        if a is None or not self.enabled(a):
+            self.store.end_run(run_id)
+            return
+        run = Run(
+            self,
+            a,
+            run_id,
+            state["trace"].get("trigger", {}),
+            chain=tuple(state.get("chain", ())),
+            resume=state,
+        )
+        self._launch(run)
+
+    # -- what runs do ---------------------------------------------------------------------------
+    def driving_state(self) -> str | None:
+        return str(self.policy.driving_state) if self.policy is not None else None
+
+    def grant_of(self, owner: str) -> Any:
+        if owner == "owner":
+            return OWNER_GRANT
+        return self.policy.grants.get(owner) if self.policy is not None else None
+
+    def refusal(self, automation: m.Automation, path: str) -> str | None:
+        """Why the owner's grant does not let this automation set ``path`` now (``None``: it does)."""
+        grant = self.grant_of(automation.owner)
+        if grant is None:
+            return f"owner {automation.owner} has no grant"
+        try:
+            self.access.check_actuate(grant, path)
+        except PermissionDenied as exc:
+            return str(exc)
+        sig = self.broker.catalog.find(path)
+        if sig is None or sig.type is not NodeType.ACTUATOR:
+            return f"{path} is no longer an actuator in the catalog"
+        return None
+
+    async def actuate(
+        self, a: m.Automation, path: str, value: Any, timeout: float | None, chain: tuple[str, ...]
+    ) -> tuple[str, str]:
+        why = self.refusal(a, path)
+        if why is not None:
+            if self.policy is not None:
+                self.policy.refuse(f"automation:{a.id}", f"{a.id} may not set {path}: {why}", path=path)
+            return "refused", why
+        self._causes[path] = ((*chain, a.id), time.monotonic() + CAUSE_WINDOW_S)
+        try:
+            result = await self.broker.actuate(path, value, requester=f"automation:{a.id}", timeout=timeout)
+        except AnycarError as exc:
+            return "error", str(exc)
+        return str(result.status), result.reason
+
+    async def apply_scene(
+        self, scene: m.Scene, a: m.Automation | None = None, chain: tuple[str, ...] = ()
+    ) -> dict[str, dict[str, str]]:
+        """One batch, one outcome per signal; targets the owner may not set are refused, not sent."""
+        outcomes: dict[str, dict[str, str]] = {}
+        allowed: dict[str, Any] = {}
+        who = a if a is not None else _scene_runner(scene)
+        for path, value in scene.targets.items():
+            why = self.refusal(who, path)
+            if why is not None:
+                outcomes[path] = {"outcome": "refused", "reason": why}
+            else:
+                allowed[path] = value
+                self._causes[path] = ((*chain, who.id), time.monotonic() + CAUSE_WINDOW_S)
+        if allowed:
+            try:
+                results = await self.broker.actuate_many(allowed, requester=f"scene:{scene.id}")
+            except AnycarError as exc:
+                for path in allowed:
+                    outcomes[path] = {"outcome": "error", "reason": str(exc)}
+            else:
+                for r in results:
+                    outcomes[r.path] = {"outcome": str(r.status), "reason": r.reason}
+        return {p: outcomes[p] for p in scene.targets}
+
+    def snapshot(self, scene_id: str, patterns: Iterable[str], name: str = "") -> dict[str, Any]:
+        """A scene definition from the current values of the actuators the patterns cover."""
+        targets: dict[str, Any] = {}
+        for pattern in patterns:
+            for sig in self.broker.catalog.resolve(pattern):
+                if sig.type is not NodeType.ACTUATOR:
+                    continue
+                dp = self.broker.get(sig.path)
+                if dp is not None and dp.value is not None:
+                    targets[sig.path] = dp.value
+        if not targets:
+            raise AnycarError("no actuator under those patterns has a value to snapshot")
+        body: dict[str, Any] = {"id": scene_id, "targets": targets}
+        if name:
+            body["name"] = name
+        return body
+
+    def notify(self, a: m.Automation, message: str) -> None:
+        self.events.log("automation_notify", a.id, message, automation=a.id)
+
+    async def sleep_until(self, due: float) -> None:
+        """Sleep until a wall-clock moment, measured on the monotonic clock from now: a clock jump
+        while sleeping neither shortens nor stretches the delay."""
+        left = due - self.wall()
+        if left > 0:
+            await asyncio.sleep(left)
+
+    async def wait_for(
+        self, run: Run, triggers: tuple[m.Trigger, ...], deadline: float | None
+    ) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def fire(spec: m.Trigger) -> Callable[[dict[str, Any]], None]:
+            def hit(extra: dict[str, Any]) -> None:
+                if not done.done():
+                    done.set_result(
+                        {
+                            "description": spec.describe(),
+                            "id": spec.id,
+                            **{k: v for k, v in extra.items() if k != "chain"},
+                        }
+                    )
+
+            return hit
+
+        stops = [
+            self._watch(run.automation.id, f"wait{run.run_id}:{i}", spec, fire(spec))
+            for i, spec in enumerate(triggers)
+        ]
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - self.wall())
+            return await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            for stop in stops:
+                stop()
+
+    # -- traces ---------------------------------------------------------------------------------
+    def _ring(self, automation: str) -> deque[dict[str, Any]]:
+        ring = self._traces.get(automation)
+        if ring is None:
+            ring = self._traces[automation] = deque(maxlen=self.traces_kept)
+        return ring
+
+    def _keep_trace(self, trace: dict[str, Any]) -> None:
+        self._ring(trace["automation"]).append(trace)
+        self._unsaved.append(trace)
+
+    def _save_traces(self) -> None:
+        batch, self._unsaved = self._unsaved, []
+        self.store.save_traces(batch)
+
+    async def _flush_traces(self) -> None:
+        while True:
+            await asyncio.sleep(TRACE_FLUSH_S)
+            if self._unsaved:
+                self._save_traces()
+
+    def traces(self, automation: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest first: memory (this run of the hub), then the database (earlier runs)."""
+        mine = list(reversed(self._traces.get(automation, ())))
+        seen = {t["run_id"] for t in mine}
+        older = [t for t in self.store.traces(automation, limit) if t["run_id"] not in seen]
+        return (mine + older)[:limit]
+
+    def last_run(self, automation: str) -> dict[str, Any] | None:
+        ring = self._traces.get(automation)
+        if ring:
+            return ring[-1]
+        older = self.store.traces(automation, 1)
+        return older[0] if older else None
+
+    # -- manual control ---------------------------------------------------------------------------
+    def set_enabled(self, automation: str, enabled: bool) -> None:
+        a = self.automations.get(automation)
+        if a is None:
+            raise AnycarError(f"no automation {automation!r}")
+        self._enabled[automation] = enabled
+        self.store.set_enabled(automation, enabled)
+        self.status[automation].state = "active" if enabled else "disabled"
+        if not enabled:
+            for run in self._running.get(automation, []):
+                if run.task is not None:
+                    run.trace["reason"] = "disabled"
+                    run.task.cancel()
+
+    def trigger(self, automation: str) -> str | None:
+        if automation not in self.automations:
+            raise AnycarError(f"no automation {automation!r}")
+        return self.start_run(
+            automation,
+            {"id": "", "kind": "manual", "description": "triggered by hand", "fired_at": self.wall()},
+        )
+
+    async def dry_run(self, automation: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        a = self.automations.get(automation)
+        if a is None:
+            raise AnycarError(f"no automation {automation!r}")
+        run = dry_run(self, a, overrides)
+        return await run.execute()
+
+    # -- time-based triggers --------------------------------------------------------------------
+    def _next_due(self, timed: _Timed, now: float) -> float | None:
+        spec = timed.spec
+        if isinstance(spec, m.IntervalTrigger):
+            return now + spec.every_s
+        if isinstance(spec, m.TimeTrigger):
+            local = time.localtime(now)
+            midnight = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
+            due = midnight + spec.at_s
+            if due <= now:
+                tomorrow = time.localtime(midnight + 86400 + 3600)
+                due = (
+                    time.mktime((tomorrow.tm_year, tomorrow.tm_mon, tomorrow.tm_mday, 0, 0, 0, 0, 0, -1))
+                    + spec.at_s
+                )
+            return due
+        lat, lon = self._current(LATITUDE), self._current(LONGITUDE)
+        if lat is None or lon is None:
+            return None  # asked again once the car knows where it is
+        return next_sun_event(float(lat), float(lon), spec.event, now, spec.offset_s)
+
+    def _wake_scheduler(self) -> None:
+        wake = getattr(self, "_scheduler_wake", None)
+        if wake is not None:
+            wake.set()
+
+    async def _scheduler(self) -> None:
+        self._scheduler_wake = asyncio.Event()
+        while True:
+            now = self.wall()
+            nearest = 60.0
+            for timed in list(self._timed):
+                if timed.due is None:
+                    timed.due = self._next_due(timed, now)
+                    if timed.due is None:
+                        continue
+                if timed.due <= now:
+                    late = now - timed.due
+                    timed.due = self._next_due(timed, now)
+                    timed.fire(
+                        {"value": None, "previous": None, **({"late_s": round(late, 3)} if late > 1 else {})}
+                    )
+                    if timed.due is None:
+                        continue
+                nearest = min(nearest, timed.due - now)
+            # wake at least once a second: a wall-clock jump is noticed within a second
+            self._scheduler_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scheduler_wake.wait(), max(0.01, min(1.0, nearest)))
+
+    # -- policy events: accessories and driving state ----------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        kind = ACCESSORY_EVENTS.get(event.kind)
+        if kind is not None:
+            for spec, fire in list(self._accessory):
+                if spec.event == kind and spec.instance in (None, event.subject):
+                    fire({"value": event.subject, "previous": None, "message": event.message})
+            if kind in ("fitted", "removed") and not self._rebuild_pending and self._loop is not None:
+                self._rebuild_pending = True  # the catalog and its providers changed: check again
+                self._loop.call_soon(self.rebuild)
+        elif event.kind == "driving_state" and self.policy is not None and self._loop is not None:
+            # the policy logs before it takes the new state: read it once the log call is over
+            self._loop.call_soon(self._driving_changed)
+
+    def _driving_changed(self) -> None:
+        if self.policy is not None:
+            state = str(self.policy.driving_state)
+            if state == self._last_driving:
+                return
+            previous, self._last_driving = self._last_driving, state
+            for dspec, fire in list(self._driving):
+                if dspec.to in ("any", state) and dspec.from_ in (None, previous):
+                    fire({"value": state, "previous": previous})
+
+    # -- what the hub shows -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        pump = self._tasks.get("pump")
+        return {
+            **self.store.health(),
+            "automations": len(self.automations),
+            "active": sum(1 for s in self.status.values() if s.state == "active"),
+            "refused": sum(1 for s in self.status.values() if s.state == "refused"),
+            "running": sum(len(r) for r in self._running.values()),
+            "watched_signals": len(self._by_path),
+            "pump": "running" if pump is not None and not pump.done() else "idle",
+            **self.counters,
+        }
+
+    def describe(self, a: m.Automation) -> dict[str, Any]:
+        last = self.last_run(a.id)
+        return {
+            "id": a.id,
+            "alias": a.alias,
+            "description": a.description,
+            "state": self.status[a.id].state if a.id in self.status else "unknown",
+            "enabled": self.enabled(a),
+            "mode": a.mode,
+            "owner": a.owner,
+            "source": a.where,
+            "origin": a.origin,
+            "triggers": [t.describe() for t in a.triggers],
+            "targets": list(a.targets),
+            "running": len(self._running.get(a.id, [])),
+            "last_run": None
+            if last is None
+            else {k: last.get(k) for k in ("run_id", "started", "result", "reason", "duration_ms")},
+        }
+
+
+def _held_handler(held: HeldWatch) -> Handler:
+    def handler(path: str, value: Any, info: dict[str, Any]) -> None:
+        held.on_value(value, info)
+
+    return handler
+
+
+def _with_origin(a: m.Automation, origin: str) -> m.Automation:
+    from dataclasses import replace
+
+    return replace(a, origin=origin)
+
+
+def _scene_runner(scene: m.Scene) -> m.Automation:
+    """A scene applied by hand acts with the scene's owner's grant."""
+    return m.Automation(id=f"scene:{scene.id}", triggers=(), conditions=(), actions=(), owner=scene.owner)
+
+
+def _walk_actions(actions: Iterable[m.Action]) -> Iterable[m.Action]:
+    for action in actions:
+        yield action
+        if isinstance(action, m.Choose):
+            for b in action.branches:
+                yield from _walk_actions(b.sequence)
+            yield from _walk_actions(action.default)
+        elif isinstance(action, m.Repeat):
+            yield from _walk_actions(action.sequence)
+
+
+def _walk_conditions(conds: Iterable[m.Condition]) -> Iterable[m.Condition]:
+    for c in conds:
+        yield c
+        if isinstance(c, (m.AllOf, m.AnyOf, m.NoneOf)):
+            yield from _walk_conditions(c.items)
+
+
+def _all_conditions(a: m.Automation) -> Iterable[m.Condition]:
+    yield from _walk_conditions(a.conditions)
+    for action in _walk_actions(a.actions):
+        if isinstance(action, m.Choose):
+            for b in action.branches:
+                yield from _walk_conditions(b.conditions)
+        elif isinstance(action, m.Repeat):
+            yield from _walk_conditions((*action.while_, *action.until))
+
+
+def _signal_conditions(a: m.Automation) -> Iterable[m.SignalCondition]:
+    return (c for c in _all_conditions(a) if isinstance(c, m.SignalCondition))
+
+
+def _read_paths(a: m.Automation) -> set[str]:
+    """Signals that waits may watch: subscribed up front so a wait never needs a new subscription."""
+    out: set[str] = set()
+    for action in _walk_actions(a.actions):
+        if isinstance(action, m.WaitFor):
+            for t in action.triggers:
+                if isinstance(t, m.SignalTrigger):
+                    out.add(t.path)
+                elif isinstance(t, m.GeofenceTrigger):
+                    out.update((LATITUDE, LONGITUDE))
+    return out

@@ -1,0 +1,140 @@
+"""Durable timing: a hub process killed with SIGKILL in the middle of a ``for:``, a delay and a
+wait picks each up on restart from SQLite and finishes it at the right moment (or at once if the
+moment passed while it was down), instead of starting the clock again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from anycar.brands import ProfileEncoder
+
+DOOR = "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen"
+HOLD_S = 5.0
+DEFS = f"""
+automations:
+  - id: held_open
+    triggers: [{{signal: {DOOR}, to: true, for: {HOLD_S}}}]
+    actions: [{{notify: held}}]
+  - id: delayed
+    triggers: [{{signal: {DOOR}, from: false, to: true}}]
+    actions: [{{notify: start}}, {{delay: {HOLD_S}}}, {{notify: after delay}}]
+  - id: waiting
+    triggers: [{{signal: {DOOR}, from: false, to: true}}]
+    actions:
+      - notify: waiting
+      - wait: {{trigger: {{signal: Vehicle.Speed, above: 200}}, timeout: {HOLD_S}}}
+      - notify: waited
+"""
+
+
+def _log(path: Path, values: list[tuple[float, bool]]) -> None:
+    enc = ProfileEncoder("kaiyun_pickman")
+    lines = []
+    t0 = 1_700_000_000.0
+    for dt, is_open in values:
+        for frame in enc.encode({DOOR: is_open}):
+            lines.append(f"({t0 + dt:.6f}) can0 {frame.arbitration_id:08X}#{frame.data.hex().upper()} R")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _start(tmp_path: Path, log: Path) -> tuple[subprocess.Popen[str], float]:
+    cmd = [
+        sys.executable, "-m", "anycar.cli.main", "hub", "--brand", "kaiyun_pickman", "--can", str(log),
+        "--db", str(tmp_path / "hub.sqlite3"), "--automations", str(tmp_path / "defs"),
+        "--config", str(tmp_path / "hub.yaml"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("anycar hub ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, time.time()
+
+
+def _db(tmp_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(tmp_path / "hub.sqlite3", timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _poll(query: str, tmp_path: Path, want: int, timeout: float = 30.0) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with _db(tmp_path) as conn:
+            try:
+                rows = conn.execute(query).fetchall()
+            except sqlite3.OperationalError:
+                rows = []
+        if len(rows) >= want:
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {query} gave {[dict(r) for r in rows]}")
+        time.sleep(0.05)
+
+
+def test_kill_9_mid_for_mid_delay_mid_wait(tmp_path: Path) -> None:
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "timing.yaml").write_text(DEFS)
+    (tmp_path / "hub.yaml").write_text("ports: {grpc: null, viss: null, http: null, accessories: 0}\n")
+    log = tmp_path / "door.log"
+    _log(log, [(0.0, False), (0.3, True)])
+    proc, _ = _start(tmp_path, log)
+    try:
+        since = _poll("SELECT since FROM automation_since", tmp_path, 1)[0]["since"]
+        paused = {
+            r["automation"]: json.loads(r["state"])
+            for r in _poll("SELECT * FROM automation_runs", tmp_path, 2)
+        }
+        time.sleep(1.0)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    due = paused["delayed"]["due"]
+    deadline = paused["waiting"]["deadline"]
+    assert abs(due - (since + HOLD_S)) < 2 and abs(deadline - (since + HOLD_S)) < 2
+    with _db(tmp_path) as conn:
+        assert (
+            conn.execute(
+                "SELECT COUNT(*) FROM events WHERE message IN ('held', 'after delay', 'waited')"
+            ).fetchone()[0]
+            == 0
+        )
+
+    # the restarted hub replays the log: the door is open again from its first frame on
+    _log(log, [(0.0, True)])
+    proc, ready = _start(tmp_path, log)
+    try:
+        rows = _poll(
+            "SELECT message, ts FROM events WHERE kind = 'automation_notify' AND message IN ('held', 'after delay', 'waited')",
+            tmp_path,
+            3,
+        )
+        at = {r["message"]: r["ts"] for r in rows}
+        for message, moment in (("held", since + HOLD_S), ("after delay", due), ("waited", deadline)):
+            # not before its moment, and not a fresh full period after the restart
+            assert at[message] >= moment - 0.25, (message, at[message] - moment)
+            assert at[message] <= max(moment, ready) + 2.0, (message, at[message] - max(moment, ready))
+        with _db(tmp_path) as conn:
+            starts = conn.execute(
+                "SELECT COUNT(*) FROM events WHERE message IN ('start', 'waiting')"
+            ).fetchone()[0]
+            assert starts == 2  # the runs resumed; the restart did not start them again
+            assert conn.execute("SELECT COUNT(*) FROM automation_runs").fetchone()[0] == 0
+            traces = (
+                [json.loads(r["body"]) for r in conn.execute("SELECT body FROM automation_traces")]
+                if _poll("SELECT run_id FROM automation_traces", tmp_path, 2)
+                else []
+            )
+        resumed = [t for t in traces if t.get("resumed")]
+        assert {t["automation"] for t in resumed} == {"delayed", "waiting"}
+        waited = next(t for t in resumed if t["automation"] == "waiting")
+        assert [a["outcome"] for a in waited["actions"]][-2:] == ["timed out", "done"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
