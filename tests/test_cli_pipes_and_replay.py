@@ -34,6 +34,13 @@ def test_lists_into_a_pipe_are_plain_full_lines() -> None:
     )
 
 
+def test_coverage_into_a_pipe_is_plain_rows_too() -> None:
+    out = run("brand", "coverage").stdout
+    assert "┃" not in out and "━" not in out
+    header = out.splitlines()[1].split("\t")
+    assert header[0] == "VSS signal (Vehicle.)" and len(header) == 15
+
+
 def test_replay_through_the_wrong_profile_names_the_right_one() -> None:
     log = str(load_profile("xiaomi_su7").sample_log_path())
     done = run("can", "replay", log, "--brand", "tesla_model3", "--quiet")
