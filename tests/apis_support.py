@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import grpc
+from kuksa.val.v2 import val_pb2_grpc
 
 from anycar.api.auth import generate_keypair, mint
 from anycar.hub import Hub, HubConfig
@@ -41,3 +45,17 @@ class Keys:
 
     def token(self, scope: str, ttl_s: float = 600, **kw: object) -> str:
         return mint(self.private, scope, ttl_s=ttl_s, **kw)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def grpc_stub(hub: Hub, token: str | None = None) -> AsyncIterator[tuple[Any, Any]]:
+    """A kuksa.val.v2 stub on its own connection (as a separate client process would have) and
+    the call metadata that carries ``token``."""
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{hub.grpc.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+    )
+    try:
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
+        yield val_pb2_grpc.VALStub(channel), metadata
+    finally:
+        await channel.close()

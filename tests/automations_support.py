@@ -4,13 +4,18 @@ publishing the new value (as a real provider does), and definitions written to f
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from anycar.automations.component import examples_dir
 from anycar.automations.engine import Engine
 from anycar.broker import ActuationRejected, ActuationRequest, SignalBroker
+from anycar.hub import Hub, HubConfig
+from anycar.hub.assemble import HubParts, build_hub
 
 CAR_SIGNALS = [
     "Vehicle.Speed",
@@ -81,3 +86,47 @@ async def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "co
 def last_trace(engine: Engine, automation: str) -> dict[str, Any] | None:
     traces = engine.traces(automation, 1)
     return traces[0] if traces else None
+
+
+@contextlib.contextmanager
+def hub_in_thread(
+    tmp_path: Path, *, brand: str = "xiaomi_su7", sources: list[Path] | None = None, dashboard: bool = False
+) -> Iterator[Hub]:
+    """A hub with the virtual accessories and the shipped examples on its own thread and loop
+    (for tests whose driver - the CLI, Playwright - blocks the main thread); HTTP on a free port."""
+    config = HubConfig()
+    config.ports = {"grpc": None, "viss": 0 if dashboard else None, "http": 0, "accessories": 0}
+    parts = HubParts(
+        brand=brand,
+        db_path=tmp_path / "hub.sqlite3",
+        virtual_fleet=True,
+        dashboard=dashboard,
+        automations=sources if sources is not None else [examples_dir()],
+    )
+    hub = build_hub(config, parts)
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def run() -> None:
+        box["loop"] = asyncio.get_running_loop()
+        box["stop"] = stop = asyncio.Event()
+        try:
+            await hub.start()
+        except BaseException as exc:
+            box["error"] = exc
+            ready.set()
+            return
+        ready.set()
+        await stop.wait()
+        await hub.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), name="automations-hub", daemon=True)
+    thread.start()
+    assert ready.wait(60), "the hub did not start within 60 s"
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield hub
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(30)

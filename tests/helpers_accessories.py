@@ -17,8 +17,9 @@ from anycar.accessories.sdk import Accessory
 from anycar.broker import SignalBroker
 from anycar.policy import PolicyEngine
 
+# heartbeats every 0.1 s; silence for 1.5 s marks an accessory unavailable (a busy CI box can stall 0.4 s)
 FAST = Limits(
-    heartbeat_interval_s=0.1, heartbeat_timeout_s=0.4, hello_timeout_s=2.0, messages_per_s=200, burst=50
+    heartbeat_interval_s=0.1, heartbeat_timeout_s=1.5, hello_timeout_s=2.0, messages_per_s=200, burst=50
 )
 
 

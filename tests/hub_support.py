@@ -21,15 +21,17 @@ def running_hub(
     speedup: float = 4.0,
     seed: int = 1,
     config: HubConfig | None = None,
+    simulate: bool = True,
 ) -> Iterator[Hub]:
     """The demo's hub (simulator, virtual accessories, every API, dashboard) on free ports."""
-    config = config or HubConfig()
+    if config is None:
+        config = HubConfig()
     config.ports = dict.fromkeys(config.ports, 0)
     parts = HubParts(
         brand=brand,
         db_path=tmp_path / "hub.sqlite3",
         virtual_fleet=True,
-        simulate=True,
+        simulate=simulate,
         seed=seed,
         speedup=speedup,
     )

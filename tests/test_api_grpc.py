@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import grpc
 import pytest
 from kuksa.val.v2 import types_pb2 as t2
 from kuksa.val.v2 import val_pb2 as v2
-from kuksa.val.v2 import val_pb2_grpc
 from kuksa_client.grpc import Datapoint, VSSClientError
 from kuksa_client.grpc.aio import VSSClient
 
 from apis_support import Keys, hub_config, running_hub
+from apis_support import grpc_stub as stub
 
 SPEED = "Vehicle.Speed"
 DOME = "Vehicle.Cabin.Light.IsDomeOn"
 WIPER_MODE = "Vehicle.Body.Windshield.Front.Wiping.Mode"
-
-
-@contextlib.asynccontextmanager
-async def stub(hub, token: str | None = None):
-    # its own connection, as a separate client process would have
-    channel = grpc.aio.insecure_channel(
-        f"127.0.0.1:{hub.grpc.port}", options=[("grpc.use_local_subchannel_pool", 1)]
-    )
-    try:
-        metadata = (("authorization", f"Bearer {token}"),) if token else None
-        yield val_pb2_grpc.VALStub(channel), metadata
-    finally:
-        await channel.close()
 
 
 async def test_kuksa_client_publish_get_metadata_and_subscribe() -> None:

@@ -11,7 +11,6 @@ in turn, ending the call with the first failure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,30 +18,18 @@ import grpc
 import pytest
 from kuksa.val.v2 import types_pb2 as t2
 from kuksa.val.v2 import val_pb2 as v2
-from kuksa.val.v2 import val_pb2_grpc
 from kuksa_client.grpc import VSSClientError
 from kuksa_client.grpc.aio import VSSClient
 
 from anycar.broker import ActuationRequest
 from anycar.model import parse_overlay
 from apis_support import Keys, hub_config, running_hub
+from apis_support import grpc_stub as stub
 
 SPEED = "Vehicle.Speed"
 DOME = "Vehicle.Cabin.Light.IsDomeOn"
 LOCK = "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"
 WINDOW = "Vehicle.Cabin.Door.Row1.DriverSide.Window.Position"
-
-
-@contextlib.asynccontextmanager
-async def stub(hub: Any, token: str | None = None) -> AsyncIterator[tuple[Any, Any]]:
-    channel = grpc.aio.insecure_channel(
-        f"127.0.0.1:{hub.grpc.port}", options=[("grpc.use_local_subchannel_pool", 1)]
-    )
-    try:
-        metadata = (("authorization", f"Bearer {token}"),) if token else None
-        yield val_pb2_grpc.VALStub(channel), metadata
-    finally:
-        await channel.close()
 
 
 def actuate(path: str, **value: Any) -> v2.ActuateRequest:

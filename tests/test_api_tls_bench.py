@@ -32,7 +32,7 @@ async def test_viss_and_rest_over_tls(tmp_path) -> None:
 def test_bench_api_runs_both_transports_in_separate_processes() -> None:
     """Not a timing test: the command works end to end, delivers what was published, and says
     for every run what was held back, dropped and lost."""
-    result = bench_api.run(seconds=0.8, rates=(2_000,), batch=20, signals=20, warmup=0.2)
+    result = bench_api.run(seconds=0.8, rates=(2_000,), batch=20, signals=20, warmup=0.2, low_rate_seconds=0)
     for transport in ("grpc", "viss"):
         runs = [r for r in result["runs"] if r["transport"] == transport]
         assert [r["offered_per_s"] for r in runs] == ["unpaced", 2_000]

@@ -443,3 +443,32 @@ async def test_http_flood_gets_429_and_the_hub_keeps_serving() -> None:
             assert info.status_code == 200
             await asyncio.sleep(0.6)
             assert (await http.get("/Vehicle/Speed")).status_code == 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Vehicle.Speed", "Vehicle.Cabin.Light.IsDomeOn", 'Vehicle.X"\\é']),
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**63), 2**64)
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=8)
+            | st.lists(st.text(max_size=3) | st.booleans() | st.integers(), max_size=3),
+            st.floats(0, 4e9),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_notifications_encoded_directly_equal_the_data_field_encoded_by_json(points: list[Any]) -> None:
+    from anycar.api.viss.service import data_field, notification_text
+    from anycar.broker import Datapoint
+
+    batch = [Datapoint(path, value, ts) for path, value, ts in points]
+    text = notification_text("7", batch)
+    decoded = json.loads(text)
+    assert decoded["action"] == "subscription" and decoded["subscriptionId"] == "7"
+    assert decoded["data"] == json.loads(json.dumps(data_field(batch)))
+    assert set(decoded) == {"action", "subscriptionId", "data", "ts"}

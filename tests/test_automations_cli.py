@@ -3,10 +3,6 @@ the remote commands against a real hub's REST API."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +10,7 @@ import pytest
 from anycar.automations.component import examples_dir
 from anycar.cli.automation import parse_at
 from anycar.cli.main import main
-from anycar.hub import Hub, HubConfig
-from anycar.hub.assemble import HubParts, build_hub
+from automations_support import hub_in_thread
 
 
 def test_validate_offline_reports_file_line_and_id(
@@ -53,38 +48,8 @@ def test_parse_at() -> None:
         parse_at("Vehicle.Speed")
 
 
-@contextlib.contextmanager
-def _hub_thread(tmp_path: Path) -> Iterator[Hub]:
-    config = HubConfig()
-    config.ports = {"grpc": None, "viss": None, "http": 0, "accessories": 0}
-    hub = build_hub(
-        config,
-        HubParts(brand="xiaomi_su7", db_path=tmp_path / "h.sqlite3", virtual_fleet=True, dashboard=False,
-                 automations=[examples_dir()]),
-    )  # fmt: skip
-    ready = threading.Event()
-    box: dict[str, object] = {}
-
-    async def run() -> None:
-        box["loop"] = asyncio.get_running_loop()
-        box["stop"] = stop = asyncio.Event()
-        await hub.start()
-        ready.set()
-        await stop.wait()
-        await hub.stop()
-
-    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
-    thread.start()
-    assert ready.wait(60)
-    try:
-        yield hub
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
-        thread.join(30)
-
-
 def test_remote_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with _hub_thread(tmp_path) as hub:
+    with hub_in_thread(tmp_path) as hub:
         url = ["--hub", hub.endpoints()["http"]]
         assert main(["automation", "list", *url]) == 0
         out = capsys.readouterr().out

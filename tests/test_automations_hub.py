@@ -188,3 +188,17 @@ automations:
         assert engine.traces("camera_on_tailgate")  # traces from the earlier run, from SQLite
     finally:
         await hub.stop()
+
+
+def test_hub_yaml_names_the_automations(tmp_path: Path) -> None:
+    import pytest
+
+    from anycar.errors import ConfigError
+
+    config = tmp_path / "hub.yaml"
+    config.write_text("automations: [defs, /abs/more.yaml]\n")
+    assert HubConfig.load(config).automations == [tmp_path / "defs", Path("/abs/more.yaml")]
+    config.write_text("automations: 3\n")
+    with pytest.raises(ConfigError, match="'automations' must be a file or folder name"):
+        HubConfig.load(config)
+    assert HubConfig().automations is None

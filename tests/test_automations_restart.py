@@ -138,3 +138,49 @@ def test_kill_9_mid_for_mid_delay_mid_wait(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
+
+
+async def test_a_graceful_stop_keeps_a_paused_run_for_the_next_start(tmp_path: Path) -> None:
+    import asyncio
+
+    from anycar.automations.engine import Engine
+    from anycar.automations.store import Store
+    from anycar.broker import SignalBroker
+    from automations_support import LIGHT, FakeCar, until, write
+
+    text = f"""
+automations:
+  - id: later
+    triggers: [{{signal: {DOOR}, from: false, to: true}}]
+    actions: [{{delay: 0.8}}, {{actuate: {LIGHT}, value: true}}]
+"""
+    defs = write(tmp_path, "later.yaml", text)
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    store = Store(tmp_path / "hub.sqlite3")
+    engine = Engine(broker, store=store)
+    engine.load_paths([defs])
+    await engine.start()
+    car.set(DOOR, False)
+    car.set(DOOR, True)
+    await until(lambda: store.paused_runs())
+    due = store.paused_runs()[0]["due"]
+    await engine.stop()  # SIGTERM: the hub stops in the middle of the delay
+    store.close()
+    assert car.sent(LIGHT) == []
+
+    store = Store(tmp_path / "hub.sqlite3")
+    assert [r["automation"] for r in store.paused_runs()] == ["later"]
+    engine = Engine(broker, store=store)
+    engine.load_paths([defs])
+    await engine.start()
+    try:
+        await until(lambda: car.sent(LIGHT) == [True], what="the resumed delay")
+        assert time.time() >= due - 0.05
+        trace = await until(lambda: (t := engine.last_run("later")) and t["result"] == "done" and t)
+        assert trace["resumed"] and [a["outcome"] for a in trace["actions"]] == ["done", "accepted"]
+        await asyncio.sleep(0.1)
+        assert store.paused_runs() == []
+    finally:
+        await engine.stop()
+        store.close()

@@ -492,3 +492,48 @@ automations:
     finally:
         await engine.stop()
         await policy.stop()
+
+
+async def test_runs_act_with_the_owners_grant_checked_at_every_actuation(tmp_path: Path) -> None:
+    from anycar.policy.privileges import Grant, Privilege
+
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    policy = PolicyEngine(broker)
+    policy.grant(Grant("Fan1", "accessory", Privilege.OPERATE, actuates=(LIGHT,)))
+    policy.grant_app("lights_app", Privilege.OPERATE, actuates=[INTENSITY])
+    engine = Engine(broker, policy=policy)
+    text = f"""
+automations:
+  - id: by_accessory
+    owner: Fan1
+    triggers: [{{signal: {DOOR}, to: true}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+  - id: by_app
+    owner: lights_app
+    triggers: [{{signal: {DOOR}, to: true}}]
+    actions: [{{actuate: {INTENSITY}, value: 30}}]
+"""
+    assert engine.load_paths([write(tmp_path, "g.yaml", text)]) == []
+    await engine.start()
+    try:
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        await until(lambda: car.sent(LIGHT) == [True] and car.sent(INTENSITY) == [30])
+        who = {r.path: r.requester for r in car.requests}
+        assert who == {
+            LIGHT: "accessory:Fan1",
+            INTENSITY: "automation:by_app",
+        }  # the broker's guard sees an accessory
+        policy.grants.drop("lights_app")  # the app's grant is withdrawn while the automation is loaded
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        trace = await until(
+            lambda: (t := last_trace(engine, "by_app")) and t["result"] == "failed" and t,
+            what="a refused run",
+        )
+        assert trace["actions"][0]["outcome"] == "refused" and "has no grant" in trace["actions"][0]["detail"]
+        assert any("by_app may not set" in e.message for e in policy.events.recent(kind="refusal"))
+        assert car.sent(INTENSITY) == [30]
+    finally:
+        await engine.stop()

@@ -22,6 +22,7 @@ KUKSA = Path(__file__).resolve().parent / "data" / "kuksa"
 DBC = str(KUKSA / "Model3CAN.dbc")
 MAPPING = str(KUKSA / "vss_4.2" / "vss_dbc.json")
 LOG = str(KUKSA / "model3_synthetic.log")
+PORTS = ["--grpc-port", "0", "--viss-port", "0", "--http-port", "0"]  # the defaults may be in use
 
 
 def _updates(out: str) -> list[tuple[str, object]]:
@@ -195,3 +196,18 @@ def test_can_live_reads_your_own_dbc_and_mapping(capsys: pytest.CaptureFixture[s
         sender.join(5)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any(r["path"] == "Vehicle.Speed" for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [(["--virtual-accessories"], "has no mount points"), (["--simulate"], "no simulator parameters")],
+)
+def test_hub_says_what_a_car_of_your_own_lacks(extra: list[str], words: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "anycar.cli.main", "hub", "--dbc", DBC, "--mapping", MAPPING, *PORTS, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr

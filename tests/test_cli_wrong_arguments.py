@@ -74,7 +74,7 @@ def test_a_read_only_data_folder_is_a_sentence(capfd: pytest.CaptureFixture[str]
     argv += ["--grpc-port", "0", "--viss-port", "0", "--http-port", "0", "--accessory-port", "0"]
     code, out, err = run(argv, capfd)
     assert code == 2 and "Traceback" not in out + err
-    assert "hub database /proc/anycar/hub.sqlite3: cannot open or write it" in err
+    assert "cannot open the hub database /proc/anycar/hub.sqlite3" in err and "--db FILE" in err
 
 
 def test_a_taken_port_names_the_option_that_moves_it(

@@ -112,6 +112,7 @@ class Supervisor:
         self.healthy_after_s = healthy_after_s
         self._tasks: dict[str, Supervised] = {}
         self._stores: dict[str, TaskHealth] = {}
+        self._watched: dict[str, TaskHealth] = {}
         self._probes: dict[str, Callable[[], dict[str, Any]]] = {}
 
     def spawn(self, name: str, factory: TaskFactory, *, restart: bool = True) -> Supervised:
@@ -128,7 +129,7 @@ class Supervisor:
 
     def watch(self, name: str, task: asyncio.Task[Any]) -> None:
         """Keep an eye on a task started elsewhere: its crash is logged and shown in the health."""
-        entry = self._stores.setdefault(name, TaskHealth(name, state="running"))
+        entry = self._watched.setdefault(name, TaskHealth(name, state="running"))
         entry.state = "running"
 
         def ended(done: asyncio.Task[Any]) -> None:
@@ -175,6 +176,7 @@ class Supervisor:
 
     def health(self) -> dict[str, Any]:
         tasks = [h.health.to_dict() for h in self._tasks.values()]
+        watched = [w.to_dict() for w in self._watched.values()]
         stores = [s.to_dict() for s in self._stores.values()]
         probes: dict[str, Any] = {}
         for name, probe in list(self._probes.items()):
@@ -182,10 +184,18 @@ class Supervisor:
                 probes[name] = probe()
             except Exception as exc:  # a broken probe must not break /info
                 probes[name] = {"error": f"{type(exc).__name__}: {exc}"}
-        ok = all(t["state"] in ("running", "finished") for t in tasks) and all(
-            s["state"] in ("ok", "running", "finished", "stopped") for s in stores
+        ok = (
+            all(t["state"] in ("running", "finished") for t in tasks)
+            and all(w["state"] != "failed" for w in watched)
+            and all(s["state"] == "ok" for s in stores)
         )
-        return {"ok": ok, "tasks": tasks, "stores": stores, **({"details": probes} if probes else {})}
+        return {
+            "ok": ok,
+            "tasks": tasks,
+            "watched": watched,
+            "stores": stores,
+            **({"details": probes} if probes else {}),
+        }
 
 
 def log_task_failure(task: asyncio.Task[Any]) -> None:

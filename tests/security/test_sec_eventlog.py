@@ -195,3 +195,29 @@ async def test_a_database_that_turns_read_only(tmp_path: Path) -> None:
             writer.conn.execute("PRAGMA query_only = 0")
         await until(lambda: policy.events.status()["persisting"], timeout=20)
         assert [e.message for e in policy.events.history(kind="shed")] == ["while read-only"]
+
+
+def test_a_read_only_database_location_is_one_clear_line(tmp_path: Path) -> None:
+    """Where the database cannot be written at all, the hub says so in one line (no traceback)."""
+    import sys
+
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    EventLog(rw / "hub.sqlite3").close()
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    if subprocess.run(["mount", "--bind", str(rw), str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        anycar = str(Path(sys.executable).parent / "anycar")
+        for args in (["accessory", "list"], ["hub", "--brand", "xiaomi_su7", "--http-port", "0"]):
+            done = subprocess.run(
+                [anycar, *args, "--db", str(ro / "hub.sqlite3")], capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode != 0
+            assert "Traceback" not in done.stderr, done.stderr
+            assert "cannot open or write it" in done.stderr and "hub.sqlite3" in done.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)

@@ -117,6 +117,9 @@ async def test_every_grant_change_is_in_the_event_log_with_who_made_it(tmp_path:
         assert (await s.http.put("/api/v1/grants/climate-app", json={}, headers=stranger)).status_code == 403
         refusals = s.policy.events.history(kind="refusal", subject="climate-app")
         assert any(e.data.get("by") == "stranger" for e in refusals)
+        s.policy.grant_app("climate-app", Privilege.VIEW, reads=["Vehicle.Speed"], by="installer")
+        last = s.policy.events.history(kind="grant_changed", subject="climate-app")[-1]
+        assert last.data["by"] == "installer" and last.data["before"]["privilege"] == "Operate"
 
 
 async def test_no_grant_lets_an_accessory_write_a_safety_critical_signal(tmp_path: Path) -> None:

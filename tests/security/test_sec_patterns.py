@@ -105,6 +105,21 @@ def test_a_request_is_bounded_in_patterns_and_signals(catalog: Catalog) -> None:
         catalog.resolve_all(["Vehicle.Speed"] * 257)
     with pytest.raises(errors.TooManySignals, match="more than 100 signals"):
         catalog.resolve_all(["Vehicle.Cabin"], paths.Budget(signals=100))
+    with pytest.raises(errors.TooManySignals, match="more than 32 wildcard or branch patterns"):
+        catalog.resolve_all(["Vehicle.Cabin.Door.Row1.*.IsOpen"] * 33)
+    exact = [s.path for s in catalog][:256]
+    assert len(catalog.resolve_all(exact)) == 256  # exact paths are look-ups, not scans
+
+
+def test_the_worst_request_within_the_limits_is_short(catalog: Catalog) -> None:
+    """32 distinct wildcard patterns, each walking the whole catalog: the most one request may do."""
+    heads = ("Vehicle.**.", "Vehicle.*.**.", "Vehicle.**.*.", "**.")
+    tails = ("Is*", "I*s*", "*Open", "*O*n", "Is*O*", "*s*", "*Is*", "I*")
+    patterns = [head + tail for head in heads for tail in tails]
+    start = time.perf_counter()
+    catalog.resolve_all(patterns)
+    took = time.perf_counter() - start
+    assert took < 0.5, f"32 scans took {took:.3f} s"
 
 
 # -- the matcher agrees with a plain reference semantics -------------------------------------------
@@ -234,3 +249,17 @@ async def test_a_v1_get_of_many_wildcards_is_refused_not_built() -> None:
         assert "more than 5000 signals" in (info.value.details() or "")
         ok = await stub.Get(v1.GetRequest(entries=[v1.EntryRequest(path="Vehicle.Speed")]), timeout=5)
         assert ok.entries[0].path == "Vehicle.Speed"
+
+
+def test_branch_paths_match_every_leaf_below_them(catalog: Catalog) -> None:
+    for branch in list(catalog.branches())[::3]:
+        expected = [s.path for s in catalog if reference(branch.path, s.path)]
+        assert [s.path for s in catalog.match(branch.path)] == expected, branch.path
+
+
+def test_the_benchmark_runs_and_both_matchers_agree() -> None:
+    from anycar.bench import patterns as bench
+
+    result = bench.run(repeat=1, max_double_stars=2)
+    assert result["catalog_signals"] == 1267
+    assert {r["case"] for r in result["runs"]} >= {"branch", "one **", "2 x ** + no match"}

@@ -39,7 +39,9 @@ async def test_a_crashed_policy_engine_is_restarted_and_shown_in_info(
         url = hub.endpoints()["http"]
         names = {t["name"]: t for t in (await _info(url))["health"]["tasks"]}
         assert names["policy-engine"]["state"] == "running"
-        assert "accessory-heartbeats" in names
+        assert "accessory-heartbeats" in names and "trust-watch" in names
+        watched = {t["name"]: t for t in (await _info(url))["health"]["watched"]}
+        assert watched["http-server"]["state"] == "running"
         vehicle = next(c for c in hub.components if isinstance(c, VehicleComponent))
         assert vehicle.adapter is not None
         car = vehicle.adapter.provider  # publish as the CAN adapter does when frames come in
@@ -102,5 +104,5 @@ async def test_a_watched_task_that_crashes_shows_in_health() -> None:
     with pytest.raises(KeyError):
         await task
     await asyncio.sleep(0)
-    (entry,) = sup.health()["stores"]
+    (entry,) = sup.health()["watched"]
     assert entry["name"] == "history" and entry["state"] == "failed" and "gone" in entry["last_error"]

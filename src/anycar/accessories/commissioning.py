@@ -11,6 +11,7 @@ costs the owner an attempt.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections import OrderedDict
@@ -21,6 +22,8 @@ from pathlib import Path
 from anycar.accessories.errors import PairingError
 from anycar.accessories.protocol import normalize_code, pairing_proof, proofs_match
 from anycar.policy.db import open_db
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pairing_attempts (
@@ -101,11 +104,14 @@ class PairingGuard:
             st.failures = 0
             st.locked_until = now + self.lockout_s * (2 ** (st.lockouts - 1))
         if self._db is not None:
-            self._db.execute(
-                "INSERT OR REPLACE INTO pairing_attempts (accessory, failures, lockouts, locked_until) "
-                "VALUES (?, ?, ?, ?)",
-                (accessory, st.failures, st.lockouts, st.locked_until),
-            )
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO pairing_attempts (accessory, failures, lockouts, locked_until) "
+                    "VALUES (?, ?, ?, ?)",
+                    (accessory, st.failures, st.lockouts, st.locked_until),
+                )
+            except sqlite3.Error as exc:  # the count holds in memory; the owner still hears it
+                log.warning("pairing attempts of %s not persisted: %s", accessory, exc)
         if locked:
             raise PairingError(
                 f"wrong pairing code for {accessory}; locked out for {st.locked_until - now:.0f} s",

@@ -66,6 +66,13 @@ class ProtocolError(AnycarError):
         self.field = field
 
 
+class VendorKeyNotFound(AnycarError):
+    """No trusted (or revoked) vendor key has this id."""
+
+    code = 404
+    reason = "not_found"
+
+
 class AccessoryNotFound(AnycarError):
     code = 404
     reason = "not_found"

@@ -29,6 +29,7 @@ from anycar.accessories.errors import (
     ManifestError,
     PairingError,
     ProtocolError,
+    VendorKeyNotFound,
 )
 from anycar.accessories.fitting import MountBoard
 from anycar.accessories.manifest import Binding, Manifest, parse_manifest
@@ -120,6 +121,7 @@ class AccessoryManager:
         self.sessions: set[Session] = set()
         self._status: Provider | None = None
         self._monitor: Supervised | None = None
+        self._trust_watch: Supervised | None = None
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.trust.on_revoke(self._on_revoke)
@@ -138,7 +140,7 @@ class AccessoryManager:
         self._status = self.broker.register_provider("accessory-hub")
         for rec in self.registry.all():
             try:
-                self._activate(rec)
+                self._activate(rec, restoring=True)
             except AnycarError as exc:
                 self.events.log("refusal", rec.instance, f"could not restore {rec.instance}: {exc}")
                 continue
@@ -156,11 +158,16 @@ class AccessoryManager:
         self._monitor = self.policy.supervisor.spawn(
             "accessory-heartbeats", lambda: running.watch_heartbeats(self)
         )
+        # another process (the CLI) may revoke a key while the hub runs: look every 0.25 s
+        self._trust_watch = self.policy.supervisor.spawn("trust-watch", self.trust.watch)
 
     async def stop(self) -> None:
         if self._monitor is not None:
             await self._monitor.stop()
             self._monitor = None
+        if self._trust_watch is not None:
+            await self._trust_watch.stop()
+            self._trust_watch = None
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -349,6 +356,7 @@ class AccessoryManager:
             raise
         self._drop_contenders(accessory, keep=session)
         self.events.log("commissioned", name, f"{accessory} commissioned as {name} ({priv.label})")
+        session.last_seen = time.monotonic()  # silence counts from when it is fitted
         session.instance = name
         fitted.session = session
         self.set_status(fitted)
@@ -434,7 +442,9 @@ class AccessoryManager:
             n += 1
         return f"{base}{n}"
 
-    def _activate(self, rec: AccessoryRecord, manifest: Manifest | None = None) -> Fitted:
+    def _activate(
+        self, rec: AccessoryRecord, manifest: Manifest | None = None, *, restoring: bool = False
+    ) -> Fitted:
         """Fit, bind, claim and register one accessory (at commissioning or on restart)."""
         if manifest is None:
             manifest = parse_manifest(
@@ -469,16 +479,21 @@ class AccessoryManager:
             rec, manifest, binding, mount, provider, by_path={p: n for n, p in binding.paths.items()}
         )
         self.fitted[rec.instance] = fitted
-        self.policy.grant(
-            Grant(
-                rec.instance,
-                "accessory",
-                Privilege.parse(rec.privilege),
-                tuple(rec.reads),
-                tuple(rec.actuates),
-                owns=tuple(binding.paths.values()),
-            )
+        grant = Grant(
+            rec.instance,
+            "accessory",
+            Privilege.parse(rec.privilege),
+            tuple(rec.reads),
+            tuple(rec.actuates),
+            owns=tuple(binding.paths.values()),
         )
+        if restoring:  # the row is there already: a full disk must not keep the car's kit off
+            try:
+                self.policy.grant(grant)
+            except sqlite3.Error as exc:
+                self.policy.supervisor.report("grants", exc)
+        else:
+            self.policy.grant(grant)  # inside the commissioning transaction: a failure undoes it
         fitted.load = self.policy.register_load(
             rec.instance,
             Priority.parse(rec.priority),
@@ -577,6 +592,16 @@ class AccessoryManager:
             {"type": "error", "code": 401, "reason": "attestation_failed", "message": "vendor key revoked"}
         )
         await session.close("vendor key revoked")
+
+    def revoke_vendor_key(self, key_id: str, reason: str = "revoked by owner") -> tuple[VendorKey, int]:
+        """Revoke ``key_id`` now: persisted, hellos under it refused, its sessions ended.
+        Returns the key and how many connections are being closed."""
+        entry = self.trust.get(key_id)
+        if entry is None:
+            known = ", ".join(k.key_id for k in self.trust.entries()) or "none"
+            raise VendorKeyNotFound(f"no trusted key has id {key_id[:40]!r} (known: {known})")
+        affected = sum(1 for s in self.sessions if s.key_id == key_id and not s.closed)
+        return self.trust.revoke(key_id, reason), affected if not entry.revoked else 0
 
     def add_vendor_key(self, vendor_id: int, public_key: str, label: str = "") -> VendorKey:
         key = self.trust.add(vendor_id, public_key, label)

@@ -413,6 +413,9 @@ class Accessory:
 
     async def _heartbeats(self) -> None:
         while True:
+            if self.state not in ("running", "awaiting_commissioning"):
+                await asyncio.sleep(0.05)  # the hub's interval comes with its welcome
+                continue
             await asyncio.sleep(self._heartbeat_s)
             await self._send({"type": "heartbeat"})
 

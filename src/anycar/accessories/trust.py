@@ -2,10 +2,15 @@
 lists vendors' attestation keys. Keys can be added and revoked; both persist in the hub's SQLite
 file. A manifest is attested when its signature verifies with a non-revoked key of the very
 vendor the manifest names.
+
+The table is the shared store: ``anycar accessory trust add|revoke`` may change it from another
+process while a hub runs, and the hub's ``watch`` sees the change within ``interval`` (a
+revocation then ends the sessions under that key, through the ``on_revoke`` listeners).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
@@ -63,17 +68,44 @@ class TrustRegistry:
         self._keys: dict[str, VendorKey] = {}
         self._db: sqlite3.Connection | None = open_db(db_path, SCHEMA) if db_path is not None else None
         self._on_revoke: list[Callable[[VendorKey], None]] = []
-        if self._db is not None:
-            for r in self._db.execute("SELECT * FROM vendor_keys"):
-                self._keys[r["key_id"]] = VendorKey(
-                    r["key_id"],
-                    r["vendor_id"],
-                    r["public_key"],
-                    r["label"],
-                    r["added_at"],
-                    r["revoked_at"],
-                    r["revoke_reason"],
-                )
+        for entry in self._stored():
+            self._keys[entry.key_id] = entry
+
+    def _stored(self) -> list[VendorKey]:
+        if self._db is None:
+            return []
+        return [
+            VendorKey(
+                r["key_id"],
+                r["vendor_id"],
+                r["public_key"],
+                r["label"],
+                r["added_at"],
+                r["revoked_at"],
+                r["revoke_reason"],
+            )
+            for r in self._db.execute("SELECT * FROM vendor_keys")
+        ]
+
+    def refresh(self) -> list[VendorKey]:
+        """Take what another process changed in the store; the keys it revoked are returned and
+        told to the ``on_revoke`` listeners (a revocation is never undone here)."""
+        revoked: list[VendorKey] = []
+        for entry in self._stored():
+            known = self._keys.get(entry.key_id)
+            if known is None or (entry.revoked and not known.revoked):
+                self._keys[entry.key_id] = entry
+                if entry.revoked:
+                    revoked.append(entry)
+        for entry in revoked:
+            self._tell_revoked(entry)
+        return revoked
+
+    async def watch(self, interval: float = 0.25) -> None:
+        """Refresh from the store every ``interval`` seconds (run it under the hub's supervisor)."""
+        while True:
+            await asyncio.sleep(interval)
+            self.refresh()
 
     def on_revoke(self, listener: Callable[[VendorKey], None]) -> None:
         self._on_revoke.append(listener)
@@ -115,9 +147,12 @@ class TrustRegistry:
                 "UPDATE vendor_keys SET revoked_at = ?, revoke_reason = ? WHERE key_id = ?",
                 (revoked.revoked_at, reason, key_id),
             )
-        for listener in list(self._on_revoke):
-            listener(revoked)
+        self._tell_revoked(revoked)
         return revoked
+
+    def _tell_revoked(self, key: VendorKey) -> None:
+        for listener in list(self._on_revoke):
+            listener(key)
 
     def get(self, key_id: str) -> VendorKey | None:
         return self._keys.get(key_id)

@@ -157,7 +157,7 @@ class Grants:
     def allows(self, action: Action, path: str) -> bool:
         """May this token do ``action`` on the signal at ``path``? A pattern is never "allowed"
         as text: ask ``covers`` (a set question) for patterns and branches."""
-        if paths.has_wildcard(path):
+        if paths.has_wildcard(path) or (self.catalog is not None and self.catalog.is_branch(path)):
             return self.covers(action, path)
         if not self._scope_allows(action, path):
             return False
@@ -203,7 +203,7 @@ class Grants:
         return best
 
     def check_valid(self, now: float | None = None) -> None:
-        """Raise unless the token is valid at ``now`` (its exp and nbf, leeway included)."""
+        """Raise unless the token is valid at ``now``: before its ``exp``, not before its ``nbf``."""
         at = time.time() if now is None else now
         if self.expires_at is not None and at >= self.expires_at:
             raise TokenExpired("access token has expired")
@@ -269,16 +269,7 @@ class Grants:
         self, catalog: Catalog, patterns: list[str], action: Action, budget: paths.Budget | None = None
     ) -> list[Signal]:
         """``resolve`` over every pattern of one request, each signal once, within its ``budget``."""
-        budget = budget or paths.Budget()
-        out: list[Signal] = []
-        seen: set[int] = set()
-        for pattern in patterns:
-            budget.pattern()
-            fresh = [sig for sig in self.resolve(catalog, pattern, action) if sig.id not in seen]
-            budget.take(len(fresh))
-            seen.update(sig.id for sig in fresh)
-            out.extend(fresh)
-        return out
+        return catalog.resolve_all(patterns, budget, lambda pattern: self.resolve(catalog, pattern, action))
 
     def visible(self, catalog: Catalog, pattern: str, action: Action) -> list[Signal]:
         """The signals ``pattern`` matches that the token may ``action``; 403 if none is."""

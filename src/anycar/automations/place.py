@@ -27,6 +27,9 @@ class Fence:
     polygon: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
+        for lat, lon in self.polygon or ((self.circle[0], self.circle[1]),) if self.circle else ():
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"[{lat}, {lon}] is not a latitude (-90..90) and longitude (-180..180)")
         if self.polygon is not None:
             shape = Polygon([(lon, lat) for lat, lon in self.polygon])
             if not shape.is_valid:

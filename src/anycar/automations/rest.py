@@ -16,7 +16,8 @@ from starlette.routing import Route
 from anycar.api.auth import Action, Grants
 from anycar.api.rest import API_PREFIX, RouteGroup, ok_responses, require
 from anycar.automations.source import Document, SourceError, parse_yaml
-from anycar.errors import AnycarError, ConfigError, UnknownPath
+from anycar.errors import AnycarError, ConfigError, InvalidValue, UnknownPath
+from anycar.model.datatypes import ValueRejected
 
 if TYPE_CHECKING:
     from anycar.automations.component import AutomationsComponent
@@ -123,18 +124,14 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
                         raise Forbidden(
                             f"a definition sent by {grants.subject} acts as {grants.subject}, not {owner}"
                         )
-        problems = e.check_document(Document(doc.source, data, doc.lines))
+        problems = e.check_document(doc)
         if problems:
             return _invalid([p.to_dict() for p in problems])
-        added = []
-        for kind in ("scene", "automation"):
-            for item in data.get(kind + "s") or []:
-                targets = item["targets"] if kind == "scene" else _targets_of(e, item)
-                may_actuate(grants, targets)
-        for kind in ("scene", "automation"):
-            for item in data.get(kind + "s") or []:
-                e.put_rest(kind, item, str(item.get("owner", "owner")))
-                added.append(f"{kind}:{item['id']}")
+        items = [(kind, item) for kind in ("scene", "automation") for item in data.get(kind + "s") or []]
+        for kind, item in items:
+            may_actuate(grants, item["targets"] if kind == "scene" else _targets_of(e, item))
+        e.put_rest(items)
+        added = [f"{kind}:{item['id']}" for kind, item in items]
         refused = [
             e.status[i.split(":", 1)[1]].to_dict()
             for i in added
@@ -186,7 +183,10 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
                 overrides[path] = str(value)
                 continue
             sig = e.broker.catalog.get(str(path))
-            overrides[sig.path] = sig.validate(value) if value is not None else None
+            try:
+                overrides[sig.path] = sig.validate(value) if value is not None else None
+            except ValueRejected as exc:
+                raise InvalidValue(sig.path, str(exc)) from None
         return JSONResponse(await e.dry_run(a.id, overrides))
 
     async def traces(request: Request) -> JSONResponse:
@@ -229,7 +229,7 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
             problems = e.check_document(Document("snapshot", {"scenes": [scene]}))
             if problems:
                 return _invalid([p.to_dict() for p in problems])
-            e.put_rest("scene", scene, str(scene.get("owner", "owner")))
+            e.put_rest([("scene", scene)])
         return JSONResponse({"scene": scene, "saved": bool(body.get("save"))})
 
     p = API_PREFIX

@@ -121,10 +121,10 @@ class Run:
             self.trace["result"] = "failed"
             self.trace["reason"] = str(exc)
         except asyncio.CancelledError:
+            if not self.engine.started:
+                raise  # the hub is stopping: a paused run stays in the database and resumes on start
             self.trace["result"] = "cancelled"
-            self.trace["reason"] = (
-                self.trace.get("reason") or "cancelled (restart mode, disabled or hub stopping)"
-            )
+            self.trace["reason"] = self.trace.get("reason") or "cancelled (restart mode or disabled)"
             self._finish()
             raise
         except Exception as exc:  # a bug in a step must end the run with a trace, not kill the hub's loop
@@ -151,6 +151,19 @@ class Run:
         if len(self.trace["actions"]) > MAX_DRY_STEPS:
             raise Stopped(f"more than {MAX_DRY_STEPS} steps in one run", True)
         return step
+
+    def _resumed_step(
+        self, position: list[int], action: m.Action, text: str, sub: list[int] | None
+    ) -> dict[str, Any]:
+        """The step of the delay or wait the run was paused in (its trace came from the database),
+        or a new one."""
+        where = "actions" + "".join(f"[{i}]" for i in position)
+        if sub == [] and self.trace["actions"]:
+            last = self.trace["actions"][-1]
+            if last["where"] == where and last["outcome"] == "running":
+                last["resumed_ms"] = self._ms()
+                return last
+        return self._step(position, action, text)
 
     def _end(self, step: dict[str, Any], outcome: str, detail: str = "") -> None:
         step["outcome"] = outcome
@@ -251,7 +264,7 @@ class Run:
 
     # -- waiting ---------------------------------------------------------------------------------
     async def _delay(self, action: m.Delay, position: list[int], sub: list[int] | None) -> None:
-        step = self._step(position, action, f"delay {action.seconds:g} s")
+        step = self._resumed_step(position, action, f"delay {action.seconds:g} s", sub)
         if self.dry:
             self._end(step, "would wait")
             return
@@ -265,8 +278,8 @@ class Run:
 
     async def _wait(self, action: m.WaitFor, position: list[int], sub: list[int] | None) -> None:
         text = "wait for " + " or ".join(t.describe() for t in action.triggers)
-        step = self._step(
-            position, action, text + (f" (timeout {action.timeout_s:g} s)" if action.timeout_s else "")
+        step = self._resumed_step(
+            position, action, text + (f" (timeout {action.timeout_s:g} s)" if action.timeout_s else ""), sub
         )
         if self.dry:
             self._end(step, "would wait")

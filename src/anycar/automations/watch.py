@@ -54,6 +54,7 @@ class SignalWatch:
         self.since: float | None = None  # wall time it started holding (for: only)
         self.unavailable_at: float | None = None
         self.due_while_unavailable = False
+        self._previous_at_start: Any = None  # the value before the for: started holding
         self._timer: asyncio.TimerHandle | None = None
         self._grace: asyncio.TimerHandle | None = None
 
@@ -145,7 +146,7 @@ class SignalWatch:
         self._cancel()
         self.since = self.timing.wall()
         self.timing.save_since(self.key, self.since)
-        self._prev_for_fire = None if previous is _UNSET else previous
+        self._previous_at_start = None if previous is _UNSET else previous
         self._schedule()
 
     def _schedule(self) -> None:
@@ -160,7 +161,7 @@ class SignalWatch:
         if self.unavailable_at is not None:
             self.due_while_unavailable = True
             return
-        self._fire_now(self.last, getattr(self, "_prev_for_fire", None), {})
+        self._fire_now(self.last, self._previous_at_start, {})
 
     def _fire_now(self, value: Any, previous: Any, info: dict[str, Any]) -> None:
         since = self.since

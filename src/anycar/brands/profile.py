@@ -33,8 +33,8 @@ _KEYS = frozenset(
         "description",
         "source",
         "vehicle_class",
-        "body",
         "overlays",
+        "body",
     }
 )
 BODIES = ("sedan", "hatchback", "suv", "pickup")
@@ -60,9 +60,9 @@ class BrandProfile:
     source: str = ""
     vehicle_class: str = "passenger_car"
     sample_log: str | None = None
-    body: str = "sedan"  # the outline people see: sedan, hatchback, suv or pickup
     #: VSS overlays (``.vspec``/YAML/JSON) the catalog needs before the mapping: new signals it feeds
     overlays: list[str] = field(default_factory=list)
+    body: str = "sedan"  # the outline people see: sedan, hatchback, suv or pickup
     _dbcs: dict[str, LoadedDbc] = field(default_factory=dict, repr=False)
 
     @property
@@ -162,13 +162,13 @@ def load_profile_dir(directory: Path) -> BrandProfile:
     for m in mappings:
         if not (directory / m).is_file():
             raise ConfigError(f"{path}: mapping file {m!r} is missing")
-    body = data.get("body", "pickup" if "pickup" in str(data.get("vehicle_class", "")) else "sedan")
-    if body not in BODIES:
-        raise ConfigError(f"{path}: field 'body' must be one of {', '.join(BODIES)}, got {body!r}")
     overlays = [str(o) for o in _list(path, data, "overlays")]
     for o in overlays:
         if not (directory / o).is_file():
             raise ConfigError(f"{path}: overlay file {o!r} is missing")
+    body = data.get("body", "pickup" if "pickup" in str(data.get("vehicle_class", "")) else "sedan")
+    if body not in BODIES:
+        raise ConfigError(f"{path}: field 'body' must be one of {', '.join(BODIES)}, got {body!r}")
     reference = data.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(f"{path}: field 'reference' must be true or false")
@@ -184,8 +184,8 @@ def load_profile_dir(directory: Path) -> BrandProfile:
         source=str(data.get("source", "")),
         vehicle_class=str(data.get("vehicle_class", "passenger_car")),
         sample_log=data.get("sample_log"),
-        body=body,
         overlays=overlays,
+        body=body,
     )
 
 

@@ -41,6 +41,10 @@ def compile_frame(dec: Any) -> Process | None:
         "K": [None],
         "LB": [None] * len(entries),
         "BV": [None] * len(entries),
+        # the gate of a signal only this frame carries lives here (faster than its attributes)
+        "LT": [float("-inf")] * len(entries),
+        "LV": [None] * len(entries),
+        "HV": [False] * len(entries),
     }
     lines: list[str] = []
 
@@ -74,9 +78,17 @@ def compile_frame(dec: Any) -> Process | None:
     return process
 
 
+def _gate(n: str, gate: Any) -> tuple[str, str, str]:
+    """Where the gate's time, last value and has-value flag are read and written."""
+    if gate.shared:
+        return f"G{n}.last_time", f"G{n}.last_vss", f"G{n}.has_value"
+    return f"LT[{n}]", f"LV[{n}]", f"HV[{n}]"
+
+
 def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any) -> None:
     n = _int(i)
     g = e.gate
+    lt, _lv, _hv = _gate(n, g)
     ns[f"P{n}"] = e.path
     ns[f"S{n}"] = e.scale
     ns[f"O{n}"] = e.offset
@@ -86,15 +98,22 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
     ns[f"G{n}"] = g
     d = 1
     if e.interval > 0:
-        emit(d, f"if not 0.0 <= ts - G{n}.last_time < IV{n}:")
+        emit(d, f"if not 0.0 <= ts - {lt} < IV{n}:")
         d += 1
     src = "be" if e.big else "le"
     emit(d, f"bits = {src} & {_int(e.rmask)}")
     emit(d, f"if bits == LB[{n}]:")
     if g.timed:
-        emit(d + 1, f"G{n}.last_time = ts")
-    emit(d + 1, f"vss = BV[{n}]")
-    _publish(emit, d + 1, n, e)
+        emit(d + 1, f"{lt} = ts")
+    if g.shared:
+        emit(d + 1, f"vss = BV[{n}]")
+        _publish(emit, d + 1, n, e)
+    elif not e.on_change:
+        emit(d + 1, f"append((P{n}, BV[{n}]))")
+    else:
+        # the gate is this entry's own: the same bits gave the value it last sent (or one equal
+        # to it), so an on-change rule has nothing to send
+        emit(d + 1, "pass")
     emit(d, "else:")
     d += 1
     emit(d, f"phys = bits >> {_int(e.shift)}" if e.shift else "phys = bits")
@@ -116,7 +135,7 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
         emit(d, "else:")
         d += 1
     if g.timed:
-        emit(d, f"G{n}.last_time = ts")
+        emit(d, f"{lt} = ts")
     emit(d, "try:")
     if e.transform is not None:
         emit(d + 1, f"vss = C{n}(T{n}(phys))")
@@ -141,10 +160,11 @@ def _entry(emit: Callable[[int, str], None], ns: dict[str, Any], i: int, e: Any)
 
 def _publish(emit: Callable[[int, str], None], d: int, n: str, e: Any) -> None:
     """The on-change check against the signal's gate, then the update."""
+    _lt, lv, hv = _gate(n, e.gate)
     if e.on_change:
-        emit(d, f"if not (G{n}.has_value and vss == G{n}.last_vss and type(vss) is type(G{n}.last_vss)):")
+        emit(d, f"if not ({hv} and vss == {lv} and type(vss) is type({lv})):")
         d += 1
     if e.gate.tracks:
-        emit(d, f"G{n}.last_vss = vss")
-        emit(d, f"G{n}.has_value = True")
+        emit(d, f"{lv} = vss")
+        emit(d, f"{hv} = True")
     emit(d, f"append((P{n}, vss))")

@@ -7,9 +7,8 @@ what it can in the text, loads with cantools, drops a line cantools still cannot
 reports every repair as a ``DbcWarning`` naming the file and line.
 
 Some of cantools' checks run after parsing and name no line (``unused VAL_ entries``, ``unused
-SIG_VALTYPE_ entries``, an attribute of the wrong type, an undefined attribute, a frame id too
-wide for its message): ``can.dbc_locate`` finds the statement in the text, which is dropped with
-its line number like any other bad line.
+SIG_VALTYPE_ entries``, an attribute of the wrong type, an undefined attribute): ``can.dbc_locate``
+finds the statement in the text, which is dropped with its line number like any other bad line.
 """
 
 from __future__ import annotations

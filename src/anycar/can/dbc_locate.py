@@ -7,14 +7,15 @@ whole file is parsed and name none:
 - ``unused VAL_ entries in DBC: VAL_ <id> <signal>``: a value table for a signal the message does
   not have, or for a message the file does not define (rivian, tesla_can in current opendbc);
 - ``unused SIG_VALTYPE_ entries in DBC: SIG_VALTYPE_ <id> <signal>``: the same for a float type;
-- ``Standard|Extended frame id 0x... is more than 11|29 bits in message NAME``;
+- ``Standard|Extended frame id 0x... is more than 11|29 bits in message NAME`` (never reached:
+  ``can.dbc`` repairs such ids in the text first);
 - ``Expected int or float, got str: ...``: a ``GenSigStartValue`` (or another typed attribute)
   given as text;
 - ``KeyError: 'Name'``: a ``BA_`` of an attribute that no ``BA_DEF_`` defines;
 - ``Default value for VFrameFormat attribute must be defined ...``: an INT ``VFrameFormat``
   without ``BA_DEF_DEF_``.
 
-The first three say what to look for, so the statements are found in the text directly. For the
+The first two say what to look for, so the statements are found in the text directly. For the
 others the statement is found by bisection over the statements outside message blocks: the one
 whose removal alone makes that same refusal go away (a handful of loads, only for a refused file).
 A refusal that none of this explains is left to the caller to report.
@@ -30,7 +31,6 @@ TryLoad = Callable[[list[str]], BaseException | None]
 
 _UNUSED = re.compile(r"unused (VAL_|SIG_VALTYPE_) entries in DBC")
 _ENTRY = re.compile(r"\b(VAL_|SIG_VALTYPE_) (\d+) (\S+)")
-_FRAME_BITS = re.compile(r"frame id 0x[0-9a-fA-F]+ is more than \d+ bits in message (\S+?)\.?$")
 _BO = re.compile(r"^\s*BO_\s+(\d+)\s+(\w+)\s*:")
 _KEYWORD = re.compile(
     r"^\s*(BA_DEF_DEF_REL_|BA_DEF_DEF_|BA_DEF_REL_|BA_DEF_SGTYPE_|BA_DEF_|BA_REL_|BA_SGTYPE_|BA_|CM_|"
@@ -67,9 +67,6 @@ def locate_refusal(cause: BaseException, lines: list[str], try_load: TryLoad) ->
     text = str(cause)
     if _UNUSED.search(text):
         return _unused_entries(text, lines)
-    m = _FRAME_BITS.search(text.strip())
-    if m:
-        return _message_block(m.group(1), lines, f"{text.strip().rstrip('.')}; message dropped")
     return _bisect(cause, lines, try_load)
 
 
@@ -108,17 +105,6 @@ def _signals_by_message(lines: list[str]) -> dict[str, set[str]]:
         elif stripped and not line.startswith((" ", "\t")):
             current = None
     return out
-
-
-def _message_block(name: str, lines: list[str], reason: str) -> list[Drop]:
-    for i, line in enumerate(lines):
-        m = _BO.match(line)
-        if m and m.group(2) == name:
-            end = i
-            while end + 1 < len(lines) and lines[end + 1].strip().startswith("SG_ "):
-                end += 1
-            return [Drop(i + 1, 0, end + 1, len(lines[end]), f"message {name}: {reason}")]
-    return []
 
 
 def _statement(lines: list[str], i: int, col: int, reason: str) -> Drop:

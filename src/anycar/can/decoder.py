@@ -51,7 +51,7 @@ TIME_TOLERANCE_S = 0.5e-6
 class Gate:
     """The interval and on-change state of one VSS signal, shared by every message carrying it."""
 
-    __slots__ = ("has_value", "last_time", "last_vss", "timed", "tracks")
+    __slots__ = ("has_value", "last_time", "last_vss", "shared", "timed", "tracks")
 
     def __init__(self) -> None:
         self.last_time = -math.inf  # when the interval was last used up
@@ -59,6 +59,7 @@ class Gate:
         self.has_value = False
         self.timed = False  # some rule of this signal has an interval
         self.tracks = False  # some rule of this signal is on-change
+        self.shared = False  # more than one message carries the signal
 
 
 @dataclass(slots=True)
@@ -439,6 +440,8 @@ def compile_decoders(
                 shared[id(e.gate)] = shared.get(id(e.gate), 0) + 1
     for frames in by_bus.values():
         for dec in frames.values():
+            for e in dec.entries:
+                e.gate.shared = shared[id(e.gate)] > 1
             # a gate shared with another message can change while this frame's bits do not
             dec.quiet = bool(dec.entries) and all(
                 e.on_change and e.interval == 0 and shared[id(e.gate)] == 1 for e in dec.entries

@@ -24,6 +24,87 @@ def register(sub: Any) -> None:
     _register_sim(cmds)
     _register_can(cmds)
     _register_api(cmds)
+    _register_patterns(cmds)
+    _register_automations(cmds)
+    _register_uplink(cmds)
+
+
+def _register_patterns(cmds: Any) -> None:
+    pat = cmds.add_parser("patterns", help="wildcard matching over the catalog vs the old backtracking regex")
+    pat.add_argument("--repeat", type=int, default=3, help="runs per pattern (the best counts)")
+    pat.add_argument(
+        "--max-double-stars", type=int, default=8, help="largest '**' count tried (the limit is 8)"
+    )
+    pat.add_argument("--json", action="store_true", help="print JSON")
+    pat.set_defaults(func=bench_patterns)
+
+
+def bench_patterns(args: argparse.Namespace) -> int:
+    from anycar.bench import patterns
+
+    with errors.status("anycar bench patterns: the matcher and the old regex over the catalog..."):
+        result = patterns.run(repeat=args.repeat, max_double_stars=args.max_double_stars)
+    show(result, args.json)
+    return 0
+
+
+def _register_automations(cmds: Any) -> None:
+    auto = cmds.add_parser(
+        "automations", help="1,000 automations: start-up, trigger-to-action, triggers/s, publish cost"
+    )
+    auto.add_argument("--count", type=int, default=1000, help="automations loaded")
+    auto.add_argument("--samples", type=int, default=2000, help="trigger-to-action samples per run")
+    auto.add_argument("--repeat", type=int, default=3, help="runs (the median run's figures are reported)")
+    auto.add_argument(
+        "--rounds", type=int, default=7, help="interleaved publish-cost rounds per run (median)"
+    )
+    auto.add_argument("--json", action="store_true", help="print JSON")
+    auto.set_defaults(func=bench_automations)
+
+
+def bench_automations(args: argparse.Namespace) -> int:
+    from anycar.bench import automations
+
+    with errors.status(f"anycar bench automations: {args.count} loaded, {args.repeat} runs..."):
+        result = automations.run(
+            count=args.count, samples=args.samples, rounds=args.rounds, repeat=args.repeat
+        )
+    show(result, args.json)
+    return 0
+
+
+def _register_uplink(cmds: Any) -> None:
+    up = cmds.add_parser(
+        "uplink", help="uplink through a private Mosquitto: zero loss, throughput, CPU, catch-up, bytes"
+    )
+    up.add_argument("--vehicles", type=int, default=3, help="vehicle hubs (processes) in the zero-loss run")
+    up.add_argument("--seconds", type=float, default=12.0, help="length of the zero-loss run")
+    up.add_argument(
+        "--outage", type=float, default=4.0, help="seconds the broker is away (the issue's 60 s, compressed)"
+    )
+    up.add_argument(
+        "--throughput-seconds", type=float, default=5.0, help="measuring time of the throughput run"
+    )
+    up.add_argument("--cpu-seconds", type=float, default=8.0, help="measuring time of each CPU run")
+    up.add_argument("--json", action="store_true", help="print JSON")
+    up.set_defaults(func=bench_uplink)
+
+
+def bench_uplink(args: argparse.Namespace) -> int:
+    from anycar.bench import uplink
+
+    with errors.status(
+        "anycar bench uplink: outage and kill -9, throughput, CPU, catch-up, bytes per hour..."
+    ):
+        result = uplink.run(
+            vehicles=args.vehicles,
+            seconds=args.seconds,
+            outage_s=args.outage,
+            throughput_s=args.throughput_seconds,
+            cpu_s=args.cpu_seconds,
+        )
+    show(result, args.json)
+    return 0
 
 
 def _register_api(cmds: Any) -> None:

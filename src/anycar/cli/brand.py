@@ -85,10 +85,9 @@ def check_brand(args: argparse.Namespace) -> int:
     catalog = Catalog.load_default()
     network = profile.network()
     findings = lint_mapping(network, mapping, catalog)
-    try:
-        apply_mapping_overlay(catalog, mapping)
-    except Exception as exc:
-        findings.append(_finding("error", mapping.sources[0], f"overlay refused by the catalog: {exc}"))
+    _added, refused = apply_mapping_overlay(catalog, mapping)
+    for problem in refused.values():  # each names its file and line
+        findings.append(_finding("error", mapping.sources[0], f"overlay refused by the catalog: {problem}"))
     errors = [f for f in findings if f.level == "error"]
     dbc_warnings = profile.dbc_warnings()
     if args.json:

@@ -23,5 +23,5 @@ def print_completion(args: argparse.Namespace) -> int:
 
     from anycar.cli.main import build_parser
 
-    print(shtab.complete(build_parser(), shell=args.shell))
+    print(shtab.complete(build_parser(), shell=args.shell))  # nosec B604 # names the shell to complete in; nothing is run
     return 0

@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
     demo.add_argument(
         "--no-automations", action="store_true", help="do not load the shipped example automations"
     )
+    demo.add_argument(
+        "--uplink",
+        nargs="?",
+        const="embedded",
+        metavar="URL",
+        help="also report to the fleet over MQTT: to URL, or (alone) to an embedded broker",
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -83,10 +90,28 @@ def run_demo(args: argparse.Namespace) -> int:
             speedup=args.speedup,
             automations=[] if args.no_automations else [_examples()],
         )
+        mqtt = _demo_uplink(args, parts, Path(tmp))
         hub = build_hub(config, parts)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(hub, args))
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_run(hub, args))
+        finally:
+            if mqtt is not None:
+                mqtt.stop()
     return 0
+
+
+def _demo_uplink(args: argparse.Namespace, parts: Any, folder: Path) -> Any:
+    """With ``--uplink``: the hub reports over MQTT, to an embedded broker unless a URL is given."""
+    if not args.uplink:
+        return None
+    from anycar.embedded_broker import EmbeddedBroker
+    from anycar.uplink import UplinkConfig
+
+    mqtt = EmbeddedBroker().start() if args.uplink == "embedded" else None
+    parts.uplink = UplinkConfig.from_url(mqtt.url if mqtt else args.uplink, f"demo-{args.brand}")
+    parts.uplink.spool_path = folder / "uplink.sqlite3"
+    return mqtt
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -135,9 +160,25 @@ async def _run(hub: Any, args: argparse.Namespace) -> None:
         final = status.render()
         summary = hub.broker.stats()
         names = [a.name for a in fitted()]
+        automations = _automations_line(hub)
         await hub.stop()
     console.print(final)
     console.print(
         f"{summary['updates']} signal updates, {summary['rejected']} rejected, {summary['dropped']} dropped; "
         f"{len(names)} accessories fitted: {', '.join(names)}"
+    )
+    if automations:
+        console.print(automations, highlight=False)
+
+
+def _automations_line(hub: Any) -> str:
+    """What the shipped example automations did during the demo, in one line."""
+    component = next((c for c in hub.components if c.name == "automations"), None)
+    engine = getattr(component, "engine", None)
+    if engine is None:
+        return ""
+    health = engine.health()
+    waiting = [s.id for s in engine.status.values() if s.state == "refused"]
+    return f"automations: {health['active']} active, {health['runs']} runs" + (
+        f"; waiting for their accessory: {', '.join(waiting)}" if waiting else ""
     )

@@ -64,10 +64,19 @@ def register(sub: Any) -> None:
         default="WARNING",
         help="DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
     )
+    p.add_argument(
+        "--uplink",
+        metavar="URL",
+        help="report to the fleet over MQTT 5: mqtt://HOST:PORT or mqtts://HOST:PORT",
+    )
+    p.add_argument(
+        "--vehicle-id", help="this vehicle's id on the uplink (default: the config's, else the host name)"
+    )
     p.set_defaults(func=run_hub)
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    from anycar.errors import ConfigError
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
     from anycar.policy.db import default_db_path
@@ -86,6 +95,11 @@ def run_hub(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
     # a cabin (accessories, policy) needs the car's mount points
     has_mounts = profile is not None and profile.file("mounts.yaml").is_file()
+    if profile is not None and args.virtual_accessories and not has_mounts:
+        raise ConfigError(
+            f"--virtual-accessories: {profile.title} has no mount points (mounts.yaml); "
+            "add --brand PROFILE to use that car's"
+        )
     if args.accessory_port is not None:
         config.ports["accessories"] = args.accessory_port
     taken = busy(config.host, {k: v for k, v in config.ports.items() if k != "accessories" or has_mounts})
@@ -104,6 +118,14 @@ def run_hub(args: argparse.Namespace) -> int:
             + ", ".join(f"{flags.get(name, name)} PORT" for name in taken)
             + " (0 picks a free one) or in the config's ports section"
         )
+    if args.uplink:
+        from anycar.uplink import UplinkConfig
+
+        config.uplink = UplinkConfig.from_url(args.uplink, args.vehicle_id)
+    elif args.vehicle_id and config.uplink is not None:
+        config.uplink.rename(args.vehicle_id)
+    if config.uplink is not None and config.uplink.spool_path is None and args.db:
+        config.uplink.spool_path = Path(args.db).with_name("uplink.sqlite3")
     parts = HubParts(
         brand=args.brand,
         profile=profile,

@@ -23,8 +23,9 @@ COMMAND_MODULES = [
     "anycar.cli.can",
     "anycar.cli.hub",
     "anycar.cli.token",
-    "anycar.cli.completion",
     "anycar.cli.automation",
+    "anycar.cli.completion",
+    "anycar.cli.uplink",
 ]
 
 

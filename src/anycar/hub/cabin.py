@@ -26,6 +26,7 @@ from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses,
 from anycar.brands import BrandProfile
 from anycar.errors import ConfigError
 from anycar.hub.pairing import pairing_group
+from anycar.hub.revocation import revocation_group
 from anycar.model import NodeType, Signal
 from anycar.model.datatypes import INTEGER_RANGES, is_numeric
 from anycar.policy import PolicyEngine
@@ -56,6 +57,9 @@ EVENT_KINDS = {
     "trust_added": "trust",
     "trust_revoked": "trust",
     "grant_changed": "trust",
+    "automation_notify": "automation",
+    "automation_loop": "refused",
+    "automation_rate_limited": "refused",
 }
 
 
@@ -103,6 +107,8 @@ class CabinComponent:
             port=self.accessory_port,
         )
         await self.manager.start()
+        if not any(g.name == "revocation" for g in hub.rest.groups):
+            hub.add_rest_group(revocation_group(lambda: self.manager))
         if not any(g.name == "cabin" for g in hub.rest.groups):  # a restarted hub keeps its routes
             hub.add_rest_group(self.rest_group())
         if not any(g.name == "pairing" for g in hub.rest.groups):
@@ -180,7 +186,7 @@ class CabinComponent:
         state = _state(f)
         if state in ("shed", "unavailable"):
             return 0.0
-        assert self.manager is not None
+        assert self.manager is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         power = f.manifest.power
         names = {local.rsplit(".", 1)[-1]: path for local, path in f.binding.paths.items()}
         for wanted in (*_SWITCHES, *_LEVELS):

@@ -117,6 +117,8 @@ class Hub:
                     self.rest.app(), cfg.host, cfg.ports["http"] or 0, tls_cert=cert, tls_key=key
                 )
                 await self.http.start()
+                if self.http._task is not None:  # a server loop that ends on its own shows in health
+                    self.supervisor.watch("http-server", self.http._task)
             self.started_at = time.time()
         except BaseException:
             await self.stop()

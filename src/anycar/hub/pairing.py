@@ -104,7 +104,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
         if not isinstance(vendor, int) or isinstance(vendor, bool) or not 0 < vendor < 2**16:
             raise ConfigError("field 'vendor_id' must be a vendor id from 1 to 65535 (0x... allowed)")
         public_key = _text(body, "public_key")
-        assert public_key is not None
+        assert public_key is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         label = _text(body, "label", required=False) or ""
         try:
             kid = signing.key_id(signing.parse_public_key(public_key))
@@ -126,7 +126,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
         require_owner(request, "pairing an accessory")
         body = await read_json_object(request, MAX_BODY_BYTES)
         code = _text(body, "code")
-        assert code is not None
+        assert code is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         accessory = _text(body, "accessory", required=False)
         if accessory is None:
             if len(manager.pending) != 1:

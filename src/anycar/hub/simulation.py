@@ -11,13 +11,12 @@ apply them, and the next status frames carry the new value back.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import can
 
 from anycar.brands.ecus import EcuEncoder
 from anycar.broker import Provider
-from anycar.can.sources import BusSource
 from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
@@ -63,7 +62,7 @@ class SimulationComponent:
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
         self._task: Supervised | None = None
-        self._readers: list[BusSource] = []
+        self._readers: list[Any] = []
         self.ecus: SimulatedEcus | None = None
         self.gnss: Provider | None = None
         self._gnss_paths: list[str] = []

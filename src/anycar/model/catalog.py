@@ -133,12 +133,15 @@ class Catalog:
         if sig is not None:
             result = [sig]
         else:
-            matcher = paths.compile_pattern(pattern)
-            if not paths.has_wildcard(pattern) and pattern not in self._branches:
-                result = []
+            matcher = paths.compile_pattern(pattern)  # checks the pattern and its limits
+            if not paths.has_wildcard(pattern):
+                prefix = pattern + "."  # a branch: every leaf below it
+                result = (
+                    [s for s in self._by_id if s.path.startswith(prefix)] if pattern in self._branches else []
+                )
             else:
                 result = [self._by_id[i] for i in matcher.select(self._all_segments())]
-        if len(self._match_cache) > 4096:
+        if len(self._match_cache) > 1024:  # each entry may hold every signal: bound the memory
             self._match_cache.clear()
         self._match_cache[pattern] = result
         return result
@@ -155,15 +158,22 @@ class Catalog:
             raise UnknownPath(pattern, self._suggest(pattern))
         return found
 
-    def resolve_all(self, patterns: Iterable[str], budget: paths.Budget | None = None) -> list[Signal]:
+    def resolve_all(
+        self,
+        patterns: Iterable[str],
+        budget: paths.Budget | None = None,
+        resolve: Callable[[str], list[Signal]] | None = None,
+    ) -> list[Signal]:
         """Every signal any pattern covers, once each, in the order asked; unknown patterns
-        raise as in ``resolve``, and the request's ``budget`` bounds patterns and signals."""
+        raise as in ``resolve`` (or the given one: an API's, within the caller's rights), and
+        the request's ``budget`` bounds patterns, catalog walks and signals."""
         budget = budget or paths.Budget()
+        resolve = resolve or self.resolve
         out: list[Signal] = []
         seen: set[int] = set()
         for pattern in patterns:
-            budget.pattern()
-            fresh = [sig for sig in self.resolve(pattern) if sig.id not in seen]
+            budget.pattern(scan=pattern not in self._signals)
+            fresh = [sig for sig in resolve(pattern) if sig.id not in seen]
             budget.take(len(fresh))
             seen.update(sig.id for sig in fresh)
             out.extend(fresh)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from anycar.errors import InvalidPattern, TooManySignals
 
@@ -27,6 +28,7 @@ MAX_SEGMENTS = 64
 MAX_DOUBLE_STARS = 8
 MAX_STARS_PER_SEGMENT = 8
 MAX_PATTERNS_PER_REQUEST = 256
+MAX_SCANS_PER_REQUEST = 32  # patterns that are not one signal's path: each walks the whole catalog
 MAX_SIGNALS_PER_REQUEST = 5_000  # the whole VSS 6.0 tree is 1,267 leaves
 _SEGMENT = re.compile(r"^[A-Za-z0-9_*]+$")
 _ANY = "**"
@@ -65,35 +67,40 @@ def split(pattern: str, *, max_double_stars: int = MAX_DOUBLE_STARS) -> list[str
 
 
 def glob_segment(glob: str, name: str) -> bool:
-    """``Row*`` against ``Row1``: ``*`` is any run of characters. Greedy with one resume
-    point, so the time is at most len(glob) * len(name), never exponential."""
-    g = n = 0
-    star_g, star_n = -1, 0
-    while n < len(name):
-        if g < len(glob) and glob[g] == "*":
-            star_g, star_n = g, n
-            g += 1
-        elif g < len(glob) and glob[g] == name[n]:
-            g += 1
-            n += 1
-        elif star_g >= 0:
-            star_n += 1
-            g, n = star_g + 1, star_n
-        else:
+    """``Row*`` against ``Row1``: ``*`` is any run of characters within one segment."""
+    return _glob_pieces(tuple(glob.split("*")), name)
+
+
+def _glob_pieces(pieces: tuple[str, ...], name: str) -> bool:
+    """The pieces between the ``*`` must appear in order: the first as a prefix, the last as a
+    suffix, each middle one at its leftmost place after the one before (greedy is exact for
+    ``*``-only globs). ``str.find`` per piece: linear, no backtracking."""
+    if len(pieces) == 1:
+        return pieces[0] == name
+    first, last = pieces[0], pieces[-1]
+    end = len(name) - len(last)
+    if end < len(first) or not name.startswith(first) or not name.endswith(last):
+        return False
+    pos = len(first)
+    for piece in pieces[1:-1]:
+        found = name.find(piece, pos, end)
+        if found < 0:
             return False
-    while g < len(glob) and glob[g] == "*":
-        g += 1
-    return g == len(glob)
+        pos = found + len(piece)
+    return True
+
+
+_STAY, _ONE, _LITERAL, _GLOB = range(4)
 
 
 class Pattern:
     """A compiled pattern: its segments, matched by a set-of-states simulation.
 
     A state is how many pattern segments are consumed; ``**`` may consume any number of path
-    segments (it stays) or none (the closure skips it).
+    segments (it stays) or none (each state's closure skips it).
     """
 
-    __slots__ = ("_accept", "_start", "parts", "text")
+    __slots__ = ("_accept", "_closures", "_start", "_tests", "parts", "text")
 
     def __init__(self, text: str, *, max_double_stars: int = MAX_DOUBLE_STARS) -> None:
         parts = split(text, max_double_stars=max_double_stars)
@@ -109,27 +116,38 @@ class Pattern:
         self.text = text
         self.parts = tuple(collapsed)
         self._accept = len(self.parts)
-        self._start = self._closure((0,))
-
-    def _closure(self, states: Sequence[int]) -> frozenset[int]:
-        out = set(states)
-        for s in sorted(out):
-            while s < self._accept and self.parts[s] == _ANY:
-                s += 1
-                out.add(s)
-        return frozenset(out)
+        self._tests: tuple[tuple[int, Any], ...] = tuple(
+            (_STAY, None)
+            if part == _ANY
+            else (_ONE, None)
+            if part == "*"
+            else (_GLOB, tuple(part.split("*")))
+            if "*" in part
+            else (_LITERAL, part)
+            for part in self.parts
+        )
+        closures: list[frozenset[int]] = []
+        for state in range(self._accept + 1):
+            reach = {state}
+            while state < self._accept and self.parts[state] == _ANY:
+                state += 1
+                reach.add(state)
+            closures.append(frozenset(reach))
+        self._closures = tuple(closures)
+        self._start = closures[0]
 
     def _step(self, states: frozenset[int], segment: str) -> frozenset[int]:
-        nxt: list[int] = []
+        nxt: set[int] = set()
+        closures = self._closures
         for s in states:
             if s == self._accept:
                 continue
-            part = self.parts[s]
-            if part == _ANY:
-                nxt.append(s)
-            elif part == "*" or part == segment or ("*" in part and glob_segment(part, segment)):
-                nxt.append(s + 1)
-        return self._closure(nxt)
+            kind, arg = self._tests[s]
+            if kind == _STAY:
+                nxt |= closures[s]
+            elif kind == _ONE or (arg == segment if kind == _LITERAL else _glob_pieces(arg, segment)):
+                nxt |= closures[s + 1]
+        return frozenset(nxt)
 
     def matches_parts(self, segments: Sequence[str]) -> bool:
         states = self._start
@@ -144,10 +162,13 @@ class Pattern:
 
     def select(self, all_segments: Sequence[Sequence[str]]) -> list[int]:
         """Indexes of the segment lists the pattern matches. Consecutive lists usually share a
-        prefix (tree order), so the states after each prefix segment are kept and reused."""
+        prefix (tree order), so the states after each prefix segment are kept and reused, and
+        each (states, segment) step is worked out once per call."""
         out: list[int] = []
+        memo: dict[tuple[frozenset[int], str], frozenset[int]] = {}
         stack = [self._start]  # stack[i]: the states after the previous path's first i segments
         prev: Sequence[str] = ()
+        accept = self._accept
         for index, segments in enumerate(all_segments):
             limit = min(len(prev), len(segments), len(stack) - 1)
             k = 0
@@ -158,9 +179,13 @@ class Pattern:
             for segment in segments[k:]:
                 if not states:
                     break
-                states = self._step(states, segment)
+                key = (states, segment)
+                nxt = memo.get(key)
+                if nxt is None:
+                    nxt = memo[key] = self._step(states, segment)
+                states = nxt
                 stack.append(states)
-            if self._accept in states:
+            if accept in states:
                 out.append(index)
             prev = segments
         return out
@@ -180,24 +205,36 @@ def matches(pattern: str, path: str) -> bool:
 
 
 class Budget:
-    """What one request may ask for: at most ``patterns`` patterns and ``signals`` signals in
-    its answer. Every API counts through one of these, so no request builds an unbounded reply
-    (a gRPC v1 ``Get`` of many ``**`` entries once built 54 MB)."""
+    """What one request may ask for: at most ``patterns`` patterns, of which ``scans`` walk the
+    whole catalog (wildcards, branches), and ``signals`` signals in its answer. Every API counts
+    through one of these, so no request builds an unbounded reply (a gRPC v1 ``Get`` of many
+    ``**`` entries once built 54 MB) or holds the event loop for long."""
 
-    __slots__ = ("pattern_limit", "patterns_left", "signal_limit", "signals_left")
+    __slots__ = ("pattern_limit", "patterns_left", "scan_limit", "scans_left", "signal_limit", "signals_left")
 
     def __init__(
-        self, signals: int = MAX_SIGNALS_PER_REQUEST, patterns: int = MAX_PATTERNS_PER_REQUEST
+        self,
+        signals: int = MAX_SIGNALS_PER_REQUEST,
+        patterns: int = MAX_PATTERNS_PER_REQUEST,
+        scans: int = MAX_SCANS_PER_REQUEST,
     ) -> None:
         self.signal_limit = self.signals_left = signals
         self.pattern_limit = self.patterns_left = patterns
+        self.scan_limit = self.scans_left = scans
 
-    def pattern(self) -> None:
+    def pattern(self, *, scan: bool = False) -> None:
+        """Count one path or pattern; ``scan``: it is matched against the whole catalog."""
         self.patterns_left -= 1
         if self.patterns_left < 0:
             raise TooManySignals(
                 f"the request names more than {self.pattern_limit} paths or patterns; send fewer"
             )
+        if scan:
+            self.scans_left -= 1
+            if self.scans_left < 0:
+                raise TooManySignals(
+                    f"the request holds more than {self.scan_limit} wildcard or branch patterns; send fewer"
+                )
 
     def take(self, count: int) -> None:
         self.signals_left -= count

@@ -80,7 +80,10 @@ def open_db(path: str | Path | None, schema: str, *, shared: bool = True) -> sql
         conn.executescript(schema)
     except sqlite3.Error as exc:
         conn.close()
-        raise ConfigError(f"hub database {target}: cannot open or write it: {exc}") from None
+        raise ConfigError(
+            f"cannot open the hub database {target}: {exc}; choose a writable place with --db FILE "
+            "or $ANYCAR_HUB_DB"
+        ) from None
     return conn
 
 
@@ -103,7 +106,10 @@ def _connect(target: str | Path, memory: bool) -> HubConnection:
         if conn is not None:
             sqlite3.Connection.close(conn)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"hub database {target}: cannot open or write it: {reason}") from None
+        raise ConfigError(
+            f"cannot open the hub database {target}: {reason}; choose a writable place with --db FILE "
+            "or $ANYCAR_HUB_DB"
+        ) from None
     return conn
 
 

@@ -225,8 +225,9 @@ class PolicyEngine:
         return list(self._loads.values())
 
     # -- access -----------------------------------------------------------------------------
-    def grant(self, grant: Grant) -> None:
-        self.grants.put(grant)
+    def grant(self, grant: Grant, *, by: str = "hub") -> None:
+        """Store a grant the hub decided (commissioning, restore); a change is logged with ``by``."""
+        self._store(grant, by)
 
     def grant_app(
         self,
@@ -235,11 +236,28 @@ class PolicyEngine:
         *,
         reads: Iterable[str] = (),
         actuates: Iterable[str] = (),
+        by: str = "hub",
     ) -> Grant:
         """Register what an app may do (APIs look it up by the app id in their tokens)."""
         grant = Grant(app_id, "app", privilege, tuple(reads), tuple(actuates))
-        self.grants.put(grant)
+        self._store(grant, by)
         return grant
+
+    def _store(self, grant: Grant, by: str) -> None:
+        """Every grant that changes is in the event log, with who changed it and what it was."""
+        before = self.grants.get(grant.subject)
+        self.grants.put(grant)
+        if before == grant:
+            return  # restored as it was (a restart): nothing changed
+        self.events.log(
+            "grant_changed",
+            grant.subject,
+            f"grant of {grant.subject} set by {by}: {grant.privilege.label}, reads {len(grant.reads)}, "
+            f"actuates {len(grant.actuates)} patterns",
+            by=by,
+            before=before.to_dict() if before is not None else None,
+            after=grant.to_dict(),
+        )
 
     def change_grant(
         self,
@@ -263,16 +281,7 @@ class PolicyEngine:
         except PermissionDenied as exc:
             self.refuse(subject, f"grant change by {by} refused: {exc}", by=by, action="grant")
             raise
-        self.grants.put(grant)
-        self.events.log(
-            "grant_changed",
-            subject,
-            f"grant of {subject} set by {by}: {grant.privilege.label}, reads {len(grant.reads)}, "
-            f"actuates {len(grant.actuates)} patterns",
-            by=by,
-            before=before.to_dict() if before is not None else None,
-            after=grant.to_dict(),
-        )
+        self._store(grant, by)
         return grant
 
     def is_accessory(self, name: str | None) -> bool:

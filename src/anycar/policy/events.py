@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -144,6 +143,10 @@ class EventLog:
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def log(self, kind: str, subject: str, message: str, **data: Any) -> Event:
         """Record one event; never raises for the disk. A rate-limited event gets ``seq`` 0."""
         if kind not in KINDS:
@@ -242,7 +245,14 @@ class EventLog:
 
 
 class _Writer:
-    """The one thread that writes events to SQLite, so that the event loop never waits for disk."""
+    """The one thread that writes events to SQLite, so that the event loop never waits for disk.
+
+    The event loop only appends to a deque (no lock, no wake-up per event: waking the thread for
+    each event would hand it the GIL in the middle of the policy's work); the thread takes what
+    has gathered every ``PERIOD_S``, or at once when a flush or a big burst asks for it."""
+
+    PERIOD_S = 0.1
+    BATCH = 500
 
     def __init__(
         self, conn: sqlite3.Connection, retention: Retention, health: Callable[[BaseException | None], None]
@@ -250,12 +260,13 @@ class _Writer:
         self.conn = conn
         self.retention = retention
         self._health = health
-        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=retention.queue_size)
+        self._pending: deque[Event] = deque()
+        self._wake = threading.Event()
         self._lock = threading.Lock()  # the connection: writer thread vs. history() readers
-        self._idle = threading.Condition()
-        self._unwritten = 0
+        self._inflight = 0
         self.failing: str | None = None
         self.closing = False
+        self._stop = False
         self.written = 0
         self.dropped = 0
         self.trimmed = 0
@@ -276,29 +287,21 @@ class _Writer:
         self._thread.start()
 
     def put(self, event: Event) -> None:
-        with self._idle:
-            self._unwritten += 1
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if len(self._pending) >= self.retention.queue_size:  # the disk is not keeping up
             self.dropped += 1
-            self._done(1)
-
-    def _done(self, n: int) -> None:
-        with self._idle:
-            self._unwritten -= n
-            if self._unwritten <= 0:
-                self._idle.notify_all()
+            return
+        self._pending.append(event)
+        if len(self._pending) == self.BATCH:
+            self._wake.set()
 
     def flush(self, timeout: float) -> bool:
         end = time.monotonic() + timeout
-        with self._idle:
-            while self._unwritten > 0 and self.failing is None:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(min(left, 0.1))
-            return self._unwritten <= 0
+        while (self._pending or self._inflight) and self.failing is None:
+            if time.monotonic() > end or not self._thread.is_alive():
+                return False
+            self._wake.set()
+            time.sleep(0.005)
+        return not self._pending and not self._inflight
 
     def query(self, sql: str, args: list[Any]) -> list[sqlite3.Row]:
         with self._lock:
@@ -308,7 +311,7 @@ class _Writer:
         return {
             "persisting": self.failing is None,
             "last_error": self.failing,
-            "queued": self._queue.qsize(),
+            "queued": len(self._pending) + self._inflight,
             "written": self.written,
             "dropped": self.dropped,
             "rows": self.rows,
@@ -318,25 +321,26 @@ class _Writer:
             "max_bytes": self.retention.max_bytes,
         }
 
+    def _take(self) -> list[Event]:
+        batch: list[Event] = []
+        while self._pending and len(batch) < self.BATCH:
+            batch.append(self._pending.popleft())
+        self._inflight = len(batch)
+        return batch
+
     def _run(self) -> None:
         batch: list[Event] = []
         delay = 0.05
-        stop = False
         while True:
             if not batch:
-                item = self._queue.get()
-                if item is None:
-                    return
-                batch.append(item)
-            while len(batch) < 500:  # what else is waiting goes into the same transaction
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+                stopping = self._stop
+                batch = self._take()
+                if not batch:
+                    if stopping:
+                        return
+                    self._wake.wait(self.PERIOD_S)
+                    self._wake.clear()
+                    continue
             try:
                 self._write(batch)
             except Exception as exc:  # disk full, read-only, I/O error: keep the batch, retry
@@ -345,17 +349,17 @@ class _Writer:
                 if first:
                     log.error("event log cannot persist (%s); events are kept in memory", self.failing)
                 self._health(exc)
-                with self._idle:
-                    self._idle.notify_all()
-                if stop or self.closing:  # closing: what could not be written is lost, and counted
-                    self.dropped += len(batch)
-                    self._done(len(batch))
+                if self._stop and self.closing:  # closing on a failing disk: what is left is lost
+                    self.dropped += len(batch) + len(self._pending)
+                    self._pending.clear()
+                    self._inflight = 0
                     return
-                if self._queue.full():  # the disk is not coming back soon: oldest first out
+                if len(self._pending) >= self.retention.queue_size:  # oldest first out
                     self.dropped += len(batch)
-                    self._done(len(batch))
+                    self._inflight = 0
                     batch = []
-                time.sleep(delay)
+                self._wake.wait(delay)
+                self._wake.clear()
                 delay = min(delay * 2, 5.0)
                 continue
             if self.failing is not None:
@@ -363,10 +367,8 @@ class _Writer:
                 self.failing = None
                 self._health(None)
             delay = 0.05
-            self._done(len(batch))
+            self._inflight = 0
             batch = []
-            if stop:
-                return
 
     def _write(self, batch: list[Event]) -> None:
         rows = [(e.seq, e.ts, e.kind, e.subject, e.message, json.dumps(e.data, default=str)) for e in batch]
@@ -416,11 +418,14 @@ class _Writer:
         self.bytes = int(row[1]) + self.rows * _ROW_OVERHEAD
 
     def stop(self) -> None:
-        self.closing = self.failing is not None  # a failing disk does not hold up the shutdown
-        try:  # after everything queued: what can be written is written
-            self._queue.put(None, timeout=5)
-        except queue.Full:
-            self.closing = True
+        """Write what is queued (a failing disk does not hold up the shutdown), then close."""
+        self.closing = self.failing is not None
+        self._stop = True
+        self._wake.set()
         self._thread.join(10)
+        if self._thread.is_alive():  # still retrying: give up on what is left
+            self.closing = True
+            self._wake.set()
+            self._thread.join(10)
         with self._lock:
             self.conn.close()

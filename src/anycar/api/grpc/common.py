@@ -104,7 +104,8 @@ class Access:
         """A ``types.SignalID`` (by id or path) -> the signal, if ``grants`` allow ``action`` on it.
 
         An unknown path or id is NOT_FOUND only for a caller whose rights could cover it; anyone
-        else gets PERMISSION_DENIED, as for a signal it may not touch.
+        else gets PERMISSION_DENIED, as for a signal it may not touch. A SignalID that names
+        nothing, or a path over 1,000 characters, is ``InvalidRequest``.
         """
         which = signal_id.WhichOneof("signal")
         if which == "id":

@@ -10,6 +10,7 @@ from kuksa.val.v1 import val_pb2_grpc as v1_grpc
 from kuksa.val.v2 import val_pb2_grpc as v2_grpc
 
 from anycar.api.auth import Authorizer
+from anycar.api.grpc.decoding import StrictDecoding
 from anycar.api.grpc.val_v1 import ValV1Service
 from anycar.api.grpc.val_v2 import ValV2Service
 from anycar.broker import SignalBroker
@@ -47,6 +48,7 @@ class GrpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
+            interceptors=[StrictDecoding()],  # a corrupt request is INVALID_ARGUMENT, not UNKNOWN
             options=[
                 ("grpc.max_receive_message_length", self._max),
                 ("grpc.max_send_message_length", self._max),
@@ -57,7 +59,7 @@ class GrpcServer:
                 # piling megabytes (BDP probing would grow the window) into a queue nobody sees
                 ("grpc.http2.bdp_probe", 0),
                 ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
-            ]
+            ],
         )
         v2_grpc.add_VALServicer_to_server(self.v2, server)
         v1_grpc.add_VALServicer_to_server(self.v1, server)

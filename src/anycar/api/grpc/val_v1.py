@@ -77,7 +77,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
         budget = paths.Budget()
         for entry in request.entries:
             try:
-                budget.pattern()
+                budget.pattern(scan=entry.path not in self.broker.catalog)
                 signals = grants.resolve(self.broker.catalog, entry.path, Action.READ)
                 budget.take(len(signals))
             except TooManySignals as exc:
@@ -167,8 +167,7 @@ class ValV1Service(val_pb2_grpc.VALServicer):
                 sub = self.broker.subscribe([s.path for s in signals], name=f"grpc-v1:{grants.subject}")
         except AnycarError as exc:
             await abort(context, exc)
-        if not meta_patterns:
-            assert sub is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        if sub is not None and not meta_patterns:
             try:
                 async for batch in sub:
                     yield self._values(batch)

@@ -236,15 +236,24 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         sig = self.access.signal(grants, request.signal_id, Action.ACTUATE)
         return self.broker.check_actuation(sig.path, value_from_v2(sig, request.value))
 
-    async def Actuate(self, request: v2.ActuateRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def _actuate_one(
+        self, grants: Grants, request: v2.ActuateRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Check one actuation, forward it and wait for the provider; a failure ends the call."""
         try:
-            grants = self.access.grants(context)
             sig, value = self._checked(grants, request)
             result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
         except AnycarError as exc:
             await abort(context, exc)
         if not result.ok:
             await abort_actuation(context, result)
+
+    async def Actuate(self, request: v2.ActuateRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            grants = self.access.grants(context)
+        except AnycarError as exc:
+            await abort(context, exc)
+        await self._actuate_one(grants, request, context)
         return v2.ActuateResponse()
 
     async def BatchActuate(self, request: v2.BatchActuateRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -285,15 +294,11 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         except AnycarError as exc:
             await abort(context, exc)
         async for item in request_iterator:
-            try:
-                if grants.expires_at is not None and time.time() >= grants.expires_at:
-                    raise TokenExpired("access token has expired; open the stream again with a new one")
-                sig, value = self._checked(grants, item)
-                result = await self.broker.actuate(sig.path, value, requester=grants.subject or None)
-            except AnycarError as exc:
-                await abort(context, exc)
-            if not result.ok:
-                await abort_actuation(context, result)
+            if grants.expires_at is not None and time.time() >= grants.expires_at:
+                await abort(
+                    context, TokenExpired("access token has expired; open the stream again with a new one")
+                )
+            await self._actuate_one(grants, item, context)
         return v2.ActuateResponse()
 
     # -- providing -----------------------------------------------------------------------------

@@ -53,9 +53,9 @@ EARLIER: dict[str, str] = {
     "filter_invalid": "invalid_data",
     "invalid_duration": "invalid_data",
     "invalid_value": "invalid_data",
-    "token_expired": "expired_token",  # nosec B105 # a VISS error reason name, not a password
-    "token_invalid": "invalid_token",  # nosec B105 # a VISS error reason name, not a password
-    "token_missing": "missing_token",  # nosec B105 # a VISS error reason name, not a password
+    "token_expired": "expired_token",  # nosec B105 # reason names, not passwords
+    "token_invalid": "invalid_token",  # nosec B105 # reason names
+    "token_missing": "missing_token",  # nosec B105 # reason names
     "too_many_attempts": "invalid_token",
     "read_only": "forbidden_request",
     "user_forbidden": "forbidden_request",

@@ -10,8 +10,8 @@
   ``logic-op`` (instead of ``boundary-op``) are taken as aliases, as earlier drafts spelled them.
 - ``static-metadata`` (also ``metadata``): a get returns the metadata of the node asked for,
   keyed by its name; ``parameter`` ``""`` gives every key, a key name or a list of names only those.
-- ``dynamic-metadata``: ``"server_capabilities"`` on ``Vehicle``: the filters, transports
-  and encodings this server serves (the other dynamic metadata keys are refused).
+- ``dynamic-metadata``: ``"server_capabilities"`` on ``Vehicle``: the filters and transports
+  this server serves (the other dynamic metadata keys are refused).
 - ``history``: ``"PT10M"`` (ISO 8601 duration): a get returns the recorded values of that
   period, oldest first, without the current value (the hub keeps the last values of each
   signal, see ``history.py``).
@@ -64,7 +64,6 @@ class Query:
     range_combine: str = "and"
     history_s: float | None = None
     curvelog: tuple[float, int] | None = None  # (maxerr, bufsize)
-    paths_filter: bool = False
 
     def subscription_filter(self) -> SubscriptionFilter | None:
         if self.change is None and not self.ranges:
@@ -134,14 +133,6 @@ def _dynamic_key(param: Any) -> str:
     return key
 
 
-def asks_capabilities(filters: tuple[dict[str, Any], ...]) -> bool:
-    """Whether a request asks for the server capabilities (which need no token)."""
-    return any(
-        f["type"] == "dynamic-metadata" and f["parameter"] in (SERVER_CAPABILITIES, [SERVER_CAPABILITIES])
-        for f in filters
-    )
-
-
 def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> Query:
     query = Query(patterns=[path])
     seen: set[str] = set()
@@ -156,7 +147,6 @@ def build_query(path: str, filters: tuple[dict[str, Any], ...], action: str) -> 
                 if not rel or len(rel) > 256 or not all(isinstance(p, str) and p for p in rel):
                     raise VissError("bad_request", "paths filter parameter must be a non-empty list of paths")
                 query.patterns = [f"{path}.{p.strip('.').replace('/', '.')}" for p in rel]
-                query.paths_filter = True
             elif kind == "timebased":
                 if not isinstance(param, dict) or "period" not in param:
                     raise VissError("bad_request", "timebased filter needs {'period': milliseconds}")

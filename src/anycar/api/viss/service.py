@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anycar.api.auth import Action, Authorizer, Grants, TokenMissing
+from anycar.api.auth import Action, Authorizer, Grants
 from anycar.api.viss.curvelog import CurveLog
 from anycar.api.viss.errors import VissError, from_actuation, from_anycar
-from anycar.api.viss.filters import FILTERS_SERVED, SERVER_CAPABILITIES, Query, asks_capabilities, build_query
+from anycar.api.viss.filters import FILTERS_SERVED, SERVER_CAPABILITIES, Query, build_query
 from anycar.api.viss.history import HistoryRecorder
 from anycar.api.viss.messages import Request, error_response, iso, now_iso, parse_request, peek
 from anycar.broker import Datapoint, SignalBroker, Subscription
@@ -30,7 +31,8 @@ from anycar.model.datatypes import ValueRejected, element_type, is_array, is_num
 from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+# a message to send: an object, or one already encoded as JSON text (notifications)
+Send = Callable[[dict[str, Any] | str], Awaitable[None]]
 # the transports of server_capabilities: HTTP and WebSocket, over TLS when a certificate is set
 TRANSPORTS_SERVED = ("https", "wss")
 
@@ -98,6 +100,56 @@ def data_field(batch: list[Datapoint]) -> Any:
     return objects[0] if len(objects) == 1 else objects
 
 
+_PATH_JSON: dict[str, str] = {}
+
+
+def _value_json(value: Any) -> str:
+    """``wire_value(value)`` as JSON text: numbers and booleans need no escaping, text does."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return '"true"' if value else '"false"'
+    if isinstance(value, (int, float)):
+        return f'"{value}"'
+    return json.dumps(wire_value(value), separators=(",", ":"))
+
+
+def notification_text(sid: str, batch: list[Datapoint]) -> str:
+    """A subscription notification as JSON text: what ``json.dumps`` of ``data_field(batch)``
+    in its envelope gives, built directly, since it runs for every update every subscriber
+    gets. Paths are encoded once (they come from the catalog, so the cache is bounded)."""
+    groups: dict[str, list[str]] = {}
+    for dp in batch:
+        point = '{"value":' + _value_json(dp.value) + ',"ts":"' + iso(dp.timestamp) + '"}'
+        points = groups.get(dp.path)
+        if points is None:
+            groups[dp.path] = [point]
+        else:
+            points.append(point)
+    objects = []
+    for path, points in groups.items():
+        encoded = _PATH_JSON.get(path)
+        if encoded is None:
+            encoded = _PATH_JSON[path] = json.dumps(path)
+        objects.append(
+            '{"path":'
+            + encoded
+            + ',"dp":'
+            + (points[0] if len(points) == 1 else "[" + ",".join(points) + "]")
+            + "}"
+        )
+    data = objects[0] if len(objects) == 1 else "[" + ",".join(objects) + "]"
+    return (
+        '{"action":"subscription","subscriptionId":'
+        + json.dumps(sid)
+        + ',"data":'
+        + data
+        + ',"ts":"'
+        + now_iso()
+        + '"}'
+    )
+
+
 class VissService:
     def __init__(
         self, broker: SignalBroker, authorizer: Authorizer, limits: VissLimits | None = None
@@ -129,13 +181,7 @@ class VissService:
     # -- get / set (any transport) -------------------------------------------------------------
     def get(self, req: Request, default_token: str | None = None) -> dict[str, Any]:
         try:
-            try:
-                grants = self.grants(req.authorization or default_token)
-            except TokenMissing:
-                # the spec applies no access control to the server's capabilities
-                if not asks_capabilities(req.filters):
-                    raise
-                return self._capabilities(req)
+            grants = self.grants(req.authorization or default_token)
             query = build_query(req.path, req.filters, "get")
             if query.dynamic == SERVER_CAPABILITIES:
                 return self._capabilities(req)
@@ -168,9 +214,8 @@ class VissService:
         return {"action": "get", "requestId": req.request_id, "data": data, "ts": now_iso()}
 
     def _capabilities(self, req: Request) -> dict[str, Any]:
-        """dynamic-metadata ``server_capabilities``: served without a token (the spec applies
-        no access control to it); a token that comes along has been checked all the same."""
-        build_query(req.path, req.filters, "get")  # the request itself must be right
+        """dynamic-metadata ``server_capabilities``: no scope is asked for (the spec applies no
+        access control to it), but the caller is authenticated first, as for every request."""
         return {
             "action": "get",
             "requestId": req.request_id,
@@ -421,9 +466,7 @@ class VissSession:
             log.debug("VISS periodic subscription %s to %s ended", sid, self.peer, exc_info=True)
 
     async def _notify(self, sid: str, batch: list[Datapoint]) -> None:
-        await self.send(
-            {"action": "subscription", "subscriptionId": sid, "data": data_field(batch), "ts": now_iso()}
-        )
+        await self.send(notification_text(sid, batch))
 
     @staticmethod
     def _expired(grants: Grants) -> bool:

@@ -87,8 +87,8 @@ class VissWebSocketServer:
     async def _connection(self, ws: ServerConnection) -> None:
         header = ws.request.headers.get("Authorization") if ws.request is not None else None
 
-        async def send(message: dict[str, Any]) -> None:
-            await ws.send(json.dumps(message, separators=(",", ":")))
+        async def send(message: dict[str, Any] | str) -> None:
+            await ws.send(message if isinstance(message, str) else json.dumps(message, separators=(",", ":")))
 
         session = VissSession(self.service, send, default_token=header, peer=str(ws.remote_address))
         try:

@@ -5,6 +5,7 @@
 import { VissClient, parseValue } from "./viss.js";
 import { LiveChart } from "./chart.js";
 import { startPairing } from "./pairing.js";
+import { el } from "./dom.js";
 
 const V = "Vehicle.";
 const SIG = {
@@ -58,19 +59,6 @@ const live = {}; // path -> parsed value
 const meta = {}; // path -> signal metadata from /api/signals
 const state = { config: null, viss: null, chart: null, drivingFromHub: null, accSignature: "", vehicleSignature: "" };
 window.anycar = state; // for people poking at the page, and for the browser tests
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  return node;
-}
 
 function icon(name, cls) {
   const ns = "http://www.w3.org/2000/svg";
