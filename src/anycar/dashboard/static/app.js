@@ -510,12 +510,13 @@ async function loadHistory() {
   // what the hub recorded of the last two minutes, so the chart is not empty on load
   // (VISS history leaves out the current value: a signal that has not changed since has only that)
   await Promise.all(CHARTED.map(async ([path, key]) => {
-    const [past, now] = await Promise.all([
-      state.viss.history(path, "PT2M").catch(() => []), // a hub without history: none
-      state.viss.get(path).catch(() => []),
-    ]);
-    const last = past.length ? Date.parse(past[past.length - 1].ts) : -Infinity;
-    const items = [...past, ...now.filter((it) => Date.parse(it.ts) > last)];
+    let items = [];
+    try {
+      items = await state.viss.history(path, "PT2M"); // the values before the current one
+    } catch { /* none recorded (a constant value), or a hub without history */ }
+    try {
+      items = [...items, ...(await state.viss.get(path))]; // and the current one, with its time
+    } catch { /* no value yet */ }
     state.chart.load(key, items.map((it) => [Date.parse(it.ts), Number(it.value)]));
   }));
   document.body.dataset.history = "loaded";
