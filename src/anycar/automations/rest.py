@@ -154,13 +154,18 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
             raise ConfigError(f"{a.id} comes from {a.where}; edit or remove that file instead")
         return JSONResponse({"deleted": a.id})
 
-    async def set_enabled(request: Request) -> JSONResponse:
+    async def set_enabled(request: Request, enabled: bool) -> JSONResponse:
         grants = require(request, Action.READ)
         a = automation(request)
         may_actuate(grants, a.targets)
-        enabled = request.path_params["verb"] == "enable"
         engine().set_enabled(a.id, enabled)
         return JSONResponse({"id": a.id, "enabled": enabled})
+
+    async def enable(request: Request) -> JSONResponse:
+        return await set_enabled(request, True)
+
+    async def disable(request: Request) -> JSONResponse:
+        return await set_enabled(request, False)
 
     async def trigger(request: Request) -> JSONResponse:
         grants = require(request, Action.READ)
@@ -236,7 +241,15 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
     tag = "automations"
 
     def op(summary: str, **extra: Any) -> dict[str, Any]:
-        return {"tags": [tag], "summary": summary, "responses": ok_responses(summary), **extra}
+        """An operation: 200, 401, 403, and 400 for input, 404 for a named resource."""
+        responses = ok_responses(summary)
+        if "parameters" in extra or "requestBody" in extra:
+            responses["400"] = _error(
+                "malformed parameter or body, or an invalid definition (the message names it)"
+            )
+        if any(p.get("in") == "path" for p in extra.get("parameters", [])) or "requestBody" in extra:
+            responses["404"] = _error("no such automation or scene, or an unknown VSS path")
+        return {"tags": [tag], "summary": summary, "responses": responses, **extra}
 
     id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     doc_body = {
@@ -260,7 +273,8 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
             Route(f"{p}/automations/{{id}}/traces", traces, methods=["GET"]),
             Route(f"{p}/automations/{{id}}/trigger", trigger, methods=["POST"]),
             Route(f"{p}/automations/{{id}}/test", test, methods=["POST"]),
-            Route(f"{p}/automations/{{id}}/{{verb:str}}", set_enabled, methods=["POST"]),
+            Route(f"{p}/automations/{{id}}/enable", enable, methods=["POST"]),
+            Route(f"{p}/automations/{{id}}/disable", disable, methods=["POST"]),
             Route(f"{p}/scenes", scenes, methods=["GET"]),
             Route(f"{p}/scenes/snapshot", snapshot, methods=["POST"]),
             Route(f"{p}/scenes/{{id}}/apply", apply, methods=["POST"]),
@@ -344,6 +358,13 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         },
         schemas={"AutomationsDocument": {k: v for k, v in schema().items() if k not in ("$schema", "$id")}},
     )
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _invalid(problems: list[dict[str, Any]]) -> JSONResponse:
