@@ -88,3 +88,63 @@ def test_no_input_gets_a_server_error(
     assert reply.status_code < 500, (method, url, body[:80], reply.text[:200])
     if reply.status_code >= 400:
         assert set(reply.json()["error"]) == {"code", "reason", "message"}
+
+
+def test_a_definition_sent_over_rest_acts_as_its_sender_and_never_more(tmp_path: Path) -> None:
+    from apis_support import Keys
+
+    keys = Keys(tmp_path)
+    light = "Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.IsLightOn"
+    with hub_in_thread(tmp_path, token_key=keys.public_path) as hub:
+        base = hub.endpoints()["http"] + "/api/v1"
+        app = {
+            "authorization": "Bearer "
+            + keys.token("read actuate:Vehicle.Cabin.Light.**", subject="lights_app")
+        }
+        body = {
+            "automations": [
+                {"id": "mine", "triggers": [{"every": 3600}], "actions": [{"actuate": light, "value": True}]}
+            ]
+        }
+        # no token: refused before the body is read
+        assert httpx.post(f"{base}/automations", json=body, timeout=10).status_code == 401
+        # the app needs a grant of its own on the hub (given by someone whose token holds it)
+        refused = httpx.post(f"{base}/automations", json=body, headers=app, timeout=10)
+        assert refused.status_code == 400 and "lights_app" in refused.json()["problems"][0]["message"]
+        granted = httpx.put(
+            f"{base}/grants/lights_app",
+            json={"privilege": "Operate", "actuates": ["Vehicle.Cabin.Light.**"]},
+            headers=app,
+            timeout=10,
+        )
+        assert granted.status_code == 200, granted.text
+        added = httpx.post(f"{base}/automations", json=body, headers=app, timeout=10)
+        assert added.status_code == 200, added.text
+        shown = httpx.get(f"{base}/automations/mine", headers=app, timeout=10).json()
+        assert shown["owner"] == "lights_app"
+        # it sees what it may read, and no more: not the shipped welcome scene's automation
+        listed = [
+            a["id"] for a in httpx.get(f"{base}/automations", headers=app, timeout=10).json()["automations"]
+        ]
+        assert "mine" in listed and "welcome_on_unlock" not in listed
+        assert (
+            httpx.get(f"{base}/automations/welcome_on_unlock/traces", headers=app, timeout=10).status_code
+            == 403
+        )
+        # acting as someone else, or setting what its token may not: refused
+        other = {"automations": [{**body["automations"][0], "id": "theirs", "owner": "owner"}]}
+        assert httpx.post(f"{base}/automations", json=other, headers=app, timeout=10).status_code == 403
+        display = {
+            "automations": [
+                {"id": "display", "triggers": [{"every": 3600}],
+                 "actions": [{"actuate": "Vehicle.Accessories.Display1.Text", "value": "hi"}]}
+            ]
+        }  # fmt: skip
+        assert httpx.post(f"{base}/automations", json=display, headers=app, timeout=10).status_code in (
+            400,
+            403,
+        )
+        assert (
+            httpx.post(f"{base}/automations/welcome_on_unlock/trigger", headers=app, timeout=10).status_code
+            == 403
+        )
