@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -132,8 +133,9 @@ async def test_a_live_virtual_bus_feeds_the_adapter() -> None:
 
 
 def test_anycar_demo_runs_and_stops_by_itself() -> None:
+    offset = random.randint(1000, 9000)  # another suite on this machine may hold a fixed one
     busy = socket.socket()
-    busy.bind(("127.0.0.1", 8080 + 311 + 10))  # the demo's VISS port with this offset
+    busy.bind(("127.0.0.1", 8090 + offset))  # the demo's VISS port with this offset
     busy.listen()
     out = subprocess.run(
         [
@@ -147,16 +149,16 @@ def test_anycar_demo_runs_and_stops_by_itself() -> None:
             "--speedup",
             "10",
             "--port-offset",
-            "311",
+            str(offset),
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert "open the dashboard: http://127.0.0.1:8391/" in out.stdout
+    assert f"open the dashboard: http://127.0.0.1:{8080 + offset}/" in out.stdout
     assert "accessories fitted" in out.stdout and " 0 accessories fitted" not in out.stdout
-    assert "port 8401 (viss) is taken: using a free one instead" in out.stdout
+    assert f"port {8090 + offset} (viss) is taken: using a free one instead" in out.stdout
     busy.close()
 
 
