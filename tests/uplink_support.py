@@ -144,3 +144,12 @@ async def started(hub: Hub, uplink: UplinkComponent) -> UplinkComponent:
     hub.add_component(uplink)
     await hub.start()
     return uplink
+
+
+def hub_with(cfg: UplinkConfig, paths: list[str], **uplink: Any) -> tuple[Hub, Any, UplinkComponent]:
+    """A bare hub with a provider of ``paths`` (the car) and the uplink plugged in, not started."""
+    hub = bare_hub()
+    provider = hub.broker.register_provider("car", paths)
+    component = UplinkComponent(cfg, **uplink)
+    hub.add_component(component)
+    return hub, provider, component
