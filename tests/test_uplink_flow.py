@@ -46,3 +46,32 @@ async def test_values_reach_the_fleet_in_batches_and_state_is_online(tmp_path: P
         finally:
             await hub.stop()
         await fleet.wait_for(lambda: fleet.of("state")[-1]["state"] == "offline")
+
+
+async def test_rest_views_of_the_uplink(tmp_path: Path) -> None:
+    import httpx
+
+    from anycar.hub import Hub, HubConfig
+
+    vehicle = unique_vehicle()
+    config = HubConfig()
+    config.ports = {"grpc": None, "viss": None, "http": 0, "accessories": None}
+    hub = Hub(config)
+    uplink = UplinkComponent(uplink_config(tmp_path, vehicle, campaigns=[campaign_file(tmp_path, FAST)]))
+    hub.add_component(uplink)
+    await hub.start()
+    try:
+        base = hub.endpoints()["http"]
+        async with httpx.AsyncClient(base_url=base) as client:
+            status = (await client.get("/api/v1/uplink")).json()
+            assert (
+                status["vehicle"] == vehicle
+                and "depth" in status["spool"]
+                and status["campaigns"] == ["fast@1"]
+            )
+            listed = (await client.get("/api/v1/uplink/campaigns")).json()["campaigns"]
+            assert listed[0]["id"] == "fast" and listed[0]["running"] is True
+            spec = (await client.get("/openapi.json")).json()
+            assert "/api/v1/uplink" in spec["paths"]
+    finally:
+        await hub.stop()

@@ -30,6 +30,7 @@ from anycar.uplink.commands import CommandHandler
 from anycar.uplink.config import UplinkConfig
 from anycar.uplink.events import EventDetector, Thresholds
 from anycar.uplink.link import Link
+from anycar.uplink.rest import uplink_group
 from anycar.uplink.spool import Spool
 from anycar.uplink.tasks import supervised
 from anycar.wire import Channel, Origin, Sample, WireError, decode, encode, new_boot_id, signature
@@ -122,6 +123,8 @@ class UplinkComponent:
         )
         await self.events.start(policy.events if policy is not None else None)
         catalog.add_listener(self._on_catalog_change)
+        if not any(g.name == "uplink" for g in hub.rest.groups):  # a restarted hub keeps its routes
+            hub.add_rest_group(uplink_group(self))
         await self._schedule()
         will = encode(msg.state(self.origin, False, ts=self.clock()), self.cfg.format, validate=self.validate)
         self.link = Link(
