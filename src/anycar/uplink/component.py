@@ -354,8 +354,14 @@ class UplinkComponent:
                 self.campaigns[campaign.id] = campaign
 
     def _on_catalog_change(self, added: list[Signal], changed: list[Signal]) -> None:
-        for runner in self.runners.values():
-            runner.attach([[s for s in added if runner.wants(s.path)]])
+        """Accessories add signals: campaigns whose patterns cover them start watching them. Runs
+        inside the catalog's overlay, so it must not fail there."""
+        try:
+            for runner in self.runners.values():
+                runner.attach([[s for s in added if runner.wants(s.path)]])
+        except Exception:
+            self.crashes["catalog listener"] = self.crashes.get("catalog listener", 0) + 1
+            log.exception("uplink: new signals could not be added to the campaigns")
 
     # -- keeping things current ----------------------------------------------------------------
     async def _schedule(self) -> None:
@@ -435,7 +441,7 @@ class UplinkComponent:
             "events": dict(self.events.counts) if self.events else {},
             "commands": dict(self.commands.counts) if self.commands else {},
             "refusals": dict(self.refusals),
-            "crashes": dict(self.crashes),
+            "crashes": {**self.crashes, **(self.events.crashes if self.events else {})},
             "updated": self.clock(),
         }
 
