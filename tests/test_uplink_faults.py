@@ -18,6 +18,7 @@ import pytest
 from anycar.wire import samples
 from uplink_support import (
     FAST,
+    QUIET,
     Listener,
     Mosquitto,
     campaign_file,
@@ -49,7 +50,7 @@ async def drive(provider: object, seconds: float, start: float = 0.0) -> float:
 async def test_broker_down_while_driving_then_back_loses_nothing(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path).start()
     vehicle = unique_vehicle()
-    cfg = uplink_config(tmp_path, vehicle, broker.port, campaigns=[campaign_file(tmp_path, FAST)])
+    cfg = uplink_config(tmp_path, vehicle, broker.port, campaigns=[campaign_file(tmp_path, QUIET)])
     hub, provider, uplink = hub_with(cfg, [SPEED, SOC])
     try:
         async with Listener(vehicle, broker.port, persistent=True) as fleet:
@@ -86,7 +87,7 @@ async def test_clock_jumps_neither_lose_nor_repeat_messages(tmp_path: Path) -> N
         return time.time() + offset[0]
 
     vehicle = unique_vehicle()
-    text = FAST.replace("priority: 5", "priority: 5\nttl_s: 30")
+    text = QUIET.replace("priority: 5", "priority: 5\nttl_s: 30")
     cfg = uplink_config(tmp_path, vehicle, campaigns=[campaign_file(tmp_path, text)])
     hub, provider, uplink = hub_with(cfg, [SPEED, SOC], clock=clock)
     async with Listener(vehicle) as fleet:

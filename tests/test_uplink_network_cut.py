@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(60)
 CHATTY = """
 id: chatty
 version: 1
-signals: [{path: Vehicle.Speed}]
+signals: [{path: Vehicle.Speed, deadband: 0}]  # quiet once the values stop changing
 collect: {periodic: {period_ms: 10}}
 batch: {max_values: 2, max_delay_ms: 10}
 """
