@@ -9,17 +9,21 @@ from pathlib import Path
 import pytest
 
 from anycar.cli.main import main
-from anycar.uplink import UplinkComponent
-from uplink_support import FAST, Listener, bare_hub, campaign_file, free_port, unique_vehicle, uplink_config
+from uplink_support import (
+    FAST,
+    Listener,
+    campaign_file,
+    free_port,
+    hub_with,
+    unique_vehicle,
+    uplink_config,
+)
 
 
 async def spooled(tmp_path: Path, vehicle: str) -> Path:
     """A hub that could not reach its broker: values waited in the spool when it stopped."""
     cfg = uplink_config(tmp_path, vehicle, free_port(), campaigns=[campaign_file(tmp_path, FAST)])
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", ["Vehicle.Speed"])
-    uplink = UplinkComponent(cfg)
-    hub.add_component(uplink)
+    hub, provider, _ = hub_with(cfg, ["Vehicle.Speed"])
     await hub.start()
     for i in range(30):
         provider.publish("Vehicle.Speed", float(i))

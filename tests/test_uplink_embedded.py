@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from anycar.embedded_broker import EmbeddedBroker
-from anycar.uplink import UplinkComponent
-from uplink_support import FAST, Listener, bare_hub, campaign_file, unique_vehicle, uplink_config
+from uplink_support import FAST, Listener, campaign_file, hub_with, unique_vehicle, uplink_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,10 +19,7 @@ async def test_uplink_through_the_embedded_broker(tmp_path: Path) -> None:
         assert mqtt.url == f"mqtt://127.0.0.1:{mqtt.port}"
         vehicle = unique_vehicle()
         cfg = uplink_config(tmp_path, vehicle, mqtt.port, campaigns=[campaign_file(tmp_path, FAST)])
-        hub = bare_hub()
-        provider = hub.broker.register_provider("car", ["Vehicle.Speed"])
-        uplink = UplinkComponent(cfg)
-        hub.add_component(uplink)
+        hub, provider, uplink = hub_with(cfg, ["Vehicle.Speed"])
         async with Listener(vehicle, mqtt.port) as fleet:
             await hub.start()
             try:

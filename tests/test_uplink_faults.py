@@ -15,9 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from anycar.uplink import UplinkComponent
 from anycar.wire import samples
-from uplink_support import FAST, Listener, Mosquitto, bare_hub, campaign_file, unique_vehicle, uplink_config
+from uplink_support import (
+    FAST,
+    QUIET,
+    Listener,
+    Mosquitto,
+    campaign_file,
+    hub_with,
+    unique_vehicle,
+    uplink_config,
+)
 
 pytestmark = pytest.mark.timeout(90)
 SPEED = "Vehicle.Speed"
@@ -42,11 +50,8 @@ async def drive(provider: object, seconds: float, start: float = 0.0) -> float:
 async def test_broker_down_while_driving_then_back_loses_nothing(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path).start()
     vehicle = unique_vehicle()
-    cfg = uplink_config(tmp_path, vehicle, broker.port, campaigns=[campaign_file(tmp_path, FAST)])
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", [SPEED, SOC])
-    uplink = UplinkComponent(cfg)
-    hub.add_component(uplink)
+    cfg = uplink_config(tmp_path, vehicle, broker.port, campaigns=[campaign_file(tmp_path, QUIET)])
+    hub, provider, uplink = hub_with(cfg, [SPEED, SOC])
     try:
         async with Listener(vehicle, broker.port, persistent=True) as fleet:
             await hub.start()
@@ -82,12 +87,9 @@ async def test_clock_jumps_neither_lose_nor_repeat_messages(tmp_path: Path) -> N
         return time.time() + offset[0]
 
     vehicle = unique_vehicle()
-    text = FAST.replace("priority: 5", "priority: 5\nttl_s: 30")
+    text = QUIET.replace("priority: 5", "priority: 5\nttl_s: 30")
     cfg = uplink_config(tmp_path, vehicle, campaigns=[campaign_file(tmp_path, text)])
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", [SPEED, SOC])
-    uplink = UplinkComponent(cfg, clock=clock)
-    hub.add_component(uplink)
+    hub, provider, uplink = hub_with(cfg, [SPEED, SOC], clock=clock)
     async with Listener(vehicle) as fleet:
         await hub.start()
         try:

@@ -46,3 +46,65 @@ async def test_values_reach_the_fleet_in_batches_and_state_is_online(tmp_path: P
         finally:
             await hub.stop()
         await fleet.wait_for(lambda: fleet.of("state")[-1]["state"] == "offline")
+
+
+async def test_rest_views_of_the_uplink(tmp_path: Path) -> None:
+    import httpx
+
+    from anycar.hub import Hub, HubConfig
+
+    vehicle = unique_vehicle()
+    config = HubConfig()
+    config.ports = {"grpc": None, "viss": None, "http": 0, "accessories": None}
+    hub = Hub(config)
+    uplink = UplinkComponent(uplink_config(tmp_path, vehicle, campaigns=[campaign_file(tmp_path, FAST)]))
+    hub.add_component(uplink)
+    await hub.start()
+    try:
+        base = hub.endpoints()["http"]
+        async with httpx.AsyncClient(base_url=base) as client:
+            status = (await client.get("/api/v1/uplink")).json()
+            assert (
+                status["vehicle"] == vehicle
+                and "depth" in status["spool"]
+                and status["campaigns"] == ["fast@1"]
+            )
+            listed = (await client.get("/api/v1/uplink/campaigns")).json()["campaigns"]
+            assert listed[0]["id"] == "fast" and listed[0]["running"] is True
+            spec = (await client.get("/openapi.json")).json()
+            assert "/api/v1/uplink" in spec["paths"]
+    finally:
+        await hub.stop()
+
+
+async def test_signals_an_accessory_adds_later_join_the_default_campaign(tmp_path: Path) -> None:
+    from anycar.model import Catalog
+    from anycar.model.overlay import parse_overlay_text
+    from anycar.uplink.config import DEFAULT_CAMPAIGN
+
+    vehicle = unique_vehicle()
+    catalog = Catalog.load_default()
+    from anycar.hub import Hub, HubConfig
+
+    config = HubConfig()
+    config.ports = dict.fromkeys(config.ports)
+    hub = Hub(config, catalog=catalog)
+    uplink = UplinkComponent(uplink_config(tmp_path, vehicle, campaigns=[DEFAULT_CAMPAIGN]))
+    hub.add_component(uplink)
+    await hub.start()
+    try:
+        runner = uplink.runners["default"]
+        assert "Vehicle.Accessories.cargo1.Weight" not in runner.deadband
+        branch = "Vehicle.Accessories:\n  type: branch\n  description: fitted accessories\n"
+        node = "Vehicle.Accessories.cargo1:\n  type: branch\n  description: a cargo sensor\n"
+        leaf = "Vehicle.Accessories.cargo1.Weight:\n  type: sensor\n  datatype: float\n  unit: kg\n  description: load\n"
+        catalog.apply_overlay(parse_overlay_text(branch + node + leaf, source="cargo.vspec"))
+        assert runner.deadband["Vehicle.Accessories.cargo1.Weight"] == 1  # the campaign's dead-band
+        provider = hub.broker.register_provider("cargo1", ["Vehicle.Accessories.cargo1.Weight"])
+        provider.publish("Vehicle.Accessories.cargo1.Weight", 120.0)
+        deadline = asyncio.get_running_loop().time() + 5
+        while runner.latest.get("Vehicle.Accessories.cargo1.Weight") != 120.0:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await hub.stop()

@@ -13,10 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from anycar.uplink import UplinkComponent
 from anycar.uplink.link import Link
 from anycar.wire import Channel, schema
-from uplink_support import FAST, Listener, Mosquitto, bare_hub, campaign_file, unique_vehicle, uplink_config
+from uplink_support import (
+    FAST,
+    Listener,
+    Mosquitto,
+    campaign_file,
+    hub_with,
+    unique_vehicle,
+    uplink_config,
+)
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +45,7 @@ async def test_qos0_live_campaign_and_expiry_during_an_outage(tmp_path: Path) ->
     vehicle = unique_vehicle()
     live = FAST.replace("id: fast", "id: live").replace("priority: 5", "priority: 7\nqos: 0\nttl_s: 0.5")
     cfg = uplink_config(tmp_path, vehicle, broker.port, campaigns=[campaign_file(tmp_path, live)])
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", ["Vehicle.Speed"])
-    uplink = UplinkComponent(cfg)
-    hub.add_component(uplink)
+    hub, provider, uplink = hub_with(cfg, ["Vehicle.Speed"])
     try:
         async with Listener(vehicle, broker.port, persistent=True) as fleet:
             await hub.start()

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from anycar.uplink import UplinkComponent
-from uplink_support import Listener, bare_hub, campaign_file, unique_vehicle, uplink_config
+from uplink_support import Listener, campaign_file, hub_with, unique_vehicle, uplink_config
 
 pytestmark = pytest.mark.timeout(60)
 CHATTY = """
 id: chatty
 version: 1
-signals: [{path: Vehicle.Speed}]
+signals: [{path: Vehicle.Speed, deadband: 0}]  # quiet once the values stop changing
 collect: {periodic: {period_ms: 10}}
 batch: {max_values: 2, max_delay_ms: 10}
 """
@@ -81,10 +80,7 @@ async def test_cutting_the_network_mid_batch_loses_nothing(tmp_path: Path) -> No
     proxy = await CuttableProxy().start()
     vehicle = unique_vehicle()
     cfg = uplink_config(tmp_path, vehicle, proxy.port, campaigns=[campaign_file(tmp_path, CHATTY)])
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", ["Vehicle.Speed"])
-    uplink = UplinkComponent(cfg)
-    hub.add_component(uplink)
+    hub, provider, uplink = hub_with(cfg, ["Vehicle.Speed"])
     try:
         async with Listener(vehicle) as fleet:  # straight to Mosquitto: only the hub's link is cut
             await hub.start()

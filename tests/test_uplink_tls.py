@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from anycar.hub import HubConfig
-from anycar.uplink import UplinkComponent
-from uplink_support import FAST, Listener, Mosquitto, bare_hub, campaign_file, unique_vehicle
+from uplink_support import FAST, Listener, Mosquitto, campaign_file, hub_with, unique_vehicle
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,10 +122,7 @@ async def test_tls_client_certificate_and_password(tmp_path: Path) -> None:
     )
     config = HubConfig.load(tmp_path / "hub.yaml")
     assert config.uplink is not None and config.uplink.tls_on and config.uplink.password == "s3cret"
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", ["Vehicle.Speed"])
-    uplink = UplinkComponent(config.uplink)
-    hub.add_component(uplink)
+    hub, provider, uplink = hub_with(config.uplink, ["Vehicle.Speed"])
     tls = aiomqtt.TLSParameters(
         ca_certs=str(pki["ca"]),
         certfile=str(pki["client_cert"]),
@@ -158,10 +154,7 @@ async def test_wrong_password_keeps_the_link_down_and_says_why(tmp_path: Path) -
     cfg.spool_path = tmp_path / "uplink.sqlite3"
     cfg.campaigns = [campaign_file(tmp_path, FAST)]
     cfg.reconnect_min_s, cfg.reconnect_max_s = 0.05, 0.2
-    hub = bare_hub()
-    provider = hub.broker.register_provider("car", ["Vehicle.Speed"])
-    uplink = UplinkComponent(cfg)
-    hub.add_component(uplink)
+    hub, provider, uplink = hub_with(cfg, ["Vehicle.Speed"])
     await hub.start()
     try:
         deadline = time.monotonic() + 10

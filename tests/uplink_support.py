@@ -140,7 +140,18 @@ batch: {max_values: 40, max_delay_ms: 200}
 """
 
 
-async def started(hub: Hub, uplink: UplinkComponent) -> UplinkComponent:
-    hub.add_component(uplink)
-    await hub.start()
-    return uplink
+# FAST with dead-bands of 0: it goes quiet once the values stop changing, so a test can wait for
+# "every sequence number up to the last one arrived" without chasing a moving last one.
+QUIET = FAST.replace("{path: Vehicle.Speed}", "{path: Vehicle.Speed, deadband: 0}").replace(
+    "{path: Vehicle.Powertrain.TractionBattery.StateOfCharge.Current}",
+    "{path: Vehicle.Powertrain.TractionBattery.StateOfCharge.Current, deadband: 0}",
+)
+
+
+def hub_with(cfg: UplinkConfig, paths: list[str], **uplink: Any) -> tuple[Hub, Any, UplinkComponent]:
+    """A bare hub with a provider of ``paths`` (the car) and the uplink plugged in, not started."""
+    hub = bare_hub()
+    provider = hub.broker.register_provider("car", paths)
+    component = UplinkComponent(cfg, **uplink)
+    hub.add_component(component)
+    return hub, provider, component

@@ -452,11 +452,7 @@ async def _hour(minutes: float, brand: str) -> tuple[list[tuple[str, bytes]], di
             unbatched["messages"] += 1
 
     runner = CampaignRunner(campaign, broker, emit, clock=lambda: now[0])
-    runner.deadband = {
-        p: runner._deadband_of(p)
-        for s in campaign.signals
-        for p in (sig.path for sig in broker.catalog.match(s.pattern))
-    }
+    runner.prime()
     events = EventDetector(broker, emit_events, clock=lambda: now[0])
     sim = Simulator.for_profile(brand, dt=0.5)
     last_tick = last_full = last_flush = -1e9
@@ -468,7 +464,7 @@ async def _hour(minutes: float, brand: str) -> tuple[list[tuple[str, bytes]], di
         ]
         runner.on_values(batch)
         events.apply(batch)
-        period = scheme.fast_period_s if runner._fast and scheme.fast_period_s else scheme.period_s
+        period = runner.period()
         if step.t - last_tick >= period - 1e-9:
             full = scheme.full_every_s is not None and step.t - last_full >= scheme.full_every_s - 1e-9
             runner.tick(full=full)

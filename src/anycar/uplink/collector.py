@@ -103,6 +103,20 @@ class CampaignRunner:
         if fresh:
             self._subscribe(fresh)
 
+    def prime(self) -> None:
+        """Know every signal the campaign covers now, without subscribing: for replaying recorded
+        or simulated values through ``on_values`` and ``tick`` (the bench's vehicle-hour)."""
+        for spec in self.campaign.signals:
+            for sig in self.broker.catalog.match(spec.pattern):
+                self.deadband.setdefault(sig.path, self._deadband_of(sig.path))
+
+    def period(self) -> float:
+        """The periodic scheme's period now (the shorter one while its ``while`` condition holds)."""
+        scheme = self.campaign.scheme
+        if not isinstance(scheme, Periodic):
+            raise TypeError("a condition campaign has no period")
+        return scheme.fast_period_s if (self._fast and scheme.fast_period_s) else scheme.period_s
+
     def wants(self, path: str) -> bool:
         return path not in self.deadband and any(
             paths.matches(s.pattern, path) for s in self.campaign.signals
@@ -241,7 +255,7 @@ class CampaignRunner:
             now = loop.time()
             deadlines: list[float] = []
             if isinstance(scheme, Periodic):
-                period = scheme.fast_period_s if (self._fast and scheme.fast_period_s) else scheme.period_s
+                period = self.period()
                 next_tick = now if ticked is None else ticked + period  # a shorter period applies at once
                 if now >= next_tick:
                     full = scheme.full_every_s is not None and now >= next_full

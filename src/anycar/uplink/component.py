@@ -30,6 +30,7 @@ from anycar.uplink.commands import CommandHandler
 from anycar.uplink.config import UplinkConfig
 from anycar.uplink.events import EventDetector, Thresholds
 from anycar.uplink.link import Link
+from anycar.uplink.rest import uplink_group
 from anycar.uplink.spool import Spool
 from anycar.uplink.tasks import supervised
 from anycar.wire import Channel, Origin, Sample, WireError, decode, encode, new_boot_id, signature
@@ -122,6 +123,8 @@ class UplinkComponent:
         )
         await self.events.start(policy.events if policy is not None else None)
         catalog.add_listener(self._on_catalog_change)
+        if not any(g.name == "uplink" for g in hub.rest.groups):  # a restarted hub keeps its routes
+            hub.add_rest_group(uplink_group(self))
         await self._schedule()
         will = encode(msg.state(self.origin, False, ts=self.clock()), self.cfg.format, validate=self.validate)
         self.link = Link(
@@ -351,8 +354,14 @@ class UplinkComponent:
                 self.campaigns[campaign.id] = campaign
 
     def _on_catalog_change(self, added: list[Signal], changed: list[Signal]) -> None:
-        for runner in self.runners.values():
-            runner.attach([[s for s in added if runner.wants(s.path)]])
+        """Accessories add signals: campaigns whose patterns cover them start watching them. Runs
+        inside the catalog's overlay, so it must not fail there."""
+        try:
+            for runner in self.runners.values():
+                runner.attach([[s for s in added if runner.wants(s.path)]])
+        except Exception:
+            self.crashes["catalog listener"] = self.crashes.get("catalog listener", 0) + 1
+            log.exception("uplink: new signals could not be added to the campaigns")
 
     # -- keeping things current ----------------------------------------------------------------
     async def _schedule(self) -> None:
@@ -432,7 +441,7 @@ class UplinkComponent:
             "events": dict(self.events.counts) if self.events else {},
             "commands": dict(self.commands.counts) if self.commands else {},
             "refusals": dict(self.refusals),
-            "crashes": dict(self.crashes),
+            "crashes": {**self.crashes, **(self.events.crashes if self.events else {})},
             "updated": self.clock(),
         }
 

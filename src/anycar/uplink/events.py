@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from anycar.broker.subscription import Subscription
 from anycar.errors import AnycarError, ConfigError
 from anycar.model import paths
 from anycar.policy.events import Event, EventLog
+from anycar.uplink.tasks import supervised
 
+log = logging.getLogger(__name__)
 DEFAULTS = Path(__file__).with_name("data") / "events.yaml"
 Emit = Callable[[list[dict[str, Any]]], None]
 
@@ -75,6 +78,7 @@ class EventDetector:
     clock: Callable[[], float] = time.time
     values: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    crashes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         t = self.thresholds.data
@@ -114,7 +118,9 @@ class EventDetector:
             except AnycarError as exc:
                 raise ConfigError(f"uplink events: {exc}") from None
             self.apply(self._sub.drain(), initial=True)
-            self._task = asyncio.create_task(self._run(), name="uplink-events")
+            self._task = asyncio.create_task(
+                supervised(self._run, "events", self.crashes), name="uplink-events"
+            )
         if policy_events is not None:
             self._policy = policy_events
             policy_events.add_listener(self._on_policy)
@@ -265,4 +271,8 @@ class EventDetector:
         if kind is None:
             return
         data = {k: v for k, v in event.data.items() if isinstance(v, (str, int, float, bool)) or v is None}
-        self.emit([self._event(kind, event.ts, subject=event.subject, message=event.message, **data)])
+        try:
+            self.emit([self._event(kind, event.ts, subject=event.subject, message=event.message, **data)])
+        except Exception:  # the policy's log must never fail because the uplink could not take it
+            self.crashes["policy listener"] = self.crashes.get("policy listener", 0) + 1
+            log.exception("uplink: a policy event could not be spooled")
