@@ -7,6 +7,7 @@ sent here acts with its sender's grant and may set only what the sender's token 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -154,13 +155,17 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
             raise ConfigError(f"{a.id} comes from {a.where}; edit or remove that file instead")
         return JSONResponse({"deleted": a.id})
 
-    async def set_enabled(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
-        a = automation(request)
-        may_actuate(grants, a.targets)
-        enabled = request.path_params["verb"] == "enable"
-        engine().set_enabled(a.id, enabled)
-        return JSONResponse({"id": a.id, "enabled": enabled})
+    def set_enabled(enabled: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """``/enable`` and ``/disable`` (one route each: any other word is a 404, not a disable)."""
+
+        async def handler(request: Request) -> JSONResponse:
+            grants = require(request, Action.READ)
+            a = automation(request)
+            may_actuate(grants, a.targets)
+            engine().set_enabled(a.id, enabled)
+            return JSONResponse({"id": a.id, "enabled": enabled})
+
+        return handler
 
     async def trigger(request: Request) -> JSONResponse:
         grants = require(request, Action.READ)
@@ -236,7 +241,12 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
     tag = "automations"
 
     def op(summary: str, **extra: Any) -> dict[str, Any]:
-        return {"tags": [tag], "summary": summary, "responses": ok_responses(summary), **extra}
+        """One operation; input (parameters, a body) can be a 400, a path naming one a 404."""
+        params = extra.get("parameters", [])
+        errors = ((400,) if params or "requestBody" in extra else ()) + (
+            (404,) if any(q["in"] == "path" for q in params) else ()
+        )
+        return {"tags": [tag], "summary": summary, "responses": ok_responses(summary, errors=errors), **extra}
 
     id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     doc_body = {
@@ -260,7 +270,8 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
             Route(f"{p}/automations/{{id}}/traces", traces, methods=["GET"]),
             Route(f"{p}/automations/{{id}}/trigger", trigger, methods=["POST"]),
             Route(f"{p}/automations/{{id}}/test", test, methods=["POST"]),
-            Route(f"{p}/automations/{{id}}/{{verb:str}}", set_enabled, methods=["POST"]),
+            Route(f"{p}/automations/{{id}}/enable", set_enabled(True), methods=["POST"]),
+            Route(f"{p}/automations/{{id}}/disable", set_enabled(False), methods=["POST"]),
             Route(f"{p}/scenes", scenes, methods=["GET"]),
             Route(f"{p}/scenes/snapshot", snapshot, methods=["POST"]),
             Route(f"{p}/scenes/{{id}}/apply", apply, methods=["POST"]),
