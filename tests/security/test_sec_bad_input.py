@@ -201,6 +201,8 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
             "0",
             "--http-port",
             "0",
+            "--accessory-port",
+            "0",
         ],
         capture_output=True,
         text=True,

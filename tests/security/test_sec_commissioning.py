@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ import pytest
 
 from anycar.accessories import signing, virtual
 from anycar.accessories.sdk import HubError
+from anycar.policy.privileges import Grant, Privilege
 from helpers_accessories import fit, make, running_hub
 
 FAN = "fff1:8002:F-1"
@@ -114,6 +116,30 @@ async def test_remove_drops_both_rows_together(tmp_path: Path) -> None:
         await fit(hub, fan, "dash_mount_left")
         await hub.manager.remove("Fan1")
         assert _rows(db) == (set(), set())
+        await fan.stop()
+
+
+async def test_an_orphan_grant_left_by_an_older_hub_is_dropped_at_start(tmp_path: Path) -> None:
+    db = tmp_path / "hub.sqlite3"
+    async with running_hub(db) as hub:
+        key = hub.key
+    conn = sqlite3.connect(db)  # what a crash between the two writes used to leave
+    conn.execute(
+        "INSERT INTO grants (subject, grant_json, granted_at) VALUES (?, ?, 0)",
+        (
+            "Fan1",
+            json.dumps(Grant("Fan1", "accessory", Privilege.MANAGE, ("**",), ("Vehicle.**",)).to_dict()),
+        ),
+    )
+    conn.commit()
+    conn.close()
+    async with running_hub(db, key=key) as hub:
+        assert hub.manager.policy.grants.get("Fan1") is None
+        assert _rows(db) == (set(), set())
+        fan = make("clip_fan", hub, "F-1")
+        rec = await fit(hub, fan, "dash_mount_left")  # the next Fan1 gets only its own grant
+        grant = hub.manager.policy.grants.get("Fan1")
+        assert rec.instance == "Fan1" and grant is not None and grant.privilege is Privilege.OPERATE
         await fan.stop()
 
 

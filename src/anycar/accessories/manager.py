@@ -152,6 +152,7 @@ class AccessoryManager:
                     rec.instance,
                     f"{rec.instance} is fitted but cannot reconnect: {exc}",
                 )
+        self._drop_orphan_grants()
         self._server = AccessoryServer(self, self.host, self.port, self.ssl)
         await self._server.start()
         self.port = self._server.port
@@ -431,6 +432,18 @@ class AccessoryManager:
             self.registry.put(rec)
         except sqlite3.Error as exc:  # kept in memory; persisted with the next change
             self.policy.supervisor.report("registry", exc)
+
+    def _drop_orphan_grants(self) -> None:
+        """Accessory grants without their accessory (left by a crash before commissioning was one
+        transaction) are dropped: a later accessory of that name must not inherit them."""
+        for grant in self.policy.grants.all():
+            if grant.kind == "accessory" and self.registry.get(grant.subject) is None:
+                try:
+                    self.policy.grants.drop(grant.subject)
+                except sqlite3.Error as exc:
+                    self.policy.supervisor.report("grants", exc)
+                    return
+                self.events.log("removed", grant.subject, f"orphan grant of {grant.subject} dropped")
 
     def _next_instance(self, manifest: Manifest) -> str:
         families = {t.family for t in manifest.traits}
