@@ -90,6 +90,7 @@ def test_matching_time_grows_linearly_with_the_path_length() -> None:
         ("Vehicle." + "**." * 9 + "Speed", "9 '**' segments (at most 8)"),
         ("Vehicle." + "*a" * 9, "more than 8 '*'"),
         ("Vehicle.**Speed", "'**' must be a whole segment"),
+        ("Vehicle.Cabin\n", "has characters other than"),
     ],
 )
 def test_the_limits_are_one_clear_error(pattern: str, words: str, catalog: Catalog) -> None:
