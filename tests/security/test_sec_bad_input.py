@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from anycar import decoding
@@ -231,3 +233,24 @@ def test_data_file_errors_are_one_line_with_the_place(text: str, source: str, wo
         parse_overlay_text(text, source=source)
     assert words in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(st.characters(blacklist_categories=["Cs"])),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    ),
+    st.booleans(),
+)
+def test_what_json_allows_within_the_limits_decodes_unchanged(value: object, ascii_only: bool) -> None:
+    """The bounded decoder is json.loads for every acceptable document: nothing valid is lost."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if decoding.depth_of(text) <= decoding.MAX_DEPTH:
+        assert decoding.loads(text) == value
+        assert decoding.loads(text.encode("utf-8")) == value

@@ -29,7 +29,7 @@ _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_hub(Path(tmp_path_factory.mktemp("openapi"))) as running:
+    with running_hub(Path(tmp_path_factory.mktemp("openapi")), automations=[]) as running:
         yield running
 
 

@@ -30,7 +30,7 @@ MAX_STARS_PER_SEGMENT = 8
 MAX_PATTERNS_PER_REQUEST = 256
 MAX_SCANS_PER_REQUEST = 32  # patterns that are not one signal's path: each walks the whole catalog
 MAX_SIGNALS_PER_REQUEST = 5_000  # the whole VSS 6.0 tree is 1,267 leaves
-_SEGMENT = re.compile(r"^[A-Za-z0-9_*]+$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_*]+")  # used with fullmatch: "$" would let a trailing newline in
 _ANY = "**"
 
 
@@ -51,7 +51,7 @@ def split(pattern: str, *, max_double_stars: int = MAX_DOUBLE_STARS) -> list[str
     for i, part in enumerate(parts):
         if not part:
             raise InvalidPattern(f"empty segment at position {i} in {pattern[:80]!r}")
-        if not _SEGMENT.match(part):
+        if not _SEGMENT.fullmatch(part):
             raise InvalidPattern(
                 f"segment {part[:40]!r} in {pattern[:80]!r} has characters other than A-Z a-z 0-9 _ *"
             )
