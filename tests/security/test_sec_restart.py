@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 
 def _start(tmp_path: Path, db: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     config = tmp_path / "hub.yaml"
-    config.write_text("ports: {grpc: null, viss: null, http: 0}\n")
+    config.write_text("ports: {grpc: null, viss: null, http: 0, accessories: 0}\n")
     args = ["hub", "--config", str(config), "--brand", "xiaomi_su7", "--virtual-accessories", "--db", str(db)]
     proc = subprocess.Popen(
         [str(BIN / "anycar"), *args],
