@@ -130,3 +130,14 @@ def hub_in_thread(
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(30)
+
+
+async def started_engine(tmp_path: Path, text: str, **kw: Any) -> tuple[Engine, FakeCar]:
+    """An engine on a broker with the fake car, running the definitions in ``text``."""
+    broker = SignalBroker(actuation_timeout=0.3)
+    car = FakeCar(broker)
+    engine = Engine(broker, **kw)
+    problems = engine.load_paths([write(tmp_path, "a.yaml", text)])
+    assert problems == [], [str(p) for p in problems]
+    await engine.start()
+    return engine, car

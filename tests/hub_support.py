@@ -22,6 +22,7 @@ def running_hub(
     seed: int = 1,
     config: HubConfig | None = None,
     simulate: bool = True,
+    automations: list[Path] | None = None,
 ) -> Iterator[Hub]:
     """The demo's hub (simulator, virtual accessories, every API, dashboard) on free ports."""
     if config is None:
@@ -32,6 +33,7 @@ def running_hub(
         db_path=tmp_path / "hub.sqlite3",
         virtual_fleet=True,
         simulate=simulate,
+        automations=automations,
         seed=seed,
         speedup=speedup,
     )

@@ -42,3 +42,27 @@ def test_bench_api_runs_both_transports_in_separate_processes() -> None:
         assert paced["held_back"] is not None and paced["lost"] >= 0
         summary = result[transport]
         assert summary["saturation_per_s"] > 0 and set(summary["2000"]) >= {"p50_ms", "p99_ms", "held_back"}
+
+
+def test_bench_api_summary_gives_ranges_over_rounds() -> None:
+    def fake(rate: object, p99: float, held: int | None) -> dict[str, object]:
+        return {
+            "offered_per_s": rate,
+            "signals_per_s": 1000 + p99,
+            "p50_ms": 1.0,
+            "p99_ms": p99,
+            "max_ms": p99 * 2,
+            "held_back": held,
+            "dropped_by_hub": 0,
+            "lost": 0,
+            "p99_ms_halves": [p99, p99],
+        }
+
+    one = bench_api._summary([fake("unpaced", 9.0, None), fake(5000.0, 2.5, 0)])
+    assert one["saturation_per_s"] == 1009.0 and one["5000"]["p99_ms"] == 2.5
+    assert one["5000"]["p99_ms_halves"] == [2.5, 2.5]
+    two = bench_api._summary(
+        [fake("unpaced", 9.0, None), fake(5000.0, 2.5, 0), fake("unpaced", 30.0, None), fake(5000.0, 1.5, 7)]
+    )
+    assert two["saturation_per_s"] == [1009.0, 1030.0] and two["saturation"]["held_back"] is None
+    assert two["5000"]["p99_ms"] == [1.5, 2.5] and two["5000"]["held_back"] == [0, 7]

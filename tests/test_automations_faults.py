@@ -15,7 +15,17 @@ from anycar.automations.engine import Engine
 from anycar.automations.source import SourceError, parse_yaml
 from anycar.automations.store import Store
 from anycar.broker import SignalBroker
-from automations_support import DOOR, INTENSITY, LIGHT, VOLTAGE, FakeCar, last_trace, until, write
+from automations_support import (
+    DOOR,
+    INTENSITY,
+    LIGHT,
+    VOLTAGE,
+    FakeCar,
+    last_trace,
+    started_engine,
+    until,
+    write,
+)
 
 DOOR_LIGHT = f"""
 automations:
@@ -26,25 +36,9 @@ automations:
 """
 
 
-async def _engine(tmp_path: Path, text: str, store: Store | None = None) -> tuple[Engine, FakeCar]:
-    broker = SignalBroker(actuation_timeout=0.3)
-    car = FakeCar(broker)
-    engine = Engine(broker, store=store)
-    assert engine.load_paths([write(tmp_path, "a.yaml", text)]) == []
-    await engine.start()
-    return engine, car
-
-
-async def _door_cycle(car: FakeCar, n: int) -> None:
-    for _ in range(n):
-        car.set(DOOR, False)
-        car.set(DOOR, True)
-        await asyncio.sleep(0.2)
-
-
 async def test_a_read_only_database_keeps_automations_running_and_shows_in_health(tmp_path: Path) -> None:
     store = Store(tmp_path / "hub.sqlite3", recovery_s=0.5)
-    engine, car = await _engine(tmp_path, DOOR_LIGHT, store)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT, store=store)
     try:
         assert engine.health()["database"] == "ok"
         assert store.connection is not None
@@ -66,7 +60,7 @@ async def test_a_read_only_database_keeps_automations_running_and_shows_in_healt
 
 async def test_a_full_database_keeps_automations_running(tmp_path: Path) -> None:
     store = Store(tmp_path / "hub.sqlite3")
-    engine, car = await _engine(tmp_path, DOOR_LIGHT, store)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT, store=store)
     try:
         assert store.connection is not None
         pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
@@ -86,7 +80,7 @@ async def test_a_full_database_keeps_automations_running(tmp_path: Path) -> None
 async def test_an_unopenable_database_means_memory_only_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite3").mkdir()
     store = Store(tmp_path / "dir.sqlite3")
-    engine, car = await _engine(tmp_path, DOOR_LIGHT, store)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT, store=store)
     try:
         assert engine.health()["database"] == "failing"
         car.set(DOOR, False)
@@ -97,7 +91,7 @@ async def test_an_unopenable_database_means_memory_only_not_a_crash(tmp_path: Pa
 
 
 async def test_a_self_triggering_automation_is_stopped(tmp_path: Path) -> None:
-    engine, car = await _engine(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -119,7 +113,7 @@ automations:
 
 
 async def test_an_accessory_removed_mid_run_is_a_traced_failure(tmp_path: Path) -> None:
-    engine, car = await _engine(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -149,7 +143,7 @@ automations:
 async def test_a_provider_that_never_answers_times_out_and_the_next_step_still_can_run(
     tmp_path: Path,
 ) -> None:
-    engine, car = await _engine(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -176,7 +170,7 @@ automations:
 
 
 async def test_a_failing_update_or_task_is_logged_counted_and_recovered(tmp_path: Path) -> None:
-    engine, car = await _engine(tmp_path, DOOR_LIGHT)
+    engine, car = await started_engine(tmp_path, DOOR_LIGHT)
     calls: list[int] = []
     real = engine.dispatch
 
@@ -311,3 +305,40 @@ def test_the_generator_reaches_valid_definitions_too() -> None:
     if not VALID:  # when run on its own
         test_generated_definitions_never_crash()
     assert VALID, "no generated definition was valid"
+
+
+async def test_tasks_and_database_health_under_the_hubs_supervisor(tmp_path: Path) -> None:
+    """Where the hub has a supervisor (anycar.supervisor), the engine's tasks run under it and the
+    database's failures are reported to it, so /api/v1/info shows them with everyone else's."""
+    import pytest
+
+    supervision = pytest.importorskip("anycar.supervisor")
+    supervisor = supervision.Supervisor()
+    store = Store(tmp_path / "hub.sqlite3", recovery_s=0.2)
+    store.on_change = lambda error: supervisor.report("automations-database", error)
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    engine = Engine(broker, store=store, supervisor=supervisor)
+    supervisor.add_probe("automations", engine.health)
+    assert engine.load_paths([write(tmp_path, "a.yaml", DOOR_LIGHT)]) == []
+    await engine.start()
+    try:
+        names = {t["name"]: t["state"] for t in supervisor.health()["tasks"]}
+        assert names == {
+            "automations-pump": "running",
+            "automations-scheduler": "running",
+            "automations-traces": "running",
+        }
+        assert store.connection is not None
+        store.connection.execute("PRAGMA query_only = ON")
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        await until(lambda: car.sent(LIGHT) == [True, False])
+        health = await until(lambda: (h := supervisor.health()) and not h["ok"] and h)
+        assert health["stores"][0]["name"] == "automations-database"
+        assert health["details"]["automations"]["database"] == "failing"
+    finally:
+        await engine.stop()
+    assert supervisor.health()["tasks"] == [] or all(
+        t["state"] in ("stopped", "finished") for t in supervisor.health()["tasks"]
+    )

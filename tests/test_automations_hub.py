@@ -75,7 +75,7 @@ async def test_examples_wait_for_their_accessories_and_run_once_fitted(tmp_path:
         await until(
             lambda: engine.last_run("pickman_arrived_at_stop")["result"] == "done", what="wait for moving"
         )
-        outcome, detail = await engine.actuate(
+        outcome, detail = await engine.acting.actuate(
             engine.automations["pickman_arrived_at_stop"],
             "Vehicle.Accessories.Display1.ContentType",
             "VIDEO",

@@ -5,30 +5,29 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from anycar.automations.engine import Engine
 from anycar.broker import SignalBroker
 from anycar.policy import PolicyEngine
-from automations_support import DOOR, INTENSITY, LIGHT, VOLTAGE, FakeCar, last_trace, until, write
+from automations_support import (
+    DOOR,
+    INTENSITY,
+    LIGHT,
+    VOLTAGE,
+    FakeCar,
+    last_trace,
+    started_engine,
+    until,
+    write,
+)
 
 LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
 
 
-async def _start(tmp_path: Path, text: str, **kw: Any) -> tuple[Engine, FakeCar]:
-    broker = SignalBroker(actuation_timeout=0.3)
-    car = FakeCar(broker)
-    engine = Engine(broker, **kw)
-    problems = engine.load_paths([write(tmp_path, "a.yaml", text)])
-    assert problems == [], [str(p) for p in problems]
-    await engine.start()
-    return engine, car
-
-
 async def test_door_opens_light_on_with_a_full_trace(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -74,7 +73,7 @@ automations:
 
 
 async def test_threshold_with_hysteresis_fires_once_per_crossing(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -98,7 +97,7 @@ automations:
 
 
 async def test_for_survives_a_short_unavailability_and_resets_after_the_grace(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -137,7 +136,7 @@ automations:
 
 
 async def test_actions_delay_wait_choose_repeat_stop_and_outcomes(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -189,7 +188,7 @@ automations:
 
 
 async def test_failed_steps_timeouts_and_no_provider_are_traced_failures(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -246,7 +245,7 @@ automations:
     ("mode", "expected"), [("single", 1), ("restart", 3), ("queued", 3), ("parallel", 3)]
 )
 async def test_modes(tmp_path: Path, mode: str, expected: int) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -275,7 +274,7 @@ automations:
 
 
 async def test_a_loop_is_detected_and_stopped_with_a_clear_event(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -303,7 +302,7 @@ automations:
 
 
 async def test_a_storm_is_rate_limited(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -329,7 +328,7 @@ automations:
 
 
 async def test_scene_is_one_batch_with_one_outcome_per_signal(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 scenes:
@@ -347,13 +346,13 @@ automations:
     )
     car.refuse["Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.Color"] = "no red"
     try:
-        outcomes = await engine.apply_scene(engine.scenes["night_delivery"])
+        outcomes = await engine.acting.apply_scene(engine.scenes["night_delivery"])
         assert {p: o["outcome"] for p, o in outcomes.items()} == {
             LIGHT: "accepted",
             INTENSITY: "accepted",
             "Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.Color": "rejected",
         }
-        snap = engine.snapshot("now", ["Vehicle.Cabin.Light.Spotlight.Row1.DriverSide"])
+        snap = engine.acting.snapshot("now", ["Vehicle.Cabin.Light.Spotlight.Row1.DriverSide"])
         assert snap["targets"] == {LIGHT: True, INTENSITY: 20}
         car.set("Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", True)
         car.set("Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", False)
@@ -365,7 +364,7 @@ automations:
 
 
 async def test_dry_run_says_what_would_happen_without_acting(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -393,7 +392,7 @@ automations:
 
 
 async def test_geofence_enter_and_leave(tmp_path: Path) -> None:
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         """
 automations:
@@ -429,7 +428,7 @@ async def test_time_of_day_follows_the_wall_clock_and_a_jump_fires_once(tmp_path
 
     local = _time.localtime(wall() + 3600)
     at = f"{local.tm_hour:02d}:{local.tm_min:02d}"
-    engine, car = await _start(
+    engine, car = await started_engine(
         tmp_path,
         f"""
 automations:
@@ -535,5 +534,76 @@ automations:
         assert trace["actions"][0]["outcome"] == "refused" and "has no grant" in trace["actions"][0]["detail"]
         assert any("by_app may not set" in e.message for e in policy.events.recent(kind="refusal"))
         assert car.sent(INTENSITY) == [30]
+    finally:
+        await engine.stop()
+
+
+async def test_sunset_at_the_cars_own_position_and_after_dark(tmp_path: Path) -> None:
+    import datetime as dt
+    import time as _time
+
+    from anycar.automations.place import sun_times
+
+    lat, lon = 22.54, 114.06  # Shenzhen
+    today = sun_times(lat, lon, dt.datetime.now(dt.UTC).date())
+    clock = {"offset": today["sunset"] - 1.0 - _time.time()}  # one second before today's sunset
+
+    def wall() -> float:
+        return _time.time() + clock["offset"]
+
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    car.set(LAT, lat)
+    car.set(LON, lon)
+    engine = Engine(broker, wall=wall)
+    text = f"""
+automations:
+  - id: at_sunset
+    triggers: [{{sun: sunset}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+  - id: after_dark
+    triggers: [{{signal: {DOOR}, to: true}}]
+    conditions: [{{sun: {{after: sunset, before: sunrise}}}}]
+    actions: [{{actuate: {INTENSITY}, value: 10}}]
+"""
+    assert engine.load_paths([write(tmp_path, "sun.yaml", text)]) == []
+    await engine.start()
+    try:
+        car.set(DOOR, False)
+        car.set(DOOR, True)  # still daylight
+        t = await until(lambda: (t := last_trace(engine, "after_dark")) and t["result"] != "running" and t)
+        assert t["result"] == "conditions_not_met" and "it is not after sunset" in t["conditions"][0]["why"]
+        await until(lambda: car.sent(LIGHT) == [True], what="the sunset trigger")
+        car.set(DOOR, False)
+        car.set(DOOR, True)  # now after sunset
+        await until(lambda: car.sent(INTENSITY) == [10], what="the after-dark condition")
+    finally:
+        await engine.stop()
+
+
+async def test_has_been_true_for_counts_from_when_the_condition_started_to_hold(tmp_path: Path) -> None:
+    engine, car = await started_engine(
+        tmp_path,
+        f"""
+automations:
+  - id: standing
+    triggers: [{{signal: {DOOR}, to: true}}]
+    conditions: [{{signal: Vehicle.Speed, below: 1, for: 0.4}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+""",
+    )
+    try:
+        car.set("Vehicle.Speed", 20.0)
+        car.set(DOOR, False)
+        await asyncio.sleep(0.05)
+        car.set("Vehicle.Speed", 0.0)
+        car.set(DOOR, True)
+        t = await until(lambda: (t := last_trace(engine, "standing")) and t["result"] != "running" and t)
+        assert t["result"] == "conditions_not_met" and "but only for" in t["conditions"][0]["why"]
+        await asyncio.sleep(0.5)
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        await until(lambda: car.sent(LIGHT) == [True])
+        assert ">= 0.4 s" in last_trace(engine, "standing")["conditions"][0]["why"]
     finally:
         await engine.stop()

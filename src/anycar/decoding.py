@@ -157,8 +157,16 @@ def yaml_errors(text: str, source: str, *, max_depth: int = 64) -> Iterator[None
         yield
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = str(getattr(exc, "problem", None) or exc)
+        position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
+        line = (
+            mark.line + 1
+            if mark
+            else text.count("\n", 0, position) + 1
+            if isinstance(position, int)
+            else None
+        )
+        where = f"{source}:{line}" if line else source
+        problem = " ".join(str(getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc).split())
         raise DecodingError(f"{where}: invalid YAML: {problem}", detail=problem) from None
     except RecursionError:
         raise DecodingError(f"{source}: invalid YAML: nests too deeply", detail="nests too deeply") from None

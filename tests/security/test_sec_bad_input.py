@@ -98,7 +98,7 @@ async def test_viss_ws_a_5000_deep_set_gets_bad_request_and_the_connection_serve
             reply = await _reply(ws)
             assert reply["error"]["number"] == 400 and reply["error"]["reason"] == "bad_request", reply
             assert "nests deeper" in reply["error"]["message"]
-            assert reply.get("requestId") in (rid, None)
+            assert reply["requestId"] == rid and reply["action"] == "set"  # still says which request
         deep_filter = '{"action":"get","path":"Vehicle","requestId":"f","filter":' + DEEP_OBJECT + "}"
         await ws.send(deep_filter)
         assert (await _reply(ws))["error"]["number"] == 400
@@ -183,7 +183,7 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     for where in (blocker / "hub.sqlite3", Path("/proc/version")):
-        with pytest.raises(ConfigError, match=r"hub database .*: cannot open or write it"):
+        with pytest.raises(ConfigError, match=r"hub database .*(hub.sqlite3|version)"):
             open_db(where, "CREATE TABLE IF NOT EXISTS t (x)")
     run = subprocess.run(
         [
@@ -201,6 +201,8 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
             "0",
             "--http-port",
             "0",
+            "--accessory-port",
+            "0",
         ],
         capture_output=True,
         text=True,
@@ -208,4 +210,24 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
     )
     assert run.returncode != 0
     assert "Traceback" not in run.stderr, run.stderr
-    assert "cannot open or write it" in run.stderr
+    assert "hub database" in run.stderr and "hub.sqlite3" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "words"),
+    [
+        (DEEP_LIST, "o.vspec", "o.vspec: invalid YAML: nests deeper than 64 levels"),
+        (DEEP_LIST, "o.json", "o.json: invalid JSON: the document nests deeper than 64 levels"),
+        ("a: b\n\x1f", "o.vspec", "o.vspec:2: invalid YAML: special characters are not allowed"),
+        ("a: " + "9" * 5000, "o.vspec", "o.vspec: invalid YAML: Exceeds the limit (4300 digits)"),
+        ('{"a": NaN}', "o.json", "o.json: invalid JSON: NaN is not valid JSON"),
+    ],
+)
+def test_data_file_errors_are_one_line_with_the_place(text: str, source: str, words: str) -> None:
+    from anycar.errors import OverlayError
+    from anycar.model.overlay import parse_overlay_text
+
+    with pytest.raises(OverlayError) as info:
+        parse_overlay_text(text, source=source)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)

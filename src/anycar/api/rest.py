@@ -99,19 +99,27 @@ ERROR_DESCRIPTIONS = {
     401: "token missing, invalid or expired",
     403: "token scope does not cover this",
     404: "unknown path, or the pattern matches nothing",
+    409: "conflicts with the current state",
     413: "body too large",
+    423: "locked",
     429: "too many requests",
 }
 
 
 def ok_responses(
-    description: str, schema: dict[str, Any] | None = None, *, errors: tuple[int, ...] = ()
+    description: str,
+    schema: dict[str, Any] | None = None,
+    *,
+    errors: tuple[int, ...] | dict[int, str] = (),
 ) -> dict[str, Any]:
-    """200 with ``schema``, 401 and 403 (every route checks the token), and ``errors``."""
+    """200 with ``schema``, 401 and 403 (every route checks the token), and ``errors``: codes,
+    or codes with this route's own descriptions. Every error has the ``Error`` body."""
     content = {"application/json": {"schema": schema or {"type": "object"}}}
     out: dict[str, Any] = {"200": {"description": description, "content": content}}
+    described = errors if isinstance(errors, dict) else {}
     for code in sorted({401, 403, *errors}):
-        out[str(code)] = {"description": ERROR_DESCRIPTIONS[code], "content": _error_content()}
+        text = described.get(code) or ERROR_DESCRIPTIONS[code]
+        out[str(code)] = {"description": text, "content": _error_content()}
     return out
 
 

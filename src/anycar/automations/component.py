@@ -36,6 +36,7 @@ class AutomationsComponent:
         self.brand = brand
         self.traces_kept = traces_kept
         self.engine: Engine | None = None
+        self.supervisor: Any = None
         self.problems: list[Problem] = []
 
     async def start(self, hub: Hub) -> None:
@@ -43,9 +44,23 @@ class AutomationsComponent:
         policy = getattr(cabin, "policy", None)
         db = self.db_path if self.db_path is not None else getattr(cabin, "db_path", None)
         store = Store(db, traces_per_automation=self.traces_kept)
+        # the hub's supervisor, where it has one: our tasks, our database's health and our figures
+        # then show in /api/v1/info with everyone else's
+        self.supervisor = getattr(hub, "supervisor", None)
         self.engine = Engine(
-            hub.broker, store=store, policy=policy, brand=self.brand, traces_kept=self.traces_kept
+            hub.broker,
+            store=store,
+            policy=policy,
+            brand=self.brand,
+            traces_kept=self.traces_kept,
+            supervisor=self.supervisor,
         )
+        if self.supervisor is not None:
+            supervisor = self.supervisor
+            if store.failure is not None:
+                supervisor.report("automations-database", store.failure)
+            store.on_change = lambda error: supervisor.report("automations-database", error)
+            supervisor.add_probe("automations", self.engine.health)
         self.engine.load_rest_definitions()
         self.problems = self.engine.load_paths(self.sources)
         await self.engine.start()
@@ -55,6 +70,8 @@ class AutomationsComponent:
             hub.add_rest_group(rest_group(self))
 
     async def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.remove_probe("automations")
         if self.engine is not None:
             await self.engine.stop()
             self.engine.store.close()

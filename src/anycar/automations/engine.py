@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anycar.automations import model as m
-from anycar.automations.compiler import OWNER_GRANT, Compiler, Context
-from anycar.automations.place import LATITUDE, LONGITUDE, next_sun_event
+from anycar.automations.acting import Acting
+from anycar.automations.compiler import Compiler, Context
+from anycar.automations.place import LATITUDE, LONGITUDE
 from anycar.automations.runner import Run, dry_run
 from anycar.automations.source import (
     Document,
@@ -33,21 +34,19 @@ from anycar.automations.source import (
     schema_problems,
 )
 from anycar.automations.store import Store
+from anycar.automations.timed import Timed
 from anycar.automations.watch import FenceWatch, HeldWatch, SignalWatch, Timing, since_key
 from anycar.broker import SignalBroker
 from anycar.broker.subscription import Subscription
 from anycar.errors import AnycarError
-from anycar.model.signal import NodeType
 from anycar.policy.access import AccessControl
 from anycar.policy.engine import PolicyEngine
-from anycar.policy.errors import PermissionDenied
 from anycar.policy.events import Event, EventLog
 from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
 MAX_CHAIN = 8  # automations setting what triggers automations: deeper than this is a loop
-CAUSE_WINDOW_S = 2.0  # an update within this of an automation's actuation is caused by it
 TRACE_FLUSH_S = 0.5
 ACCESSORY_EVENTS = {
     "fitted": "fitted",
@@ -77,14 +76,6 @@ class Status:
         }
 
 
-@dataclass
-class _Timed:
-    automation: str
-    spec: m.TimeTrigger | m.IntervalTrigger | m.SunTrigger
-    fire: Callable[[dict[str, Any]], None]
-    due: float | None = None
-
-
 class Engine:
     def __init__(
         self,
@@ -97,6 +88,7 @@ class Engine:
         traces_kept: int = 20,
         rate_limits: bool = True,
         assume_provided: bool = False,
+        supervisor: Any = None,
     ) -> None:
         self.broker = broker
         self.store = store if store is not None else Store(None)
@@ -108,6 +100,7 @@ class Engine:
         self.assume_provided = assume_provided  # offline validation without a car: no provider check
         self.access = policy.access if policy is not None else AccessControl()
         self.events: EventLog = policy.events if policy is not None else EventLog(None)
+        self.acting = Acting(broker, policy, self.access, self.events)
         self.automations: dict[str, m.Automation] = {}
         self.scenes: dict[str, m.Scene] = {}
         self.status: dict[str, Status] = {}
@@ -119,7 +112,7 @@ class Engine:
         self._by_path: dict[str, list[Handler]] = {}
         self._watches: list[Any] = []
         self._held: dict[str, HeldWatch] = {}
-        self._timed: list[_Timed] = []
+        self.timed = Timed(wall, self._current)
         self._accessory: list[tuple[m.AccessoryTrigger, Callable[[dict[str, Any]], None]]] = []
         self._driving: list[tuple[m.DrivingTrigger, Callable[[dict[str, Any]], None]]] = []
         self._running: dict[str, list[Run]] = {}
@@ -128,9 +121,11 @@ class Engine:
         self._unsaved: list[dict[str, Any]] = []
         self._buckets: dict[str, TokenBucket] = {}
         self._noticed: dict[tuple[str, str], float] = {}
-        self._causes: dict[str, tuple[tuple[str, ...], float]] = {}
         self._sub: Subscription | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._stoppers: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._sub_changed = asyncio.Event()
+        self.supervisor = supervisor
         self._run_ids = itertools.count(1)
         self._timing: Timing | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -301,8 +296,10 @@ class Engine:
         self._timing = Timing(self._loop, self.wall, self._since.get, self._save_since)
         self.started = True
         self.events.add_listener(self._on_event)
+        self._sub_changed = asyncio.Event()
         self._index()
-        self._spawn("scheduler", self._scheduler)
+        self._spawn("pump", self._pump)
+        self._spawn("scheduler", self.timed.run)
         self._spawn("traces", self._flush_traces)
         for state in self.store.paused_runs():
             self._resume(state)
@@ -312,11 +309,10 @@ class Engine:
         self.events.remove_listener(self._on_event)
         if self._sub is not None:
             self._sub.close()
-        for task in list(self._tasks.values()):
-            task.cancel()
-        for task in list(self._tasks.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            self._sub = None
+        for stop in list(self._stoppers.values()):
+            await stop()
+        self._stoppers.clear()
         self._tasks.clear()
         runs = [r for rs in self._running.values() for r in rs]
         for run in runs:
@@ -330,7 +326,13 @@ class Engine:
         self._save_traces()
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """A background task that logs and restarts when it fails, so it never dies silently."""
+        """A background task that logs and restarts when it fails, so it never dies silently: under
+        the hub's supervisor when it has one (shown in ``/api/v1/info``), else on its own."""
+        if self.supervisor is not None:
+            handle = self.supervisor.spawn(f"automations-{name}", body)
+            self._tasks[name] = handle.task
+            self._stoppers[name] = handle.stop
+            return
 
         async def supervised() -> None:
             while True:
@@ -344,10 +346,15 @@ class Engine:
                     log.exception("automations task %s failed; restarting it", name)
                     await asyncio.sleep(1.0)
 
-        old = self._tasks.get(name)
-        if old is not None:
-            old.cancel()
-        self._tasks[name] = asyncio.get_running_loop().create_task(supervised(), name=f"automations-{name}")
+        task = asyncio.get_running_loop().create_task(supervised(), name=f"automations-{name}")
+        self._tasks[name] = task
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+        self._stoppers[name] = stop
 
     # -- indexing -----------------------------------------------------------------------------
     def _close_watches(self) -> None:
@@ -356,7 +363,7 @@ class Engine:
         self._watches = []
         self._by_path = {}
         self._held = {}
-        self._timed = []
+        self.timed.clear()
         self._accessory = []
         self._driving = []
 
@@ -367,14 +374,14 @@ class Engine:
         for a in self.automations.values():
             for i, spec in enumerate(a.triggers):
                 self._watch(a.id, f"t{i}", spec, self._firer(a.id, spec))
-            for cond in _signal_conditions(a):
+            for cond in m.signal_conditions(a):
                 if cond.for_s:
                     key = since_key(a.id, cond.key, cond.describe())
                     held = HeldWatch(cond, key, self._timing)
                     self._held[f"{a.id}/{cond.key}"] = held
                     self._add(held.paths, _held_handler(held), held)
                     held.prime(self._current(cond.path))
-            paths.update(_read_paths(a))
+            paths.update(m.wait_paths(a))
         paths.update(self._by_path)
         paths = {p for p in paths if p in self.broker.catalog}
         old = self._sub
@@ -386,10 +393,7 @@ class Engine:
                 self._sub = self.broker.subscribe(
                     sorted(paths), name="automations", send_current=False, queue_size=100_000
                 )
-                sub = self._sub
-                self._spawn("pump", lambda: self._pump(sub))
-            elif "pump" in self._tasks:
-                self._tasks.pop("pump").cancel()
+            self._sub_changed.set()  # the pump moves to the new subscription
 
     def _add(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
         for p in paths:
@@ -414,11 +418,7 @@ class Engine:
             fence.prime(self._current(LATITUDE), self._current(LONGITUDE))
             return lambda: self._unwatch(fence.paths, fhandler, fence)
         if isinstance(spec, (m.TimeTrigger, m.IntervalTrigger, m.SunTrigger)):
-            timed = _Timed(automation, spec, fire, None)
-            timed.due = self._next_due(timed, self.wall())
-            self._timed.append(timed)
-            self._wake_scheduler()
-            return lambda: self._timed.remove(timed) if timed in self._timed else None
+            return self.timed.add(spec, fire)
         if isinstance(spec, m.AccessoryTrigger):
             entry = (spec, fire)
             self._accessory.append(entry)
@@ -460,8 +460,15 @@ class Engine:
         return held_for
 
     # -- the hot path ---------------------------------------------------------------------------
-    async def _pump(self, sub: Subscription) -> None:
-        while not sub.closed:
+    async def _pump(self) -> None:
+        """One task for the engine's life: it follows the subscription as definitions change."""
+        while True:
+            sub = self._sub
+            if sub is None or sub.closed:
+                self._sub_changed.clear()
+                if self._sub is sub:
+                    await self._sub_changed.wait()
+                continue
             batch = await sub.get()
             for dp in batch:
                 try:
@@ -475,14 +482,7 @@ class Engine:
         if not handlers:
             return
         self.counters["evaluated"] += 1
-        chain: tuple[str, ...] = ()
-        cause = self._causes.get(path)
-        if cause is not None:
-            if cause[1] >= time.monotonic():
-                chain = cause[0]
-            else:
-                del self._causes[path]
-        info = {"path": path, "chain": chain}
+        info = {"path": path, "chain": self.acting.cause_of(path)}
         for handler in list(handlers):
             handler(path, value, info)
 
@@ -644,93 +644,6 @@ class Engine:
     def driving_state(self) -> str | None:
         return str(self.policy.driving_state) if self.policy is not None else None
 
-    def grant_of(self, owner: str) -> Any:
-        if owner == "owner":
-            return OWNER_GRANT
-        return self.policy.grants.get(owner) if self.policy is not None else None
-
-    def refusal(self, automation: m.Automation, path: str) -> str | None:
-        """Why the owner's grant does not let this automation set ``path`` now (``None``: it does)."""
-        grant = self.grant_of(automation.owner)
-        if grant is None:
-            return f"owner {automation.owner} has no grant"
-        try:
-            self.access.check_actuate(grant, path)
-        except PermissionDenied as exc:
-            return str(exc)
-        sig = self.broker.catalog.find(path)
-        if sig is None or sig.type is not NodeType.ACTUATOR:
-            return f"{path} is no longer an actuator in the catalog"
-        return None
-
-    def requester(self, a: m.Automation) -> str:
-        """Who the broker sees asking: an accessory-owned automation asks as that accessory, so the
-        broker's own guard of the safety-critical branches applies to it too."""
-        grant = self.grant_of(a.owner)
-        if grant is not None and grant.kind == "accessory":
-            return f"accessory:{a.owner}"
-        return f"automation:{a.id}"
-
-    async def actuate(
-        self, a: m.Automation, path: str, value: Any, timeout: float | None, chain: tuple[str, ...]
-    ) -> tuple[str, str]:
-        why = self.refusal(a, path)
-        if why is not None:
-            if self.policy is not None:
-                self.policy.refuse(f"automation:{a.id}", f"{a.id} may not set {path}: {why}", path=path)
-            return "refused", why
-        self._causes[path] = ((*chain, a.id), time.monotonic() + CAUSE_WINDOW_S)
-        try:
-            result = await self.broker.actuate(path, value, requester=self.requester(a), timeout=timeout)
-        except AnycarError as exc:
-            return "error", str(exc)
-        return str(result.status), result.reason
-
-    async def apply_scene(
-        self, scene: m.Scene, a: m.Automation | None = None, chain: tuple[str, ...] = ()
-    ) -> dict[str, dict[str, str]]:
-        """One batch, one outcome per signal; targets the owner may not set are refused, not sent."""
-        outcomes: dict[str, dict[str, str]] = {}
-        allowed: dict[str, Any] = {}
-        who = a if a is not None else _scene_runner(scene)
-        for path, value in scene.targets.items():
-            why = self.refusal(who, path)
-            if why is not None:
-                outcomes[path] = {"outcome": "refused", "reason": why}
-            else:
-                allowed[path] = value
-                self._causes[path] = ((*chain, who.id), time.monotonic() + CAUSE_WINDOW_S)
-        if allowed:
-            try:
-                results = await self.broker.actuate_many(allowed, requester=self.requester(who))
-            except AnycarError as exc:
-                for path in allowed:
-                    outcomes[path] = {"outcome": "error", "reason": str(exc)}
-            else:
-                for r in results:
-                    outcomes[r.path] = {"outcome": str(r.status), "reason": r.reason}
-        return {p: outcomes[p] for p in scene.targets}
-
-    def snapshot(self, scene_id: str, patterns: Iterable[str], name: str = "") -> dict[str, Any]:
-        """A scene definition from the current values of the actuators the patterns cover."""
-        targets: dict[str, Any] = {}
-        for pattern in patterns:
-            for sig in self.broker.catalog.resolve(pattern):
-                if sig.type is not NodeType.ACTUATOR:
-                    continue
-                dp = self.broker.get(sig.path)
-                if dp is not None and dp.value is not None:
-                    targets[sig.path] = dp.value
-        if not targets:
-            raise AnycarError("no actuator under those patterns has a value to snapshot")
-        body: dict[str, Any] = {"id": scene_id, "targets": targets}
-        if name:
-            body["name"] = name
-        return body
-
-    def notify(self, a: m.Automation, message: str) -> None:
-        self.events.log("automation_notify", a.id, message, automation=a.id)
-
     async def sleep_until(self, due: float) -> None:
         """Sleep until a wall-clock moment, measured on the monotonic clock from now: a clock jump
         while sleeping neither shortens nor stretches the delay."""
@@ -834,56 +747,6 @@ class Engine:
         run = dry_run(self, a, overrides)
         return await run.execute()
 
-    # -- time-based triggers --------------------------------------------------------------------
-    def _next_due(self, timed: _Timed, now: float) -> float | None:
-        spec = timed.spec
-        if isinstance(spec, m.IntervalTrigger):
-            return now + spec.every_s
-        if isinstance(spec, m.TimeTrigger):
-            local = time.localtime(now)
-            midnight = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
-            due = midnight + spec.at_s
-            if due <= now:
-                tomorrow = time.localtime(midnight + 86400 + 3600)
-                due = (
-                    time.mktime((tomorrow.tm_year, tomorrow.tm_mon, tomorrow.tm_mday, 0, 0, 0, 0, 0, -1))
-                    + spec.at_s
-                )
-            return due
-        lat, lon = self._current(LATITUDE), self._current(LONGITUDE)
-        if lat is None or lon is None:
-            return None  # asked again once the car knows where it is
-        return next_sun_event(float(lat), float(lon), spec.event, now, spec.offset_s)
-
-    def _wake_scheduler(self) -> None:
-        wake = getattr(self, "_scheduler_wake", None)
-        if wake is not None:
-            wake.set()
-
-    async def _scheduler(self) -> None:
-        self._scheduler_wake = asyncio.Event()
-        while True:
-            now = self.wall()
-            nearest = 60.0
-            for timed in list(self._timed):
-                if timed.due is None:
-                    timed.due = self._next_due(timed, now)
-                    if timed.due is None:
-                        continue
-                if timed.due <= now:
-                    late = now - timed.due
-                    timed.due = self._next_due(timed, now)
-                    timed.fire(
-                        {"value": None, "previous": None, **({"late_s": round(late, 3)} if late > 1 else {})}
-                    )
-                    if timed.due is None:
-                        continue
-                nearest = min(nearest, timed.due - now)
-            # wake at least once a second: a wall-clock jump is noticed within a second
-            self._scheduler_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._scheduler_wake.wait(), max(0.01, min(1.0, nearest)))
-
     # -- policy events: accessories and driving state ----------------------------------------------
     def _on_event(self, event: Event) -> None:
         kind = ACCESSORY_EVENTS.get(event.kind)
@@ -954,53 +817,3 @@ def _with_origin(a: m.Automation, origin: str) -> m.Automation:
     from dataclasses import replace
 
     return replace(a, origin=origin)
-
-
-def _scene_runner(scene: m.Scene) -> m.Automation:
-    """A scene applied by hand acts with the scene's owner's grant."""
-    return m.Automation(id=f"scene:{scene.id}", triggers=(), conditions=(), actions=(), owner=scene.owner)
-
-
-def _walk_actions(actions: Iterable[m.Action]) -> Iterable[m.Action]:
-    for action in actions:
-        yield action
-        if isinstance(action, m.Choose):
-            for b in action.branches:
-                yield from _walk_actions(b.sequence)
-            yield from _walk_actions(action.default)
-        elif isinstance(action, m.Repeat):
-            yield from _walk_actions(action.sequence)
-
-
-def _walk_conditions(conds: Iterable[m.Condition]) -> Iterable[m.Condition]:
-    for c in conds:
-        yield c
-        if isinstance(c, (m.AllOf, m.AnyOf, m.NoneOf)):
-            yield from _walk_conditions(c.items)
-
-
-def _all_conditions(a: m.Automation) -> Iterable[m.Condition]:
-    yield from _walk_conditions(a.conditions)
-    for action in _walk_actions(a.actions):
-        if isinstance(action, m.Choose):
-            for b in action.branches:
-                yield from _walk_conditions(b.conditions)
-        elif isinstance(action, m.Repeat):
-            yield from _walk_conditions((*action.while_, *action.until))
-
-
-def _signal_conditions(a: m.Automation) -> Iterable[m.SignalCondition]:
-    return (c for c in _all_conditions(a) if isinstance(c, m.SignalCondition))
-
-
-def _read_paths(a: m.Automation) -> set[str]:
-    """Signals that waits may watch: subscribed up front so a wait never needs a new subscription."""
-    out: set[str] = set()
-    for action in _walk_actions(a.actions):
-        if isinstance(action, m.WaitFor):
-            for t in action.triggers:
-                if isinstance(t, m.SignalTrigger):
-                    out.add(t.path)
-                elif isinstance(t, m.GeofenceTrigger):
-                    out.update((LATITUDE, LONGITUDE))
-    return out

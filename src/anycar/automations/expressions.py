@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from anycar.can.transform import parse_formula
+from anycar.can.transform import parse_expression
 from anycar.errors import ConfigError
 
 BUILTIN_NAMES = frozenset({"true", "false", "value", "previous", "trigger", "E", "PI"})
@@ -53,7 +53,7 @@ def compile_expression(
 ) -> Expression:
     """Parse ``text``; every name must be a VSS signal, a declared variable or a built-in."""
     try:
-        parsed = parse_formula(text, where, "template")
+        parsed = parse_expression(text, where, "template")
     except ConfigError as exc:
         raise ConfigError(str(exc)) from None
     signals: list[str] = []

@@ -6,10 +6,12 @@ Plain, immutable data built by ``compiler.py``; the engine keeps run-time state 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from anycar.automations.expressions import Expression
+from anycar.automations.place import LATITUDE, LONGITUDE
 
 
 # -- triggers -------------------------------------------------------------------------------
@@ -344,3 +346,49 @@ class Scene:
 
 def _one(values: tuple[Any, ...]) -> str:
     return repr(values[0]) if len(values) == 1 else "one of " + ", ".join(map(repr, values))
+
+
+# -- walking the tree -------------------------------------------------------------------------
+def walk_actions(actions: Iterable[Action]) -> Iterable[Action]:
+    for action in actions:
+        yield action
+        if isinstance(action, Choose):
+            for b in action.branches:
+                yield from walk_actions(b.sequence)
+            yield from walk_actions(action.default)
+        elif isinstance(action, Repeat):
+            yield from walk_actions(action.sequence)
+
+
+def walk_conditions(conds: Iterable[Condition]) -> Iterable[Condition]:
+    for c in conds:
+        yield c
+        if isinstance(c, (AllOf, AnyOf, NoneOf)):
+            yield from walk_conditions(c.items)
+
+
+def all_conditions(a: Automation) -> Iterable[Condition]:
+    yield from walk_conditions(a.conditions)
+    for action in walk_actions(a.actions):
+        if isinstance(action, Choose):
+            for b in action.branches:
+                yield from walk_conditions(b.conditions)
+        elif isinstance(action, Repeat):
+            yield from walk_conditions((*action.while_, *action.until))
+
+
+def signal_conditions(a: Automation) -> Iterable[SignalCondition]:
+    return (c for c in all_conditions(a) if isinstance(c, SignalCondition))
+
+
+def wait_paths(a: Automation) -> set[str]:
+    """Signals that waits may watch: subscribed up front so a wait never needs a new subscription."""
+    out: set[str] = set()
+    for action in walk_actions(a.actions):
+        if isinstance(action, WaitFor):
+            for t in action.triggers:
+                if isinstance(t, SignalTrigger):
+                    out.add(t.path)
+                elif isinstance(t, GeofenceTrigger):
+                    out.update((LATITUDE, LONGITUDE))
+    return out

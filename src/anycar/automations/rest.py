@@ -16,7 +16,7 @@ from starlette.routing import Route
 from anycar.api.auth import Action, Grants
 from anycar.api.rest import API_PREFIX, RouteGroup, ok_responses, require
 from anycar.automations.source import Document, SourceError, parse_yaml
-from anycar.errors import AnycarError, ConfigError, InvalidValue, UnknownPath
+from anycar.errors import AnycarError, ConfigError, InvalidValue
 from anycar.model.datatypes import ValueRejected
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         if scene is None:
             raise NotFound(f"no scene {ident!r}")
         may_actuate(grants, scene.targets)
-        outcomes = await engine().apply_scene(scene)
+        outcomes = await engine().acting.apply_scene(scene)
         return JSONResponse({"scene": scene.id, "outcomes": outcomes})
 
     async def snapshot(request: Request) -> JSONResponse:
@@ -221,7 +221,7 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
                 "snapshot needs 'id' (a scene id) and 'patterns' (a list of VSS paths or patterns)"
             )
         e = engine()
-        scene = e.snapshot(ident, patterns, str(body.get("name", "")))
+        scene = e.acting.snapshot(ident, patterns, str(body.get("name", "")))
         may_actuate(grants, scene["targets"])
         if body.get("save"):
             if not grants.open:
@@ -380,4 +380,4 @@ def _targets_of(e: Engine, item: dict[str, Any]) -> list[str]:
     return out
 
 
-__all__ = ["UnknownPath", "rest_group"]
+__all__ = ["rest_group"]

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from anycar.automations import model as m
 from anycar.automations.conditions import Scope, check, check_all
 from anycar.automations.expressions import ExpressionFailed
-from anycar.errors import AnycarError
 
 if TYPE_CHECKING:
     from anycar.automations.engine import Engine
@@ -196,7 +195,7 @@ class Run:
         elif isinstance(action, m.Notify):
             step = self._step(position, action, f"notify {action.message!r}")
             if not self.dry:
-                self.engine.notify(self.automation, action.message)
+                self.engine.acting.notify(self.automation, action.message)
             self._end(step, "would notify" if self.dry else "done")
         elif isinstance(action, m.Stop):
             step = self._step(position, action, f"stop: {action.reason}")
@@ -218,10 +217,10 @@ class Run:
                 return
         step = self._step(position, action, f"actuate {action.path} = {value!r}")
         if self.dry:
-            why = self.engine.refusal(self.automation, action.path)
+            why = self.engine.acting.refusal(self.automation, action.path)
             self._end(step, "would be refused" if why else "would actuate", why or "")
             return
-        outcome, detail = await self.engine.actuate(
+        outcome, detail = await self.engine.acting.actuate(
             self.automation, action.path, value, action.timeout_s, self.chain
         )
         self._end(step, outcome, detail)
@@ -238,14 +237,14 @@ class Run:
             self._failed(action.continue_on_error, f"scene {action.scene} is gone")
             return
         if self.dry:
-            refused = {p: w for p in scene.targets if (w := self.engine.refusal(self.automation, p))}
+            refused = {p: w for p in scene.targets if (w := self.engine.acting.refusal(self.automation, p))}
             self._end(
                 step,
                 "would apply",
                 f"{len(scene.targets)} targets" + (f", refused: {refused}" if refused else ""),
             )
             return
-        outcomes = await self.engine.apply_scene(scene, self.automation, self.chain)
+        outcomes = await self.engine.acting.apply_scene(scene, self.automation, self.chain)
         step["outcomes"] = outcomes
         bad = {p: o for p, o in outcomes.items() if o["outcome"] != "accepted"}
         self._end(
@@ -376,4 +375,4 @@ def dry_run(engine: Engine, automation: m.Automation, overrides: dict[str, Any])
     )
 
 
-__all__ = ["AnycarError", "Run", "dry_run"]
+__all__ = ["Run", "dry_run"]

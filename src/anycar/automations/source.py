@@ -171,6 +171,8 @@ def parse_yaml(text: str, source: str) -> Document:
         raise SourceError(Problem(source, line, f"not valid YAML: {reason}")) from None
     except RecursionError:
         raise SourceError(Problem(source, None, "nested too deeply")) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits: was a 500 on POST
+        raise SourceError(Problem(source, None, f"not valid YAML: {str(exc)[:120]}")) from None
     return Document(source, data, node=node)
 
 

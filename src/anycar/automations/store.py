@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class Store:
         self.last_failed_at = 0.0
         self.last_ok_at = 0.0
         self.failed_writes = 0
+        self.on_change: Callable[[str | None], None] | None = None  # told the error, or None when well again
         self._db: sqlite3.Connection | None = None
         if path is not None:
             try:
@@ -63,6 +65,8 @@ class Store:
         self.failure = str(exc)
         self.last_failed_at = time.monotonic()
         self.failed_writes += 1
+        if self.on_change is not None:
+            self.on_change(self.failure)
 
     def _succeeded(self) -> None:
         """A write went through: healthy again once no write has failed for ``recovery_s`` (a full
@@ -79,6 +83,8 @@ class Store:
             log.warning("automations database writable again")
             self.failure = None
             self.failed_since = None
+            if self.on_change is not None:
+                self.on_change(None)
 
     def health(self) -> dict[str, Any]:
         self._recovered()

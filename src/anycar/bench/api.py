@@ -403,6 +403,33 @@ def _one(
     return out
 
 
+FIGURES = ("signals_per_s", "p50_ms", "p99_ms", "max_ms", "held_back", "dropped_by_hub", "lost")
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per offered rate (and ``saturation``): the figures of one run, or over several rounds
+    ``[lowest, highest]`` of each (a busy machine spreads them; the range is the result)."""
+    by_rate: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        key = "saturation" if r["offered_per_s"] == "unpaced" else str(round(r["offered_per_s"]))
+        by_rate.setdefault(key, []).append(r)
+    out: dict[str, Any] = {}
+    for key, group in by_rate.items():
+        figures: dict[str, Any] = {}
+        for name in FIGURES:
+            values = [r[name] for r in group if isinstance(r[name], (int, float))]
+            if len(group) == 1 or not values:
+                figures[name] = group[0][name]
+            else:
+                figures[name] = [min(values), max(values)]
+        if len(group) == 1:
+            figures["p99_ms_halves"] = group[0]["p99_ms_halves"]
+        out[key] = figures
+        if key == "saturation":
+            out["saturation_per_s"] = figures["signals_per_s"]
+    return out
+
+
 def run(
     seconds: float = 4.0,
     rates: tuple[float, ...] = RATES,
@@ -413,19 +440,24 @@ def run(
     transports: tuple[str, ...] = ("grpc", "viss"),
     profile: str | None = None,
     low_rate_seconds: float = LOW_RATE_SECONDS,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """One hub; per transport a saturation run (unpaced) and one run per offered rate (runs
-    below ``LOW_RATE`` last at least ``low_rate_seconds``).
+    below ``LOW_RATE`` last at least ``low_rate_seconds``), all of it ``repeat`` times.
 
     ``profile``: write a cProfile of the hub process there (to see where its time goes).
     """
     hub, endpoints = _start_hub(profile)
     runs: list[dict[str, Any]] = []
     try:
-        for transport in transports:
-            for rate in ((0.0,) if saturation else ()) + tuple(rates):
-                length = max(seconds, low_rate_seconds) if 0 < rate < LOW_RATE else seconds
-                runs.append(_one(transport, endpoints, length, rate, batch, signals, warmup, hub.pid))
+        for round_ in range(1, max(1, repeat) + 1):
+            for transport in transports:
+                for rate in ((0.0,) if saturation else ()) + tuple(rates):
+                    length = max(seconds, low_rate_seconds) if 0 < rate < LOW_RATE else seconds
+                    one = _one(transport, endpoints, length, rate, batch, signals, warmup, hub.pid)
+                    one["round"] = round_
+                    one["load_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+                    runs.append(one)
     finally:
         hub.terminate()
         try:
@@ -434,30 +466,14 @@ def run(
             hub.kill()
     out: dict[str, Any] = {"benchmark": "api"}
     for transport in transports:
-        mine = [r for r in runs if r["transport"] == transport]
-        summary: dict[str, Any] = {}
-        for r in mine:
-            figures = {
-                k: r[k]
-                for k in (
-                    "p50_ms",
-                    "p99_ms",
-                    "p99_ms_halves",
-                    "max_ms",
-                    "held_back",
-                    "dropped_by_hub",
-                    "lost",
-                )
-            }
-            if r["offered_per_s"] == "unpaced":
-                summary["saturation_per_s"] = r["signals_per_s"]
-                summary["saturation"] = figures
-            else:
-                summary[str(round(r["offered_per_s"]))] = figures | {"signals_per_s": r["signals_per_s"]}
-        out[transport] = summary
+        out[transport] = _summary([r for r in runs if r["transport"] == transport])
     out["runs"] = runs
     out["goal"] = GOAL
     out["reference"] = KUKSA_REFERENCE
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    out["machine"] = {"cpus": os.cpu_count(), "processes": "hub, provider, subscriber", "load_1min": load}
+    loads = [r["load_1min"] for r in runs if r["load_1min"] is not None]
+    out["machine"] = {
+        "cpus": os.cpu_count(),
+        "processes": "hub, provider, subscriber",
+        "load_1min": [min(loads), max(loads)] if loads else None,
+    }
     return out

@@ -55,9 +55,10 @@ def _parser() -> Parser:
 _PARSER = _parser()
 
 
-def parse_formula(expr: Any, where: str = "", what: str = "transform 'math'") -> Any:
-    """A formula parsed by the trimmed parser (length-limited, no removed functions); raises
-    ``ConfigError`` naming ``where``. Automations' templates use it too."""
+def parse_expression(expr: Any, where: str = "", what: str = "expression") -> Any:
+    """An expression parsed by the trimmed parser (bounded length, no removed functions); raises
+    ``ConfigError`` naming ``where``; the caller checks its variables. CAN transforms, automation
+    templates and the uplink's campaign conditions all use it."""
     prefix = f"{where}: " if where else ""
     if not isinstance(expr, str) or not expr.strip():
         raise ConfigError(f"{prefix}{what} must be a non-empty formula string")
@@ -77,7 +78,7 @@ def parse_formula(expr: Any, where: str = "", what: str = "transform 'math'") ->
 def compile_math(expr: Any, where: str = "") -> Transform:
     """A formula in ``x`` (the DBC value, or the VSS value for vss2dbc) as a function."""
     prefix = f"{where}: " if where else ""
-    parsed = parse_formula(expr, where)
+    parsed = parse_expression(expr, where, "transform 'math'")
     unknown = [v for v in parsed.variables() if v != "x"]
     if unknown:
         raise ConfigError(

@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     _register_api(cmds)
     _register_patterns(cmds)
     _register_automations(cmds)
+    _register_uplink(cmds)
 
 
 def _register_patterns(cmds: Any) -> None:
@@ -72,6 +73,40 @@ def bench_automations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_uplink(cmds: Any) -> None:
+    up = cmds.add_parser(
+        "uplink", help="uplink through a private Mosquitto: zero loss, throughput, CPU, catch-up, bytes"
+    )
+    up.add_argument("--vehicles", type=int, default=3, help="vehicle hubs (processes) in the zero-loss run")
+    up.add_argument("--seconds", type=float, default=12.0, help="length of the zero-loss run")
+    up.add_argument(
+        "--outage", type=float, default=4.0, help="seconds the broker is away (the issue's 60 s, compressed)"
+    )
+    up.add_argument(
+        "--throughput-seconds", type=float, default=5.0, help="measuring time of the throughput run"
+    )
+    up.add_argument("--cpu-seconds", type=float, default=8.0, help="measuring time of each CPU run")
+    up.add_argument("--json", action="store_true", help="print JSON")
+    up.set_defaults(func=bench_uplink)
+
+
+def bench_uplink(args: argparse.Namespace) -> int:
+    from anycar.bench import uplink
+
+    with errors.status(
+        "anycar bench uplink: outage and kill -9, throughput, CPU, catch-up, bytes per hour..."
+    ):
+        result = uplink.run(
+            vehicles=args.vehicles,
+            seconds=args.seconds,
+            outage_s=args.outage,
+            throughput_s=args.throughput_seconds,
+            cpu_s=args.cpu_seconds,
+        )
+    show(result, args.json)
+    return 0
+
+
 def _register_api(cmds: Any) -> None:
     api = cmds.add_parser(
         "api",
@@ -87,6 +122,12 @@ def _register_api(cmds: Any) -> None:
         help="offered signals/s, comma-separated, one latency run each ('' for none)",
     )
     api.add_argument("--no-saturation", action="store_true", help="skip the unpaced saturation run")
+    api.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of it all; the summary gives [lowest, highest] of each figure",
+    )
     api.add_argument("--batch", type=int, default=100, help="signals per PublishValuesRequest")
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
     api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
@@ -201,6 +242,7 @@ def bench_api(args: argparse.Namespace) -> int:
             signals=args.signals,
             transports=transports,
             profile=args.profile,
+            repeat=args.repeat,
         )
     show(result, args.json)
     return 0

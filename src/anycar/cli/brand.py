@@ -159,9 +159,12 @@ def coverage(args: argparse.Namespace) -> int:
     for x in paths:
         table.add_row(x.removeprefix("Vehicle."), *("●" if x in provided[p.id] else "" for p in profiles))
     table.add_row("[bold]signals[/]", *(f"[bold]{len(provided[p.id])}[/]" for p in profiles))
-    from rich.console import Console
+    if not console.is_terminal:
+        console.print(table)  # plain tab-separated rows for a pipe
+    else:
+        from rich.console import Console
 
-    wide = Console(width=max(console.width, 50 + 9 * len(profiles)))
-    wide.print(table)
+        wide = Console(width=max(console.width, 50 + 9 * len(profiles)))
+        wide.print(table)
     console.print("* reference profile: DBC written by anycar, not the maker's", highlight=False)
     return 0

@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
     demo.add_argument(
         "--no-automations", action="store_true", help="do not load the shipped example automations"
     )
+    demo.add_argument(
+        "--uplink",
+        nargs="?",
+        const="embedded",
+        metavar="URL",
+        help="also report to the fleet over MQTT: to URL, or (alone) to an embedded broker",
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -83,10 +90,28 @@ def run_demo(args: argparse.Namespace) -> int:
             speedup=args.speedup,
             automations=[] if args.no_automations else [_examples()],
         )
+        mqtt = _demo_uplink(args, parts, Path(tmp))
         hub = build_hub(config, parts)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(hub, args))
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_run(hub, args))
+        finally:
+            if mqtt is not None:
+                mqtt.stop()
     return 0
+
+
+def _demo_uplink(args: argparse.Namespace, parts: Any, folder: Path) -> Any:
+    """With ``--uplink``: the hub reports over MQTT, to an embedded broker unless a URL is given."""
+    if not args.uplink:
+        return None
+    from anycar.embedded_broker import EmbeddedBroker
+    from anycar.uplink import UplinkConfig
+
+    mqtt = EmbeddedBroker().start() if args.uplink == "embedded" else None
+    parts.uplink = UplinkConfig.from_url(mqtt.url if mqtt else args.uplink, f"demo-{args.brand}")
+    parts.uplink.spool_path = folder / "uplink.sqlite3"
+    return mqtt
 
 
 def _port_free(host: str, port: int) -> bool:

@@ -64,6 +64,14 @@ def register(sub: Any) -> None:
         default="WARNING",
         help="DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
     )
+    p.add_argument(
+        "--uplink",
+        metavar="URL",
+        help="report to the fleet over MQTT 5: mqtt://HOST:PORT or mqtts://HOST:PORT",
+    )
+    p.add_argument(
+        "--vehicle-id", help="this vehicle's id on the uplink (default: the config's, else the host name)"
+    )
     p.set_defaults(func=run_hub)
 
 
@@ -110,6 +118,14 @@ def run_hub(args: argparse.Namespace) -> int:
             + ", ".join(f"{flags.get(name, name)} PORT" for name in taken)
             + " (0 picks a free one) or in the config's ports section"
         )
+    if args.uplink:
+        from anycar.uplink import UplinkConfig
+
+        config.uplink = UplinkConfig.from_url(args.uplink, args.vehicle_id)
+    elif args.vehicle_id and config.uplink is not None:
+        config.uplink.rename(args.vehicle_id)
+    if config.uplink is not None and config.uplink.spool_path is None and args.db:
+        config.uplink.spool_path = Path(args.db).with_name("uplink.sqlite3")
     parts = HubParts(
         brand=args.brand,
         profile=profile,

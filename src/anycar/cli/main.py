@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "anycar.cli.token",
     "anycar.cli.automation",
     "anycar.cli.completion",
+    "anycar.cli.uplink",
 ]
 
 

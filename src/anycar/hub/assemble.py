@@ -13,6 +13,7 @@ from anycar.hub.dashboard import DashboardComponent
 from anycar.hub.hub import Hub
 from anycar.hub.simulation import SimulationComponent
 from anycar.hub.vehicle import VehicleComponent
+from anycar.uplink import UplinkComponent, UplinkConfig
 
 
 @dataclass
@@ -31,6 +32,7 @@ class HubParts:
     #: a profile already built (``--profile DIR``, ``--dbc/--mapping``); wins over ``brand``
     profile: BrandProfile | None = None
     automations: list[Path] | None = None  # definition files/folders (anycar.automations); None: off
+    uplink: UplinkConfig | None = None  # MQTT to the fleet; after the cabin, whose policy it uses
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
@@ -40,10 +42,13 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     if parts.can and parts.simulate:
         raise ConfigError("choose one source of CAN frames: --can or the simulator")
     hub = Hub(config)
+    uplink = parts.uplink or config.uplink
     if parts.brand is None and parts.profile is None:
         _add_automations(hub, parts)
         if parts.dashboard:
             hub.add_component(DashboardComponent())
+        if uplink is not None:
+            hub.add_component(UplinkComponent(uplink))
         return hub
     profile = parts.profile if parts.profile is not None else load_profile(parts.brand or "")
     vehicle = VehicleComponent(profile, parts.can)
@@ -59,6 +64,8 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     _add_automations(hub, parts)
     if parts.dashboard:
         hub.add_component(DashboardComponent())
+    if uplink is not None:
+        hub.add_component(UplinkComponent(uplink))
     return hub
 
 

@@ -23,6 +23,9 @@ Example (YAML; TOML has the same keys)::
       history_per_signal: 100  # recent values kept for VISS's history filter; 0: none
     actuation_timeout_s: 2.0
     automations: [automations/]  # definition files or folders (anycar.automations)
+    uplink:                    # optional; MQTT to the fleet cloud (see anycar.uplink.config)
+      broker: mqtt://127.0.0.1:1883
+      vehicle_id: PM-0001
 
 Relative file names are taken from the config file's folder. Without a token key the hub
 serves everyone, so it refuses any address but loopback.
@@ -39,9 +42,10 @@ from typing import Any
 from anycar import decoding
 from anycar.api.viss import VissLimits
 from anycar.errors import ConfigError
+from anycar.uplink.config import UplinkConfig
 
 DEFAULT_PORTS = {"grpc": 55555, "viss": 8090, "http": 8080, "accessories": 8765}
-_TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s", "automations"}
+_TOP = {"host", "ports", "tokens", "tls", "limits", "actuation_timeout_s", "automations", "uplink"}
 
 
 @dataclass
@@ -56,6 +60,7 @@ class HubConfig:
     limits: VissLimits = field(default_factory=VissLimits)
     actuation_timeout_s: float = 2.0
     automations: list[Path] | None = None
+    uplink: UplinkConfig | None = None
     source: str = "<defaults>"
 
     @property
@@ -138,6 +143,8 @@ class HubConfig:
             raise ConfigError(f"{source}: actuation_timeout_s must be a number in (0, 60], got {timeout!r}")
         cfg.actuation_timeout_s = float(timeout)
         cfg.automations = _automation_paths(data.get("automations"), base, source)
+        if data.get("uplink") is not None:
+            cfg.uplink = UplinkConfig.from_dict(data["uplink"], source=source, base=base)
         return cfg
 
 

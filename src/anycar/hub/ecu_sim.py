@@ -11,7 +11,7 @@ status from then on, as a body controller would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +22,7 @@ from anycar.brands import BrandProfile
 from anycar.brands.ecus import EcuEncoder, RequestReader
 from anycar.model import Catalog
 from anycar.sim.simulator import INPUTS, Simulator
+from anycar.supervisor import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class SimulatedEcus:
         self.held: dict[str, Any] = {}
         self.applied = 0
         self.refused: list[str] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[Supervised] = []
         self._notifiers: list[can.Notifier] = []
 
     def encode(self, values: Mapping[str, Any]) -> list[can.Message]:
@@ -60,12 +61,14 @@ class SimulatedEcus:
                 continue
             self.applied += 1
 
-    async def start(self, buses: Mapping[str, can.BusABC]) -> None:
+    async def start(self, buses: Mapping[str, can.BusABC], supervisor: Supervisor) -> None:
         loop = asyncio.get_running_loop()
         for name, bus in buses.items():
             reader = can.AsyncBufferedReader()
             self._notifiers.append(can.Notifier(bus, [reader], loop=loop))
-            self._tasks.append(asyncio.create_task(self._listen(name, reader), name=f"ecu-{name}"))
+            self._tasks.append(
+                supervisor.spawn(f"simulated-ecus-{name}", functools.partial(self._listen, name, reader))
+            )
 
     async def _listen(self, bus: str, reader: can.AsyncBufferedReader) -> None:
         while True:
@@ -82,7 +85,5 @@ class SimulatedEcus:
             notifier.stop()
         self._notifiers = []
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task.stop()
         self._tasks = []

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from anycar.api.auth import Forbidden, Grants
+from anycar.api.auth import Forbidden, Grants, Role
 from anycar.api.rest import caller_grants
+from anycar.rights import Privilege
 
-OWNER_SCOPE = "admin"
+OWNER_SCOPE = Role.ADMIN
 
 
 def require_owner(request: Request, what: str) -> Grants:
     """The caller's grants if the caller is the owner; ``Forbidden`` (403) or a token error (401)."""
     grants = caller_grants(request)
-    if grants.open:
-        return grants
-    held = {str(entry) for entry in grants.entries}
-    if OWNER_SCOPE not in held:
+    if grants.privilege is not Privilege.ADMINISTER:  # the highest of the token's set of scopes
         raise Forbidden(
             f"{what} is for the car's owner: the token of {grants.subject or 'this client'} "
-            f"lacks the '{OWNER_SCOPE}' scope"
+            f"lacks the '{OWNER_SCOPE.value}' scope"
         )
     return grants

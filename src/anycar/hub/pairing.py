@@ -19,6 +19,7 @@ from anycar.accessories import signing
 from anycar.accessories.errors import AttestationError, FitRefused, PairingError
 from anycar.accessories.protocol import error_message
 from anycar.api.auth import Action
+from anycar.api.bodies import read_json_object
 from anycar.api.rest import API_PREFIX, RouteGroup, ok_responses, require
 from anycar.errors import AnycarError, ConfigError
 from anycar.hub.owner import require_owner
@@ -71,21 +72,6 @@ def waiting_view(manager: AccessoryManager) -> dict[str, Any]:
     return {"waiting": out, "free": board.free()}
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    import json
-
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ConfigError(f"request body of {len(raw)} bytes is over {MAX_BODY_BYTES}")
-    try:
-        body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"request body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ConfigError("request body must be a JSON object")
-    return body
-
-
 def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     value = body.get(key)
     if not required and (value is None or value == ""):
@@ -108,7 +94,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
     async def trust(request: Request) -> JSONResponse:
         manager = manager_now()
         require_owner(request, "trusting a vendor key")
-        body = await _body(request)
+        body = await read_json_object(request, MAX_BODY_BYTES)
         vendor = body.get("vendor_id")
         if isinstance(vendor, str):
             try:
@@ -138,7 +124,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
     async def pair(request: Request) -> JSONResponse:
         manager = manager_now()
         require_owner(request, "pairing an accessory")
-        body = await _body(request)
+        body = await read_json_object(request, MAX_BODY_BYTES)
         code = _text(body, "code")
         assert code is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
         accessory = _text(body, "accessory", required=False)
@@ -182,11 +168,12 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
 
     p = API_PREFIX
     errors = {
-        "400": {"description": "bad body (the field is named)"},
-        "401": {"description": "token missing or invalid, or a wrong pairing code"},
-        "403": {"description": "the token lacks the owner's 'admin' scope"},
-        "409": {"description": "no free mount fits the accessory"},
-        "423": {"description": "locked out after repeated wrong codes"},
+        400: "bad body (the field is named)",
+        401: "token missing or invalid, or a wrong pairing code",
+        403: "the token lacks the owner's 'admin' scope",
+        404: "no such accessory waiting, or no such mount",
+        409: "no free mount fits the accessory",
+        423: "locked out after repeated wrong codes",
     }
     return RouteGroup(
         name="pairing",
@@ -205,7 +192,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
                         {"vendor_id": {"type": ["integer", "string"]}, "public_key": {"type": "string"}},
                         ["vendor_id", "public_key"],
                     ),
-                    "responses": ok_responses("the trusted key") | errors,
+                    "responses": ok_responses("the trusted key", errors={400: errors[400], 403: errors[403]}),
                 }
             },
             f"{p}/pairing": {
@@ -226,7 +213,7 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
                         },
                         ["code"],
                     ),
-                    "responses": ok_responses("the paired accessory, its mount and signals") | errors,
+                    "responses": ok_responses("the paired accessory, its mount and signals", errors=errors),
                 },
             },
         },

@@ -79,7 +79,7 @@ class SimulationComponent:
             await reader.start(hub.supervisor)
         encoder = EcuEncoder(profile)  # what the car's ECUs broadcast, counters and checksums too
         self.ecus = SimulatedEcus(profile, self.sim, hub.broker.catalog, encoder)
-        await self.ecus.start(self._tx)  # they read the requests the hub sends on the car's buses
+        await self.ecus.start(self._tx, hub.supervisor)  # they read the requests the hub sends
         self.vehicle.send_via(self._rx)
         router = ChannelRouter(self._tx, {b.channel or b.name: b.name for b in profile.buses})
         self.sink = CanFrameSink(self.ecus.encode, router, include=encoder.paths)

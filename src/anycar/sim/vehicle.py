@@ -7,8 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anycar import decoding
 from anycar.errors import ConfigError
 
 
@@ -171,11 +170,9 @@ def load_vehicle(profile: str) -> VehicleParams:
             )
         text, vid, where = res.read_text("utf-8"), profile, f"sim/data/vehicles/{profile}.yaml"
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}{line}: not valid YAML: {exc}") from None
+        data = decoding.load_document(text, where)
+    except decoding.DecodingError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_vehicle(vid, data, where)
 
 

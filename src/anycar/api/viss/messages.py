@@ -18,6 +18,7 @@ no wildcard (the spec's rule; several nodes are addressed with the ``paths`` fil
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +56,7 @@ def peek(text: str | bytes) -> tuple[str | None, str | None]:
     try:
         data = decoding.loads(text)
     except decoding.DecodingError:
-        return None, None
+        return _scan_ids(text)
     if not isinstance(data, dict):
         return None, None
     action, rid = data.get("action"), data.get("requestId")
@@ -63,6 +64,19 @@ def peek(text: str | bytes) -> tuple[str | None, str | None]:
         action if isinstance(action, str) and action in ACTIONS else None,
         _id_text(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None,
     )
+
+
+_ACTION_FIELD = re.compile(r'"action"\s*:\s*"(get|set|subscribe|unsubscribe)"')
+_ID_FIELD = re.compile(r'"requestId"\s*:\s*(?:"([A-Za-z0-9_.:-]{1,128})"|(\d{1,20})\b)')
+
+
+def _scan_ids(text: str | bytes) -> tuple[str | None, str | None]:
+    """For a message that does not decode (too deep, not UTF-8...): the action and a plain
+    requestId found in its text, so that the error reply still says which request it answers."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    action, rid = _ACTION_FIELD.search(text), _ID_FIELD.search(text)
+    return (action.group(1) if action else None, (rid.group(1) or rid.group(2)) if rid else None)
 
 
 def _id_text(value: Any) -> str:

@@ -508,11 +508,16 @@ const CHARTED = [[SIG.speed, "speed"], [SIG.soc, "soc"], [SIG.lv, "lv"]];
 
 async function loadHistory() {
   // what the hub recorded of the last two minutes, so the chart is not empty on load
+  // (VISS history leaves out the current value: a signal that has not changed since has only that)
   await Promise.all(CHARTED.map(async ([path, key]) => {
+    let items = [];
     try {
-      const items = await state.viss.history(path, "PT2M");
-      state.chart.load(key, items.map((it) => [Date.parse(it.ts), Number(it.value)]));
-    } catch { /* a hub without history: live values only */ }
+      items = await state.viss.history(path, "PT2M"); // the values before the current one
+    } catch { /* none recorded (a constant value), or a hub without history */ }
+    try {
+      items = [...items, ...(await state.viss.get(path))]; // and the current one, with its time
+    } catch { /* no value yet */ }
+    state.chart.load(key, items.map((it) => [Date.parse(it.ts), Number(it.value)]));
   }));
   document.body.dataset.history = "loaded";
 }
