@@ -90,11 +90,16 @@ def last_trace(engine: Engine, automation: str) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def hub_in_thread(
-    tmp_path: Path, *, brand: str = "xiaomi_su7", sources: list[Path] | None = None, dashboard: bool = False
+    tmp_path: Path,
+    *,
+    brand: str = "xiaomi_su7",
+    sources: list[Path] | None = None,
+    dashboard: bool = False,
+    token_key: Path | None = None,
 ) -> Iterator[Hub]:
     """A hub with the virtual accessories and the shipped examples on its own thread and loop
     (for tests whose driver - the CLI, Playwright - blocks the main thread); HTTP on a free port."""
-    config = HubConfig()
+    config = HubConfig(token_public_key=token_key)
     config.ports = {"grpc": None, "viss": 0 if dashboard else None, "http": 0, "accessories": 0}
     parts = HubParts(
         brand=brand,

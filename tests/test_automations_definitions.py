@@ -206,3 +206,12 @@ automations:
     assert "needs Administer" in problems["owner_hazard"]
     assert "has no grant" in problems["stranger"]
     assert list(engine.automations) == ["app_light"]
+
+
+def test_an_integer_too_long_for_python_is_a_clear_refusal() -> None:
+    import pytest
+
+    from anycar.automations.source import SourceError
+
+    with pytest.raises(SourceError, match="not valid YAML"):
+        parse_yaml("automations: " + "9" * 5000, "big.yaml")

@@ -184,3 +184,50 @@ automations:
     finally:
         await engine.stop()
         store.close()
+
+
+async def test_has_been_true_for_remembers_since_when_across_a_restart(tmp_path: Path) -> None:
+    import asyncio
+
+    from anycar.automations.engine import Engine
+    from anycar.automations.store import Store
+    from anycar.broker import SignalBroker
+    from automations_support import LIGHT, FakeCar, until, write
+
+    defs = write(
+        tmp_path,
+        "standing.yaml",
+        f"""
+automations:
+  - id: standing
+    triggers: [{{signal: {DOOR}, from: false, to: true}}]
+    conditions: [{{signal: Vehicle.Speed, below: 1, for: 1.0}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+""",
+    )
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    car.set("Vehicle.Speed", 0.0)
+    store = Store(tmp_path / "hub.sqlite3")
+    engine = Engine(broker, store=store)
+    engine.load_paths([defs])
+    await engine.start()
+    await until(lambda: store.since_all())
+    (since,) = store.since_all().values()
+    await engine.stop()
+    store.close()
+    await asyncio.sleep(0.6)  # the hub is down for a while: a reset clock would count only from here
+
+    store = Store(tmp_path / "hub.sqlite3")
+    engine = Engine(broker, store=store)  # restarted, the car still standing
+    engine.load_paths([defs])
+    await engine.start()
+    try:
+        await until(lambda: time.time() >= since + 1.1, timeout=5)
+        car.set(DOOR, False)
+        car.set(DOOR, True)
+        await until(lambda: car.sent(LIGHT) == [True], what="the condition, counted from before the restart")
+        assert store.since_all() == {next(iter(store.since_all())): since}
+    finally:
+        await engine.stop()
+        store.close()

@@ -98,3 +98,12 @@ def test_example_hub_yaml_loads_and_names_every_key() -> None:
             and not line.rstrip().endswith(":")
         ):
             assert "#" in line, f"uncommented key: {line}"
+
+
+def test_demo_can_leave_every_mount_free(capsys: pytest.CaptureFixture[str]) -> None:
+    import random
+
+    offset = str(random.randint(1000, 9000))
+    argv = ["demo", "--brand", "mg", "--no-virtual-accessories", "--headless", "--duration", "3"]
+    assert main([*argv, "--port-offset", offset, "--no-automations"]) == 0
+    assert "0 accessories fitted" in capsys.readouterr().out

@@ -156,3 +156,22 @@ def test_owner_routes_need_a_token_with_the_admin_scope(tmp_path: Path) -> None:
         r = httpx.post(f"{http}/api/v1/trust", json=body, headers={"Authorization": f"Bearer {owner}"})
         assert r.status_code == 200, r.text
         assert r.json()["vendor_id"] == 0xFFF2
+
+
+@pytest.mark.parametrize("name", ["fan.yaml", "light.yaml"])
+def test_example_manifests_validate_and_fit_every_car(name: str) -> None:
+    from anycar.accessories.manifest import parse_manifest
+    from anycar.accessories.mounts import load_profile_mounts
+    from anycar.brands import list_profiles
+    from anycar.cli.main import main
+
+    path = ROOT / "examples" / "accessories" / name
+    assert main(["accessory", "validate", str(path)]) == 0
+    manifest = parse_manifest(yaml.safe_load(path.read_text()), source=str(path))
+    if name == "fan.yaml":  # the README's fan finds a mount in every one of the 14 cars
+        for profile in list_profiles():
+            plan = load_profile_mounts(profile.id)
+            assert any(
+                m.type in manifest.mount_types and m.max_w >= manifest.power.peak_w
+                for m in plan.mounts.values()
+            ), profile.id

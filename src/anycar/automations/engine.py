@@ -174,6 +174,14 @@ class Engine:
             doc = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
             self._rest_docs[(kind, ident)] = doc
 
+    def compiled(self, doc: Document) -> tuple[list[m.Scene], list[m.Automation]]:
+        """The scenes and automations of a (checked) document, as they would be added now."""
+        ctx = self._context()
+        scenes, _ = Compiler(ctx, doc).scenes()
+        ctx.scenes = {**self.scenes, **{s.id: s for s in scenes}}
+        autos, _, _ = Compiler(ctx, doc).automations()
+        return scenes, autos
+
     def check_document(self, doc: Document) -> list[Problem]:
         """Problems a document would have if added now (schema, then catalog), without adding it."""
         found = schema_problems(doc)

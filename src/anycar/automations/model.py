@@ -392,3 +392,28 @@ def wait_paths(a: Automation) -> set[str]:
                 elif isinstance(t, GeofenceTrigger):
                     out.update((LATITUDE, LONGITUDE))
     return out
+
+
+def read_paths(a: Automation) -> set[str]:
+    """Every signal an automation reads: triggers (waits included), conditions, templates,
+    variables, the car's position for the sun and geofences."""
+    out: set[str] = set(wait_paths(a))
+    for t in a.triggers:
+        if isinstance(t, SignalTrigger):
+            out.add(t.path)
+        elif isinstance(t, (GeofenceTrigger, SunTrigger)):
+            out.update((LATITUDE, LONGITUDE))
+    for c in all_conditions(a):
+        if isinstance(c, SignalCondition):
+            out.add(c.path)
+        elif isinstance(c, TemplateCondition):
+            out.update(c.expression.signals)
+        elif isinstance(c, SunCondition):
+            out.update((LATITUDE, LONGITUDE))
+    for action in walk_actions(a.actions):
+        if isinstance(action, Actuate) and action.template is not None:
+            out.update(action.template.signals)
+    out.update(
+        v[1] for v in a.variables.values() if isinstance(v, tuple) and len(v) == 2 and v[0] == "signal"
+    )
+    return out

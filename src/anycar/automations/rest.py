@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from anycar.api.auth import Action, Grants
-from anycar.api.rest import API_PREFIX, RouteGroup, ok_responses, require
+from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses
+from anycar.automations import model as m
 from anycar.automations.source import Document, SourceError, parse_yaml
 from anycar.errors import AnycarError, ConfigError, InvalidValue
 from anycar.model.datatypes import ValueRejected
@@ -87,12 +88,25 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         for path in targets:
             grants.check(Action.ACTUATE, path)
 
+    def may_see(grants: Grants, a: Any) -> None:
+        """Reading an automation (its definition, traces, a dry run) needs read rights on every
+        signal it reads or sets: its traces show their values."""
+        for path in (*m.read_paths(a), *a.targets):
+            grants.check(Action.READ, path)
+
+    def sees(grants: Grants, a: Any) -> bool:
+        try:
+            may_see(grants, a)
+        except AnycarError:
+            return False
+        return True
+
     async def list_all(request: Request) -> JSONResponse:
-        require(request, Action.READ)
+        grants = caller_grants(request)
         e = engine()
         return JSONResponse(
             {
-                "automations": [e.describe(a) for a in e.automations.values()],
+                "automations": [e.describe(a) for a in e.automations.values() if sees(grants, a)],
                 "not_active": [
                     s.to_dict() for s in e.status.values() if s.state not in ("active", "disabled")
                 ],
@@ -102,11 +116,11 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         )
 
     async def health(request: Request) -> JSONResponse:
-        require(request, Action.READ)
+        caller_grants(request)
         return JSONResponse(engine().health())
 
     async def add(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
+        grants = caller_grants(request)  # authenticated before the body is read
         raw = await _body(request)
         e = engine()
         try:
@@ -127,9 +141,13 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         problems = e.check_document(doc)
         if problems:
             return _invalid([p.to_dict() for p in problems])
+        new_scenes, new_automations = e.compiled(doc)
+        for scene in new_scenes:
+            may_actuate(grants, scene.targets)
+        for a in new_automations:  # never more than the sender's token: what it sets and reads
+            may_actuate(grants, a.targets)
+            may_see(grants, a)
         items = [(kind, item) for kind in ("scene", "automation") for item in data.get(kind + "s") or []]
-        for kind, item in items:
-            may_actuate(grants, item["targets"] if kind == "scene" else _targets_of(e, item))
         e.put_rest(items)
         added = [f"{kind}:{item['id']}" for kind, item in items]
         refused = [
@@ -142,36 +160,43 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         return JSONResponse({"added": added, "refused": refused})
 
     async def show(request: Request) -> JSONResponse:
-        require(request, Action.READ)
+        grants = caller_grants(request)
         a = automation(request)
+        may_see(grants, a)
         return JSONResponse({**engine().describe(a), "definition": a.raw})
 
     async def delete(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
+        grants = caller_grants(request)
         a = automation(request)
         may_actuate(grants, a.targets)
         if a.origin != "rest" or not engine().drop_rest("automation", a.id):
             raise ConfigError(f"{a.id} comes from {a.where}; edit or remove that file instead")
         return JSONResponse({"deleted": a.id})
 
-    async def set_enabled(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
+    async def set_enabled(request: Request, enabled: bool) -> JSONResponse:
+        grants = caller_grants(request)
         a = automation(request)
         may_actuate(grants, a.targets)
-        enabled = request.path_params["verb"] == "enable"
         engine().set_enabled(a.id, enabled)
         return JSONResponse({"id": a.id, "enabled": enabled})
 
+    async def enable(request: Request) -> JSONResponse:
+        return await set_enabled(request, True)
+
+    async def disable(request: Request) -> JSONResponse:
+        return await set_enabled(request, False)
+
     async def trigger(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
+        grants = caller_grants(request)
         a = automation(request)
         may_actuate(grants, a.targets)
         run_id = engine().trigger(a.id)
         return JSONResponse({"id": a.id, "run_id": run_id, "started": run_id is not None})
 
     async def test(request: Request) -> JSONResponse:
-        require(request, Action.READ)
+        grants = caller_grants(request)
         a = automation(request)
+        may_see(grants, a)
         body = await _mapping(request)
         at = body.get("at", {})
         if not isinstance(at, dict):
@@ -190,16 +215,20 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         return JSONResponse(await e.dry_run(a.id, overrides))
 
     async def traces(request: Request) -> JSONResponse:
-        require(request, Action.READ)
+        grants = caller_grants(request)
         a = automation(request)
+        may_see(grants, a)
         return JSONResponse({"id": a.id, "traces": engine().traces(a.id, _limit(request))})
 
     async def scenes(request: Request) -> JSONResponse:
-        require(request, Action.READ)
-        return JSONResponse({"scenes": [s.to_dict() for s in engine().scenes.values()]})
+        grants = caller_grants(request)
+        visible = [
+            s for s in engine().scenes.values() if all(grants.allows(Action.READ, p) for p in s.targets)
+        ]
+        return JSONResponse({"scenes": [s.to_dict() for s in visible]})
 
     async def apply(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
+        grants = caller_grants(request)
         ident = request.path_params["id"]
         scene = engine().scenes.get(ident)
         if scene is None:
@@ -209,7 +238,7 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
         return JSONResponse({"scene": scene.id, "outcomes": outcomes})
 
     async def snapshot(request: Request) -> JSONResponse:
-        grants = require(request, Action.READ)
+        grants = caller_grants(request)
         body = await _mapping(request)
         ident, patterns = body.get("id"), body.get("patterns")
         if (
@@ -236,7 +265,15 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
     tag = "automations"
 
     def op(summary: str, **extra: Any) -> dict[str, Any]:
-        return {"tags": [tag], "summary": summary, "responses": ok_responses(summary), **extra}
+        """An operation: 200, 401, 403, and 400 for input, 404 for a named resource."""
+        responses = ok_responses(summary)
+        if "parameters" in extra or "requestBody" in extra:
+            responses["400"] = _error(
+                "malformed parameter or body, or an invalid definition (the message names it)"
+            )
+        if any(p.get("in") == "path" for p in extra.get("parameters", [])) or "requestBody" in extra:
+            responses["404"] = _error("no such automation or scene, or an unknown VSS path")
+        return {"tags": [tag], "summary": summary, "responses": responses, **extra}
 
     id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     doc_body = {
@@ -260,7 +297,8 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
             Route(f"{p}/automations/{{id}}/traces", traces, methods=["GET"]),
             Route(f"{p}/automations/{{id}}/trigger", trigger, methods=["POST"]),
             Route(f"{p}/automations/{{id}}/test", test, methods=["POST"]),
-            Route(f"{p}/automations/{{id}}/{{verb:str}}", set_enabled, methods=["POST"]),
+            Route(f"{p}/automations/{{id}}/enable", enable, methods=["POST"]),
+            Route(f"{p}/automations/{{id}}/disable", disable, methods=["POST"]),
             Route(f"{p}/scenes", scenes, methods=["GET"]),
             Route(f"{p}/scenes/snapshot", snapshot, methods=["POST"]),
             Route(f"{p}/scenes/{{id}}/apply", apply, methods=["POST"]),
@@ -346,6 +384,13 @@ def rest_group(component: AutomationsComponent) -> RouteGroup:
     )
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
 def _invalid(problems: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse(
         {
@@ -358,26 +403,3 @@ def _invalid(problems: list[dict[str, Any]]) -> JSONResponse:
         },
         status_code=400,
     )
-
-
-def _targets_of(e: Engine, item: dict[str, Any]) -> list[str]:
-    """Every actuator an automation body names (scenes it applies included)."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("actuate"), str):
-                out.append(node["actuate"])
-            if isinstance(node.get("scene"), str) and node["scene"] in e.scenes:
-                out.extend(e.scenes[node["scene"]].targets)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(item.get("actions"))
-    return out
-
-
-__all__ = ["rest_group"]

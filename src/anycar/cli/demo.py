@@ -38,6 +38,11 @@ def register(sub: Any) -> None:
         "--no-automations", action="store_true", help="do not load the shipped example automations"
     )
     demo.add_argument(
+        "--no-virtual-accessories",
+        action="store_true",
+        help="leave every mount free for accessories of your own (the virtual ones fill some cars)",
+    )
+    demo.add_argument(
         "--uplink",
         nargs="?",
         const="embedded",
@@ -84,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
             profile=profile,
             db_path=Path(tmp) / "hub.sqlite3",
             accessory_port=config.ports.get("accessories") or 0,
-            virtual_fleet=True,
+            virtual_fleet=not args.no_virtual_accessories,
             simulate=True,
             seed=args.seed,
             speedup=args.speedup,

@@ -92,8 +92,8 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
         return manager
 
     async def trust(request: Request) -> JSONResponse:
+        require_owner(request, "trusting a vendor key")  # who asks comes first
         manager = manager_now()
-        require_owner(request, "trusting a vendor key")
         body = await read_json_object(request, MAX_BODY_BYTES)
         vendor = body.get("vendor_id")
         if isinstance(vendor, str):
@@ -117,13 +117,13 @@ def pairing_group(current: Callable[[], AccessoryManager | None]) -> RouteGroup:
         return JSONResponse({**key.to_dict(), "already_trusted": False})
 
     async def waiting(request: Request) -> JSONResponse:
-        manager = manager_now()
         require(request, Action.READ)
+        manager = manager_now()
         return JSONResponse(waiting_view(manager))
 
     async def pair(request: Request) -> JSONResponse:
+        require_owner(request, "pairing an accessory")  # who asks comes first
         manager = manager_now()
-        require_owner(request, "pairing an accessory")
         body = await read_json_object(request, MAX_BODY_BYTES)
         code = _text(body, "code")
         assert code is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input

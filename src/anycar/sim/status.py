@@ -118,7 +118,7 @@ class DemoStatus:
             if a.mount:
                 acc.append(f" @ {a.mount}", style="dim")
             if a.watts:
-                acc.append(f" {a.watts:.0f} W")
+                acc.append(f" {a.watts:.0f} W" if a.watts >= 1 else f" {a.watts:.1f} W")  # standby is not 0 W
         total = sum(a.watts for a in fitted if a.available)
         if fitted:
             acc.append(f"   ({total:.0f} W)", style="dim")

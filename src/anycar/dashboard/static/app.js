@@ -40,6 +40,7 @@ const RESTRICTION_TEXT = {
   LIMIT_STRING_LENGTH: "Long text is shortened",
   LIMIT_CONTENT: "Lists are shortened",
   NO_SETUP: "No setup screens",
+  NO_TEXT_MESSAGE: "No text messages",
 };
 // Used only when the hub does not answer /api/driving-state.
 const DEFAULT_RESTRICTIONS = {
@@ -219,8 +220,8 @@ function renderDrivingState() {
   const sig = JSON.stringify([current, restrictions, [...affected]]);
   if (list.dataset.sig === sig) return;
   list.dataset.sig = sig;
-  list.replaceChildren(...restrictions.map((r) => el("li", { "data-restriction": r },
-    el("code", { text: r }), " ", RESTRICTION_TEXT[r] || r.replaceAll("_", " ").toLowerCase(),
+  list.replaceChildren(...restrictions.map((r) => el("li", { "data-restriction": r, title: r },
+    RESTRICTION_TEXT[r] || sentence(r.toLowerCase()),
     affected.has(r) ? el("span", { class: "who", text: "affects " + affected.get(r).join(", ") }) : null)));
 }
 
@@ -385,7 +386,7 @@ function renderAccessories(data) {
         watch(r.path, (v) => { b.textContent = typeof v === "number" ? `${fmt(v, 1)}${unit}` : v === null || v === undefined ? "unknown" : String(v); });
         return el("div", { class: "reading", "data-path": r.path }, el("span", { text: r.label || r.path.split(".").pop() }), b);
       }),
-      (a.restricted || []).length ? el("div", { class: "acc-note", text: "Restricted now: " + a.restricted.join(", ") }) : null,
+      (a.restricted || []).length ? el("div", { class: "acc-note", title: a.restricted.join(", "), text: "Restricted now: " + a.restricted.map((r) => (RESTRICTION_TEXT[r] || r).toLowerCase()).join("; ") }) : null,
       el("div", { class: "acc-power", "data-role": "power" }))) : [el("p", { class: "empty", text: "No accessories fitted yet." })]));
   }
   for (const a of list) {
