@@ -223,6 +223,8 @@ async def test_kill_9_mid_commissioning_then_retry(tmp_path: Path, when: str) ->
         await _read_until(proc, r"commissioned at ceiling_mount_rear")
         await asyncio.wait_for(retry.running.wait(), 10)
         assert retry.instance == "Light1"
+        proc.stdin.write(b"health\n")
+        await _read_until(proc, r"health: ok")
         proc.stdin.write(b"quit\n")
         await retry.stop()
         assert await asyncio.wait_for(proc.wait(), 20) == 0

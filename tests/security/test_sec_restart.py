@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 
 def _start(tmp_path: Path, db: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     config = tmp_path / "hub.yaml"
-    config.write_text("ports: {grpc: null, viss: null, http: 0}\n")
+    config.write_text("ports: {grpc: null, viss: null, http: 0, accessories: 0}\n")
     args = ["hub", "--config", str(config), "--brand", "xiaomi_su7", "--virtual-accessories", "--db", str(db)]
     proc = subprocess.Popen(
         [str(BIN / "anycar"), *args],
@@ -47,7 +47,7 @@ def _sigterm(proc: subprocess.Popen[str]) -> None:
     assert "Traceback" not in proc.stderr.read()
 
 
-def test_second_and_third_start_on_the_same_database(tmp_path: Path) -> None:
+def test_a_second_start_on_the_same_database(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite3"
     proc, endpoints = _start(tmp_path, db)
     try:
@@ -55,14 +55,13 @@ def test_second_and_third_start_on_the_same_database(tmp_path: Path) -> None:
     finally:
         _sigterm(proc)
     assert len(first) >= 5 and set(first.values()) <= {"running", "restricted", "shed"}
-    for _ in range(2):  # the second start crashed with TimeoutError; the third proves it stays so
-        proc, endpoints = _start(tmp_path, db)
-        try:
-            again = _fitted(endpoints)
-        finally:
-            _sigterm(proc)
-        assert again.keys() == first.keys()  # the same instances, reconnected, not re-commissioned
-        assert set(again.values()) <= {"running", "restricted", "shed"}
+    proc, endpoints = _start(tmp_path, db)  # the second start crashed with TimeoutError
+    try:
+        again = _fitted(endpoints)
+    finally:
+        _sigterm(proc)
+    assert again.keys() == first.keys()  # the same instances, reconnected, not re-commissioned
+    assert set(again.values()) <= {"running", "restricted", "shed"}
     keys = subprocess.run(
         [str(BIN / "anycar"), "accessory", "list", "--db", str(db), "--json"],
         capture_output=True,

@@ -26,6 +26,7 @@ HELP = """commands:
   free                                      free mounts and rail watts
   set PATH VALUE                            publish a vehicle signal (Vehicle.Speed 50) or actuate an accessory
   events [N]                                the last N policy events
+  health                                    background tasks and the event log: restarts, errors
   quit"""
 
 VEHICLE = (
@@ -113,6 +114,12 @@ async def _command(
         else:
             result = await broker.actuate(args[0], value, requester="console")
             say(f"{args[0]}: {result.status} {result.reason}")
+    elif cmd == "health":
+        health = manager.policy.supervisor.health()
+        say(f"health: {'ok' if health['ok'] else 'NOT ok'}")
+        for row in (*health["tasks"], *health["watched"], *health["stores"]):
+            error = f", last error: {row['last_error']}" if row["last_error"] else ""
+            say(f"  {row['name']}: {row['state']}, {row['restarts']} restarts{error}")
     elif cmd == "events":
         for e in manager.events.recent(limit=int(args[0]) if args else 20):
             say(f"{e.kind}: {e.message}")

@@ -45,7 +45,6 @@ def revocation_group(current: Callable[[], AccessoryManager | None]) -> RouteGro
         return JSONResponse({**key.to_dict(), "sessions_closed": closing})
 
     path = f"{API_PREFIX}/trust/{{key_id}}/revoke"
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return RouteGroup(
         name="revocation",
         description="Revoke a vendor key on the running hub (the owner's 'admin' right).",
@@ -65,12 +64,14 @@ def revocation_group(current: Callable[[], AccessoryManager | None]) -> RouteGro
                             "schema": {"type": "string", "maxLength": MAX_REASON},
                         },
                     ],
-                    "responses": ok_responses("the key as revoked, and how many connections end")
-                    | {
-                        "400": {"description": "the reason is too long", **error},
-                        "404": {"description": "no trusted key has this id", **error},
-                        "503": {"description": "the accessory server is not running", **error},
-                    },
+                    "responses": ok_responses(
+                        "the key as revoked, and how many connections end",
+                        errors={
+                            400: "the reason is too long",
+                            404: "no trusted key has this id",
+                            503: "the accessory server is not running",
+                        },
+                    ),
                 }
             }
         },

@@ -7,7 +7,8 @@ A full disk or a read-only file costs persistence only (counted, reported throug
 ``on_health``, retried with back-off), never the caller: the driving state and its restrictions
 are decided from memory. The table has a retention (rows and bytes, oldest go first), and the
 kinds an outsider can provoke (refused hellos, wrong codes, floods) are rate-limited: over the
-limit they are counted, and one summary row says how many were not logged.
+limit they are counted, and a summary row (at most one per kind every 5 s) says how many were
+not logged.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ KINDS = frozenset(
 NOISY_KINDS = frozenset(
     {"refusal", "attestation_failed", "pairing_failed", "locked_out", "rate_limited", "fit_refused"}
 )
+# At most one "N more were not logged" row per kind in this many seconds.
+SUMMARY_S = 5.0
 # What one event row costs beyond its text columns (seq, ts, two index entries), for the byte cap.
 _ROW_OVERHEAD = 48
 _BYTES = "LENGTH(kind) + LENGTH(subject) + LENGTH(message) + LENGTH(data)"
@@ -131,6 +134,7 @@ class EventLog:
         self._listeners: list[Callable[[Event], None]] = []
         self._noisy: dict[str, TokenBucket] = {}
         self.suppressed: dict[str, int] = {}  # per kind, since the last summary row
+        self._summarised: dict[str, float] = {}  # per kind, when the last summary row was made
         self.suppressed_total = 0
         self._writer: _Writer | None = None
         if db_path is not None:
@@ -161,8 +165,11 @@ class EventLog:
                 self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
                 self.suppressed_total += 1
                 return Event(time.time(), kind, subject, message, data, 0)
-            missed = self.suppressed.pop(kind, 0)
-            if missed:
+            now = time.monotonic()
+            missed = self.suppressed.get(kind, 0)
+            if missed and now - self._summarised.get(kind, -SUMMARY_S) >= SUMMARY_S:
+                del self.suppressed[kind]
+                self._summarised[kind] = now
                 self._record(
                     kind,
                     "event-log",
