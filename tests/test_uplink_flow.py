@@ -73,8 +73,12 @@ async def test_rest_views_of_the_uplink(tmp_path: Path) -> None:
             assert listed[0]["id"] == "fast" and listed[0]["running"] is True
             spec = (await client.get("/openapi.json")).json()
             assert "/api/v1/uplink" in spec["paths"]
+            # the hub's own health shows the uplink beside every other background task
+            health = (await client.get("/api/v1/info")).json()["health"]
+            assert set(health["details"]["uplink"]) >= {"connected", "crashes", "spool"}
     finally:
         await hub.stop()
+    assert "uplink" not in hub.supervisor.health().get("details", {})
 
 
 async def test_signals_an_accessory_adds_later_join_the_default_campaign(tmp_path: Path) -> None:

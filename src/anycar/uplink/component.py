@@ -141,8 +141,19 @@ class UplinkComponent:
                 supervised(self._housekeeping, "housekeeping", self.crashes), name="uplink-housekeeping"
             ),
         ]
+        supervisor = getattr(hub, "supervisor", None)
+        if supervisor is not None:  # its tasks restart themselves; /api/v1/info shows how they fare
+            supervisor.add_probe("uplink", self._health)
+
+    def _health(self) -> dict[str, Any]:
+        status = self.status()
+        keys = ("connected", "last_error", "in_flight", "backlog", "crashes", "refusals")
+        return {key: status[key] for key in keys} | {"spool": status["spool"]}
 
     async def stop(self) -> None:
+        supervisor = getattr(self._hub, "supervisor", None)
+        if supervisor is not None:
+            supervisor.remove_probe("uplink")
         for runner in list(self.runners.values()):
             await runner.stop()  # pending samples go to the spool
         self.runners = {}
