@@ -111,12 +111,16 @@ def test_a_definition_sent_over_rest_acts_as_its_sender_and_never_more(tmp_path:
         # the app needs a grant of its own on the hub (given by someone whose token holds it)
         refused = httpx.post(f"{base}/automations", json=body, headers=app, timeout=10)
         assert refused.status_code == 400 and "lights_app" in refused.json()["problems"][0]["message"]
-        granted = httpx.put(
-            f"{base}/grants/lights_app",
-            json={"privilege": "Operate", "actuates": ["Vehicle.Cabin.Light.**"]},
-            headers=app,
-            timeout=10,
+        owner = {
+            "authorization": "Bearer "
+            + keys.token("read actuate:Vehicle.Cabin.Light.** admin", subject="owner")
+        }
+        selfgrant = {"privilege": "Operate", "actuates": ["Vehicle.Cabin.Light.**"]}
+        # an app never gives itself a grant; the owner (admin scope) gives it one
+        assert (
+            httpx.put(f"{base}/grants/lights_app", json=selfgrant, headers=app, timeout=10).status_code == 403
         )
+        granted = httpx.put(f"{base}/grants/lights_app", json=selfgrant, headers=owner, timeout=10)
         assert granted.status_code == 200, granted.text
         added = httpx.post(f"{base}/automations", json=body, headers=app, timeout=10)
         assert added.status_code == 200, added.text
