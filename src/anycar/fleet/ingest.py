@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties
 
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.store import Accepted, DeadLetter, Store, Stored
-from anycar.wire import Channel, WireError, decode, parse_topic
+from anycar.wire import Channel, WireError, decode, parse_topic, subscription
 
 log = logging.getLogger("anycar.fleet.ingest")
 GROUP = "anycar-ingest"
@@ -48,8 +48,10 @@ class IngestStats:
     last_error: str = ""
 
 
-def subscriptions(group: str = GROUP) -> list[str]:
-    return [f"$share/{group}/anycar/v1/+/{c}" for c in Channel if c.uplink]
+def subscriptions(group: str = GROUP, vehicles: Sequence[str] = ("+",)) -> list[str]:
+    """The shared subscriptions: each uplink channel of every vehicle (``+``), or of the ones named
+    (a deployment may shard by vehicle; tests on a shared broker listen to their own)."""
+    return [f"$share/{group}/{subscription(c, v)}" for v in vehicles for c in Channel if c.uplink]
 
 
 def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | DeadLetter:
@@ -109,8 +111,10 @@ class IngestWorker:
         password: str | None = None,
         worker_id: str | None = None,
         group: str = GROUP,
+        vehicles: Sequence[str] = ("+",),
         batch_max: int = 500,
         batch_delay_s: float = 0.05,
+        session_s: int = SESSION_S,
         live: LiveFeed | None = None,
         on_commit: Callable[[Stored], None] | None = None,
     ) -> None:
@@ -119,8 +123,10 @@ class IngestWorker:
         self.username, self.password = username, password
         self.worker_id = worker_id or f"anycar-ingest-{uuid.uuid4().hex[:8]}"
         self.group = group
+        self.vehicles = tuple(vehicles)
         self.batch_max = batch_max
         self.batch_delay_s = batch_delay_s
+        self.session_s = session_s
         self.live = live
         self.on_commit = on_commit
         self.stats = IngestStats()
@@ -170,7 +176,7 @@ class IngestWorker:
 
     async def _session(self) -> None:
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_S
+        props.SessionExpiryInterval = self.session_s
         props.ReceiveMaximum = max(1, min(self.batch_max, 65535))
         client = aiomqtt.Client(
             self.host,
@@ -185,7 +191,7 @@ class IngestWorker:
         )
         client._client.manual_ack_set(True)  # PUBACK only after the commit (paho 2)
         async with client:
-            for sub in subscriptions(self.group):
+            for sub in subscriptions(self.group, self.vehicles):
                 await client.subscribe(sub, qos=1)
             self.connected.set()
             inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()

@@ -285,7 +285,10 @@ class Store:
         json_cols = {c.name for c in table.columns if isinstance(c.type, db.JSON)}
         raw: Any = conn.connection.driver_connection  # psycopg 3's own connection, for COPY
         names = ", ".join(columns)
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:  # nosec B608 # table and column names come from our own metadata, never from input
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):  # table and column names come from our own metadata
             for row in rows:
                 copy.write_row(
                     [
