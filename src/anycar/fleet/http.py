@@ -52,7 +52,9 @@ class Listener:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
-        await self._server.shutdown(sockets=[self._sock] if self._sock else None)
+        self._server.force_exit = True  # open WebSockets (the live feed) do not hold the stop up
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.shutdown(sockets=[self._sock] if self._sock else None), 5)
         self._server = None
         if self._sock is not None:
             self._sock.close()
