@@ -131,7 +131,7 @@ def osmand_app(store: Store, live: LiveFeed | None = None) -> Starlette:
         except OsmAndError as exc:
             return PlainTextResponse(str(exc) + "\n", status_code=400)
         device = params.get("id") or params.get("deviceid") or ""
-        ref = store.vehicle(device) if 0 < len(device) <= 64 else None
+        ref = await asyncio.to_thread(store.vehicle, device) if 0 < len(device) <= 64 else None
         if ref is None or ref.revoked:
             return PlainTextResponse("id: unknown device\n", status_code=400)
         try:
