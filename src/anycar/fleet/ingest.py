@@ -137,11 +137,11 @@ class IngestWorker:
     async def start(self, timeout: float = 15.0) -> None:
         self._stopping = False
         self._task = asyncio.create_task(self._supervise(), name=f"fleet-{self.worker_id}")
+        waiter = asyncio.ensure_future(self.connected.wait())
         done, _ = await asyncio.wait(
-            [self._task, asyncio.ensure_future(self.connected.wait())],
-            timeout=timeout,
-            return_when=asyncio.FIRST_COMPLETED,
+            [self._task, waiter], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
+        waiter.cancel()
         if self._task in done:
             self._task.result()  # raises what killed it
         if not self.connected.is_set():
