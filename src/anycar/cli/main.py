@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "anycar.cli.automation",
     "anycar.cli.completion",
     "anycar.cli.uplink",
+    "anycar.cli.fleet",
 ]
 
 

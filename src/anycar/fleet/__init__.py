@@ -1,0 +1,8 @@
+"""The fleet cloud: what many hubs report to, and what an operator looks at.
+
+It reads vehicles through ``anycar.wire`` only (an import-linter contract says so). Rooms:
+``db`` (tables, engine, migrations), ``store`` (batched writes and the queries behind the API),
+``registry`` (tenants, users, vehicles, tokens), ``mosquitto`` (the broker's password file and
+ACL), ``ingest`` (MQTT workers), ``osmand`` (plain GPS trackers over HTTP), ``api`` (REST,
+OpenAPI, live WebSocket), ``server`` (what ``anycar fleet serve`` runs). See docs/fleet.md.
+"""

@@ -1,0 +1,182 @@
+"""The fleet's tables (SQLAlchemy 2 Core) and the engine chosen by a URL.
+
+SQLite by default (one embedded file, nothing to install), PostgreSQL (psycopg 3) for a real
+fleet: ``postgresql+psycopg://HOST/DB``. The schema is made only by the Alembic migrations in
+``anycar.fleet.migrations`` (``upgrade`` runs them on start); these tables are their mirror for
+queries and must match the latest revision (a test checks it).
+
+Time series: positions and signal values keep epoch seconds (float) and are indexed by
+(vehicle, ts), so one vehicle's day is one index range; the last position of every vehicle
+lives on the vehicle's own row (updated with each batch), so "where is everyone" reads one
+row per vehicle however long the history grows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+ROLES = ("owner", "dispatcher", "driver", "viewer")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created", Float, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_users_tenant_name"),
+)
+
+vehicles = Table(
+    "vehicles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("vin", String(17), nullable=False),
+    Column("brand", String(64), nullable=False),
+    Column("wire_id", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # hub | tracker
+    Column("mqtt_hash", String(256)),  # Mosquitto's $7$ line for this vehicle's password
+    Column("revoked", Boolean, nullable=False),
+    Column("online", Boolean),
+    Column("last_seen", Float),
+    Column("last_ts", Float),
+    Column("last_lat", Float),
+    Column("last_lon", Float),
+    Column("last_speed", Float),
+    Column("last_heading", Float),
+    Column("created", Float, nullable=False),
+    UniqueConstraint("tenant_id", "vin", name="uq_vehicles_tenant_vin"),
+)
+Index("ix_vehicles_tenant", vehicles.c.tenant_id)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("speed", Float),
+    Column("heading", Float),
+    Column("source", String(16), nullable=False),  # hub | osmand
+)
+Index("ix_positions_vehicle_ts", positions.c.vehicle_id, positions.c.ts)
+
+signal_values = Table(
+    "signal_values",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("path", String(256), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("num", Float),
+    Column("value", JSON),
+)
+Index("ix_signal_values_vehicle_ts", signal_values.c.vehicle_id, signal_values.c.ts)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("subject", Text),
+    Column("message", Text),
+    Column("data", JSON),
+    Column("lat", Float),
+    Column("lon", Float),
+)
+Index("ix_events_vehicle_ts", events.c.vehicle_id, events.c.ts)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("received", Float, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id")),  # when the topic named a known one
+)
+Index("ix_dead_letters_received", dead_letters.c.received)
+
+received = Table(
+    "received",
+    metadata,
+    Column("vehicle", String(64), primary_key=True),
+    Column("boot", String(16), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+)
+
+TIME_SERIES = (positions, signal_values, events)
+
+DEFAULT_DB_ENV = "ANYCAR_FLEET_DB"
+
+
+def default_url() -> str:
+    """``$ANYCAR_FLEET_DB``, else SQLite at ~/.local/share/anycar/fleet.sqlite3."""
+    url = os.environ.get(DEFAULT_DB_ENV)
+    if url:
+        return url if "://" in url else f"sqlite:///{Path(url).resolve()}"
+    path = Path.home() / ".local/share/anycar/fleet.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the ingest's writer
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for ``url`` (default ``default_url()``); ``postgresql://`` means psycopg 3."""
+    url = url or default_url()
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)

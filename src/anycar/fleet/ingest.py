@@ -1,0 +1,275 @@
+"""Ingest workers: MQTT 5 shared subscriptions in, one database transaction per batch out.
+
+Every worker subscribes to ``$share/anycar-ingest/anycar/v1/+/<channel>`` for each uplink
+channel, so the broker splits the load over N workers. Each message is decoded and checked with
+``anycar.wire.decode`` (nothing here knows the format); a bad one becomes a dead letter with its
+reason, counted, and the worker goes on. Acknowledgement is manual (paho's ``manual_ack``): the
+PUBACKs of a batch go out only after its transaction committed, and the session persists at the
+broker (a stable client id, session expiry of a day), so a worker killed at any point gets the
+unacknowledged messages again when it comes back, and dedup in the store drops what had already
+been committed. If the database is down, the batch is retried with backoff and nothing is acked:
+ingest pauses and the broker holds the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from anycar.fleet.live import LiveFeed
+from anycar.fleet.store import Accepted, DeadLetter, Store, Stored
+from anycar.wire import Channel, WireError, decode, parse_topic, subscription
+
+log = logging.getLogger("anycar.fleet.ingest")
+GROUP = "anycar-ingest"
+SESSION_S = 86_400
+FUTURE_S = 3600.0  # a message dated more than this ahead of our clock is refused
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+
+
+def subscriptions(group: str = GROUP, vehicles: Sequence[str] = ("+",)) -> list[str]:
+    """The shared subscriptions: each uplink channel of every vehicle (``+``), or of the ones named
+    (a deployment may shard by vehicle; tests on a shared broker listen to their own)."""
+    return [f"$share/{group}/{subscription(c, v)}" for v in vehicles for c in Channel if c.uplink]
+
+
+def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | DeadLetter:
+    """Decode and check one message: an accepted message of a known vehicle, or why not."""
+    try:
+        vehicle_id, channel = parse_topic(topic)
+    except WireError as exc:
+        return DeadLetter(topic, exc.reason, str(exc), payload)
+    ref = store.vehicle(vehicle_id)
+    if ref is None or ref.revoked:
+        reason = "unknown_vehicle" if ref is None else "revoked"
+        return DeadLetter(topic, reason, f"vehicle {vehicle_id!r} is {reason.replace('_', ' ')}", payload)
+    try:
+        doc = decode(payload)
+    except WireError as exc:
+        return DeadLetter(topic, exc.reason, str(exc), payload, ref.id)
+    if doc.get("vehicle") != vehicle_id:
+        return DeadLetter(
+            topic,
+            "vehicle_mismatch",
+            f"vehicle: {doc.get('vehicle')!r} published under {vehicle_id!r}",
+            payload,
+            ref.id,
+        )
+    expected = {
+        "telemetry": Channel.TELEMETRY,
+        "events": Channel.EVENTS,
+        "state": Channel.STATE,
+        "campaign-ack": Channel.CAMPAIGN_ACKS,
+        "command-result": Channel.COMMAND_RESULTS,
+    }
+    if expected.get(doc["kind"]) is not channel:
+        return DeadLetter(
+            topic, "wrong_channel", f"kind: {doc['kind']!r} on channel {channel}", payload, ref.id
+        )
+    if float(doc["ts"]) > now + FUTURE_S:
+        return DeadLetter(
+            topic, "future", f"ts: {doc['ts']} is more than {FUTURE_S:.0f} s ahead", payload, ref.id
+        )
+    return Accepted(ref, doc)
+
+
+class IngestWorker:
+    """One worker (a fleet component: ``start()``/``stop()``). ``worker_id`` must be stable
+    across restarts of the same worker: it names the broker session that holds its unacked
+    messages."""
+
+    name = "ingest"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        username: str | None = None,
+        password: str | None = None,
+        worker_id: str | None = None,
+        group: str = GROUP,
+        vehicles: Sequence[str] = ("+",),
+        batch_max: int = 500,
+        batch_delay_s: float = 0.05,
+        session_s: int = SESSION_S,
+        live: LiveFeed | None = None,
+        on_commit: Callable[[Stored], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.host, self.port = host, port
+        self.username, self.password = username, password
+        self.worker_id = worker_id or f"anycar-ingest-{uuid.uuid4().hex[:8]}"
+        self.group = group
+        self.vehicles = tuple(vehicles)
+        self.batch_max = batch_max
+        self.batch_delay_s = batch_delay_s
+        self.session_s = session_s
+        self.live = live
+        self.on_commit = on_commit
+        self.stats = IngestStats()
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self, timeout: float = 15.0) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._supervise(), name=f"fleet-{self.worker_id}")
+        waiter = asyncio.ensure_future(self.connected.wait())
+        done, _ = await asyncio.wait(
+            [self._task, waiter], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiter.cancel()
+        if self._task in done:
+            self._task.result()  # raises what killed it
+        if not self.connected.is_set():
+            raise ConnectionError(f"ingest: no broker at {self.host}:{self.port} within {timeout:.0f} s")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _supervise(self) -> None:
+        """Reconnect forever; an unexpected error is logged and counted, never silent."""
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await self._session()
+                delay = 0.2
+            except aiomqtt.MqttError as exc:
+                self.stats.last_error = f"broker: {exc}"
+                log.warning("ingest %s: broker: %s; reconnecting", self.worker_id, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("ingest %s failed; restarting it", self.worker_id)
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _session(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_s
+        props.ReceiveMaximum = max(1, min(self.batch_max, 65535))
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=self.worker_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+            max_queued_incoming_messages=0,
+        )
+        client._client.manual_ack_set(True)  # PUBACK only after the commit (paho 2)
+        async with client:
+            for sub in subscriptions(self.group, self.vehicles):
+                await client.subscribe(sub, qos=1)
+            self.connected.set()
+            inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+
+            async def read() -> None:
+                async for message in client.messages:
+                    inbox.put_nowait(message)
+
+            reader = asyncio.create_task(read())
+            try:
+                while True:
+                    batch = await self._collect(inbox, reader)
+                    await self._commit(batch)
+                    for message in batch:
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await reader
+
+    async def _collect(
+        self, inbox: asyncio.Queue[aiomqtt.Message], reader: asyncio.Task[None]
+    ) -> list[aiomqtt.Message]:
+        getter = asyncio.ensure_future(inbox.get())
+        done, _ = await asyncio.wait([getter, reader], return_when=asyncio.FIRST_COMPLETED)
+        if getter not in done:
+            getter.cancel()
+            reader.result()  # the connection ended: raise its MqttError
+            raise aiomqtt.MqttError("message stream ended")
+        batch = [getter.result()]
+        deadline = time.monotonic() + self.batch_delay_s
+        while len(batch) < self.batch_max:
+            if inbox.empty():
+                left = deadline - time.monotonic()
+                if left <= 0 or reader.done():
+                    break
+                await asyncio.sleep(min(left, 0.005))
+                continue
+            batch.append(inbox.get_nowait())
+        return batch
+
+    async def _commit(self, batch: list[aiomqtt.Message]) -> None:
+        now = time.time()
+        accepted: list[Accepted] = []
+        dead: list[DeadLetter] = []
+        for message in batch:
+            payload = (
+                message.payload
+                if isinstance(message.payload, bytes)
+                else bytes(str(message.payload), "utf-8")
+            )
+            verdict = judge(self.store, str(message.topic.value), payload, now)
+            (accepted if isinstance(verdict, Accepted) else dead).append(verdict)  # type: ignore[arg-type]
+        delay = 0.2
+        while True:
+            try:
+                stored = await asyncio.to_thread(self.store.commit, accepted, dead)
+                break
+            except Exception as exc:  # the database is down or refused: keep the batch, retry
+                self.stats.db_errors += 1
+                self.stats.last_error = f"database: {type(exc).__name__}: {str(exc)[:200]}"
+                log.warning("ingest %s: %s; retrying in %.1f s", self.worker_id, self.stats.last_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        s = self.stats
+        s.batches += 1
+        s.received += len(batch)
+        s.stored += stored.messages
+        s.duplicates += stored.duplicates
+        s.dead += stored.dead
+        for d in dead:
+            s.dead_by_reason[d.reason] = s.dead_by_reason.get(d.reason, 0) + 1
+        if self.live is not None:
+            self.live.publish("position", stored.positions)
+            self.live.publish("event", stored.events)
+        if self.on_commit is not None:
+            self.on_commit(stored)
+
+    def status(self) -> dict[str, Any]:
+        return {"worker": self.worker_id, "connected": self.connected.is_set(), **vars(self.stats)}

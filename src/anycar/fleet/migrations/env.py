@@ -1,0 +1,12 @@
+"""Alembic's environment for the fleet: run on the connection ``anycar.fleet.migrate`` hands in."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from anycar.fleet.db import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

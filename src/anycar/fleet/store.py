@@ -1,0 +1,298 @@
+"""Writing what the ingest accepted, one transaction per batch, and the queries behind the API.
+
+A batch is committed whole or not at all, so the ingest acknowledges its messages only after
+``commit`` returns. Duplicates are dropped inside that transaction: every uplink message's
+(vehicle, boot, seq) goes into ``received`` with INSERT ... ON CONFLICT DO NOTHING RETURNING, and
+only the keys that come back are stored, so two workers (or a restarted one) that see the same
+message store it once. Rows go in with one multi-row statement per table, COPY on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from anycar.fleet import db
+from anycar.wire import samples
+
+LAT = "Vehicle.CurrentLocation.Latitude"
+LON = "Vehicle.CurrentLocation.Longitude"
+HEADING = "Vehicle.CurrentLocation.Heading"
+SPEED = "Vehicle.Speed"
+_POSITION_KEYS = {LAT: "lat", LON: "lon", HEADING: "heading", SPEED: "speed"}
+CACHE_S = 5.0  # how long a vehicle lookup is trusted (a revocation takes effect within it)
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRef:
+    id: int
+    tenant_id: int
+    wire_id: str
+    revoked: bool
+
+
+@dataclass(slots=True)
+class Accepted:
+    """One decoded uplink message (or an OsmAnd fix) of a known vehicle, before dedup."""
+
+    vehicle: VehicleRef
+    doc: dict[str, Any]
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    vehicle_id: int | None = None
+    received: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Stored:
+    """What one commit added: counts, and the rows the live feed shows (each with its tenant)."""
+
+    messages: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Positions from a telemetry batch: one at every time a latitude or longitude was sampled,
+    with the latest speed and heading known then; ``last`` carries a vehicle's values across
+    batches (a dead-band may send only the coordinate that moved)."""
+    out: list[dict[str, Any]] = []
+    moved_at: float | None = None
+
+    def emit() -> None:
+        if moved_at is not None and last.get("lat") is not None and last.get("lon") is not None:
+            out.append(
+                {
+                    "ts": moved_at,
+                    "lat": last["lat"],
+                    "lon": last["lon"],
+                    "speed": last.get("speed"),
+                    "heading": last.get("heading"),
+                }
+            )
+
+    for path, ts, value in sorted(samples(doc), key=lambda s: s[1]):
+        key = _POSITION_KEYS.get(path)
+        number = _number(value)
+        if key is None or number is None:
+            continue
+        if moved_at is not None and ts != moved_at:
+            emit()  # every sample of one time is in: that time's position is complete
+            moved_at = None
+        last[key] = number
+        if key in ("lat", "lon"):
+            moved_at = ts
+    emit()
+    return out
+
+
+class Store:
+    """The fleet database: batched writes for the ingest, tenant-scoped reads for the API."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._vehicles: dict[str, tuple[float, VehicleRef | None]] = {}
+        self._last: dict[int, dict[str, float | None]] = {}
+        self._lock = threading.Lock()
+
+    # ---- lookups -------------------------------------------------------------------------
+    def vehicle(self, wire_id: str) -> VehicleRef | None:
+        """The registered vehicle with this wire id (cached for ``CACHE_S``), or None."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._vehicles.get(wire_id)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(db.vehicles.c.id, db.vehicles.c.tenant_id, db.vehicles.c.revoked).where(
+                    db.vehicles.c.wire_id == wire_id
+                )
+            ).first()
+        ref = VehicleRef(row.id, row.tenant_id, wire_id, bool(row.revoked)) if row else None
+        with self._lock:
+            if len(self._vehicles) > 100_000:
+                self._vehicles.clear()
+            self._vehicles[wire_id] = (now, ref)
+        return ref
+
+    def forget(self, wire_id: str) -> None:
+        with self._lock:
+            self._vehicles.pop(wire_id, None)
+
+    # ---- writing -------------------------------------------------------------------------
+    def commit(self, accepted: Sequence[Accepted], dead: Sequence[DeadLetter] = ()) -> Stored:
+        """Store one batch in one transaction; raises (and stores nothing) if the database fails."""
+        stored = Stored(dead=len(dead))
+        with self.engine.begin() as conn:
+            if dead:
+                conn.execute(
+                    insert(db.dead_letters),
+                    [
+                        {
+                            "received": d.received,
+                            "topic": d.topic[:1024],
+                            "reason": d.reason[:32],
+                            "detail": d.detail[:4096],
+                            "payload": d.payload,
+                            "vehicle_id": d.vehicle_id,
+                        }
+                        for d in dead
+                    ],
+                )
+            fresh = self._first_time(conn, accepted)
+            stored.duplicates = len(accepted) - len(fresh)
+            stored.messages = len(fresh)
+            self._write(conn, fresh, stored)
+        return stored
+
+    def _first_time(self, conn: Connection, accepted: Sequence[Accepted]) -> list[Accepted]:
+        keyed: dict[tuple[str, str, int], Accepted] = {}
+        out: list[Accepted] = []
+        for item in accepted:
+            seq = int(item.doc.get("seq", 0))
+            if seq == 0:
+                out.append(item)  # state: idempotent, always applied
+            else:
+                keyed.setdefault((item.vehicle.wire_id, str(item.doc["boot"]), seq), item)
+        if keyed:
+            dialect_insert = postgresql.insert if self.postgres else sqlite.insert
+            stmt = (
+                dialect_insert(db.received)
+                .values([{"vehicle": v, "boot": b, "seq": s} for v, b, s in keyed])
+                .on_conflict_do_nothing()
+                .returning(db.received.c.vehicle, db.received.c.boot, db.received.c.seq)
+            )
+            new = {(r.vehicle, r.boot, int(r.seq)) for r in conn.execute(stmt)}
+            out.extend(item for key, item in keyed.items() if key in new)
+        return out
+
+    def _write(self, conn: Connection, fresh: Iterable[Accepted], stored: Stored) -> None:
+        pos_rows: list[dict[str, Any]] = []
+        sig_rows: list[dict[str, Any]] = []
+        ev_rows: list[dict[str, Any]] = []
+        vehicle_updates: dict[int, dict[str, Any]] = {}
+        now = time.time()
+        for item in sorted(fresh, key=lambda a: (a.doc.get("ts", 0), a.doc.get("seq", 0))):
+            ref, doc, kind = item.vehicle, item.doc, item.doc["kind"]
+            upd = vehicle_updates.setdefault(ref.id, {"last_seen": now})
+            if kind == "telemetry":
+                last = self._last.setdefault(ref.id, {})
+                for path, ts, value in samples(doc):
+                    sig_rows.append(
+                        {"vehicle_id": ref.id, "path": path, "ts": ts, "num": _number(value), "value": value}
+                    )
+                for p in positions_of(doc, last):
+                    pos_rows.append({"vehicle_id": ref.id, "source": "hub", **p})
+                    stored.positions.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p})
+            elif kind == "position":  # an OsmAnd fix, shaped by anycar.fleet.osmand
+                p = {k: doc.get(k) for k in ("ts", "lat", "lon", "speed", "heading")}
+                pos_rows.append({"vehicle_id": ref.id, "source": "osmand", **p})
+                stored.positions.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p})
+            elif kind == "events":
+                for e in doc["events"]:
+                    pos = e.get("position") or {}
+                    row = {
+                        "vehicle_id": ref.id,
+                        "ts": e["ts"],
+                        "type": e["type"],
+                        "subject": e.get("subject"),
+                        "message": e.get("message"),
+                        "data": e.get("data"),
+                        "lat": pos.get("lat"),
+                        "lon": pos.get("lon"),
+                    }
+                    ev_rows.append(row)
+                    stored.events.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **row})
+            elif kind == "state":
+                upd["online"] = doc["state"] == "online"
+            elif kind in ("campaign-ack", "command-result"):
+                subject = doc.get("campaign") if kind == "campaign-ack" else doc.get("command")
+                ev_rows.append(
+                    {
+                        "vehicle_id": ref.id,
+                        "ts": doc["ts"],
+                        "type": kind,
+                        "subject": subject,
+                        "message": doc.get("reason") or None,
+                        "data": {k: doc[k] for k in ("status", "version", "results") if k in doc},
+                        "lat": None,
+                        "lon": None,
+                    }
+                )
+        for row in pos_rows:
+            upd = vehicle_updates[row["vehicle_id"]]
+            if row["ts"] >= (upd.get("last_ts") or float("-inf")):
+                upd.update(
+                    last_ts=row["ts"],
+                    last_lat=row["lat"],
+                    last_lon=row["lon"],
+                    last_speed=row["speed"],
+                    last_heading=row["heading"],
+                )
+        self._insert(conn, db.positions, pos_rows)
+        self._insert(conn, db.signal_values, sig_rows)
+        self._insert(conn, db.events, ev_rows)
+        v = db.vehicles.c
+        for vehicle_id, upd in vehicle_updates.items():
+            stmt = update(db.vehicles).where(v.id == vehicle_id)
+            if "last_ts" in upd:  # never move the last position back (an old backlog arriving late)
+                position = {
+                    k: upd.pop(k) for k in ("last_ts", "last_lat", "last_lon", "last_speed", "last_heading")
+                }
+                conn.execute(
+                    update(db.vehicles)
+                    .where(
+                        and_(v.id == vehicle_id, (v.last_ts.is_(None)) | (v.last_ts <= position["last_ts"]))
+                    )
+                    .values(**position)
+                )
+            conn.execute(stmt.values(**upd))
+
+    def _insert(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if not self.postgres:
+            conn.execute(insert(table), rows)
+            return
+        columns = [c.name for c in table.columns if c.name != "id"]
+        json_cols = {c.name for c in table.columns if isinstance(c.type, db.JSON)}
+        raw: Any = conn.connection.driver_connection  # psycopg 3's own connection, for COPY
+        names = ", ".join(columns)
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):  # table and column names come from our own metadata
+            for row in rows:
+                copy.write_row(
+                    [
+                        json.dumps(row.get(c)) if c in json_cols and row.get(c) is not None else row.get(c)
+                        for c in columns
+                    ]
+                )
