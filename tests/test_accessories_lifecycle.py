@@ -36,6 +36,12 @@ async def test_commission_fit_and_command_round_trip(tmp_path: Path) -> None:
         assert hub.broker.get("Vehicle.Accessories.Light1.Status").value == "RUNNING"  # type: ignore[union-attr]
         kinds = [e.kind for e in hub.manager.events.recent(subject="Light1")]
         assert "fitted" in kinds and "commissioned" in kinds
+        # the activity log speaks to people: the product's name, its key only in the data
+        (done,) = [e for e in hub.manager.events.recent(subject="Light1") if e.kind == "commissioned"]
+        assert (
+            done.message.startswith(lamp.manifest["product_name"]) and ":" not in done.message.split(" ")[0]
+        )
+        assert done.data["accessory"].endswith(":L-1")
         await lamp.stop()
 
 

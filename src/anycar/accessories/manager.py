@@ -356,7 +356,12 @@ class AccessoryManager:
                 self.policy.grants.drop(name)
             raise
         self._drop_contenders(accessory, keep=session)
-        self.events.log("commissioned", name, f"{accessory} commissioned as {name} ({priv.label})")
+        self.events.log(  # words for people; the accessory's key stays in the data
+            "commissioned",
+            name,
+            f"{manifest.product_name} commissioned as {name} ({priv.label})",
+            accessory=accessory,
+        )
         session.last_seen = time.monotonic()  # silence counts from when it is fitted
         session.instance = name
         fitted.session = session
@@ -539,7 +544,12 @@ class AccessoryManager:
         with self.registry.transaction():
             self.policy.grants.drop(instance)
             self.registry.drop(instance)
-        self.events.log("removed", instance, f"{instance} removed from {fitted.mount.id}: {reason}")
+        self.events.log(
+            "removed",
+            instance,
+            f"{instance} removed from {fitted.mount.description or fitted.mount.id}: {reason}",
+            mount=fitted.mount.id,
+        )
 
     def _unfit(self, fitted: Fitted, status: str | None = None) -> None:
         """Undo ``_activate`` in this run (provider, status signal, mount, load); rows stay."""
