@@ -41,6 +41,7 @@ from typing import Any
 
 from anycar import decoding
 from anycar.api.viss import VissLimits
+from anycar.config_checks import only_keys, optional_str
 from anycar.errors import ConfigError
 from anycar.uplink.config import UplinkConfig
 
@@ -120,17 +121,17 @@ class HubConfig:
                 raise ConfigError(f"{source}: ports.{name} must be 0..65535 or null, got {value!r}")
             cfg.ports[name] = value
         tokens = _section(data, "tokens", source)
-        _only(tokens, {"public_key", "audience", "issuer"}, f"{source}: tokens")
+        only_keys(tokens, {"public_key", "audience", "issuer"}, f"{source}: tokens")
         cfg.token_public_key = _path(tokens.get("public_key"), base, f"{source}: tokens.public_key")
-        cfg.token_audience = _opt_str(tokens.get("audience"), f"{source}: tokens.audience")
-        cfg.token_issuer = _opt_str(tokens.get("issuer"), f"{source}: tokens.issuer")
+        cfg.token_audience = optional_str(tokens.get("audience"), f"{source}: tokens.audience")
+        cfg.token_issuer = optional_str(tokens.get("issuer"), f"{source}: tokens.issuer")
         tls = _section(data, "tls", source)
-        _only(tls, {"cert", "key"}, f"{source}: tls")
+        only_keys(tls, {"cert", "key"}, f"{source}: tls")
         cfg.tls_cert = _path(tls.get("cert"), base, f"{source}: tls.cert")
         cfg.tls_key = _path(tls.get("key"), base, f"{source}: tls.key")
         limits = _section(data, "limits", source)
         names = {f.name: f for f in fields(VissLimits)}
-        _only(limits, set(names), f"{source}: limits")
+        only_keys(limits, set(names), f"{source}: limits")
         values: dict[str, Any] = {}
         for key, value in limits.items():
             floor_ok = value >= 0 if key == "history_per_signal" else value > 0
@@ -161,18 +162,6 @@ def _section(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
     value = data.get(key) or {}
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: '{key}' must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _only(section: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(section) - allowed
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected {sorted(allowed)}")
-
-
-def _opt_str(value: Any, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string")
     return value
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from anycar.config_checks import only_keys, optional_str
 from anycar.errors import ConfigError
 from anycar.wire import Format, WireError, check_vehicle
 
@@ -142,22 +143,22 @@ class UplinkConfig:
         where = f"{source}: uplink"
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-        _only(data, _KEYS, where)
+        only_keys(data, _KEYS, where)
         cfg = cls(source=source)
         broker = data.get("broker")
         if not isinstance(broker, str):
             raise ConfigError(f"{where}.broker: needed, as mqtt://HOST:PORT or mqtts://HOST:PORT")
         cfg.set_broker(broker)
-        cfg.client_id = _str(data.get("client_id"), f"{where}.client_id") or ""
-        cfg.username = _str(data.get("username"), f"{where}.username") or cfg.username
-        cfg.password = _str(data.get("password"), f"{where}.password") or cfg.password
+        cfg.client_id = optional_str(data.get("client_id"), f"{where}.client_id") or ""
+        cfg.username = optional_str(data.get("username"), f"{where}.username") or cfg.username
+        cfg.password = optional_str(data.get("password"), f"{where}.password") or cfg.password
         if data.get("password_file") is not None:
             secret = _file(data["password_file"], base, f"{where}.password_file")
             cfg.password = secret.read_text("utf-8").strip()
         tls = data.get("tls") or {}
         if not isinstance(tls, dict):
             raise ConfigError(f"{where}.tls must be a mapping with ca, cert, key")
-        _only(tls, {"ca", "cert", "key"}, f"{where}.tls")
+        only_keys(tls, {"ca", "cert", "key"}, f"{where}.tls")
         cfg.tls = TlsSettings(
             *(_file(tls[k], base, f"{where}.tls.{k}") if tls.get(k) else None for k in ("ca", "cert", "key"))
         )
@@ -173,7 +174,7 @@ class UplinkConfig:
         spool = data.get("spool") or {}
         if not isinstance(spool, dict):
             raise ConfigError(f"{where}.spool must be a mapping with path, quota_mb")
-        _only(spool, {"path", "quota_mb"}, f"{where}.spool")
+        only_keys(spool, {"path", "quota_mb"}, f"{where}.spool")
         if spool.get("path") is not None:
             path = Path(str(spool["path"])).expanduser()
             cfg.spool_path = path if path.is_absolute() or base is None else base / path
@@ -183,7 +184,7 @@ class UplinkConfig:
         reconnect = data.get("reconnect") or {}
         if not isinstance(reconnect, dict):
             raise ConfigError(f"{where}.reconnect must be a mapping with min_s, max_s")
-        _only(reconnect, {"min_s", "max_s"}, f"{where}.reconnect")
+        only_keys(reconnect, {"min_s", "max_s"}, f"{where}.reconnect")
         cfg.reconnect_min_s = _number(reconnect.get("min_s", 0.5), f"{where}.reconnect.min_s", 0.01, 600)
         cfg.reconnect_max_s = _number(
             reconnect.get("max_s", 60), f"{where}.reconnect.max_s", cfg.reconnect_min_s, 3600
@@ -200,7 +201,7 @@ class UplinkConfig:
         commands = data.get("commands") or {}
         if not isinstance(commands, dict):
             raise ConfigError(f"{where}.commands must be a mapping")
-        _only(commands, {"actuates", "rate_per_s", "burst", "max_ttl_s"}, f"{where}.commands")
+        only_keys(commands, {"actuates", "rate_per_s", "burst", "max_ttl_s"}, f"{where}.commands")
         actuates = commands.get("actuates", [])
         if not isinstance(actuates, list) or not all(isinstance(a, str) for a in actuates):
             raise ConfigError(f"{where}.commands.actuates must be a list of VSS paths or patterns")
@@ -220,25 +221,13 @@ class UplinkConfig:
         cfg.compress = compress
         if data.get("events") is not None:
             cfg.events = _file(data["events"], base, f"{where}.events")
-        cfg.set_vehicle(_str(data.get("vehicle_id"), f"{where}.vehicle_id"))
+        cfg.set_vehicle(optional_str(data.get("vehicle_id"), f"{where}.vehicle_id"))
         return cfg
 
 
 def _hostname_id() -> str:
     name = "".join(c if c.isalnum() or c in "_.:-" else "-" for c in socket.gethostname())[:60]
     return f"hub-{name or 'local'}"
-
-
-def _only(section: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(section) - allowed
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected {sorted(allowed)}")
-
-
-def _str(value: Any, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string")
-    return value
 
 
 def _number(value: Any, where: str, lo: float, hi: float) -> float:
