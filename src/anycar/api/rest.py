@@ -13,15 +13,11 @@ else (before reading a body, before looking a path up); a body is read with
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -35,6 +31,7 @@ from anycar.api.auth import Action, Authorizer, Grants
 from anycar.api.bodies import MAX_BODY_BYTES, BodyLimit
 from anycar.broker import SignalBroker
 from anycar.errors import AnycarError, ConfigError
+from anycar.http_listener import HttpListener
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -341,68 +338,17 @@ def _int(text: str | None, default: int, lo: int, hi: int) -> int:
         raise AnycarError(f"query parameter must be an integer, got {text[:20]!r}") from None
 
 
-class HttpServer:
-    """uvicorn in the hub's event loop, on a socket the hub binds (so port 0 and errors are ours)."""
+class HttpServer(HttpListener):
+    """The hub's REST and VISS-over-HTTP server (``anycar.http_listener`` does the work)."""
 
     def __init__(
         self, app: Any, host: str, port: int, *, tls_cert: str | None = None, tls_key: str | None = None
     ) -> None:
-        self.app = app
-        self.host = host
-        self.requested_port = port
-        self.port = 0
-        self.tls = (tls_cert, tls_key)
-        self._server: uvicorn.Server | None = None
-        self._task: Any = None
-        self._sock: socket.socket | None = None
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls[0] else "http"
+        super().__init__(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
 
     async def start(self) -> None:
-
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.requested_port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(
-                f"HTTP cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
-            ) from None
-        sock.listen(128)
-        sock.setblocking(False)
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        cert, key = self.tls
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            ssl_certfile=cert,
-            ssl_keyfile=key,
-        )
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
-        self._server = server
-        self._task = asyncio.create_task(server.main_loop())
+        await super().start()
         log.info("REST and VISS-over-HTTP listening on %s://%s:%d", self.scheme, self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        with contextlib.suppress(Exception):
-            await self._task
-        await self._server.shutdown(sockets=[self._sock] if self._sock else None)
-        self._server = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
 
 
 __all__ = [

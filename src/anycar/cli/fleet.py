@@ -283,7 +283,7 @@ async def _run(server: Any) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, ConfigError) as exc:  # a port in use is a ConfigError
         await server.stop()
         raise ConfigError(str(exc)) from None
     try:

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 
 from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
-from anycar.fleet.http import Listener
 from anycar.fleet.ingest import GROUP, IngestWorker
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.migrate import upgrade
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
+from anycar.http_listener import HttpListener
 
 
 class Component(Protocol):
@@ -53,7 +53,7 @@ def broker_address(url: str) -> tuple[str, int]:
 
 
 class _Http:
-    def __init__(self, name: str, listener: Listener) -> None:
+    def __init__(self, name: str, listener: HttpListener) -> None:
         self.name, self.listener = name, listener
 
     async def start(self) -> None:
@@ -85,8 +85,16 @@ class FleetServer:
             )
             for i in range(cfg.workers)
         ]
-        self.api = Listener(fleet_api(self.store, self.live), cfg.host, cfg.api_port or 0, "the fleet API")
-        self.osmand = Listener(osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, "OsmAnd")
+        self.api = HttpListener(
+            fleet_api(self.store, self.live),
+            cfg.host,
+            cfg.api_port or 0,
+            what="the fleet API",
+            force_exit=True,
+        )
+        self.osmand = HttpListener(
+            osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, what="OsmAnd", force_exit=True
+        )
         self.components: list[Any] = list(self.workers)
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
