@@ -180,3 +180,25 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+# ---- storage at scale (fleet_scale): retention per tenant, the dedup watermark -------------------
+# On PostgreSQL, positions and signal_values are range-partitioned by ts (one partition per UTC day,
+# made ahead by anycar.fleet.partitions; see migrations/versions/0002_fleet_scale.py). These tables
+# stay the same for the queries: the partitioned parent has the same columns and indexes.
+
+tenant_retention = Table(
+    "tenant_retention",
+    metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), primary_key=True),
+    Column("days", Float, nullable=False),  # positions and signal values older than this are removed
+)
+
+received_floor = Table(
+    "received_floor",
+    metadata,
+    Column("vehicle", String(64), primary_key=True),
+    Column("boot", String(16), primary_key=True),
+    Column("floor", BigInteger, nullable=False),  # every seq <= floor was received (or given up)
+    Column("updated", Float, nullable=False),  # when the floor last moved
+)

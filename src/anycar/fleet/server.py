@@ -17,6 +17,7 @@ from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
 from anycar.fleet.ingest import GROUP, IngestWorker
 from anycar.fleet.live import LiveFeed
+from anycar.fleet.maintenance import Maintenance
 from anycar.fleet.migrate import upgrade
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
@@ -43,6 +44,7 @@ class FleetConfig:
     host: str = "127.0.0.1"
     api_port: int | None = 8090  # None: no API (``anycar fleet ingest``)
     osmand_port: int | None = 5055
+    maintenance_s: float | None = 300.0  # partitions ahead, retention, dedup pruning; None: off
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -96,6 +98,9 @@ class FleetServer:
             osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, what="OsmAnd", force_exit=True
         )
         self.components: list[Any] = list(self.workers)
+        self.maintenance = Maintenance(self.engine, interval_s=cfg.maintenance_s or 300.0)
+        if cfg.maintenance_s is not None:
+            self.components.insert(0, self.maintenance)
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:

@@ -21,7 +21,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from anycar.fleet import db
+from anycar.fleet import db, retention
 from anycar.wire import samples
 
 LAT = "Vehicle.CurrentLocation.Latitude"
@@ -190,6 +190,9 @@ class Store:
                 .returning(db.received.c.vehicle, db.received.c.boot, db.received.c.seq)
             )
             new = {(r.vehicle, r.boot, int(r.seq)) for r in conn.execute(stmt)}
+            if new:  # under a pruned floor: seen before even though its row is gone (fleet_scale)
+                floors = retention.floors_of(conn, {(v, b) for v, b, _ in new})
+                new = {k for k in new if k[2] > floors.get((k[0], k[1]), 0)}
             out.extend(item for key, item in keyed.items() if key in new)
         return out
 

@@ -1,0 +1,171 @@
+"""How long a tenant's history is kept, and keeping the dedup table small.
+
+**Retention** is a setting per tenant (``tenant_retention.days``; no row: kept forever). Positions
+and signal values older than a tenant's days are deleted, per vehicle, as index ranges on
+(vehicle_id, ts) (on PostgreSQL the ``ts <`` bound also prunes the scan to the old partitions).
+When every tenant has a setting, the day partitions older than the longest one are dropped
+whole first (free, no dead rows), so the deletes only touch the days between the shortest and
+the longest retention.
+
+**Dedup pruning**: ``received`` holds one row per (vehicle, boot, seq) ever stored. The prune
+moves a per-(vehicle, boot) floor up to the highest seq below which every number arrived
+(gapless, so exact: anything at or below it was stored) and deletes the rows under it; the
+store refuses a key at or below its floor. A gap that stays open longer than ``give_up_s`` (the
+hub lost or dropped that message) is given up: the floor jumps to the highest seq seen, and a
+message of that gap arriving later still is dropped as a duplicate (the one cost in
+correctness). A boot whose floor has not moved for ``forget_s`` (the hub restarted long ago) is
+forgotten: a resend from it would be stored twice, which the hub's bounded spool makes
+unlikely.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, select, text, tuple_, update
+from sqlalchemy.engine import Connection, Engine
+
+from anycar.fleet import db, partitions
+
+DAY = 86_400.0
+GIVE_UP_S = 7 * DAY
+FORGET_S = 30 * DAY
+CHUNK = 500  # vehicles per DELETE statement
+R, F = db.received.c, db.received_floor.c
+
+
+class RetentionError(ValueError):
+    pass
+
+
+def set_days(engine: Engine, tenant_id: int, days: float | None) -> None:
+    """Keep the tenant's positions and signal values ``days`` days (None: forever)."""
+    if days is not None and not (0 < days <= 36_500):
+        raise RetentionError(f"retention: days must be in (0, 36500], not {days}")
+    t = db.tenant_retention
+    with engine.begin() as conn:
+        conn.execute(delete(t).where(t.c.tenant_id == tenant_id))
+        if days is not None:
+            conn.execute(t.insert().values(tenant_id=tenant_id, days=float(days)))
+
+
+def settings(engine: Engine) -> dict[int, float | None]:
+    """Every tenant with its days (None: kept forever)."""
+    t = db.tenant_retention
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(db.tenants.c.id, t.c.days).outerjoin(t, t.c.tenant_id == db.tenants.c.id)
+        ).all()
+    return {r.id: r.days for r in rows}
+
+
+def apply(engine: Engine, now: float) -> dict[str, Any]:
+    """Remove what each tenant no longer keeps; returns what was dropped and deleted."""
+    per_tenant = settings(engine)
+    out: dict[str, Any] = {"dropped": [], "deleted": 0}
+    kept = list(per_tenant.values())
+    if kept and all(d is not None for d in kept):
+        longest = max(d for d in kept if d is not None)
+        out["dropped"] = partitions.drop_before(engine, now - longest * DAY)
+    for tenant_id, days in per_tenant.items():
+        if days is None:
+            continue
+        cutoff = now - days * DAY
+        with engine.connect() as conn:
+            ids = list(
+                conn.execute(select(db.vehicles.c.id).where(db.vehicles.c.tenant_id == tenant_id)).scalars()
+            )
+        for i in range(0, len(ids), CHUNK):
+            chunk = ids[i : i + CHUNK]
+            with engine.begin() as conn:
+                for table in (db.positions, db.signal_values):
+                    result = conn.execute(
+                        delete(table).where(table.c.vehicle_id.in_(chunk), table.c.ts < cutoff)
+                    )
+                    out["deleted"] += max(result.rowcount or 0, 0)
+    return out
+
+
+def _delete_under_floor(conn: Connection) -> int:
+    under = exists().where(and_(F.vehicle == R.vehicle, F.boot == R.boot, R.seq <= F.floor))
+    return max(conn.execute(delete(db.received).where(under)).rowcount or 0, 0)
+
+
+def prune_received(
+    engine: Engine, now: float, *, give_up_s: float = GIVE_UP_S, forget_s: float = FORGET_S
+) -> dict[str, int]:
+    """Move every (vehicle, boot)'s floor up and delete the dedup rows under it."""
+    out = {"deleted": 0, "floors_moved": 0, "gaps_given_up": 0, "forgotten": 0}
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            partitions.lock(conn)
+        out["deleted"] += _delete_under_floor(conn)  # resends that raced an earlier prune
+        # a floor of 0 for every boot not seen before: it starts the give-up clock
+        conn.execute(
+            db.received_floor.insert().from_select(
+                ["vehicle", "boot", "floor", "updated"],
+                select(R.vehicle, R.boot, text("0"), text(repr(float(now))))
+                .where(~exists().where(and_(F.vehicle == R.vehicle, F.boot == R.boot)))
+                .group_by(R.vehicle, R.boot),
+            )
+        )
+        # the gapless run just above each floor: seq - row_number() is constant along a run
+        ranked = (
+            select(
+                R.vehicle,
+                R.boot,
+                R.seq,
+                F.floor,
+                (R.seq - func.row_number().over(partition_by=(R.vehicle, R.boot), order_by=R.seq)).label("k"),
+            )
+            .join(db.received_floor, and_(F.vehicle == R.vehicle, F.boot == R.boot))
+            .subquery()
+        )
+        runs = conn.execute(
+            select(ranked.c.vehicle, ranked.c.boot, func.max(ranked.c.seq).label("top"))
+            .where(ranked.c.k == ranked.c.floor)
+            .group_by(ranked.c.vehicle, ranked.c.boot)
+        ).all()
+        for r in runs:
+            conn.execute(
+                update(db.received_floor)
+                .where(F.vehicle == r.vehicle, F.boot == r.boot)
+                .values(floor=r.top, updated=now)
+            )
+        out["floors_moved"] = len(runs)
+        # gaps open for longer than give_up_s: the floor jumps over them
+        stale = conn.execute(
+            select(R.vehicle, R.boot, func.max(R.seq).label("top"))
+            .join(db.received_floor, and_(F.vehicle == R.vehicle, F.boot == R.boot))
+            .where(F.updated < now - give_up_s)
+            .group_by(R.vehicle, R.boot)
+        ).all()
+        for r in stale:
+            conn.execute(
+                update(db.received_floor)
+                .where(F.vehicle == r.vehicle, F.boot == r.boot)
+                .values(floor=r.top, updated=now)
+            )
+        out["gaps_given_up"] = len(stale)
+        out["deleted"] += _delete_under_floor(conn)
+        left = exists().where(and_(F.vehicle == R.vehicle, F.boot == R.boot))
+        out["forgotten"] = max(
+            conn.execute(delete(db.received_floor).where(F.updated < now - forget_s, ~left)).rowcount or 0,
+            0,
+        )
+    return out
+
+
+def received_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(db.received)).scalar() or 0)
+
+
+def floors_of(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The dedup floor of each (vehicle, boot) that has one (the store refuses seq <= floor)."""
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        select(F.vehicle, F.boot, F.floor).where(tuple_(F.vehicle, F.boot).in_(sorted(pairs)))
+    )
+    return {(r.vehicle, r.boot): int(r.floor) for r in rows}
