@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from anycar.cli.output import console, errors, fail, print_json
+from anycar.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -27,6 +28,7 @@ def register(sub: Any) -> None:
     _register_patterns(cmds)
     _register_automations(cmds)
     _register_uplink(cmds)
+    _register_fleet(cmds)
 
 
 def _register_patterns(cmds: Any) -> None:
@@ -243,6 +245,54 @@ def bench_api(args: argparse.Namespace) -> int:
             transports=transports,
             profile=args.profile,
             repeat=args.repeat,
+        )
+    show(result, args.json)
+    return 0
+
+
+# ---- anycar bench fleet (fleet-scale) ------------------------------------------------------------
+def _register_fleet(cmds: Any) -> None:
+    fl = cmds.add_parser(
+        "fleet",
+        help="fleet ingest through a private Mosquitto into PostgreSQL/SQLite, scale-out, queries at 10^7 rows",
+    )
+    fl.add_argument("--seconds", type=float, default=20.0, help="publishing time of each ingest run")
+    fl.add_argument("--vehicles", type=int, default=1000, help="vehicles the load generator speaks for")
+    fl.add_argument("--rate", type=float, default=0.0, help="offered msg/s of the throughput runs (0: max)")
+    fl.add_argument("--latency-rate", type=float, default=1000.0, help="offered msg/s of the latency runs")
+    fl.add_argument(
+        "--parts",
+        default="ingest,scaleout,latency,sqlite",
+        help="comma list of ingest, scaleout, latency, sqlite, faults (kill a worker and an API process)",
+    )
+    fl.add_argument(
+        "--rows",
+        default="",
+        help="comma list of position counts for the query runs, e.g. 1000000,10000000 (checks free disk)",
+    )
+    fl.add_argument("--json", action="store_true", help="print JSON")
+    fl.set_defaults(func=bench_fleet)
+
+
+def bench_fleet(args: argparse.Namespace) -> int:
+    from anycar.bench import fleet
+
+    try:
+        rows = [int(x) for x in args.rows.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--rows {args.rows!r}: a comma list of whole numbers") from None
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    unknown = set(parts) - {"ingest", "scaleout", "latency", "sqlite", "faults"}
+    if unknown:
+        raise ConfigError(f"--parts: unknown {', '.join(sorted(unknown))}")
+    with errors.status("anycar bench fleet: ingest through Mosquitto, scale-out, queries..."):
+        result = fleet.run(
+            seconds=args.seconds,
+            vehicles=args.vehicles,
+            rate=args.rate,
+            latency_rate=args.latency_rate,
+            rows=rows,
+            parts=parts,
         )
     show(result, args.json)
     return 0

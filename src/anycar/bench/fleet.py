@@ -1,0 +1,469 @@
+"""`anycar bench fleet`: the fleet cloud's ingest and queries, measured on this machine.
+
+- **ingest**: a load generator (``fleet_procs publish``, the wire format, each message a
+  telemetry batch of 10 values) publishes through a Mosquitto of the bench's own, tuned for it
+  (``max_inflight_messages`` and the queue limits raised: the default 20 in flight per client
+  caps a worker's batch), into N ingest worker processes (``fleet_procs worker``, the fleet's
+  own ``IngestWorker``) on a fresh PostgreSQL database (or SQLite file). Zero loss is checked by
+  counting rows: ``received`` keys, positions and signal values against what was published.
+  Throughput is stored messages over the time from the first publish to the last commit;
+  publish -> queryable is each position's ``commit returned - publish time``.
+- **scale-out**: the same with 1 and with 2 workers, as fast as they go; the ratio.
+- **queries**: positions generated in PostgreSQL (``--rows``, 10,000 vehicles, 100 fixes per
+  vehicle per day, so rows grow as days of history in day partitions): the last position of
+  every vehicle, one vehicle's day, a fleet daily report, timed at each size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess  # nosec B404 # the benchmark starts the broker, the load generator and the workers it measures
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
+
+from anycar.errors import ConfigError
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+BROKER_CONF = """
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence {persistence}
+persistence_location {folder}/
+max_inflight_messages 1000
+max_queued_messages 1000000
+max_queued_bytes 0
+{user}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A Mosquitto of the bench's own on a free port (it may be restarted on the same port)."""
+
+    def __init__(self, folder: Path, *, persistence: bool = False) -> None:
+        self.folder, self.port, self.persistence = folder, free_port(), persistence
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Broker:
+        conf = self.folder / "mosquitto.conf"
+        conf.write_text(
+            BROKER_CONF.format(
+                port=self.port,
+                folder=self.folder,
+                persistence="true" if self.persistence else "false",
+                user="user root" if os.geteuid() == 0 else "",
+            )
+        )
+        log = open(self.folder / "mosquitto.log", "ab")  # noqa: SIM115 - the broker keeps it
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)  # nosec B603 # fixed argv
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return self
+            time.sleep(0.05)
+        raise ConfigError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(15)
+            self.proc = None
+
+
+@contextlib.contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh, migrated fleet database: ``postgres`` (dropped after) or ``sqlite`` (a file)."""
+    from anycar.fleet.db import make_engine
+    from anycar.fleet.maintenance import Maintenance
+    from anycar.fleet.migrate import upgrade
+
+    if kind == "sqlite":
+        url = f"sqlite:///{folder / 'fleet.sqlite3'}"
+        admin = None
+    else:
+        name = f"anycar_bench_{uuid.uuid4().hex[:10]}"
+        admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        Maintenance(engine).run_once()  # today's partitions
+        yield url
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def register(engine: Engine, prefix: str, vehicles: int) -> None:
+    """Register the load generator's vehicles in one statement (what ``vehicle add`` stores)."""
+    from anycar.fleet import db, registry
+
+    tid = registry.tenant_id(engine, "bench", create=True)
+    from anycar.bench.fleet_procs import vehicle_name
+
+    now = time.time()
+    rows = [
+        {
+            "tenant_id": tid,
+            "vin": f"BENCH{i:012d}",
+            "brand": "kaiyun_pickman",
+            "wire_id": vehicle_name(prefix, i),
+            "kind": "hub",
+            "revoked": False,
+            "created": now,
+        }
+        for i in range(vehicles)
+    ]
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 5000):
+            conn.execute(db.vehicles.insert(), rows[i : i + 5000])
+
+
+def _proc(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # nosec B603 # our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "anycar.bench.fleet_procs", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class Workers:
+    def __init__(self, folder: Path, url: str, port: int, n: int, batch: int) -> None:
+        self.folder, self.url, self.port, self.batch = folder, url, port, batch
+        self.ids = [f"bench-w{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+
+    def start(self, wid: str) -> None:
+        proc = _proc(
+            "worker", self.url, str(self.port), wid, str(self.folder / f"{wid}.json"), str(self.batch)
+        )
+        if proc.stdout is None:
+            raise RuntimeError("worker without stdout")
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            err = proc.stderr.read() if proc.stderr else ""
+            raise ConfigError(f"bench worker did not start: {line} {err[-2000:]}")
+        self.procs[wid] = proc
+
+    def start_all(self) -> None:
+        for wid in self.ids:
+            self.start(wid)
+
+    def kill(self, wid: str) -> None:
+        self.procs[wid].send_signal(signal.SIGKILL)
+        self.procs[wid].wait(15)
+
+    def stats(self) -> list[dict[str, Any]]:
+        out = []
+        for wid in self.ids:
+            with contextlib.suppress(OSError, ValueError):
+                out.append(json.loads((self.folder / f"{wid}.json").read_text()))
+        return out
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def percentile(hist: dict[int, int], q: float) -> float | None:
+    total = sum(hist.values())
+    if not total:
+        return None
+    want, seen = q * total, 0
+    for ms in sorted(hist):
+        seen += hist[ms]
+        if seen >= want:
+            return float(ms)
+    return float(max(hist))
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    from anycar.fleet import db
+
+    with engine.connect() as conn:
+        return {
+            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar() or 0)
+            for t in (db.received, db.positions, db.signal_values, db.dead_letters)
+        }
+
+
+def ingest(
+    kind: str = "postgres",
+    *,
+    workers: int = 1,
+    vehicles: int = 1000,
+    rate: float = 0.0,
+    seconds: float = 20.0,
+    batch: int = 500,
+    publishers: int = 1,
+) -> dict[str, Any]:
+    """One ingest run; ``rate`` 0 offers as much as the broker acknowledges."""
+    from anycar.fleet.db import make_engine
+
+    folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleet-"))
+    broker = Broker(folder).start()
+    try:
+        with database(kind, folder) as url:
+            engine = make_engine(url)
+            prefixes = [f"B{uuid.uuid4().hex[:6]}p{p}-" for p in range(publishers)]
+            for prefix in prefixes:
+                register(engine, prefix, vehicles // publishers)
+            pool = Workers(folder, url, broker.port, workers, batch)
+            pool.start_all()
+            load0 = os.getloadavg()
+            try:
+                started = time.time()
+                pubs = [
+                    _proc(
+                        "publish",
+                        str(broker.port),
+                        str(vehicles // publishers),
+                        str(rate / publishers),
+                        str(seconds),
+                        prefix,
+                    )
+                    for prefix in prefixes
+                ]
+                timeline: list[tuple[float, int]] = []
+                while any(p.poll() is None for p in pubs):
+                    timeline.append((time.time() - started, sum(s.get("stored", 0) for s in pool.stats())))
+                    time.sleep(1.0)
+                sent = [json.loads(p.communicate(timeout=180)[0].strip().splitlines()[-1]) for p in pubs]
+                published = sum(s["published"] for s in sent)
+                deadline = time.time() + max(60.0, seconds)
+                while sum(s.get("stored", 0) for s in pool.stats()) < published and time.time() < deadline:
+                    time.sleep(0.5)
+                time.sleep(1.0)  # the last stats dump
+                stats = pool.stats()
+            finally:
+                pool.stop()
+            rows = counts(engine)
+            engine.dispose()
+            load1 = os.getloadavg()
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    hist: dict[int, int] = {}
+    for s in stats:
+        for ms, n in s["hist"].items():
+            hist[int(ms)] = hist.get(int(ms), 0) + n
+    last = max((s["last_commit"] or 0) for s in stats)
+    stored = sum(s["stored"] for s in stats)
+    rates = [b[1] - a[1] for a, b in itertools.pairwise(timeline)]
+    return {
+        "db": kind,
+        "workers": workers,
+        "vehicles": vehicles,
+        "offered_rate": rate or "max",
+        "seconds": seconds,
+        "batch_max": batch,
+        "published": published,
+        "publish_rate": round(sum(s["rate"] for s in sent), 1),
+        "stored": stored,
+        "rows": rows,
+        "zero_loss": rows["received"] == published
+        and rows["positions"] == published
+        and rows["signal_values"] == 10 * published,
+        "msg_per_s": round(stored / max(1e-9, last - started), 1),
+        "msg_per_s_per_second_window": {
+            "min": min(rates[1:-1], default=None),
+            "median": statistics.median(rates[1:-1]) if len(rates) > 2 else None,
+            "max": max(rates, default=None),
+        },
+        "latency_ms": {q: percentile(hist, v) for q, v in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))},
+        "duplicates": sum(s["duplicates"] for s in stats),
+        "db_errors": sum(s["db_errors"] for s in stats),
+        "loadavg": {"before": load0, "after": load1},
+    }
+
+
+# -- queries at 10^6 .. 10^7 rows ---------------------------------------------------------------
+FIXES_PER_DAY = 100
+QUERY_VEHICLES = 10_000
+
+
+def _timed(engine: Engine, sql: str, params: dict[str, Any], repeat: int = 5) -> dict[str, Any]:
+    times = []
+    rows = 0
+    with engine.connect() as conn:
+        for _ in range(repeat):
+            t = time.perf_counter()
+            rows = len(conn.execute(text(sql), params).all())
+            times.append((time.perf_counter() - t) * 1000)
+    return {"ms_median": round(statistics.median(times), 2), "ms_min": round(min(times), 2), "rows": rows}
+
+
+LAST_FROM_VEHICLES = (
+    "SELECT wire_id, last_ts, last_lat, last_lon, last_speed, last_heading FROM vehicles "
+    "WHERE tenant_id = :t AND last_ts IS NOT NULL ORDER BY wire_id"
+)
+LAST_FROM_POSITIONS = (
+    "SELECT v.wire_id, p.ts, p.lat, p.lon FROM vehicles v CROSS JOIN LATERAL ("
+    "SELECT ts, lat, lon FROM positions WHERE vehicle_id = v.id ORDER BY ts DESC LIMIT 1) p "
+    "WHERE v.tenant_id = :t"
+)
+ONE_DAY = (
+    "SELECT ts, lat, lon, speed, heading, source FROM positions "
+    "WHERE vehicle_id = :v AND ts >= :a AND ts < :b ORDER BY ts"
+)
+FLEET_DAY = """
+SELECT vehicle_id, count(*) AS fixes, min(ts) AS first, max(ts) AS last, max(speed) AS max_speed,
+       sum(CASE WHEN prev_lat IS NULL THEN 0 ELSE 6371.0 * 2 * asin(sqrt(
+           power(sin(radians(lat - prev_lat) / 2), 2) +
+           cos(radians(prev_lat)) * cos(radians(lat)) * power(sin(radians(lon - prev_lon) / 2), 2)))
+       END) AS km
+FROM (SELECT vehicle_id, ts, lat, lon, speed,
+             lag(lat) OVER w AS prev_lat, lag(lon) OVER w AS prev_lon
+      FROM positions WHERE ts >= :a AND ts < :b
+      WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts)) x
+GROUP BY vehicle_id
+"""
+
+
+def queries(sizes: list[int]) -> dict[str, Any]:
+    """Fill positions up to each size (10,000 vehicles, 100 fixes a vehicle a day, one day
+    partition per day) and time the queries at each."""
+    from anycar.fleet import db, partitions
+    from anycar.fleet.db import make_engine
+
+    free = shutil.disk_usage("/var/lib/postgresql" if os.path.isdir("/var/lib/postgresql") else "/").free
+    need = max(sizes) * 160  # bytes a position row takes with its index, measured
+    if free < 3 * need:
+        raise ConfigError(f"--rows {max(sizes)}: {free / 1e9:.1f} GB free, want {3 * need / 1e9:.1f} GB")
+    folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleetq-"))
+    out: dict[str, Any] = {"vehicles": QUERY_VEHICLES, "fixes_per_vehicle_day": FIXES_PER_DAY, "sizes": []}
+    try:
+        with database("postgres", folder) as url:
+            engine = make_engine(url)
+            register(engine, "Q", QUERY_VEHICLES)
+            with engine.connect() as conn:
+                tid = conn.execute(select(db.vehicles.c.tenant_id).limit(1)).scalar()
+                first_id, last_id = conn.execute(
+                    select(func.min(db.vehicles.c.id), func.max(db.vehicles.c.id))
+                ).one()
+            day0 = partitions.day_start(time.time()) + 86_400  # tomorrow onwards: day partitions
+            per_day = QUERY_VEHICLES * FIXES_PER_DAY
+            filled_days = 0
+            for size in sorted(sizes):
+                days = max(1, size // per_day)
+                partitions.ensure_days(engine, day0, day0 + (days - 1) * 86_400)
+                t = time.perf_counter()
+                with engine.begin() as conn:
+                    for d in range(filled_days, days):
+                        conn.execute(
+                            text(
+                                "INSERT INTO positions (vehicle_id, ts, lat, lon, speed, heading, source) "
+                                "SELECT v, :d + 28800 + f * 288 + (v % 97), 48.1 + (v % 100) / 1000.0 + f / 1e5, "
+                                "11.5 + (v / 100) / 1000.0 + f / 1e5, (f * 7 + v) % 60, (f * 13) % 360, 'hub' "
+                                "FROM generate_series(:lo, :hi) v, generate_series(0, :n - 1) f"
+                            ),
+                            {"d": day0 + d * 86_400, "lo": first_id, "hi": last_id, "n": FIXES_PER_DAY},
+                        )
+                    conn.execute(
+                        text(
+                            "UPDATE vehicles SET last_ts = p.ts, last_lat = p.lat, last_lon = p.lon FROM ("
+                            "SELECT DISTINCT ON (vehicle_id) vehicle_id, ts, lat, lon FROM positions "
+                            "WHERE ts >= :a ORDER BY vehicle_id, ts DESC) p WHERE p.vehicle_id = vehicles.id"
+                        ),
+                        {"a": day0 + (days - 1) * 86_400},
+                    )
+                    conn.execute(text("ANALYZE positions"))
+                    conn.execute(text("ANALYZE vehicles"))
+                fill_s = time.perf_counter() - t
+                filled_days = days
+                with engine.connect() as conn:
+                    total = conn.execute(text("SELECT count(*) FROM positions")).scalar()
+                    size_b = conn.execute(
+                        text(
+                            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'positions'::regclass"
+                        )
+                    ).scalar()
+                mid = day0 + (days // 2) * 86_400
+                vid = (first_id + last_id) // 2
+                out["sizes"].append(
+                    {
+                        "rows": total,
+                        "days": days,
+                        "bytes": int(size_b or 0),
+                        "fill_s": round(fill_s, 1),
+                        "last_position_of_10000_vehicles": _timed(engine, LAST_FROM_VEHICLES, {"t": tid}),
+                        "last_position_from_positions_lateral": _timed(
+                            engine, LAST_FROM_POSITIONS, {"t": tid}, 3
+                        ),
+                        "one_vehicle_day": _timed(
+                            engine, ONE_DAY, {"v": vid, "a": mid, "b": mid + 86_400}, 20
+                        ),
+                        "fleet_daily_report": _timed(engine, FLEET_DAY, {"a": mid, "b": mid + 86_400}, 3),
+                        "loadavg": os.getloadavg(),
+                    }
+                )
+            engine.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def run(
+    *,
+    seconds: float = 20.0,
+    vehicles: int = 1000,
+    rate: float = 0.0,
+    latency_rate: float = 1000.0,
+    rows: list[int] | None = None,
+    parts: tuple[str, ...] = ("ingest", "scaleout", "latency", "sqlite"),
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
+    if "ingest" in parts or "scaleout" in parts:
+        one = ingest("postgres", workers=1, vehicles=vehicles, rate=rate, seconds=seconds)
+        result["postgres_1_worker"] = one
+        if "scaleout" in parts:
+            two = ingest("postgres", workers=2, vehicles=vehicles, rate=rate, seconds=seconds)
+            result["postgres_2_workers"] = two
+            result["scaleout_ratio"] = round(two["msg_per_s"] / max(1e-9, one["msg_per_s"]), 2)
+    if "latency" in parts:
+        result["postgres_latency"] = ingest(
+            "postgres", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds
+        )
+    if "sqlite" in parts:
+        result["sqlite_1_worker"] = ingest("sqlite", workers=1, vehicles=vehicles, rate=rate, seconds=seconds)
+        result["sqlite_latency"] = ingest(
+            "sqlite", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds
+        )
+    if rows:
+        result["queries"] = queries(rows)
+    result["loadavg_end"] = os.getloadavg()
+    return result

@@ -1,0 +1,178 @@
+"""The processes ``anycar bench fleet`` starts: a load generator that speaks the wire format, and
+an ingest worker (the fleet's own ``IngestWorker``) that also records publish -> queryable.
+
+``python -m anycar.bench.fleet_procs publish PORT VEHICLES RATE SECONDS PREFIX`` publishes
+telemetry batches of 10 values (QoS 1, each vehicle its own boot and seq 1, 2, 3 ...) round-robin
+over the vehicles, ``RATE`` messages/s (0: as fast as the broker acknowledges), and prints one
+JSON line with what it published and what was acknowledged. Each sample's time is the moment it
+was published, so the worker's ``commit returned - sample time`` is publish -> queryable.
+
+``python -m anycar.bench.fleet_procs worker DB_URL PORT WORKER_ID STATS_FILE`` runs one ingest
+worker and rewrites STATS_FILE (JSON) every 0.5 s and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PATHS = (
+    "Vehicle.CurrentLocation.Latitude",
+    "Vehicle.CurrentLocation.Longitude",
+    "Vehicle.Speed",
+    "Vehicle.CurrentLocation.Heading",
+    "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
+    "Vehicle.Powertrain.TractionBattery.CurrentPower",
+    "Vehicle.Powertrain.TractionBattery.CurrentVoltage",
+    "Vehicle.Cabin.HVAC.AmbientAirTemperature",
+    "Vehicle.TraveledDistance",
+    "Vehicle.Exterior.AirTemperature",
+)
+
+
+def vehicle_name(prefix: str, i: int) -> str:
+    return f"{prefix}{i:07d}"
+
+
+def publish(port: int, vehicles: int, rate: float, seconds: float, prefix: str) -> dict[str, Any]:
+    import paho.mqtt.client as mqtt
+
+    from anycar.wire import Channel, Origin, encode, messages, topic
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{os.getpid()}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    acked = 0
+    lock = threading.Lock()
+
+    def on_publish(_c: Any, _u: Any, _mid: int, _rc: Any, _p: Any) -> None:
+        nonlocal acked
+        with lock:
+            acked += 1
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port, keepalive=60)
+    client.loop_start()
+    origins = [Origin(vehicle_name(prefix, i), f"{os.getpid() % 65536:04x}{i:012x}") for i in range(vehicles)]
+    topics = [topic(o.vehicle, Channel.TELEMETRY) for o in origins]
+    seqs = [0] * vehicles
+    published = 0
+    start = time.time()
+    end = start + seconds
+    i = 0
+    while True:
+        now = time.time()
+        if now >= end:
+            break
+        if rate > 0:
+            due = int((now - start) * rate)
+            if published >= due:
+                time.sleep(min(0.002, max(0.0, (published + 1) / rate - (now - start))))
+                continue
+        elif published - acked > 4000:  # as fast as acknowledged: keep a bounded window in flight
+            time.sleep(0.001)
+            continue
+        v = i % vehicles
+        i += 1
+        seqs[v] += 1
+        t = time.time()
+        values = [
+            (p, t, 48.1 + v / 1e4 if n == 0 else 11.5 + seqs[v] / 1e5 if n == 1 else float(n))
+            for n, p in enumerate(PATHS)
+        ]
+        doc = messages.telemetry(origins[v], seqs[v], values, campaign="bench", version=1, prio=5, ts=t)
+        client.publish(topics[v], encode(doc, validate=False), qos=1)
+        published += 1
+    sent_s = time.time() - start
+    deadline = time.time() + 120
+    while acked < published and time.time() < deadline:
+        time.sleep(0.01)
+    client.loop_stop()
+    client.disconnect()
+    return {"published": published, "acked": acked, "seconds": sent_s, "rate": published / sent_s}
+
+
+class _Recorder:
+    """Publish -> queryable of every stored position, as a histogram of whole milliseconds."""
+
+    def __init__(self) -> None:
+        self.hist: dict[int, int] = {}
+        self.stored = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def __call__(self, stored: Any) -> None:
+        now = time.time()
+        self.first = self.first or now
+        self.last = now
+        self.stored += stored.messages
+        for p in stored.positions:
+            ms = max(0, int((now - p["ts"]) * 1000))
+            self.hist[ms] = self.hist.get(ms, 0) + 1
+
+
+def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int) -> None:
+    from anycar.fleet.db import make_engine
+    from anycar.fleet.ingest import IngestWorker
+    from anycar.fleet.store import Store
+
+    recorder = _Recorder()
+    store = Store(make_engine(db_url))
+    w = IngestWorker(
+        store, port=port, worker_id=worker_id, batch_max=batch, session_s=3600, on_commit=recorder
+    )
+
+    def dump() -> None:
+        doc = {
+            **w.status(),
+            "hist": recorder.hist,
+            "first_commit": recorder.first,
+            "last_commit": recorder.last,
+            "pid": os.getpid(),
+        }
+        tmp = stats_file.with_name(stats_file.name + ".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, stats_file)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await w.start(timeout=60)
+        print("ready", flush=True)
+        while not stop.is_set():
+            dump()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        await w.stop()
+        dump()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    mode, *args = sys.argv[1:]
+    if mode == "publish":
+        port, vehicles, rate, seconds, prefix = args
+        print(json.dumps(publish(int(port), int(vehicles), float(rate), float(seconds), prefix)), flush=True)
+    elif mode == "worker":
+        db_url, port, worker_id, stats_file, batch = args
+        worker(db_url, int(port), worker_id, Path(stats_file), int(batch))
+    else:
+        raise SystemExit(f"fleet_procs: unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()
