@@ -295,7 +295,7 @@ def ingest(
         "publish_rate": round(sum(s["rate"] for s in sent), 1),
         "stored": stored,
         "rows": rows,
-        "zero_loss": rows["received"] == published
+        "zero_loss": rows["received"] == published  # the bench's workers run no dedup pruning
         and rows["positions"] == published
         and rows["signal_values"] == 10 * published,
         "msg_per_s": round(stored / max(1e-9, last - started), 1),
@@ -387,9 +387,10 @@ def queries(sizes: list[int]) -> dict[str, Any]:
                         conn.execute(
                             text(
                                 "INSERT INTO positions (vehicle_id, ts, lat, lon, speed, heading, source) "
-                                "SELECT v, :d + 28800 + f * 288 + (v % 97), 48.1 + (v % 100) / 1000.0 + f / 1e5, "
+                                "SELECT v, CAST(:d AS double precision) + 28800 + f * 288 + (v % 97), 48.1 + (v % 100) / 1000.0 + f / 1e5, "
                                 "11.5 + (v / 100) / 1000.0 + f / 1e5, (f * 7 + v) % 60, (f * 13) % 360, 'hub' "
-                                "FROM generate_series(:lo, :hi) v, generate_series(0, :n - 1) f"
+                                "FROM generate_series(CAST(:lo AS integer), CAST(:hi AS integer)) v, "
+                                "generate_series(0, CAST(:n AS integer) - 1) f"
                             ),
                             {"d": day0 + d * 86_400, "lo": first_id, "hi": last_id, "n": FIXES_PER_DAY},
                         )
@@ -462,6 +463,14 @@ def run(
         result["sqlite_1_worker"] = ingest("sqlite", workers=1, vehicles=vehicles, rate=rate, seconds=seconds)
         result["sqlite_latency"] = ingest(
             "sqlite", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds
+        )
+    if "faults" in parts:  # 2 workers + 2 API processes, one of each killed under load
+        import asyncio
+
+        from anycar.bench import fleet_cluster
+
+        result["kill_worker_and_api"] = asyncio.run(
+            fleet_cluster.run(vehicles=min(vehicles, 200), rate=latency_rate / 2, seconds=seconds)
         )
     if rows:
         result["queries"] = queries(rows)

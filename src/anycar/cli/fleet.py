@@ -254,8 +254,10 @@ def serve(args: argparse.Namespace) -> int:
     if args.broker_dir:
         username = username or INGEST_USER
         password = ingest_password(Path(args.broker_dir))
-    if args.workers < 1:
-        raise ConfigError("--workers: at least 1")
+    if args.workers < (0 if args.serve_api else 1):  # serve --workers 0: an API process alone
+        raise ConfigError(
+            "--workers: at least 1" + (" (0 for an API process alone)" if args.serve_api else "")
+        )
     cfg = FleetConfig(
         db_url=args.db,
         mqtt=args.mqtt,

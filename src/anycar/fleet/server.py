@@ -17,6 +17,7 @@ from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
 from anycar.fleet.ingest import GROUP, IngestWorker
 from anycar.fleet.live import LiveFeed
+from anycar.fleet.livebus import NotifyListener, NotifyPublisher
 from anycar.fleet.maintenance import Maintenance
 from anycar.fleet.migrate import upgrade
 from anycar.fleet.osmand import osmand_app
@@ -44,6 +45,7 @@ class FleetConfig:
     host: str = "127.0.0.1"
     api_port: int | None = 8090  # None: no API (``anycar fleet ingest``)
     osmand_port: int | None = 5055
+    live: str = "auto"  # auto: across processes by LISTEN/NOTIFY on PostgreSQL, in-process on SQLite
     maintenance_s: float | None = 300.0  # partitions ahead, retention, dedup pruning; None: off
 
 
@@ -72,6 +74,12 @@ class FleetServer:
         self.engine = make_engine(cfg.db_url)
         self.store = Store(self.engine)
         self.live = LiveFeed()
+        if cfg.live not in ("auto", "local", "postgres"):
+            raise ValueError(f"live: {cfg.live!r} is not auto, local or postgres")
+        bus = cfg.live == "postgres" or (cfg.live == "auto" and self.engine.dialect.name == "postgresql")
+        self.notify = NotifyPublisher(self.engine) if bus else None  # workers -> every API process
+        self.listener = NotifyListener(self.engine, self.live) if bus and cfg.api_port is not None else None
+        worker_live: Any = self.notify or self.live
         base = cfg.worker_id or f"anycar-ingest-{socket.gethostname()}-{os.getuid()}"
         self.workers = [
             IngestWorker(
@@ -83,7 +91,7 @@ class FleetServer:
                 worker_id=f"{base}-{i}",
                 group=cfg.group,
                 vehicles=cfg.vehicles,
-                live=self.live,
+                live=worker_live,
             )
             for i in range(cfg.workers)
         ]
@@ -95,9 +103,15 @@ class FleetServer:
             force_exit=True,
         )
         self.osmand = HttpListener(
-            osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, what="OsmAnd", force_exit=True
+            osmand_app(self.store, worker_live),
+            cfg.host,
+            cfg.osmand_port or 0,
+            what="OsmAnd",
+            force_exit=True,
         )
-        self.components: list[Any] = list(self.workers)
+        self.components: list[Any] = [*([self.notify] if self.notify else []), *self.workers]
+        if self.listener is not None:
+            self.components.append(self.listener)
         self.maintenance = Maintenance(self.engine, interval_s=cfg.maintenance_s or 300.0)
         if cfg.maintenance_s is not None:
             self.components.insert(0, self.maintenance)
