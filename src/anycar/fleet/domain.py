@@ -199,21 +199,30 @@ class DomainPipeline:
         return out
 
     # ---- pushing what came out -------------------------------------------------------------
-    def publish(self, outcome: Outcome) -> None:
-        """On the event loop: the live feed, then the webhooks (both never wait)."""
-        items = {
+    @staticmethod
+    def items(outcome: Outcome) -> dict[str, list[dict[str, Any]]]:
+        return {
             "alert": [_public_alert(a) for a in outcome.alerts],
             "geofence": [e for d in outcome.derived for e in d.geofence_events],
             "trip": [t for d in outcome.derived for t in d.trips],
         }
-        for kind, rows in items.items():
-            if self.live is not None and rows:
-                self.live.publish(kind, rows)
-            if self.notifier is not None and kind != "trip":
+
+    def notify(self, outcome: Outcome) -> None:
+        """Off the loop: hand alerts and geofence events to the webhooks (a queue put each)."""
+        if self.notifier is None:
+            return
+        for kind, rows in self.items(outcome).items():
+            if kind != "trip":
                 for row in rows:
-                    self.notifier.submit(
-                        row["tenant_id"], kind, {k: v for k, v in row.items() if k != "vehicle_id"}
-                    )
+                    self.notifier.submit(row["tenant_id"], kind, row)
+
+    def publish(self, outcome: Outcome) -> None:
+        """On the event loop: the live feed (never waits)."""
+        if self.live is None:
+            return
+        for kind, rows in self.items(outcome).items():
+            if rows:
+                self.live.publish(kind, rows)
 
     # ---- the component ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -250,6 +259,7 @@ class DomainPipeline:
             self._wake.clear()
             outcome = await asyncio.to_thread(self.run_pending)
             self.publish(outcome)
+            await asyncio.to_thread(self.notify, outcome)
             if outcome.failed:
                 await asyncio.sleep(delay)  # the database is down or refused: back off, retry
                 delay = min(delay * 2, 10.0)

@@ -15,11 +15,14 @@ from urllib.parse import urlsplit
 
 from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
+from anycar.fleet.domain import DomainPipeline
 from anycar.fleet.ingest import GROUP, IngestWorker
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.migrate import upgrade
+from anycar.fleet.offline import OfflineChecker
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
+from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
 
 
@@ -43,6 +46,7 @@ class FleetConfig:
     host: str = "127.0.0.1"
     api_port: int | None = 8090  # None: no API (``anycar fleet ingest``)
     osmand_port: int | None = 5055
+    offline_check_s: float = 30.0  # how often the offline checker runs
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -70,6 +74,12 @@ class FleetServer:
         self.engine = make_engine(cfg.db_url)
         self.store = Store(self.engine)
         self.live = LiveFeed()
+        # the domain: webhooks, trips/geofences/rules after each commit, the offline checker
+        self.webhooks = WebhookSender(self.engine)
+        self.domain = DomainPipeline(self.store, live=self.live, notifier=self.webhooks)
+        self.offline = OfflineChecker(
+            self.engine, interval_s=cfg.offline_check_s, live=self.live, notifier=self.webhooks
+        )
         base = cfg.worker_id or f"anycar-ingest-{socket.gethostname()}-{os.getuid()}"
         self.workers = [
             IngestWorker(
@@ -86,7 +96,7 @@ class FleetServer:
             for i in range(cfg.workers)
         ]
         self.api = HttpListener(
-            fleet_api(self.store, self.live),
+            fleet_api(self.store, self.live, webhooks_changed=self.webhooks.forget),
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -95,7 +105,7 @@ class FleetServer:
         self.osmand = HttpListener(
             osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, what="OsmAnd", force_exit=True
         )
-        self.components: list[Any] = list(self.workers)
+        self.components: list[Any] = [self.webhooks, self.domain, self.offline, *self.workers]
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:
