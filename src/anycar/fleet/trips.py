@@ -166,6 +166,8 @@ class Segmenter:
         elif what == "ign":
             s["ign"] = value
         else:
+            if what in ("soc", "energy") and s.get(what + "_ts") != ts:
+                s[what + "_prev"], s[what + "_ts"] = s[what], ts  # what it was before this time
             s[what] = value
         s["last_ts"] = ts
         if s["stop"] is None and s["trip"] is None and s["lat"] is not None:
@@ -180,8 +182,8 @@ class Segmenter:
                     "start_lon": s["lon"],
                     "distance_m": moved,
                     "max_speed": speed,
-                    "soc_start": s["soc"],
-                    "energy_start": s["energy"],
+                    "soc_start": self._before("soc", ts),
+                    "energy_start": self._before("energy", ts),
                     "slow_since": None,
                     "slow_distance": None,
                     "slow_lat": None,
@@ -205,6 +207,13 @@ class Segmenter:
         elif speed >= cfg.stop_kmh:
             trip.update(slow_since=None, slow_distance=None)
         self._confirm()
+
+    def _before(self, what: str, ts: float) -> Any:
+        """The SoC (or energy) just before ``ts``: a trip's start must not count its first step."""
+        s = self.s
+        if s.get(what + "_ts") == ts and s.get(what + "_prev") is not None:
+            return s[what + "_prev"]
+        return s[what]
 
     def _confirm(self) -> None:
         """A trip becomes real once it went ``min_distance_m``: the stop before it ends then."""
