@@ -52,7 +52,7 @@ def check(engine: Engine, now: float | None = None) -> list[dict[str, Any]]:
             open_rows = {
                 r.vehicle_id: r
                 for r in conn.execute(
-                    select(a.id, a.vehicle_id, a.ts).where(
+                    select(a.id, a.vehicle_id, a.ts, a.data).where(
                         a.tenant_id == tid, a.type == "offline", a.cleared_ts.is_(None)
                     )
                 )
@@ -64,7 +64,8 @@ def check(engine: Engine, now: float | None = None) -> list[dict[str, Any]]:
                 )
             ):
                 was = open_rows.get(r.id)
-                if was is not None and r.last_seen > was.ts:
+                heard_then = (was.data or {}).get("last_seen", was.ts) if was is not None else None
+                if was is not None and r.last_seen > heard_then:  # heard from again since
                     conn.execute(update(alerts).where(a.id == was.id).values(cleared_ts=r.last_seen))
                     continue
                 if was is None and rule["enabled"] and r.last_seen < cutoff:
@@ -117,10 +118,10 @@ class OfflineChecker:
         self._task.add_done_callback(self._died)
 
     def _died(self, task: asyncio.Task[None]) -> None:
-        if self._stopping or task.cancelled():
+        if self._stopping:
             return
         self.stats.crashes += 1
-        exc = task.exception()
+        exc: BaseException | None = asyncio.CancelledError() if task.cancelled() else task.exception()
         self.stats.last_error = f"checker task died: {type(exc).__name__}: {exc}"
         log.error("the offline checker died (%s); restarting it", exc)
         self._spawn()
