@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from anycar.fleet import domain_queries as dq, offline, registry, rules
+from anycar.fleet import domain_queries as dq
+from anycar.fleet import offline, registry, rules
 from anycar.fleet.domain import DomainPipeline
 from anycar.fleet.geofences import GeofenceError, parse_feature
 from anycar.fleet.store import Accepted, Store
@@ -21,11 +22,19 @@ from fleet_support import fleet_engine, vin
 
 def square(name: str, lat0: float, lat1: float, **props) -> dict:
     ring = [[119.99, lat0], [120.01, lat0], [120.01, lat1], [119.99, lat1], [119.99, lat0]]
-    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"name": name, **props}}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"name": name, **props},
+    }
 
 
 def circle(name: str, lat: float, radius_m: float) -> dict:
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.0, lat]}, "properties": {"name": name, "radius_m": radius_m}}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [120.0, lat]},
+        "properties": {"name": name, "radius_m": radius_m},
+    }
 
 
 def test_geojson_checks_name_the_field() -> None:
@@ -38,8 +47,18 @@ def test_geojson_checks_name_the_field() -> None:
         ({"type": "Feature", "geometry": None, "properties": {"name": "a"}}, "geometry: a Polygon"),
         ({**square("a", 30, 31), "properties": {}}, "properties.name"),
         (circle("c", 30.0, 0), "properties.radius_m: 0 is not in"),
-        ({**circle("c", 30.0, 10), "geometry": {"type": "Point", "coordinates": [200, 1]}}, "geometry.coordinates[0] (lon)"),
-        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}, "properties": {"name": "a"}}, "a closed ring of at least 4"),
+        (
+            {**circle("c", 30.0, 10), "geometry": {"type": "Point", "coordinates": [200, 1]}},
+            "geometry.coordinates[0] (lon)",
+        ),
+        (
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
+                "properties": {"name": "a"},
+            },
+            "a closed ring of at least 4",
+        ),
         (bow_tie, "not a valid polygon"),
         (square("a", 30, 31, speed_limit_kmh="fast"), "properties.speed_limit_kmh: a number"),
     ):
@@ -58,29 +77,57 @@ def test_geofences_and_cloud_rules_raise_alerts_once(kind: str, tmp_path: Path) 
         assert ref is not None
         tid = ref.tenant_id
         # the vehicle drives north along lon 120.0 from lat 30.0 at 36 km/h: 1 km per 100 s
-        school = dq.add_geofence(engine, tid, square("school", 30.0 + 2000 / M_PER_DEG, 30.0 + 3000 / M_PER_DEG, speed_limit_kmh=30))
+        school = dq.add_geofence(
+            engine,
+            tid,
+            square("school", 30.0 + 2000 / M_PER_DEG, 30.0 + 3000 / M_PER_DEG, speed_limit_kmh=30),
+        )
         depot = dq.add_geofence(engine, tid, circle("depot", 30.0, 500))
         rival_tid = registry.tenant_id(engine, "rival", create=True)
         dq.add_geofence(engine, rival_tid, square("rival zone", 29.0, 31.0))  # never seen by acme's vehicle
         drive = Drive(creds.vehicle, soc=17.0, wh_per_km=300)  # 2 %/km: below 15 % after 1 km
         drive.leg(60, 0).leg(400, 36, **{CARGO: 4.0, DOOR: False}).leg(100, 36, **{CARGO: 11.5, DOOR: True})
         drive.leg(100, 36, **{CARGO: 12.0, DOOR: True}).leg(200, 0, **{CARGO: 5.0, DOOR: False})
-        hub = drive.events([{"type": "harsh_braking", "ts": drive.t, "position": {"lat": drive.lat, "lon": 120.0}}, {"type": "door_opened", "ts": drive.t, "subject": DOOR, "position": None}])
+        hub = drive.events(
+            [
+                {"type": "harsh_braking", "ts": drive.t, "position": {"lat": drive.lat, "lon": 120.0}},
+                {"type": "door_opened", "ts": drive.t, "subject": DOOR, "position": None},
+            ]
+        )
         for doc in [*drive.batches(per_batch=3), hub]:
             store.commit([Accepted(ref, doc)])
             domain.run_pending()
         fence_events = dq.geofence_event_list(engine, tid)
         got = sorted((e["geofence_name"], e["kind"], round(e["ts"] - T0)) for e in fence_events)
         # depot: inside at the start (enter at the first fix), out after 500 m; school: 2-3 km
-        assert got == [("depot", "enter", 0), ("depot", "exit", 110), ("school", "enter", 260), ("school", "exit", 360)]
+        assert got == [
+            ("depot", "enter", 0),
+            ("depot", "exit", 110),
+            ("school", "enter", 260),
+            ("school", "exit", 360),
+        ]
         alerts = {a["type"]: a for a in dq.alert_list(engine, tid)}
-        assert set(alerts) == {"low_soc", "speeding", "cargo_temperature", "door_open_moving", "harsh_braking"}
+        assert set(alerts) == {
+            "low_soc",
+            "speeding",
+            "cargo_temperature",
+            "door_open_moving",
+            "harsh_braking",
+        }
         counts = {t: sum(1 for a in dq.alert_list(engine, tid) if a["type"] == t) for t in alerts}
         assert counts == {t: 1 for t in alerts}  # once per episode, not once per sample
-        assert alerts["speeding"]["data"]["zone"] == "school" and alerts["speeding"]["data"]["limit_kmh"] == 30
+        assert (
+            alerts["speeding"]["data"]["zone"] == "school" and alerts["speeding"]["data"]["limit_kmh"] == 30
+        )
         assert abs(alerts["speeding"]["ts"] - (T0 + 260)) < 1
-        assert alerts["cargo_temperature"]["severity"] == "critical" and alerts["cargo_temperature"]["data"]["value"] == 11.5
-        assert alerts["harsh_braking"]["severity"] == "info" and alerts["harsh_braking"]["data"]["source"] == "hub"
+        assert (
+            alerts["cargo_temperature"]["severity"] == "critical"
+            and alerts["cargo_temperature"]["data"]["value"] == 11.5
+        )
+        assert (
+            alerts["harsh_braking"]["severity"] == "info"
+            and alerts["harsh_braking"]["data"]["source"] == "hub"
+        )
         assert alerts["low_soc"]["data"]["soc"] < 15
         assert dq.alert_list(engine, rival_tid) == [] and dq.geofence_event_list(engine, rival_tid) == []
         assert school["id"] != depot["id"]
@@ -103,9 +150,18 @@ def test_a_tenant_override_changes_the_rules(kind: str, tmp_path: Path) -> None:
         ref = store.vehicle(creds.vehicle)
         assert ref is not None
         effective = rules.set_override(
-            engine, ref.tenant_id, {"speeding": {"default_limit_kmh": 25}, "low_soc": {"enabled": False}, "hub_events": {"harsh_braking": None}}
+            engine,
+            ref.tenant_id,
+            {
+                "speeding": {"default_limit_kmh": 25},
+                "low_soc": {"enabled": False},
+                "hub_events": {"harsh_braking": None},
+            },
         )
-        assert effective["speeding"]["default_limit_kmh"] == 25 and "harsh_braking" not in effective["hub_events"]
+        assert (
+            effective["speeding"]["default_limit_kmh"] == 25
+            and "harsh_braking" not in effective["hub_events"]
+        )
         for bad, message in (
             ({"speeding": {"default_limit_kmh": "x"}}, "rules.speeding.default_limit_kmh: a number"),
             ({"nope": {}}, "rules.nope: unknown rule"),
@@ -144,10 +200,15 @@ async def test_offline_checker_raises_clears_and_survives(kind: str, tmp_path: P
         raised = offline.check(engine, now + 16 * 60)
         assert sorted(a["vehicle"] for a in raised) == sorted([creds.vehicle, quiet.vehicle])
         assert offline.check(engine, now + 17 * 60) == []  # once
-        store.commit([Accepted(ref, d) for d in Drive(ref.wire_id, boot="00000000000000bb").leg(20, 0).batches()])
+        store.commit(
+            [Accepted(ref, d) for d in Drive(ref.wire_id, boot="00000000000000bb").leg(20, 0).batches()]
+        )
         offline.check(engine, now + 18 * 60)
         by_vehicle = {a["vehicle"]: a for a in dq.alert_list(engine, ref.tenant_id, type_="offline")}
-        assert by_vehicle[creds.vehicle]["cleared_ts"] is not None and by_vehicle[quiet.vehicle]["cleared_ts"] is None
+        assert (
+            by_vehicle[creds.vehicle]["cleared_ts"] is not None
+            and by_vehicle[quiet.vehicle]["cleared_ts"] is None
+        )
         # the component: a failing check is counted and the next runs; a dead task is restarted
         checker = offline.OfflineChecker(engine, interval_s=0.05)
         calls = {"n": 0}

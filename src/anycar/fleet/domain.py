@@ -201,10 +201,12 @@ class DomainPipeline:
     # ---- pushing what came out -------------------------------------------------------------
     @staticmethod
     def items(outcome: Outcome) -> dict[str, list[dict[str, Any]]]:
+        """Per kind, ``{"tenant_id": T, KIND: {...}}``: the feed and the webhooks send
+        ``{"type": KIND, KIND: {...}}`` (an alert's own ``type`` stays inside)."""
         return {
-            "alert": [_public_alert(a) for a in outcome.alerts],
-            "geofence": [e for d in outcome.derived for e in d.geofence_events],
-            "trip": [t for d in outcome.derived for t in d.trips],
+            "alert": [wrap("alert", a) for a in outcome.alerts],
+            "geofence": [wrap("geofence", e) for d in outcome.derived for e in d.geofence_events],
+            "trip": [wrap("trip", t) for d in outcome.derived for t in d.trips],
         }
 
     def notify(self, outcome: Outcome) -> None:
@@ -277,5 +279,9 @@ class DomainPipeline:
         }
 
 
-def _public_alert(a: dict[str, Any]) -> dict[str, Any]:
-    return {**a, "ack_ts": None, "cleared_ts": None}
+def wrap(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in row.items() if k not in ("tenant_id", "vehicle_id")}
+    if kind == "alert":
+        body.setdefault("ack_ts", None)
+        body.setdefault("cleared_ts", None)
+    return {"tenant_id": row["tenant_id"], kind: body}

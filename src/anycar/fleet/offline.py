@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
 from anycar.fleet.alerting import alert
-from anycar.fleet.domain import Notifier
+from anycar.fleet.domain import Notifier, wrap
 from anycar.fleet.domain_tables import alerts
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.rules import effective
@@ -140,7 +140,7 @@ class OfflineChecker:
         self.stats.raised += len(raised)
         self.stats.last_run = time.time()
         if raised and self.live is not None:
-            self.live.publish("alert", raised)
+            self.live.publish("alert", [wrap("alert", r) for r in raised])
         if raised and self.notifier is not None:
             await asyncio.to_thread(self._notify, raised)
         return raised
@@ -148,7 +148,7 @@ class OfflineChecker:
     def _notify(self, raised: list[dict[str, Any]]) -> None:
         if self.notifier is not None:
             for r in raised:
-                self.notifier.submit(r["tenant_id"], "alert", r)
+                self.notifier.submit(r["tenant_id"], "alert", wrap("alert", r))
 
     async def _loop(self) -> None:
         while True:

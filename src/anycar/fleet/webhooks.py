@@ -192,7 +192,11 @@ class WebhookSender:
         hooks = [h for h in self._tenant_hooks(tenant_id) if kind in (h.events or [])]
         if not hooks:
             return
-        payload = {"type": kind, **{k: v for k, v in item.items() if k not in ("tenant_id", "vehicle_id")}}
+        payload = {
+            "type": kind,
+            "sent": time.time(),
+            **{k: v for k, v in item.items() if k not in ("tenant_id", "vehicle_id")},
+        }
         body = json.dumps(payload, default=str, separators=(",", ":")).encode()
         for h in hooks:
             d = Delivery(h.id, h.url, h.secret, body, uuid.uuid4().hex)
