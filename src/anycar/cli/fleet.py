@@ -80,6 +80,10 @@ def register(sub: Any) -> None:
     db_arg(dl)
     dl.set_defaults(func=dead_letters)
 
+    from anycar.cli import fleet_report  # trips, stops and alerts summed per day or week
+
+    fleet_report.register(cmds, db_arg)
+
     for name, text in (
         ("serve", "run ingest + REST API + OsmAnd listener"),
         ("ingest", "run ingest workers only"),

@@ -6,3 +6,5 @@ It reads vehicles through ``anycar.wire`` only (an import-linter contract says s
 ACL), ``ingest`` (MQTT workers), ``osmand`` (plain GPS trackers over HTTP), ``api`` (REST,
 OpenAPI, live WebSocket), ``server`` (what ``anycar fleet serve`` runs). See docs/fleet.md.
 """
+
+from anycar.fleet import domain_tables as _domain_tables  # noqa: F401  # its tables join db.metadata

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from anycar import __version__
 from anycar.fleet import queries
+from anycar.fleet.domain_api import DOMAIN_SCHEMAS, domain_paths, domain_routes
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.registry import User, user_for_token
 from anycar.fleet.store import Store
@@ -170,6 +172,12 @@ _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum
 
 
 def openapi() -> dict[str, Any]:
+    doc = _openapi()
+    doc["paths"].update(domain_paths())  # trips, stops, geofences, alerts, rules, webhooks, reports
+    return doc
+
+
+def _openapi() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "anycar fleet", "version": __version__},
@@ -208,14 +216,16 @@ def openapi() -> dict[str, Any]:
             ),
         },
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **DOMAIN_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
     }
 
 
-def fleet_api(store: Store, live: LiveFeed | None = None) -> Starlette:
+def fleet_api(
+    store: Store, live: LiveFeed | None = None, *, webhooks_changed: Callable[[int], None] | None = None
+) -> Starlette:
     engine = store.engine
     document = openapi()
 
@@ -335,5 +345,6 @@ def fleet_api(store: Store, live: LiveFeed | None = None) -> Starlette:
             Route("/api/events", events),
             Route("/api/dead-letters", dead_letters),
             WebSocketRoute("/api/live", live_feed),
+            *domain_routes(engine, webhooks_changed),
         ]
     )

@@ -15,13 +15,16 @@ from urllib.parse import urlsplit
 
 from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
+from anycar.fleet.domain import DomainPipeline
 from anycar.fleet.ingest import GROUP, IngestWorker
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.livebus import NotifyListener, NotifyPublisher
 from anycar.fleet.maintenance import Maintenance
 from anycar.fleet.migrate import upgrade
+from anycar.fleet.offline import OfflineChecker
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
+from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
 
 
@@ -47,6 +50,7 @@ class FleetConfig:
     osmand_port: int | None = 5055
     live: str = "auto"  # auto: across processes by LISTEN/NOTIFY on PostgreSQL, in-process on SQLite
     maintenance_s: float | None = 300.0  # partitions ahead, retention, dedup pruning; None: off
+    offline_check_s: float = 30.0  # how often the offline checker runs
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -80,6 +84,12 @@ class FleetServer:
         self.notify = NotifyPublisher(self.engine) if bus else None  # workers -> every API process
         self.listener = NotifyListener(self.engine, self.live) if bus and cfg.api_port is not None else None
         worker_live: Any = self.notify or self.live
+        # the domain: webhooks, trips/geofences/rules after each commit, the offline checker
+        self.webhooks = WebhookSender(self.engine)
+        self.domain = DomainPipeline(self.store, live=worker_live, notifier=self.webhooks)
+        self.offline = OfflineChecker(
+            self.engine, interval_s=cfg.offline_check_s, live=worker_live, notifier=self.webhooks
+        )
         base = cfg.worker_id or f"anycar-ingest-{socket.gethostname()}-{os.getuid()}"
         self.workers = [
             IngestWorker(
@@ -96,7 +106,7 @@ class FleetServer:
             for i in range(cfg.workers)
         ]
         self.api = HttpListener(
-            fleet_api(self.store, self.live),
+            fleet_api(self.store, self.live, webhooks_changed=self.webhooks.forget),
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -109,7 +119,13 @@ class FleetServer:
             what="OsmAnd",
             force_exit=True,
         )
-        self.components: list[Any] = [*([self.notify] if self.notify else []), *self.workers]
+        self.components: list[Any] = [
+            *([self.notify] if self.notify else []),
+            self.webhooks,
+            self.domain,
+            self.offline,
+            *self.workers,
+        ]
         if self.listener is not None:
             self.components.append(self.listener)
         self.maintenance = Maintenance(self.engine, interval_s=cfg.maintenance_s or 300.0)

@@ -10,10 +10,11 @@ message store it once. Rows go in with one multi-row statement per table, COPY o
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ LON = "Vehicle.CurrentLocation.Longitude"
 HEADING = "Vehicle.CurrentLocation.Heading"
 SPEED = "Vehicle.Speed"
 _POSITION_KEYS = {LAT: "lat", LON: "lon", HEADING: "heading", SPEED: "speed"}
+log = logging.getLogger("anycar.fleet.store")
 CACHE_S = 5.0  # how long a vehicle lookup is trusted (a revocation takes effect within it)
 
 
@@ -67,6 +69,9 @@ class Stored:
     dead: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # vehicle id -> (tenant id, earliest ts) of what this commit added: the domain handlers'
+    # input (anycar.fleet.domain), so a late sample re-derives the window it falls in
+    touched: dict[int, tuple[int, float]] = field(default_factory=dict)
 
 
 def _number(value: Any) -> float | None:
@@ -120,6 +125,9 @@ class Store:
         self._vehicles: dict[str, tuple[float, VehicleRef | None]] = {}
         self._last: dict[int, dict[str, float | None]] = {}
         self._lock = threading.Lock()
+        # handlers run after each committed batch (trips, geofences, rules); one that raises is
+        # logged and never fails the commit
+        self.after_commit: list[Callable[[Stored], None]] = []
 
     # ---- lookups -------------------------------------------------------------------------
     def vehicle(self, wire_id: str) -> VehicleRef | None:
@@ -170,6 +178,11 @@ class Store:
             stored.duplicates = len(accepted) - len(fresh)
             stored.messages = len(fresh)
             self._write(conn, fresh, stored)
+        for handler in self.after_commit:
+            try:
+                handler(stored)
+            except Exception:
+                log.exception("a handler after the commit failed (the batch is stored)")
         return stored
 
     def _first_time(self, conn: Connection, accepted: Sequence[Accepted]) -> list[Accepted]:
@@ -201,9 +214,11 @@ class Store:
         sig_rows: list[dict[str, Any]] = []
         ev_rows: list[dict[str, Any]] = []
         vehicle_updates: dict[int, dict[str, Any]] = {}
+        tenants: dict[int, int] = {}
         now = time.time()
         for item in sorted(fresh, key=lambda a: (a.doc.get("ts", 0), a.doc.get("seq", 0))):
             ref, doc, kind = item.vehicle, item.doc, item.doc["kind"]
+            tenants[ref.id] = ref.tenant_id
             upd = vehicle_updates.setdefault(ref.id, {"last_seen": now})
             if kind == "telemetry":
                 last = self._last.setdefault(ref.id, {})
@@ -258,6 +273,14 @@ class Store:
                     last_lon=row["lon"],
                     last_speed=row["speed"],
                     last_heading=row["heading"],
+                )
+        for row in (*pos_rows, *sig_rows, *ev_rows):
+            tid = tenants.get(row["vehicle_id"])
+            if tid is not None:
+                was = stored.touched.get(row["vehicle_id"])
+                stored.touched[row["vehicle_id"]] = (
+                    tid,
+                    row["ts"] if was is None else min(was[1], row["ts"]),
                 )
         self._insert(conn, db.positions, pos_rows)
         self._insert(conn, db.signal_values, sig_rows)

@@ -1,0 +1,218 @@
+"""One derivation pass over one vehicle: from its stored stream to trips, stops, geofence
+enter/exit events and the cloud's alerts, in one transaction.
+
+Each vehicle has a cursor row (``derive_cursors``): the time its stream has been derived to and
+the state there (the trip segmenter's, the rules', which geofences it is in). A pass reads what
+was stored after the cursor (``positions`` and ``signal_values``, one index range on
+(vehicle, ts)), feeds it in time order, writes what closed, replaces the open trip and stop,
+and moves the cursor. The cursor row is locked (``SELECT … FOR UPDATE`` on PostgreSQL), so two
+ingest processes never derive one vehicle at once.
+
+Late data (a sample at or before the cursor: a reordered batch, a second worker's batch
+committed after a newer one): the trips and stops from the start of the last stop before the
+late sample are deleted and derived again from the stored stream, so they come out as if the
+data had arrived in order. Geofence events and alerts are raised from in-order data only (an
+alert is never withdrawn, and a webhook cannot be unsent); a sample later than ``max_late_s``
+behind the cursor is stored and not re-derived.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from anycar.fleet import db
+from anycar.fleet.alerting import CloudRules
+from anycar.fleet.domain_tables import alerts, derive_cursors, geofence_events, stops, trips
+from anycar.fleet.geofences import Fence, containing
+from anycar.fleet.trips import ORDER, Sample, Segmenter, TripConfig
+
+NEW = -1e12  # a cursor that has derived nothing yet
+ORDER.setdefault("sig", 6)
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleInfo:
+    id: int
+    tenant_id: int
+    wire_id: str
+    brand: str
+
+
+@dataclass(slots=True)
+class Derived:
+    """What one pass produced, for the live feed and the webhooks."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    geofence_events: list[dict[str, Any]] = field(default_factory=list)
+    trips: list[dict[str, Any]] = field(default_factory=list)
+    rederived: bool = False
+    late_skipped: bool = False
+    samples: int = 0
+
+
+def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
+    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        ins(derive_cursors)
+        .values(vehicle_id=vehicle_id, until_ts=NEW, state={}, updated=time.time())
+        .on_conflict_do_nothing()
+    )
+    return conn.execute(
+        select(derive_cursors.c.until_ts, derive_cursors.c.state)
+        .where(derive_cursors.c.vehicle_id == vehicle_id)
+        .with_for_update()
+    ).one()
+
+
+def _samples(
+    conn: Connection, cfg: TripConfig, vehicle_id: int, after: float, inclusive: bool
+) -> list[Sample]:
+    p, sv = db.positions.c, db.signal_values.c
+    out: list[Sample] = []
+    cond = p.ts >= after if inclusive else p.ts > after
+    for r in conn.execute(select(p.ts, p.lat, p.lon, p.speed).where(p.vehicle_id == vehicle_id, cond)):
+        out.append((r.ts, "pos", (r.lat, r.lon, r.speed)))
+    cond = sv.ts >= after if inclusive else sv.ts > after
+    kinds = {cfg.speed: "speed", cfg.soc: "soc", cfg.energy: "energy", cfg.capacity: "capacity"}
+    skip = {"Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"}
+    for r in conn.execute(select(sv.path, sv.ts, sv.num, sv.value).where(sv.vehicle_id == vehicle_id, cond)):
+        if r.path == cfg.ignition:
+            out.append((r.ts, "ign", str(r.value) in cfg.ignition_on))
+        elif r.path in kinds:
+            if r.num is not None:
+                out.append((r.ts, kinds[r.path], r.num))
+        elif r.path not in skip:
+            out.append((r.ts, "sig", (r.path, r.value)))
+    out.sort(key=lambda s: (s[0], ORDER[s[1]]))
+    return out
+
+
+def derive_vehicle(
+    conn: Connection,
+    v: VehicleInfo,
+    from_ts: float,
+    cfg: TripConfig,
+    rules: dict[str, Any],
+    fences: list[Fence],
+) -> Derived:
+    """Derive ``v``'s stream from ``from_ts`` (the earliest sample the last commits added)."""
+    out = Derived()
+    cursor = _lock_cursor(conn, v.id)
+    until = float(cursor.until_ts)
+    state: dict[str, Any] = dict(cursor.state or {})
+    seg_state = state.get("seg")
+    anchor: float | None = None
+    rewind = until != NEW and from_ts <= until
+    if rewind and until - from_ts > cfg.max_late_s:
+        rewind, out.late_skipped = False, True
+    if rewind:
+        t, s_ = trips.c, stops.c
+        anchor = conn.execute(
+            select(func.max(s_.start_ts)).where(s_.vehicle_id == v.id, s_.start_ts <= from_ts)
+        ).scalar()
+        start = anchor if anchor is not None else NEW
+        conn.execute(delete(trips).where(t.vehicle_id == v.id, t.start_ts >= start))
+        conn.execute(delete(stops).where(s_.vehicle_id == v.id, s_.start_ts >= start))
+        seg_state = None
+        out.rederived = True
+        samples = _samples(conn, cfg, v.id, start, inclusive=True)
+    else:
+        samples = _samples(conn, cfg, v.id, until, inclusive=False)
+    out.samples = len(samples)
+    seg = Segmenter(cfg, cfg.pack(v.brand), seg_state)
+    cloud = CloudRules(rules, state.get("rules"))
+    ctx: dict[str, Any] = state.get("ctx") or {"lat": None, "lon": None, "speed": None}
+    inside: list[int] = [i for i in state.get("inside", []) if any(f.id == i for f in fences)]
+    by_id = {f.id: f for f in fences}
+    last = until
+    for sample in samples:
+        ts, what, value = sample
+        if what != "sig":
+            seg.feed(sample)
+        if ts <= until:
+            continue  # replayed for the trips only
+        last = max(last, ts)
+        if what == "pos":
+            lat, lon, speed = value
+            ctx.update(lat=lat, lon=lon)
+            if speed is not None:
+                ctx["speed"] = speed
+            now_in = [f.id for f in containing(fences, lat, lon)]
+            for fid in now_in:
+                if fid not in inside:
+                    out.geofence_events.append(_fence_event(v, by_id[fid], ts, "enter", lat, lon))
+            for fid in inside:
+                if fid not in now_in and fid in by_id:
+                    out.geofence_events.append(_fence_event(v, by_id[fid], ts, "exit", lat, lon))
+            inside = now_in
+        elif what == "speed":
+            ctx["speed"] = value
+        elif what == "soc":
+            cloud.soc(ts, value, ctx)
+        elif what == "sig":
+            cloud.signal(ts, value[0], value[1], ctx)
+        if what in ("pos", "speed") and ctx.get("speed") is not None:
+            cloud.speed(ts, ctx["speed"], [by_id[i] for i in inside], ctx)
+            cloud.check_doors(ts, ctx)
+    _write(conn, v, seg, out)
+    for a in cloud.out:
+        row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a}
+        key = conn.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
+        out.alerts.append({"id": int(key), "vehicle": v.wire_id, **row})
+    if out.geofence_events:
+        conn.execute(insert(geofence_events), out.geofence_events)
+    conn.execute(
+        update(derive_cursors)
+        .where(derive_cursors.c.vehicle_id == v.id)
+        .values(
+            until_ts=max(last, until),
+            state={"seg": seg.s, "rules": cloud.s, "ctx": ctx, "inside": inside},
+            updated=time.time(),
+        )
+    )
+    for e in out.geofence_events:
+        e["vehicle"] = v.wire_id
+    return out
+
+
+def _fence_event(
+    v: VehicleInfo, fence: Fence, ts: float, kind: str, lat: float, lon: float
+) -> dict[str, Any]:
+    return {
+        "tenant_id": v.tenant_id,
+        "vehicle_id": v.id,
+        "geofence_id": fence.id,
+        "geofence_name": fence.name,
+        "ts": ts,
+        "kind": kind,
+        "lat": lat,
+        "lon": lon,
+    }
+
+
+def _write(conn: Connection, v: VehicleInfo, seg: Segmenter, out: Derived) -> None:
+    t, s_ = trips.c, stops.c
+    conn.execute(delete(trips).where(and_(t.vehicle_id == v.id, t.open.is_(True))))
+    conn.execute(delete(stops).where(and_(s_.vehicle_id == v.id, s_.open.is_(True))))
+    ids = {"tenant_id": v.tenant_id, "vehicle_id": v.id}
+    trip_rows = [{**ids, **row} for row in seg.closed_trips]
+    open_trip = seg.open_trip()
+    if open_trip:
+        trip_rows.append({**ids, **open_trip})
+    stop_rows = [{**ids, **row} for row in seg.closed_stops]
+    open_stop = seg.open_stop()
+    if open_stop:
+        stop_rows.append({**ids, **open_stop})
+    if trip_rows:
+        conn.execute(insert(trips), trip_rows)
+    if stop_rows:
+        conn.execute(insert(stops), stop_rows)
+    out.trips = [{"vehicle": v.wire_id, **row} for row in seg.closed_trips]
+    for row in out.trips:
+        row["tenant_id"] = v.tenant_id

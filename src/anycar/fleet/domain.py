@@ -1,0 +1,287 @@
+"""The domain handlers' runner: after each committed batch, derive the touched vehicles.
+
+``Store.after_commit`` calls ``on_commit`` in the committing thread; it only merges "vehicle V
+has new data from time T" into a pending map (one entry per vehicle, so it is bounded by the
+fleet's size and never blocks the ingest) and wakes the runner. The runner (a fleet component,
+``start()``/``stop()``) derives each pending vehicle in its own transaction off the event loop
+(``anycar.fleet.derive``), turns the hubs' events into alerts by the tenant's rules, then pushes
+alerts, geofence events and closed trips to the live feed and the webhooks. A vehicle whose
+pass fails stays pending and is retried with backoff; a crash of the runner itself is logged,
+counted and the runner restarted: never silently dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from anycar.fleet import db
+from anycar.fleet.alerting import hub_event_alert
+from anycar.fleet.derive import Derived, VehicleInfo, derive_vehicle
+from anycar.fleet.domain_tables import alerts, geofences
+from anycar.fleet.geofences import Fence, fence_of
+from anycar.fleet.live import LiveFeed
+from anycar.fleet.rules import effective
+from anycar.fleet.store import Store, Stored
+from anycar.fleet.trips import TripConfig, load_trip_config
+
+log = logging.getLogger("anycar.fleet.domain")
+
+
+class Notifier(Protocol):
+    def submit(self, tenant_id: int, kind: str, item: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class DomainStats:
+    passes: int = 0
+    vehicles: int = 0
+    samples: int = 0
+    alerts: int = 0
+    geofence_events: int = 0
+    trips: int = 0
+    rederived: int = 0
+    late_skipped: int = 0
+    errors: int = 0
+    crashes: int = 0
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One run over the pending vehicles."""
+
+    derived: list[Derived] = field(default_factory=list)
+    hub_alerts: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        return [a for d in self.derived for a in d.alerts] + self.hub_alerts
+
+
+def tenant_fences(engine_conn: Any, tenant_id: int) -> list[Fence]:
+    rows = engine_conn.execute(select(geofences).where(geofences.c.tenant_id == tenant_id))
+    return [fence_of(r) for r in rows]
+
+
+class DomainPipeline:
+    name = "domain"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        live: LiveFeed | None = None,
+        notifier: Notifier | None = None,
+        cfg: TripConfig | None = None,
+    ) -> None:
+        self.engine: Engine = store.engine
+        self.live = live
+        self.notifier = notifier
+        self.cfg = cfg or load_trip_config()
+        self.stats = DomainStats()
+        self._pending: dict[int, tuple[int, float]] = {}
+        self._events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        store.after_commit.append(self.on_commit)
+
+    # ---- the hook ---------------------------------------------------------------------------
+    def on_commit(self, stored: Stored) -> None:
+        """Called after every committed batch, in the committing thread; never blocks."""
+        if not stored.touched and not stored.events:
+            return
+        with self._lock:
+            for vid, (tid, ts) in stored.touched.items():
+                was = self._pending.get(vid)
+                self._pending[vid] = (tid, ts if was is None else min(was[1], ts))
+            self._events.extend(e for e in stored.events if e.get("type") is not None)
+            if len(self._events) > 100_000:  # runner far behind: keep the newest
+                del self._events[: len(self._events) - 100_000]
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed while stopping
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ---- one run (sync: the runner calls it in a thread; tests and the CLI directly) --------
+    def run_pending(self) -> Outcome:
+        with self._run_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                events, self._events = self._events, []
+            outcome = Outcome()
+            if not pending and not events:
+                return outcome
+            self.stats.passes += 1
+            info = self._vehicles({*pending, *(e["vehicle_id"] for e in events)})
+            rules_cache: dict[int, dict[str, Any]] = {}
+            fences_cache: dict[int, list[Fence]] = {}
+            for vid, (tid, from_ts) in sorted(pending.items()):
+                v = info.get(vid)
+                if v is None:
+                    continue
+                try:
+                    with self.engine.begin() as conn:
+                        if tid not in rules_cache:
+                            rules_cache[tid] = effective(conn, tid)
+                            fences_cache[tid] = tenant_fences(conn, tid)
+                        d = derive_vehicle(conn, v, from_ts, self.cfg, rules_cache[tid], fences_cache[tid])
+                except Exception as exc:
+                    self._failed(vid, tid, from_ts, exc)
+                    outcome.failed += 1
+                    continue
+                outcome.derived.append(d)
+                s = self.stats
+                s.vehicles += 1
+                s.samples += d.samples
+                s.alerts += len(d.alerts)
+                s.geofence_events += len(d.geofence_events)
+                s.trips += len(d.trips)
+                s.rederived += d.rederived
+                s.late_skipped += d.late_skipped
+            if events:
+                try:
+                    outcome.hub_alerts = self._hub_alerts(events, info, rules_cache)
+                    self.stats.alerts += len(outcome.hub_alerts)
+                except Exception as exc:
+                    with self._lock:
+                        self._events[:0] = events
+                    self.stats.errors += 1
+                    self.stats.last_error = f"hub events: {type(exc).__name__}: {str(exc)[:200]}"
+                    log.warning("domain: %s; retrying", self.stats.last_error)
+                    outcome.failed += 1
+            return outcome
+
+    def _failed(self, vid: int, tid: int, from_ts: float, exc: Exception) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"vehicle {vid}: {type(exc).__name__}: {str(exc)[:200]}"
+        log.warning("domain: %s; retrying", self.stats.last_error)
+        with self._lock:
+            was = self._pending.get(vid)
+            self._pending[vid] = (tid, from_ts if was is None else min(was[1], from_ts))
+
+    def _vehicles(self, ids: set[int]) -> dict[int, VehicleInfo]:
+        v = db.vehicles.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(v.id, v.tenant_id, v.wire_id, v.brand).where(v.id.in_(sorted(ids))))
+            return {r.id: VehicleInfo(r.id, r.tenant_id, r.wire_id, r.brand) for r in rows}
+
+    def _hub_alerts(
+        self,
+        events: list[dict[str, Any]],
+        info: dict[int, VehicleInfo],
+        rules_cache: dict[int, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            for e in events:
+                v = info.get(e["vehicle_id"])
+                if v is None:
+                    continue
+                if v.tenant_id not in rules_cache:
+                    rules_cache[v.tenant_id] = effective(conn, v.tenant_id)
+                a = hub_event_alert(rules_cache[v.tenant_id], e)
+                if a is None:
+                    continue
+                row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a}
+                key = conn.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
+                out.append({"id": int(key), "vehicle": v.wire_id, **row})
+        return out
+
+    # ---- pushing what came out -------------------------------------------------------------
+    @staticmethod
+    def items(outcome: Outcome) -> dict[str, list[dict[str, Any]]]:
+        """Per kind, ``{"tenant_id": T, KIND: {...}}``: the feed and the webhooks send
+        ``{"type": KIND, KIND: {...}}`` (an alert's own ``type`` stays inside)."""
+        return {
+            "alert": [wrap("alert", a) for a in outcome.alerts],
+            "geofence": [wrap("geofence", e) for d in outcome.derived for e in d.geofence_events],
+            "trip": [wrap("trip", t) for d in outcome.derived for t in d.trips],
+        }
+
+    def notify(self, outcome: Outcome) -> None:
+        """Off the loop: hand alerts and geofence events to the webhooks (a queue put each)."""
+        if self.notifier is None:
+            return
+        for kind, rows in self.items(outcome).items():
+            if kind != "trip":
+                for row in rows:
+                    self.notifier.submit(row["tenant_id"], kind, row)
+
+    def publish(self, outcome: Outcome) -> None:
+        """On the event loop: the live feed (never waits)."""
+        if self.live is None:
+            return
+        for kind, rows in self.items(outcome).items():
+            if rows:
+                self.live.publish(kind, rows)
+
+    # ---- the component ---------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._supervise(), name="fleet-domain")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._loop = None
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.crashes += 1
+                self.stats.last_error = f"runner: {type(exc).__name__}: {exc}"
+                log.exception("the domain runner failed; restarting it")
+                await asyncio.sleep(1.0)
+
+    async def _run(self) -> None:
+        if self._wake is None:
+            raise RuntimeError("domain runner: start() first")
+        delay = 0.5
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            outcome = await asyncio.to_thread(self.run_pending)
+            self.publish(outcome)
+            await asyncio.to_thread(self.notify, outcome)
+            if outcome.failed:
+                await asyncio.sleep(delay)  # the database is down or refused: back off, retry
+                delay = min(delay * 2, 10.0)
+                self._wake.set()
+            else:
+                delay = 0.5
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            pending = len(self._pending)
+        return {
+            "pending": pending,
+            "running": self._task is not None and not self._task.done(),
+            **vars(self.stats),
+        }
+
+
+def wrap(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in row.items() if k not in ("tenant_id", "vehicle_id")}
+    if kind == "alert":
+        body.setdefault("ack_ts", None)
+        body.setdefault("cleared_ts", None)
+    return {"tenant_id": row["tenant_id"], kind: body}

@@ -1,0 +1,350 @@
+"""Reports per vehicle and per fleet, per UTC day or ISO week: distance, driving time, trips,
+stops, energy, utilisation, alerts; as JSON, CSV, and a printable HTML page with inline SVG
+charts (PDF through the browser's print).
+
+Read from the derived tables only (trips, stops, alerts), so a fleet's day is three index
+ranges on (tenant, start). A trip counts on the day it starts; the trip under way counts up to
+its latest sample. Utilisation is driving time over the period's length (24 h a day).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import re
+import time
+from importlib import resources
+from string import Template
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from anycar.fleet import db
+from anycar.fleet.domain_tables import alerts, stops, trips
+
+V = db.vehicles.c
+DAY_S = 86_400.0
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+COLUMNS = (
+    "distance_km",
+    "driving_s",
+    "trips",
+    "stops",
+    "stop_s",
+    "energy_kwh",
+    "kwh_per_100km",
+    "max_speed_kmh",
+    "utilisation",
+    "alerts",
+)
+
+
+class ReportError(ValueError):
+    """A report that cannot be made; the message names the parameter."""
+
+
+def period(day: str | None = None, week: str | None = None) -> dict[str, Any]:
+    """The period of a UTC day ``YYYY-MM-DD`` or an ISO week ``YYYY-Www`` (Monday..Sunday)."""
+    if (day is None) == (week is None):
+        raise ReportError("day or week: give one (day=YYYY-MM-DD or week=YYYY-Www)")
+    if day is not None:
+        try:
+            start = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+        except ValueError:
+            raise ReportError(f"day: {day[:40]!r} is not YYYY-MM-DD") from None
+        return {
+            "kind": "day",
+            "label": day,
+            "start": start.timestamp(),
+            "end": start.timestamp() + DAY_S,
+            "days": [day],
+        }
+    m = _WEEK.match(week or "")
+    try:
+        if m is None:
+            raise ValueError
+        monday = dt.datetime.fromisocalendar(int(m[1]), int(m[2]), 1).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise ReportError(f"week: {str(week)[:40]!r} is not an ISO week YYYY-Www") from None
+    days = [(monday + dt.timedelta(days=i)).strftime("%Y-%m-%d") for i in range(7)]
+    return {
+        "kind": "week",
+        "label": week,
+        "start": monday.timestamp(),
+        "end": monday.timestamp() + 7 * DAY_S,
+        "days": days,
+    }
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "distance_m": 0.0,
+        "driving_s": 0.0,
+        "trips": 0,
+        "stops": 0,
+        "stop_s": 0.0,
+        "energy": None,
+        "energy_m": 0.0,
+        "max_speed": None,
+        "alerts": 0,
+        "by_type": {},
+    }
+
+
+def _day_of(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def _finish(acc: dict[str, Any], span_s: float) -> dict[str, Any]:
+    energy = acc["energy"]
+    return {
+        "distance_km": round(acc["distance_m"] / 1000, 3),
+        "driving_s": round(acc["driving_s"]),
+        "trips": acc["trips"],
+        "stops": acc["stops"],
+        "stop_s": round(acc["stop_s"]),
+        "energy_kwh": None if energy is None else round(energy, 3),
+        "kwh_per_100km": round(energy / (acc["energy_m"] / 100_000), 2)
+        if energy and acc["energy_m"] > 0
+        else None,
+        "max_speed_kmh": acc["max_speed"],
+        "utilisation": round(acc["driving_s"] / span_s, 4) if span_s > 0 else 0.0,
+        "alerts": acc["alerts"],
+        "alerts_by_type": dict(sorted(acc["by_type"].items())),
+    }
+
+
+def _collect(
+    engine: Engine, tenant_id: int, p: dict[str, Any], vehicle_pk: int | None
+) -> tuple[dict[tuple[int, str], dict[str, Any]], dict[int, Any]]:
+    start, end = p["start"], p["end"]
+    now = time.time()
+    acc: dict[tuple[int, str], dict[str, Any]] = {}
+    t, s, a = trips.c, stops.c, alerts.c
+    with engine.connect() as conn:
+        vq = select(V.id, V.wire_id, V.vin, V.brand).where(V.tenant_id == tenant_id)
+        if vehicle_pk is not None:
+            vq = vq.where(V.id == vehicle_pk)
+        vehicles = {r.id: r for r in conn.execute(vq.order_by(V.wire_id))}
+        tq: Any = select(t.vehicle_id, t.start_ts, t.end_ts, t.distance_m, t.energy_kwh, t.max_speed).where(
+            t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end
+        )
+        sq: Any = select(s.vehicle_id, s.start_ts, s.end_ts).where(
+            s.tenant_id == tenant_id, s.start_ts < end, (s.end_ts.is_(None)) | (s.end_ts > start)
+        )
+        aq: Any = select(a.vehicle_id, a.ts, a.type).where(
+            a.tenant_id == tenant_id, a.ts >= start, a.ts < end
+        )
+        if vehicle_pk is not None:
+            tq, sq, aq = (
+                tq.where(t.vehicle_id == vehicle_pk),
+                sq.where(s.vehicle_id == vehicle_pk),
+                aq.where(a.vehicle_id == vehicle_pk),
+            )
+        for r in conn.execute(tq):
+            x = acc.setdefault((r.vehicle_id, _day_of(r.start_ts)), _empty())
+            x["trips"] += 1
+            x["distance_m"] += r.distance_m
+            x["driving_s"] += max(0.0, (r.end_ts or r.start_ts) - r.start_ts)
+            if r.energy_kwh is not None:
+                x["energy"] = (x["energy"] or 0.0) + r.energy_kwh
+                x["energy_m"] += r.distance_m
+            if r.max_speed is not None:
+                x["max_speed"] = max(x["max_speed"] or 0.0, r.max_speed)
+        for r in conn.execute(sq):
+            s0 = max(r.start_ts, start)
+            s1 = min(r.end_ts if r.end_ts is not None else now, end)
+            x = acc.setdefault((r.vehicle_id, _day_of(s0)), _empty())
+            if r.start_ts >= start:
+                x["stops"] += 1
+            x["stop_s"] += max(0.0, s1 - s0)
+        for r in conn.execute(aq):
+            x = acc.setdefault((r.vehicle_id, _day_of(r.ts)), _empty())
+            x["alerts"] += 1
+            x["by_type"][r.type] = x["by_type"].get(r.type, 0) + 1
+    return {k: v for k, v in acc.items() if k[0] in vehicles}, vehicles
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out = _empty()
+    for x in parts:
+        for k in ("distance_m", "driving_s", "trips", "stops", "stop_s", "energy_m", "alerts"):
+            out[k] += x[k]
+        if x["energy"] is not None:
+            out["energy"] = (out["energy"] or 0.0) + x["energy"]
+        if x["max_speed"] is not None:
+            out["max_speed"] = max(out["max_speed"] or 0.0, x["max_speed"])
+        for t, n in x["by_type"].items():
+            out["by_type"][t] = out["by_type"].get(t, 0) + n
+    return out
+
+
+def fleet_report(engine: Engine, tenant_id: int, p: dict[str, Any]) -> dict[str, Any]:
+    """One row per vehicle of the tenant, one per day for the fleet, and the totals."""
+    acc, vehicles = _collect(engine, tenant_id, p, None)
+    span = p["end"] - p["start"]
+    rows = []
+    for vid, v in vehicles.items():
+        parts = [x for (k, _), x in acc.items() if k == vid]
+        rows.append({"vehicle": v.wire_id, "vin": v.vin, "brand": v.brand, **_finish(_merge(parts), span)})
+    days = [
+        {
+            "day": d,
+            **_finish(_merge([x for (_, day), x in acc.items() if day == d]), DAY_S * max(len(vehicles), 1)),
+        }
+        for d in p["days"]
+    ]
+    totals = _finish(_merge(list(acc.values())), span * max(len(vehicles), 1))
+    return {
+        "report": "fleet",
+        "period": _public(p),
+        "vehicles": rows,
+        "days": days,
+        "totals": {"vehicles": len(vehicles), **totals},
+    }
+
+
+def vehicle_report(engine: Engine, tenant_id: int, vehicle_pk: int, p: dict[str, Any]) -> dict[str, Any]:
+    """One row per day of the period for one vehicle, and the totals."""
+    acc, vehicles = _collect(engine, tenant_id, p, vehicle_pk)
+    v = vehicles[vehicle_pk]
+    days = [
+        {"day": d, **_finish(_merge([x for (_, day), x in acc.items() if day == d]), DAY_S)}
+        for d in p["days"]
+    ]
+    totals = _finish(_merge(list(acc.values())), p["end"] - p["start"])
+    return {
+        "report": "vehicle",
+        "vehicle": v.wire_id,
+        "vin": v.vin,
+        "brand": v.brand,
+        "period": _public(p),
+        "days": days,
+        "totals": totals,
+    }
+
+
+def _public(p: dict[str, Any]) -> dict[str, Any]:
+    return {k: p[k] for k in ("kind", "label", "start", "end")}
+
+
+# ---- CSV ---------------------------------------------------------------------------------------
+def to_csv(report: dict[str, Any]) -> str:
+    """Fleet: one line per vehicle then the total; vehicle: one line per day then the total."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    key = "vehicle" if report["report"] == "fleet" else "day"
+    rows = report["vehicles"] if report["report"] == "fleet" else report["days"]
+    w.writerow([key, *COLUMNS])
+    for r in rows:
+        w.writerow([_cell(r[key]), *(_cell(r[c]) for c in COLUMNS)])
+    w.writerow(["total", *(_cell(report["totals"][c]) for c in COLUMNS)])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text  # no formulas
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- HTML --------------------------------------------------------------------------------------
+def bar_chart(title: str, labels: list[str], values: list[float], unit: str) -> str:
+    """A bar chart as inline SVG (printable, no script)."""
+    width, height, left, bottom = 640, 220, 48, 40
+    top = max(values, default=0.0) or 1.0
+    n = max(len(values), 1)
+    step = (width - left - 10) / n
+    bars = []
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        h = (height - bottom - 20) * value / top
+        x = left + i * step + step * 0.15
+        y = height - bottom - h
+        bars.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" fill="#2b6cb0">'
+            f"<title>{html.escape(label)}: {value:g} {html.escape(unit)}</title></rect>"
+            f'<text x="{x + step * 0.35:.1f}" y="{y - 4:.1f}" font-size="10" text-anchor="middle">{value:g}</text>'
+            f'<text x="{x + step * 0.35:.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{html.escape(label[-10:])}</text>'
+        )
+    return (
+        f"<figure><figcaption>{html.escape(title)} ({html.escape(unit)})</figcaption>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{html.escape(title)}" viewBox="0 0 {width} {height}" width="100%">'
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" stroke="#444"/>'
+        + "".join(bars)
+        + "</svg></figure>"
+    )
+
+
+HEADINGS = {
+    "distance_km": "Distance (km)",
+    "driving_s": "Driving (h)",
+    "trips": "Trips",
+    "stops": "Stops",
+    "stop_s": "Stopped (h)",
+    "energy_kwh": "Energy (kWh)",
+    "kwh_per_100km": "kWh/100 km",
+    "max_speed_kmh": "Max speed (km/h)",
+    "utilisation": "Utilisation",
+    "alerts": "Alerts",
+}
+
+
+def _fmt(col: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if col in ("driving_s", "stop_s"):
+        return f"{value / 3600:.2f}"
+    if col == "utilisation":
+        return f"{value * 100:.1f} %"
+    return html.escape(f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def to_html(report: dict[str, Any], tenant: str) -> str:
+    key = "vehicle" if report["report"] == "fleet" else "day"
+    rows = report["vehicles"] if report["report"] == "fleet" else report["days"]
+    head = "".join(f"<th>{html.escape(HEADINGS[c])}</th>" for c in COLUMNS)
+    body = "".join(
+        f"<tr><th scope=row>{html.escape(str(r[key]))}</th>"
+        + "".join(f"<td>{_fmt(c, r[c])}</td>" for c in COLUMNS)
+        + "</tr>"
+        for r in rows
+    )
+    body += (
+        "<tr class=total><th scope=row>Total</th>"
+        + "".join(f"<td>{_fmt(c, report['totals'][c])}</td>" for c in COLUMNS)
+        + "</tr>"
+    )
+    chart_rows = (
+        report["days"] if report["period"]["kind"] == "week" or report["report"] == "vehicle" else rows
+    )
+    labels = [str(r["day"] if "day" in r else r["vehicle"]) for r in chart_rows]
+    charts = bar_chart("Distance", labels, [r["distance_km"] for r in chart_rows], "km") + bar_chart(
+        "Driving time", labels, [round(r["driving_s"] / 3600, 2) for r in chart_rows], "h"
+    )
+    title = (
+        f"Fleet report {report['period']['label']}"
+        if report["report"] == "fleet"
+        else f"Vehicle {report['vehicle']} — {report['period']['label']}"
+    )
+    template = Template(
+        resources.files("anycar.fleet").joinpath("data/report.html").read_text(encoding="utf-8")
+    )
+    return template.substitute(
+        title=html.escape(title),
+        tenant=html.escape(tenant),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        key=html.escape(key.capitalize()),
+        head=head,
+        body=body,
+        charts=charts,
+    )
