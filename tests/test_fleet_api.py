@@ -5,6 +5,7 @@ a real database: token auth first, role rights as sets, and per-tenant isolation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -170,6 +171,8 @@ async def test_osmand_trackers_and_the_live_feed(fleet: FleetServer) -> None:
         )
         assert r.status_code == 200
         msg = json.loads(await asyncio.wait_for(live.recv(), 10))
+        while msg["type"] == "alert":  # the seed's own low-SoC alert may come first
+            msg = json.loads(await asyncio.wait_for(live.recv(), 10))
         assert msg["type"] == "position" and msg["vehicle"] == tracker
         assert msg["speed"] == pytest.approx(18.52) and msg["heading"] == 90
         # the same fix again (a resend), a POSTed form body, ISO and millisecond timestamps
@@ -214,6 +217,14 @@ async def test_osmand_trackers_and_the_live_feed(fleet: FleetServer) -> None:
             (48.3, "osmand"),
             (48.4, "osmand"),
         ]
-        # the other tenant's feed got none of it
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(other.recv(), 0.5)
+        # the other tenant's feed got none of it (only what is about its own vehicles, e.g. their alerts)
+        leaked = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                got = json.loads(await asyncio.wait_for(other.recv(), 0.5))
+                if tracker in json.dumps(got) or (got.get(got["type"]) or got).get("vehicle") not in (
+                    seed["rival"]["hub"],
+                    seed["rival"]["tracker"],
+                ):
+                    leaked.append(got)
+        assert leaked == []
