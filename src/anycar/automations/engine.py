@@ -115,6 +115,7 @@ class Engine:
         self.timed = Timed(wall, self._current)
         self._accessory: list[tuple[m.AccessoryTrigger, Callable[[dict[str, Any]], None]]] = []
         self._driving: list[tuple[m.DrivingTrigger, Callable[[dict[str, Any]], None]]] = []
+        self._fleet: list[tuple[str, m.FleetEventTrigger, Callable[[dict[str, Any]], None]]] = []
         self._running: dict[str, list[Run]] = {}
         self._queued: dict[str, deque[tuple[dict[str, Any], tuple[str, ...]]]] = {}
         self._traces: dict[str, deque[dict[str, Any]]] = {}
@@ -374,6 +375,7 @@ class Engine:
         self.timed.clear()
         self._accessory = []
         self._driving = []
+        self._fleet = []
 
     def _index(self) -> None:
         assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
@@ -435,6 +437,10 @@ class Engine:
             dentry = (spec, fire)
             self._driving.append(dentry)
             return lambda: self._driving.remove(dentry) if dentry in self._driving else None
+        if isinstance(spec, m.FleetEventTrigger):
+            fentry = (automation, spec, fire)
+            self._fleet.append(fentry)
+            return lambda: self._fleet.remove(fentry) if fentry in self._fleet else None
         raise TypeError(f"unknown trigger {spec!r}")
 
     def _unwatch(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
@@ -768,6 +774,16 @@ class Engine:
         elif event.kind == "driving_state" and self.policy is not None and self._loop is not None:
             # the policy logs before it takes the new state: read it once the log call is over
             self._loop.call_soon(self._driving_changed)
+
+    def fleet_event(self, event: str, data: dict[str, Any] | None = None) -> list[str]:
+        """A ``fleet_event`` from the fleet cloud: fires every automation triggered on its type;
+        returns their ids (what the command's result reports)."""
+        fired: list[str] = []
+        for automation, spec, fire in list(self._fleet):
+            if spec.event == event and self.enabled(self.automations[automation]):
+                fire({"value": event, "previous": None, "data": dict(data or {})})
+                fired.append(automation)
+        return fired
 
     def _driving_changed(self) -> None:
         if self.policy is not None:
