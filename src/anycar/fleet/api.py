@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from anycar import __version__
-from anycar.fleet import queries
+from anycar.fleet import api_commands, queries
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.registry import User, user_for_token
 from anycar.fleet.store import Store
@@ -215,9 +216,14 @@ def openapi() -> dict[str, Any]:
     }
 
 
-def fleet_api(store: Store, live: LiveFeed | None = None) -> Starlette:
+def fleet_api(
+    store: Store, live: LiveFeed | None = None, wake: Callable[[], None] | None = None
+) -> Starlette:
     engine = store.engine
     document = openapi()
+    # fleet-commands: commands, the accessory inventory, firmware and rollouts
+    document["paths"].update(api_commands.PATHS)
+    document["components"]["schemas"].update(api_commands.SCHEMAS)
 
     def user_of(request: Request, right: str = "read") -> User:
         header = request.headers.get("authorization", "")
@@ -335,5 +341,6 @@ def fleet_api(store: Store, live: LiveFeed | None = None) -> Starlette:
             Route("/api/events", events),
             Route("/api/dead-letters", dead_letters),
             WebSocketRoute("/api/live", live_feed),
+            *api_commands.routes(store, wake),
         ]
     )

@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
 from anycar.fleet.ingest import GROUP, IngestWorker
+from anycar.fleet.keys import load_or_create
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.migrate import upgrade
 from anycar.fleet.osmand import osmand_app
+from anycar.fleet.sender import CommandSender
 from anycar.fleet.store import Store
 from anycar.http_listener import HttpListener
 
@@ -43,6 +46,10 @@ class FleetConfig:
     host: str = "127.0.0.1"
     api_port: int | None = 8090  # None: no API (``anycar fleet ingest``)
     osmand_port: int | None = 5055
+    # fleet-commands: the key that signs commands (default ~/.local/share/anycar/fleet-signing.pem);
+    # with ``send_commands`` the server also publishes pending commands (``serve`` does)
+    signing_key: Path | None = None
+    send_commands: bool = True
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -85,8 +92,19 @@ class FleetServer:
             )
             for i in range(cfg.workers)
         ]
+        self.sender: CommandSender | None = None
+        if cfg.send_commands and cfg.api_port is not None:
+            self.sender = CommandSender(
+                self.engine,
+                load_or_create(cfg.signing_key),
+                host=host,
+                port=port,
+                username=cfg.mqtt_username,
+                password=cfg.mqtt_password,
+                client_id=f"{base}-commands",
+            )
         self.api = HttpListener(
-            fleet_api(self.store, self.live),
+            fleet_api(self.store, self.live, self.sender.wake if self.sender else None),
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -96,6 +114,8 @@ class FleetServer:
             osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, what="OsmAnd", force_exit=True
         )
         self.components: list[Any] = list(self.workers)
+        if self.sender is not None:
+            self.components.append(self.sender)
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:
