@@ -264,6 +264,7 @@ rollouts = Table(
     Column("state", String(16), nullable=False),  # running | paused | aborted | done
     Column("reason", Text),
     Column("max_failures", Integer, nullable=False),
+    Column("failed_before", Integer, nullable=False),  # failures when it was last resumed
     Column("max_in_flight", Integer, nullable=False),
     Column("base_url", String(512), nullable=False),
     Column("created", Float, nullable=False),

@@ -256,6 +256,7 @@ def start(
                 percent=percent,
                 state="running",
                 max_failures=max_failures,
+                failed_before=0,
                 max_in_flight=max_in_flight,
                 base_url=base_url,
                 created=now,
@@ -292,8 +293,9 @@ def change(
         values: dict[str, Any] = {"updated": now}
         if what == "pause":
             values.update(state="paused", reason="paused by hand")
-        elif what == "resume":
-            values.update(state="running", reason=None)
+        elif what == "resume":  # another max_failures may fail before it pauses again
+            failed = sum(n for s, n in _counts(conn, rollout_id).items() if s in cmds.FAILED)
+            values.update(state="running", reason=None, failed_before=failed)
         elif what == "abort":
             values.update(state="aborted", reason="aborted by hand")
             conn.execute(
@@ -336,13 +338,14 @@ def settle(conn: Connection, rollout_id: int) -> None:
     counts = _counts(conn, rollout_id)
     failed = sum(n for s, n in counts.items() if s in cmds.FAILED)
     now = time.time()
-    if failed >= rollout.max_failures:
+    if failed - rollout.failed_before >= rollout.max_failures:
         conn.execute(
             update(db.rollouts)
             .where(RO.id == rollout_id)
             .values(
                 state="paused",
-                reason=f"paused automatically: {failed} failed (threshold {rollout.max_failures})",
+                reason=f"paused automatically: {failed - rollout.failed_before} failed "
+                f"(threshold {rollout.max_failures})",
                 updated=now,
             )
         )

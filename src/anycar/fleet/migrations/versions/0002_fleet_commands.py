@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text),
         sa.Column("max_failures", sa.Integer, nullable=False),
+        sa.Column("failed_before", sa.Integer, nullable=False),
         sa.Column("max_in_flight", sa.Integer, nullable=False),
         sa.Column("base_url", sa.String(512), nullable=False),
         sa.Column("created", sa.Float, nullable=False),
