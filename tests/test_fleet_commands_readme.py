@@ -32,7 +32,13 @@ def test_readme_fleet_command_lines_run_as_written(tmp_path: Path) -> None:
     assert len(lines) >= 12
     for line in lines:
         done = subprocess.run(
-            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+            ["bash", "-c", line],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, (line, done.stderr)
     assert (tmp_path / "fleet-signing.pem").stat().st_mode & 0o077 == 0
@@ -47,11 +53,15 @@ def test_readme_fleet_command_lines_run_as_written(tmp_path: Path) -> None:
         (release,) = ota.releases(engine)
         assert (release["vendor_id"], release["product_id"], release["version"]) == (65521, 32773, "1.0.0")
         (rollout,) = ota.listing(engine, tid)
-        assert (rollout["percent"], rollout["targets"], rollout["state"]) == (10, 0, "done")  # nothing fitted yet
+        assert (rollout["percent"], rollout["targets"], rollout["state"]) == (
+            10,
+            0,
+            "done",
+        )  # nothing fitted yet
     finally:
         engine.dispose()
 
 
 def test_readme_fleet_command_python_runs(tmp_path: Path) -> None:
     (block,) = re.findall(r"```python\n(.*?)```", _section(), re.S)
-    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own example
+    exec(compile(block, "README.md", "exec"), {})
