@@ -72,6 +72,7 @@ def test_good_messages() -> None:
         "subscribe",
         "actuate",
         "bye",
+        "update_result",
     }
     assert "command" in message_types(TO_ACCESSORY)
 

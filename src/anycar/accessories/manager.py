@@ -64,6 +64,14 @@ class Fitted:
     silent: bool = False
     load: LoadStatus | None = None
     by_path: dict[str, str] = field(default_factory=dict)
+    firmware: str = ""  # set by a firmware update in this hub run
+
+    @property
+    def firmware_version(self) -> str:
+        """What it runs: what it said in its hello or was updated to, else its manifest's."""
+        if self.session is not None and self.session.firmware:
+            return self.session.firmware
+        return self.firmware or self.manifest.firmware_version
 
     @property
     def instance(self) -> str:
@@ -212,6 +220,7 @@ class AccessoryManager:
             raise
         session.manifest = manifest
         session.serial = msg["serial"]
+        session.firmware = str(msg.get("firmware") or "")
         session.key_id = key.key_id
         session.accessory = f"{manifest.product_key}:{session.serial}"
         session.pairing_proof = msg.get("pairing_proof")

@@ -43,6 +43,11 @@ async def handle(mgr: AccessoryManager, session: Session, msg: dict[str, Any]) -
         if fut is not None and not fut.done():
             fut.set_result((bool(msg["ok"]), str(msg.get("reason", ""))))
         return
+    if kind == "update_result":
+        upd = session.updates.get(str(msg["id"]))
+        if upd is not None and not upd.done():
+            upd.set_result(msg)
+        return
     if kind == "hello":
         raise ProtocolError("hello was already received", field="type")
     if kind == "bye":

@@ -15,13 +15,23 @@
 The SDK speaks the protocol of docs/accessory-protocol.md: it answers the hub's challenge with
 the (signed) manifest and a proof of its pairing code, keeps the token it gets when commissioned
 (in ``credentials`` if given), sends heartbeats, runs command handlers and echoes the accepted
-actuator value, and hands restrictions and power decisions to callbacks.
+actuator value, and hands restrictions and power decisions to callbacks. A firmware update from
+the hub (``update`` + ``update_chunk``) is collected within its declared size, its SHA-256 and
+version checked (a downgrade or a bad hash is refused), then handed to the ``on_update``
+callback; the new version is reported back and said in every later hello::
+
+    @lamp.on_update
+    async def flash(image: bytes, version: str) -> None:
+        bootloader.write(image)              # raise Refused("why") to refuse
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -39,6 +49,8 @@ from anycar.accessories import protocol
 from anycar.accessories.errors import ProtocolError
 from anycar.accessories.manifest import read_manifest_data
 from anycar.accessories.signing import sign_manifest
+from anycar.wire.errors import WireError
+from anycar.wire.firmware import newer
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Any], Awaitable[Any] | Any]
@@ -109,6 +121,8 @@ class Accessory:
         credentials: str | Path | None = None,
         echo: bool = True,
         ssl: SSLContext | None = None,
+        firmware: str | None = None,
+        max_update_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         if isinstance(manifest, (str, Path)):
             path = Path(manifest)
@@ -117,6 +131,12 @@ class Accessory:
             sign_manifest(manifest, signing_key) if signing_key else dict(manifest)
         )
         self.serial = serial
+        # the firmware it runs now (the signed manifest says what it shipped with)
+        self.firmware = firmware or str(self.manifest.get("firmware_version", ""))
+        self.max_update_bytes = max_update_bytes
+        self.updates: list[dict[str, Any]] = []  # each update's outcome, newest last
+        self._on_update: Callable[[bytes, str], Any] | None = None
+        self._update: dict[str, Any] | None = None  # the one being received
         self.pairing_code = pairing_code or f"{secrets.randbelow(10**8):08d}"
         self.credentials = Path(credentials) if credentials is not None else None
         self.echo = echo
@@ -178,6 +198,11 @@ class Accessory:
 
     def on_restrictions(self, fn: Callable[[list[str], str], Any]) -> Callable[[list[str], str], Any]:
         self._on_restrictions.append(fn)
+        return fn
+
+    def on_update(self, fn: Callable[[bytes, str], Any]) -> Callable[[bytes, str], Any]:
+        """Register who applies a firmware image (``fn(image, version)``; raise ``Refused``)."""
+        self._on_update = fn
         return fn
 
     def on_power(self, fn: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
@@ -304,6 +329,8 @@ class Accessory:
             }
             if self.token:
                 hello["auth"] = protocol.auth_proof(self.token, nonce)
+            if self.firmware:
+                hello["firmware"] = self.firmware
             await ws.send(protocol.encode(hello))
             tasks = [asyncio.create_task(self._heartbeats())]
             try:
@@ -386,6 +413,10 @@ class Accessory:
                     "awaiting_commissioning",
                 ):
                     self.state = "refused"
+        elif kind == "update":
+            await self._begin_update(msg)
+        elif kind == "update_chunk":
+            await self._update_chunk(msg)
         elif kind == "removed":
             self.state = "removed"
             self.token = None
@@ -410,6 +441,68 @@ class Accessory:
         await self._send({"type": "command_result", "id": msg["id"], "ok": True})
         if self.echo:
             await self.publish({name: value})
+
+    async def _update_answer(self, update_id: str, ok: bool, reason: str = "") -> None:
+        self._update = None
+        self.updates.append({"id": update_id, "ok": ok, "version": self.firmware, "reason": reason})
+        del self.updates[:-20]
+        answer: dict[str, Any] = {
+            "type": "update_result",
+            "id": update_id,
+            "ok": ok,
+            "version": self.firmware,
+        }
+        if reason:
+            answer["reason"] = reason[:500]
+        await self._send(answer)
+
+    async def _begin_update(self, msg: dict[str, Any]) -> None:
+        uid, version = str(msg["id"]), str(msg["version"])
+        try:
+            is_newer = newer(version, self.firmware) if self.firmware else True
+        except WireError:
+            is_newer = True  # our own version is not semver: let the vendor's callback decide
+        if self._on_update is None:
+            await self._update_answer(uid, False, "this accessory cannot be updated (no on_update)")
+        elif not is_newer:
+            await self._update_answer(
+                uid, False, f"downgrade refused: runs {self.firmware}, offered {version}"
+            )
+        elif int(msg["size"]) > self.max_update_bytes:
+            await self._update_answer(uid, False, f"{msg['size']} bytes is more than {self.max_update_bytes}")
+        else:
+            self._update = {**msg, "id": uid, "parts": [], "got": 0}
+
+    async def _update_chunk(self, msg: dict[str, Any]) -> None:
+        upd = self._update
+        if upd is None or str(msg["id"]) != upd["id"]:
+            return  # refused already, or not ours
+        try:
+            part = base64.b64decode(msg["data"], validate=True)
+        except (binascii.Error, ValueError):
+            await self._update_answer(upd["id"], False, f"chunk {msg['index']} is not base64")
+            return
+        if msg["index"] != len(upd["parts"]) or upd["got"] + len(part) > upd["size"]:
+            await self._update_answer(upd["id"], False, f"chunk {msg['index']} out of order or past the size")
+            return
+        upd["parts"].append(part)
+        upd["got"] += len(part)
+        if upd["got"] < upd["size"]:
+            return
+        image = b"".join(upd["parts"])
+        if hashlib.sha256(image).hexdigest() != upd["sha256"]:
+            await self._update_answer(upd["id"], False, "bad hash: the image is not what the hub announced")
+            return
+        try:
+            await _maybe_await(self._on_update(image, upd["version"]))  # type: ignore[misc]
+        except Refused as exc:
+            await self._update_answer(upd["id"], False, exc.reason)
+            return
+        except Exception as exc:
+            await self._update_answer(upd["id"], False, f"accessory error: {exc}")
+            return
+        self.firmware = upd["version"]
+        await self._update_answer(upd["id"], True)
 
     async def _heartbeats(self) -> None:
         while True:

@@ -36,6 +36,8 @@ class Session:
         self.instance: str | None = None  # once commissioned (or recognised)
         self.closed = False
         self.pending: dict[str, asyncio.Future[tuple[bool, str]]] = {}
+        self.updates: dict[str, asyncio.Future[dict[str, Any]]] = {}  # firmware updates in progress
+        self.firmware = ""  # the version the accessory said it runs (hello), if it said
         self.subscriptions: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_rate_notice = 0.0
@@ -74,6 +76,10 @@ class Session:
             if not fut.done():
                 fut.set_exception(ConnectionError(why))
         self.pending.clear()
+        for upd in self.updates.values():
+            if not upd.done():
+                upd.set_exception(ConnectionError(why))
+        self.updates.clear()
 
     def stop_subscriptions(self) -> None:
         for sub, task in self.subscriptions.values():

@@ -269,8 +269,11 @@ class Compiler:
             except ValueError as exc:
                 raise Invalid((*where, "geofence"), f"geofence: {exc}") from None
             return m.GeofenceTrigger(str(fence.get("name", tid or "fence")), shape, raw["event"], tid, at)
+        if "fleet_event" in raw:
+            return m.FleetEventTrigger(str(raw["fleet_event"]), tid, at)
         raise Invalid(
-            where, "a trigger needs one of signal, time, every, sun, driving_state, accessory, geofence"
+            where,
+            "a trigger needs one of signal, time, every, sun, driving_state, accessory, geofence, fleet_event",
         )
 
     # -- conditions ------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ reads; each update goes to the watches of its own signal only (a dictionary look
 publish that concerns no automation costs nothing here and 1,000 idle automations cost the
 broker nothing. Runs act through the broker with their owner's grant; loops and storms are
 stopped; every run leaves a trace.
+
+The engine holds the state and the runtime (start, the pump, runs, waits); its parts live beside
+it: ``loading`` (files, REST definitions, rebuilds against the live catalog), ``triggers`` (the
+index of live watches), ``traces`` (the ring of recent runs and their storage), ``status``.
 """
 
 from __future__ import annotations
@@ -16,26 +20,19 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+from anycar.automations import loading
 from anycar.automations import model as m
 from anycar.automations.acting import Acting
-from anycar.automations.compiler import Compiler, Context
-from anycar.automations.place import LATITUDE, LONGITUDE
 from anycar.automations.runner import Run, dry_run
-from anycar.automations.source import (
-    Document,
-    Problem,
-    SourceError,
-    files_in,
-    parse_yaml,
-    read_text,
-    schema_problems,
-)
+from anycar.automations.source import Document, Problem
+from anycar.automations.status import Status
 from anycar.automations.store import Store
 from anycar.automations.timed import Timed
-from anycar.automations.watch import FenceWatch, HeldWatch, SignalWatch, Timing, since_key
+from anycar.automations.traces import TraceBook
+from anycar.automations.triggers import TriggerIndex
+from anycar.automations.watch import Timing
 from anycar.broker import SignalBroker
 from anycar.broker.subscription import Subscription
 from anycar.errors import AnycarError
@@ -47,7 +44,6 @@ from anycar.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 MAX_CHAIN = 8  # automations setting what triggers automations: deeper than this is a loop
-TRACE_FLUSH_S = 0.5
 ACCESSORY_EVENTS = {
     "fitted": "fitted",
     "commissioned": "fitted",
@@ -55,25 +51,6 @@ ACCESSORY_EVENTS = {
     "shed": "shed",
     "restore": "restored",
 }
-Handler = Callable[[str, Any, dict[str, Any]], None]
-
-
-@dataclass
-class Status:
-    """What the hub says about one definition: active, disabled, refused (and why), or not for this car."""
-
-    id: str
-    state: str
-    source: str
-    problems: list[Problem] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "source": self.source,
-            "problems": [p.to_dict() for p in self.problems],
-        }
 
 
 class Engine:
@@ -109,16 +86,11 @@ class Engine:
         self._rest_docs: dict[tuple[str, str], Document] = {}
         self._enabled = self.store.enabled_flags()
         self._since: dict[str, float] = self.store.since_all()
-        self._by_path: dict[str, list[Handler]] = {}
-        self._watches: list[Any] = []
-        self._held: dict[str, HeldWatch] = {}
         self.timed = Timed(wall, self._current)
-        self._accessory: list[tuple[m.AccessoryTrigger, Callable[[dict[str, Any]], None]]] = []
-        self._driving: list[tuple[m.DrivingTrigger, Callable[[dict[str, Any]], None]]] = []
+        self.triggers = TriggerIndex(self.timed, self._current)
         self._running: dict[str, list[Run]] = {}
         self._queued: dict[str, deque[tuple[dict[str, Any], tuple[str, ...]]]] = {}
-        self._traces: dict[str, deque[dict[str, Any]]] = {}
-        self._unsaved: list[dict[str, Any]] = []
+        self.book = TraceBook(self.store, traces_kept)
         self._buckets: dict[str, TokenBucket] = {}
         self._noticed: dict[tuple[str, str], float] = {}
         self._sub: Subscription | None = None
@@ -146,154 +118,31 @@ class Engine:
     # -- loading ----------------------------------------------------------------------------
     def load_paths(self, targets: Iterable[str | Any]) -> list[Problem]:
         """Read files and folders; a bad file is refused whole and never stops the others."""
-        from pathlib import Path
-
-        problems: list[Problem] = []
-        for target in targets:
-            path = Path(target)
-            if not path.exists():
-                problems.append(Problem(str(path), None, "no such file or folder"))
-                continue
-            for file in files_in(path):
-                try:
-                    doc = parse_yaml(read_text(file), str(file))
-                except SourceError as exc:
-                    problems.append(exc.problem)
-                    continue
-                found = schema_problems(doc)
-                if found:
-                    problems.extend(found)
-                    continue
-                self._docs.append(doc)
-        self.file_problems.extend(problems)
-        self.rebuild()
-        return problems + [p for s in self.status.values() for p in s.problems]
+        return loading.load_paths(self, targets)
 
     def load_rest_definitions(self) -> None:
-        for kind, ident, body, _owner in self.store.definitions():
-            doc = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
-            self._rest_docs[(kind, ident)] = doc
+        loading.load_rest_definitions(self)
 
     def compiled(self, doc: Document) -> tuple[list[m.Scene], list[m.Automation]]:
         """The scenes and automations of a (checked) document, as they would be added now."""
-        ctx = self._context()
-        scenes, _ = Compiler(ctx, doc).scenes()
-        ctx.scenes = {**self.scenes, **{s.id: s for s in scenes}}
-        autos, _, _ = Compiler(ctx, doc).automations()
-        return scenes, autos
+        return loading.compiled(self, doc)
 
     def check_document(self, doc: Document) -> list[Problem]:
         """Problems a document would have if added now (schema, then catalog), without adding it."""
-        found = schema_problems(doc)
-        if found:
-            return found
-        ctx = self._context()
-        scenes, problems = Compiler(ctx, doc).scenes()
-        ctx.scenes = {**self.scenes, **{s.id: s for s in scenes}}
-        autos, more, _ = Compiler(ctx, doc).automations()
-        problems += more
-        taken = {a: s.source for a, s in self.status.items()}
-        for a in autos:
-            if a.id in taken and not taken[a.id].startswith("rest:"):
-                problems.append(
-                    Problem(doc.source, None, f"id {a.id} is already defined in {taken[a.id]}", a.id)
-                )
-        return problems
+        return loading.check_document(self, doc)
 
     def put_rest(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """Add or replace automations and scenes given over REST (already checked), then
         re-index once: a document of N definitions costs one rebuild, not N."""
-        for kind, body in items:
-            ident = str(body["id"])
-            self._rest_docs[(kind, ident)] = Document(f"rest:{kind}/{ident}", {f"{kind}s": [body]})
-            self.store.put_definition(kind, ident, body, str(body.get("owner", "owner")))
-        self.rebuild()
+        loading.put_rest(self, items)
 
     def drop_rest(self, kind: str, ident: str) -> bool:
-        if self._rest_docs.pop((kind, ident), None) is None:
-            return False
-        self.store.drop_definition(kind, ident)
-        self.rebuild()
-        return True
-
-    def _context(self) -> Context:
-        broker = self.broker
-
-        def provided(path: str) -> bool:
-            return self.assume_provided or broker.provider_of(path) is not None
-
-        grants = self.policy.grants if self.policy is not None else None
-        return Context(
-            catalog=broker.catalog,
-            provided=provided,
-            grant_for=(lambda s: grants.get(s)) if grants is not None else (lambda s: None),
-            access=self.access,
-            brand=self.brand,
-            has_driving_state=self.policy is not None or self.assume_provided,
-        )
+        return loading.drop_rest(self, kind, ident)
 
     def rebuild(self) -> None:
         """Compile every source again against the live catalog and re-index. Persisted "since"
         times and running runs are kept, so nothing already accepted is lost."""
-        self._rebuild_pending = False
-        docs = [*self._docs, *self._rest_docs.values()]
-        ctx = self._context()
-        scenes: dict[str, m.Scene] = {}
-        status: dict[str, Status] = {}
-        for doc in docs:
-            found, problems = Compiler(ctx, doc).scenes()
-            for scene in found:
-                if scene.id in scenes:
-                    problems.append(
-                        Problem(
-                            doc.source,
-                            None,
-                            f"scene {scene.id} is already defined in {scenes[scene.id].source}",
-                            scene.id,
-                        )
-                    )
-                    continue
-                scenes[scene.id] = scene
-            for p in problems:
-                if p.kind == "no_provider" and p.automation:
-                    ctx.waiting_scenes.add(p.automation)
-                status.setdefault(
-                    f"scene:{p.automation}", Status(f"scene:{p.automation}", "refused", doc.source)
-                ).problems.append(p)
-        ctx.scenes = scenes
-        automations: dict[str, m.Automation] = {}
-        for doc in docs:
-            autos, problems, skipped = Compiler(ctx, doc).automations()
-            for ident in skipped:
-                status[ident] = Status(ident, "not_for_this_car", doc.source)
-            for p in problems:
-                key = p.automation or doc.source
-                status.setdefault(key, Status(key, "refused", doc.source)).problems.append(p)
-            for a in autos:
-                if a.id in automations:
-                    status[a.id + "@" + doc.source] = Status(
-                        a.id,
-                        "refused",
-                        doc.source,
-                        [
-                            Problem(
-                                doc.source,
-                                None,
-                                f"id {a.id} is already defined in {automations[a.id].source}",
-                                a.id,
-                            )
-                        ],
-                    )
-                    continue
-                if doc.source.startswith("rest:"):
-                    a = _with_origin(a, "rest")
-                automations[a.id] = a
-                status[a.id] = Status(a.id, "active" if self.enabled(a) else "disabled", doc.source)
-        self.scenes = scenes
-        self.automations = automations
-        self.status = status
-        if self.started:
-            self._index()
+        loading.rebuild(self)
 
     def enabled(self, automation: m.Automation) -> bool:
         return self._enabled.get(automation.id, automation.enabled)
@@ -308,7 +157,7 @@ class Engine:
         self._index()
         self._spawn("pump", self._pump)
         self._spawn("scheduler", self.timed.run)
-        self._spawn("traces", self._flush_traces)
+        self._spawn("traces", self.book.flush_forever)
         for state in self.store.paused_runs():
             self._resume(state)
 
@@ -366,31 +215,22 @@ class Engine:
 
     # -- indexing -----------------------------------------------------------------------------
     def _close_watches(self) -> None:
-        for w in self._watches:
-            w.close()
-        self._watches = []
-        self._by_path = {}
-        self._held = {}
-        self.timed.clear()
-        self._accessory = []
-        self._driving = []
+        self.triggers.clear()
 
     def _index(self) -> None:
-        assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+        timing = self._timing
+        if timing is None:
+            raise RuntimeError("the engine indexes triggers only once started")
         self._close_watches()
         paths: set[str] = set()
         for a in self.automations.values():
             for i, spec in enumerate(a.triggers):
-                self._watch(a.id, f"t{i}", spec, self._firer(a.id, spec))
+                self.triggers.watch(a.id, f"t{i}", spec, self._firer(a.id, spec), timing)
             for cond in m.signal_conditions(a):
                 if cond.for_s:
-                    key = since_key(a.id, cond.key, cond.describe())
-                    held = HeldWatch(cond, key, self._timing)
-                    self._held[f"{a.id}/{cond.key}"] = held
-                    self._add(held.paths, _held_handler(held), held)
-                    held.prime(self._current(cond.path))
+                    self.triggers.hold(a.id, cond, timing)
             paths.update(m.wait_paths(a))
-        paths.update(self._by_path)
+        paths.update(self.triggers.by_path)
         paths = {p for p in paths if p in self.broker.catalog}
         old = self._sub
         if old is None or set(old.patterns) != paths:
@@ -402,49 +242,6 @@ class Engine:
                     sorted(paths), name="automations", send_current=False, queue_size=100_000
                 )
             self._sub_changed.set()  # the pump moves to the new subscription
-
-    def _add(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
-        for p in paths:
-            self._by_path.setdefault(p, []).append(handler)
-        self._watches.append(watch)
-
-    def _watch(
-        self, automation: str, where: str, spec: m.Trigger, fire: Callable[[dict[str, Any]], None]
-    ) -> Callable[[], None]:
-        """Start watching one trigger; returns how to stop."""
-        assert self._timing is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
-        if isinstance(spec, m.SignalTrigger):
-            watch = SignalWatch(spec, since_key(automation, where, spec), self._timing, fire)
-            handler: Handler = lambda p, v, info: watch.on_value(v, info)  # noqa: E731
-            self._add(watch.paths, handler, watch)
-            watch.prime(self._current(spec.path))
-            return lambda: self._unwatch(watch.paths, handler, watch)
-        if isinstance(spec, m.GeofenceTrigger):
-            fence = FenceWatch(spec, fire)
-            fhandler: Handler = lambda p, v, info: fence.on_value_of(p, v, info)  # noqa: E731
-            self._add(fence.paths, fhandler, fence)
-            fence.prime(self._current(LATITUDE), self._current(LONGITUDE))
-            return lambda: self._unwatch(fence.paths, fhandler, fence)
-        if isinstance(spec, (m.TimeTrigger, m.IntervalTrigger, m.SunTrigger)):
-            return self.timed.add(spec, fire)
-        if isinstance(spec, m.AccessoryTrigger):
-            entry = (spec, fire)
-            self._accessory.append(entry)
-            return lambda: self._accessory.remove(entry) if entry in self._accessory else None
-        if isinstance(spec, m.DrivingTrigger):
-            dentry = (spec, fire)
-            self._driving.append(dentry)
-            return lambda: self._driving.remove(dentry) if dentry in self._driving else None
-        raise TypeError(f"unknown trigger {spec!r}")
-
-    def _unwatch(self, paths: Iterable[str], handler: Handler, watch: Any) -> None:
-        for p in paths:
-            handlers = self._by_path.get(p)
-            if handlers and handler in handlers:
-                handlers.remove(handler)
-        watch.close()
-        if watch in self._watches:
-            self._watches.remove(watch)
 
     def _current(self, path: str) -> Any:
         if path not in self.broker.catalog:
@@ -462,7 +259,7 @@ class Engine:
 
     def held_for_run(self, automation: str) -> Callable[[str], float | None]:
         def held_for(key: str) -> float | None:
-            held = self._held.get(f"{automation}/{key}")
+            held = self.triggers.held.get(f"{automation}/{key}")
             return held.held_for() if held is not None else None
 
         return held_for
@@ -486,7 +283,7 @@ class Engine:
                     log.exception("automations: dispatching %s failed", dp.path)
 
     def dispatch(self, path: str, value: Any) -> None:
-        handlers = self._by_path.get(path)
+        handlers = self.triggers.by_path.get(path)
         if not handlers:
             return
         self.counters["evaluated"] += 1
@@ -583,7 +380,7 @@ class Engine:
                 raise  # hub stopping: the paused state stays in the database for the restart
             self.store.end_run(run.run_id)
         self._remove_run(run)
-        self._unsaved.append(trace)
+        self.book.unsaved.append(trace)
         if trace.get("result") == "failed" and run.automation.id:
             log.info("automation %s failed: %s", run.automation.id, trace.get("reason"))
         queue = self._queued.get(run.automation.id)
@@ -678,8 +475,11 @@ class Engine:
 
             return hit
 
+        timing = self._timing
+        if timing is None:
+            raise RuntimeError("a run waits only in a started engine")
         stops = [
-            self._watch(run.automation.id, f"wait{run.run_id}:{i}", spec, fire(spec))
+            self.triggers.watch(run.automation.id, f"wait{run.run_id}:{i}", spec, fire(spec), timing)
             for i, spec in enumerate(triggers)
         ]
         try:
@@ -693,38 +493,20 @@ class Engine:
 
     # -- traces ---------------------------------------------------------------------------------
     def _ring(self, automation: str) -> deque[dict[str, Any]]:
-        ring = self._traces.get(automation)
-        if ring is None:
-            ring = self._traces[automation] = deque(maxlen=self.traces_kept)
-        return ring
+        return self.book.ring(automation)
 
     def _keep_trace(self, trace: dict[str, Any]) -> None:
-        self._ring(trace["automation"]).append(trace)
-        self._unsaved.append(trace)
+        self.book.keep(trace)
 
     def _save_traces(self) -> None:
-        batch, self._unsaved = self._unsaved, []
-        self.store.save_traces(batch)
-
-    async def _flush_traces(self) -> None:
-        while True:
-            await asyncio.sleep(TRACE_FLUSH_S)
-            if self._unsaved:
-                self._save_traces()
+        self.book.save()
 
     def traces(self, automation: str, limit: int = 20) -> list[dict[str, Any]]:
         """Newest first: memory (this run of the hub), then the database (earlier runs)."""
-        mine = list(reversed(self._traces.get(automation, ())))
-        seen = {t["run_id"] for t in mine}
-        older = [t for t in self.store.traces(automation, limit) if t["run_id"] not in seen]
-        return (mine + older)[:limit]
+        return self.book.traces(automation, limit)
 
     def last_run(self, automation: str) -> dict[str, Any] | None:
-        ring = self._traces.get(automation)
-        if ring:
-            return ring[-1]
-        older = self.store.traces(automation, 1)
-        return older[0] if older else None
+        return self.book.last_run(automation)
 
     # -- manual control ---------------------------------------------------------------------------
     def set_enabled(self, automation: str, enabled: bool) -> None:
@@ -759,7 +541,7 @@ class Engine:
     def _on_event(self, event: Event) -> None:
         kind = ACCESSORY_EVENTS.get(event.kind)
         if kind is not None:
-            for spec, fire in list(self._accessory):
+            for spec, fire in list(self.triggers.accessory):
                 if spec.event == kind and spec.instance in (None, event.subject):
                     fire({"value": event.subject, "previous": None, "message": event.message})
             if kind in ("fitted", "removed") and not self._rebuild_pending and self._loop is not None:
@@ -769,13 +551,23 @@ class Engine:
             # the policy logs before it takes the new state: read it once the log call is over
             self._loop.call_soon(self._driving_changed)
 
+    def fleet_event(self, event: str, data: dict[str, Any] | None = None) -> list[str]:
+        """A ``fleet_event`` from the fleet cloud: fires every automation triggered on its type;
+        returns their ids (what the command's result reports)."""
+        fired: list[str] = []
+        for automation, spec, fire in list(self.triggers.fleet):
+            if spec.event == event and self.enabled(self.automations[automation]):
+                fire({"value": event, "previous": None, "data": dict(data or {})})
+                fired.append(automation)
+        return fired
+
     def _driving_changed(self) -> None:
         if self.policy is not None:
             state = str(self.policy.driving_state)
             if state == self._last_driving:
                 return
             previous, self._last_driving = self._last_driving, state
-            for dspec, fire in list(self._driving):
+            for dspec, fire in list(self.triggers.driving):
                 if dspec.to in ("any", state) and dspec.from_ in (None, previous):
                     fire({"value": state, "previous": previous})
 
@@ -788,7 +580,7 @@ class Engine:
             "active": sum(1 for s in self.status.values() if s.state == "active"),
             "refused": sum(1 for s in self.status.values() if s.state == "refused"),
             "running": sum(len(r) for r in self._running.values()),
-            "watched_signals": len(self._by_path),
+            "watched_signals": len(self.triggers.by_path),
             "pump": "running" if pump is not None and not pump.done() else "idle",
             **self.counters,
         }
@@ -812,16 +604,3 @@ class Engine:
             if last is None
             else {k: last.get(k) for k in ("run_id", "started", "result", "reason", "duration_ms")},
         }
-
-
-def _held_handler(held: HeldWatch) -> Handler:
-    def handler(path: str, value: Any, info: dict[str, Any]) -> None:
-        held.on_value(value, info)
-
-    return handler
-
-
-def _with_origin(a: m.Automation, origin: str) -> m.Automation:
-    from dataclasses import replace
-
-    return replace(a, origin=origin)

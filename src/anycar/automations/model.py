@@ -120,6 +120,18 @@ class GeofenceTrigger:
         return f"{self.event} geofence {self.name}"
 
 
+@dataclass(frozen=True)
+class FleetEventTrigger:
+    """A ``fleet_event`` command from the fleet cloud (over the uplink), by its type."""
+
+    event: str  # e.g. delivery_assigned
+    id: str = ""
+    where: str = ""
+
+    def describe(self) -> str:
+        return f"fleet event {self.event}"
+
+
 Trigger = (
     SignalTrigger
     | TimeTrigger
@@ -128,6 +140,7 @@ Trigger = (
     | DrivingTrigger
     | AccessoryTrigger
     | GeofenceTrigger
+    | FleetEventTrigger
 )
 
 

@@ -104,6 +104,17 @@ def register(sub: Any) -> None:
             p.add_argument("--port", type=int, default=8090, help="REST API (0: any free port)")
             p.add_argument("--osmand-port", type=int, default=5055, help="OsmAnd listener (0: any free port)")
         p.set_defaults(func=serve, serve_api=name == "serve")
+        if name == "serve":  # fleet-commands: the key that signs commands
+            p.add_argument(
+                "--signing-key",
+                metavar="PEM",
+                help="default $ANYCAR_FLEET_KEY or ~/.local/share/anycar/fleet-signing.pem",
+            )
+
+    # fleet-commands: key, command, inventory, vendor-key, firmware, rollout
+    from anycar.cli.fleet_commands import register as register_commands
+
+    register_commands(cmds, db_arg)
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -274,6 +285,7 @@ def serve(args: argparse.Namespace) -> int:
         host=getattr(args, "host", "127.0.0.1"),
         api_port=args.port if args.serve_api else None,
         osmand_port=args.osmand_port if args.serve_api else None,
+        signing_key=Path(args.signing_key) if getattr(args, "signing_key", None) else None,
     )
     try:
         server = FleetServer(cfg)

@@ -22,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from anycar import __version__
-from anycar.fleet import queries
+from anycar.fleet import api_commands, queries
 from anycar.fleet.domain_api import DOMAIN_SCHEMAS, domain_paths, domain_routes
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.registry import User, user_for_token
@@ -224,10 +224,17 @@ def _openapi() -> dict[str, Any]:
 
 
 def fleet_api(
-    store: Store, live: LiveFeed | None = None, *, webhooks_changed: Callable[[int], None] | None = None
+    store: Store,
+    live: LiveFeed | None = None,
+    wake: Callable[[], None] | None = None,
+    *,
+    webhooks_changed: Callable[[int], None] | None = None,
 ) -> Starlette:
     engine = store.engine
     document = openapi()
+    # fleet-commands: commands, the accessory inventory, firmware and rollouts
+    document["paths"].update(api_commands.PATHS)
+    document["components"]["schemas"].update(api_commands.SCHEMAS)
 
     def user_of(request: Request, right: str = "read") -> User:
         header = request.headers.get("authorization", "")
@@ -346,5 +353,6 @@ def fleet_api(
             Route("/api/dead-letters", dead_letters),
             WebSocketRoute("/api/live", live_feed),
             *domain_routes(engine, webhooks_changed),
+            *api_commands.routes(store, wake),
         ]
     )

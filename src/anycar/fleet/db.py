@@ -202,3 +202,92 @@ received_floor = Table(
     Column("floor", BigInteger, nullable=False),  # every seq <= floor was received (or given up)
     Column("updated", Float, nullable=False),  # when the floor last moved
 )
+# ---- fleet-commands: commands, accessory inventory, firmware ledger and rollouts -------------
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("command_id", String(128), nullable=False, unique=True),  # the wire id
+    Column("action", String(32), nullable=False),  # actuate | scene | firmware | fleet_event | ...
+    Column("body", JSON, nullable=False),  # the action's body, signed when it is sent
+    Column("status", String(16), nullable=False),  # pending sent accepted refused ... expired
+    Column("reason", Text),
+    Column("results", JSON),
+    Column("ttl_s", Float, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("sent", Float),
+    Column("expires", Float),
+    Column("answered", Float),
+    Column("user_name", String(128)),
+    Column("rollout_id", Integer, ForeignKey("rollouts.id")),
+    Column("accessory", String(48)),  # for firmware commands: the instance
+)
+Index("ix_commands_vehicle_created", commands.c.vehicle_id, commands.c.created)
+Index("ix_commands_status", commands.c.status)
+Index("ix_commands_rollout", commands.c.rollout_id)
+
+accessories = Table(
+    "accessories",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), primary_key=True),
+    Column("instance", String(48), primary_key=True),
+    Column("vendor_id", Integer, nullable=False),
+    Column("vendor", String(64), nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("serial", String(128)),
+    Column("firmware", String(64), nullable=False),
+    Column("mount", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("updated", Float, nullable=False),
+)
+Index("ix_accessories_product", accessories.c.vendor_id, accessories.c.product_id)
+Index("ix_accessories_model", accessories.c.model)
+
+vendor_keys = Table(
+    "vendor_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("vendor_id", Integer, nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("label", String(128), nullable=False),
+    Column("added", Float, nullable=False),
+    Column("revoked", Float),
+)
+
+firmware_releases = Table(
+    "firmware_releases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("vendor_id", Integer, nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("document", JSON, nullable=False),  # the vendor-signed release, as sent to hubs
+    Column("image", LargeBinary, nullable=False),
+    Column("url_token", String(64), nullable=False, unique=True),
+    Column("uploaded", Float, nullable=False),
+    Column("uploaded_by", String(128)),
+    UniqueConstraint("vendor_id", "product_id", "version", name="uq_firmware_product_version"),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("release_id", Integer, ForeignKey("firmware_releases.id"), nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # running | paused | aborted | done
+    Column("reason", Text),
+    Column("max_failures", Integer, nullable=False),
+    Column("failed_before", Integer, nullable=False),  # failures when it was last resumed
+    Column("max_in_flight", Integer, nullable=False),
+    Column("base_url", String(512), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+Index("ix_rollouts_tenant", rollouts.c.tenant_id)

@@ -82,6 +82,7 @@ def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | De
         "state": Channel.STATE,
         "campaign-ack": Channel.CAMPAIGN_ACKS,
         "command-result": Channel.COMMAND_RESULTS,
+        "inventory": Channel.INVENTORY,
     }
     if expected.get(doc["kind"]) is not channel:
         return DeadLetter(

@@ -25,8 +25,9 @@ from anycar.wire import WireError, check_vehicle
 _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")  # ISO 3779: no I, O, Q
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROLE_RIGHTS: dict[str, frozenset[str]] = {
-    "owner": frozenset({"read", "dead_letters", "provision"}),
-    "dispatcher": frozenset({"read", "dead_letters"}),
+    # fleet-commands: "command" sends commands to vehicles, "firmware" uploads releases and runs rollouts
+    "owner": frozenset({"read", "dead_letters", "provision", "command", "firmware"}),
+    "dispatcher": frozenset({"read", "dead_letters", "command"}),
     "driver": frozenset({"read"}),
     "viewer": frozenset({"read"}),
 }

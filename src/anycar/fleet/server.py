@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -17,12 +18,14 @@ from anycar.fleet.api import fleet_api
 from anycar.fleet.db import make_engine
 from anycar.fleet.domain import DomainPipeline
 from anycar.fleet.ingest import GROUP, IngestWorker
+from anycar.fleet.keys import load_or_create
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.livebus import NotifyListener, NotifyPublisher
 from anycar.fleet.maintenance import Maintenance
 from anycar.fleet.migrate import upgrade
 from anycar.fleet.offline import OfflineChecker
 from anycar.fleet.osmand import osmand_app
+from anycar.fleet.sender import CommandSender
 from anycar.fleet.store import Store
 from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
@@ -51,6 +54,10 @@ class FleetConfig:
     live: str = "auto"  # auto: across processes by LISTEN/NOTIFY on PostgreSQL, in-process on SQLite
     maintenance_s: float | None = 300.0  # partitions ahead, retention, dedup pruning; None: off
     offline_check_s: float = 30.0  # how often the offline checker runs
+    # fleet-commands: the key that signs commands (default ~/.local/share/anycar/fleet-signing.pem);
+    # with ``send_commands`` the server also publishes pending commands (``serve`` does)
+    signing_key: Path | None = None
+    send_commands: bool = True
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -105,8 +112,24 @@ class FleetServer:
             )
             for i in range(cfg.workers)
         ]
+        self.sender: CommandSender | None = None
+        if cfg.send_commands and cfg.api_port is not None:
+            self.sender = CommandSender(
+                self.engine,
+                load_or_create(cfg.signing_key),
+                host=host,
+                port=port,
+                username=cfg.mqtt_username,
+                password=cfg.mqtt_password,
+                client_id=f"{base}-commands",
+            )
         self.api = HttpListener(
-            fleet_api(self.store, self.live, webhooks_changed=self.webhooks.forget),
+            fleet_api(
+                self.store,
+                self.live,
+                self.sender.wake if self.sender else None,
+                webhooks_changed=self.webhooks.forget,
+            ),
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -131,6 +154,8 @@ class FleetServer:
         self.maintenance = Maintenance(self.engine, interval_s=cfg.maintenance_s or 300.0)
         if cfg.maintenance_s is not None:
             self.components.insert(0, self.maintenance)
+        if self.sender is not None:
+            self.components.append(self.sender)
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:

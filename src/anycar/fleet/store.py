@@ -22,7 +22,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from anycar.fleet import db, retention
+from anycar.fleet import commands, db, inventory, ota, retention
 from anycar.wire import samples
 
 LAT = "Vehicle.CurrentLocation.Latitude"
@@ -250,7 +250,13 @@ class Store:
                     stored.events.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **row})
             elif kind == "state":
                 upd["online"] = doc["state"] == "online"
+            elif kind == "inventory":  # fleet-commands: what is fitted where
+                inventory.apply(conn, ref.id, doc)
             elif kind in ("campaign-ack", "command-result"):
+                if kind == "command-result":  # fleet-commands: the command's outcome, its rollout
+                    rollout = commands.apply_result(conn, ref.id, doc, now)
+                    if rollout is not None:
+                        ota.settle(conn, rollout)
                 subject = doc.get("campaign") if kind == "campaign-ack" else doc.get("command")
                 ev_rows.append(
                     {

@@ -60,6 +60,9 @@ EVENT_KINDS = {
     "automation_notify": "automation",
     "automation_loop": "refused",
     "automation_rate_limited": "refused",
+    "firmware_update": "fitted",
+    "firmware_updated": "fitted",
+    "firmware_failed": "refused",
 }
 
 

@@ -67,6 +67,10 @@ KINDS = frozenset(
         "automation_notify",
         "automation_loop",
         "automation_rate_limited",
+        # accessory firmware updates (anycar.accessories.updating): started, done, failed
+        "firmware_update",
+        "firmware_updated",
+        "firmware_failed",
     }
 )
 

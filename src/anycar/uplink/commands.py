@@ -1,5 +1,10 @@
-"""Commands from the fleet: checked, then carried out by the broker, each answered on
-``command-results`` with the broker's outcome or the reason it was refused.
+"""Commands from the fleet: checked, then carried out by the handler of their one action, each
+answered on ``command-results`` with the outcome or the reason it was refused.
+
+Actions (``anycar.wire.schema.COMMAND_ACTIONS``): ``actuate`` is carried out here by the broker;
+the others (``scene``, ``fleet_event``, ``firmware``, and whatever comes later) are handed to the
+``ActionHandler`` that the uplink registered for them (the automations, the accessory manager).
+An action nobody registered is refused with the reason.
 
 In order, cheapest first: a rate limit (a flood costs the hub almost nothing), the size and the
 decoding (bounded, linear), the fleet's Ed25519 signature, the schema, the vehicle, the expiry,
@@ -10,8 +15,10 @@ safety-critical actuator is never moved from afar, whatever the grant names.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +32,24 @@ from anycar.ratelimit import TokenBucket
 from anycar.uplink.config import CommandSettings
 from anycar.uplink.spool import Spool
 from anycar.wire import WireError, decode, signature
-from anycar.wire.schema import check_message
+from anycar.wire.schema import check_message, command_action
 
 FLEET_SUBJECT = "fleet"
 SEEN_SCHEMA = "CREATE TABLE IF NOT EXISTS commands_seen (id TEXT PRIMARY KEY, expires REAL NOT NULL)"
-Answer = Callable[[str | None, str, str, list[dict[str, Any]]], None]
+Answer = Callable[..., None]  # (command, status, reason, results, action=...)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an action's handler says: a ``command-result`` status, why, and per-item results."""
+
+    status: str
+    reason: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+# An action's handler: (command id, the action's body) -> its outcome.
+ActionHandler = Callable[[str, Any], Awaitable[Outcome]]
 
 
 @dataclass
@@ -43,6 +63,10 @@ class CommandHandler:
     answer: Answer
     clock: Callable[[], float] = time.time
     counts: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, ActionHandler] = field(default_factory=dict)
+    # why an action has no handler here, for the refusal (e.g. "this hub runs no automations")
+    missing: dict[str, str] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.bucket = TokenBucket(self.settings.rate_per_s, self.settings.burst)
@@ -87,14 +111,52 @@ class CommandHandler:
             self._refuse(cid, "duplicate", f"command {cid} was already received")
             return
         db.execute("INSERT INTO commands_seen (id, expires) VALUES (?, ?)", (cid, doc["expires"]))
-        await self._carry_out(cid, doc["actuate"])
-
-    async def _carry_out(self, cid: str, actuate: dict[str, Any]) -> None:
-        if self.policy is None:
-            self._refuse(
-                cid, "refused", "this hub has no policy engine (no --brand): remote commands are off"
-            )
+        action = command_action(doc)
+        if action == "actuate":
+            self._finish(cid, action, await self._carry_out(cid, doc[action]))
             return
+        handler = self.actions.get(action)
+        if handler is None:
+            why = self.missing.get(action, f"this hub does not carry out {action} commands")
+            self._finish(cid, action, Outcome("refused", why))
+            return
+        # the others may take long (a firmware download): they must not hold up the downlink
+        task = asyncio.create_task(self._run(handler, cid, action, doc[action]), name=f"command-{cid}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, handler: ActionHandler, cid: str, action: str, body: Any) -> None:
+        try:
+            outcome = await handler(cid, body)
+        except AnycarError as exc:
+            outcome = Outcome("refused", str(exc))
+        except Exception as exc:  # a handler's bug is answered, never silent, and the hub goes on
+            outcome = Outcome("rejected", f"{action} failed: {type(exc).__name__}: {str(exc)[:300]}")
+        self._finish(cid, action, outcome)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for task in list(self.tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _finish(self, cid: str, action: str, outcome: Outcome) -> None:
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        self.answer(cid, outcome.status, outcome.reason, outcome.results, action=action)
+
+    def register(self, action: str, handler: ActionHandler | None, missing: str = "") -> None:
+        """Who carries out ``action``; ``None`` with ``missing`` says why nobody here can."""
+        if handler is None:
+            self.actions.pop(action, None)
+            self.missing[action] = missing
+        else:
+            self.actions[action] = handler
+            self.missing.pop(action, None)
+
+    async def _carry_out(self, cid: str, actuate: dict[str, Any]) -> Outcome:
+        if self.policy is None:
+            return Outcome("refused", "this hub has no policy engine (no --brand): remote commands are off")
         refused: list[dict[str, Any]] = []
         allowed: dict[str, Any] = {}
         for path, value in actuate.items():
@@ -112,10 +174,8 @@ class CommandHandler:
                 continue
             allowed[path] = value
         if refused:  # all or nothing: a half-done command is worse than a clear refusal
-            self.counts["refused"] = self.counts.get("refused", 0) + 1
             others = [{"path": p, "status": "refused", "reason": "not attempted"} for p in allowed]
-            self.answer(cid, "refused", refused[0]["reason"], refused + others)
-            return
+            return Outcome("refused", refused[0]["reason"], refused + others)
         outcomes = await self.broker.actuate_many(allowed, requester=FLEET_SUBJECT)
         results = [
             {"path": r.path, "status": str(r.status), **({"reason": r.reason} if r.reason else {})}
@@ -123,7 +183,6 @@ class CommandHandler:
         ]
         ok = sum(1 for r in outcomes if r.ok)
         status = "accepted" if ok == len(outcomes) else "partial" if ok else "rejected"
-        self.counts[status] = self.counts.get(status, 0) + 1
-        self.answer(
-            cid, status, "" if status == "accepted" else next(r.reason for r in outcomes if not r.ok), results
+        return Outcome(
+            status, "" if status == "accepted" else next(r.reason for r in outcomes if not r.ok), results
         )

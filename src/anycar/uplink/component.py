@@ -86,6 +86,10 @@ class UplinkComponent:
         self._scheduling = asyncio.Lock()
         # Campaign messages are rare; a flood of them is dropped (counted) before it is read.
         self._campaign_bucket = TokenBucket(1.0, 10)
+        self._manager: Callable[[], Any] = lambda: None  # the cabin's accessory manager, if any
+        self._listened: list[Any] = []  # event logs we listen to (notify, inventory changes)
+        self._inventory_sent: list[dict[str, Any]] | None = None
+        self._inventory_due = False
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, hub: Hub) -> None:
@@ -118,6 +122,7 @@ class UplinkComponent:
             self._answer_command,
             clock=self.clock,
         )
+        self._register_actions(hub)
         self.events = EventDetector(
             hub.broker, self._emit_events, Thresholds.load(self.cfg.events), clock=self.clock
         )
@@ -145,12 +150,114 @@ class UplinkComponent:
         if supervisor is not None:  # its tasks restart themselves; /api/v1/info shows how they fare
             supervisor.add_probe("uplink", self._health)
 
+    # -- fleet-commands: scene, fleet_event and firmware commands; inventory; notify ---------------
+    def _register_actions(self, hub: Hub) -> None:
+        """Hand each command action to the room that carries it out, if this hub has it."""
+        from anycar.uplink.actions import firmware_action, fleet_event_action, scene_action
+
+        if self.commands is None:
+            return
+        autos = next((c for c in hub.components if c.name == "automations"), None)
+        cabin = next((c for c in hub.components if c.name == "cabin"), None)
+
+        def engine() -> Any:
+            return getattr(autos, "engine", None)
+
+        def manager() -> Any:
+            return getattr(cabin, "manager", None)
+
+        settings = self.cfg.commands
+        if autos is None:
+            why = "this hub runs no automations (anycar hub --automations DIR)"
+            self.commands.register("scene", None, why)
+            self.commands.register("fleet_event", None, why)
+        else:
+            self.commands.register("scene", scene_action(engine, settings))
+            if settings.fleet_events:
+                self.commands.register("fleet_event", fleet_event_action(engine))
+            else:
+                self.commands.register("fleet_event", None, "uplink.commands.fleet_events is off on this hub")
+        if cabin is None:
+            self.commands.register("firmware", None, "this hub has no accessory server (no --brand)")
+        else:
+            self.commands.register("firmware", firmware_action(manager, settings))
+        self._manager = manager
+        found = engine()
+        logs = [getattr(found, "events", None)] if found is not None else []
+        policies = [getattr(c, "policy", None) for c in hub.components]
+        policy = next((p for p in policies if isinstance(p, PolicyEngine)), None)
+        if policy is not None:
+            logs.append(policy.events)
+        self._listened = []
+        for events in {id(x): x for x in logs if x is not None}.values():
+            events.add_listener(self._on_hub_event)
+            self._listened.append(events)
+
+    INVENTORY_KINDS = frozenset(
+        {
+            "fitted",
+            "commissioned",
+            "removed",
+            "shed",
+            "restore",
+            "available",
+            "unavailable",
+            "firmware_updated",
+        }
+    )
+
+    def _on_hub_event(self, event: Any) -> None:
+        """Notifications go to the fleet whatever the campaigns say; a change of what is fitted
+        (or how it runs) sends the inventory again. Must not fail inside the event log."""
+        try:
+            if self.spool is None:
+                return
+            if event.kind == "automation_notify":
+                item = {
+                    "type": "automation_notify",
+                    "ts": event.ts,
+                    "position": self.events.position() if self.events else None,
+                    "subject": str(event.subject)[:1024],
+                    "message": str(event.message)[:4096],
+                    "data": {"automation": str(event.data.get("automation", event.subject))},
+                }
+                self._emit_events_always([item])
+            elif event.kind in self.INVENTORY_KINDS and not self._inventory_due:
+                self._inventory_due = True
+                asyncio.get_running_loop().call_soon(self._send_inventory, False)
+        except Exception:
+            self.crashes["hub event listener"] = self.crashes.get("hub event listener", 0) + 1
+            log.exception("uplink: a hub event could not be spooled")
+
+    def _send_inventory(self, always: bool = True) -> None:
+        """The whole list of fitted accessories (on birth: always; on a change: if it differs)."""
+        from anycar.accessories.updating import inventory
+
+        self._inventory_due = False
+        mgr = self._manager()
+        if mgr is None or self.spool is None:
+            return
+        items = inventory(mgr)[:256]
+        if not always and items == self._inventory_sent:
+            return
+        self._inventory_sent = items
+        self._submit(
+            Channel.INVENTORY,
+            lambda seq: msg.inventory(self.origin, seq, items, ts=self.clock()),
+            prio=msg.INVENTORY_PRIORITY,
+        )
+
     def _health(self) -> dict[str, Any]:
         status = self.status()
         keys = ("connected", "last_error", "in_flight", "backlog", "crashes", "refusals")
         return {key: status[key] for key in keys} | {"spool": status["spool"]}
 
     async def stop(self) -> None:
+        for events in self._listened:
+            events.remove_listener(self._on_hub_event)
+        self._listened = []
+        if self.commands is not None:
+            await self.commands.close()
         supervisor = getattr(self._hub, "supervisor", None)
         if supervisor is not None:
             supervisor.remove_probe("uplink")
@@ -246,7 +353,12 @@ class UplinkComponent:
         return [r.campaign for r in self.runners.values()]
 
     def _answer_command(
-        self, command: str | None, status: str, reason: str, results: list[dict[str, Any]]
+        self,
+        command: str | None,
+        status: str,
+        reason: str,
+        results: list[dict[str, Any]],
+        action: str | None = None,
     ) -> None:
         self._submit(
             Channel.COMMAND_RESULTS,
@@ -258,6 +370,7 @@ class UplinkComponent:
                 reason=reason,
                 results=results,
                 ts=self.clock(),
+                action=action,
             ),
             prio=0,
         )
@@ -281,6 +394,8 @@ class UplinkComponent:
         )
 
     def _birth(self) -> bytes:
+        with contextlib.suppress(RuntimeError):  # after the birth: what is fitted, whole
+            asyncio.get_running_loop().call_soon(self._send_inventory, True)
         doc = msg.state(
             self.origin,
             True,

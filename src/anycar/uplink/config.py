@@ -68,6 +68,10 @@ class CommandSettings:
     rate_per_s: float = 2.0
     burst: int = 10
     max_ttl_s: float = 3600.0
+    scenes: list[str] = field(default_factory=list)  # scene ids the fleet may apply; "*": any
+    fleet_events: bool = True  # fleet events reach the automations' fleet_event triggers
+    firmware: bool = True  # vendor-signed accessory firmware may be installed
+    firmware_max_mb: float = 16.0
 
 
 @dataclass
@@ -201,7 +205,26 @@ class UplinkConfig:
         commands = data.get("commands") or {}
         if not isinstance(commands, dict):
             raise ConfigError(f"{where}.commands must be a mapping")
-        only_keys(commands, {"actuates", "rate_per_s", "burst", "max_ttl_s"}, f"{where}.commands")
+        only_keys(
+            commands,
+            {
+                "actuates",
+                "rate_per_s",
+                "burst",
+                "max_ttl_s",
+                "scenes",
+                "fleet_events",
+                "firmware",
+                "firmware_max_mb",
+            },
+            f"{where}.commands",
+        )
+        scenes = commands.get("scenes", [])
+        if not isinstance(scenes, list) or not all(isinstance(s, str) for s in scenes):
+            raise ConfigError(f"{where}.commands.scenes must be a list of scene ids (or '*')")
+        for flag in ("fleet_events", "firmware"):
+            if not isinstance(commands.get(flag, True), bool):
+                raise ConfigError(f"{where}.commands.{flag} must be true or false")
         actuates = commands.get("actuates", [])
         if not isinstance(actuates, list) or not all(isinstance(a, str) for a in actuates):
             raise ConfigError(f"{where}.commands.actuates must be a list of VSS paths or patterns")
@@ -210,6 +233,12 @@ class UplinkConfig:
             rate_per_s=_number(commands.get("rate_per_s", 2.0), f"{where}.commands.rate_per_s", 0.001, 1000),
             burst=int(_number(commands.get("burst", 10), f"{where}.commands.burst", 1, 10000)),
             max_ttl_s=_number(commands.get("max_ttl_s", 3600), f"{where}.commands.max_ttl_s", 1, 86400 * 7),
+            scenes=scenes,
+            fleet_events=commands.get("fleet_events", True),
+            firmware=commands.get("firmware", True),
+            firmware_max_mb=_number(
+                commands.get("firmware_max_mb", 16), f"{where}.commands.firmware_max_mb", 0.001, 64
+            ),
         )
         fmt = data.get("format", "cbor")
         if fmt not in ("cbor", "json"):

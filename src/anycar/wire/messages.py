@@ -15,6 +15,7 @@ from typing import Any
 from anycar.wire.topics import check_vehicle
 
 VERSION = 1
+INVENTORY_PRIORITY = 1
 Sample = tuple[str, float, Any]  # (path, timestamp, value)
 
 
@@ -120,11 +121,14 @@ def command_result(
     reason: str = "",
     results: Iterable[Mapping[str, Any]] = (),
     ts: float,
+    action: str | None = None,
 ) -> dict[str, Any]:
     doc = origin.envelope("command-result", seq, 0, ts)
     doc.update(
         {"command": command, "status": status, "reason": reason[:4096], "results": [dict(r) for r in results]}
     )
+    if action is not None:
+        doc["action"] = action
     return doc
 
 
@@ -141,6 +145,32 @@ def command(
         "expires": expires,
         "actuate": dict(actuate),
     }
+
+
+def command_of(
+    vehicle: str, command_id: str, action: str, body: Any, *, ts: float, expires: float
+) -> dict[str, Any]:
+    """An unsigned command carrying one action (``anycar.wire.schema.COMMAND_ACTIONS``): ``actuate``
+    ({path: value}), ``scene`` ({id}), ``firmware`` ({accessory, release, url}), ``fleet_event``
+    ({type, data})."""
+    return {
+        "v": VERSION,
+        "kind": "command",
+        "vehicle": check_vehicle(vehicle),
+        "ts": ts,
+        "id": command_id,
+        "expires": expires,
+        action: body,
+    }
+
+
+def inventory(
+    origin: Origin, seq: int, accessories: Iterable[Mapping[str, Any]], *, ts: float
+) -> dict[str, Any]:
+    """Every accessory fitted now (the whole list: the fleet replaces what it held)."""
+    doc = origin.envelope("inventory", seq, INVENTORY_PRIORITY, ts)
+    doc["accessories"] = [dict(a) for a in accessories]
+    return doc
 
 
 def campaign(vehicle: str, document: Mapping[str, Any], *, ts: float) -> dict[str, Any]:

@@ -28,8 +28,14 @@ KINDS = {
     "command-result": "command-result.v1.schema.json",
     "campaign": "campaign.v1.schema.json",
     "command": "command.v1.schema.json",
+    # fleet-commands: what is fitted where (on birth and on every change)
+    "inventory": "inventory.v1.schema.json",
 }
 CAMPAIGN_DOCUMENT = "campaign-document.v1.schema.json"
+FIRMWARE_RELEASE = "firmware-release.v1.schema.json"
+# The actions a command may carry, exactly one each (command.v1.schema.json has a property and a
+# $defs entry for every one). Add an action here and there; nothing else changes.
+COMMAND_ACTIONS = ("actuate", "scene", "firmware", "fleet_event")
 
 
 def schema_files() -> dict[str, dict[str, Any]]:
@@ -81,6 +87,8 @@ def check_message(doc: Any) -> str:
     if kind not in KINDS:
         raise WireError(f"kind: {kind!r} is not one of {', '.join(KINDS)}", reason="schema")
     check(KINDS[kind], doc, what=kind)
+    if kind == "command":
+        _one_action(doc)
     if kind == "telemetry":
         n = len(doc["paths"])
         for i, row in enumerate(doc["values"]):
@@ -89,3 +97,18 @@ def check_message(doc: Any) -> str:
                     f"telemetry: values[{i}][0]: index {row[0]} is past the {n} paths", reason="schema"
                 )
     return kind
+
+
+def command_action(doc: dict[str, Any]) -> str:
+    """The one action a (checked) command carries: ``actuate``, ``scene``, ``firmware`` ..."""
+    return next(a for a in COMMAND_ACTIONS if a in doc)
+
+
+def _one_action(doc: dict[str, Any]) -> None:
+    found = [a for a in COMMAND_ACTIONS if a in doc]
+    if len(found) != 1:
+        raise WireError(
+            f"command: carries exactly one action of {', '.join(COMMAND_ACTIONS)}; "
+            f"got {', '.join(found) or 'none'}",
+            reason="schema",
+        )

@@ -25,6 +25,7 @@ class Channel(StrEnum):
     COMMAND_RESULTS = "command-results"
     CAMPAIGNS = "campaigns"
     COMMANDS = "commands"
+    INVENTORY = "inventory"  # fleet-commands: the hub's fitted accessories
 
     @property
     def uplink(self) -> bool:
