@@ -232,6 +232,26 @@ class RoadNetwork:
         # the tree's flat metres are for finding; the reported distance is the great circle
         return nodes, haversine_m(pts[:, 0], pts[:, 1], self.node_lat[nodes], self.node_lon[nodes])
 
+    def distance_to_roads(self, points: Any, profile: str | None = None) -> np.ndarray:
+        """Metres from each (lat, lon) to the nearest road segment (of ``profile``, or any)."""
+        pts = _points(points)
+        if profile is None:
+            tail, head = self.edge_tail, self.edge_head
+        else:
+            g = self.profile_graph(profile)
+            tail, head = g.tail, g.head
+        a, b = self.xy[tail], self.xy[head]
+        ab = b - a
+        ab2 = np.maximum((ab**2).sum(axis=1), 1e-9)
+        p = local_xy(pts[:, 0], pts[:, 1], self.lat0)
+        out = np.empty(len(p))
+        for start in range(0, len(p), 256):  # bounded memory: 256 points x all segments at a time
+            q = p[start : start + 256, None, :]
+            t = np.clip(((q - a) * ab).sum(axis=2) / ab2, 0.0, 1.0)
+            nearest = a + t[..., None] * ab
+            out[start : start + 256] = np.sqrt(((q - nearest) ** 2).sum(axis=2)).min(axis=1)
+        return out
+
     # -- matrices ---------------------------------------------------------------------------------
     def matrix(self, points: Any, profile: str = "car") -> Matrix:
         """Seconds and metres between every pair of (lat, lon) points, by road where possible."""
