@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -21,6 +22,14 @@ from anycar.roads import load_network
 from anycar.sim.route import load_route
 
 ANYCAR = str(Path(sys.executable).with_name("anycar"))
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_command() -> list[str]:
+    """The README's whole-system line, exactly as written (``anycar`` from this venv)."""
+    section = README.read_text("utf-8").split("## Road network and the whole-system demo", 1)[1]
+    (line,) = re.findall(r"^anycar demo --fleet .*$", section.split("\n## ", 1)[0], re.M)
+    return [ANYCAR, *shlex.split(line)[1:]]
 
 
 def test_the_shipped_fleet_is_mixed_and_its_rounds_follow_the_streets(tmp_path):
@@ -92,7 +101,7 @@ def _wait_for(lines: queue.Queue[str], pattern: str, seen: list[str], timeout: f
 def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads():
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.Popen(
-        [ANYCAR, "demo", "--fleet", "--duration", "30", "--fleet-port", "0", "--json"],
+        _readme_command(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
