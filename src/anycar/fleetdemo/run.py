@@ -45,6 +45,17 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
     return [items[i::parts] for i in range(parts)]
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a live process in MB, from /proc (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _cpu_of(pid: int) -> float:
     """User + system CPU seconds of a live process, from /proc (Linux)."""
     try:
@@ -127,6 +138,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                         "password": cred.password,
                     }
                 )
+            spawned = time.monotonic()
             groups = _split(vehicles, opts.hub_processes)
             for i, group in enumerate(groups):
                 spec_file = folder / f"hubs-{i}.json"
@@ -155,6 +167,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             for proc in procs:
                 dashboards.update((await _ready(proc, READY_TIMEOUT_S))["dashboards"])
             started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
+            startup_s = started - spawned
             main0 = time.process_time()
             say(
                 f"{len(plans)} vehicles driving on the streets of {spec.network} ({len(procs)} hub process(es)):"
@@ -170,14 +183,17 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             wall = time.monotonic() - started
             hub_cpu = sum(_cpu_of(p.pid) - cpu0[p.pid] for p in procs)
             main_cpu = time.process_time() - main0
+            rss = sum(_rss_mb(p.pid) for p in procs)
             net = load_network(spec.network)
             summary = _summary(queries, engine, tid, plans, net)
             summary["cpu"] = {
                 "wall_s": round(wall, 1),
                 "hub_processes": len(procs),
+                "hubs_startup_s": round(startup_s, 1),
                 "hubs_cpu_percent": round(100 * hub_cpu / wall, 1) if wall else None,
                 "per_vehicle_cpu_percent": round(100 * hub_cpu / wall / len(plans), 1) if wall else None,
                 "fleet_cloud_cpu_percent": round(100 * main_cpu / wall, 1) if wall else None,
+                "hubs_rss_mb": round(rss, 1),
             }
             summary["console"] = f"{api}/"
             return summary
