@@ -162,3 +162,46 @@ def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads():
         assert v["distinct"] >= 3, (vin, v)
         assert v["max_off_road_m"] is not None and v["max_off_road_m"] < 5.0, (vin, v)
     assert summary["cpu"]["per_vehicle_cpu_percent"] is not None
+
+
+def test_the_simulator_parks_at_each_planned_stop(tmp_path):
+    """A round's cycle has the round's own legs, so each delivery stop is at a planned customer."""
+    from anycar.roads.geo import haversine_m
+    from anycar.sim.simulator import Simulator
+
+    plans = plan_fleet(load_spec(), tmp_path, seed=0, vehicles=4)
+    for p in plans:
+        assert p.cycle.endswith(".cycle.yaml")
+        sim = Simulator.for_profile(p.brand, route=p.route_file, cycle=p.cycle, seed=p.seed)
+        assert sum(1 for ph in sim.cycle.phases if ph.kind == "delivery") == len(p.stops) - 1
+        parked: dict[int, tuple[float, float]] = {}
+        for step in sim.run(sim.cycle.duration_s):
+            phase = sim.cycle.phase_at(step.t) if step.t <= sim.cycle.duration_s else None
+            if step.phase == "delivery" and phase is not None and phase.leg not in parked:
+                v = step.values
+                parked[phase.leg] = (
+                    v["Vehicle.CurrentLocation.Latitude"],
+                    v["Vehicle.CurrentLocation.Longitude"],
+                )
+        assert sorted(parked) == list(range(len(p.stops) - 1))
+        for leg, where in parked.items():
+            assert float(haversine_m(*where, *p.stops[leg + 1])) < 20.0, (p.vin, leg)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("leg_lengths_m: [100]", "two or more positive metres"),
+        ("leg_lengths_m: [100, -5]", "two or more positive metres"),
+        ("- a list", "expected a mapping"),
+        ("leg_lengths_m: [1, 2", "not valid YAML"),
+    ],
+)
+def test_bad_round_cycle_files_say_where(tmp_path, text, message):
+    from anycar.sim.cycles import load_cycle
+
+    path = tmp_path / "round.cycle.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_cycle(str(path))
+    assert str(path) in str(info.value)

@@ -130,12 +130,27 @@ def plan_fleet(
         path = folder / f"{vin}.geojson"
         feature = tour.geojson(vehicle=vin, brand=group.brand, roads=group.roads, closed=True)
         path.write_text(json.dumps(feature), "utf-8")
+        cycle = group.cycle
+        if cycle == "delivery" and all(m > 0 for m in tour.legs_m):
+            # the simulator's delivery cycle with the round's own legs: it parks at each stop
+            cycle_file = folder / f"{vin}.cycle.yaml"
+            cycle_file.write_text(
+                yaml.safe_dump(
+                    {
+                        "name": f"round-{vin}",
+                        "description": f"{len(stops) - 1} stops routed on {spec.network}, then back",
+                        "leg_lengths_m": [round(m, 1) for m in tour.legs_m],
+                    }
+                ),
+                "utf-8",
+            )
+            cycle = str(cycle_file)
         plans.append(
             VehiclePlan(
                 vin=vin,
                 brand=group.brand,
                 roads=group.roads,
-                cycle=group.cycle,
+                cycle=cycle,
                 seed=seed * 1000 + len(plans),
                 route_file=str(path),
                 round_m=round(tour.meters, 1),

@@ -54,6 +54,7 @@ class RoadRoute:
     seconds: float
     meters: float
     estimate: bool
+    legs_m: tuple[float, ...] = ()  # a tour's metres from each stop to the next (the last one home)
 
     def geojson(self, **properties: Any) -> dict[str, Any]:
         return {
@@ -327,13 +328,15 @@ class RoadNetwork:
         line: list[list[float]] = []
         seconds = meters = 0.0
         estimate = False
+        legs: list[float] = []
         for a, b in zip(stops, [*stops[1:], stops[0]], strict=True):
             leg = self.route(a, b, profile)
             line.extend(leg.coordinates if not line else leg.coordinates[1:])
             seconds += leg.seconds
             meters += leg.meters
             estimate |= leg.estimate
-        return RoadRoute(line, seconds, meters, estimate)
+            legs.append(leg.meters)
+        return RoadRoute(line, seconds, meters, estimate, tuple(legs))
 
     def describe(self) -> dict[str, Any]:
         out = dict(self.meta)
