@@ -141,18 +141,32 @@ class _ProfileGraph:
 
     def graph(self, sources: np.ndarray) -> sparse.csr_matrix:
         """Turn arcs plus one virtual node per source with arcs into that node's outgoing edges."""
-        rows = [self.pe]
-        cols = [self.pf]
-        vals = [self.weight[self.pf]]
-        for i, node in enumerate(sources):
-            out = self.out_order[self.out_starts[node] : self.out_starts[node + 1]]
-            rows.append(np.full(len(out), self.n_edges + i))
-            cols.append(out)
-            vals.append(self.weight[out])
+        first, count = self.out_starts[sources], self.out_starts[sources + 1] - self.out_starts[sources]
+        rows = np.repeat(self.n_edges + np.arange(len(sources)), count)
+        offs = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+        cols = self.out_order[np.repeat(first, count) + offs]
         size = self.n_edges + len(sources)
         return sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
+            (
+                np.concatenate([self.weight[self.pf], self.weight[cols]]),
+                (np.concatenate([self.pe, rows]), np.concatenate([self.pf, cols])),
+            ),
+            shape=(size, size),
         )
+
+    def arrive_min(self, dist: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """For each row of ``dist`` (over edges), the best arrival at each target node (a
+        min over its incoming segments, for all targets at once)."""
+        has_in = self.in_starts[1:] > self.in_starts[:-1]
+        best = np.full((dist.shape[0], len(targets)), np.inf)
+        ok = has_in[targets]
+        if not ok.any():
+            return best
+        nodes = np.flatnonzero(has_in)
+        per_node = np.minimum.reduceat(dist[:, self.in_order], self.in_starts[nodes], axis=1)
+        where = np.searchsorted(nodes, targets[ok])
+        best[:, ok] = per_node[:, where]
+        return best
 
     def arrive(self, dist: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each row of ``dist`` (over edges), the best arrival at each target node, and via which edge."""
@@ -267,7 +281,7 @@ class RoadNetwork:
             uniq, inverse = np.unique(nodes[on], return_inverse=True)
             g = self.profile_graph(profile)
             dist = csgraph.dijkstra(g.graph(uniq), directed=True, indices=g.n_edges + np.arange(len(uniq)))
-            best, _ = g.arrive(dist[:, : g.n_edges], uniq)
+            best = g.arrive_min(dist[:, : g.n_edges], uniq)
             np.fill_diagonal(best, 0.0)
             sec, met = _unpack(best)
             seconds[np.ix_(on, on)] = sec[np.ix_(inverse, inverse)]
