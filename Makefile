@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench vss clean contracts
+.PHONY: demo demo-car test lint typecheck unit bench vss clean contracts roads
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The whole system: fleet cloud + console, embedded MQTT broker, 8 hubs driving Helsinki's streets.
 demo: $(STAMP)
+	$(BIN)/anycar demo --fleet
+
+# One car's hub reporting over the embedded broker (what `make demo` ran before the fleet demo).
+demo-car: $(STAMP)
 	$(BIN)/anycar demo --uplink
 
 lint: $(STAMP)
@@ -42,6 +47,10 @@ bench: $(STAMP)
 # Recompile the shipped VSS catalog from ../shared/vss with vss-tools (needs ../shared beside the repo).
 vss: $(STAMP)
 	$(BIN)/python tools/compile_vss.py ../shared/vss
+
+# Rebuild the shipped road network and street base map from ../shared/osm with pyosmium.
+roads: $(STAMP)
+	$(BIN)/python tools/build_roads.py ../shared/osm/helsinki_centre.osm.pbf
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -29,6 +29,13 @@ def register(sub: Any) -> None:
     _register_automations(cmds)
     _register_uplink(cmds)
     _register_fleet(cmds)
+    _register_roads(cmds)
+
+
+def _register_roads(cmds: Any) -> None:
+    from anycar.cli.bench_roads import register_roads  # roads-demo: its own module
+
+    register_roads(cmds)
 
 
 def _register_patterns(cmds: Any) -> None:

@@ -49,6 +49,18 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="also report to the fleet over MQTT: to URL, or (alone) to an embedded broker",
     )
+    fleet = demo.add_argument_group("the whole system (--fleet)")
+    fleet.add_argument(
+        "--fleet",
+        action="store_true",
+        help="the whole system: fleet cloud, MQTT broker and a mixed fleet of hubs on real streets",
+    )
+    fleet.add_argument("--vehicles", type=int, help="how many of the shipped fleet's vehicles (default all)")
+    fleet.add_argument(
+        "--hub-processes", type=int, default=1, help="processes the hubs are spread over (default 1)"
+    )
+    fleet.add_argument("--fleet-port", type=int, default=8090, help="the console's port (busy: a free one)")
+    fleet.add_argument("--json", action="store_true", help="print the final summary as JSON")
     demo.set_defaults(func=run_demo)
 
 
@@ -58,7 +70,33 @@ def _examples() -> Path:
     return examples_dir()
 
 
+def run_fleet(args: argparse.Namespace) -> int:
+    """``anycar demo --fleet`` (``make demo``): see anycar.fleetdemo.run."""
+    from anycar.cli.output import print_json
+    from anycar.fleetdemo.run import main_options, run_fleet_demo
+
+    summary = None
+    with contextlib.suppress(KeyboardInterrupt):
+        summary = asyncio.run(run_fleet_demo(main_options(args)))
+    if summary is None:
+        return 0
+    if args.json:
+        print_json(summary)
+        return 0
+    cpu = summary["cpu"]
+    console.print(
+        f"{summary['reporting']} of {len(summary['vehicles'])} vehicles reported to the fleet; "
+        f"hubs {cpu['hubs_cpu_percent']} % CPU ({cpu['per_vehicle_cpu_percent']} % a vehicle), "
+        f"fleet cloud {cpu['fleet_cloud_cpu_percent']} % over {cpu['wall_s']} s"
+    )
+    for vin, v in summary["vehicles"].items():
+        console.print(f"  {vin} {v['brand']:<15} {v['positions']} positions, {v['distinct']} places")
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return run_fleet(args)
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
 

@@ -33,6 +33,8 @@ class HubParts:
     profile: BrandProfile | None = None
     automations: list[Path] | None = None  # definition files/folders (anycar.automations); None: off
     uplink: UplinkConfig | None = None  # MQTT to the fleet; after the cabin, whose policy it uses
+    route: str | None = None  # the simulator's route: a shipped name or a GeoJSON file; None: the profile's
+    cycle: str | None = None  # the simulator's drive cycle (wltc3, delivery); None: the profile's
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
@@ -54,7 +56,11 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     vehicle = VehicleComponent(profile, parts.can)
     hub.add_component(vehicle)
     if parts.simulate:
-        hub.add_component(SimulationComponent(vehicle, seed=parts.seed, speedup=parts.speedup))
+        hub.add_component(
+            SimulationComponent(
+                vehicle, seed=parts.seed, speedup=parts.speedup, route=parts.route, cycle=parts.cycle
+            )
+        )
     if parts.db_path is not None:
         hub.add_component(
             CabinComponent(

@@ -54,9 +54,18 @@ class SimulationComponent:
 
     name = "simulator"
 
-    def __init__(self, vehicle: VehicleComponent, *, seed: int = 0, speedup: float = 1.0) -> None:
+    def __init__(
+        self,
+        vehicle: VehicleComponent,
+        *,
+        seed: int = 0,
+        speedup: float = 1.0,
+        route: str | None = None,
+        cycle: str | None = None,
+    ) -> None:
         self.vehicle = vehicle
-        self.sim = Simulator.for_profile(vehicle.profile.id, seed=seed)
+        # route: a shipped route name or a GeoJSON file (the fleet demo's come from anycar.roads)
+        self.sim = Simulator.for_profile(vehicle.profile.id, seed=seed, route=route, cycle=cycle)
         self.runner = SimulationRunner(self.sim, speedup=speedup)
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}

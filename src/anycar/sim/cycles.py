@@ -8,6 +8,7 @@ The WLTC class 3b trace is shipped as data (``data/cycles/wltc_class3b.csv``, th
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 from dataclasses import dataclass, field
 from functools import cache
@@ -199,9 +200,11 @@ class _Trace:
         accel: float,
         decel: float,
         jitter: float,
-    ) -> None:
+    ) -> float:
         """Drive ``distance`` metres from the current speed, never above ``cap`` km/h,
-        ending at ``end_kmh``."""
+        ending at ``end_kmh``; returns the metres the trace actually covers (whole seconds and
+        rounded speeds make it miss by a few)."""
+        first = len(self.speeds) - 1
         v = self.speeds[-1] / 3.6
         v_end = end_kmh / 3.6
         v_cap = cap / 3.6
@@ -229,12 +232,25 @@ class _Trace:
             travelled += (v + v_new) / 2
             v = v_new
             self.speeds.append(round(v * 3.6, 2))
+        kept = self.speeds[first:]
+        return sum(a + b for a, b in itertools.pairwise(kept)) / 2 / 3.6
 
 
 def delivery_cycle(seed: int = 0, params: dict[str, Any] | None = None) -> DriveCycle:
     """A stop-and-go delivery round, the same for the same seed and parameters."""
     p = dict(delivery_parameters() if params is None else params)
     rng = random.Random(seed)  # nosec B311 # a seeded drive cycle, reproducible on purpose, not security
+    legs = p.get("leg_lengths_m")  # a planned round: the metres of each leg, the last one home
+    if legs is not None:
+        if (
+            not isinstance(legs, list)
+            or len(legs) < 2
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in legs)
+        ):
+            raise ConfigError(
+                f"delivery cycle parameter 'leg_lengths_m': expected two or more positive metres, got {legs!r}"
+            )
+        p["deliveries"] = len(legs) - 1
     deliveries = p.get("deliveries")
     if not isinstance(deliveries, int) or deliveries < 1:
         raise ConfigError(
@@ -258,17 +274,27 @@ def delivery_cycle(seed: int = 0, params: dict[str, Any] | None = None) -> Drive
 
     trace = _Trace()
     trace.hold(0.0, int(p.get("start_idle_s", 5)))
+    planned = driven = 0.0  # with leg_lengths_m: each stretch makes up what the last one missed
     # The last leg drives back to the depot and ends the round; it has no delivery.
     for leg in range(deliveries + 1):
         trace.mark(DRIVE, leg)
         length = rng.uniform(*leg_len)
+        if legs is not None:
+            length = float(legs[leg])
         n = max(1, min(int(rng.uniform(stretches[0], stretches[1] + 1)), int(length // 150)))
         for i in range(n):
             last = i == n - 1
             traffic_stop = not last and rng.random() < p_stop
             end = 0.0 if last or traffic_stop else rng.uniform(*slow)
-            trace.stretch(
-                rng, length / n, rng.uniform(*caps), end, rng.uniform(*acc), rng.uniform(*dec), jitter
+            planned += length / n
+            driven += trace.stretch(
+                rng,
+                max(1.0, planned - driven) if legs is not None else length / n,
+                rng.uniform(*caps),
+                end,
+                rng.uniform(*acc),
+                rng.uniform(*dec),
+                jitter,
             )
             if traffic_stop:
                 trace.mark(STOP, leg)
@@ -298,7 +324,24 @@ def delivery_cycle(seed: int = 0, params: dict[str, Any] | None = None) -> Drive
 
 
 def load_cycle(name: str, seed: int = 0) -> DriveCycle:
-    """A cycle by its command-line name: ``wltc3`` or ``delivery``."""
+    """A cycle by its command-line name (``wltc3``, ``delivery``) or a YAML file of delivery
+    parameters over the shipped ones (the fleet demo's rounds give ``leg_lengths_m``)."""
+    if name.endswith((".yaml", ".yml")):
+        from pathlib import Path
+
+        path = Path(name)
+        try:
+            own = yaml.safe_load(path.read_text("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read the drive cycle ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name}: not valid YAML ({exc})") from None
+        if not isinstance(own, dict):
+            raise ConfigError(f"{name}: expected a mapping of delivery cycle parameters")
+        try:
+            return delivery_cycle(seed, {**delivery_parameters(), **own})
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
     if name == "wltc3":
         return wltc_class3b()
     if name == "delivery":

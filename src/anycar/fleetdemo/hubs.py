@@ -1,0 +1,105 @@
+"""Run the demo fleet's hubs: one full hub per vehicle, several hubs in one process.
+
+``python -m anycar.fleetdemo.hubs SPEC.json`` reads the vehicles (identity, MQTT credentials,
+route file, drive cycle) written by ``anycar.fleetdemo.run``, builds one hub each with
+``anycar.hub.assemble.build_hub`` — simulator → CAN frames → brand adapter → signal broker, the
+virtual accessories in the cabin, the APIs and the cabin dashboard on free ports, the uplink to
+the fleet's MQTT broker — and starts them on one asyncio loop. Separate hub instances share
+nothing but the process: a hub per process costs about 60 MB and a Python interpreter each,
+which this machine cannot spare eight times over (see docs/roads.md for the measurement).
+
+It prints one JSON line when every hub is up (``{"ready": ..., "dashboards": {vin: url}}``)
+and one when it stops (``{"stopped": ..., "cpu_s": ...}``); SIGTERM or SIGINT stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from anycar.errors import AnycarError
+
+
+def build(vehicle: dict[str, Any], broker_url: str, folder: Path, speedup: float) -> Any:
+    from anycar.hub import HubConfig
+    from anycar.hub.assemble import HubParts, build_hub
+    from anycar.uplink import UplinkConfig
+
+    config = HubConfig()
+    config.ports = {name: 0 for name in config.ports}  # free ports: eight hubs on one machine
+    own = folder / vehicle["vin"]
+    own.mkdir(parents=True, exist_ok=True)
+    uplink = UplinkConfig.from_url(broker_url, vehicle["vin"])
+    uplink.username = vehicle.get("username")
+    uplink.password = vehicle.get("password")
+    uplink.spool_path = own / "uplink.sqlite3"
+    parts = HubParts(
+        brand=vehicle["brand"],
+        db_path=own / "hub.sqlite3",
+        virtual_fleet=True,
+        simulate=True,
+        seed=int(vehicle.get("seed", 0)),
+        speedup=speedup,
+        uplink=uplink,
+        route=vehicle["route_file"],
+        cycle=vehicle.get("cycle"),
+    )
+    return build_hub(config, parts)
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    folder = Path(spec["folder"])
+    hubs = {
+        v["vin"]: build(v, spec["broker"], folder, float(spec.get("speedup", 1.0))) for v in spec["vehicles"]
+    }
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started = []
+    try:
+        for vin, hub in hubs.items():
+            await hub.start()
+            started.append(hub)
+            del vin
+        wall0, cpu0 = time.monotonic(), _cpu()
+        dashboards = {vin: hub.endpoints().get("dashboard", "") for vin, hub in hubs.items()}
+        print(json.dumps({"ready": len(hubs), "dashboards": dashboards}), flush=True)
+        await stop.wait()
+        wall, cpu = time.monotonic() - wall0, _cpu() - cpu0
+    finally:
+        for hub in reversed(started):
+            with contextlib.suppress(Exception):
+                await hub.stop()
+    return {"stopped": len(hubs), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m anycar.fleetdemo.hubs SPEC.json", file=sys.stderr)
+        return 2
+    try:
+        spec = json.loads(Path(args[0]).read_text("utf-8"))
+        summary = asyncio.run(run(spec))
+    except (OSError, ValueError, KeyError, AnycarError) as exc:
+        print(json.dumps({"error": f"{args[0]}: {exc}"}), flush=True)
+        return 1
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The whole system in one command: the fleet cloud, an MQTT broker and a mixed fleet of hubs.
+
+This is the composition root that assembles both sides, so it lives beside them, not in them:
+it starts the embedded MQTT broker (``anycar.embedded_broker``), the fleet cloud
+(``anycar.fleet.server`` on SQLite: ingest, API, live feed, console), registers the tenant, an
+operator and every vehicle in the fleet registry (each vehicle gets its MQTT credentials), plans
+the rounds on real streets (``anycar.fleetdemo.plan`` on ``anycar.roads``) and starts the hubs
+in child processes (``anycar.fleetdemo.hubs``), which talk to the fleet only over MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anycar.errors import ConfigError
+from anycar.fleetdemo.plan import VehiclePlan, load_spec, plan_fleet
+
+DEFAULT_API_PORT = 8090
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class DemoOptions:
+    duration: float = 0.0  # seconds; 0: until Ctrl-C
+    seed: int = 0
+    vehicles: int | None = None  # cap on the shipped fleet (default: all of it)
+    hub_processes: int = 1
+    speedup: float = 1.0
+    api_port: int = DEFAULT_API_PORT
+    host: str = "127.0.0.1"
+
+
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    parts = max(1, min(parts, len(items)))
+    return [items[i::parts] for i in range(parts)]
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a live process in MB, from /proc (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _ready(proc: asyncio.subprocess.Process, timeout: float) -> dict[str, Any]:
+    if proc.stdout is None:
+        raise RuntimeError("hub process without stdout")
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"hub process {proc.pid}: not ready after {timeout:.0f} s")
+        line = await asyncio.wait_for(proc.stdout.readline(), left)
+        if not line:
+            raise RuntimeError(f"hub process {proc.pid} ended before it was ready (exit {await proc.wait()})")
+        with contextlib.suppress(ValueError):
+            doc = json.loads(line)
+            if isinstance(doc, dict) and "error" in doc:
+                raise RuntimeError(f"hub process {proc.pid}: {doc['error']}")
+            if isinstance(doc, dict) and "ready" in doc:
+                return doc
+
+
+async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
+    """Run the whole system until ``opts.duration`` passes or SIGINT/SIGTERM; return a summary."""
+    from anycar.cli.ports import port_free
+    from anycar.embedded_broker import EmbeddedBroker
+    from anycar.fleet import queries
+    from anycar.fleet.registry import add_user, add_vehicle, tenant_id
+    from anycar.fleet.server import FleetConfig, FleetServer
+    from anycar.roads import load_network
+
+    say = out or (lambda text: print(text, flush=True))
+    spec = load_spec()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    api_port = opts.api_port if opts.api_port and port_free(opts.host, opts.api_port) else 0
+    with tempfile.TemporaryDirectory(prefix="anycar-fleetdemo-") as tmp:
+        folder = Path(tmp)
+        broker = EmbeddedBroker().start()
+        server = FleetServer(
+            FleetConfig(
+                db_url=f"sqlite:///{folder / 'fleet.sqlite3'}",
+                mqtt=broker.url,
+                worker_id=f"fleetdemo-{os.getpid()}",
+                host=opts.host,
+                api_port=api_port,
+                osmand_port=0,
+            )
+        )
+        procs: list[asyncio.subprocess.Process] = []
+        try:
+            await server.start()
+            api = server.ready()["api"]
+            say(f"console: {api}/")
+            engine = server.engine
+            tid = tenant_id(engine, spec.tenant, create=True)
+            token = add_user(engine, spec.tenant, "operator", "owner")
+            say(f"operator token (tenant {spec.tenant}, role owner): {token}")
+            say(f"api: {api}/api/positions/last  (Authorization: Bearer TOKEN)   mqtt: {broker.url}")
+            plans = plan_fleet(spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles)
+            vehicles = []
+            for plan in plans:
+                cred = add_vehicle(engine, plan.vin, plan.brand, tenant=spec.tenant)
+                vehicles.append(
+                    {
+                        "vin": plan.vin,
+                        "brand": plan.brand,
+                        "route_file": plan.route_file,
+                        "cycle": plan.cycle,
+                        "seed": plan.seed,
+                        "username": cred.username,
+                        "password": cred.password,
+                    }
+                )
+            spawned = time.monotonic()
+            groups = _split(vehicles, opts.hub_processes)
+            for i, group in enumerate(groups):
+                spec_file = folder / f"hubs-{i}.json"
+                spec_file.write_text(
+                    json.dumps(
+                        {
+                            "broker": broker.url,
+                            "folder": str(folder / "hubs"),
+                            "speedup": opts.speedup,
+                            "vehicles": group,
+                        }
+                    ),
+                    "utf-8",
+                )
+                spec_file.chmod(0o600)  # it holds the vehicles' MQTT passwords
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "anycar.fleetdemo.hubs",
+                        str(spec_file),
+                        stdout=asyncio.subprocess.PIPE,
+                    )
+                )
+            dashboards: dict[str, str] = {}
+            for proc in procs:
+                dashboards.update((await _ready(proc, READY_TIMEOUT_S))["dashboards"])
+            started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
+            startup_s = started - spawned
+            main0 = time.process_time()
+            say(
+                f"{len(plans)} vehicles driving on the streets of {spec.network} ({len(procs)} hub process(es)):"
+            )
+            for plan in plans:
+                say(
+                    f"  {plan.vin}  {plan.brand:<15} {plan.roads:<8} round {plan.round_m / 1000:.1f} km"
+                    f"  cabin {dashboards.get(plan.vin, '')}"
+                )
+            if opts.duration > 0:
+                loop.call_later(opts.duration, stop.set)
+            await stop.wait()
+            wall = time.monotonic() - started
+            hub_cpu = sum(_cpu_of(p.pid) - cpu0[p.pid] for p in procs)
+            main_cpu = time.process_time() - main0
+            rss = sum(_rss_mb(p.pid) for p in procs)
+            net = load_network(spec.network)
+            summary = _summary(queries, engine, tid, plans, net)
+            summary["cpu"] = {
+                "wall_s": round(wall, 1),
+                "hub_processes": len(procs),
+                "hubs_startup_s": round(startup_s, 1),
+                "hubs_cpu_percent": round(100 * hub_cpu / wall, 1) if wall else None,
+                "per_vehicle_cpu_percent": round(100 * hub_cpu / wall / len(plans), 1) if wall else None,
+                "fleet_cloud_cpu_percent": round(100 * main_cpu / wall, 1) if wall else None,
+                "hubs_rss_mb": round(rss, 1),
+            }
+            summary["console"] = f"{api}/"
+            return summary
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+            await server.stop()
+            broker.stop()
+
+
+def _summary(queries: Any, engine: Any, tid: int, plans: list[VehiclePlan], net: Any) -> dict[str, Any]:
+    """Per vehicle: positions stored, distinct places, how far from the nearest road they were."""
+    out: dict[str, Any] = {"vehicles": {}}
+    for plan in plans:
+        track = queries.track(engine, tid, plan.vin, 0.0, 1e13) or []
+        points = [
+            (p["lat"], p["lon"]) for p in track if p.get("lat") is not None and p.get("lon") is not None
+        ]
+        off = net.distance_to_roads(points[-4000:]) if points else []
+        out["vehicles"][plan.vin] = {
+            "brand": plan.brand,
+            "positions": len(track),
+            "distinct": len({(round(a, 6), round(b, 6)) for a, b in points}),
+            "max_off_road_m": round(float(max(off)), 2) if len(off) else None,
+            "round_m": plan.round_m,
+        }
+    out["reporting"] = sum(1 for v in out["vehicles"].values() if v["positions"])
+    return out
+
+
+def main_options(args: Any) -> DemoOptions:
+    if args.hub_processes < 1:
+        raise ConfigError("--hub-processes: at least 1")
+    return DemoOptions(
+        duration=args.duration,
+        seed=args.seed,
+        vehicles=args.vehicles,
+        hub_processes=args.hub_processes,
+        speedup=args.speedup,
+        api_port=args.fleet_port,
+    )

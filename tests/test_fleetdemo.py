@@ -1,0 +1,207 @@
+"""The whole system in one command, run for real: broker, fleet cloud, 8 hubs on real streets."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from anycar.errors import ConfigError
+from anycar.fleetdemo.plan import load_spec, plan_fleet
+from anycar.roads import load_network
+from anycar.sim.route import load_route
+
+ANYCAR = str(Path(sys.executable).with_name("anycar"))
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_command() -> list[str]:
+    """The README's whole-system line, exactly as written (``anycar`` from this venv)."""
+    section = README.read_text("utf-8").split("## Road network and the whole-system demo", 1)[1]
+    (line,) = re.findall(r"^anycar demo --fleet .*$", section.split("\n## ", 1)[0], re.M)
+    return [ANYCAR, *shlex.split(line)[1:]]
+
+
+def test_the_shipped_fleet_is_mixed_and_its_rounds_follow_the_streets(tmp_path):
+    spec = load_spec()
+    plans = plan_fleet(spec, tmp_path, seed=0)
+    brands = [p.brand for p in plans]
+    assert len(plans) >= 8 and brands.count("kaiyun_pickman") >= 3 and len(set(brands)) >= 3
+    assert len({p.vin for p in plans}) == len(plans)
+    net = load_network()
+    for p in plans:
+        route = load_route(p.route_file)  # what the simulator reads
+        assert route.closed and route.length_m == pytest.approx(p.round_m, rel=0.02)
+        off = net.distance_to_roads([(lat, lon) for lat, lon, _ in route.points], p.roads)
+        assert off.max() < 0.5
+        if p.brand == "kaiyun_pickman":  # rounds start at the depot
+            assert p.stops[0] == [round(spec.depot[0], 6), round(spec.depot[1], 6)]
+    # the same seed gives the same fleet; a smaller fleet stays mixed
+    again = plan_fleet(spec, tmp_path / "again", seed=0)
+    assert [p.round_m for p in again] == [p.round_m for p in plans]
+    assert len({p.brand for p in plan_fleet(spec, tmp_path / "small", vehicles=3)}) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("groups: []\ndepot: {lat: 60.17, lon: 24.94}", "groups: at least one"),
+        ("depot: {lat: x}\ngroups: [{brand: b, vin_prefix: ABCDEF}]", "depot: needs lat and lon"),
+        ("depot: {lat: 60.17, lon: 24.94}\ngroups: [{brand: b}]", r"groups\[0\]: missing vin_prefix"),
+        ("depot: {lat: 60.17, lon: 24.94}\ngroups: [{brand: b, vin_prefix: IOQ123}]", "vin_prefix"),
+        (
+            "depot: {lat: 60.17, lon: 24.94}\ngroups: [{brand: b, vin_prefix: ABC123, count: 0}]",
+            "count 1..100",
+        ),
+    ],
+)
+def test_bad_fleet_files_name_the_field(text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_spec(text, "fleet.yaml")
+
+
+def test_a_depot_off_the_map_is_refused(tmp_path):
+    spec = load_spec("depot: {lat: 61.5, lon: 23.76}\ngroups: [{brand: kaiyun_pickman, vin_prefix: ABC123}]")
+    with pytest.raises(ConfigError, match="from the nearest road"):
+        plan_fleet(spec, tmp_path)
+
+
+def _reader(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    if proc.stdout is None:
+        return
+    for line in proc.stdout:
+        lines.put(line)
+
+
+def _wait_for(lines: queue.Queue[str], pattern: str, seen: list[str], timeout: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        m = re.search(pattern, line)
+        if m:
+            return m
+    raise AssertionError(f"no line matching {pattern!r} in {timeout} s; output so far:\n{''.join(seen)}")
+
+
+@pytest.mark.timeout(180)
+def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads():
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        _readme_command(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_reader, args=(proc, lines), daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        first = _wait_for(lines, r"\S", seen, 60)
+        assert first.string.startswith("console: http://"), "the console URL is printed first"
+        console = re.search(r"console: (http://\S+)/", first.string)
+        assert console is not None
+        base = console.group(1)
+        token = _wait_for(lines, r"operator token .*: (\S+)$", seen, 30).group(1)
+        _wait_for(lines, r"(\d+) vehicles driving on the streets", seen, 120)
+        auth = {"Authorization": f"Bearer {token}"}
+        net = load_network()
+        with httpx.Client(base_url=base, timeout=10.0) as http:
+            assert http.get("/openapi.json").status_code == 200
+            assert http.get("/api/positions/last").status_code == 401  # the API wants the token
+            vehicles = http.get("/api/vehicles", headers=auth).json()
+            assert len(vehicles) >= 8
+            first: dict[str, tuple[float, float]] = {}
+            last: dict[str, tuple[float, float]] = {}
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                answer = http.get("/api/positions/last", headers=auth)
+                latency = time.monotonic() - started
+                assert answer.status_code == 200 and latency < 2.0, latency  # responsive under load
+                last = {p["vehicle"]: (p["lat"], p["lon"]) for p in answer.json()}
+                for vin, where in last.items():
+                    first.setdefault(vin, where)
+                if sum(1 for v in last if last[v] != first[v]) >= 8:
+                    break
+                time.sleep(2.0)
+            assert len(last) >= 8, last
+            moved = [v for v in last if last[v] != first[v]]
+            assert len(moved) >= 8, (first, last)
+            off = net.distance_to_roads(list(last.values()))
+            assert off.max() < 5.0, off  # on the streets (the CAN encoding rounds a car's fix to ~1 m)
+        proc.wait(timeout=90)
+        err = proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, err
+    reader.join(timeout=10)
+    while not lines.empty():
+        seen.append(lines.get())
+    out = "".join(seen)
+    summary = json.loads(out[out.index("\n{") :])
+    assert summary["reporting"] >= 8
+    for vin, v in summary["vehicles"].items():
+        assert v["distinct"] >= 3, (vin, v)
+        assert v["max_off_road_m"] is not None and v["max_off_road_m"] < 5.0, (vin, v)
+    assert summary["cpu"]["per_vehicle_cpu_percent"] is not None
+
+
+def test_the_simulator_parks_at_each_planned_stop(tmp_path):
+    """A round's cycle has the round's own legs, so each delivery stop is at a planned customer."""
+    from anycar.roads.geo import haversine_m
+    from anycar.sim.simulator import Simulator
+
+    plans = plan_fleet(load_spec(), tmp_path, seed=0, vehicles=4)
+    for p in plans:
+        assert p.cycle.endswith(".cycle.yaml")
+        sim = Simulator.for_profile(p.brand, route=p.route_file, cycle=p.cycle, seed=p.seed)
+        assert sum(1 for ph in sim.cycle.phases if ph.kind == "delivery") == len(p.stops) - 1
+        parked: dict[int, tuple[float, float]] = {}
+        for step in sim.run(sim.cycle.duration_s):
+            phase = sim.cycle.phase_at(step.t) if step.t <= sim.cycle.duration_s else None
+            if step.phase == "delivery" and phase is not None and phase.leg not in parked:
+                v = step.values
+                parked[phase.leg] = (
+                    v["Vehicle.CurrentLocation.Latitude"],
+                    v["Vehicle.CurrentLocation.Longitude"],
+                )
+        assert sorted(parked) == list(range(len(p.stops) - 1))
+        for leg, where in parked.items():
+            assert float(haversine_m(*where, *p.stops[leg + 1])) < 20.0, (p.vin, leg)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("leg_lengths_m: [100]", "two or more positive metres"),
+        ("leg_lengths_m: [100, -5]", "two or more positive metres"),
+        ("- a list", "expected a mapping"),
+        ("leg_lengths_m: [1, 2", "not valid YAML"),
+    ],
+)
+def test_bad_round_cycle_files_say_where(tmp_path, text, message):
+    from anycar.sim.cycles import load_cycle
+
+    path = tmp_path / "round.cycle.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_cycle(str(path))
+    assert str(path) in str(info.value)
