@@ -244,11 +244,17 @@ def run_redispatch(
     limit: float, tick: Progress, vehicles: int = 10, open_orders: int = 100
 ) -> dict[str, Any]:
     tick("re-dispatch: the plan in force")
-    request, current = redispatch_scenario(vehicles, open_orders + 3 * vehicles)
-    # "Now": when the last vehicle to leave has made its first stop, so every used one is out.
-    now = max(next(s.departure_s for s in r.stops if s.order is not None) for r in current.routes)
-    now = int(now) + 1
-    later, before, fixed = mid_route(request, current, now)
+    total = open_orders + 3 * vehicles
+    for _ in range(3):  # size the morning so that ``open_orders`` are left at "now"
+        request, current = redispatch_scenario(vehicles, total, first_limit_s=2.0)
+        # "Now": when the last vehicle to leave has made its first stop, so every used one is out.
+        now = 1 + int(
+            max(next(s.departure_s for s in r.stops if s.order is not None) for r in current.routes)
+        )
+        later, before, fixed = mid_route(request, current, now)
+        if len(later.orders) == open_orders:
+            break
+        total += open_orders - len(later.orders)
     area = service_area()
     urgent = Order(
         ref="urgent-1",

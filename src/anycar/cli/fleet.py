@@ -101,6 +101,10 @@ def register(sub: Any) -> None:
             p.add_argument("--osmand-port", type=int, default=5055, help="OsmAnd listener (0: any free port)")
         p.set_defaults(func=serve, serve_api=name == "serve")
 
+    from anycar.cli import logistics  # logistics: orders import/list, plan
+
+    logistics.register(cmds, db_arg)
+
 
 def _engine(args: argparse.Namespace) -> Any:
     from anycar.fleet.db import make_engine

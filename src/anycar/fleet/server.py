@@ -21,6 +21,7 @@ from anycar.fleet.migrate import upgrade
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
 from anycar.http_listener import HttpListener
+from anycar.logistics.api import logistics_routes
 
 
 class Component(Protocol):
@@ -85,8 +86,10 @@ class FleetServer:
             )
             for i in range(cfg.workers)
         ]
+        app = fleet_api(self.store, self.live)
+        app.router.routes.extend(logistics_routes(self.engine))  # logistics: orders, plans, re-dispatch
         self.api = HttpListener(
-            fleet_api(self.store, self.live),
+            app,
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",

@@ -76,6 +76,26 @@ class Order:
             out.append(("drop", self.drop))
         return out
 
+    def to_fields(self) -> dict[str, Any]:
+        """The flat fields ``parse_order`` reads (a CSV row's columns): what the store keeps."""
+        out: dict[str, Any] = {
+            "id": self.ref,
+            "kind": self.kind,
+            "weight_kg": self.weight_kg,
+            "volume_m3": self.volume_m3,
+            "priority": self.priority,
+            "features": "|".join(sorted(self.features)),
+            "cod": self.cod,
+            "note": self.note,
+        }
+        for prefix, p in (("", self.drop), ("pickup_", self.pickup)):
+            if p is not None:
+                out[f"{prefix}lat"], out[f"{prefix}lon"] = p.lat, p.lon
+                out[f"{prefix}windows"] = ";".join(w.as_text() for w in p.windows)
+                out[f"{prefix}service_s"] = p.service_s
+                out[f"{prefix}address"] = p.address
+        return out
+
     def to_json(self) -> dict[str, Any]:
         def place(p: Place | None) -> dict[str, Any] | None:
             if p is None:

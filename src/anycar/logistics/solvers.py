@@ -10,6 +10,7 @@ second), as both libraries work in integers.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -194,7 +195,9 @@ def solve_pyvrp(
         groups=groups,
         shipments=shipments,
     )
-    result = pyvrp.solve(data, stop=MaxRuntime(max(0.05, time_limit_s)), seed=seed, display=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = pyvrp.solve(data, stop=MaxRuntime(max(0.05, time_limit_s)), seed=seed, display=False)
     best = result.best
     routes: list[tuple[int, list[tuple[int, str]]]] = []
     served: set[int] = set()
@@ -213,6 +216,8 @@ def solve_pyvrp(
             served.add(ji)
         routes.append((route.vehicle_type(), seq))
     notes = [] if best.is_feasible() else ["PyVRP found no feasible solution within the time limit"]
+    if any(w.category.__name__ == "PenaltyBoundWarning" for w in caught):
+        notes.append("PyVRP: its penalty for broken constraints reached its bound during the search")
     return Solved(
         routes=routes,
         unassigned=[i for i in range(len(jobs)) if i not in served],
