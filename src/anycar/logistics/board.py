@@ -199,7 +199,7 @@ def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | Non
             .values(status="superseded")
         )
         conn.execute(update(db.plans).where(p.id == plan_id).values(status="accepted", accepted=now))
-        ids = dict(conn.execute(select(v.wire_id, v.id).where(v.tenant_id == tenant_id)).tuples().all())
+        ids = {r.wire_id: r.id for r in conn.execute(select(v.wire_id, v.id).where(v.tenant_id == tenant_id))}
         for route in body.get("routes", []):
             refs = sorted({s["order"] for s in route["stops"] if s.get("order")})
             vid = ids.get(str(route["vehicle"]).split("#", 1)[0])
