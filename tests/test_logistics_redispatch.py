@@ -47,7 +47,7 @@ def test_redispatch_keeps_made_stops_and_carried_goods_and_places_the_urgent_ord
 
 
 def test_the_diff_names_moves_reorders_and_drops() -> None:
-    request, current = redispatch_scenario(vehicles=2, orders=6, first_limit_s=0.3)
+    _request, current = redispatch_scenario(vehicles=2, orders=6, first_limit_s=0.3)
     routes = {r.vehicle: r.orders() for r in current.routes}
     va, first = max(routes.items(), key=lambda kv: len(kv[1]))
     assert len(first) > 1
