@@ -21,7 +21,7 @@ from anycar.fleet.migrate import upgrade
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
 from anycar.http_listener import HttpListener
-from anycar.logistics.api import logistics_routes
+from anycar.logistics.room import LogisticsRoom
 
 
 class Component(Protocol):
@@ -87,7 +87,8 @@ class FleetServer:
             for i in range(cfg.workers)
         ]
         app = fleet_api(self.store, self.live)
-        app.router.routes.extend(logistics_routes(self.engine))  # logistics: orders, plans, re-dispatch
+        self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
+        app.router.routes.extend(self.logistics.routes())
         self.api = HttpListener(
             app,
             cfg.host,
@@ -98,7 +99,7 @@ class FleetServer:
         self.osmand = HttpListener(
             osmand_app(self.store, self.live), cfg.host, cfg.osmand_port or 0, what="OsmAnd", force_exit=True
         )
-        self.components: list[Any] = list(self.workers)
+        self.components: list[Any] = [self.logistics, *self.workers]
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:

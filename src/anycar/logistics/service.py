@@ -195,7 +195,10 @@ def propose(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str
     from anycar.logistics.planner import plan
 
     request, notes, _ = request_for(engine, tenant_id, options)
-    result = plan(request, provider())
+    try:
+        result = plan(request, provider())
+    except ValueError as exc:  # a combination the chosen solver cannot take (breaks on PyVRP, ...)
+        raise PlanningError(str(exc)) from None
     result.notes = notes + result.notes
     body = {"plan": result.to_json()}
     plan_id = board.save_plan(engine, tenant_id, "plan", body)
@@ -244,7 +247,10 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         )
         vehicles.append(replace(v, onboard=onboard))
     request = replace(request, vehicles=tuple(vehicles))
-    proposal = redispatch(request, provider(), before, fixed)
+    try:
+        proposal = redispatch(request, provider(), before, fixed)
+    except ValueError as exc:
+        raise PlanningError(str(exc)) from None
     proposal.plan.notes = notes + proposal.plan.notes
     out = proposal.to_json()
     plan_id = board.save_plan(engine, tenant_id, "redispatch", out)

@@ -76,3 +76,37 @@ def service_area() -> ServiceArea:
 
 
 FEATURES: tuple[str, ...] = tuple(_load("vehicle_types.yaml")["features"])
+
+
+_TYPE_FIELDS = ("payload_kg", "cargo_m3", "battery_kwh", "kwh_per_km", "speed_kmh")
+
+
+def validate() -> list[str]:
+    """Every problem in the data files, as ``file: key: why`` (empty when they are good)."""
+    problems: list[str] = []
+    try:
+        types = _load("vehicle_types.yaml")
+        cfg = planning()
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        return [str(exc)]
+    rows = {"default": types.get("default") or {}, **(types.get("types") or {})}
+    known = set(types.get("features") or ())
+    for brand, row in rows.items():
+        if not isinstance(row, dict):
+            problems.append(f"vehicle_types.yaml: {brand}: a mapping")
+            continue
+        merged = {**rows["default"], **row}
+        for key in _TYPE_FIELDS:
+            value = merged.get(key)
+            if not isinstance(value, int | float) or value < 0 or (key != "kwh_per_km" and value == 0):
+                problems.append(f"vehicle_types.yaml: {brand}.{key}: a positive number")
+        for feature in merged.get("features") or ():
+            if feature not in known:
+                problems.append(f"vehicle_types.yaml: {brand}.features: {feature!r} is not in features")
+    for key in ("detour_factor", "reserve_soc", "default_time_limit_s"):
+        if not isinstance(cfg.get(key), int | float):
+            problems.append(f"planning.yaml: {key}: a number")
+    area = cfg.get("service_area") or {}
+    if not all(isinstance(area.get(k), int | float) for k in ("min_lat", "max_lat", "min_lon", "max_lon")):
+        problems.append("planning.yaml: service_area: min_lat, max_lat, min_lon, max_lon numbers")
+    return problems
