@@ -152,7 +152,7 @@ def redispatch_scenario(
 ) -> tuple[PlanRequest, Plan]:
     """A morning round in the service area: ``vehicles`` PICKMANs, ``orders`` deliveries with
     two-hour windows, planned once (the plan in force)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311 # a reproducible benchmark scenario, not a secret
     area = service_area()
     depot = ((area.min_lat + area.max_lat) / 2, (area.min_lon + area.max_lon) / 2)
     kind = vehicle_type("kaiyun_pickman")
