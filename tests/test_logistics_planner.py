@@ -198,3 +198,33 @@ def test_a_bad_instance_file_names_the_line(tmp_path: Path) -> None:
     bad.write_text("\n".join(lines) + "\n")
     with pytest.raises(instances.InstanceError, match=r"X1.txt:13: 7 numbers per customer, found 5"):
         instances.solomon(bad)
+
+
+async def test_broken_data_files_stop_the_room_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anycar.logistics import settings
+    from anycar.logistics.room import LogisticsRoom
+
+    assert settings.validate() == []
+    broken = {
+        "vehicle_types.yaml": {
+            "default": {
+                "payload_kg": 300,
+                "cargo_m3": 1,
+                "battery_kwh": 40,
+                "kwh_per_km": 0.2,
+                "speed_kmh": 25,
+            },
+            "types": {"odd": {"battery_kwh": -1, "features": ["jetpack"]}},
+            "features": ["refrigerated"],
+        },
+        "planning.yaml": {"detour_factor": "lots", "reserve_soc": 0.1, "default_time_limit_s": 5},
+    }
+    monkeypatch.setattr(settings, "_load", lambda name: broken[name])
+    assert settings.validate() == [
+        "vehicle_types.yaml: odd.battery_kwh: a positive number",
+        "vehicle_types.yaml: odd.features: 'jetpack' is not in features",
+        "planning.yaml: detour_factor: a number",
+        "planning.yaml: service_area: min_lat, max_lat, min_lon, max_lon numbers",
+    ]
+    with pytest.raises(ValueError, match="logistics data: vehicle_types.yaml: odd.battery_kwh"):
+        await LogisticsRoom(engine=None).start()  # type: ignore[arg-type]
