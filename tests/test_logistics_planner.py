@@ -226,5 +226,5 @@ async def test_broken_data_files_stop_the_room_at_start(monkeypatch: pytest.Monk
         "planning.yaml: detour_factor: a number",
         "planning.yaml: service_area: min_lat, max_lat, min_lon, max_lon numbers",
     ]
-    with pytest.raises(ValueError, match="logistics data: vehicle_types.yaml: odd.battery_kwh"):
+    with pytest.raises(ValueError, match=r"logistics data: vehicle_types\.yaml: odd\.battery_kwh"):
         await LogisticsRoom(engine=None).start()  # type: ignore[arg-type]
