@@ -346,3 +346,26 @@ def planned_steps(
     if "redispatch" in parts:
         total += 2
     return total
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The per-class tables of docs/performance.md from a ``run`` result."""
+    out: list[str] = []
+    for part, title in (("solomon", "Solomon VRPTW"), ("li_lim", "Li & Lim PDPTW (fleet = BKS vehicles)")):
+        if part not in result:
+            continue
+        section = result[part]
+        keys = list(section["average_gap_pct"])
+        out.append(f"{title}: average gap to the BKS distance, % (instances solved)\n")
+        out.append("| class | n | " + " | ".join(keys) + " |")
+        out.append("|---|---:|" + "---:|" * len(keys))
+
+        def cell(gap: float | None, solved: int) -> str:
+            return "-" if gap is None else f"{gap:+.2f} ({solved})"
+
+        for cls, row in section["by_class"].items():
+            cells = [cell(row[f"{k}_gap_pct"], row[f"{k}_solved"]) for k in keys]
+            out.append(f"| {cls} | {row['instances']} | " + " | ".join(cells) + " |")
+        cells = [cell(section["average_gap_pct"][k], section["solved"][k]) for k in keys]
+        out.append(f"| **all** | {section['count']} | " + " | ".join(cells) + " |\n")
+    return "\n".join(out)

@@ -280,6 +280,7 @@ def _register_dispatch(cmds: Any) -> None:
         "--parts", default="solomon,li_lim,redispatch", help="which parts: solomon,li_lim,redispatch"
     )
     dis.add_argument("--json", action="store_true", help="print JSON")
+    dis.add_argument("--markdown", action="store_true", help="print the per-class tables as Markdown")
     dis.set_defaults(func=bench_dispatch)
 
 
@@ -340,6 +341,9 @@ def bench_dispatch(args: argparse.Namespace) -> int:
         )
     if args.json:
         print_json(result)
+        return 0
+    if args.markdown:
+        print(dispatch.markdown(result))
         return 0
     _show_dispatch(result)
     return 0
