@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
     _register_uplink(cmds)
     _register_fleet(cmds)
     _register_roads(cmds)
+    _register_dispatch(cmds)
 
 
 def _register_roads(cmds: Any) -> None:
@@ -303,3 +304,141 @@ def bench_fleet(args: argparse.Namespace) -> int:
         )
     show(result, args.json)
     return 0
+
+
+# --- logistics: anycar bench dispatch ---------------------------------------------------------
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip().upper() for n in text.split(",") if n.strip()] if text else None
+
+
+def _register_dispatch(cmds: Any) -> None:
+    dis = cmds.add_parser(
+        "dispatch",
+        help="the planner on Solomon VRPTW and Li & Lim PDPTW vs the best known solutions, "
+        "VROOM as the peer, and a re-dispatch round",
+    )
+    dis.add_argument("--data", help="the vrp folder (Solomon, Li & Lim, BKS); default: shared/vrp above here")
+    dis.add_argument("--instances", help="a subset, comma-separated: C101,R201,lc101 (default: all)")
+    dis.add_argument(
+        "--time-limit",
+        default="5,1",
+        help="seconds per Solomon instance, comma-separated, one run each (default 5,1)",
+    )
+    dis.add_argument("--li-lim-time-limit", type=float, default=10.0, help="seconds per Li & Lim instance")
+    dis.add_argument(
+        "--vroom-time-limit", type=float, default=5.0, help="VROOM's cap per instance (x2 on Li & Lim)"
+    )
+    dis.add_argument(
+        "--redispatch-time-limit", type=float, default=1.5, help="solver seconds for the re-plan"
+    )
+    dis.add_argument(
+        "--parts", default="solomon,li_lim,redispatch", help="which parts: solomon,li_lim,redispatch"
+    )
+    dis.add_argument("--json", action="store_true", help="print JSON")
+    dis.add_argument("--markdown", action="store_true", help="print the per-class tables as Markdown")
+    dis.set_defaults(func=bench_dispatch)
+
+
+def bench_dispatch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from anycar.bench import dispatch
+    from anycar.cli.output import progress
+
+    data = Path(args.data) if args.data else dispatch.default_data_dir()
+    if not (data / "VRPTW_BKS.json").is_file():
+        return fail(f"--data {data}: no VRPTW_BKS.json there (the folder with solomon/ and li_lim_100/)")
+    try:
+        limits = [float(x) for x in args.time_limit.split(",") if x.strip()]
+    except ValueError:
+        return fail(f"--time-limit: {args.time_limit!r} is not a comma-separated list of seconds")
+    if not limits or min(limits) <= 0:
+        return fail("--time-limit: at least one positive number of seconds")
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"solomon", "li_lim", "redispatch"}
+    if unknown:
+        return fail(f"--parts: {', '.join(sorted(unknown))}: one of solomon, li_lim, redispatch")
+    names = _names(args.instances)
+    solomon_names = [n for n in names if not n.startswith("L")] if names else None
+    li_lim_names = [n for n in names if n.startswith("L")] if names else None
+    if names:
+        parts = [
+            p
+            for p in parts
+            if p == "redispatch" or (p == "solomon" and solomon_names) or (p == "li_lim" and li_lim_names)
+        ]
+        known = {f.stem.upper() for f in (data / "solomon").glob("*.txt")} | {
+            f.stem.upper() for f in (data / "li_lim_100").glob("*.txt")
+        }
+        missing = [n for n in names if n not in known]
+        if missing:
+            return fail(f"--instances: no such instance {', '.join(missing)} in {data}")
+    steps = dispatch.planned_steps(data, solomon_names, li_lim_names, limits, parts)
+    with progress() as bar:
+        task = bar.add_task("anycar bench dispatch", total=steps)
+
+        started = [0]
+
+        def tick(what: str) -> None:  # called as each step starts: the steps before it are done
+            bar.update(task, completed=started[0], description=what)
+            started[0] += 1
+
+        result = dispatch.run(
+            data,
+            solomon_names=solomon_names,
+            li_lim_names=li_lim_names,
+            limits=limits,
+            li_lim_limit=args.li_lim_time_limit,
+            vroom_limit=args.vroom_time_limit,
+            redispatch_limit=args.redispatch_time_limit,
+            parts=parts,
+            tick=tick,
+        )
+    if args.json:
+        print_json(result)
+        return 0
+    if args.markdown:
+        print(dispatch.markdown(result))
+        return 0
+    _show_dispatch(result)
+    return 0
+
+
+def _show_dispatch(result: dict[str, Any]) -> None:
+    for part, title in (("solomon", "Solomon VRPTW"), ("li_lim", "Li & Lim PDPTW")):
+        if part not in result:
+            continue
+        section = result[part]
+        keys = list(section["average_gap_pct"])
+        table = Table(title=f"{title}: average gap to the BKS distance (%), solved", title_justify="left")
+        table.add_column("class")
+        table.add_column("n", justify="right")
+        for key in keys:
+            table.add_column(key, justify="right")
+        for cls, row in section["by_class"].items():
+            table.add_row(
+                cls,
+                str(row["instances"]),
+                *(
+                    f"{row[f'{k}_gap_pct']:+.2f} ({row[f'{k}_solved']})"
+                    if row[f"{k}_gap_pct"] is not None
+                    else "-"
+                    for k in keys
+                ),
+            )
+        table.add_row(
+            "all",
+            str(section["count"]),
+            *(
+                f"{section['average_gap_pct'][k]:+.2f} ({section['solved'][k]})"
+                if section["average_gap_pct"][k] is not None
+                else "-"
+                for k in keys
+            ),
+        )
+        console.print(table)
+    if "redispatch" in result:
+        console.print(f"[bold]re-dispatch[/]: {result['redispatch']}")
+    console.print(f"[bold]load average[/]: {result['load_average']}  wall {result['wall_s']} s")

@@ -116,6 +116,10 @@ def register(sub: Any) -> None:
 
     register_commands(cmds, db_arg)
 
+    from anycar.cli import logistics  # logistics: orders import/list, plan
+
+    logistics.register(cmds, db_arg)
+
 
 def _engine(args: argparse.Namespace) -> Any:
     from anycar.fleet.db import make_engine

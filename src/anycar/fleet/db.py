@@ -291,3 +291,38 @@ rollouts = Table(
     Column("updated", Float, nullable=False),
 )
 Index("ix_rollouts_tenant", rollouts.c.tenant_id)
+# --- logistics (anycar.logistics): orders and plans ------------------------------------------
+# An order's fields are kept as the flat mapping ``anycar.logistics.orders.parse_order`` reads
+# (so a stored order is re-checked the same way an imported one was); the columns beside it are
+# what the board filters and sorts on.
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # delivery | pickup | courier
+    Column("status", String(16), nullable=False),  # open | planned | delivered | failed | cancelled
+    Column("fields", JSON, nullable=False),
+    Column("weight_kg", Float, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id")),  # the accepted plan's vehicle
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    UniqueConstraint("tenant_id", "ref", name="uq_orders_tenant_ref"),
+)
+Index("ix_orders_tenant_status", orders.c.tenant_id, orders.c.status)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # plan | redispatch
+    Column("status", String(16), nullable=False),  # proposed | accepted | superseded
+    Column("created", Float, nullable=False),
+    Column("accepted", Float),
+    Column("body", JSON, nullable=False),  # the plan (and a re-dispatch's changes) as the API shows it
+)
+Index("ix_plans_tenant_created", plans.c.tenant_id, plans.c.created)

@@ -29,6 +29,7 @@ from anycar.fleet.sender import CommandSender
 from anycar.fleet.store import Store
 from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
+from anycar.logistics.room import LogisticsRoom
 
 
 class Component(Protocol):
@@ -123,13 +124,16 @@ class FleetServer:
                 password=cfg.mqtt_password,
                 client_id=f"{base}-commands",
             )
+        app = fleet_api(
+            self.store,
+            self.live,
+            self.sender.wake if self.sender else None,
+            webhooks_changed=self.webhooks.forget,
+        )
+        self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
+        app.router.routes.extend(self.logistics.routes())
         self.api = HttpListener(
-            fleet_api(
-                self.store,
-                self.live,
-                self.sender.wake if self.sender else None,
-                webhooks_changed=self.webhooks.forget,
-            ),
+            app,
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -156,6 +160,7 @@ class FleetServer:
             self.components.insert(0, self.maintenance)
         if self.sender is not None:
             self.components.append(self.sender)
+        self.components.append(self.logistics)
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:

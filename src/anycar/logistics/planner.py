@@ -1,0 +1,274 @@
+"""Planning: orders + vehicles + travel matrix -> routes, with every left-out order explained.
+
+The one entry point, ``plan(request, provider)``, is what the API, the CLI and the benchmark call.
+It lays out the points, asks the matrix provider for travel times, rules out what no vehicle
+could serve alone (``precheck``), hands the rest to the solver library, then times every route
+itself on the unscaled matrix and checks it (windows, shift, load, battery): a route the checks
+refuse is reported, never passed off as feasible.
+
+Solver choice (measured, see docs/logistics.md): PyVRP unless the problem has a driver's break,
+which PyVRP cannot express; then VROOM.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import NamedTuple
+
+from anycar.logistics.layout import Layout, build_layout
+from anycar.logistics.matrix import MatrixProvider
+from anycar.logistics.orders import Order, Place, clock
+from anycar.logistics.precheck import check
+from anycar.logistics.problem import Plan, PlanRequest, PlanVehicle, Route, Stop
+from anycar.logistics.solvers import FleetVehicle, Job, Solved, solve_pyvrp, solve_vroom
+
+EPS = 1e-3  # seconds of rounding slack when checking the solver's routes on the float matrix
+
+
+def _load(order: Order) -> tuple[int, int]:
+    return (round(order.weight_kg * 10), round(order.volume_m3 * 1000))
+
+
+def _windows(place: Place) -> tuple[tuple[int, int], ...]:
+    return tuple((w.start, w.end) for w in place.windows)
+
+
+def _out_on_round(v: PlanVehicle, request: PlanRequest) -> bool:
+    return v.start != request.depot
+
+
+class _Common(NamedTuple):
+    ref: str
+    load: tuple[int, int]
+    prize: int
+    required: bool
+    vehicles: frozenset[int]
+    priority: int
+
+
+class _Problem:
+    """The solver's view of the request: jobs, fleet, and which layout point is whose."""
+
+    def __init__(self, request: PlanRequest, layout: Layout, allowed: dict[str, set[int]]) -> None:
+        self.request, self.layout = request, layout
+        self.jobs: list[Job] = []
+        self.notes: list[str] = []
+        far = float(layout.meters.max()) if layout.meters.size else 1.0
+        base = max(1, int(far * 4 * 1000))  # a prize worth more than any detour it costs
+        away = any(_out_on_round(v, request) for v in request.vehicles)
+        for order in request.orders:
+            if order.ref not in allowed:
+                continue
+            onboard = any(order.ref in v.onboard for v in request.vehicles)
+            prize = base * (1 + order.priority)
+            vehicles = frozenset(allowed[order.ref])
+            common = _Common(order.ref, _load(order), prize, request.all_required, vehicles, order.priority)
+            if order.kind == "courier" and not onboard:
+                pickup, drop = order.pickup, order.drop
+                if pickup is None or drop is None:
+                    raise ValueError(f"order {order.ref}: a courier job needs a pickup and a drop-off")
+                self.jobs.append(
+                    Job(
+                        kind="shipment",
+                        points=(layout.place[(order.ref, "pickup")], layout.place[(order.ref, "drop")]),
+                        windows=(self._one(order, pickup), self._one(order, drop)),
+                        services=(pickup.service_s, drop.service_s),
+                        **common._asdict(),
+                    )
+                )
+            elif order.kind == "delivery" and away and not onboard:
+                # Some vehicle is out on its round: the goods are at the depot, so the job is a
+                # shipment from the depot (a vehicle must pass there first).
+                drop = order.drop
+                if drop is None:
+                    raise ValueError(f"order {order.ref}: a delivery needs a drop-off")
+                depot_stop = layout.add(request.depot)
+                layout.place[(order.ref, "load")] = depot_stop
+                self.jobs.append(
+                    Job(
+                        kind="shipment",
+                        points=(depot_stop, layout.place[(order.ref, "drop")]),
+                        windows=(((0, 2 * 86_400),), self._one(order, drop)),
+                        services=(0, drop.service_s),
+                        **common._asdict(),
+                    )
+                )
+            else:
+                action = "pickup" if order.kind == "pickup" else "drop"
+                place = order.pickup if action == "pickup" else order.drop
+                if place is None:
+                    raise ValueError(f"order {order.ref}: no {action} place")
+                self.jobs.append(
+                    Job(
+                        kind="pickup" if action == "pickup" else "delivery",
+                        points=(layout.place[(order.ref, action)],),
+                        windows=(_windows(place),),
+                        services=(place.service_s,),
+                        **common._asdict(),
+                    )
+                )
+        self.fleet = [
+            FleetVehicle(
+                id=v.id,
+                start=layout.vehicle_start[i],
+                end=layout.vehicle_end[i],
+                capacity=(round(v.payload_kg * 10), round(v.cargo_m3 * 1000)),
+                shift=(v.shift.start, v.shift.end),
+                max_distance_m=v.range_m,
+                count=v.count,
+                breaks=tuple((b.earliest, b.latest, b.duration_s) for b in v.breaks),
+            )
+            for i, v in enumerate(request.vehicles)
+        ]
+
+    def _one(self, order: Order, place: Place) -> tuple[tuple[int, int], ...]:
+        """A shipment stop takes one window (PyVRP's shipments have one): the first one."""
+        if len(place.windows) > 1:
+            self.notes.append(
+                f"{order.ref}: as a paired job it keeps its first window {place.windows[0].as_text()}"
+            )
+        return _windows(place)[:1]
+
+
+def _time_route(
+    request: PlanRequest, problem: _Problem, vi: int, label: str, seq: list[tuple[int, str]]
+) -> tuple[Route, list[str]]:
+    """Times one solver route on the float matrix and lists what it breaks, if anything."""
+    layout, v = problem.layout, request.vehicles[vi]
+    orders = {o.ref: o for o in request.orders}
+    sec, met = layout.seconds, layout.meters
+    at = layout.vehicle_start[vi]
+    load = sum(
+        orders[problem.jobs[ji].ref].weight_kg
+        for ji, _ in seq
+        if ji >= 0 and problem.jobs[ji].kind == "delivery"
+    )
+    t = float(v.shift.start)
+    stops = [Stop(None, "start", layout.points[at], t, t, t, load)]
+    distance = 0.0
+    broken: list[str] = []
+    for ji, action in seq:
+        if ji < 0:
+            continue  # a break VROOM placed: its time is in the next leg's waiting
+        job = problem.jobs[ji]
+        order = orders[job.ref]
+        if job.kind == "shipment":
+            point = job.points[0] if action == "pickup" else job.points[1]
+            windows = job.windows[0] if action == "pickup" else job.windows[1]
+            service = job.services[0] if action == "pickup" else job.services[1]
+        else:
+            point, windows, service = job.points[0], job.windows[0], job.services[0]
+        is_depot_load = (job.ref, "load") in layout.place and point == layout.place[(job.ref, "load")]
+        t += float(sec[at, point])
+        distance += float(met[at, point])
+        arrival = t
+        window = next(((a, b) for a, b in windows if t <= b + EPS), None)
+        if window is None:
+            broken.append(f"{job.ref}: arrives after its last window")
+            window = windows[-1]
+        begin = max(t, float(window[0]))
+        t = begin + service
+        if job.kind == "shipment":
+            load += order.weight_kg if action == "pickup" else -order.weight_kg
+            kind = ("load" if is_depot_load else "pickup") if action == "pickup" else "drop"
+        elif job.kind == "delivery":
+            load -= order.weight_kg
+            kind = "drop"
+        else:
+            load += order.weight_kg
+            kind = "pickup"
+        if load > v.payload_kg + 1e-6:
+            broken.append(f"{job.ref}: load {load:g} kg over the payload {v.payload_kg:g} kg")
+        stops.append(
+            Stop(
+                job.ref,
+                kind,
+                layout.points[point],
+                arrival,
+                begin,
+                t,
+                load,
+                f"{clock(window[0])}-{clock(window[1])}",
+            )
+        )
+        at = point
+    end = layout.vehicle_end[vi]
+    t += float(sec[at, end])
+    distance += float(met[at, end])
+    stops.append(Stop(None, "end", layout.points[end], t, t, t, load))
+    if t > v.shift.end + EPS:
+        broken.append(f"{label}: back after the shift ends")
+    energy = distance / 1000 * v.kwh_per_km
+    soc_end = v.soc - (energy / v.battery_kwh if v.battery_kwh > 0 else 0.0)
+    if soc_end < v.reserve - 1e-9 and math.isfinite(v.range_m):
+        broken.append(f"{label}: the charge ends at {soc_end:.0%}, below the {v.reserve:.0%} reserve")
+    route = Route(label, stops, distance, t - v.shift.start, energy, soc_end)
+    return route, broken
+
+
+def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
+    """Plan ``request``: the best routes the solver found in the time limit, each one checked."""
+    started = time.perf_counter()
+    layout = build_layout(request, provider)
+    unservable, allowed = check(request, layout)
+    problem = _Problem(request, layout, allowed)
+    if problem.jobs and len(layout.points) != len(layout.matrix.seconds if layout.matrix is not None else []):
+        layout.matrix = provider.matrix(layout.points)  # depot stops were added: measure them too
+    has_breaks = any(v.breaks for v in request.vehicles)
+    solver = request.solver if request.solver != "auto" else ("vroom" if has_breaks else "pyvrp")
+    if not problem.jobs:
+        solved = Solved([], [], "converged", 0.0, solver)
+    elif solver == "vroom":
+        if any(v.onboard for v in request.vehicles):
+            raise ValueError("the VROOM backend does not take goods already on board; use pyvrp")
+        solved = solve_vroom(problem.jobs, problem.fleet, layout.seconds, layout.meters, request.time_limit_s)
+    elif solver == "pyvrp":
+        if has_breaks:
+            raise ValueError("PyVRP cannot model drivers' breaks; use the vroom solver")
+        solved = solve_pyvrp(
+            problem.jobs,
+            problem.fleet,
+            layout.seconds,
+            layout.meters,
+            layout.points,
+            request.time_limit_s,
+            request.seed,
+        )
+    else:
+        raise ValueError(f"solver {solver!r}: one of auto, pyvrp, vroom")
+    routes: list[Route] = []
+    notes = problem.notes + solved.notes
+    feasible = not any("no feasible" in n for n in solved.notes)
+    used: dict[int, int] = {}
+    for vi, seq in solved.routes:
+        if not seq:
+            continue
+        used[vi] = used.get(vi, 0) + 1
+        v = request.vehicles[vi]
+        label = v.id if v.count == 1 else f"{v.id}#{used[vi]}"
+        route, broken = _time_route(request, problem, vi, label, seq)
+        routes.append(route)
+        if broken:
+            feasible = False
+            notes.extend(broken)
+    for ji in solved.unassigned:
+        job = problem.jobs[ji]
+        unservable[job.ref] = (
+            "left out by the solver: it does not fit into any route together with the other orders "
+            f"(capacity, time windows, shift or battery); priority {next(o.priority for o in request.orders if o.ref == job.ref)}"
+        )
+    if request.all_required and unservable:
+        feasible = False
+    matrix = layout.matrix
+    return Plan(
+        routes=routes,
+        unservable=unservable,
+        feasible=feasible,
+        stopped_by=solved.stopped_by,
+        solver=solved.solver,
+        elapsed_s=time.perf_counter() - started,
+        matrix_source=matrix.source if matrix is not None else "",
+        estimate=bool(matrix.estimate) if matrix is not None else False,
+        notes=notes,
+    )

@@ -1,0 +1,30 @@
+"""The logistics room as a fleet component: its REST routes, and a start that refuses to run on
+broken data files (a vehicle type without a pack size would otherwise fail at the first plan)."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from starlette.routing import Route
+
+from anycar.logistics.api import logistics_routes
+from anycar.logistics.settings import validate
+
+
+class LogisticsRoom:
+    name = "logistics"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.started = False
+
+    def routes(self) -> list[Route]:
+        return logistics_routes(self.engine)
+
+    async def start(self) -> None:
+        problems = validate()
+        if problems:
+            raise ValueError("logistics data: " + "; ".join(problems))
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False  # nothing held: plans run inside requests
