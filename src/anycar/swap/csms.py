@@ -50,7 +50,7 @@ from anycar.swap.policy import Policy, load_layout, load_policy
 from anycar.swap.registry import check_password, station_auth
 
 log = logging.getLogger("anycar.swap.csms")
-TOKEN_TYPE = "Central"  # idTokens the CSMS issues to vehicles
+TOKEN_TYPE = "Central"  # nosec B105 # an OCPP IdTokenEnumType value, not a secret
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -446,7 +446,7 @@ class Csms:
                 self._check_swap(conn, station, token)
             status = "Accepted"
         except SwapError as exc:
-            status = {"unknown_token": "Unknown", "busy": "ConcurrentTx"}.get(exc.reason, "NotAtThisTime")
+            status = {"unknown_token": "Unknown", "busy": "ConcurrentTx"}.get(exc.reason, "NotAtThisTime")  # nosec B105 # OCPP AuthorizationStatus values
         self.last_authorize[(station, token)] = status
         return status
 
