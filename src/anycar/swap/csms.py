@@ -734,6 +734,20 @@ class Csms:
             answers[evse] = str(answer.status)
         return answers
 
+    async def charge_plan(
+        self, station: str, demand: list[float] | None = None
+    ) -> tuple[Any, dict[int, str]]:
+        """Make the station's charging plan from the inventory and send it; (plan, answers per slot)."""
+        from anycar.swap.plan import station_plan
+
+        session = self._session(station)
+        self.flush()
+        plan = station_plan(
+            self.engine, station, charger_kw=session.layout.charger_kw, chargers=session.layout.chargers,
+            ready_soc=self.policy.ready_soc, demand=demand,
+        )  # fmt: skip
+        return plan, await self.send_plan(station, plan)
+
     async def get_variables(self, station: str, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
         data = [{"component": {"name": c}, "variable": {"name": v}} for c, v in names]
         answer = await self._session(station).call(call.GetVariables(get_variable_data=data), suppress=False)

@@ -62,6 +62,7 @@ class Slot:
     pack: Pack | None = None
     faulted: bool = False
     reserved: int | None = None
+    reserved_for: str | None = None  # the idToken of the reservation
     tx: str | None = None
     seq: int = 0
     power_w: float = 0.0
@@ -121,7 +122,7 @@ class _Link(Endpoint):
         slot = self.sim.reservable(evse_id)
         if slot is None:
             return call_result.ReserveNow(status="Occupied")
-        slot.reserved = id
+        slot.reserved, slot.reserved_for = id, str(id_token.get("id_token", ""))
         self.sim.spawn(self.sim.status(slot))
         return call_result.ReserveNow(status="Accepted")
 
@@ -129,7 +130,7 @@ class _Link(Endpoint):
     def on_cancel(self, reservation_id: int, **_: Any) -> call_result.CancelReservation:
         for slot in self.sim.slots:
             if slot.reserved == reservation_id:
-                slot.reserved = None
+                slot.reserved = slot.reserved_for = None
                 self.sim.spawn(self.sim.status(slot))
                 return call_result.CancelReservation(status="Accepted")
         return call_result.CancelReservation(status="Rejected")
@@ -453,13 +454,16 @@ class StationSim:
                 )  # fmt: skip
 
     # the swap ----------------------------------------------------------------------------------
-    def ready_slot(self, reservation: int | None = None) -> Slot | None:
+    def ready_slot(self, token: str | None = None) -> Slot | None:
+        """The slot whose pack goes out: the one reserved for ``token``, else the fullest unreserved."""
         best = None
         for slot in self.slots:
             pack = slot.pack
             if pack is None or slot.faulted or pack.soc < READY_SOC or pack.soh < 70:
                 continue
-            if slot.reserved is not None and slot.reserved != reservation:
+            if token is not None and slot.reserved_for == token:
+                return slot
+            if slot.reserved is not None:
                 continue
             if best is None or (best.pack is not None and pack.soc > best.pack.soc):
                 best = slot
@@ -475,7 +479,7 @@ class StationSim:
         return (
             self.bay is not None and self.bay.token == token and not self.swapping
             and any(s.pack is None and not s.faulted and s.reserved is None for s in self.slots)
-            and any(s.pack is not None and s.pack.soc >= READY_SOC for s in self.slots)
+            and self.ready_slot(token) is not None
         )  # fmt: skip
 
     async def arrive(self, vehicle: Vehicle, *, timeout: float = 120.0) -> Pack | None:
@@ -508,6 +512,8 @@ class StationSim:
                 if step == "In":
                     await self._battery_in(vehicle, request_id)
                 elif not await self._battery_out(vehicle, request_id):
+                    if vehicle.done and not vehicle.done.done():
+                        vehicle.done.set_result(None)
                     return
             if vehicle.done and not vehicle.done.done():
                 vehicle.done.set_result(vehicle.got)
@@ -526,7 +532,7 @@ class StationSim:
         await self.status(slot)
 
     async def _battery_out(self, vehicle: Vehicle, request_id: int) -> bool:
-        slot = self.ready_slot()
+        slot = self.ready_slot(vehicle.token)
         if slot is None or slot.pack is None:
             return False
         pack = slot.pack
@@ -542,6 +548,7 @@ class StationSim:
                 vehicle.done.set_result(None)
             return False
         slot.pack = None
+        slot.reserved = slot.reserved_for = None
         vehicle.got = pack
         await self._send(
             call.BatterySwap(
