@@ -86,7 +86,7 @@ def make_plan(
     need = {p.serial: max(0.0, (ready_soc - p.soc) / 100 * p.capacity_kwh) for p in packs}
     ready_now = sum(1 for p in packs if need[p.serial] <= 1e-9)
     todo = sorted((p for p in packs if need[p.serial] > 1e-9), key=lambda p: need[p.serial])
-    cumulative, deadlines = 0.0, []
+    cumulative, deadlines = 0.0, list[int]()
     for h in range(hours):
         cumulative += demand[h]
         while ready_now + len(deadlines) < math.ceil(cumulative - 1e-9) and len(deadlines) < len(todo):
