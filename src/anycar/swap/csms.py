@@ -210,8 +210,10 @@ class Csms:
         policy: Policy | None = None,
         call_timeout: float = 30.0,
         flush_interval: float = 1.0,
+        migrate: bool = False,
     ) -> None:
         self.engine = engine
+        self.migrate = migrate
         self.host, self._port = host, port
         self.ssl_context = ssl_context
         self.policy = policy or load_policy()
@@ -232,6 +234,10 @@ class Csms:
 
     # component -------------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.migrate:  # the swap tables, after the fleet's (run by anycar fleet serve before)
+            from anycar.swap.migrate import upgrade
+
+            upgrade(self.engine)
         self._server = await serve(
             self._serve,
             self.host,
