@@ -54,6 +54,8 @@ class Vehicle:
     takes_pack: bool = True  # False: the driver leaves without the charged pack (BatteryOutTimeout)
     done: asyncio.Future[Pack | None] | None = None
     got: Pack | None = None
+    robot_s: float = 0.0  # time the robot (mechanical steps) took, as measured
+    flow_s: float | None = None  # Authorize sent -> last BatterySwap answered, robot time included
 
 
 @dataclass
@@ -488,11 +490,14 @@ class StationSim:
             raise RuntimeError(f"station {self.ident}: the bay is taken")
         vehicle.done = asyncio.get_running_loop().create_future()
         self.bay = vehicle
+        started = time.perf_counter()
         try:
             answer = await self._send(call.Authorize(id_token={"idToken": vehicle.token, "type": "Central"}))
             if answer is None or answer.id_token_info["status"] != "Accepted":
                 return None
-            return await asyncio.wait_for(vehicle.done, timeout)
+            got = await asyncio.wait_for(vehicle.done, timeout)
+            vehicle.flow_s = time.perf_counter() - started
+            return got
         finally:
             if self.bay is vehicle:
                 self.bay = None
@@ -506,7 +511,9 @@ class StationSim:
             half = self.layout.mechanical_s / 2 / self.speed
             steps = ["In", "Out"] if self.layout.swap_order == "In-Out" else ["Out", "In"]
             for step in steps:
+                robot = time.perf_counter()
                 await asyncio.sleep(half)
+                vehicle.robot_s += time.perf_counter() - robot
                 if self.bay is not vehicle:  # rebooted in between
                     return
                 if step == "In":
