@@ -114,12 +114,15 @@ def _populate(url: str, stations: int, vehicles: int, layout_name: str) -> tuple
             ],
         )  # fmt: skip
         for i, token in enumerate(tokens):
-            vid = conn.execute(
+            key = conn.execute(
                 insert(fleet_db.vehicles).values(
                     tenant_id=fleet, vin=f"LKYBENCH{i:09d}", brand="kaiyun_pickman", wire_id=f"bench-{i}", kind="hub",
                     revoked=False, created=now,
                 )
-            ).inserted_primary_key[0]  # fmt: skip
+            ).inserted_primary_key  # fmt: skip
+            if key is None:
+                raise ConfigError("bench swap: a vehicle row without a key")
+            vid = key[0]
             conn.execute(insert(t.id_tokens).values(token=token, vehicle_id=vid, revoked=False, created=now))
             conn.execute(
                 insert(t.packs).values(
