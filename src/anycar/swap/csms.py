@@ -36,7 +36,7 @@ from typing import Any
 from ocpp.routing import after, on
 from ocpp.v21 import call, call_result
 from ocpp.v21.enums import Action
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -66,6 +66,13 @@ def parse_iso(value: str) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except (ValueError, AttributeError):
         return None
+
+
+_SLOT_STATUS = (
+    update(t.slots)
+    .where(t.slots.c.station_id == bindparam("b_station"), t.slots.c.evse_id == bindparam("b_evse"))
+    .values(status=bindparam("b_status"), updated=bindparam("b_now"))
+)
 
 
 class SwapError(RuntimeError):
@@ -387,20 +394,26 @@ class Csms:
                 log.exception("ocpp: flush failed; retrying")
 
     def flush(self) -> None:
-        """Write the coalesced slot states, SoCs and last-seen times in one transaction."""
+        """Write the coalesced slot states, SoCs and last-seen times in one transaction
+        (each kind one executemany of one compiled statement)."""
         if not (self.pending_status or self.pending_soc or self.pending_seen):
             return
         status, socs, seen = self.pending_status, self.pending_soc, self.pending_seen
         now = time.time()
         with self.engine.begin() as conn:
-            for (station, evse), value in status.items():
+            if status:
                 conn.execute(
-                    update(t.slots)
-                    .where(t.slots.c.station_id == station, t.slots.c.evse_id == evse)
-                    .values(status=value, updated=now)
+                    _SLOT_STATUS,
+                    [
+                        {"b_station": st, "b_evse": evse, "b_status": value, "b_now": now}
+                        for (st, evse), value in status.items()
+                    ],
                 )
-            for station, by_evse in socs.items():
-                inventory.apply_soc(conn, self.policy, station, by_evse)
+            inventory.apply_soc(
+                conn,
+                self.policy,
+                {(st, evse): soc for st, by_evse in socs.items() for evse, soc in by_evse.items()},
+            )
             if seen:
                 conn.execute(
                     update(t.stations).where(t.stations.c.id.in_(seen)).values(last_seen=now, online=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from anycar.swap import tables as t
@@ -188,16 +188,36 @@ def out_to_vehicle(
     return alerts
 
 
-def apply_soc(conn: Connection, policy: Policy, station: str, socs: dict[int, float]) -> None:
-    """Meter values: the SoC of the packs in a station's slots (one statement per slot, one transaction)."""
+_p = t.packs.c
+_SOC = (
+    update(t.packs)
+    .where(
+        _p.station_id == bindparam("b_station"),
+        _p.evse_id == bindparam("b_evse"),
+        or_(_p.state == "charging", _p.state == "ready"),  # not IN: executemany takes no expanding parameters
+    )
+    .values(soc=bindparam("b_soc"), state=bindparam("b_state"), updated=bindparam("b_now"))
+)
+
+
+def apply_soc(conn: Connection, policy: Policy, socs: dict[tuple[str, int], float]) -> None:
+    """Meter values: the SoC of the packs in stations' slots, as one executemany of one compiled UPDATE."""
+    if not socs:
+        return
     now = time.time()
-    for evse, soc in socs.items():
-        p = t.packs.c
-        conn.execute(
-            update(t.packs)
-            .where(p.station_id == station, p.evse_id == evse, p.state.in_(("charging", "ready")))
-            .values(soc=soc, state="ready" if soc >= policy.ready_soc else "charging", updated=now)
-        )
+    conn.execute(
+        _SOC,
+        [
+            {
+                "b_station": station,
+                "b_evse": evse,
+                "b_soc": soc,
+                "b_state": "ready" if soc >= policy.ready_soc else "charging",
+                "b_now": now,
+            }
+            for (station, evse), soc in socs.items()
+        ],
+    )
 
 
 def ready_count(conn: Connection, station: str) -> int:
