@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -83,6 +84,9 @@ class Endpoint(ChargePoint):
         super().__init__(ident, connection, response_timeout=response_timeout, logger=QUIET)
 
     async def route_message(self, raw_msg: Any) -> None:
+        # one frame at a time per connection, then the other connections' turn: a station that
+        # floods (its frames already buffered) must not hold the event loop for all of them
+        await asyncio.sleep(0)
         try:
             msg = unpack(raw_msg)
         except OCPPError as exc:
