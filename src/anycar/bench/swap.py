@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -145,12 +146,24 @@ def serve_main(argv: list[str]) -> int:
 
     async def main() -> None:
         csms = Csms(make_engine(url), ssl_context=server_tls(cert, key))
+        csms.handled = []
         await csms.start()
         sys.stdout.write(f"{READY}{csms.port} {cores[0]}\n")
         sys.stdout.flush()
+        handled = csms.handled
+        await asyncio.get_running_loop().run_in_executor(
+            None, sys.stdin.readline
+        )  # "measure": drop the warm-up
+        handled.clear()
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "done"
+        summary = latency_summary(list(handled))
+        sys.stdout.write(
+            json.dumps({"handled": len(handled), **summary, "over_1s": sum(1 for v in handled if v > 1)})
+            + "\n"
+        )
+        sys.stdout.flush()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
         await csms.stop()
-        sys.stdout.write(f"stats {csms.stats}\n")
 
     asyncio.run(main())
     return 0
@@ -162,13 +175,16 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str], *, layout: str, interval: float, warmup: float,
-                seconds: float, swaps_per_minute: float, speed: float, pid: int) -> dict[str, Any]:  # fmt: skip
+                seconds: float, swaps_per_minute: float, speed: float, pid: int, control: Any) -> dict[str, Any]:  # fmt: skip
     from anycar.swap.station import Pack, StationSim, Vehicle, client_tls
 
     tls = client_tls(ca)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1:
+        os.sched_setaffinity(0, set(cores[1:]))  # the stations keep off the CSMS's core
     sims = [
         StationSim(s, f"wss://127.0.0.1:{port}/ocpp", layout, password=p, ssl_context=tls, speed=speed, meter_s=interval,
-                   status_s=interval, tick_s=5.0, call_timeout=60)
+                   status_s=interval, tick_s=5.0, call_timeout=60, validate=False)
         for s, p in passwords.items()
     ]  # fmt: skip
     for sim in sims:
@@ -190,7 +206,17 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
     await asyncio.sleep(warmup)
     for sim in sims:
         sim.latencies.clear()
+    control("measure")
     cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+    lags: list[float] = []
+
+    async def lag() -> None:  # how late the stations' own event loop runs: it counts in every latency
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.1)
+            lags.append(time.perf_counter() - before - 0.1)
+
+    lagger = asyncio.ensure_future(lag())
     free_tokens = list(tokens)
     flows: list[float] = []
     outcomes: dict[str, int] = {}
@@ -219,6 +245,8 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
         await asyncio.sleep(gap)
     measured_s = time.perf_counter() - t0
     cpu = _cpu_seconds(pid) - cpu0
+    inside = control("done")
+    lagger.cancel()
     latencies = [lat for sim in sims for _, lat in sim.latencies]
     by_kind: dict[str, int] = {}
     for sim in sims:
@@ -243,6 +271,8 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
         "answer_p99_ms": summary["p99_ms"],
         "answer_max_ms": summary["max_ms"],
         "answers_over_1s": sum(1 for v in latencies if v > 1.0),
+        "csms_handling": inside,
+        "stations_loop_lag": latency_summary(lags),
         "swaps": outcomes,
         "swap_flow_p50_ms": flow["p50_ms"],
         "swap_flow_p99_ms": flow["p99_ms"],
@@ -276,9 +306,16 @@ def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60
             if not line.startswith(READY):
                 raise ConfigError(f"bench swap: the CSMS did not start: {line.strip()!r}")
             port, core = (int(x) for x in line[len(READY) :].split())
+            stdin, stdout = proc.stdin, proc.stdout
+
+            def control(word: str) -> Any:
+                stdin.write(word + "\n")
+                stdin.flush()
+                return json.loads(stdout.readline()) if word == "done" else None
+
             result = asyncio.run(
                 _load(port, ca, passwords, tokens, layout=layout, interval=interval, warmup=warmup, seconds=seconds,
-                      swaps_per_minute=swaps_per_minute, speed=speed, pid=proc.pid)
+                      swaps_per_minute=swaps_per_minute, speed=speed, pid=proc.pid, control=control)
             )  # fmt: skip
             result["csms_core"] = core
         finally:

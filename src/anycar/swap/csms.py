@@ -116,7 +116,7 @@ class StationSession(Endpoint):
     """One connected station: the handlers of what it sends, and calls to it."""
 
     def __init__(self, csms: Csms, ident: str, tenant_id: int, connection: ServerConnection) -> None:
-        super().__init__(ident, connection, response_timeout=csms.call_timeout)
+        super().__init__(ident, connection, response_timeout=csms.call_timeout, handled=csms.handled)
         self.csms = csms
         self.tenant_id = tenant_id
         self.connection = connection
@@ -234,6 +234,7 @@ class Csms:
         self.swaps: dict[int, _Pending] = {}
         self.skew: dict[str, float] = {}
         self.stats = {"connections": 0, "refused": 0, "messages": 0, "flushes": 0}
+        self.handled: list[float] | None = None  # set to a list to record each CALL's handling time (bench)
         self._server: Server | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

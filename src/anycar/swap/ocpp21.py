@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import ocpp.messages
@@ -80,8 +81,11 @@ def _spec_error(exc: OCPPError) -> OCPPError:
 class Endpoint(ChargePoint):
     """An OCPP 2.1 endpoint (either side) that answers every bad frame with the right CALLERROR."""
 
-    def __init__(self, ident: str, connection: Any, response_timeout: float = 30) -> None:
+    def __init__(
+        self, ident: str, connection: Any, response_timeout: float = 30, handled: list[float] | None = None
+    ) -> None:
         super().__init__(ident, connection, response_timeout=response_timeout, logger=QUIET)
+        self.handled = handled  # if given: seconds from taking a CALL off the socket to its answer sent
 
     async def route_message(self, raw_msg: Any) -> None:
         # one frame at a time per connection, then the other connections' turn: a station that
@@ -112,8 +116,11 @@ class Endpoint(ChargePoint):
             )
             await self._send(msg.create_call_error(error).to_json())
             return
+        started = time.perf_counter()
         try:
             await self._handle_call(msg)
+            if self.handled is not None and len(self.handled) < 10_000_000:
+                self.handled.append(time.perf_counter() - started)
         except OCPPError as exc:
             await self._send(msg.create_call_error(_spec_error(exc)).to_json())
         except TypeError as exc:  # a valid payload our handler's signature does not take

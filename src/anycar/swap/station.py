@@ -100,7 +100,10 @@ class _Link(Endpoint):
     ) -> Any:
         started = time.perf_counter()
         answer = await super().call(
-            payload, suppress=suppress, unique_id=unique_id, skip_schema_validation=skip_schema_validation
+            payload,
+            suppress=suppress,
+            unique_id=unique_id,
+            skip_schema_validation=skip_schema_validation or not self.sim.validate,
         )
         self.sim.latencies.append((type(payload).__name__, time.perf_counter() - started))
         return answer
@@ -217,6 +220,7 @@ class StationSim:
         out_timeout_s: float = 30.0,
         call_timeout: float = 30.0,
         firmware: str = "1.0.0",
+        validate: bool = True,  # False: the station does not check its own frames (the CSMS still does)
     ) -> None:
         self.ident, self.url = ident, url.rstrip("/")
         self.layout = load_layout(layout) if isinstance(layout, str) else layout
@@ -228,6 +232,7 @@ class StationSim:
             call_timeout,
         )
         self.firmware = firmware
+        self.validate = validate
         self.heartbeat_s = 60
         self.max_w = self.layout.grid_limit_kw * 1000
         lay = self.layout
