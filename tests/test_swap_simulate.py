@@ -111,3 +111,29 @@ def test_bench_swap_small() -> None:
     assert result["answer_max_ms"] > 0 and result["swap_flow_p99_ms"] > 0
     assert set(result["by_kind"]) >= {"StatusNotification", "Authorize", "BatterySwap"}
     assert result["station_throughput"]["published"]["swaps_per_day"] == 480
+
+
+def test_swap_commands_refuse_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'f.sqlite3'}"]
+    assert main(["swap", "token", "NO-SUCH-VEHICLE", *db]) != 0
+    assert main(["swap", "register", "bad id!", *db]) != 0
+    assert main(["swap", "register", "ok-1", "--layout", "atlantis", *db]) != 0
+    assert main(["swap", "register", "ok-2", *db]) == 0
+    assert main(["swap", "register", "ok-2", *db]) != 0
+    assert main(["swap", "passport", "NOPE", *db]) != 0
+    tariff = tmp_path / "tariff.yaml"
+    tariff.write_text("prices: [0.1, 0.2]\n")
+    assert main(["swap", "register", "ok-3", "--tariff", str(tariff), *db]) != 0
+    err = capsys.readouterr().err
+    for text in (
+        "not registered",
+        "OCPP identity",
+        "atlantis",
+        "already registered",
+        "not in the inventory",
+        "24 prices",
+    ):
+        assert text in err, (text, err)
+    assert "Traceback" not in err
