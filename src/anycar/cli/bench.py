@@ -31,12 +31,48 @@ def register(sub: Any) -> None:
     _register_fleet(cmds)
     _register_roads(cmds)
     _register_dispatch(cmds)
+    _register_swap(cmds)
 
 
 def _register_roads(cmds: Any) -> None:
     from anycar.cli.bench_roads import register_roads  # roads-demo: its own module
 
     register_roads(cmds)
+
+
+def _register_swap(cmds: Any) -> None:
+    sw = cmds.add_parser(
+        "swap",
+        help="the OCPP 2.1 CSMS (one core) under N simulated swap stations; station throughput vs NIO Gen4",
+    )
+    sw.add_argument("--stations", type=int, default=1000, help="simulated stations (8 slots each)")
+    sw.add_argument("--seconds", type=float, default=120.0, help="measuring window after the warm-up")
+    sw.add_argument("--warmup", type=float, default=30.0, help="seconds after every station booted")
+    sw.add_argument(
+        "--interval", type=float, default=60.0, help="Heartbeat / StatusNotification / MeterValues period"
+    )
+    sw.add_argument(
+        "--swaps-per-minute", type=float, default=10.0, help="vehicles arriving across the network"
+    )
+    sw.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    sw.add_argument("--json", action="store_true", help="print JSON")
+    sw.set_defaults(func=bench_swap)
+
+
+def bench_swap(args: argparse.Namespace) -> int:
+    from anycar.bench import swap
+
+    with errors.status(f"anycar bench swap: {args.stations} stations against the CSMS..."):
+        result = swap.run(
+            stations=args.stations,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            interval=args.interval,
+            swaps_per_minute=args.swaps_per_minute,
+            db=args.db,
+        )
+    show(result, args.json)
+    return 0
 
 
 def _register_patterns(cmds: Any) -> None:

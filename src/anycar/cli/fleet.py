@@ -103,6 +103,13 @@ def register(sub: Any) -> None:
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8090, help="REST API (0: any free port)")
             p.add_argument("--osmand-port", type=int, default=5055, help="OsmAnd listener (0: any free port)")
+            # swap stations: the OCPP 2.1 CSMS (anycar.swap), off unless a port is given
+            p.add_argument("--ocpp-port", type=int, help="OCPP 2.1 CSMS for swap stations (0: any free port)")
+            p.add_argument("--ocpp-cert", metavar="PEM", help="the CSMS's TLS certificate (profiles 2 and 3)")
+            p.add_argument("--ocpp-key", metavar="PEM", help="its private key")
+            p.add_argument(
+                "--ocpp-client-ca", metavar="PEM", help="CA of the stations' client certificates (profile 3)"
+            )
         p.set_defaults(func=serve, serve_api=name == "serve")
         if name == "serve":  # fleet-commands: the key that signs commands
             p.add_argument(
@@ -290,6 +297,10 @@ def serve(args: argparse.Namespace) -> int:
         api_port=args.port if args.serve_api else None,
         osmand_port=args.osmand_port if args.serve_api else None,
         signing_key=Path(args.signing_key) if getattr(args, "signing_key", None) else None,
+        ocpp_port=getattr(args, "ocpp_port", None),
+        ocpp_cert=getattr(args, "ocpp_cert", None),
+        ocpp_key=getattr(args, "ocpp_key", None),
+        ocpp_client_ca=getattr(args, "ocpp_client_ca", None),
     )
     try:
         server = FleetServer(cfg)

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "anycar.cli.completion",
     "anycar.cli.uplink",
     "anycar.cli.fleet",
+    "anycar.cli.swap",
 ]
 
 

@@ -59,6 +59,11 @@ class FleetConfig:
     # with ``send_commands`` the server also publishes pending commands (``serve`` does)
     signing_key: Path | None = None
     send_commands: bool = True
+    # swap stations (anycar.swap): the OCPP 2.1 CSMS; None: not served
+    ocpp_port: int | None = None
+    ocpp_cert: str | None = None  # TLS (security profiles 2 and 3); without it plain ws:// (development only)
+    ocpp_key: str | None = None
+    ocpp_client_ca: str | None = None  # verifies profile-3 stations' client certificates
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -165,6 +170,17 @@ class FleetServer:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:
             self.components.append(_Http("osmand", self.osmand))
+        self.csms: Any = None
+        if cfg.ocpp_port is not None:
+            from anycar.swap.csms import Csms, server_tls
+
+            tls = (
+                server_tls(cfg.ocpp_cert, cfg.ocpp_key, cfg.ocpp_client_ca)
+                if cfg.ocpp_cert and cfg.ocpp_key
+                else None
+            )
+            self.csms = Csms(self.engine, host=cfg.host, port=cfg.ocpp_port, ssl_context=tls, migrate=True)
+            self.components.append(self.csms)
         self._started: list[Any] = []
 
     async def start(self) -> None:
@@ -187,4 +203,5 @@ class FleetServer:
             "osmand": f"http://{self.cfg.host}:{self.osmand.port}"
             if self.cfg.osmand_port is not None
             else None,
+            "ocpp": self.csms.url if self.csms is not None else None,
         }

@@ -1,0 +1,810 @@
+"""The CSMS: OCPP 2.1 over WebSocket (subprotocol ``ocpp2.1``) for battery-swap stations.
+
+A fleet component (``start()`` / ``stop()``). Who a station is gets settled in the HTTP upgrade,
+before a single OCPP frame is read: its identity is the URL's last path segment; an unknown one
+is answered 404; security profile 2 needs TLS and HTTP basic auth with the station's minted
+password (``user == identity``), profile 3 a TLS client certificate from the CSMS's CA whose
+common name is the identity; anything else is 401. Frames are bounded (64 KiB) and validated
+by the ``ocpp`` library against OCA's schemas (``anycar.swap.ocpp21`` fixes the CALLERROR codes
+and BatteryData's field names); each station is one :class:`StationSession`.
+
+Station → CSMS: BootNotification, Heartbeat, StatusNotification (per slot), Authorize,
+TransactionEvent and MeterValues (each pack's charging), BatterySwap, FirmwareStatusNotification.
+CSMS → station: RequestBatterySwap (``request_swap``), ReserveNow / CancelReservation,
+SetChargingProfile (``set_grid_limit``, ``send_plan``), GetVariables / SetVariables, Reset.
+
+Slot states and meter values arrive in floods (a station reports every slot every minute); they
+are kept in memory and written by a flusher once a second, one transaction for all stations, so a
+thousand stations cost a handful of commits per second. Swaps are written when they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import secrets
+import ssl
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from ocpp.routing import after, on
+from ocpp.v21 import call, call_result
+from ocpp.v21.enums import Action
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Engine
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from anycar.swap import inventory
+from anycar.swap import tables as t
+from anycar.swap.ocpp21 import MAX_FRAME, SUBPROTOCOL, Endpoint, read_battery
+from anycar.swap.policy import Policy, load_layout, load_policy
+from anycar.swap.registry import check_password, station_auth
+
+log = logging.getLogger("anycar.swap.csms")
+TOKEN_TYPE = "Central"  # nosec B105 # an OCPP IdTokenEnumType value, not a secret
+
+
+def now_iso(ts: float | None = None) -> str:
+    return (
+        datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def parse_iso(value: str) -> float | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return None
+
+
+_SLOT_STATUS = (
+    update(t.slots)
+    .where(t.slots.c.station_id == bindparam("b_station"), t.slots.c.evse_id == bindparam("b_evse"))
+    .values(status=bindparam("b_status"), updated=bindparam("b_now"))
+)
+
+
+class SwapError(RuntimeError):
+    """A swap that cannot be started; ``reason`` is stable (offline, unknown_token, no_ready_pack, ...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass
+class SwapResult:
+    id: int
+    state: str  # done disputed timeout aborted rejected
+    reason: str | None = None
+    pack_old: str | None = None
+    pack_new: str | None = None
+    energy_kwh: float | None = None
+    amount: float | None = None
+    latency_ms: float | None = None  # CSMS time of the flow, the station's mechanical time left out
+
+
+@dataclass
+class _Pending:
+    """One swap between RequestBatterySwap and its last BatterySwap event, in memory."""
+
+    id: int
+    station: str
+    vehicle_id: int
+    tenant_id: int
+    token: str
+    reservation_id: int | None
+    requested: float
+    done: asyncio.Future[SwapResult]
+    events: dict[str, float] = field(default_factory=dict)  # event type -> when it was recorded
+    busy_ms: float = 0.0  # time the CSMS spent on this swap's messages
+    mechanical_from: float | None = None
+
+
+class StationSession(Endpoint):
+    """One connected station: the handlers of what it sends, and calls to it."""
+
+    def __init__(self, csms: Csms, ident: str, tenant_id: int, connection: ServerConnection) -> None:
+        super().__init__(ident, connection, response_timeout=csms.call_timeout, handled=csms.handled)
+        self.csms = csms
+        self.tenant_id = tenant_id
+        self.connection = connection
+        row = csms.station_row(ident)
+        self.layout = load_layout(row.layout)
+
+    # station -> CSMS -----------------------------------------------------------------------
+    @on(Action.boot_notification)
+    def on_boot(
+        self, charging_station: dict[str, Any], reason: str, **_: Any
+    ) -> call_result.BootNotification:
+        self.csms.booted(self.id, reason, charging_station)
+        return call_result.BootNotification(
+            current_time=now_iso(), interval=self.csms.policy.heartbeat_s, status="Accepted"
+        )
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        self.csms.seen(self.id)
+        return call_result.Heartbeat(current_time=now_iso())
+
+    @on(Action.status_notification)
+    def on_status(
+        self, timestamp: str, connector_status: str, evse_id: int, **_: Any
+    ) -> call_result.StatusNotification:
+        self.csms.check_clock(self.id, timestamp)
+        self.csms.pending_status[(self.id, evse_id)] = connector_status
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
+        status = self.csms.authorize(self.id, str(id_token.get("id_token", "")))
+        return call_result.Authorize(id_token_info={"status": status})
+
+    @after(Action.authorize)
+    def after_authorize(self, id_token: dict[str, Any], **_: Any) -> None:
+        token = str(id_token.get("id_token", ""))
+        if self.csms.last_authorize.get((self.id, token)) == "Accepted":
+            self.csms.spawn(self.csms.request_swap(self.id, token))
+
+    @on(Action.transaction_event)
+    def on_transaction(
+        self,
+        timestamp: str,
+        evse: dict[str, Any] | None = None,
+        meter_value: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> call_result.TransactionEvent:
+        self.csms.check_clock(self.id, timestamp)
+        if evse and meter_value:
+            self._meter(int(evse["id"]), meter_value)
+        return call_result.TransactionEvent()
+
+    @on(Action.meter_values)
+    def on_meter_values(
+        self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
+    ) -> call_result.MeterValues:
+        self._meter(evse_id, meter_value)
+        return call_result.MeterValues()
+
+    def _meter(self, evse_id: int, meter_value: list[dict[str, Any]]) -> None:
+        for sample in meter_value:
+            self.csms.check_clock(self.id, str(sample.get("timestamp", "")))
+            for value in sample.get("sampled_value", []):
+                if value.get("measurand") == "SoC":
+                    self.csms.pending_soc.setdefault(self.id, {})[evse_id] = float(value["value"])
+
+    @on(Action.battery_swap)
+    def on_battery_swap(
+        self,
+        battery_data: list[dict[str, Any]],
+        event_type: str,
+        id_token: dict[str, Any],
+        request_id: int,
+        **_: Any,
+    ) -> call_result.BatterySwap:
+        self.csms.battery_swap(self.id, event_type, request_id, [read_battery(b) for b in battery_data])
+        return call_result.BatterySwap()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
+        self.csms.update_station(self.id, firmware_status=status)
+        return call_result.FirmwareStatusNotification()
+
+
+class Csms:
+    """The OCPP 2.1 server of the fleet cloud (a component: ``start()`` / ``stop()``)."""
+
+    name = "ocpp"
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        policy: Policy | None = None,
+        call_timeout: float = 30.0,
+        flush_interval: float = 1.0,
+        migrate: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.migrate = migrate
+        self.host, self._port = host, port
+        self.ssl_context = ssl_context
+        self.policy = policy or load_policy()
+        self.call_timeout = call_timeout
+        self.flush_interval = flush_interval
+        self.sessions: dict[str, StationSession] = {}
+        self.pending_status: dict[tuple[str, int], str] = {}
+        self.pending_soc: dict[str, dict[int, float]] = {}
+        self.pending_seen: set[str] = set()
+        self.last_authorize: dict[tuple[str, str], str] = {}
+        self.swaps: dict[int, _Pending] = {}
+        self.skew: dict[str, float] = {}
+        self.stats = {"connections": 0, "refused": 0, "messages": 0, "flushes": 0}
+        self.handled: list[float] | None = None  # set to a list to record each CALL's handling time (bench)
+        self._server: Server | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rows: dict[str, Any] = {}
+
+    # component -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.migrate:  # the swap tables, after the fleet's (run by anycar fleet serve before)
+            from anycar.swap.migrate import upgrade
+
+            upgrade(self.engine)
+        self._server = await serve(
+            self._serve,
+            self.host,
+            self._port,
+            ssl=self.ssl_context,
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            process_request=self._authenticate,
+            max_size=MAX_FRAME,
+            ping_interval=None,  # OCPP's Heartbeat is the liveness check
+        )
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        self.flush()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._port
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}/ocpp"
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # the upgrade: who is it ------------------------------------------------------------------
+    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+        ident = request.path.rstrip("/").rsplit("/", 1)[-1]
+        auth = station_auth(self.engine, ident)
+        if auth is None:
+            return self._refuse(connection, HTTPStatus.NOT_FOUND, f"unknown station {ident[:48]!r}")
+        if auth.security_profile == 3:
+            cert = connection.transport.get_extra_info("peercert") if self.ssl_context else None
+            names = [v for rdn in (cert or {}).get("subject", ()) for k, v in rdn if k == "commonName"]
+            if names != [ident]:
+                return self._refuse(
+                    connection, HTTPStatus.UNAUTHORIZED, f"station {ident}: no client certificate for it"
+                )
+        else:
+            user, password = _basic(request.headers)
+            if user != ident or not check_password(auth.password_hash, password):
+                return self._refuse(
+                    connection,
+                    HTTPStatus.UNAUTHORIZED,
+                    f"station {ident}: wrong user or password",
+                    basic=True,
+                )
+        return None
+
+    def _refuse(
+        self, connection: ServerConnection, status: HTTPStatus, why: str, *, basic: bool = False
+    ) -> Response:
+        self.stats["refused"] += 1
+        log.warning("ocpp: refused %s: %s", connection.remote_address, why)
+        response = connection.respond(status, why + "\n")
+        if basic:
+            response.headers["WWW-Authenticate"] = 'Basic realm="anycar-ocpp", charset="UTF-8"'
+        return response
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        ident = connection.request.path.rstrip("/").rsplit("/", 1)[-1] if connection.request else ""
+        if connection.subprotocol != SUBPROTOCOL:
+            await connection.close(1002, "subprotocol ocpp2.1 required")
+            return
+        auth = station_auth(self.engine, ident)
+        if auth is None:
+            await connection.close(1008, "unknown station")
+            return
+        old = self.sessions.get(ident)
+        if old is not None:  # a rebooted station reconnects before its old TCP connection timed out
+            await old.connection.close(1000, "replaced by a new connection")
+        session = StationSession(self, ident, auth.tenant_id, connection)
+        self.sessions[ident] = session
+        self.stats["connections"] += 1
+        self.update_station(ident, online=True, last_seen=time.time())
+        try:
+            await session.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.sessions.get(ident) is session:
+                del self.sessions[ident]
+                self.update_station(ident, online=False)
+                self._abort_swaps(ident, "station went offline mid-swap")
+
+    # state kept for the flusher ---------------------------------------------------------------
+    def station_row(self, ident: str) -> Any:
+        row = self._rows.get(ident)
+        if row is None:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(t.stations).where(t.stations.c.id == ident)).first()
+            self._rows[ident] = row
+        return row
+
+    def seen(self, ident: str) -> None:
+        self.pending_seen.add(ident)
+
+    def update_station(self, ident: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.stations).where(t.stations.c.id == ident).values(**values))
+
+    def booted(self, ident: str, reason: str, station: dict[str, Any]) -> None:
+        self._abort_swaps(ident, f"station rebooted ({reason}) mid-swap")
+        self.update_station(
+            ident, online=True, last_seen=time.time(), boot_reason=reason[:32],
+            vendor=str(station.get("vendor_name", ""))[:50], model=str(station.get("model", ""))[:50],
+            firmware=str(station.get("firmware_version", ""))[:50],
+        )  # fmt: skip
+
+    def check_clock(self, ident: str, stamp: str) -> None:
+        """A station whose clock is off by more than the policy allows gets one alert per session;
+        its timestamps are not used for anything (the CSMS records its own receive time)."""
+        ts = parse_iso(stamp)
+        if ts is None:
+            return
+        skew = ts - time.time()
+        if (
+            abs(skew) > self.policy.max_clock_skew_s
+            and abs(self.skew.get(ident, 0.0)) <= self.policy.max_clock_skew_s
+        ):
+            with self.engine.begin() as conn:
+                inventory.alert(conn, ident, "clock_skew", f"station clock {skew:+.0f} s off; CSMS time used")
+                conn.execute(update(t.stations).where(t.stations.c.id == ident).values(clock_skew_s=skew))
+        self.skew[ident] = skew
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                self.flush()
+            except Exception:  # a database hiccup: keep the pending state, try again next second
+                log.exception("ocpp: flush failed; retrying")
+
+    def flush(self) -> None:
+        """Write the coalesced slot states, SoCs and last-seen times in one transaction
+        (each kind one executemany of one compiled statement)."""
+        if not (self.pending_status or self.pending_soc or self.pending_seen):
+            return
+        status, socs, seen = self.pending_status, self.pending_soc, self.pending_seen
+        now = time.time()
+        with self.engine.begin() as conn:
+            if status:
+                conn.execute(
+                    _SLOT_STATUS,
+                    [
+                        {"b_station": st, "b_evse": evse, "b_status": value, "b_now": now}
+                        for (st, evse), value in status.items()
+                    ],
+                )
+            inventory.apply_soc(
+                conn,
+                self.policy,
+                {(st, evse): soc for st, by_evse in socs.items() for evse, soc in by_evse.items()},
+            )
+            if seen:
+                conn.execute(
+                    update(t.stations).where(t.stations.c.id.in_(seen)).values(last_seen=now, online=True)
+                )
+        self.pending_status, self.pending_soc, self.pending_seen = {}, {}, set()
+        self.stats["flushes"] += 1
+
+    # authorisation and the swap flow ----------------------------------------------------------
+    def _vehicle(self, conn: Any, token: str) -> Any:
+        from anycar.fleet import db as fleet_db
+
+        v = fleet_db.vehicles.c
+        return conn.execute(
+            select(v.id, v.tenant_id, v.revoked)
+            .select_from(t.id_tokens.join(fleet_db.vehicles, t.id_tokens.c.vehicle_id == v.id))
+            .where(t.id_tokens.c.token == token, t.id_tokens.c.revoked.is_(False))
+        ).first()
+
+    def _check_swap(self, conn: Any, station: str, token: str) -> tuple[Any, int | None]:
+        """The vehicle behind ``token`` and its reservation here; raises SwapError when no swap can start."""
+        vehicle = self._vehicle(conn, token)
+        if vehicle is None or vehicle.revoked:
+            raise SwapError("unknown_token", f"idToken not issued to a vehicle in service at {station}")
+        if any(p.vehicle_id == vehicle.id for p in self.swaps.values()):
+            raise SwapError("busy", f"vehicle {vehicle.id} already has a swap under way")
+        r = t.reservations.c
+        now = time.time()
+        conn.execute(
+            update(t.reservations).where(r.status == "active", r.expires < now).values(status="expired")
+        )
+        mine = conn.execute(
+            select(r.id).where(r.station_id == station, r.vehicle_id == vehicle.id, r.status == "active")
+        ).scalar()
+        if mine is None:
+            others = conn.execute(select(r.id).where(r.station_id == station, r.status == "active")).all()
+            ready = inventory.ready_count(conn, station) - sum(
+                1 for p in self.swaps.values() if p.station == station
+            )
+            if ready - len(others) < 1:
+                raise SwapError(
+                    "no_ready_pack",
+                    f"{station}: {max(ready, 0)} ready packs, {len(others)} reserved for others",
+                )
+        return vehicle, mine
+
+    def authorize(self, station: str, token: str) -> str:
+        try:
+            with self.engine.begin() as conn:
+                self._check_swap(conn, station, token)
+            status = "Accepted"
+        except SwapError as exc:
+            status = {"unknown_token": "Unknown", "busy": "ConcurrentTx"}.get(exc.reason, "NotAtThisTime")  # nosec B105 # OCPP AuthorizationStatus values
+        self.last_authorize[(station, token)] = status
+        return status
+
+    async def request_swap(self, station: str, token: str) -> SwapResult:
+        """Send RequestBatterySwap for the vehicle behind ``token`` and wait for the swap to end."""
+        session = self.sessions.get(station)
+        if session is None:
+            raise SwapError("offline", f"station {station} is not connected")
+        started = time.perf_counter()
+        self.flush()  # decisions see the latest slot states and SoCs
+        request_id = secrets.randbelow(2**31 - 2) + 1
+        with self.engine.begin() as conn:
+            vehicle, reservation = self._check_swap(conn, station, token)
+            conn.execute(
+                t.swaps.insert().values(
+                    id=request_id, station_id=station, vehicle_id=vehicle.id, tenant_id=vehicle.tenant_id,
+                    reservation_id=reservation, state="requested", requested=time.time(),
+                )
+            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        pending = _Pending(
+            request_id,
+            station,
+            vehicle.id,
+            vehicle.tenant_id,
+            token,
+            reservation,
+            time.time(),
+            loop.create_future(),
+        )
+        self.swaps[request_id] = pending
+        pending.busy_ms += (time.perf_counter() - started) * 1000
+        sent = time.perf_counter()
+        try:
+            answer = await session.call(
+                call.RequestBatterySwap(
+                    id_token={"idToken": token, "type": TOKEN_TYPE}, request_id=request_id
+                ),
+                suppress=False,
+            )
+        except Exception as exc:  # timeout, CALLERROR, connection lost: the swap never started
+            self._finish(pending, "rejected", f"RequestBatterySwap failed: {type(exc).__name__}: {exc}"[:300])
+            return pending.done.result()
+        pending.busy_ms += (time.perf_counter() - sent) * 1000
+        pending.mechanical_from = time.perf_counter()
+        if answer.status != "Accepted":
+            self._finish(pending, "rejected", f"station answered {answer.status}")
+            return pending.done.result()
+        with self.engine.begin() as conn:
+            conn.execute(update(t.swaps).where(t.swaps.c.id == request_id).values(accepted=time.time()))
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.done), self.policy.swap_timeout_s)
+        except TimeoutError:
+            self._finish(
+                pending, "timeout", f"no BatteryIn/BatteryOut within {self.policy.swap_timeout_s:g} s"
+            )
+            return pending.done.result()
+
+    def battery_swap(
+        self, station: str, event: str, request_id: int, batteries: list[tuple[int, str, float, float]]
+    ) -> None:
+        """One BatterySwap event: packs move (the station's word is the physical truth), the swap advances."""
+        started = time.perf_counter()
+        pending = self.swaps.get(request_id)
+        layout = self.sessions[station].layout if station in self.sessions else None
+        capacity, chemistry = (layout.capacity_kwh, layout.chemistry) if layout else (0.0, "unknown")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.swaps).where(t.swaps.c.id == request_id)).first()
+            if row is None or row.station_id != station:
+                inventory.alert(
+                    conn,
+                    station,
+                    "unknown_request",
+                    f"BatterySwap {event} for request {request_id} this CSMS never sent",
+                )
+                self._move(conn, station, event, batteries, None, None, capacity, chemistry)
+                return
+            column = {"BatteryIn": "in_ts", "BatteryOut": "out_ts"}.get(event)
+            if (column and getattr(row, column) is not None) or (
+                pending is not None and event in pending.events
+            ):
+                inventory.alert(
+                    conn,
+                    station,
+                    "duplicate_event",
+                    f"BatterySwap {event} for swap {request_id} again; ignored",
+                    request_id,
+                )
+                return
+            late = pending is None
+            found = self._move(
+                conn, station, event, batteries, row.vehicle_id, request_id, capacity, chemistry
+            )
+            if late:  # the swap had already ended (timeout, offline): the packs moved, the swap stays ended
+                inventory.alert(
+                    conn,
+                    station,
+                    "late_event",
+                    f"BatterySwap {event} after swap {request_id} ended ({row.state})",
+                    request_id,
+                )
+            values: dict[str, Any] = {}
+            if event == "BatteryIn" and batteries:
+                values = {"in_ts": time.time(), "pack_old": batteries[0][1], "soc_old": batteries[0][2]}
+            elif event == "BatteryOut" and batteries:
+                values = {"out_ts": time.time(), "pack_new": batteries[0][1], "soc_new": batteries[0][2]}
+            if found:
+                values["reason"] = "; ".join(a.detail for a in found)[:500]
+                if not late:
+                    values["state"] = "disputed"
+            if values:
+                conn.execute(update(t.swaps).where(t.swaps.c.id == request_id).values(**values))
+        if pending is None:
+            return
+        pending.busy_ms += (time.perf_counter() - started) * 1000
+        if event == "BatteryOutTimeout":
+            self._finish(pending, "timeout", "the charged pack was not taken (BatteryOutTimeout)")
+            return
+        pending.events[event] = time.time()
+        if {"BatteryIn", "BatteryOut"} <= set(pending.events):
+            self._complete(pending)
+
+    def _move(
+        self,
+        conn: Any,
+        station: str,
+        event: str,
+        batteries: list[tuple[int, str, float, float]],
+        vehicle_id: int | None,
+        swap_id: int | None,
+        capacity: float,
+        chemistry: str,
+    ) -> list[inventory.Alert]:
+        found: list[inventory.Alert] = []
+        for evse, serial, soc, soh in batteries:
+            if event == "BatteryIn":
+                found += inventory.into_slot(
+                    conn, self.policy, serial=serial, station=station, evse=evse, soc=soc, soh=soh, vehicle_id=vehicle_id,
+                    swap_id=swap_id, default_capacity=capacity, default_chemistry=chemistry,
+                )  # fmt: skip
+            elif event == "BatteryOut" and vehicle_id is not None:
+                found += inventory.out_to_vehicle(
+                    conn, serial=serial, station=station, evse=evse, soc=soc, soh=soh, vehicle_id=vehicle_id,
+                    swap_id=swap_id, default_capacity=capacity, default_chemistry=chemistry,
+                )  # fmt: skip
+        for a in found:
+            inventory.alert(conn, station, a.kind, a.detail, swap_id)
+        return found
+
+    def _complete(self, pending: _Pending) -> None:
+        started = time.perf_counter()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.swaps).where(t.swaps.c.id == pending.id)).one()
+            p = t.packs.c
+            cap_new = conn.execute(select(p.capacity_kwh).where(p.serial == row.pack_new)).scalar() or 0.0
+            cap_old = conn.execute(select(p.capacity_kwh).where(p.serial == row.pack_old)).scalar() or cap_new
+            energy = max(0.0, (row.soc_new or 0.0) / 100 * cap_new - (row.soc_old or 0.0) / 100 * cap_old)
+            station = self.station_row(pending.station)
+            tariff = station.tariff
+            price = float(tariff[datetime.now(UTC).hour]) if tariff else self.policy.price_per_kwh
+            disputed = row.state == "disputed"
+            amount = None if disputed else round(energy * price + self.policy.swap_fee, 2)
+            now = time.time()
+            conn.execute(
+                update(t.swaps).where(t.swaps.c.id == pending.id).values(
+                    state="disputed" if disputed else "done", finished=now, energy_kwh=round(energy, 4),
+                    amount=amount, currency=self.policy.currency,
+                )
+            )  # fmt: skip
+            if pending.reservation_id is not None:
+                conn.execute(
+                    update(t.reservations)
+                    .where(t.reservations.c.id == pending.reservation_id)
+                    .values(status="used")
+                )
+        pending.busy_ms += (time.perf_counter() - started) * 1000
+        self.swaps.pop(pending.id, None)
+        if not pending.done.done():
+            pending.done.set_result(
+                SwapResult(
+                    pending.id,
+                    "disputed" if disputed else "done",
+                    row.reason,
+                    row.pack_old,
+                    row.pack_new,
+                    round(energy, 4),
+                    amount,
+                    round(pending.busy_ms, 2),
+                )
+            )
+
+    def _finish(self, pending: _Pending, state: str, reason: str) -> None:
+        """End a swap that did not complete: nothing billed, its reservation (if any) stays for a retry."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.swaps)
+                .where(t.swaps.c.id == pending.id)
+                .values(state=state, reason=reason[:500], finished=time.time())
+            )
+            if state in ("timeout", "aborted"):
+                inventory.alert(conn, pending.station, f"swap_{state}", reason, pending.id)
+        self.swaps.pop(pending.id, None)
+        if not pending.done.done():
+            pending.done.set_result(SwapResult(pending.id, state, reason))
+
+    def _abort_swaps(self, station: str, reason: str) -> None:
+        for pending in [p for p in self.swaps.values() if p.station == station]:
+            self._finish(pending, "aborted", reason)
+
+    # CSMS -> station --------------------------------------------------------------------------
+    def _session(self, station: str) -> StationSession:
+        session = self.sessions.get(station)
+        if session is None:
+            raise SwapError("offline", f"station {station} is not connected")
+        return session
+
+    async def reserve(
+        self, station: str, token: str, *, minutes: float = 30.0, evse_id: int | None = None
+    ) -> tuple[int, str]:
+        """ReserveNow a pack for the vehicle behind ``token``; (reservation id, the station's status)."""
+        session = self._session(station)
+        with self.engine.begin() as conn:
+            vehicle = self._vehicle(conn, token)
+            if vehicle is None:
+                raise SwapError("unknown_token", "idToken not issued to a vehicle")
+            reservation_id = secrets.randbelow(2**31 - 2) + 1
+            expires = time.time() + minutes * 60
+            conn.execute(
+                t.reservations.insert().values(
+                    id=reservation_id, station_id=station, vehicle_id=vehicle.id, token=token, evse_id=evse_id,
+                    expires=expires, status="pending", created=time.time(),
+                )
+            )  # fmt: skip
+        answer = await session.call(
+            call.ReserveNow(
+                id=reservation_id,
+                expiry_date_time=now_iso(expires),
+                id_token={"idToken": token, "type": TOKEN_TYPE},
+                evse_id=evse_id,
+            ),
+            suppress=False,
+        )
+        status = "active" if answer.status == "Accepted" else "rejected"
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.reservations).where(t.reservations.c.id == reservation_id).values(status=status)
+            )
+        return reservation_id, answer.status
+
+    async def cancel_reservation(self, station: str, reservation_id: int) -> str:
+        answer = await self._session(station).call(
+            call.CancelReservation(reservation_id=reservation_id), suppress=False
+        )
+        if answer.status == "Accepted":
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(t.reservations)
+                    .where(t.reservations.c.id == reservation_id)
+                    .values(status="cancelled")
+                )
+        return str(answer.status)
+
+    async def set_grid_limit(self, station: str, kw: float) -> str:
+        """The station's grid connection as a ChargingStationMaxProfile on EVSE 0."""
+        profile = {
+            "id": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile", "chargingProfileKind": "Absolute",
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "startSchedule": now_iso(), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(kw * 1000, 1)}]}],
+        }  # fmt: skip
+        answer = await self._session(station).call(
+            call.SetChargingProfile(evse_id=0, charging_profile=profile), suppress=False
+        )
+        if answer.status == "Accepted":
+            self.update_station(station, grid_limit_kw=kw)
+            self._rows.pop(station, None)
+        return str(answer.status)
+
+    async def send_plan(self, station: str, plan: Any) -> dict[int, str]:
+        """A charging plan (``anycar.swap.plan.Plan``) as one TxDefaultProfile per slot."""
+        session = self._session(station)
+        answers: dict[int, str] = {}
+        for evse, profile in plan.profiles().items():
+            answer = await session.call(
+                call.SetChargingProfile(evse_id=evse, charging_profile=profile), suppress=False
+            )
+            answers[evse] = str(answer.status)
+        return answers
+
+    async def charge_plan(
+        self, station: str, demand: list[float] | None = None
+    ) -> tuple[Any, dict[int, str]]:
+        """Make the station's charging plan from the inventory and send it; (plan, answers per slot)."""
+        from anycar.swap.plan import station_plan
+
+        session = self._session(station)
+        self.flush()
+        plan = station_plan(
+            self.engine, station, charger_kw=session.layout.charger_kw, chargers=session.layout.chargers,
+            ready_soc=self.policy.ready_soc, demand=demand,
+        )  # fmt: skip
+        return plan, await self.send_plan(station, plan)
+
+    async def get_variables(self, station: str, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        data = [{"component": {"name": c}, "variable": {"name": v}} for c, v in names]
+        answer = await self._session(station).call(call.GetVariables(get_variable_data=data), suppress=False)
+        return list(answer.get_variable_result)
+
+    async def set_variables(self, station: str, values: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        data = [
+            {"component": {"name": c}, "variable": {"name": v}, "attributeValue": value}
+            for c, v, value in values
+        ]
+        answer = await self._session(station).call(call.SetVariables(set_variable_data=data), suppress=False)
+        return list(answer.set_variable_result)
+
+    async def reset(self, station: str, kind: str = "OnIdle") -> str:
+        answer = await self._session(station).call(call.Reset(type=kind), suppress=False)
+        return str(answer.status)
+
+
+def _basic(headers: Headers) -> tuple[str, str]:
+    value = headers.get("Authorization", "")
+    if not value.startswith("Basic ") or len(value) > 512:
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(value[6:], validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password
+
+
+def server_tls(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """TLS for the CSMS (profile 2); with ``client_ca`` it also verifies client certificates (profile 3)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.load_verify_locations(client_ca)
+        ctx.verify_mode = (
+            ssl.CERT_OPTIONAL
+        )  # profile-2 stations send none; a profile-3 station's is checked in the upgrade
+    return ctx

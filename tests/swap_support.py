@@ -1,0 +1,167 @@
+"""The swap tests' real parts: a CA with a server certificate for 127.0.0.1 and station client
+certificates, a migrated fleet database, a running CSMS, simulated stations written with the
+same ``ocpp`` package, and raw OCPP clients for frames a well-behaved station never sends."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy.engine import Engine
+from websockets.asyncio.client import connect
+
+from anycar.fleet import registry as fleet_registry
+from anycar.fleet.db import make_engine
+from anycar.swap import registry
+from anycar.swap.csms import Csms, server_tls
+from anycar.swap.migrate import upgrade
+from anycar.swap.station import StationSim, client_tls
+from fleet_support import postgres_url, vin
+
+
+def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[str, str]:
+    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(path.with_suffix(".pem")), str(path.with_suffix(".key"))
+
+
+class Pki:
+    """A CA that signs the CSMS's certificate and the stations' client certificates."""
+
+    def __init__(self, folder: Path, name: str = "anycar-test-ca") -> None:
+        self.folder = folder
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (
+            x509.CertificateBuilder().subject_name(self.name).issuer_name(self.name)
+            .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )  # fmt: skip
+        self.ca, _ = _write(folder / name, self.cert, self.key)
+
+    def issue(self, common_name: str, *, server: bool = False) -> tuple[str, str]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+        )  # fmt: skip
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            )
+        return _write(self.folder / common_name, builder.sign(self.key, hashes.SHA256()), key)
+
+
+@contextlib.contextmanager
+def swap_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    with contextlib.ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
+            if kind == "sqlite"
+            else stack.enter_context(postgres_url())
+        )
+        engine = make_engine(url)
+        upgrade(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_csms(engine: Engine, pki: Pki | None = None, **kwargs: Any) -> AsyncIterator[Csms]:
+    ctx = None
+    if pki is not None:
+        cert, key = pki.issue("csms", server=True)
+        ctx = server_tls(cert, key, client_ca=pki.ca)
+    csms = Csms(engine, ssl_context=ctx, flush_interval=0.2, **kwargs)
+    await csms.start()
+    try:
+        yield csms
+    finally:
+        await csms.stop()
+
+
+def vehicle(engine: Engine, tenant: str = "acme") -> tuple[str, str]:
+    """A registered PICKMAN and its swap idToken."""
+    creds = fleet_registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant=tenant)
+    return creds.vehicle, registry.add_token(engine, creds.vehicle)
+
+
+def station(
+    engine: Engine,
+    ident: str,
+    csms: Csms,
+    pki: Pki | None = None,
+    *,
+    layout: str = "pickman-8",
+    tenant: str = "swapco",
+    **kwargs: Any,
+) -> StationSim:
+    """A registered, stocked station and its simulator (not yet running)."""
+    password = registry.add_station(engine, ident, tenant=tenant, layout=layout)
+    registry.stock_station(engine, ident, layout)
+    ctx = client_tls(pki.ca) if pki else None
+    return StationSim(ident, csms.url, layout, password=password, ssl_context=ctx, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running(*sims: StationSim, timeout: float = 30.0) -> AsyncIterator[list[asyncio.Task[None]]]:
+    tasks = [asyncio.ensure_future(s.run()) for s in sims]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.booted.wait() for s in sims)), timeout)
+        yield tasks
+    finally:
+        for s in sims:
+            await s.stop()
+        for task in tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+
+
+def basic(ident: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{ident}:{password}".encode()).decode()}
+
+
+@contextlib.asynccontextmanager
+async def raw_station(url: str, ident: str, password: str, ssl_context: Any = None) -> AsyncIterator[Any]:
+    """A bare OCPP-J client, for frames the library would refuse to build."""
+    async with connect(
+        f"{url}/{ident}", subprotocols=["ocpp2.1"], additional_headers=basic(ident, password), ssl=ssl_context
+    ) as ws:  # type: ignore[list-item]
+        yield ws
+
+
+async def raw_call(ws: Any, frame: Any, timeout: float = 10.0) -> list[Any]:
+    await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(check: Any, timeout: float = 30.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.05)
