@@ -24,6 +24,7 @@ from anycar.fleet.osmand import osmand_app
 from anycar.fleet.sender import CommandSender
 from anycar.fleet.store import Store
 from anycar.http_listener import HttpListener
+from anycar.wire import signature
 
 
 class Component(Protocol):
@@ -139,6 +140,8 @@ class FleetServer:
             "mqtt": self.cfg.mqtt,
             "workers": [w.worker_id for w in self.workers],
             "api": f"http://{self.cfg.host}:{self.api.port}" if self.cfg.api_port is not None else None,
+            # fleet-commands: the key hubs must trust (uplink.fleet_keys), when this server sends commands
+            "fleet_key": signature.key_id(self.sender.key) if self.sender is not None else None,
             "osmand": f"http://{self.cfg.host}:{self.osmand.port}"
             if self.cfg.osmand_port is not None
             else None,
