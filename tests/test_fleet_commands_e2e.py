@@ -15,6 +15,9 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -77,6 +80,7 @@ class System:
     hub: Hub
     cooler: Accessory
     images: list[tuple[str, bytes]]
+    url: str
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -173,7 +177,9 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
 
         try:
             async with httpx.AsyncClient(base_url=fleet.ready()["api"], timeout=20) as api:
-                yield System(api, tokens, vehicle, idle, engine, fleet_key, vendor_key, hub, cooler, images)
+                yield System(
+                    api, tokens, vehicle, idle, engine, fleet_key, vendor_key, hub, cooler, images, url
+                )
         finally:
             await cooler.stop()
             await hub.stop()
@@ -362,6 +368,64 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         )
         result = await asyncio.wait_for(answer, 10)
         assert not result["ok"] and "bad hash" in result["reason"] and s.cooler.firmware == "1.0.0"
+        answer = asyncio.get_running_loop().create_future()
+        session.updates["gap"] = answer
+        await session.send(
+            {"type": "update", "id": "gap", "version": "5.0.0", "size": 6, "sha256": "0" * 64, "chunks": 2}
+        )
+        await session.send(
+            {"type": "update_chunk", "id": "gap", "index": 1, "data": base64.b64encode(b"abc").decode()}
+        )
+        result = await asyncio.wait_for(answer, 10)
+        assert not result["ok"] and "out of order" in result["reason"]
+        session.updates.clear()
+
+        # the command line on the same database, while the server runs
+        cli = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(Path(sys.executable).parent / "anycar"),
+                "fleet",
+                "command",
+                "send",
+                s.vehicle,
+                "--tenant",
+                "acme",
+                "--db",
+                s.url,
+                "--actuate",
+                "Vehicle.Accessories.Cooler1.IsOn=false",
+                "--wait",
+                "30",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["status"] == "accepted"
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(Path(sys.executable).parent / "anycar"),
+                "fleet",
+                "inventory",
+                "--tenant",
+                "acme",
+                "--db",
+                s.url,
+                "--firmware",
+                "1.0.0",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert [a["id"] for a in json.loads(listed.stdout)] == ["Cooler1"], listed.stderr
 
         # an accessory that refuses: the rollout pauses itself at its threshold
         @s.cooler.on_update
