@@ -286,6 +286,37 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         mine = await s.get("/api/commands", vehicle=s.vehicle)
         assert {c["status"] for c in mine} == {"accepted", "refused"} and len(mine) == 5
 
+        # a campaign from the fleet: signed, sent, acknowledged by the hub (accepted, or refused with why)
+        campaign = {
+            "id": "cooler-watch",
+            "version": 1,
+            "priority": 3,
+            "signals": [{"path": "Vehicle.Accessories.Cooler1.Temperature"}],
+            "collect": {"periodic": {"period_ms": 1000}},
+        }
+        r = await s.post(f"/api/vehicles/{s.vehicle}/campaigns", {"campaign": campaign})
+        assert r.status_code == 202, r.text
+        assert (await s.outcome(r.json()["id"]))["status"] == "accepted"
+        r = await s.post(
+            f"/api/vehicles/{s.vehicle}/campaigns",
+            {
+                "campaign": {
+                    **campaign,
+                    "version": 2,
+                    "collect": {"condition": {"expression": "Vehicle.NoSuchThing > 3"}},
+                }
+            },
+        )
+        refused = await s.outcome(r.json()["id"])
+        assert refused["status"] == "refused" and "Vehicle.NoSuchThing" in refused["reason"], (
+            refused["status"],
+            refused["reason"],
+        )
+        r = await s.post(f"/api/vehicles/{s.vehicle}/campaigns", {"campaign": {"id": "x"}})
+        assert r.status_code == 400 and "campaign" in r.json()["error"]["message"]
+        r = await s.post(f"/api/vehicles/{s.vehicle}/campaigns", {"campaign": campaign}, "viewer")
+        assert r.status_code == 403
+
         # OTA: an owner uploads a vendor-signed release; a dispatcher may not
         image = bytes(range(256)) * 700  # 175 KiB: three chunks
         release = signed_release("1.0.0", image, s.vendor_key)
