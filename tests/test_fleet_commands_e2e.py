@@ -437,6 +437,32 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         )
         assert cli.returncode == 0, cli.stderr
         assert json.loads(cli.stdout)["status"] == "accepted"
+        (tmp_path / "cooler-watch.yaml").write_text("id: cooler-watch\nversion: 3\nsignals: []\n")
+        removed = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(Path(sys.executable).parent / "anycar"),
+                "fleet",
+                "campaign",
+                "send",
+                s.vehicle,
+                str(tmp_path / "cooler-watch.yaml"),
+                "--remove",
+                "--tenant",
+                "acme",
+                "--db",
+                s.url,
+                "--wait",
+                "30",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert removed.returncode == 0, removed.stderr
+        assert json.loads(removed.stdout)["status"] == "removed"
         listed = await asyncio.to_thread(
             subprocess.run,
             [
