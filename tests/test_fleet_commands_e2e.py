@@ -33,7 +33,7 @@ from sqlalchemy import select
 from anycar.accessories import signing
 from anycar.accessories.demo import fit_virtual_fleet
 from anycar.accessories.sdk import Accessory, Refused
-from anycar.accessories.updating import install
+from anycar.accessories.updating import UpdateRefused, install
 from anycar.fleet import ota, registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.keys import load_or_create, public_b64
@@ -409,7 +409,15 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         )
         result = await asyncio.wait_for(answer, 10)
         assert not result["ok"] and "out of order" in result["reason"]
+        with pytest.raises(UpdateRefused, match="already being updated"):  # "gap" is still open
+            await install(
+                cabin.manager, "Cooler1", vendor_id=0xFFF1, product_id=32773, version="6.0.0", image=b"x"
+            )
         session.updates.clear()
+        with pytest.raises(UpdateRefused, match="vendor 65521 product 32773"):
+            await install(
+                cabin.manager, "Cooler1", vendor_id=0xFFF1, product_id=1, version="6.0.0", image=b"x"
+            )
 
         # the command line on the same database, while the server runs
         cli = await asyncio.to_thread(
