@@ -15,6 +15,9 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +33,7 @@ from sqlalchemy import select
 from anycar.accessories import signing
 from anycar.accessories.demo import fit_virtual_fleet
 from anycar.accessories.sdk import Accessory, Refused
-from anycar.accessories.updating import install
+from anycar.accessories.updating import UpdateRefused, install
 from anycar.fleet import ota, registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.keys import load_or_create, public_b64
@@ -77,6 +80,7 @@ class System:
     hub: Hub
     cooler: Accessory
     images: list[tuple[str, bytes]]
+    url: str
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -173,7 +177,9 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
 
         try:
             async with httpx.AsyncClient(base_url=fleet.ready()["api"], timeout=20) as api:
-                yield System(api, tokens, vehicle, idle, engine, fleet_key, vendor_key, hub, cooler, images)
+                yield System(
+                    api, tokens, vehicle, idle, engine, fleet_key, vendor_key, hub, cooler, images, url
+                )
         finally:
             await cooler.stop()
             await hub.stop()
@@ -280,6 +286,37 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         mine = await s.get("/api/commands", vehicle=s.vehicle)
         assert {c["status"] for c in mine} == {"accepted", "refused"} and len(mine) == 5
 
+        # a campaign from the fleet: signed, sent, acknowledged by the hub (accepted, or refused with why)
+        campaign = {
+            "id": "cooler-watch",
+            "version": 1,
+            "priority": 3,
+            "signals": [{"path": "Vehicle.Accessories.Cooler1.Temperature"}],
+            "collect": {"periodic": {"period_ms": 1000}},
+        }
+        r = await s.post(f"/api/vehicles/{s.vehicle}/campaigns", {"campaign": campaign})
+        assert r.status_code == 202, r.text
+        assert (await s.outcome(r.json()["id"]))["status"] == "accepted"
+        r = await s.post(
+            f"/api/vehicles/{s.vehicle}/campaigns",
+            {
+                "campaign": {
+                    **campaign,
+                    "version": 2,
+                    "collect": {"condition": {"expression": "Vehicle.NoSuchThing > 3"}},
+                }
+            },
+        )
+        refused = await s.outcome(r.json()["id"])
+        assert refused["status"] == "refused" and "Vehicle.NoSuchThing" in refused["reason"], (
+            refused["status"],
+            refused["reason"],
+        )
+        r = await s.post(f"/api/vehicles/{s.vehicle}/campaigns", {"campaign": {"id": "x"}})
+        assert r.status_code == 400 and "campaign" in r.json()["error"]["message"]
+        r = await s.post(f"/api/vehicles/{s.vehicle}/campaigns", {"campaign": campaign}, "viewer")
+        assert r.status_code == 403
+
         # OTA: an owner uploads a vendor-signed release; a dispatcher may not
         image = bytes(range(256)) * 700  # 175 KiB: three chunks
         release = signed_release("1.0.0", image, s.vendor_key)
@@ -362,6 +399,98 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         )
         result = await asyncio.wait_for(answer, 10)
         assert not result["ok"] and "bad hash" in result["reason"] and s.cooler.firmware == "1.0.0"
+        answer = asyncio.get_running_loop().create_future()
+        session.updates["gap"] = answer
+        await session.send(
+            {"type": "update", "id": "gap", "version": "5.0.0", "size": 6, "sha256": "0" * 64, "chunks": 2}
+        )
+        await session.send(
+            {"type": "update_chunk", "id": "gap", "index": 1, "data": base64.b64encode(b"abc").decode()}
+        )
+        result = await asyncio.wait_for(answer, 10)
+        assert not result["ok"] and "out of order" in result["reason"]
+        with pytest.raises(UpdateRefused, match="already being updated"):  # "gap" is still open
+            await install(
+                cabin.manager, "Cooler1", vendor_id=0xFFF1, product_id=32773, version="6.0.0", image=b"x"
+            )
+        session.updates.clear()
+        with pytest.raises(UpdateRefused, match="vendor 65521 product 32773"):
+            await install(
+                cabin.manager, "Cooler1", vendor_id=0xFFF1, product_id=1, version="6.0.0", image=b"x"
+            )
+
+        # the command line on the same database, while the server runs
+        cli = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(Path(sys.executable).parent / "anycar"),
+                "fleet",
+                "command",
+                "send",
+                s.vehicle,
+                "--tenant",
+                "acme",
+                "--db",
+                s.url,
+                "--actuate",
+                "Vehicle.Accessories.Cooler1.IsOn=false",
+                "--wait",
+                "30",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["status"] == "accepted"
+        (tmp_path / "cooler-watch.yaml").write_text("id: cooler-watch\nversion: 3\nsignals: []\n")
+        removed = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(Path(sys.executable).parent / "anycar"),
+                "fleet",
+                "campaign",
+                "send",
+                s.vehicle,
+                str(tmp_path / "cooler-watch.yaml"),
+                "--remove",
+                "--tenant",
+                "acme",
+                "--db",
+                s.url,
+                "--wait",
+                "30",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert removed.returncode == 0, removed.stderr
+        assert json.loads(removed.stdout)["status"] == "removed"
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [
+                str(Path(sys.executable).parent / "anycar"),
+                "fleet",
+                "inventory",
+                "--tenant",
+                "acme",
+                "--db",
+                s.url,
+                "--firmware",
+                "1.0.0",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert [a["id"] for a in json.loads(listed.stdout)] == ["Cooler1"], listed.stderr
 
         # an accessory that refuses: the rollout pauses itself at its threshold
         @s.cooler.on_update

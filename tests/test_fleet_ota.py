@@ -216,6 +216,54 @@ def test_a_rollout_goes_to_a_share_pauses_on_failures_and_resumes(kind: str, tmp
         ) == []
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_inventory_keeps_the_newest_list_and_filters_safely(kind: str, tmp_path: Path) -> None:
+    with fleet_engine(kind, tmp_path) as engine:
+        (vehicle,) = fleet_of(engine, "acme", 1)
+        tid = registry.tenant_id(engine, "acme")
+        with engine.begin() as conn:
+            vid = conn.execute(
+                select(registry.db.vehicles.c.id).where(registry.db.vehicles.c.wire_id == vehicle)
+            ).scalar()
+            (row,) = inventory.listing(engine, tid)
+            newer_list = {"ts": row["updated"] + 10, "accessories": []}  # the cooler was removed
+            assert inventory.apply(conn, vid, newer_list)
+            older = {
+                "ts": row["updated"] + 5,
+                "accessories": [
+                    {
+                        **{
+                            k: row[k]
+                            for k in (
+                                "vendor_id",
+                                "vendor",
+                                "product_id",
+                                "model",
+                                "serial",
+                                "firmware",
+                                "mount",
+                                "status",
+                            )
+                        },
+                        "id": "Cooler1",
+                    }
+                ],
+            }
+            assert not inventory.apply(conn, vid, older)  # a backlog drained late changes nothing
+        assert inventory.listing(engine, tid) == []
+        fleet_of(engine, "acme", 2, prefix="more")
+        assert len(inventory.listing(engine, tid, model="CC-1")) == 2
+        assert (
+            len(inventory.listing(engine, tid, firmware="1.0.0", vendor_id=VENDOR, product_id=PRODUCT)) == 2
+        )
+        for hostile in ("' OR 1=1 --", "CC-1' --", '"; DROP TABLE accessories; --'):
+            assert inventory.listing(engine, tid, model=hostile) == []
+            assert inventory.listing(engine, tid, vehicle=hostile) == []
+        assert len(inventory.listing(engine, tid)) == 2  # the table is still there
+        other = registry.tenant_id(engine, "other", create=True)
+        assert inventory.listing(engine, other) == []
+
+
 @pytest.mark.parametrize("kind", ["sqlite"])
 def test_commands_are_checked_when_made(kind: str, tmp_path: Path) -> None:
     with fleet_engine(kind, tmp_path) as engine:

@@ -82,6 +82,8 @@ async def install(
     session = fitted.session
     if session is None or session.closed:
         raise UpdateRefused(f"{instance} is not connected")
+    if session.updates:
+        raise UpdateRefused(f"{instance} is already being updated")
     update_id = session.next_id()
     answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     session.updates[update_id] = answer

@@ -1,4 +1,4 @@
-"""`anycar fleet key|command|inventory|vendor-key|firmware|rollout ...`: commands to vehicles, the
+"""`anycar fleet key|command|campaign|inventory|vendor-key|firmware|rollout ...`: commands to vehicles, the
 accessory inventory and OTA, straight on the fleet database (the running ``anycar fleet serve``
 signs and publishes what is pending; ``--wait`` follows a command to its outcome).
 
@@ -7,6 +7,7 @@ signs and publishes what is pending; ``--wait`` follows a command to its outcome
     anycar fleet command send PM-0001 --tenant acme --actuate Vehicle.Accessories.Cooler1.IsOn=true
     anycar fleet command send PM-0001 --tenant acme --fleet-event delivery_assigned --data '{"order": "o-17"}'
     anycar fleet command list --tenant acme [--vehicle V] [--status S]
+    anycar fleet campaign send PM-0001 hard-braking.yaml --tenant acme [--remove] --wait 10
     anycar fleet inventory --tenant acme [--vehicle V] [--model M] [--firmware X.Y.Z]
     anycar fleet vendor-key add 65521 BASE64KEY --label "virtual devices"
     anycar fleet firmware sign IMAGE --key vendor-key.pem --vendor-id 65521 --product-id 32773 --version 1.0.0
@@ -72,6 +73,18 @@ def register(cmds: Any, db_arg: Any) -> None:
     cs = common(cc.add_parser("show", help="one command and its outcome"))
     cs.add_argument("id")
     cs.set_defaults(func=command_show)
+
+    camp = cmds.add_parser("campaign", help="send a data-collection campaign to a vehicle")
+    cmc = camp.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
+    csend = common(cmc.add_parser("send", help="queue a campaign file (YAML or JSON) for a vehicle"))
+    csend.add_argument("vehicle")
+    csend.add_argument("file")
+    csend.add_argument("--remove", action="store_true", help="end the campaign of that id instead")
+    csend.add_argument("--ttl", type=float, default=600.0)
+    csend.add_argument(
+        "--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for the ack"
+    )
+    csend.set_defaults(func=campaign_send)
 
     inv = common(cmds.add_parser("inventory", help="the accessories fitted across the fleet"))
     inv.add_argument("--vehicle")
@@ -218,6 +231,32 @@ def command_send(args: argparse.Namespace) -> int:
         made = commands.get(engine, tid, made["id"]) or made
     reason = f": {made['reason']}" if made["reason"] else ""
     return _out(args, made, f"command {made['id']} ({action}) to {made['vehicle']}: {made['status']}{reason}")
+
+
+def campaign_send(args: argparse.Namespace) -> int:
+    import yaml
+
+    from anycar.fleet import commands
+
+    try:
+        document = yaml.safe_load(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{args.file}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{args.file}: a campaign document (a mapping)")
+    if args.remove:
+        document = {"id": document.get("id"), "version": document.get("version"), "remove": True}
+    engine = _engine(args)
+    tid = _tenant(engine, args.tenant)
+    made = _call(
+        lambda: commands.new_campaign(engine, tid, args.vehicle, document, ttl_s=args.ttl, user="cli")
+    )
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while made["status"] in commands.OPEN and time.monotonic() < deadline:
+        time.sleep(0.1)
+        made = commands.get(engine, tid, made["id"]) or made
+    reason = f": {made['reason']}" if made["reason"] else ""
+    return _out(args, made, f"campaign {document.get('id')} to {made['vehicle']}: {made['status']}{reason}")
 
 
 def command_list(args: argparse.Namespace) -> int:

@@ -136,6 +136,31 @@ def routes(store: Store, wake: Callable[[], None] | None = None) -> list[Route]:
 
         return await run(request, "command", answer, 202)
 
+    async def send_campaign(request: Request) -> Response:
+        async def answer(user: User) -> Any:
+            body = await _body(request, MAX_COMMAND_BODY)
+            if not isinstance(body, dict) or not isinstance(body.get("campaign"), dict):
+                raise Refusal(
+                    400, "bad_body", "body: {campaign: {id, version, signals, collect, ...}, ttl_s}"
+                )
+            ttl = body.get("ttl_s", 600)
+            if not isinstance(ttl, int | float) or isinstance(ttl, bool):
+                raise Refusal(400, "bad_body", "ttl_s: a number of seconds")
+            found = await asyncio.to_thread(
+                cmds.new_campaign,
+                engine,
+                user.tenant_id,
+                str(request.path_params["vehicle"]),
+                body["campaign"],
+                ttl_s=float(ttl),
+                user=user.name,
+            )
+            if wake is not None:
+                wake()
+            return found
+
+        return await run(request, "command", answer, 202)
+
     async def vehicle_commands(request: Request) -> Response:
         vehicle = str(request.path_params["vehicle"])
         return await run(
@@ -292,6 +317,7 @@ def routes(store: Store, wake: Callable[[], None] | None = None) -> list[Route]:
     return [
         Route("/api/vehicles/{vehicle}/commands", send, methods=["POST"]),
         Route("/api/vehicles/{vehicle}/commands", vehicle_commands, methods=["GET"]),
+        Route("/api/vehicles/{vehicle}/campaigns", send_campaign, methods=["POST"]),
         Route("/api/commands", all_commands),
         Route("/api/commands/{id}", one_command),
         Route("/api/accessories", accessories),
@@ -316,7 +342,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "vehicle": {"type": "string"},
-            "action": {"enum": ["actuate", "scene", "firmware", "fleet_event"]},
+            "action": {"enum": ["actuate", "scene", "firmware", "fleet_event", "campaign"]},
             "body": {},
             "status": {"enum": list(cmds.STATUSES)},
             "reason": {"type": ["string", "null"]},
@@ -443,6 +469,14 @@ PATHS: dict[str, Any] = {
             body=True,
         ),
     },
+    "/api/vehicles/{vehicle}/campaigns": _op(
+        "post",
+        "send a campaign (docs/uplink.md) to a vehicle, signed; its status follows the hub's campaign-ack "
+        "(accepted, refused, stale, removed); right 'command'",
+        _schema_ref("Command"),
+        ["vehicle"],
+        body=True,
+    ),
     "/api/commands": _op(
         "get", "commands, newest first", _array("Command"), ["vehicle", "status", "rollout", "limit"]
     ),

@@ -28,7 +28,9 @@ PENDING, SENT, EXPIRED, CANCELLED = "pending", "sent", "expired", "cancelled"
 OPEN = (PENDING, SENT)
 SUCCEEDED = frozenset({"accepted"})
 FAILED = frozenset({"partial", "rejected", "refused", "expired", "duplicate", "rate_limited", "invalid"})
-STATUSES = (PENDING, SENT, "accepted", *sorted(FAILED - {"expired"}), EXPIRED, CANCELLED)
+# a campaign sent down (not a command action: it travels on its own channel) and what its ack says
+CAMPAIGN = "campaign"
+STATUSES = (PENDING, SENT, "accepted", *sorted(FAILED - {"expired"}), EXPIRED, CANCELLED, "stale", "removed")
 MAX_TTL_S = 3600.0
 USER_ACTIONS = tuple(a for a in COMMAND_ACTIONS if a != "firmware")  # firmware goes by rollouts
 C = db.commands.c
@@ -57,6 +59,47 @@ def check_action(vehicle: str, action: str, body: Any) -> None:
         raise CommandError(str(exc)) from None
 
 
+def check_campaign(vehicle: str, document: Any) -> None:
+    """Refuse a campaign document the hub would refuse by its schema (the catalog it checks itself)."""
+    if not isinstance(document, dict):
+        raise CommandError("campaign: a campaign document (id, version, signals, collect ...)")
+    doc = msg.campaign(vehicle, document, ts=time.time())
+    doc["signature"] = _PLACEHOLDER_SIGNATURE
+    try:
+        check_message(doc)
+    except WireError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def new_campaign(engine: Engine, tenant_id: int, vehicle: str, document: Any, **kw: Any) -> dict[str, Any]:
+    """A campaign (or ``remove: true`` of one) for one vehicle, signed and sent like a command and
+    answered by the hub's ``campaign-ack`` (accepted, refused, stale, removed)."""
+    kw.setdefault("ttl_s", 600.0)
+    with engine.begin() as conn:
+        command_id = create(conn, tenant_id, vehicle, CAMPAIGN, document, **kw)
+    found = get(engine, tenant_id, command_id)
+    if found is None:
+        raise CommandError("the campaign vanished", 500, "internal")
+    return found
+
+
+def apply_ack(conn: Connection, vehicle_id: int, doc: dict[str, Any], now: float) -> None:
+    """A hub's ``campaign-ack``, in the ingest's transaction: the outcome of the open campaign of
+    that id and version sent to this vehicle (acks of campaigns from files or elsewhere match none)."""
+    rows = conn.execute(
+        select(C.id, C.body).where(C.vehicle_id == vehicle_id, C.action == CAMPAIGN, C.answered.is_(None))
+    ).all()
+    for row in rows:
+        body = row.body if isinstance(row.body, dict) else {}
+        if body.get("id") == doc.get("campaign") and body.get("version") == doc.get("version"):
+            conn.execute(
+                update(db.commands)
+                .where(C.id == row.id)
+                .values(status=doc["status"], reason=doc.get("reason") or None, answered=now)
+            )
+            return
+
+
 def create(
     conn: Connection,
     tenant_id: int,
@@ -69,7 +112,7 @@ def create(
     rollout_id: int | None = None,
     accessory: str | None = None,
 ) -> str:
-    """A pending command for one of the tenant's vehicles; returns its wire id."""
+    """A pending command (or campaign) for one of the tenant's vehicles; returns its id."""
     row = conn.execute(
         select(V.id, V.kind, V.revoked).where(V.tenant_id == tenant_id, V.wire_id == vehicle[:64])
     ).first()
@@ -81,7 +124,10 @@ def create(
         raise CommandError(f"vehicle {vehicle} is revoked", 409, "revoked")
     if not 1 <= ttl_s <= MAX_TTL_S:
         raise CommandError(f"ttl_s: {ttl_s:g} is not in 1..{MAX_TTL_S:g} seconds")
-    check_action(vehicle, action, body)
+    if action == CAMPAIGN:
+        check_campaign(vehicle, body)
+    else:
+        check_action(vehicle, action, body)
     command_id = f"c-{secrets.token_hex(10)}"
     conn.execute(
         db.commands.insert().values(

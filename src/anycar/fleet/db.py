@@ -243,6 +243,14 @@ accessories = Table(
     Column("status", String(32), nullable=False),
     Column("updated", Float, nullable=False),
 )
+# when each vehicle's inventory was last reported (by the hub's clock): an empty list counts too
+inventory_reports = Table(
+    "inventory_reports",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("received", Float, nullable=False),
+)
 Index("ix_accessories_product", accessories.c.vendor_id, accessories.c.product_id)
 Index("ix_accessories_model", accessories.c.model)
 

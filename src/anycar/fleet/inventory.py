@@ -8,23 +8,33 @@ Reads are scoped to one tenant through the vehicles.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from anycar.fleet import db
 
 A = db.accessories.c
+IR = db.inventory_reports.c
 V = db.vehicles.c
 
 
 def apply(conn: Connection, vehicle_id: int, doc: dict[str, Any]) -> bool:
     """Store one inventory message in the ingest's transaction; False if it was older than held."""
     ts = float(doc["ts"])
-    held = conn.execute(select(func.max(A.updated)).where(A.vehicle_id == vehicle_id)).scalar()
+    held = conn.execute(select(IR.ts).where(IR.vehicle_id == vehicle_id)).scalar()
     if held is not None and held > ts:
         return False
+    if held is None:
+        conn.execute(db.inventory_reports.insert().values(vehicle_id=vehicle_id, ts=ts, received=time.time()))
+    else:
+        conn.execute(
+            update(db.inventory_reports)
+            .where(IR.vehicle_id == vehicle_id)
+            .values(ts=ts, received=time.time())
+        )
     conn.execute(delete(db.accessories).where(A.vehicle_id == vehicle_id))
     rows = [
         {

@@ -106,11 +106,15 @@ def expire(engine: Engine, now: float) -> None:
             ota.settle(conn, rollout)
 
 
-def payload(key: Ed25519PrivateKey, item: Due, now: float) -> bytes:
+def payload(key: Ed25519PrivateKey, item: Due, now: float) -> tuple[Channel, bytes]:
+    """Where it goes and the signed bytes: a command, or a campaign on its own channel."""
+    if item.action == cmds.CAMPAIGN:
+        campaign = msg.campaign(item.vehicle, item.body, ts=now)
+        return Channel.CAMPAIGNS, encode(signature.sign(campaign, key), "cbor", compress=True)
     doc = msg.command_of(
         item.vehicle, item.command_id, item.action, item.body, ts=now, expires=now + item.ttl_s
     )
-    return encode(signature.sign(doc, key), "cbor", compress=True)
+    return Channel.COMMANDS, encode(signature.sign(doc, key), "cbor", compress=True)
 
 
 class CommandSender:
@@ -197,13 +201,9 @@ class CommandSender:
                 for i, item in enumerate(batch):
                     props = Properties(PacketTypes.PUBLISH)
                     props.MessageExpiryInterval = max(1, int(item.ttl_s))
+                    downlink, data = payload(self.key, item, now)
                     try:
-                        await client.publish(
-                            topic(item.vehicle, Channel.COMMANDS),
-                            payload(self.key, item, now),
-                            qos=1,
-                            properties=props,
-                        )
+                        await client.publish(topic(item.vehicle, downlink), data, qos=1, properties=props)
                     except aiomqtt.MqttError:
                         await asyncio.to_thread(release, self.engine, [d.id for d in batch[i:]])
                         raise

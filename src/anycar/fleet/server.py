@@ -30,6 +30,7 @@ from anycar.fleet.store import Store
 from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
 from anycar.logistics.room import LogisticsRoom
+from anycar.wire import signature
 
 
 class Component(Protocol):
@@ -200,6 +201,8 @@ class FleetServer:
             "mqtt": self.cfg.mqtt,
             "workers": [w.worker_id for w in self.workers],
             "api": f"http://{self.cfg.host}:{self.api.port}" if self.cfg.api_port is not None else None,
+            # fleet-commands: the key hubs must trust (uplink.fleet_keys), when this server sends commands
+            "fleet_key": signature.key_id(self.sender.key) if self.sender is not None else None,
             "osmand": f"http://{self.cfg.host}:{self.osmand.port}"
             if self.cfg.osmand_port is not None
             else None,

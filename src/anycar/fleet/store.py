@@ -257,6 +257,8 @@ class Store:
                     rollout = commands.apply_result(conn, ref.id, doc, now)
                     if rollout is not None:
                         ota.settle(conn, rollout)
+                else:  # fleet-commands: a campaign the fleet sent, acknowledged
+                    commands.apply_ack(conn, ref.id, doc, now)
                 subject = doc.get("campaign") if kind == "campaign-ack" else doc.get("command")
                 ev_rows.append(
                     {

@@ -13,7 +13,8 @@ Example::
       spool: {path: uplink.sqlite3, quota_mb: 64}
       campaigns: [campaigns/default.yaml]
       fleet_keys: [keys/fleet.pub]          # base64 Ed25519 public keys
-      commands: {actuates: [Vehicle.Cabin.Light.*], rate_per_s: 1, burst: 5}
+      commands: {actuates: [Vehicle.Cabin.Light.*], rate_per_s: 1, burst: 5,
+                 scenes: [night_delivery], fleet_events: true, firmware: true, firmware_max_mb: 16}
 """
 
 from __future__ import annotations

@@ -94,10 +94,23 @@ def upgrade() -> None:
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("updated", sa.Float, nullable=False),
     )
+    op.create_table(
+        "inventory_reports",
+        sa.Column("vehicle_id", sa.Integer, sa.ForeignKey("vehicles.id"), primary_key=True),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("received", sa.Float, nullable=False),
+    )
     op.create_index("ix_accessories_product", "accessories", ["vendor_id", "product_id"])
     op.create_index("ix_accessories_model", "accessories", ["model"])
 
 
 def downgrade() -> None:
-    for name in ("accessories", "commands", "rollouts", "firmware_releases", "vendor_keys"):
+    for name in (
+        "inventory_reports",
+        "accessories",
+        "commands",
+        "rollouts",
+        "firmware_releases",
+        "vendor_keys",
+    ):
         op.drop_table(name)
