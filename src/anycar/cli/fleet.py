@@ -99,6 +99,11 @@ def register(sub: Any) -> None:
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8090, help="REST API (0: any free port)")
             p.add_argument("--osmand-port", type=int, default=5055, help="OsmAnd listener (0: any free port)")
+            p.add_argument(
+                "--dashboard-url",
+                metavar="TEMPLATE",
+                help="the console's link to a vehicle's cabin dashboard, e.g. http://{vehicle}.hubs.lan:8080/",
+            )
         p.set_defaults(func=serve, serve_api=name == "serve")
 
 
@@ -268,6 +273,7 @@ def serve(args: argparse.Namespace) -> int:
         host=getattr(args, "host", "127.0.0.1"),
         api_port=args.port if args.serve_api else None,
         osmand_port=args.osmand_port if args.serve_api else None,
+        dashboard_url=getattr(args, "dashboard_url", None),
     )
     try:
         server = FleetServer(cfg)

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
+
 from anycar.fleet.api import fleet_api
+from anycar.fleet.console import ConsoleConfig, console_app
 from anycar.fleet.db import make_engine
 from anycar.fleet.ingest import GROUP, IngestWorker
 from anycar.fleet.live import LiveFeed
@@ -43,6 +47,7 @@ class FleetConfig:
     host: str = "127.0.0.1"
     api_port: int | None = 8090  # None: no API (``anycar fleet ingest``)
     osmand_port: int | None = 5055
+    dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -85,8 +90,16 @@ class FleetServer:
             )
             for i in range(cfg.workers)
         ]
+        api_app = fleet_api(self.store, self.live)
+        # fleet-console: the operator's web app beside the API, on the same origin
+        api_app.router.routes.extend(
+            [
+                Route("/", lambda request: RedirectResponse("/console/")),
+                Mount("/console", app=console_app(ConsoleConfig(dashboard_url=cfg.dashboard_url))),
+            ]
+        )
         self.api = HttpListener(
-            fleet_api(self.store, self.live),
+            api_app,
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -119,6 +132,9 @@ class FleetServer:
             "mqtt": self.cfg.mqtt,
             "workers": [w.worker_id for w in self.workers],
             "api": f"http://{self.cfg.host}:{self.api.port}" if self.cfg.api_port is not None else None,
+            "console": f"http://{self.cfg.host}:{self.api.port}/console/"
+            if self.cfg.api_port is not None
+            else None,
             "osmand": f"http://{self.cfg.host}:{self.osmand.port}"
             if self.cfg.osmand_port is not None
             else None,
