@@ -30,13 +30,14 @@ from anycar.wire.messages import Origin, new_boot_id, telemetry
 
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 DRIVABLE = ("street", "secondary", "primary", "motorway")
-BRANDS = (  # (brand profile, tracker?, share of the fleet)
-    ("kaiyun_pickman", False, 0.6),
-    ("byd_seal", False, 0.1),
-    ("nio_et7", False, 0.1),
-    ("hongqi_hs5", False, 0.1),
-    ("tracker_phone", True, 0.1),
+BRANDS = (  # (brand profile, tracker?): vehicle i gets BRANDS[i % 10]: six PICKMANs in ten
+    *[("kaiyun_pickman", False)] * 6,
+    ("byd_seal", False),
+    ("nio_et7", False),
+    ("hongqi_hs5", False),
+    ("tracker_phone", True),
 )
+PARKED_EVERY = 7  # vehicle i is parked when i % 7 == 3
 
 
 def streets() -> list[list[tuple[float, float]]]:
@@ -125,8 +126,15 @@ class RunningFleet:
         self._call(self.server.start())
 
     def stop(self) -> None:
+        async def stop_all() -> None:
+            await self.server.stop()
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:  # open live-feed WebSockets of browsers that went away
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
         try:
-            self._call(self.server.stop())
+            self._call(stop_all())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
@@ -172,9 +180,8 @@ class MovingFleet:
         lines = streets()
         self.vehicles: list[Vehicle] = []
         self.refs: dict[str, Any] = {}
-        shares = [b[2] for b in BRANDS]
         for i in range(n):
-            brand, tracker, _ = rng.choices(BRANDS, weights=shares)[0]
+            brand, tracker = BRANDS[i % len(BRANDS)]
             vin = f"LKYBENCH{i:09d}"[:17]
             creds = add_vehicle(
                 fleet.store.engine,
@@ -185,7 +192,7 @@ class MovingFleet:
                 tracker=tracker,
             )
             mover = Mover(
-                rng.choice(lines), rng.uniform(12, 40), rng.uniform(8, 98), parked=rng.random() < 0.15
+                rng.choice(lines), rng.uniform(12, 40), rng.uniform(8, 98), parked=i % PARKED_EVERY == 3
             )
             mover.at = rng.uniform(0, sum(mover.lengths))
             self.vehicles.append(

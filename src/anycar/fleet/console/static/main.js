@@ -161,7 +161,10 @@ async function boot() {
     localStorage.setItem(THEME_KEY, next);
     document.documentElement.dataset.theme = next;
     if (state.map) state.map.setTheme(next);
-    if (state.vehiclePage) state.vehiclePage.theme = next;
+    if (state.vehiclePage) {
+      state.vehiclePage.theme = next;
+      if (state.vehiclePage.map) state.vehiclePage.map.setTheme(next);
+    }
   });
   $("sign-out").addEventListener("click", signOut);
   $("login-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim()); });
@@ -170,4 +173,5 @@ async function boot() {
   else showLogin();
 }
 
+window.anycarConsole = state; // read by the browser tests and the bench
 boot();

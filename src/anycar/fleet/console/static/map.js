@@ -99,6 +99,9 @@ export class LiveMap {
       m.on("mouseenter", "veh-icon", () => { m.getCanvas().style.cursor = "pointer"; });
       m.on("mouseleave", "veh-icon", () => { m.getCanvas().style.cursor = ""; });
     }
+    m.on("sourcedata", (e) => {
+      if (e.sourceId === "vehicles" && this.waiting && m.isSourceLoaded("vehicles")) { this.arrived = true; m.triggerRepaint(); }
+    });
     m.on("render", () => this.drawn());
     this.flush();
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
@@ -140,10 +143,10 @@ export class LiveMap {
     this.waiting = true;
   }
 
-  // The first frame drawn once the worker has the flushed data: the positions show now.
+  // The first frame drawn after the worker handed back the flushed data: the positions show now.
   drawn() {
-    if (!this.waiting) return;
-    if (!this.map.isSourceLoaded("vehicles")) return;
+    if (!this.arrived) return;
+    this.arrived = false;
     this.waiting = false;
     perf.drawn();
   }
@@ -157,6 +160,7 @@ export class LiveMap {
   showTrack(points) {
     const src = this.map.getSource("track");
     if (!src) return;
+    this.trackLength = points.length;
     src.setData(points.length > 1
       ? { type: "Feature", geometry: { type: "LineString", coordinates: points.map((p) => [p.lon, p.lat]) }, properties: {} }
       : EMPTY);

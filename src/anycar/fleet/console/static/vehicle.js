@@ -20,10 +20,10 @@ function km(points) {
   return d;
 }
 
-function time(ts) { return ts ? new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "—"; }
+function time(ts) { return ts ? new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }) : "—"; }
 
 function valueText(v) {
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 3 : 1);
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(Math.abs(v) >= 1000 ? 6 : 7)));
   if (typeof v === "string") return v;
   return JSON.stringify(v);
 }
