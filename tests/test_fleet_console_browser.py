@@ -31,7 +31,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningFle
     with running_fleet(f"sqlite:///{db}", dashboard_url=DASHBOARD) as running:
         moving = MovingFleet(running, 14, tenant="acme")
         # Another tenant's vehicle, moving in the same streets: the console of acme never shows it.
-        add_vehicle(running.store.engine, "LKYRVAL0000000001", "byd_seal", tenant="rival", wire_id="rival-car")
+        add_vehicle(
+            running.store.engine, "LKYRVAL0000000001", "byd_seal", tenant="rival", wire_id="rival-car"
+        )
         rival = running.store.vehicle("rival-car")
         fix = {"kind": "position", "boot": "osmand", "seq": 1, "ts": time.time(), "lat": 60.17, "lon": 24.94}
         running.commit([Accepted(rival, {**fix, "speed": 20.0, "heading": 90.0})])  # type: ignore[arg-type]
@@ -49,18 +51,25 @@ def _sign_in(page: Any, url: str, token: str) -> None:
     page.wait_for_selector("body[data-ready='true']", timeout=30_000)
 
 
-def _rendered(page: Any, layer: str, vehicle: str | None = None) -> list[str]:
-    """Ids of the features MapLibre drew in ``layer`` (at the vehicle's pixel, if one is named)."""
+def _rendered(page: Any, layer: str) -> list[str]:
+    """The features MapLibre drew in one of the base map's layers."""
     return page.evaluate(
-        """([layer, id]) => {
-          const map = window.anycarConsole.map.map;
-          let where;
-          if (id) { const v = window.anycarConsole.fleet.vehicles.get(id).position; where = map.project([v.lon, v.lat]); }
-          const found = where ? map.queryRenderedFeatures([[where.x - 3, where.y - 3], [where.x + 3, where.y + 3]], {layers: [layer]})
-                              : map.queryRenderedFeatures({layers: [layer]});
-          return found.map((f) => String(f.properties.id ?? f.properties.class ?? f.layer.id));
+        "(layer) => window.anycarConsole.map.map.queryRenderedFeatures({layers: [layer]}).map((f) => f.layer.id)",
+        layer,
+    )
+
+
+def _drawn_at(page: Any, vehicle: str) -> dict[str, Any]:
+    """What the vehicle overlay has at the pixel of the vehicle's last position: the vehicle it
+    would pick there, and the canvas pixel's opacity (something was painted)."""
+    return page.evaluate(
+        """(id) => {
+          const m = window.anycarConsole.map, v = window.anycarConsole.fleet.vehicles.get(id).position;
+          const p = m.map.project([v.lon, v.lat]), c = m.overlay.canvas, r = m.overlay.ratio;
+          const alpha = c.getContext("2d").getImageData(Math.round(p.x * r), Math.round(p.y * r), 1, 1).data[3];
+          return {picked: m.overlay.vehicleAt(p.x, p.y), alpha};
         }""",
-        [layer, vehicle],
+        vehicle,
     )
 
 
@@ -73,7 +82,9 @@ def test_the_console_is_one_origin_under_a_strict_csp(fleet: tuple[RunningFleet,
         assert "script-src 'self'" in CSP and "connect-src 'self'" in CSP and "unsafe-eval" not in CSP
         assert "<script>" not in page.text  # no inline script: only src= ones
         assert http.get("/").headers.get("location") == "/console/"
-        assert http.get("/console/basemap.geojson").json()["attribution"] == "© OpenStreetMap contributors, ODbL"
+        assert (
+            http.get("/console/basemap.geojson").json()["attribution"] == "© OpenStreetMap contributors, ODbL"
+        )
         licence = http.get("/console/vendor/maplibre-gl/LICENSE.txt")
         assert licence.status_code == 200 and "MapLibre contributors" in licence.text
         assert http.get("/console/config.json").json()["dashboard_url"] == DASHBOARD
@@ -99,7 +110,9 @@ def test_sign_in_live_map_on_the_osm_streets(page: Any, fleet: tuple[RunningFlee
     assert page.locator("#side-list li[data-vehicle='rival-car']").count() == 0
     assert "© OpenStreetMap contributors, ODbL" in page.locator("[data-testid='attribution']").inner_text()
     page.wait_for_function("window.anycarConsole.map.map.loaded()", timeout=20_000)
-    roads = _rendered(page, "road-street") + _rendered(page, "road-primary") + _rendered(page, "road-secondary")
+    roads = (
+        _rendered(page, "road-street") + _rendered(page, "road-primary") + _rendered(page, "road-secondary")
+    )
     assert len(roads) > 50, "the OSM streets are not drawn"
     assert _rendered(page, "building"), "no building drawn"
 
@@ -108,10 +121,12 @@ def test_sign_in_live_map_on_the_osm_streets(page: Any, fleet: tuple[RunningFlee
     probe = moving.vehicles[0].wire_id
     committed = time.time()
     page.wait_for_function(
-        f"(window.anycarConsole.fleet.vehicles.get('{probe}').position.ts >= {committed - 1.5})", timeout=10_000
+        f"(window.anycarConsole.fleet.vehicles.get('{probe}').position.ts >= {committed - 1.5})",
+        timeout=10_000,
     )
     page.wait_for_function("window.anycarPerf.latencies.length > 0", timeout=10_000)  # flushed and drawn
-    assert probe in _rendered(page, "veh-icon", probe)  # at its new place
+    assert _drawn_at(page, probe)["alpha"] > 200  # painted at its new place
+    assert _drawn_at(page, probe)["picked"] == probe
     drawn = page.evaluate("window.anycarPerf.latencies.map((l) => l.worst)")
     assert min(drawn) < 5.0
     # The type's icon, the state's colour and the battery gauge are the feature's properties.
@@ -121,15 +136,15 @@ def test_sign_in_live_map_on_the_osm_streets(page: Any, fleet: tuple[RunningFlee
     kinds = {t for _, t, _ in types}
     assert {"delivery", "car", "tracker"} <= kinds, kinds
     assert any(s == "idle" for _, _, s in types) and any(s == "moving" for _, _, s in types)
-    assert page.evaluate("window.anycarConsole.map.map.hasImage('veh-delivery-moving')")
+    assert int(page.locator("[data-testid='vehicle-overlay']").get_attribute("data-count")) == len(
+        moving.vehicles
+    )
 
     # Clicking a vehicle in the list selects it and draws its track of today.
     page.click(f"#side-list li[data-vehicle='{probe}']")
     page.wait_for_selector("#hover-card:not([hidden]) .hc-title", timeout=5_000)
     assert page.locator("#hover-card .hc-title").inner_text() == probe
-    page.wait_for_function(
-        "window.anycarConsole.map.trackLength >= 3", timeout=10_000
-    )
+    page.wait_for_function("window.anycarConsole.map.trackLength >= 3", timeout=10_000)
     screenshot(page, "fleet_console_live_map")
 
     # Nothing was asked of another origin: no tiles, no fonts, no CDN.
@@ -176,14 +191,23 @@ def test_filters_vehicle_page_and_dark_theme(page: Any, fleet: tuple[RunningFlee
     page.fill(f"{filters} input[data-filter='q']", "BENCH000000001")  # by VIN
     assert count() == 1 + sum(1 for v in moving.vehicles if "BENCH00000001" in v.wire_id)
     page.fill(f"{filters} input[data-filter='q']", target.wire_id)  # by name
-    assert page.locator("#vehicle-rows tr[data-vehicle]").first.get_attribute("data-vehicle") == target.wire_id
+    assert (
+        page.locator("#vehicle-rows tr[data-vehicle]").first.get_attribute("data-vehicle") == target.wire_id
+    )
 
     # An event of this vehicle, committed through the store, is on its page.
     target.seq += 1
     ev = events_doc(
         target.origin,
         target.seq,
-        [{"ts": time.time(), "type": "door.opened", "subject": "Vehicle.Cabin.Door.Row1.DriverSide", "message": "driver's door open"}],
+        [
+            {
+                "ts": time.time(),
+                "type": "door.opened",
+                "subject": "Vehicle.Cabin.Door.Row1.DriverSide",
+                "message": "driver's door open",
+            }
+        ],
         prio=1,
         ts=time.time(),
     )
@@ -213,7 +237,9 @@ def test_filters_vehicle_page_and_dark_theme(page: Any, fleet: tuple[RunningFlee
     assert page.evaluate("sessionStorage.getItem('anycar.fleet.token')") is None
 
 
-def test_the_dark_live_map_screenshot(page: Any, fleet: tuple[RunningFleet, MovingFleet], tmp_path: Path) -> None:
+def test_the_dark_live_map_screenshot(
+    page: Any, fleet: tuple[RunningFleet, MovingFleet], tmp_path: Path
+) -> None:
     running, moving = fleet
     page.add_init_script("localStorage.setItem('anycar.fleet.theme', 'dark')")
     _sign_in(page, running.url, moving.token)

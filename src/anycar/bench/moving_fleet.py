@@ -199,14 +199,26 @@ class MovingFleet:
                 Vehicle(creds.vehicle, Origin(creds.vehicle, new_boot_id()), mover, tracker=tracker)
             )
         self.token = add_user(fleet.store.engine, tenant, "operator", "dispatcher")
+        self.committed: list[tuple[float, float]] = []  # (the chunk's sample time, its commit's end)
+
+    def _commit(self, batch: list[Accepted], sampled: float) -> None:
+        self.fleet.commit(batch)
+        self.committed.append((sampled, time.time()))
+        del self.committed[:-2000]
+
+    def committed_at(self, sampled: float) -> float | None:
+        """When the chunk sampled at ``sampled`` (to the ms) was committed."""
+        return next((end for ts, end in reversed(self.committed) if abs(ts - sampled) < 0.0015), None)
 
     def tick(self, dt: float = 1.0, chunk: int = 250) -> dict[str, float]:
         """Every vehicle moves ``dt`` and reports; committed in batches of ``chunk`` (an ingest
-        worker's batch). Returns the commit time."""
+        worker's batch), each stamped with the time it was sampled. Returns the commit time."""
         now = time.time()
         batch: list[Accepted] = []
         started = time.perf_counter()
         for v in self.vehicles:
+            if not batch:
+                now = round(time.time(), 3)  # ms, as the wire's telemetry carries it
             lat, lon, heading, speed = v.mover.step(dt)
             ref = self.refs.get(v.wire_id) or self.fleet.store.vehicle(v.wire_id)
             if ref is None:
@@ -230,8 +242,8 @@ class MovingFleet:
                 doc = telemetry(v.origin, v.seq, samples, campaign="default", version=1, prio=5, ts=now)
             batch.append(Accepted(ref, doc))
             if len(batch) >= chunk:
-                self.fleet.commit(batch)
+                self._commit(batch, now)
                 batch = []
         if batch:
-            self.fleet.commit(batch)
+            self._commit(batch, now)
         return {"commit_s": time.perf_counter() - started}

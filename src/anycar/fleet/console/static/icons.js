@@ -1,9 +1,10 @@
-// The map's vehicle icons, drawn once on a canvas and handed to MapLibre as images: a disc in
-// the state's colour with the type's glyph, a heading pointer (rotated by the map), and a
-// battery gauge per 10 % of state of charge. No image files, no sprite server.
+// The map's vehicle icons, drawn once on small canvases (sprites) that the vehicle overlay
+// stamps: a disc in the state's colour with the type's glyph, a heading pointer, and a battery
+// gauge per 10 % of state of charge. No image files, no sprite server.
 export const STATE_COLOURS = { moving: "#22c55e", idle: "#f59e0b", offline: "#6b7280", revoked: "#ef4444" };
 export const SOC_COLOURS = { high: "#34d399", mid: "#fbbf24", low: "#f43f5e" };
-const RATIO = 2;
+const RATIO = Math.min(2, window.devicePixelRatio || 1); // sprites at the screen's scale: stamped unscaled
+const HEADINGS = 36; // pointer sprites pre-rotated every 10 degrees: no rotation per vehicle and frame
 
 function canvas(w, h) {
   const c = document.createElement("canvas");
@@ -13,9 +14,6 @@ function canvas(w, h) {
   return [c, ctx];
 }
 
-function image(ctx, w, h) {
-  return { width: w * RATIO, height: h * RATIO, data: ctx.getImageData(0, 0, w * RATIO, h * RATIO).data };
-}
 
 function glyph(ctx, icon) {
   ctx.fillStyle = "#fff";
@@ -35,40 +33,44 @@ function glyph(ctx, icon) {
 }
 
 function vehicleIcon(icon, colour) {
-  const [, ctx] = canvas(30, 30);
+  const [c, ctx] = canvas(30, 30);
   ctx.shadowColor = "rgba(0,0,0,.35)"; ctx.shadowBlur = 3;
   ctx.beginPath(); ctx.arc(15, 15, 12, 0, 7); ctx.fillStyle = colour; ctx.fill();
   ctx.shadowBlur = 0;
   ctx.lineWidth = 2; ctx.strokeStyle = "#fff"; ctx.stroke();
   glyph(ctx, icon);
-  return image(ctx, 30, 30);
+  return c;
 }
 
-function pointer(colour) { // centred on the vehicle; the tip points north before rotation
-  const [, ctx] = canvas(44, 44);
+function pointer(colour, degrees) { // centred on the vehicle; the tip points to the heading
+  const [c, ctx] = canvas(44, 44);
+  ctx.translate(22, 22); ctx.rotate((degrees * Math.PI) / 180); ctx.translate(-22, -22);
   ctx.beginPath(); ctx.moveTo(22, 1.5); ctx.lineTo(27.5, 9.5); ctx.lineTo(16.5, 9.5); ctx.closePath();
   ctx.fillStyle = colour; ctx.fill(); ctx.lineWidth = 1.2; ctx.strokeStyle = "#fff"; ctx.stroke();
-  return image(ctx, 44, 44);
+  return c;
 }
 
 function battery(tenth) {
-  const [, ctx] = canvas(26, 10);
+  const [c, ctx] = canvas(26, 10);
   const band = tenth > 5 ? "high" : tenth >= 2 ? "mid" : "low";
   ctx.fillStyle = "rgba(15,23,42,.85)"; ctx.beginPath(); ctx.roundRect(0.5, 0.5, 22, 9, 2.5); ctx.fill();
   ctx.fillRect(23, 3, 2.5, 4);
   ctx.fillStyle = SOC_COLOURS[band];
   ctx.beginPath(); ctx.roundRect(2, 2, Math.max(1.5, 19 * tenth / 10), 6, 1.5); ctx.fill();
-  return image(ctx, 26, 10);
+  return c;
 }
 
-export function addIcons(map, types) {
+// Every sprite, by name: vehicle[`${type}-${state}`], pointer[state][heading / 10°], battery[0..10].
+export function sprites(types) {
+  const out = { vehicle: {}, pointer: {}, battery: [] };
   for (const [type, t] of Object.entries(types)) {
-    for (const [state, colour] of Object.entries(STATE_COLOURS)) {
-      map.addImage(`veh-${type}-${state}`, vehicleIcon(t.icon, colour), { pixelRatio: RATIO });
-    }
+    for (const [state, colour] of Object.entries(STATE_COLOURS)) out.vehicle[`${type}-${state}`] = vehicleIcon(t.icon, colour);
   }
-  for (const [state, colour] of Object.entries(STATE_COLOURS)) map.addImage(`heading-${state}`, pointer(colour), { pixelRatio: RATIO });
-  for (let i = 0; i <= 10; i += 1) map.addImage(`soc-${i}`, battery(i), { pixelRatio: RATIO });
+  for (const [state, colour] of Object.entries(STATE_COLOURS)) {
+    out.pointer[state] = Array.from({ length: HEADINGS }, (_, i) => pointer(colour, (i * 360) / HEADINGS));
+  }
+  for (let i = 0; i <= 10; i += 1) out.battery.push(battery(i));
+  return out;
 }
 
 // The same glyph as an inline SVG-free canvas data URL, for the lists.
@@ -83,3 +85,5 @@ export function iconUrl(icon, state) {
   }
   return cache.get(key);
 }
+
+export function pointerIndex(degrees) { return ((Math.round(degrees / (360 / HEADINGS)) % HEADINGS) + HEADINGS) % HEADINGS; }

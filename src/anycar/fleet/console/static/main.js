@@ -4,6 +4,7 @@ import { api, Live, routes, setBase, token } from "./api.js";
 import { Filters } from "./filters.js";
 import { Fleet } from "./fleet.js";
 import { LiveMap, setup } from "./map.js";
+import { perf } from "./perf.js";
 import { SideList } from "./sidelist.js";
 import { renderTable } from "./vehicles.js";
 import { VehiclePage } from "./vehicle.js";
@@ -129,7 +130,7 @@ async function start() {
   counts();
   state.map.changed();
   fleet.onChange(() => { state.side.request(); counts(); state.map.changed(); });
-  state.live = new Live(state.config.live, (msg) => {
+  state.live = new Live(state.config.live, (msg) => perf.time("message", () => {
     if (msg.type === "position") {
       if (!fleet.vehicles.has(msg.vehicle)) { fleet.load().catch(() => {}); return; } // a new vehicle
       fleet.apply(msg);
@@ -138,7 +139,7 @@ async function start() {
     } else if (msg.type === "event") {
       state.vehiclePage.liveEvent(msg);
     }
-  }, setStatus);
+  }), setStatus);
   state.live.open();
   setInterval(() => fleet.refreshSoc().catch(() => {}), state.config.soc_refresh_s * 1000);
   setInterval(() => {

@@ -1,9 +1,10 @@
 // The live map: the base map from the shipped OpenStreetMap GeoJSON (no tiles, no internet),
-// every vehicle as a symbol (type glyph, state colour, heading pointer, battery gauge), short
-// live trails, and the selected vehicle's track of today. Positions are batched: the vehicles'
-// source is rewritten at most every FLUSH_MS, so 1,000 vehicles at 1 Hz cost a few small tasks
-// a second; each flush records when its positions were committed and when they were drawn.
-import { addIcons } from "./icons.js";
+// drawn by MapLibre GL JS, and the vehicle overlay on top (type glyph, state colour, heading
+// pointer, battery gauge, short live trails, the selected vehicle's track of today). Positions
+// are batched: the overlay is redrawn at most every FLUSH_MS, so 1,000 vehicles at 1 Hz cost a
+// few small tasks a second; each flush records when its positions were committed and when the
+// frame that shows them was drawn.
+import { VehicleOverlay } from "./overlay.js";
 import { perf } from "./perf.js";
 
 const FLUSH_MS = 200;
@@ -50,8 +51,6 @@ function basemapLayers(p) {
   ];
 }
 
-const EMPTY = { type: "FeatureCollection", features: [] };
-
 export class LiveMap {
   constructor(container, { fleet, basemap, theme, onSelect, interactive = true, showAll = true }) {
     this.fleet = fleet;
@@ -73,36 +72,15 @@ export class LiveMap {
 
   build(basemap) {
     const m = this.map;
-    addIcons(m, this.fleet.config.vehicles.types);
     m.addSource("basemap", { type: "geojson", data: basemap, tolerance: 0.2 });
     for (const layer of basemapLayers(PALETTES[this.theme])) m.addLayer(layer);
-    const p = PALETTES[this.theme];
-    m.addSource("track", { type: "geojson", data: EMPTY });
-    m.addSource("trails", { type: "geojson", data: EMPTY });
-    m.addSource("vehicles", { type: "geojson", data: EMPTY });
-    m.addLayer({ id: "trails", type: "line", source: "trails", layout: { "line-cap": "round", "line-join": "round" },
-      paint: { "line-color": p.trail, "line-width": 2, "line-opacity": 0.35 } });
-    m.addLayer({ id: "track", type: "line", source: "track", layout: { "line-cap": "round", "line-join": "round" },
-      paint: { "line-color": p.track, "line-width": 4, "line-opacity": 0.85 } });
-    m.addLayer({ id: "veh-selected", type: "circle", source: "vehicles", filter: ["==", ["get", "id"], ""],
-      paint: { "circle-radius": 21, "circle-color": p.track, "circle-opacity": 0.25, "circle-stroke-color": p.track, "circle-stroke-width": 2 } });
-    const common = { "icon-allow-overlap": true, "icon-ignore-placement": true };
-    m.addLayer({ id: "veh-heading", type: "symbol", source: "vehicles", filter: ["has", "heading"],
-      layout: { ...common, "icon-image": ["concat", "heading-", ["get", "state"]], "icon-rotate": ["get", "heading"],
-        "icon-rotation-alignment": "map" } });
-    m.addLayer({ id: "veh-icon", type: "symbol", source: "vehicles",
-      layout: { ...common, "icon-image": ["concat", "veh-", ["get", "type"], "-", ["get", "state"]], "symbol-sort-key": ["get", "rank"] } });
-    m.addLayer({ id: "veh-soc", type: "symbol", source: "vehicles", filter: ["has", "soc10"], minzoom: 14,
-      layout: { ...common, "icon-image": ["concat", "soc-", ["to-string", ["get", "soc10"]]], "icon-offset": [0, 20] } });
+    this.overlay = new VehicleOverlay(m, this.fleet, { showAll: this.showAll });
+    this.overlay.selected = this.selected;
+    this.overlay.setColours(PALETTES[this.theme]);
     if (this.onSelect) {
-      m.on("click", "veh-icon", (e) => this.onSelect(e.features[0].properties.id));
-      m.on("mouseenter", "veh-icon", () => { m.getCanvas().style.cursor = "pointer"; });
-      m.on("mouseleave", "veh-icon", () => { m.getCanvas().style.cursor = ""; });
+      m.on("click", (e) => { const id = this.overlay.vehicleAt(e.point.x, e.point.y); if (id) this.onSelect(id); });
+      m.on("mousemove", (e) => { m.getCanvas().style.cursor = this.overlay.vehicleAt(e.point.x, e.point.y) ? "pointer" : ""; });
     }
-    m.on("sourcedata", (e) => {
-      if (e.sourceId === "vehicles" && this.waiting && m.isSourceLoaded("vehicles")) { this.arrived = true; m.triggerRepaint(); }
-    });
-    m.on("render", () => this.drawn());
     this.flush();
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
   }
@@ -116,54 +94,30 @@ export class LiveMap {
 
   changed() { this.dirty = true; }
 
-  features() {
-    const out = [];
-    const trails = [];
-    const now = Date.now() / 1000;
-    for (const v of this.fleet.vehicles.values()) {
-      if (!v.position || (!this.showAll && v.id !== this.selected)) continue;
-      const state = this.fleet.stateOf(v, now);
-      const props = { id: v.id, type: v.type, state, rank: state === "moving" ? 2 : state === "idle" ? 1 : 0 };
-      if (typeof v.position.heading === "number") props.heading = v.position.heading;
-      if (typeof v.soc === "number") props.soc10 = Math.max(0, Math.min(10, Math.round(v.soc / 10)));
-      out.push({ type: "Feature", geometry: { type: "Point", coordinates: [v.position.lon, v.position.lat] }, properties: props });
-      if (v.trail.length > 1) trails.push({ type: "Feature", geometry: { type: "LineString", coordinates: v.trail }, properties: {} });
-    }
-    return [{ type: "FeatureCollection", features: out }, { type: "FeatureCollection", features: trails }];
-  }
-
   flush() {
-    if (!this.dirty || !this.map.getSource("vehicles")) return;
+    if (!this.dirty || !this.overlay) return;
     this.dirty = false;
     const t0 = performance.now();
-    const [vehicles, trails] = this.features();
-    this.map.getSource("vehicles").setData(vehicles);
-    if (this.showAll) this.map.getSource("trails").setData(trails);
-    if (this.pending) { perf.flushed(this.pending, t0); this.pending = null; }
-    this.waiting = true;
-  }
-
-  // The first frame drawn after the worker handed back the flushed data: the positions show now.
-  drawn() {
-    if (!this.arrived) return;
-    this.arrived = false;
-    this.waiting = false;
-    perf.drawn();
+    perf.time("draw", () => this.overlay.draw());
+    if (this.pending) {
+      perf.flushed(this.pending, t0);
+      this.pending = null;
+      // The second animation frame after the draw starts once the frame with it was produced.
+      requestAnimationFrame(() => requestAnimationFrame(() => perf.drawn()));
+    }
   }
 
   select(id) {
     this.selected = id;
-    if (this.map.getLayer("veh-selected")) this.map.setFilter("veh-selected", ["==", ["get", "id"], id || ""]);
+    if (this.overlay) this.overlay.selected = id;
     this.dirty = true;
   }
 
   showTrack(points) {
-    const src = this.map.getSource("track");
-    if (!src) return;
+    if (!this.overlay) return;
     this.trackLength = points.length;
-    src.setData(points.length > 1
-      ? { type: "Feature", geometry: { type: "LineString", coordinates: points.map((p) => [p.lon, p.lat]) }, properties: {} }
-      : EMPTY);
+    this.overlay.track = points;
+    this.dirty = true;
   }
 
   fitTo(points) {
@@ -181,8 +135,7 @@ export class LiveMap {
     const m = this.map;
     m.setPaintProperty("background", "background-color", p.bg);
     for (const layer of basemapLayers(p)) for (const [k, v] of Object.entries(layer.paint)) m.setPaintProperty(layer.id, k, v);
-    m.setPaintProperty("trails", "line-color", p.trail);
-    m.setPaintProperty("track", "line-color", p.track);
+    this.overlay.setColours(p);
   }
 
   destroy() { clearInterval(this.timer); this.map.remove(); }

@@ -11,7 +11,17 @@ try {
   }).observe({ type: "longtask", buffered: true });
 } catch { /* a browser without longtask timing: the lists stay empty and say so (supported: false) */ }
 
+const own = {}; // name -> {n, total, max} in ms: the console's own work, to tell it from MapLibre's
+
 export const perf = {
+  time(name, fn) {
+    const t0 = performance.now();
+    try { return fn(); } finally {
+      const d = performance.now() - t0;
+      const o = own[name] || (own[name] = { n: 0, total: 0, max: 0 });
+      o.n += 1; o.total += d; o.max = Math.max(o.max, d);
+    }
+  },
   flushed(pending, t0) {
     performance.mark("anycar:flush");
     flushes.push({ ...pending, t0 });
@@ -19,7 +29,7 @@ export const perf = {
   drawn() {
     performance.mark("anycar:drawn");
     const now = Date.now() / 1000;
-    for (const f of flushes) latencies.push({ worst: now - f.oldest, best: now - f.newest, n: f.n, at: performance.now() });
+    for (const f of flushes) latencies.push({ worst: now - f.oldest, best: now - f.newest, n: f.n, oldest: f.oldest, drawn: now });
     flushes = [];
   },
 };
@@ -28,5 +38,6 @@ window.anycarPerf = {
   supported: PerformanceObserver.supportedEntryTypes.includes("longtask"),
   longtasks,
   latencies,
-  reset() { longtasks.length = 0; latencies.length = 0; },
+  own,
+  reset() { longtasks.length = 0; latencies.length = 0; for (const k of Object.keys(own)) delete own[k]; },
 };

@@ -3,13 +3,16 @@
 import { el } from "./dom.js";
 import { iconUrl } from "./icons.js";
 import { ago } from "./fleet.js";
+import { perf } from "./perf.js";
 
-const LIMIT = 150;
-const REDRAW_MS = 1500;
+const LIMIT = 100;
+const REDRAW_MS = 2000;
 const ORDER = { moving: 0, idle: 1, offline: 2, revoked: 3 };
 
 export function sortVehicles(fleet, list) {
-  return list.sort((a, b) => ORDER[fleet.stateOf(a)] - ORDER[fleet.stateOf(b)] || a.id.localeCompare(b.id));
+  const now = Date.now() / 1000;
+  const rank = new Map(list.map((v) => [v, ORDER[fleet.stateOf(v, now)]]));
+  return list.sort((a, b) => rank.get(a) - rank.get(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 export class SideList {
@@ -22,7 +25,7 @@ export class SideList {
   request() {
     if (this.timer) return;
     const wait = Math.max(0, REDRAW_MS - (performance.now() - this.last));
-    this.timer = setTimeout(() => { this.timer = null; this.render(); }, wait);
+    this.timer = setTimeout(() => { this.timer = null; perf.time("sidelist", () => this.render()); }, wait);
   }
 
   render() {
