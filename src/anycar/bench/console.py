@@ -55,8 +55,16 @@ def _loadavg() -> list[float]:
 
 
 def run(
-    vehicles: int = 1000, seconds: float = 30.0, warmup: float = 8.0, screenshot: str | None = None
+    vehicles: int = 1000,
+    seconds: float = 30.0,
+    warmup: float = 8.0,
+    screenshot: str | None = None,
+    feed: str = "store",
 ) -> dict[str, Any]:
+    """``feed``: ``store`` (every position committed, then published) or ``live`` (after one
+    committed second, published only: the console's side at the full rate)."""
+    if feed not in ("store", "live"):
+        raise RuntimeError(f"--feed {feed!r}: store or live")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -72,17 +80,18 @@ def run(
         moving = MovingFleet(fleet, vehicles)
         register_s = time.perf_counter() - started
         moving.tick()
+        moving.store = feed == "store"
         commits: list[float] = []
         stop = threading.Event()
 
-        def feed() -> None:
+        def feeding() -> None:
             next_at = time.monotonic()
             while not stop.is_set():
                 commits.append(moving.tick()["commit_s"])
                 next_at += 1.0
                 stop.wait(max(0.0, next_at - time.monotonic()))
 
-        feeder = threading.Thread(target=feed, name="bench-feeder", daemon=True)
+        feeder = threading.Thread(target=feeding, name="bench-feeder", daemon=True)
         feeder.start()
         try:
             with sync_playwright() as pw:
@@ -138,6 +147,7 @@ def run(
         "benchmark": "console",
         "vehicles": vehicles,
         "rate_hz": 1.0,
+        "feed": feed,
         "seconds": seconds,
         "chromium": version,
         "register_s": round(register_s, 2),

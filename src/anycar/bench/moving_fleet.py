@@ -25,7 +25,7 @@ from typing import Any
 from anycar.fleet.console.app import DATA_DIR
 from anycar.fleet.registry import add_user, add_vehicle
 from anycar.fleet.server import FleetConfig, FleetServer
-from anycar.fleet.store import HEADING, LAT, LON, SPEED, Accepted, Store, Stored
+from anycar.fleet.store import HEADING, LAT, LON, SPEED, Accepted, Store, Stored, positions_of
 from anycar.wire.messages import Origin, new_boot_id, telemetry
 
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
@@ -140,6 +140,19 @@ class RunningFleet:
             self.thread.join(10)
             self.loop.close()
 
+    def publish_only(self, accepted: Sequence[Accepted]) -> None:
+        """The batch's positions onto the live feed without storing them: the console's load at
+        the full rate when the store cannot keep up (``anycar bench console --feed live``)."""
+        positions: list[dict[str, Any]] = []
+        for item in accepted:
+            ref, doc = item.vehicle, item.doc
+            if doc["kind"] == "position":
+                fixes = [{k: doc.get(k) for k in ("ts", "lat", "lon", "speed", "heading")}]
+            else:
+                fixes = positions_of(doc, {})
+            positions.extend({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p} for p in fixes)
+        self.loop.call_soon_threadsafe(self.server.live.publish, "position", positions)
+
     def commit(self, accepted: Sequence[Accepted]) -> Stored:
         """One batch into the store (this thread) and onto the live feed (the server's loop)."""
         stored = self.store.commit(accepted)
@@ -176,6 +189,7 @@ class MovingFleet:
 
     def __init__(self, fleet: RunningFleet, n: int, *, tenant: str = "demo", seed: int = 14) -> None:
         self.fleet = fleet
+        self.store = True  # False: positions go to the live feed only
         rng = random.Random(seed)  # nosec B311 # a reproducible demo fleet, not a secret
         lines = streets()
         self.vehicles: list[Vehicle] = []
@@ -202,7 +216,10 @@ class MovingFleet:
         self.committed: list[tuple[float, float]] = []  # (the chunk's sample time, its commit's end)
 
     def _commit(self, batch: list[Accepted], sampled: float) -> None:
-        self.fleet.commit(batch)
+        if self.store:
+            self.fleet.commit(batch)
+        else:
+            self.fleet.publish_only(batch)
         self.committed.append((sampled, time.time()))
         del self.committed[:-2000]
 

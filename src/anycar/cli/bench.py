@@ -117,6 +117,12 @@ def _register_console(cmds: Any) -> None:
     con.add_argument("--seconds", type=float, default=30.0, help="measuring time")
     con.add_argument("--warmup", type=float, default=8.0, help="seconds after sign-in before measuring")
     con.add_argument("--screenshot", metavar="PNG", help="save the page at the end")
+    con.add_argument(
+        "--feed",
+        choices=["store", "live"],
+        default="store",
+        help="store: commit every position (the real path); live: publish without storing (the page's side at full rate)",
+    )
     con.add_argument("--json", action="store_true", help="print JSON")
     con.set_defaults(func=bench_console)
 
@@ -129,7 +135,11 @@ def bench_console(args: argparse.Namespace) -> int:
     with errors.status(f"anycar bench console: {args.vehicles} vehicles at 1 Hz in Chromium..."):
         try:
             result = console_bench.run(
-                vehicles=args.vehicles, seconds=args.seconds, warmup=args.warmup, screenshot=args.screenshot
+                vehicles=args.vehicles,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                screenshot=args.screenshot,
+                feed=args.feed,
             )
         except RuntimeError as exc:
             return fail(str(exc))
