@@ -105,6 +105,11 @@ def test_sign_in_live_map_on_the_osm_streets(page: Any, fleet: tuple[RunningFlee
     page.wait_for_selector("[data-testid='live-status'][data-status='live']", timeout=15_000)
     assert page.locator("[data-testid='user']").inner_text() == "operator · dispatcher"
 
+    # The alerts and geofences pages are there exactly when the server has their routes.
+    paths = httpx.get(running.url + "/openapi.json", timeout=10).json()["paths"]
+    for name, route in (("alerts", "/api/alerts"), ("geofences", "/api/geofences")):
+        assert page.locator(f"#nav a[data-page='{name}']").is_hidden() == (route not in paths), name
+
     # Every vehicle of the tenant, none of the other's, in the side panel and on the map.
     assert page.locator("#side-list li.veh").count() == len(moving.vehicles)
     assert page.locator("#side-list li[data-vehicle='rival-car']").count() == 0

@@ -1,8 +1,10 @@
 // The console's start: sign in with the API token, load the fleet, open the live feed, and show
 // the page the URL names (#/map, #/vehicles, #/vehicles/ID).
+import * as alerts from "./alerts.js";
 import { api, Live, routes, setBase, token } from "./api.js";
 import { Filters } from "./filters.js";
 import { Fleet } from "./fleet.js";
+import * as geofences from "./geofences.js";
 import { LiveMap, setup } from "./map.js";
 import { perf } from "./perf.js";
 import { SideList } from "./sidelist.js";
@@ -79,6 +81,10 @@ function route() {
     renderTable($("vehicle-rows"), state.fleet, state.tableFilters);
   } else if (page === "vehicle") {
     state.vehiclePage.open(decodeURIComponent(parts[1]));
+  } else if (page === "alerts" && state.alertsPage) {
+    state.alertsPage.load();
+  } else if (page === "geofences" && state.geofencesPage) {
+    state.geofencesPage.open();
   }
   document.body.dataset.page = page;
 }
@@ -129,6 +135,20 @@ async function start() {
   state.side.render();
   counts();
   state.map.changed();
+  // Pages whose routes the server has (another room of the fleet builds them): shown, or left out.
+  const has = (list) => list.every((r) => have.has(r));
+  const enable = (name) => { document.querySelector(`#nav a[data-page='${name}']`).hidden = false; };
+  if (has(alerts.ROUTES)) {
+    enable("alerts");
+    state.alertsPage = new alerts.AlertsPage($("page-alerts"), { onCount: (n) => { $("alert-count").textContent = n ? String(n) : ""; } });
+    state.alertsPage.load();
+  }
+  if (has(geofences.ROUTES)) {
+    enable("geofences");
+    state.geofencesPage = new geofences.GeofencesPage($("page-geofences"), { fleet, basemap, theme: theme(),
+      onChange: (fc) => geofences.showGeofences(state.map.map, fc) });
+    state.map.ready.then(() => api("/geofences").then((fc) => geofences.showGeofences(state.map.map, fc))).catch(() => {});
+  }
   fleet.onChange(() => { state.side.request(); counts(); state.map.changed(); });
   state.live = new Live(state.config.live, (msg) => perf.time("message", () => {
     if (msg.type === "position") {
@@ -138,6 +158,8 @@ async function start() {
       state.side.request();
     } else if (msg.type === "event") {
       state.vehiclePage.liveEvent(msg);
+    } else if (msg.type === "alert" && state.alertsPage && !state.alertReload) {
+      state.alertReload = setTimeout(() => { state.alertReload = null; state.alertsPage.load(); }, 1000);
     }
   }), setStatus);
   state.live.open();
