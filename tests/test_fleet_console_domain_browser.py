@@ -1,7 +1,9 @@
 """The console's alerts and geofences pages in Chromium, against a real FleetServer on SQLite
-whose alerts come from its own rules (low state of charge of the moving fleet). They need the
-fleet-domain routes (/api/alerts, /api/geofences); without them the console leaves the pages
-out (tests/test_fleet_console_browser.py checks that) and this module is skipped."""
+whose alerts come from its own rules (low state of charge of the moving fleet), and the OTA
+rollouts page with a vendor-signed release rolled out to the fleet's coolers. They need the
+fleet-domain routes (/api/alerts, /api/geofences) and fleet-commands' (/api/rollouts); without
+them the console leaves the pages out (tests/test_fleet_console_browser.py checks that) and
+these tests are skipped."""
 
 from __future__ import annotations
 
@@ -130,3 +132,82 @@ def test_geofences_drawn_saved_and_deleted(page: Any, fleet: tuple[RunningFleet,
     page.wait_for_selector("[data-testid='geofence-list'][data-count='1']", timeout=10_000)
     with _api(running, moving) as http:
         assert [f["properties"]["name"] for f in http.get("/api/geofences").json()["features"]] == ["Depot"]
+
+
+def _owner(running: RunningFleet) -> str:
+    from anycar.fleet.registry import add_user
+
+    return add_user(running.store.engine, "acme", f"owner-{time.monotonic_ns()}", "owner")
+
+
+def test_ota_rollout_progress_pause_resume_abort(page: Any, fleet: tuple[RunningFleet, MovingFleet]) -> None:
+    if not _has_commands():
+        pytest.skip("the fleet-commands routes (/api/rollouts) are not in this tree")
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from anycar.fleet import inventory, ota, registry
+    from anycar.wire import signature
+
+    running, moving = fleet
+    engine = running.store.engine
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ota.add_vendor_key(engine, 0xFFF1, base64.b64encode(raw).decode())
+    hubs = [v.wire_id for v in moving.vehicles if not v.tracker][:4]
+    with engine.begin() as conn:
+        for i, wire_id in enumerate(hubs):
+            ref = conn.execute(
+                registry.db.vehicles.select().where(registry.db.vehicles.c.wire_id == wire_id)
+            ).one()
+            item = {
+                "id": "Cooler1",
+                "vendor_id": 0xFFF1,
+                "vendor": "anycar virtual",
+                "product_id": 0x8003,
+                "model": "CC-1",
+            }
+            item |= {"serial": f"S{i}", "firmware": "1.0.0", "mount": "cup_holder_front", "status": "RUNNING"}
+            inventory.apply(conn, ref.id, {"ts": time.time(), "accessories": [item]})
+    image = b"cooler firmware 1.1.0" * 100
+    doc = {"vendor_id": 0xFFF1, "product_id": 0x8003, "version": "1.1.0", "size": len(image)}
+    doc |= {"sha256": hashlib.sha256(image).hexdigest(), "notes": "quieter fan"}
+    release = ota.upload(engine, signature.sign(doc, key), image)
+    tenant = registry.tenant_id(engine, "acme")
+    rollout = ota.start(engine, tenant, release["id"], percent=100, base_url=running.url, max_in_flight=2)
+
+    _sign_in(page, running.url, _owner(running))
+    page.click("#nav a[data-page='ota']")
+    card = f"[data-rollout='{rollout['id']}']"
+    page.wait_for_selector(f"{card}[data-state='running']", timeout=10_000)
+    assert f"{len(hubs)} targets" in page.locator(f"{card} [data-testid='rollout-counts']").inner_text()
+    assert "1.1.0" in page.locator("[data-testid='firmware-ledger']").inner_text()
+    assert "quieter fan" in page.locator("[data-testid='firmware-ledger']").inner_text()
+    page.click(f"{card} button[data-action='pause']")
+    page.wait_for_selector(f"{card}[data-state='paused']", timeout=10_000)
+    assert ota.progress(engine, tenant, rollout["id"])["state"] == "paused"  # type: ignore[index]
+    screenshot(page, "fleet_console_ota")
+    page.click(f"{card} button[data-action='resume']")
+    page.wait_for_selector(f"{card}[data-state='running']", timeout=10_000)
+    page.click(f"{card} button[data-action='abort']")
+    page.wait_for_function(
+        f"!['running', 'paused'].includes(document.querySelector(\"{card}\").dataset.state)", timeout=10_000
+    )
+    assert ota.progress(engine, tenant, rollout["id"])["state"] not in ("running", "paused")  # type: ignore[index]
+
+    # The vehicle page lists what is fitted, and today's trips.
+    page.goto(running.url + f"/console/#/vehicles/{hubs[0]}")
+    page.wait_for_selector("#page-vehicle[data-loaded='true']", timeout=20_000)
+    assert "CC-1" in page.locator("[data-testid='vehicle-accessories']").inner_text()
+    assert page.locator("[data-testid='vehicle-trips'] tr").count() >= 1
+
+
+def _has_commands() -> bool:
+    try:
+        from anycar.fleet import api_commands  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -5,6 +5,7 @@ import { api, Live, routes, setBase, token } from "./api.js";
 import { Filters } from "./filters.js";
 import { Fleet } from "./fleet.js";
 import * as geofences from "./geofences.js";
+import * as ota from "./ota.js";
 import { LiveMap, setup } from "./map.js";
 import { perf } from "./perf.js";
 import { SideList } from "./sidelist.js";
@@ -83,6 +84,8 @@ function route() {
     state.vehiclePage.open(decodeURIComponent(parts[1]));
   } else if (page === "alerts" && state.alertsPage) {
     state.alertsPage.load();
+  } else if (page === "ota" && state.otaPage) {
+    state.otaPage.open();
   } else if (page === "geofences" && state.geofencesPage) {
     state.geofencesPage.open();
   }
@@ -142,6 +145,10 @@ async function start() {
     enable("alerts");
     state.alertsPage = new alerts.AlertsPage($("page-alerts"), { onCount: (n) => { $("alert-count").textContent = n ? String(n) : ""; } });
     state.alertsPage.load();
+  }
+  if (has(ota.ROUTES)) {
+    enable("ota");
+    state.otaPage = new ota.RolloutsPage($("page-ota"));
   }
   if (has(geofences.ROUTES)) {
     enable("geofences");

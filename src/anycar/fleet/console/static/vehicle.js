@@ -72,7 +72,8 @@ export class VehiclePage {
         el("section", { class: "card" }, el("h2", { text: "Live signals" }),
           el("div", { class: "table-wrap short" }, el("table", { class: "table compact" },
             el("thead", {}, el("tr", {}, el("th", { text: "Signal" }), el("th", { class: "num", text: "Value" }), el("th", { text: "At" }))), this.signals))),
-        el("section", { class: "card" }, el("h2", { text: "Events" }), this.events)),
+        el("section", { class: "card" }, el("h2", { text: "Events" }), this.events),
+        ...this.optionalCards()),
     );
     this.renderHead();
     this.map = new LiveMap(mapBox, { fleet: this.fleet, basemap: this.basemap, theme: this.theme, showAll: false });
@@ -86,10 +87,51 @@ export class VehiclePage {
       this.renderSummary();
     }));
     await this.map.ready;
-    await Promise.all([this.loadTrack(), this.loadSignals(), this.loadEvents()]);
+    await Promise.all([this.loadTrack(), this.loadSignals(), this.loadEvents(), this.loadOptional().catch(() => {})]);
     const timer = setInterval(() => this.loadSignals().catch(() => {}), SIGNALS_MS);
     this.cleanup.push(() => clearInterval(timer));
     root.dataset.loaded = "true";
+  }
+
+  // Trips and fitted accessories: when the server has their routes (fleet-domain, fleet-commands).
+  optionalCards() {
+    const cards = [];
+    this.trips = null;
+    this.accessories = null;
+    if (this.routes.has("/api/vehicles/{vehicle}/trips")) {
+      this.trips = el("tbody", { "data-testid": "vehicle-trips" });
+      cards.push(el("section", { class: "card" }, el("h2", { text: "Trips today" }),
+        el("div", { class: "table-wrap short" }, el("table", { class: "table compact" },
+          el("thead", {}, el("tr", {}, ...["Start", "End", "km", "max km/h", "SoC"].map((t) => el("th", { text: t })))), this.trips))));
+    }
+    if (this.routes.has("/api/vehicles/{vehicle}/accessories")) {
+      this.accessories = el("tbody", { "data-testid": "vehicle-accessories" });
+      cards.push(el("section", { class: "card" }, el("h2", { text: "Fitted accessories" }),
+        el("div", { class: "table-wrap short" }, el("table", { class: "table compact" },
+          el("thead", {}, el("tr", {}, ...["Accessory", "Mount", "Firmware", "Status"].map((t) => el("th", { text: t })))), this.accessories))));
+    }
+    return cards;
+  }
+
+  async loadOptional() {
+    const id = encodeURIComponent(this.id);
+    const none = (n, text) => [el("tr", {}, el("td", { colspan: String(n), class: "empty", text }))];
+    if (this.trips) {
+      const trips = await api(`/vehicles/${id}/trips?day=${today()}`);
+      this.trips.replaceChildren(...(trips.length ? trips.map((t) => el("tr", { "data-trip": String(t.id) },
+        el("td", { text: time(t.start_ts) }), el("td", { text: t.open ? "under way" : time(t.end_ts) }),
+        el("td", { class: "num", text: (t.distance_m / 1000).toFixed(2) }),
+        el("td", { class: "num", text: typeof t.max_speed === "number" ? t.max_speed.toFixed(0) : "—" }),
+        el("td", { text: typeof t.soc_start === "number" ? `${t.soc_start.toFixed(0)} → ${typeof t.soc_end === "number" ? t.soc_end.toFixed(0) : "…"} %` : "—" })))
+        : none(5, "No trips today.")));
+    }
+    if (this.accessories) {
+      const fitted = await api(`/vehicles/${id}/accessories`);
+      this.accessories.replaceChildren(...(fitted.length ? fitted.map((a) => el("tr", { "data-accessory": a.id },
+        el("td", { text: `${a.vendor || ""} ${a.model || a.id}`.trim() }), el("td", { text: a.mount || "—" }),
+        el("td", { class: "mono", text: a.firmware || "—" }), el("td", { text: a.status || "—" })))
+        : none(4, "The hub reported no accessories.")));
+    }
   }
 
   renderHead() {
