@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -211,3 +212,27 @@ def _has_commands() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_fleet_report_of_the_day_with_csv(page: Any, fleet: tuple[RunningFleet, MovingFleet]) -> None:
+    running, moving = fleet
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    with _api(running, moving) as http:
+        expected = http.get("/api/reports/fleet", params={"day": day}).json()
+    _sign_in(page, running.url, moving.token)
+    page.click("#nav a[data-page='reports']")
+    page.wait_for_selector("#page-reports[data-loaded='true']", timeout=15_000)
+    assert page.locator("[data-testid='report-when']").input_value() == day
+    assert int(page.locator("[data-testid='report-rows']").get_attribute("data-count")) == len(
+        expected["vehicles"]
+    )
+    assert f"{expected['totals']['trips']}" in page.locator("[data-testid='report-totals']").inner_text()
+    assert page.locator("[data-testid='report-bars'] .bar-row").count() == min(20, len(expected["vehicles"]))
+    with page.expect_download() as download:
+        page.click("[data-testid='report-csv']")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert len(lines) == len(expected["vehicles"]) + 2  # header, one per vehicle, the total
+    page.fill("[data-testid='report-when']", "2026-13-45")
+    page.locator("[data-testid='report-when']").dispatch_event("change")
+    page.wait_for_selector("[data-testid='report-error']:has-text('day')", timeout=10_000)
+    screenshot(page, "fleet_console_reports")

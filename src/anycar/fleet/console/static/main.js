@@ -6,6 +6,7 @@ import { Filters } from "./filters.js";
 import { Fleet } from "./fleet.js";
 import * as geofences from "./geofences.js";
 import * as ota from "./ota.js";
+import * as reports from "./reports.js";
 import { LiveMap, setup } from "./map.js";
 import { perf } from "./perf.js";
 import { SideList } from "./sidelist.js";
@@ -84,6 +85,8 @@ function route() {
     state.vehiclePage.open(decodeURIComponent(parts[1]));
   } else if (page === "alerts" && state.alertsPage) {
     state.alertsPage.load();
+  } else if (page === "reports" && state.reportsPage) {
+    state.reportsPage.load();
   } else if (page === "ota" && state.otaPage) {
     state.otaPage.open();
   } else if (page === "geofences" && state.geofencesPage) {
@@ -145,6 +148,10 @@ async function start() {
     enable("alerts");
     state.alertsPage = new alerts.AlertsPage($("page-alerts"), { onCount: (n) => { $("alert-count").textContent = n ? String(n) : ""; } });
     state.alertsPage.load();
+  }
+  if (has(reports.ROUTES)) {
+    enable("reports");
+    state.reportsPage = new reports.ReportsPage($("page-reports"), state.config.api);
   }
   if (has(ota.ROUTES)) {
     enable("ota");
