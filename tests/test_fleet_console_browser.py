@@ -145,6 +145,16 @@ def test_sign_in_live_map_on_the_osm_streets(page: Any, fleet: tuple[RunningFlee
         moving.vehicles
     )
 
+    # Clicking a vehicle on the map picks it (the overlay's hit test at the pixel clicked).
+    other = moving.vehicles[2].wire_id
+    where = page.evaluate(
+        f"(() => {{ const m = window.anycarConsole.map, v = window.anycarConsole.fleet.vehicles.get('{other}').position;"
+        " const p = m.map.project([v.lon, v.lat]), r = m.map.getCanvas().getBoundingClientRect();"
+        " return [r.left + p.x, r.top + p.y]; })()"
+    )
+    page.mouse.click(*where)
+    page.wait_for_selector(f"#hover-card .hc-title:has-text('{other}')", timeout=5_000)
+
     # Clicking a vehicle in the list selects it and draws its track of today.
     page.click(f"#side-list li[data-vehicle='{probe}']")
     page.wait_for_selector("#hover-card:not([hidden]) .hc-title", timeout=5_000)
