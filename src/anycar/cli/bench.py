@@ -32,6 +32,7 @@ def register(sub: Any) -> None:
     _register_roads(cmds)
     _register_dispatch(cmds)
     _register_swap(cmds)
+    _register_console(cmds)
 
 
 def _register_roads(cmds: Any) -> None:
@@ -149,6 +150,45 @@ def bench_uplink(args: argparse.Namespace) -> int:
             throughput_s=args.throughput_seconds,
             cpu_s=args.cpu_seconds,
         )
+    show(result, args.json)
+    return 0
+
+
+# ---- fleet-console ------------------------------------------------------------------------
+def _register_console(cmds: Any) -> None:
+    con = cmds.add_parser(
+        "console", help="the fleet console in Chromium: N vehicles at 1 Hz, commit-to-drawn, long tasks"
+    )
+    con.add_argument("--vehicles", type=int, default=1000, help="vehicles moving at 1 Hz")
+    con.add_argument("--seconds", type=float, default=30.0, help="measuring time")
+    con.add_argument("--warmup", type=float, default=8.0, help="seconds after sign-in before measuring")
+    con.add_argument("--screenshot", metavar="PNG", help="save the page at the end")
+    con.add_argument(
+        "--feed",
+        choices=["store", "live"],
+        default="store",
+        help="store: commit every position (the real path); live: publish without storing (the page's side at full rate)",
+    )
+    con.add_argument("--json", action="store_true", help="print JSON")
+    con.set_defaults(func=bench_console)
+
+
+def bench_console(args: argparse.Namespace) -> int:
+    from anycar.bench import console as console_bench
+
+    if args.vehicles < 1 or args.seconds <= 0:
+        return fail("--vehicles: at least 1; --seconds: more than 0")
+    with errors.status(f"anycar bench console: {args.vehicles} vehicles at 1 Hz in Chromium..."):
+        try:
+            result = console_bench.run(
+                vehicles=args.vehicles,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                screenshot=args.screenshot,
+                feed=args.feed,
+            )
+        except RuntimeError as exc:
+            return fail(str(exc))
     show(result, args.json)
     return 0
 

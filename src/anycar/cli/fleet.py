@@ -110,6 +110,11 @@ def register(sub: Any) -> None:
             p.add_argument(
                 "--ocpp-client-ca", metavar="PEM", help="CA of the stations' client certificates (profile 3)"
             )
+            p.add_argument(
+                "--dashboard-url",
+                metavar="TEMPLATE",
+                help="the console's link to a vehicle's cabin dashboard, e.g. http://{vehicle}.hubs.lan:8080/",
+            )
         p.set_defaults(func=serve, serve_api=name == "serve")
         if name == "serve":  # fleet-commands: the key that signs commands
             p.add_argument(
@@ -301,6 +306,7 @@ def serve(args: argparse.Namespace) -> int:
         ocpp_cert=getattr(args, "ocpp_cert", None),
         ocpp_key=getattr(args, "ocpp_key", None),
         ocpp_client_ca=getattr(args, "ocpp_client_ca", None),
+        dashboard_url=getattr(args, "dashboard_url", None),
     )
     try:
         server = FleetServer(cfg)

@@ -22,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from anycar import __version__
-from anycar.fleet import api_commands, queries
+from anycar.fleet import api_commands, latest, queries
 from anycar.fleet.domain_api import DOMAIN_SCHEMAS, domain_paths, domain_routes
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.registry import User, user_for_token
@@ -117,6 +117,14 @@ _SCHEMAS: dict[str, Any] = {
             "lon": {"type": ["number", "null"]},
         },
     },
+    "SignalValue": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "ts": {"type": "number"}, "value": {}},
+    },
+    "LastValue": {
+        "type": "object",
+        "properties": {"vehicle": {"type": "string"}, "value": {"type": "number"}},
+    },
     "DeadLetter": {
         "type": "object",
         "properties": {
@@ -207,6 +215,23 @@ def _openapi() -> dict[str, Any]:
                     {"name": "vehicle", "in": "query", "schema": {"type": "string", "maxLength": 64}},
                     {"name": "since", "in": "query", "schema": {"type": "number"}},
                     _LIMIT,
+                ],
+            ),
+            "/api/vehicles/{vehicle}/signals": _op(
+                "the newest value of each signal the vehicle sent in its last hour",
+                _array("SignalValue"),
+                [_VEHICLE_PARAM],
+            ),
+            "/api/signals/last": _op(
+                "one signal's newest value for every vehicle (e.g. the battery's state of charge)",
+                _array("LastValue"),
+                [
+                    {
+                        "name": "path",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 256},
+                    }
                 ],
             ),
             "/api/dead-letters": _op(
@@ -313,6 +338,25 @@ def fleet_api(
             ),
         )
 
+    # ---- fleet-console: the latest signal values (vehicle page, the map's battery levels) ----
+    async def vehicle_signals(request: Request) -> JSONResponse:
+        def answer(u: User) -> Any:
+            found = latest.vehicle_signals(engine, u.tenant_id, vehicle_name(request))
+            if found is None:
+                raise ApiError(404, "not_found", "no such vehicle")
+            return found
+
+        return await run(request, "read", answer)
+
+    async def last_signal_values(request: Request) -> JSONResponse:
+        def answer(u: User) -> Any:
+            path = request.query_params.get("path", "")
+            if not 0 < len(path) <= 256:
+                raise ApiError(400, "bad_parameter", "path: a VSS path is needed (at most 256 characters)")
+            return latest.last_values(engine, u.tenant_id, path)
+
+        return await run(request, "read", answer)
+
     async def spec(request: Request) -> JSONResponse:
         return JSONResponse(document)
 
@@ -351,6 +395,8 @@ def fleet_api(
             Route("/api/positions/last", last_positions),
             Route("/api/events", events),
             Route("/api/dead-letters", dead_letters),
+            Route("/api/vehicles/{vehicle}/signals", vehicle_signals),  # fleet-console
+            Route("/api/signals/last", last_signal_values),  # fleet-console
             WebSocketRoute("/api/live", live_feed),
             *domain_routes(engine, webhooks_changed),
             *api_commands.routes(store, wake),

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
+
 from anycar.fleet.api import fleet_api
+from anycar.fleet.console import ConsoleConfig, console_app
 from anycar.fleet.db import make_engine
 from anycar.fleet.domain import DomainPipeline
 from anycar.fleet.ingest import GROUP, IngestWorker
@@ -65,6 +69,7 @@ class FleetConfig:
     ocpp_cert: str | None = None  # TLS (security profiles 2 and 3); without it plain ws:// (development only)
     ocpp_key: str | None = None
     ocpp_client_ca: str | None = None  # verifies profile-3 stations' client certificates
+    dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -138,6 +143,13 @@ class FleetServer:
         )
         self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
         app.router.routes.extend(self.logistics.routes())
+        # fleet-console: the operator's web app beside the API, on the same origin
+        app.router.routes.extend(
+            [
+                Route("/", lambda request: RedirectResponse("/console/")),
+                Mount("/console", app=console_app(ConsoleConfig(dashboard_url=cfg.dashboard_url))),
+            ]
+        )
         self.api = HttpListener(
             app,
             cfg.host,
@@ -203,6 +215,9 @@ class FleetServer:
             "api": f"http://{self.cfg.host}:{self.api.port}" if self.cfg.api_port is not None else None,
             # fleet-commands: the key hubs must trust (uplink.fleet_keys), when this server sends commands
             "fleet_key": signature.key_id(self.sender.key) if self.sender is not None else None,
+            "console": f"http://{self.cfg.host}:{self.api.port}/console/"
+            if self.cfg.api_port is not None
+            else None,
             "osmand": f"http://{self.cfg.host}:{self.osmand.port}"
             if self.cfg.osmand_port is not None
             else None,
