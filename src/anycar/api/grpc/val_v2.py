@@ -214,7 +214,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                         seconds = int(ts)
                         stamped.timestamp.seconds = seconds
                         stamped.timestamp.nanos = int((ts - seconds) * 1e9)
-                    out.MergeFrom(stamped)
+                    out.CopyFrom(stamped)
                     value = dp.value
                     if value is not None:
                         try:
