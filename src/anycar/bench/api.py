@@ -462,7 +462,16 @@ def _one(
     return out
 
 
-FIGURES = ("signals_per_s", "p50_ms", "p99_ms", "max_ms", "held_back", "dropped_by_hub", "lost")
+FIGURES = (
+    "signals_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "age_p99_ms",
+    "held_back",
+    "dropped_by_hub",
+    "lost",
+)
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -476,9 +485,9 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key, group in by_rate.items():
         figures: dict[str, Any] = {}
         for name in FIGURES:
-            values = [r[name] for r in group if isinstance(r[name], (int, float))]
+            values = [r[name] for r in group if isinstance(r.get(name), (int, float))]
             if len(group) == 1 or not values:
-                figures[name] = group[0][name]
+                figures[name] = group[0].get(name)
             else:
                 figures[name] = [min(values), max(values)]
         if len(group) == 1:
