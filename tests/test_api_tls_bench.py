@@ -66,3 +66,25 @@ def test_bench_api_summary_gives_ranges_over_rounds() -> None:
     )
     assert two["saturation_per_s"] == [1009.0, 1030.0] and two["saturation"]["held_back"] is None
     assert two["5000"]["p99_ms"] == [1.5, 2.5] and two["5000"]["held_back"] == [0, 7]
+
+
+def test_bench_api_latency_counts_from_the_hand_over_and_age_from_the_sample_time() -> None:
+    """The provider notes when each message (named by its stamp) went to gRPC; a datapoint's
+    latency runs from there, its age from the stamp itself; a stamp cut short by a microsecond
+    still names its message, and a stamp of no message sent is counted, not guessed."""
+    handed = [(1_000_000_000, 1000.0005), (1_000_000_010, 1000.0105)]
+    arrivals = [(1_000_000_000, 1000.0015, 2), (1_000_000_009, 1000.0125, 1), (1_000_000_500, 1000.1, 3)]
+    latency, age, unmatched = bench_api._latencies(handed, arrivals)
+    assert [round(x * 1e6) for x in latency] == [1000, 1000, 2000]
+    assert [round(x * 1e6) for x in age] == [1500, 1500, 12491]
+    assert unmatched == 3
+
+
+def test_viss_timestamps_keep_the_microsecond_a_provider_gave() -> None:
+    from anycar.api.viss.messages import iso
+
+    for micros in (0, 1, 123_456, 500_000, 999_999):
+        for second in (1_764_590_184, 1_796_126_927):
+            ts = second + micros * 1000 * 1e-9  # as the hub keeps kuksa.val.v2 seconds + nanos
+            assert iso(ts).endswith(f".{micros:06d}Z"), (second, micros, iso(ts))
+    assert iso(1_764_590_184.9999997).endswith(":25.000000Z")

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from anycar import __version__
-from anycar.api.auth import Action, Authorizer, Grants
+from anycar.api.auth import Action, Authorizer, Grants, TokenError, TokenExpired, TokenMissing
 from anycar.api.bodies import MAX_BODY_BYTES, BodyLimit
 from anycar.broker import SignalBroker
 from anycar.errors import AnycarError, ConfigError
@@ -63,9 +63,27 @@ def error_body(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "reason": reason, "message": message}}
 
 
+def challenge_headers(exc: AnycarError, realm: str = "anycar") -> dict[str, str]:
+    """A 401 names the scheme to authenticate with (RFC 7235 §3.1: it MUST): the REST API
+    takes Bearer tokens (RFC 6750 §3), with ``error="invalid_token"`` for a token that was
+    given but cannot be used, as VISS over HTTP answers. A 401 that is not about the token (a
+    wrong pairing code, a forged accessory manifest) names the scheme alone."""
+    if exc.code != 401:
+        return {}
+    challenge = f'Bearer realm="{realm}"'
+    if isinstance(exc, TokenError) and not isinstance(exc, TokenMissing):
+        description = (
+            "The access token expired" if isinstance(exc, TokenExpired) else "The access token is invalid"
+        )
+        challenge += f', error="invalid_token", error_description="{description}"'
+    return {"WWW-Authenticate": challenge}
+
+
 async def _anycar_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AnycarError)  # nosec B101 # Starlette calls this handler only for this exception class
-    return JSONResponse(error_body(exc.code, exc.reason, str(exc)), status_code=exc.code)
+    return JSONResponse(
+        error_body(exc.code, exc.reason, str(exc)), status_code=exc.code, headers=challenge_headers(exc)
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

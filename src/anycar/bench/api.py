@@ -2,9 +2,17 @@
 
 Three processes, as a user would run them: the hub (``anycar hub``), a provider that publishes
 batches over ``OpenProviderStream`` (``PublishValuesRequest``), and a subscriber: a
-kuksa.val.v2 ``Subscribe`` client, or a VISS v2 WebSocket client. The provider stamps each
-datapoint with its send time; the subscriber takes latency as receive time minus that stamp
-(one host, one clock). Figures count only what was sent after a warm-up.
+kuksa.val.v2 ``Subscribe`` client, or a VISS v2 WebSocket client. Figures count only what was
+sent after a warm-up.
+
+Latency is what KUKSA's databroker-perf measures (its reference figure is the goal): from the
+moment the provider hands a finished message to its gRPC stream until the subscriber has it
+decoded (one host, one clock). The provider stamps the datapoints of each message with their
+sample time, distinct per message to the microsecond, and notes when it handed that message
+over; the subscriber notes when each stamp arrived, and the two are joined afterwards. The
+time the benchmark's Python provider takes to build a message of 100 datapoints (0.1-0.3 ms,
+not the hub's) is then not counted as the hub's; it is reported on its own as ``age_*``: how old
+a value is on arrival, counted from its sample time.
 
 Per transport it measures (a) the saturation throughput: the provider sends as fast as the hub
 lets it, and what reaches the subscriber per second is the figure; (b) latency at fixed offered
@@ -26,7 +34,7 @@ import subprocess  # nosec B404 # the benchmark starts the hub it measures
 import sys
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from anycar.bench.broker import KUKSA_REFERENCE, bench_signals
@@ -94,18 +102,24 @@ def _provider(
         reader = asyncio.create_task(read_reports())
         warm_from = time.time() + warmup
         warmup_at[0] = warm_from
+        warm_from_us = int(warm_from * 1e6)
         cpu0, wall0 = time.process_time(), time.monotonic()
         start = time.perf_counter()
         next_at = start
         k = 0
         measured = 0  # datapoints stamped after the warm-up
         behind = 0.0  # the longest the provider was behind its schedule, s
+        handed: list[tuple[int, float]] = []  # (a message's stamp in µs, when it went to gRPC)
+        last_us = 0
         while time.perf_counter() - start < seconds:
             values = k % rounds
             chunk = plan[(k % messages_per_round) * batch : (k % messages_per_round + 1) * batch]
-            now = time.time()
-            seconds_part = int(now)
-            nanos = int((now - seconds_part) * 1e9)
+            # the sample time, in whole µs (VISS's precision) and distinct per message: the
+            # stamp a subscriber receives names the message it came in
+            stamp_us = max(time.time_ns() // 1000, last_us + 2)
+            last_us = stamp_us
+            seconds_part, micros = divmod(stamp_us, 1_000_000)
+            nanos = micros * 1000
             # filled in place: building a Datapoint and copying it into the map costs twice
             message = v2.OpenProviderStreamRequest()
             request = message.publish_values_request
@@ -117,17 +131,21 @@ def _provider(
                 stamp.seconds = seconds_part
                 stamp.nanos = nanos
                 setattr(dp.value, field, vals[values])
+            # built: from here on the time is the API's (databroker-perf takes its Instant here)
+            handed_at = time.time()
             await call.write(message)
             sent += len(chunk)
-            if now >= warm_from:
+            warm = stamp_us >= warm_from_us
+            if warm:
                 measured += len(chunk)
+                handed.append((stamp_us, handed_at))
             k += 1
             if interval:
                 next_at += interval
                 delay = next_at - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                elif now >= warm_from:
+                elif warm:
                     behind = max(behind, -delay)
         await asyncio.sleep(0.3)  # error reports, if any, arrive before the stream ends
         call.cancel()
@@ -142,6 +160,7 @@ def _provider(
                 "elapsed_s": time.perf_counter() - start,
                 "errors": errors,
                 "cpu_percent": round(cpu, 1),
+                "handed": handed,
             }
         )
 
@@ -161,7 +180,7 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         await call.read()  # the initial state: the subscription is in place
         ready.set()
         cpu0, wall0 = time.process_time(), time.monotonic()
-        latencies: list[float] = []
+        arrivals: list[tuple[int, float, int]] = []  # (stamp in µs, received at, datapoints)
         counted = 0
         first = last = 0.0
 
@@ -177,12 +196,16 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
                 if message is grpc.aio.EOF:
                     break
                 now = time.time()
-                warm_from = warmup_at[0]
+                warm_from_us = warmup_at[0] * 1e6
+                stamps: dict[int, int] = {}
                 for dp in message.entries.values():
-                    ts = dp.timestamp.seconds + dp.timestamp.nanos * 1e-9
-                    if ts >= warm_from:
-                        latencies.append(now - ts)
-                        counted += 1
+                    ts = dp.timestamp
+                    key = ts.seconds * 1_000_000 + (ts.nanos + 500) // 1000
+                    stamps[key] = stamps.get(key, 0) + 1
+                for key, n in stamps.items():
+                    if key >= warm_from_us:
+                        arrivals.append((key, now, n))
+                        counted += n
                         if not first:
                             first = now
                         last = now
@@ -192,7 +215,7 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         await channel.close()
         cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
         out.send(
-            {"latencies": latencies, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+            {"arrivals": arrivals, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
         )
 
     _freeze_startup_heap()
@@ -202,11 +225,15 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
 def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, stop: Any, out: Any) -> None:
     from websockets.asyncio.client import connect
 
-    def parse_ts(text: str) -> float:
-        return datetime.fromisoformat(text).timestamp()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    one_us = timedelta(microseconds=1)
+
+    def parse_us(text: str) -> int:
+        """VISS's ISO 8601 text, to the microsecond exactly (no float on the way)."""
+        return (datetime.fromisoformat(text) - epoch) // one_us
 
     async def run() -> None:
-        latencies: list[float] = []
+        arrivals: list[tuple[int, float, int]] = []  # (stamp in µs, received at, datapoints)
         counted = 0
         first = last = 0.0
         root = "Vehicle"
@@ -239,27 +266,57 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
                     data = json.loads(raw).get("data")
                     if data is None:
                         continue
-                    warm_from = warmup_at[0]
+                    warm_from_us = warmup_at[0] * 1e6
+                    stamps: dict[str, int] = {}
                     for obj in data if isinstance(data, list) else [data]:
                         dps = obj["dp"]
                         for dp in dps if isinstance(dps, list) else [dps]:
-                            ts = parse_ts(dp["ts"])
-                            if ts >= warm_from:
-                                latencies.append(now - ts)
-                                counted += 1
-                                if not first:
-                                    first = now
-                                last = now
+                            text = dp["ts"]
+                            stamps[text] = stamps.get(text, 0) + 1
+                    for text, n in stamps.items():
+                        key = parse_us(text)
+                        if key >= warm_from_us:
+                            arrivals.append((key, now, n))
+                            counted += n
+                            if not first:
+                                first = now
+                            last = now
             except Exception:  # nosec B110 # the measuring client ends when the hub closes the socket; the counts so far are the result
                 pass
             watcher.cancel()
         cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
         out.send(
-            {"latencies": latencies, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+            {"arrivals": arrivals, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
         )
 
     _freeze_startup_heap()
     asyncio.run(run())
+
+
+def _latencies(
+    handed: list[tuple[int, float]], arrivals: list[tuple[int, float, int]]
+) -> tuple[list[float], list[float], int]:
+    """Per datapoint received, in arrival order: seconds from its message's hand-over to gRPC,
+    and seconds from its sample time (its age); and how many datapoints named no message sent
+    (0 unless the hub changed a timestamp).
+
+    A stamp may come back a microsecond short (a hub that cuts the float it keeps rather than
+    rounding it); stamps are at least 2 µs apart, so the one after it is the same message.
+    """
+    sent_at = dict(handed)
+    latency: list[float] = []
+    age: list[float] = []
+    unmatched = 0
+    for stamp_us, received, n in arrivals:
+        at = sent_at.get(stamp_us)
+        if at is None:
+            at = sent_at.get(stamp_us + 1)
+        if at is None:
+            unmatched += n
+            continue
+        latency.extend([received - at] * n)
+        age.extend([received - stamp_us / 1e6] * n)
+    return latency, age, unmatched
 
 
 # -- orchestration -----------------------------------------------------------------------------------
@@ -357,7 +414,7 @@ def _one(
     dropped_after = _hub_dropped(endpoints["http"], transport)
     stop.set()
     result: dict[str, Any] = (
-        sub_recv.recv() if sub_recv.poll(60) else {"latencies": [], "received": 0, "first": 0, "last": 0}
+        sub_recv.recv() if sub_recv.poll(60) else {"arrivals": [], "received": 0, "first": 0, "last": 0}
     )
     subscriber.join(10)
     window = max(1e-9, result["last"] - result["first"])
@@ -394,16 +451,27 @@ def _one(
             else None
         ),
     }
-    out.update(latency_summary(result["latencies"]))
+    latency, age, unmatched = _latencies(sent.get("handed", []), result["arrivals"])
+    out.update(latency_summary(latency))
     # a queue that grows shows as a later half slower than the earlier one; a bounded one does not
-    half = len(result["latencies"]) // 2
-    out["p99_ms_halves"] = [
-        latency_summary(part)["p99_ms"] for part in (result["latencies"][:half], result["latencies"][half:])
-    ]
+    half = len(latency) // 2
+    out["p99_ms_halves"] = [latency_summary(part)["p99_ms"] for part in (latency[:half], latency[half:])]
+    ages = latency_summary(age)
+    out["age_p50_ms"], out["age_p99_ms"] = ages["p50_ms"], ages["p99_ms"]
+    out["unmatched"] = unmatched
     return out
 
 
-FIGURES = ("signals_per_s", "p50_ms", "p99_ms", "max_ms", "held_back", "dropped_by_hub", "lost")
+FIGURES = (
+    "signals_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "age_p99_ms",
+    "held_back",
+    "dropped_by_hub",
+    "lost",
+)
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -417,9 +485,9 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key, group in by_rate.items():
         figures: dict[str, Any] = {}
         for name in FIGURES:
-            values = [r[name] for r in group if isinstance(r[name], (int, float))]
+            values = [r[name] for r in group if isinstance(r.get(name), (int, float))]
             if len(group) == 1 or not values:
-                figures[name] = group[0][name]
+                figures[name] = group[0].get(name)
             else:
                 figures[name] = [min(values), max(values)]
         if len(group) == 1:

@@ -54,7 +54,9 @@ class Subscription:
         self._last_value: dict[str, Any] = {}
         self._last_sent: dict[str, float] = {}
         self._held: dict[str, Datapoint] = {}
-        self.offer = self._offer_filtered if (self._value_filter or self._period) else self._offer_fast
+        filtered = bool(self._value_filter or self._period)
+        self.offer = self._offer_filtered if filtered else self._offer_fast
+        self.offer_many = self._offer_many_filtered if filtered else self._offer_many_fast
 
     # -- publisher side (hot path) ----------------------------------------------------------
     def _offer_fast(self, dp: Datapoint) -> None:
@@ -68,6 +70,25 @@ class Subscription:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _offer_many_fast(self, batch: list[Datapoint]) -> None:
+        """Several updates at once, oldest first: what ``offer`` of each does, in one step."""
+        queue = self._queue
+        queue.extend(batch)
+        over = len(queue) - self._maxlen
+        if over > 0:
+            for _ in range(over):
+                queue.popleft()
+            self.dropped += over
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _offer_many_filtered(self, batch: list[Datapoint]) -> None:
+        for dp in batch:
+            self._offer_filtered(dp)
 
     def _offer_filtered(self, dp: Datapoint) -> None:
         path = dp.path

@@ -184,6 +184,10 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                 spec[path] = entry
                 return entry
 
+            # the updates of a batch mostly share one timestamp: each datapoint starts as a copy
+            # of a template holding it (one call instead of two field writes)
+            stamped = t2.Datapoint()
+            stamped_at: float | None = None
             while True:
                 batch = await sub.get()
                 if not batch:
@@ -205,10 +209,12 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                     keys.add(key)
                     out = entries[key]
                     ts = dp.timestamp
-                    stamp = out.timestamp
-                    seconds = int(ts)
-                    stamp.seconds = seconds
-                    stamp.nanos = int((ts - seconds) * 1e9)
+                    if ts != stamped_at:
+                        stamped_at = ts
+                        seconds = int(ts)
+                        stamped.timestamp.seconds = seconds
+                        stamped.timestamp.nanos = int((ts - seconds) * 1e9)
+                    out.CopyFrom(stamped)
                     value = dp.value
                     if value is not None:
                         try:

@@ -3,6 +3,12 @@
 The recorder is one more subscriber of the broker (all signals, bounded queue), so recording
 never slows a provider; it keeps the last ``per_signal`` values of each signal, and a history
 request returns those within the asked period, oldest first.
+
+It files what arrived at most every ``RECORD_INTERVAL_S``, not on every message: it is the
+first subscriber of every signal, and waking it per message put its work in front of every
+other subscriber's delivery (a tenth of a millisecond per 100-signal message on an idle
+core). A history request files what is queued first, so its answer is exact; the queue bound
+holds ``RECORD_INTERVAL_S`` at well over 100,000 updates/s.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections import deque
 
 from anycar.broker import Datapoint, SignalBroker, Subscription
 
+RECORD_INTERVAL_S = 0.1
+QUEUE_SIZE = 100_000
 _DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
@@ -38,29 +46,29 @@ class HistoryRecorder:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._sub = self.broker.subscribe(["**"], queue_size=100_000, name="viss:history")
+        self._sub = self.broker.subscribe(["**"], queue_size=QUEUE_SIZE, name="viss:history")
         self._task = asyncio.create_task(self._record(self._sub))
 
     async def _record(self, sub: Subscription) -> None:
-        values = self.values
-        size = self.per_signal
         while True:
             batch = await sub.get()
             if not batch:
                 return
-            for dp in batch:
-                ring = values.get(dp.path)
-                if ring is None:
-                    ring = values[dp.path] = deque(maxlen=size)
-                ring.append(dp)
+            self._file(batch)
+            await asyncio.sleep(RECORD_INTERVAL_S)  # what comes meanwhile waits in the queue
+
+    def _file(self, batch: list[Datapoint]) -> None:
+        values = self.values
+        size = self.per_signal
+        for dp in batch:
+            ring = values.get(dp.path)
+            if ring is None:
+                ring = values[dp.path] = deque(maxlen=size)
+            ring.append(dp)
 
     def since(self, path: str, start: float) -> list[Datapoint]:
         if self._sub is not None:
-            for dp in self._sub.drain():  # what arrived since the recorder last ran
-                ring = self.values.get(dp.path)
-                if ring is None:
-                    ring = self.values[dp.path] = deque(maxlen=self.per_signal)
-                ring.append(dp)
+            self._file(self._sub.drain())  # what arrived since the recorder last ran
         return [dp for dp in self.values.get(path, ()) if dp.timestamp >= start]
 
     async def stop(self) -> None:

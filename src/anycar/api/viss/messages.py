@@ -199,7 +199,11 @@ def iso(ts: float) -> str:
         text: str = last[1]
         return text
     second = int(ts)
-    micros = int((ts - second) * 1_000_000)
+    # rounded, not cut: a stamp sent as whole microseconds (a kuksa.val.v2 provider's seconds
+    # and nanos) comes out as the same microsecond, whatever the float in between made of it
+    micros = round((ts - second) * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
     prefix = _SECOND_TEXT.get(second)
     if prefix is None:
         if len(_SECOND_TEXT) > 64:

@@ -100,7 +100,7 @@ def data_field(batch: list[Datapoint]) -> Any:
     return objects[0] if len(objects) == 1 else objects
 
 
-_PATH_JSON: dict[str, str] = {}
+_OBJECT_HEAD: dict[str, str] = {}  # path -> '{"path":"...","dp":' (paths come from the catalog)
 
 
 def _value_json(value: Any) -> str:
@@ -117,10 +117,24 @@ def _value_json(value: Any) -> str:
 def notification_text(sid: str, batch: list[Datapoint]) -> str:
     """A subscription notification as JSON text: what ``json.dumps`` of ``data_field(batch)``
     in its envelope gives, built directly, since it runs for every update every subscriber
-    gets. Paths are encoded once (they come from the catalog, so the cache is bounded)."""
+    gets. A path's JSON head is encoded once; the timestamp text once per run of equal
+    timestamps (the values of one provider message share theirs); numbers, the usual value,
+    skip the general encoder."""
+    heads = _OBJECT_HEAD
     groups: dict[str, list[str]] = {}
+    last_ts: float | None = None
+    tail = ""
     for dp in batch:
-        point = '{"value":' + _value_json(dp.value) + ',"ts":"' + iso(dp.timestamp) + '"}'
+        ts = dp.timestamp
+        if ts != last_ts:
+            last_ts = ts
+            tail = ',"ts":"' + iso(ts) + '"}'
+        value = dp.value
+        kind = type(value)
+        if kind is float or kind is int:
+            point = f'{{"value":"{value}"{tail}'
+        else:
+            point = '{"value":' + _value_json(value) + tail
         points = groups.get(dp.path)
         if points is None:
             groups[dp.path] = [point]
@@ -128,16 +142,10 @@ def notification_text(sid: str, batch: list[Datapoint]) -> str:
             points.append(point)
     objects = []
     for path, points in groups.items():
-        encoded = _PATH_JSON.get(path)
-        if encoded is None:
-            encoded = _PATH_JSON[path] = json.dumps(path)
-        objects.append(
-            '{"path":'
-            + encoded
-            + ',"dp":'
-            + (points[0] if len(points) == 1 else "[" + ",".join(points) + "]")
-            + "}"
-        )
+        head = heads.get(path)
+        if head is None:
+            head = heads[path] = '{"path":' + json.dumps(path) + ',"dp":'
+        objects.append(head + (points[0] if len(points) == 1 else "[" + ",".join(points) + "]") + "}")
     data = objects[0] if len(objects) == 1 else "[" + ",".join(objects) + "]"
     return (
         '{"action":"subscription","subscriptionId":'
