@@ -63,7 +63,7 @@ export class LiveMap {
     const [w, s, e, n] = basemap.bbox;
     this.map = new maplibregl.Map({
       container, style: style(PALETTES[theme]), bounds: [[w, s], [e, n]], fitBoundsOptions: { padding: 20 },
-      attributionControl: false, interactive, maxZoom: 19, minZoom: 11, renderWorldCopies: false,
+      attributionControl: false, interactive, maxZoom: 19, minZoom: 11, renderWorldCopies: false, fadeDuration: 0,
     });
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: true }), "top-right");
     this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
@@ -72,7 +72,8 @@ export class LiveMap {
 
   build(basemap) {
     const m = this.map;
-    m.addSource("basemap", { type: "geojson", data: basemap, tolerance: 0.2 });
+    // Tiles made up to zoom 15 and over-zoomed beyond: fewer tiles to cut and upload while zooming.
+    m.addSource("basemap", { type: "geojson", data: basemap, tolerance: 0.2, maxzoom: 15, buffer: 32 });
     for (const layer of basemapLayers(PALETTES[this.theme])) m.addLayer(layer);
     this.overlay = new VehicleOverlay(m, this.fleet, { showAll: this.showAll });
     this.overlay.selected = this.selected;

@@ -6,6 +6,7 @@
 import { pointerIndex, sprites } from "./icons.js";
 
 const HIT_PX = 15;
+const MOVE_MS = 120;
 
 export class VehicleOverlay {
   constructor(map, fleet, { showAll = true } = {}) {
@@ -20,10 +21,14 @@ export class VehicleOverlay {
     this.canvas.className = "vehicle-overlay";
     this.canvas.dataset.testid = "vehicle-overlay";
     map.getCanvasContainer().after(this.canvas);
+    this.drawnAt = 0;
     this.placed = []; // [x, y, id] of what the last draw put on the canvas, for hit tests
     this.resize();
     map.on("resize", () => { this.resize(); this.draw(); });
-    map.on("move", () => this.draw());
+    // While the view moves, redraw at most every MOVE_MS (each frame of a zoom is a base map
+    // frame already); once it stops, at once.
+    map.on("move", () => { if (performance.now() - this.drawnAt >= MOVE_MS) this.draw(); });
+    map.on("moveend", () => this.draw());
   }
 
   resize() {
@@ -40,6 +45,7 @@ export class VehicleOverlay {
   setColours(colours) { this.colours = colours; this.draw(); }
 
   draw() {
+    this.drawnAt = performance.now();
     const ctx = this.canvas.getContext("2d");
     const { map, fleet } = this;
     ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
