@@ -14,7 +14,7 @@ import pytest
 
 from anycar.bench.roads import stops
 from anycar.errors import ConfigError
-from anycar.roads import load_network
+from anycar.roads import base_map_path, load_network
 from anycar.roads.build import compile_network, oneway_of, parse_maxspeed
 from anycar.roads.geo import haversine_m
 
@@ -43,7 +43,8 @@ def _route_nodes(net, route):
 
 def test_shipped_files_are_compact_and_attributed():
     npz = Path(str(DATA.joinpath("helsinki_centre.npz")))
-    streets = Path(str(DATA.joinpath("helsinki_centre.streets.geojson")))
+    streets = base_map_path()
+    assert streets == Path(str(DATA.joinpath("helsinki_centre.streets.geojson")))
     assert npz.stat().st_size < 3_000_000
     assert "© OpenStreetMap contributors" in DATA.joinpath("LICENSE-ODbL.md").read_text("utf-8")
     base = json.loads(streets.read_text("utf-8"))

@@ -392,6 +392,15 @@ def _points(points: Any) -> np.ndarray:
     return pts
 
 
+def base_map_path(name: str = DEFAULT_NETWORK) -> Path:
+    """The street base map shipped beside a network (GeoJSON, © OpenStreetMap contributors,
+    ODbL): what a console draws under the vehicles, the same streets the routes run on."""
+    res = resources.files("anycar.roads").joinpath(f"data/{name}.streets.geojson")
+    if not res.is_file():
+        raise ConfigError(f"street map {name!r}: not shipped (anycar/roads/data/*.streets.geojson)")
+    return Path(str(res))
+
+
 _loaded: dict[str, RoadNetwork] = {}
 
 
