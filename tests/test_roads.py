@@ -211,3 +211,17 @@ def test_the_tool_rebuilds_the_shipped_network(tmp_path):
     assert (tmp_path / "s.geojson").read_text("utf-8") == DATA.joinpath(
         "helsinki_centre.streets.geojson"
     ).read_text("utf-8")
+
+
+def test_a_file_that_is_no_network_is_one_line(tmp_path):
+    from anycar.roads import RoadNetwork
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a compiled road network"):
+        RoadNetwork(junk)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ConfigError, match="missing classes"):
+        RoadNetwork(tmp_path / "other.npz")
+    with pytest.raises(ConfigError, match="not shipped"):
+        load_network("atlantis")

@@ -22,11 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anycar.errors import ConfigError
+from anycar.errors import AnycarError, ConfigError
 from anycar.fleetdemo.plan import VehiclePlan, load_spec, plan_fleet
 
 DEFAULT_API_PORT = 8090
 READY_TIMEOUT_S = 180.0
+
+
+class HubProcessError(AnycarError):
+    """A hub process that did not come up: the demo says which and why, in one line."""
+
+    code = 500
+    reason = "hub_process"
 
 
 @dataclass
@@ -67,19 +74,24 @@ def _cpu_of(pid: int) -> float:
 
 async def _ready(proc: asyncio.subprocess.Process, timeout: float) -> dict[str, Any]:
     if proc.stdout is None:
-        raise RuntimeError("hub process without stdout")
+        raise HubProcessError("hub process without stdout")
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"hub process {proc.pid}: not ready after {timeout:.0f} s")
-        line = await asyncio.wait_for(proc.stdout.readline(), left)
+            raise HubProcessError(f"hub process {proc.pid}: not ready after {timeout:.0f} s")
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), left)
+        except TimeoutError:
+            raise HubProcessError(f"hub process {proc.pid}: not ready after {timeout:.0f} s") from None
         if not line:
-            raise RuntimeError(f"hub process {proc.pid} ended before it was ready (exit {await proc.wait()})")
+            raise HubProcessError(
+                f"hub process {proc.pid} ended before it was ready (exit {await proc.wait()})"
+            )
         with contextlib.suppress(ValueError):
             doc = json.loads(line)
             if isinstance(doc, dict) and "error" in doc:
-                raise RuntimeError(f"hub process {proc.pid}: {doc['error']}")
+                raise HubProcessError(f"hub process {proc.pid}: {doc['error']}")
             if isinstance(doc, dict) and "ready" in doc:
                 return doc
 
