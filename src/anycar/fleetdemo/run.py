@@ -45,6 +45,7 @@ class DemoOptions:
     speedup: float = 1.0
     api_port: int = DEFAULT_API_PORT
     host: str = "127.0.0.1"
+    status_every_s: float = 15.0  # a line on what the fleet sees; 0: quiet (--json)
 
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:
@@ -191,7 +192,13 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 )
             if opts.duration > 0:
                 loop.call_later(opts.duration, stop.set)
-            await stop.wait()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), opts.status_every_s or None)
+                if not stop.is_set():
+                    seen = await asyncio.to_thread(queries.last_positions, engine, tid)
+                    moving = sum(1 for p in seen if (p.get("speed") or 0) > 0)
+                    say(f"fleet: {len(seen)} of {len(plans)} vehicles reporting, {moving} moving")
             wall = time.monotonic() - started
             hub_cpu = sum(_cpu_of(p.pid) - cpu0[p.pid] for p in procs)
             main_cpu = time.process_time() - main0
@@ -254,4 +261,5 @@ def main_options(args: Any) -> DemoOptions:
         hub_processes=args.hub_processes,
         speedup=args.speedup,
         api_port=args.fleet_port,
+        status_every_s=0.0 if args.json else 15.0,
     )
