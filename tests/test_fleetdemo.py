@@ -205,3 +205,26 @@ def test_bad_round_cycle_files_say_where(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_cycle(str(path))
     assert str(path) in str(info.value)
+
+
+def test_a_hub_process_with_a_bad_spec_says_so_in_one_line(tmp_path, capsys):
+    from anycar.fleetdemo import hubs
+
+    spec = tmp_path / "hubs.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "broker": "mqtt://127.0.0.1:1",
+                "folder": str(tmp_path),
+                "vehicles": [
+                    {"vin": "LKYPM000000000001", "brand": "no_such_brand", "route_file": "x.geojson"}
+                ],
+            }
+        )
+    )
+    assert hubs.main([str(spec)]) == 1
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "hubs.json" in line["error"] and "no_such_brand" in line["error"]
+    spec.write_text("{not json")
+    assert hubs.main([str(spec)]) == 1
+    assert hubs.main([]) == 2

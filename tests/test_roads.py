@@ -14,7 +14,7 @@ import pytest
 
 from anycar.bench.roads import stops
 from anycar.errors import ConfigError
-from anycar.roads import load_network
+from anycar.roads import base_map_path, load_network
 from anycar.roads.build import compile_network, oneway_of, parse_maxspeed
 from anycar.roads.geo import haversine_m
 
@@ -43,7 +43,8 @@ def _route_nodes(net, route):
 
 def test_shipped_files_are_compact_and_attributed():
     npz = Path(str(DATA.joinpath("helsinki_centre.npz")))
-    streets = Path(str(DATA.joinpath("helsinki_centre.streets.geojson")))
+    streets = base_map_path()
+    assert streets == Path(str(DATA.joinpath("helsinki_centre.streets.geojson")))
     assert npz.stat().st_size < 3_000_000
     assert "© OpenStreetMap contributors" in DATA.joinpath("LICENSE-ODbL.md").read_text("utf-8")
     base = json.loads(streets.read_text("utf-8"))
@@ -210,3 +211,17 @@ def test_the_tool_rebuilds_the_shipped_network(tmp_path):
     assert (tmp_path / "s.geojson").read_text("utf-8") == DATA.joinpath(
         "helsinki_centre.streets.geojson"
     ).read_text("utf-8")
+
+
+def test_a_file_that_is_no_network_is_one_line(tmp_path):
+    from anycar.roads import RoadNetwork
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a compiled road network"):
+        RoadNetwork(junk)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ConfigError, match="missing classes"):
+        RoadNetwork(tmp_path / "other.npz")
+    with pytest.raises(ConfigError, match="not shipped"):
+        load_network("atlantis")

@@ -201,7 +201,9 @@ class BusSource:
     async def start(self, supervisor: Supervisor | None = None) -> None:
         """Start reading; under the hub's ``supervisor`` a crash is logged and the reader restarted."""
         loop = asyncio.get_running_loop()
-        self._notifier = can.Notifier(self.bus, [self._reader], loop=loop)
+        # its thread wakes every 0.1 s (python-can's default is 1 s), so stopping a hub does not
+        # wait a second per bus; a frame still wakes it at once
+        self._notifier = can.Notifier(self.bus, [self._reader], timeout=0.1, loop=loop)
         name = f"can-source-{self.adapter.name}-{self.bus_name or self.bus.channel_info}"
         if supervisor is not None:
             self._supervised = supervisor.spawn(name, self._run)

@@ -63,19 +63,18 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    started = []
+    started: list[Any] = []
     try:
-        for vin, hub in hubs.items():
+        for hub in hubs.values():  # one by one (started together they were no faster here)
             await hub.start()
             started.append(hub)
-            del vin
         wall0, cpu0 = time.monotonic(), _cpu()
         dashboards = {vin: hub.endpoints().get("dashboard", "") for vin, hub in hubs.items()}
         print(json.dumps({"ready": len(hubs), "dashboards": dashboards}), flush=True)
         await stop.wait()
         wall, cpu = time.monotonic() - wall0, _cpu() - cpu0
     finally:
-        for hub in reversed(started):
+        for hub in reversed(started):  # one by one: a hub's accessories leave before its servers
             with contextlib.suppress(Exception):
                 await hub.stop()
     return {"stopped": len(hubs), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}

@@ -22,11 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anycar.errors import ConfigError
+from anycar.errors import AnycarError, ConfigError
 from anycar.fleetdemo.plan import VehiclePlan, load_spec, plan_fleet
 
 DEFAULT_API_PORT = 8090
 READY_TIMEOUT_S = 180.0
+
+
+class HubProcessError(AnycarError):
+    """A hub process that did not come up: the demo says which and why, in one line."""
+
+    code = 500
+    reason = "hub_process"
 
 
 @dataclass
@@ -38,6 +45,7 @@ class DemoOptions:
     speedup: float = 1.0
     api_port: int = DEFAULT_API_PORT
     host: str = "127.0.0.1"
+    status_every_s: float = 15.0  # a line on what the fleet sees; 0: quiet (--json)
 
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:
@@ -67,19 +75,24 @@ def _cpu_of(pid: int) -> float:
 
 async def _ready(proc: asyncio.subprocess.Process, timeout: float) -> dict[str, Any]:
     if proc.stdout is None:
-        raise RuntimeError("hub process without stdout")
+        raise HubProcessError("hub process without stdout")
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"hub process {proc.pid}: not ready after {timeout:.0f} s")
-        line = await asyncio.wait_for(proc.stdout.readline(), left)
+            raise HubProcessError(f"hub process {proc.pid}: not ready after {timeout:.0f} s")
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), left)
+        except TimeoutError:
+            raise HubProcessError(f"hub process {proc.pid}: not ready after {timeout:.0f} s") from None
         if not line:
-            raise RuntimeError(f"hub process {proc.pid} ended before it was ready (exit {await proc.wait()})")
+            raise HubProcessError(
+                f"hub process {proc.pid} ended before it was ready (exit {await proc.wait()})"
+            )
         with contextlib.suppress(ValueError):
             doc = json.loads(line)
             if isinstance(doc, dict) and "error" in doc:
-                raise RuntimeError(f"hub process {proc.pid}: {doc['error']}")
+                raise HubProcessError(f"hub process {proc.pid}: {doc['error']}")
             if isinstance(doc, dict) and "ready" in doc:
                 return doc
 
@@ -179,7 +192,13 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 )
             if opts.duration > 0:
                 loop.call_later(opts.duration, stop.set)
-            await stop.wait()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), opts.status_every_s or None)
+                if not stop.is_set():
+                    seen = await asyncio.to_thread(queries.last_positions, engine, tid)
+                    moving = sum(1 for p in seen if (p.get("speed") or 0) > 0)
+                    say(f"fleet: {len(seen)} of {len(plans)} vehicles reporting, {moving} moving")
             wall = time.monotonic() - started
             hub_cpu = sum(_cpu_of(p.pid) - cpu0[p.pid] for p in procs)
             main_cpu = time.process_time() - main0
@@ -242,4 +261,5 @@ def main_options(args: Any) -> DemoOptions:
         hub_processes=args.hub_processes,
         speedup=args.speedup,
         api_port=args.fleet_port,
+        status_every_s=0.0 if args.json else 15.0,
     )

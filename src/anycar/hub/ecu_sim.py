@@ -65,7 +65,7 @@ class SimulatedEcus:
         loop = asyncio.get_running_loop()
         for name, bus in buses.items():
             reader = can.AsyncBufferedReader()
-            self._notifiers.append(can.Notifier(bus, [reader], loop=loop))
+            self._notifiers.append(can.Notifier(bus, [reader], timeout=0.1, loop=loop))  # quick stop
             self._tasks.append(
                 supervisor.spawn(f"simulated-ecus-{name}", functools.partial(self._listen, name, reader))
             )

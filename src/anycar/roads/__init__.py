@@ -6,6 +6,13 @@ neither the hub nor the fleet cloud: the simulator's routes and the planner's ma
 from here.
 """
 
-from anycar.roads.network import DEFAULT_NETWORK, Matrix, RoadNetwork, RoadRoute, load_network
+from anycar.roads.network import (
+    DEFAULT_NETWORK,
+    Matrix,
+    RoadNetwork,
+    RoadRoute,
+    base_map_path,
+    load_network,
+)
 
-__all__ = ["DEFAULT_NETWORK", "Matrix", "RoadNetwork", "RoadRoute", "load_network"]
+__all__ = ["DEFAULT_NETWORK", "Matrix", "RoadNetwork", "RoadRoute", "base_map_path", "load_network"]

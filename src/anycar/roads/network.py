@@ -190,8 +190,11 @@ class RoadNetwork:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise ConfigError(f"{path}: not a compiled road network ({exc})") from None
+        missing = sorted(set(_ARRAYS) - set(arrays))
+        if missing:
+            raise ConfigError(f"{path}: not a compiled road network (missing {', '.join(missing)})")
         self.path = path
         self.meta: dict[str, Any] = json.loads(str(arrays["meta"]))
         self.rules = rules or load_rules()
@@ -392,6 +395,20 @@ def _points(points: Any) -> np.ndarray:
     return pts
 
 
+def base_map_path(name: str = DEFAULT_NETWORK) -> Path:
+    """The street base map shipped beside a network (GeoJSON, © OpenStreetMap contributors,
+    ODbL): what a console draws under the vehicles, the same streets the routes run on."""
+    res = resources.files("anycar.roads").joinpath(f"data/{name}.streets.geojson")
+    if not res.is_file():
+        raise ConfigError(f"street map {name!r}: not shipped (anycar/roads/data/*.streets.geojson)")
+    return Path(str(res))
+
+
+_ARRAYS = (
+    "meta", "node_lat", "node_lon", "edge_tail", "edge_head", "edge_way", "edge_length_m",
+    "way_speed_kmh", "way_mask", "way_name", "way_class", "classes", "restr_kind", "restr_from",
+    "restr_via", "restr_to", "restr_exempt", "profiles",
+)  # fmt: skip
 _loaded: dict[str, RoadNetwork] = {}
 
 
