@@ -57,17 +57,21 @@ class Derived:
 
 
 def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
+    query = (
+        select(derive_cursors.c.until_ts, derive_cursors.c.state)
+        .where(derive_cursors.c.vehicle_id == vehicle_id)
+        .with_for_update()
+    )
+    found = conn.execute(query).first()
+    if found is not None:
+        return found
     ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(
         ins(derive_cursors)
         .values(vehicle_id=vehicle_id, until_ts=NEW, state={}, updated=time.time())
-        .on_conflict_do_nothing()
+        .on_conflict_do_nothing()  # another process made it first: its row is locked below
     )
-    return conn.execute(
-        select(derive_cursors.c.until_ts, derive_cursors.c.state)
-        .where(derive_cursors.c.vehicle_id == vehicle_id)
-        .with_for_update()
-    ).one()
+    return conn.execute(query).one()
 
 
 def _samples(
