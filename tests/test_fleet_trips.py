@@ -163,3 +163,54 @@ def test_trip_config_errors_name_the_field(tmp_path: Path) -> None:
         with pytest.raises(TripConfigError, match=None) as info:
             load_trip_config(bad)
         assert message in str(info.value) and str(bad) in str(info.value)
+
+
+def test_rederive_after_trips_yaml_changed(tmp_path: Path) -> None:
+    """`anycar fleet rederive --trips FILE`: with min_stop_s 30 the red light becomes a stop."""
+    import os
+    import subprocess
+    import sys
+
+    from anycar.fleet import domain_queries as dq
+
+    with fleet_engine("sqlite", tmp_path) as engine:
+        store = Store(engine)
+        domain = DomainPipeline(store)
+        creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme", wire_id="PM-R")
+        ref = store.vehicle(creds.vehicle)
+        assert ref is not None
+        drive = Drive(creds.vehicle, soc=15.5, wh_per_km=300)
+        for doc in _day(drive).batches():
+            store.commit([Accepted(ref, doc)])
+            domain.run_pending()
+        alerts_before = dq.alert_list(engine, ref.tenant_id)
+        assert len(_rows(engine, trips, ref.id)) == 2 and [a["type"] for a in alerts_before] == ["low_soc"]
+        tuned = tmp_path / "trips.yaml"
+        tuned.write_text("trip: {min_stop_s: 30}\n")
+        anycar = str(Path(sys.executable).parent / "anycar")
+        env = dict(os.environ, ANYCAR_FLEET_DB=str(tmp_path / "fleet.sqlite3"))
+        done = subprocess.run(
+            [anycar, "fleet", "rederive", "--tenant", "acme", "--trips", str(tuned)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0 and "for 1 vehicle(s) of acme" in done.stdout, done.stderr
+        got = [(r["start_ts"] - T0, r["end_ts"] - T0) for r in _rows(engine, trips, ref.id)]
+        assert got == [(300.0, 900.0), (960.0, 1200.0), (1500.0, 1800.0)]
+        assert dq.alert_list(engine, ref.tenant_id) == alerts_before  # not raised again
+        for argv, message in (
+            (["--vehicle", "nope"], "--vehicle 'nope': no such vehicle"),
+            (["--trips", str(tmp_path / "missing.yaml")], "No such file"),
+        ):
+            bad = subprocess.run(
+                [anycar, "fleet", "rederive", "--tenant", "acme", *argv],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+            assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr

@@ -175,6 +175,18 @@ class DomainPipeline:
                     outcome.failed += 1
             return outcome
 
+    def rederive(self, vehicle_ids: list[int]) -> int:
+        """Trips and stops of these vehicles derived again from their first sample (after
+        trips.yaml changed); returns how many vehicles. Alerts are not raised again."""
+        done = 0
+        with self._run_lock:
+            for _, v in sorted(self._vehicles(set(vehicle_ids)).items()):
+                with self.engine.begin() as conn:
+                    rules_now, fences = effective(conn, v.tenant_id), tenant_fences(conn, v.tenant_id)
+                    derive_vehicle(conn, v, 0.0, self.cfg, rules_now, fences, everything=True)
+                done += 1
+        return done
+
     def _failed(self, vid: int, tid: int, from_ts: float, exc: Exception) -> None:
         self.stats.errors += 1
         self.stats.last_error = f"vehicle {vid}: {type(exc).__name__}: {str(exc)[:200]}"

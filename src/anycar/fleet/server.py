@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from anycar.fleet.migrate import upgrade
 from anycar.fleet.offline import OfflineChecker
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.store import Store
+from anycar.fleet.trips import load_trip_config
 from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
 
@@ -47,6 +49,7 @@ class FleetConfig:
     api_port: int | None = 8090  # None: no API (``anycar fleet ingest``)
     osmand_port: int | None = 5055
     offline_check_s: float = 30.0  # how often the offline checker runs
+    trips_file: str | None = None  # trips.yaml (default: the packaged one)
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -76,7 +79,12 @@ class FleetServer:
         self.live = LiveFeed()
         # the domain: webhooks, trips/geofences/rules after each commit, the offline checker
         self.webhooks = WebhookSender(self.engine)
-        self.domain = DomainPipeline(self.store, live=self.live, notifier=self.webhooks)
+        self.domain = DomainPipeline(
+            self.store,
+            live=self.live,
+            notifier=self.webhooks,
+            cfg=load_trip_config(Path(cfg.trips_file)) if cfg.trips_file else None,
+        )
         self.offline = OfflineChecker(
             self.engine, interval_s=cfg.offline_check_s, live=self.live, notifier=self.webhooks
         )
