@@ -214,3 +214,45 @@ def test_rederive_after_trips_yaml_changed(tmp_path: Path) -> None:
                 check=False,
             )
             assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_processes_deriving_one_vehicle_on_postgres(tmp_path: Path) -> None:
+    """Two stores and runners on their own engines (as two ``anycar fleet serve`` processes),
+    committing one vehicle's batches alternately and deriving at the same time: the cursor row's
+    lock serialises them, so the trips come out once and right."""
+    import threading
+
+    from anycar.fleet.db import make_engine
+
+    with fleet_engine("postgres", tmp_path) as engine:
+        other = make_engine(engine.url.render_as_string(hide_password=False))
+        try:
+            stores = [Store(engine), Store(other)]
+            runners = [DomainPipeline(s) for s in stores]
+            creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme")
+            refs = [s.vehicle(creds.vehicle) for s in stores]
+            batches = _day(Drive(creds.vehicle)).batches(per_batch=4)
+            errors: list[BaseException] = []
+
+            def work(i: int) -> None:
+                try:
+                    for n, doc in enumerate(batches):
+                        if n % 2 == i:
+                            stores[i].commit([Accepted(refs[i], doc)])
+                        runners[i].run_pending()
+                    runners[i].run_pending()
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert not errors
+            got, stops_ = _summary(engine, refs[0].id)
+            assert [(a, b, d, m, round(e, 2), o) for a, b, d, m, e, o in got] == EXPECTED_TRIPS
+            assert stops_ == EXPECTED_STOPS
+            assert sum(r.stats.errors for r in runners) == 0
+        finally:
+            other.dispose()
