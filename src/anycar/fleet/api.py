@@ -224,7 +224,11 @@ def _openapi() -> dict[str, Any]:
 
 
 def fleet_api(
-    store: Store, live: LiveFeed | None = None, *, webhooks_changed: Callable[[int], None] | None = None
+    store: Store,
+    live: LiveFeed | None = None,
+    *,
+    webhooks_changed: Callable[[int], None] | None = None,
+    domain_status: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     engine = store.engine
     document = openapi()
@@ -345,6 +349,6 @@ def fleet_api(
             Route("/api/events", events),
             Route("/api/dead-letters", dead_letters),
             WebSocketRoute("/api/live", live_feed),
-            *domain_routes(engine, webhooks_changed),
+            *domain_routes(engine, webhooks_changed, domain_status),
         ]
     )

@@ -104,7 +104,12 @@ class FleetServer:
             for i in range(cfg.workers)
         ]
         self.api = HttpListener(
-            fleet_api(self.store, self.live, webhooks_changed=self.webhooks.forget),
+            fleet_api(
+                self.store,
+                self.live,
+                webhooks_changed=self.webhooks.forget,
+                domain_status=self.domain_status,
+            ),
             cfg.host,
             cfg.api_port or 0,
             what="the fleet API",
@@ -130,6 +135,14 @@ class FleetServer:
         while self._started:
             await self._started.pop().stop()
         self.engine.dispose()
+
+    def domain_status(self) -> dict[str, Any]:
+        """The domain's components in this process: is each running, how often did it fail."""
+        return {
+            "domain": self.domain.status(),
+            "offline": self.offline.status(),
+            "webhooks": self.webhooks.status(),
+        }
 
     def ready(self) -> dict[str, Any]:
         return {
