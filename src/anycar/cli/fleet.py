@@ -99,6 +99,9 @@ def register(sub: Any) -> None:
         )
         p.add_argument("--group", default="anycar-ingest", help="the shared-subscription group")
         p.add_argument("--vehicle", action="append", help="only these vehicles' topics (default: all)")
+        p.add_argument(
+            "--trips", metavar="FILE", help="trips.yaml: how trips and stops are cut (default: packaged)"
+        )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8090, help="REST API (0: any free port)")
@@ -307,10 +310,11 @@ def serve(args: argparse.Namespace) -> int:
         ocpp_key=getattr(args, "ocpp_key", None),
         ocpp_client_ca=getattr(args, "ocpp_client_ca", None),
         dashboard_url=getattr(args, "dashboard_url", None),
+        trips_file=args.trips,
     )
     try:
         server = FleetServer(cfg)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # TripConfigError is a ValueError
         raise ConfigError(str(exc)) from None
     return asyncio.run(_run(server))
 

@@ -31,6 +31,7 @@ from anycar.fleet.offline import OfflineChecker
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.sender import CommandSender
 from anycar.fleet.store import Store
+from anycar.fleet.trips import load_trip_config
 from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
 from anycar.logistics.room import LogisticsRoom
@@ -70,6 +71,7 @@ class FleetConfig:
     ocpp_key: str | None = None
     ocpp_client_ca: str | None = None  # verifies profile-3 stations' client certificates
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
+    trips_file: str | None = None  # trips.yaml (default: the packaged one)
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -105,7 +107,12 @@ class FleetServer:
         worker_live: Any = self.notify or self.live
         # the domain: webhooks, trips/geofences/rules after each commit, the offline checker
         self.webhooks = WebhookSender(self.engine)
-        self.domain = DomainPipeline(self.store, live=worker_live, notifier=self.webhooks)
+        self.domain = DomainPipeline(
+            self.store,
+            live=worker_live,
+            notifier=self.webhooks,
+            cfg=load_trip_config(Path(cfg.trips_file)) if cfg.trips_file else None,
+        )
         self.offline = OfflineChecker(
             self.engine, interval_s=cfg.offline_check_s, live=worker_live, notifier=self.webhooks
         )
@@ -140,6 +147,7 @@ class FleetServer:
             self.live,
             self.sender.wake if self.sender else None,
             webhooks_changed=self.webhooks.forget,
+            domain_status=self.domain_status,
         )
         self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
         app.router.routes.extend(self.logistics.routes())
@@ -206,6 +214,14 @@ class FleetServer:
         while self._started:
             await self._started.pop().stop()
         self.engine.dispose()
+
+    def domain_status(self) -> dict[str, Any]:
+        """The domain's components in this process: is each running, how often did it fail."""
+        return {
+            "domain": self.domain.status(),
+            "offline": self.offline.status(),
+            "webhooks": self.webhooks.status(),
+        }
 
     def ready(self) -> dict[str, Any]:
         return {

@@ -282,7 +282,7 @@ class Store:
                     last_speed=row["speed"],
                     last_heading=row["heading"],
                 )
-        for row in (*pos_rows, *sig_rows, *ev_rows):
+        for row in (*pos_rows, *sig_rows):  # what the derivation reads (events come in stored.events)
             tid = tenants.get(row["vehicle_id"])
             if tid is not None:
                 was = stored.touched.get(row["vehicle_id"])
