@@ -240,6 +240,9 @@ class IngestWorker:
         now = time.time()
         accepted: list[Accepted] = []
         dead: list[DeadLetter] = []
+        names = {str(m.topic.value).split("/")[2] for m in batch if str(m.topic.value).count("/") == 3}
+        with contextlib.suppress(Exception):  # one query for the batch's vehicles, off the loop;
+            await asyncio.to_thread(self.store.prefetch, names)  # if it fails, judge looks up alone
         for message in batch:
             payload = (
                 message.payload
