@@ -145,11 +145,13 @@ def register(engine: Engine, prefix: str, vehicles: int) -> None:
             conn.execute(db.vehicles.insert(), rows[i : i + 5000])
 
 
-def _proc(*args: str) -> subprocess.Popen[str]:
+def _proc(*args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """A bench process; its stderr goes to ``log`` (a pipe nobody reads could fill and stall it)."""
+    err: Any = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     return subprocess.Popen(  # nosec B603 # our own interpreter and module, fixed arguments
         [sys.executable, "-m", "anycar.bench.fleet_procs", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=err,
         text=True,
     )
 
@@ -161,14 +163,21 @@ class Workers:
         self.procs: dict[str, subprocess.Popen[str]] = {}
 
     def start(self, wid: str) -> None:
+        log = self.folder / f"{wid}.log"
         proc = _proc(
-            "worker", self.url, str(self.port), wid, str(self.folder / f"{wid}.json"), str(self.batch)
+            "worker",
+            self.url,
+            str(self.port),
+            wid,
+            str(self.folder / f"{wid}.json"),
+            str(self.batch),
+            log=log,
         )
         if proc.stdout is None:
             raise RuntimeError("worker without stdout")
         line = proc.stdout.readline()
         if line.strip() != "ready":
-            err = proc.stderr.read() if proc.stderr else ""
+            err = log.read_text(errors="replace")
             raise ConfigError(f"bench worker did not start: {line} {err[-2000:]}")
         self.procs[wid] = proc
 
