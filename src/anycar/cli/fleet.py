@@ -42,6 +42,7 @@ def register(sub: Any) -> None:
     ta.add_argument("name")
     db_arg(ta)
     ta.set_defaults(func=tenant_add)
+    _register_scale(dbc, tc, db_arg)
 
     up_ = cmds.add_parser("user", help="users and their API tokens")
     uc = up_.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -336,6 +337,50 @@ async def _run(server: Any) -> int:
     finally:
         await server.stop()
         errors.print("anycar fleet stopped", highlight=False)
+    return 0
+
+
+# ---- storage at scale (fleet-scale): retention per tenant, one maintenance round ----------------
+def _register_scale(dbc: Any, tc: Any, db_arg: Any) -> None:
+    tr = tc.add_parser("retention", help="how many days a tenant's positions and signal values are kept")
+    tr.add_argument("name")
+    tr.add_argument("--days", type=float, help="keep this many days (omit with --forever)")
+    tr.add_argument("--forever", action="store_true", help="keep everything (the default)")
+    db_arg(tr)
+    tr.set_defaults(func=tenant_retention)
+    mp = dbc.add_parser("maintain", help="one round now: day partitions ahead, retention, dedup pruning")
+    mp.add_argument("--json", action="store_true")
+    db_arg(mp)
+    mp.set_defaults(func=db_maintain)
+
+
+def tenant_retention(args: argparse.Namespace) -> int:
+    from anycar.fleet.registry import tenant_id
+    from anycar.fleet.retention import RetentionError, set_days
+
+    if (args.days is None) == (not args.forever):
+        raise ConfigError("tenant retention: give --days N or --forever")
+    engine = _engine(args)
+    tid = _registry_call(lambda: tenant_id(engine, args.name))
+    try:
+        set_days(engine, tid, None if args.forever else args.days)
+    except RetentionError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"tenant {args.name}: " + ("kept forever" if args.forever else f"kept {args.days:g} days"))
+    return 0
+
+
+def db_maintain(args: argparse.Namespace) -> int:
+    from anycar.fleet.maintenance import Maintenance
+
+    result = Maintenance(_engine(args)).run_once()
+    if args.json:
+        print_json(result)
+    else:
+        console.print(
+            f"partitions made: {len(result['partitions_made'])}, dropped: {len(result['dropped'])}, "
+            f"rows deleted: {result['deleted']}, dedup rows pruned: {result['received']['deleted']}"
+        )
     return 0
 
 
