@@ -6,8 +6,9 @@ could serve alone (``precheck``), hands the rest to the solver library, then tim
 itself on the unscaled matrix and checks it (windows, shift, load, battery): a route the checks
 refuse is reported, never passed off as feasible.
 
-Solver choice (measured, see docs/logistics.md): PyVRP unless the problem has a driver's break,
-which PyVRP cannot express; then VROOM.
+Solver choice (measured, see docs/logistics.md): PyVRP for depot rounds (VRPTW: clearly better
+on Solomon); VROOM when the problem has paired pickup-delivery jobs (clearly better on Li & Lim
+with the fleet limited) or a driver's break (PyVRP has none).
 """
 
 from __future__ import annotations
@@ -216,12 +217,11 @@ def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
     if problem.jobs and len(layout.points) != len(layout.matrix.seconds if layout.matrix is not None else []):
         layout.matrix = provider.matrix(layout.points)  # depot stops were added: measure them too
     has_breaks = any(v.breaks for v in request.vehicles)
-    solver = request.solver if request.solver != "auto" else ("vroom" if has_breaks else "pyvrp")
+    paired = any(j.kind == "shipment" for j in problem.jobs)
+    solver = request.solver if request.solver != "auto" else ("vroom" if has_breaks or paired else "pyvrp")
     if not problem.jobs:
         solved = Solved([], [], "converged", 0.0, solver)
     elif solver == "vroom":
-        if any(v.onboard for v in request.vehicles):
-            raise ValueError("the VROOM backend does not take goods already on board; use pyvrp")
         solved = solve_vroom(problem.jobs, problem.fleet, layout.seconds, layout.meters, request.time_limit_s)
     elif solver == "pyvrp":
         if has_breaks:
