@@ -411,7 +411,7 @@ def _register_dispatch(cmds: Any) -> None:
         "--vroom-time-limit", type=float, default=5.0, help="VROOM's cap per instance (x2 on Li & Lim)"
     )
     dis.add_argument(
-        "--redispatch-time-limit", type=float, default=1.5, help="solver seconds for the re-plan"
+        "--redispatch-time-limit", type=float, default=1.0, help="solver seconds for the re-plan"
     )
     dis.add_argument(
         "--parts", default="solomon,li_lim,redispatch", help="which parts: solomon,li_lim,redispatch"
