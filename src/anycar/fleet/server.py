@@ -143,6 +143,10 @@ class FleetServer:
         )
         self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
         app.router.routes.extend(self.logistics.routes())
+        # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
+        from anycar.logistics.console_api import console_logistics_routes
+
+        app.router.routes.extend(console_logistics_routes(self.engine))
         # fleet-console: the operator's web app beside the API, on the same origin
         app.router.routes.extend(
             [
@@ -194,6 +198,10 @@ class FleetServer:
             )
             self.csms = Csms(self.engine, host=cfg.host, port=cfg.ocpp_port, ssl_context=tls, migrate=True)
             self.components.append(self.csms)
+            # ops-console: the console's station routes (stations, sites, battery passport)
+            from anycar.swap.console_api import swap_console_routes
+
+            app.router.routes.extend(swap_console_routes(self.engine))
         self._started: list[Any] = []
 
     async def start(self) -> None:
