@@ -57,7 +57,7 @@ def board_view(
     stop_of: dict[str, dict[str, Any]] = {}
     for route in body.get("routes", []):
         n = 0
-        for s in route["stops"]:
+        for s in [*route.get("fixed", []), *route["stops"]]:
             if s.get("order") and s["action"] in ("drop", "pickup"):
                 n += 1
                 route_of[s["order"]] = route["vehicle"]

@@ -154,10 +154,17 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     rest, broken_rest = _time_route(request, problem, si, source["vehicle"], _sequence(source, index, ref))
     if broken_rest:
         return MoveResult(False, f"{source['vehicle']} without {ref}: " + "; ".join(broken_rest[:2]))
+    def made(route: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The stops already made (delivered, failed): kept as the route's fixed head."""
+        if route is None:
+            return []
+        done = [s for s in route["stops"] if s.get("order") and status.get(s["order"]) not in ("open", "planned")]
+        return [*route.get("fixed", []), *done]
+
     new_target = best[0].to_json()
-    new_target["fixed"] = target.get("fixed", []) if target else []
+    new_target["fixed"] = made(target)
     new_source = rest.to_json()
-    new_source["fixed"] = source.get("fixed", [])
+    new_source["fixed"] = made(source)
     out_routes = []
     for r in routes:
         if r is source:
@@ -179,7 +186,7 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     _save(engine, tenant_id, plan_id, stored, ref, _base(vehicle), found["status"] == "accepted")
     return MoveResult(
         True,
-        f"{ref} fits on {label} as stop {1 + [s.get('order') for s in new_target['stops']].index(ref) - 1}"
+        f"{ref} fits on {label} as stop {len(new_target['fixed']) + [s.get('order') for s in new_target['stops']].index(ref)}"
         f" (arrival {next(s['arrival'] for s in new_target['stops'] if s.get('order') == ref)})",
         plan=board.plan(engine, tenant_id, plan_id),
         checked=len(candidates),

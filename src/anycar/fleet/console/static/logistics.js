@@ -64,7 +64,7 @@ export class LogisticsPage {
           el("header", {}, el("span", { class: "lg-dot" }), el("h3", { text: label }), el("span", { class: "badge lg-count", "data-testid": `count-${id}`, text: String(b.counts[id]) })),
           el("div", { class: "lg-cards" }, ...orders.map((o) => this.card(o)), orders.length ? null : el("p", { class: "muted small lg-empty", text: "none" })));
       }));
-    this.body.replaceChildren(el("div", { class: "lg-toolbar" }, this.q, el("span", { class: "muted small", text: `${b.orders.length} orders${q ? ` matching “${q}”` : ""}` })), grid);
+    this.body.replaceChildren(el("div", { class: "lg-toolbar" }, this.q, el("span", { class: "muted small", text: `${b.orders.length} order${b.orders.length === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}` })), grid);
   }
 
   card(o) {
@@ -120,11 +120,12 @@ export class LogisticsPage {
     const bounds = new maplibregl.LngLatBounds();
     body.routes.forEach((r, i) => {
       const colour = COLOURS[i % COLOURS.length];
-      const coords = r.stops.map((s) => [s.lon, s.lat]);
+      const all = [...(r.fixed || []), ...r.stops];
+      const coords = [r.stops[0], ...(r.fixed || []), ...r.stops.slice(1)].map((s) => [s.lon, s.lat]);
       coords.forEach((c) => bounds.extend(c));
       lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle }, geometry: { type: "LineString", coordinates: coords } });
       let n = 0;
-      for (const s of r.stops) {
+      for (const s of all) {
         if (!s.order) continue;
         n += 1;
         const st = status.get(s.order);
@@ -152,13 +153,14 @@ export class LogisticsPage {
     const routes = body.routes.map((r, i) => {
       const colour = COLOURS[i % COLOURS.length];
       let n = 0;
-      const rows = r.stops.filter((s) => s.order).map((s) => {
+      const rows = [...(r.fixed || []), ...r.stops].filter((s) => s.order).map((s) => {
         n += 1;
         const st = status.get(s.order);
+        const open = st && ["planned", "in_progress", "open"].includes(st.column);
         const end = (s.window || "").split("-")[1];
         const late = end && s.arrival.slice(0, 5) > end;
         const wait = s.start && s.arrival !== s.start;
-        return el("tr", { "data-order": s.order, draggable: dispatch ? "true" : "false", class: dispatch ? "drag" : "",
+        return el("tr", { "data-order": s.order, draggable: dispatch && open ? "true" : "false", class: dispatch && open ? "drag" : "done",
           ondragstart: (e) => { e.dataTransfer.setData("text/plain", s.order); e.dataTransfer.effectAllowed = "move"; } },
           el("td", {}, el("span", { class: "lg-num", style: `--c: ${colour}`, text: String(n) })),
           el("td", { class: "strong", text: s.order }),
@@ -172,12 +174,12 @@ export class LogisticsPage {
         ondrop: (e) => { e.preventDefault(); section.classList.remove("over"); this.move(e.dataTransfer.getData("text/plain"), r.vehicle.split("#")[0]); } },
         el("header", {}, el("span", { class: "lg-swatch" }), el("strong", { text: r.vehicle }),
           el("span", { class: "muted small", text: `${(r.distance_m / 1000).toFixed(1)} km · ${r.energy_kwh.toFixed(2)} kWh · SoC at end ${(r.soc_end * 100).toFixed(0)} %` })),
-        el("table", { class: "table compact lg-stops" }, el("thead", {}, el("tr", {}, ...["#", "Order", "Window", "ETA", "Status"].map((t) => el("th", { text: t })))), el("tbody", {}, ...rows)));
+        el("table", { class: "table lg-stops" }, el("thead", {}, el("tr", {}, ...["#", "Order", "Window", "ETA", "Status"].map((t) => el("th", { text: t })))), el("tbody", {}, ...rows)));
       return section;
     });
     const unserved = body.unservable.length ? el("section", { class: "lg-route lg-unserved", "data-testid": "unservable" }, el("header", {}, el("strong", { text: "Not in any route" })),
       el("ul", {}, ...body.unservable.map((u) => el("li", {}, el("strong", { text: u.order }), ` — ${u.reason}`)))) : null;
-    this.side.replaceChildren(head, ...routes, unserved);
+    this.side.replaceChildren(head, ...routes, ...(unserved ? [unserved] : []));
   }
 
   async move(order, vehicle) {
