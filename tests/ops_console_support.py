@@ -90,14 +90,18 @@ class OpsFleet:
         ref = self.server.store.vehicle(wire_id)
         now = round(time.time(), 3)
         samples = [(LAT, now, lat), (LON, now, lon), (HEADING, now, 0.0), (SPEED, now, 0.0), (SOC, now, soc)]
-        doc = telemetry(Origin(wire_id, new_boot_id()), 1, samples, campaign="default", version=1, prio=5, ts=now)
+        doc = telemetry(
+            Origin(wire_id, new_boot_id()), 1, samples, campaign="default", version=1, prio=5, ts=now
+        )
         self.server.store.commit([Accepted(ref, doc)])
 
     def station(self, ident: str, tenant: str) -> StationSim:
         engine = self.server.engine
         password = swap_registry.add_station(engine, ident, tenant=tenant, layout="pickman-8")
         swap_registry.stock_station(engine, ident, "pickman-8")
-        sim = StationSim(ident, self.server.csms.url, "pickman-8", password=password, speed=200.0, meter_s=0.3)
+        sim = StationSim(
+            ident, self.server.csms.url, "pickman-8", password=password, speed=200.0, meter_s=0.3
+        )
         self.sims.append(sim)
         self.tasks.append(asyncio.run_coroutine_threadsafe(sim.run(), self.loop))
         self.call(asyncio.wait_for(sim.booted.wait(), 30))
@@ -125,7 +129,9 @@ def make_day(fleet: OpsFleet) -> Day:
             ).vehicle
             for i in range(1, n + 1)
         ]  # fmt: skip
-        tokens[tenant] = {r: registry.add_user(engine, tenant, f"{r}-{tenant}", r) for r in registry.ROLE_RIGHTS}
+        tokens[tenant] = {
+            r: registry.add_user(engine, tenant, f"{r}-{tenant}", r) for r in registry.ROLE_RIGHTS
+        }
         for i, wire in enumerate(vehicles[tenant]):
             fleet.position(wire, DEPOT["lat"] + 0.0004 * i, DEPOT["lon"] + 0.0006 * i, 88.0 - 9 * i)
     with httpx.Client(base_url=fleet.url, timeout=90) as http:
@@ -144,7 +150,9 @@ def make_day(fleet: OpsFleet) -> Day:
             )
             if r.status_code != 201:
                 raise AssertionError(r.text)
-            accepted = http.post(f"/api/plans/{r.json()['id']}/accept", headers=auth(tokens[tenant]["dispatcher"]))
+            accepted = http.post(
+                f"/api/plans/{r.json()['id']}/accept", headers=auth(tokens[tenant]["dispatcher"])
+            )
             if accepted.status_code != 200:
                 raise AssertionError(accepted.text)
             if tenant == "acme":
@@ -165,7 +173,9 @@ def make_day(fleet: OpsFleet) -> Day:
     day = Day(fleet.url, tokens, vehicles, plan)
     # Swap stations, run by the OCPP 2.1 station simulator; one PICKMAN swaps at town-1.
     wire = vehicles["acme"][0]
-    swap_registry.add_pack(engine, "PM-ACME-7", chemistry="LFP", capacity_kwh=10.0, soh=93.0, soc=14.0, vehicle=wire)
+    swap_registry.add_pack(
+        engine, "PM-ACME-7", chemistry="LFP", capacity_kwh=10.0, soh=93.0, soc=14.0, vehicle=wire
+    )
     token = swap_registry.add_token(engine, wire)
     town = fleet.station("town-1", "acme")
     fleet.station("harbour-2", "acme")

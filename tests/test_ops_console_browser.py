@@ -44,7 +44,9 @@ def _sign_in(page: Any, url: str, token: str) -> None:
 
 def _tab(page: Any, hash_: str, tab: str) -> None:
     page.evaluate(f"location.hash = '{hash_}'")
-    page.wait_for_function(f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000)
+    page.wait_for_function(
+        f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000
+    )
 
 
 def test_the_new_files_are_served_under_the_csp(day: Day) -> None:
@@ -65,7 +67,9 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     assert board["counts"]["in_progress"] + board["counts"]["planned"] == 7
     for column in ("open", "planned", "in_progress", "delivered", "failed"):
         assert page.text_content(f"[data-testid=count-{column}]") == str(board["counts"][column])
-    assert page.locator("[data-column=failed] .lg-card").first.text_content().count("recipient not at home") == 1
+    assert (
+        page.locator("[data-column=failed] .lg-card").first.text_content().count("recipient not at home") == 1
+    )
     assert page.locator(".lg-card").count() == 10
     page.fill("[data-testid=board-search]", "o-10' OR '1'='1")
     page.wait_for_function("document.querySelectorAll('.lg-card').length === 0", timeout=15_000)
@@ -97,7 +101,9 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     status = {o["id"]: o["status"] for o in board["orders"]}
 
     def load(route: dict[str, Any]) -> float:
-        return sum(weight[s["order"]] for s in route["stops"] if s["order"] and status[s["order"]] == "planned")
+        return sum(
+            weight[s["order"]] for s in route["stops"] if s["order"] and status[s["order"]] == "planned"
+        )
 
     moves = [
         (s["order"], target["vehicle"], weight[s["order"]] <= PAYLOAD_KG - load(target))
@@ -119,7 +125,9 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     page.drag_and_drop(f"tr[data-order='{accepted[0]}']", f".lg-route[data-route='{accepted[1]}'] header")
     page.wait_for_selector("[data-testid=move-result].ok", timeout=30_000)
     assert f"{accepted[0]} fits on {accepted[1]}" in page.text_content("[data-testid=move-result]")
-    page.wait_for_selector(f".lg-route[data-route='{accepted[1]}'] tr[data-order='{accepted[0]}']", timeout=30_000)
+    page.wait_for_selector(
+        f".lg-route[data-route='{accepted[1]}'] tr[data-order='{accepted[0]}']", timeout=30_000
+    )
     moved = httpx.get(f"{day.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
     on = next(r for r in moved["plan"]["routes"] if r["vehicle"] == accepted[1])
     assert accepted[0] in [s["order"] for s in on["stops"]]
@@ -149,10 +157,13 @@ def test_stations_on_the_map_station_page_and_passport(page: Any, day: Day) -> N
     page.wait_for_selector(".st-marker[data-station='town-1']", timeout=30_000)
     ids = page.eval_on_selector_all(".st-marker", "ns => ns.map(n => n.dataset.station).sort()")
     assert ids == ["harbour-2", "town-1"]  # the rival's station is not on acme's map
+
     # Packs keep charging (the simulator runs at 200x): the marker's figure lies between the
     # server's answers just before and just after the page's own read.
     def ready() -> int:
-        doc = httpx.get(f"{day.url}/api/stations", headers=auth(day.tokens["acme"]["viewer"]), timeout=30).json()
+        doc = httpx.get(
+            f"{day.url}/api/stations", headers=auth(day.tokens["acme"]["viewer"]), timeout=30
+        ).json()
         return int(next(s for s in doc if s["id"] == "town-1")["ready"])
 
     page.evaluate("location.hash = '#/map'")
@@ -166,11 +177,15 @@ def test_stations_on_the_map_station_page_and_passport(page: Any, day: Day) -> N
     shown = page.evaluate("window.__ops.find(s => s.id === 'town-1').ready")
     assert before <= shown <= after
     marker = int(page.text_content(".st-marker[data-station='town-1'] .st-ready"))
-    assert 0 <= marker <= 8 and f"{marker} ready" in page.get_attribute(".st-marker[data-station='town-1']", "title")
+    assert 0 <= marker <= 8 and f"{marker} ready" in page.get_attribute(
+        ".st-marker[data-station='town-1']", "title"
+    )
     screenshot(page, "ops_console_map_stations")
 
     page.click(".st-marker[data-station='town-1']")
-    page.wait_for_function("document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000
+    )
     assert page.locator("[data-testid=slot]").count() == 8
     swaps = page.text_content("[data-testid=swaps]")
     assert day.swap["old"] in swaps and day.swap["new"] in swaps and day.swap["vehicle"] in swaps
@@ -179,13 +194,16 @@ def test_stations_on_the_map_station_page_and_passport(page: Any, day: Day) -> N
     screenshot(page, "ops_console_station")
 
     page.click(f"[data-testid=swaps] a:text('{day.swap['old']}')")
-    page.wait_for_function("document.getElementById('page-stations').dataset.loaded === 'passport'", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('page-stations').dataset.loaded === 'passport'", timeout=30_000
+    )
     history = page.text_content("[data-testid=passport-history]")
     assert "Into a station slot" in history and "station town-1" in history and day.swap["vehicle"] in history
     screenshot(page, "ops_console_passport")
     page.evaluate(f"location.hash = '#/packs/{day.swap['new']}'")
     page.wait_for_function(
-        f"document.querySelector('#page-stations h1')?.textContent.includes('{day.swap['new']}')", timeout=30_000
+        f"document.querySelector('#page-stations h1')?.textContent.includes('{day.swap['new']}')",
+        timeout=30_000,
     )
     assert "Into a vehicle" in page.text_content("[data-testid=passport-history]")
     page.evaluate("location.hash = '#/stations/rival-depot'")
@@ -198,5 +216,7 @@ def test_a_viewer_reads_the_plan_and_cannot_drag(page: Any, day: Day) -> None:
     _sign_in(page, day.url, day.tokens["acme"]["viewer"])
     _tab(page, "#/logistics/plan", "plan")
     assert "Read-only" in page.text_content("[data-testid=drag-hint]")
-    rows = page.eval_on_selector_all(".lg-route tr[data-order]", "rs => rs.map(r => r.getAttribute('draggable'))")
+    rows = page.eval_on_selector_all(
+        ".lg-route tr[data-order]", "rs => rs.map(r => r.getAttribute('draggable'))"
+    )
     assert rows and set(rows) == {"false"}

@@ -166,7 +166,9 @@ class FleetServer:
         from anycar.logistics.console_api import console_logistics_routes
 
         app.router.routes.extend(console_logistics_routes(self.engine))
-        app.state.openapi["paths"].update(paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics"))
+        app.state.openapi["paths"].update(
+            paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics")
+        )
         # fleet-console: the operator's web app beside the API, on the same origin
         app.router.routes.extend(
             [

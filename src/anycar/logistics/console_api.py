@@ -34,7 +34,9 @@ def _guard(engine: Engine) -> Any:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         user = user_for_token(engine, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
-            raise _Refused(401, "unauthenticated", "Authorization: Bearer TOKEN needed (anycar fleet user add)")
+            raise _Refused(
+                401, "unauthenticated", "Authorization: Bearer TOKEN needed (anycar fleet user add)"
+            )
         if right not in RIGHTS.get(user.role, frozenset()):
             raise _Refused(403, "forbidden", f"role {user.role} has no {right!r} right")
         return user
@@ -105,7 +107,9 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
             for name, value in (("order", order), ("vehicle", vehicle)):
                 if not isinstance(value, str) or not 0 < len(value) <= MAX_FILTER:
                     raise _Refused(400, "bad_parameter", f"{name}: a string of 1-{MAX_FILTER} characters")
-            result = await asyncio.to_thread(move_order, engine, user.tenant_id, int(raw), order, vehicle)
+            result = await asyncio.to_thread(
+                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle)
+            )
             return (200 if result.accepted else 409), result.to_json()
 
         return await guarded(request, "dispatch", work)

@@ -117,7 +117,9 @@ def day_report(engine: Engine, tenant_id: int, day: dt.date) -> dict[str, Any]:
     end = start + 86_400
     rows = {r["id"]: r for r in board.orders(engine, tenant_id)}
     times = board_times(engine, tenant_id)
-    done = [r for r in rows.values() if r["status"] in ("delivered", "failed") and start <= times[r["id"]] < end]
+    done = [
+        r for r in rows.values() if r["status"] in ("delivered", "failed") and start <= times[r["id"]] < end
+    ]
     delivered = [r for r in done if r["status"] == "delivered"]
     on_time = 0
     late = []
@@ -182,5 +184,7 @@ def record_outcome(engine: Engine, tenant_id: int, ref: str, status: str, reason
             return False
         fields = dict(row.fields)
         fields["outcome"] = {"status": status, "reason": reason, "by": by}
-        conn.execute(update(db.orders).where(and_(o.tenant_id == tenant_id, o.ref == ref)).values(fields=fields))
+        conn.execute(
+            update(db.orders).where(and_(o.tenant_id == tenant_id, o.ref == ref)).values(fields=fields)
+        )
     return board.set_status(engine, tenant_id, ref, status)

@@ -113,7 +113,9 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     if why is not None:
         kind, detail = why
         text = _WHY[kind].format(detail=detail, best=f"{request.vehicles[ti].payload_kg:g} kg")
-        text = text.replace("every vehicle", vehicle).replace("no vehicle", vehicle).replace("nobody", vehicle)
+        text = (
+            text.replace("every vehicle", vehicle).replace("no vehicle", vehicle).replace("nobody", vehicle)
+        )
         return MoveResult(False, f"{vehicle} cannot take {ref}: {text}")
     problem = _Problem(request, layout, {o.ref: {0, 1} for o in orders})
     if len(layout.points) != len(layout.seconds):
@@ -132,7 +134,7 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
                 candidates.append(seq)
         else:
             seq = list(base_seq)
-            seq.insert(i, (ji, problem.jobs[ji].kind == "pickup" and "pickup" or "drop"))
+            seq.insert(i, (ji, (problem.jobs[ji].kind == "pickup" and "pickup") or "drop"))
             candidates.append(seq)
     label = target["vehicle"] if target else _base(vehicle)
     best: tuple[Route, list[str]] | None = None
@@ -154,11 +156,14 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     rest, broken_rest = _time_route(request, problem, si, source["vehicle"], _sequence(source, index, ref))
     if broken_rest:
         return MoveResult(False, f"{source['vehicle']} without {ref}: " + "; ".join(broken_rest[:2]))
+
     def made(route: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The stops already made (delivered, failed): kept as the route's fixed head."""
         if route is None:
             return []
-        done = [s for s in route["stops"] if s.get("order") and status.get(s["order"]) not in ("open", "planned")]
+        done = [
+            s for s in route["stops"] if s.get("order") and status.get(s["order"]) not in ("open", "planned")
+        ]
         return [*route.get("fixed", []), *done]
 
     new_target = best[0].to_json()
@@ -198,9 +203,13 @@ def _save(
 ) -> None:
     p, o, v = db.plans.c, db.orders.c, db.vehicles.c
     with engine.begin() as conn:
-        conn.execute(update(db.plans).where(and_(p.tenant_id == tenant_id, p.id == plan_id)).values(body=body))
+        conn.execute(
+            update(db.plans).where(and_(p.tenant_id == tenant_id, p.id == plan_id)).values(body=body)
+        )
         if live:
-            vid = conn.execute(select(v.id).where(and_(v.tenant_id == tenant_id, v.wire_id == wire_id))).scalar()
+            vid = conn.execute(
+                select(v.id).where(and_(v.tenant_id == tenant_id, v.wire_id == wire_id))
+            ).scalar()
             conn.execute(
                 update(db.orders)
                 .where(and_(o.tenant_id == tenant_id, o.ref == ref))

@@ -76,7 +76,9 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
             }
             slots = int(conn.execute(select(func.count()).where(t.slots.c.station_id == sid)).scalar() or 0)
             under_way = int(
-                conn.execute(select(func.count()).where(sw.station_id == sid, sw.state == "requested")).scalar()
+                conn.execute(
+                    select(func.count()).where(sw.station_id == sid, sw.state == "requested")
+                ).scalar()
                 or 0
             )
             reserved = int(
@@ -89,7 +91,9 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
             )
             done = int(
                 conn.execute(
-                    select(func.count()).where(sw.station_id == sid, sw.state == "done", sw.requested >= since)
+                    select(func.count()).where(
+                        sw.station_id == sid, sw.state == "done", sw.requested >= since
+                    )
                 ).scalar()
                 or 0
             )
@@ -134,7 +138,9 @@ def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, An
     doc = found[0]
     sl, p, sw, v = t.slots.c, t.packs.c, t.swaps.c, fleet_db.vehicles.c
     with engine.connect() as conn:
-        slot_rows = conn.execute(select(t.slots).where(sl.station_id == station).order_by(sl.evse_id)).mappings()
+        slot_rows = conn.execute(
+            select(t.slots).where(sl.station_id == station).order_by(sl.evse_id)
+        ).mappings()
         packs = {
             r["evse_id"]: dict(r)
             for r in conn.execute(select(t.packs).where(p.station_id == station)).mappings().all()
@@ -152,9 +158,20 @@ def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, An
         ]
         swaps = conn.execute(
             select(
-                sw.id, sw.state, sw.requested, sw.finished, sw.pack_old, sw.pack_new, sw.soc_old, sw.soc_new,
-                sw.energy_kwh, sw.amount, sw.currency, sw.reason, v.wire_id,
-            )  # fmt: skip
+                sw.id,
+                sw.state,
+                sw.requested,
+                sw.finished,
+                sw.pack_old,
+                sw.pack_new,
+                sw.soc_old,
+                sw.soc_new,
+                sw.energy_kwh,
+                sw.amount,
+                sw.currency,
+                sw.reason,
+                v.wire_id,
+            )
             .select_from(t.swaps.outerjoin(fleet_db.vehicles, v.id == sw.vehicle_id))
             .where(sw.station_id == station, sw.requested >= _day_start())
             .order_by(sw.requested.desc())
@@ -162,7 +179,7 @@ def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, An
         ).mappings()
         doc["swaps"] = [
             {
-                **{k: r[k] for k in r.keys() if k != "wire_id"},
+                **{k: r[k] for k in r if k != "wire_id"},
                 "vehicle": r["wire_id"],
                 "duration_s": round(r["finished"] - r["requested"], 1) if r["finished"] else None,
             }
@@ -179,8 +196,13 @@ def passport(engine: Engine, tenant_id: int, serial: str) -> dict[str, Any] | No
         if pack is None:
             return None
         mine_s = set(conn.execute(select(s.id).where(s.tenant_id == tenant_id)).scalars())
-        mine_v = {int(i): str(w) for i, w in conn.execute(select(v.id, v.wire_id).where(v.tenant_id == tenant_id)).all()}
-        events = conn.execute(select(t.pack_history).where(h.serial == serial).order_by(h.ts, h.id)).mappings()
+        mine_v = {
+            int(i): str(w)
+            for i, w in conn.execute(select(v.id, v.wire_id).where(v.tenant_id == tenant_id)).all()
+        }
+        events = conn.execute(
+            select(t.pack_history).where(h.serial == serial).order_by(h.ts, h.id)
+        ).mappings()
         history = [dict(e) for e in events]
     touched = (
         pack["station_id"] in mine_s
@@ -191,7 +213,9 @@ def passport(engine: Engine, tenant_id: int, serial: str) -> dict[str, Any] | No
         return None
     out_history = []
     for e in history:
-        item = {k: e[k] for k in ("ts", "event", "evse_id", "soc", "soh", "swap_id", "detail") if e[k] is not None}
+        item = {
+            k: e[k] for k in ("ts", "event", "evse_id", "soc", "soh", "swap_id", "detail") if e[k] is not None
+        }
         if e["station_id"] is not None:
             item["station"] = e["station_id"] if e["station_id"] in mine_s else "another operator's station"
         if e["vehicle_id"] is not None:
@@ -232,7 +256,9 @@ def swap_console_routes(engine: Engine) -> list[Route]:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         user = user_for_token(engine, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
-            raise _Refused(401, "unauthenticated", "Authorization: Bearer TOKEN needed (anycar fleet user add)")
+            raise _Refused(
+                401, "unauthenticated", "Authorization: Bearer TOKEN needed (anycar fleet user add)"
+            )
         if user.role not in rights:
             raise _Refused(403, "forbidden", f"role {user.role} may not do this")
         return user
@@ -284,11 +310,14 @@ def swap_console_routes(engine: Engine) -> list[Route]:
             lat, lon, name = body.get("lat"), body.get("lon"), body.get("name", station)
             if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (lat, lon)):
                 raise _Refused(400, "bad_parameter", "lat, lon: numbers")
-            if not service_area().contains(float(lat), float(lon)):
-                raise _Refused(400, "bad_parameter", f"lat, lon: outside the map ({service_area().describe()})")
+            lat, lon = float(lat), float(lon)  # type: ignore[arg-type]  # checked just above
+            if not service_area().contains(lat, lon):
+                raise _Refused(
+                    400, "bad_parameter", f"lat, lon: outside the map ({service_area().describe()})"
+                )
             if not isinstance(name, str) or not 0 < len(name) <= 80 or not name.isprintable():
                 raise _Refused(400, "bad_parameter", "name: 1-80 printable characters")
-            done = await asyncio.to_thread(set_site, engine, user.tenant_id, station, float(lat), float(lon), name)
+            done = await asyncio.to_thread(set_site, engine, user.tenant_id, station, lat, lon, name)
             if not done:
                 raise _Refused(404, "not_found", "no such station")
             return 200, {"id": station, "lat": lat, "lon": lon, "name": name}
@@ -310,4 +339,3 @@ def swap_console_routes(engine: Engine) -> list[Route]:
         Route("/api/stations/{station}/site", put_site, methods=["PUT"]),
         Route("/api/packs/{serial}", get_pack, methods=["GET"]),
     ]
-

@@ -19,8 +19,8 @@ export function showStations(map, stations) {
     const node = el("a", { class: `st-marker ${s.online ? "" : "offline"}`, href: `#/stations/${encodeURIComponent(s.id)}`, "data-station": s.id,
       title: `${s.name} · ${s.ready} ready · queue ${s.queue}${s.online ? "" : " · offline"}` },
       el("span", { class: "st-bolt", "aria-hidden": "true", text: "⚡" }),
-      el("span", { class: "st-ready", text: String(s.ready) }),
-      el("span", { class: "st-queue", text: s.queue ? `+${s.queue}` : "" }));
+      el("span", { class: "st-ready", text: String(s.ready) }), el("span", { class: "st-label", text: "ready" }),
+      el("span", { class: "st-queue", text: s.queue ? `${s.queue} queued` : "" }));
     return new maplibregl.Marker({ element: node, anchor: "bottom" }).setLngLat([s.lon, s.lat]).addTo(map);
   });
 }
