@@ -55,6 +55,13 @@ class Day:
     swap: dict[str, Any] = field(default_factory=dict)
 
 
+async def _cancel_the_rest() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class OpsFleet:
     """``FleetServer`` (API, console, CSMS) in its own event loop thread."""
 
@@ -78,6 +85,7 @@ class OpsFleet:
         for sim in self.sims:
             self.call(sim.stop())
         self.call(self.server.stop())
+        self.call(_cancel_the_rest())  # the live feed's sockets, so the loop closes quietly
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 

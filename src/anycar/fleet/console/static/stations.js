@@ -103,7 +103,7 @@ export class StationsPage {
     const steps = p.history.map((h) => el("li", { class: `pp-step ev-${h.event}` },
       el("span", { class: "pp-time mono", text: when(h.ts) }),
       el("div", {}, el("strong", { text: EVENTS[h.event] || h.event }),
-        el("div", { class: "small muted", text: [h.station ? `station ${h.station}${h.evse_id ? ` slot ${h.evse_id}` : ""}` : null, h.vehicle ? `vehicle ${h.vehicle}` : null,
+        el("div", { class: "small muted", text: [h.station ? `station ${h.station}${h.evse_id ? ` slot ${h.evse_id}` : ""}` : null, h.vehicle ? `${h.event === "into_slot" ? "from" : "vehicle"} ${h.vehicle}` : null,
           typeof h.soc === "number" ? `SoC ${h.soc.toFixed(0)} %` : null, typeof h.soh === "number" ? `SoH ${h.soh.toFixed(0)} %` : null, h.swap_id ? `swap ${h.swap_id}` : null, h.detail || null].filter(Boolean).join(" · ") }))));
     this.root.replaceChildren(
       el("div", { class: "page-head" }, el("a", { class: "back", href: "#/stations", text: "← Stations" }), el("h1", { text: `Battery passport · ${p.serial}` }), el("span", { class: `pill st-${p.state}`, text: p.state })),
@@ -112,7 +112,7 @@ export class StationsPage {
           fact("Chemistry", p.chemistry), fact("Capacity", `${p.capacity_kwh} kWh`), fact("State of health", `${p.soh.toFixed(1)} %`), fact("State of charge", soc(p.soc)),
           fact("Cycles (equivalent full)", p.cycles.toFixed(2)), fact("Where now", where), fact("Stations seen", String(p.stations_seen)), fact("Vehicles seen", String(p.vehicles_seen)))),
         el("section", { class: "card" }, el("div", { class: "muted small", text: "State of health" }), el("div", { class: "lg-kpi-v", text: `${p.soh.toFixed(0)} %` }),
-          el("div", { class: "gauge big soh" }, el("i", { style: `width: ${Math.max(0, Math.min(100, p.soh))}%` })), el("div", { class: "muted small", text: "retired from service under the policy's threshold (70 %)" }))),
+          el("div", { class: "gauge big soh" }, el("i", { style: `width: ${Math.max(0, Math.min(100, p.soh))}%` })), el("div", { class: "muted small", text: "a pack under the policy's 70 % SoH is retired from service" }))),
       el("section", { class: "card" }, el("h2", { text: `History (${p.history.length} events)` }), el("ol", { class: "pp-history", "data-testid": "passport-history" }, ...steps)));
     this.root.dataset.loaded = "passport";
   }
