@@ -28,16 +28,16 @@ SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 DEPOT = {"lat": 60.1690, "lon": 24.9400}
 HEADER = "id,kind,lat,lon,windows,service_s,weight_kg,address\n"
 ACME_ORDERS = [
-    "o-101,delivery,60.1712,24.9445,08:00-23:59,120,70,Kluuvikatu 4",
-    "o-102,delivery,60.1678,24.9480,08:00-23:59,120,95,Eteläranta 8",
-    "o-103,delivery,60.1655,24.9375,08:00-09:00,90,45,Bulevardi 12",
-    "o-104,delivery,60.1702,24.9520,08:00-23:59,120,80,Kruunuhaka 2",
-    "o-105,delivery,60.1728,24.9385,08:00-23:59,150,110,Mannerheimintie 5",
-    "o-106,delivery,60.1668,24.9430,08:00-23:59,60,40,Erottaja 1",
-    "o-107,delivery,60.1645,24.9460,08:00-23:59,120,90,Korkeavuorenkatu 20",
-    "o-108,delivery,60.1735,24.9470,08:00-23:59,120,60,Liisankatu 9",
-    "o-109,delivery,60.1690,24.9340,08:00-23:59,120,75,Fredrikinkatu 30",
-    "o-110,delivery,60.1660,24.9505,08:00-23:59,90,55,Pohjoisesplanadi 2",
+    "o-101,delivery,60.1712,24.9445,08:00-23:59,120,90,Kluuvikatu 4",
+    "o-102,delivery,60.1678,24.9480,08:00-23:59,120,120,Eteläranta 8",
+    "o-103,delivery,60.1655,24.9375,08:00-09:00,90,60,Bulevardi 12",
+    "o-104,delivery,60.1702,24.9520,08:00-23:59,120,100,Kruunuhaka 2",
+    "o-105,delivery,60.1728,24.9385,08:00-23:59,150,140,Mannerheimintie 5",
+    "o-106,delivery,60.1668,24.9430,08:00-23:59,60,50,Erottaja 1",
+    "o-107,delivery,60.1645,24.9460,08:00-23:59,120,110,Korkeavuorenkatu 20",
+    "o-108,delivery,60.1735,24.9470,08:00-23:59,120,80,Liisankatu 9",
+    "o-109,delivery,60.1690,24.9340,08:00-23:59,120,110,Fredrikinkatu 30",
+    "o-110,delivery,60.1660,24.9505,08:00-23:59,90,90,Pohjoisesplanadi 2",
 ]
 RIVAL_ORDERS = ["o-101,delivery,60.1700,24.9410,08:00-23:59,60,5,Rival street 1"]
 

@@ -115,6 +115,7 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     ]
     refused = next((m for m in moves if not m[2]), None)
     accepted = next(m for m in moves if m[2])
+    assert refused is not None, "the day's weights leave some route without room for some order"
     if refused is not None:
         page.drag_and_drop(f"tr[data-order='{refused[0]}']", f".lg-route[data-route='{refused[1]}'] header")
         page.wait_for_selector("[data-testid=move-result].bad", timeout=30_000)
@@ -220,3 +221,6 @@ def test_a_viewer_reads_the_plan_and_cannot_drag(page: Any, day: Day) -> None:
         ".lg-route tr[data-order]", "rs => rs.map(r => r.getAttribute('draggable'))"
     )
     assert rows and set(rows) == {"false"}
+    page.click("[data-testid=theme]")
+    page.wait_for_function("document.documentElement.dataset.theme === 'dark'", timeout=10_000)
+    screenshot(page, "ops_console_plan_dark")

@@ -139,8 +139,16 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     label = target["vehicle"] if target else _base(vehicle)
     best: tuple[Route, list[str]] | None = None
     refused: tuple[Route, list[str]] | None = None
+    payload = request.vehicles[ti].payload_kg
     for seq in candidates:
         route, broken = _time_route(request, problem, ti, label, seq)
+        # _time_route checks the load after each stop; the load leaving the depot (every drop
+        # on board) is the solver's capacity constraint, so it is checked here too.
+        if route.stops and route.stops[0].load_kg > payload + 1e-6:
+            broken = [
+                f"{label}: load {route.stops[0].load_kg:g} kg at the start over the payload {payload:g} kg",
+                *broken,
+            ]
         if not broken and (best is None or route.distance_m < best[0].distance_m):
             best = (route, broken)
         if broken and (refused is None or len(broken) < len(refused[1])):

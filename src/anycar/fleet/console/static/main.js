@@ -216,6 +216,7 @@ async function boot() {
     localStorage.setItem(THEME_KEY, next);
     document.documentElement.dataset.theme = next;
     if (state.map) state.map.setTheme(next);
+    if (state.logisticsPage) { state.logisticsPage.theme = next; if (state.logisticsPage.map) state.logisticsPage.map.setTheme(next); }
     if (state.vehiclePage) {
       state.vehiclePage.theme = next;
       if (state.vehiclePage.map) state.vehiclePage.map.setTheme(next);
