@@ -93,6 +93,9 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     page.wait_for_function(
         "window.anycarConsole.logisticsPage.map.map.getLayer('plan-line') !== undefined", timeout=15_000
     )
+    page.wait_for_selector(
+        "#page-logistics .st-marker[data-station='town-1']", timeout=15_000
+    )  # swap stations too
     screenshot(page, "ops_console_plan")
 
     # Drag: an order that fits the other route's spare payload is accepted and moves; one that

@@ -6,6 +6,7 @@
 import { api, token } from "./api.js";
 import { el } from "./dom.js";
 import { LiveMap } from "./map.js";
+import { showStations } from "./stations.js";
 
 export const ROUTES = ["/api/logistics/board", "/api/logistics/plan", "/api/logistics/report", "/api/plans/{plan}/move"];
 const maplibregl = window.maplibregl;
@@ -110,6 +111,8 @@ export class LogisticsPage {
     }
     this.draw(plan.plan, status);
     this.tables(plan, status);
+    // The swap stations near the rounds, when the server runs the CSMS (else /stations is a 404).
+    api("/stations").then((list) => showStations(this.map.map, list)).catch(() => {});
   }
 
   draw(body, status) {
