@@ -14,7 +14,7 @@ source route is re-timed without the order. Nothing changes on a refusal.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -103,8 +103,6 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     orders = tuple(o for o in request.orders if o.ref in keep)
     if ref not in {o.ref for o in orders}:
         return MoveResult(False, f"{ref} is not open on the board any more")
-    from dataclasses import replace
-
     request = replace(request, orders=orders)
     layout = build_layout(request, service.provider())
     si, ti = ids.index(_base(source["vehicle"])), ids.index(_base(vehicle))
