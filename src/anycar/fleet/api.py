@@ -387,7 +387,7 @@ def fleet_api(
         finally:
             live.unsubscribe(queue)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/openapi.json", spec),
             Route("/api/vehicles", list_vehicles),
@@ -403,3 +403,5 @@ def fleet_api(
             *api_commands.routes(store, wake),
         ]
     )
+    app.state.openapi = document  # ops-console: rooms mounted later add their paths (server.py)
+    return app

@@ -38,6 +38,25 @@ from anycar.logistics.room import LogisticsRoom
 from anycar.wire import signature
 
 
+def paths_of(routes: list[Any], *prefixes: str) -> dict[str, Any]:
+    """ops-console: OpenAPI entries for the rooms' routes (the console shows a page only when the
+    server lists its routes in /openapi.json): one operation per method, the route's docstring."""
+    out: dict[str, Any] = {}
+    for route in routes:
+        path = getattr(route, "path", "")
+        if not path.startswith(prefixes):
+            continue
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method == "HEAD":
+                continue
+            out.setdefault(path, {})[method.lower()] = {
+                "summary": (route.endpoint.__doc__ or route.name or path).strip().split("\n")[0],
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "JSON"}},
+            }
+    return out
+
+
 class Component(Protocol):
     name: str
 
@@ -151,6 +170,13 @@ class FleetServer:
         )
         self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
         app.router.routes.extend(self.logistics.routes())
+        # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
+        from anycar.logistics.console_api import console_logistics_routes
+
+        app.router.routes.extend(console_logistics_routes(self.engine))
+        app.state.openapi["paths"].update(
+            paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics")
+        )
         # fleet-console: the operator's web app beside the API, on the same origin
         app.router.routes.extend(
             [
@@ -202,6 +228,11 @@ class FleetServer:
             )
             self.csms = Csms(self.engine, host=cfg.host, port=cfg.ocpp_port, ssl_context=tls, migrate=True)
             self.components.append(self.csms)
+            # ops-console: the console's station routes (stations, sites, battery passport)
+            from anycar.swap.console_api import swap_console_routes
+
+            app.router.routes.extend(swap_console_routes(self.engine))
+            app.state.openapi["paths"].update(paths_of(app.router.routes, "/api/stations", "/api/packs"))
         self._started: list[Any] = []
 
     async def start(self) -> None:
