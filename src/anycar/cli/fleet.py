@@ -138,11 +138,18 @@ def register(sub: Any) -> None:
 
 
 def _engine(args: argparse.Namespace) -> Any:
+    from sqlalchemy.exc import OperationalError
+
     from anycar.fleet.db import make_engine
     from anycar.fleet.migrate import upgrade
 
     engine = make_engine(args.db)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:  # no such folder, read-only file, server down: one line
+        where = engine.url.render_as_string(hide_password=True)
+        why = " ".join(str(exc.orig).split())
+        raise ConfigError(f"database {where}: {why} (--db or $ANYCAR_FLEET_DB)") from None
     return engine
 
 
