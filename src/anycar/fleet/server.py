@@ -65,6 +65,7 @@ class FleetConfig:
     ocpp_cert: str | None = None  # TLS (security profiles 2 and 3); without it plain ws:// (development only)
     ocpp_key: str | None = None
     ocpp_client_ca: str | None = None  # verifies profile-3 stations' client certificates
+    eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -136,8 +137,17 @@ class FleetServer:
             self.sender.wake if self.sender else None,
             webhooks_changed=self.webhooks.forget,
         )
-        self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
+        self.logistics = LogisticsRoom(  # logistics: orders, plans, re-dispatch
+            self.engine, self.sender.wake if self.sender else None
+        )
         app.router.routes.extend(self.logistics.routes())
+        # delivery-exec: proofs of delivery judged in the ingest's transaction; live ETAs
+        from anycar.logistics.execution import EtaComponent, PodJudge
+        from anycar.logistics.service import provider as matrix_provider
+
+        self.pods = PodJudge(self.webhooks)
+        self.store.handlers["pod"] = self.pods
+        self.eta = EtaComponent(self.engine, matrix_provider(), self.webhooks, cfg.eta_interval_s)
         self.api = HttpListener(
             app,
             cfg.host,
@@ -167,6 +177,7 @@ class FleetServer:
         if self.sender is not None:
             self.components.append(self.sender)
         self.components.append(self.logistics)
+        self.components.append(self.eta)  # delivery-exec
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:
