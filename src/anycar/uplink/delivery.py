@@ -160,7 +160,9 @@ class DeliveryKeeper:
         self.route = {"plan": plan, "version": version, "stops": stops}
         self.watch = None
         self._advance()
-        return Outcome("accepted", "", [{"version": version, "stops": len(stops), "status": "accepted"}])
+        return Outcome(
+            "accepted", "", [{"route_version": version, "stops": len(stops), "status": "accepted"}]
+        )
 
     def next_stop(self) -> dict[str, Any] | None:
         if self.route is None:
@@ -183,7 +185,7 @@ class DeliveryKeeper:
         if stop is None:
             self.watch = None
         elif self.watch is None or self.watch.stop["order"] != stop["order"]:
-            self.watch = StopWatch(stop, self._number(self._first("weights")))
+            self.watch = StopWatch(stop, self._number(self._value(self._first("weights"))))
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().create_task(self._show(stop))
 
@@ -268,6 +270,8 @@ class DeliveryKeeper:
             w = self.watch
             if w is None:
                 continue
+            if w.opened is None and dp.path == self._first("weights"):
+                w.before = self._number(dp.value)  # the load until the door opens
             if any(fnmatch.fnmatchcase(dp.path, p) for p in self.cfg["doors"]) and dp.value != old:
                 if dp.value is True and w.opened is None:
                     w.opened, w.door_path = dp.timestamp, dp.path
