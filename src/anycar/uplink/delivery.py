@@ -125,6 +125,8 @@ class DeliveryKeeper:
         self.values: dict[str, Any] = {}
         self.crashes: dict[str, int] = {}
         self.shown = ""
+        self.display_status = "no display"  # shown | why not
+        self._shown_at = 0.0
         self._sub: Subscription | None = None
         self._paths: frozenset[str] = frozenset()
         self._load()
@@ -178,6 +180,7 @@ class DeliveryKeeper:
             "done": dict(self.done),
             "next": self.next_stop(),
             "display": self.shown,
+            "display_status": self.display_status,
         }
 
     def _advance(self) -> None:
@@ -200,16 +203,23 @@ class DeliveryKeeper:
                 f"Next: {stop['order']} {stop.get('eta', '')} [{stop.get('window', '')}] "
                 f"{stop['weight_kg']:g} kg{pin}"
             )
-        self.shown = text
+        self.shown, self._shown_at = text, self.clock()
         if instance is None:
+            self.display_status = "no display"
             return
         base = f"Vehicle.Accessories.{instance}"
         try:
-            await self.broker.actuate_many(
+            results = await self.broker.actuate_many(
                 {f"{base}.ContentType": "TEXT", f"{base}.Text": text}, requester=REQUESTER
             )
         except AnycarError as exc:
+            self.display_status = f"refused: {exc}"
             log.warning("delivery: the display %s refused the next stop: %s", instance, exc)
+            return
+        bad = [f"{r.path}: {r.status} {r.reason}" for r in results if not r.ok]
+        self.display_status = "; ".join(bad) if bad else "shown"
+        if bad:
+            log.warning("delivery: the display %s did not show the next stop: %s", instance, bad)
 
     # -- evidence -------------------------------------------------------------------------------
     def _patterns(self) -> list[str]:
@@ -257,6 +267,8 @@ class DeliveryKeeper:
                     continue
                 batch = await self._sub.get(timeout=0.5)
                 self.apply(batch)
+                if self.display_status not in ("shown", "no display") and self.clock() - self._shown_at > 2:
+                    await self._show(self.next_stop())  # refused while moving, say: try again
         finally:
             if self._sub is not None:
                 self._sub.close()
