@@ -140,6 +140,7 @@ class FleetServer:
         self.logistics = LogisticsRoom(  # logistics: orders, plans, re-dispatch
             self.engine, self.sender.wake if self.sender else None
         )
+        self.logistics.notifier = self.webhooks  # delivery-exec
         app.router.routes.extend(self.logistics.routes())
         # delivery-exec: proofs of delivery judged in the ingest's transaction; live ETAs
         from anycar.logistics.execution import EtaComponent, PodJudge

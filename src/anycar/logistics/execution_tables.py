@@ -71,3 +71,13 @@ pods = Table(
     Column("note", Text),
 )
 Index("ix_pods_tenant_order", pods.c.tenant_id, pods.c.order_ref)
+
+driver_links = Table(
+    "driver_links",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),  # the token itself is only in the URL
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+)

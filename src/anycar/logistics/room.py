@@ -19,11 +19,17 @@ class LogisticsRoom:
         self.engine = engine
         self.started = False
         self.wake = wake  # delivery-exec: the command sender's wake, so a pushed route goes at once
+        self.notifier: Any = None  # delivery-exec: the webhook sender, for the driver page's reports
 
     def routes(self) -> list[Route]:
+        from anycar.logistics.driver_page import driver_routes  # delivery-exec
         from anycar.logistics.execution_api import execution_routes  # delivery-exec
 
-        return logistics_routes(self.engine, self.wake) + execution_routes(self.engine)
+        return (
+            logistics_routes(self.engine, self.wake)
+            + execution_routes(self.engine)
+            + driver_routes(self.engine, self.notifier)
+        )
 
     async def start(self) -> None:
         problems = validate()

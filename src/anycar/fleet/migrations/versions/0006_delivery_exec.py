@@ -73,9 +73,18 @@ def upgrade() -> None:
         sa.Column("note", sa.Text),
     )
     op.create_index("ix_pods_tenant_order", "pods", ["tenant_id", "order_ref"])
+    op.create_table(
+        "driver_links",
+        sa.Column("token_sha256", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("vehicle_id", sa.Integer, sa.ForeignKey("vehicles.id"), nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.Column("expires", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("driver_links")
     op.drop_index("ix_pods_tenant_order", "pods")
     op.drop_table("pods")
     op.drop_table("hub_keys")
