@@ -218,14 +218,26 @@ async def test_route_pod_exceptions_and_isolation(tmp_path: Path) -> None:
             lambda c: c["status"] == "accepted",
             "route accepted",
         )
+        # a re-plan accepted: version 2 of the route replaces version 1 on the hub
+        again = await s.api.post(
+            "/api/plans", json={"depot": DEPOT, "time_limit_s": 0.5}, headers=s.auth("dispatcher")
+        )
+        r = await s.api.post(f"/api/plans/{again.json()['id']}/accept", headers=s.auth("dispatcher"))
+        (pushed,) = r.json()["pushed"]
+        assert pushed["version"] == 2
+        await until(
+            lambda: s.get(f"/api/commands/{pushed['command']}"), lambda c: c["status"] == "accepted", "v2"
+        )
+        plan = again.json()
         view = s.keeper.view()
+        assert view["route"]["version"] == 2 and view["route"]["plan"] == plan["id"]
         first, second = view["route"]["stops"]
         assert {first["order"], second["order"]} == {"D-1", "D-2"} and first["pin_required"]
         assert "pin" not in first  # the PIN never travels to the vehicle
         # the PICKMAN's one dash USB-C holds the button panel: no display here (test_delivery_exec_hub shows one)
         assert s.keeper.view()["display"].startswith(f"Next: {first['order']}")
         route = await s.get(f"/api/vehicles/{s.vehicle}/route")
-        assert route["version"] == 1 and route["command_status"] == "accepted"
+        assert route["version"] == 2 and route["command_status"] == "accepted"
 
         # live ETA from the vehicle's position: the customer's webhook carries the PIN
         with s.engine.begin() as conn:
@@ -301,10 +313,10 @@ async def test_route_pod_exceptions_and_isolation(tmp_path: Path) -> None:
         assert (await s.api.get("/api/pods")).status_code == 401
 
         # a stale route is refused; the route survives a restart of the hub
-        stale = await s.keeper.receive("c-x", {"plan": plan["id"], "version": 1, "stops": []})
+        stale = await s.keeper.receive("c-x", {"plan": plan["id"], "version": 2, "stops": []})
         assert stale.status == "refused" and "stale" in stale.reason
-        again = DeliveryKeeper(s.hub.broker, s.keeper.db, s.keeper.key, lambda r, k: None)
-        assert again.view()["route"]["version"] == 1 and again.view()["done"] == {
+        restarted = DeliveryKeeper(s.hub.broker, s.keeper.db, s.keeper.key, lambda r, k: None)
+        assert restarted.view()["route"]["version"] == 2 and restarted.view()["done"] == {
             first["order"]: "delivered",
             second["order"]: "delivered",
         }

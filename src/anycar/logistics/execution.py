@@ -103,7 +103,21 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
                 or 0
             ) + 1
             doc = {"plan": plan_id, "version": version, "stops": stops}
-            cid = commands.create(conn, tenant_id, wire_id, "route", doc, ttl_s=float(cfg["route_ttl_s"]))
+            try:
+                cid = commands.create(conn, tenant_id, wire_id, "route", doc, ttl_s=float(cfg["route_ttl_s"]))
+            except (
+                commands.CommandError
+            ) as exc:  # a plain tracker, a revoked vehicle: its driver uses the phone page
+                pushed.append(
+                    {
+                        "vehicle": wire_id,
+                        "version": None,
+                        "command": None,
+                        "stops": len(stops),
+                        "skipped": str(exc),
+                    }
+                )
+                continue
             conn.execute(
                 insert(route_pushes).values(
                     tenant_id=tenant_id,
