@@ -1,11 +1,11 @@
 """delivery-exec end to end: a real fleet (PostgreSQL, ingest, API, command sender, ETA loop), the
 system Mosquitto, a real hub (PICKMAN profile, cabin, uplink) with the virtual cargo sensor,
-button panel and dash display fitted.
+button panel and camera fitted.
 
 Orders are planned and the plan accepted through the API; the route reaches the hub as a signed
 route command; the customer's webhook gets the ETA (with the PIN); at
 the first stop the door opens, the parcel leaves the load cell, the door closes and the PIN is
-typed on the button panel: a POD signed by the hub reaches the fleet, verified, no exceptions,
+typed on the button panel (the camera takes a still): a POD signed by the hub reaches the fleet, verified, no exceptions,
 the order delivered. At the second the driver closes the stop far away without opening the door:
 the POD is stored with its exceptions and the dispatcher gets an alert. Another tenant sees none
 of it. A stale route is refused by the hub; the route survives the hub's restart."""
@@ -13,7 +13,9 @@ of it. A stale route is refused by the hub; the route survives the hub's restart
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import inspect
 import json
 import time
@@ -155,7 +157,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         from anycar.accessories.signing import generate_key
 
         fitted = await fit_virtual_fleet(
-            cabin.manager, generate_key(), names=["cargo_sensor", "button_panel"]
+            cabin.manager, generate_key(), names=["cargo_sensor", "button_panel", "cabin_camera"]
         )
         # the position as the car's CAN adapter reports it (its provider owns the signals)
         gps = next(p for p in hub.broker.providers() if p.name == "can:kaiyun_pickman")
@@ -280,6 +282,9 @@ async def test_route_pod_exceptions_and_isolation(tmp_path: Path) -> None:
             and abs(rec["weight"]["drop_kg"] - first["weight_kg"]) < 0.01
         )
         assert rec["signature"]["algorithm"] == "Ed25519" and rec["pin"]["source"].endswith("LastPressed")
+        # the camera took a still when the door opened: its hash and the thumbnail are in the proof
+        png = base64.b64decode(rec["photo"]["thumbnail"].split(",", 1)[1])
+        assert png.startswith(b"\x89PNG") and hashlib.sha256(png).hexdigest() == rec["photo"]["sha256"]
         board = {o["id"]: o["status"] for o in await s.get("/api/orders")}
         assert board[first["order"]] == "delivered"
         await until(lambda: s.hooks.of("delivery_delivered", first["order"]), bool, "the delivered webhook")
@@ -292,6 +297,7 @@ async def test_route_pod_exceptions_and_isolation(tmp_path: Path) -> None:
         s.keeper.complete("delivered", pin="1111")
         pods = await until(lambda: s.get("/api/pods", order=second["order"]), bool, "the second POD")
         problems = pods[0]["exceptions"]
+        assert pods[0]["record"]["photo"] is None  # the door never opened: no still at this stop
         assert pods[0]["verified"]
         assert "the cargo door never opened" in problems
         assert ("wrong PIN" in problems) == (pin != "1111")

@@ -98,6 +98,7 @@ class StopWatch:
         self.before: float | None = weight
         self.pin = ""
         self.pin_source: str | None = None
+        self.snapshot_before: str | None = None  # the camera's last still before this stop's
 
 
 class DeliveryKeeper:
@@ -189,6 +190,8 @@ class DeliveryKeeper:
             self.watch = None
         elif self.watch is None or self.watch.stop["order"] != stop["order"]:
             self.watch = StopWatch(stop, self._number(self._value(self._first("weights"))))
+            camera = self._camera()
+            self.watch.snapshot_before = self._snapshot(camera) if camera is not None else None
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().create_task(self._show(stop))
 
@@ -287,6 +290,7 @@ class DeliveryKeeper:
             if any(fnmatch.fnmatchcase(dp.path, p) for p in self.cfg["doors"]) and dp.value != old:
                 if dp.value is True and w.opened is None:
                     w.opened, w.door_path = dp.timestamp, dp.path
+                    self._capture()
                     load = self._number(self._value(self._first("weights")))
                     w.before = load if load is not None else w.before  # the load just before opening
                 elif dp.value is False and w.opened is not None and w.closed is None:
@@ -302,6 +306,49 @@ class DeliveryKeeper:
                     w.pin_source = button_path
                     if len(w.pin) >= int(w.stop.get("pin_length") or 4):
                         self.complete("delivered")
+
+    def _camera(self) -> str | None:
+        """The capture actuator of a fitted camera, if there is one."""
+        found = self.broker.catalog.match(self.cfg["camera"]["capture"])
+        paths = (
+            sorted(s.path for s in self.broker.catalog.resolve(self.cfg["camera"]["capture"]))
+            if found
+            else []
+        )
+        return paths[0] if paths else None
+
+    def _capture(self) -> None:
+        path = self._camera()
+        if path is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(self._actuate_capture(path))
+
+    async def _actuate_capture(self, path: str) -> None:
+        try:
+            results = await self.broker.actuate_many({path: True}, requester=REQUESTER)
+        except AnycarError as exc:
+            log.warning("delivery: the camera %s refused a still: %s", path, exc)
+            return
+        for r in results:
+            if not r.ok:
+                log.warning("delivery: the camera %s took no still: %s %s", path, r.status, r.reason)
+
+    def _snapshot(self, capture_path: str) -> str | None:
+        dp = self.broker.get(capture_path.rsplit(".", 1)[0] + "." + self.cfg["camera"]["snapshot"])
+        return dp.value if dp is not None and isinstance(dp.value, str) else None
+
+    def _photo(self, w: StopWatch) -> dict[str, str] | None:
+        """The still taken at this stop: SHA-256 of the image bytes and the data: URL as thumbnail."""
+        path = self._camera()
+        value = self._snapshot(path) if path is not None else None
+        if value is None or value == w.snapshot_before or "," not in value or len(value) > 65536:
+            return None
+        try:
+            image = base64.b64decode(value.split(",", 1)[1], validate=True)
+        except ValueError:
+            return None
+        return {"sha256": hashlib.sha256(image).hexdigest(), "thumbnail": value}
 
     def position(self) -> dict[str, float] | None:
         c = self.cfg["position"]
@@ -336,7 +383,7 @@ class DeliveryKeeper:
                 "source": ("phone" if pin is not None else w.pin_source) if entered else None,
                 "digest": pin_digest(w.stop["order"], entered) if entered else None,
             },
-            "photo": None,
+            "photo": self._photo(w),
         }
         if reason:
             record["reason"] = reason[:512]
