@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from anycar.accessories.demo import fit_virtual_fleet
 from anycar.accessories.sdk import Accessory
-from anycar.fleet import db, registry
+from anycar.fleet import registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.migrate import upgrade
 from anycar.fleet.server import FleetConfig, FleetServer
@@ -242,12 +242,11 @@ async def test_route_pod_exceptions_and_isolation(tmp_path: Path) -> None:
         assert route["version"] == 2 and route["command_status"] == "accepted"
 
         # live ETA from the vehicle's position: the customer's webhook carries the PIN
-        with s.engine.begin() as conn:
-            conn.execute(
-                update(db.vehicles)
-                .where(db.vehicles.c.wire_id == s.vehicle)
-                .values(last_lat=60.170, last_lon=24.945, last_ts=time.time())
-            )
+        # driving from the depot: the hub's default campaign sends the position every second while
+        # moving, the fleet ingests it, and the ETA loop works from it
+        s.gps.publish("Vehicle.Speed", 20.0)
+        s.gps.publish(LAT, DEPOT["lat"])
+        s.gps.publish(LON, DEPOT["lon"])
         await until(lambda: s.hooks.of("delivery_eta", first["order"]), bool, "the ETA webhook")
         eta = s.hooks.of("delivery_eta", first["order"])[0]
         pin = eta["pin"]
@@ -260,6 +259,10 @@ async def test_route_pod_exceptions_and_isolation(tmp_path: Path) -> None:
         await cargo.load(weight)  # type: ignore[attr-defined]
         s.gps.publish(LAT, first["lat"])
         s.gps.publish(LON, first["lon"])
+        await until(lambda: s.hooks.of("delivery_arriving", first["order"]), bool, "the arriving webhook")
+        rows = {r["order"]: r for r in await s.get("/api/deliveries")}
+        assert rows[first["order"]]["status"] == "arriving"
+        s.gps.publish("Vehicle.Speed", 0.0)
         await until(
             lambda: s.keeper.watch.before if s.keeper.watch else None,
             lambda w: w == weight,
