@@ -10,6 +10,7 @@ import base64
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from anycar.accessories.demo import fit_virtual_fleet
@@ -18,6 +19,7 @@ from anycar.hub import HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.uplink.delivery import DeliveryKeeper, hub_key, pin_digest
 from anycar.wire import signature
+from apis_support import Keys
 from uplink_support import free_port, unique_vehicle, uplink_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,8 +37,9 @@ STOP = {
 
 
 async def test_route_on_the_display_and_a_signed_pod(tmp_path: Path) -> None:
-    config = HubConfig()
-    config.ports = {"grpc": None, "viss": None, "http": None, "accessories": 0}
+    keys = Keys(tmp_path)
+    config = HubConfig(token_public_key=keys.public_path)
+    config.ports = {"grpc": None, "viss": None, "http": 0, "accessories": 0}
     # no broker listens on this port: the hub keeps working, the POD waits in the spool
     parts = HubParts(
         brand="kaiyun_pickman",
@@ -69,7 +72,26 @@ async def test_route_on_the_display_and_a_signed_pod(tmp_path: Path) -> None:
         older = await keeper.receive("c-2", {"plan": 3, "version": 1, "stops": []})
         assert older.status == "refused" and older.reason == "stale: route version 2 is already here"
 
-        record = keeper.complete("failed", "nobody home", pin="1234")
+        # the driver closes the stop through the hub's REST view (actuate scope), token first
+        base = hub.endpoints()["http"]
+        reader = {"Authorization": "Bearer " + keys.token("read:Vehicle")}
+        driver = {"Authorization": "Bearer " + keys.token("actuate:Vehicle.Accessories")}
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            view = (await http.get("/api/v1/delivery", headers=reader)).json()
+            assert view["next"]["order"] == "H-1" and view["display_status"] == "shown"
+            no = await http.post("/api/v1/delivery/complete", json={"outcome": "failed"}, headers=reader)
+            assert no.status_code == 403
+            bad = await http.post("/api/v1/delivery/complete", json={"outcome": "lost"}, headers=driver)
+            assert bad.status_code == 400 and "outcome" in bad.json()["error"]["message"]
+            r = await http.post(
+                "/api/v1/delivery/complete",
+                json={"outcome": "failed", "reason": "nobody home", "pin": "1234"},
+                headers=driver,
+            )
+            assert r.status_code == 200, r.text
+            record = r.json()
+            again = await http.post("/api/v1/delivery/complete", json={"outcome": "failed"}, headers=driver)
+            assert again.status_code == 409
         assert record["pin"] == {"source": "phone", "digest": pin_digest("H-1", "1234")}
         key = hub_key(uplink.spool_path.with_name(uplink.spool_path.name + ".identity.pem"))  # type: ignore[attr-defined]
         public = signature.parse_public_key(keeper.public_key)
