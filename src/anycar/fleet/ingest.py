@@ -85,6 +85,7 @@ def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | De
         "campaign-ack": Channel.CAMPAIGN_ACKS,
         "command-result": Channel.COMMAND_RESULTS,
         "inventory": Channel.INVENTORY,
+        "pod": Channel.POD,  # delivery-exec
     }
     if expected.get(doc["kind"]) is not channel:
         return DeadLetter(

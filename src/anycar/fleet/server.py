@@ -91,6 +91,7 @@ class FleetConfig:
     ocpp_client_ca: str | None = None  # verifies profile-3 stations' client certificates
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
     trips_file: str | None = None  # trips.yaml (default: the packaged one)
+    eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -168,14 +169,17 @@ class FleetServer:
             webhooks_changed=self.webhooks.forget,
             domain_status=self.domain_status,
         )
-        self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
+        self.logistics = LogisticsRoom(  # logistics: orders, plans, re-dispatch
+            self.engine, self.sender.wake if self.sender else None
+        )
+        self.logistics.notifier = self.webhooks  # delivery-exec
         app.router.routes.extend(self.logistics.routes())
         # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
         from anycar.logistics.console_api import console_logistics_routes
 
         app.router.routes.extend(console_logistics_routes(self.engine))
         app.state.openapi["paths"].update(
-            paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics")
+            paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics", "/api/deliveries", "/api/pods")
         )
         # fleet-console: the operator's web app beside the API, on the same origin
         app.router.routes.extend(
@@ -184,6 +188,13 @@ class FleetServer:
                 Mount("/console", app=console_app(ConsoleConfig(dashboard_url=cfg.dashboard_url))),
             ]
         )
+        # delivery-exec: proofs of delivery judged in the ingest's transaction; live ETAs
+        from anycar.logistics.execution import EtaComponent, PodJudge
+        from anycar.logistics.service import provider as matrix_provider
+
+        self.pods = PodJudge(self.webhooks)
+        self.store.handlers["pod"] = self.pods
+        self.eta = EtaComponent(self.engine, matrix_provider(), self.webhooks, cfg.eta_interval_s)
         self.api = HttpListener(
             app,
             cfg.host,
@@ -213,6 +224,7 @@ class FleetServer:
         if self.sender is not None:
             self.components.append(self.sender)
         self.components.append(self.logistics)
+        self.components.append(self.eta)  # delivery-exec
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:

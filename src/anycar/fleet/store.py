@@ -128,6 +128,9 @@ class Store:
         # handlers run after each committed batch (trips, geofences, rules); one that raises is
         # logged and never fails the commit
         self.after_commit: list[Callable[[Stored], None]] = []
+        # delivery-exec: kind -> (connection, vehicle, message) run inside the batch's transaction
+        # for message kinds another room owns (``pod``: anycar.logistics.execution)
+        self.handlers: dict[str, Callable[[Connection, VehicleRef, dict[str, Any]], None]] = {}
 
     # ---- lookups -------------------------------------------------------------------------
     def vehicle(self, wire_id: str) -> VehicleRef | None:
@@ -273,6 +276,8 @@ class Store:
                 upd["online"] = doc["state"] == "online"
             elif kind == "inventory":  # fleet-commands: what is fitted where
                 inventory.apply(conn, ref.id, doc)
+            elif kind in self.handlers:  # delivery-exec: kinds another room handles (pod)
+                self.handlers[kind](conn, ref, doc)
             elif kind in ("campaign-ack", "command-result"):
                 if kind == "command-result":  # fleet-commands: the command's outcome, its rollout
                     rollout = commands.apply_result(conn, ref.id, doc, now)
