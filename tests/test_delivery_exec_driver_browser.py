@@ -16,6 +16,7 @@ from anycar.fleet import registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.domain_tables import alerts
 from anycar.fleet.migrate import upgrade
+from anycar.logistics.console_api import console_logistics_routes
 from anycar.logistics.execution_tables import deliveries
 from anycar.logistics.room import LogisticsRoom
 from browser_support import own_errors, serve
@@ -42,7 +43,7 @@ def test_driver_reports_on_the_phone_page(page) -> None:  # type: ignore[no-unty
             engine, vin(3), "kaiyun_pickman", tenant="acme", wire_id="PM-PH1"
         ).vehicle
         registry.add_vehicle(engine, vin(4), "kaiyun_pickman", tenant="rival", wire_id="PM-RV1")
-        app = Starlette(routes=LogisticsRoom(engine).routes())
+        app = Starlette(routes=[*LogisticsRoom(engine).routes(), *console_logistics_routes(engine)])
         auth = {"Authorization": f"Bearer {token}"}
         try:
             with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
@@ -103,6 +104,12 @@ def test_driver_reports_on_the_phone_page(page) -> None:  # type: ignore[no-unty
                     raised = conn.execute(select(alerts.c.type, alerts.c.message)).all()
                 assert [(t, m) for t, m in raised] == [("pod_exception", f"order {second}: wrong PIN")]
                 assert http.get("/api/pods", headers={"Authorization": f"Bearer {rival}"}).json() == []
+                # the console's proofs viewer reads the same records, newest first, for the tenant only
+                shown = http.get("/api/logistics/proofs", headers=auth).json()
+                assert shown["available"] and [p["order"] for p in shown["proofs"]] == [second, first]
+                assert shown["proofs"][0]["exceptions"] != [] and shown["proofs"][1]["exceptions"] == []
+                rival_view = http.get("/api/logistics/proofs", headers={"Authorization": f"Bearer {rival}"})
+                assert rival_view.json()["proofs"] == []
                 assert own_errors(page) == []
         finally:
             engine.dispose()

@@ -179,7 +179,14 @@ class FleetServer:
 
         app.router.routes.extend(console_logistics_routes(self.engine))
         app.state.openapi["paths"].update(
-            paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics", "/api/deliveries", "/api/pods")
+            paths_of(
+                app.router.routes,
+                "/api/orders",
+                "/api/plans",
+                "/api/logistics",
+                "/api/deliveries",
+                "/api/pods",
+            )
         )
         # fleet-console: the operator's web app beside the API, on the same origin
         app.router.routes.extend(

@@ -229,7 +229,29 @@ export class LogisticsPage {
       this.body.replaceChildren(el("div", { class: "card lg-emptystate", "data-testid": "no-proofs" },
         el("div", { class: "lg-empty-icon", "aria-hidden": "true", text: "▣" }), el("h2", { text: "No proofs yet" }),
         el("p", { class: "muted", text: "Proof-of-delivery records (door open → close, the cargo weight drop, a cargo camera photo, the recipient's PIN) appear here once the hubs send them. None are stored on this server yet." })));
+      return;
     }
+    const when = (ts) => (ts ? new Date(ts * 1000).toLocaleString() : "—");
+    const rows = p.proofs.map((pod) => {
+      const rec = pod.record || {};
+      const picture = (rec.photo && rec.photo.thumbnail) || (rec.signature_image && rec.signature_image.thumbnail);
+      const photo = typeof picture === "string" && picture.startsWith("data:image/")
+        ? el("img", { class: "lg-pod-photo", src: picture, alt: `${rec.photo ? "photo" : "signature"} at ${pod.order}` })
+        : el("span", { class: "muted", text: "no photo" });
+      const weight = rec.weight && rec.weight.drop_kg != null ? `${rec.weight.drop_kg} kg` : "—";
+      const door = rec.door ? (rec.door.opened && rec.door.closed ? "opened → closed" : rec.door.opened ? "opened" : "never opened") : "—";
+      const exceptions = (pod.exceptions || []).map((x) => (typeof x === "string" ? x : x.reason || x.type || JSON.stringify(x)));
+      return el("tr", { "data-testid": "pod-row", class: exceptions.length ? "lg-pod-exception" : "" },
+        el("td", { text: pod.order }), el("td", { text: pod.vehicle }), el("td", { text: when(pod.ts) }),
+        el("td", { text: pod.outcome }), el("td", { text: pod.verified ? "signed ✓" : "unverified" }),
+        el("td", { text: door }), el("td", { class: "num", text: weight }),
+        el("td", { text: rec.pin && rec.pin.source ? `PIN (${rec.pin.source})` : "—" }), el("td", {}, photo),
+        el("td", { text: exceptions.join("; ") || "none" }));
+    });
+    this.body.replaceChildren(el("div", { class: "card" }, el("h2", { text: `Proofs of delivery (${p.proofs.length})` }),
+      el("table", { class: "table", "data-testid": "pods" },
+        el("thead", {}, el("tr", {}, ...["Order", "Vehicle", "At", "Outcome", "Signature", "Door", "Weight drop", "Recipient", "Photo", "Exceptions"].map((t) => el("th", { text: t })))),
+        el("tbody", {}, ...rows))));
   }
 }
 
