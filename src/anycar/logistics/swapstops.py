@@ -234,7 +234,7 @@ def plan_swap(
         cum += leg_m[i]
     if best is None:
         if not reachable:
-            reason = _no_station_reason(need, usable, online)
+            reason = _no_station_reason(need, usable, stations)
         else:
             reason = (
                 f"energy: the route needs {need:.2f} kWh, the pack has {usable:.2f} kWh usable; the "
