@@ -135,10 +135,28 @@ class SwapDecision:
 
 
 def _window_end(stop: Stop) -> float | None:
-    if not stop.window or "-" not in stop.window:
+    """The end of an order stop's window (``HH:MM[:SS]-HH:MM[:SS]``), seconds of the day."""
+    if stop.order is None or not stop.window or "-" not in stop.window:
         return None
-    h, m = stop.window.split("-")[1].split(":")[:2]
-    return int(h) * 3600 + int(m) * 60
+    parts = [int(x) for x in stop.window.split("-")[1].split(":")]
+    return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
+
+
+def _propagate(stops: list[Stop], k: int, arrive: float) -> list[Stop]:
+    """The stops with ``stops[k]`` reached at ``arrive`` and every later one following on its
+    planned leg; a service starts no earlier than planned (waiting for the window absorbs a delay
+    first), so this is exact when arrivals only move later."""
+    out = list(stops[:k])
+    t = arrive
+    for idx in range(k, len(stops)):
+        s = stops[idx]
+        if idx > k:
+            t = out[-1].departure_s + (s.arrival_s - stops[idx - 1].departure_s)
+        begin = max(t, s.start_s)
+        out.append(
+            dataclasses.replace(s, arrival_s=t, start_s=begin, departure_s=begin + s.departure_s - s.start_s)
+        )
+    return out
 
 
 def _shifted(route: Route, after: int, station: SwapStation, arrival: float, wait: float,
@@ -149,14 +167,8 @@ def _shifted(route: Route, after: int, station: SwapStation, arrival: float, wai
     start = arrival + wait
     depart = start + station.mechanical_s
     swap = Stop(None, "swap", station.point, arrival, start, depart, stops[after].load_kg, station.id)
-    out = [*stops[: after + 1], swap]
-    t = depart
-    for prev, nxt in zip([swap, *stops[after + 1 :]], stops[after + 1 :], strict=False):
-        leg = back_s if prev is swap else nxt.arrival_s - prev.departure_s
-        arrive = t + leg
-        begin = max(arrive, nxt.start_s)
-        t = begin + (nxt.departure_s - nxt.start_s)
-        out.append(dataclasses.replace(nxt, arrival_s=arrive, start_s=begin, departure_s=t))
+    later = _propagate(stops, after + 1, depart + back_s)[after + 1 :] if after + 1 < len(stops) else []
+    out = [*stops[: after + 1], swap, *later]
     end = out[-1].departure_s
     return dataclasses.replace(
         route, stops=out, distance_m=distance_m, duration_s=end - stops[0].departure_s,
@@ -194,6 +206,11 @@ def plan_swap(
         return SwapDecision(base, None, False)
     if not online:
         return SwapDecision(base, None, True, _no_station_reason(need, usable, stations))
+    timed = list(stops)
+    if delay_s > 0 and n > 1:  # the vehicle leaves its stop late; the rest follows
+        timed[0] = dataclasses.replace(stops[0], departure_s=stops[0].departure_s + delay_s)
+        timed = _propagate(timed, 1, stops[1].arrival_s + delay_s)
+    timed_route = dataclasses.replace(route, stops=timed)
     best: tuple[tuple[int, float], SwapStop, Route] | None = None
     cum = 0.0
     reachable = False
@@ -208,7 +225,7 @@ def plan_swap(
             after_m = back_m + total_m - cum - leg_m[i]
             if after_m * kpk > (st.ready_soc - vehicle.reserve) * vehicle.battery_kwh + 1e-9:
                 continue
-            arrival = stops[i].departure_s + delay_s + float(m.seconds[i, j])
+            arrival = timed[i].departure_s + float(m.seconds[i, j])
             wait = st.wait_at(arrival)
             if wait is None:
                 continue
@@ -216,10 +233,6 @@ def plan_swap(
             detour_s = float(m.seconds[i, j] + m.seconds[j, i + 1] - m.seconds[i, i + 1])
             soc_arrival = vehicle.soc - (cum + to_m) * kpk / vehicle.battery_kwh
             soc_end = st.ready_soc - after_m * kpk / vehicle.battery_kwh
-            timed = [dataclasses.replace(s, arrival_s=s.arrival_s + delay_s, start_s=max(s.start_s, s.arrival_s + delay_s),
-                                         departure_s=max(s.start_s, s.arrival_s + delay_s) + s.departure_s - s.start_s)
-                     for s in stops]  # fmt: skip
-            timed_route = dataclasses.replace(route, stops=timed)
             new = _shifted(timed_route, i, st, arrival, wait, float(m.seconds[j, i + 1]), soc_end,
                            (total_m + detour_m) / 1000 * vehicle.kwh_per_km, total_m + detour_m)  # fmt: skip
             late = [
