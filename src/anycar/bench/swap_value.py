@@ -108,11 +108,8 @@ def _drive(env: simpy.Environment, stops: list[Stop], leg_s: list[float], tally:
             arrived = env.now
             yield hold[k]
             station = stations[stop.window]
-            before = len(station.result.waits)
             yield env.process(station.vehicle(swap_soc[k] * 100, reserved=True))
-            tally.waits.append(
-                station.result.waits[before] if len(station.result.waits) > before else env.now - arrived
-            )
+            tally.waits.append(env.now - arrived - station.layout.mechanical_s)  # hold + bay
             tally.swaps += 1
             continue
         if stop.action == "end":
@@ -153,9 +150,9 @@ def _nearest(env: simpy.Environment, route: Route, vehicle: PlanVehicle, m: Any,
             yield env.timeout(float(m.seconds[prev, n_stops + j]))
             soc -= float(m.meters[prev, n_stops + j]) * kpk
             low = low or soc < RESERVE
-            before = len(station.result.waits)
+            arrived = env.now
             yield env.process(station.vehicle(max(0.0, soc) * 100))
-            tally.waits.append(station.result.waits[before])
+            tally.waits.append(env.now - arrived - station.layout.mechanical_s)  # bay + pack
             tally.swaps += 1
             swapped, soc = True, READY_SOC / 100
             tally.detour_m += float(
