@@ -61,6 +61,41 @@ def _register_swap(cmds: Any) -> None:
     )
     sw.add_argument("--json", action="store_true", help="print JSON")
     sw.set_defaults(func=bench_swap)
+    _register_swap_value(cmds)
+
+
+def _register_swap_value(cmds: Any) -> None:
+    sv = cmds.add_parser(
+        "swap-value",
+        help="one simulated delivery day: swaps planned into routes with reservations vs nearest station below 20 %%",
+    )
+    sv.add_argument("--vehicles", type=int, default=20, help="PICKMANs")
+    sv.add_argument("--orders-per-vehicle", type=int, default=15, help="orders = vehicles x this")
+    sv.add_argument("--stations", type=int, default=2, help="swap stations (pickman-8 layout)")
+    sv.add_argument(
+        "--soc", type=float, nargs=2, default=(0.155, 0.21), metavar=("LO", "HI"), help="start charge range"
+    )
+    sv.add_argument("--time-limit", type=float, default=10.0, help="planner seconds")
+    sv.add_argument("--seed", type=int, default=1)
+    sv.add_argument("--json", action="store_true", help="print JSON")
+    sv.set_defaults(func=bench_swap_value)
+
+
+def bench_swap_value(args: argparse.Namespace) -> int:
+    from anycar.bench import swap_value
+
+    if args.vehicles < 1 or args.orders_per_vehicle < 1 or args.stations < 1:
+        return fail("--vehicles, --orders-per-vehicle and --stations must be >= 1")
+    with errors.status("anycar bench swap-value: planning and simulating the day..."):
+        result = swap_value.run(
+            vehicles=args.vehicles, orders_per_vehicle=args.orders_per_vehicle, stations=args.stations,
+            seed=args.seed, time_limit_s=args.time_limit, soc=(args.soc[0], args.soc[1]),
+        )  # fmt: skip
+    if args.json:
+        print_json(result)
+    else:
+        console.print(swap_value.table(result), markup=False, highlight=False)
+    return 0
 
 
 def bench_swap(args: argparse.Namespace) -> int:

@@ -106,15 +106,18 @@ class _Station:
         else:
             queue.append((self.env.now, self.waiting))
 
-    def vehicle(self, soc_in: float) -> Any:
+    def vehicle(self, soc_in: float, *, reserved: bool = False) -> Any:
+        """One vehicle's swap; ``reserved``: its pack was set aside before (ReserveNow), so it only
+        waits for the bay."""
         arrived = self.env.now
         self.result.arrivals += 1
         self._queue(+1)
         with self.bay.request() as bay:
             yield bay
-            if self.ready.level < 1:
-                self.result.pack_waits += 1
-            yield self.ready.get(1)
+            if not reserved:
+                if self.ready.level < 1:
+                    self.result.pack_waits += 1
+                yield self.ready.get(1)
             self._queue(-1)
             self.result.waits.append(self.env.now - arrived)
             yield self.env.timeout(self.layout.mechanical_s)
@@ -127,6 +130,9 @@ class _Station:
             hours = max(0.0, self.ready_soc - soc) / 100 * self.layout.capacity_kwh / self.power_kw
             yield self.env.timeout(hours * 3600)
         yield self.ready.put(1)
+
+
+Station = _Station  # the station model, for other simulations (the swap-planning benchmark)
 
 
 def _arrivals(
