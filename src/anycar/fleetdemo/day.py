@@ -68,9 +68,7 @@ def _call(http: httpx.Client, method: str, url: str, what: str, **kw: Any) -> An
     return answer.json()
 
 
-def plan_day(
-    http: httpx.Client, depot: tuple[float, float], pickmans: list[str], *, seed: int = 0
-) -> Day:
+def plan_day(http: httpx.Client, depot: tuple[float, float], pickmans: list[str], *, seed: int = 0) -> Day:
     """Import the day's orders, plan them on the PICKMANs, accept the plan."""
     imported = _call(
         http,

@@ -223,7 +223,12 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     wait = min(wait, left) if wait else left
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
-                if day is not None and failing is not None and time.monotonic() >= fail_at and not stop.is_set():
+                if (
+                    day is not None
+                    and failing is not None
+                    and time.monotonic() >= fail_at
+                    and not stop.is_set()
+                ):
                     now = demo_day.clock_at(time.monotonic() - started, opts.speedup)
                     await asyncio.to_thread(demo_day.fail_and_redispatch, http, day, failing, now, spec.depot)
                     event = day.events[-1]
