@@ -124,7 +124,9 @@ async def test_orders_plans_and_redispatch_per_tenant(fleet: FleetServer) -> Non
         assert r.status_code == 201, r.text
         proposal = r.json()
         body = proposal["plan"]
-        assert body["feasible"] and body["unservable"] == [] and body["matrix"].startswith("road network")  # anycar.roads.matrix
+        assert (
+            body["feasible"] and body["unservable"] == [] and body["matrix"].startswith("road network")
+        )  # anycar.roads.matrix
         assert sorted(s["order"] for route in body["routes"] for s in route["stops"] if s["order"]) == [
             "a1",
             "a2",
