@@ -22,7 +22,16 @@ KUKSA = Path(__file__).resolve().parent / "data" / "kuksa"
 DBC = str(KUKSA / "Model3CAN.dbc")
 MAPPING = str(KUKSA / "vss_4.2" / "vss_dbc.json")
 LOG = str(KUKSA / "model3_synthetic.log")
-PORTS = ["--grpc-port", "0", "--viss-port", "0", "--http-port", "0"]  # the defaults may be in use
+PORTS = [
+    "--grpc-port",
+    "0",
+    "--viss-port",
+    "0",
+    "--http-port",
+    "0",
+    "--accessory-port",
+    "0",
+]  # the defaults may be in use
 
 
 def _updates(out: str) -> list[tuple[str, object]]:

@@ -49,6 +49,12 @@ WRONG = [
     (["hub", "--config", "nosuch.yaml"], "cannot read hub config"),
     (["token", "mint", "--scope", "bogus"], "is not one of read, actuate, provide"),
     (["completion", "fish"], "invalid choice: 'fish'"),
+    (
+        ["fleet", "vehicle", "list", "--tenant", "x", "--db", "/nonexistent/f.db"],
+        "unable to open database file",
+    ),
+    (["fleet", "vehicle", "list", "--tenant", "x", "--db", "bogus://u:secret@h/x"], "bogus://***@h/x"),
+    (["fleet", "vehicle", "list", "--tenant", "x", "--db", "postgresql://127.0.0.1:9/x"], "connection"),
 ]
 
 

@@ -232,3 +232,25 @@ async def test_offline_checker_raises_clears_and_survives(kind: str, tmp_path: P
             await checker.stop()
         assert calls["n"] >= 6
         assert checker.stats.failures == 1 and checker.stats.crashes == 1 and checker.stats.runs >= 3
+
+
+async def test_offline_alerts_reach_the_tenants_live_feed_only(tmp_path: Path) -> None:
+    from anycar.fleet.live import LiveFeed
+
+    with fleet_engine("sqlite", tmp_path) as engine:
+        store = Store(engine)
+        creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme")
+        ref = store.vehicle(creds.vehicle)
+        assert ref is not None
+        store.commit([Accepted(ref, d) for d in Drive(ref.wire_id).leg(20, 0).batches()])
+        rules.set_override(engine, ref.tenant_id, {"offline": {"after_minutes": 0}})
+        rival = registry.tenant_id(engine, "rival", create=True)
+        live = LiveFeed()
+        mine, theirs = live.subscribe(ref.tenant_id), live.subscribe(rival)
+        checker = offline.OfflineChecker(engine, live=live)
+        await asyncio.sleep(0.05)
+        (raised,) = await checker.run_once()
+        msg = mine.get_nowait()
+        assert msg is not None and msg["type"] == "alert" and msg["alert"]["type"] == "offline"
+        assert msg["alert"]["id"] == raised["id"] and msg["alert"]["vehicle"] == creds.vehicle
+        assert "tenant_id" not in msg["alert"] and theirs.empty()

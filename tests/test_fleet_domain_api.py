@@ -109,6 +109,7 @@ async def test_rights_isolation_and_geojson(api) -> None:
             ).status_code == 403
             assert (await http.get("/api/webhooks", headers=h)).status_code == 403
             assert (await http.post("/api/alerts/1/ack", headers=h)).status_code == 403
+            assert (await http.get("/api/domain/status", headers=h)).status_code == 403
         # geofences through the API: GeoJSON in and out; the field named on a bad one
         made = {}
         for tenant, tokens in (("acme", acme), ("rival", rival)):
@@ -282,6 +283,7 @@ def test_openapi_documents_every_domain_route() -> None:
         "/api/webhooks/{webhook}": ["delete"],
         "/api/reports/fleet": ["get"],
         "/api/reports/vehicles/{vehicle}": ["get"],
+        "/api/domain/status": ["get"],
     }.items():
         assert sorted(doc["paths"][path]) == sorted(methods), path
         for m in methods:

@@ -106,7 +106,9 @@ async def test_mqtt_to_trips_alerts_live_feed_and_webhook(tmp_path: Path) -> Non
                 )
                 assert (await http.get("/api/trips", headers=h)).json() == trips_before
                 assert len((await http.get("/api/alerts", headers=h)).json()) == 2
-                assert server.domain.status()["errors"] == 0 and server.domain.status()["running"]
+                status = (await http.get("/api/domain/status", headers=h)).json()
+                assert status["domain"]["running"] and status["domain"]["errors"] == 0
+                assert status["offline"]["running"] and status["webhooks"]["delivered"] >= 2
         finally:
             await server.stop()
             await receiver.listener.stop()

@@ -49,6 +49,8 @@ def _hub(vehicle: str, folder: Path) -> subprocess.Popen:
             "0",
             "--http-port",
             "0",
+            "--accessory-port",
+            "0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

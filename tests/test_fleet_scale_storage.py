@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from anycar.fleet import db, partitions, registry, retention
+from anycar.fleet.db import make_engine
 from anycar.fleet.maintenance import Maintenance
 from anycar.fleet.store import Accepted, Store
 from anycar.wire import Origin, decode, encode, messages
@@ -181,3 +182,33 @@ async def test_maintenance_logs_a_failed_round_and_goes_on(tmp_path: Path, caplo
             finally:
                 await m.stop()
         assert not m.status()["running"]
+
+
+def test_cli_retention_and_maintain(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
+
+    def fleet(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "anycar.cli.main", "fleet", *args, "--db", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (out.returncode == 0) is ok, out.stderr
+        return out
+
+    fleet("tenant", "add", "acme")
+    assert "kept 30 days" in fleet("tenant", "retention", "acme", "--days", "30").stdout
+    err = fleet("tenant", "retention", "acme", "--days", "-3", ok=False).stderr
+    assert "days must be in" in err and "Traceback" not in err
+    engine = make_engine(url)
+    try:
+        assert retention.settings(engine)[registry.tenant_id(engine, "acme")] == 30.0
+    finally:
+        engine.dispose()
+    doc = json.loads(fleet("db", "maintain", "--json").stdout)
+    assert doc["received"]["deleted"] == 0 and doc["partitions_made"] == []  # SQLite: no partitions

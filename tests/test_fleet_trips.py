@@ -163,3 +163,92 @@ def test_trip_config_errors_name_the_field(tmp_path: Path) -> None:
         with pytest.raises(TripConfigError, match=None) as info:
             load_trip_config(bad)
         assert message in str(info.value) and str(bad) in str(info.value)
+
+
+def test_rederive_after_trips_yaml_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`anycar fleet rederive --trips FILE`: with min_stop_s 30 the red light becomes a stop."""
+    import os
+    import subprocess
+    import sys
+
+    from anycar.fleet import domain_queries as dq
+
+    with fleet_engine("sqlite", tmp_path) as engine:
+        store = Store(engine)
+        domain = DomainPipeline(store)
+        creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme", wire_id="PM-R")
+        ref = store.vehicle(creds.vehicle)
+        assert ref is not None
+        drive = Drive(creds.vehicle, soc=15.5, wh_per_km=300)
+        for doc in _day(drive).batches():
+            store.commit([Accepted(ref, doc)])
+            domain.run_pending()
+        alerts_before = dq.alert_list(engine, ref.tenant_id)
+        assert len(_rows(engine, trips, ref.id)) == 2 and [a["type"] for a in alerts_before] == ["low_soc"]
+        tuned = tmp_path / "trips.yaml"
+        tuned.write_text("trip: {min_stop_s: 30}\n")
+        anycar = str(Path(sys.executable).parent / "anycar")
+        env = dict(os.environ, ANYCAR_FLEET_DB=str(tmp_path / "fleet.sqlite3"))
+        done = subprocess.run(
+            [anycar, "fleet", "rederive", "--tenant", "acme", "--trips", str(tuned)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0 and "for 1 vehicle(s) of acme" in done.stdout, done.stderr
+        got = [(r["start_ts"] - T0, r["end_ts"] - T0) for r in _rows(engine, trips, ref.id)]
+        assert got == [(300.0, 900.0), (960.0, 1200.0), (1500.0, 1800.0)]
+        assert dq.alert_list(engine, ref.tenant_id) == alerts_before  # not raised again
+        from anycar.cli.main import main  # the same command in-process, for the refusals
+
+        for argv, message in (
+            (["--vehicle", "nope"], "--vehicle 'nope': no such vehicle"),
+            (["--trips", str(tmp_path / "missing.yaml")], "No such file"),
+        ):
+            db_url = f"sqlite:///{env['ANYCAR_FLEET_DB']}"
+            assert main(["fleet", "rederive", "--tenant", "acme", "--db", db_url, *argv]) != 0
+            assert message in capsys.readouterr().err
+
+
+def test_two_processes_deriving_one_vehicle_on_postgres(tmp_path: Path) -> None:
+    """Two stores and runners on their own engines (as two ``anycar fleet serve`` processes),
+    committing one vehicle's batches alternately and deriving at the same time: the cursor row's
+    lock serialises them, so the trips come out once and right."""
+    import threading
+
+    from anycar.fleet.db import make_engine
+
+    with fleet_engine("postgres", tmp_path) as engine:
+        other = make_engine(engine.url.render_as_string(hide_password=False))
+        try:
+            stores = [Store(engine), Store(other)]
+            runners = [DomainPipeline(s) for s in stores]
+            creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme")
+            refs = [s.vehicle(creds.vehicle) for s in stores]
+            batches = _day(Drive(creds.vehicle)).batches(per_batch=4)
+            errors: list[BaseException] = []
+
+            def work(i: int) -> None:
+                try:
+                    for n, doc in enumerate(batches):
+                        if n % 2 == i:
+                            stores[i].commit([Accepted(refs[i], doc)])
+                        runners[i].run_pending()
+                    runners[i].run_pending()
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert not errors
+            got, stops_ = _summary(engine, refs[0].id)
+            assert [(a, b, d, m, round(e, 2), o) for a, b, d, m, e, o in got] == EXPECTED_TRIPS
+            assert stops_ == EXPECTED_STOPS
+            assert sum(r.stats.errors for r in runners) == 0
+        finally:
+            other.dispose()

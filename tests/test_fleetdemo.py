@@ -167,7 +167,7 @@ def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads():
     # the road matrix, and the PICKMANs with orders drive to their customers
     day = summary["orders"]
     assert day["imported"] == 16 and day["planned"] == 16 and not day["unservable"], day
-    assert day["matrix"] == "road network" and day["solver"].startswith("pyvrp"), day
+    assert day["matrix"].startswith("road network") and day["solver"].startswith("pyvrp"), day
     planned = {v: s for v, s in summary["vehicles"].items() if s["planned"]}
     assert planned and all(s["brand"] == "kaiyun_pickman" for s in planned.values())
     assert sum(s["stops_visited"] for s in planned.values()) >= 1, planned

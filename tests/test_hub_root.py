@@ -226,6 +226,8 @@ def test_anycar_hub_sigint_and_missing_brand_room(tmp_path) -> None:
             "0",
             "--http-port",
             "0",
+            "--accessory-port",
+            "0",
         ],
         capture_output=True,
         text=True,

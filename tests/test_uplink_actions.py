@@ -35,8 +35,10 @@ def test_exactly_one_action_and_the_list_matches_the_schema() -> None:
         schema.check_message(doc(scene={"id": "a"}, actuate={"Vehicle.Speed": 1}))
     with pytest.raises(WireError, match="got none"):
         schema.check_message(doc())
-    with pytest.raises(WireError, match="'route' was unexpected"):
-        schema.check_message(doc(route={"stops": []}))  # an action this version does not know
+    with pytest.raises(WireError, match="'teleport' was unexpected"):
+        schema.check_message(doc(teleport={"stops": []}))  # an action this version does not know
+    with pytest.raises(WireError, match=r"route: .*\"plan\" is a required property"):
+        schema.check_message(doc(route={"stops": []}))  # delivery-exec: route is known, and checked
     with pytest.raises(WireError, match="scene"):
         schema.check_message(doc(scene={"id": "Not An Id"}))
     command = schema.schema_files()["command.v1.schema.json"]

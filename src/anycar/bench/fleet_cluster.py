@@ -30,11 +30,12 @@ from anycar.bench.fleet import Broker, counts, database, register
 from anycar.errors import ConfigError
 
 
-def _fleet(*args: str) -> subprocess.Popen[str]:
+def _fleet(*args: str, log: Path) -> subprocess.Popen[str]:
+    """One of the fleet's own processes; stderr to ``log`` (an unread pipe could fill and stall it)."""
     return subprocess.Popen(  # nosec B603 # our own interpreter and CLI, fixed arguments
         [sys.executable, "-m", "anycar.cli.main", "fleet", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=open(log, "ab"),
         text=True,
     )
 
@@ -46,8 +47,7 @@ def _ready(proc: subprocess.Popen[str], timeout: float = 60.0) -> dict[str, Any]
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise ConfigError(f"fleet process exited: {err[-2000:]}")
+            raise ConfigError(f"fleet process {proc.args!r} exited (its log is beside the broker's)")
         if line.startswith("anycar fleet ready "):
             return dict(json.loads(line[len("anycar fleet ready ") :]))
     raise ConfigError("fleet process not ready in time")
@@ -95,7 +95,12 @@ async def run(
             token = registry.add_user(engine, "bench", "watcher", "viewer")
             mqtt = f"mqtt://127.0.0.1:{broker.port}"
             ids = [f"cluster-{uuid.uuid4().hex[:6]}-{n}" for n in ("a", "b")]
-            ingest = {wid: _fleet("ingest", "--db", url, "--mqtt", mqtt, "--worker-id", wid) for wid in ids}
+            ingest = {
+                wid: _fleet(
+                    "ingest", "--db", url, "--mqtt", mqtt, "--worker-id", wid, log=folder / f"{wid}.log"
+                )
+                for wid in ids
+            }
             procs += ingest.values()
             apis = [
                 _fleet(
@@ -110,8 +115,9 @@ async def run(
                     "0",
                     "--osmand-port",
                     "0",
+                    log=folder / f"api{n}.log",
                 )
-                for _ in range(2)
+                for n in range(2)
             ]
             procs += apis
             for p in ingest.values():
@@ -149,7 +155,9 @@ async def run(
             apis[0].wait(10)
             killed_api_at = time.time()
             await asyncio.sleep(restart_after_s)
-            again = _fleet("ingest", "--db", url, "--mqtt", mqtt, "--worker-id", ids[0])
+            again = _fleet(
+                "ingest", "--db", url, "--mqtt", mqtt, "--worker-id", ids[0], log=folder / "again.log"
+            )
             procs.append(again)
             _ready(again)
             out, _ = await asyncio.to_thread(pub.communicate, timeout=seconds + 180)

@@ -129,6 +129,7 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
     from anycar.fleet.store import Store
 
     recorder = _Recorder()
+    cpu0 = 0.0
     store = Store(make_engine(db_url))
     w = IngestWorker(
         store, port=port, worker_id=worker_id, batch_max=batch, session_s=3600, on_commit=recorder
@@ -141,6 +142,7 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
             "first_commit": recorder.first,
             "last_commit": recorder.last,
             "pid": os.getpid(),
+            "cpu_s": sum(os.times()[:2]) - cpu0,  # since ready: imports and connecting left out
         }
         tmp = stats_file.with_name(stats_file.name + ".tmp")
         tmp.write_text(json.dumps(doc))
@@ -150,7 +152,9 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+        nonlocal cpu0
         await w.start(timeout=60)
+        cpu0 = sum(os.times()[:2])
         print("ready", flush=True)
         while not stop.is_set():
             dump()

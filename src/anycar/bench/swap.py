@@ -174,14 +174,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str], *, layout: str, interval: float, warmup: float,
-                seconds: float, swaps_per_minute: float, speed: float, pid: int, control: Any) -> dict[str, Any]:  # fmt: skip
+async def _stations(port: int, ca: str, passwords: dict[str, str], tokens: list[str], *, layout: str, interval: float,
+                    seconds: float, swaps_per_minute: float, speed: float, ready: Any, start_at: Any) -> dict[str, Any]:  # fmt: skip
+    """One client process's share of the stations; raw figures for the parent to merge."""
     from anycar.swap.station import Pack, StationSim, Vehicle, client_tls
 
     tls = client_tls(ca)
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) > 1:
-        os.sched_setaffinity(0, set(cores[1:]))  # the stations keep off the CSMS's core
     sims = [
         StationSim(s, f"wss://127.0.0.1:{port}/ocpp", layout, password=p, ssl_context=tls, speed=speed, meter_s=interval,
                    status_s=interval, tick_s=5.0, call_timeout=60, validate=False)
@@ -191,7 +189,7 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
         for slot in sim.slots[:3]:
             if slot.pack:
                 slot.pack.soc = 99.0
-    rng = random.Random(7)  # nosec B311 # reproducible choice of stations, not a secret
+    rng = random.Random(min(passwords))  # nosec B311 # reproducible choice of stations, not a secret
     tasks: list[asyncio.Task[Any]] = []
 
     async def start(sim: StationSim, delay: float) -> None:
@@ -201,16 +199,17 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
     connect_started = time.perf_counter()
     for sim in sims:  # connections and the periodic messages spread over one interval
         tasks.append(asyncio.ensure_future(start(sim, rng.uniform(0, interval))))
-    await asyncio.wait_for(asyncio.gather(*(s.booted.wait() for s in sims)), interval + 300)
+    await asyncio.wait_for(asyncio.gather(*(s.booted.wait() for s in sims)), interval + 600)
     connected_s = time.perf_counter() - connect_started
-    await asyncio.sleep(warmup)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ready.wait)  # every process's stations booted
+    begin = await loop.run_in_executor(None, start_at.get)  # epoch seconds: the measuring window opens
+    await asyncio.sleep(max(0.0, begin - time.time()))
     for sim in sims:
         sim.latencies.clear()
-    control("measure")
-    cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
     lags: list[float] = []
 
-    async def lag() -> None:  # how late the stations' own event loop runs: it counts in every latency
+    async def lag() -> None:  # how late this process's event loop runs: it counts in every latency
         while True:
             before = time.perf_counter()
             await asyncio.sleep(0.1)
@@ -221,8 +220,8 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
     flows: list[float] = []
     outcomes: dict[str, int] = {}
 
-    async def one_swap(sim: StationSim, token: str, n: int) -> None:
-        vehicle = Vehicle(token, Pack(f"VEH-{tokens.index(token):04d}", 20.0, 95.0, sim.layout.capacity_kwh))
+    async def one_swap(sim: StationSim, token: str) -> None:
+        vehicle = Vehicle(token, Pack(f"VEH-{token}", 20.0, 95.0, sim.layout.capacity_kwh))
         try:
             got = await sim.arrive(vehicle, timeout=sim.layout.mechanical_s / speed * 4 + 120)
         except Exception as exc:  # counted, the bench goes on
@@ -235,56 +234,120 @@ async def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str]
             flows.append(vehicle.flow_s - vehicle.robot_s)
 
     swaps: list[asyncio.Task[None]] = []
-    gap = 60.0 / swaps_per_minute
-    n = 0
-    while time.perf_counter() - t0 < seconds:
-        sim = rng.choice(sims)
-        if sim.bay is None and free_tokens and sim.link is not None:
-            swaps.append(asyncio.ensure_future(one_swap(sim, free_tokens.pop(0), n)))
-            n += 1
-        await asyncio.sleep(gap)
-    measured_s = time.perf_counter() - t0
-    cpu = _cpu_seconds(pid) - cpu0
-    inside = control("done")
+    gap = 60.0 / swaps_per_minute if swaps_per_minute > 0 else seconds + 1
+    end, next_swap = begin + seconds, time.time() + rng.uniform(0, gap)
+    while (now := time.time()) < end:
+        if now >= next_swap:
+            next_swap += gap
+            sim = rng.choice(sims)
+            if sim.bay is None and free_tokens and sim.link is not None:
+                swaps.append(asyncio.ensure_future(one_swap(sim, free_tokens.pop(0))))
+        await asyncio.sleep(max(0.0, min(0.5, next_swap - now, end - now)))
+    latencies = [(kind, lat) for sim in sims for kind, lat in sim.latencies]
     lagger.cancel()
-    latencies = [lat for sim in sims for _, lat in sim.latencies]
-    by_kind: dict[str, int] = {}
-    for sim in sims:
-        for kind, _ in sim.latencies:
-            by_kind[kind] = by_kind.get(kind, 0) + 1
-    await asyncio.wait(swaps, timeout=sims[0].layout.mechanical_s / speed * 4 + 60)
+    if swaps:
+        await asyncio.wait(swaps, timeout=sims[0].layout.mechanical_s / speed * 4 + 60)
     for sim in sims:
         await sim.stop()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    summary = latency_summary(latencies)
-    flow = latency_summary(flows)
     return {
-        "stations": len(sims),
+        "latencies": latencies, "flows": flows, "outcomes": outcomes, "lags": lags, "connected_s": connected_s,
+        "errors": sum(len(s.errors) for s in sims),
+    }  # fmt: skip
+
+
+def _client(kwargs: dict[str, Any], ready: Any, start_at: Any, out: Any) -> None:
+    """A client process: its stations on every core but the CSMS's."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1:
+        os.sched_setaffinity(0, set(cores[1:]))
+    try:
+        out.put(asyncio.run(_stations(ready=ready, start_at=start_at, **kwargs)))
+    except BaseException as exc:  # the parent reports it instead of waiting forever
+        out.put({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str], *, layout: str, interval: float, warmup: float,
+          seconds: float, swaps_per_minute: float, speed: float, pid: int, control: Any, processes: int) -> dict[str, Any]:  # fmt: skip
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    processes = max(1, min(processes, len(passwords)))
+    ready = ctx.Barrier(processes + 1)
+    out = ctx.Queue()
+    names = list(passwords)
+    starts, clients = [], []
+    for i in range(processes):
+        kwargs = dict(
+            port=port, ca=ca, passwords={n: passwords[n] for n in names[i::processes]}, tokens=tokens[i::processes],
+            layout=layout, interval=interval, seconds=seconds, swaps_per_minute=swaps_per_minute / processes, speed=speed,
+        )  # fmt: skip
+        start_at = ctx.Queue()
+        client = ctx.Process(target=_client, args=(kwargs, ready, start_at, out), daemon=True)
+        client.start()
+        starts.append(start_at)
+        clients.append(client)
+    connect_started = time.perf_counter()
+    try:
+        ready.wait(timeout=interval + 660)
+    except Exception:
+        raise ConfigError("bench swap: the stations did not all boot in time") from None
+    connected_s = time.perf_counter() - connect_started
+    begin = time.time() + warmup
+    for q in starts:
+        q.put(begin)
+    time.sleep(max(0.0, begin - time.time()))
+    control("measure")
+    cpu0 = _cpu_seconds(pid)
+    time.sleep(max(0.0, begin + seconds - time.time()))
+    cpu = _cpu_seconds(pid) - cpu0
+    inside = control("done")
+    parts = [out.get(timeout=seconds + 600) for _ in clients]
+    for client in clients:
+        client.join(30)
+    failed = [p["error"] for p in parts if "error" in p]
+    if failed:
+        raise ConfigError(f"bench swap: a client process failed: {failed[0]}")
+    latencies = [lat for p in parts for _, lat in p["latencies"]]
+    by_kind: dict[str, int] = {}
+    for p in parts:
+        for kind, _ in p["latencies"]:
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    outcomes: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["outcomes"].items():
+            outcomes[k] = outcomes.get(k, 0) + v
+    summary = latency_summary(latencies)
+    flow = latency_summary([f for p in parts for f in p["flows"]])
+    return {
+        "stations": len(passwords),
+        "client_processes": processes,
         "connected_s": round(connected_s, 1),
-        "measured_s": round(measured_s, 1),
+        "measured_s": round(seconds, 1),
         "messages": len(latencies),
-        "messages_per_s": round(len(latencies) / measured_s, 1),
+        "messages_per_s": round(len(latencies) / seconds, 1),
         "by_kind": by_kind,
         "answer_p50_ms": summary["p50_ms"],
         "answer_p99_ms": summary["p99_ms"],
         "answer_max_ms": summary["max_ms"],
         "answers_over_1s": sum(1 for v in latencies if v > 1.0),
         "csms_handling": inside,
-        "stations_loop_lag": latency_summary(lags),
+        "stations_loop_lag": latency_summary([lag for p in parts for lag in p["lags"]]),
         "swaps": outcomes,
         "swap_flow_p50_ms": flow["p50_ms"],
         "swap_flow_p99_ms": flow["p99_ms"],
         "swap_flow_max_ms": flow["max_ms"],
         "csms_cpu_s": round(cpu, 2),
-        "csms_cpu_share_of_one_core": round(cpu / measured_s, 3),
-        "station_errors": sum(len(s.errors) for s in sims),
+        "csms_cpu_share_of_one_core": round(cpu / seconds, 3),
+        "station_errors": sum(p["errors"] for p in parts),
     }
 
 
 def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60.0, warmup: float = 30.0, seconds: float = 120.0,
-        swaps_per_minute: float = 10.0, speed: float = 30.0, db: str | None = None) -> dict[str, Any]:  # fmt: skip
+        swaps_per_minute: float = 10.0, speed: float = 30.0, db: str | None = None, processes: int = 4) -> dict[str, Any]:  # fmt: skip
     """One run of the CSMS load, plus the station-throughput comparison."""
     from anycar.swap.simulate import nio_comparison
 
@@ -313,9 +376,9 @@ def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60
                 stdin.flush()
                 return json.loads(stdout.readline()) if word == "done" else None
 
-            result = asyncio.run(
-                _load(port, ca, passwords, tokens, layout=layout, interval=interval, warmup=warmup, seconds=seconds,
-                      swaps_per_minute=swaps_per_minute, speed=speed, pid=proc.pid, control=control)
+            result = _load(
+                port, ca, passwords, tokens, layout=layout, interval=interval, warmup=warmup, seconds=seconds,
+                swaps_per_minute=swaps_per_minute, speed=speed, pid=proc.pid, control=control, processes=processes,
             )  # fmt: skip
             result["csms_core"] = core
         finally:
@@ -333,7 +396,9 @@ def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60
     result["goal_swap_flow_p99_le_200ms"] = result["swap_flow_p99_ms"] <= 200
     result["station_throughput"] = nio_comparison()
     result["benchmark"] = "swap"
-    result["command"] = f"anycar bench swap --stations {stations} --seconds {seconds:g} --json"
+    result["command"] = (
+        f"anycar bench swap --stations {stations} --seconds {seconds:g} --client-processes {processes} --json"
+    )
     return result
 
 

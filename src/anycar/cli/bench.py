@@ -56,6 +56,9 @@ def _register_swap(cmds: Any) -> None:
         "--swaps-per-minute", type=float, default=10.0, help="vehicles arriving across the network"
     )
     sw.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    sw.add_argument(
+        "--client-processes", type=int, default=4, help="processes the simulated stations are spread over"
+    )
     sw.add_argument("--json", action="store_true", help="print JSON")
     sw.set_defaults(func=bench_swap)
 
@@ -71,6 +74,7 @@ def bench_swap(args: argparse.Namespace) -> int:
             interval=args.interval,
             swaps_per_minute=args.swaps_per_minute,
             db=args.db,
+            processes=args.client_processes,
         )
     show(result, args.json)
     return 0
@@ -407,7 +411,7 @@ def _register_dispatch(cmds: Any) -> None:
         "--vroom-time-limit", type=float, default=5.0, help="VROOM's cap per instance (x2 on Li & Lim)"
     )
     dis.add_argument(
-        "--redispatch-time-limit", type=float, default=1.5, help="solver seconds for the re-plan"
+        "--redispatch-time-limit", type=float, default=1.0, help="solver seconds for the re-plan"
     )
     dis.add_argument(
         "--parts", default="solomon,li_lim,redispatch", help="which parts: solomon,li_lim,redispatch"

@@ -42,6 +42,7 @@ def register(sub: Any) -> None:
     ta.add_argument("name")
     db_arg(ta)
     ta.set_defaults(func=tenant_add)
+    _register_scale(dbc, tc, db_arg)
 
     up_ = cmds.add_parser("user", help="users and their API tokens")
     uc = up_.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -99,6 +100,9 @@ def register(sub: Any) -> None:
         )
         p.add_argument("--group", default="anycar-ingest", help="the shared-subscription group")
         p.add_argument("--vehicle", action="append", help="only these vehicles' topics (default: all)")
+        p.add_argument(
+            "--trips", metavar="FILE", help="trips.yaml: how trips and stops are cut (default: packaged)"
+        )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8090, help="REST API (0: any free port)")
@@ -134,11 +138,18 @@ def register(sub: Any) -> None:
 
 
 def _engine(args: argparse.Namespace) -> Any:
+    from sqlalchemy.exc import OperationalError
+
     from anycar.fleet.db import make_engine
     from anycar.fleet.migrate import upgrade
 
     engine = make_engine(args.db)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:  # no such folder, read-only file, server down: one line
+        where = engine.url.render_as_string(hide_password=True)
+        why = " ".join(str(exc.orig).split())
+        raise ConfigError(f"database {where}: {why} (--db or $ANYCAR_FLEET_DB)") from None
     return engine
 
 
@@ -307,10 +318,11 @@ def serve(args: argparse.Namespace) -> int:
         ocpp_key=getattr(args, "ocpp_key", None),
         ocpp_client_ca=getattr(args, "ocpp_client_ca", None),
         dashboard_url=getattr(args, "dashboard_url", None),
+        trips_file=args.trips,
     )
     try:
         server = FleetServer(cfg)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # TripConfigError is a ValueError
         raise ConfigError(str(exc)) from None
     return asyncio.run(_run(server))
 
@@ -332,6 +344,50 @@ async def _run(server: Any) -> int:
     finally:
         await server.stop()
         errors.print("anycar fleet stopped", highlight=False)
+    return 0
+
+
+# ---- storage at scale (fleet-scale): retention per tenant, one maintenance round ----------------
+def _register_scale(dbc: Any, tc: Any, db_arg: Any) -> None:
+    tr = tc.add_parser("retention", help="how many days a tenant's positions and signal values are kept")
+    tr.add_argument("name")
+    tr.add_argument("--days", type=float, help="keep this many days (omit with --forever)")
+    tr.add_argument("--forever", action="store_true", help="keep everything (the default)")
+    db_arg(tr)
+    tr.set_defaults(func=tenant_retention)
+    mp = dbc.add_parser("maintain", help="one round now: day partitions ahead, retention, dedup pruning")
+    mp.add_argument("--json", action="store_true")
+    db_arg(mp)
+    mp.set_defaults(func=db_maintain)
+
+
+def tenant_retention(args: argparse.Namespace) -> int:
+    from anycar.fleet.registry import tenant_id
+    from anycar.fleet.retention import RetentionError, set_days
+
+    if (args.days is None) == (not args.forever):
+        raise ConfigError("tenant retention: give --days N or --forever")
+    engine = _engine(args)
+    tid = _registry_call(lambda: tenant_id(engine, args.name))
+    try:
+        set_days(engine, tid, None if args.forever else args.days)
+    except RetentionError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"tenant {args.name}: " + ("kept forever" if args.forever else f"kept {args.days:g} days"))
+    return 0
+
+
+def db_maintain(args: argparse.Namespace) -> int:
+    from anycar.fleet.maintenance import Maintenance
+
+    result = Maintenance(_engine(args)).run_once()
+    if args.json:
+        print_json(result)
+    else:
+        console.print(
+            f"partitions made: {len(result['partitions_made'])}, dropped: {len(result['dropped'])}, "
+            f"rows deleted: {result['deleted']}, dedup rows pruned: {result['received']['deleted']}"
+        )
     return 0
 
 

@@ -24,6 +24,13 @@ def register(cmds: Any, db_arg: Callable[[argparse.ArgumentParser], None]) -> No
     db_arg(p)
     p.set_defaults(func=report)
 
+    r = cmds.add_parser("rederive", help="derive trips and stops again (after trips.yaml changed)")
+    r.add_argument("--tenant", required=True)
+    r.add_argument("--vehicle", metavar="ID", action="append", help="only these (default: every vehicle)")
+    r.add_argument("--trips", metavar="FILE", help="the trips.yaml to use (default: the packaged one)")
+    db_arg(r)
+    r.set_defaults(func=rederive)
+
 
 def report(args: argparse.Namespace) -> int:
     import json
@@ -57,4 +64,35 @@ def report(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def rederive(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from anycar.fleet import db
+    from anycar.fleet.db import make_engine
+    from anycar.fleet.domain import DomainPipeline
+    from anycar.fleet.migrate import upgrade
+    from anycar.fleet.registry import RegistryError, tenant_id
+    from anycar.fleet.store import Store
+    from anycar.fleet.trips import TripConfigError, load_trip_config
+
+    engine = make_engine(args.db)
+    upgrade(engine)
+    try:
+        tid = tenant_id(engine, args.tenant)
+        cfg = load_trip_config(Path(args.trips) if args.trips else None)
+    except (RegistryError, TripConfigError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
+    v = db.vehicles.c
+    query = select(v.id, v.wire_id).where(v.tenant_id == tid)
+    with engine.connect() as conn:
+        rows = {r.wire_id: r.id for r in conn.execute(query)}
+    wanted = args.vehicle or sorted(rows)
+    unknown = [w for w in wanted if w not in rows]
+    if unknown:
+        raise ConfigError(f"--vehicle {unknown[0]!r}: no such vehicle in tenant {args.tenant!r}")
+    done = DomainPipeline(Store(engine), cfg=cfg).rederive([rows[w] for w in wanted])
+    sys.stdout.write(f"trips and stops derived again for {done} vehicle(s) of {args.tenant}\n")
     return 0

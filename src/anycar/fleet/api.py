@@ -254,6 +254,7 @@ def fleet_api(
     wake: Callable[[], None] | None = None,
     *,
     webhooks_changed: Callable[[int], None] | None = None,
+    domain_status: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     engine = store.engine
     document = openapi()
@@ -386,7 +387,7 @@ def fleet_api(
         finally:
             live.unsubscribe(queue)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/openapi.json", spec),
             Route("/api/vehicles", list_vehicles),
@@ -398,7 +399,9 @@ def fleet_api(
             Route("/api/vehicles/{vehicle}/signals", vehicle_signals),  # fleet-console
             Route("/api/signals/last", last_signal_values),  # fleet-console
             WebSocketRoute("/api/live", live_feed),
-            *domain_routes(engine, webhooks_changed),
+            *domain_routes(engine, webhooks_changed, domain_status),
             *api_commands.routes(store, wake),
         ]
     )
+    app.state.openapi = document  # ops-console: rooms mounted later add their paths (server.py)
+    return app

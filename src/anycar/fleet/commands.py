@@ -32,7 +32,9 @@ FAILED = frozenset({"partial", "rejected", "refused", "expired", "duplicate", "r
 CAMPAIGN = "campaign"
 STATUSES = (PENDING, SENT, "accepted", *sorted(FAILED - {"expired"}), EXPIRED, CANCELLED, "stale", "removed")
 MAX_TTL_S = 3600.0
-USER_ACTIONS = tuple(a for a in COMMAND_ACTIONS if a != "firmware")  # firmware goes by rollouts
+USER_ACTIONS = tuple(
+    a for a in COMMAND_ACTIONS if a not in ("firmware", "route")
+)  # firmware goes by rollouts; route by an accepted plan (delivery-exec)
 C = db.commands.c
 V = db.vehicles.c
 _PLACEHOLDER_SIGNATURE = {"algorithm": "Ed25519", "key_id": "0" * 16, "value": "A" * 88}

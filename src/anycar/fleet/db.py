@@ -14,6 +14,7 @@ row per vehicle however long the history grows.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from anycar.errors import ConfigError
 
 metadata = MetaData()
 
@@ -173,13 +177,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default ``default_url()``); ``postgresql://`` means psycopg 3."""
     url = url or default_url()
+    if "://" not in url:  # a plain path, as $ANYCAR_FLEET_DB takes it
+        url = f"sqlite:///{Path(url).resolve()}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = _create(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return _create(url, pool_pre_ping=True)
+
+
+def _create(url: str, **options: Any) -> Engine:
+    try:
+        return create_engine(url, **options)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        shown = re.sub(r"//[^@/]*@", "//***@", url)  # never echo a password
+        raise ConfigError(
+            f"database URL {shown!r}: {exc}; use sqlite:///PATH, a file path, or postgresql://HOST/DB"
+        ) from None
 
 
 # ---- storage at scale (fleet_scale): retention per tenant, the dedup watermark -------------------

@@ -57,17 +57,21 @@ class Derived:
 
 
 def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
+    query = (
+        select(derive_cursors.c.until_ts, derive_cursors.c.state)
+        .where(derive_cursors.c.vehicle_id == vehicle_id)
+        .with_for_update()
+    )
+    found = conn.execute(query).first()
+    if found is not None:
+        return found
     ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(
         ins(derive_cursors)
         .values(vehicle_id=vehicle_id, until_ts=NEW, state={}, updated=time.time())
-        .on_conflict_do_nothing()
+        .on_conflict_do_nothing()  # another process made it first: its row is locked below
     )
-    return conn.execute(
-        select(derive_cursors.c.until_ts, derive_cursors.c.state)
-        .where(derive_cursors.c.vehicle_id == vehicle_id)
-        .with_for_update()
-    ).one()
+    return conn.execute(query).one()
 
 
 def _samples(
@@ -100,16 +104,22 @@ def derive_vehicle(
     cfg: TripConfig,
     rules: dict[str, Any],
     fences: list[Fence],
+    *,
+    everything: bool = False,
 ) -> Derived:
-    """Derive ``v``'s stream from ``from_ts`` (the earliest sample the last commits added)."""
+    """Derive ``v``'s stream from ``from_ts`` (the earliest sample the last commits added).
+    ``everything``: its trips and stops again from its first sample (after trips.yaml changed;
+    alerts and geofence events are not raised again)."""
     out = Derived()
     cursor = _lock_cursor(conn, v.id)
     until = float(cursor.until_ts)
     state: dict[str, Any] = dict(cursor.state or {})
     seg_state = state.get("seg")
     anchor: float | None = None
+    if everything:
+        from_ts = NEW
     rewind = until != NEW and from_ts <= until
-    if rewind and until - from_ts > cfg.max_late_s:
+    if rewind and not everything and until - from_ts > cfg.max_late_s:
         rewind, out.late_skipped = False, True
     if rewind:
         t, s_ = trips.c, stops.c

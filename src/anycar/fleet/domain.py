@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -82,12 +83,17 @@ class DomainPipeline:
         live: LiveFeed | None = None,
         notifier: Notifier | None = None,
         cfg: TripConfig | None = None,
+        tenant_cache_s: float = 2.0,
     ) -> None:
         self.engine: Engine = store.engine
         self.live = live
         self.notifier = notifier
         self.cfg = cfg or load_trip_config()
         self.stats = DomainStats()
+        # a tenant's rules and geofences, reused for tenant_cache_s (a change applies within it)
+        self.tenant_cache_s = tenant_cache_s
+        self._tenants: dict[int, tuple[float, dict[str, Any], list[Fence]]] = {}
+        self._info: dict[int, VehicleInfo] = {}
         self._pending: dict[int, tuple[int, float]] = {}
         self._events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -126,15 +132,22 @@ class DomainPipeline:
             info = self._vehicles({*pending, *(e["vehicle_id"] for e in events)})
             rules_cache: dict[int, dict[str, Any]] = {}
             fences_cache: dict[int, list[Fence]] = {}
+            now = time.monotonic()
+            for tid, (at, r, f) in list(self._tenants.items()):
+                if now - at < self.tenant_cache_s:
+                    rules_cache[tid], fences_cache[tid] = r, f
+                else:
+                    del self._tenants[tid]
             for vid, (tid, from_ts) in sorted(pending.items()):
                 v = info.get(vid)
                 if v is None:
                     continue
                 try:
                     with self.engine.begin() as conn:
-                        if tid not in rules_cache:
+                        if tid not in rules_cache or tid not in fences_cache:
                             rules_cache[tid] = effective(conn, tid)
                             fences_cache[tid] = tenant_fences(conn, tid)
+                            self._tenants[tid] = (time.monotonic(), rules_cache[tid], fences_cache[tid])
                         d = derive_vehicle(conn, v, from_ts, self.cfg, rules_cache[tid], fences_cache[tid])
                 except Exception as exc:
                     self._failed(vid, tid, from_ts, exc)
@@ -162,6 +175,18 @@ class DomainPipeline:
                     outcome.failed += 1
             return outcome
 
+    def rederive(self, vehicle_ids: list[int]) -> int:
+        """Trips and stops of these vehicles derived again from their first sample (after
+        trips.yaml changed); returns how many vehicles. Alerts are not raised again."""
+        done = 0
+        with self._run_lock:
+            for _, v in sorted(self._vehicles(set(vehicle_ids)).items()):
+                with self.engine.begin() as conn:
+                    rules_now, fences = effective(conn, v.tenant_id), tenant_fences(conn, v.tenant_id)
+                    derive_vehicle(conn, v, 0.0, self.cfg, rules_now, fences, everything=True)
+                done += 1
+        return done
+
     def _failed(self, vid: int, tid: int, from_ts: float, exc: Exception) -> None:
         self.stats.errors += 1
         self.stats.last_error = f"vehicle {vid}: {type(exc).__name__}: {str(exc)[:200]}"
@@ -171,10 +196,21 @@ class DomainPipeline:
             self._pending[vid] = (tid, from_ts if was is None else min(was[1], from_ts))
 
     def _vehicles(self, ids: set[int]) -> dict[int, VehicleInfo]:
-        v = db.vehicles.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(v.id, v.tenant_id, v.wire_id, v.brand).where(v.id.in_(sorted(ids))))
-            return {r.id: VehicleInfo(r.id, r.tenant_id, r.wire_id, r.brand) for r in rows}
+        """Tenant, wire id and brand of each vehicle (they do not change: kept once read)."""
+        missing = sorted(i for i in ids if i not in self._info)
+        if missing:
+            v = db.vehicles.c
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(v.id, v.tenant_id, v.wire_id, v.brand).where(v.id.in_(missing)))
+                for r in rows:
+                    self._info[r.id] = VehicleInfo(r.id, r.tenant_id, r.wire_id, r.brand)
+            if len(self._info) > 1_000_000:
+                self._info.clear()
+        return {i: self._info[i] for i in ids if i in self._info}
+
+    def forget_tenant(self, tenant_id: int) -> None:
+        """Its rules or geofences changed: read them again on the next pass."""
+        self._tenants.pop(tenant_id, None)
 
     def _hub_alerts(
         self,

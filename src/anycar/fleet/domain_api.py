@@ -95,8 +95,12 @@ def _path_int(request: Request, name: str) -> int:
     return int(raw)
 
 
-def domain_routes(engine: Engine, on_webhooks_changed: Callable[[int], None] | None = None) -> list[Route]:
-    """The routes, for ``Starlette(routes=[…])``."""
+def domain_routes(
+    engine: Engine,
+    on_webhooks_changed: Callable[[int], None] | None = None,
+    status: Callable[[], dict[str, Any]] | None = None,
+) -> list[Route]:
+    """The routes, for ``Starlette(routes=[…])``; ``status`` answers ``/api/domain/status``."""
 
     def user_of(request: Request, write: bool = False) -> User:
         header = request.headers.get("authorization", "")
@@ -328,8 +332,14 @@ def domain_routes(engine: Engine, on_webhooks_changed: Callable[[int], None] | N
             request, user, reports.vehicle_report(engine, user.tenant_id, vid, report_period(request))
         )
 
+    def domain_status(request: Request, user: User, _: Any) -> Any:
+        if status is None:
+            raise DomainApiError(404, "not_found", "no domain runner in this process")
+        return status()
+
     R, W = False, True
     return [
+        Route("/api/domain/status", handler(W, domain_status)),
         Route("/api/trips", handler(R, trip_list)),
         Route("/api/vehicles/{vehicle}/trips", handler(R, vehicle_trips)),
         Route("/api/stops", handler(R, stop_list)),
@@ -524,6 +534,14 @@ def domain_paths() -> dict[str, Any]:
         },
         "/api/webhooks/{webhook}": {
             "delete": _op("delete a webhook", None, [_p("webhook", _ID)], status="204", writers=True)
+        },
+        "/api/domain/status": {
+            "get": _op(
+                "this process's domain runner, offline checker and webhook sender: running, crashes, errors, queue",
+                {"type": "object"},
+                [],
+                writers=True,
+            )
         },
         "/api/reports/fleet": {
             "get": _report_responses(

@@ -51,7 +51,9 @@ class IngestStats:
 def subscriptions(group: str = GROUP, vehicles: Sequence[str] = ("+",)) -> list[str]:
     """The shared subscriptions: each uplink channel of every vehicle (``+``), or of the ones named
     (a deployment may shard by vehicle; tests on a shared broker listen to their own)."""
-    return [f"$share/{group}/{subscription(c, v)}" for v in vehicles for c in Channel if c.uplink]
+    share = f"$share/{group}/" if group else ""  # "": plain subscriptions (fleet_scale: one worker on
+    # Mosquitto 2.0, whose persistence restores plain subscriptions at a restart but not shared ones)
+    return [f"{share}{subscription(c, v)}" for v in vehicles for c in Channel if c.uplink]
 
 
 def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | DeadLetter:
@@ -83,6 +85,7 @@ def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | De
         "campaign-ack": Channel.CAMPAIGN_ACKS,
         "command-result": Channel.COMMAND_RESULTS,
         "inventory": Channel.INVENTORY,
+        "pod": Channel.POD,  # delivery-exec
     }
     if expected.get(doc["kind"]) is not channel:
         return DeadLetter(
@@ -239,6 +242,9 @@ class IngestWorker:
         now = time.time()
         accepted: list[Accepted] = []
         dead: list[DeadLetter] = []
+        names = {str(m.topic.value).split("/")[2] for m in batch if str(m.topic.value).count("/") == 3}
+        with contextlib.suppress(Exception):  # one query for the batch's vehicles, off the loop;
+            await asyncio.to_thread(self.store.prefetch, names)  # if it fails, judge looks up alone
         for message in batch:
             payload = (
                 message.payload

@@ -33,16 +33,18 @@ class RulesError(ValueError):
 
 
 @cache
-def _defaults_text() -> str:
-    return resources.files("anycar.fleet").joinpath("data/rules.yaml").read_text(encoding="utf-8")
-
-
-def defaults() -> dict[str, Any]:
-    """The rules every tenant starts with (a fresh copy)."""
-    doc = yaml.safe_load(_defaults_text())
+def _defaults() -> dict[str, Any]:
+    doc = yaml.safe_load(
+        resources.files("anycar.fleet").joinpath("data/rules.yaml").read_text(encoding="utf-8")
+    )
     if not isinstance(doc, dict):
         raise RulesError("anycar/fleet/data/rules.yaml: must be a mapping")
     return doc
+
+
+def defaults() -> dict[str, Any]:
+    """The rules every tenant starts with (a fresh copy; the file is parsed once)."""
+    return copy.deepcopy(_defaults())
 
 
 def _check_value(where: str, default: Any, value: Any, key: str) -> Any:

@@ -31,10 +31,30 @@ from anycar.fleet.offline import OfflineChecker
 from anycar.fleet.osmand import osmand_app
 from anycar.fleet.sender import CommandSender
 from anycar.fleet.store import Store
+from anycar.fleet.trips import load_trip_config
 from anycar.fleet.webhooks import WebhookSender
 from anycar.http_listener import HttpListener
 from anycar.logistics.room import LogisticsRoom
 from anycar.wire import signature
+
+
+def paths_of(routes: list[Any], *prefixes: str) -> dict[str, Any]:
+    """ops-console: OpenAPI entries for the rooms' routes (the console shows a page only when the
+    server lists its routes in /openapi.json): one operation per method, the route's docstring."""
+    out: dict[str, Any] = {}
+    for route in routes:
+        path = getattr(route, "path", "")
+        if not path.startswith(prefixes):
+            continue
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method == "HEAD":
+                continue
+            out.setdefault(path, {})[method.lower()] = {
+                "summary": (route.endpoint.__doc__ or route.name or path).strip().split("\n")[0],
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "JSON"}},
+            }
+    return out
 
 
 class Component(Protocol):
@@ -70,6 +90,8 @@ class FleetConfig:
     ocpp_key: str | None = None
     ocpp_client_ca: str | None = None  # verifies profile-3 stations' client certificates
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
+    trips_file: str | None = None  # trips.yaml (default: the packaged one)
+    eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -105,7 +127,12 @@ class FleetServer:
         worker_live: Any = self.notify or self.live
         # the domain: webhooks, trips/geofences/rules after each commit, the offline checker
         self.webhooks = WebhookSender(self.engine)
-        self.domain = DomainPipeline(self.store, live=worker_live, notifier=self.webhooks)
+        self.domain = DomainPipeline(
+            self.store,
+            live=worker_live,
+            notifier=self.webhooks,
+            cfg=load_trip_config(Path(cfg.trips_file)) if cfg.trips_file else None,
+        )
         self.offline = OfflineChecker(
             self.engine, interval_s=cfg.offline_check_s, live=worker_live, notifier=self.webhooks
         )
@@ -140,9 +167,20 @@ class FleetServer:
             self.live,
             self.sender.wake if self.sender else None,
             webhooks_changed=self.webhooks.forget,
+            domain_status=self.domain_status,
         )
-        self.logistics = LogisticsRoom(self.engine)  # logistics: orders, plans, re-dispatch
+        self.logistics = LogisticsRoom(  # logistics: orders, plans, re-dispatch
+            self.engine, self.sender.wake if self.sender else None
+        )
+        self.logistics.notifier = self.webhooks  # delivery-exec
         app.router.routes.extend(self.logistics.routes())
+        # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
+        from anycar.logistics.console_api import console_logistics_routes
+
+        app.router.routes.extend(console_logistics_routes(self.engine))
+        app.state.openapi["paths"].update(
+            paths_of(app.router.routes, "/api/orders", "/api/plans", "/api/logistics", "/api/deliveries", "/api/pods")
+        )
         # fleet-console: the operator's web app beside the API, on the same origin
         app.router.routes.extend(
             [
@@ -150,6 +188,13 @@ class FleetServer:
                 Mount("/console", app=console_app(ConsoleConfig(dashboard_url=cfg.dashboard_url))),
             ]
         )
+        # delivery-exec: proofs of delivery judged in the ingest's transaction; live ETAs
+        from anycar.logistics.execution import EtaComponent, PodJudge
+        from anycar.logistics.service import provider as matrix_provider
+
+        self.pods = PodJudge(self.webhooks)
+        self.store.handlers["pod"] = self.pods
+        self.eta = EtaComponent(self.engine, matrix_provider(), self.webhooks, cfg.eta_interval_s)
         self.api = HttpListener(
             app,
             cfg.host,
@@ -179,6 +224,7 @@ class FleetServer:
         if self.sender is not None:
             self.components.append(self.sender)
         self.components.append(self.logistics)
+        self.components.append(self.eta)  # delivery-exec
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:
@@ -194,6 +240,11 @@ class FleetServer:
             )
             self.csms = Csms(self.engine, host=cfg.host, port=cfg.ocpp_port, ssl_context=tls, migrate=True)
             self.components.append(self.csms)
+            # ops-console: the console's station routes (stations, sites, battery passport)
+            from anycar.swap.console_api import swap_console_routes
+
+            app.router.routes.extend(swap_console_routes(self.engine))
+            app.state.openapi["paths"].update(paths_of(app.router.routes, "/api/stations", "/api/packs"))
         self._started: list[Any] = []
 
     async def start(self) -> None:
@@ -206,6 +257,14 @@ class FleetServer:
         while self._started:
             await self._started.pop().stop()
         self.engine.dispose()
+
+    def domain_status(self) -> dict[str, Any]:
+        """The domain's components in this process: is each running, how often did it fail."""
+        return {
+            "domain": self.domain.status(),
+            "offline": self.offline.status(),
+            "webhooks": self.webhooks.status(),
+        }
 
     def ready(self) -> dict[str, Any]:
         return {

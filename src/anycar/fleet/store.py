@@ -128,6 +128,9 @@ class Store:
         # handlers run after each committed batch (trips, geofences, rules); one that raises is
         # logged and never fails the commit
         self.after_commit: list[Callable[[Stored], None]] = []
+        # delivery-exec: kind -> (connection, vehicle, message) run inside the batch's transaction
+        # for message kinds another room owns (``pod``: anycar.logistics.execution)
+        self.handlers: dict[str, Callable[[Connection, VehicleRef, dict[str, Any]], None]] = {}
 
     # ---- lookups -------------------------------------------------------------------------
     def vehicle(self, wire_id: str) -> VehicleRef | None:
@@ -149,6 +152,27 @@ class Store:
                 self._vehicles.clear()
             self._vehicles[wire_id] = (now, ref)
         return ref
+
+    def prefetch(self, wire_ids: Iterable[str]) -> None:
+        """Refresh the cache for every id of a batch whose entry is missing or old, in one query
+        (fleet_scale: one lookup per vehicle every CACHE_S, on the event loop, was most of a
+        worker's time on a loaded machine)."""
+        now = time.monotonic()
+        with self._lock:
+            stale = {w for w in wire_ids if (hit := self._vehicles.get(w)) is None or now - hit[0] >= CACHE_S}
+        if not stale:
+            return
+        v = db.vehicles.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(v.id, v.tenant_id, v.revoked, v.wire_id).where(v.wire_id.in_(sorted(stale)))
+            )
+            found = {r.wire_id: VehicleRef(r.id, r.tenant_id, r.wire_id, bool(r.revoked)) for r in rows}
+        with self._lock:
+            if len(self._vehicles) > 100_000:
+                self._vehicles.clear()
+            for w in stale:
+                self._vehicles[w] = (now, found.get(w))
 
     def forget(self, wire_id: str) -> None:
         with self._lock:
@@ -252,6 +276,8 @@ class Store:
                 upd["online"] = doc["state"] == "online"
             elif kind == "inventory":  # fleet-commands: what is fitted where
                 inventory.apply(conn, ref.id, doc)
+            elif kind in self.handlers:  # delivery-exec: kinds another room handles (pod)
+                self.handlers[kind](conn, ref, doc)
             elif kind in ("campaign-ack", "command-result"):
                 if kind == "command-result":  # fleet-commands: the command's outcome, its rollout
                     rollout = commands.apply_result(conn, ref.id, doc, now)
@@ -282,7 +308,7 @@ class Store:
                     last_speed=row["speed"],
                     last_heading=row["heading"],
                 )
-        for row in (*pos_rows, *sig_rows, *ev_rows):
+        for row in (*pos_rows, *sig_rows):  # what the derivation reads (events come in stored.events)
             tid = tenants.get(row["vehicle_id"])
             if tid is not None:
                 was = stored.touched.get(row["vehicle_id"])

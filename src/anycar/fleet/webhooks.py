@@ -37,7 +37,15 @@ from sqlalchemy.engine import Engine
 from anycar.fleet.domain_tables import webhooks
 
 log = logging.getLogger("anycar.fleet.webhooks")
-KINDS = ("alert", "geofence")
+KINDS = (
+    "alert",
+    "geofence",
+    # delivery-exec: the customer's notifications
+    "delivery_eta",
+    "delivery_arriving",
+    "delivery_delivered",
+    "delivery_failed",
+)
 MAX_PER_TENANT = 20
 SIGNATURE = "X-Anycar-Signature"
 

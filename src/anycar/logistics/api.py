@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from anycar.fleet.registry import User, user_for_token
-from anycar.logistics import board, service
+from anycar.logistics import board, execution, service
 from anycar.logistics.csvimport import read_orders
 from anycar.logistics.settings import service_area
 
@@ -68,7 +68,7 @@ async def _json(request: Request) -> Any:
         raise _Refused(400, "bad_json", f"body: not JSON ({str(exc)[:80]})") from None
 
 
-def logistics_routes(engine: Engine) -> list[Route]:
+def logistics_routes(engine: Engine, wake: Any = None) -> list[Route]:
     """The routes, to be mounted in the fleet API app."""
 
     def user_of(request: Request, right: str) -> User:
@@ -176,6 +176,10 @@ def logistics_routes(engine: Engine) -> list[Route]:
             found = await asyncio.to_thread(board.accept, engine, user.tenant_id, _plan_id(request))
             if found is None:
                 raise _Refused(404, "not_found", "no such plan")
+            # delivery-exec: each vehicle's route goes to its hub as a signed route command
+            found["pushed"] = await asyncio.to_thread(execution.push_routes, engine, user.tenant_id, found)
+            if wake is not None:
+                wake()
             return 200, found
 
         return await guarded(request, "dispatch", work)

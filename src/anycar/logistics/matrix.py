@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from anycar.errors import AnycarError
+
 Point = tuple[float, float]  # (lat, lon) on the map; (x, y) for a planar instance
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -75,27 +77,38 @@ def haversine_m(a: Point, b: Point) -> float:
 
 
 class RoadsOrEstimate:
-    """``anycar.roads`` when it is installed (its ``matrix(points) -> (seconds, meters)``), else
-    the straight-line estimate. Pairs the road network answers with a non-finite value (a stop
-    off the extract) are filled in with the estimate, and the matrix is then marked as one."""
+    """``anycar.roads`` when it is installed (``load_network().matrix(points)``: seconds, metres
+    and a per-pair ``estimate`` mask for stops off the extract), else the straight-line
+    estimate. Pairs the road network could not give (non-finite) are filled in with the
+    estimate; the matrix is marked as an estimate when any pair is one."""
 
     def __init__(self, detour: float = 1.3, speed_kmh: float = 25.0) -> None:
         self.fallback = StraightLine(detour, speed_kmh)
-        self.roads: Any = None
         try:
-            self.roads = importlib.import_module("anycar.roads")
+            roads: Any = importlib.import_module("anycar.roads")
         except ImportError:
-            self.roads = None
+            roads = None
+        self.roads = roads if roads is not None and hasattr(roads, "load_network") else None
         self.name = "road network" if self.roads is not None else self.fallback.name
 
     def matrix(self, points: Sequence[Point]) -> Matrix:
-        estimate = self.fallback.matrix(points)
-        if self.roads is None or not hasattr(self.roads, "matrix"):
-            return estimate
-        seconds, meters = self.roads.matrix(list(points))
-        seconds, meters = np.asarray(seconds, dtype=float), np.asarray(meters, dtype=float)
+        if self.roads is None:
+            return self.fallback.matrix(points)
+        try:
+            found = self.roads.load_network().matrix([list(p) for p in points])
+        except (ValueError, AnycarError) as exc:  # too many points for one matrix, ...
+            estimate = self.fallback.matrix(points)
+            return Matrix(
+                estimate.seconds, estimate.meters, True, f"straight-line estimate (road network: {exc})"
+            )
+        seconds = np.asarray(found.seconds, dtype=float)
+        meters = np.asarray(found.meters, dtype=float)
+        marked = np.asarray(getattr(found, "estimate", False), dtype=bool)
         bad = ~(np.isfinite(seconds) & np.isfinite(meters))
         if bad.any():
+            estimate = self.fallback.matrix(points)
             seconds = np.where(bad, estimate.seconds, seconds)
             meters = np.where(bad, estimate.meters, meters)
-        return Matrix(seconds, meters, bool(bad.any()), "road network" + (" + estimate" if bad.any() else ""))
+        any_estimate = bool(marked.any() or bad.any())
+        source = "road network (OpenStreetMap)" + (", straight-line estimate off it" if any_estimate else "")
+        return Matrix(seconds, meters, any_estimate, source)

@@ -6,8 +6,10 @@ could serve alone (``precheck``), hands the rest to the solver library, then tim
 itself on the unscaled matrix and checks it (windows, shift, load, battery): a route the checks
 refuse is reported, never passed off as feasible.
 
-Solver choice (measured, see docs/logistics.md): PyVRP unless the problem has a driver's break,
-which PyVRP cannot express; then VROOM.
+Solver choice (measured, see docs/logistics.md): PyVRP for depot rounds (VRPTW: clearly better
+on Solomon); with paired pickup-delivery jobs VROOM first (fast, close to the BKS where it finds
+a solution), then PyVRP on the time left (it finds a solution more often), the better checked
+plan kept; VROOM alone when a vehicle has a driver's break (PyVRP has none).
 """
 
 from __future__ import annotations
@@ -207,36 +209,19 @@ def _time_route(
     return route, broken
 
 
-def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
-    """Plan ``request``: the best routes the solver found in the time limit, each one checked."""
-    started = time.perf_counter()
-    layout = build_layout(request, provider)
-    unservable, allowed = check(request, layout)
-    problem = _Problem(request, layout, allowed)
-    if problem.jobs and len(layout.points) != len(layout.matrix.seconds if layout.matrix is not None else []):
-        layout.matrix = provider.matrix(layout.points)  # depot stops were added: measure them too
-    has_breaks = any(v.breaks for v in request.vehicles)
-    solver = request.solver if request.solver != "auto" else ("vroom" if has_breaks else "pyvrp")
-    if not problem.jobs:
-        solved = Solved([], [], "converged", 0.0, solver)
-    elif solver == "vroom":
-        if any(v.onboard for v in request.vehicles):
-            raise ValueError("the VROOM backend does not take goods already on board; use pyvrp")
-        solved = solve_vroom(problem.jobs, problem.fleet, layout.seconds, layout.meters, request.time_limit_s)
-    elif solver == "pyvrp":
-        if has_breaks:
-            raise ValueError("PyVRP cannot model drivers' breaks; use the vroom solver")
-        solved = solve_pyvrp(
-            problem.jobs,
-            problem.fleet,
-            layout.seconds,
-            layout.meters,
-            layout.points,
-            request.time_limit_s,
-            request.seed,
-        )
-    else:
-        raise ValueError(f"solver {solver!r}: one of auto, pyvrp, vroom")
+MIN_SECOND_TRY_S = 0.5  # less time left than this after VROOM: PyVRP is not tried
+
+
+class _Outcome(NamedTuple):
+    solved: Solved
+    routes: list[Route]
+    feasible: bool
+    notes: list[str]
+    unservable: dict[str, str]
+
+
+def _outcome(request: PlanRequest, problem: _Problem, solved: Solved, unservable: dict[str, str]) -> _Outcome:
+    """A solver's answer timed, checked, and its left-out orders explained."""
     routes: list[Route] = []
     notes = problem.notes + solved.notes
     feasible = not any("no feasible" in n for n in solved.notes)
@@ -252,20 +237,70 @@ def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
         if broken:
             feasible = False
             notes.extend(broken)
+    priority = {o.ref: o.priority for o in request.orders}
     for ji in solved.unassigned:
-        job = problem.jobs[ji]
-        unservable[job.ref] = (
+        ref = problem.jobs[ji].ref
+        unservable[ref] = (
             "left out by the solver: it does not fit into any route together with the other orders "
-            f"(capacity, time windows, shift or battery); priority {next(o.priority for o in request.orders if o.ref == job.ref)}"
+            f"(capacity, time windows, shift or battery); priority {priority[ref]}"
         )
     if request.all_required and unservable:
         feasible = False
+    return _Outcome(solved, routes, feasible, notes, unservable)
+
+
+def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
+    """Plan ``request``: the best routes the solver found in the time limit, each one checked."""
+    started = time.perf_counter()
+    layout = build_layout(request, provider)
+    unservable, allowed = check(request, layout)
+    problem = _Problem(request, layout, allowed)
+    if problem.jobs and len(layout.points) != len(layout.matrix.seconds if layout.matrix is not None else []):
+        layout.matrix = provider.matrix(layout.points)  # depot stops were added: measure them too
+    has_breaks = any(v.breaks for v in request.vehicles)
+    paired = any(j.kind == "shipment" for j in problem.jobs)
+    if request.solver not in ("auto", "pyvrp", "vroom"):
+        raise ValueError(f"solver {request.solver!r}: one of auto, pyvrp, vroom")
+    if request.solver == "pyvrp" and has_breaks:
+        raise ValueError("PyVRP cannot model drivers' breaks; use the vroom solver")
+    limit = request.time_limit_s
+
+    def pyvrp(seconds: float) -> Solved:
+        return solve_pyvrp(
+            problem.jobs, problem.fleet, layout.seconds, layout.meters, layout.points, seconds, request.seed
+        )
+
+    if not problem.jobs:
+        candidates = [Solved([], [], "converged", 0.0, "none")]
+    elif request.solver == "vroom" or (request.solver == "auto" and has_breaks):
+        candidates = [solve_vroom(problem.jobs, problem.fleet, layout.seconds, layout.meters, limit)]
+    elif request.solver == "pyvrp" or not paired:
+        candidates = [pyvrp(limit)]
+    else:
+        # Paired jobs, measured: VROOM is fast and close to the BKS where it finds a solution,
+        # PyVRP finds one more often given the time. VROOM first, PyVRP on what time is left,
+        # and the better checked plan kept.
+        candidates = [solve_vroom(problem.jobs, problem.fleet, layout.seconds, layout.meters, limit)]
+        left = limit - (time.perf_counter() - started)
+        if left >= MIN_SECOND_TRY_S:
+            candidates.append(pyvrp(left))
+    outcomes = [_outcome(request, problem, solved, dict(unservable)) for solved in candidates]
+    best = min(
+        outcomes, key=lambda o: (not o.feasible, len(o.unservable), sum(r.distance_m for r in o.routes))
+    )
+    solved, routes, feasible, notes = best.solved, best.routes, best.feasible, best.notes
+    unservable = best.unservable
+    if len(outcomes) > 1:
+        others = [o.solved.solver for o in outcomes if o is not best]
+        notes.append(f"{solved.solver} kept; also tried: {', '.join(others)}")
     matrix = layout.matrix
     return Plan(
         routes=routes,
         unservable=unservable,
         feasible=feasible,
-        stopped_by=solved.stopped_by,
+        stopped_by="time_limit"
+        if any(c.stopped_by == "time_limit" for c in candidates)
+        else solved.stopped_by,
         solver=solved.solver,
         elapsed_s=time.perf_counter() - started,
         matrix_source=matrix.source if matrix is not None else "",

@@ -3,6 +3,8 @@ broken data files (a vehicle type without a pack size would otherwise fail at th
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.engine import Engine
 from starlette.routing import Route
 
@@ -13,12 +15,21 @@ from anycar.logistics.settings import validate
 class LogisticsRoom:
     name = "logistics"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, wake: Any = None) -> None:
         self.engine = engine
         self.started = False
+        self.wake = wake  # delivery-exec: the command sender's wake, so a pushed route goes at once
+        self.notifier: Any = None  # delivery-exec: the webhook sender, for the driver page's reports
 
     def routes(self) -> list[Route]:
-        return logistics_routes(self.engine)
+        from anycar.logistics.driver_page import driver_routes  # delivery-exec
+        from anycar.logistics.execution_api import execution_routes  # delivery-exec
+
+        return (
+            logistics_routes(self.engine, self.wake)
+            + execution_routes(self.engine)
+            + driver_routes(self.engine, self.notifier)
+        )
 
     async def start(self) -> None:
         problems = validate()

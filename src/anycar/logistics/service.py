@@ -200,7 +200,7 @@ def propose(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str
     except ValueError as exc:  # a combination the chosen solver cannot take (breaks on PyVRP, ...)
         raise PlanningError(str(exc)) from None
     result.notes = notes + result.notes
-    body = {"plan": result.to_json()}
+    body = {"plan": result.to_json(), "options": options}  # ops-console: kept for the move re-check
     plan_id = board.save_plan(engine, tenant_id, "plan", body)
     return {"id": plan_id, "status": "proposed", **body}
 

@@ -1,5 +1,5 @@
-"""The solver libraries behind the planner: PyVRP (hybrid genetic search) by default, VROOM
-(pyvroom) for what PyVRP cannot express (a driver's break) and as the benchmark's peer.
+"""The solver libraries behind the planner: PyVRP (hybrid genetic search) for depot rounds, VROOM
+(pyvroom) for paired pickup-delivery jobs and drivers' breaks, and as the benchmark's peer.
 
 Each backend takes the same ``Job``/``Fleet`` lists the planner built and returns, per used
 vehicle, the sequence of ``(job index, action)`` it chose; the planner times and checks the
@@ -237,8 +237,10 @@ def solve_vroom(
     threads: int = 1,
     exploration: int = 5,
 ) -> Solved:
-    """VROOM (pyvroom): jobs with several windows, shipments, skills for who may serve what,
-    breaks, ``max_distance`` for the battery; it minimises travel time."""
+    """VROOM (pyvroom): jobs with several windows, shipments, skills for who may serve what (a
+    cargo feature, goods on board: a delivery job is loaded at the vehicle's start, which for a
+    vehicle out on its round is where it is now, with those goods), breaks, ``max_distance`` for
+    the battery; it minimises travel time."""
     import vroom
 
     started = time.perf_counter()

@@ -154,7 +154,7 @@ class StationSession(Endpoint):
     @after(Action.authorize)
     def after_authorize(self, id_token: dict[str, Any], **_: Any) -> None:
         token = str(id_token.get("id_token", ""))
-        if self.csms.last_authorize.get((self.id, token)) == "Accepted":
+        if self.csms.last_authorize.pop((self.id, token), None) == "Accepted":
             self.csms.spawn(self.csms.request_swap(self.id, token))
 
     @on(Action.transaction_event)

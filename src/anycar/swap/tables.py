@@ -161,4 +161,15 @@ alerts = Table(
 )
 Index("ix_swap_alerts_ts", alerts.c.ts)
 
+# ops-console: where a station stands, for the fleet map (set by the operator, PUT /api/stations/{id}/site)
+sites = Table(
+    "swap_sites",
+    metadata,
+    Column("station_id", String(48), ForeignKey("swap_stations.id"), primary_key=True),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
 SWAP_TABLES = frozenset(t.name for t in metadata.sorted_tables if t.name.startswith("swap_"))

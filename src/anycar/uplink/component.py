@@ -90,6 +90,7 @@ class UplinkComponent:
         self._listened: list[Any] = []  # event logs we listen to (notify, inventory changes)
         self._inventory_sent: list[dict[str, Any]] | None = None
         self._inventory_due = False
+        self.delivery: Any = None  # delivery-exec: the route and proofs of delivery
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, hub: Hub) -> None:
@@ -140,7 +141,7 @@ class UplinkComponent:
             will=will,
             on_message=self._on_message,
         )
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(supervised(self.link.run, "link", self.crashes), name="uplink-link"),
             asyncio.create_task(
                 supervised(self._housekeeping, "housekeeping", self.crashes), name="uplink-housekeeping"
@@ -182,6 +183,7 @@ class UplinkComponent:
         else:
             self.commands.register("firmware", firmware_action(manager, settings))
         self._manager = manager
+        self._start_delivery(hub)
         found = engine()
         logs = [getattr(found, "events", None)] if found is not None else []
         policies = [getattr(c, "policy", None) for c in hub.components]
@@ -192,6 +194,41 @@ class UplinkComponent:
         for events in {id(x): x for x in logs if x is not None}.values():
             events.add_listener(self._on_hub_event)
             self._listened.append(events)
+
+    # -- delivery-exec: the route from the fleet, the next stop, proofs of delivery ---------------
+    def _start_delivery(self, hub: Hub) -> None:
+        from anycar.uplink.delivery import DeliveryKeeper, hub_key
+        from anycar.uplink.delivery_rest import delivery_group
+
+        if self.commands is None or self.spool is None:
+            return
+        key = hub_key(self.spool_path.with_name(self.spool_path.name + ".identity.pem"))
+
+        def display() -> str | None:
+            mgr = self._manager()
+            for fitted in list(getattr(mgr, "fitted", {}).values()) if mgr is not None else []:
+                if any(t.id == "display" for t in fitted.manifest.traits):
+                    return str(fitted.instance)
+            return None
+
+        self.delivery = DeliveryKeeper(
+            hub.broker, self.spool.db, key, self._send_pod, display=display, clock=self.clock
+        )
+        self.commands.register("route", self.delivery.receive)
+        if not any(g.name == "delivery" for g in hub.rest.groups):
+            hub.add_rest_group(delivery_group(lambda: self.delivery))
+        self._tasks.append(
+            asyncio.create_task(
+                supervised(self.delivery.run, "delivery", self.crashes), name="uplink-delivery"
+            )
+        )
+
+    def _send_pod(self, record: dict[str, Any], public_key: str) -> None:
+        self._submit(
+            Channel.POD,
+            lambda seq: msg.pod(self.origin, seq, record, public_key, ts=self.clock()),
+            prio=msg.POD_PRIORITY,
+        )
 
     INVENTORY_KINDS = frozenset(
         {
@@ -277,6 +314,9 @@ class UplinkComponent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.delivery is not None:
+            self.delivery.close()
+            self.delivery = None
         if self.spool is not None:
             self._write_status(stopped=True)
             self.spool.close()

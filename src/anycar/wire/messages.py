@@ -182,3 +182,13 @@ def campaign(vehicle: str, document: Mapping[str, Any], *, ts: float) -> dict[st
         "ts": ts,
         "campaign": dict(document),
     }
+
+
+POD_PRIORITY = 0  # delivery-exec: a proof of delivery is what the business is paid on
+
+
+def pod(origin: Origin, seq: int, record: Mapping[str, Any], public_key: str, *, ts: float) -> dict[str, Any]:
+    """A proof of delivery: ``record`` already signed by the hub's key (``signature.sign``)."""
+    doc = origin.envelope("pod", seq, POD_PRIORITY, ts)
+    doc.update({"public_key": public_key, "record": dict(record)})
+    return doc

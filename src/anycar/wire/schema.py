@@ -30,12 +30,14 @@ KINDS = {
     "command": "command.v1.schema.json",
     # fleet-commands: what is fitted where (on birth and on every change)
     "inventory": "inventory.v1.schema.json",
+    # delivery-exec: a proof of delivery, signed by the hub
+    "pod": "pod.v1.schema.json",
 }
 CAMPAIGN_DOCUMENT = "campaign-document.v1.schema.json"
 FIRMWARE_RELEASE = "firmware-release.v1.schema.json"
 # The actions a command may carry, exactly one each (command.v1.schema.json has a property and a
 # $defs entry for every one). Add an action here and there; nothing else changes.
-COMMAND_ACTIONS = ("actuate", "scene", "firmware", "fleet_event")
+COMMAND_ACTIONS = ("actuate", "scene", "firmware", "fleet_event", "route")  # route: delivery-exec
 
 
 def schema_files() -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ class Channel(StrEnum):
     CAMPAIGNS = "campaigns"
     COMMANDS = "commands"
     INVENTORY = "inventory"  # fleet-commands: the hub's fitted accessories
+    POD = "pod"  # delivery-exec: proofs of delivery, signed by the hub
 
     @property
     def uplink(self) -> bool:

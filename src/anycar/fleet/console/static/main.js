@@ -5,11 +5,13 @@ import { api, Live, routes, setBase, token } from "./api.js";
 import { Filters } from "./filters.js";
 import { Fleet } from "./fleet.js";
 import * as geofences from "./geofences.js";
+import * as logistics from "./logistics.js";
 import * as ota from "./ota.js";
 import * as reports from "./reports.js";
 import { LiveMap, setup } from "./map.js";
 import { perf } from "./perf.js";
 import { SideList } from "./sidelist.js";
+import * as stations from "./stations.js";
 import { renderTable } from "./vehicles.js";
 import { VehiclePage } from "./vehicle.js";
 
@@ -51,7 +53,7 @@ function setStatus(status, hello) {
   const chip = $("live-status");
   chip.dataset.status = status;
   chip.querySelector(".conn-text").textContent = status;
-  if (hello) $("user").textContent = `${hello.user} · ${hello.role}`;
+  if (hello) { $("user").textContent = `${hello.user} · ${hello.role}`; state.role = hello.role; }
 }
 
 function counts() {
@@ -70,7 +72,7 @@ function route() {
   const [path, query] = (location.hash.slice(1) || "/map").split("?");
   const params = new URLSearchParams(query || "");
   const parts = path.split("/").filter(Boolean);
-  const page = parts[0] === "vehicles" && parts[1] ? "vehicle" : parts[0] || "map";
+  const page = parts[0] === "vehicles" && parts[1] ? "vehicle" : parts[0] === "packs" ? "stations" : parts[0] || "map";
   for (const section of document.querySelectorAll("#pages > .page")) section.hidden = section.dataset.page !== page;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === (page === "vehicle" ? "vehicles" : page));
   if (state.page !== "vehicle" || page !== "vehicle") state.vehiclePage.close();
@@ -91,6 +93,11 @@ function route() {
     state.otaPage.open();
   } else if (page === "geofences" && state.geofencesPage) {
     state.geofencesPage.open();
+  } else if (page === "logistics" && state.logisticsPage) {
+    state.logisticsPage.open(parts[1]);
+  } else if (page === "stations" && state.stationsPage) {
+    const p = state.stationsPage;
+    (parts[0] === "packs" ? p.passport(decodeURIComponent(parts[1] || "")) : parts[1] ? p.station(decodeURIComponent(parts[1])) : p.list()).catch(() => {});
   }
   document.body.dataset.page = page;
 }
@@ -163,6 +170,17 @@ async function start() {
       onChange: (fc) => geofences.showGeofences(state.map.map, fc) });
     state.map.ready.then(() => api("/geofences").then((fc) => geofences.showGeofences(state.map.map, fc))).catch(() => {});
   }
+  if (has(logistics.ROUTES)) {
+    enable("logistics");
+    state.logisticsPage = new logistics.LogisticsPage($("page-logistics"), { fleet, basemap, theme: theme(), role: () => state.role, apiBase: state.config.api });
+  }
+  if (has(stations.ROUTES)) {
+    enable("stations");
+    state.stationsPage = new stations.StationsPage($("page-stations"));
+    const markers = () => api("/stations").then((list) => stations.showStations(state.map.map, list)).catch(() => {});
+    state.map.ready.then(markers);
+    setInterval(markers, 30000);
+  }
   fleet.onChange(() => { state.side.request(); counts(); state.map.changed(); });
   state.live = new Live(state.config.live, (msg) => perf.time("message", () => {
     if (msg.type === "position") {
@@ -198,6 +216,7 @@ async function boot() {
     localStorage.setItem(THEME_KEY, next);
     document.documentElement.dataset.theme = next;
     if (state.map) state.map.setTheme(next);
+    if (state.logisticsPage) { state.logisticsPage.theme = next; if (state.logisticsPage.map) state.logisticsPage.map.setTheme(next); }
     if (state.vehiclePage) {
       state.vehiclePage.theme = next;
       if (state.vehiclePage.map) state.vehiclePage.map.setTheme(next);

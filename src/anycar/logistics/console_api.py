@@ -1,0 +1,163 @@
+"""The console's logistics routes: the board in columns, the plan on the map, moving an order to
+another route (re-checked by the planner's checks), outcomes with a reason, the day's report
+and the proofs of delivery.
+
+Same rules as ``anycar.logistics.api``: token first, then the role's right, every query on the
+caller's tenant only (there is no tenant parameter); filters are checked against a closed list
+or bound as SQL parameters, never spliced into SQL; a bad one is a one-line 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from anycar.fleet.registry import User
+from anycar.logistics import dayreport
+from anycar.logistics.api import RIGHTS, _json, _Refused
+from anycar.logistics.move import MoveError, move_order
+
+MAX_FILTER = 64
+
+
+def _guard(engine: Engine) -> Any:
+    """The base routes' own user check (token, then the right), reused as is."""
+    from anycar.fleet.registry import user_for_token
+
+    def user_of(request: Request, right: str) -> User:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        user = user_for_token(engine, token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise _Refused(
+                401, "unauthenticated", "Authorization: Bearer TOKEN needed (anycar fleet user add)"
+            )
+        if right not in RIGHTS.get(user.role, frozenset()):
+            raise _Refused(403, "forbidden", f"role {user.role} has no {right!r} right")
+        return user
+
+    return user_of
+
+
+def _answer(exc: _Refused) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": exc.status, "reason": exc.reason, "message": exc.message}}, status_code=exc.status
+    )
+
+
+def console_logistics_routes(engine: Engine) -> list[Route]:
+    """The routes, to be mounted in the fleet API app beside ``logistics_routes``."""
+    user_of = _guard(engine)
+
+    async def guarded(request: Request, right: str, work: Any) -> JSONResponse:
+        try:
+            user = await asyncio.to_thread(user_of, request, right)
+            status, result = await work(user)
+        except _Refused as exc:
+            return _answer(exc)
+        except MoveError as exc:
+            reason = "not_found" if exc.status == 404 else "bad_parameter"
+            return _answer(_Refused(exc.status, reason, str(exc)))
+        return JSONResponse(result, status_code=status)
+
+    def text(request: Request, name: str) -> str | None:
+        value = request.query_params.get(name)
+        if value is not None and (len(value) > MAX_FILTER or not value.isprintable()):
+            raise _Refused(400, "bad_parameter", f"{name}: at most {MAX_FILTER} printable characters")
+        return value or None
+
+    async def get_board(request: Request) -> JSONResponse:
+        async def work(user: User) -> tuple[int, Any]:
+            column = text(request, "column")
+            if column is not None and column not in dayreport.COLUMNS:
+                raise _Refused(400, "bad_parameter", f"column: one of {', '.join(dayreport.COLUMNS)}")
+            q = text(request, "q")
+
+            def run() -> dict[str, Any]:
+                plan = dayreport.current_plan(engine, user.tenant_id)
+                return dayreport.board_view(engine, user.tenant_id, plan, column, q)
+
+            return 200, await asyncio.to_thread(run)
+
+        return await guarded(request, "read", work)
+
+    async def get_plan(request: Request) -> JSONResponse:
+        async def work(user: User) -> tuple[int, Any]:
+            found = await asyncio.to_thread(dayreport.current_plan, engine, user.tenant_id)
+            if found is None:
+                raise _Refused(404, "not_found", "no plan yet (POST /api/plans)")
+            return 200, found
+
+        return await guarded(request, "read", work)
+
+    async def move(request: Request) -> JSONResponse:
+        async def work(user: User) -> tuple[int, Any]:
+            raw = str(request.path_params["plan"])
+            if not raw.isdigit() or len(raw) > 12:
+                raise _Refused(404, "not_found", "no such plan")
+            body = await _json(request)
+            if not isinstance(body, dict):
+                raise _Refused(400, "bad_parameter", 'body: {"order": ID, "vehicle": WIRE_ID}')
+            order, vehicle = body.get("order"), body.get("vehicle")
+            for name, value in (("order", order), ("vehicle", vehicle)):
+                if not isinstance(value, str) or not 0 < len(value) <= MAX_FILTER:
+                    raise _Refused(400, "bad_parameter", f"{name}: a string of 1-{MAX_FILTER} characters")
+            result = await asyncio.to_thread(
+                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle)
+            )
+            return (200 if result.accepted else 409), result.to_json()
+
+        return await guarded(request, "dispatch", work)
+
+    async def outcome(request: Request) -> JSONResponse:
+        async def work(user: User) -> tuple[int, Any]:
+            ref = str(request.path_params["ref"])[:MAX_FILTER]
+            body = await _json(request)
+            status = body.get("status") if isinstance(body, dict) else None
+            if status not in ("delivered", "failed"):
+                raise _Refused(400, "bad_parameter", "status: delivered or failed")
+            reason = body.get("reason", "")
+            if not isinstance(reason, str) or len(reason) > 200:
+                raise _Refused(400, "bad_parameter", "reason: a text of at most 200 characters")
+            if status == "failed" and not reason.strip():
+                raise _Refused(400, "bad_parameter", "reason: say why the delivery failed")
+            done = await asyncio.to_thread(
+                dayreport.record_outcome, engine, user.tenant_id, ref, status, reason.strip(), user.name
+            )
+            if not done:
+                raise _Refused(404, "not_found", "no such order")
+            return 200, {"id": ref, "status": status, "reason": reason.strip()}
+
+        return await guarded(request, "outcome", work)
+
+    async def report(request: Request) -> JSONResponse:
+        async def work(user: User) -> tuple[int, Any]:
+            raw = text(request, "day") or dt.datetime.now(dt.UTC).date().isoformat()
+            try:
+                day = dt.date.fromisoformat(raw)
+            except ValueError:
+                raise _Refused(400, "bad_parameter", f"day: {raw[:20]!r} is not YYYY-MM-DD") from None
+            return 200, await asyncio.to_thread(dayreport.day_report, engine, user.tenant_id, day)
+
+        return await guarded(request, "read", work)
+
+    async def proofs(request: Request) -> JSONResponse:
+        async def work(user: User) -> tuple[int, Any]:
+            # No room of the fleet stores proof-of-delivery records yet (issue 15 item 5): say so.
+            return 200, {"available": False, "proofs": [], "message": "no proof-of-delivery records yet"}
+
+        return await guarded(request, "read", work)
+
+    return [
+        Route("/api/logistics/board", get_board, methods=["GET"]),
+        Route("/api/logistics/plan", get_plan, methods=["GET"]),
+        Route("/api/logistics/report", report, methods=["GET"]),
+        Route("/api/logistics/proofs", proofs, methods=["GET"]),
+        Route("/api/logistics/orders/{ref}/outcome", outcome, methods=["POST"]),
+        Route("/api/plans/{plan}/move", move, methods=["POST"]),
+    ]

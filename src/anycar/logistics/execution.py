@@ -1,0 +1,499 @@
+"""delivery-exec, the fleet's half of executing the plan in force (issue 15, items 4 and 5).
+
+- **Route push** (``push_routes``): when a plan is accepted, each vehicle's ordered stops go to its
+  hub as a signed ``route`` command (through ``anycar.fleet.commands``, sent by the command
+  sender), versioned per vehicle so a re-dispatch's route replaces the old one on the hub. The
+  route carries what the driver needs (order, kind, place, window, planned time, weight, whether
+  a PIN is asked); the PIN itself stays here and reaches the recipient by the first webhook.
+- **Proof of delivery** (``PodJudge``): a ``pod`` message is checked against the hub key pinned
+  for the vehicle (first use), stored as signed, and judged: the weight drop against the order's
+  weight within the tolerance of ``data/execution.yaml``, the door opened and closed, the place
+  within the radius, the PIN against the order's. Any mismatch is an alert (``pod_exception``)
+  for the dispatcher; the order becomes delivered or failed; the customer's webhook is told.
+- **Live ETA** (``EtaComponent``): a supervised loop recomputes each open stop's ETA from the
+  vehicle's last position over the road network (``anycar.roads`` via the planner's matrix
+  provider, else the straight-line estimate, marked), and sends ``delivery_eta`` /
+  ``delivery_arriving`` webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from anycar.fleet import commands, db
+from anycar.fleet.alerting import alert
+from anycar.fleet.domain_tables import alerts
+from anycar.logistics.execution_tables import deliveries, hub_keys, pods, route_pushes
+from anycar.logistics.matrix import haversine_m
+from anycar.wire import WireError, signature
+
+log = logging.getLogger("anycar.logistics.execution")
+D, V, OR = deliveries.c, db.vehicles.c, db.orders.c
+_STOP_KIND = {"drop": "drop", "pickup": "pickup"}
+
+
+@cache
+def settings() -> dict[str, Any]:
+    text = (resources.files("anycar.logistics") / "data" / "execution.yaml").read_text("utf-8")
+    return dict(yaml.safe_load(text))
+
+
+def pin_digest(order: str, pin: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{order}:{pin}".encode()).hexdigest()
+
+
+def _new_pin(length: int) -> str:
+    return "".join(secrets.choice("1234") for _ in range(length))  # typeable on B1..B4
+
+
+# -- route push --------------------------------------------------------------------------------
+def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each route of the accepted ``plan`` as a pending ``route`` command for its vehicle."""
+    cfg = settings()
+    body = plan.get("plan", plan)
+    plan_id = int(plan["id"])
+    pushed = []
+    now = time.time()
+    with engine.begin() as conn:
+        ids = {r.wire_id: r.id for r in conn.execute(select(V.wire_id, V.id).where(V.tenant_id == tenant_id))}
+        weights = {
+            r.ref: float(r.weight_kg)
+            for r in conn.execute(select(OR.ref, OR.weight_kg).where(OR.tenant_id == tenant_id))
+        }
+        for route in body.get("routes", []):
+            wire_id = str(route["vehicle"]).split("#", 1)[0]
+            vid = ids.get(wire_id)
+            if vid is None:
+                continue
+            stops = []
+            for i, s in enumerate(x for x in route["stops"] if x.get("order") and x["action"] in _STOP_KIND):
+                ref, kind = str(s["order"]), _STOP_KIND[s["action"]]
+                needs_pin = kind in cfg["pin_required"]
+                stops.append(
+                    {
+                        "order": ref,
+                        "kind": kind,
+                        "lat": float(s["lat"]),
+                        "lon": float(s["lon"]),
+                        "window": str(s.get("window") or "")[:64],
+                        "eta": str(s.get("arrival") or "")[:8],
+                        "weight_kg": weights.get(ref, 0.0),
+                        "pin_required": needs_pin,
+                        "pin_length": int(cfg["pin_length"]) if needs_pin else 0,
+                    }
+                )
+                _keep_delivery(conn, tenant_id, vid, plan_id, i, stops[-1], needs_pin, cfg)
+            version = (
+                conn.execute(
+                    select(func.max(route_pushes.c.version)).where(route_pushes.c.vehicle_id == vid)
+                ).scalar()
+                or 0
+            ) + 1
+            doc = {"plan": plan_id, "version": version, "stops": stops}
+            try:
+                cid = commands.create(conn, tenant_id, wire_id, "route", doc, ttl_s=float(cfg["route_ttl_s"]))
+            except (
+                commands.CommandError
+            ) as exc:  # a plain tracker, a revoked vehicle: its driver uses the phone page
+                pushed.append(
+                    {
+                        "vehicle": wire_id,
+                        "version": None,
+                        "command": None,
+                        "stops": len(stops),
+                        "skipped": str(exc),
+                    }
+                )
+                continue
+            conn.execute(
+                insert(route_pushes).values(
+                    tenant_id=tenant_id,
+                    vehicle_id=vid,
+                    plan_id=plan_id,
+                    version=version,
+                    command_id=cid,
+                    created=now,
+                    route=doc,
+                )
+            )
+            pushed.append({"vehicle": wire_id, "version": version, "command": cid, "stops": len(stops)})
+    return pushed
+
+
+def _keep_delivery(
+    conn: Connection,
+    tenant_id: int,
+    vid: int,
+    plan_id: int,
+    seq: int,
+    stop: dict[str, Any],
+    needs_pin: bool,
+    cfg: dict[str, Any],
+) -> None:
+    """The order's execution row: a re-dispatch moves it and keeps its PIN and notifications."""
+    found = conn.execute(
+        select(D.id, D.pin, D.status).where(and_(D.tenant_id == tenant_id, D.order_ref == stop["order"]))
+    ).first()
+    values = {
+        "vehicle_id": vid,
+        "plan_id": plan_id,
+        "seq": seq,
+        "kind": stop["kind"],
+        "lat": stop["lat"],
+        "lon": stop["lon"],
+        "weight_kg": stop["weight_kg"],
+        "window": stop["window"],
+        "planned": stop["eta"],
+    }
+    if found is None:
+        pin = _new_pin(int(cfg["pin_length"])) if needs_pin else None
+        conn.execute(
+            insert(deliveries).values(
+                tenant_id=tenant_id, order_ref=stop["order"], pin=pin, status="planned", notified={}, **values
+            )
+        )
+    elif found.status not in ("delivered", "failed"):
+        conn.execute(update(deliveries).where(D.id == found.id).values(**values))
+
+
+def route_of(engine: Engine, tenant_id: int, vehicle: str) -> dict[str, Any] | None:
+    """The newest route pushed to one of the tenant's vehicles, with its command's status."""
+    r = route_pushes.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(r.version, r.plan_id, r.command_id, r.created, r.route)
+            .join(db.vehicles, V.id == r.vehicle_id)
+            .where(and_(r.tenant_id == tenant_id, V.wire_id == vehicle[:64]))
+            .order_by(r.version.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    cmd = commands.get(engine, tenant_id, row.command_id)
+    return {
+        "vehicle": vehicle,
+        "version": row.version,
+        "plan": row.plan_id,
+        "command": row.command_id,
+        "command_status": cmd["status"] if cmd else None,
+        "pushed": row.created,
+        "stops": row.route["stops"],
+    }
+
+
+def delivery_rows(engine: Engine, tenant_id: int) -> list[dict[str, Any]]:
+    """Every order in execution with its live ETA (no PIN: that is the recipient's)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries, V.wire_id)
+            .outerjoin(db.vehicles, V.id == D.vehicle_id)
+            .where(D.tenant_id == tenant_id)
+            .order_by(D.vehicle_id, D.seq)
+        ).all()
+    return [
+        {
+            "order": r.order_ref,
+            "vehicle": r.wire_id,
+            "plan": r.plan_id,
+            "seq": r.seq,
+            "kind": r.kind,
+            "status": r.status,
+            "window": r.window,
+            "planned": r.planned,
+            "weight_kg": r.weight_kg,
+            "pin_required": r.pin is not None,
+            "eta_ts": r.eta_ts,
+            "eta_updated": r.eta_updated,
+            "eta_source": r.eta_source,
+        }
+        for r in rows
+    ]
+
+
+def pod_rows(engine: Engine, tenant_id: int, order: str | None = None) -> list[dict[str, Any]]:
+    p = pods.c
+    query = select(pods, V.wire_id).join(db.vehicles, V.id == p.vehicle_id).where(p.tenant_id == tenant_id)
+    if order is not None:
+        query = query.where(p.order_ref == order[:64])
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(p.id)).all()
+    return [
+        {
+            "id": r.id,
+            "order": r.order_ref,
+            "vehicle": r.wire_id,
+            "ts": r.ts,
+            "outcome": r.outcome,
+            "verified": r.verified,
+            "key_id": r.key_id,
+            "exceptions": r.exceptions,
+            "record": r.record,
+            "received": r.received,
+        }
+        for r in rows
+    ]
+
+
+# -- proof of delivery ---------------------------------------------------------------------------
+class PodJudge:
+    """The ingest store's handler for ``pod`` messages (runs inside the batch's transaction)."""
+
+    def __init__(self, notifier: Any = None) -> None:
+        self.notifier = notifier  # the fleet's WebhookSender (submit(tenant, kind, item))
+        self.counts: dict[str, int] = {}
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def __call__(self, conn: Connection, ref: Any, doc: dict[str, Any]) -> None:
+        record, now = doc["record"], time.time()
+        verified, key_id, note = self._verify(conn, ref.id, doc, now)
+        found = conn.execute(
+            select(deliveries).where(and_(D.tenant_id == ref.tenant_id, D.order_ref == record["order"]))
+        ).first()
+        problems = self.exceptions(record, found, ref.id) if verified else [note]
+        conn.execute(
+            insert(pods).values(
+                tenant_id=ref.tenant_id,
+                vehicle_id=ref.id,
+                order_ref=record["order"],
+                ts=float(record["ts"]),
+                outcome=record["outcome"],
+                verified=verified,
+                key_id=key_id,
+                exceptions=problems,
+                record=record,
+                received=now,
+                note=note or None,
+            )
+        )
+        self._count("verified" if verified else "unverified")
+        pos = record.get("position") or {}
+        if problems:
+            self._count("exceptions")
+            row = {
+                "tenant_id": ref.tenant_id,
+                "vehicle_id": ref.id,
+                **alert(
+                    float(record["ts"]),
+                    "pod_exception",
+                    "warning",
+                    f"order {record['order']}: " + "; ".join(problems),
+                    {"order": record["order"], "outcome": record["outcome"], "exceptions": problems},
+                    pos.get("lat"),
+                    pos.get("lon"),
+                ),
+            }
+            conn.execute(insert(alerts).values(**row))
+            self._notify(ref.tenant_id, "alert", {"vehicle": ref.wire_id, **row})
+        if not verified or found is None:
+            return
+        status = record["outcome"]
+        conn.execute(update(deliveries).where(D.id == found.id).values(status=status))
+        conn.execute(
+            update(db.orders)
+            .where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
+            .values(status=status, updated=now)
+        )
+        self._notify(
+            ref.tenant_id,
+            f"delivery_{status}",
+            {
+                "order": record["order"],
+                "vehicle": ref.wire_id,
+                "ts": record["ts"],
+                "exceptions": problems,
+                **({"reason": record["reason"]} if record.get("reason") else {}),
+            },
+        )
+
+    def _notify(self, tenant_id: int, kind: str, item: dict[str, Any]) -> None:
+        if self.notifier is not None:
+            self.notifier.submit(tenant_id, kind, item)
+
+    @staticmethod
+    def _verify(conn: Connection, vehicle_id: int, doc: dict[str, Any], now: float) -> tuple[bool, str, str]:
+        """(verified, key id, why not): the key is pinned on first use; a record signed by any
+        other key later is kept but not trusted (and raised as an exception)."""
+        record = doc["record"]
+        try:
+            public = signature.parse_public_key(doc["public_key"], "public_key")
+        except WireError as exc:
+            return False, "0" * 16, f"bad hub key: {exc}"
+        kid = signature.key_id(public)
+        pinned = conn.execute(select(hub_keys).where(hub_keys.c.vehicle_id == vehicle_id)).first()
+        if pinned is None:
+            conn.execute(
+                insert(hub_keys).values(
+                    vehicle_id=vehicle_id, key_id=kid, public_key=doc["public_key"], first_seen=now
+                )
+            )
+        elif pinned.key_id != kid:
+            return False, kid, f"signed by hub key {kid}, but this vehicle's key is {pinned.key_id}"
+        try:
+            signature.verify(record, {kid: public})
+        except WireError as exc:
+            return False, kid, f"signature: {exc}"
+        return True, kid, ""
+
+    @staticmethod
+    def exceptions(record: dict[str, Any], found: Any, vehicle_id: int) -> list[str]:
+        """What does not match the order: every reason, in words."""
+        cfg = settings()
+        if found is None:
+            return [f"order {record['order']} is not in execution"]
+        out = []
+        if found.vehicle_id != vehicle_id:
+            out.append("reported by a vehicle the order is not planned on")
+        if record["outcome"] == "failed":
+            return out
+        door = record["door"]
+        if door.get("opened") is None:
+            out.append("the cargo door never opened")
+        elif door.get("closed") is None:
+            out.append("the cargo door was not closed")
+        drop = record["weight"].get("drop_kg")
+        tol = max(
+            float(cfg["weight_tolerance"]["abs_kg"]), float(cfg["weight_tolerance"]["rel"]) * found.weight_kg
+        )
+        expected = found.weight_kg if found.kind == "drop" else -found.weight_kg
+        if drop is None:
+            out.append("no weight reading from the cargo load cell")
+        elif abs(drop - expected) > tol:
+            out.append(f"weight drop {drop:.2f} kg does not match the order's {expected:.2f} kg (±{tol:.2f})")
+        pos = record.get("position")
+        if pos is None:
+            out.append("no position")
+        else:
+            away = haversine_m((pos["lat"], pos["lon"]), (found.lat, found.lon))
+            if away > float(cfg["place_radius_m"]):
+                out.append(f"delivered {away:.0f} m from the stop (limit {cfg['place_radius_m']} m)")
+        if found.pin is not None:
+            digest = record["pin"].get("digest")
+            if digest is None:
+                out.append("no PIN entered")
+            elif not secrets.compare_digest(digest, pin_digest(found.order_ref, found.pin)):
+                out.append("wrong PIN")
+        return out
+
+
+# -- live ETA ------------------------------------------------------------------------------------
+def _clock_s(text: str | None) -> float | None:
+    if not text or ":" not in text:
+        return None
+    h, m = text.split(":", 1)
+    return int(h) * 3600 + int(m) * 60 if h.isdigit() and m.isdigit() else None
+
+
+def update_etas(engine: Engine, provider: Any, notifier: Any = None, now: float | None = None) -> int:
+    """One pass: every open stop's ETA from its vehicle's last position; the webhooks. Returns
+    how many stops got an estimate."""
+    cfg = settings()["eta"]
+    now = time.time() if now is None else now
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries, V.wire_id, V.last_lat, V.last_lon, OR.fields)
+            .join(db.vehicles, V.id == D.vehicle_id)
+            .outerjoin(db.orders, and_(OR.tenant_id == D.tenant_id, OR.ref == D.order_ref))
+            .where(D.status.in_(["planned", "arriving"]))
+            .order_by(D.vehicle_id, D.seq)
+        ).all()
+    by_vehicle: dict[int, list[Any]] = {}
+    for r in rows:
+        if r.last_lat is not None and r.last_lon is not None:
+            by_vehicle.setdefault(r.vehicle_id, []).append(r)
+    done = 0
+    for stops in by_vehicle.values():
+        first = stops[0]
+        points = [(first.last_lat, first.last_lon), *[(s.lat, s.lon) for s in stops]]
+        m = provider.matrix(points)
+        source = f"{m.source}{' (estimate)' if m.estimate else ''}"[:64]
+        t = now
+        with engine.begin() as conn:
+            for i, s in enumerate(stops):
+                t += float(m.seconds[i][i + 1])
+                eta = t
+                service = float((s.fields or {}).get("service_s") or 0)
+                t += service
+                notified = dict(s.notified or {})
+                changes: dict[str, Any] = {"eta_ts": eta, "eta_updated": now, "eta_source": source}
+                item = {
+                    "order": s.order_ref,
+                    "vehicle": s.wire_id,
+                    "eta_ts": round(eta, 1),
+                    "window": s.window,
+                    "source": source,
+                }
+                if "eta" not in notified or abs(notified["eta"] - eta) >= float(cfg["notify_change_s"]):
+                    first_time = "eta" not in notified
+                    notified["eta"] = eta
+                    extra = {"pin": s.pin} if first_time and s.pin else {}
+                    if notifier is not None:
+                        notifier.submit(s.tenant_id, "delivery_eta", {**item, **extra})
+                meters = float(m.meters[0][1]) if i == 0 else None
+                near = i == 0 and (
+                    eta - now <= float(cfg["arriving_s"])
+                    or (meters is not None and meters <= float(cfg["arriving_m"]))
+                )
+                if near and "arriving" not in notified:
+                    notified["arriving"] = now
+                    changes["status"] = "arriving"
+                    if notifier is not None:
+                        notifier.submit(s.tenant_id, "delivery_arriving", item)
+                changes["notified"] = notified
+                conn.execute(update(deliveries).where(D.id == s.id).values(**changes))
+                done += 1
+    return done
+
+
+class EtaComponent:
+    """The live ETA loop as a fleet component; a crash is logged, counted and the loop restarts."""
+
+    name = "delivery-eta"
+
+    def __init__(
+        self, engine: Engine, provider: Any, notifier: Any = None, interval_s: float | None = None
+    ) -> None:
+        self.engine, self.provider, self.notifier = engine, provider, notifier
+        self.interval_s = float(settings()["eta"]["interval_s"] if interval_s is None else interval_s)
+        self.crashes = 0
+        self.passes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-eta")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(update_etas, self.engine, self.provider, self.notifier)
+                self.passes += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.crashes += 1
+                log.exception("delivery ETA pass failed; restarting")
+            await asyncio.sleep(self.interval_s)
+
+    def status(self) -> dict[str, Any]:
+        return {"passes": self.passes, "crashes": self.crashes, "interval_s": self.interval_s}

@@ -1,0 +1,83 @@
+"""delivery-exec tables (revision ``delivery_exec``): the routes pushed to vehicles, each order's
+execution (PIN, ETA, notifications), the hubs' pinned POD keys and the proofs of delivery."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
+
+from anycar.fleet.db import metadata
+
+route_pushes = Table(
+    "route_pushes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("plan_id", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("route", JSON, nullable=False),
+)
+Index("ix_route_pushes_vehicle", route_pushes.c.vehicle_id, route_pushes.c.version)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("order_ref", String(64), nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id")),
+    Column("plan_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),  # position in its route
+    Column("kind", String(8), nullable=False),  # drop | pickup
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("weight_kg", Float, nullable=False),
+    Column("window", String(64)),
+    Column("planned", String(8)),
+    Column("pin", String(16)),  # the recipient's secret: never in the route sent to the vehicle
+    Column("status", String(16), nullable=False),  # planned | arriving | delivered | failed
+    Column("eta_ts", Float),
+    Column("eta_updated", Float),
+    Column("eta_source", String(64)),
+    Column("notified", JSON, nullable=False),  # {"eta": ts of the estimate sent, "arriving": ts, ...}
+)
+Index("ix_deliveries_tenant_order", deliveries.c.tenant_id, deliveries.c.order_ref, unique=True)
+
+hub_keys = Table(
+    "hub_keys",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), primary_key=True),
+    Column("key_id", String(16), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("first_seen", Float, nullable=False),
+)
+
+pods = Table(
+    "pods",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("order_ref", String(64), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("exceptions", JSON, nullable=False),
+    Column("record", JSON, nullable=False),  # as signed: re-verifiable with the pinned key
+    Column("received", Float, nullable=False),
+    Column("note", Text),
+)
+Index("ix_pods_tenant_order", pods.c.tenant_id, pods.c.order_ref)
+
+driver_links = Table(
+    "driver_links",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),  # the token itself is only in the URL
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+)

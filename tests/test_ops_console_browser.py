@@ -1,0 +1,229 @@
+"""The console's deliveries and swap-station pages in headless Chromium against a real
+``FleetServer`` (SQLite, the CSMS on), with a day made through the real paths
+(``ops_console_support``): orders imported, planned by the real planner and accepted, outcomes
+reported, stations run by the OCPP 2.1 station simulator with one real swap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.register_assert_rewrite("browser_support")
+
+from anycar.fleet.console import CSP  # noqa: E402
+from browser_support import own_errors, screenshot  # noqa: E402
+from ops_console_support import Day, OpsFleet, auth, make_day  # noqa: E402
+
+pytest_plugins = ["browser_support"]
+PAYLOAD_KG = 350.0  # kaiyun_pickman in anycar/logistics/data/vehicle_types.yaml
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
+    db: Path = tmp_path_factory.mktemp("ops") / "fleet.sqlite3"
+    fleet = OpsFleet(f"sqlite:///{db}")
+    fleet.start()
+    try:
+        yield make_day(fleet)
+    finally:
+        fleet.stop()
+
+
+def _sign_in(page: Any, url: str, token: str) -> None:
+    page.goto(url + "/console/")
+    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
+    page.fill("[data-testid=token]", token)
+    page.click("[data-testid=sign-in]")
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
+    page.wait_for_function("window.anycarConsole.role", timeout=30_000)
+
+
+def _tab(page: Any, hash_: str, tab: str) -> None:
+    page.evaluate(f"location.hash = '{hash_}'")
+    page.wait_for_function(
+        f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000
+    )
+
+
+def test_the_new_files_are_served_under_the_csp(day: Day) -> None:
+    for name in ("logistics.js", "stations.js", "logistics.css", "stations.css"):
+        r = httpx.get(f"{day.url}/console/{name}", timeout=10)
+        assert r.status_code == 200 and r.headers["content-security-policy"] == CSP, name
+
+
+def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
+    token = day.tokens["acme"]["dispatcher"]
+    _sign_in(page, day.url, token)
+    assert page.is_visible("#nav a[data-page=logistics]") and page.is_visible("#nav a[data-page=stations]")
+
+    # The board: the columns' counts are the server's; the rival's order of the same id is not here.
+    _tab(page, "#/logistics", "board")
+    board = httpx.get(f"{day.url}/api/logistics/board", headers=auth(token), timeout=30).json()
+    assert board["counts"]["delivered"] == 2 and board["counts"]["failed"] == 1
+    assert board["counts"]["in_progress"] + board["counts"]["planned"] == 7
+    for column in ("open", "planned", "in_progress", "delivered", "failed"):
+        assert page.text_content(f"[data-testid=count-{column}]") == str(board["counts"][column])
+    assert (
+        page.locator("[data-column=failed] .lg-card").first.text_content().count("recipient not at home") == 1
+    )
+    assert page.locator(".lg-card").count() == 10
+    page.fill("[data-testid=board-search]", "o-10' OR '1'='1")
+    page.wait_for_function("document.querySelectorAll('.lg-card').length === 0", timeout=15_000)
+    page.fill("[data-testid=board-search]", "o-103")
+    page.wait_for_function("document.querySelectorAll('.lg-card').length === 1", timeout=15_000)
+    page.fill("[data-testid=board-search]", "")
+    page.wait_for_function("document.querySelectorAll('.lg-card').length === 10", timeout=15_000)
+    screenshot(page, "ops_console_board")
+
+    # The plan: one coloured line per route, one numbered marker per stop, windows and ETAs.
+    _tab(page, "#/logistics/plan", "plan")
+    plan = httpx.get(f"{day.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
+    routes = plan["plan"]["routes"]
+    assert len(routes) >= 2, "the day's weights need more than one PICKMAN"
+    stops = [s for r in routes for s in r["stops"] if s["order"]]
+    assert page.locator(".lg-stop").count() == len(stops)
+    assert page.locator(".lg-route[data-route]").count() == len(routes)
+    first = stops[0]
+    row = page.locator(f".lg-route tr[data-order='{first['order']}']")
+    assert first["window"] in row.text_content() and first["arrival"][:5] in row.text_content()
+    page.wait_for_function(
+        "window.anycarConsole.logisticsPage.map.map.getLayer('plan-line') !== undefined", timeout=15_000
+    )
+    page.wait_for_selector(
+        "#page-logistics .st-marker[data-station='town-1']", timeout=15_000
+    )  # swap stations too
+    screenshot(page, "ops_console_plan")
+
+    # Drag: an order that fits the other route's spare payload is accepted and moves; one that
+    # does not fit is refused with the planner's reason, and nothing changes.
+    weight = {o["id"]: o["weight_kg"] for o in board["orders"]}
+    status = {o["id"]: o["status"] for o in board["orders"]}
+
+    def load(route: dict[str, Any]) -> float:
+        return sum(
+            weight[s["order"]] for s in route["stops"] if s["order"] and status[s["order"]] == "planned"
+        )
+
+    moves = [
+        (s["order"], target["vehicle"], weight[s["order"]] <= PAYLOAD_KG - load(target))
+        for source in routes
+        for target in routes
+        if target is not source
+        for s in source["stops"]
+        if s["order"] and status[s["order"]] == "planned"
+    ]
+    refused = next((m for m in moves if not m[2]), None)
+    accepted = next(m for m in moves if m[2])
+    assert refused is not None, "the day's weights leave some route without room for some order"
+    if refused is not None:
+        page.drag_and_drop(f"tr[data-order='{refused[0]}']", f".lg-route[data-route='{refused[1]}'] header")
+        page.wait_for_selector("[data-testid=move-result].bad", timeout=30_000)
+        text = page.text_content("[data-testid=move-result]")
+        assert refused[0] in text and ("payload" in text or "heavy" in text), text
+        again = httpx.get(f"{day.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
+        assert again["plan"]["routes"] == routes
+    page.drag_and_drop(f"tr[data-order='{accepted[0]}']", f".lg-route[data-route='{accepted[1]}'] header")
+    page.wait_for_selector("[data-testid=move-result].ok", timeout=30_000)
+    assert f"{accepted[0]} fits on {accepted[1]}" in page.text_content("[data-testid=move-result]")
+    page.wait_for_selector(
+        f".lg-route[data-route='{accepted[1]}'] tr[data-order='{accepted[0]}']", timeout=30_000
+    )
+    moved = httpx.get(f"{day.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
+    on = next(r for r in moved["plan"]["routes"] if r["vehicle"] == accepted[1])
+    assert accepted[0] in [s["order"] for s in on["stops"]]
+    kept = sorted(s["order"] for r in moved["plan"]["routes"] for s in r["fixed"] + r["stops"] if s["order"])
+    assert kept == sorted(s["order"] for s in stops)  # the stops already made stay, as the fixed head
+    assert page.locator(".lg-route tr[data-order]").count() == len(stops)
+    board_now = httpx.get(f"{day.url}/api/orders?status=planned", headers=auth(token), timeout=30).json()
+    assert next(o for o in board_now if o["id"] == accepted[0])["vehicle"] == accepted[1]
+    screenshot(page, "ops_console_plan_moved")
+
+    # End of day: o-101 on time, o-103 after its 08:00-09:00 window, o-106 failed and why.
+    _tab(page, "#/logistics/report", "report")
+    assert page.text_content("[data-testid=kpi-on-time] .lg-kpi-v") == "50 %"
+    assert "recipient not at home, shop closed" in page.text_content("[data-testid=failures]")
+    assert "o-103" in page.text_content("[data-testid=late]")
+    report = httpx.get(f"{day.url}/api/logistics/report", headers=auth(token), timeout=30).json()
+    assert f"{report['km_per_order']:.2f} km" == page.text_content("[data-testid=kpi-km] .lg-kpi-v")
+    screenshot(page, "ops_console_report")
+
+    _tab(page, "#/logistics/proofs", "proofs")
+    assert "No proofs yet" in page.text_content("[data-testid=no-proofs]")
+    assert own_errors(page) == []
+
+
+def test_stations_on_the_map_station_page_and_passport(page: Any, day: Day) -> None:
+    _sign_in(page, day.url, day.tokens["acme"]["viewer"])
+    page.wait_for_selector(".st-marker[data-station='town-1']", timeout=30_000)
+    ids = page.eval_on_selector_all(".st-marker", "ns => ns.map(n => n.dataset.station).sort()")
+    assert ids == ["harbour-2", "town-1"]  # the rival's station is not on acme's map
+
+    # Packs keep charging (the simulator runs at 200x): the marker's figure lies between the
+    # server's answers just before and just after the page's own read.
+    def ready() -> int:
+        doc = httpx.get(
+            f"{day.url}/api/stations", headers=auth(day.tokens["acme"]["viewer"]), timeout=30
+        ).json()
+        return int(next(s for s in doc if s["id"] == "town-1")["ready"])
+
+    page.evaluate("location.hash = '#/map'")
+    before = ready()
+    page.evaluate(
+        "fetch('/api/stations', {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('anycar.fleet.token')}})"
+        ".then(r => r.json()).then(l => window.__ops = l)"
+    )
+    page.wait_for_function("window.__ops !== undefined", timeout=15_000)
+    after = ready()
+    shown = page.evaluate("window.__ops.find(s => s.id === 'town-1').ready")
+    assert before <= shown <= after
+    marker = int(page.text_content(".st-marker[data-station='town-1'] .st-ready"))
+    assert 0 <= marker <= 8 and f"{marker} ready" in page.get_attribute(
+        ".st-marker[data-station='town-1']", "title"
+    )
+    screenshot(page, "ops_console_map_stations")
+
+    page.click(".st-marker[data-station='town-1']")
+    page.wait_for_function(
+        "document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000
+    )
+    assert page.locator("[data-testid=slot]").count() == 8
+    swaps = page.text_content("[data-testid=swaps]")
+    assert day.swap["old"] in swaps and day.swap["new"] in swaps and day.swap["vehicle"] in swaps
+    assert page.text_content("[data-testid=fact-swaps] dd") == "1"
+    assert "kW" in page.text_content("[data-testid=grid-power]")
+    screenshot(page, "ops_console_station")
+
+    page.click(f"[data-testid=swaps] a:text('{day.swap['old']}')")
+    page.wait_for_function(
+        "document.getElementById('page-stations').dataset.loaded === 'passport'", timeout=30_000
+    )
+    history = page.text_content("[data-testid=passport-history]")
+    assert "Into a station slot" in history and "station town-1" in history and day.swap["vehicle"] in history
+    screenshot(page, "ops_console_passport")
+    page.evaluate(f"location.hash = '#/packs/{day.swap['new']}'")
+    page.wait_for_function(
+        f"document.querySelector('#page-stations h1')?.textContent.includes('{day.swap['new']}')",
+        timeout=30_000,
+    )
+    assert "Into a vehicle" in page.text_content("[data-testid=passport-history]")
+    page.evaluate("location.hash = '#/stations/rival-depot'")
+    page.wait_for_selector("[data-testid=station-error]", timeout=30_000)
+    assert page.text_content("[data-testid=station-error]") == "no such station"
+    assert own_errors(page) == []
+
+
+def test_a_viewer_reads_the_plan_and_cannot_drag(page: Any, day: Day) -> None:
+    _sign_in(page, day.url, day.tokens["acme"]["viewer"])
+    _tab(page, "#/logistics/plan", "plan")
+    assert "Read-only" in page.text_content("[data-testid=drag-hint]")
+    rows = page.eval_on_selector_all(
+        ".lg-route tr[data-order]", "rs => rs.map(r => r.getAttribute('draggable'))"
+    )
+    assert rows and set(rows) == {"false"}
+    page.click("[data-testid=theme]")
+    page.wait_for_function("document.documentElement.dataset.theme === 'dark'", timeout=10_000)
+    screenshot(page, "ops_console_plan_dark")
