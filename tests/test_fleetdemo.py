@@ -123,6 +123,7 @@ def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads():
         net = load_network()
         with httpx.Client(base_url=base, timeout=10.0) as http:
             assert http.get("/openapi.json").status_code == 200
+            assert http.get("/console/").status_code == 200  # the operator's console beside the API
             assert http.get("/api/positions/last").status_code == 401  # the API wants the token
             vehicles = http.get("/api/vehicles", headers=auth).json()
             assert len(vehicles) >= 8
@@ -162,6 +163,19 @@ def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads():
         assert v["distinct"] >= 3, (vin, v)
         assert v["max_off_road_m"] is not None and v["max_off_road_m"] < 5.0, (vin, v)
     assert summary["cpu"]["per_vehicle_cpu_percent"] is not None
+    # the day's orders: imported through the logistics room, all planned by the real planner on
+    # the road matrix, and the PICKMANs with orders drive to their customers
+    day = summary["orders"]
+    assert day["imported"] == 16 and day["planned"] == 16 and not day["unservable"], day
+    assert day["matrix"].startswith("road network") and day["solver"].startswith("pyvrp"), day
+    planned = {v: s for v, s in summary["vehicles"].items() if s["planned"]}
+    assert planned and all(s["brand"] == "kaiyun_pickman" for s in planned.values())
+    assert sum(s["stops_visited"] for s in planned.values()) >= 1, planned
+    # one delivery failed and was re-dispatched: a new plan accepted with it on a vehicle
+    failed, redispatched = day["events"]
+    assert failed["event"] == "failed" and redispatched["event"] == "redispatched"
+    assert redispatched["plan"] > day["plan"] and redispatched["vehicle"] in planned, redispatched
+    assert day["board"] == {"planned": 16}, day["board"]  # no POD wired yet: none delivered
 
 
 def test_the_simulator_parks_at_each_planned_stop(tmp_path):

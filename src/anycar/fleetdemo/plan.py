@@ -45,6 +45,7 @@ class VehiclePlan:
     round_m: float
     round_s: float
     stops: list[list[float]]  # [lat, lon] of each stop, the depot first for PICKMANs
+    planned: bool = False  # the stops are a dispatcher's plan of real orders, not drawn at random
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,30 +103,45 @@ def load_spec(text: str | None = None, where: str = WHERE) -> FleetSpec:
     )
 
 
-def plan_fleet(
-    spec: FleetSpec, folder: Path, *, seed: int = 0, vehicles: int | None = None
-) -> list[VehiclePlan]:
-    """One plan per vehicle, its round written to ``folder/VIN.geojson``.
-
-    ``vehicles`` caps the total (taken round-robin over the groups, so a small fleet is still mixed).
-    """
-    net = load_network(spec.network)
-    _, depot_snap = net.snap([spec.depot], "delivery")
-    if float(depot_snap[0]) > net.rules.snap_max_m:
-        raise ConfigError(f"{WHERE}: depot is {float(depot_snap[0]):.0f} m from the nearest road of the map")
+def fleet_members(spec: FleetSpec, vehicles: int | None = None) -> list[tuple[str, Group]]:
+    """(VIN, group) of every vehicle, in the order the demo starts them."""
     order = _round_robin(spec.groups)
     if vehicles is not None:
         if vehicles < 1:
             raise ConfigError("--vehicles: at least 1")
         order = order[:vehicles]
+    serial: dict[str, int] = {}
+    out = []
+    for group in order:
+        serial[group.vin_prefix] = serial.get(group.vin_prefix, 0) + 1
+        out.append((f"{group.vin_prefix}{serial[group.vin_prefix]:011d}", group))
+    return out
+
+
+def plan_fleet(
+    spec: FleetSpec,
+    folder: Path,
+    *,
+    seed: int = 0,
+    vehicles: int | None = None,
+    given: dict[str, list[tuple[float, float]]] | None = None,
+) -> list[VehiclePlan]:
+    """One plan per vehicle, its round written to ``folder/VIN.geojson``.
+
+    ``vehicles`` caps the total (taken round-robin over the groups, so a small fleet is still mixed).
+    ``given`` are the customer stops a dispatcher's plan gave a vehicle, in order (its round then
+    leaves from the depot and comes back); vehicles without are given stops drawn with the seed.
+    """
+    net = load_network(spec.network)
+    _, depot_snap = net.snap([spec.depot], "delivery")
+    if float(depot_snap[0]) > net.rules.snap_max_m:
+        raise ConfigError(f"{WHERE}: depot is {float(depot_snap[0]):.0f} m from the nearest road of the map")
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     plans: list[VehiclePlan] = []
-    serial: dict[str, int] = {}
-    for group in order:
-        serial[group.vin_prefix] = serial.get(group.vin_prefix, 0) + 1
-        vin = f"{group.vin_prefix}{serial[group.vin_prefix]:011d}"
-        stops = _stops(net, group, spec.depot, rng)
+    for vin, group in fleet_members(spec, vehicles):
+        drawn = _stops(net, group, spec.depot, rng)  # drawn for every vehicle: the seed's fleet stays
+        stops = [spec.depot, *given[vin]] if given and given.get(vin) else drawn
         tour = net.tour(stops, group.roads)
         path = folder / f"{vin}.geojson"
         feature = tour.geojson(vehicle=vin, brand=group.brand, roads=group.roads, closed=True)
@@ -156,6 +172,7 @@ def plan_fleet(
                 round_m=round(tour.meters, 1),
                 round_s=round(tour.seconds, 1),
                 stops=[[round(a, 6), round(b, 6)] for a, b in stops],
+                planned=bool(given and given.get(vin)),
             )
         )
     return plans

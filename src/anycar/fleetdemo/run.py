@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
+
 from anycar.errors import AnycarError, ConfigError
-from anycar.fleetdemo.plan import VehiclePlan, load_spec, plan_fleet
+from anycar.fleetdemo import day as demo_day
+from anycar.fleetdemo.plan import VehiclePlan, fleet_members, load_spec, plan_fleet
 
 DEFAULT_API_PORT = 8090
+FAIL_AFTER_S = 60.0  # wall seconds into the day when the demo's one failed delivery happens
 READY_TIMEOUT_S = 180.0
 
 
@@ -127,6 +132,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             )
         )
         procs: list[asyncio.subprocess.Process] = []
+        http: httpx.Client | None = None
         try:
             await server.start()
             api = server.ready()["api"]
@@ -136,10 +142,23 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             token = add_user(engine, spec.tenant, "operator", "owner")
             say(f"operator token (tenant {spec.tenant}, role owner): {token}")
             say(f"api: {api}/api/positions/last  (Authorization: Bearer TOKEN)   mqtt: {broker.url}")
-            plans = plan_fleet(spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles)
+            members = fleet_members(spec, opts.vehicles)
+            creds = {vin: add_vehicle(engine, vin, g.brand, tenant=spec.tenant) for vin, g in members}
+            pickmans = [vin for vin, g in members if g.brand == "kaiyun_pickman"]
+            http = httpx.Client(base_url=api, timeout=60.0, headers={"Authorization": f"Bearer {token}"})
+            day = None
+            if pickmans:  # the day's orders, planned by the logistics room on the road network
+                day = await asyncio.to_thread(demo_day.plan_day, http, spec.depot, pickmans, seed=opts.seed)
+                say(
+                    f"orders: {day.imported} imported, {sum(len(r) for r in day.rounds.values())} planned "
+                    f"on {len(day.rounds)} PICKMANs ({day.solver}, {day.matrix}), plan {day.plan_id} accepted"
+                    + (f", {len(day.unservable)} unservable" if day.unservable else "")
+                )
+            given = {vin: [p for _, p in stops] for vin, stops in (day.rounds if day else {}).items()}
+            plans = plan_fleet(spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles, given=given)
             vehicles = []
             for plan in plans:
-                cred = add_vehicle(engine, plan.vin, plan.brand, tenant=spec.tenant)
+                cred = creds[plan.vin]
                 vehicles.append(
                     {
                         "vin": plan.vin,
@@ -186,16 +205,40 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 f"{len(plans)} vehicles driving on the streets of {spec.network} ({len(procs)} hub process(es)):"
             )
             for plan in plans:
+                orders = " ".join(o for o, _ in day.rounds.get(plan.vin, [])) if day else ""
                 say(
                     f"  {plan.vin}  {plan.brand:<15} {plan.roads:<8} round {plan.round_m / 1000:.1f} km"
-                    f"  cabin {dashboards.get(plan.vin, '')}"
+                    f"  cabin {dashboards.get(plan.vin, '')}" + (f"  orders {orders}" if orders else "")
                 )
             if opts.duration > 0:
                 loop.call_later(opts.duration, stop.set)
+            # one delivery of the day fails (the recipient is not in): the last stop of the first
+            # round, early enough in the run to be re-planned while the vehicles still drive
+            failing = _failing_order(day)
+            fail_at = started + (min(opts.duration / 2, FAIL_AFTER_S) if opts.duration > 0 else FAIL_AFTER_S)
             while not stop.is_set():
+                wait = opts.status_every_s or None
+                if day is not None and failing is not None:
+                    left = max(0.1, fail_at - time.monotonic())
+                    wait = min(wait, left) if wait else left
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), opts.status_every_s or None)
-                if not stop.is_set():
+                    await asyncio.wait_for(stop.wait(), wait)
+                if (
+                    day is not None
+                    and failing is not None
+                    and time.monotonic() >= fail_at
+                    and not stop.is_set()
+                ):
+                    now = demo_day.clock_at(time.monotonic() - started, opts.speedup)
+                    await asyncio.to_thread(demo_day.fail_and_redispatch, http, day, failing, now, spec.depot)
+                    event = day.events[-1]
+                    say(
+                        f"{now} order {failing} failed (recipient absent); re-dispatched: plan {event['plan']}"
+                        f" accepted, {failing} now on {event['vehicle'] or 'no vehicle'} ({event['change']})"
+                    )
+                    failing = None
+                    continue
+                if not stop.is_set() and opts.status_every_s:
                     seen = await asyncio.to_thread(queries.last_positions, engine, tid)
                     moving = sum(1 for p in seen if (p.get("speed") or 0) > 0)
                     say(f"fleet: {len(seen)} of {len(plans)} vehicles reporting, {moving} moving")
@@ -205,6 +248,9 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             rss = sum(_rss_mb(p.pid) for p in procs)
             net = load_network(spec.network)
             summary = _summary(queries, engine, tid, plans, net)
+            if day is not None:
+                summary["orders"] = day.summary()
+                summary["orders"]["board"] = await asyncio.to_thread(_board, http)
             summary["cpu"] = {
                 "wall_s": round(wall, 1),
                 "hub_processes": len(procs),
@@ -227,8 +273,25 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
+            if http is not None:
+                http.close()
             await server.stop()
             broker.stop()
+
+
+def _failing_order(day: demo_day.Day | None) -> str | None:
+    if day is None or not day.rounds:
+        return None
+    first = day.rounds[sorted(day.rounds)[0]]
+    return first[-1][0] if first else None
+
+
+def _board(http: httpx.Client) -> dict[str, int]:
+    """How many of the day's orders are in each status on the logistics room's board."""
+    counts: dict[str, int] = {}
+    for row in http.get("/api/orders").raise_for_status().json():
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
 
 
 def _summary(queries: Any, engine: Any, tid: int, plans: list[VehiclePlan], net: Any) -> dict[str, Any]:
@@ -240,7 +303,11 @@ def _summary(queries: Any, engine: Any, tid: int, plans: list[VehiclePlan], net:
             (p["lat"], p["lon"]) for p in track if p.get("lat") is not None and p.get("lon") is not None
         ]
         off = net.distance_to_roads(points[-4000:]) if points else []
+        visited = _visited(points, plan.stops[1:] if plan.brand == "kaiyun_pickman" else plan.stops)
         out["vehicles"][plan.vin] = {
+            "planned": plan.planned,
+            "stops": len(plan.stops) - (1 if plan.brand == "kaiyun_pickman" else 0),
+            "stops_visited": visited,
             "brand": plan.brand,
             "positions": len(track),
             "distinct": len({(round(a, 6), round(b, 6)) for a, b in points}),
@@ -249,6 +316,18 @@ def _summary(queries: Any, engine: Any, tid: int, plans: list[VehiclePlan], net:
         }
     out["reporting"] = sum(1 for v in out["vehicles"].values() if v["positions"])
     return out
+
+
+def _visited(points: list[tuple[float, float]], stops: list[list[float]], near_m: float = 25.0) -> int:
+    """How many of the stops the stored track came within ``near_m`` of."""
+    if not points or not stops:
+        return 0
+    from anycar.roads.geo import haversine_m
+
+    track = np.asarray(points, dtype=float)
+    return sum(
+        1 for lat, lon in stops if float(np.min(haversine_m(track[:, 0], track[:, 1], lat, lon))) <= near_m
+    )
 
 
 def main_options(args: Any) -> DemoOptions:
