@@ -96,6 +96,9 @@ def hub_in_thread(
     sources: list[Path] | None = None,
     dashboard: bool = False,
     token_key: Path | None = None,
+    simulate: bool = False,
+    speedup: float = 1.0,
+    scenario: str | None = None,
 ) -> Iterator[Hub]:
     """A hub with the virtual accessories and the shipped examples on its own thread and loop
     (for tests whose driver - the CLI, Playwright - blocks the main thread); HTTP on a free port."""
@@ -107,6 +110,9 @@ def hub_in_thread(
         virtual_fleet=True,
         dashboard=dashboard,
         automations=sources if sources is not None else [examples_dir()],
+        simulate=simulate,
+        speedup=speedup,
+        scenario=scenario,
     )
     hub = build_hub(config, parts)
     ready = threading.Event()

@@ -43,6 +43,12 @@ def register(sub: Any) -> None:
         help="leave every mount free for accessories of your own (the virtual ones fill some cars)",
     )
     demo.add_argument(
+        "--scenario",
+        metavar="NAME|FILE|none",
+        help="faults over the simulated drive (default: the shipped one for the brand, e.g. weak-12v "
+        "on tesla_model3, whose 12 V rail sags so the cooler example acts; `none` for a plain drive)",
+    )
+    demo.add_argument(
         "--uplink",
         nargs="?",
         const="embedded",
@@ -132,6 +138,7 @@ def run_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             speedup=args.speedup,
             automations=[] if args.no_automations else [_examples()],
+            scenario=_scenario(args, profile),
         )
         mqtt = _demo_uplink(args, parts, Path(tmp))
         hub = build_hub(config, parts)
@@ -142,6 +149,16 @@ def run_demo(args: argparse.Namespace) -> int:
             if mqtt is not None:
                 mqtt.stop()
     return 0
+
+
+def _scenario(args: argparse.Namespace, profile: Any) -> str | None:
+    """``--scenario``; by default the shipped scenario that lists the brand (anycar.sim.scenario)."""
+    if args.scenario:
+        return None if args.scenario == "none" else str(args.scenario)
+    from anycar.sim.scenario import demo_scenario
+
+    brand = args.brand or (profile.id if profile is not None else DEFAULT_BRAND)
+    return demo_scenario(brand)
 
 
 def _demo_uplink(args: argparse.Namespace, parts: Any, folder: Path) -> Any:

@@ -35,6 +35,7 @@ class HubParts:
     uplink: UplinkConfig | None = None  # MQTT to the fleet; after the cabin, whose policy it uses
     route: str | None = None  # the simulator's route: a shipped name or a GeoJSON file; None: the profile's
     cycle: str | None = None  # the simulator's drive cycle (wltc3, delivery); None: the profile's
+    scenario: str | None = None  # faults over the simulated drive (anycar.sim.scenario); None: none
 
 
 def build_hub(config: HubConfig, parts: HubParts) -> Hub:
@@ -58,7 +59,12 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     if parts.simulate:
         hub.add_component(
             SimulationComponent(
-                vehicle, seed=parts.seed, speedup=parts.speedup, route=parts.route, cycle=parts.cycle
+                vehicle,
+                seed=parts.seed,
+                speedup=parts.speedup,
+                route=parts.route,
+                cycle=parts.cycle,
+                scenario=parts.scenario,
             )
         )
     if parts.db_path is not None:

@@ -20,6 +20,7 @@ from anycar.accessories.demo import fit_virtual_fleet, virtual_vendor_key
 from anycar.accessories.manager import AccessoryManager, Fitted
 from anycar.accessories.mounts import MountPlan, load_mounts
 from anycar.accessories.sdk import Accessory
+from anycar.accessories.virtual import demo_fit
 from anycar.api.auth import Action
 from anycar.api.bodies import read_json_object
 from anycar.api.rest import API_PREFIX, RouteGroup, caller_grants, ok_responses, path_parameter, require
@@ -117,7 +118,9 @@ class CabinComponent:
         if not any(g.name == "pairing" for g in hub.rest.groups):
             hub.add_rest_group(pairing_group(lambda: self.manager))
         if self.virtual_fleet:
-            self.virtual = await fit_virtual_fleet(self.manager, virtual_vendor_key(self.db_path))
+            self.virtual = await fit_virtual_fleet(
+                self.manager, virtual_vendor_key(self.db_path), names=demo_fit(self.profile.id)
+            )
 
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}

@@ -20,6 +20,7 @@ from anycar.broker import Provider
 from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
+from anycar.sim.scenario import load_scenario
 from anycar.sim.simulator import SimStep, Simulator
 from anycar.supervisor import Supervised
 
@@ -62,10 +63,18 @@ class SimulationComponent:
         speedup: float = 1.0,
         route: str | None = None,
         cycle: str | None = None,
+        scenario: str | None = None,
     ) -> None:
         self.vehicle = vehicle
         # route: a shipped route name or a GeoJSON file (the fleet demo's come from anycar.roads)
-        self.sim = Simulator.for_profile(vehicle.profile.id, seed=seed, route=route, cycle=cycle)
+        # scenario: faults over the drive (anycar.sim.scenario), e.g. a weak 12 V battery
+        self.sim = Simulator.for_profile(
+            vehicle.profile.id,
+            seed=seed,
+            route=route,
+            cycle=cycle,
+            scenario=load_scenario(scenario) if scenario else None,
+        )
         self.runner = SimulationRunner(self.sim, speedup=speedup)
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}

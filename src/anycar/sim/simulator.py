@@ -18,6 +18,7 @@ from typing import Any
 from anycar.sim.cycles import DELIVERY, REVERSE, START, DriveCycle, Phase, load_cycle
 from anycar.sim.energy import LowVoltageRail, TractionBattery, battery_power_for, road_load
 from anycar.sim.route import Route, load_route
+from anycar.sim.scenario import Scenario
 from anycar.sim.sky import CIVIL_LIGHTS_ON_DEG, daylight, outside_temperature_c, solar_elevation_deg
 from anycar.sim.thermal import CabinThermal
 from anycar.sim.vehicle import VehicleParams, load_vehicle
@@ -87,6 +88,7 @@ class Simulator:
         outside_swing_c: float = 5.0,
         rest_s: float = 40.0,
         accessory_load_w: float = 0.0,
+        scenario: Scenario | None = None,
     ) -> None:
         if dt <= 0:
             raise ValueError("dt must be positive")
@@ -106,7 +108,9 @@ class Simulator:
 
         self.t = 0.0
         self.battery = TractionBattery(vehicle)
-        self.rail = LowVoltageRail(vehicle.low_voltage)
+        self.scenario = scenario
+        lv_soc = scenario.low_voltage_soc_percent if scenario is not None else None
+        self.rail = LowVoltageRail(vehicle.low_voltage, **({} if lv_soc is None else {"soc": lv_soc}))
         outside = outside_temperature_c(start_time, outside_mean_c, outside_swing_c)
         self.cabin = CabinThermal(vehicle.hvac, outside)
         self.light_switch = "AUTO"
@@ -240,7 +244,9 @@ class Simulator:
             + (POSITION_LIGHTS_W if position_lights else 0.0)
             + (DRL_W if running else 0.0)
         )
-        self.rail.step(lv_load, on, self.battery.soc, dt)
+        # a scenario's DC-DC outage leaves the battery alone to carry the loads: the rail sags
+        dcdc_on = on and not (self.scenario is not None and self.scenario.dcdc_out(tc))
+        self.rail.step(lv_load, dcdc_on, self.battery.soc, dt)
         load = road_load(v, mean_ms, accel, -pos.grade if reversing else pos.grade)
         wheel_w = load.total_n * mean_ms
         traction_w, regen_w = battery_power_for(v, wheel_w, speed_kmh)

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from anycar.accessories.manifest import read_manifest_data
@@ -45,6 +46,21 @@ def manifest_path(name: str) -> Path:
 def manifest_data(name: str) -> dict[str, Any]:
     path = manifest_path(name)
     return read_manifest_data(path.read_text(encoding="utf-8"), str(path))
+
+
+def demo_fit(profile: str) -> list[str] | None:
+    """The virtual accessories a demo fits on ``profile``, in order; ``None``: every one that fits.
+
+    Kept in ``data/demo-fit.yaml`` so the shipped example automations find what they act on."""
+    path = Path(str(resources.files("anycar.accessories.virtual"))) / "data" / "demo-fit.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names = (data.get("profiles") or {}).get(profile)
+    if names is None:
+        return None
+    unknown = [n for n in names if n not in VIRTUAL]
+    if unknown:
+        raise KeyError(f"{path}: profiles.{profile}: no virtual accessory {', '.join(map(repr, unknown))}")
+    return list(names)
 
 
 def build(
