@@ -25,44 +25,12 @@ from anycar import __version__
 from anycar.fleet import api_commands, latest, queries
 from anycar.fleet.domain_api import DOMAIN_SCHEMAS, domain_paths, domain_routes
 from anycar.fleet.live import LiveFeed
+from anycar.fleet.params import ApiError, error, query_float, query_int
 from anycar.fleet.registry import User, user_for_token
 from anycar.fleet.store import Store
 
 MAX_LIMIT = 1000
 AUTH_TIMEOUT_S = 5.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
-
-
-def _error(status: int, reason: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "reason": reason, "message": message}}, status_code=status)
-
-
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name}: {raw[:40]!r} is not an integer") from None
-    if not low <= value <= high:
-        raise ApiError(400, "bad_parameter", f"{name}: {value} is not in {low}..{high}")
-    return value
-
-
-def _float(request: Request, name: str, default: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name}: {raw[:40]!r} is not a number") from None
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -279,7 +247,7 @@ def fleet_api(
             user = user_of(request, right)
             result = await asyncio.to_thread(answer, user)
         except ApiError as exc:
-            return _error(exc.status, exc.reason, exc.message)
+            return error(exc.status, exc.reason, exc.message)
         return JSONResponse(result)
 
     def vehicle_name(request: Request) -> str:
@@ -324,8 +292,8 @@ def fleet_api(
                 engine,
                 u.tenant_id,
                 wire_id=vehicle[:64] if vehicle else None,
-                since=_float(request, "since", 0.0),
-                limit=_int(request, "limit", 100, 1, MAX_LIMIT),
+                since=query_float(request, "since", 0.0),
+                limit=query_int(request, "limit", 100, 1, MAX_LIMIT),
             )
 
         return await run(request, "read", answer)
@@ -335,7 +303,7 @@ def fleet_api(
             request,
             "dead_letters",
             lambda u: queries.dead_letters(
-                engine, u.tenant_id, limit=_int(request, "limit", 100, 1, MAX_LIMIT)
+                engine, u.tenant_id, limit=query_int(request, "limit", 100, 1, MAX_LIMIT)
             ),
         )
 

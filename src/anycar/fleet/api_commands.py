@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from anycar.fleet import commands as cmds
 from anycar.fleet import inventory, ota
+from anycar.fleet.params import error
 from anycar.fleet.registry import User, user_for_token
 from anycar.fleet.store import Store
 
@@ -34,10 +35,6 @@ class Refusal(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
-
-
-def _error(status: int, reason: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "reason": reason, "message": message}}, status_code=status)
 
 
 def _user(engine: Any, request: Request, right: str) -> User:
@@ -95,9 +92,9 @@ def routes(store: Store, wake: Callable[[], None] | None = None) -> list[Route]:
             user = _user(engine, request, right)
             result = await answer(user)
         except Refusal as exc:
-            return _error(exc.status, exc.reason, exc.message)
+            return error(exc.status, exc.reason, exc.message)
         except (cmds.CommandError, ota.OtaError) as exc:
-            return _error(exc.status, exc.reason, str(exc))
+            return error(exc.status, exc.reason, str(exc))
         return JSONResponse(result, status_code=status)
 
     def threaded(fn: Callable[[User], Any]) -> Callable[[User], Awaitable[Any]]:
@@ -252,7 +249,7 @@ def routes(store: Store, wake: Callable[[], None] | None = None) -> list[Route]:
         token = name.removesuffix(".bin")
         data = await asyncio.to_thread(ota.image, engine, token)
         if data is None:
-            return _error(404, "not_found", "no such image")
+            return error(404, "not_found", "no such image")
         return Response(data, media_type="application/octet-stream")
 
     async def start_rollout(request: Request) -> Response:

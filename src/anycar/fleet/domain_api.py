@@ -24,6 +24,7 @@ from starlette.routing import Route
 from anycar.fleet import db, reports, rules, webhooks
 from anycar.fleet import domain_queries as dq
 from anycar.fleet.geofences import GeofenceError
+from anycar.fleet.params import ApiError, error, query_float, query_int
 from anycar.fleet.registry import User, user_for_token
 
 MAX_LIMIT = 1000
@@ -32,48 +33,12 @@ WRITERS = frozenset({"owner", "dispatcher"})
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-class DomainApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
-
-
-def _error(status: int, reason: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "reason": reason, "message": message}}, status_code=status)
-
-
-def _int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise DomainApiError(400, "bad_parameter", f"{name}: {raw[:40]!r} is not an integer") from None
-    if not low <= value <= high:
-        raise DomainApiError(400, "bad_parameter", f"{name}: {value} is not in {low}..{high}")
-    return value
-
-
-def _float(request: Request, name: str, default: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DomainApiError(400, "bad_parameter", f"{name}: {raw[:40]!r} is not a number") from None
-    if value != value or abs(value) > 1e12:
-        raise DomainApiError(400, "bad_parameter", f"{name}: out of range")
-    return value
-
-
 def _text(request: Request, name: str, max_len: int) -> str | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
     if len(raw) > max_len:
-        raise DomainApiError(400, "bad_parameter", f"{name}: at most {max_len} characters")
+        raise ApiError(400, "bad_parameter", f"{name}: at most {max_len} characters")
     return raw
 
 
@@ -83,15 +48,15 @@ def _window(request: Request) -> tuple[float, float]:
         try:
             p = reports.period(day=day)
         except reports.ReportError as exc:
-            raise DomainApiError(400, "bad_parameter", str(exc)) from None
+            raise ApiError(400, "bad_parameter", str(exc)) from None
         return p["start"], p["end"]
-    return _float(request, "since", 0.0), _float(request, "until", 1e12)
+    return query_float(request, "since", 0.0), query_float(request, "until", 1e12)
 
 
 def _path_int(request: Request, name: str) -> int:
     raw = str(request.path_params[name])
     if not raw.isdigit() or len(raw) > 12:
-        raise DomainApiError(404, "not_found", f"no such {name}")
+        raise ApiError(404, "not_found", f"no such {name}")
     return int(raw)
 
 
@@ -107,30 +72,28 @@ def domain_routes(
         scheme, _, token = header.partition(" ")
         user = user_for_token(engine, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
-            raise DomainApiError(
+            raise ApiError(
                 401, "unauthenticated", "Authorization: Bearer TOKEN needed (anycar fleet user add)"
             )
         if "read" not in user.rights or (write and user.role not in WRITERS):
-            raise DomainApiError(
-                403, "forbidden", f"role {user.role} may not {'change' if write else 'read'} this"
-            )
+            raise ApiError(403, "forbidden", f"role {user.role} may not {'change' if write else 'read'} this")
         return user
 
     async def body_of(request: Request) -> Any:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            raise DomainApiError(413, "too_large", f"body: at most {MAX_BODY} bytes")
+            raise ApiError(413, "too_large", f"body: at most {MAX_BODY} bytes")
         raw = b""
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_BODY:
-                raise DomainApiError(413, "too_large", f"body: at most {MAX_BODY} bytes")
+                raise ApiError(413, "too_large", f"body: at most {MAX_BODY} bytes")
         if not raw:
             return None
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):
-            raise DomainApiError(400, "bad_body", "body: not JSON") from None
+            raise ApiError(400, "bad_body", "body: not JSON") from None
 
     def handler(
         write: bool, answer: Callable[[Request, User, Any], Any], *, body: bool = False, status: int = 200
@@ -140,10 +103,10 @@ def domain_routes(
                 user = await asyncio.to_thread(user_of, request, write)
                 doc = await body_of(request) if body else None
                 result = await asyncio.to_thread(answer, request, user, doc)
-            except DomainApiError as exc:
-                return _error(exc.status, exc.reason, exc.message)
+            except ApiError as exc:
+                return error(exc.status, exc.reason, exc.message)
             except (GeofenceError, rules.RulesError, webhooks.WebhookError, reports.ReportError) as exc:
-                return _error(400, "bad_request", str(exc))
+                return error(400, "bad_request", str(exc))
             if isinstance(result, Response):
                 return result
             if status == 204:
@@ -156,7 +119,7 @@ def domain_routes(
         return _text(request, "vehicle", 64)
 
     def limit(request: Request) -> int:
-        value = _int(request, "limit", 100, 1, MAX_LIMIT)
+        value = query_int(request, "limit", 100, 1, MAX_LIMIT)
         return 100 if value is None else value
 
     # ---- trips and stops -------------------------------------------------------------------
@@ -174,7 +137,7 @@ def domain_routes(
     def vehicle_trips(request: Request, user: User, _: Any) -> Any:
         wire = str(request.path_params["vehicle"])[:65]
         if len(wire) > 64 or dq.vehicle_id(engine, user.tenant_id, wire) is None:
-            raise DomainApiError(404, "not_found", "no such vehicle")
+            raise ApiError(404, "not_found", "no such vehicle")
         since, until = _window(request)
         return dq.trip_list(
             engine, user.tenant_id, wire_id=wire, since=since, until=until, limit=MAX_LIMIT, oldest_first=True
@@ -201,18 +164,18 @@ def domain_routes(
     def fence_get(request: Request, user: User, _: Any) -> Any:
         found = dq.geofence(engine, user.tenant_id, _path_int(request, "geofence"))
         if found is None:
-            raise DomainApiError(404, "not_found", "no such geofence")
+            raise ApiError(404, "not_found", "no such geofence")
         return found
 
     def fence_put(request: Request, user: User, doc: Any) -> Any:
         found = dq.replace_geofence(engine, user.tenant_id, _path_int(request, "geofence"), doc)
         if found is None:
-            raise DomainApiError(404, "not_found", "no such geofence")
+            raise ApiError(404, "not_found", "no such geofence")
         return found
 
     def fence_delete(request: Request, user: User, _: Any) -> Any:
         if not dq.delete_geofence(engine, user.tenant_id, _path_int(request, "geofence")):
-            raise DomainApiError(404, "not_found", "no such geofence")
+            raise ApiError(404, "not_found", "no such geofence")
         return None
 
     def fence_events(request: Request, user: User, _: Any) -> Any:
@@ -220,8 +183,8 @@ def domain_routes(
             engine,
             user.tenant_id,
             wire_id=vehicle_filter(request),
-            fence_id=_int(request, "geofence", None, 0, 2**31),
-            since=_float(request, "since", 0.0),
+            fence_id=query_int(request, "geofence", None, 0, 2**31),
+            since=query_float(request, "since", 0.0),
             limit=limit(request),
         )
 
@@ -229,7 +192,7 @@ def domain_routes(
     def alert_list(request: Request, user: User, _: Any) -> Any:
         state = _text(request, "state", 16) or "all"
         if state not in dq.STATES:
-            raise DomainApiError(400, "bad_parameter", f"state: one of {', '.join(dq.STATES)}")
+            raise ApiError(400, "bad_parameter", f"state: one of {', '.join(dq.STATES)}")
         since, until = _window(request)
         return dq.alert_list(
             engine,
@@ -250,11 +213,11 @@ def domain_routes(
                 or not isinstance(doc.get("note", ""), str)
                 or len(doc.get("note", "")) > 1000
             ):
-                raise DomainApiError(400, "bad_body", 'body: {"note": "at most 1000 characters"} or nothing')
+                raise ApiError(400, "bad_body", 'body: {"note": "at most 1000 characters"} or nothing')
             note = doc.get("note") or None
         found = dq.acknowledge(engine, user.tenant_id, _path_int(request, "alert"), user.name, note)
         if found is None:
-            raise DomainApiError(404, "not_found", "no such alert")
+            raise ApiError(404, "not_found", "no such alert")
         return found
 
     # ---- rules -----------------------------------------------------------------------------
@@ -277,9 +240,7 @@ def domain_routes(
 
     def hook_add(request: Request, user: User, doc: Any) -> Any:
         if not isinstance(doc, dict):
-            raise DomainApiError(
-                400, "bad_body", 'body: {"url": "https://…", "events": ["alert", "geofence"]}'
-            )
+            raise ApiError(400, "bad_body", 'body: {"url": "https://…", "events": ["alert", "geofence"]}')
         made = webhooks.add(engine, user.tenant_id, doc.get("url"), doc.get("events"))
         if on_webhooks_changed is not None:
             on_webhooks_changed(user.tenant_id)
@@ -287,7 +248,7 @@ def domain_routes(
 
     def hook_delete(request: Request, user: User, _: Any) -> Any:
         if not webhooks.remove(engine, user.tenant_id, _path_int(request, "webhook")):
-            raise DomainApiError(404, "not_found", "no such webhook")
+            raise ApiError(404, "not_found", "no such webhook")
         if on_webhooks_changed is not None:
             on_webhooks_changed(user.tenant_id)
         return None
@@ -318,7 +279,7 @@ def domain_routes(
                 media_type="text/html; charset=utf-8",
                 headers={"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff"},
             )
-        raise DomainApiError(400, "bad_parameter", "format: json, csv or html")
+        raise ApiError(400, "bad_parameter", "format: json, csv or html")
 
     def fleet_report(request: Request, user: User, _: Any) -> Any:
         return render(request, user, reports.fleet_report(engine, user.tenant_id, report_period(request)))
@@ -327,14 +288,14 @@ def domain_routes(
         wire = str(request.path_params["vehicle"])[:65]
         vid = dq.vehicle_id(engine, user.tenant_id, wire) if len(wire) <= 64 else None
         if vid is None:
-            raise DomainApiError(404, "not_found", "no such vehicle")
+            raise ApiError(404, "not_found", "no such vehicle")
         return render(
             request, user, reports.vehicle_report(engine, user.tenant_id, vid, report_period(request))
         )
 
     def domain_status(request: Request, user: User, _: Any) -> Any:
         if status is None:
-            raise DomainApiError(404, "not_found", "no domain runner in this process")
+            raise ApiError(404, "not_found", "no domain runner in this process")
         return status()
 
     R, W = False, True
