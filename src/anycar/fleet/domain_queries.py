@@ -30,6 +30,22 @@ def _trip(r: Any) -> dict[str, Any]:
     return d
 
 
+def _of_tenant(
+    table: Any, tenant_id: int, time_col: Any, since: float, until: float, wire_id: str | None
+) -> Any:
+    """The tenant's rows of a domain table in a time range, with the vehicle's wire id (both the
+    row's and the vehicle's tenant checked), one vehicle's when ``wire_id`` is given."""
+    cols = [c for c in table.c if c.name not in ("tenant_id", "vehicle_id")]
+    query = (
+        select(V.wire_id, *cols)
+        .join(db.vehicles, V.id == table.c.vehicle_id)
+        .where(table.c.tenant_id == tenant_id, V.tenant_id == tenant_id, time_col >= since, time_col < until)
+    )
+    if wire_id is not None:
+        query = query.where(V.wire_id == wire_id)
+    return query
+
+
 def trip_list(
     engine: Engine,
     tenant_id: int,
@@ -41,14 +57,7 @@ def trip_list(
     oldest_first: bool = False,
 ) -> list[dict[str, Any]]:
     t = trips.c
-    cols = [c for c in trips.c if c.name not in ("tenant_id", "vehicle_id")]
-    query = (
-        select(V.wire_id, *cols)
-        .join(db.vehicles, V.id == t.vehicle_id)
-        .where(t.tenant_id == tenant_id, V.tenant_id == tenant_id, t.start_ts >= since, t.start_ts < until)
-    )
-    if wire_id is not None:
-        query = query.where(V.wire_id == wire_id)
+    query = _of_tenant(trips, tenant_id, t.start_ts, since, until, wire_id)
     order = t.start_ts.asc() if oldest_first else t.start_ts.desc()
     with engine.connect() as conn:
         return [_trip(r) for r in conn.execute(query.order_by(order, t.id).limit(limit))]
@@ -64,14 +73,7 @@ def stop_list(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     s = stops.c
-    cols = [c for c in stops.c if c.name not in ("tenant_id", "vehicle_id")]
-    query = (
-        select(V.wire_id, *cols)
-        .join(db.vehicles, V.id == s.vehicle_id)
-        .where(s.tenant_id == tenant_id, V.tenant_id == tenant_id, s.start_ts >= since, s.start_ts < until)
-    )
-    if wire_id is not None:
-        query = query.where(V.wire_id == wire_id)
+    query = _of_tenant(stops, tenant_id, s.start_ts, since, until, wire_id)
     with engine.connect() as conn:
         return [_trip(r) for r in conn.execute(query.order_by(s.start_ts.desc(), s.id).limit(limit))]
 
@@ -172,14 +174,7 @@ def alert_list(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     a = alerts.c
-    cols = [c for c in alerts.c if c.name not in ("tenant_id", "vehicle_id")]
-    query = (
-        select(V.wire_id, *cols)
-        .join(db.vehicles, V.id == a.vehicle_id)
-        .where(a.tenant_id == tenant_id, V.tenant_id == tenant_id, a.ts >= since, a.ts < until)
-    )
-    if wire_id is not None:
-        query = query.where(V.wire_id == wire_id)
+    query = _of_tenant(alerts, tenant_id, a.ts, since, until, wire_id)
     if type_ is not None:
         query = query.where(a.type == type_)
     if state == "open":
