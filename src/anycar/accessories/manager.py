@@ -527,6 +527,8 @@ class AccessoryManager:
             driver_view=mount.driver_view,
             ux_restricted=manifest.ux_restricted,
             listener=functools.partial(self._on_load, rec.instance),
+            families=[t.family for t in manifest.traits],
+            peak_w=manifest.power.peak_w,
         )
         self.events.log(
             "fitted",

@@ -81,7 +81,14 @@ class Acting:
             result = await self.broker.actuate(path, value, requester=self.requester(a), timeout=timeout)
         except AnycarError as exc:
             return "error", str(exc)
-        return str(result.status), result.reason
+        return str(result.status), self._with_exception(path, str(result.status), result.reason)
+
+    def _with_exception(self, path: str, outcome: str, reason: str) -> str:
+        """An accepted step on a lamp the policy keeps on as courtesy lighting says so in the trace."""
+        note = self.policy.courtesy_of(path) if self.policy is not None and outcome == "accepted" else None
+        if note is None:
+            return reason
+        return f"{reason}; {note}" if reason else note
 
     async def apply_scene(
         self, scene: m.Scene, a: m.Automation | None = None, chain: tuple[str, ...] = ()
@@ -105,7 +112,10 @@ class Acting:
                     outcomes[path] = {"outcome": "error", "reason": str(exc)}
             else:
                 for r in results:
-                    outcomes[r.path] = {"outcome": str(r.status), "reason": r.reason}
+                    outcomes[r.path] = {
+                        "outcome": str(r.status),
+                        "reason": self._with_exception(r.path, str(r.status), r.reason),
+                    }
         return {p: outcomes[p] for p in scene.targets}
 
     def snapshot(self, scene_id: str, patterns: Iterable[str], name: str = "") -> dict[str, Any]:

@@ -58,6 +58,7 @@ EVENT_KINDS = {
     "trust_added": "trust",
     "trust_revoked": "trust",
     "grant_changed": "trust",
+    "courtesy": "restored",  # courtesy lighting started (policy.courtesy)
     "automation_notify": "automation",
     "automation_loop": "refused",
     "automation_rate_limited": "refused",

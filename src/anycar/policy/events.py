@@ -63,6 +63,8 @@ KINDS = frozenset(
         "trust_revoked",
         "driving_state",
         "grant_changed",
+        # a door opening / unlock with the ignition off started courtesy lighting (policy.courtesy)
+        "courtesy",
         # automations (anycar.automations): a notify action, a loop or a storm stopped
         "automation_notify",
         "automation_loop",

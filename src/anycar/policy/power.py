@@ -7,12 +7,13 @@ Priorities rank safety > essential > comfort > entertainment; safety is never sh
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any
 
 from anycar.errors import ConfigError
 from anycar.policy import config
+from anycar.policy.courtesy import CourtesyConfig
 
 
 class Priority(IntEnum):
@@ -47,6 +48,8 @@ class PowerConfig:
     soc_hysteresis_percent: float = 3.0
     ignition_off_states: tuple[str, ...] = ("OFF", "LOCK")
     ignition_off_sheds: tuple[str, ...] = ("entertainment", "comfort")
+    # interior lights a door opening or an unlock may run with the ignition off (policy.courtesy)
+    courtesy: CourtesyConfig = field(default_factory=CourtesyConfig)
 
     @classmethod
     def default(cls) -> PowerConfig:
@@ -63,7 +66,9 @@ class PowerConfig:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {f.name: getattr(start, f.name) for f in fields(cls)}
         for key, value in data.items():
-            if key in ("ignition_off_states", "ignition_off_sheds"):
+            if key == "courtesy":
+                values[key] = CourtesyConfig.from_dict(value, f"{where}.courtesy", base=start.courtesy)
+            elif key in ("ignition_off_states", "ignition_off_sheds"):
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ConfigError(f"{where}.{key}: must be a list of names")
                 if key == "ignition_off_sheds":
@@ -135,6 +140,12 @@ class PowerMonitor:
         if ignition is not None:
             self.ignition = ignition
         return self.verdict()
+
+    @property
+    def supply_ok(self) -> bool:
+        """Neither the 12 V rail nor the traction battery is at any shedding level (with the
+        restore margin): what an exception such as courtesy lighting needs before it may draw."""
+        return self._v_level == 0 and self._soc_level == 0
 
     def verdict(self) -> PowerVerdict:
         shed: dict[Priority, str] = {}
