@@ -15,7 +15,8 @@ from anycar.accessories import AccessoryManager, Limits, load_profile_mounts, si
 from anycar.accessories.registry import AccessoryRecord
 from anycar.accessories.sdk import Accessory
 from anycar.broker import SignalBroker
-from anycar.policy import PolicyEngine
+from anycar.clock import WALL, Clock
+from anycar.policy import PolicyEngine, PowerConfig
 
 # heartbeats every 0.1 s; silence for 1.5 s marks an accessory unavailable (a busy CI box can stall 0.4 s)
 FAST = Limits(
@@ -46,17 +47,26 @@ class Hub:
                 "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
                 "Vehicle.LowVoltageSystemState",
                 "Vehicle.Cabin.Light.IsDomeOn",
+                "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen",
             ],
         )
 
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    db: Path, profile: str = "xiaomi_su7", limits: Limits = FAST, key: Ed25519PrivateKey | None = None
+    db: Path,
+    profile: str = "xiaomi_su7",
+    limits: Limits = FAST,
+    key: Ed25519PrivateKey | None = None,
+    *,
+    clock: Clock = WALL,
+    power: PowerConfig | None = None,
 ) -> AsyncIterator[Hub]:
     broker = SignalBroker()
     plan = load_profile_mounts(profile)
-    policy = PolicyEngine(broker, db_path=db, driving=plan.driving, power=plan.power)
+    policy = PolicyEngine(
+        broker, db_path=db, driving=plan.driving, power=power or plan.power, clock=clock
+    )
     await policy.start()
     manager = AccessoryManager(broker, db, plan, policy=policy, limits=limits)
     key = key if key is not None else signing.generate_key()
@@ -93,3 +103,19 @@ async def until(predicate: object, timeout: float = 5.0, step: float = 0.01) -> 
 
 def make(name: str, hub: Hub, serial: str, **kw: object) -> Accessory:
     return virtual.build(name, serial=serial, signing_key=hub.key, **kw)  # type: ignore[arg-type]
+
+
+class ManualClock:
+    """A hub clock the test moves by hand: ``t`` simulated seconds; the loop runs it at 1,000x."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def time(self) -> float:
+        return 1_790_000_000.0 + self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def loop_delay(self, seconds: float) -> float:
+        return max(0.0, seconds) / 1000

@@ -16,6 +16,7 @@ from anycar.broker.datapoint import Datapoint
 from anycar.errors import ConfigError
 from anycar.policy import PolicyEngine, PowerConfig, Priority
 from anycar.policy.courtesy import CourtesyConfig
+from helpers_accessories import ManualClock
 
 IGN = "Vehicle.LowVoltageSystemState"
 VOLT = "Vehicle.LowVoltageBattery.CurrentVoltage"
@@ -24,22 +25,6 @@ DOOR = "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen"
 REAR_DOOR = "Vehicle.Cabin.Door.Row2.PassengerSide.IsOpen"
 LOCK = "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"
 TRUNK = "Vehicle.Body.Trunk.Rear.IsOpen"
-
-
-class ManualClock:
-    """A hub clock the test moves by hand (real time for the loop)."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def time(self) -> float:
-        return 1_790_000_000.0 + self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def loop_delay(self, seconds: float) -> float:
-        return max(0.0, seconds) / 1000  # a thousand times real time
 
 
 def feed(policy: PolicyEngine, **values: Any) -> None:

@@ -13,13 +13,14 @@ import pytest
 from anycar.accessories.sdk import HubError
 from anycar.broker import ActuationStatus
 from anycar.policy import DrivingState, EventLog
-from helpers_accessories import fit, make, running_hub, until
+from helpers_accessories import ManualClock, fit, make, running_hub, until
 
 SPEED = "Vehicle.Speed"
 GEAR = "Vehicle.Powertrain.Transmission.SelectedGear"
 VOLT = "Vehicle.LowVoltageBattery.CurrentVoltage"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 IGN = "Vehicle.LowVoltageSystemState"
+DOOR = "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen"
 
 
 async def test_display_in_drivers_view_gets_no_video_or_keyboard_while_moving(tmp_path: Path) -> None:
@@ -116,18 +117,47 @@ async def test_low_12v_sheds_by_priority_and_restores(tmp_path: Path) -> None:
 
 
 async def test_ignition_off_and_low_traction_battery(tmp_path: Path) -> None:
-    async with running_hub(tmp_path / "hub.sqlite3", profile="kaiyun_pickman") as hub:
+    clock = ManualClock()  # the hub's clock: courtesy lighting's 600 s pass when the test says
+    async with running_hub(tmp_path / "hub.sqlite3", profile="kaiyun_pickman", clock=clock) as hub:
         car: Any = hub.feed()
-        car.publish_many([(SPEED, 0.0), (GEAR, 126), (VOLT, 12.8), (IGN, "ON"), (SOC, 70.0)])
+        car.publish_many([(SPEED, 0.0), (GEAR, 126), (VOLT, 12.8), (IGN, "ON"), (SOC, 70.0), (DOOR, False)])
         cargo = make("cargo_sensor", hub, "K-1")  # essential
         lamp = make("cabin_light", hub, "L-1")  # comfort, on the cab roof rail
+        fan = make("clip_fan", hub, "F-1")  # comfort, and no courtesy light
         await fit(hub, cargo, "bed_rail_rear_left")
         rec_l = await fit(hub, lamp, "cab_roof_rail")
+        await fit(hub, fan, "cab_usb_c")
         assert rec_l.paths["IsLightOn"] == "Vehicle.Accessories.Light1.IsLightOn"  # no row/side on the roof
         car.publish(IGN, "OFF")
-        await until(lambda: lamp.power == "shed")
-        assert "ignition is OFF" in lamp.power_reason and cargo.power == "on"  # deliveries keep their sensors
+        await until(lambda: lamp.power == "shed" and fan.power == "shed")
+        assert lamp.power_reason == "ignition is OFF" and cargo.power == "on"  # deliveries keep their sensors
         assert hub.policy.driving_state is DrivingState.PARKED
+        refused = await hub.broker.actuate(rec_l.paths["IsLightOn"], True)
+        assert refused.status is ActuationStatus.REJECTED and "shed" in refused.reason
+
+        # courtesy lighting: the driver opens the door with the ignition off, the lamp may run
+        car.publish(DOOR, True)
+        await until(lambda: lamp.power == "on")
+        assert fan.power == "shed"  # a fan is not courtesy lighting
+        assert (await hub.broker.actuate(rec_l.paths["IsLightOn"], True)).ok
+        assert lamp.values["IsLightOn"] is True
+        assert "courtesy lighting" in (hub.policy.courtesy_of(rec_l.paths["IsLightOn"]) or "")
+        restored = hub.manager.events.recent(kind="restore", subject="Light1")
+        assert restored and "restored for courtesy lighting" in restored[-1].message
+        assert hub.policy.status()["power"]["courtesy"]["lit"] == ["Light1"]
+        # ... for the bounded time on the hub's clock: then it is shed, and turns itself off
+        clock.t += 601
+        await until(lambda: lamp.power == "shed" and lamp.values["IsLightOn"] is False)
+        assert "courtesy lighting over (600 s after" in lamp.power_reason
+        # ... and never on a low 12 V rail, even inside a new window
+        car.publish(DOOR, False)
+        car.publish(DOOR, True)
+        await until(lambda: lamp.power == "on")
+        car.publish(VOLT, 11.6)
+        await until(lambda: lamp.power == "shed")
+        assert "no courtesy lighting while the 12 V rail or traction battery is low" in lamp.power_reason
+        car.publish(VOLT, 12.8)
+        await until(lambda: lamp.power == "on")  # rail back (past the margin), window still open
         car.publish(IGN, "ON")
         await until(lambda: lamp.power == "on")
         car.publish(SOC, 8.0)  # PICKMAN profile: low at 20 % (entertainment), critical at 10 % (comfort)
@@ -143,7 +173,7 @@ async def test_ignition_off_and_low_traction_battery(tmp_path: Path) -> None:
             )
         )
         assert hub.broker.get("Vehicle.Accessories.Cargo1.IsOpen").value is True  # type: ignore[union-attr]
-        for acc in (cargo, lamp):
+        for acc in (cargo, lamp, fan):
             await acc.stop()
 
 

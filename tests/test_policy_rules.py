@@ -171,12 +171,16 @@ def test_power_soc_and_ignition() -> None:
     v = mon.update(soc=12.0)
     assert set(v.shed) == {Priority.ENTERTAINMENT} and "traction battery" in v.shed[Priority.ENTERTAINMENT]
     assert set(mon.update(soc=5.0).shed) == {Priority.ENTERTAINMENT, Priority.COMFORT}
+    assert not mon.supply_ok  # courtesy lighting may not draw on a low traction battery
     assert mon.update(soc=60.0).shed == {}
     v = mon.update(ignition="OFF")
+    # the classes are shed at ignition off; the one exception (a courtesy light after a door
+    # opens) is decided per load by the engine, on a supply that is not low (test_policy_courtesy)
     assert (
         set(v.shed) == {Priority.ENTERTAINMENT, Priority.COMFORT}
         and "ignition is OFF" in v.shed[Priority.COMFORT]
     )
+    assert mon.supply_ok
     assert mon.update(ignition="ON").shed == {}
     with pytest.raises(ConfigError, match="never shed"):
         PowerConfig.from_dict({"ignition_off_sheds": ["safety"]}, "test")
