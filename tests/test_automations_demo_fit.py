@@ -3,7 +3,13 @@ builds it (the simulator, the virtual accessories it fits per profile, the brand
 free ports, and each example is triggered by the simulated drive itself - the PICKMAN's delivery
 stop (door, tailgate), the Tesla's sagging 12 V rail (scenario weak-12v), the SU7 driver leaving
 and coming back (door, lock). Checked through REST traces and in the dashboard's Automations
-panel in Chromium."""
+panel in Chromium.
+
+The automations live on the simulated car's clock (``Hub.clock``): the SU7 starts its drive at
+17:30 local time in Beijing on 20 March, so the driver's door opens at 18:00 (by day: the sun
+condition holds the light back) and again at 18:30 (after the 18:25 sunset: the light comes on,
+the policy keeping it on as courtesy lighting although the ignition is off). Both moments are
+the simulation's, so the outcome does not depend on the time of day the test runs at."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import pytest
 pytest.register_assert_rewrite("browser_support")
 
 from anycar.accessories.virtual import demo_fit  # noqa: E402
-from anycar.automations.place import is_between  # noqa: E402
+from anycar.automations.place import LATITUDE, LONGITUDE, is_between  # noqa: E402
 from anycar.sim.scenario import demo_scenario  # noqa: E402
 from automations_support import hub_in_thread  # noqa: E402
 from browser_support import own_errors  # noqa: E402
@@ -41,28 +47,22 @@ def test_the_demo_fit_puts_the_display_first_on_the_pickman() -> None:
     assert demo_scenario("tesla_model3") == "weak-12v" and demo_scenario("kaiyun_pickman") is None
 
 
-def _dark_at(hub: Any, deadline: float) -> bool:
-    """Whether it is night now (wall clock) at the simulated car's position."""
-    while True:
-        location = (
-            hub.broker.get("Vehicle.CurrentLocation.Latitude"),
-            hub.broker.get("Vehicle.CurrentLocation.Longitude"),
-        )
-        if location[0] is not None and location[1] is not None:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError("the simulated car has no position")
-        time.sleep(0.2)
-    return is_between(float(location[0].value), float(location[1].value), time.time(), "sunset", "sunrise")
-
-
-def _run_of(base: str, automation: str, *, acted: bool) -> dict[str, Any] | None:
-    """The latest run the simulated drive set off (not one triggered by hand); with ``acted``,
-    the latest that got past its conditions (the PICKMAN's first door opening at a stop comes
-    before it has stood 5 s, so that run stops at the condition, as it should)."""
+def _drive_runs(base: str, automation: str) -> list[dict[str, Any]]:
+    """The runs the simulated drive set off (not one triggered by hand), newest first."""
     traces = httpx.get(f"{base}/api/v1/automations/{automation}/traces", timeout=10).json()["traces"]
-    drive = [t for t in traces if t["trigger"]["kind"] != "manual"]
-    return next((t for t in drive if t["actions"] or not acted), None)
+    return [t for t in traces if t["trigger"]["kind"] != "manual"]
+
+
+def _run_of(base: str, automation: str) -> dict[str, Any] | None:
+    """The latest drive run that got past its conditions (the PICKMAN's first door opening at a
+    stop comes before it has stood 5 s, the SU7's first by day: those stop at the condition)."""
+    return next((t for t in _drive_runs(base, automation) if t["actions"]), None)
+
+
+def _dark(hub: Any, when: float) -> bool:
+    """Whether ``when`` is between sunset and sunrise at the simulated car's position."""
+    lat, lon = hub.broker.get(LATITUDE), hub.broker.get(LONGITUDE)
+    return is_between(float(lat.value), float(lon.value), when, "sunset", "sunrise")
 
 
 def _succeeded(trace: dict[str, Any]) -> bool:
@@ -85,34 +85,41 @@ def test_all_five_examples_run_in_the_demo_and_show_in_the_panel(page: Any, tmp_
             for brand, (speedup, _) in DEMOS.items()
         }
         runs: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + 100
+        # the SU7's second lap ends 61 simulated minutes in: about 62 s at 60x, more on a busy box
+        deadline = time.monotonic() + 180
         waiting = {(brand, a) for brand, (_, names) in DEMOS.items() for a in names}
-        # after dark at the simulated car's position (wall clock) the light must come on; by day
-        # the run must stop at the sun condition
-        dark = _dark_at(hubs["xiaomi_su7"], deadline)
         while waiting and time.monotonic() < deadline:
             for brand, automation in sorted(waiting):
-                acted = automation != "door_open_after_dark" or dark
-                trace = _run_of(hubs[brand].endpoints()["http"], automation, acted=acted)
+                trace = _run_of(hubs[brand].endpoints()["http"], automation)
                 if trace is not None:
                     runs[automation] = trace
                     waiting.discard((brand, automation))
             time.sleep(0.5)
         assert not waiting, f"never ran in the demo: {sorted(waiting)}"
-
         for automation, trace in runs.items():
-            if automation == "door_open_after_dark" and not dark:
-                # daytime at the simulated car: the sun condition held the light back, and says so
-                assert trace["result"] == "conditions_not_met", trace
-                continue
-            if automation == "door_open_after_dark":
-                # the driver opens the door after switching off: the policy sheds comfort
-                # accessories at ignition off, so the light's step is refused with that reason
-                # (a known gap, see docs/automations.md "Shipped examples")
-                assert trace["result"] == "failed" and "shed" in trace["reason"], trace
-                assert trace["actions"][0]["action"].startswith("actuate Vehicle.Cabin.Light.Spotlight")
-                continue
             assert _succeeded(trace), (automation, trace["result"], trace.get("reason"), trace["actions"])
+
+        # the SU7: by day (the first lap, on the simulated clock) the sun held the light back ...
+        su7 = hubs["xiaomi_su7"]
+        su7_base = su7.endpoints()["http"]
+        door_runs = _drive_runs(su7_base, "door_open_after_dark")
+        by_day = door_runs[-1]
+        assert by_day["result"] == "conditions_not_met" and not by_day["actions"], by_day
+        assert not _dark(su7, by_day["started"]), by_day["started"]
+        # ... after dark it came on, with the ignition off: the policy's courtesy lighting, in the
+        # trace, the policy's decisions and its event log
+        lit = runs["door_open_after_dark"]
+        assert _dark(su7, lit["started"]) and lit["started"] - by_day["started"] > 1800
+        assert lit["started"] - su7.clock.start_epoch < 3 * 3600  # the simulated evening, not the wall clock
+        first = lit["actions"][0]
+        assert first["action"].startswith("actuate Vehicle.Cabin.Light.Spotlight") and first["outcome"] == "accepted"
+        assert "courtesy lighting: Vehicle.Cabin.Door.Row1.DriverSide opened with ignition OFF" in first["detail"]
+        events = httpx.get(f"{su7_base}/api/v1/events?limit=500", timeout=10).json()["events"]
+        courtesy = [e["message"] for e in events if e["event"] == "courtesy"]
+        assert any("with ignition OFF" in m for m in courtesy), courtesy
+        assert any(
+            e["event"] == "restore" and "restored for courtesy lighting" in e["message"] for e in events
+        ), events
         assert runs["cooler_shed_on_low_12v"]["trigger"]["id"] == "low"
         assert any(
             a["action"].startswith("actuate Vehicle.Accessories.Cooler1.IsOn") and a["outcome"] == "accepted"
@@ -129,6 +136,14 @@ def test_all_five_examples_run_in_the_demo_and_show_in_the_panel(page: Any, tmp_
                 page.wait_for_selector(item, timeout=15_000)
                 page.wait_for_function(
                     f"!document.querySelector(\"{item} .chip.result\").textContent.includes('never run')",
+                    timeout=15_000,
+                )
+            if brand == "xiaomi_su7":
+                # the lit run's timeline says why the light could come on with the ignition off
+                page.click("#automation-list li.automation[data-id='door_open_after_dark']")
+                page.wait_for_function(
+                    "[...document.querySelectorAll('[data-testid=automation-timeline] rect title')]"
+                    ".some((t) => t.textContent.includes('courtesy lighting'))",
                     timeout=15_000,
                 )
             assert own_errors(page) == []

@@ -54,6 +54,7 @@ class AutomationsComponent:
             brand=self.brand,
             traces_kept=self.traces_kept,
             supervisor=self.supervisor,
+            clock=getattr(hub, "clock", None),
         )
         if self.supervisor is not None:
             supervisor = self.supervisor

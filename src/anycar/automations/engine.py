@@ -35,6 +35,7 @@ from anycar.automations.triggers import TriggerIndex
 from anycar.automations.watch import Timing
 from anycar.broker import SignalBroker
 from anycar.broker.subscription import Subscription
+from anycar.clock import Clock, WallClock
 from anycar.errors import AnycarError
 from anycar.policy.access import AccessControl
 from anycar.policy.engine import PolicyEngine
@@ -43,6 +44,7 @@ from anycar.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
+CLOCK_RETRY_S = 0.02  # a simulated clock short of a due moment: look again this soon (real s)
 MAX_CHAIN = 8  # automations setting what triggers automations: deeper than this is a loop
 ACCESSORY_EVENTS = {
     "fitted": "fitted",
@@ -66,8 +68,15 @@ class Engine:
         rate_limits: bool = True,
         assume_provided: bool = False,
         supervisor: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.broker = broker
+        # The hub's clock (a simulated car's runs --speedup times faster): times of day, the sun,
+        # for:, delays and waits follow it; ``delay`` turns its seconds into the loop's.
+        if clock is not None:
+            wall = clock.time
+        self.delay: Callable[[float], float] = clock.loop_delay if clock is not None else _same
+        self.clock_is_wall = clock is None or isinstance(clock, WallClock)
         self.store = store if store is not None else Store(None)
         self.policy = policy
         self.brand = brand
@@ -86,7 +95,7 @@ class Engine:
         self._rest_docs: dict[tuple[str, str], Document] = {}
         self._enabled = self.store.enabled_flags()
         self._since: dict[str, float] = self.store.since_all()
-        self.timed = Timed(wall, self._current)
+        self.timed = Timed(wall, self._current, self.delay)
         self.triggers = TriggerIndex(self.timed, self._current)
         self._running: dict[str, list[Run]] = {}
         self._queued: dict[str, deque[tuple[dict[str, Any], tuple[str, ...]]]] = {}
@@ -150,7 +159,9 @@ class Engine:
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._timing = Timing(self._loop, self.wall, self._since.get, self._save_since)
+        self._timing = Timing(
+            self._loop, self.wall, self._since.get, self._save_since, self.delay, exact=self.clock_is_wall
+        )
         self.started = True
         self.events.add_listener(self._on_event)
         self._sub_changed = asyncio.Event()
@@ -451,10 +462,15 @@ class Engine:
 
     async def sleep_until(self, due: float) -> None:
         """Sleep until a wall-clock moment, measured on the monotonic clock from now: a clock jump
-        while sleeping neither shortens nor stretches the delay."""
+        while sleeping neither shortens nor stretches the delay. On a simulated car's clock, until
+        that clock has reached the moment (it stands still while the simulator does)."""
         left = due - self.wall()
         if left > 0:
-            await asyncio.sleep(left)
+            await asyncio.sleep(self.delay(left))
+        if self.clock_is_wall:
+            return
+        while (left := due - self.wall()) > 0:
+            await asyncio.sleep(max(self.delay(left), CLOCK_RETRY_S))
 
     async def wait_for(
         self, run: Run, triggers: tuple[m.Trigger, ...], deadline: float | None
@@ -483,7 +499,7 @@ class Engine:
             for i, spec in enumerate(triggers)
         ]
         try:
-            timeout = None if deadline is None else max(0.0, deadline - self.wall())
+            timeout = None if deadline is None else self.delay(max(0.0, deadline - self.wall()))
             return await asyncio.wait_for(done, timeout)
         except TimeoutError:
             return None
@@ -604,3 +620,8 @@ class Engine:
             if last is None
             else {k: last.get(k) for k in ("run_id", "started", "result", "reason", "duration_ms")},
         }
+
+
+def _same(seconds: float) -> float:
+    """The wall clock's seconds are the loop's."""
+    return max(0.0, seconds)

@@ -26,9 +26,15 @@ class _Entry:
 
 
 class Timed:
-    def __init__(self, wall: Callable[[], float], value_of: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        wall: Callable[[], float],
+        value_of: Callable[[str], Any],
+        delay: Callable[[float], float] = lambda s: max(0.0, s),
+    ) -> None:
         self.wall = wall
         self.value_of = value_of
+        self.delay = delay  # the clock's seconds as the loop's (a simulated car's run faster)
         self._entries: list[_Entry] = []
         self._wake = asyncio.Event()
 
@@ -84,4 +90,4 @@ class Timed:
             # wake at least once a second: a wall-clock jump is noticed within a second
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.01, min(1.0, nearest)))
+                await asyncio.wait_for(self._wake.wait(), max(0.01, min(1.0, self.delay(nearest))))

@@ -57,16 +57,16 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     vehicle = VehicleComponent(profile, parts.can)
     hub.add_component(vehicle)
     if parts.simulate:
-        hub.add_component(
-            SimulationComponent(
-                vehicle,
-                seed=parts.seed,
-                speedup=parts.speedup,
-                route=parts.route,
-                cycle=parts.cycle,
-                scenario=parts.scenario,
-            )
+        simulation = SimulationComponent(
+            vehicle,
+            seed=parts.seed,
+            speedup=parts.speedup,
+            route=parts.route,
+            cycle=parts.cycle,
+            scenario=parts.scenario,
         )
+        hub.add_component(simulation)
+        hub.clock = simulation.clock  # a simulated car's "after dark" and "for 10 s" are its own
     if parts.db_path is not None:
         hub.add_component(
             CabinComponent(

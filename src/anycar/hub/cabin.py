@@ -98,6 +98,7 @@ class CabinComponent:
             driving=self.plan.driving,
             power=self.plan.power,
             supervisor=hub.supervisor,
+            clock=hub.clock,
         )
         await self.policy.start()
         # Apps with a grant of their own are held to it on every API, on top of their token.

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from anycar import __version__
 from anycar.api.auth import Authorizer
 from anycar.api.grpc import GrpcServer
+from anycar.clock import WALL, Clock
 from anycar.api.rest import HttpServer, RestApi, RouteGroup, core_group
 from anycar.api.viss import VissService, VissWebSocketServer
 from anycar.api.viss.http import routes as viss_http_routes
@@ -57,6 +58,9 @@ class Hub:
         self.components: list[Component] = []
         # Every background task of the hub and its components runs under this (see start()).
         self.supervisor = Supervisor()
+        # The clock the car lives on, for components that measure time about it (automations,
+        # the policy's courtesy lighting): the wall clock, or the simulator's (build_hub).
+        self.clock: Clock = WALL
         self.grpc: GrpcServer | None = None
         self.viss_ws: VissWebSocketServer | None = None
         self.http: HttpServer | None = None

@@ -17,6 +17,7 @@ import can
 
 from anycar.brands.ecus import EcuEncoder
 from anycar.broker import Provider
+from anycar.clock import SimClock
 from anycar.hub.ecu_sim import SimulatedEcus
 from anycar.hub.vehicle import VehicleComponent
 from anycar.sim.runner import CanFrameSink, SimulationRunner
@@ -76,6 +77,8 @@ class SimulationComponent:
             scenario=load_scenario(scenario) if scenario else None,
         )
         self.runner = SimulationRunner(self.sim, speedup=speedup)
+        # the clock this car lives on: its start time plus the seconds it has stepped
+        self.clock = SimClock(self.sim.start_time.timestamp(), lambda: self.sim.t, self.runner.speedup)
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
