@@ -22,6 +22,7 @@ from typing import Any
 
 from anycar.accessories import running
 from anycar.accessories.commissioning import PairingGuard, ProofLedger
+from anycar.accessories.draw import draw_w
 from anycar.accessories.errors import (
     AccessoryNotFound,
     AttestationError,
@@ -682,6 +683,17 @@ class AccessoryManager:
             self._status.publish(fitted.binding.status_path, status)
 
     # -- views ------------------------------------------------------------------------------
+    def draws_w(self) -> dict[str, float]:
+        """What each fitted accessory draws from the 12 V system now (``draw``), by instance."""
+        return {
+            instance: draw_w(fitted, self.broker.catalog, self._value_of)
+            for instance, fitted in self.fitted.items()
+        }
+
+    def _value_of(self, path: str) -> Any:
+        dp = self.broker.get(path)
+        return dp.value if dp is not None else None
+
     def list(self) -> list[dict[str, Any]]:
         out = []
         for rec in self.registry.all():

@@ -159,7 +159,7 @@ def actuator_for(mgr: AccessoryManager, instance: str) -> Any:
             raise ConnectionError(f"{instance} is not fitted")
         name = fitted.by_path[req.path]
         load = fitted.load
-        if load is not None and load.shed_reason:
+        if load is not None and load.shed_reason and not stands_down(fitted, name, req.value):
             mgr.policy.refuse(instance, f"{req.path} refused: {instance} is shed ({load.shed_reason})")
             raise ActuationRejected(f"{instance} is shed: {load.shed_reason}")
         why = ux.violation(
@@ -190,6 +190,15 @@ def actuator_for(mgr: AccessoryManager, instance: str) -> Any:
             raise ActuationRejected(reason or f"{instance} refused")
 
     return on_actuate
+
+
+def stands_down(fitted: Fitted, name: str, value: Any) -> bool:
+    """Whether this command only stops the accessory's work (its trait's ``working`` signal to
+    false or 0: a cooler off, a light off): what shedding asks of it anyway, so a shed accessory
+    takes it, and an owner's "turn it off" is never refused for want of power."""
+    if not any(t.working == name for t in fitted.manifest.traits):
+        return False
+    return value is False or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0)
 
 
 async def watch_heartbeats(mgr: AccessoryManager) -> None:

@@ -33,6 +33,7 @@ class Trait:
     optional: tuple[TraitSignal, ...]
     standard: str | None = None
     driver_restricted: bool = False
+    working: str | None = None  # the signal that says it draws typical_w (true / above 0)
 
 
 def _signals(data: dict[str, Any] | None) -> tuple[TraitSignal, ...]:
@@ -56,6 +57,7 @@ def trait_catalog() -> dict[str, Trait]:
             optional=_signals(spec.get("optional")),
             standard=spec.get("standard"),
             driver_restricted=bool(spec.get("driver_restricted", False)),
+            working=spec.get("working"),
         )
         for tid, spec in raw.items()
     }

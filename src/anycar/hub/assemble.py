@@ -56,6 +56,7 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
     profile = parts.profile if parts.profile is not None else load_profile(parts.brand or "")
     vehicle = VehicleComponent(profile, parts.can)
     hub.add_component(vehicle)
+    simulation: SimulationComponent | None = None
     if parts.simulate:
         simulation = SimulationComponent(
             vehicle,
@@ -68,11 +69,12 @@ def build_hub(config: HubConfig, parts: HubParts) -> Hub:
         hub.add_component(simulation)
         hub.clock = simulation.clock  # a simulated car's "after dark" and "for 10 s" are its own
     if parts.db_path is not None:
-        hub.add_component(
-            CabinComponent(
-                profile, parts.db_path, accessory_port=parts.accessory_port, virtual_fleet=parts.virtual_fleet
-            )
+        cabin = CabinComponent(
+            profile, parts.db_path, accessory_port=parts.accessory_port, virtual_fleet=parts.virtual_fleet
         )
+        hub.add_component(cabin)
+        if simulation is not None:
+            simulation.sim.accessory_load = cabin.accessory_draw_w  # the rail carries what is fitted
     _add_automations(hub, parts)
     if parts.dashboard:
         hub.add_component(DashboardComponent())

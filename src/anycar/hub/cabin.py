@@ -127,6 +127,10 @@ class CabinComponent:
     def endpoints(self) -> dict[str, str]:
         return {"accessories": self.manager.url} if self.manager is not None else {}
 
+    def accessory_draw_w(self) -> float:
+        """What the fitted accessories draw from the 12 V system now (W); 0 before the start."""
+        return sum(self.manager.draws_w().values()) if self.manager is not None else 0.0
+
     async def stop(self) -> None:
         for acc in self.virtual:
             await acc.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -104,6 +104,10 @@ class Simulator:
         self.outside_swing_c = outside_swing_c
         self.rest_s = rest_s
         self.accessory_load_w = accessory_load_w
+        # what fitted accessories draw now (W), asked every step: a hub wires its accessories' draw
+        # here (anycar.accessories.draw), so the run then depends on them too, not only the seed
+        self.accessory_load: Callable[[], float] | None = None
+        self.accessory_w = 0.0  # what they drew at the last step
         self.lap_s = cycle.duration_s + rest_s
 
         self.t = 0.0
@@ -237,9 +241,11 @@ class Simulator:
         self.cabin.step(outside, max(0.0, math.sin(math.radians(elevation))), cabin_doors, on, dt)
 
         # 12 V rail, then the traction battery that feeds it.
+        self.accessory_w = self.accessory_load() if self.accessory_load is not None else 0.0
         lv_load = (
             (v.low_voltage.base_load_w if on else v.low_voltage.standby_load_w)
             + self.accessory_load_w
+            + self.accessory_w
             + (LOW_BEAM_W if low_beam else 0.0)
             + (POSITION_LIGHTS_W if position_lights else 0.0)
             + (DRL_W if running else 0.0)
