@@ -5,6 +5,7 @@ clock. ``for:``, delays, waits, times of day and the sun are all measured on it.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import time
 from pathlib import Path
@@ -177,3 +178,36 @@ async def test_a_simulated_hub_hands_the_simulators_clock_to_its_components(tmp_
         # 20 s of the car's time in well under 20 s of ours (50x, less on a busy machine)
         await until(lambda: hub.clock.time() - start >= 20.0, timeout=10.0, what="20 simulated s")
         assert time.monotonic() - wall0 < 10.0
+
+
+async def test_times_of_day_are_the_simulated_cars_in_its_own_time_zone(tmp_path: Path) -> None:
+    """A Beijing car simulated at 22:59:50 local: its 23:00 trigger fires ten simulated seconds
+    later (a tenth of a second of ours at 100x), and its 22:00-06:00 window holds, whatever
+    the zone and hour of the machine running the test."""
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    start = dt.datetime(2026, 3, 20, 22, 59, 50, tzinfo=beijing).timestamp()
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    with Ticker() as ticker:
+        clock = SimClock(start, lambda: ticker.t, 100.0, beijing)
+        engine = Engine(broker, clock=clock)
+        text = f"""
+automations:
+  - id: night_light
+    triggers: [{{time: "23:00"}}]
+    conditions: [{{time: {{after: "22:00", before: "06:00"}}}}]
+    actions: [{{actuate: {LIGHT}, value: true}}]
+"""
+        assert engine.load_paths([write(tmp_path, "a.yaml", text)]) == []
+        await engine.start()
+        wall0 = time.monotonic()
+        try:
+            await until(lambda: car.sent(LIGHT) == [True], what="23:00 on the simulated clock")
+            assert time.monotonic() - wall0 < 5.0  # not the 10 s of the wall clock
+            trace = last_trace(engine, "night_light")
+            assert trace is not None and trace["result"] == "done"
+            assert "local time 23:00:" in trace["conditions"][0]["why"], trace["conditions"]
+            fired = dt.datetime.fromtimestamp(trace["started"], beijing)
+            assert (fired.hour, fired.minute) == (23, 0)
+        finally:
+            await engine.stop()

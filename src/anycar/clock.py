@@ -13,6 +13,7 @@ loop (always real time) must wait for ``s`` seconds of this clock to pass.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from typing import Protocol
@@ -32,6 +33,7 @@ class WallClock:
     """The real car's clock: the host's wall and monotonic clocks, one second per second."""
 
     rate = 1.0
+    tzinfo: dt.tzinfo | None = None  # times of day in the host's local zone
 
     def time(self) -> float:
         return time.time()
@@ -55,12 +57,15 @@ class SimClock:
     with a stalled simulator: the car's time does not pass while the car does not move.
     """
 
-    def __init__(self, start_epoch: float, elapsed: _Elapsed, rate: float) -> None:
+    def __init__(
+        self, start_epoch: float, elapsed: _Elapsed, rate: float, tzinfo: dt.tzinfo | None = None
+    ) -> None:
         if not rate > 0:
             raise ValueError("a clock's rate must be positive")
         self.start_epoch = start_epoch
         self._elapsed = elapsed
         self.rate = rate
+        self.tzinfo = tzinfo  # the simulated car's zone (its start time's): its "22:00" is its own
 
     def time(self) -> float:
         return self.start_epoch + self._elapsed()

@@ -27,6 +27,7 @@ class Scope:
     held_for: Callable[[str], float | None] = lambda key: None
     seen: dict[str, Any] = field(default_factory=dict)
     overridden: frozenset[str] = frozenset()
+    tz: dt.tzinfo | None = None  # the car's time zone (a simulated car's); None: the hub's local
 
     def read(self, path: str) -> Any:
         value = self.value_of(path)
@@ -102,7 +103,7 @@ def check(cond: m.Condition, scope: Scope) -> tuple[bool, str]:
             return True, f"{cond.path} is {value!r} for {held:.1f} s (>= {cond.for_s:g} s)"
         return True, f"{cond.path} is {value!r}"
     if isinstance(cond, m.TimeCondition):
-        return _time(cond, scope.now)
+        return _time(cond, scope.now, scope.tz)
     if isinstance(cond, m.SunCondition):
         lat, lon = scope.read(LATITUDE), scope.read(LONGITUDE)
         if lat is None or lon is None:
@@ -130,8 +131,8 @@ def check(cond: m.Condition, scope: Scope) -> tuple[bool, str]:
     return False, f"unknown condition {type(cond).__name__}"
 
 
-def _time(cond: m.TimeCondition, now: float) -> tuple[bool, str]:
-    local = dt.datetime.fromtimestamp(now)
+def _time(cond: m.TimeCondition, now: float, tz: dt.tzinfo | None = None) -> tuple[bool, str]:
+    local = dt.datetime.fromtimestamp(now, tz)
     secs = local.hour * 3600 + local.minute * 60 + local.second
     if cond.weekdays is not None and local.weekday() not in cond.weekdays:
         return False, f"{local:%a} is not one of the weekdays"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import time
@@ -77,6 +78,7 @@ class Engine:
             wall = clock.time
         self.delay: Callable[[float], float] = clock.loop_delay if clock is not None else _same
         self.clock_is_wall = clock is None or isinstance(clock, WallClock)
+        self.tz: dt.tzinfo | None = getattr(clock, "tzinfo", None)  # times of day: the car's zone
         self.store = store if store is not None else Store(None)
         self.policy = policy
         self.brand = brand
@@ -95,7 +97,7 @@ class Engine:
         self._rest_docs: dict[tuple[str, str], Document] = {}
         self._enabled = self.store.enabled_flags()
         self._since: dict[str, float] = self.store.since_all()
-        self.timed = Timed(wall, self._current, self.delay)
+        self.timed = Timed(wall, self._current, self.delay, self.tz)
         self.triggers = TriggerIndex(self.timed, self._current)
         self._running: dict[str, list[Run]] = {}
         self._queued: dict[str, deque[tuple[dict[str, Any], tuple[str, ...]]]] = {}

@@ -88,6 +88,7 @@ class Run:
             held_for=self.engine.held_for_run(self.automation.id),
             seen=self.trace["values"],
             overridden=frozenset(self.overrides),
+            tz=self.engine.tz,
         )
         return scope
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ class Timed:
         wall: Callable[[], float],
         value_of: Callable[[str], Any],
         delay: Callable[[float], float] = lambda s: max(0.0, s),
+        tz: dt.tzinfo | None = None,
     ) -> None:
         self.wall = wall
         self.value_of = value_of
+        self.tz = tz  # a simulated car's time zone; None: the hub's local time
         self.delay = delay  # the clock's seconds as the loop's (a simulated car's run faster)
         self._entries: list[_Entry] = []
         self._wake = asyncio.Event()
@@ -53,6 +56,10 @@ class Timed:
         """The next wall-clock moment; ``None`` for the sun while the car's position is unknown."""
         if isinstance(spec, m.IntervalTrigger):
             return now + spec.every_s
+        if isinstance(spec, m.TimeTrigger) and self.tz is not None:
+            day = dt.datetime.fromtimestamp(now, self.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+            due = day.timestamp() + spec.at_s
+            return due if due > now else (day + dt.timedelta(days=1)).timestamp() + spec.at_s
         if isinstance(spec, m.TimeTrigger):
             local = time.localtime(now)
             midnight = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))

@@ -78,7 +78,12 @@ class SimulationComponent:
         )
         self.runner = SimulationRunner(self.sim, speedup=speedup)
         # the clock this car lives on: its start time plus the seconds it has stepped
-        self.clock = SimClock(self.sim.start_time.timestamp(), lambda: self.sim.t, self.runner.speedup)
+        self.clock = SimClock(
+            self.sim.start_time.timestamp(),
+            lambda: self.sim.t,
+            self.runner.speedup,
+            self.sim.start_time.tzinfo,
+        )
         self.sink: CanFrameSink | None = None
         self._tx: dict[str, can.BusABC] = {}
         self._rx: dict[str, can.BusABC] = {}
