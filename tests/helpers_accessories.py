@@ -64,9 +64,7 @@ async def running_hub(
 ) -> AsyncIterator[Hub]:
     broker = SignalBroker()
     plan = load_profile_mounts(profile)
-    policy = PolicyEngine(
-        broker, db_path=db, driving=plan.driving, power=power or plan.power, clock=clock
-    )
+    policy = PolicyEngine(broker, db_path=db, driving=plan.driving, power=power or plan.power, clock=clock)
     await policy.start()
     manager = AccessoryManager(broker, db, plan, policy=policy, limits=limits)
     key = key if key is not None else signing.generate_key()

@@ -112,8 +112,14 @@ def test_all_five_examples_run_in_the_demo_and_show_in_the_panel(page: Any, tmp_
         assert _dark(su7, lit["started"]) and lit["started"] - by_day["started"] > 1800
         assert lit["started"] - su7.clock.start_epoch < 3 * 3600  # the simulated evening, not the wall clock
         first = lit["actions"][0]
-        assert first["action"].startswith("actuate Vehicle.Cabin.Light.Spotlight") and first["outcome"] == "accepted"
-        assert "courtesy lighting: Vehicle.Cabin.Door.Row1.DriverSide opened with ignition OFF" in first["detail"]
+        assert (
+            first["action"].startswith("actuate Vehicle.Cabin.Light.Spotlight")
+            and first["outcome"] == "accepted"
+        )
+        assert (
+            "courtesy lighting: Vehicle.Cabin.Door.Row1.DriverSide opened with ignition OFF"
+            in first["detail"]
+        )
         events = httpx.get(f"{su7_base}/api/v1/events?limit=500", timeout=10).json()["events"]
         courtesy = [e["message"] for e in events if e["event"] == "courtesy"]
         assert any("with ignition OFF" in m for m in courtesy), courtesy

@@ -28,7 +28,15 @@ TRUNK = "Vehicle.Body.Trunk.Rear.IsOpen"
 
 
 def feed(policy: PolicyEngine, **values: Any) -> None:
-    names = {"ign": IGN, "volt": VOLT, "soc": SOC, "door": DOOR, "rear": REAR_DOOR, "lock": LOCK, "trunk": TRUNK}
+    names = {
+        "ign": IGN,
+        "volt": VOLT,
+        "soc": SOC,
+        "door": DOOR,
+        "rear": REAR_DOOR,
+        "lock": LOCK,
+        "trunk": TRUNK,
+    }
     policy.apply([Datapoint(names[k], v, 0.0) for k, v in values.items()])
 
 
@@ -65,7 +73,9 @@ def test_a_door_opening_with_the_ignition_off_lights_the_lamp_for_the_bounded_ti
     assert len(opened) == 1 and "for 600 s" in opened[0].message and opened[0].data["ignition"] == "OFF"
     restored = policy.events.recent(kind="restore", subject="Light1")
     assert len(restored) == 1 and "restored for courtesy lighting" in restored[0].message
-    assert policy.courtesy_of("Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.IsLightOn") is None  # no provider
+    assert (
+        policy.courtesy_of("Vehicle.Cabin.Light.Spotlight.Row1.DriverSide.IsLightOn") is None
+    )  # no provider
 
     clock.t += 599
     feed(policy, door=False)  # closing a door is no trigger, the window goes on

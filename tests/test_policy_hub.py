@@ -137,7 +137,9 @@ async def test_ignition_off_and_low_traction_battery(tmp_path: Path) -> None:
         # switching it off is what shedding asks anyway: never refused for want of power
         assert (await hub.broker.actuate(rec_l.paths["IsLightOn"], False)).ok
         dim = await hub.broker.actuate(rec_l.paths["Intensity"], 10)
-        assert dim.status is ActuationStatus.REJECTED and "shed" in dim.reason  # only its working signal stands down
+        assert (
+            dim.status is ActuationStatus.REJECTED and "shed" in dim.reason
+        )  # only its working signal stands down
 
         # courtesy lighting: the driver opens the door with the ignition off, the lamp may run
         car.publish(DOOR, True)

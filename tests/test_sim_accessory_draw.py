@@ -96,7 +96,9 @@ async def test_a_simulated_hub_puts_its_fitted_accessories_on_the_rail(tmp_path:
         assert sim.rail.load_w >= before
         result = await hub.broker.actuate("Vehicle.Accessories.Cooler1.IsOn", True)
         assert result.ok, result.reason
-        await until(lambda: sim.accessory_w - before > 30.0)  # the cooler's 35 W typical, less its 1 W standby
+        await until(
+            lambda: sim.accessory_w - before > 30.0
+        )  # the cooler's 35 W typical, less its 1 W standby
         assert sim.rail.load_w >= sim.accessory_w
         await hub.broker.actuate("Vehicle.Accessories.Cooler1.IsOn", False)
         await until(lambda: abs(sim.accessory_w - before) < 1.0)

@@ -20,11 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 from anycar import __version__
 from anycar.api.auth import Authorizer
 from anycar.api.grpc import GrpcServer
-from anycar.clock import WALL, Clock
 from anycar.api.rest import HttpServer, RestApi, RouteGroup, core_group
 from anycar.api.viss import VissService, VissWebSocketServer
 from anycar.api.viss.http import routes as viss_http_routes
 from anycar.broker import SignalBroker
+from anycar.clock import WALL, Clock
 from anycar.errors import ConfigError
 from anycar.hub.config import HubConfig
 from anycar.model import VSS_VERSION, Catalog
