@@ -202,6 +202,7 @@ def test_the_rule_is_data_and_bad_data_is_one_clear_line() -> None:
         ({"families": "light"}, r"test\.courtesy\.families: must be a list"),
         ({"triggers": [{"signal": "Vehicle.Cabin.Door.*.*.IsOpen"}]}, r"test\.courtesy\.triggers\[0\]"),
         ({"lamps": 1}, r"test\.courtesy: unknown key\(s\) lamps"),
+        ({"triggers": [{"signal": "Vehicle..Door", "to": True}]}, r"triggers\[0\]\.signal: empty segment"),
     ):
         with pytest.raises(ConfigError, match=message):
             PowerConfig.from_dict({"courtesy": bad}, "test")

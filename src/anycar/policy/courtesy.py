@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from anycar.clock import WALL, Clock
-from anycar.errors import ConfigError
+from anycar.errors import AnycarError, ConfigError
+from anycar.model import paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,10 @@ def _triggers(data: Any, where: str) -> tuple[CourtesyTrigger, ...]:
             or not isinstance(item["to"], bool)
         ):
             raise ConfigError(f"{where}[{i}]: must be {{signal: Vehicle..., to: true|false}}, got {item!r}")
+        try:
+            paths.compile_pattern(item["signal"])
+        except AnycarError as exc:
+            raise ConfigError(f"{where}[{i}].signal: {exc}") from None
         out.append(CourtesyTrigger(item["signal"], item["to"]))
     return tuple(out)
 
