@@ -208,3 +208,19 @@ def test_the_rule_is_data_and_bad_data_is_one_clear_line() -> None:
             PowerConfig.from_dict({"courtesy": bad}, "test")
     with pytest.raises(ConfigError, match="must be a mapping"):
         CourtesyConfig.from_dict([], "test")
+
+
+def test_the_documented_rule_is_the_shipped_one() -> None:
+    """docs/accessories.md shows the courtesy block of policy.yaml: it must not drift from it."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from anycar.policy import config
+
+    doc = (Path(__file__).parents[1] / "docs" / "accessories.md").read_text("utf-8")
+    section = doc[doc.index("### Courtesy lighting") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    assert yaml.safe_load(block.group(1))["courtesy"] == config.defaults()["power"]["courtesy"]
