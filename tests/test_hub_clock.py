@@ -211,3 +211,34 @@ automations:
             assert (fired.hour, fired.minute) == (23, 0)
         finally:
             await engine.stop()
+
+
+async def test_a_waits_timeout_is_the_simulated_cars_and_waits_out_a_stall(tmp_path: Path) -> None:
+    broker = SignalBroker()
+    car = FakeCar(broker)
+    with Ticker() as ticker:
+        clock = SimClock(1_790_000_000.0, lambda: ticker.t, 100.0)
+        engine = Engine(broker, clock=clock)
+        text = f"""
+automations:
+  - id: wait_for_close
+    triggers: [{{signal: {DOOR}, to: true}}]
+    actions:
+      - wait: {{trigger: {{signal: {DOOR}, to: false}}, timeout: 10s, continue_on_timeout: true}}
+      - {{actuate: {LIGHT}, value: true}}
+"""
+        assert engine.load_paths([write(tmp_path, "a.yaml", text)]) == []
+        await engine.start()
+        try:
+            car.set(DOOR, False)
+            await asyncio.sleep(0.05)
+            ticker.running = False  # the simulator stalls as the wait begins
+            car.set(DOOR, True)
+            await asyncio.sleep(0.5)  # 50 s at 100x, were the loop's seconds the car's
+            assert car.sent(LIGHT) == []  # the car's 10 s have not passed
+            ticker.running = True
+            await until(lambda: car.sent(LIGHT) == [True], what="the wait's timeout on the car's clock")
+            trace = last_trace(engine, "wait_for_close")
+            assert trace is not None and trace["finished"] - trace["started"] >= 10.0
+        finally:
+            await engine.stop()

@@ -501,11 +501,19 @@ class Engine:
             for i, spec in enumerate(triggers)
         ]
         try:
-            timeout = None if deadline is None else self.delay(max(0.0, deadline - self.wall()))
-            return await asyncio.wait_for(done, timeout)
-        except TimeoutError:
-            return None
+            while True:
+                timeout = None if deadline is None else self.delay(max(0.0, deadline - self.wall()))
+                try:
+                    return await asyncio.wait_for(asyncio.shield(done), timeout)
+                except TimeoutError:
+                    # on a simulated car's clock the timeout is its own: a stalled simulator has
+                    # not reached the deadline yet, so the wait goes on
+                    if self.clock_is_wall or deadline is None or self.wall() >= deadline:
+                        return None
+                    await asyncio.sleep(CLOCK_RETRY_S)
         finally:
+            if not done.done():
+                done.cancel()
             for stop in stops:
                 stop()
 
