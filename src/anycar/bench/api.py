@@ -104,6 +104,7 @@ def _provider(
         warmup_at[0] = warm_from
         warm_from_us = int(warm_from * 1e6)
         cpu0, wall0 = time.process_time(), time.monotonic()
+        own0 = _switches()
         start = time.perf_counter()
         next_at = start
         k = 0
@@ -147,6 +148,7 @@ def _provider(
                     await asyncio.sleep(delay)
                 elif warm:
                     behind = max(behind, -delay)
+        own = _per_message(own0, _switches(), k)
         await asyncio.sleep(0.3)  # error reports, if any, arrive before the stream ends
         call.cancel()
         reader.cancel()
@@ -160,6 +162,8 @@ def _provider(
                 "elapsed_s": time.perf_counter() - start,
                 "errors": errors,
                 "cpu_percent": round(cpu, 1),
+                "per_message": own,
+                "messages": k,
                 "handed": handed,
             }
         )
@@ -180,13 +184,14 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         await call.read()  # the initial state: the subscription is in place
         ready.set()
         cpu0, wall0 = time.process_time(), time.monotonic()
+        own0 = _switches()
         arrivals: list[tuple[int, float, int]] = []  # (stamp in µs, received at, datapoints)
         counted = 0
         first = last = 0.0
 
         async def watch() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
+            # a thread blocked on the event, not a poll: no wake-ups of its own during the run
+            await asyncio.to_thread(stop.wait)
             call.cancel()
 
         watcher = asyncio.create_task(watch())
@@ -214,8 +219,10 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         watcher.cancel()
         await channel.close()
         cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
+        own1 = _switches()
         out.send(
             {"arrivals": arrivals, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+            | {"switches": (own0, own1)}
         )
 
     _freeze_startup_heap()
@@ -253,10 +260,10 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
             assert "subscriptionId" in reply, reply  # nosec B101 # a benchmark's sanity check of the hub's reply, not a guard
             ready.set()
             cpu0, wall0 = time.process_time(), time.monotonic()
+            own0 = _switches()
 
             async def watch() -> None:
-                while not stop.is_set():
-                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(stop.wait)  # no wake-ups of its own during the run
                 await ws.close()
 
             watcher = asyncio.create_task(watch())
@@ -285,8 +292,10 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
                 pass
             watcher.cancel()
         cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
+        own1 = _switches()
         out.send(
             {"arrivals": arrivals, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+            | {"switches": (own0, own1)}
         )
 
     _freeze_startup_heap()
@@ -354,6 +363,47 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def _switches(pid: int | str = "self") -> tuple[int, int, int] | None:
+    """(voluntary context switches, involuntary ones, CPU ns) summed over a process's threads
+    (Linux /proc); None elsewhere.
+
+    Load-independent figures per message: a voluntary switch is a thread that waited and was
+    woken (each wake-up on the path costs latency when the process is idle between messages);
+    the CPU time comes from schedstat, in nanoseconds. Involuntary switches are preemptions
+    (other processes wanting the core): they grow with the machine's load, not with the path.
+    """
+    voluntary = involuntary = cpu = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = f.read()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ran = f.read().split()[0]
+            voluntary += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+            involuntary += int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
+            cpu += int(ran)
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return voluntary, involuntary, cpu
+
+
+def _per_message(
+    before: tuple[int, int, int] | None, after: tuple[int, int, int] | None, messages: int
+) -> dict[str, float | None]:
+    """Wake-ups, preemptions and CPU µs per message between two ``_switches`` readings."""
+    if before is None or after is None or messages <= 0:
+        return {"wakeups": None, "preempted": None, "cpu_us": None}
+    return {
+        "wakeups": round((after[0] - before[0]) / messages, 2),
+        "preempted": round((after[1] - before[1]) / messages, 2),
+        "cpu_us": round((after[2] - before[2]) / messages / 1000, 1),
+    }
+
+
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
@@ -404,12 +454,14 @@ def _one(
         daemon=True,
     )
     cpu_before, wall_before = _cpu_seconds(hub_pid), time.monotonic()
+    hub_before = _switches(hub_pid)
     provider.start()
     sent: dict[str, Any] = (
         prov_recv.recv() if prov_recv.poll(seconds + 60) else {"sent": 0, "measured": 0, "errors": -1}
     )
     provider.join(10)
     cpu_after, wall_after = _cpu_seconds(hub_pid), time.monotonic()
+    hub_after = _switches(hub_pid)
     time.sleep(0.5)  # let the last updates arrive
     dropped_after = _hub_dropped(endpoints["http"], transport)
     stop.set()
@@ -450,6 +502,16 @@ def _one(
             if cpu_before is not None and cpu_after is not None
             else None
         ),
+    }
+    # per message sent, over the whole run (warm-up included): the hub's from outside, the
+    # provider's and subscriber's from inside (the subscriber's count includes its idle wait
+    # for the first message and the end, a few switches per run)
+    messages = sent.get("messages", 0)
+    sub_before, sub_after = result.get("switches", (None, None))
+    out["per_message"] = {
+        "hub": _per_message(hub_before, hub_after, messages),
+        "provider": sent.get("per_message"),
+        "subscriber": _per_message(sub_before, sub_after, messages),
     }
     latency, age, unmatched = _latencies(sent.get("handed", []), result["arrivals"])
     out.update(latency_summary(latency))
