@@ -440,7 +440,12 @@ def _hub_dropped(http_url: str | None, transport: str) -> int | None:
             subs = json.load(reply)["subscriptions"]
     except (OSError, ValueError, KeyError):
         return None
-    return sum(s["dropped"] for s in subs if s["name"].startswith(prefix) and s["name"] != "viss:history")
+    # full queue (dropped) or too old (expired, limits.max_update_age_ms): not delivered either way
+    return sum(
+        s["dropped"] + s.get("expired", 0)
+        for s in subs
+        if s["name"].startswith(prefix) and s["name"] != "viss:history"
+    )
 
 
 def _one(
