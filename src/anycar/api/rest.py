@@ -274,6 +274,7 @@ def core_group(broker: SignalBroker, info: Callable[[], dict[str, Any]]) -> Rout
             {
                 "subscriptions": stats["subscriptions"],
                 "dropped": stats["dropped"],
+                "expired": stats["expired"],
                 "updates": stats["updates"],
                 "rejected": stats["rejected"],
                 "actuations": stats["actuations"],

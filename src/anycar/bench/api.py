@@ -104,6 +104,7 @@ def _provider(
         warmup_at[0] = warm_from
         warm_from_us = int(warm_from * 1e6)
         cpu0, wall0 = time.process_time(), time.monotonic()
+        own0 = _switches()
         start = time.perf_counter()
         next_at = start
         k = 0
@@ -147,6 +148,7 @@ def _provider(
                     await asyncio.sleep(delay)
                 elif warm:
                     behind = max(behind, -delay)
+        own = _per_message(own0, _switches(), k)
         await asyncio.sleep(0.3)  # error reports, if any, arrive before the stream ends
         call.cancel()
         reader.cancel()
@@ -160,6 +162,8 @@ def _provider(
                 "elapsed_s": time.perf_counter() - start,
                 "errors": errors,
                 "cpu_percent": round(cpu, 1),
+                "per_message": own,
+                "messages": k,
                 "handed": handed,
             }
         )
@@ -180,13 +184,14 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         await call.read()  # the initial state: the subscription is in place
         ready.set()
         cpu0, wall0 = time.process_time(), time.monotonic()
+        own0 = _switches()
         arrivals: list[tuple[int, float, int]] = []  # (stamp in µs, received at, datapoints)
         counted = 0
         first = last = 0.0
 
         async def watch() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
+            # a thread blocked on the event, not a poll: no wake-ups of its own during the run
+            await asyncio.to_thread(stop.wait)
             call.cancel()
 
         watcher = asyncio.create_task(watch())
@@ -214,8 +219,10 @@ def _grpc_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
         watcher.cancel()
         await channel.close()
         cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
+        own1 = _switches()
         out.send(
             {"arrivals": arrivals, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+            | {"switches": (own0, own1)}
         )
 
     _freeze_startup_heap()
@@ -253,10 +260,10 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
             assert "subscriptionId" in reply, reply  # nosec B101 # a benchmark's sanity check of the hub's reply, not a guard
             ready.set()
             cpu0, wall0 = time.process_time(), time.monotonic()
+            own0 = _switches()
 
             async def watch() -> None:
-                while not stop.is_set():
-                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(stop.wait)  # no wake-ups of its own during the run
                 await ws.close()
 
             watcher = asyncio.create_task(watch())
@@ -285,8 +292,10 @@ def _viss_subscriber(port: int, paths: list[str], warmup_at: Any, ready: Any, st
                 pass
             watcher.cancel()
         cpu = round(100 * (time.process_time() - cpu0) / (time.monotonic() - wall0), 1)
+        own1 = _switches()
         out.send(
             {"arrivals": arrivals, "received": counted, "first": first, "last": last, "cpu_percent": cpu}
+            | {"switches": (own0, own1)}
         )
 
     _freeze_startup_heap()
@@ -344,6 +353,26 @@ def _start_hub(profile: str | None = None) -> tuple[subprocess.Popen[str], dict[
     return proc, json.loads(line.removeprefix("anycar hub ready "))
 
 
+def _start_relay() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The baseline relay (``anycar.bench.relay``) and its endpoints, as ``_start_hub``'s."""
+    cmd = [sys.executable, "-m", "anycar.bench.relay"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # nosec B603 # a fixed argument list (this interpreter, the relay module), no shell, no outside input
+    assert proc.stdout is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
+    line = proc.stdout.readline()
+    if not line.startswith("relay ready "):
+        proc.kill()
+        raise RuntimeError(f"the baseline relay did not start: {line!r}")
+    return proc, {"grpc": f"grpc://127.0.0.1:{int(line.split()[2])}"}
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process (Linux /proc); None elsewhere."""
     try:
@@ -354,20 +383,69 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def _switches(pid: int | str = "self") -> tuple[int, int, int] | None:
+    """(voluntary context switches, involuntary ones, CPU ns) summed over a process's threads
+    (Linux /proc); None elsewhere.
+
+    Load-independent figures per message: a voluntary switch is a thread that waited and was
+    woken (each wake-up on the path costs latency when the process is idle between messages);
+    the CPU time comes from schedstat, in nanoseconds. Involuntary switches are preemptions
+    (other processes wanting the core): they grow with the machine's load, not with the path.
+    """
+    voluntary = involuntary = cpu = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = f.read()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ran = f.read().split()[0]
+            voluntary += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+            involuntary += int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
+            cpu += int(ran)
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return voluntary, involuntary, cpu
+
+
+def _per_message(
+    before: tuple[int, int, int] | None, after: tuple[int, int, int] | None, messages: int
+) -> dict[str, float | None]:
+    """Wake-ups, preemptions and CPU µs per message between two ``_switches`` readings."""
+    if before is None or after is None or messages <= 0:
+        return {"wakeups": None, "preempted": None, "cpu_us": None}
+    return {
+        "wakeups": round((after[0] - before[0]) / messages, 2),
+        "preempted": round((after[1] - before[1]) / messages, 2),
+        "cpu_us": round((after[2] - before[2]) / messages / 1000, 1),
+    }
+
+
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-def _hub_dropped(http_url: str, transport: str) -> int | None:
-    """What the hub's subscriptions of ``transport`` dropped so far (its REST API's counters)."""
+def _hub_dropped(http_url: str | None, transport: str) -> int | None:
+    """What the hub's subscriptions of ``transport`` dropped so far (its REST API's counters);
+    None for the relay, which has no such API (what it drops shows as ``lost``)."""
     prefix = "grpc:" if transport == "grpc" else "viss:"
+    if http_url is None:
+        return None
     try:
         # the hub's own http:// address from its ready line, never a user-given URL
         with urllib.request.urlopen(f"{http_url}/api/v1/subscriptions", timeout=10) as reply:  # nosec B310
             subs = json.load(reply)["subscriptions"]
     except (OSError, ValueError, KeyError):
         return None
-    return sum(s["dropped"] for s in subs if s["name"].startswith(prefix) and s["name"] != "viss:history")
+    # full queue (dropped) or too old (expired, limits.max_update_age_ms): not delivered either way
+    return sum(
+        s["dropped"] + s.get("expired", 0)
+        for s in subs
+        if s["name"].startswith(prefix) and s["name"] != "viss:history"
+    )
 
 
 def _one(
@@ -390,28 +468,31 @@ def _one(
     sub_recv, sub_send = ctx.Pipe(duplex=False)
     prov_recv, prov_send = ctx.Pipe(duplex=False)
     warmup_at = ctx.Array("d", [float("inf")])
-    target = _grpc_subscriber if transport == "grpc" else _viss_subscriber
-    port = _port(endpoints["grpc" if transport == "grpc" else "viss"])
+    over_grpc = transport != "viss"  # the hub's kuksa.val.v2, or the baseline relay's
+    target = _grpc_subscriber if over_grpc else _viss_subscriber
+    port = _port(endpoints["grpc" if over_grpc else "viss"])
     subscriber = ctx.Process(target=target, args=(port, paths, warmup_at, ready, stop, sub_send), daemon=True)
     subscriber.start()
     if not ready.wait(30):
         subscriber.kill()
         raise RuntimeError(f"the {transport} subscriber did not subscribe")
-    dropped_before = _hub_dropped(endpoints["http"], transport)
+    dropped_before = _hub_dropped(endpoints.get("http"), transport)
     provider = ctx.Process(
         target=_provider,
         args=(_port(endpoints["grpc"]), plan, seconds, rate, batch, warmup, warmup_at, prov_send),
         daemon=True,
     )
     cpu_before, wall_before = _cpu_seconds(hub_pid), time.monotonic()
+    hub_before = _switches(hub_pid)
     provider.start()
     sent: dict[str, Any] = (
         prov_recv.recv() if prov_recv.poll(seconds + 60) else {"sent": 0, "measured": 0, "errors": -1}
     )
     provider.join(10)
     cpu_after, wall_after = _cpu_seconds(hub_pid), time.monotonic()
+    hub_after = _switches(hub_pid)
     time.sleep(0.5)  # let the last updates arrive
-    dropped_after = _hub_dropped(endpoints["http"], transport)
+    dropped_after = _hub_dropped(endpoints.get("http"), transport)
     stop.set()
     result: dict[str, Any] = (
         sub_recv.recv() if sub_recv.poll(60) else {"arrivals": [], "received": 0, "first": 0, "last": 0}
@@ -422,7 +503,7 @@ def _one(
     offered = rate * measured_s if rate > 0 else None
     out: dict[str, Any] = {
         "transport": transport,
-        "subscriber": "kuksa.val.v2 Subscribe" if transport == "grpc" else "VISS v2 WebSocket subscribe",
+        "subscriber": "kuksa.val.v2 Subscribe" if over_grpc else "VISS v2 WebSocket subscribe",
         "provider": "kuksa.val.v2 OpenProviderStream PublishValuesRequest",
         "signals": len(plan),
         "batch": batch,
@@ -451,6 +532,18 @@ def _one(
             else None
         ),
     }
+    # per message sent, over the whole run (warm-up included): the hub's from outside, the
+    # provider's and subscriber's from inside (the subscriber's count includes its idle wait
+    # for the first message and the end, a few switches per run)
+    messages = sent.get("messages", 0)
+    sub_before, sub_after = result.get("switches", (None, None))
+    out["per_message"] = {
+        "hub": _per_message(hub_before, hub_after, messages),
+        "provider": sent.get("per_message"),
+        "subscriber": _per_message(sub_before, sub_after, messages),
+    }
+    out["hub_wakeups_per_message"] = out["per_message"]["hub"]["wakeups"]
+    out["hub_cpu_us_per_message"] = out["per_message"]["hub"]["cpu_us"]
     latency, age, unmatched = _latencies(sent.get("handed", []), result["arrivals"])
     out.update(latency_summary(latency))
     # a queue that grows shows as a later half slower than the earlier one; a bounded one does not
@@ -471,7 +564,15 @@ FIGURES = (
     "held_back",
     "dropped_by_hub",
     "lost",
+    "hub_wakeups_per_message",
+    "hub_cpu_us_per_message",
+    "p50_over_relay_ms",
+    "hub_cpu_us_over_relay",
 )
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 1) if a is not None and b is not None else None
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -509,32 +610,50 @@ def run(
     profile: str | None = None,
     low_rate_seconds: float = LOW_RATE_SECONDS,
     repeat: int = 1,
+    baseline: bool = False,
 ) -> dict[str, Any]:
     """One hub; per transport a saturation run (unpaced) and one run per offered rate (runs
     below ``LOW_RATE`` last at least ``low_rate_seconds``), all of it ``repeat`` times.
 
     ``profile``: write a cProfile of the hub process there (to see where its time goes).
+    ``baseline``: right after each gRPC run, the same run against the bare relay
+    (``anycar.bench.relay``); each gRPC run then says how far its p50 is above the relay's.
     """
     hub, endpoints = _start_hub(profile)
+    relay = relay_endpoints = None
     runs: list[dict[str, Any]] = []
     try:
+        if baseline and "grpc" in transports:
+            relay, relay_endpoints = _start_relay()
         for round_ in range(1, max(1, repeat) + 1):
             for transport in transports:
                 for rate in ((0.0,) if saturation else ()) + tuple(rates):
                     length = max(seconds, low_rate_seconds) if 0 < rate < LOW_RATE else seconds
-                    one = _one(transport, endpoints, length, rate, batch, signals, warmup, hub.pid)
-                    one["round"] = round_
-                    one["load_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-                    runs.append(one)
+                    pairs = [(transport, endpoints, hub.pid)]
+                    if transport == "grpc" and relay is not None and relay_endpoints is not None:
+                        pairs.append(("relay", relay_endpoints, relay.pid))
+                    done = []
+                    for name, where, pid in pairs:
+                        one = _one(name, where, length, rate, batch, signals, warmup, pid)
+                        one["round"] = round_
+                        one["load_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+                        runs.append(one)
+                        done.append(one)
+                    if len(done) == 2:
+                        ours, bare = done
+                        ours["p50_over_relay_ms"] = round(ours["p50_ms"] - bare["p50_ms"], 4)
+                        ours["hub_cpu_us_over_relay"] = _difference(
+                            ours["per_message"]["hub"]["cpu_us"], bare["per_message"]["hub"]["cpu_us"]
+                        )
     finally:
-        hub.terminate()
-        try:
-            hub.wait(10)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        _stop(hub)
+        if relay is not None:
+            _stop(relay)
     out: dict[str, Any] = {"benchmark": "api"}
-    for transport in transports:
-        out[transport] = _summary([r for r in runs if r["transport"] == transport])
+    for transport in (*transports, "relay"):
+        chosen = [r for r in runs if r["transport"] == transport]
+        if chosen:
+            out[transport] = _summary(chosen)
     out["runs"] = runs
     out["goal"] = GOAL
     out["reference"] = KUKSA_REFERENCE

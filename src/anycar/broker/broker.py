@@ -234,15 +234,24 @@ class SignalBroker:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         name: str = "",
         send_current: bool = True,
+        max_age_s: float | None = None,
     ) -> Subscription:
         """Subscribe to every signal the patterns cover; current values come first.
+
+        ``max_age_s``: updates that waited longer than that are dropped and counted
+        (``Subscription.expired``); None keeps every update until the size bound drops it.
 
         Patterns that match nothing are listed in ``sub.unknown``; only if none matches does
         this raise ``UnknownPath``.
         """
         pattern_list = list(patterns)
         sub = Subscription(
-            pattern_list, name=name, filter=filter, queue_size=queue_size, on_close=self._detach_all
+            pattern_list,
+            name=name,
+            filter=filter,
+            queue_size=queue_size,
+            on_close=self._detach_all,
+            max_age_s=max_age_s,
         )
         matched: list[Signal] = []
         for pattern in pattern_list:
@@ -290,5 +299,6 @@ class SignalBroker:
             },
             "subscriptions": [s.stats() for s in self._subscriptions],
             "dropped": sum(s.dropped for s in self._subscriptions),
+            "expired": sum(s.expired for s in self._subscriptions),
             "actuations": {str(k): v for k, v in self.actuations.items()},
         }

@@ -2,6 +2,13 @@
 
 Publishers only append; when the queue is full the oldest update is dropped and counted, so a
 subscriber that never reads costs memory up to its bound and never slows anyone else.
+
+With ``max_age_s`` the queue is bounded in time as well: an update that waited longer than
+that when the subscriber comes to take it is dropped and counted (``expired``), so a slow
+subscriber gets recent values at most that late, whatever the publishing rate (the size
+bound alone allows ``queue_size / rate`` seconds: 2 s at 5,000 values/s for 10,000).
+The age is counted from when the update was queued, not from its timestamp: a provider
+replaying old samples is not "late".
 """
 
 from __future__ import annotations
@@ -34,15 +41,19 @@ class Subscription:
         filter: SubscriptionFilter | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         on_close: Callable[[Subscription], None] | None = None,
+        max_age_s: float | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
+        if max_age_s is not None and max_age_s <= 0:
+            raise ValueError("max_age_s must be positive (or None: no time bound)")
         self.patterns = patterns
         self.name = name
         self.filter = filter
         self.unknown: dict[str, AnycarError] = {}
         self.signal_ids: set[int] = set()
         self.dropped = 0
+        self.expired = 0
         self.delivered = 0
         self.closed = False
         self._maxlen = queue_size
@@ -57,6 +68,14 @@ class Subscription:
         filtered = bool(self._value_filter or self._period)
         self.offer = self._offer_filtered if filtered else self._offer_fast
         self.offer_many = self._offer_many_filtered if filtered else self._offer_many_fast
+        # with a time bound: (how many updates had been queued, ever, once this offer was in;
+        # monotonic time of that offer), oldest first, one per offer that queued something.
+        # Updates ever queued = delivered + dropped + expired + still queued.
+        self._max_age = max_age_s
+        self._marks: deque[tuple[int, float]] = deque()
+        if max_age_s is not None:
+            self._plain_offer, self._plain_offer_many = self.offer, self.offer_many
+            self.offer, self.offer_many = self._offer_aged, self._offer_many_aged
 
     # -- publisher side (hot path) ----------------------------------------------------------
     def _offer_fast(self, dp: Datapoint) -> None:
@@ -108,6 +127,43 @@ class Subscription:
         self._last_value[path] = dp.value
         self._offer_fast(dp)
 
+    def _offer_aged(self, dp: Datapoint) -> None:
+        self._plain_offer(dp)
+        self._mark()
+
+    def _offer_many_aged(self, batch: list[Datapoint]) -> None:
+        self._plain_offer_many(batch)
+        self._mark()
+
+    def _mark(self) -> None:
+        queued = self.delivered + self.dropped + self.expired + len(self._queue)
+        marks = self._marks
+        if marks and marks[-1][0] == queued:
+            return  # nothing new was queued (a filter held or refused it)
+        gone = queued - len(self._queue)
+        while marks and marks[0][0] <= gone:  # their updates were dropped: at most one mark per queued update
+            marks.popleft()
+        marks.append((queued, time.monotonic()))
+
+    def _expire(self) -> None:
+        """Drop (and count) the queued updates that waited longer than ``max_age_s``."""
+        marks = self._marks
+        if not marks:
+            return
+        assert self._max_age is not None  # nosec B101 # marks exist only with a time bound; narrows an Optional for mypy
+        oldest_allowed = time.monotonic() - self._max_age
+        if marks[0][1] >= oldest_allowed:
+            return
+        stale_until = 0
+        while marks and marks[0][1] < oldest_allowed:
+            stale_until = marks.popleft()[0]
+        queue = self._queue
+        stale = min(len(queue), stale_until - (self.delivered + self.dropped + self.expired))
+        if stale > 0:
+            for _ in range(stale):
+                queue.popleft()
+            self.expired += stale
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
@@ -139,8 +195,9 @@ class Subscription:
         return wait
 
     def drain(self, max_items: int | None = None) -> list[Datapoint]:
-        """Take what is queued now, without waiting."""
+        """Take what is queued now, without waiting (updates older than ``max_age_s`` are dropped)."""
         self._release_held()
+        self._expire()
         queue = self._queue
         n = len(queue) if max_items is None else min(max_items, len(queue))
         if n == len(queue):
@@ -159,6 +216,7 @@ class Subscription:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = self._release_held()
+            self._expire()
             if self._queue:
                 return self.drain(max_items)
             if self.closed:
@@ -207,5 +265,7 @@ class Subscription:
             "queued": len(self._queue),
             "delivered": self.delivered,
             "dropped": self.dropped,
+            "expired": self.expired,
             "queue_size": self._maxlen,
+            "max_age_ms": round(self._max_age * 1000) if self._max_age is not None else None,
         }

@@ -257,6 +257,12 @@ def _register_api(cmds: Any) -> None:
     api.add_argument("--signals", type=int, default=100, help="distinct signals published")
     api.add_argument("--transport", choices=["grpc", "viss", "both"], default="both")
     api.add_argument("--profile", metavar="FILE", help="write a cProfile of the hub process to FILE")
+    api.add_argument(
+        "--baseline",
+        action="store_true",
+        help="after each gRPC run, the same run against a bare kuksa.val.v2 relay (no broker): "
+        "the hub's p50 and CPU per message above it",
+    )
     api.add_argument("--json", action="store_true", help="print JSON")
     api.set_defaults(func=bench_api)
 
@@ -368,6 +374,7 @@ def bench_api(args: argparse.Namespace) -> int:
             transports=transports,
             profile=args.profile,
             repeat=args.repeat,
+            baseline=args.baseline,
         )
     show(result, args.json)
     return 0

@@ -21,6 +21,7 @@ Example (YAML; TOML has the same keys)::
       burst: 2000
       max_subscriptions: 256
       history_per_signal: 100  # recent values kept for VISS's history filter; 0: none
+      max_update_age_ms: 2000  # a subscriber's update queued longer is dropped, counted; 0: none
     actuation_timeout_s: 2.0
     automations: [automations/]  # definition files or folders (anycar.automations)
     uplink:                    # optional; MQTT to the fleet cloud (see anycar.uplink.config)
@@ -134,7 +135,7 @@ class HubConfig:
         only_keys(limits, set(names), f"{source}: limits")
         values: dict[str, Any] = {}
         for key, value in limits.items():
-            floor_ok = value >= 0 if key == "history_per_signal" else value > 0
+            floor_ok = value >= 0 if key in ("history_per_signal", "max_update_age_ms") else value > 0
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not floor_ok:
                 raise ConfigError(f"{source}: limits.{key} must be a positive number, got {value!r}")
             values[key] = float(value) if key == "requests_per_s" else int(value)

@@ -106,6 +106,7 @@ class Hub:
                     port=cfg.ports["grpc"] or 0,
                     tls_cert=cert,
                     tls_key=key,
+                    max_update_age_s=cfg.limits.max_update_age_s,
                 )
                 await self.grpc.start()
             if cfg.ports.get("viss") is not None:

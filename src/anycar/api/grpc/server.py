@@ -35,12 +35,13 @@ class GrpcServer:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_update_age_s: float | None = None,
     ) -> None:
         self.broker = broker
         self.host = host
         self.requested_port = port
         self.port = 0
-        self.v2 = ValV2Service(broker, authorizer)
+        self.v2 = ValV2Service(broker, authorizer, max_update_age_s=max_update_age_s)
         self.v1 = ValV1Service(broker, self.v2)
         self._tls = (tls_cert, tls_key)
         self._max = max_message_bytes

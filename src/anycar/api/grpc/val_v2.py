@@ -40,8 +40,11 @@ def _peer(context: grpc.aio.ServicerContext) -> str:
 
 
 class ValV2Service(val_pb2_grpc.VALServicer):
-    def __init__(self, broker: SignalBroker, authorizer: Authorizer) -> None:
+    def __init__(
+        self, broker: SignalBroker, authorizer: Authorizer, *, max_update_age_s: float | None = None
+    ) -> None:
         self.broker = broker
+        self.max_update_age_s = max_update_age_s  # a subscriber's queue bound in time (None: none)
         self.access = Access(authorizer, broker.catalog)
         self.publisher = _UnaryPublisher(broker)
         self.streams: set[ProviderStream] = set()
@@ -111,6 +114,7 @@ class ValV2Service(val_pb2_grpc.VALServicer):
             queue_size=buffer_size or DEFAULT_QUEUE_SIZE,
             name=f"grpc:{grants.subject or 'anonymous'}",
             send_current=False,
+            max_age_s=self.max_update_age_s,
         )
         return sub
 

@@ -49,6 +49,13 @@ class VissLimits:
     queue_size: int = 10_000
     max_pending_sets: int = 64
     history_per_signal: int = 100  # values kept per signal for the history filter; 0: none
+    # a subscriber's update that waited longer than this is dropped and counted (VISS and
+    # kuksa.val.v2 subscriptions alike); 0: no time bound, only queue_size
+    max_update_age_ms: int = 2_000
+
+    @property
+    def max_update_age_s(self) -> float | None:
+        return self.max_update_age_ms / 1000 if self.max_update_age_ms else None
 
 
 def wire_value(value: Any) -> Any:
@@ -414,6 +421,7 @@ class VissSession:
                     filter=query.subscription_filter(),
                     queue_size=service.limits.queue_size,
                     name=f"viss:{grants.subject or 'anonymous'}@{self.peer}",
+                    max_age_s=service.limits.max_update_age_s,
                 )
         except AnycarError as exc:
             raise from_anycar(exc) from None

@@ -1,0 +1,64 @@
+"""The hub's own work per kuksa.val.v2 message, in one process: publish, then the Subscribe build.
+
+One provider stream (``ProviderStream._publish``) and one subscriber (``ValV2Service._stream``),
+100 signals per ``PublishValuesRequest`` as in `anycar bench api`, no gRPC or sockets in between.
+Prints µs per message (a loaded machine spreads these). For a count that does not depend on the
+load, run it under callgrind with 0 and with N messages; the difference over N is the
+instructions per message (docs/performance.md):
+
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-0 .venv/bin/python tools/api_hub_message_cost.py 0
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-300 .venv/bin/python tools/api_hub_message_cost.py 300
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from kuksa.val.v2 import val_pb2 as v2
+
+from anycar.api.auth import Grants
+from anycar.api.grpc.convert import field_for
+from anycar.api.grpc.provider_stream import ProviderStream
+from anycar.api.grpc.val_v2 import ValV2Service
+from anycar.bench.broker import bench_signals
+from anycar.broker import SignalBroker
+from anycar.model import Catalog
+
+
+async def measure(messages: int) -> None:
+    catalog = Catalog.load_default()
+    broker = SignalBroker(catalog)
+    service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
+    chosen = bench_signals(catalog, 100)
+    signals = [sig for sig, _ in chosen]
+    grants = Grants(open=True)
+    stream = ProviderStream(broker, service.access, grants, "probe")
+    updates = service._stream(service._subscribe(grants, signals, 1000, None), signals, by_id=False)
+    await updates.__anext__()  # the initial state
+    requests = []
+    for k in range(200):
+        request = v2.PublishValuesRequest(request_id=k)
+        for sig, values in chosen:
+            dp = request.data_points[sig.id]
+            dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
+            setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
+        requests.append(request)
+    publish = build = 0.0
+    for k in range(messages):
+        t0 = time.perf_counter()
+        stream._publish(requests[k % len(requests)])
+        t1 = time.perf_counter()
+        message = await updates.__anext__()
+        build += time.perf_counter() - t1
+        publish += t1 - t0
+        assert len(message.entries) == len(chosen)  # nosec B101 # a probe's sanity check
+    if messages:
+        print(
+            f"{messages} messages: publish {publish / messages * 1e6:.1f} µs, build {build / messages * 1e6:.1f} µs"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
