@@ -71,8 +71,8 @@ def test_readme_line_parses_with_the_real_parser(line: str, capsys: pytest.Captu
     argv = _argv(line)
     try:
         args = build_parser().parse_args(argv[1:])
-    except SystemExit as exc:
-        pytest.fail(f"README line {line!r} no longer parses ({exc.code}): {capsys.readouterr().err.strip()}")
+    except (SystemExit, argparse.ArgumentError) as exc:
+        pytest.fail(f"README line {line!r} no longer parses ({exc}): {capsys.readouterr().err.strip()}")
     assert callable(getattr(args, "func", None)), f"{line!r} reaches no command"
     if argv[1] == "bench":
         assert args.bench_command == argv[2]
