@@ -78,7 +78,7 @@ async def test_the_uplink_logs_in_and_a_vehicle_may_still_use_any_topic(tmp_path
     with EmbeddedBroker(folder=tmp_path, logins=logins) as broker:
         cfg = uplink_config(tmp_path, vehicle, broker.port, campaigns=[campaign_file(tmp_path, FAST)])
         cfg.username, cfg.password = vehicle, "v-secret"
-        hub, provider, uplink = hub_with(cfg, ["Vehicle.Speed"])
+        hub, provider, _ = hub_with(cfg, ["Vehicle.Speed"])
         async with (
             Listener(vehicle, broker.port, username="fleet", password="f-secret") as fleet,
             Listener(other, broker.port, username="fleet", password="f-secret") as other_fleet,
