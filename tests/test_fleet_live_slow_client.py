@@ -11,14 +11,11 @@ import json
 import os
 import socket
 import time
-import uuid
 from pathlib import Path
 
 import websockets
 
-from anycar.fleet import registry
-from anycar.fleet.server import FleetConfig, FleetServer
-from fleet_support import eventually, fleet_engine
+from fleet_support import eventually, fleet_engine, live_feed_server
 
 T0 = 1_767_225_600.0
 
@@ -38,21 +35,7 @@ BATCH = 10  # items per publish: the overflow is placed within one batch
 
 async def test_a_client_behind_the_bound_is_closed_at_once_without_its_backlog(tmp_path: Path) -> None:
     with fleet_engine("sqlite", tmp_path) as engine:
-        server = FleetServer(
-            FleetConfig(
-                db_url=engine.url.render_as_string(hide_password=False),
-                vehicles=[f"none-{uuid.uuid4().hex[:8]}"],
-                group=f"t{uuid.uuid4().hex[:8]}",
-                api_port=0,
-                osmand_port=0,
-                maintenance_s=None,
-            )
-        )
-        await server.start()
-        try:
-            tid = registry.tenant_id(engine, "default", create=True)
-            token = registry.add_user(engine, "default", "watcher", "viewer")
-            url = server.ready()["api"].replace("http://", "ws://") + "/api/live"
+        async with live_feed_server(engine) as (server, tid, token, url):
             bound = server.live.bound
             async with (
                 websockets.connect(url, max_queue=1, ping_interval=None, sock=_small_window(url)) as slow,
@@ -109,5 +92,3 @@ async def test_a_client_behind_the_bound_is_closed_at_once_without_its_backlog(t
                 assert slow_seqs[-1] < overflow_end - bound, (slow_seqs[-1], overflow_end, bound)
                 assert closed_after < 30, closed_after
                 fast_reader.cancel()
-        finally:
-            await server.stop()

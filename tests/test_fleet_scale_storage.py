@@ -34,6 +34,14 @@ def _count(engine, table, where: str = "") -> int:
         return int(conn.execute(text(f"SELECT count(*) FROM {table} {where}")).scalar())
 
 
+def _two_tenants(engine, now: float) -> tuple[str, str, Store]:
+    """A vehicle of tenant "short" and one of "long", and the day partitions of the 20 days to ``now``."""
+    short = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="short").vehicle
+    long_ = registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="long").vehicle
+    partitions.ensure_days(engine, now - 20 * DAY, now)
+    return short, long_, Store(engine)
+
+
 def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> None:
     with fleet_engine("postgres", tmp_path) as engine:
         with engine.connect() as conn:
@@ -78,10 +86,7 @@ def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> Non
 def test_retention_per_tenant(kind: str, tmp_path: Path) -> None:
     with fleet_engine(kind, tmp_path) as engine:
         now = partitions.day_start(1_900_000_000.0) + 12 * 3600
-        short = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="short").vehicle
-        long_ = registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="long").vehicle
-        partitions.ensure_days(engine, now - 20 * DAY, now)
-        store = Store(engine)
+        short, long_, store = _two_tenants(engine, now)
         for car in (short, long_):
             ref = store.vehicle(car)
             origin = Origin(car, "00000000000000bb")
@@ -116,10 +121,7 @@ def test_retention_per_tenant(kind: str, tmp_path: Path) -> None:
 def test_retention_takes_events_and_dead_letters_per_tenant(kind: str, tmp_path: Path) -> None:
     with fleet_engine(kind, tmp_path) as engine:
         now = partitions.day_start(1_900_000_000.0) + 12 * 3600
-        short = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="short").vehicle
-        long_ = registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="long").vehicle
-        partitions.ensure_days(engine, now - 20 * DAY, now)
-        store = Store(engine)
+        short, long_, store = _two_tenants(engine, now)
         for car in (short, long_):
             ref = store.vehicle(car)
             assert ref is not None
