@@ -169,7 +169,7 @@ def pinned_transport(verify: ssl.SSLContext | bool = True) -> httpx.AsyncHTTPTra
         raise RuntimeError("webhooks: this httpx has no connection pool to pin")  # a guard on httpx's inside
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-        max_connections=100,
+        max_connections=100,  # httpx's own defaults, as the client had them
         max_keepalive_connections=20,
         keepalive_expiry=5.0,
         network_backend=PinnedBackend(),
