@@ -7,14 +7,16 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import Engine
 
+from anycar.fleet import registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.migrate import upgrade
+from anycar.fleet.server import FleetConfig, FleetServer
 
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
@@ -58,3 +60,32 @@ async def eventually(check: Callable[[], object], timeout: float = 30.0, what: s
 
 def vin(n: int) -> str:
     return f"LKY{uuid.uuid4().hex[:5].upper().replace('O', '0').replace('I', '1')}{n:09d}"[:17]
+
+
+def api_only_server(engine: Engine) -> FleetServer:
+    """A FleetServer on ``engine`` for API and live-feed tests: free ports, its own share group,
+    a vehicle list no broker message names, no maintenance rounds."""
+    return FleetServer(
+        FleetConfig(
+            db_url=engine.url.render_as_string(hide_password=False),
+            vehicles=[f"none-{uuid.uuid4().hex[:8]}"],
+            group=f"t{uuid.uuid4().hex[:8]}",
+            api_port=0,
+            osmand_port=0,
+            maintenance_s=None,
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def live_feed_server(engine: Engine) -> AsyncIterator[tuple[FleetServer, int, str, str]]:
+    """A running ``api_only_server`` with a viewer of tenant "default": (server, tenant id, the
+    viewer's token, the live feed's ws:// URL)."""
+    server = api_only_server(engine)
+    await server.start()
+    try:
+        tid = registry.tenant_id(engine, "default", create=True)
+        token = registry.add_user(engine, "default", "watcher", "viewer")
+        yield server, tid, token, server.ready()["api"].replace("http://", "ws://") + "/api/live"
+    finally:
+        await server.stop()

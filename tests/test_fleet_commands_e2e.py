@@ -115,7 +115,7 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def system(tmp_path: Path) -> AsyncIterator[System]:
+async def system(tmp_path: Path, commands: CommandSettings | None = None) -> AsyncIterator[System]:
     with postgres_url() as url:
         engine = make_engine(url)
         upgrade(engine)
@@ -154,7 +154,8 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             tmp_path,
             vehicle,
             fleet_keys=[public_b64(fleet_key)],
-            commands=CommandSettings(actuates=["Vehicle.Accessories.Cooler1.*"], scenes=["cool_cargo"]),
+            commands=commands
+            or CommandSettings(actuates=["Vehicle.Accessories.Cooler1.*"], scenes=["cool_cargo"]),
         )
         hub = build_hub(
             config,
@@ -518,3 +519,35 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
         assert (await s.post(f"/api/rollouts/{paused['id']}/abort", {}, "rival")).status_code == 404
         r = await s.post(f"/api/rollouts/{paused['id']}/abort", {}, "owner")
         assert r.json()["state"] == "aborted"
+
+
+async def test_a_command_over_the_hubs_rate_is_shown_rate_limited_not_expired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hub answers a command it drops for its rate with the command's id, so the fleet shows
+    ``rate_limited`` with the reason at once, instead of ``expired`` when its time runs out."""
+    limited = CommandSettings(actuates=["Vehicle.Accessories.Cooler1.*"], rate_per_s=0.02, burst=1)
+    async with system(tmp_path, commands=limited) as s:
+        ids = []
+        for on in (True, False, True):
+            r = await s.post(
+                f"/api/vehicles/{s.vehicle}/commands",
+                {"actuate": {"Vehicle.Accessories.Cooler1.IsOn": on}, "ttl_s": 600},
+            )
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        outcomes = [await s.outcome(cid, timeout=30) for cid in ids]  # well before the 600 s expiry
+        assert outcomes[0]["status"] == "accepted", outcomes[0]
+        for done in outcomes[1:]:
+            assert done["status"] == "rate_limited", done
+            assert done["reason"] == "more than 0.02 commands/s" and done["answered"] is not None
+        assert ("IsOn", False) not in s.cooler.commands  # the dropped ones were not carried out
+        listed = await s.get("/api/commands", status="rate_limited")
+        assert sorted(c["id"] for c in listed) == sorted(ids[1:])
+        # the operator's command line shows it as such
+        from anycar.cli.main import main
+
+        capsys.readouterr()
+        assert main(["fleet", "command", "list", "--tenant", "acme", "--json", "--db", s.url]) == 0
+        shown = {c["id"]: c["status"] for c in json.loads(capsys.readouterr().out)}
+        assert [shown[c] for c in ids] == ["accepted", "rate_limited", "rate_limited"]

@@ -29,11 +29,10 @@ from anycar.fleet import db, queries, registry, retention
 from anycar.fleet.db import make_engine
 from anycar.fleet.ingest import IngestWorker
 from anycar.fleet.migrate import upgrade
-from anycar.fleet.server import FleetConfig, FleetServer
 from anycar.fleet.store import Accepted, Store
 from anycar.wire import MAX_PAYLOAD, Channel, Origin, WireError, decode, encode, messages, topic
 from fleet_scale_support import ThrowawayPostgres
-from fleet_support import eventually, fleet_engine, vin
+from fleet_support import api_only_server, eventually, fleet_engine, live_feed_server, vin
 from uplink_support import Mosquitto
 
 LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
@@ -253,67 +252,52 @@ async def test_broker_restarted_under_load(tmp_path: Path) -> None:
 
 async def test_a_slow_live_client_is_dropped_and_ingest_is_not_slowed(tmp_path: Path) -> None:
     with fleet_engine("sqlite", tmp_path) as engine:
-        cfg = FleetConfig(
-            db_url=engine.url.render_as_string(hide_password=False),
-            vehicles=[f"none-{uuid.uuid4().hex[:8]}"],
-            group=f"t{uuid.uuid4().hex[:8]}",
-            api_port=0,
-            osmand_port=0,
-            maintenance_s=None,
-        )
-        server = FleetServer(cfg)
-        await server.start()
-        try:
-            tid = registry.tenant_id(engine, "default", create=True)
-            token = registry.add_user(engine, "default", "watcher", "viewer")
-            url = server.ready()["api"].replace("http://", "ws://") + "/api/live"
-            async with (
-                websockets.connect(url, max_queue=1, ping_interval=None) as slow,  # reads nothing
-                websockets.connect(url) as fast,
-            ):
-                for ws in (slow, fast):
-                    await ws.send(token)
-                    await ws.recv()
-                got = 0
+        async with (
+            live_feed_server(engine) as (server, tid, token, url),
+            websockets.connect(url, max_queue=1, ping_interval=None) as slow,  # reads nothing
+            websockets.connect(url) as fast,
+        ):
+            for ws in (slow, fast):
+                await ws.send(token)
+                await ws.recv()
+            got = 0
 
-                async def read_fast() -> None:
-                    nonlocal got
-                    while got < 20_000:
-                        await fast.recv()
-                        got += 1
+            async def read_fast() -> None:
+                nonlocal got
+                while got < 20_000:
+                    await fast.recv()
+                    got += 1
 
-                reader = asyncio.create_task(read_fast())
-                worst = 0.0
-                # as the ingest does after each commit: 500 positions; incompressible padding, so
-                # 20,000 of them are more than permessage-deflate and every buffer on the way hold
-                for n in range(40):
-                    items = [
-                        {
-                            "tenant_id": tid,
-                            "vehicle": f"v{i}",
-                            "ts": T0 + n,
-                            "lat": 48.0,
-                            "lon": 11.0,
-                            "pad": os.urandom(500).hex(),
-                        }
-                        for i in range(500)
-                    ]
-                    t = time.perf_counter()
-                    server.live.publish("position", items)
-                    worst = max(worst, time.perf_counter() - t)
-                    await asyncio.sleep(0.01)
-                await asyncio.wait_for(reader, 60)
-                assert got == 20_000 and server.live.dropped == 1
-                assert worst < 0.5, worst  # never waits for a client
-                n_slow = 0
-                with pytest.raises(websockets.ConnectionClosed) as closed:
-                    while True:
-                        await asyncio.wait_for(slow.recv(), 30)
-                        n_slow += 1
-                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
-                assert n_slow < 20_000  # what the buffers held when it was dropped, then the close
-        finally:
-            await server.stop()
+            reader = asyncio.create_task(read_fast())
+            worst = 0.0
+            # as the ingest does after each commit: 500 positions; incompressible padding, so
+            # 20,000 of them are more than permessage-deflate and every buffer on the way hold
+            for n in range(40):
+                items = [
+                    {
+                        "tenant_id": tid,
+                        "vehicle": f"v{i}",
+                        "ts": T0 + n,
+                        "lat": 48.0,
+                        "lon": 11.0,
+                        "pad": os.urandom(500).hex(),
+                    }
+                    for i in range(500)
+                ]
+                t = time.perf_counter()
+                server.live.publish("position", items)
+                worst = max(worst, time.perf_counter() - t)
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(reader, 60)
+            assert got == 20_000 and server.live.dropped == 1
+            assert worst < 0.5, worst  # never waits for a client
+            n_slow = 0
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(slow.recv(), 30)
+                    n_slow += 1
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+            assert n_slow < 20_000  # what the buffers held when it was dropped, then the close
 
 
 INJECTIONS = [
@@ -328,15 +312,7 @@ INJECTIONS = [
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_sql_injection_through_every_text_field_and_filter(kind: str, tmp_path: Path) -> None:
     with fleet_engine(kind, tmp_path) as engine:
-        cfg = FleetConfig(
-            db_url=engine.url.render_as_string(hide_password=False),
-            vehicles=[f"none-{uuid.uuid4().hex[:8]}"],
-            group=f"t{uuid.uuid4().hex[:8]}",
-            api_port=0,
-            osmand_port=0,
-            maintenance_s=None,
-        )
-        server = FleetServer(cfg)
+        server = api_only_server(engine)
         await server.start()
         try:
             registry.tenant_id(engine, "acme", create=True)

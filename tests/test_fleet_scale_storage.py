@@ -1,6 +1,6 @@
 """Storage at scale on real PostgreSQL and SQLite: day partitions made ahead (and rows that went
 to the default partition moved into their day), retention per tenant (old partitions dropped
-whole, shorter retentions deleted row-wise), the dedup table pruned under a gapless floor with
+whole, shorter retentions deleted row-wise; events and dead letters under it too), the dedup table pruned under a gapless floor with
 resends still refused, and the maintenance component logging a failed round and carrying on."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from anycar.fleet import db, partitions, registry, retention
+from anycar.fleet import db, partitions, queries, registry, retention
 from anycar.fleet.db import make_engine
 from anycar.fleet.maintenance import Maintenance
-from anycar.fleet.store import Accepted, Store
+from anycar.fleet.store import Accepted, DeadLetter, Store
 from anycar.wire import Origin, decode, encode, messages
 from fleet_support import eventually, fleet_engine, vin
 
@@ -32,6 +32,14 @@ def _doc(origin: Origin, seq: int, t: float) -> dict:
 def _count(engine, table, where: str = "") -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(f"SELECT count(*) FROM {table} {where}")).scalar())
+
+
+def _two_tenants(engine, now: float) -> tuple[str, str, Store]:
+    """A vehicle of tenant "short" and one of "long", and the day partitions of the 20 days to ``now``."""
+    short = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="short").vehicle
+    long_ = registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="long").vehicle
+    partitions.ensure_days(engine, now - 20 * DAY, now)
+    return short, long_, Store(engine)
 
 
 def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> None:
@@ -78,10 +86,7 @@ def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> Non
 def test_retention_per_tenant(kind: str, tmp_path: Path) -> None:
     with fleet_engine(kind, tmp_path) as engine:
         now = partitions.day_start(1_900_000_000.0) + 12 * 3600
-        short = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="short").vehicle
-        long_ = registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="long").vehicle
-        partitions.ensure_days(engine, now - 20 * DAY, now)
-        store = Store(engine)
+        short, long_, store = _two_tenants(engine, now)
         for car in (short, long_):
             ref = store.vehicle(car)
             origin = Origin(car, "00000000000000bb")
@@ -110,6 +115,81 @@ def test_retention_per_tenant(kind: str, tmp_path: Path) -> None:
         assert kept == {short: 4, long_: 11}  # days 0..3 and 0..10
         with pytest.raises(retention.RetentionError):
             retention.set_days(engine, tids["short"], -1)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_retention_takes_events_and_dead_letters_per_tenant(kind: str, tmp_path: Path) -> None:
+    with fleet_engine(kind, tmp_path) as engine:
+        now = partitions.day_start(1_900_000_000.0) + 12 * 3600
+        short, long_, store = _two_tenants(engine, now)
+        for car in (short, long_):
+            ref = store.vehicle(car)
+            assert ref is not None
+            origin = Origin(car, "00000000000000cc")
+            # one event a day for 20 days, as the hub sends them; one dead letter a day naming the car
+            docs = [
+                decode(
+                    encode(
+                        messages.events(
+                            origin,
+                            d + 1,
+                            [{"type": "low_soc", "ts": now - d * DAY, "position": None}],
+                            prio=1,
+                            ts=now - d * DAY,
+                        )
+                    )
+                )
+                for d in range(20)
+            ]
+            dead = [
+                DeadLetter(
+                    f"anycar/v1/{car}/telemetry", "schema", "bad", b"x", ref.id, received=now - d * DAY
+                )
+                for d in range(20)
+            ]
+            store.commit([Accepted(ref, doc) for doc in docs], dead)
+        # dead letters for no known vehicle, one a day
+        store.commit(
+            [],
+            [
+                DeadLetter("anycar/v1/NOPE/telemetry", "unknown_vehicle", "?", b"y", received=now - d * DAY)
+                for d in range(20)
+            ],
+        )
+        assert _count(engine, "events") == 40 and _count(engine, "dead_letters") == 60
+        tids = {n: registry.tenant_id(engine, n) for n in ("short", "long")}
+        retention.set_days(engine, tids["short"], 3)
+        out = retention.apply(engine, now)  # "long" keeps everything: so do the letters of no tenant
+        assert (
+            _count(engine, "events") == 4 + 20
+            and _count(engine, "dead_letters", "WHERE vehicle_id IS NULL") == 20
+        )
+        retention.set_days(engine, tids["long"], 10)
+        out = retention.apply(engine, now)
+        with engine.connect() as conn:
+            events_kept = {
+                r.wire_id: r.n
+                for r in conn.execute(
+                    select(db.vehicles.c.wire_id, func.count().label("n"))
+                    .join(db.events, db.events.c.vehicle_id == db.vehicles.c.id)
+                    .group_by(db.vehicles.c.wire_id)
+                )
+            }
+            letters_kept = {
+                r.wire_id: r.n
+                for r in conn.execute(
+                    select(db.vehicles.c.wire_id, func.count().label("n"))
+                    .select_from(db.dead_letters)
+                    .outerjoin(db.vehicles, db.vehicles.c.id == db.dead_letters.c.vehicle_id)
+                    .group_by(db.vehicles.c.wire_id)
+                )
+            }
+        assert events_kept == {short: 4, long_: 11}  # days 0..3 and 0..10
+        assert letters_kept == {short: 4, long_: 11, None: 11}  # no tenant's: the longest retention
+        assert out["deleted"] >= 9 + 9 + 9  # this round: long's events and letters, the orphans
+        # what is left is what the API and the command line still show
+        assert {r["vehicle"] for r in queries.dead_letters(engine, None, limit=1000)} == {short, long_, None}
+        assert len(queries.events(engine, tids["short"], limit=1000)) == 4
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

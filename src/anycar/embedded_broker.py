@@ -4,14 +4,24 @@ It is rumqttd (Bytebeam's MQTT 5 / 3.1.1 broker, in Rust) as the ``iotcore`` whe
 ``pip`` brings it, no system package, no service. It runs in a child process that ends with
 ours. Both halves use it: the hub's uplink now, the fleet cloud's ingest later. For real
 fleets use Mosquitto, EMQX or VerneMQ; nothing in the uplink depends on which.
+
+Logins: given ``logins`` (user name -> password, e.g. the vehicles' minted credentials and the
+fleet's own), both listeners accept those and nothing else (rumqttd's ``auth`` table; a wrong
+or missing login is disconnected without a CONNACK). Topic rights: rumqttd 0.20 has no ACL, so
+a vehicle that logs in may publish and subscribe on any topic, another vehicle's included; the
+per-vehicle rights the fleet writes (``--broker-dir``) are Mosquitto's (docs/deployment.md).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from anycar.errors import ConfigError
 
 CONFIG = """# rumqttd configuration written by anycar.embedded_broker
 id = 0
@@ -32,7 +42,7 @@ next_connection_delay_ms = 1
     max_payload_size = 262144
     max_inflight_count = 1000
     dynamic_filters = true
-
+{auth}
 [v4.1]
 name = "v4"
 listen = "{host}:{port4}"
@@ -42,7 +52,23 @@ next_connection_delay_ms = 1
     max_payload_size = 262144
     max_inflight_count = 1000
     dynamic_filters = true
-"""
+{auth}"""
+
+
+def auth_table(logins: Mapping[str, str] | None) -> str:
+    """rumqttd's ``auth`` line for ``logins`` ("" for none: anyone may connect). TOML basic
+    strings; a name or password with a control character is refused (it could end the line)."""
+    if logins is None:
+        return ""
+    if not logins:
+        raise ConfigError("embedded broker: logins given but empty (nobody could connect)")
+    for text in (*logins.keys(), *logins.values()):
+        if not text or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+            raise ConfigError("embedded broker: a login with an empty or control-character name or password")
+    pairs = ", ".join(
+        f"{json.dumps(user)} = {json.dumps(password)}" for user, password in sorted(logins.items())
+    )
+    return f"    auth = {{ {pairs} }}\n"
 
 
 def _free_port(host: str) -> int:
@@ -54,8 +80,17 @@ def _free_port(host: str) -> int:
 class EmbeddedBroker:
     """MQTT 5 on ``port`` (0: a free one) and MQTT 3.1.1 on ``port4``, on loopback only."""
 
-    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        folder: Path | None = None,
+        logins: Mapping[str, str] | None = None,
+    ) -> None:
+        """``logins``: the only user names and passwords accepted (None: any client, as before)."""
         self.host = host
+        self.auth = auth_table(logins)
         self.port = port or _free_port(host)
         self.port4 = _free_port(host)
         self._folder = folder
@@ -75,7 +110,9 @@ class EmbeddedBroker:
         else:
             folder = self._folder
         conf = folder / "rumqttd.toml"
-        conf.write_text(CONFIG.format(host=self.host, port=self.port, port4=self.port4))
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)  # made private before the passwords go in
+        conf.write_text(CONFIG.format(host=self.host, port=self.port, port4=self.port4, auth=self.auth))
         self._broker = Broker(config_path=str(conf)).start(timeout=timeout)
         return self
 

@@ -519,13 +519,21 @@ class Accessory:
             tasks.append(asyncio.create_task(self._repeat(seconds, fn)))
 
     async def _repeat(self, seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn`` every ``seconds``; the link to the hub going away (closed cleanly or not,
+        even in the middle of a publish) ends it with one line, not a traceback: the session
+        starts it again on the next welcome. Any other failure is the maker's bug: logged with
+        its traceback, and the next round still runs."""
+        name = getattr(fn, "__name__", "periodic")
         while True:
             try:
                 await fn()
-            except ConnectionError:
+            except (ConnectionError, ConnectionClosed) as exc:
+                log.info(
+                    "accessory %s: %s stopped: the connection to the hub ended (%s)", self.serial, name, exc
+                )
                 return
             except Exception:
-                log.exception("accessory %s: periodic task failed", self.serial)
+                log.exception("accessory %s: periodic task %s failed", self.serial, name)
             await asyncio.sleep(seconds)
 
 

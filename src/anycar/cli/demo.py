@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 import signal
 import tempfile
 from pathlib import Path
@@ -168,9 +169,13 @@ def _demo_uplink(args: argparse.Namespace, parts: Any, folder: Path) -> Any:
     from anycar.embedded_broker import EmbeddedBroker
     from anycar.uplink import UplinkConfig
 
-    mqtt = EmbeddedBroker().start() if args.uplink == "embedded" else None
-    parts.uplink = UplinkConfig.from_url(mqtt.url if mqtt else args.uplink, f"demo-{args.brand}")
+    vehicle, password = f"demo-{args.brand}", secrets.token_urlsafe(24)
+    # the embedded broker takes this hub's login alone (minted here), not anyone's
+    mqtt = EmbeddedBroker(logins={vehicle: password}).start() if args.uplink == "embedded" else None
+    parts.uplink = UplinkConfig.from_url(mqtt.url if mqtt else args.uplink, vehicle)
     parts.uplink.spool_path = folder / "uplink.sqlite3"
+    if mqtt is not None:
+        parts.uplink.username, parts.uplink.password = vehicle, password
     return mqtt
 
 

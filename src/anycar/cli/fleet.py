@@ -349,7 +349,10 @@ async def _run(server: Any) -> int:
 
 # ---- storage at scale (fleet-scale): retention per tenant, one maintenance round ----------------
 def _register_scale(dbc: Any, tc: Any, db_arg: Any) -> None:
-    tr = tc.add_parser("retention", help="how many days a tenant's positions and signal values are kept")
+    tr = tc.add_parser(
+        "retention",
+        help="how many days a tenant's positions, signal values, events and dead letters are kept",
+    )
     tr.add_argument("name")
     tr.add_argument("--days", type=float, help="keep this many days (omit with --forever)")
     tr.add_argument("--forever", action="store_true", help="keep everything (the default)")

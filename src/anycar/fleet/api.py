@@ -24,13 +24,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from anycar import __version__
 from anycar.fleet import api_commands, latest, queries
 from anycar.fleet.domain_api import DOMAIN_SCHEMAS, domain_paths, domain_routes
-from anycar.fleet.live import LiveFeed
+from anycar.fleet.live import LiveFeed, Subscription
 from anycar.fleet.params import ApiError, error, query_float, query_int
 from anycar.fleet.registry import User, user_for_token
 from anycar.fleet.store import Store
 
 MAX_LIMIT = 1000
 AUTH_TIMEOUT_S = 5.0
+CLOSE_S = 5.0  # the longest a slow live client's 4408 close frame may wait for its socket
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -216,6 +217,33 @@ def _openapi() -> dict[str, Any]:
     }
 
 
+async def _pump(ws: WebSocket, queue: Subscription) -> None:
+    while (item := await queue.get()) is not None:
+        await ws.send_text(json.dumps(item))
+
+
+async def _feed_until_behind(ws: WebSocket, queue: Subscription) -> None:
+    """Send the client its items until it disconnects or falls behind the feed's bound; then
+    stop at once (a send waiting for the client's socket is abandoned, no frame half written:
+    uvicorn writes whole frames) and close with 4408, waiting at most ``CLOSE_S`` for the socket
+    to take the close frame (a client that reads nothing at all just loses the connection)."""
+    pump = asyncio.create_task(_pump(ws, queue), name="live-feed-send")
+    behind = asyncio.create_task(queue.behind.wait(), name="live-feed-behind")
+    try:
+        await asyncio.wait({pump, behind}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pump, behind):
+            task.cancel()
+        await asyncio.gather(pump, behind, return_exceptions=True)
+    if queue.behind.is_set():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(code=4408), CLOSE_S)  # too slow: dropped from the feed
+        return
+    failed = None if pump.cancelled() else pump.exception()
+    if failed is not None:
+        raise failed
+
+
 def fleet_api(
     store: Store,
     live: LiveFeed | None = None,
@@ -344,12 +372,7 @@ def fleet_api(
         queue = live.subscribe(user.tenant_id)
         try:
             await ws.send_text(json.dumps({"type": "hello", "user": user.name, "role": user.role}))
-            while True:
-                item = await queue.get()
-                if item is None:
-                    await ws.close(code=4408)  # too slow: dropped from the feed
-                    return
-                await ws.send_text(json.dumps(item))
+            await _feed_until_behind(ws, queue)
         except WebSocketDisconnect:
             pass
         finally:

@@ -1,11 +1,13 @@
 """How long a tenant's history is kept, and keeping the dedup table small.
 
-**Retention** is a setting per tenant (``tenant_retention.days``; no row: kept forever). Positions
-and signal values older than a tenant's days are deleted, per vehicle, as index ranges on
-(vehicle_id, ts) (on PostgreSQL the ``ts <`` bound also prunes the scan to the old partitions).
+**Retention** is a setting per tenant (``tenant_retention.days``; no row: kept forever). Positions,
+signal values and events older than a tenant's days are deleted, per vehicle, as index ranges on
+(vehicle_id, ts) (on PostgreSQL the ``ts <`` bound also prunes the scan to the old partitions),
+and so are the dead letters whose topic named one of its vehicles (by their ``received`` time).
 When every tenant has a setting, the day partitions older than the longest one are dropped
 whole first (free, no dead rows), so the deletes only touch the days between the shortest and
-the longest retention.
+the longest retention; the dead letters that name no known vehicle (they belong to no tenant)
+go once they are older than that longest retention too.
 
 **Dedup pruning**: ``received`` holds one row per (vehicle, boot, seq) ever stored. The prune
 moves a per-(vehicle, boot) floor up to the highest seq below which every number arrived
@@ -34,12 +36,21 @@ CHUNK = 500  # vehicles per DELETE statement
 R, F = db.received.c, db.received_floor.c
 
 
+# what a tenant's retention removes, and the time column it goes by
+_KEPT = (
+    (db.positions, "ts"),
+    (db.signal_values, "ts"),
+    (db.events, "ts"),
+    (db.dead_letters, "received"),
+)
+
+
 class RetentionError(ValueError):
     pass
 
 
 def set_days(engine: Engine, tenant_id: int, days: float | None) -> None:
-    """Keep the tenant's positions and signal values ``days`` days (None: forever)."""
+    """Keep the tenant's positions, signal values, events and dead letters ``days`` days (None: forever)."""
     if days is not None and not (0 < days <= 36_500):
         raise RetentionError(f"retention: days must be in (0, 36500], not {days}")
     t = db.tenant_retention
@@ -67,6 +78,12 @@ def apply(engine: Engine, now: float) -> dict[str, Any]:
     if kept and all(d is not None for d in kept):
         longest = max(d for d in kept if d is not None)
         out["dropped"] = partitions.drop_before(engine, now - longest * DAY)
+        dl = db.dead_letters.c
+        with engine.begin() as conn:  # no tenant's: kept as long as the longest-kept tenant's
+            result = conn.execute(
+                delete(db.dead_letters).where(dl.vehicle_id.is_(None), dl.received < now - longest * DAY)
+            )
+            out["deleted"] += max(result.rowcount or 0, 0)
     for tenant_id, days in per_tenant.items():
         if days is None:
             continue
@@ -78,9 +95,9 @@ def apply(engine: Engine, now: float) -> dict[str, Any]:
         for i in range(0, len(ids), CHUNK):
             chunk = ids[i : i + CHUNK]
             with engine.begin() as conn:
-                for table in (db.positions, db.signal_values):
+                for table, ts in _KEPT:
                     result = conn.execute(
-                        delete(table).where(table.c.vehicle_id.in_(chunk), table.c.ts < cutoff)
+                        delete(table).where(table.c.vehicle_id.in_(chunk), table.c[ts] < cutoff)
                     )
                     out["deleted"] += max(result.rowcount or 0, 0)
     return out

@@ -7,29 +7,39 @@ dropped and counted), so a slow or failing receiver never blocks the ingest or t
 A few sender tasks post with a timeout and retry a network error, a 429 or a 5xx with doubling
 backoff; any other answer is final. Redirects are not followed.
 
-SSRF: only ``http``/``https`` URLs without credentials; literal link-local, multicast,
-unspecified and reserved addresses (169.254.169.254, the cloud metadata service, among them)
-are refused at registration and again before each post. Private and loopback addresses are
-allowed (a receiver on the operator's own network is the common case).
+SSRF: only ``http``/``https`` URLs without credentials; link-local, multicast, unspecified and
+reserved addresses (169.254.169.254, the cloud metadata service, among them) are refused. A
+literal address is checked at registration; before each post the host name is resolved once,
+every address it resolves to is checked (one refused address refuses the delivery), and the
+connection goes to a checked address (``PinnedBackend``: the HTTP client never resolves a name
+itself, and takes no proxy from the environment), with the URL's own name in ``Host`` and as the
+TLS server name. So a name that answers with a public address at the check and with
+127.0.0.1 or 169.254.169.254 at the connect (DNS rebinding) gets nothing past the check. Private
+and loopback addresses are allowed (a receiver on the operator's own network is the common case).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import secrets
+import socket
+import ssl
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
@@ -74,10 +84,97 @@ def check_url(url: Any) -> str:
     try:
         ip = ipaddress.ip_address(parts.hostname)
     except ValueError:
-        return url
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        raise WebhookError(f"url: address {ip} refused (link-local, multicast, unspecified or reserved)")
+        return url  # a name: its addresses are checked before each post (``resolve_checked``)
+    check_address(ip)
     return url
+
+
+def check_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """``WebhookError`` if a webhook may not connect to ``ip`` (an IPv4-mapped IPv6 address is
+    judged as the IPv4 address it carries: ``::ffff:169.254.169.254`` is the metadata service)."""
+    judged = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+    if judged.is_link_local or judged.is_multicast or judged.is_unspecified or judged.is_reserved:
+        shown = f"{ip} (= {judged})" if judged is not ip else str(ip)
+        raise WebhookError(f"url: address {shown} refused (link-local, multicast, unspecified or reserved)")
+
+
+# A resolver: (host, port) -> every address the name has (the system's getaddrinfo by default).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def resolve_checked(resolve: Resolver, host: str, port: int) -> list[str]:
+    """Resolve ``host`` once and check every address; the addresses, or ``WebhookError``."""
+    try:
+        found = await resolve(host, port)
+    except OSError as exc:
+        raise WebhookError(f"url: host {host[:64]!r} does not resolve ({exc})") from None
+    if not found:
+        raise WebhookError(f"url: host {host[:64]!r} has no address")
+    addresses = []
+    for text in found:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])  # a scope id (fe80::1%eth0) is link-local anyway
+        check_address(ip)
+        addresses.append(str(ip))
+    return addresses
+
+
+# The checked addresses of the host of the delivery being posted, for ``PinnedBackend``.
+_PINNED: contextvars.ContextVar[tuple[str, list[str]] | None] = contextvars.ContextVar(
+    "anycar_webhook_pinned", default=None
+)
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend that connects only to the addresses ``_deliver`` checked for
+    this host (never resolving the name again); TLS and ``Host`` still use the name."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        pinned = _PINNED.get()
+        if pinned is None or pinned[0] != host.lower():
+            raise httpcore.ConnectError(f"webhooks: {host[:64]} was not checked before the connect")
+        error: Exception | None = None
+        for address in pinned[1]:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"webhooks: no address for {host[:64]}")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_transport(verify: ssl.SSLContext | bool = True) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with its connection pool on ``PinnedBackend`` and no proxy from the
+    environment (a proxy would resolve the name itself)."""
+    transport = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise RuntimeError("webhooks: this httpx has no connection pool to pin")  # a guard on httpx's inside
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+        max_connections=100,  # httpx's own defaults, as the client had them
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=PinnedBackend(),
+    )
+    return transport
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -164,12 +261,16 @@ class WebhookSender:
         timeout_s: float = 5.0,
         senders: int = 4,
         cache_s: float = 5.0,
+        resolve: Resolver = system_resolve,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``resolve`` and ``verify``: the name lookup and the TLS trust (the system's by default)."""
         self.engine = engine
         self.queue_max = queue_max
         self.attempts, self.backoff_s, self.timeout_s = attempts, backoff_s, timeout_s
         self.senders = senders
         self.cache_s = cache_s
+        self.resolve, self.verify = resolve, verify
         self.stats = WebhookStats()
         self._queue: asyncio.Queue[Delivery] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,7 +328,12 @@ class WebhookSender:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(self.queue_max)
-        self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            timeout=self.timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            transport=pinned_transport(self.verify),
+        )
         self._tasks = [asyncio.create_task(self._sender(), name=f"webhook-{i}") for i in range(self.senders)]
 
     async def stop(self) -> None:
@@ -268,8 +374,14 @@ class WebhookSender:
             raise RuntimeError("webhooks: not started")
         try:
             check_url(d.url)
+            url = httpx.URL(d.url)
+            host = url.raw_host.decode("ascii").lower()
+            addresses = await resolve_checked(
+                self.resolve, host, url.port or (443 if url.scheme == "https" else 80)
+            )
         except WebhookError as exc:
             return f"refused: {exc}"
+        _PINNED.set((host, addresses))  # this task's posts connect only to these
         headers = {
             "Content-Type": "application/json",
             SIGNATURE: sign(d.secret, d.body),

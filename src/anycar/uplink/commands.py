@@ -6,7 +6,8 @@ the others (``scene``, ``fleet_event``, ``firmware``, and whatever comes later) 
 ``ActionHandler`` that the uplink registered for them (the automations, the accessory manager).
 An action nobody registered is refused with the reason.
 
-In order, cheapest first: a rate limit (a flood costs the hub almost nothing), the size and the
+In order, cheapest first: a rate limit (a flood costs the hub almost nothing; a command over it
+is answered ``rate_limited`` under its own id while the answers' bucket allows), the size and the
 decoding (bounded, linear), the fleet's Ed25519 signature, the schema, the vehicle, the expiry,
 a duplicate id (remembered on disk until the command expires, so a replay after a restart is
 refused too), then the fleet's grant in the policy for every path: Operate at most, so a
@@ -81,9 +82,28 @@ class CommandHandler:
         if self.answers.take():
             self.answer(command, status, reason, [])
 
+    def _refuse_over_rate(self, payload: bytes) -> None:
+        """A command over the rate: answered ``rate_limited`` with its id (so the fleet shows it
+        refused, not ``expired``). Its id is read, and the fleet's signature checked so nobody
+        else can name a command, only while the answers' own bucket has room: a flood costs at
+        most one signature check per answer it gets."""
+        self.counts["rate_limited"] = self.counts.get("rate_limited", 0) + 1
+        if not self.answers.take():
+            return
+        cid: str | None = None
+        try:
+            doc = decode(payload, validate=False)
+            signature.verify(doc, self.trusted)
+            named = doc.get("id")
+            if doc.get("kind") == "command" and doc.get("vehicle") == self.vehicle and isinstance(named, str):
+                cid = named[:128]
+        except WireError:
+            pass  # not a command of the fleet's: answered without an id
+        self.answer(cid, "rate_limited", f"more than {self.settings.rate_per_s:g} commands/s", [])
+
     async def handle(self, payload: bytes) -> None:
         if not self.bucket.take():
-            self._refuse(None, "rate_limited", f"more than {self.settings.rate_per_s:g} commands/s")
+            self._refuse_over_rate(payload)
             return
         try:
             doc = decode(payload, validate=False)
