@@ -125,7 +125,6 @@ def _cpu() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import faulthandler; faulthandler.register(signal.SIGUSR1)  # DEBUG
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m anycar.fleetdemo.hubs SPEC.json", file=sys.stderr)

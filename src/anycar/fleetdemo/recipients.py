@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from anycar.fleet.webhooks import SIGNATURE, sign
@@ -71,7 +71,7 @@ class Recipients:
                 return None
         return raw
 
-    async def hook(self, request: Request) -> JSONResponse:
+    async def hook(self, request: Request) -> Response:
         raw = await self._body(request)
         if raw is None:
             return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
@@ -85,13 +85,13 @@ class Recipients:
             return JSONResponse({"error": "not JSON"}, status_code=400)
         order = str(doc.get("order") or "")[:64] if isinstance(doc, dict) else ""
         if not order:
-            return JSONResponse({}, status_code=204)
+            return Response(status_code=204)
         kind = str(doc.get("type") or "")[:32]
         self.notified.setdefault(order, []).append(kind)
         pin = doc.get("pin")
         if kind == "delivery_eta" and isinstance(pin, str) and pin.isdigit() and len(pin) <= 12:
             self.pins[order] = pin
-        return JSONResponse({}, status_code=204)
+        return Response(status_code=204)
 
     async def door(self, request: Request) -> JSONResponse:
         given = request.headers.get("Authorization", "")

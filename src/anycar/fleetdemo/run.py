@@ -133,6 +133,9 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 db_url=f"sqlite:///{folder / 'fleet.sqlite3'}",
                 mqtt=broker.url,
                 worker_id=f"fleetdemo-{os.getpid()}",
+                # plain subscriptions: the embedded broker (rumqttd) serves only the first filter of
+                # a shared group, so events, command results and proofs of delivery never came
+                group="",
                 host=opts.host,
                 api_port=api_port,
                 osmand_port=0,
@@ -245,7 +248,8 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     f"  cabin {dashboards.get(plan.vin, '')}" + (f"  orders {orders}" if orders else "")
                 )
             follower = None
-            if day is not None:  # the hubs are listening: accepting the plan pushes their routes
+            if day is not None:  # once the hubs listen, accepting the plan pushes their routes
+                await _online(http, sorted(day.rounds), READY_TIMEOUT_S)
                 pushed = await asyncio.to_thread(demo_day.accept, http, day)
                 say(
                     f"{clock()} plan {day.plan_id} accepted: routes pushed to "
@@ -313,6 +317,20 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             await recipients.stop()
             await server.stop()
             broker.stop()
+
+
+async def _online(http: httpx.Client, vins: list[str], timeout: float) -> None:
+    """Wait until the fleet has seen each of ``vins`` come online: a hub says so only once it
+    has subscribed to its commands, and a command sent before that is lost with no session."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = (await asyncio.to_thread(http.get, "/api/vehicles")).json()
+        missing = sorted(set(vins) - {r["id"] for r in rows if r.get("online")})
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise HubProcessError(f"not online after {timeout:.0f} s: {', '.join(missing)}")
+        await asyncio.sleep(0.2)
 
 
 async def _hub_lines(
