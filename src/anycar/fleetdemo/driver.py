@@ -84,6 +84,15 @@ class Driver:
         uplink = next((c for c in self.hub.components if c.name == "uplink"), None)
         return getattr(uplink, "delivery", None)
 
+    def pod_key_id(self) -> str | None:
+        """The id of the key this vehicle's hub signs its proofs of delivery with (public)."""
+        from anycar.wire import signature
+
+        keeper = self.keeper
+        if keeper is None:
+            return None
+        return str(signature.key_id(signature.parse_public_key(keeper.public_key, "public_key")))
+
     def _accessory(self, method: str) -> Any:
         """The fitted virtual accessory that can ``method`` (the cargo sensor: ``load``; the
         button panel: ``press``), or None when the cabin has none fitted."""

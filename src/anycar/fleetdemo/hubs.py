@@ -99,7 +99,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         wall0, cpu0 = time.monotonic(), _cpu()
         dashboards = {vin: hub.endpoints().get("dashboard", "") for vin, hub in hubs.items()}
         tasks = [asyncio.create_task(d.run(), name=f"driver-{vin}") for vin, d in drivers.items()]
-        print(json.dumps({"ready": len(hubs), "dashboards": dashboards}), flush=True)
+        keys = {vin: d.pod_key_id() for vin, d in drivers.items()}  # who signs each vehicle's proofs
+        print(json.dumps({"ready": len(hubs), "dashboards": dashboards, "pod_keys": keys}), flush=True)
         await stop.wait()
         wall, cpu = time.monotonic() - wall0, _cpu() - cpu0
     finally:

@@ -225,8 +225,11 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     )
                 )
             dashboards: dict[str, str] = {}
+            pod_keys: dict[str, str] = {}
             for proc in procs:
-                dashboards.update((await _ready(proc, READY_TIMEOUT_S))["dashboards"])
+                ready = await _ready(proc, READY_TIMEOUT_S)
+                dashboards.update(ready["dashboards"])
+                pod_keys.update(ready.get("pod_keys") or {})
             started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
             startup_s = started - spawned
             main0 = time.process_time()
@@ -286,6 +289,9 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 summary["delivery"] = follower.summary()
                 summary["delivery"]["rounds"] = [e for e in hub_lines if e.get("event") == "round"]
                 summary["delivery"]["pins_sent"] = len(recipients.pins)
+                summary["delivery"]["hub_keys"] = pod_keys
+                proofs = await asyncio.to_thread(http.get, "/api/logistics/proofs")  # the console's viewer
+                summary["delivery"]["proofs_in_console"] = len(proofs.json().get("proofs", []))
             summary["cpu"] = {
                 "wall_s": round(wall, 1),
                 "hub_processes": len(procs),
