@@ -193,11 +193,12 @@ class Simulator:
         return lap, tc, None
 
     def drive(self, route: Route, cycle: DriveCycle) -> None:
-        """Drive ``cycle`` along ``route`` from now on (a new round: its first point is here)."""
+        """Drive ``cycle`` along ``route`` from now on (a new round: its first point is here).
+        The driver is in the cab with the ignition on: the round starts a second into its start."""
         self.route, self.cycle = route, cycle
         self.lap_s = cycle.duration_s + self.rest_s
         self.route_m = 0.0
-        self._origin = self.t
+        self._origin = self.t - 1.0
 
     def now_in_lap(self) -> tuple[int, float, Phase | None]:
         """Where in the round the vehicle is now."""
