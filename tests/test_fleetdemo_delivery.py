@@ -4,6 +4,7 @@ delivered across a re-plan and the stop in progress. The whole day runs in test_
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from typing import Any
@@ -87,7 +88,7 @@ async def test_recipients_check_the_webhook_and_answer_the_door_attempt_by_attem
 def _round(points: list[tuple[float, float]]) -> tuple[Route, Any]:
     net = load_network()
     line, legs = [], []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         leg = net.route(a, b, "delivery")
         coords = [(c[1], c[0], 0.0) for c in leg.coordinates]
         line.extend(coords if not line else coords[1:])

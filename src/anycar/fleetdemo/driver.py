@@ -63,11 +63,10 @@ class Driver:
         times: DriverTimes,
         doorbell: str,
         token: str,
-        speedup: float,
         say: Callable[[dict[str, Any]], None] = lambda event: None,
     ) -> None:
         self.vin, self.hub, self.depot, self.times = vin, hub, depot, times
-        self.doorbell, self.token, self.speedup, self.say = doorbell, token, speedup, say
+        self.doorbell, self.token, self.say = doorbell, token, say
         self.sim = next(c for c in hub.components if c.name == "simulator").sim
         self.round: Round | None = None
         self.onboard: dict[str, float] = {}  # order -> kg on the load cell

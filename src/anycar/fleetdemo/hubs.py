@@ -80,7 +80,6 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             times,
             str(spec["doorbell"]),
             str(spec["doorbell_token"]),
-            speedup,
             say=_event,
         )
         for v in spec["vehicles"]
