@@ -214,7 +214,7 @@ def _assert_the_day_was_delivered(summary: dict, planned: dict) -> None:
     for p in pods:  # signed by the hub of the vehicle that delivered it
         assert p["verified"] and p["key_id"] == keys[p["vehicle"]], (p, keys)
     for p in good:  # the car's own accessories: a weight drop and a still at each delivery
-        assert p["photo"] and p["drop_kg"] > 0, p
+        assert p["photo"] and p["drop_kg"] > 0 and p["pin_source"].endswith(".LastPressed"), p
     assert len(set(keys.values())) == len(keys)  # a key of its own per hub
     assert delivery["proofs_in_console"] >= len(pods)  # read last: a proof may have come since
     delivered = {p["order"] for p in pods if p["outcome"] == "delivered" and p["verified"]}
@@ -232,6 +232,12 @@ def _assert_the_day_was_delivered(summary: dict, planned: dict) -> None:
     assert [p["outcome"] for p in attempts] == ["failed", "delivered"], attempts
     assert attempts[1]["vehicle"] == again["vehicle"] and not attempts[1]["exceptions"], attempts
     assert delivery["pins_sent"] >= len(good)  # each recipient got the PIN by the ETA webhook
+    # the dash display (first USB-C) showed the stop the driver parked at; the PIN went in on the
+    # button panel (second USB-C): the POD's PIN source is the panel, not the phone
+    stops = delivery["stops"]
+    assert len(stops) >= len(pods), (stops, pods)
+    for s in stops:
+        assert s["display_status"] == "shown" and s["display"].startswith(f"Next: {s['order']} "), s
 
 
 def test_the_simulator_parks_at_each_planned_stop(tmp_path):

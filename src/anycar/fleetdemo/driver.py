@@ -143,11 +143,15 @@ class Driver:
             self.round.handled.add(phase.leg)
             stop = self.round.stops[phase.leg]
             self.sim.held = True
+            # what the driver read on the dash display as the vehicle parked (the hub's next stop)
+            shown = {"display": keeper.shown, "display_status": keeper.display_status} if keeper else {}
             try:
                 outcome = await self._at(stop)
             finally:
                 self.sim.held = False
-            self.log.append({"order": stop.get("order"), "kind": stop.get("kind"), "outcome": outcome})
+            done = {"order": stop.get("order"), "kind": stop.get("kind"), "outcome": outcome, **shown}
+            self.log.append(done)
+            self.say({"event": "stop", "vehicle": self.vin, "version": self.round.version, **done})
 
     def _take(self, keeper: Any, route: dict[str, Any]) -> None:
         """A new route version: its open stops from here, and home to the depot."""
@@ -257,7 +261,6 @@ async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
         why = str(answer.get("why") or "no answer at the door")
         if keeper is not None and keeper.watch is not None and keeper.watch.stop.get("order") == order:
             keeper.complete("failed", why)  # what the driver's "failed" on the hub does
-        driver.say({"event": "failed", "vehicle": driver.vin, "order": order, "why": why})
         return "failed"
     cargo, panel = driver._accessory("load"), driver._accessory("press")
     if cargo is None:
@@ -277,9 +280,7 @@ async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
             await driver.gap()
     elif keeper is not None and keeper.watch is not None and stop.get("pin_required"):
         keeper.complete("delivered", pin=pin)  # no button panel: the PIN typed on the hub's page
-    outcome = await driver.finish(order)
-    driver.say({"event": "stop", "vehicle": driver.vin, "order": order, "outcome": outcome})
-    return outcome
+    return await driver.finish(order)
 
 
 async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
@@ -292,9 +293,7 @@ async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
         await cargo.load(float(stop.get("weight_kg") or 0.0))
         await driver.gap()
         await cargo.open_door(False)
-    outcome = await driver.finish(order)
-    driver.say({"event": "stop", "vehicle": driver.vin, "order": order, "outcome": outcome})
-    return outcome
+    return await driver.finish(order)
 
 
 # The work at a stop, by the stop's kind in the pushed route. Another room's stop (the battery

@@ -70,7 +70,12 @@ class DayFollower:
         else:
             weight = rec.get("weight") or {}
             drop = weight.get("drop_kg")
-            pin = "PIN on the button panel" if (rec.get("pin") or {}).get("digest") else "no PIN"
+            source = str((rec.get("pin") or {}).get("source") or "")
+            pin = (
+                "PIN on the button panel"
+                if source.endswith(".LastPressed")
+                else ("PIN on the phone" if source == "phone" else "no PIN")
+            )
             photo = "photo" if rec.get("photo") else "no photo"
             drop_text = f"{drop:.1f} kg out" if isinstance(drop, int | float) else "no weight reading"
             what = f"delivered: door opened and closed, {drop_text}, {pin}, {photo}"
@@ -106,6 +111,7 @@ class DayFollower:
                     "exceptions": p["exceptions"],
                     "photo": bool((p.get("record") or {}).get("photo")),
                     "drop_kg": ((p.get("record") or {}).get("weight") or {}).get("drop_kg"),
+                    "pin_source": ((p.get("record") or {}).get("pin") or {}).get("source"),
                 }
                 for p in pods
             ],

@@ -288,6 +288,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             if follower is not None:
                 summary["delivery"] = follower.summary()
                 summary["delivery"]["rounds"] = [e for e in hub_lines if e.get("event") == "round"]
+                summary["delivery"]["stops"] = [e for e in hub_lines if e.get("event") == "stop"]
                 summary["delivery"]["pins_sent"] = len(recipients.pins)
                 summary["delivery"]["hub_keys"] = pod_keys
                 proofs = await asyncio.to_thread(http.get, "/api/logistics/proofs")  # the console's viewer
