@@ -235,6 +235,7 @@ def _assert_the_day_was_delivered(summary: dict, planned: dict) -> None:
     # the dash display (first USB-C) showed the stop the driver parked at; the PIN went in on the
     # button panel (second USB-C): the POD's PIN source is the panel, not the phone
     stops = delivery["stops"]
+    assert delivery["driver_crashes"] == []
     assert len(stops) >= len(pods), (stops, pods)
     for s in stops:
         assert s["display_status"] == "shown" and s["display"].startswith(f"Next: {s['order']} "), s

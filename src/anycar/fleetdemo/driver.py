@@ -13,8 +13,8 @@ drives. At a stop the driver holds the vehicle and calls the handler of the stop
 - ``drop``: ring the recipient (``anycar.fleetdemo.recipients``); home: open the cargo door, the
   parcel leaves the load cell, close the door, the recipient types the PIN on the button panel,
   and the hub closes the stop with its signed proof (camera still taken when the door opened);
-  nobody home: report the delivery failed with the reason (the keeper's ``complete``, what the
-  driver's "failed" button on the hub does).
+  nobody home: report the delivery failed with the reason on the hub's REST API
+  (``POST /api/v1/delivery/complete``, the driver's "failed").
 - ``pickup``: open, the parcel onto the load cell, close (no PIN).
 
 Any other kind is driven to like every stop and left after the stop's time, with a log line
@@ -105,7 +105,7 @@ class Driver:
     # -- the loop -------------------------------------------------------------------------------
     async def run(self) -> None:
         """Drive until cancelled; a crash is logged, counted and the driver carries on."""
-        self._http = httpx.AsyncClient(timeout=10.0, headers={"Authorization": f"Bearer {self.token}"})
+        self._http = httpx.AsyncClient(timeout=10.0)
         try:
             while True:
                 try:
@@ -115,6 +115,7 @@ class Driver:
                 except Exception:
                     self.crashes += 1
                     log.exception("demo driver %s failed; carrying on", self.vin)
+                    self.say({"event": "crash", "vehicle": self.vin, "crashes": self.crashes})
                     self.sim.held = False
                     await asyncio.sleep(1.0)
         finally:
@@ -232,13 +233,30 @@ class Driver:
         deadline = asyncio.get_running_loop().time() + self.times.answer_wait_s
         while True:
             try:
-                r = await self._http.post(f"{self.doorbell}/door/{order}")
+                r = await self._http.post(
+                    f"{self.doorbell}/door/{order}", headers={"Authorization": f"Bearer {self.token}"}
+                )
                 doc: dict[str, Any] = r.json()
             except (httpx.HTTPError, ValueError) as exc:
                 doc = {"answer": "waiting", "why": f"doorbell: {exc}"}
             if doc.get("answer") != "waiting" or asyncio.get_running_loop().time() > deadline:
                 return doc
             await asyncio.sleep(0.5)
+
+    async def report_failed(self, why: str) -> None:
+        """The driver's "failed" on the hub (``POST /api/v1/delivery/complete``, as a cab app or
+        the driver's phone on the hub's network does): the hub signs and sends the failed POD."""
+        if self._http is None:
+            raise RuntimeError("the driver is not running")
+        url = self.hub.endpoints().get("http")
+        if url is None:
+            raise RuntimeError(f"{self.vin}: the hub serves no REST API to report the stop on")
+        r = await self._http.post(
+            f"{url}/api/v1/delivery/complete",
+            json={"outcome": "failed", "reason": why},
+        )
+        if r.status_code != 200:
+            raise RuntimeError(f"{self.vin}: the hub refused the failed stop: {r.status_code} {r.text[:200]}")
 
     async def finish(self, order: str) -> str:
         """Wait for the hub to close the stop (its proof sent); the outcome it recorded."""
@@ -260,7 +278,7 @@ async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
     if answer.get("answer") != "home":
         why = str(answer.get("why") or "no answer at the door")
         if keeper is not None and keeper.watch is not None and keeper.watch.stop.get("order") == order:
-            keeper.complete("failed", why)  # what the driver's "failed" on the hub does
+            await driver.report_failed(why)
         return "failed"
     cargo, panel = driver._accessory("load"), driver._accessory("press")
     if cargo is None:

@@ -13,7 +13,7 @@ the fleet, and delivers at each stop (``anycar.fleetdemo.driver``); the others d
 file round and round.
 
 It prints one JSON line when every hub is up (``{"ready": ..., "dashboards": {vin: url}}``), one
-per driver event (``{"event": "round" | "stop", ...}``) and one when it stops
+per driver event (``{"event": "round" | "stop" | "crash", ...}``) and one when it stops
 (``{"stopped": ..., "cpu_s": ..., "drivers": {vin: {...}}}``); SIGTERM or SIGINT stops it.
 """
 

@@ -289,6 +289,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 summary["delivery"] = follower.summary()
                 summary["delivery"]["rounds"] = [e for e in hub_lines if e.get("event") == "round"]
                 summary["delivery"]["stops"] = [e for e in hub_lines if e.get("event") == "stop"]
+                summary["delivery"]["driver_crashes"] = [e for e in hub_lines if e.get("event") == "crash"]
                 summary["delivery"]["pins_sent"] = len(recipients.pins)
                 summary["delivery"]["hub_keys"] = pod_keys
                 proofs = await asyncio.to_thread(http.get, "/api/logistics/proofs")  # the console's viewer
