@@ -98,6 +98,12 @@ def run_fleet(args: argparse.Namespace) -> int:
     )
     for vin, v in summary["vehicles"].items():
         console.print(f"  {vin} {v['brand']:<15} {v['positions']} positions, {v['distinct']} places")
+    if "delivery" in summary:  # the day's orders as the board shows them
+        board = summary["orders"]["board"]
+        console.print(
+            f"orders: {', '.join(f'{n} {status}' for status, n in sorted(board.items()))}; "
+            f"{summary['delivery']['delivered']} proofs of delivery verified"
+        )
     return 0
 
 

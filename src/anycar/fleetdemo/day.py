@@ -2,10 +2,12 @@
 
 The shipped ``data/orders.csv`` (deliveries at real addresses of the extract, with time windows,
 service times and weights) is imported with ``POST /api/orders/import``, planned by the real
-planner (``POST /api/plans``: PyVRP on the road matrix of ``anycar.roads``) and the plan
-accepted; each PICKMAN then drives its planned round. Later in the day one delivery fails
-(recipient absent): it is reported failed, re-opened for a second attempt and re-planned from
-where every vehicle is (``POST /api/plans/redispatch``), and the proposal accepted.
+planner (``POST /api/plans``: PyVRP on the road matrix of ``anycar.roads``) and, once the hubs
+are up, the plan accepted: the fleet pushes each PICKMAN its route as a signed ``route`` command
+(the answer's ``pushed``), which the demo's drivers drive. When a delivery fails (the driver's
+proof of delivery says so: recipient absent) the dispatcher re-opens it for a second attempt and
+re-plans from where every vehicle is (``POST /api/plans/redispatch``); accepting the proposal
+pushes the next route version to each vehicle in it.
 Everything goes over the fleet's HTTP API with the operator's token: nothing here reaches into
 the fleet's database.
 """
@@ -43,6 +45,7 @@ class Day:
     solver: str
     imported: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    pushed: list[dict[str, Any]] = field(default_factory=list)  # every route push: vehicle, version, command
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class Day:
             "matrix": self.matrix,
             "solver": self.solver,
             "events": self.events,
+            "pushed": self.pushed,
         }
 
 
@@ -69,7 +73,8 @@ def _call(http: httpx.Client, method: str, url: str, what: str, **kw: Any) -> An
 
 
 def plan_day(http: httpx.Client, depot: tuple[float, float], pickmans: list[str], *, seed: int = 0) -> Day:
-    """Import the day's orders, plan them on the PICKMANs, accept the plan."""
+    """Import the day's orders and plan them on the PICKMANs (``accept`` the plan once the
+    vehicles are there to be pushed their routes)."""
     imported = _call(
         http,
         "POST",
@@ -86,7 +91,6 @@ def plan_day(http: httpx.Client, depot: tuple[float, float], pickmans: list[str]
         "seed": seed,
     }
     proposal = _call(http, "POST", "/api/plans", "plan the day", json=options)
-    _call(http, "POST", f"/api/plans/{proposal['id']}/accept", "accept the plan")
     body = proposal["plan"]
     return Day(
         plan_id=int(proposal["id"]),
@@ -116,11 +120,21 @@ def clock_at(elapsed_s: float, speedup: float) -> str:
     return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
 
 
-def fail_and_redispatch(http: httpx.Client, day: Day, ref: str, now: str, depot: tuple[float, float]) -> None:
-    """``ref`` could not be delivered (recipient absent): report it failed, re-open it for a
-    second attempt, re-plan the open orders from now and accept the proposal."""
-    _call(http, "POST", f"/api/orders/{ref}/status", "report the failed delivery", json={"status": "failed"})
-    day.events.append({"at": now, "order": ref, "event": "failed", "why": "recipient absent"})
+def accept(http: httpx.Client, day: Day, plan_id: int | None = None) -> list[dict[str, Any]]:
+    """Accept the plan (default: the day's); the routes the fleet pushed to the vehicles."""
+    answer = _call(http, "POST", f"/api/plans/{plan_id or day.plan_id}/accept", "accept the plan")
+    pushed = [p for p in answer.get("pushed", []) if isinstance(p, dict)]
+    day.pushed.extend(pushed)
+    return pushed
+
+
+def redispatch(
+    http: httpx.Client, day: Day, ref: str, now: str, depot: tuple[float, float], failed: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``ref`` could not be delivered (``failed``: the driver's proof of delivery, judged by the
+    fleet): re-open it for a second attempt, re-plan the open orders from now and accept the
+    proposal; the routes pushed."""
+    day.events.append({"at": now, "order": ref, "event": "failed", **failed})
     _call(http, "POST", f"/api/orders/{ref}/status", "re-open it", json={"status": "open"})
     options = {
         "depot": {"lat": depot[0], "lon": depot[1]},
@@ -130,7 +144,7 @@ def fail_and_redispatch(http: httpx.Client, day: Day, ref: str, now: str, depot:
         "now": now,
     }
     proposal = _call(http, "POST", "/api/plans/redispatch", "re-dispatch", json=options)
-    _call(http, "POST", f"/api/plans/{proposal['id']}/accept", "accept the re-dispatch")
+    pushed = accept(http, day, int(proposal["id"]))
     changes = [c for c in proposal.get("changes", []) if c.get("order") == ref]
     now_on = [vin for vin, stops in rounds_of(proposal["plan"]).items() if ref in {o for o, _ in stops}]
     day.events.append(
@@ -142,5 +156,7 @@ def fail_and_redispatch(http: httpx.Client, day: Day, ref: str, now: str, depot:
             "change": changes[0].get("change") if changes else "unchanged",
             "vehicle": now_on[0] if now_on else None,
             "unservable": [u for u in proposal["plan"].get("unservable", []) if u.get("order") == ref],
+            "pushed": pushed,
         }
     )
+    return pushed

@@ -8,8 +8,13 @@ the fleet's MQTT broker — and starts them on one asyncio loop. Separate hub in
 nothing but the process: a hub per process costs about 60 MB and a Python interpreter each,
 which this machine cannot spare eight times over (see docs/roads.md for the measurement).
 
-It prints one JSON line when every hub is up (``{"ready": ..., "dashboards": {vin: url}}``)
-and one when it stops (``{"stopped": ..., "cpu_s": ...}``); SIGTERM or SIGINT stops it.
+Each PICKMAN the spec gives a driver (``"driver": true``) drives the route its hub is pushed by
+the fleet, and delivers at each stop (``anycar.fleetdemo.driver``); the others drive their route
+file round and round.
+
+It prints one JSON line when every hub is up (``{"ready": ..., "dashboards": {vin: url}}``), one
+per driver event (``{"event": "round" | "stop" | "crash", ...}``) and one when it stops
+(``{"stopped": ..., "cpu_s": ..., "drivers": {vin: {...}}}``); SIGTERM or SIGINT stops it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def build(vehicle: dict[str, Any], broker_url: str, folder: Path, speedup: float
     uplink.username = vehicle.get("username")
     uplink.password = vehicle.get("password")
     uplink.spool_path = own / "uplink.sqlite3"
+    uplink.fleet_keys = list(vehicle.get("fleet_keys") or [])  # the fleet's key signs the route commands
     parts = HubParts(
         brand=vehicle["brand"],
         db_path=own / "hub.sqlite3",
@@ -54,11 +60,32 @@ def build(vehicle: dict[str, Any], broker_url: str, folder: Path, speedup: float
     return build_hub(config, parts)
 
 
+def _event(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc), flush=True)
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    from anycar.fleetdemo.delivery import load_delivery
+    from anycar.fleetdemo.driver import Driver
+
     folder = Path(spec["folder"])
-    hubs = {
-        v["vin"]: build(v, spec["broker"], folder, float(spec.get("speedup", 1.0))) for v in spec["vehicles"]
+    speedup = float(spec.get("speedup", 1.0))
+    hubs = {v["vin"]: build(v, spec["broker"], folder, speedup) for v in spec["vehicles"]}
+    times = load_delivery().driver
+    drivers = {
+        v["vin"]: Driver(
+            v["vin"],
+            hubs[v["vin"]],
+            (float(spec["depot"][0]), float(spec["depot"][1])),
+            times,
+            str(spec["doorbell"]),
+            str(spec["doorbell_token"]),
+            say=_event,
+        )
+        for v in spec["vehicles"]
+        if v.get("driver")
     }
+    tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,14 +97,26 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             started.append(hub)
         wall0, cpu0 = time.monotonic(), _cpu()
         dashboards = {vin: hub.endpoints().get("dashboard", "") for vin, hub in hubs.items()}
-        print(json.dumps({"ready": len(hubs), "dashboards": dashboards}), flush=True)
+        tasks = [asyncio.create_task(d.run(), name=f"driver-{vin}") for vin, d in drivers.items()]
+        keys = {vin: d.pod_key_id() for vin, d in drivers.items()}  # who signs each vehicle's proofs
+        print(json.dumps({"ready": len(hubs), "dashboards": dashboards, "pod_keys": keys}), flush=True)
         await stop.wait()
         wall, cpu = time.monotonic() - wall0, _cpu() - cpu0
     finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for hub in reversed(started):  # one by one: a hub's accessories leave before its servers
             with contextlib.suppress(Exception):
                 await hub.stop()
-    return {"stopped": len(hubs), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
+    return {
+        "stopped": len(hubs),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "drivers": {vin: {"stops": d.log, "crashes": d.crashes} for vin, d in drivers.items()},
+    }
 
 
 def _cpu() -> float:

@@ -30,7 +30,8 @@ from anycar.fleetdemo import day as demo_day
 from anycar.fleetdemo.plan import VehiclePlan, fleet_members, load_spec, plan_fleet
 
 DEFAULT_API_PORT = 8090
-FAIL_AFTER_S = 60.0  # wall seconds into the day when the demo's one failed delivery happens
+FOLLOW_S = 1.0  # how often the demo reads the route outcomes and proofs of delivery
+ETA_INTERVAL_S = 1.0  # the fleet's live ETA pass (its first ETA webhook carries the PIN)
 READY_TIMEOUT_S = 180.0
 
 
@@ -107,12 +108,17 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
     from anycar.cli.ports import port_free
     from anycar.embedded_broker import EmbeddedBroker
     from anycar.fleet import queries
+    from anycar.fleet.keys import load_or_create, public_b64
     from anycar.fleet.registry import add_user, add_vehicle, tenant_id
     from anycar.fleet.server import FleetConfig, FleetServer
+    from anycar.fleetdemo.delivery import load_delivery
+    from anycar.fleetdemo.follow import DayFollower
+    from anycar.fleetdemo.recipients import EVENTS, Recipients
     from anycar.roads import load_network
 
     say = out or (lambda text: print(text, flush=True))
     spec = load_spec()
+    delivery = load_delivery()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -121,20 +127,30 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="anycar-fleetdemo-") as tmp:
         folder = Path(tmp)
         broker = EmbeddedBroker().start()
+        signing = folder / "fleet-signing.pem"  # the fleet's key: it signs the route commands
         server = FleetServer(
             FleetConfig(
                 db_url=f"sqlite:///{folder / 'fleet.sqlite3'}",
                 mqtt=broker.url,
                 worker_id=f"fleetdemo-{os.getpid()}",
+                # plain subscriptions: the embedded broker (rumqttd) serves only the first filter of
+                # a shared group, so events, command results and proofs of delivery never came
+                group="",
                 host=opts.host,
                 api_port=api_port,
                 osmand_port=0,
+                signing_key=signing,
+                eta_interval_s=ETA_INTERVAL_S,
             )
         )
+        recipients = Recipients(delivery, opts.host)
         procs: list[asyncio.subprocess.Process] = []
+        readers: list[asyncio.Task[None]] = []
+        hub_lines: list[dict[str, Any]] = []
         http: httpx.Client | None = None
         try:
             await server.start()
+            await recipients.start()
             api = server.ready()["api"]
             say(f"console: {api}/")
             engine = server.engine
@@ -146,16 +162,24 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             creds = {vin: add_vehicle(engine, vin, g.brand, tenant=spec.tenant) for vin, g in members}
             pickmans = [vin for vin, g in members if g.brand == "kaiyun_pickman"]
             http = httpx.Client(base_url=api, timeout=60.0, headers={"Authorization": f"Bearer {token}"})
+            # the recipients' phones: the customer webhooks (ETA with the PIN, delivered, failed)
+            hook = await asyncio.to_thread(
+                http.post, "/api/webhooks", json={"url": f"{recipients.url}/hook", "events": EVENTS}
+            )
+            if hook.status_code != 201:
+                raise HubProcessError(f"the recipients' webhook was refused: {hook.text[:200]}")
+            recipients.secret = hook.json()["secret"]
             day = None
             if pickmans:  # the day's orders, planned by the logistics room on the road network
                 day = await asyncio.to_thread(demo_day.plan_day, http, spec.depot, pickmans, seed=opts.seed)
                 say(
                     f"orders: {day.imported} imported, {sum(len(r) for r in day.rounds.values())} planned "
-                    f"on {len(day.rounds)} PICKMANs ({day.solver}, {day.matrix}), plan {day.plan_id} accepted"
+                    f"on {len(day.rounds)} PICKMANs ({day.solver}, {day.matrix}), plan {day.plan_id} proposed"
                     + (f", {len(day.unservable)} unservable" if day.unservable else "")
                 )
             given = {vin: [p for _, p in stops] for vin, stops in (day.rounds if day else {}).items()}
             plans = plan_fleet(spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles, given=given)
+            fleet_key = public_b64(load_or_create(signing))
             vehicles = []
             for plan in plans:
                 cred = creds[plan.vin]
@@ -168,6 +192,8 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                         "seed": plan.seed,
                         "username": cred.username,
                         "password": cred.password,
+                        "fleet_keys": [fleet_key],
+                        "driver": plan.planned,  # drives the route the fleet pushes it
                     }
                 )
             spawned = time.monotonic()
@@ -181,11 +207,14 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                             "folder": str(folder / "hubs"),
                             "speedup": opts.speedup,
                             "vehicles": group,
+                            "depot": list(spec.depot),
+                            "doorbell": recipients.url,
+                            "doorbell_token": recipients.token,
                         }
                     ),
                     "utf-8",
                 )
-                spec_file.chmod(0o600)  # it holds the vehicles' MQTT passwords
+                spec_file.chmod(0o600)  # it holds the vehicles' MQTT passwords and the doorbell token
                 procs.append(
                     await asyncio.create_subprocess_exec(
                         sys.executable,
@@ -196,11 +225,22 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     )
                 )
             dashboards: dict[str, str] = {}
+            pod_keys: dict[str, str] = {}
             for proc in procs:
-                dashboards.update((await _ready(proc, READY_TIMEOUT_S))["dashboards"])
+                ready = await _ready(proc, READY_TIMEOUT_S)
+                dashboards.update(ready["dashboards"])
+                pod_keys.update(ready.get("pod_keys") or {})
             started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
             startup_s = started - spawned
             main0 = time.process_time()
+
+            def clock() -> str:
+                return demo_day.clock_at(time.monotonic() - started, opts.speedup)
+
+            readers = [
+                asyncio.create_task(_hub_lines(proc, hub_lines, say, clock), name="fleetdemo-hub-lines")
+                for proc in procs
+            ]
             say(
                 f"{len(plans)} vehicles driving on the streets of {spec.network} ({len(procs)} hub process(es)):"
             )
@@ -210,38 +250,32 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     f"  {plan.vin}  {plan.brand:<15} {plan.roads:<8} round {plan.round_m / 1000:.1f} km"
                     f"  cabin {dashboards.get(plan.vin, '')}" + (f"  orders {orders}" if orders else "")
                 )
+            follower = None
+            if day is not None:  # once the hubs listen, accepting the plan pushes their routes
+                await _online(http, sorted(day.rounds), READY_TIMEOUT_S)
+                pushed = await asyncio.to_thread(demo_day.accept, http, day)
+                say(
+                    f"{clock()} plan {day.plan_id} accepted: routes pushed to "
+                    + ", ".join(f"{p['vehicle']} (v{p['version']}, {p['stops']} stops)" for p in pushed)
+                )
+                follower = DayFollower(http, day, spec.depot, clock, say)
             if opts.duration > 0:
                 loop.call_later(opts.duration, stop.set)
-            # one delivery of the day fails (the recipient is not in): the last stop of the first
-            # round, early enough in the run to be re-planned while the vehicles still drive
-            failing = _failing_order(day)
-            fail_at = started + (min(opts.duration / 2, FAIL_AFTER_S) if opts.duration > 0 else FAIL_AFTER_S)
+            last_status = time.monotonic()
             while not stop.is_set():
-                wait = opts.status_every_s or None
-                if day is not None and failing is not None:
-                    left = max(0.1, fail_at - time.monotonic())
-                    wait = min(wait, left) if wait else left
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), wait)
-                if (
-                    day is not None
-                    and failing is not None
-                    and time.monotonic() >= fail_at
-                    and not stop.is_set()
-                ):
-                    now = demo_day.clock_at(time.monotonic() - started, opts.speedup)
-                    await asyncio.to_thread(demo_day.fail_and_redispatch, http, day, failing, now, spec.depot)
-                    event = day.events[-1]
-                    say(
-                        f"{now} order {failing} failed (recipient absent); re-dispatched: plan {event['plan']}"
-                        f" accepted, {failing} now on {event['vehicle'] or 'no vehicle'} ({event['change']})"
-                    )
-                    failing = None
-                    continue
-                if not stop.is_set() and opts.status_every_s:
+                    await asyncio.wait_for(stop.wait(), FOLLOW_S)
+                if stop.is_set():
+                    break
+                if follower is not None:
+                    await asyncio.to_thread(follower.poll)
+                if opts.status_every_s and time.monotonic() - last_status >= opts.status_every_s:
+                    last_status = time.monotonic()
                     seen = await asyncio.to_thread(queries.last_positions, engine, tid)
                     moving = sum(1 for p in seen if (p.get("speed") or 0) > 0)
                     say(f"fleet: {len(seen)} of {len(plans)} vehicles reporting, {moving} moving")
+            if follower is not None:  # what arrived in the last moments
+                await asyncio.to_thread(follower.poll)
             wall = time.monotonic() - started
             hub_cpu = sum(_cpu_of(p.pid) - cpu0[p.pid] for p in procs)
             main_cpu = time.process_time() - main0
@@ -251,6 +285,15 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             if day is not None:
                 summary["orders"] = day.summary()
                 summary["orders"]["board"] = await asyncio.to_thread(_board, http)
+            if follower is not None:
+                summary["delivery"] = follower.summary()
+                summary["delivery"]["rounds"] = [e for e in hub_lines if e.get("event") == "round"]
+                summary["delivery"]["stops"] = [e for e in hub_lines if e.get("event") == "stop"]
+                summary["delivery"]["driver_crashes"] = [e for e in hub_lines if e.get("event") == "crash"]
+                summary["delivery"]["pins_sent"] = len(recipients.pins)
+                summary["delivery"]["hub_keys"] = pod_keys
+                proofs = await asyncio.to_thread(http.get, "/api/logistics/proofs")  # the console's viewer
+                summary["delivery"]["proofs_in_console"] = len(proofs.json().get("proofs", []))
             summary["cpu"] = {
                 "wall_s": round(wall, 1),
                 "hub_processes": len(procs),
@@ -273,17 +316,49 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
+            for reader in readers:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
             if http is not None:
                 http.close()
+            await recipients.stop()
             await server.stop()
             broker.stop()
 
 
-def _failing_order(day: demo_day.Day | None) -> str | None:
-    if day is None or not day.rounds:
-        return None
-    first = day.rounds[sorted(day.rounds)[0]]
-    return first[-1][0] if first else None
+async def _online(http: httpx.Client, vins: list[str], timeout: float) -> None:
+    """Wait until the fleet has seen each of ``vins`` come online: a hub says so only once it
+    has subscribed to its commands, and a command sent before that is lost with no session."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = (await asyncio.to_thread(http.get, "/api/vehicles")).json()
+        missing = sorted(set(vins) - {r["id"] for r in rows if r.get("online")})
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise HubProcessError(f"not online after {timeout:.0f} s: {', '.join(missing)}")
+        await asyncio.sleep(0.2)
+
+
+async def _hub_lines(
+    proc: asyncio.subprocess.Process, into: list[dict[str, Any]], say: Any, clock: Any
+) -> None:
+    """The hubs process's lines after it is ready (so its pipe never fills): the drivers' rounds
+    are said as they are taken; everything is kept for the summary."""
+    if proc.stdout is None:
+        return
+    while line := await proc.stdout.readline():
+        with contextlib.suppress(ValueError):
+            doc = json.loads(line)
+            if not isinstance(doc, dict):
+                continue
+            into.append(doc)
+            if doc.get("event") == "round":
+                stops = " ".join(str(s) for s in doc.get("stops", [])) or "back to the depot"
+                say(
+                    f"{clock()} {doc['vehicle']} drives route v{doc['version']} (plan {doc['plan']}): {stops}"
+                )
 
 
 def _board(http: httpx.Client) -> dict[str, int]:

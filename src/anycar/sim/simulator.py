@@ -126,6 +126,11 @@ class Simulator:
         self._bucket_km = 0.0
         self._door_plans: dict[tuple[int, int], bool] = {}
         self._was_locked = False
+        # A driver (the fleet demo's, following the route its hub was pushed) may hold the vehicle
+        # where it stands still and give it a new round: the cycle's clock runs from ``_origin``
+        # and stands while ``held`` at a standstill, so a stop lasts as long as the work there.
+        self.held = False
+        self._origin = 0.0
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -183,11 +188,25 @@ class Simulator:
 
     # -- stepping ------------------------------------------------------------------------------
     def where_in_lap(self, t: float) -> tuple[int, float, Phase | None]:
+        """(lap, seconds into it, phase) at simulated time ``t`` of the round being driven."""
+        t = t - self._origin
         lap = int(t // self.lap_s)
         tc = t - lap * self.lap_s
         if tc <= self.cycle.duration_s:
             return lap, tc, self.cycle.phase_at(tc)
         return lap, tc, None
+
+    def drive(self, route: Route, cycle: DriveCycle) -> None:
+        """Drive ``cycle`` along ``route`` from now on (a new round: its first point is here).
+        The driver is in the cab with the ignition on: the round starts a second into its start."""
+        self.route, self.cycle = route, cycle
+        self.lap_s = cycle.duration_s + self.rest_s
+        self.route_m = 0.0
+        self._origin = self.t - 1.0
+
+    def now_in_lap(self) -> tuple[int, float, Phase | None]:
+        """Where in the round the vehicle is now."""
+        return self.where_in_lap(self.t)
 
     def run(self, seconds: float) -> Iterator[SimStep]:
         """Steps until ``seconds`` of simulated time have passed."""
@@ -197,6 +216,8 @@ class Simulator:
 
     def step(self) -> SimStep:
         dt = self.dt
+        if self.held and self.speed_kmh == 0.0:
+            self._origin += dt  # held at a standstill: the round waits for the driver
         self.t += dt
         t = self.t
         v = self.vehicle

@@ -156,12 +156,22 @@ class DeliveryKeeper:
             (plan, version, json.dumps({"stops": stops}), self.clock()),
         )
         if self.route is None or self.route["plan"] != plan:
+            # a re-plan made before this hub's last proofs reached the fleet may list an order
+            # delivered here: it stays delivered (a failed one may come back for another attempt)
+            kept = {o: out for o, out in self.done.items() if out == "delivered"}
+            for order, outcome in kept.items():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO delivery_done (plan, ord, outcome, ts) VALUES (?, ?, ?, ?)",
+                    (plan, order, outcome, self.clock()),
+                )
             self.done = {
                 r[0]: r[1]
                 for r in self.db.execute("SELECT ord, outcome FROM delivery_done WHERE plan = ?", (plan,))
             }
         self.route = {"plan": plan, "version": version, "stops": stops}
-        self.watch = None
+        w = self.watch
+        if w is None or w.opened is None or not any(s["order"] == w.stop["order"] for s in stops):
+            self.watch = None  # a stop whose door has opened stays in progress: its evidence is kept
         self._advance()
         return Outcome(
             "accepted", "", [{"route_version": version, "stops": len(stops), "status": "accepted"}]
@@ -186,7 +196,10 @@ class DeliveryKeeper:
 
     def _advance(self) -> None:
         stop = self.next_stop()
-        if stop is None:
+        w = self.watch
+        if w is not None and w.opened is not None and w.stop["order"] not in self.done:
+            pass  # the stop in progress (its door opened) is closed first, whatever comes next
+        elif stop is None:
             self.watch = None
         elif self.watch is None or self.watch.stop["order"] != stop["order"]:
             self.watch = StopWatch(stop, self._number(self._value(self._first("weights"))))
