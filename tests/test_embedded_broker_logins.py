@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
 from pathlib import Path
 
 import aiomqtt
@@ -19,36 +18,9 @@ from anycar.cli.demo import _demo_uplink
 from anycar.embedded_broker import EmbeddedBroker, auth_table
 from anycar.errors import ConfigError
 from anycar.hub.assemble import HubParts
-from uplink_support import Listener, unique_vehicle
+from uplink_support import Listener, mqtt_login, unique_vehicle
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _login(port: int, user: str | None, password: str | None, version: int) -> str:
-    """Connect with paho and say what the broker did: ``connected`` or ``disconnected``."""
-    seen: list[str] = []
-    done = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=version)
-    if user is not None:
-        client.username_pw_set(user, password)
-
-    def on_connect(*args: object) -> None:
-        seen.append("connected" if not args[3].is_failure else f"refused {args[3]}")  # type: ignore[attr-defined]
-        done.set()
-
-    def on_disconnect(*args: object) -> None:
-        seen.append("disconnected")
-        done.set()
-
-    client.on_connect, client.on_disconnect = on_connect, on_disconnect
-    client.connect("127.0.0.1", port, keepalive=10)
-    client.loop_start()
-    try:
-        assert done.wait(15), "the broker neither answered nor hung up"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return seen[0]
 
 
 def test_only_the_given_logins_connect_on_both_listeners(tmp_path: Path) -> None:
@@ -56,14 +28,16 @@ def test_only_the_given_logins_connect_on_both_listeners(tmp_path: Path) -> None
     with EmbeddedBroker(folder=tmp_path, logins=logins) as broker:
         assert (tmp_path / "rumqttd.toml").stat().st_mode & 0o077 == 0  # it holds the passwords
         for version, port in ((mqtt.MQTTv5, broker.port), (mqtt.MQTTv311, broker.port4)):
-            assert _login(port, "PM-0001", "minted-secret-1", version) == "connected"
-            assert _login(port, "fleet-ingest", "minted-secret-2", version) == "connected"
-            assert _login(port, "PM-0001", "guessed", version) == "disconnected"
-            assert _login(port, "PM-0001", "minted-secret-2", version) == "disconnected"  # another's password
-            assert _login(port, "nobody", "minted-secret-1", version) == "disconnected"
-            assert _login(port, None, None, version) == "disconnected"
+            assert mqtt_login(port, "PM-0001", "minted-secret-1", version) == "connected"
+            assert mqtt_login(port, "fleet-ingest", "minted-secret-2", version) == "connected"
+            assert mqtt_login(port, "PM-0001", "guessed", version) == "disconnected"
+            assert (
+                mqtt_login(port, "PM-0001", "minted-secret-2", version) == "disconnected"
+            )  # another's password
+            assert mqtt_login(port, "nobody", "minted-secret-1", version) == "disconnected"
+            assert mqtt_login(port, None, None, version) == "disconnected"
     with EmbeddedBroker() as anyone:
-        assert _login(anyone.port, None, None, mqtt.MQTTv5) == "connected"  # no logins: as before
+        assert mqtt_login(anyone.port, None, None, mqtt.MQTTv5) == "connected"  # no logins: as before
 
 
 def test_bad_logins_are_one_clear_error() -> None:
@@ -97,7 +71,20 @@ def test_the_single_car_demo_mints_its_hubs_login(tmp_path: Path) -> None:
     try:
         assert parts.uplink is not None and parts.uplink.username == "demo-xiaomi_su7"
         assert parts.uplink.password and len(parts.uplink.password) >= 24
-        assert _login(broker.port, parts.uplink.username, parts.uplink.password, mqtt.MQTTv5) == "connected"
-        assert _login(broker.port, None, None, mqtt.MQTTv5) == "disconnected"
+        assert (
+            mqtt_login(broker.port, parts.uplink.username, parts.uplink.password, mqtt.MQTTv5) == "connected"
+        )
+        assert mqtt_login(broker.port, None, None, mqtt.MQTTv5) == "disconnected"
     finally:
         broker.stop()
+
+
+def test_logins_given_after_the_port_is_known_apply_from_the_start(tmp_path: Path) -> None:
+    """The fleet demo needs the broker's URL before it mints the vehicles' logins: ``allow``."""
+    broker = EmbeddedBroker(folder=tmp_path)
+    broker.allow({"PM-0002": "minted-late"})
+    with broker:
+        assert mqtt_login(broker.port, "PM-0002", "minted-late", mqtt.MQTTv5) == "connected"
+        assert mqtt_login(broker.port, None, None, mqtt.MQTTv5) == "disconnected"
+        with pytest.raises(ConfigError, match="before it starts"):
+            broker.allow({"PM-0003": "too-late"})

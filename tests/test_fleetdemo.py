@@ -20,6 +20,7 @@ from anycar.errors import ConfigError
 from anycar.fleetdemo.plan import load_spec, plan_fleet
 from anycar.roads import load_network
 from anycar.sim.route import load_route
+from uplink_support import mqtt_login
 
 ANYCAR = str(Path(sys.executable).with_name("anycar"))
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -118,7 +119,11 @@ def test_the_whole_fleet_demo_reports_eight_vehicles_moving_on_roads_and_deliver
         assert console is not None
         base = console.group(1)
         token = _wait_for(lines, r"operator token .*: (\S+)$", seen, 30).group(1)
+        mqtt_port = int(_wait_for(lines, r"mqtt: mqtt://127\.0\.0\.1:(\d+)", seen, 30).group(1))
         _wait_for(lines, r"(\d+) vehicles driving on the streets", seen, 120)
+        # the broker lets in only the minted logins: the hubs got in with theirs, a stranger does not
+        assert mqtt_login(mqtt_port, None, None, 5) == "disconnected"
+        assert mqtt_login(mqtt_port, "PM-0001", "guessed", 5) == "disconnected"
         auth = {"Authorization": f"Bearer {token}"}
         net = load_network()
         with httpx.Client(base_url=base, timeout=10.0) as http:

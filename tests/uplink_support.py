@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from anycar.bench.wire_subscriber import WireSubscriber
 from anycar.hub import Hub, HubConfig
@@ -155,3 +157,30 @@ def hub_with(cfg: UplinkConfig, paths: list[str], **uplink: Any) -> tuple[Hub, A
     component = UplinkComponent(cfg, **uplink)
     hub.add_component(component)
     return hub, provider, component
+
+
+def mqtt_login(port: int, user: str | None, password: str | None, version: int) -> str:
+    """Connect with paho and say what the broker did: ``connected`` or ``disconnected``."""
+    seen: list[str] = []
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=version)
+    if user is not None:
+        client.username_pw_set(user, password)
+
+    def on_connect(*args: object) -> None:
+        seen.append("connected" if not args[3].is_failure else f"refused {args[3]}")  # type: ignore[attr-defined]
+        done.set()
+
+    def on_disconnect(*args: object) -> None:
+        seen.append("disconnected")
+        done.set()
+
+    client.on_connect, client.on_disconnect = on_connect, on_disconnect
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    try:
+        assert done.wait(15), "the broker neither answered nor hung up"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return seen[0]

@@ -101,6 +101,13 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
+    def allow(self, logins: Mapping[str, str]) -> None:
+        """Accept only ``logins`` from the next start: for a caller that needs the broker's URL
+        (its port) before it has minted the logins, as the fleet demo does."""
+        if self._broker is not None:
+            raise ConfigError("embedded broker: logins are set before it starts")
+        self.auth = auth_table(logins)
+
     def start(self, timeout: float = 10.0) -> EmbeddedBroker:
         from iotcore import Broker
 

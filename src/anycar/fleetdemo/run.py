@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -109,6 +110,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
     from anycar.embedded_broker import EmbeddedBroker
     from anycar.fleet import queries
     from anycar.fleet.keys import load_or_create, public_b64
+    from anycar.fleet.migrate import upgrade
     from anycar.fleet.registry import add_user, add_vehicle, tenant_id
     from anycar.fleet.server import FleetConfig, FleetServer
     from anycar.fleetdemo.delivery import load_delivery
@@ -126,12 +128,16 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
     api_port = opts.api_port if opts.api_port and port_free(opts.host, opts.api_port) else 0
     with tempfile.TemporaryDirectory(prefix="anycar-fleetdemo-") as tmp:
         folder = Path(tmp)
-        broker = EmbeddedBroker().start()
+        # the broker starts once the vehicles' logins are minted: it lets in only those and the fleet's
+        broker = EmbeddedBroker()
+        fleet_login = ("fleet", secrets.token_urlsafe(24))
         signing = folder / "fleet-signing.pem"  # the fleet's key: it signs the route commands
         server = FleetServer(
             FleetConfig(
                 db_url=f"sqlite:///{folder / 'fleet.sqlite3'}",
                 mqtt=broker.url,
+                mqtt_username=fleet_login[0],
+                mqtt_password=fleet_login[1],
                 worker_id=f"fleetdemo-{os.getpid()}",
                 # plain subscriptions: the embedded broker (rumqttd) serves only the first filter of
                 # a shared group, so events, command results and proofs of delivery never came
@@ -149,6 +155,11 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
         hub_lines: list[dict[str, Any]] = []
         http: httpx.Client | None = None
         try:
+            upgrade(server.engine)
+            members = fleet_members(spec, opts.vehicles)
+            creds = {vin: add_vehicle(server.engine, vin, g.brand, tenant=spec.tenant) for vin, g in members}
+            broker.allow(dict([fleet_login], **{c.username: c.password for c in creds.values()}))
+            broker.start()
             await server.start()
             await recipients.start()
             api = server.ready()["api"]
@@ -158,8 +169,6 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             token = add_user(engine, spec.tenant, "operator", "owner")
             say(f"operator token (tenant {spec.tenant}, role owner): {token}")
             say(f"api: {api}/api/positions/last  (Authorization: Bearer TOKEN)   mqtt: {broker.url}")
-            members = fleet_members(spec, opts.vehicles)
-            creds = {vin: add_vehicle(engine, vin, g.brand, tenant=spec.tenant) for vin, g in members}
             pickmans = [vin for vin, g in members if g.brand == "kaiyun_pickman"]
             http = httpx.Client(base_url=api, timeout=60.0, headers={"Authorization": f"Bearer {token}"})
             # the recipients' phones: the customer webhooks (ETA with the PIN, delivered, failed)
