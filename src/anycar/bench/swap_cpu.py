@@ -52,7 +52,9 @@ class _Wire:
             doc = json.loads(message)
             self.calls.append(doc)
             answer = json.dumps([3, doc[1], {"status": "Accepted"}])
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.session.route_message(answer)))
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self.session.route_message(answer))
+            )
 
     async def close(self, *_: Any) -> None:
         return None
@@ -68,7 +70,11 @@ def _sample(evse: int, soc: float, now: float) -> list[dict[str, Any]]:
             "timestamp": _iso(now),
             "sampledValue": [
                 {"value": 7000.0, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}},
-                {"value": round(soc + evse / 10, 2), "measurand": "SoC", "unitOfMeasure": {"unit": "Percent"}},
+                {
+                    "value": round(soc + evse / 10, 2),
+                    "measurand": "SoC",
+                    "unitOfMeasure": {"unit": "Percent"},
+                },
             ],
         }
     ]
@@ -138,7 +144,7 @@ async def _measure(
 
     for round_no in range(rounds + 1):  # round 0 warms the caches and is not counted
         now = time.time()
-        for ident, session in sessions.items():
+        for session in sessions.values():
             for kind, frame in station_minute(layout.slots, now, tx):
                 await feed(kind, frame, session)
         if round_no == 0:
@@ -149,16 +155,16 @@ async def _measure(
     idents = list(sessions)
     for i in range(swaps):
         session = sessions[idents[i % len(idents)]]
-        wire: _Wire = session._connection
+        link: _Wire = session._connection
         token = tokens[i % len(tokens)]
         started = time.process_time()
         await session.route_message(_frame("Authorize", {"idToken": {"idToken": token, "type": "Central"}}))
         for _ in range(50):  # the request_swap task: flush, insert, RequestBatterySwap, its answer
-            if wire.calls and wire.calls[-1][2] == "RequestBatterySwap" and csms.swaps:
+            if link.calls and link.calls[-1][2] == "RequestBatterySwap" and csms.swaps:
                 break
             await asyncio.sleep(0)
         if not csms.swaps:
-            raise ConfigError(f"bench swap-cpu: swap {i} was not requested ({wire.calls[-1:]})")
+            raise ConfigError(f"bench swap-cpu: swap {i} was not requested ({link.calls[-1:]})")
         request_id = next(iter(csms.swaps))
         evse_free = layout.slots  # the pickman-8 layout's empty slot
         pack = csms.swaps[request_id]
@@ -187,7 +193,9 @@ async def _measure(
     }
 
 
-def _put_back(engine: Any, station: str, out_evse: int, in_evse: int, vehicle_pack: str, vehicle_id: int) -> None:
+def _put_back(
+    engine: Any, station: str, out_evse: int, in_evse: int, vehicle_pack: str, vehicle_id: int
+) -> None:
     """Undo one swap in the tables, so the next flow at this station finds the same stock."""
     from sqlalchemy import update
 
@@ -206,7 +214,12 @@ def _put_back(engine: Any, station: str, out_evse: int, in_evse: int, vehicle_pa
 
 
 def run(
-    *, stations: int = 100, rounds: int = 3, swaps: int = 30, mode: str = "fast", profile: Callable[..., Any] | None = None
+    *,
+    stations: int = 100,
+    rounds: int = 3,
+    swaps: int = 30,
+    mode: str = "fast",
+    profile: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """CPU per message of the CSMS for ``stations`` stations over ``rounds`` intervals, and per swap flow."""
     from anycar.bench.swap import _populate

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-
 import ocpp.charge_point
 import ocpp.messages
 from ocpp.exceptions import (
@@ -114,8 +113,6 @@ def fast_validate(message: Any, ocpp_version: str) -> None:
     _LIBRARY_VALIDATE(message, ocpp_version)
 
 
-
-
 _LIBRARY_TO_SNAKE = ocpp.charge_point.camel_to_snake_case
 _LIBRARY_TO_CAMEL = ocpp.charge_point.snake_to_camel_case
 
@@ -174,10 +171,10 @@ def set_mode(mode: str) -> None:
     if mode not in ("fast", "library"):
         raise ValueError(f"mode: fast or library, not {mode!r}")
     fast = mode == "fast"
-    ocpp.messages._validate_payload = fast_validate if fast else _LIBRARY_VALIDATE  # type: ignore[assignment]
+    ocpp.messages._validate_payload = fast_validate if fast else _LIBRARY_VALIDATE
     ocpp.charge_point.camel_to_snake_case = camel_to_snake_case if fast else _LIBRARY_TO_SNAKE
     ocpp.charge_point.snake_to_camel_case = snake_to_camel_case if fast else _LIBRARY_TO_CAMEL
-    ocpp.charge_point.inspect = _Inspect if fast else inspect  # type: ignore[assignment]
+    ocpp.charge_point.inspect = _Inspect if fast else inspect
 
 
 set_mode("fast")
