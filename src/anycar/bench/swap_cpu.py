@@ -228,11 +228,14 @@ def run(
     if stations < 1 or rounds < 1 or swaps < 0:
         raise ConfigError("--stations and --rounds at least 1, --swaps at least 0")
     ocpp21.set_mode(mode)
-    with tempfile.TemporaryDirectory(prefix="anycar-bench-swap-cpu-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'fleet.sqlite3'}"
-        passwords, tokens = _populate(url, stations, max(1, swaps), "pickman-8")
-        coro = _measure(url, passwords, tokens, rounds, swaps)
-        result = profile(coro) if profile else asyncio.run(coro)
+    try:
+        with tempfile.TemporaryDirectory(prefix="anycar-bench-swap-cpu-") as tmp:
+            url = f"sqlite:///{Path(tmp) / 'fleet.sqlite3'}"
+            passwords, tokens = _populate(url, stations, max(1, swaps), "pickman-8")
+            coro = _measure(url, passwords, tokens, rounds, swaps)
+            result = profile(coro) if profile else asyncio.run(coro)
+    finally:
+        ocpp21.set_mode("fast")  # the process's default again
     result.update(
         benchmark="swap-cpu", stations=stations, rounds=rounds, mode=mode,
         command=f"anycar bench swap-cpu --stations {stations} --rounds {rounds} --swaps {swaps} --mode {mode} --json",
