@@ -321,8 +321,17 @@ class Csms:
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A background task (a swap, a delivery of held reservations) that failed says so in the log."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, ConnectionClosed | SwapError):
+            log.error("ocpp: background task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
 
     # the upgrade: who is it ------------------------------------------------------------------
     def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -498,15 +507,10 @@ class Csms:
         conn.execute(
             update(t.reservations).where(r.status == "active", r.expires < now).values(status="expired")
         )
-        mine = conn.execute(
-            select(r.id).where(
-                r.station_id == station, r.vehicle_id == vehicle.id, r.status.in_(HOLDS_A_PACK)
-            )
-        ).scalar()
+        holds = (r.station_id == station, r.status.in_(HOLDS_A_PACK), r.expires >= now)
+        mine = conn.execute(select(r.id).where(*holds, r.vehicle_id == vehicle.id)).scalar()
         if mine is None:
-            others = conn.execute(
-                select(r.id).where(r.station_id == station, r.status.in_(HOLDS_A_PACK))
-            ).all()
+            others = conn.execute(select(r.id).where(*holds)).all()
             ready = inventory.ready_count(conn, station) - sum(
                 1 for p in self.swaps.values() if p.station == station
             )
@@ -836,6 +840,11 @@ class Csms:
     async def _send_cancel(self, session: StationSession, reservation_id: int, open_here: bool) -> str:
         try:
             answer = await session.call(call.CancelReservation(reservation_id=reservation_id), suppress=False)
+        except OCPPError as exc:  # a CALLERROR: the station will not hold it for anyone either way
+            if open_here:
+                self._set_reservation(reservation_id, status="cancelled", answer=exc.code[:24],
+                                      detail=f"the station answered {exc.code}: {exc.description}")  # fmt: skip
+            return str(exc.code)
         except (ConnectionClosed, TimeoutError):
             if open_here:
                 self._set_reservation(reservation_id, status="cancel_queued",
@@ -852,11 +861,11 @@ class Csms:
     async def deliver_held(self, station: str) -> dict[int, str]:
         """Send what was held for ``station`` while it was offline, oldest first: its queued
         reservations (one whose expiry has passed is ``expired`` and not sent) and its queued
-        cancellations. Returns each reservation's outcome. One delivery per station at a time."""
+        cancellations. Returns each reservation's outcome. One delivery per station at a time;
+        a station with nothing held costs one indexed SELECT."""
         lock = self._delivering.setdefault(station, asyncio.Lock())
         outcome: dict[int, str] = {}
         async with lock:
-            self.expire_reservations(station)
             r = t.reservations.c
             with self.engine.connect() as conn:
                 rows = conn.execute(
@@ -864,16 +873,24 @@ class Csms:
                     .where(r.station_id == station, r.status.in_(HELD))
                     .order_by(r.created, r.id)
                 ).all()
+            if any(row.expires <= time.time() for row in rows):
+                self.expire_reservations(station)
             for row in rows:
                 session = self._accepted_session(station)
                 if session is None:  # gone again: the rest stays held
                     break
-                if row.status == "queued":
-                    outcome[row.id] = await self._send_reserve(session, row)
-                else:
-                    outcome[row.id] = await self._send_cancel(session, row.id, True)
+                if row.expires <= time.time():
+                    outcome[row.id] = "expired" if row.status == "queued" else "cancelled"
+                    continue
+                try:
+                    if row.status == "queued":
+                        outcome[row.id] = await self._send_reserve(session, row)
+                    else:
+                        outcome[row.id] = await self._send_cancel(session, row.id, True)
+                except Exception:  # this one stays as it is (a pending one is held again later)
+                    log.exception("ocpp: %s: reservation %s could not be sent", station, row.id)
         if outcome:
-            log.info("ocpp: %s: sent %d held reservation messages: %s", station, len(outcome), outcome)
+            log.info("ocpp: %s: held reservation messages: %s", station, outcome)
         return outcome
 
     def expire_reservations(self, station: str | None = None) -> int:
