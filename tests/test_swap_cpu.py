@@ -18,7 +18,12 @@ def test_bench_swap_cpu_as_in_the_readme(capsys: pytest.CaptureFixture[str]) -> 
     assert (library["mode"], fast["mode"]) == ("library", "fast")
     for run in (library, fast):
         assert run["messages"] == 100 * 3 * 17  # a Heartbeat and 8 + 8 slot messages per station and round
-        assert set(run["by_kind_us"]) == {"Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent"}
+        assert set(run["by_kind_us"]) == {
+            "Heartbeat",
+            "StatusNotification",
+            "MeterValues",
+            "TransactionEvent",
+        }
         assert run["swap_flows"] == 30 and run["swap_flow_cpu_ms_mean"] > 0
     # the same frames, back to back in one process: the fast path costs well under the library's
     assert fast["cpu_us_per_message"] < 0.6 * library["cpu_us_per_message"]

@@ -116,6 +116,9 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
                     "vendor": row["vendor"],
                     "model": row["model"],
                     "firmware": row["firmware"],
+                    "firmware_status": row["firmware_status"],  # FirmwareStatusNotification's last word
+                    "boot_reason": row["boot_reason"],  # PowerUp, RemoteReset, FirmwareUpdate, ...
+                    "clock_skew_s": row["clock_skew_s"],
                     "slots": slots,
                     "ready": int(packs.get("ready", 0)),
                     "charging": charging,

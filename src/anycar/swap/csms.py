@@ -277,6 +277,10 @@ class Csms:
         self._layouts: dict[str, Any] = {}
         self._delivering: dict[str, asyncio.Lock] = {}
         self.sweep_interval = 10.0  # seconds between looks at held and expired reservations
+        # the charging plan last sent to each station and its answers, and the demand it was made
+        # for: sent again under a new grid limit (in memory: a restarted CSMS plans afresh)
+        self.plans: dict[str, tuple[Any, dict[int, str]]] = {}
+        self._plan_demand: dict[str, list[float] | None] = {}
 
     # component -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -956,7 +960,15 @@ class Csms:
         if answer.status == "Accepted":
             self.update_station(station, grid_limit_kw=kw)
             self._rows.pop(station, None)
+            await self._replan_after_limit(station)
         return str(answer.status)
+
+    async def _replan_after_limit(self, station: str) -> None:
+        """A station that was sent a charging plan gets it again under its new grid limit: the
+        plan's hourly limits were shared out under the old one (a lower limit would leave the
+        station capping them itself, in slot order rather than by the plan's deadlines)."""
+        if station in self.plans:
+            await self.charge_plan(station, demand=self._plan_demand.get(station))
 
     async def send_plan(self, station: str, plan: Any) -> dict[int, str]:
         """A charging plan (``anycar.swap.plan.Plan``) as one TxDefaultProfile per slot."""
@@ -981,7 +993,10 @@ class Csms:
             self.engine, station, charger_kw=session.layout.charger_kw, chargers=session.layout.chargers,
             ready_soc=self.policy.ready_soc, demand=demand,
         )  # fmt: skip
-        return plan, await self.send_plan(station, plan)
+        answers = await self.send_plan(station, plan)
+        self.plans[station] = (plan, answers)
+        self._plan_demand[station] = demand
+        return plan, answers
 
     async def get_variables(self, station: str, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
         data = [{"component": {"name": c}, "variable": {"name": v}} for c, v in names]

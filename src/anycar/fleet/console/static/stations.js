@@ -52,6 +52,14 @@ function reservationsCard(list) {
       el("tbody", {}, ...rows))) : el("p", { class: "muted", "data-testid": "no-reservations", text: "No reservations today." }));
 }
 
+// What the station last said about itself: its firmware update's status, why it last booted,
+// and a clock the CSMS found off (its timestamps are then not trusted).
+function stationOps(s) {
+  const bits = [s.firmware_status ? `firmware update: ${s.firmware_status}` : null, s.boot_reason ? `last boot: ${s.boot_reason}` : null,
+    typeof s.clock_skew_s === "number" && Math.abs(s.clock_skew_s) > 1 ? `clock ${s.clock_skew_s > 0 ? "+" : ""}${s.clock_skew_s.toFixed(0)} s off` : null].filter(Boolean);
+  return el("span", { class: "muted small", "data-testid": "station-ops", text: bits.join(" · ") });
+}
+
 export class StationsPage {
   constructor(root) { this.root = root; }
 
@@ -90,7 +98,8 @@ export class StationsPage {
     const fact = (k, v, test) => el("div", { "data-testid": test }, el("dt", { text: k }), el("dd", { text: v }));
     this.root.replaceChildren(
       el("div", { class: "page-head" }, el("a", { class: "back", href: "#/stations", text: "← Stations" }), el("h1", { text: s.name }),
-        el("span", { class: `pill ${s.online ? "st-ready" : "st-offline"}`, text: s.online ? "online" : "offline" }), el("span", { class: "muted", text: `${s.id} · ${s.vendor || ""} ${s.model || ""} · firmware ${s.firmware || "—"} · last seen ${time(s.last_seen)}` })),
+        el("span", { class: `pill ${s.online ? "st-ready" : "st-offline"}`, text: s.online ? "online" : "offline" }), el("span", { class: "muted", text: `${s.id} · ${s.vendor || ""} ${s.model || ""} · firmware ${s.firmware || "—"} · last seen ${time(s.last_seen)}` }),
+        stationOps(s)),
       el("div", { class: "st-top" },
         el("section", { class: "card" }, el("dl", { class: "summary st-facts", "data-testid": "station-facts" },
           fact("Ready packs", String(s.ready), "fact-ready"), fact("Charging", String(s.charging), "fact-charging"), fact("Queue", String(s.queue), "fact-queue"),
