@@ -196,3 +196,29 @@ def test_the_remembered_conversions_and_signatures_are_the_librarys() -> None:
         assert ("call_unique_id" in remembered.parameters) == (
             "call_unique_id" in inspect.signature(bound).parameters
         )
+
+
+def test_the_one_walk_serialize_as_dict_is_the_librarys() -> None:
+    from ocpp.v21 import call_result
+    from ocpp.v21.datatypes import IdTokenType
+
+    from anycar.swap.ocpp21 import _LIBRARY_AS_DICT
+
+    samples = [
+        call_result.BootNotification(current_time=NOW, interval=60, status="Accepted"),
+        call_result.Authorize(id_token_info={"status": "Accepted"}),
+        call_result.StatusNotification(),
+        call.BatterySwap(
+            battery_data=[BatteryDataType(evse_id=1, serial_number="P1", soc=50.0, soh=90.0)],
+            event_type="BatteryIn", id_token=IdTokenType(id_token="abc", type="Central"), request_id=7,
+        ),
+        call.ReserveNow(id=5, expiry_date_time=NOW, id_token=ID, evse_id=None),
+        call.SetChargingProfile(evse_id=1, charging_profile=PROFILE),
+        call_result.GetVariables(get_variable_result=[{"attribute_status": "Accepted", "component": {"name": "C"}, "variable": {"name": "V"}}]),
+    ]  # fmt: skip
+    for sample in samples:
+        ours = ocpp.charge_point.serialize_as_dict(sample)
+        assert ours == _LIBRARY_AS_DICT(sample), sample
+    nested = samples[5]
+    ours = ocpp.charge_point.serialize_as_dict(nested)
+    assert ours["charging_profile"] is not PROFILE  # new containers, as asdict makes

@@ -98,5 +98,6 @@ def test_a_reservation_held_for_an_offline_station_then_sent_when_it_boots(
     expired = page.locator(f"[data-reservation='{gone}']")
     assert expired.get_attribute("data-status") == "expired" and "never sent" in expired.text_content()
     assert sim.reservations_seen == [held]
+    assert "last boot: PowerUp" in page.text_content("[data-testid=station-ops]")
     screenshot(page, "swap_reservation_sent")
     assert own_errors(page) == []

@@ -29,12 +29,15 @@
    twice; after validation these were the largest costs. The conversions keep the library's own
    functions but remember each key's result (OCPP's field names are a small vocabulary; the memory
    is bounded), and the signature is remembered per handler function. Same results, by
-   construction: each key still goes through the library's conversion once.
+   construction: each key still goes through the library's conversion once. Its
+   ``serialize_as_dict`` of each answer (``asdict``'s deep copy, then a second walk) is one walk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import functools
 import inspect
 import json
@@ -145,6 +148,25 @@ def snake_to_camel_case(data: Any) -> Any:
     return data
 
 
+_LIBRARY_AS_DICT = ocpp.charge_point.serialize_as_dict
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return serialize_as_dict(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value) if not isinstance(value, str | int | float | bool | None) else value
+
+
+def serialize_as_dict(dataclass: Any) -> dict[str, Any]:
+    """The library's ``serialize_as_dict`` (``dataclasses.asdict``, then each nested dataclass
+    again) in one walk: the same dict, new containers, without deep-copying strings and numbers."""
+    return {f.name: _plain(getattr(dataclass, f.name)) for f in dataclasses.fields(dataclass)}
+
+
 @functools.lru_cache(maxsize=1024)
 def _function_signature(function: Any) -> inspect.Signature:
     return inspect.signature(function)
@@ -175,6 +197,7 @@ def set_mode(mode: str) -> None:
     ocpp.charge_point.camel_to_snake_case = camel_to_snake_case if fast else _LIBRARY_TO_SNAKE
     ocpp.charge_point.snake_to_camel_case = snake_to_camel_case if fast else _LIBRARY_TO_CAMEL
     ocpp.charge_point.inspect = _Inspect if fast else inspect
+    ocpp.charge_point.serialize_as_dict = serialize_as_dict if fast else _LIBRARY_AS_DICT
 
 
 set_mode("fast")
