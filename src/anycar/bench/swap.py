@@ -7,7 +7,8 @@
   RequestBatterySwap → BatteryIn → BatteryOut. Figures over the measuring window: every answer's
   latency as the station sees it (send → CALLRESULT, so the stations' own loop lag counts against
   the CSMS), and each swap's flow latency (Authorize sent → last BatterySwap answered) minus the
-  robot's measured mechanical time; the CSMS process's CPU seconds.
+  robot's measured mechanical time; inside the CSMS, each CALL's handling (socket to answer) and
+  each swap's CSMS time (``SwapResult.latency_ms``); the CSMS process's CPU seconds, and per CALL.
 - Station throughput: the simpy station's ceiling for the nio-gen4 layout vs NIO's published figures.
 """
 
@@ -139,7 +140,6 @@ def serve_main(argv: list[str]) -> int:
     """The CSMS process of the benchmark: ``python -m anycar.bench.swap DB CERT KEY``."""
     from anycar.fleet.db import make_engine
     from anycar.swap.csms import Csms, server_tls
-
     from anycar.swap.ocpp21 import set_mode
 
     url, cert, key, *mode = argv
@@ -150,6 +150,7 @@ def serve_main(argv: list[str]) -> int:
     async def main() -> None:
         csms = Csms(make_engine(url), ssl_context=server_tls(cert, key))
         csms.handled = []
+        csms.flows_ms = []
         await csms.start()
         sys.stdout.write(f"{READY}{csms.port} {cores[0]}\n")
         sys.stdout.flush()
@@ -158,12 +159,14 @@ def serve_main(argv: list[str]) -> int:
             None, sys.stdin.readline
         )  # "measure": drop the warm-up
         handled.clear()
+        flows = csms.flows_ms
+        flows.clear()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "done"
         summary = latency_summary(list(handled))
-        sys.stdout.write(
-            json.dumps({"handled": len(handled), **summary, "over_1s": sum(1 for v in handled if v > 1)})
-            + "\n"
-        )
+        # each swap's time in the CSMS (its DB work, RequestBatterySwap's round trip, the events)
+        inside = {f"swap_flow_{k}": v for k, v in latency_summary([f / 1000 for f in flows]).items()}
+        doc = {"handled": len(handled), **summary, "over_1s": sum(1 for v in handled if v > 1)}
+        sys.stdout.write(json.dumps({**doc, "swaps": len(flows), **inside}) + "\n")
         sys.stdout.flush()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
         await csms.stop()

@@ -270,6 +270,7 @@ class Csms:
         self.skew: dict[str, float] = {}
         self.stats = {"connections": 0, "refused": 0, "messages": 0, "flushes": 0}
         self.handled: list[float] | None = None  # set to a list to record each CALL's handling time (bench)
+        self.flows_ms: list[float] | None = None  # the same for each completed swap's CSMS time (bench)
         self._server: Server | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -712,6 +713,8 @@ class Csms:
                     .values(status="used")
                 )
         pending.busy_ms += (time.perf_counter() - started) * 1000
+        if self.flows_ms is not None:
+            self.flows_ms.append(pending.busy_ms)
         self.swaps.pop(pending.id, None)
         if not pending.done.done():
             pending.done.set_result(
