@@ -26,7 +26,7 @@ from anycar.logistics.swapstops import (
     stations_from_tables,
 )
 from anycar.roads import load_network
-from anycar.swap import inventory
+from anycar.swap import inventory, registry
 from anycar.swap import tables as t
 from swap_support import running, running_csms, station, swap_engine, until, vehicle
 
@@ -137,15 +137,23 @@ async def test_the_swap_is_reserved_at_the_station_and_moved_when_late(day, tmp_
         assert rows == {reservation.reservation_id: "cancelled", new_id: "active"}
 
 
-async def test_an_offline_station_gets_no_reservation_and_says_so(day, tmp_path: Path) -> None:
+async def test_an_offline_station_holds_the_reservation_and_an_unknown_one_says_so(
+    day, tmp_path: Path
+) -> None:
     route, v, sites, provider = day
     with swap_engine("sqlite", tmp_path) as engine:
         _, token = vehicle(engine)
+        registry.add_station(engine, "away", layout="pickman-8")  # registered, not connected
         async with running_csms(engine) as csms:
-            decision = plan_swap(route, _low(v, route), [SwapStation("gone", sites[0], 2)], provider)
-            assert decision.swap is not None
-            got = await reserve(csms, decision.swap, token, now_s=8 * 3600, day_start=0.0)
-            assert got.status == "offline" and got.reservation_id is None and "not connected" in got.detail
+            for ident in ("gone", "away"):
+                decision = plan_swap(route, _low(v, route), [SwapStation(ident, sites[0], 2)], provider)
+                assert decision.swap is not None
+                got = await reserve(csms, decision.swap, token, now_s=8 * 3600, day_start=0.0)
+                if ident == "gone":
+                    assert got.status == "unknown_station" and got.reservation_id is None
+                    assert "no station" in got.detail
+                else:  # held by the CSMS, sent when the station connects (tests/test_swap_reservations.py)
+                    assert got.status == "Queued" and got.reservation_id is not None
 
 
 def test_the_benchmark_prints_both_columns_on_a_tiny_day(capsys: pytest.CaptureFixture[str]) -> None:

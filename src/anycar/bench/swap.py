@@ -7,7 +7,8 @@
   RequestBatterySwap → BatteryIn → BatteryOut. Figures over the measuring window: every answer's
   latency as the station sees it (send → CALLRESULT, so the stations' own loop lag counts against
   the CSMS), and each swap's flow latency (Authorize sent → last BatterySwap answered) minus the
-  robot's measured mechanical time; the CSMS process's CPU seconds.
+  robot's measured mechanical time; inside the CSMS, each CALL's handling (socket to answer) and
+  each swap's CSMS time (``SwapResult.latency_ms``); the CSMS process's CPU seconds, and per CALL.
 - Station throughput: the simpy station's ceiling for the nio-gen4 layout vs NIO's published figures.
 """
 
@@ -139,14 +140,17 @@ def serve_main(argv: list[str]) -> int:
     """The CSMS process of the benchmark: ``python -m anycar.bench.swap DB CERT KEY``."""
     from anycar.fleet.db import make_engine
     from anycar.swap.csms import Csms, server_tls
+    from anycar.swap.ocpp21 import set_mode
 
-    url, cert, key = argv
+    url, cert, key, *mode = argv
+    set_mode(mode[0] if mode else "fast")
     cores = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cores[0]})  # one core
 
     async def main() -> None:
         csms = Csms(make_engine(url), ssl_context=server_tls(cert, key))
         csms.handled = []
+        csms.flows_ms = []
         await csms.start()
         sys.stdout.write(f"{READY}{csms.port} {cores[0]}\n")
         sys.stdout.flush()
@@ -155,12 +159,14 @@ def serve_main(argv: list[str]) -> int:
             None, sys.stdin.readline
         )  # "measure": drop the warm-up
         handled.clear()
+        flows = csms.flows_ms
+        flows.clear()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "done"
         summary = latency_summary(list(handled))
-        sys.stdout.write(
-            json.dumps({"handled": len(handled), **summary, "over_1s": sum(1 for v in handled if v > 1)})
-            + "\n"
-        )
+        # each swap's time in the CSMS (its DB work, RequestBatterySwap's round trip, the events)
+        inside = {f"swap_flow_{k}": v for k, v in latency_summary([f / 1000 for f in flows]).items()}
+        doc = {"handled": len(handled), **summary, "over_1s": sum(1 for v in handled if v > 1)}
+        sys.stdout.write(json.dumps({**doc, "swaps": len(flows), **inside}) + "\n")
         sys.stdout.flush()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
         await csms.stop()
@@ -342,13 +348,17 @@ def _load(port: int, ca: str, passwords: dict[str, str], tokens: list[str], *, l
         "swap_flow_max_ms": flow["max_ms"],
         "csms_cpu_s": round(cpu, 2),
         "csms_cpu_share_of_one_core": round(cpu / seconds, 3),
+        # everything the CSMS process did (TLS, WebSocket, OCPP, database) per CALL it handled
+        "csms_cpu_us_per_message": round(cpu / max(1, int(inside.get("handled", 0))) * 1e6, 1),
         "station_errors": sum(p["errors"] for p in parts),
     }
 
 
 def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60.0, warmup: float = 30.0, seconds: float = 120.0,
-        swaps_per_minute: float = 10.0, speed: float = 30.0, db: str | None = None, processes: int = 4) -> dict[str, Any]:  # fmt: skip
-    """One run of the CSMS load, plus the station-throughput comparison."""
+        swaps_per_minute: float = 10.0, speed: float = 30.0, db: str | None = None, processes: int = 4,
+        ocpp_mode: str = "fast") -> dict[str, Any]:  # fmt: skip
+    """One run of the CSMS load, plus the station-throughput comparison. ``ocpp_mode``: the CSMS
+    with ``anycar.swap.ocpp21``'s fast path (``fast``) or the ``ocpp`` library as shipped."""
     from anycar.swap.simulate import nio_comparison
 
     if stations < 1 or seconds <= 0 or interval <= 0:
@@ -359,7 +369,7 @@ def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60
         passwords, tokens = _populate(url, stations, max(20, int(swaps_per_minute * 4)), layout)
         load_before = os.getloadavg()
         proc = subprocess.Popen(  # nosec B603 # our own interpreter and module, no shell
-            [sys.executable, "-m", "anycar.bench.swap", url, cert, key],
+            [sys.executable, "-m", "anycar.bench.swap", url, cert, key, ocpp_mode],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -396,8 +406,11 @@ def run(*, stations: int = 1000, layout: str = "pickman-8", interval: float = 60
     result["goal_swap_flow_p99_le_200ms"] = result["swap_flow_p99_ms"] <= 200
     result["station_throughput"] = nio_comparison()
     result["benchmark"] = "swap"
+    result["ocpp_mode"] = ocpp_mode
     result["command"] = (
-        f"anycar bench swap --stations {stations} --seconds {seconds:g} --client-processes {processes} --json"
+        f"anycar bench swap --stations {stations} --seconds {seconds:g} --client-processes {processes}"
+        + ("" if ocpp_mode == "fast" else f" --ocpp-mode {ocpp_mode}")
+        + " --json"
     )
     return result
 

@@ -59,9 +59,47 @@ def _register_swap(cmds: Any) -> None:
     sw.add_argument(
         "--client-processes", type=int, default=4, help="processes the simulated stations are spread over"
     )
+    sw.add_argument(
+        "--ocpp-mode", choices=["fast", "library"], default="fast",
+        help="the CSMS with anycar.swap.ocpp21's fast path, or the ocpp library as shipped (the before)",
+    )  # fmt: skip
     sw.add_argument("--json", action="store_true", help="print JSON")
     sw.set_defaults(func=bench_swap)
     _register_swap_value(cmds)
+    _register_swap_cpu(cmds)
+
+
+def _register_swap_cpu(cmds: Any) -> None:
+    sc = cmds.add_parser(
+        "swap-cpu",
+        help="the CSMS's CPU per OCPP message without sockets (load-independent), fast path vs the library as shipped",
+    )
+    sc.add_argument("--stations", type=int, default=100, help="stations (pickman-8), each one session")
+    sc.add_argument("--rounds", type=int, default=3, help="intervals of periodic messages measured")
+    sc.add_argument("--swaps", type=int, default=30, help="whole swap flows measured")
+    sc.add_argument(
+        "--mode",
+        choices=["fast", "library", "both"],
+        default="both",
+        help="anycar.swap.ocpp21's fast path, or not",
+    )
+    sc.add_argument("--json", action="store_true", help="print JSON")
+    sc.set_defaults(func=bench_swap_cpu)
+
+
+def bench_swap_cpu(args: argparse.Namespace) -> int:
+    from anycar.bench import swap_cpu
+
+    if args.stations < 1 or args.rounds < 1 or args.swaps < 0:
+        return fail("--stations and --rounds must be >= 1, --swaps >= 0")
+    modes = ["library", "fast"] if args.mode == "both" else [args.mode]
+    with errors.status("anycar bench swap-cpu: feeding the CSMS..."):
+        runs = [
+            swap_cpu.run(stations=args.stations, rounds=args.rounds, swaps=args.swaps, mode=m) for m in modes
+        ]
+    result: dict[str, Any] = {"benchmark": "swap-cpu", "runs": runs} if len(runs) > 1 else runs[0]
+    show(result, args.json)
+    return 0
 
 
 def _register_swap_value(cmds: Any) -> None:
@@ -110,6 +148,7 @@ def bench_swap(args: argparse.Namespace) -> int:
             swaps_per_minute=args.swaps_per_minute,
             db=args.db,
             processes=args.client_processes,
+            ocpp_mode=args.ocpp_mode,
         )
     show(result, args.json)
     return 0

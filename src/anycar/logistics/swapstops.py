@@ -101,7 +101,7 @@ class SwapStation:
 class Reservation:
     station: str
     reservation_id: int | None
-    status: str  # Accepted / Rejected / ... from the station; "offline" when not sent
+    status: str  # Accepted / Rejected / ... from the station; "Queued": held by the CSMS until it connects
     expires_s: float  # seconds of the day
     detail: str = ""
 
@@ -299,7 +299,9 @@ def stations_from_tables(
             layout = load_layout(row.layout)
             packs = conn.execute(select(p.state, p.soc, p.capacity_kwh).where(p.station_id == ident)).all()
             held = conn.execute(
-                select(func.count()).where(r.station_id == ident, r.status == "active", r.expires >= now)
+                select(func.count()).where(
+                    r.station_id == ident, r.status.in_(("queued", "pending", "active")), r.expires >= now
+                )
             ).scalar()
             queued = conn.execute(
                 select(func.count()).where(s.station_id == ident, s.state == "requested")
@@ -336,9 +338,10 @@ def stations_from_tables(
 async def reserve(csms: Any, stop: SwapStop, token: str, *, now_s: float, day_start: float) -> Reservation:
     """ReserveNow at the chosen station until ``RESERVE_MARGIN_S`` after the expected arrival.
 
-    The CSMS records the reservation (``swap_reservations``) and sends it; a station that is not
-    connected gets no reservation (status ``offline``): the stop stays planned on the forecast
-    and the pack is not guaranteed — the next re-plan tries again."""
+    The CSMS records the reservation (``swap_reservations``) and sends it; for a station that is
+    not connected it holds it (status ``Queued``) and sends it when the station connects: the stop
+    stays planned on the last known inventory, the pack is not guaranteed until the station
+    accepts it. An unknown station or token comes back with the CSMS's reason and no id."""
     from anycar.swap.csms import SwapError
 
     expires = stop.arrival_s + stop.wait_s + RESERVE_MARGIN_S
@@ -371,7 +374,7 @@ async def replan(
     delay = max(0.0, now_s - route.stops[at_stop].departure_s)
     decision = plan_swap(route, vehicle, stations, provider, delay_s=delay, first=at_stop)
     old = previous.reservation if previous else None
-    if old and old.reservation_id is not None and old.status == "Accepted":
+    if old and old.reservation_id is not None and old.status in ("Accepted", "Queued"):
         await csms.cancel_reservation(old.station, old.reservation_id)
     if decision.swap is not None:
         await reserve(csms, decision.swap, token, now_s=now_s, day_start=day_start)

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -84,7 +84,9 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
             reserved = int(
                 conn.execute(
                     select(func.count()).where(
-                        r.station_id == sid, r.status.in_(["pending", "active"]), r.expires > time.time()
+                        r.station_id == sid,
+                        r.status.in_(["queued", "pending", "active"]),
+                        r.expires > time.time(),
                     )
                 ).scalar()
                 or 0
@@ -114,6 +116,9 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
                     "vendor": row["vendor"],
                     "model": row["model"],
                     "firmware": row["firmware"],
+                    "firmware_status": row["firmware_status"],  # FirmwareStatusNotification's last word
+                    "boot_reason": row["boot_reason"],  # PowerUp, RemoteReset, FirmwareUpdate, ...
+                    "clock_skew_s": row["clock_skew_s"],
                     "slots": slots,
                     "ready": int(packs.get("ready", 0)),
                     "charging": charging,
@@ -185,7 +190,35 @@ def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, An
             }
             for r in swaps
         ]
+        doc["reservation_list"] = reservation_list(conn, station)
     return doc
+
+
+OPEN = ("queued", "pending", "active", "cancel_queued")
+
+
+def reservation_list(conn: Any, station: str) -> list[dict[str, Any]]:
+    """The station's reservations still open, and those of today that ended: each with its state
+    (``queued`` = held by the CSMS while the station is offline, sent when it connects), the
+    station's answer, when it was sent and why it ended as it did."""
+    r, v = t.reservations.c, fleet_db.vehicles.c
+    rows = conn.execute(
+        select(
+            r.id, r.status, r.answer, r.expires, r.created, r.sent, r.updated, r.detail, r.evse_id, v.wire_id
+        )
+        .select_from(t.reservations.outerjoin(fleet_db.vehicles, v.id == r.vehicle_id))
+        .where(r.station_id == station, or_(r.status.in_(OPEN), r.created >= _day_start()))
+        .order_by(r.created.desc())
+        .limit(200)
+    ).mappings()
+    return [
+        {
+            **{k: row[k] for k in row if k != "wire_id"},
+            "vehicle": row["wire_id"],
+            "open": row["status"] in OPEN,
+        }
+        for row in rows
+    ]
 
 
 def passport(engine: Engine, tenant_id: int, serial: str) -> dict[str, Any] | None:

@@ -9,9 +9,15 @@ by the ``ocpp`` library against OCA's schemas (``anycar.swap.ocpp21`` fixes the 
 and BatteryData's field names); each station is one :class:`StationSession`.
 
 Station → CSMS: BootNotification, Heartbeat, StatusNotification (per slot), Authorize,
-TransactionEvent and MeterValues (each pack's charging), BatterySwap, FirmwareStatusNotification.
-CSMS → station: RequestBatterySwap (``request_swap``), ReserveNow / CancelReservation,
-SetChargingProfile (``set_grid_limit``, ``send_plan``), GetVariables / SetVariables, Reset.
+TransactionEvent and MeterValues (each pack's charging), BatterySwap, FirmwareStatusNotification,
+ReservationStatusUpdate. CSMS → station: RequestBatterySwap (``request_swap``), ReserveNow /
+CancelReservation, SetChargingProfile (``set_grid_limit``, ``send_plan``), GetVariables /
+SetVariables, Reset.
+
+A reservation for a station that is offline is held (``queued``) and sent when the station
+connects (after its BootNotification, or its first message when it reconnects without a reboot);
+its outcome is recorded (the station's answer, or ``expired`` when its expiry passed first: it is
+then never sent); a cancellation while the station is offline is held the same way.
 
 Slot states and meter values arrive in floods (a station reports every slot every minute); they
 are kept in memory and written by a flusher once a second, one transaction for all stations, so a
@@ -33,6 +39,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+from ocpp.exceptions import OCPPError
 from ocpp.routing import after, on
 from ocpp.v21 import call, call_result
 from ocpp.v21.enums import Action
@@ -50,6 +57,9 @@ from anycar.swap.policy import Policy, load_layout, load_policy
 from anycar.swap.registry import check_password, station_auth
 
 log = logging.getLogger("anycar.swap.csms")
+HELD = ("queued", "cancel_queued")  # reservation messages the CSMS holds for an offline station
+OPEN_RESERVATIONS = ("queued", "pending", "active", "cancel_queued")
+HOLDS_A_PACK = ("queued", "pending", "active")  # a pack is set aside for the vehicle (or will be)
 TOKEN_TYPE = "Central"  # nosec B105 # an OCPP IdTokenEnumType value, not a secret
 
 
@@ -121,7 +131,10 @@ class StationSession(Endpoint):
         self.tenant_id = tenant_id
         self.connection = connection
         row = csms.station_row(ident)
-        self.layout = load_layout(row.layout)
+        self.layout = csms.layout_of(row.layout)
+        # the station may be sent CALLs: it booted on this connection, or (reconnected without a
+        # reboot) it sent something else first, which it may only do once it was accepted
+        self.accepted = False
 
     # station -> CSMS -----------------------------------------------------------------------
     @on(Action.boot_notification)
@@ -132,6 +145,28 @@ class StationSession(Endpoint):
         return call_result.BootNotification(
             current_time=now_iso(), interval=self.csms.policy.heartbeat_s, status="Accepted"
         )
+
+    @after(Action.boot_notification)
+    def after_boot(self, **_: Any) -> None:
+        self._accepted()
+
+    async def _handle_call(self, msg: Any) -> Any:
+        result = await super()._handle_call(msg)
+        if not self.accepted and msg.action != Action.boot_notification:
+            self._accepted()
+        return result
+
+    def _accepted(self) -> None:
+        """From now on the station takes CALLs: send what the CSMS held for it while it was away."""
+        self.accepted = True
+        self.csms.spawn(self.csms.deliver_held(self.id))
+
+    @on(Action.reservation_status_update)
+    def on_reservation_status(
+        self, reservation_id: int, reservation_update_status: str, **_: Any
+    ) -> call_result.ReservationStatusUpdate:
+        self.csms.reservation_ended(self.id, reservation_id, reservation_update_status)
+        return call_result.ReservationStatusUpdate()
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
@@ -235,10 +270,18 @@ class Csms:
         self.skew: dict[str, float] = {}
         self.stats = {"connections": 0, "refused": 0, "messages": 0, "flushes": 0}
         self.handled: list[float] | None = None  # set to a list to record each CALL's handling time (bench)
+        self.flows_ms: list[float] | None = None  # the same for each completed swap's CSMS time (bench)
         self._server: Server | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rows: dict[str, Any] = {}
+        self._layouts: dict[str, Any] = {}
+        self._delivering: dict[str, asyncio.Lock] = {}
+        self.sweep_interval = 10.0  # seconds between looks at held and expired reservations
+        # the charging plan last sent to each station and its answers, and the demand it was made
+        # for: sent again under a new grid limit (in memory: a restarted CSMS plans afresh)
+        self.plans: dict[str, tuple[Any, dict[int, str]]] = {}
+        self._plan_demand: dict[str, list[float] | None] = {}
 
     # component -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -254,6 +297,9 @@ class Csms:
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             process_request=self._authenticate,
             max_size=MAX_FRAME,
+            # no permessage-deflate: OCPP frames are a few hundred bytes, and compressing each one
+            # cost ~20 % of the CSMS's CPU (zlib flush per frame) for almost no bytes saved
+            compression=None,
             ping_interval=None,  # OCPP's Heartbeat is the liveness check
         )
         self._flusher = asyncio.create_task(self._flush_loop())
@@ -283,8 +329,17 @@ class Csms:
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A background task (a swap, a delivery of held reservations) that failed says so in the log."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, ConnectionClosed | SwapError):
+            log.error("ocpp: background task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
 
     # the upgrade: who is it ------------------------------------------------------------------
     def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -335,7 +390,7 @@ class Csms:
         session = StationSession(self, ident, auth.tenant_id, connection)
         self.sessions[ident] = session
         self.stats["connections"] += 1
-        self.update_station(ident, online=True, last_seen=time.time())
+        self.seen(ident)  # online from the next flush (one transaction for every station's news)
         try:
             await session.start()
         except ConnectionClosed:
@@ -343,6 +398,7 @@ class Csms:
         finally:
             if self.sessions.get(ident) is session:
                 del self.sessions[ident]
+                self.pending_seen.discard(ident)  # else the next flush would mark it online again
                 self.update_station(ident, online=False)
                 self._abort_swaps(ident, "station went offline mid-swap")
 
@@ -354,6 +410,14 @@ class Csms:
                 row = conn.execute(select(t.stations).where(t.stations.c.id == ident)).first()
             self._rows[ident] = row
         return row
+
+    def layout_of(self, name: str) -> Any:
+        """The station layout, parsed once per name: a thousand stations reconnecting after a CSMS
+        restart would otherwise parse the same YAML a thousand times (2.6 ms each)."""
+        layout = self._layouts.get(name)
+        if layout is None:
+            layout = self._layouts[name] = load_layout(name)
+        return layout
 
     def seen(self, ident: str) -> None:
         self.pending_seen.add(ident)
@@ -387,12 +451,19 @@ class Csms:
         self.skew[ident] = skew
 
     async def _flush_loop(self) -> None:
+        swept = time.monotonic()
         while True:
             await asyncio.sleep(self.flush_interval)
             try:
                 self.flush()
             except Exception:  # a database hiccup: keep the pending state, try again next second
                 log.exception("ocpp: flush failed; retrying")
+            if time.monotonic() - swept >= self.sweep_interval:
+                swept = time.monotonic()
+                try:
+                    await self._sweep_held()
+                except Exception:  # the same: held reservations stay held, looked at again later
+                    log.exception("ocpp: reservation sweep failed; retrying")
 
     def flush(self) -> None:
         """Write the coalesced slot states, SoCs and last-seen times in one transaction
@@ -445,11 +516,10 @@ class Csms:
         conn.execute(
             update(t.reservations).where(r.status == "active", r.expires < now).values(status="expired")
         )
-        mine = conn.execute(
-            select(r.id).where(r.station_id == station, r.vehicle_id == vehicle.id, r.status == "active")
-        ).scalar()
+        holds = (r.station_id == station, r.status.in_(HOLDS_A_PACK), r.expires >= now)
+        mine = conn.execute(select(r.id).where(*holds, r.vehicle_id == vehicle.id)).scalar()
         if mine is None:
-            others = conn.execute(select(r.id).where(r.station_id == station, r.status == "active")).all()
+            others = conn.execute(select(r.id).where(*holds)).all()
             ready = inventory.ready_count(conn, station) - sum(
                 1 for p in self.swaps.values() if p.station == station
             )
@@ -643,6 +713,8 @@ class Csms:
                     .values(status="used")
                 )
         pending.busy_ms += (time.perf_counter() - started) * 1000
+        if self.flows_ms is not None:
+            self.flows_ms.append(pending.busy_ms)
         self.swaps.pop(pending.id, None)
         if not pending.done.done():
             pending.done.set_result(
@@ -683,51 +755,205 @@ class Csms:
             raise SwapError("offline", f"station {station} is not connected")
         return session
 
+    # reservations: sent at once, or held while the station is offline and sent when it connects --
+    def _accepted_session(self, station: str) -> StationSession | None:
+        session = self.sessions.get(station)
+        return session if session is not None and session.accepted else None
+
     async def reserve(
         self, station: str, token: str, *, minutes: float = 30.0, evse_id: int | None = None
     ) -> tuple[int, str]:
-        """ReserveNow a pack for the vehicle behind ``token``; (reservation id, the station's status)."""
-        session = self._session(station)
+        """ReserveNow a pack for the vehicle behind ``token``: (reservation id, status).
+
+        The status is the station's answer (Accepted, Occupied, Faulted, Rejected, Unavailable),
+        or ``Queued`` when the station is not connected (or its link failed before it answered):
+        the CSMS holds the reservation and sends it when the station connects, unless it has
+        expired by then (``expired``, never sent)."""
+        if self.station_row(station) is None:
+            raise SwapError("unknown_station", f"no station {station[:48]!r} is registered")
+        now = time.time()
+        session = self._accepted_session(station)
         with self.engine.begin() as conn:
             vehicle = self._vehicle(conn, token)
             if vehicle is None:
                 raise SwapError("unknown_token", "idToken not issued to a vehicle")
             reservation_id = secrets.randbelow(2**31 - 2) + 1
-            expires = time.time() + minutes * 60
             conn.execute(
                 t.reservations.insert().values(
                     id=reservation_id, station_id=station, vehicle_id=vehicle.id, token=token, evse_id=evse_id,
-                    expires=expires, status="pending", created=time.time(),
+                    expires=now + minutes * 60, status="pending" if session else "queued", created=now, updated=now,
+                    detail=None if session else "held by the CSMS: the station is offline; sent when it connects",
                 )
             )  # fmt: skip
-        answer = await session.call(
-            call.ReserveNow(
-                id=reservation_id,
-                expiry_date_time=now_iso(expires),
-                id_token={"idToken": token, "type": TOKEN_TYPE},
-                evse_id=evse_id,
-            ),
-            suppress=False,
-        )
-        status = "active" if answer.status == "Accepted" else "rejected"
+        if session is None:
+            log.info("ocpp: reservation %s for %s held until the station connects", reservation_id, station)
+            return reservation_id, "Queued"
+        return reservation_id, await self._send_reserve(session, self._reservation(reservation_id))
+
+    def _reservation(self, reservation_id: int) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.reservations).where(t.reservations.c.id == reservation_id)).first()
+
+    def _set_reservation(self, reservation_id: int, **values: Any) -> None:
+        values["updated"] = time.time()
+        if isinstance(values.get("detail"), str):
+            values["detail"] = values["detail"][:500]
         with self.engine.begin() as conn:
-            conn.execute(
-                update(t.reservations).where(t.reservations.c.id == reservation_id).values(status=status)
+            conn.execute(update(t.reservations).where(t.reservations.c.id == reservation_id).values(**values))
+
+    async def _send_reserve(self, session: StationSession, row: Any) -> str:
+        """Send one stored reservation and record the station's answer; a link that fails before
+        the answer leaves it queued (ReserveNow again with the same id replaces it: no double)."""
+        self._set_reservation(row.id, status="pending")
+        try:
+            answer = await session.call(
+                call.ReserveNow(
+                    id=row.id,
+                    expiry_date_time=now_iso(row.expires),
+                    id_token={"idToken": row.token, "type": TOKEN_TYPE},
+                    evse_id=row.evse_id,
+                ),
+                suppress=False,
             )
-        return reservation_id, answer.status
+        except OCPPError as exc:  # the station answered with a CALLERROR: it will not hold it
+            self._set_reservation(row.id, status="rejected", answer=exc.code[:24], sent=time.time(),
+                                  detail=f"the station answered {exc.code}: {exc.description}")  # fmt: skip
+            return str(exc.code)
+        except (ConnectionClosed, TimeoutError) as exc:
+            self._set_reservation(row.id, status="queued",
+                                  detail=f"not answered ({type(exc).__name__}); sent again when the station connects")  # fmt: skip
+            return "Queued"
+        status = str(answer.status)
+        self._set_reservation(
+            row.id, status="active" if status == "Accepted" else "rejected", answer=status, sent=time.time(),
+            detail=None if status == "Accepted" else f"the station answered {status}",
+        )  # fmt: skip
+        return status
 
     async def cancel_reservation(self, station: str, reservation_id: int) -> str:
-        answer = await self._session(station).call(
-            call.CancelReservation(reservation_id=reservation_id), suppress=False
-        )
-        if answer.status == "Accepted":
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(t.reservations)
-                    .where(t.reservations.c.id == reservation_id)
-                    .values(status="cancelled")
-                )
-        return str(answer.status)
+        """CancelReservation: the station's answer (Accepted / Rejected); ``Withdrawn`` for a
+        reservation still held by the CSMS (it never reached the station); ``Queued`` when the
+        station holds it but is offline now (sent when it connects)."""
+        row = self._reservation(reservation_id)
+        mine = row is not None and row.station_id == station
+        if mine and row.status == "queued":
+            self._set_reservation(reservation_id, status="cancelled", detail="withdrawn before it was sent")
+            return "Withdrawn"
+        session = self._accepted_session(station)
+        if session is None:
+            if mine and row.status in ("pending", "active", "cancel_queued"):
+                self._set_reservation(reservation_id, status="cancel_queued",
+                                      detail="cancelled while the station is offline; sent when it connects")  # fmt: skip
+                return "Queued"
+            raise SwapError("offline", f"station {station} is not connected")
+        return await self._send_cancel(session, reservation_id, mine and row.status in OPEN_RESERVATIONS)
+
+    async def _send_cancel(self, session: StationSession, reservation_id: int, open_here: bool) -> str:
+        try:
+            answer = await session.call(call.CancelReservation(reservation_id=reservation_id), suppress=False)
+        except OCPPError as exc:  # a CALLERROR: the station will not hold it for anyone either way
+            if open_here:
+                self._set_reservation(reservation_id, status="cancelled", answer=exc.code[:24],
+                                      detail=f"the station answered {exc.code}: {exc.description}")  # fmt: skip
+            return str(exc.code)
+        except (ConnectionClosed, TimeoutError):
+            if open_here:
+                self._set_reservation(reservation_id, status="cancel_queued",
+                                      detail="cancel not answered; sent again when the station connects")  # fmt: skip
+            return "Queued"
+        status = str(answer.status)
+        if open_here:  # Rejected: the station holds no such reservation, so none is held for the vehicle
+            self._set_reservation(
+                reservation_id, status="cancelled", answer=status,
+                detail=None if status == "Accepted" else "the station answered Rejected: it held no such reservation",
+            )  # fmt: skip
+        return status
+
+    async def deliver_held(self, station: str) -> dict[int, str]:
+        """Send what was held for ``station`` while it was offline, oldest first: its queued
+        reservations (one whose expiry has passed is ``expired`` and not sent) and its queued
+        cancellations. Returns each reservation's outcome. One delivery per station at a time;
+        a station with nothing held costs one indexed SELECT."""
+        lock = self._delivering.setdefault(station, asyncio.Lock())
+        outcome: dict[int, str] = {}
+        async with lock:
+            r = t.reservations.c
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.reservations)
+                    .where(r.station_id == station, r.status.in_(HELD))
+                    .order_by(r.created, r.id)
+                ).all()
+            if any(row.expires <= time.time() for row in rows):
+                self.expire_reservations(station)
+            for row in rows:
+                session = self._accepted_session(station)
+                if session is None:  # gone again: the rest stays held
+                    break
+                if row.expires <= time.time():
+                    outcome[row.id] = "expired" if row.status == "queued" else "cancelled"
+                    continue
+                try:
+                    if row.status == "queued":
+                        outcome[row.id] = await self._send_reserve(session, row)
+                    else:
+                        outcome[row.id] = await self._send_cancel(session, row.id, True)
+                except Exception:  # this one stays as it is (a pending one is held again later)
+                    log.exception("ocpp: %s: reservation %s could not be sent", station, row.id)
+        if outcome:
+            log.info("ocpp: %s: held reservation messages: %s", station, outcome)
+        return outcome
+
+    def expire_reservations(self, station: str | None = None) -> int:
+        """Reservations past their expiry: held ones were never sent (``expired``), held
+        cancellations need no sending any more (``cancelled``), active ones have ended at the
+        station too (``expired``); a ``pending`` one left by a CSMS stopped mid-call is held again."""
+        now = time.time()
+        r = t.reservations.c
+        scope = [r.station_id == station] if station is not None else []
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(t.reservations).where(*scope, r.status == "queued", r.expires <= now)
+                .values(status="expired", updated=now, detail="expired before the station connected: never sent")
+            ).rowcount  # fmt: skip
+            n += conn.execute(
+                update(t.reservations).where(*scope, r.status == "cancel_queued", r.expires <= now)
+                .values(status="cancelled", updated=now, detail="cancelled; it expired before the station connected")
+            ).rowcount  # fmt: skip
+            n += conn.execute(
+                update(t.reservations).where(*scope, r.status == "active", r.expires <= now)
+                .values(status="expired", updated=now)
+            ).rowcount  # fmt: skip
+            stale = now - 2 * self.call_timeout  # longer than any call in flight can take
+            n += conn.execute(
+                update(t.reservations).where(*scope, r.status == "pending", r.updated < stale)
+                .values(status="queued", updated=now, detail="its answer was lost; sent again")
+            ).rowcount  # fmt: skip
+        return int(n)
+
+    def reservation_ended(self, station: str, reservation_id: int, status: str) -> None:
+        """ReservationStatusUpdate: the station ended a reservation on its own (Expired, Removed,
+        NoTransaction: reserved, but the vehicle never swapped)."""
+        r = t.reservations.c
+        ended = "cancelled" if status == "Removed" else "expired"
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.reservations)
+                .where(r.id == reservation_id, r.station_id == station, r.status.in_(OPEN_RESERVATIONS))
+                .values(status=ended, answer=status[:24], updated=time.time(), detail=f"the station reported {status}")
+            )  # fmt: skip
+
+    async def _sweep_held(self) -> None:
+        """Every few seconds: expire what is past its expiry, and deliver what is still held for a
+        connected station (its link failed mid-delivery, or it was made in the moment it connected)."""
+        self.expire_reservations()
+        r = t.reservations.c
+        with self.engine.connect() as conn:
+            waiting = set(conn.execute(select(r.station_id).where(r.status.in_(HELD)).distinct()).scalars())
+        for station in waiting:
+            running = self._delivering.get(station)
+            if self._accepted_session(station) is not None and (running is None or not running.locked()):
+                self.spawn(self.deliver_held(station))
 
     async def set_grid_limit(self, station: str, kw: float) -> str:
         """The station's grid connection as a ChargingStationMaxProfile on EVSE 0."""
@@ -741,7 +967,15 @@ class Csms:
         if answer.status == "Accepted":
             self.update_station(station, grid_limit_kw=kw)
             self._rows.pop(station, None)
+            await self._replan_after_limit(station)
         return str(answer.status)
+
+    async def _replan_after_limit(self, station: str) -> None:
+        """A station that was sent a charging plan gets it again under its new grid limit: the
+        plan's hourly limits were shared out under the old one (a lower limit would leave the
+        station capping them itself, in slot order rather than by the plan's deadlines)."""
+        if station in self.plans:
+            await self.charge_plan(station, demand=self._plan_demand.get(station))
 
     async def send_plan(self, station: str, plan: Any) -> dict[int, str]:
         """A charging plan (``anycar.swap.plan.Plan``) as one TxDefaultProfile per slot."""
@@ -766,7 +1000,10 @@ class Csms:
             self.engine, station, charger_kw=session.layout.charger_kw, chargers=session.layout.chargers,
             ready_soc=self.policy.ready_soc, demand=demand,
         )  # fmt: skip
-        return plan, await self.send_plan(station, plan)
+        answers = await self.send_plan(station, plan)
+        self.plans[station] = (plan, answers)
+        self._plan_demand[station] = demand
+        return plan, answers
 
     async def get_variables(self, station: str, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
         data = [{"component": {"name": c}, "variable": {"name": v}} for c, v in names]

@@ -37,6 +37,13 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _parse_iso(value: str) -> float | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return None
+
+
 @dataclass
 class Pack:
     serial: str
@@ -65,6 +72,7 @@ class Slot:
     faulted: bool = False
     reserved: int | None = None
     reserved_for: str | None = None  # the idToken of the reservation
+    reserved_until: float | None = None  # its expiry (station clock); then ReservationStatusUpdate Expired
     tx: str | None = None
     seq: int = 0
     power_w: float = 0.0
@@ -124,10 +132,16 @@ class _Link(Endpoint):
     def on_reserve(
         self, id: int, expiry_date_time: str, id_token: dict[str, Any], evse_id: int | None = None, **_: Any
     ) -> call_result.ReserveNow:
+        self.sim.reservations_seen.append(id)
+        for held in self.sim.slots:  # the same id again replaces the reservation (OCPP H01.FR.02)
+            if held.reserved == id:
+                held.reserved = held.reserved_for = held.reserved_until = None
+        until = _parse_iso(expiry_date_time)
         slot = self.sim.reservable(evse_id)
-        if slot is None:
-            return call_result.ReserveNow(status="Occupied")
+        if slot is None or until is None or until <= self.sim.now():
+            return call_result.ReserveNow(status="Occupied" if slot is None else "Rejected")
         slot.reserved, slot.reserved_for = id, str(id_token.get("id_token", ""))
+        slot.reserved_until = until
         self.sim.spawn(self.sim.status(slot))
         return call_result.ReserveNow(status="Accepted")
 
@@ -135,7 +149,7 @@ class _Link(Endpoint):
     def on_cancel(self, reservation_id: int, **_: Any) -> call_result.CancelReservation:
         for slot in self.sim.slots:
             if slot.reserved == reservation_id:
-                slot.reserved = slot.reserved_for = None
+                slot.reserved = slot.reserved_for = slot.reserved_until = None
                 self.sim.spawn(self.sim.status(slot))
                 return call_result.CancelReservation(status="Accepted")
         return call_result.CancelReservation(status="Rejected")
@@ -249,7 +263,10 @@ class StationSim:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._session_tasks: list[asyncio.Task[Any]] = []
         self._reboot = asyncio.Event()
+        self._powered = asyncio.Event()
+        self._powered.set()
         self.boot_reason = "PowerUp"
+        self.reservations_seen: list[int] = []  # every ReserveNow id received, in order (its log)
 
     # what the station says about itself -------------------------------------------------------
     def now(self) -> float:
@@ -317,6 +334,7 @@ class StationSim:
                     asyncio.ensure_future(self._every(lambda: self.status_s, self.status_all)),
                     asyncio.ensure_future(self._every(lambda: self.meter_s, self.meter_all)),
                     asyncio.ensure_future(self._every(lambda: self.tick_s, self.charge)),
+                    asyncio.ensure_future(self._every(lambda: self.tick_s, self.expire_reservations)),
                 ]
                 stopper = asyncio.ensure_future(self._stop.wait())
                 rebooter = asyncio.ensure_future(self._reboot.wait())
@@ -335,6 +353,13 @@ class StationSim:
     async def run(self, *, retry_s: float = 2.0) -> None:
         """Stay connected (reconnecting after drops) until ``stop()``; a refused login ends it."""
         while not self._stop.is_set():
+            if not self._powered.is_set():  # powered off: offline until power_on() (or stop())
+                stopper = asyncio.ensure_future(self._stop.wait())
+                powered = asyncio.ensure_future(self._powered.wait())
+                await asyncio.wait([stopper, powered], return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                powered.cancel()
+                continue
             try:
                 await self.connect_once()
             except InvalidStatus as exc:
@@ -362,6 +387,29 @@ class StationSim:
             self.bay.done.set_result(None)
         self.bay = None
         self._reboot.set()
+
+    async def power_off(self) -> None:
+        """Lose power: the connection drops and the station stays offline until ``power_on``. Its
+        reservations are kept (a station keeps them in non-volatile memory); a swap under way is lost."""
+        self._powered.clear()
+        await self.reboot("PowerUp")
+
+    def power_on(self, reason: str = "PowerUp") -> None:
+        """Power back: the station boots (BootNotification with ``reason``) and reconnects."""
+        self.boot_reason = reason
+        self._powered.set()
+
+    async def expire_reservations(self) -> None:
+        """Reservations past their expiry end here, each told to the CSMS (ReservationStatusUpdate)."""
+        now = self.now()
+        for slot in self.slots:
+            if slot.reserved is not None and slot.reserved_until is not None and slot.reserved_until <= now:
+                ended = slot.reserved
+                slot.reserved = slot.reserved_for = slot.reserved_until = None
+                await self._send(
+                    call.ReservationStatusUpdate(reservation_id=ended, reservation_update_status="Expired")
+                )
+                await self.status(slot)
 
     async def _every(self, interval: Any, what: Any) -> None:
         while True:
@@ -560,7 +608,7 @@ class StationSim:
                 vehicle.done.set_result(None)
             return False
         slot.pack = None
-        slot.reserved = slot.reserved_for = None
+        slot.reserved = slot.reserved_for = slot.reserved_until = None
         vehicle.got = pack
         await self._send(
             call.BatterySwap(

@@ -116,8 +116,16 @@ reservations = Table(
     Column("token", String(255), nullable=False),
     Column("evse_id", Integer),
     Column("expires", Float, nullable=False),
-    Column("status", String(16), nullable=False),  # pending active cancelled used expired rejected
+    # queued (held: the station is offline) pending (sent, no answer yet) active rejected
+    # cancel_queued (cancelled while the station is offline) cancelled used expired
+    Column("status", String(16), nullable=False),
     Column("created", Float, nullable=False),
+    Column(
+        "answer", String(24)
+    ),  # the station's word: ReserveNow / CancelReservation / ReservationStatusUpdate
+    Column("sent", Float),  # when the CSMS sent the ReserveNow
+    Column("updated", Float),
+    Column("detail", Text),  # why it is or ended as it is
 )
 Index("ix_swap_reservations_station", reservations.c.station_id, reservations.c.status)
 

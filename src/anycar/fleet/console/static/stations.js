@@ -35,6 +35,31 @@ function slotCard(s) {
     el("div", { class: "slot-foot small" }, el("strong", { text: soc(s.soc) }), el("span", { class: "muted", text: s.soh ? `SoH ${s.soh.toFixed(0)} %` : "" })));
 }
 
+// The station's reservations: open ones first (a "queued" one is held by the CSMS while the
+// station is offline and sent when it connects), then today's that ended, each with the
+// station's answer and why it ended as it did.
+const RS_LABEL = { queued: "held (station offline)", pending: "sent, no answer yet", active: "active", rejected: "rejected",
+  cancel_queued: "cancel held (station offline)", cancelled: "cancelled", used: "used", expired: "expired" };
+function reservationsCard(list) {
+  const rows = (list || []).map((r) => el("tr", { "data-reservation": String(r.id), "data-status": r.status },
+    el("td", { class: "mono", text: String(r.id) }), el("td", { class: "strong", text: r.vehicle || "—" }),
+    el("td", {}, el("span", { class: `pill rs-${r.status}`, text: RS_LABEL[r.status] || r.status })),
+    el("td", { text: r.answer || "—" }), el("td", { class: "mono", text: time(r.created) }), el("td", { class: "mono", text: time(r.sent) }),
+    el("td", { class: "mono", text: time(r.expires) }), el("td", { class: "muted small", text: r.detail || "" })));
+  return el("section", { class: "card", "data-testid": "reservations" }, el("h2", { text: `Reservations (${rows.length})` }),
+    rows.length ? el("div", { class: "table-wrap" }, el("table", { class: "table", "data-testid": "reservation-table" },
+      el("thead", {}, el("tr", {}, ...["Id", "Vehicle", "State", "Station said", "Made", "Sent", "Expires", "Why"].map((t) => el("th", { text: t })))),
+      el("tbody", {}, ...rows))) : el("p", { class: "muted", "data-testid": "no-reservations", text: "No reservations today." }));
+}
+
+// What the station last said about itself: its firmware update's status, why it last booted,
+// and a clock the CSMS found off (its timestamps are then not trusted).
+function stationOps(s) {
+  const bits = [s.firmware_status ? `firmware update: ${s.firmware_status}` : null, s.boot_reason ? `last boot: ${s.boot_reason}` : null,
+    typeof s.clock_skew_s === "number" && Math.abs(s.clock_skew_s) > 1 ? `clock ${s.clock_skew_s > 0 ? "+" : ""}${s.clock_skew_s.toFixed(0)} s off` : null].filter(Boolean);
+  return el("span", { class: "muted small", "data-testid": "station-ops", text: bits.join(" · ") });
+}
+
 export class StationsPage {
   constructor(root) { this.root = root; }
 
@@ -73,7 +98,8 @@ export class StationsPage {
     const fact = (k, v, test) => el("div", { "data-testid": test }, el("dt", { text: k }), el("dd", { text: v }));
     this.root.replaceChildren(
       el("div", { class: "page-head" }, el("a", { class: "back", href: "#/stations", text: "← Stations" }), el("h1", { text: s.name }),
-        el("span", { class: `pill ${s.online ? "st-ready" : "st-offline"}`, text: s.online ? "online" : "offline" }), el("span", { class: "muted", text: `${s.id} · ${s.vendor || ""} ${s.model || ""} · firmware ${s.firmware || "—"} · last seen ${time(s.last_seen)}` })),
+        el("span", { class: `pill ${s.online ? "st-ready" : "st-offline"}`, text: s.online ? "online" : "offline" }), el("span", { class: "muted", text: `${s.id} · ${s.vendor || ""} ${s.model || ""} · firmware ${s.firmware || "—"} · last seen ${time(s.last_seen)}` }),
+        stationOps(s)),
       el("div", { class: "st-top" },
         el("section", { class: "card" }, el("dl", { class: "summary st-facts", "data-testid": "station-facts" },
           fact("Ready packs", String(s.ready), "fact-ready"), fact("Charging", String(s.charging), "fact-charging"), fact("Queue", String(s.queue), "fact-queue"),
@@ -86,7 +112,8 @@ export class StationsPage {
       el("section", { class: "card" }, el("h2", { text: "Swaps today" }),
         s.swaps.length ? el("div", { class: "table-wrap" }, el("table", { class: "table", "data-testid": "swaps" },
           el("thead", {}, el("tr", {}, ...["Requested", "Vehicle", "State", "Pack in (SoC)", "Pack out (SoC)", "Energy", "Billed", "Took"].map((t, i) => el("th", { class: i > 4 ? "num" : "", text: t })))),
-          el("tbody", {}, ...swaps))) : el("p", { class: "muted", "data-testid": "no-swaps", text: "No swaps today." })));
+          el("tbody", {}, ...swaps))) : el("p", { class: "muted", "data-testid": "no-swaps", text: "No swaps today." })),
+      reservationsCard(s.reservation_list));
     this.root.dataset.loaded = "station";
   }
 
