@@ -87,7 +87,7 @@ def test_unservable_orders_come_with_their_reason() -> None:
     ]
     result = plan(request(orders, [van("v1"), van("v2", payload_kg=300)]), ROADS)
     assert result.unservable["heavy"] == "too heavy for every vehicle (900 kg; the largest payload is 350 kg)"
-    assert result.unservable["cold"] == "needs refrigerated: no vehicle has it"
+    assert result.unservable["cold"] == "needs refrigerated: no vehicle has a refrigerated cargo box fitted now"
     assert result.unservable["closed"].startswith(
         "no vehicle can reach it within its time windows (earliest arrival 08:"
     )
@@ -218,11 +218,22 @@ async def test_broken_data_files_stop_the_room_at_start(monkeypatch: pytest.Monk
             "features": ["refrigerated"],
         },
         "planning.yaml": {"detour_factor": "lots", "reserve_soc": 0.1, "default_time_limit_s": 5},
+        "cargo_accessories.yaml": {
+            "labels": {},
+            "counts": ["RUNNING"],
+            "products": [
+                {"vendor_id": 65521, "product_id": 1, "name": "box", "features": ["heated"]},
+                {"vendor_id": 65521, "product_id": 1, "name": "again", "features": ["refrigerated"]},
+            ],
+        },
     }
     monkeypatch.setattr(settings, "_load", lambda name: broken[name])
     assert settings.validate() == [
         "vehicle_types.yaml: odd.battery_kwh: a positive number",
         "vehicle_types.yaml: odd.features: 'jetpack' is not in features",
+        "cargo_accessories.yaml: labels: no label for 'refrigerated'",
+        "cargo_accessories.yaml: products[0].features: 'heated' is not in vehicle_types.yaml features",
+        "cargo_accessories.yaml: products[1]: vendor 65521 product 1 repeats",
         "planning.yaml: detour_factor: a number",
         "planning.yaml: service_area: min_lat, max_lat, min_lon, max_lon numbers",
     ]

@@ -24,8 +24,9 @@ from anycar.fleet import db
 from anycar.logistics import board, service
 from anycar.logistics.layout import build_layout
 from anycar.logistics.planner import _Problem, _time_route  # the planner's own route check
-from anycar.logistics.precheck import _WHY, _alone  # the planner's own per-order check
+from anycar.logistics.precheck import _alone, why_not  # the planner's own per-order check
 from anycar.logistics.problem import Route
+from anycar.logistics.settings import feature_label
 
 
 @dataclass
@@ -110,10 +111,12 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     why = _alone(order, ti, request.vehicles[ti], layout)
     if why is not None:
         kind, detail = why
-        text = _WHY[kind].format(detail=detail, best=f"{request.vehicles[ti].payload_kg:g} kg")
-        text = (
-            text.replace("every vehicle", vehicle).replace("no vehicle", vehicle).replace("nobody", vehicle)
-        )
+        if kind == "features":
+            labels = " or ".join(feature_label(f) for f in detail.split(", "))
+            text = f"needs {detail}: it has no {labels} fitted now"
+        else:
+            text = why_not(kind, detail, f"{request.vehicles[ti].payload_kg:g} kg")
+            text = text.replace("every vehicle", vehicle).replace("no vehicle", vehicle)
         return MoveResult(False, f"{vehicle} cannot take {ref}: {text}")
     problem = _Problem(request, layout, {o.ref: {0, 1} for o in orders})
     if len(layout.points) != len(layout.seconds):

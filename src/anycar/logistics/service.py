@@ -13,11 +13,12 @@ from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
 from anycar.logistics import board
+from anycar.logistics.fitted import Fitted, fitted_features
 from anycar.logistics.matrix import MatrixProvider, RoadsOrEstimate, haversine_m
 from anycar.logistics.orders import OrderError, Window, parse_windows
 from anycar.logistics.problem import Break, PlanRequest, PlanVehicle
 from anycar.logistics.redispatch import redispatch
-from anycar.logistics.settings import FEATURES, planning, service_area, vehicle_type
+from anycar.logistics.settings import feature_label, planning, service_area, vehicle_type
 
 SOC_PATH = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"  # VSS, percent
 AT_DEPOT_M = 150.0  # a vehicle this close to the depot is at the depot
@@ -114,7 +115,7 @@ def request_for(
         raise PlanningError("solver: auto, pyvrp or vroom")
     overrides = options.get("vehicles") or {}
     if not isinstance(overrides, dict):
-        raise PlanningError('vehicles: {WIRE_ID: {"soc": 0.8, "features": [...], "shift": ...}}')
+        raise PlanningError('vehicles: {WIRE_ID: {"soc": 0.8, "shift": "08:00-16:00"}}')
     only = options.get("only")
     if only is not None and not (isinstance(only, list) and all(isinstance(x, str) for x in only)):
         raise PlanningError("only: a list of vehicle ids")
@@ -130,6 +131,7 @@ def request_for(
         if name not in {r.wire_id for r in rows}:
             raise PlanningError(f"vehicles.{str(name)[:64]}: no such vehicle in the tenant")
     socs = _soc_now(engine, [r.id for r in rows])
+    fitted = fitted_features(engine, [r.id for r in rows])
     notes: list[str] = []
     reserve = float(planning()["reserve_soc"])
     vehicles = []
@@ -138,9 +140,15 @@ def request_for(
         extra = overrides.get(r.wire_id) or {}
         if not isinstance(extra, dict):
             raise PlanningError(f"vehicles.{r.wire_id}: an object")
-        features = extra.get("features", [])
-        if not isinstance(features, list) or any(f not in FEATURES for f in features):
-            raise PlanningError(f"vehicles.{r.wire_id}.features: some of {', '.join(FEATURES)}")
+        if "features" in extra:
+            raise PlanningError(
+                f"vehicles.{r.wire_id}.features: cargo features come from the accessories its hub "
+                "reports fitted (GET /api/vehicles/{vehicle}/accessories), not from the request"
+            )
+        own = fitted.get(r.id, Fitted())
+        for feature, idle in sorted(own.idle.items()):
+            if feature not in own.features:
+                notes.append(f"{r.wire_id}: no {feature_label(feature)} counts: {'; '.join(idle)}")
         soc = extra.get("soc", socs.get(r.id))
         if soc is None:
             soc = 1.0
@@ -168,7 +176,7 @@ def request_for(
                 reserve=reserve,
                 shift=own_shift,
                 breaks=breaks,
-                features=kind.features | frozenset(features),
+                features=kind.features | frozenset(own.features),
             )
         )
     area = service_area()
@@ -203,6 +211,21 @@ def propose(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str
     body = {"plan": result.to_json(), "options": options}  # ops-console: kept for the move re-check
     plan_id = board.save_plan(engine, tenant_id, "plan", body)
     return {"id": plan_id, "status": "proposed", **body}
+
+
+def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
+    """Make plan ``plan_id`` the plan in force and push each vehicle's route to its hub (one
+    signed ``route`` command per vehicle, sent by the fleet's command sender, which polls for
+    pending commands, so a CLI accept reaches the hubs through a running server too). The API's
+    ``POST /api/plans/{id}/accept`` and ``anycar fleet plan --accept`` both call this. None if
+    the tenant has no such plan; ``board.BoardError`` if it is not a proposal."""
+    from anycar.logistics import execution
+
+    found = board.accept(engine, tenant_id, plan_id)
+    if found is None:
+        return None
+    found["pushed"] = execution.push_routes(engine, tenant_id, found)
+    return found
 
 
 def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str, Any]:
