@@ -132,6 +132,38 @@ def test_a_courier_job_is_picked_up_before_it_is_dropped_by_the_same_vehicle() -
     assert 9 * H <= pick.start_s <= 10 * H
 
 
+@pytest.mark.parametrize("solver", ["auto", "vroom", "pyvrp"])
+def test_a_courier_job_whose_first_windows_cannot_be_met_is_served_in_its_second(solver: str) -> None:
+    # The pickup is minutes from the depot, so its 08:00-08:01 window has closed when a vehicle
+    # starting at 08:00 arrives, and the drop-off's 08:00-08:20 with it; 10:00-11:00 for the
+    # pickup and 13:00-14:00 for the drop-off are open. VROOM takes every window as it is; PyVRP
+    # (one window per shipment stop) is given VROOM's, or the earliest a vehicle reaches.
+    job = Order(
+        ref="c2",
+        kind="courier",
+        pickup=Place(60.185, 24.925, (Window(8 * H, 8 * H + 60), Window(10 * H, 11 * H)), 60),
+        drop=Place(60.160, 24.965, (Window(8 * H, 8 * H + 1200), Window(13 * H, 14 * H)), 60),
+        weight_kg=5,
+    )
+    result = plan(request([job, drop("d1", 60.175, 24.95)], [van("v1")], solver=solver, limit=1.0), ROADS)
+    assert result.feasible and not result.unservable, (result.unservable, result.notes)
+    (route,) = result.routes
+    pick = next(s for s in route.stops if s.order == "c2" and s.action == "pickup")
+    put = next(s for s in route.stops if s.order == "c2" and s.action == "drop")
+    assert 10 * H <= pick.start_s <= 11 * H and pick.window == "10:00-11:00"
+    assert 13 * H <= put.start_s <= 14 * H and put.window == "13:00-14:00"
+    if result.solver.startswith("pyvrp"):
+        assert any("c2 10:00-11:00 > 13:00-14:00" in n for n in result.notes), result.notes
+    # With only its first windows the same job cannot be served at all: the second ones count.
+    first_only = replace(
+        job,
+        pickup=replace(job.pickup, windows=job.pickup.windows[:1]),
+        drop=replace(job.drop, windows=job.drop.windows[:1]),
+    )
+    none = plan(request([first_only], [van("v1")], solver=solver, limit=0.5), ROADS)
+    assert "c2" in none.unservable and not none.routes
+
+
 def test_a_drivers_break_goes_to_vroom_and_the_time_limit_is_reported() -> None:
     orders = [drop(f"o{i}", 60.165 + 0.003 * i, 24.935 + 0.003 * i) for i in range(6)]
     vehicle = van("v1", breaks=(Break(12 * H, 13 * H, 30 * 60),))

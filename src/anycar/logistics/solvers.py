@@ -70,10 +70,13 @@ def solve_pyvrp(
     coords: list[tuple[float, float]],
     time_limit_s: float,
     seed: int = 0,
+    windows: dict[int, tuple[int, int]] | None = None,
 ) -> Solved:
     """PyVRP 0.14: clients (several windows as a mutually exclusive group), shipments, per-vehicle
     capacity, shift, start and end, the battery as ``max_distance``, and stops a vehicle may not
-    make as a routing profile whose arcs into them are forbidden."""
+    make as a routing profile whose arcs into them are forbidden. A shipment stop has one window
+    in PyVRP (and shipments cannot be in a client group): ``windows`` says which (pickup, drop)
+    window of a job with several to give it (default the first of each); the notes say so."""
     import pyvrp
     from pyvrp.stop import MaxRuntime
 
@@ -97,10 +100,14 @@ def solve_pyvrp(
     shipment_job: list[int] = []
     group_members: list[list[int]] = []
     group_required: list[bool] = []
+    one_window: list[str] = []
     for ji, job in enumerate(jobs):
         load = list(job.load)
         if job.kind == "shipment":
-            (pe, pl), (de, dl) = job.windows[0][0], job.windows[1][0]
+            pi, di = (windows or {}).get(ji, (0, 0))
+            (pe, pl), (de, dl) = job.windows[0][pi], job.windows[1][di]
+            if len(job.windows[0]) > 1 or len(job.windows[1]) > 1:
+                one_window.append(f"{job.ref} {_hhmm(pe)}-{_hhmm(pl)} > {_hhmm(de)}-{_hhmm(dl)}")
             shipments.append(
                 pyvrp.Shipment(
                     pickup_location=location_of[job.points[0]],
@@ -216,6 +223,12 @@ def solve_pyvrp(
             served.add(ji)
         routes.append((route.vehicle_type(), seq))
     notes = [] if best.is_feasible() else ["PyVRP found no feasible solution within the time limit"]
+    if one_window:
+        notes.append(
+            "PyVRP: a paired job's stop takes one window, so these were given one each: "
+            + ", ".join(one_window[:10])
+            + (f" and {len(one_window) - 10} more" if len(one_window) > 10 else "")
+        )
     if any(w.category.__name__ == "PenaltyBoundWarning" for w in caught):
         notes.append("PyVRP: its penalty for broken constraints reached its bound during the search")
     return Solved(
@@ -341,6 +354,11 @@ def solve_vroom(
         elapsed_s=elapsed,
         solver=f"vroom {_version('pyvroom')}",
     )
+
+
+def _hhmm(seconds: int) -> str:
+    h, m = divmod(int(seconds) // 60, 60)
+    return f"{h:02d}:{m:02d}"
 
 
 def _version(dist: str) -> str:
