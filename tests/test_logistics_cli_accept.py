@@ -24,7 +24,12 @@ pytestmark = pytest.mark.timeout(150)
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ANYCAR_FLEET_DB=url)
     return subprocess.run(
-        [str(Path(sys.executable).parent / "anycar"), *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        [str(Path(sys.executable).parent / "anycar"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -34,7 +39,9 @@ async def test_cli_accept_pushes_the_routes_to_the_hub(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         url = s.engine.url.render_as_string(hide_password=False)
         plan_args = ("fleet", "plan", "--tenant", "acme", "--depot", f"{DEPOT['lat']},{DEPOT['lon']}")
-        done = await asyncio.to_thread(_cli, url, *plan_args, "--shift", "08:00-18:00", "--time-limit", "0.5", "--accept")
+        done = await asyncio.to_thread(
+            _cli, url, *plan_args, "--shift", "08:00-18:00", "--time-limit", "0.5", "--accept"
+        )
         assert done.returncode == 0, done.stderr
         route = await s.get(f"/api/vehicles/{s.vehicle}/route")
         assert route["version"] == 1 and sorted(x["order"] for x in route["stops"]) == ["D-1", "D-2"]
@@ -48,7 +55,9 @@ async def test_cli_accept_pushes_the_routes_to_the_hub(tmp_path: Path) -> None:
             "the hub accepting the CLI's route",
         )
         shown = s.keeper.view()["route"]
-        assert shown["version"] == 1 and [x["order"] for x in shown["stops"]] == [x["order"] for x in route["stops"]]
+        assert shown["version"] == 1 and [x["order"] for x in shown["stops"]] == [
+            x["order"] for x in route["stops"]
+        ]
 
         # Plan and accept again from the CLI (JSON): version 2 replaces version 1 on the hub.
         done = await asyncio.to_thread(_cli, url, *plan_args, "--time-limit", "0.5", "--accept", "--json")

@@ -68,8 +68,12 @@ def test_refrigerated_and_tail_lift_come_from_the_fitted_accessories(engine) -> 
     tid = registry.tenant_id(engine, "acme")
     area = service_area()
     orders = [
-        parse_order({"id": "cold", "lat": 60.168, "lon": 24.951, "features": "refrigerated", "weight_kg": 5}, area),
-        parse_order({"id": "heavy", "lat": 60.172, "lon": 24.940, "features": "tail_lift", "weight_kg": 80}, area),
+        parse_order(
+            {"id": "cold", "lat": 60.168, "lon": 24.951, "features": "refrigerated", "weight_kg": 5}, area
+        ),
+        parse_order(
+            {"id": "heavy", "lat": 60.172, "lon": 24.940, "features": "tail_lift", "weight_kg": 80}, area
+        ),
         parse_order({"id": "plain", "lat": 60.171, "lon": 24.950, "weight_kg": 3}, area),
     ]
     board.add_orders(engine, tid, orders, {})
@@ -96,7 +100,10 @@ def test_refrigerated_and_tail_lift_come_from_the_fitted_accessories(engine) -> 
     plan_id = int(service.propose(engine, tid, options)["id"])
     refused = move_order(engine, tid, plan_id, "cold", ids[1])
     assert not refused.accepted
-    assert refused.reason == f"{ids[1]} cannot take cold: needs refrigerated: it has no refrigerated cargo box fitted now"
+    assert (
+        refused.reason
+        == f"{ids[1]} cannot take cold: needs refrigerated: it has no refrigerated cargo box fitted now"
+    )
 
     # The box is shed (its power cut) at the hub's next report: it no longer counts, the plan
     # says why, and the cold order is unservable again. An older report arriving late changes nothing.
@@ -105,7 +112,10 @@ def test_refrigerated_and_tail_lift_come_from_the_fitted_accessories(engine) -> 
     assert {u["order"]: u["reason"] for u in third["unservable"]} == {
         "cold": "needs refrigerated: no vehicle has a refrigerated cargo box fitted now"
     }
-    assert f"{ids[0]}: no refrigerated cargo box counts: Fridge1 (Virtual refrigerated cargo box) is SHED" in third["notes"]
+    assert (
+        f"{ids[0]}: no refrigerated cargo box counts: Fridge1 (Virtual refrigerated cargo box) is SHED"
+        in third["notes"]
+    )
 
     # Removed from PM-2 (the whole list without it): the tail lift order has no vehicle either.
     two.report(_fitted("CargoSensor1", SENSOR))
@@ -117,7 +127,9 @@ def test_a_request_cannot_claim_a_feature_no_accessory_gives(engine) -> None:
     registry.add_vehicle(engine, vin(7), "kaiyun_pickman", tenant="acme", wire_id="PM-7")
     tid = registry.tenant_id(engine, "acme")
     with pytest.raises(service.PlanningError) as caught:
-        service.request_for(engine, tid, {"depot": DEPOT, "vehicles": {"PM-7": {"features": ["refrigerated"]}}})
+        service.request_for(
+            engine, tid, {"depot": DEPOT, "vehicles": {"PM-7": {"features": ["refrigerated"]}}}
+        )
     assert str(caught.value) == (
         "vehicles.PM-7.features: cargo features come from the accessories its hub reports fitted "
         "(GET /api/vehicles/{vehicle}/accessories), not from the request"

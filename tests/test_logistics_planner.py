@@ -87,7 +87,9 @@ def test_unservable_orders_come_with_their_reason() -> None:
     ]
     result = plan(request(orders, [van("v1"), van("v2", payload_kg=300)]), ROADS)
     assert result.unservable["heavy"] == "too heavy for every vehicle (900 kg; the largest payload is 350 kg)"
-    assert result.unservable["cold"] == "needs refrigerated: no vehicle has a refrigerated cargo box fitted now"
+    assert (
+        result.unservable["cold"] == "needs refrigerated: no vehicle has a refrigerated cargo box fitted now"
+    )
     assert result.unservable["closed"].startswith(
         "no vehicle can reach it within its time windows (earliest arrival 08:"
     )

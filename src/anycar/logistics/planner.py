@@ -131,7 +131,9 @@ class _Problem:
         job, layout, fleet = self.jobs[ji], self.layout, self.fleet
         sec = layout.seconds
         pickup, drop = job.points
-        t = min((fleet[vi].shift[0] + float(sec[fleet[vi].start, pickup]) for vi in job.vehicles), default=0.0)
+        t = min(
+            (fleet[vi].shift[0] + float(sec[fleet[vi].start, pickup]) for vi in job.vehicles), default=0.0
+        )
         pi = next((i for i, (_, b) in enumerate(job.windows[0]) if t <= b), len(job.windows[0]) - 1)
         t = max(t, job.windows[0][pi][0]) + job.services[0] + float(sec[pickup, drop])
         di = next((i for i, (_, b) in enumerate(job.windows[1]) if t <= b), len(job.windows[1]) - 1)

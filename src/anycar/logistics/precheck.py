@@ -76,7 +76,7 @@ _WHY = {
 
 
 def fitted_words(detail: str) -> str:
-    """"refrigerated, tail_lift" -> "a refrigerated cargo box and a tail lift"."""
+    """ "refrigerated, tail_lift" -> "a refrigerated cargo box and a tail lift"."""
     return " and ".join(f"a {feature_label(f)}" for f in detail.split(", "))
 
 
