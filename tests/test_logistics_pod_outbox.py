@@ -108,7 +108,7 @@ async def test_a_retried_batch_sends_the_pod_webhook_once(tmp_path: Path) -> Non
             await eventually(lambda: receiver.got, 20, "the delivered webhook")
             await asyncio.sleep(0.6)  # several more outbox passes and sender retries' worth
             assert [body["type"] for _, body in receiver.got] == ["delivery_delivered"]
-            (delivery_id, body), = receiver.got
+            ((delivery_id, body),) = receiver.got
             assert body["order"] == "D-1" and body["exceptions"] == [] and delivery_id.startswith("pod-")
             with engine.connect() as conn:
                 assert conn.execute(select(func.count()).select_from(pods)).scalar() == 1
@@ -134,7 +134,9 @@ async def test_a_retried_batch_sends_the_pod_webhook_once(tmp_path: Path) -> Non
             await asyncio.sleep(0.3)
             ids = [d for d, body in receiver.got if body["type"] == "delivery_failed"]
             assert len(ids) == 20 and len(set(ids)) == 20
-            assert sorted(body["order"] for _, body in receiver.got[1:]) == sorted(f"X-{i}" for i in range(20))
+            assert sorted(body["order"] for _, body in receiver.got[1:]) == sorted(
+                f"X-{i}" for i in range(20)
+            )
         finally:
             await outbox.stop()
             await sender.stop()

@@ -247,6 +247,22 @@ def pod_rows(engine: Engine, tenant_id: int, order: str | None = None) -> list[d
     ]
 
 
+def delivery_stops(engine: Engine, tenant_id: int, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Per order in execution: its stop (place, weight, kind) and PIN, for judging a proof again."""
+    if not refs:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(D.order_ref, D.lat, D.lon, D.weight_kg, D.kind, D.pin).where(
+                and_(D.tenant_id == tenant_id, D.order_ref.in_(sorted(set(refs))[:1000]))
+            )
+        ).all()
+    return {
+        r.order_ref: {"lat": r.lat, "lon": r.lon, "weight_kg": r.weight_kg, "kind": r.kind, "pin": r.pin}
+        for r in rows
+    }
+
+
 # -- proof of delivery ---------------------------------------------------------------------------
 def outbox_put(conn: Connection, tenant_id: int, kind: str, item: dict[str, Any]) -> None:
     """A webhook to send once the caller's transaction commits (``PodOutbox`` sends it)."""
