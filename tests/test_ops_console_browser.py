@@ -94,6 +94,23 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     page.wait_for_function(
         "window.anycarConsole.logisticsPage.map.map.getLayer('plan-line') !== undefined", timeout=15_000
     )
+    # The legs follow the streets (anycar.roads' fastest paths), not straight lines between stops.
+    legs = {leg["vehicle"]: leg for leg in plan["legs"]}
+    assert set(legs) == {r["vehicle"] for r in routes}
+    for r in routes:
+        leg = legs[r["vehicle"]]
+        assert not leg["estimate"] and leg["source"] == "road network (OpenStreetMap)"
+        assert len(leg["coordinates"]) > 2 * len(r["stops"])  # street vertices between the stops
+        first, depot = leg["coordinates"][0], r["stops"][0]
+        assert (
+            abs(first[0] - depot["lon"]) < 0.002 and abs(first[1] - depot["lat"]) < 0.001
+        )  # its street node
+    drawn = page.evaluate(
+        "window.anycarConsole.logisticsPage.map.map.getSource('plan').serialize().data.features"
+        ".map(f => [f.properties.vehicle, f.geometry.coordinates.length])"
+    )
+    assert sorted(drawn) == sorted([v, len(leg["coordinates"])] for v, leg in legs.items())
+    assert page.text_content("[data-testid=legs-source]") == "legs along the streets (road network)"
     page.wait_for_selector(
         "#page-logistics .st-marker[data-station='town-1']", timeout=15_000
     )  # swap stations too

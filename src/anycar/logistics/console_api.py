@@ -22,6 +22,7 @@ from starlette.routing import Route
 from anycar.fleet.registry import User
 from anycar.logistics import dayreport, execution
 from anycar.logistics.api import RIGHTS, _json, _Refused
+from anycar.logistics.legs import plan_legs
 from anycar.logistics.matrix import haversine_m
 from anycar.logistics.move import MoveError, move_order
 
@@ -126,6 +127,8 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
             found = await asyncio.to_thread(dayreport.current_plan, engine, user.tenant_id)
             if found is None:
                 raise _Refused(404, "not_found", "no plan yet (POST /api/plans)")
+            # each route's legs along the streets (anycar.roads), for the map
+            found["legs"] = await asyncio.to_thread(plan_legs, found.get("plan") or {})
             return 200, found
 
         return await guarded(request, "read", work)

@@ -75,6 +75,24 @@ _WHY = {
 }
 
 
+_WHY_ONE = {  # the same, said of the one vehicle an order is dragged onto (the console's move)
+    "weight": "too heavy for it ({detail}; its payload is {best})",
+    "volume": "too bulky for it ({detail}; its cargo box is {best})",
+    "battery": "out of its battery range with the reserve kept (the trip alone is {detail})",
+    "time": "it cannot reach it within its time windows ({detail})",
+    "shift": "it cannot serve it within its shift ({detail})",
+}
+
+
+def why_not_this(kind: str, detail: str, vehicle: PlanVehicle) -> str:
+    """Why ``vehicle`` alone could not serve an order, in words about that vehicle."""
+    if kind == "features":
+        labels = " or ".join(feature_label(f) for f in detail.split(", "))
+        return f"needs {detail}: it has no {labels} fitted now"
+    best = f"{vehicle.payload_kg:g} kg" if kind == "weight" else f"{vehicle.cargo_m3:g} m3"
+    return _WHY_ONE[kind].format(detail=detail, best=best)
+
+
 def fitted_words(detail: str) -> str:
     """ "refrigerated, tail_lift" -> "a refrigerated cargo box and a tail lift"."""
     return " and ".join(f"a {feature_label(f)}" for f in detail.split(", "))

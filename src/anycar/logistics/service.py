@@ -5,6 +5,7 @@ stored on the board. The API and ``anycar fleet plan`` both call these.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -228,6 +229,35 @@ def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | Non
     return found
 
 
+def goods_on_board(
+    request: PlanRequest, before: dict[str, list[str]], picked: dict[str, set[str]]
+) -> PlanRequest:
+    """The request with each vehicle's goods on board: a vehicle away from the depot carries the
+    deliveries the plan in force gave it (loaded there in the morning), and the courier jobs
+    whose pickup it has made (``picked``); only it can drop them."""
+    by_ref = {o.ref: o for o in request.orders}
+    vehicles = []
+    for v in request.vehicles:
+        away = v.start != request.depot
+        onboard = tuple(
+            ref
+            for ref in before.get(v.id, [])
+            if ref in by_ref
+            and (
+                (by_ref[ref].kind == "delivery" and away)
+                or (by_ref[ref].kind == "courier" and ref in picked.get(v.id, set()))
+            )
+        )
+        vehicles.append(replace(v, onboard=onboard))
+    return replace(request, vehicles=tuple(vehicles))
+
+
+def clock_now_s(now: float | None = None) -> int:
+    """Seconds since midnight UTC: the planner's clock (windows, shifts) for 'now'."""
+    t = time.time() if now is None else now
+    return int(t % 86_400)
+
+
 def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str, Any]:
     """Re-plan from now: the plan in force says who carries what; delivered and failed orders
     are the fixed head of their vehicle's route; vehicles away from the depot have their planned
@@ -255,21 +285,7 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         picked[vid] = {
             s["order"] for s in stops if s["action"] == "pickup" and s.get("arrival_s", 1e12) <= now_s
         }
-    by_ref = {o.ref: o for o in request.orders}
-    vehicles = []
-    for v in request.vehicles:
-        away = v.start != request.depot
-        onboard = tuple(
-            ref
-            for ref in before.get(v.id, [])
-            if ref in by_ref
-            and (
-                (by_ref[ref].kind == "delivery" and away)
-                or (by_ref[ref].kind == "courier" and ref in picked.get(v.id, set()))
-            )
-        )
-        vehicles.append(replace(v, onboard=onboard))
-    request = replace(request, vehicles=tuple(vehicles))
+    request = goods_on_board(request, before, picked)
     try:
         proposal = redispatch(request, provider(), before, fixed)
     except ValueError as exc:

@@ -100,7 +100,7 @@ export class LogisticsPage {
       this.mapBox = el("div", { class: "lg-map", "data-testid": "plan-map" });
       this.side = el("aside", { class: "lg-side", "data-testid": "plan-side" });
       this.planGrid = el("div", { class: "lg-plan" }, el("div", { class: "lg-map-wrap" }, this.mapBox,
-        el("div", { class: "attribution" }, el("a", { href: "basemap.LICENSE.md", target: "_blank", rel: "noopener", text: "© OpenStreetMap contributors, ODbL" }), " · MapLibre · legs drawn straight between stops")), this.side);
+        el("div", { class: "attribution" }, el("a", { href: "basemap.LICENSE.md", target: "_blank", rel: "noopener", text: "© OpenStreetMap contributors, ODbL" }), " · MapLibre · ", this.legsNote = el("span", { "data-testid": "legs-source" }))), this.side);
     }
     this.body.replaceChildren(this.planGrid);
     if (!this.map) {
@@ -109,24 +109,27 @@ export class LogisticsPage {
     } else {
       this.map.map.resize();
     }
-    this.draw(plan.plan, status);
+    this.draw(plan.plan, status, plan.legs || []);
     this.tables(plan, status);
     // The swap stations near the rounds, when the server runs the CSMS (else /stations is a 404).
     api("/stations").then((list) => showStations(this.map.map, list)).catch(() => {});
   }
 
-  draw(body, status) {
+  draw(body, status, legs) {
     const m = this.map.map;
     for (const marker of this.markers || []) marker.remove();
     this.markers = [];
     const lines = { type: "FeatureCollection", features: [] };
     const bounds = new maplibregl.LngLatBounds();
+    const along = new Map(legs.map((l) => [l.vehicle, l]));
     body.routes.forEach((r, i) => {
       const colour = COLOURS[i % COLOURS.length];
       const all = [...(r.fixed || []), ...r.stops];
-      const coords = [r.stops[0], ...(r.fixed || []), ...r.stops.slice(1)].map((s) => [s.lon, s.lat]);
+      // The server's legs along the streets (anycar.roads); straight between stops without them.
+      const leg = along.get(r.vehicle);
+      const coords = leg && leg.coordinates.length > 1 ? leg.coordinates : [r.stops[0], ...(r.fixed || []), ...r.stops.slice(1)].map((s) => [s.lon, s.lat]);
       coords.forEach((c) => bounds.extend(c));
-      lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle }, geometry: { type: "LineString", coordinates: coords } });
+      lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle, estimate: leg ? leg.estimate : true }, geometry: { type: "LineString", coordinates: coords } });
       let n = 0;
       for (const s of all) {
         if (!s.order) continue;
@@ -145,6 +148,8 @@ export class LogisticsPage {
       m.addLayer({ id: "plan-line", type: "line", source: "plan", layout: { "line-join": "round", "line-cap": "round" }, paint: { "line-color": ["get", "colour"], "line-width": 4 } });
     }
     if (!bounds.isEmpty()) m.fitBounds(bounds, { padding: 60, duration: 0, maxZoom: 16 });
+    const roads = legs.length && legs.every((l) => !l.estimate);
+    this.legsNote.textContent = roads ? "legs along the streets (road network)" : legs.length ? "legs along the streets, straight where off the road network" : "legs drawn straight between stops";
   }
 
   tables(plan, status) {
