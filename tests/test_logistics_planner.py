@@ -147,7 +147,8 @@ def test_a_courier_job_whose_first_windows_cannot_be_met_is_served_in_its_second
         drop=Place(60.160, 24.965, (Window(8 * H, 8 * H + 1200), Window(13 * H, 14 * H)), 60),
         weight_kg=5,
     )
-    result = plan(request([job, drop("d1", 60.175, 24.95)], [van("v1")], solver=solver, limit=1.0), ROADS)
+    orders = [drop("d1", 60.175, 24.95), job, drop("d2", 60.165, 24.94, (8 * H, 9 * H), (15 * H, 16 * H))]
+    result = plan(request(orders, [van("v1")], solver=solver, limit=1.0), ROADS)
     assert result.feasible and not result.unservable, (result.unservable, result.notes)
     (route,) = result.routes
     pick = next(s for s in route.stops if s.order == "c2" and s.action == "pickup")

@@ -304,7 +304,7 @@ def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
             layout.points,
             seconds,
             request.seed,
-            windows=picks,
+            shipment_windows=picks,
         )
 
     if not problem.jobs:

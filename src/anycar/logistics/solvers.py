@@ -70,12 +70,12 @@ def solve_pyvrp(
     coords: list[tuple[float, float]],
     time_limit_s: float,
     seed: int = 0,
-    windows: dict[int, tuple[int, int]] | None = None,
+    shipment_windows: dict[int, tuple[int, int]] | None = None,
 ) -> Solved:
     """PyVRP 0.14: clients (several windows as a mutually exclusive group), shipments, per-vehicle
     capacity, shift, start and end, the battery as ``max_distance``, and stops a vehicle may not
     make as a routing profile whose arcs into them are forbidden. A shipment stop has one window
-    in PyVRP (and shipments cannot be in a client group): ``windows`` says which (pickup, drop)
+    in PyVRP (and shipments cannot be in a client group): ``shipment_windows`` says which (pickup, drop)
     window of a job with several to give it (default the first of each); the notes say so."""
     import pyvrp
     from pyvrp.stop import MaxRuntime
@@ -104,7 +104,7 @@ def solve_pyvrp(
     for ji, job in enumerate(jobs):
         load = list(job.load)
         if job.kind == "shipment":
-            pi, di = (windows or {}).get(ji, (0, 0))
+            pi, di = (shipment_windows or {}).get(ji, (0, 0))
             (pe, pl), (de, dl) = job.windows[0][pi], job.windows[1][di]
             if len(job.windows[0]) > 1 or len(job.windows[1]) > 1:
                 one_window.append(f"{job.ref} {_hhmm(pe)}-{_hhmm(pl)} > {_hhmm(de)}-{_hhmm(dl)}")
