@@ -6,6 +6,11 @@ does. Prints, per variant, the average gap to the distance BKS and the CPU secon
 time) it took, per instance and seed.
 
     .venv/bin/python tools/pyvrp_budget.py --instances C101,R101,RC101,R201 --iterations 3000 --seeds 0,1
+    .venv/bin/python tools/pyvrp_budget.py --instances R105,RC105,RC201,R209 --cpu 2.5 --seeds 0,1
+
+A fixed iteration count is not a fixed cost when a variant changes the cost of an iteration (more
+neighbours: dearer iterations), so ``--cpu`` stops each run after that many CPU seconds of this
+process instead: quality per unit of CPU, whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -30,6 +35,17 @@ from anycar.logistics.precheck import check
 from anycar.logistics.solvers import solve_pyvrp
 
 
+class MaxCpu:
+    """PyVRP stopping criterion: this process's CPU seconds (``time.process_time``), which other
+    processes' load does not eat into, unlike the wall clock of ``MaxRuntime``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.start = seconds, time.process_time()
+
+    def __call__(self, best_cost: float) -> bool:
+        return time.process_time() - self.start >= self.seconds
+
+
 def variants() -> dict[str, Any]:
     """The parameter sets compared; ``default`` is what the planner uses today."""
     return {
@@ -47,7 +63,7 @@ def variants() -> dict[str, Any]:
     }
 
 
-def run(name: str, iterations: int, seed: int, params: Any) -> dict[str, Any]:
+def run(name: str, iterations: int, seed: int, params: Any, cpu_s: float = 0.0) -> dict[str, Any]:
     data = default_data_dir()
     bks = json.loads((data / "VRPTW_BKS.json").read_text())[f"{name}_distance"]
     request = instances.solomon(data / "solomon" / f"{name}.txt", seed=seed)
@@ -64,7 +80,7 @@ def run(name: str, iterations: int, seed: int, params: Any) -> dict[str, Any]:
         layout.points,
         0.0,
         seed,
-        stop=MaxIterations(iterations),
+        stop=MaxCpu(cpu_s) if cpu_s > 0 else MaxIterations(iterations),
         params=params,
     )
     cpu = time.process_time() - cpu
@@ -86,6 +102,7 @@ def main() -> None:
     ap.add_argument("--instances", default="C101,R101,RC101,R201")
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--seeds", default="0")
+    ap.add_argument("--cpu", type=float, default=0.0, help="a CPU-seconds budget instead of iterations")
     ap.add_argument("--variants", default="", help="comma-separated names (default all)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -94,7 +111,7 @@ def main() -> None:
     chosen = {k: v for k, v in variants().items() if not args.variants or k in args.variants.split(",")}
     table = []
     for label, params in chosen.items():
-        rows = [run(n, args.iterations, s, params) for n in names for s in seeds]
+        rows = [run(n, args.iterations, s, params, args.cpu) for n in names for s in seeds]
         summary = {
             "variant": label,
             "avg_gap_pct": round(statistics.mean(r["gap_pct"] for r in rows), 3),
@@ -105,6 +122,7 @@ def main() -> None:
         table.append(summary)
         print(
             f"{label:14s} gap {summary['avg_gap_pct']:+.3f} %  cpu {summary['cpu_s']:.1f} s  "
+            f"iterations {sum(r['iterations'] or 0 for r in rows)}  "
             f"infeasible {summary['infeasible']}  "
             + " ".join(f"{r['instance']}/{r['seed']}:{r['gap_pct']:+.2f}" for r in rows),
             flush=True,
