@@ -53,6 +53,7 @@ class Day:
     vehicles: dict[str, list[str]]
     plan: dict[str, Any]
     swap: dict[str, Any] = field(default_factory=dict)
+    fleet: Any = None  # the OpsFleet, for what a hub would send (PODs through its store)
 
 
 async def _cancel_the_rest() -> None:
@@ -178,7 +179,7 @@ def make_day(fleet: OpsFleet) -> Day:
             )
             if r.status_code != 200:
                 raise AssertionError(r.text)
-    day = Day(fleet.url, tokens, vehicles, plan)
+    day = Day(fleet.url, tokens, vehicles, plan, fleet=fleet)
     # Swap stations, run by the OCPP 2.1 station simulator; one PICKMAN swaps at town-1.
     wire = vehicles["acme"][0]
     swap_registry.add_pack(

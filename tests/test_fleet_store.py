@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
+import anycar.logistics.execution_tables  # noqa: F401  # its tables are in db.metadata too
 from anycar.fleet import db, partitions, queries, registry
 from anycar.fleet.migrate import current, head, upgrade
 from anycar.fleet.store import Accepted, DeadLetter, Store

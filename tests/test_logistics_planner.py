@@ -87,7 +87,9 @@ def test_unservable_orders_come_with_their_reason() -> None:
     ]
     result = plan(request(orders, [van("v1"), van("v2", payload_kg=300)]), ROADS)
     assert result.unservable["heavy"] == "too heavy for every vehicle (900 kg; the largest payload is 350 kg)"
-    assert result.unservable["cold"] == "needs refrigerated: no vehicle has it"
+    assert (
+        result.unservable["cold"] == "needs refrigerated: no vehicle has a refrigerated cargo box fitted now"
+    )
     assert result.unservable["closed"].startswith(
         "no vehicle can reach it within its time windows (earliest arrival 08:"
     )
@@ -130,6 +132,39 @@ def test_a_courier_job_is_picked_up_before_it_is_dropped_by_the_same_vehicle() -
     assert actions == ["pickup", "drop"]
     pick = next(s for s in route.stops if s.order == "c1" and s.action == "pickup")
     assert 9 * H <= pick.start_s <= 10 * H
+
+
+@pytest.mark.parametrize("solver", ["auto", "vroom", "pyvrp"])
+def test_a_courier_job_whose_first_windows_cannot_be_met_is_served_in_its_second(solver: str) -> None:
+    # The pickup is minutes from the depot, so its 08:00-08:01 window has closed when a vehicle
+    # starting at 08:00 arrives, and the drop-off's 08:00-08:20 with it; 10:00-11:00 for the
+    # pickup and 13:00-14:00 for the drop-off are open. VROOM takes every window as it is; PyVRP
+    # (one window per shipment stop) is given VROOM's, or the earliest a vehicle reaches.
+    job = Order(
+        ref="c2",
+        kind="courier",
+        pickup=Place(60.185, 24.925, (Window(8 * H, 8 * H + 60), Window(10 * H, 11 * H)), 60),
+        drop=Place(60.160, 24.965, (Window(8 * H, 8 * H + 1200), Window(13 * H, 14 * H)), 60),
+        weight_kg=5,
+    )
+    orders = [drop("d1", 60.175, 24.95), job, drop("d2", 60.165, 24.94, (8 * H, 9 * H), (15 * H, 16 * H))]
+    result = plan(request(orders, [van("v1")], solver=solver, limit=1.0), ROADS)
+    assert result.feasible and not result.unservable, (result.unservable, result.notes)
+    (route,) = result.routes
+    pick = next(s for s in route.stops if s.order == "c2" and s.action == "pickup")
+    put = next(s for s in route.stops if s.order == "c2" and s.action == "drop")
+    assert 10 * H <= pick.start_s <= 11 * H and pick.window == "10:00-11:00"
+    assert 13 * H <= put.start_s <= 14 * H and put.window == "13:00-14:00"
+    if result.solver.startswith("pyvrp"):
+        assert any("c2 10:00-11:00 > 13:00-14:00" in n for n in result.notes), result.notes
+    # With only its first windows the same job cannot be served at all: the second ones count.
+    first_only = replace(
+        job,
+        pickup=replace(job.pickup, windows=job.pickup.windows[:1]),
+        drop=replace(job.drop, windows=job.drop.windows[:1]),
+    )
+    none = plan(request([first_only], [van("v1")], solver=solver, limit=0.5), ROADS)
+    assert "c2" in none.unservable and not none.routes
 
 
 def test_a_drivers_break_goes_to_vroom_and_the_time_limit_is_reported() -> None:
@@ -218,11 +253,22 @@ async def test_broken_data_files_stop_the_room_at_start(monkeypatch: pytest.Monk
             "features": ["refrigerated"],
         },
         "planning.yaml": {"detour_factor": "lots", "reserve_soc": 0.1, "default_time_limit_s": 5},
+        "cargo_accessories.yaml": {
+            "labels": {},
+            "counts": ["RUNNING"],
+            "products": [
+                {"vendor_id": 65521, "product_id": 1, "name": "box", "features": ["heated"]},
+                {"vendor_id": 65521, "product_id": 1, "name": "again", "features": ["refrigerated"]},
+            ],
+        },
     }
     monkeypatch.setattr(settings, "_load", lambda name: broken[name])
     assert settings.validate() == [
         "vehicle_types.yaml: odd.battery_kwh: a positive number",
         "vehicle_types.yaml: odd.features: 'jetpack' is not in features",
+        "cargo_accessories.yaml: labels: no label for 'refrigerated'",
+        "cargo_accessories.yaml: products[0].features: 'heated' is not in vehicle_types.yaml features",
+        "cargo_accessories.yaml: products[1]: vendor 65521 product 1 repeats",
         "planning.yaml: detour_factor: a number",
         "planning.yaml: service_area: min_lat, max_lat, min_lon, max_lon numbers",
     ]

@@ -43,8 +43,10 @@ def test_readme_logistics_commands_run_as_written(tmp_path: Path) -> None:
     assert "imported 4 orders from orders.csv" in out["fleet orders import"]
     assert "o-1004" in out["fleet orders list"]
     planned = out["fleet plan --tenant"]
+    assert "not served o-1002: needs tail_lift: no vehicle has a tail lift fitted now" in planned
     assert "not served o-1004: too heavy for every vehicle (900 kg; the largest payload is 350 kg)" in planned
     assert "PM-0011: o-1" in planned and "(accepted)" in planned
+    assert "route v1 pushed to PM-0011: 3 stops, command" in " ".join(planned.split())
     assert (
         "Solomon VRPTW" in out["bench dispatch --instances"]
         and "Li & Lim PDPTW" in out["bench dispatch --instances"]

@@ -17,6 +17,7 @@ pytest.register_assert_rewrite("browser_support")
 from anycar.fleet.console import CSP  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
 from ops_console_support import Day, OpsFleet, auth, make_day  # noqa: E402
+from pod_support import PodHub  # noqa: E402
 
 pytest_plugins = ["browser_support"]
 PAYLOAD_KG = 350.0  # kaiyun_pickman in anycar/logistics/data/vehicle_types.yaml
@@ -93,6 +94,23 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     page.wait_for_function(
         "window.anycarConsole.logisticsPage.map.map.getLayer('plan-line') !== undefined", timeout=15_000
     )
+    # The legs follow the streets (anycar.roads' fastest paths), not straight lines between stops.
+    legs = {leg["vehicle"]: leg for leg in plan["legs"]}
+    assert set(legs) == {r["vehicle"] for r in routes}
+    for r in routes:
+        leg = legs[r["vehicle"]]
+        assert not leg["estimate"] and leg["source"] == "road network (OpenStreetMap)"
+        assert len(leg["coordinates"]) > 2 * len(r["stops"])  # street vertices between the stops
+        first, depot = leg["coordinates"][0], r["stops"][0]
+        assert (
+            abs(first[0] - depot["lon"]) < 0.002 and abs(first[1] - depot["lat"]) < 0.001
+        )  # its street node
+    drawn = page.evaluate(
+        "window.anycarConsole.logisticsPage.map.map.getSource('plan').serialize().data.features"
+        ".map(f => [f.properties.vehicle, f.geometry.coordinates.length])"
+    )
+    assert sorted(drawn) == sorted([v, len(leg["coordinates"])] for v, leg in legs.items())
+    assert page.text_content("[data-testid=legs-source]") == "legs along the streets (road network)"
     page.wait_for_selector(
         "#page-logistics .st-marker[data-station='town-1']", timeout=15_000
     )  # swap stations too
@@ -227,3 +245,88 @@ def test_a_viewer_reads_the_plan_and_cannot_drag(page: Any, day: Day) -> None:
     page.click("[data-testid=theme]")
     page.wait_for_function("document.documentElement.dataset.theme === 'dark'", timeout=10_000)
     screenshot(page, "ops_console_plan_dark")
+
+
+def test_the_proofs_viewer_shows_the_hubs_records_and_an_exception(page: Any, day: Day) -> None:
+    """Two hubs' signed PODs through the fleet's ingest path (``pod_support``): one that matches
+    its order (door opened and closed, the order's weight off the load cell, the right PIN, at
+    the stop, a camera still), one with a wrong PIN and the wrong weight, 400 m away."""
+    from sqlalchemy import select
+
+    from anycar.fleet import db
+    from anycar.logistics.execution_tables import deliveries
+
+    engine = day.fleet.server.engine
+    d, v, o = deliveries.c, db.vehicles.c, db.orders.c
+    with engine.connect() as conn:  # stops still to make (on the board and on their route)
+        open_stops = conn.execute(
+            select(d.order_ref, d.plan_id, d.lat, d.lon, d.weight_kg, d.pin, v.wire_id)
+            .join(db.vehicles, v.id == d.vehicle_id)
+            .join(db.orders, (o.tenant_id == d.tenant_id) & (o.ref == d.order_ref))
+            .where(d.status == "planned", o.status == "planned", o.vehicle_id == d.vehicle_id)
+            .where(v.wire_id.in_(day.vehicles["acme"]))
+            .order_by(d.order_ref)
+        ).all()
+    good, bad = open_stops[0], open_stops[1]
+    hubs = {wire: PodHub(day.fleet.server.store, wire) for wire in {good.wire_id, bad.wire_id}}
+    hubs[good.wire_id].send(
+        hubs[good.wire_id].record(
+            good.order_ref, good.plan_id, lat=good.lat, lon=good.lon, drop_kg=good.weight_kg, pin=good.pin
+        )
+    )
+    wrong_pin = "1111" if bad.pin != "1111" else "2222"
+    hubs[bad.wire_id].send(
+        hubs[bad.wire_id].record(
+            bad.order_ref,
+            bad.plan_id,
+            lat=bad.lat + 0.0036,
+            lon=bad.lon,
+            drop_kg=bad.weight_kg / 2,
+            pin=wrong_pin,
+        )
+    )
+    token = day.tokens["acme"]["dispatcher"]
+    proofs = httpx.get(f"{day.url}/api/logistics/proofs", headers=auth(token), timeout=30).json()["proofs"]
+    by = {p["order"]: p for p in proofs}
+    assert by[good.order_ref]["exceptions"] == [] and by[good.order_ref]["checks"]["pin"] == "right"
+    assert "wrong PIN" in by[bad.order_ref]["exceptions"] and by[bad.order_ref]["checks"]["pin"] == "wrong"
+
+    _sign_in(page, day.url, token)
+    _tab(page, "#/logistics/proofs", "proofs")
+    assert page.locator("[data-testid=pod-row]").count() == len(proofs)
+    row = page.locator(f"[data-testid=pod-row][data-order='{good.order_ref}']")
+    assert row.get_attribute("class") == ""
+    key = by[good.order_ref]["key_id"]
+    assert f"✓ hub key {key}" in row.locator("[data-testid=pod-signed]").text_content()
+    assert row.locator("[data-testid=pod-door]").text_content() == "opened → closed"
+    assert (
+        row.locator("[data-testid=pod-weight]").text_content()
+        == f"{good.weight_kg:g} kg of {good.weight_kg:g} kg"
+    )
+    assert row.locator("[data-testid=pod-pin]").text_content() == "PIN right"
+    assert row.locator("[data-testid=pod-position]").text_content() == (
+        f"{good.lat:.5f}, {good.lon:.5f} · 0 m from the stop"
+    )
+    assert row.locator("[data-testid=pod-exceptions]").text_content() == "none"
+    photo = row.locator("[data-testid=pod-photo]")
+    page.wait_for_function(
+        f"document.querySelector(\"[data-order='{good.order_ref}'] [data-testid=pod-photo]\").complete",
+        timeout=10_000,
+    )
+    assert photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [32, 24]
+    assert photo.get_attribute("src") == by[good.order_ref]["record"]["photo"]["thumbnail"]
+
+    wrong = page.locator(f"[data-testid=pod-row][data-order='{bad.order_ref}']")
+    assert wrong.get_attribute("class") == "lg-pod-exception"
+    assert wrong.locator("[data-testid=pod-pin]").text_content() == "wrong PIN"
+    text = wrong.locator("[data-testid=pod-exceptions]").text_content()
+    assert (
+        "wrong PIN" in text and "does not match the order's" in text and "from the stop (limit 150 m)" in text
+    )
+    assert " m from the stop" in wrong.locator("[data-testid=pod-position]").text_content()
+    assert f"{len(proofs)} · 1 with exceptions" in page.text_content("[data-testid=pods] >> xpath=..")
+    screenshot(page, "ops_console_proofs")
+    # The dispatcher's alert for the exception is there too.
+    alerts = httpx.get(f"{day.url}/api/alerts", headers=auth(token), timeout=30).json()
+    assert any(bad.order_ref in str(a) and "wrong PIN" in str(a) for a in alerts)
+    assert own_errors(page) == []

@@ -3,7 +3,8 @@
 ``orders import FILE.csv --tenant T`` streams the file with a progress bar and stores all its
 orders in one transaction, or none and prints each bad row (``orders.csv:17: ...``, exit 1).
 ``plan --tenant T --depot LAT,LON`` plans the open orders with the tenant's vehicles (the same
-call as ``POST /api/plans``) and stores the proposal; ``--accept`` makes it the plan in force.
+call as ``POST /api/plans``) and stores the proposal; ``--accept`` makes it the plan in force and
+pushes each vehicle's route to its hub (the same call as ``POST /api/plans/{id}/accept``).
 """
 
 from __future__ import annotations
@@ -130,9 +131,10 @@ def plan_command(args: argparse.Namespace) -> int:
     try:
         with errors.status(f"planning (solver time limit {args.time_limit:g} s)..."):
             result = service.propose(engine, tid, options)
-        if args.accept:
-            board.accept(engine, tid, result["id"])
+        if args.accept:  # the same call as POST /api/plans/{id}/accept: routes pushed to the hubs
+            accepted = service.accept(engine, tid, result["id"])
             result["status"] = "accepted"
+            result["pushed"] = accepted["pushed"] if accepted else []
     except (service.PlanningError, board.BoardError) as exc:
         raise ConfigError(str(exc)) from None
     if args.json:
@@ -152,4 +154,13 @@ def plan_command(args: argparse.Namespace) -> int:
         )
     for item in body["unservable"]:
         console.print(f"  [yellow]not served[/] {item['order']}: {item['reason']}")
+    for push in result.get("pushed", []):
+        if push.get("skipped"):
+            console.print(f"  route for {push['vehicle']} not pushed: {push['skipped']}", markup=False)
+        else:
+            console.print(
+                f"  route v{push['version']} pushed to {push['vehicle']}: {push['stops']} stops, "
+                f"command {push['command']} (anycar fleet command show {push['command']} --tenant {args.tenant})",
+                markup=False,
+            )
     return 0

@@ -196,11 +196,14 @@ class FleetServer:
             ]
         )
         # delivery-exec: proofs of delivery judged in the ingest's transaction; live ETAs
-        from anycar.logistics.execution import EtaComponent, PodJudge
+        from anycar.logistics.execution import EtaComponent, PodJudge, PodOutbox
         from anycar.logistics.service import provider as matrix_provider
 
-        self.pods = PodJudge(self.webhooks)
+        self.pods = PodJudge()
         self.store.handlers["pod"] = self.pods
+        # logistics-rest: the POD webhooks, written in the POD's transaction, sent once after it
+        self.pod_outbox = PodOutbox(self.engine, self.webhooks)
+        self.store.after_commit.append(self.pod_outbox.wake)
         self.eta = EtaComponent(self.engine, matrix_provider(), self.webhooks, cfg.eta_interval_s)
         self.api = HttpListener(
             app,
@@ -232,6 +235,7 @@ class FleetServer:
             self.components.append(self.sender)
         self.components.append(self.logistics)
         self.components.append(self.eta)  # delivery-exec
+        self.components.append(self.pod_outbox)  # logistics-rest
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))
         if cfg.osmand_port is not None:

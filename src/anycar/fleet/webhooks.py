@@ -296,8 +296,10 @@ class WebhookSender:
         with self._lock:
             self._hooks.pop(tenant_id, None)
 
-    def submit(self, tenant_id: int, kind: str, item: dict[str, Any]) -> None:
-        """Queue ``item`` for every webhook of the tenant that wants ``kind``; never waits."""
+    def submit(self, tenant_id: int, kind: str, item: dict[str, Any], delivery_id: str | None = None) -> None:
+        """Queue ``item`` for every webhook of the tenant that wants ``kind``; never waits.
+        ``delivery_id`` (an outbox row's) makes ``X-Anycar-Delivery`` stable, ``ID.WEBHOOK``, so a
+        receiver can drop a repeat; without it each submit gets a fresh one."""
         hooks = [h for h in self._tenant_hooks(tenant_id) if kind in (h.events or [])]
         if not hooks:
             return
@@ -308,7 +310,9 @@ class WebhookSender:
         }
         body = json.dumps(payload, default=str, separators=(",", ":")).encode()
         for h in hooks:
-            d = Delivery(h.id, h.url, h.secret, body, uuid.uuid4().hex)
+            d = Delivery(
+                h.id, h.url, h.secret, body, f"{delivery_id}.{h.id}" if delivery_id else uuid.uuid4().hex
+            )
             self.stats.submitted += 1
             loop = self._loop
             if loop is None:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from anycar.fleet.registry import User, user_for_token
-from anycar.logistics import board, execution, service
+from anycar.logistics import board, service
 from anycar.logistics.csvimport import read_orders
 from anycar.logistics.settings import service_area
 
@@ -173,11 +173,10 @@ def logistics_routes(engine: Engine, wake: Any = None) -> list[Route]:
 
     async def accept_plan(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
-            found = await asyncio.to_thread(board.accept, engine, user.tenant_id, _plan_id(request))
+            # the plan in force, and each vehicle's route to its hub as a signed route command
+            found = await asyncio.to_thread(service.accept, engine, user.tenant_id, _plan_id(request))
             if found is None:
                 raise _Refused(404, "not_found", "no such plan")
-            # delivery-exec: each vehicle's route goes to its hub as a signed route command
-            found["pushed"] = await asyncio.to_thread(execution.push_routes, engine, user.tenant_id, found)
             if wake is not None:
                 wake()
             return 200, found

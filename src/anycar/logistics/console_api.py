@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -21,6 +22,8 @@ from starlette.routing import Route
 from anycar.fleet.registry import User
 from anycar.logistics import dayreport, execution
 from anycar.logistics.api import RIGHTS, _json, _Refused
+from anycar.logistics.legs import plan_legs
+from anycar.logistics.matrix import haversine_m
 from anycar.logistics.move import MoveError, move_order
 
 MAX_FILTER = 64
@@ -43,6 +46,38 @@ def _guard(engine: Engine) -> Any:
         return user
 
     return user_of
+
+
+def proof_checks(row: dict[str, Any], stop: dict[str, Any] | None) -> dict[str, Any]:
+    """What a dispatcher reads beside a POD record: the PIN's verdict (right, wrong, none
+    entered, none asked), metres from the stop, the weight the order expected, who signed."""
+    rec = row.get("record") or {}
+    digest = (rec.get("pin") or {}).get("digest")
+    pin = stop.get("pin") if stop else None
+    if digest is None:
+        verdict = "none entered" if pin else "not asked"
+    elif pin is None:
+        verdict = "entered, none asked"
+    else:
+        verdict = (
+            "right" if secrets.compare_digest(digest, execution.pin_digest(row["order"], pin)) else "wrong"
+        )
+    pos = rec.get("position")
+    away = (
+        round(haversine_m((float(pos["lat"]), float(pos["lon"])), (stop["lat"], stop["lon"])))
+        if pos and stop
+        else None
+    )
+    if row.get("key_id") == "phone":
+        signed = "the driver's phone page (not signed by a hub)"
+    elif row.get("verified"):
+        signed = f"hub key {row['key_id']} (pinned for the vehicle, signature checked)"
+    else:
+        signed = f"hub key {row.get('key_id')}: not trusted"
+    expected = None
+    if stop:
+        expected = stop["weight_kg"] if stop["kind"] == "drop" else -stop["weight_kg"]
+    return {"pin": verdict, "distance_m": away, "expected_kg": expected, "signed_by": signed}
 
 
 def _answer(exc: _Refused) -> JSONResponse:
@@ -92,6 +127,8 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
             found = await asyncio.to_thread(dayreport.current_plan, engine, user.tenant_id)
             if found is None:
                 raise _Refused(404, "not_found", "no plan yet (POST /api/plans)")
+            # each route's legs along the streets (anycar.roads), for the map
+            found["legs"] = await asyncio.to_thread(plan_legs, found.get("plan") or {})
             return 200, found
 
         return await guarded(request, "read", work)
@@ -149,9 +186,15 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
 
     async def proofs(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
-            # the hubs' signed records as judged by the fleet (anycar.logistics.execution), newest first
-            rows = await asyncio.to_thread(execution.pod_rows, engine, user.tenant_id)
-            return 200, {"available": True, "proofs": rows[::-1][:MAX_PROOFS]}
+            # the hubs' signed records as judged by the fleet (anycar.logistics.execution), newest
+            # first, each with what the viewer shows beside it: the PIN's verdict, how far from the
+            # stop, the weight the order expected, who signed
+            def run() -> list[dict[str, Any]]:
+                rows = execution.pod_rows(engine, user.tenant_id)[::-1][:MAX_PROOFS]
+                stops = execution.delivery_stops(engine, user.tenant_id, [r["order"] for r in rows])
+                return [{**r, "checks": proof_checks(r, stops.get(r["order"]))} for r in rows]
+
+            return 200, {"available": True, "proofs": await asyncio.to_thread(run)}
 
         return await guarded(request, "read", work)
 

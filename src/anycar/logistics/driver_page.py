@@ -32,7 +32,7 @@ from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
 from anycar.fleet.registry import user_for_token
 from anycar.logistics.api import RIGHTS
-from anycar.logistics.execution import pin_digest
+from anycar.logistics.execution import outbox_put, pin_digest
 from anycar.logistics.execution_tables import deliveries, driver_links, pods
 
 DRIVER_LINK_S = 16 * 3600.0
@@ -110,7 +110,7 @@ def next_stop(engine: Engine, link: Any) -> dict[str, Any]:
     return {"next": stops[0] if stops else None, "remaining": len(stops)}
 
 
-def report(engine: Engine, link: Any, body: dict[str, Any], notifier: Any = None) -> dict[str, Any] | None:
+def report(engine: Engine, link: Any, body: dict[str, Any]) -> dict[str, Any] | None:
     """The driver's outcome for one of the vehicle's open orders; None if it is not one."""
     order, status, now = str(body["order"])[:64], body["status"], time.time()
     with engine.begin() as conn:
@@ -182,14 +182,14 @@ def report(engine: Engine, link: Any, body: dict[str, Any], notifier: Any = None
                 ),
             }
             conn.execute(insert(alerts).values(**row))
-    if notifier is not None:
-        notifier.submit(
-            link.tenant_id, f"delivery_{status}", {"order": order, "ts": now, "exceptions": problems}
+        # sent once this commits, by the fleet's PodOutbox (logistics-rest: was submitted here)
+        outbox_put(
+            conn, link.tenant_id, f"delivery_{status}", {"order": order, "ts": now, "exceptions": problems}
         )
     return {"order": order, "status": status, "exceptions": problems}
 
 
-def driver_routes(engine: Engine, notifier: Any = None) -> list[Route]:
+def driver_routes(engine: Engine) -> list[Route]:
     async def script(request: Request) -> Response:
         return Response(
             _asset("driver.js"), media_type="text/javascript", headers={"X-Content-Type-Options": "nosniff"}
@@ -248,7 +248,7 @@ def driver_routes(engine: Engine, notifier: Any = None) -> list[Route]:
         if sig is not None and not (isinstance(sig, str) and sig.startswith("data:image/png;base64,")):
             return _error(400, "bad_parameter", "signature: a data:image/png;base64 URL")
         try:
-            done = await asyncio.to_thread(report, engine, link, body, notifier)
+            done = await asyncio.to_thread(report, engine, link, body)
         except (binascii.Error, ValueError, IndexError):
             return _error(400, "bad_parameter", "signature: not base64")
         if done is None:

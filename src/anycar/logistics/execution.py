@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from anycar.fleet import commands, db
 from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
-from anycar.logistics.execution_tables import deliveries, hub_keys, pods, route_pushes
+from anycar.logistics.execution_tables import deliveries, hub_keys, pod_outbox, pods, route_pushes
 from anycar.logistics.matrix import haversine_m
 from anycar.wire import WireError, signature
 
@@ -247,12 +247,116 @@ def pod_rows(engine: Engine, tenant_id: int, order: str | None = None) -> list[d
     ]
 
 
-# -- proof of delivery ---------------------------------------------------------------------------
-class PodJudge:
-    """The ingest store's handler for ``pod`` messages (runs inside the batch's transaction)."""
+def delivery_stops(engine: Engine, tenant_id: int, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Per order in execution: its stop (place, weight, kind) and PIN, for judging a proof again."""
+    if not refs:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(D.order_ref, D.lat, D.lon, D.weight_kg, D.kind, D.pin).where(
+                and_(D.tenant_id == tenant_id, D.order_ref.in_(sorted(set(refs))[:1000]))
+            )
+        ).all()
+    return {
+        r.order_ref: {"lat": r.lat, "lon": r.lon, "weight_kg": r.weight_kg, "kind": r.kind, "pin": r.pin}
+        for r in rows
+    }
 
-    def __init__(self, notifier: Any = None) -> None:
-        self.notifier = notifier  # the fleet's WebhookSender (submit(tenant, kind, item))
+
+# -- proof of delivery ---------------------------------------------------------------------------
+def outbox_put(conn: Connection, tenant_id: int, kind: str, item: dict[str, Any]) -> None:
+    """A webhook to send once the caller's transaction commits (``PodOutbox`` sends it)."""
+    conn.execute(insert(pod_outbox).values(tenant_id=tenant_id, kind=kind, item=item, created=time.time()))
+
+
+class PodOutbox:
+    """Hands the POD webhooks of committed transactions to the webhook sender, each row once.
+
+    A POD is judged inside the ingest batch's transaction; its webhooks (``delivery_delivered``,
+    ``delivery_failed``, the dispatcher's ``alert``) are rows of ``pod_outbox`` in that same
+    transaction, so a batch that is rolled back and retried leaves them once, and nothing is
+    sent for a POD that was never stored. Each pass claims unsent rows one by one (``sent`` set
+    where it was NULL: two fleet processes never both claim a row) and submits them with
+    ``pod-ROW`` as the delivery id (``X-Anycar-Delivery``), the same for the sender's HTTP
+    retries, so a receiver can drop a repeat. Woken after each ingest commit; polls too. A
+    failing pass is logged and counted and the next one runs."""
+
+    name = "pod-outbox"
+
+    def __init__(self, engine: Engine, notifier: Any, interval_s: float = 0.5, batch: int = 200) -> None:
+        self.engine, self.notifier, self.interval_s, self.batch = engine, notifier, interval_s, batch
+        self.sent = 0
+        self.crashes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def drain(self, now: float | None = None) -> int:
+        """One pass: claim and submit what is unsent; how many were submitted."""
+        o = pod_outbox.c
+        done = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(o.id, o.tenant_id, o.kind, o.item)
+                .where(o.sent.is_(None))
+                .order_by(o.id)
+                .limit(self.batch)
+            ).all()
+            for r in rows:
+                claimed = conn.execute(
+                    update(pod_outbox)
+                    .where(and_(o.id == r.id, o.sent.is_(None)))
+                    .values(sent=time.time() if now is None else now)
+                ).rowcount
+                if claimed:
+                    self.notifier.submit(r.tenant_id, r.kind, dict(r.item), delivery_id=f"pod-{r.id}")
+                    done += 1
+        self.sent += done
+        return done
+
+    def wake(self, *_: Any) -> None:
+        """Thread-safe (the ingest commits off the event loop): run a pass now."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    async def start(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="pod-outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._loop = None
+
+    async def _run(self) -> None:
+        event = self._wake
+        while True:
+            try:
+                await asyncio.to_thread(self.drain)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.crashes += 1
+                log.exception("POD outbox pass failed; the rows stay unsent for the next one")
+            if event is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), self.interval_s)
+                event.clear()
+
+    def status(self) -> dict[str, Any]:
+        return {"sent": self.sent, "crashes": self.crashes, "interval_s": self.interval_s}
+
+
+class PodJudge:
+    """The ingest store's handler for ``pod`` messages (runs inside the batch's transaction); its
+    webhooks go to ``pod_outbox`` in that transaction (``PodOutbox`` sends them after)."""
+
+    def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
     def _count(self, what: str) -> None:
@@ -298,7 +402,7 @@ class PodJudge:
                 ),
             }
             conn.execute(insert(alerts).values(**row))
-            self._notify(ref.tenant_id, "alert", {"vehicle": ref.wire_id, **row})
+            outbox_put(conn, ref.tenant_id, "alert", {"vehicle": ref.wire_id, **row})
         if not verified or found is None:
             return
         status = record["outcome"]
@@ -308,7 +412,8 @@ class PodJudge:
             .where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
             .values(status=status, updated=now)
         )
-        self._notify(
+        outbox_put(
+            conn,
             ref.tenant_id,
             f"delivery_{status}",
             {
@@ -319,10 +424,6 @@ class PodJudge:
                 **({"reason": record["reason"]} if record.get("reason") else {}),
             },
         )
-
-    def _notify(self, tenant_id: int, kind: str, item: dict[str, Any]) -> None:
-        if self.notifier is not None:
-            self.notifier.submit(tenant_id, kind, item)
 
     @staticmethod
     def _verify(conn: Connection, vehicle_id: int, doc: dict[str, Any], now: float) -> tuple[bool, str, str]:

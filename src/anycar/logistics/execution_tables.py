@@ -81,3 +81,19 @@ driver_links = Table(
     Column("created", Float, nullable=False),
     Column("expires", Float, nullable=False),
 )
+
+# The customer's and the dispatcher's webhooks a proof of delivery causes, written in the same
+# transaction as the POD (revision ``pod_outbox``): a batch rolled back leaves none, a batch
+# retried after a rollback writes them once; ``PodOutbox`` hands each row to the webhook sender
+# once (claimed by setting ``sent``), with the row's id as the delivery id receivers dedupe on.
+pod_outbox = Table(
+    "pod_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(32), nullable=False),  # a webhook event kind (delivery_delivered, alert)
+    Column("item", JSON, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("sent", Float),  # when it was handed to the webhook sender; NULL: still to send
+)
+Index("ix_pod_outbox_sent", pod_outbox.c.sent, pod_outbox.c.id)

@@ -24,7 +24,7 @@ from anycar.fleet import db
 from anycar.logistics import board, service
 from anycar.logistics.layout import build_layout
 from anycar.logistics.planner import _Problem, _time_route  # the planner's own route check
-from anycar.logistics.precheck import _WHY, _alone  # the planner's own per-order check
+from anycar.logistics.precheck import _alone, why_not_this  # the planner's own per-order check
 from anycar.logistics.problem import Route
 
 
@@ -67,8 +67,27 @@ def _sequence(route: dict[str, Any], index: dict[str, int], skip: str) -> list[t
     return seq
 
 
-def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: str) -> MoveResult:
-    """Move ``ref`` onto ``vehicle``'s route in plan ``plan_id`` if the planner's checks allow it."""
+def _loaded_first(problem: _Problem, seq: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """A route planned at the depot lists only the drops; once some vehicle is out on its round
+    a delivery still at the depot is a shipment from a depot stop (``_Problem``), so its load is
+    put first: the vehicle takes its goods at the depot before it leaves."""
+    have = {ji for ji, action in seq if action == "pickup"}
+    loads = [
+        (ji, "pickup")
+        for ji, action in seq
+        if action == "drop" and problem.jobs[ji].kind == "shipment" and ji not in have
+    ]
+    return [*loads, *seq]
+
+
+def move_order(
+    engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: str, *, now: float | None = None
+) -> MoveResult:
+    """Move ``ref`` onto ``vehicle``'s route in plan ``plan_id`` if the planner's checks allow it.
+
+    In the plan in force (accepted) the rounds are under way: both routes are timed from now
+    (``now``, default the clock) and from each vehicle's last position with its goods on board,
+    as a re-dispatch is; a proposal is timed as it was planned, from the shift start at the depot."""
     found = board.plan(engine, tenant_id, plan_id)
     if found is None:
         raise MoveError(404, "no such plan")
@@ -91,8 +110,10 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     for key in ("now", "only", "vehicles"):
         options.pop(key, None)
     options["only"] = [_base(source["vehicle"]), _base(vehicle)]
+    live = found["status"] == "accepted"
+    now_s = service.clock_now_s(now) if live else None
     try:
-        request, _, _ = service.request_for(engine, tenant_id, options)
+        request, _, _ = service.request_for(engine, tenant_id, options, now_s=now_s)
     except service.PlanningError as exc:
         raise MoveError(400, str(exc)) from None
     ids = [v.id for v in request.vehicles]
@@ -104,23 +125,43 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     if ref not in {o.ref for o in orders}:
         return MoveResult(False, f"{ref} is not open on the board any more")
     request = replace(request, orders=orders)
+    if now_s is not None:
+        before = {
+            _base(r["vehicle"]): [s["order"] for s in r["stops"] if s.get("order") and s["order"] in keep]
+            for r in (source, target)
+            if r
+        }
+        picked = {
+            _base(r["vehicle"]): {
+                s["order"]
+                for s in r["stops"]
+                if s.get("action") == "pickup" and s.get("arrival_s", 1e12) <= now_s
+            }
+            for r in (source, target)
+            if r
+        }
+        request = service.goods_on_board(request, before, picked)
+        carrier = next((v for v in request.vehicles if ref in v.onboard), None)
+        if carrier is not None:
+            return MoveResult(
+                False,
+                f"{ref} is on board {carrier.id} (its round is under way): it cannot move to {vehicle} "
+                "without going back to the depot (re-dispatch plans that)",
+            )
     layout = build_layout(request, service.provider())
     si, ti = ids.index(_base(source["vehicle"])), ids.index(_base(vehicle))
     order = next(o for o in orders if o.ref == ref)
     why = _alone(order, ti, request.vehicles[ti], layout)
     if why is not None:
         kind, detail = why
-        text = _WHY[kind].format(detail=detail, best=f"{request.vehicles[ti].payload_kg:g} kg")
-        text = (
-            text.replace("every vehicle", vehicle).replace("no vehicle", vehicle).replace("nobody", vehicle)
-        )
+        text = why_not_this(kind, detail, request.vehicles[ti])
         return MoveResult(False, f"{vehicle} cannot take {ref}: {text}")
     problem = _Problem(request, layout, {o.ref: {0, 1} for o in orders})
     if len(layout.points) != len(layout.seconds):
         layout.matrix = service.provider().matrix(layout.points)
     index = {job.ref: i for i, job in enumerate(problem.jobs)}
     ji = index[ref]
-    base_seq = _sequence(target, index, ref) if target else []
+    base_seq = _loaded_first(problem, _sequence(target, index, ref)) if target else []
     pair = problem.jobs[ji].kind == "shipment"
     candidates: list[list[tuple[int, str]]] = []
     for i in range(len(base_seq) + 1):
@@ -138,8 +179,14 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
     best: tuple[Route, list[str]] | None = None
     refused: tuple[Route, list[str]] | None = None
     payload = request.vehicles[ti].payload_kg
+    # From now, a stop may already be late before anything moves (its window passed while the
+    # round went on): that is not the move's doing, so only what the move adds refuses it.
+    already = (
+        set(_time_route(request, problem, ti, label, base_seq)[1]) if target and now_s is not None else set()
+    )
     for seq in candidates:
         route, broken = _time_route(request, problem, ti, label, seq)
+        broken = [b for b in broken if b not in already]
         # _time_route checks the load after each stop; the load leaving the depot (every drop
         # on board) is the solver's capacity constraint, so it is checked here too.
         if route.stops and route.stops[0].load_kg > payload + 1e-6:
@@ -159,7 +206,12 @@ def move_order(engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: 
             checked=len(candidates),
             details=details,
         )
-    rest, broken_rest = _time_route(request, problem, si, source["vehicle"], _sequence(source, index, ref))
+    rest_seq = _loaded_first(problem, _sequence(source, index, ref))
+    rest, broken_rest = _time_route(request, problem, si, source["vehicle"], rest_seq)
+    if now_s is not None:
+        with_it = _loaded_first(problem, _sequence(source, index, ""))
+        before_move = set(_time_route(request, problem, si, source["vehicle"], with_it)[1])
+        broken_rest = [b for b in broken_rest if b not in before_move]
     if broken_rest:
         return MoveResult(False, f"{source['vehicle']} without {ref}: " + "; ".join(broken_rest[:2]))
 

@@ -134,7 +134,7 @@ def _clock_value(text: str, where: str) -> int:
     if m is None:
         raise OrderError(where, f"{text[:20]!r} is not a time of day HH:MM")
     h, mi, s = int(m[1]), int(m[2]), int(m[3] or 0)
-    if mi > 59 or s > 59 or h > 47:
+    if mi > 59 or s > 59 or h > 48 or (h == 48 and (mi or s)):  # 48:00: the next day's end
         raise OrderError(where, f"{text!r} is not a time of day HH:MM (hours up to 47 for the next day)")
     return h * 3600 + mi * 60 + s
 

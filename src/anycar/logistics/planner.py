@@ -74,7 +74,7 @@ class _Problem:
                     Job(
                         kind="shipment",
                         points=(layout.place[(order.ref, "pickup")], layout.place[(order.ref, "drop")]),
-                        windows=(self._one(order, pickup), self._one(order, drop)),
+                        windows=(_windows(pickup), _windows(drop)),
                         services=(pickup.service_s, drop.service_s),
                         **common._asdict(),
                     )
@@ -91,7 +91,7 @@ class _Problem:
                     Job(
                         kind="shipment",
                         points=(depot_stop, layout.place[(order.ref, "drop")]),
-                        windows=(((0, 2 * 86_400),), self._one(order, drop)),
+                        windows=(((0, 2 * 86_400),), _windows(drop)),
                         services=(0, drop.service_s),
                         **common._asdict(),
                     )
@@ -124,13 +124,35 @@ class _Problem:
             for i, v in enumerate(request.vehicles)
         ]
 
-    def _one(self, order: Order, place: Place) -> tuple[tuple[int, int], ...]:
-        """A shipment stop takes one window (PyVRP's shipments have one): the first one."""
-        if len(place.windows) > 1:
-            self.notes.append(
-                f"{order.ref}: as a paired job it keeps its first window {place.windows[0].as_text()}"
-            )
-        return _windows(place)[:1]
+    def earliest_windows(self, ji: int) -> tuple[int, int]:
+        """For a paired job with several windows: the (pickup, drop) window indices a vehicle
+        reaches first, from the earliest start of the vehicles that may serve it (what PyVRP,
+        which takes one window per shipment stop, is given when VROOM did not choose)."""
+        job, layout, fleet = self.jobs[ji], self.layout, self.fleet
+        sec = layout.seconds
+        pickup, drop = job.points
+        t = min(
+            (fleet[vi].shift[0] + float(sec[fleet[vi].start, pickup]) for vi in job.vehicles), default=0.0
+        )
+        pi = next((i for i, (_, b) in enumerate(job.windows[0]) if t <= b), len(job.windows[0]) - 1)
+        t = max(t, job.windows[0][pi][0]) + job.services[0] + float(sec[pickup, drop])
+        di = next((i for i, (_, b) in enumerate(job.windows[1]) if t <= b), len(job.windows[1]) - 1)
+        return pi, di
+
+    def windows_used(self, routes: list[Route]) -> dict[int, tuple[int, int]]:
+        """The window each served paired job's stops fell in, in a timed plan (VROOM's)."""
+        index = {job.ref: ji for ji, job in enumerate(self.jobs) if job.kind == "shipment"}
+        seen: dict[int, list[int]] = {}
+        for route in routes:
+            for stop in route.stops:
+                ji = index.get(stop.order or "")
+                if ji is None or stop.action not in ("pickup", "load", "drop"):
+                    continue
+                side = 0 if stop.action in ("pickup", "load") else 1
+                texts = [f"{clock(a)}-{clock(b)}" for a, b in self.jobs[ji].windows[side]]
+                if stop.window in texts:
+                    seen.setdefault(ji, [0, 0])[side] = texts.index(stop.window)
+        return {ji: (p, d) for ji, (p, d) in seen.items()}
 
 
 def _time_route(
@@ -265,9 +287,24 @@ def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
         raise ValueError("PyVRP cannot model drivers' breaks; use the vroom solver")
     limit = request.time_limit_s
 
-    def pyvrp(seconds: float) -> Solved:
+    def pyvrp(seconds: float, chosen: dict[int, tuple[int, int]] | None = None) -> Solved:
+        # PyVRP 0.14's shipments take one window per stop and its client groups single clients
+        # only, so a paired job with several windows gets one pair: VROOM's where it chose, else
+        # the earliest a vehicle reaches (said in the notes; VROOM models every window).
+        picks = {
+            ji: (chosen or {}).get(ji) or problem.earliest_windows(ji)
+            for ji, job in enumerate(problem.jobs)
+            if job.kind == "shipment" and (len(job.windows[0]) > 1 or len(job.windows[1]) > 1)
+        }
         return solve_pyvrp(
-            problem.jobs, problem.fleet, layout.seconds, layout.meters, layout.points, seconds, request.seed
+            problem.jobs,
+            problem.fleet,
+            layout.seconds,
+            layout.meters,
+            layout.points,
+            seconds,
+            request.seed,
+            shipment_windows=picks,
         )
 
     if not problem.jobs:
@@ -283,7 +320,8 @@ def plan(request: PlanRequest, provider: MatrixProvider) -> Plan:
         candidates = [solve_vroom(problem.jobs, problem.fleet, layout.seconds, layout.meters, limit)]
         left = limit - (time.perf_counter() - started)
         if left >= MIN_SECOND_TRY_S:
-            candidates.append(pyvrp(left))
+            first = _outcome(request, problem, candidates[0], dict(unservable))
+            candidates.append(pyvrp(left, problem.windows_used(first.routes)))
     outcomes = [_outcome(request, problem, solved, dict(unservable)) for solved in candidates]
     best = min(
         outcomes, key=lambda o: (not o.feasible, len(o.unservable), sum(r.distance_m for r in o.routes))

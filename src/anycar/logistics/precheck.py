@@ -13,6 +13,7 @@ import itertools
 from anycar.logistics.layout import Layout
 from anycar.logistics.orders import Order, Place, clock
 from anycar.logistics.problem import PlanRequest, PlanVehicle
+from anycar.logistics.settings import feature_label
 
 
 def _visit(t: float, place: Place) -> float | None:
@@ -65,13 +66,42 @@ def _alone(order: Order, vi: int, v: PlanVehicle, layout: Layout) -> tuple[str, 
 
 
 _WHY = {
-    "features": "needs {detail}: no vehicle has it",
+    "features": "needs {detail}: no vehicle has {what} fitted now",
     "weight": "too heavy for every vehicle ({detail}; the largest payload is {best})",
     "volume": "too bulky for every vehicle ({detail}; the largest cargo box is {best})",
     "battery": "out of every vehicle's battery range with the reserve kept (the trip alone is {detail})",
     "time": "no vehicle can reach it within its time windows ({detail})",
     "shift": "no vehicle can serve it within its shift ({detail})",
 }
+
+
+_WHY_ONE = {  # the same, said of the one vehicle an order is dragged onto (the console's move)
+    "weight": "too heavy for it ({detail}; its payload is {best})",
+    "volume": "too bulky for it ({detail}; its cargo box is {best})",
+    "battery": "out of its battery range with the reserve kept (the trip alone is {detail})",
+    "time": "it cannot reach it within its time windows ({detail})",
+    "shift": "it cannot serve it within its shift ({detail})",
+}
+
+
+def why_not_this(kind: str, detail: str, vehicle: PlanVehicle) -> str:
+    """Why ``vehicle`` alone could not serve an order, in words about that vehicle."""
+    if kind == "features":
+        labels = " or ".join(feature_label(f) for f in detail.split(", "))
+        return f"needs {detail}: it has no {labels} fitted now"
+    best = f"{vehicle.payload_kg:g} kg" if kind == "weight" else f"{vehicle.cargo_m3:g} m3"
+    return _WHY_ONE[kind].format(detail=detail, best=best)
+
+
+def fitted_words(detail: str) -> str:
+    """ "refrigerated, tail_lift" -> "a refrigerated cargo box and a tail lift"."""
+    return " and ".join(f"a {feature_label(f)}" for f in detail.split(", "))
+
+
+def why_not(kind: str, detail: str, best: str = "") -> str:
+    """The reason in words for a criterion ``_alone`` gave."""
+    what = fitted_words(detail) if kind == "features" else ""
+    return _WHY[kind].format(detail=detail, best=best, what=what)
 
 
 def check(request: PlanRequest, layout: Layout) -> tuple[dict[str, str], dict[str, set[int]]]:
@@ -99,7 +129,7 @@ def check(request: PlanRequest, layout: Layout) -> tuple[dict[str, str], dict[st
                 best = f"{max(v.payload_kg for v in vehicles):g} kg"
             elif kind == "volume":
                 best = f"{max(v.cargo_m3 for v in vehicles):g} m3"
-            unservable[order.ref] = _WHY[kind].format(detail=detail, best=best)
+            unservable[order.ref] = why_not(kind, detail, best)
         else:
             parts = [f"{vehicles[i].id}: {f[0]} ({f[1]})" for i, f in fails.items() if f is not None][:5]
             unservable[order.ref] = "no single vehicle meets all its needs: " + "; ".join(parts)

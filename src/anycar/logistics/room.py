@@ -19,7 +19,7 @@ class LogisticsRoom:
         self.engine = engine
         self.started = False
         self.wake = wake  # delivery-exec: the command sender's wake, so a pushed route goes at once
-        self.notifier: Any = None  # delivery-exec: the webhook sender, for the driver page's reports
+        self.notifier: Any = None  # delivery-exec: the webhook sender (the driver page now uses pod_outbox)
 
     def routes(self) -> list[Route]:
         from anycar.logistics.driver_page import driver_routes  # delivery-exec
@@ -28,7 +28,7 @@ class LogisticsRoom:
         return (
             logistics_routes(self.engine, self.wake)
             + execution_routes(self.engine)
-            + driver_routes(self.engine, self.notifier)
+            + driver_routes(self.engine)  # its webhooks go through pod_outbox
         )
 
     async def start(self) -> None:

@@ -5,6 +5,7 @@ stored on the board. The API and ``anycar fleet plan`` both call these.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -13,11 +14,12 @@ from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
 from anycar.logistics import board
+from anycar.logistics.fitted import Fitted, fitted_features
 from anycar.logistics.matrix import MatrixProvider, RoadsOrEstimate, haversine_m
 from anycar.logistics.orders import OrderError, Window, parse_windows
 from anycar.logistics.problem import Break, PlanRequest, PlanVehicle
 from anycar.logistics.redispatch import redispatch
-from anycar.logistics.settings import FEATURES, planning, service_area, vehicle_type
+from anycar.logistics.settings import feature_label, planning, service_area, vehicle_type
 
 SOC_PATH = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"  # VSS, percent
 AT_DEPOT_M = 150.0  # a vehicle this close to the depot is at the depot
@@ -114,7 +116,7 @@ def request_for(
         raise PlanningError("solver: auto, pyvrp or vroom")
     overrides = options.get("vehicles") or {}
     if not isinstance(overrides, dict):
-        raise PlanningError('vehicles: {WIRE_ID: {"soc": 0.8, "features": [...], "shift": ...}}')
+        raise PlanningError('vehicles: {WIRE_ID: {"soc": 0.8, "shift": "08:00-16:00"}}')
     only = options.get("only")
     if only is not None and not (isinstance(only, list) and all(isinstance(x, str) for x in only)):
         raise PlanningError("only: a list of vehicle ids")
@@ -130,6 +132,7 @@ def request_for(
         if name not in {r.wire_id for r in rows}:
             raise PlanningError(f"vehicles.{str(name)[:64]}: no such vehicle in the tenant")
     socs = _soc_now(engine, [r.id for r in rows])
+    fitted = fitted_features(engine, [r.id for r in rows])
     notes: list[str] = []
     reserve = float(planning()["reserve_soc"])
     vehicles = []
@@ -138,9 +141,15 @@ def request_for(
         extra = overrides.get(r.wire_id) or {}
         if not isinstance(extra, dict):
             raise PlanningError(f"vehicles.{r.wire_id}: an object")
-        features = extra.get("features", [])
-        if not isinstance(features, list) or any(f not in FEATURES for f in features):
-            raise PlanningError(f"vehicles.{r.wire_id}.features: some of {', '.join(FEATURES)}")
+        if "features" in extra:
+            raise PlanningError(
+                f"vehicles.{r.wire_id}.features: cargo features come from the accessories its hub "
+                "reports fitted (GET /api/vehicles/{vehicle}/accessories), not from the request"
+            )
+        own = fitted.get(r.id, Fitted())
+        for feature, idle in sorted(own.idle.items()):
+            if feature not in own.features:
+                notes.append(f"{r.wire_id}: no {feature_label(feature)} counts: {'; '.join(idle)}")
         soc = extra.get("soc", socs.get(r.id))
         if soc is None:
             soc = 1.0
@@ -168,7 +177,7 @@ def request_for(
                 reserve=reserve,
                 shift=own_shift,
                 breaks=breaks,
-                features=kind.features | frozenset(features),
+                features=kind.features | frozenset(own.features),
             )
         )
     area = service_area()
@@ -205,6 +214,50 @@ def propose(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str
     return {"id": plan_id, "status": "proposed", **body}
 
 
+def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
+    """Make plan ``plan_id`` the plan in force and push each vehicle's route to its hub (one
+    signed ``route`` command per vehicle, sent by the fleet's command sender, which polls for
+    pending commands, so a CLI accept reaches the hubs through a running server too). The API's
+    ``POST /api/plans/{id}/accept`` and ``anycar fleet plan --accept`` both call this. None if
+    the tenant has no such plan; ``board.BoardError`` if it is not a proposal."""
+    from anycar.logistics import execution
+
+    found = board.accept(engine, tenant_id, plan_id)
+    if found is None:
+        return None
+    found["pushed"] = execution.push_routes(engine, tenant_id, found)
+    return found
+
+
+def goods_on_board(
+    request: PlanRequest, before: dict[str, list[str]], picked: dict[str, set[str]]
+) -> PlanRequest:
+    """The request with each vehicle's goods on board: a vehicle away from the depot carries the
+    deliveries the plan in force gave it (loaded there in the morning), and the courier jobs
+    whose pickup it has made (``picked``); only it can drop them."""
+    by_ref = {o.ref: o for o in request.orders}
+    vehicles = []
+    for v in request.vehicles:
+        away = v.start != request.depot
+        onboard = tuple(
+            ref
+            for ref in before.get(v.id, [])
+            if ref in by_ref
+            and (
+                (by_ref[ref].kind == "delivery" and away)
+                or (by_ref[ref].kind == "courier" and ref in picked.get(v.id, set()))
+            )
+        )
+        vehicles.append(replace(v, onboard=onboard))
+    return replace(request, vehicles=tuple(vehicles))
+
+
+def clock_now_s(now: float | None = None) -> int:
+    """Seconds since midnight UTC: the planner's clock (windows, shifts) for 'now'."""
+    t = time.time() if now is None else now
+    return int(t % 86_400)
+
+
 def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str, Any]:
     """Re-plan from now: the plan in force says who carries what; delivered and failed orders
     are the fixed head of their vehicle's route; vehicles away from the depot have their planned
@@ -232,21 +285,7 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         picked[vid] = {
             s["order"] for s in stops if s["action"] == "pickup" and s.get("arrival_s", 1e12) <= now_s
         }
-    by_ref = {o.ref: o for o in request.orders}
-    vehicles = []
-    for v in request.vehicles:
-        away = v.start != request.depot
-        onboard = tuple(
-            ref
-            for ref in before.get(v.id, [])
-            if ref in by_ref
-            and (
-                (by_ref[ref].kind == "delivery" and away)
-                or (by_ref[ref].kind == "courier" and ref in picked.get(v.id, set()))
-            )
-        )
-        vehicles.append(replace(v, onboard=onboard))
-    request = replace(request, vehicles=tuple(vehicles))
+    request = goods_on_board(request, before, picked)
     try:
         proposal = redispatch(request, provider(), before, fixed)
     except ValueError as exc:

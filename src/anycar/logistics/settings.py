@@ -70,6 +70,16 @@ def vehicle_type(brand: str) -> VehicleType:
     )
 
 
+def cargo_accessories() -> dict[str, Any]:
+    """``data/cargo_accessories.yaml``: which fitted products give which cargo feature."""
+    return _load("cargo_accessories.yaml")
+
+
+def feature_label(feature: str) -> str:
+    """What a dispatcher reads for a feature: "refrigerated" -> "refrigerated cargo box"."""
+    return str((cargo_accessories().get("labels") or {}).get(feature, feature))
+
+
 def service_area() -> ServiceArea:
     a = planning()["service_area"]
     return ServiceArea(float(a["min_lat"]), float(a["max_lat"]), float(a["min_lon"]), float(a["max_lon"]))
@@ -103,10 +113,46 @@ def validate() -> list[str]:
         for feature in merged.get("features") or ():
             if feature not in known:
                 problems.append(f"vehicle_types.yaml: {brand}.features: {feature!r} is not in features")
+    problems.extend(_validate_accessories(known))
     for key in ("detour_factor", "reserve_soc", "default_time_limit_s"):
         if not isinstance(cfg.get(key), int | float):
             problems.append(f"planning.yaml: {key}: a number")
     area = cfg.get("service_area") or {}
     if not all(isinstance(area.get(k), int | float) for k in ("min_lat", "max_lat", "min_lon", "max_lon")):
         problems.append("planning.yaml: service_area: min_lat, max_lat, min_lon, max_lon numbers")
+    return problems
+
+
+def _validate_accessories(known: set[str]) -> list[str]:
+    try:
+        doc = cargo_accessories()
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        return [str(exc)]
+    problems = []
+    labels = doc.get("labels") or {}
+    for feature in sorted(known - set(labels)):
+        problems.append(f"cargo_accessories.yaml: labels: no label for {feature!r}")
+    if not isinstance(doc.get("counts"), list) or not doc["counts"]:
+        problems.append("cargo_accessories.yaml: counts: a list of accessory statuses")
+    seen: set[tuple[Any, Any]] = set()
+    for i, p in enumerate(doc.get("products") or []):
+        where = f"cargo_accessories.yaml: products[{i}]"
+        if not isinstance(p, dict):
+            problems.append(f"{where}: a mapping")
+            continue
+        ids = (p.get("vendor_id"), p.get("product_id"))
+        if not all(isinstance(x, int) and 1 <= x <= 65535 for x in ids):
+            problems.append(f"{where}: vendor_id and product_id 1..65535")
+        elif ids in seen:
+            problems.append(f"{where}: vendor {ids[0]} product {ids[1]} repeats")
+        seen.add(ids)
+        if not isinstance(p.get("name"), str):
+            problems.append(f"{where}: name: the product's name")
+        features = p.get("features")
+        if not isinstance(features, list) or not features:
+            problems.append(f"{where}: features: a list")
+            continue
+        for feature in features:
+            if feature not in known:
+                problems.append(f"{where}.features: {feature!r} is not in vehicle_types.yaml features")
     return problems

@@ -100,7 +100,7 @@ export class LogisticsPage {
       this.mapBox = el("div", { class: "lg-map", "data-testid": "plan-map" });
       this.side = el("aside", { class: "lg-side", "data-testid": "plan-side" });
       this.planGrid = el("div", { class: "lg-plan" }, el("div", { class: "lg-map-wrap" }, this.mapBox,
-        el("div", { class: "attribution" }, el("a", { href: "basemap.LICENSE.md", target: "_blank", rel: "noopener", text: "© OpenStreetMap contributors, ODbL" }), " · MapLibre · legs drawn straight between stops")), this.side);
+        el("div", { class: "attribution" }, el("a", { href: "basemap.LICENSE.md", target: "_blank", rel: "noopener", text: "© OpenStreetMap contributors, ODbL" }), " · MapLibre · ", this.legsNote = el("span", { "data-testid": "legs-source" }))), this.side);
     }
     this.body.replaceChildren(this.planGrid);
     if (!this.map) {
@@ -109,24 +109,27 @@ export class LogisticsPage {
     } else {
       this.map.map.resize();
     }
-    this.draw(plan.plan, status);
+    this.draw(plan.plan, status, plan.legs || []);
     this.tables(plan, status);
     // The swap stations near the rounds, when the server runs the CSMS (else /stations is a 404).
     api("/stations").then((list) => showStations(this.map.map, list)).catch(() => {});
   }
 
-  draw(body, status) {
+  draw(body, status, legs) {
     const m = this.map.map;
     for (const marker of this.markers || []) marker.remove();
     this.markers = [];
     const lines = { type: "FeatureCollection", features: [] };
     const bounds = new maplibregl.LngLatBounds();
+    const along = new Map(legs.map((l) => [l.vehicle, l]));
     body.routes.forEach((r, i) => {
       const colour = COLOURS[i % COLOURS.length];
       const all = [...(r.fixed || []), ...r.stops];
-      const coords = [r.stops[0], ...(r.fixed || []), ...r.stops.slice(1)].map((s) => [s.lon, s.lat]);
+      // The server's legs along the streets (anycar.roads); straight between stops without them.
+      const leg = along.get(r.vehicle);
+      const coords = leg && leg.coordinates.length > 1 ? leg.coordinates : [r.stops[0], ...(r.fixed || []), ...r.stops.slice(1)].map((s) => [s.lon, s.lat]);
       coords.forEach((c) => bounds.extend(c));
-      lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle }, geometry: { type: "LineString", coordinates: coords } });
+      lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle, estimate: leg ? leg.estimate : true }, geometry: { type: "LineString", coordinates: coords } });
       let n = 0;
       for (const s of all) {
         if (!s.order) continue;
@@ -145,6 +148,8 @@ export class LogisticsPage {
       m.addLayer({ id: "plan-line", type: "line", source: "plan", layout: { "line-join": "round", "line-cap": "round" }, paint: { "line-color": ["get", "colour"], "line-width": 4 } });
     }
     if (!bounds.isEmpty()) m.fitBounds(bounds, { padding: 60, duration: 0, maxZoom: 16 });
+    const roads = legs.length && legs.every((l) => !l.estimate);
+    this.legsNote.textContent = roads ? "legs along the streets (road network)" : legs.length ? "legs along the streets, straight where off the road network" : "legs drawn straight between stops";
   }
 
   tables(plan, status) {
@@ -232,25 +237,36 @@ export class LogisticsPage {
       return;
     }
     const when = (ts) => (ts ? new Date(ts * 1000).toLocaleString() : "—");
+    const PIN = { right: "PIN right", wrong: "wrong PIN", "none entered": "no PIN entered", "not asked": "no PIN asked", "entered, none asked": "PIN entered, none asked" };
     const rows = p.proofs.map((pod) => {
       const rec = pod.record || {};
+      const checks = pod.checks || {};
       const picture = (rec.photo && rec.photo.thumbnail) || (rec.signature_image && rec.signature_image.thumbnail);
       const photo = typeof picture === "string" && picture.startsWith("data:image/")
-        ? el("img", { class: "lg-pod-photo", src: picture, alt: `${rec.photo ? "photo" : "signature"} at ${pod.order}` })
+        ? el("img", { class: "lg-pod-photo", "data-testid": "pod-photo", src: picture, alt: `${rec.photo ? "photo" : "signature"} at ${pod.order}`, title: rec.photo && rec.photo.sha256 ? `sha256 ${rec.photo.sha256}` : "" })
         : el("span", { class: "muted", text: "no photo" });
-      const weight = rec.weight && rec.weight.drop_kg != null ? `${rec.weight.drop_kg} kg` : "—";
-      const door = rec.door ? (rec.door.opened && rec.door.closed ? "opened → closed" : rec.door.opened ? "opened" : "never opened") : "—";
+      const expected = checks.expected_kg === null || checks.expected_kg === undefined ? "" : ` of ${checks.expected_kg} kg`;
+      const weight = rec.weight && rec.weight.drop_kg != null ? `${rec.weight.drop_kg} kg${expected}` : "—";
+      const door = rec.door ? (rec.door.opened && rec.door.closed ? "opened → closed" : rec.door.opened ? "opened, not closed" : "never opened") : "—";
+      const pos = rec.position;
+      const where = pos ? `${Number(pos.lat).toFixed(5)}, ${Number(pos.lon).toFixed(5)}${checks.distance_m === null || checks.distance_m === undefined ? "" : ` · ${checks.distance_m} m from the stop`}` : "no position";
+      const pin = PIN[checks.pin] || "—";
+      const recipient = rec.signature_image ? `${pin} · signed on the phone` : pin;
       const exceptions = (pod.exceptions || []).map((x) => (typeof x === "string" ? x : x.reason || x.type || JSON.stringify(x)));
-      return el("tr", { "data-testid": "pod-row", class: exceptions.length ? "lg-pod-exception" : "" },
-        el("td", { text: pod.order }), el("td", { text: pod.vehicle }), el("td", { text: when(pod.ts) }),
-        el("td", { text: pod.outcome }), el("td", { text: pod.verified ? "signed ✓" : "unverified" }),
-        el("td", { text: door }), el("td", { class: "num", text: weight }),
-        el("td", { text: rec.pin && rec.pin.source ? `PIN (${rec.pin.source})` : "—" }), el("td", {}, photo),
-        el("td", { text: exceptions.join("; ") || "none" }));
+      return el("tr", { "data-testid": "pod-row", "data-order": pod.order, class: exceptions.length ? "lg-pod-exception" : "" },
+        el("td", { class: "strong", text: pod.order }), el("td", { text: pod.vehicle }), el("td", { class: "mono", text: when(pod.ts) }),
+        el("td", { text: pod.outcome }),
+        el("td", { "data-testid": "pod-signed", class: "small", text: `${pod.verified ? "✓" : "✗"} ${checks.signed_by || pod.key_id}` }),
+        el("td", { "data-testid": "pod-door", text: door }), el("td", { "data-testid": "pod-weight", class: "num", text: weight }),
+        el("td", { "data-testid": "pod-pin", class: checks.pin === "wrong" || checks.pin === "none entered" ? "lg-late" : "", text: recipient }),
+        el("td", { "data-testid": "pod-position", class: "mono small", text: where }),
+        el("td", {}, photo),
+        el("td", { "data-testid": "pod-exceptions", text: exceptions.join("; ") || "none" }));
     });
-    this.body.replaceChildren(el("div", { class: "card" }, el("h2", { text: `Proofs of delivery (${p.proofs.length})` }),
+    const bad = p.proofs.filter((x) => (x.exceptions || []).length).length;
+    this.body.replaceChildren(el("div", { class: "card" }, el("h2", { text: `Proofs of delivery (${p.proofs.length}${bad ? ` · ${bad} with exceptions` : ""})` }),
       el("table", { class: "table", "data-testid": "pods" },
-        el("thead", {}, el("tr", {}, ...["Order", "Vehicle", "At", "Outcome", "Signature", "Door", "Weight drop", "Recipient", "Photo", "Exceptions"].map((t) => el("th", { text: t })))),
+        el("thead", {}, el("tr", {}, ...["Order", "Vehicle", "At", "Outcome", "Signed by", "Door", "Weight drop", "Recipient", "Position", "Photo", "Exceptions"].map((t) => el("th", { text: t })))),
         el("tbody", {}, ...rows))));
   }
 }
