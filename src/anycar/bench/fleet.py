@@ -208,6 +208,52 @@ class Workers:
                 proc.wait(10)
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process of this machine (``/proc/PID/stat``), None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The CPU the other parts of a run use (ingest-speed): the broker, the load generators and
+    the PostgreSQL backends serving the bench's database, read from /proc as the run goes (a
+    backend's last reading is kept after it exits). With the workers' own figure this is what a
+    message costs the whole machine, which is the honest figure on a box shared with others."""
+
+    def __init__(self, engine: Engine | None, db_name: str | None) -> None:
+        self.engine, self.db_name = engine, db_name
+        self.start: dict[str, dict[int, float]] = {}
+        self.last: dict[str, dict[int, float]] = {}
+
+    def sample(self, group: str, pids: list[int]) -> None:
+        for pid in pids:
+            now = cpu_s(pid)
+            if now is None:
+                continue
+            self.start.setdefault(group, {}).setdefault(pid, now)
+            self.last.setdefault(group, {})[pid] = now
+
+    def backends(self) -> list[int]:
+        if self.engine is None:
+            return []
+        with contextlib.suppress(Exception), self.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                {"d": self.db_name},
+            )
+            return [int(r.pid) for r in rows]
+        return []
+
+    def used(self) -> dict[str, float]:
+        return {
+            g: round(sum(self.last[g][p] - self.start[g].get(p, self.last[g][p]) for p in self.last[g]), 3)
+            for g in self.last
+        }
+
+
 def percentile(hist: dict[int, int], q: float) -> float | None:
     total = sum(hist.values())
     if not total:
@@ -253,6 +299,15 @@ def ingest(
                 register(engine, prefix, vehicles // publishers)
             pool = Workers(folder, url, broker.port, workers, batch)
             pool.start_all()
+            meter = CpuMeter(engine if kind == "postgres" else None, url.rsplit("/", 1)[1])
+            broker_pid = broker.proc.pid if broker.proc else 0
+
+            def measure(pubs: list[subprocess.Popen[str]]) -> None:
+                meter.sample("broker", [broker_pid])
+                meter.sample("generator", [p.pid for p in pubs if p.poll() is None])
+                meter.sample("postgres", meter.backends())
+
+            measure([])
             load0 = os.getloadavg()
             try:
                 started = time.time()
@@ -270,7 +325,8 @@ def ingest(
                 timeline: list[tuple[float, int]] = []
                 while any(p.poll() is None for p in pubs):
                     timeline.append((time.time() - started, sum(s.get("stored", 0) for s in pool.stats())))
-                    time.sleep(1.0)
+                    measure(pubs)
+                    time.sleep(0.5)
                 sent = [json.loads(p.communicate(timeout=180)[0].strip().splitlines()[-1]) for p in pubs]
                 published = sum(s["published"] for s in sent)
                 # wait for the backlog while it still moves (a loaded machine drains slowly)
@@ -281,8 +337,10 @@ def ingest(
                     if time.time() - moved_at > 30:
                         break
                     timeline.append((time.time() - started, done))
+                    measure([])
                     time.sleep(1.0)
                 time.sleep(1.0)  # the last stats dump
+                measure([])
                 stats = pool.stats()
             finally:
                 pool.stop()
@@ -323,10 +381,24 @@ def ingest(
         "latency_ms": {q: percentile(hist, v) for q, v in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))},
         # load-independent: the workers' own CPU per message (PostgreSQL's and the broker's not in it)
         "worker_cpu_ms_per_msg": round(1000 * sum(s.get("cpu_s", 0) for s in stats) / max(1, stored), 3),
+        # what a message costs each part of the machine (ingest-speed); the generator's last reading
+        # is up to 0.5 s before it exited, PostgreSQL's counts the bench's database's backends only
+        "cpu_ms_per_msg": _per_msg(
+            {"worker": sum(s.get("cpu_s", 0) for s in stats), **meter.used()}, stored, os.cpu_count() or 1
+        ),
         "duplicates": sum(s["duplicates"] for s in stats),
         "db_errors": sum(s["db_errors"] for s in stats),
         "loadavg": {"before": load0, "after": load1},
     }
+
+
+def _per_msg(cpu: dict[str, float], stored: int, cores: int) -> dict[str, Any]:
+    out: dict[str, Any] = {k: round(1000 * v / max(1, stored), 4) for k, v in cpu.items()}
+    total = sum(out.values())
+    out["total"] = round(total, 4)
+    # what this machine's cores could take if they did nothing else: the ceiling the goal meets
+    out[f"ceiling_msg_per_s_on_{cores}_cores"] = round(cores * 1000 / total) if total else None
+    return out
 
 
 # -- queries at 10^6 .. 10^7 rows ---------------------------------------------------------------
