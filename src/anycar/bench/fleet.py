@@ -562,7 +562,104 @@ def run(
         result["kill_worker_and_api"] = asyncio.run(
             fleet_cluster.run(vehicles=min(vehicles, 200), rate=latency_rate / 2, seconds=seconds)
         )
+    if "stages" in parts:
+        result["stages"] = stages()
     if rows:
         result["queries"] = queries(rows)
     result["loadavg_end"] = os.getloadavg()
     return result
+
+
+# -- CPU per message per stage, in one process (ingest-speed) ----------------------------------
+def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) -> dict[str, Any]:
+    """What each stage of a worker costs per message, measured alone (process CPU time, so a
+    machine loaded by others moves it little): cutting MQTT PUBLISH packets out of the socket's
+    bytes (``MqttIn``), judging (decode, schema, checks), the store's commit in the worker, and
+    the PostgreSQL backend's CPU for that commit (read from /proc for its pid). The messages are
+    the bench generator's (telemetry batches of 10 values), all new, in batches of ``batch``."""
+    from anycar.bench.fleet_procs import PATHS, vehicle_name
+    from anycar.fleet.db import make_engine
+    from anycar.fleet.ingest import judge, tune_gc
+    from anycar.fleet.mqttin import MqttIn, mqtt_string, varint
+    from anycar.fleet.store import Accepted, Store
+    from anycar.wire import Channel, Origin, encode
+    from anycar.wire import messages as wire_messages
+    from anycar.wire import topic as wire_topic
+
+    folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleets-"))
+    out: dict[str, Any] = {"messages": messages, "batch": batch, "values_per_message": len(PATHS)}
+    try:
+        with database("postgres", folder) as url:
+            engine = make_engine(url)
+            register(engine, "S", vehicles)
+            origins = [Origin(vehicle_name("S", i), f"{i:016x}") for i in range(vehicles)]
+            t = time.time()
+            packets, wire = [], []
+            for n in range(messages):
+                v = n % vehicles
+                doc = wire_messages.telemetry(
+                    origins[v],
+                    n // vehicles + 1,
+                    [(p, t + n / 1e4, float(k) + n / 1e6) for k, p in enumerate(PATHS)],
+                    campaign="bench",
+                    version=1,
+                    prio=5,
+                    ts=t + n / 1e4,
+                )
+                name = wire_topic(origins[v].vehicle, Channel.TELEMETRY)
+                payload = encode(doc, validate=False)
+                wire.append((name, payload))
+                body = mqtt_string(name) + (n % 65535 + 1).to_bytes(2, "big") + b"\x00" + payload
+                packets.append(b"\x32" + varint(len(body)) + body)
+            stream = b"".join(packets)
+            tune_gc()  # as a worker process runs (anycar fleet serve/ingest, the bench's workers)
+
+            client = MqttIn("127.0.0.1", 1, "stages")  # never connected: fed the bytes directly
+            c0 = time.process_time()
+            for i in range(0, len(stream), 65536):  # as the socket hands them over
+                client._received(stream[i : i + 65536])
+            parsed = client.take(messages)
+            mqtt_cpu = time.process_time() - c0
+            if len(parsed) != messages:
+                raise RuntimeError(f"stages: parsed {len(parsed)} of {messages} packets")
+
+            store = Store(engine)
+            store.prefetch({o.vehicle for o in origins})
+            now = time.time() + 3600
+            c0 = time.process_time()
+            verdicts = [judge(store, m.topic, m.payload, now) for m in parsed]
+            judge_cpu = time.process_time() - c0
+            accepted = [v for v in verdicts if isinstance(v, Accepted)]
+            if len(accepted) != messages:
+                raise RuntimeError(f"stages: {messages - len(accepted)} messages refused")
+
+            with engine.connect() as conn:  # the pool's connection the commits will use
+                conn.exec_driver_sql("SELECT 1")
+            with engine.connect() as conn:
+                backend = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
+            pg0 = cpu_s(backend) or 0.0
+            wall0, c0 = time.perf_counter(), time.process_time()
+            for i in range(0, messages, batch):
+                store.commit(accepted[i : i + batch])
+            commit_cpu = time.process_time() - c0
+            wall = time.perf_counter() - wall0
+            pg_cpu = (cpu_s(backend) or pg0) - pg0
+            rows = counts(engine)
+            engine.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if rows["positions"] != messages or rows["signal_values"] != len(PATHS) * messages:
+        raise RuntimeError(f"stages: stored {rows} for {messages} messages")
+    per = {
+        "mqtt_publish_parse": mqtt_cpu,
+        "judge_decode_schema": judge_cpu,
+        "store_commit_worker": commit_cpu,
+        "postgres_backend": pg_cpu,
+    }
+    out["cpu_us_per_msg"] = {k: round(1e6 * v / messages, 1) for k, v in per.items()}
+    total = sum(out["cpu_us_per_msg"].values())
+    out["cpu_us_per_msg"]["total"] = round(total, 1)
+    out["one_core_msg_per_s"] = {k: round(1e6 / v) for k, v in out["cpu_us_per_msg"].items() if v}
+    out["commit_wall_ms_per_batch"] = round(1000 * wall / max(1, messages // batch), 1)
+    out["loadavg"] = os.getloadavg()
+    return out

@@ -183,7 +183,7 @@ class _Recorder:
 
 def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int) -> None:
     from anycar.fleet.db import make_engine
-    from anycar.fleet.ingest import IngestWorker
+    from anycar.fleet.ingest import IngestWorker, tune_gc
     from anycar.fleet.store import Store
 
     recorder = _Recorder()
@@ -211,6 +211,7 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         nonlocal cpu0
+        tune_gc()
         await w.start(timeout=60)
         cpu0 = sum(os.times()[:2])
         print("ready", flush=True)

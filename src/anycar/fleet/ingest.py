@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -44,6 +45,17 @@ class IngestStats:
     db_errors: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+
+
+def tune_gc() -> None:
+    """For a process whose hot path is the ingest: freeze what exists now (imports, config) out
+    of the cyclic collector's reach and collect the young generation every 50,000 allocations
+    instead of 700. A batch holds ~60 objects per message alive through its commit, so with the
+    defaults the collector ran again and again over them: ~35 % of the decode's CPU in a bench
+    (20.6 vs 12.7 µs a message with the collector off; ingest-speed). Cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
 
 
 def subscriptions(group: str = GROUP, vehicles: Sequence[str] = ("+",)) -> list[str]:
@@ -184,7 +196,7 @@ class IngestWorker:
             username=self.username,
             password=self.password,
             session_s=self.session_s,
-            receive_maximum=self.batch_max,
+            receive_maximum=2 * self.batch_max,  # one batch committing, the next one judged
         )
         await client.connect()
         try:
@@ -194,12 +206,28 @@ class IngestWorker:
                 self.stats.last_error = f"broker: {len(refused)} subscription(s) refused (0x{refused[0]:02x})"
                 log.warning("ingest %s: %s", self.worker_id, self.stats.last_error)
             self.connected.set()
-            while True:
-                batch = await self._collect(client)
-                await self._commit(batch)
-                client.ack([m.mid for m in batch if m.qos > 0])  # only after the commit
+            committing: asyncio.Task[None] | None = None
+            try:
+                while True:
+                    batch = await self._collect(client)
+                    judged = await self._judge(batch)  # while the previous batch commits
+                    if committing is not None:
+                        await committing  # one commit at a time, in arrival order
+                    committing = asyncio.create_task(self._commit_and_ack(client, batch, judged))
+            finally:  # stopped or disconnected: what was not acked comes again (dedup drops it)
+                if committing is not None and not committing.done():
+                    committing.cancel()
+                if committing is not None:
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await committing
         finally:
             client.close()
+
+    async def _commit_and_ack(
+        self, client: MqttIn, batch: list[Inbound], judged: tuple[list[Accepted], list[DeadLetter]]
+    ) -> None:
+        await self._commit(batch, *judged)
+        client.ack([m.mid for m in batch if m.qos > 0])  # only after the commit
 
     async def _collect(self, client: MqttIn) -> list[Inbound]:
         """One batch: what is there once a message is in, topped up for ``batch_delay_s`` at
@@ -214,7 +242,8 @@ class IngestWorker:
             batch.extend(client.take(self.batch_max - len(batch)))
         return batch
 
-    async def _commit(self, batch: list[Inbound]) -> None:
+    async def _judge(self, batch: list[Inbound]) -> tuple[list[Accepted], list[DeadLetter]]:
+        """Decode and check a batch (its vehicles looked up in one query first)."""
         now = time.time()
         accepted: list[Accepted] = []
         dead: list[DeadLetter] = []
@@ -224,6 +253,10 @@ class IngestWorker:
         for message in batch:
             verdict = judge(self.store, message.topic, message.payload, now)
             (accepted if isinstance(verdict, Accepted) else dead).append(verdict)  # type: ignore[arg-type]
+        return accepted, dead
+
+    async def _commit(self, batch: list[Inbound], accepted: list[Accepted], dead: list[DeadLetter]) -> None:
+        """Store a judged batch; a database error keeps it and retries, acking nothing."""
         delay = 0.2
         while True:
             try:

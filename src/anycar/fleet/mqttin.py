@@ -64,7 +64,7 @@ class Inbound(NamedTuple):
     mid: int  # 0 at QoS 0
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         n, digit = divmod(n, 128)
@@ -73,7 +73,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _string(s: str | bytes) -> bytes:
+def mqtt_string(s: str | bytes) -> bytes:
     raw = s.encode() if isinstance(s, str) else s
     if len(raw) > 65535:
         raise ValueError("an MQTT string is at most 65,535 bytes")
@@ -81,7 +81,7 @@ def _string(s: str | bytes) -> bytes:
 
 
 def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
+    return bytes([first]) + varint(len(body)) + body
 
 
 def connect_packet(
@@ -97,16 +97,16 @@ def connect_packet(
     flags = (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
     props = b"\x11" + struct.pack("!I", session_s) + b"\x21" + struct.pack("!H", receive_maximum)
     body = b"\x00\x04MQTT\x05" + bytes([flags]) + struct.pack("!H", keepalive)
-    body += _varint(len(props)) + props + _string(client_id)
+    body += varint(len(props)) + props + mqtt_string(client_id)
     if username is not None:
-        body += _string(username)
+        body += mqtt_string(username)
     if password is not None:
-        body += _string(password.encode())
+        body += mqtt_string(password.encode())
     return _packet(0x10, body)
 
 
 def subscribe_packet(mid: int, filters: list[str], qos: int = 1) -> bytes:
-    body = struct.pack("!H", mid) + b"\x00" + b"".join(_string(f) + bytes([qos]) for f in filters)
+    body = struct.pack("!H", mid) + b"\x00" + b"".join(mqtt_string(f) + bytes([qos]) for f in filters)
     return _packet(0x82, body)
 
 
