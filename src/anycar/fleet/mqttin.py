@@ -332,7 +332,7 @@ class MqttIn:
         except TimeoutError:
             self.close()
             raise MqttError(f"no answer from the broker within {timeout:.0f} s") from None
-        if self._error is not None:
+        if got == 0 and self._error is not None:  # lost; an answer that came before still counts
             raise self._error
         if got != kind:
             raise MqttError(f"the broker sent packet type {got} where {kind} was due")
