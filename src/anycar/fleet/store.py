@@ -253,7 +253,7 @@ class Store:
                 last = self._last.setdefault(ref.id, {})
                 if self.postgres:  # COPY text lines, no dict per value
                     vid, t0 = ref.id, doc["t0"]
-                    heads = [f"{vid}\t{_copy_escape(p)}\t" for p in doc["paths"]]
+                    heads = [f"{vid}\t{_copy_escape(p)}\t" for p in doc["paths"]]  # once per path
                     early = first_ts.get(vid, math.inf)
                     for i, ms, value in doc["values"]:
                         ts = t0 + ms / 1000
@@ -339,7 +339,10 @@ class Store:
             tid = tenants.get(vid)
             if tid is not None:
                 stored.touched[vid] = (tid, ts)
-        self._insert(conn, db.positions, pos_rows)
+        if self.postgres and pos_rows:
+            _copy_text(conn, "positions", _POSITION_COLUMNS, "".join(map(_position_line, pos_rows)))
+        else:
+            self._insert(conn, db.positions, pos_rows)
         if sig_lines:
             _copy_text(
                 conn, "signal_values", ("vehicle_id", "path", "ts", "num", "value"), "".join(sig_lines)
@@ -496,6 +499,22 @@ def _copy_escape(text: str) -> str:
         text.translate(_COPY_ESCAPES)
         if "\\" in text or "\t" in text or "\n" in text or "\r" in text
         else text
+    )
+
+
+_POSITION_COLUMNS = ("vehicle_id", "ts", "lat", "lon", "speed", "heading", "source")
+
+
+def _copy_float(value: float | None) -> str:
+    return "\\N" if value is None else repr(float(value))
+
+
+def _position_line(row: dict[str, Any]) -> str:
+    """One positions row as a COPY text line (lat and lon are never NULL: see positions_of)."""
+    speed, heading = _copy_float(row["speed"]), _copy_float(row["heading"])
+    return (
+        f"{row['vehicle_id']}\t{float(row['ts'])!r}\t{float(row['lat'])!r}\t{float(row['lon'])!r}\t"
+        f"{speed}\t{heading}\t{_copy_escape(row['source'])}\n"
     )
 
 
