@@ -1,6 +1,7 @@
 """The ingest's fast paths (ingest-speed): its own MQTT 5 subscriber against the real Mosquitto and
 on hand-cut byte streams, and signal values written as COPY text on the real PostgreSQL, with
-every kind of value a telemetry batch may carry read back as it was sent."""
+every kind of value a telemetry batch may carry read back as it was sent (and through the SQLite
+driver's executemany)."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ async def test_no_broker_is_one_clear_error() -> None:
         await MqttIn("127.0.0.1", 9, "t").connect(timeout=2)
 
 
-def test_signal_values_of_every_kind_round_trip_through_copy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_signal_values_of_every_kind_round_trip(kind: str, tmp_path: Path) -> None:
     """Strings with tab, newline, carriage return and backslash, unicode, bools, ints, null,
     arrays of them (what a VSS value may be): what is read back equals what the hub sent."""
     values = [
@@ -118,7 +120,7 @@ def test_signal_values_of_every_kind_round_trip_through_copy(tmp_path: Path) -> 
         [1.5, "x\ty", None, True, "\\"],
     ]
     paths = [f"Vehicle.Test.P{i}" for i in range(len(values))]
-    with fleet_engine("postgres", tmp_path) as engine:
+    with fleet_engine(kind, tmp_path) as engine:
         creds = registry.add_vehicle(engine, vin(7), "kaiyun_pickman", tenant="copy")
         store = Store(engine)
         ref = store.vehicle(creds.vehicle)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from anycar.fleet import commands, db, inventory, ota, retention
@@ -221,15 +220,9 @@ class Store:
         if keyed and self.postgres:
             new_keys = _first_time_pg(conn, sorted(keyed))
             out.extend(item for key, item in keyed.items() if key in new_keys)
-        elif keyed:
-            dialect_insert = sqlite.insert
-            stmt = (
-                dialect_insert(db.received)
-                .values([{"vehicle": v, "boot": b, "seq": s} for v, b, s in keyed])
-                .on_conflict_do_nothing()
-                .returning(db.received.c.vehicle, db.received.c.boot, db.received.c.seq)
-            )
-            new = {(r.vehicle, r.boot, int(r.seq)) for r in conn.execute(stmt)}
+        elif keyed:  # SQLite: the keys as one JSON array parameter, one fixed statement
+            rows = _raw(conn).execute(_DEDUP_SQLITE, (json.dumps(sorted(keyed)),)).fetchall()
+            new = {(v, b, int(q)) for v, b, q in rows}
             if new:  # under a pruned floor: seen before even though its row is gone (fleet_scale)
                 floors = retention.floors_of(conn, {(v, b) for v, b, _ in new})
                 new = {k for k in new if k[2] > floors.get((k[0], k[1]), 0)}
@@ -238,8 +231,8 @@ class Store:
 
     def _write(self, conn: Connection, fresh: Iterable[Accepted], stored: Stored) -> None:
         pos_rows: list[dict[str, Any]] = []
-        sig_rows: list[dict[str, Any]] = []
         sig_lines: list[str] = []  # PostgreSQL: COPY text lines (vehicle_id, path, ts, num, value)
+        sig_tuples: list[tuple[Any, ...]] = []  # SQLite: the same as rows
         first_ts: dict[int, float] = {}  # PostgreSQL: each vehicle's earliest signal value
         ev_rows: list[dict[str, Any]] = []
         vehicle_updates: dict[int, dict[str, Any]] = {}
@@ -261,17 +254,15 @@ class Store:
                         if ts < early:
                             early = ts
                     first_ts[vid] = early
-                else:
-                    for path, ts, value in samples(doc):
-                        sig_rows.append(
-                            {
-                                "vehicle_id": ref.id,
-                                "path": path,
-                                "ts": ts,
-                                "num": _number(value),
-                                "value": value,
-                            }
-                        )
+                else:  # SQLite: one tuple per value for the driver's executemany
+                    vid, t0, paths = ref.id, doc["t0"], doc["paths"]
+                    early = first_ts.get(vid, math.inf)
+                    for i, ms, value in doc["values"]:
+                        ts = t0 + ms / 1000
+                        sig_tuples.append((vid, paths[i], ts, _number(value), json.dumps(value)))
+                        if ts < early:
+                            early = ts
+                    first_ts[vid] = early
                 for p in positions_of(doc, last):
                     pos_rows.append({"vehicle_id": ref.id, "source": "hub", **p})
                     stored.positions.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p})
@@ -331,7 +322,7 @@ class Store:
                     last_heading=row["heading"],
                 )
         earliest = dict(first_ts)
-        for row in (*pos_rows, *sig_rows):  # what the derivation reads (events come in stored.events)
+        for row in pos_rows:  # what the derivation reads (events come in stored.events)
             vid, ts = row["vehicle_id"], row["ts"]
             if ts < earliest.get(vid, math.inf):
                 earliest[vid] = ts
@@ -341,13 +332,20 @@ class Store:
                 stored.touched[vid] = (tid, ts)
         if self.postgres and pos_rows:
             _copy_text(conn, "positions", _POSITION_COLUMNS, "".join(map(_position_line, pos_rows)))
-        else:
-            self._insert(conn, db.positions, pos_rows)
+        elif pos_rows:  # SQLite: the driver's executemany, no SQLAlchemy compilation per batch
+            _raw(conn).executemany(
+                f"INSERT INTO positions ({', '.join(_POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [tuple(r[c] for c in _POSITION_COLUMNS) for r in pos_rows],
+            )
+        if sig_tuples:
+            _raw(conn).executemany(
+                "INSERT INTO signal_values (vehicle_id, path, ts, num, value) VALUES (?, ?, ?, ?, ?)",
+                sig_tuples,
+            )
         if sig_lines:
             _copy_text(
                 conn, "signal_values", ("vehicle_id", "path", "ts", "num", "value"), "".join(sig_lines)
             )
-        self._insert(conn, db.signal_values, sig_rows)
         self._insert(conn, db.events, ev_rows)
         if self.postgres:
             _update_vehicles_pg(conn, vehicle_updates)
@@ -447,8 +445,17 @@ WHERE v.id = u.id
 """
 
 
+_DEDUP_SQLITE = """
+INSERT INTO received (vehicle, boot, seq)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+FROM json_each(?) WHERE true
+ON CONFLICT DO NOTHING
+RETURNING vehicle, boot, seq
+"""
+
+
 def _raw(conn: Connection) -> Any:
-    """psycopg 3's own connection under SQLAlchemy's, in the same transaction."""
+    """The driver's own connection under SQLAlchemy's (psycopg 3 or sqlite3), in the same transaction."""
     return conn.connection.driver_connection
 
 
