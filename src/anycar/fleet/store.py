@@ -334,7 +334,8 @@ class Store:
             _copy_text(conn, "positions", _POSITION_COLUMNS, "".join(map(_position_line, pos_rows)))
         elif pos_rows:  # SQLite: the driver's executemany, no SQLAlchemy compilation per batch
             _raw(conn).executemany(
-                f"INSERT INTO positions ({', '.join(_POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO positions (vehicle_id, ts, lat, lon, speed, heading, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [tuple(r[c] for c in _POSITION_COLUMNS) for r in pos_rows],
             )
         if sig_tuples:
