@@ -20,6 +20,7 @@ import pytest
 from anycar.fleet.db import make_engine
 from anycar.fleet.ingest import IngestWorker
 from anycar.fleet.mosquitto import INGEST_USER, hash_password
+from anycar.fleet.mqttin import MqttError, MqttIn
 from anycar.fleet.store import Store
 from anycar.wire import Channel, Origin, encode, messages, topic
 from fleet_support import eventually, vin
@@ -121,6 +122,11 @@ async def test_minted_credentials_acl_and_revocation(tmp_path: Path) -> None:
         with pytest.raises(aiomqtt.MqttError):
             async with _client(broker.port, "PM-B", "wrong password"):
                 pass
+        # the ingest's own client (anycar.fleet.mqttin) is refused too, and says why
+        with pytest.raises(MqttError, match=r"bad user name or password|not authorized"):
+            await MqttIn(
+                "127.0.0.1", broker.port, "t-wrong", username=INGEST_USER, password="wrong"
+            ).connect()
         async with _client(broker.port, "PM-B", b["password"]):
             pass  # B's own password works
         _fleet(db, "vehicle", "revoke", "PM-A", "--broker-dir", str(broker_dir))

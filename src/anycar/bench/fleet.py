@@ -208,6 +208,52 @@ class Workers:
                 proc.wait(10)
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process of this machine (``/proc/PID/stat``), None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The CPU the other parts of a run use (ingest-speed): the broker, the load generators and
+    the PostgreSQL backends serving the bench's database, read from /proc as the run goes (a
+    backend's last reading is kept after it exits). With the workers' own figure this is what a
+    message costs the whole machine, which is the honest figure on a box shared with others."""
+
+    def __init__(self, engine: Engine | None, db_name: str | None) -> None:
+        self.engine, self.db_name = engine, db_name
+        self.start: dict[str, dict[int, float]] = {}
+        self.last: dict[str, dict[int, float]] = {}
+
+    def sample(self, group: str, pids: list[int]) -> None:
+        for pid in pids:
+            now = cpu_s(pid)
+            if now is None:
+                continue
+            self.start.setdefault(group, {}).setdefault(pid, now)
+            self.last.setdefault(group, {})[pid] = now
+
+    def backends(self) -> list[int]:
+        if self.engine is None:
+            return []
+        with contextlib.suppress(Exception), self.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                {"d": self.db_name},
+            )
+            return [int(r.pid) for r in rows]
+        return []
+
+    def used(self) -> dict[str, float]:
+        return {
+            g: round(sum(self.last[g][p] - self.start[g].get(p, self.last[g][p]) for p in self.last[g]), 3)
+            for g in self.last
+        }
+
+
 def percentile(hist: dict[int, int], q: float) -> float | None:
     total = sum(hist.values())
     if not total:
@@ -253,6 +299,15 @@ def ingest(
                 register(engine, prefix, vehicles // publishers)
             pool = Workers(folder, url, broker.port, workers, batch)
             pool.start_all()
+            meter = CpuMeter(engine if kind == "postgres" else None, url.rsplit("/", 1)[1])
+            broker_pid = broker.proc.pid if broker.proc else 0
+
+            def measure(pubs: list[subprocess.Popen[str]]) -> None:
+                meter.sample("broker", [broker_pid])
+                meter.sample("generator", [p.pid for p in pubs if p.poll() is None])
+                meter.sample("postgres", meter.backends())
+
+            measure([])
             load0 = os.getloadavg()
             try:
                 started = time.time()
@@ -270,7 +325,8 @@ def ingest(
                 timeline: list[tuple[float, int]] = []
                 while any(p.poll() is None for p in pubs):
                     timeline.append((time.time() - started, sum(s.get("stored", 0) for s in pool.stats())))
-                    time.sleep(1.0)
+                    measure(pubs)
+                    time.sleep(0.5)
                 sent = [json.loads(p.communicate(timeout=180)[0].strip().splitlines()[-1]) for p in pubs]
                 published = sum(s["published"] for s in sent)
                 # wait for the backlog while it still moves (a loaded machine drains slowly)
@@ -281,8 +337,10 @@ def ingest(
                     if time.time() - moved_at > 30:
                         break
                     timeline.append((time.time() - started, done))
+                    measure([])
                     time.sleep(1.0)
                 time.sleep(1.0)  # the last stats dump
+                measure([])
                 stats = pool.stats()
             finally:
                 pool.stop()
@@ -323,10 +381,24 @@ def ingest(
         "latency_ms": {q: percentile(hist, v) for q, v in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))},
         # load-independent: the workers' own CPU per message (PostgreSQL's and the broker's not in it)
         "worker_cpu_ms_per_msg": round(1000 * sum(s.get("cpu_s", 0) for s in stats) / max(1, stored), 3),
+        # what a message costs each part of the machine (ingest-speed); the generator's last reading
+        # is up to 0.5 s before it exited, PostgreSQL's counts the bench's database's backends only
+        "cpu_ms_per_msg": _per_msg(
+            {"worker": sum(s.get("cpu_s", 0) for s in stats), **meter.used()}, stored, os.cpu_count() or 1
+        ),
         "duplicates": sum(s["duplicates"] for s in stats),
         "db_errors": sum(s["db_errors"] for s in stats),
         "loadavg": {"before": load0, "after": load1},
     }
+
+
+def _per_msg(cpu: dict[str, float], stored: int, cores: int) -> dict[str, Any]:
+    out: dict[str, Any] = {k: round(1000 * v / max(1, stored), 4) for k, v in cpu.items()}
+    total = sum(out.values())
+    out["total"] = round(total, 4)
+    # what this machine's cores could take if they did nothing else: the ceiling the goal meets
+    out[f"ceiling_msg_per_s_on_{cores}_cores"] = round(cores * 1000 / total) if total else None
+    return out
 
 
 # -- queries at 10^6 .. 10^7 rows ---------------------------------------------------------------
@@ -490,7 +562,104 @@ def run(
         result["kill_worker_and_api"] = asyncio.run(
             fleet_cluster.run(vehicles=min(vehicles, 200), rate=latency_rate / 2, seconds=seconds)
         )
+    if "stages" in parts:
+        result["stages"] = stages()
     if rows:
         result["queries"] = queries(rows)
     result["loadavg_end"] = os.getloadavg()
     return result
+
+
+# -- CPU per message per stage, in one process (ingest-speed) ----------------------------------
+def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) -> dict[str, Any]:
+    """What each stage of a worker costs per message, measured alone (process CPU time, so a
+    machine loaded by others moves it little): cutting MQTT PUBLISH packets out of the socket's
+    bytes (``MqttIn``), judging (decode, schema, checks), the store's commit in the worker, and
+    the PostgreSQL backend's CPU for that commit (read from /proc for its pid). The messages are
+    the bench generator's (telemetry batches of 10 values), all new, in batches of ``batch``."""
+    from anycar.bench.fleet_procs import PATHS, vehicle_name
+    from anycar.fleet.db import make_engine
+    from anycar.fleet.ingest import judge, tune_gc
+    from anycar.fleet.mqttin import MqttIn, mqtt_string, varint
+    from anycar.fleet.store import Accepted, Store
+    from anycar.wire import Channel, Origin, encode
+    from anycar.wire import messages as wire_messages
+    from anycar.wire import topic as wire_topic
+
+    folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleets-"))
+    out: dict[str, Any] = {"messages": messages, "batch": batch, "values_per_message": len(PATHS)}
+    try:
+        with database("postgres", folder) as url:
+            engine = make_engine(url)
+            register(engine, "S", vehicles)
+            origins = [Origin(vehicle_name("S", i), f"{i:016x}") for i in range(vehicles)]
+            t = time.time()
+            packets, wire = [], []
+            for n in range(messages):
+                v = n % vehicles
+                doc = wire_messages.telemetry(
+                    origins[v],
+                    n // vehicles + 1,
+                    [(p, t + n / 1e4, float(k) + n / 1e6) for k, p in enumerate(PATHS)],
+                    campaign="bench",
+                    version=1,
+                    prio=5,
+                    ts=t + n / 1e4,
+                )
+                name = wire_topic(origins[v].vehicle, Channel.TELEMETRY)
+                payload = encode(doc, validate=False)
+                wire.append((name, payload))
+                body = mqtt_string(name) + (n % 65535 + 1).to_bytes(2, "big") + b"\x00" + payload
+                packets.append(b"\x32" + varint(len(body)) + body)
+            stream = b"".join(packets)
+            tune_gc()  # as a worker process runs (anycar fleet serve/ingest, the bench's workers)
+
+            client = MqttIn("127.0.0.1", 1, "stages")  # never connected: fed the bytes directly
+            c0 = time.process_time()
+            for i in range(0, len(stream), 65536):  # as the socket hands them over
+                client._received(stream[i : i + 65536])
+            parsed = client.take(messages)
+            mqtt_cpu = time.process_time() - c0
+            if len(parsed) != messages:
+                raise RuntimeError(f"stages: parsed {len(parsed)} of {messages} packets")
+
+            store = Store(engine)
+            store.prefetch({o.vehicle for o in origins})
+            now = time.time() + 3600
+            c0 = time.process_time()
+            verdicts = [judge(store, m.topic, m.payload, now) for m in parsed]
+            judge_cpu = time.process_time() - c0
+            accepted = [v for v in verdicts if isinstance(v, Accepted)]
+            if len(accepted) != messages:
+                raise RuntimeError(f"stages: {messages - len(accepted)} messages refused")
+
+            with engine.connect() as conn:  # the pool's connection the commits will use
+                conn.exec_driver_sql("SELECT 1")
+            with engine.connect() as conn:
+                backend = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
+            pg0 = cpu_s(backend) or 0.0
+            wall0, c0 = time.perf_counter(), time.process_time()
+            for i in range(0, messages, batch):
+                store.commit(accepted[i : i + batch])
+            commit_cpu = time.process_time() - c0
+            wall = time.perf_counter() - wall0
+            pg_cpu = (cpu_s(backend) or pg0) - pg0
+            rows = counts(engine)
+            engine.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if rows["positions"] != messages or rows["signal_values"] != len(PATHS) * messages:
+        raise RuntimeError(f"stages: stored {rows} for {messages} messages")
+    per = {
+        "mqtt_publish_parse": mqtt_cpu,
+        "judge_decode_schema": judge_cpu,
+        "store_commit_worker": commit_cpu,
+        "postgres_backend": pg_cpu,
+    }
+    out["cpu_us_per_msg"] = {k: round(1e6 * v / messages, 1) for k, v in per.items()}
+    total = sum(out["cpu_us_per_msg"].values())
+    out["cpu_us_per_msg"]["total"] = round(total, 1)
+    out["one_core_msg_per_s"] = {k: round(1e6 / v) for k, v in out["cpu_us_per_msg"].items() if v}
+    out["commit_wall_ms_per_batch"] = round(1000 * wall / max(1, messages // batch), 1)
+    out["loadavg"] = os.getloadavg()
+    return out

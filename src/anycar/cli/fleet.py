@@ -324,6 +324,10 @@ def serve(args: argparse.Namespace) -> int:
         server = FleetServer(cfg)
     except (ValueError, OSError) as exc:  # TripConfigError is a ValueError
         raise ConfigError(str(exc)) from None
+    if cfg.workers:  # ingest-speed: the collector tuned for batches held through their commit
+        from anycar.fleet.ingest import tune_gc
+
+        tune_gc()
     return asyncio.run(_run(server))
 
 

@@ -132,23 +132,52 @@ _PLAIN = (str, int, float, bool, type(None))
 def _check_plain(doc: Any) -> None:
     """Only JSON's types (CBOR could carry tags, bytes, NaN): the two encodings mean the same.
 
-    Iterative, so a deeply nested payload costs time linear in its size and no recursion."""
+    Iterative, so a deeply nested payload costs time linear in its size and no recursion. The
+    exact built-in types are tested first by identity (ingest-speed: this walk was ~15 % of an
+    ingest worker's CPU with ``isinstance`` chains); anything else takes the full checks."""
     stack = [doc]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if not isinstance(key, str):
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is not str and not isinstance(key, str):
                     raise WireError(f"map key {key!r} is not a string", reason="malformed", where="payload")
+            children: Any = item.values()
+        elif kind is list:
+            children = item
+        else:
+            _check_leaf(item, stack)
+            continue
+        for value in children:
+            kind = type(value)
+            if kind is str or kind is int or kind is bool or value is None:
+                continue
+            if kind is float:
+                if not math.isfinite(value):
+                    raise WireError(f"{value} is not a finite number", reason="malformed", where="payload")
+                continue
+            if kind is dict or kind is list:
                 stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise WireError(f"{item} is not a finite number", reason="malformed", where="payload")
-        elif not isinstance(item, _PLAIN):
-            raise WireError(
-                f"{type(item).__name__} is not a JSON type (string, number, bool, null, list, map)",
-                reason="malformed",
-                where="payload",
-            )
+            else:
+                _check_leaf(value, stack)
+
+
+def _check_leaf(item: Any, stack: list[Any]) -> None:
+    """The slow path: subclasses of the JSON types (walked like them) and what is not JSON."""
+    if isinstance(item, dict):
+        for key, value in item.items():
+            if not isinstance(key, str):
+                raise WireError(f"map key {key!r} is not a string", reason="malformed", where="payload")
+            stack.append(value)
+    elif isinstance(item, list):
+        stack.extend(item)
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            raise WireError(f"{item} is not a finite number", reason="malformed", where="payload")
+    elif not isinstance(item, _PLAIN):
+        raise WireError(
+            f"{type(item).__name__} is not a JSON type (string, number, bool, null, list, map)",
+            reason="malformed",
+            where="payload",
+        )
