@@ -48,7 +48,9 @@ def fleet_alerts(engine: Any) -> list[Any]:
     from anycar.fleet.domain_tables import alerts
 
     with engine.connect() as conn:
-        return list(conn.execute(select(alerts.c.type, alerts.c.message).where(alerts.c.type.like("pack_%"))).all())
+        return list(
+            conn.execute(select(alerts.c.type, alerts.c.message).where(alerts.c.type.like("pack_%"))).all()
+        )
 
 
 def simulator_of(hub: Any) -> Simulator:
@@ -119,9 +121,13 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
             password = registry.add_station(engine, "town-1", tenant="swapco", layout="pickman-8")
             packs = station_packs(100)
             registry.stock_station(engine, "town-1", "pickman-8", serials=[p.serial for p in packs], soc=98.0)
-            registry.add_pack(engine, "KYB00000001", chemistry="LFP", capacity_kwh=15.0, soh=97.0, soc=90.0, vehicle=car)
+            registry.add_pack(
+                engine, "KYB00000001", chemistry="LFP", capacity_kwh=15.0, soh=97.0, soc=90.0, vehicle=car
+            )
             token = registry.add_token(engine, car)
-            station = StationSim("town-1", server.csms.url, "pickman-8", password=password, packs=packs, speed=30.0)
+            station = StationSim(
+                "town-1", server.csms.url, "pickman-8", password=password, packs=packs, speed=30.0
+            )
             task = asyncio.create_task(station.run())
             await asyncio.wait_for(station.booted.wait(), 30)
 
@@ -140,9 +146,7 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
 
             def reported() -> list[str]:
                 with engine.connect() as conn:
-                    rows = conn.execute(
-                        select(sv.value).where(sv.path == PACK_ID).order_by(sv.ts)
-                    ).scalars()
+                    rows = conn.execute(select(sv.value).where(sv.path == PACK_ID).order_by(sv.ts)).scalars()
                     return [str(v) for v in rows]
 
             await eventually(lambda: "KYB00000001" in reported(), 60, "the hub reports its first pack")
@@ -156,8 +160,14 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
 
             def swap_row(serial: str) -> Any:
                 with engine.connect() as conn:
-                    q = select(t.swaps).where(t.swaps.c.pack_new == serial).order_by(t.swaps.c.requested.desc())
-                    return conn.execute(q).first()  # the latest: a pack may come back out of the slot it went into
+                    q = (
+                        select(t.swaps)
+                        .where(t.swaps.c.pack_new == serial)
+                        .order_by(t.swaps.c.requested.desc())
+                    )
+                    return conn.execute(
+                        q
+                    ).first()  # the latest: a pack may come back out of the slot it went into
 
             await eventually(lambda: (r := swap_row(got.serial)) is not None and r.reconciled == "ok", 60,
                              "the new pack reconciled")  # fmt: skip
@@ -167,7 +177,11 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
                 passport = (await http.get(f"/api/packs/{got.serial}", headers=h)).json()
                 assert passport["state"] == "in_vehicle" and passport["vehicle"] == cred.vehicle
                 assert passport["history"][-1]["event"] == "vehicle_confirmed"
-                assert [a for a in (await http.get("/api/alerts", headers=h)).json() if a["type"].startswith("pack_")] == []
+                assert [
+                    a
+                    for a in (await http.get("/api/alerts", headers=h)).json()
+                    if a["type"].startswith("pack_")
+                ] == []
 
             # the robot fitted another pack than the one the station reported handing out
             await asyncio.sleep(1.0)
@@ -179,7 +193,11 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
 
             await eventually(lambda: fleet_alerts(engine), 60, "a pack alert")
             async with httpx.AsyncClient(base_url=api, timeout=30) as http:  # what the console lists
-                shown = [a for a in (await http.get("/api/alerts", headers=h)).json() if a["type"] == "pack_mismatch"]
+                shown = [
+                    a
+                    for a in (await http.get("/api/alerts", headers=h)).json()
+                    if a["type"] == "pack_mismatch"
+                ]
             assert len(shown) == 1 and [a.type for a in fleet_alerts(engine)] == ["pack_mismatch"]
             mismatch = shown[0]
             assert f"handed out pack {second.serial}" in mismatch["message"]
@@ -201,7 +219,9 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
             await receiver.listener.stop()
 
 
-async def test_bad_reports_a_pack_another_vehicle_holds_and_serials_that_are_no_serials(tmp_path: Path) -> None:
+async def test_bad_reports_a_pack_another_vehicle_holds_and_serials_that_are_no_serials(
+    tmp_path: Path,
+) -> None:
     """What a buggy or hostile hub may send on its events channel, through the real broker."""
     with fleet_engine("sqlite", tmp_path) as engine:
         a, b = vin(1), vin(2)
@@ -223,7 +243,9 @@ async def test_bad_reports_a_pack_another_vehicle_holds_and_serials_that_are_no_
         )
         await server.start()
         try:
-            registry.add_pack(engine, "KYB00000500", chemistry="LFP", capacity_kwh=10.0, soh=95.0, soc=80.0, vehicle=b)
+            registry.add_pack(
+                engine, "KYB00000500", chemistry="LFP", capacity_kwh=10.0, soh=95.0, soc=80.0, vehicle=b
+            )
             boot, now = new_boot_id(), time.time()
             events = [
                 {"type": "pack_changed", "ts": now, "position": None, "subject": "KYB00000500",
@@ -231,7 +253,16 @@ async def test_bad_reports_a_pack_another_vehicle_holds_and_serials_that_are_no_
                 {"type": "pack_changed", "ts": now + 1, "position": None, "subject": "x", "data": {"serial": 12345}},
                 {"type": "pack_changed", "ts": now + 2, "position": None, "subject": "x", "data": {"serial": "K" * 300}},
             ]  # fmt: skip
-            doc = {"v": 1, "kind": "events", "vehicle": ca.vehicle, "boot": boot, "seq": 1, "prio": 1, "ts": now, "events": events}
+            doc = {
+                "v": 1,
+                "kind": "events",
+                "vehicle": ca.vehicle,
+                "boot": boot,
+                "seq": 1,
+                "prio": 1,
+                "ts": now,
+                "events": events,
+            }
             async with aiomqtt.Client("127.0.0.1", 1883, username=ca.username, password=ca.password) as mqtt:
                 await mqtt.publish(topic(ca.vehicle, Channel.EVENTS), encode(doc), qos=1)
             api = server.ready()["api"]

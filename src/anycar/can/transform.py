@@ -210,7 +210,7 @@ def compile_serial(spec: Any, where: str = "") -> Transform:
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 18:
         raise ConfigError(f"{prefix}transform 'serial': digits is a whole number 1..18")
     top = 10**digits
-    shape = re.compile(re.escape(head) + r"([0-9]{%d})" % digits)
+    shape = re.compile(re.escape(head) + "([0-9]{" + str(digits) + "})")
 
     def run(x: Any) -> Any:
         if isinstance(x, str):

@@ -423,7 +423,7 @@ class Simulator:
         """Attributes that do not change while driving."""
         v = self.vehicle
         b = v.battery
-        return {
+        out = {
             P + "CurbWeight": round(v.mass_kg),
             P + "Powertrain.Type": "ELECTRIC",
             P + "Powertrain.Transmission.GearCount": 1,
@@ -433,6 +433,9 @@ class Simulator:
             P + "LowVoltageBattery.NominalVoltage": 12,
             P + "LowVoltageBattery.NominalCapacity": round(v.low_voltage.capacity_ah),
         }
+        if self.pack_serial is not None:  # a swappable pack's capacity changes with the pack: a step value
+            del out[P + "Powertrain.TractionBattery.GrossCapacity"]
+        return out
 
     def paths(self) -> list[str]:
         """Every path the simulator writes (its steps and its attributes)."""

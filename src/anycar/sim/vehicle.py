@@ -35,7 +35,11 @@ def check_pack(serial: Any, soc: Any, soh: Any, capacity_kwh: Any = 1.0, where: 
     """A pack's identity and state as the simulator takes them; raises ConfigError naming the field."""
     if not isinstance(serial, str) or not 0 < len(serial) <= MAX_SERIAL or not serial.isprintable():
         raise ConfigError(f"{where}.serial: 1-{MAX_SERIAL} printable characters, got {serial!r:.80}")
-    for key, value, lo, hi in (("soc", soc, 0, 100), ("soh", soh, 0, 100), ("capacity_kwh", capacity_kwh, 0, 1000)):
+    for key, value, lo, hi in (
+        ("soc", soc, 0, 100),
+        ("soh", soh, 0, 100),
+        ("capacity_kwh", capacity_kwh, 0, 1000),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
             raise ConfigError(f"{where}.{key}: a number within {lo}..{hi}, got {value!r:.40}")
     if capacity_kwh <= 0:

@@ -111,7 +111,9 @@ class PackReconciler:
                 continue
             data = e.get("data") if isinstance(e.get("data"), dict) else {}
             serial = data.get("serial", e.get("subject"))
-            self.report(int(e["vehicle_id"]), float(e["ts"]), serial, data.get("previous"), e.get("lat"), e.get("lon"))
+            self.report(
+                int(e["vehicle_id"]), float(e["ts"]), serial, data.get("previous"), e.get("lat"), e.get("lon")
+            )
 
     def report(
         self, vehicle_id: int, ts: float, serial: Any, previous: Any = None, lat: Any = None, lon: Any = None
@@ -208,7 +210,9 @@ class PackReconciler:
                 )  # fmt: skip
             return "ok"
         self._mark(conn, swap.id, "mismatch", serial, ts)
-        self._history_claim(conn, serial, ts, vehicle, swap.id, f"vehicle {vehicle.wire_id} reports it ({how})")
+        self._history_claim(
+            conn, serial, ts, vehicle, swap.id, f"vehicle {vehicle.wire_id} reports it ({how})"
+        )
         self._alert(
             conn, vehicle, ts, "pack_mismatch",
             f"swap {swap.id} at {swap.station_id}: the station handed out pack {swap.pack_new}, "
@@ -218,7 +222,9 @@ class PackReconciler:
         )  # fmt: skip
         return "mismatch"
 
-    def _outside_swap(self, conn: Connection, vehicle: Any, serial: str, ts: float, lat: Any, lon: Any) -> str:
+    def _outside_swap(
+        self, conn: Connection, vehicle: Any, serial: str, ts: float, lat: Any, lon: Any
+    ) -> str:
         pack = conn.execute(select(t.packs).where(t.packs.c.serial == serial)).first()
         if pack is None or (pack.state == "in_vehicle" and pack.vehicle_id == vehicle.id):
             self._count("consistent" if pack is not None else "not_in_inventory")
@@ -230,7 +236,9 @@ class PackReconciler:
             where = f"slot {pack.station_id}/{pack.evse_id}"
         else:
             where = f"state {pack.state}"
-        self._history_claim(conn, serial, ts, vehicle, None, f"vehicle {vehicle.wire_id} reports it; recorded at {where}")
+        self._history_claim(
+            conn, serial, ts, vehicle, None, f"vehicle {vehicle.wire_id} reports it; recorded at {where}"
+        )
         self._alert(
             conn, vehicle, ts, "pack_conflict",
             f"vehicle {vehicle.wire_id} reports pack {serial}, which the inventory has in {where}",
@@ -253,7 +261,9 @@ class PackReconciler:
         )
 
     @staticmethod
-    def _history_claim(conn: Connection, serial: str, ts: float, vehicle: Any, swap_id: int | None, detail: str) -> None:
+    def _history_claim(
+        conn: Connection, serial: str, ts: float, vehicle: Any, swap_id: int | None, detail: str
+    ) -> None:
         """The vehicle's word in the passport, beside the inventory's (which is not moved)."""
         if conn.execute(select(t.packs.c.serial).where(t.packs.c.serial == serial)).first() is None:
             return  # the passport has no page for a pack it never saw

@@ -188,7 +188,9 @@ def stock_station(
     shape = load_layout(layout)
     given = serials or [f"{station}-P{evse:02d}" for evse in range(1, shape.slots - shape.empty_slots + 1)]
     if len(given) > shape.slots - 1:
-        raise RegistryError(f"station {station}: {len(given)} packs for {shape.slots} slots (one stays empty)")
+        raise RegistryError(
+            f"station {station}: {len(given)} packs for {shape.slots} slots (one stays empty)"
+        )
     serials = []
     for evse, serial in enumerate(given, start=1):
         add_pack(

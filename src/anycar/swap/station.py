@@ -240,7 +240,9 @@ class StationSim:
         self.slots = [Slot(i) for i in range(1, lay.slots + 1)]
         if packs is not None:  # a station whose packs carry the makers' serials (the demo's PICKMAN packs)
             if len(packs) > lay.slots - 1:
-                raise ValueError(f"station {ident}: {len(packs)} packs for {lay.slots} slots (one stays empty)")
+                raise ValueError(
+                    f"station {ident}: {len(packs)} packs for {lay.slots} slots (one stays empty)"
+                )
             for slot, pack in zip(self.slots, packs, strict=False):
                 slot.pack = pack
         else:
