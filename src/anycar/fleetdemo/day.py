@@ -43,6 +43,7 @@ class Day:
     solver: str
     imported: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    body: dict[str, Any] = field(default_factory=dict)  # the accepted plan (swap stops are planned on it)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -95,6 +96,7 @@ def plan_day(http: httpx.Client, depot: tuple[float, float], pickmans: list[str]
         matrix=str(body.get("matrix")),
         solver=str(body.get("solver")),
         imported=int(imported),
+        body=body,
     )
 
 

@@ -125,12 +125,14 @@ def plan_fleet(
     seed: int = 0,
     vehicles: int | None = None,
     given: dict[str, list[tuple[float, float]]] | None = None,
+    park_s: dict[str, dict[int, float]] | None = None,
 ) -> list[VehiclePlan]:
     """One plan per vehicle, its round written to ``folder/VIN.geojson``.
 
     ``vehicles`` caps the total (taken round-robin over the groups, so a small fleet is still mixed).
     ``given`` are the customer stops a dispatcher's plan gave a vehicle, in order (its round then
     leaves from the depot and comes back); vehicles without are given stops drawn with the seed.
+    ``park_s``: per vehicle, the stops (index in ``given``) where it parks this long (a swap stop).
     """
     net = load_network(spec.network)
     _, depot_snap = net.snap([spec.depot], "delivery")
@@ -156,6 +158,7 @@ def plan_fleet(
                         "name": f"round-{vin}",
                         "description": f"{len(stops) - 1} stops routed on {spec.network}, then back",
                         "leg_lengths_m": [round(m, 1) for m in tour.legs_m],
+                        **({"stop_park_s": dict(park_s[vin])} if park_s and park_s.get(vin) else {}),
                     }
                 ),
                 "utf-8",

@@ -28,6 +28,7 @@ import numpy as np
 from anycar.errors import AnycarError, ConfigError
 from anycar.fleetdemo import day as demo_day
 from anycar.fleetdemo.plan import VehiclePlan, fleet_members, load_spec, plan_fleet
+from anycar.fleetdemo.stations import SwapDemo
 
 DEFAULT_API_PORT = 8090
 FAIL_AFTER_S = 60.0  # wall seconds into the day when the demo's one failed delivery happens
@@ -129,10 +130,12 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 host=opts.host,
                 api_port=api_port,
                 osmand_port=0,
+                ocpp_port=0,  # swap-vehicle: the CSMS the demo's swap stations connect to
             )
         )
         procs: list[asyncio.subprocess.Process] = []
         http: httpx.Client | None = None
+        swaps: SwapDemo | None = None
         try:
             await server.start()
             api = server.ready()["api"]
@@ -155,7 +158,18 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     + (f", {len(day.unservable)} unservable" if day.unservable else "")
                 )
             given = {vin: [p for _, p in stops] for vin, stops in (day.rounds if day else {}).items()}
-            plans = plan_fleet(spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles, given=given)
+            park: dict[str, dict[int, float]] = {}
+            if pickmans:  # swap-vehicle: two swap stations; the low PICKMAN's round gets a swap stop
+                swaps = SwapDemo(server, spec.tenant, folder, say, opts.speedup)
+                net = load_network(spec.network)
+                await swaps.setup(net, pickmans)
+                if day is not None:
+                    await swaps.plan_swap(day, net, spec.depot)
+                    park = swaps.with_swap_stop(given)
+                say(f"swap stations: {', '.join(swaps.points)}; planned: {swaps.planned}")
+            plans = plan_fleet(
+                spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles, given=given, park_s=park
+            )
             vehicles = []
             for plan in plans:
                 cred = creds[plan.vin]
@@ -168,6 +182,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                         "seed": plan.seed,
                         "username": cred.username,
                         "password": cred.password,
+                        **(swaps.vehicle_extra(plan.vin) if swaps else {}),
                     }
                 )
             spawned = time.monotonic()
@@ -181,6 +196,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                             "folder": str(folder / "hubs"),
                             "speedup": opts.speedup,
                             "vehicles": group,
+                            "commands": swaps is not None,
                         }
                     ),
                     "utf-8",
@@ -193,11 +209,14 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                         "anycar.fleetdemo.hubs",
                         str(spec_file),
                         stdout=asyncio.subprocess.PIPE,
+                        stdin=asyncio.subprocess.PIPE,
                     )
                 )
             dashboards: dict[str, str] = {}
             for proc in procs:
                 dashboards.update((await _ready(proc, READY_TIMEOUT_S))["dashboards"])
+            if swaps is not None:
+                swaps.watch(procs, groups)
             started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
             startup_s = started - spawned
             main0 = time.process_time()
@@ -261,8 +280,13 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 "hubs_rss_mb": round(rss, 1),
             }
             summary["console"] = f"{api}/"
+            if swaps is not None:
+                await asyncio.sleep(0)
+                summary["swap"] = await asyncio.to_thread(swaps.summary)
             return summary
         finally:
+            if swaps is not None:
+                await swaps.stop()
             for proc in procs:
                 if proc.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
