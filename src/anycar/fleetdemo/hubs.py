@@ -120,7 +120,12 @@ async def commands(hubs: dict[str, Any]) -> None:
             sim.swap_pack(pack["serial"], pack["soc"], pack["soh"], pack.get("capacity_kwh"))
             _say({"fitted": vin, "pack": pack["serial"]})
         except (ValueError, KeyError, TypeError, AnycarError) as exc:
-            _say({"refused": str(doc.get("fit_pack")) if isinstance(doc, dict) else None, "error": str(exc)[:300]})
+            _say(
+                {
+                    "refused": str(doc.get("fit_pack")) if isinstance(doc, dict) else None,
+                    "error": str(exc)[:300],
+                }
+            )
 
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:

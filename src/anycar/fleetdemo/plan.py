@@ -152,17 +152,14 @@ def plan_fleet(
         if cycle == "delivery" and all(m > 0 for m in tour.legs_m):
             # the simulator's delivery cycle with the round's own legs: it parks at each stop
             cycle_file = folder / f"{vin}.cycle.yaml"
-            cycle_file.write_text(
-                yaml.safe_dump(
-                    {
-                        "name": f"round-{vin}",
-                        "description": f"{len(stops) - 1} stops routed on {spec.network}, then back",
-                        "leg_lengths_m": [round(m, 1) for m in tour.legs_m],
-                        **({"stop_park_s": dict(park_s[vin])} if park_s and park_s.get(vin) else {}),
-                    }
-                ),
-                "utf-8",
-            )
+            params: dict[str, Any] = {
+                "name": f"round-{vin}",
+                "description": f"{len(stops) - 1} stops routed on {spec.network}, then back",
+                "leg_lengths_m": [round(m, 1) for m in tour.legs_m],
+            }
+            if park_s and park_s.get(vin):  # a swap stop: parked for the station's robot
+                params["stop_park_s"] = {int(k): float(v) for k, v in park_s[vin].items()}
+            cycle_file.write_text(yaml.safe_dump(params), "utf-8")
             cycle = str(cycle_file)
         plans.append(
             VehiclePlan(

@@ -192,7 +192,14 @@ class SwapDemo:
                  _clock_s(s["start"]), _clock_s(s["departure"]), float(s.get("load_kg", 0.0)), str(s.get("window", "")))
             for s in r["stops"]
         ]  # fmt: skip
-        route = Route(vin, stops, float(r["distance_m"]), float(r["duration_s"]), float(r["energy_kwh"]), float(r["soc_end"]))
+        route = Route(
+            vin,
+            stops,
+            float(r["distance_m"]),
+            float(r["duration_s"]),
+            float(r["energy_kwh"]),
+            float(r["soc_end"]),
+        )
         kind = vehicle_type("kaiyun_pickman")
         vehicle = PlanVehicle(vin, depot, depot, kind.payload_kg, kind.cargo_m3, kind.battery_kwh, kind.kwh_per_km,
                               soc=self.spec.swapper_soc / 100)  # fmt: skip
@@ -208,11 +215,19 @@ class SwapDemo:
             swapstops.plan_swap, route, vehicle, stations, swapstops.RoadProvider(net, "delivery")
         )
         if decision.swap is None:
-            self.planned = {"vehicle": vin, "needed": decision.needed, "why": decision.reason or "no swap needed"}
+            self.planned = {
+                "vehicle": vin,
+                "needed": decision.needed,
+                "why": decision.reason or "no swap needed",
+            }
             return
         stop = decision.swap
-        await swapstops.reserve(self.server.csms, stop, self.tokens[vin], now_s=now - day_start, day_start=day_start)
-        customers = sum(1 for s in route.stops[: stop.after + 1] if s.order and s.action in ("drop", "pickup"))
+        await swapstops.reserve(
+            self.server.csms, stop, self.tokens[vin], now_s=now - day_start, day_start=day_start
+        )
+        customers = sum(
+            1 for s in route.stops[: stop.after + 1] if s.order and s.action in ("drop", "pickup")
+        )
         self.planned = {**stop.to_json(), "insert_at": customers}
 
     def with_swap_stop(self, given: dict[str, list[tuple[float, float]]]) -> dict[str, dict[int, float]]:
@@ -246,7 +261,11 @@ class SwapDemo:
         from anycar.roads.geo import haversine_m
 
         vin = str(doc["parked"])
-        if vin in self._busy or not isinstance(doc.get("lat"), float | int) or not isinstance(doc.get("lon"), float | int):
+        if (
+            vin in self._busy
+            or not isinstance(doc.get("lat"), float | int)
+            or not isinstance(doc.get("lon"), float | int)
+        ):
             return
         for sid, (lat, lon) in self.points.items():
             if float(haversine_m(lat, lon, float(doc["lat"]), float(doc["lon"]))) <= NEAR_M:
@@ -260,11 +279,19 @@ class SwapDemo:
         try:
             pack = {k: doc[k] for k in ("soc", "soh", "capacity_kwh")} | {"serial": doc["pack"]}
             reply = await self._ask({"arrive": station, "token": self.tokens[vin], "pack": pack})
-            event = {"at": time.time(), "vehicle": vin, "station": station, "pack_in": pack["serial"], **reply}
+            event = {
+                "at": time.time(),
+                "vehicle": vin,
+                "station": station,
+                "pack_in": pack["serial"],
+                **reply,
+            }
             self.events.append(event)
             got = reply.get("got")
             if got:
-                self.say(f"swap at {station}: {vin} left {pack['serial']}, took {got['serial']} ({got['soc']:.0f} %)")
+                self.say(
+                    f"swap at {station}: {vin} left {pack['serial']}, took {got['serial']} ({got['soc']:.0f} %)"
+                )
                 hub = self._hubs[vin]
                 assert hub.stdin is not None  # nosec B101 # created with stdin=PIPE
                 hub.stdin.write((json.dumps({"fit_pack": vin, "pack": got}) + "\n").encode())
@@ -272,7 +299,9 @@ class SwapDemo:
             else:
                 self.say(f"swap at {station}: {vin} got no pack ({reply.get('why', 'refused')})")
         except (OSError, KeyError, TimeoutError, AnycarError) as exc:
-            self.events.append({"at": time.time(), "vehicle": vin, "station": station, "error": str(exc)[:300]})
+            self.events.append(
+                {"at": time.time(), "vehicle": vin, "station": station, "error": str(exc)[:300]}
+            )
         finally:
             self._busy.discard(vin)
 
@@ -381,14 +410,21 @@ async def serve_stations(spec: dict[str, Any]) -> None:
         try:
             sim, p = sims[doc["arrive"]], doc["pack"]
             got = await sim.arrive(
-                Vehicle(token, Pack(str(p["serial"]), float(p["soc"]), float(p["soh"]), float(p["capacity_kwh"]))),
+                Vehicle(
+                    token, Pack(str(p["serial"]), float(p["soc"]), float(p["soh"]), float(p["capacity_kwh"]))
+                ),
                 timeout=600,
             )
             answer: dict[str, Any] = {"token": token, "station": sim.ident}
             if got is None:
                 answer["why"] = "the CSMS or the station refused the swap"
             else:
-                answer["got"] = {"serial": got.serial, "soc": round(got.soc, 2), "soh": got.soh, "capacity_kwh": got.capacity_kwh}
+                answer["got"] = {
+                    "serial": got.serial,
+                    "soc": round(got.soc, 2),
+                    "soh": got.soh,
+                    "capacity_kwh": got.capacity_kwh,
+                }
         except (KeyError, TypeError, ValueError, RuntimeError, TimeoutError) as exc:
             answer = {"token": token, "why": f"{type(exc).__name__}: {exc}"[:300]}
         print(json.dumps(answer), flush=True)
