@@ -128,6 +128,13 @@ async def commands(hubs: dict[str, Any]) -> None:
             )
 
 
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _say(
+            {"error": f"the command reader died: {type(task.exception()).__name__}: {task.exception()}"[:300]}
+        )
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     folder = Path(spec["folder"])
     hubs = {
@@ -149,6 +156,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         dashboards = {vin: hub.endpoints().get("dashboard", "") for vin, hub in hubs.items()}
         print(json.dumps({"ready": len(hubs), "dashboards": dashboards}), flush=True)
         listener = asyncio.ensure_future(commands(hubs)) if spec.get("commands") else None
+        if listener is not None:  # it must not die silently: the demo's swaps depend on it
+            listener.add_done_callback(_report_death)
         await stop.wait()
         if listener is not None:
             listener.cancel()

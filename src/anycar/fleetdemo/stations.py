@@ -160,7 +160,9 @@ class SwapDemo:
         ready = await self._line(self.proc, READY_TIMEOUT_S)
         if "ready" not in ready:
             raise ConfigError(f"swap stations: {ready.get('error', ready)}")
-        self._tasks.append(asyncio.create_task(self._read_stations(), name="demo-stations"))
+        reader = asyncio.create_task(self._read_stations(), name="demo-stations")
+        reader.add_done_callback(self._died)
+        self._tasks.append(reader)
 
     def vehicle_extra(self, vin: str) -> dict[str, Any]:
         """What a PICKMAN's hub spec gets: its pack, and the swapper's low charge."""
@@ -245,7 +247,16 @@ class SwapDemo:
         for proc, group in zip(procs, groups, strict=True):
             for v in group:
                 self._hubs[v["vin"]] = proc
-            self._tasks.append(asyncio.create_task(self._read_hubs(proc), name="demo-hub-lines"))
+            task = asyncio.create_task(self._read_hubs(proc), name="demo-hub-lines")
+            task.add_done_callback(self._died)
+            self._tasks.append(task)
+
+    def _died(self, task: asyncio.Task[Any]) -> None:
+        """A reader that fails is said, in one line, and kept in the summary (never silent)."""
+        if not task.cancelled() and task.exception() is not None:
+            why = f"{task.get_name()} died: {type(task.exception()).__name__}: {task.exception()}"[:300]
+            self.events.append({"at": time.time(), "error": why})
+            self.say(f"swap stations: {why}")
 
     async def _read_hubs(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None  # nosec B101 # created with stdout=PIPE

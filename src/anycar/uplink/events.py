@@ -210,14 +210,16 @@ class EventDetector:
                     elif not armed and dp.value >= level + t["soc"]["hysteresis_percent"]:
                         self._soc_armed[level] = True
             elif dp.path == self._pack["signal"] and isinstance(dp.value, str) and not initial:
-                if old != dp.value:  # another pack fitted: the fleet reconciles it with the station's word
+                if old != dp.value:  # another pack (or the first word of it): the fleet reconciles it
                     soc, soh = self.values.get(self._pack["soc"]), self.values.get(self._pack["soh"])
                     out.append(
                         self._event(
                             "pack_changed",
                             ts,
                             subject=dp.value,
-                            message=f"traction pack {dp.value} fitted" + (f" (was {old})" if old else ""),
+                            message=f"traction pack {dp.value} fitted (was {old})"
+                            if isinstance(old, str)
+                            else f"traction pack {dp.value} reported",
                             serial=dp.value,
                             previous=old if isinstance(old, str) else None,
                             soc=soc if isinstance(soc, (int, float)) else None,
