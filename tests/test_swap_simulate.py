@@ -102,8 +102,8 @@ def test_the_swap_migrations_make_the_tables_the_code_queries(kind: str, tmp_pat
             )
             assert compare_metadata(ctx, metadata) == []
         assert (
-            upgrade(engine) == "swap_0003"
-        )  # again on start: nothing to do (swap_0002: sites, swap_0003: held reservations)
+            upgrade(engine) == "swap_0004"
+        )  # again on start: nothing to do (sites, held reservations, the vehicle's reconciliation)
 
 
 def test_bench_swap_small() -> None:

@@ -10,6 +10,7 @@ formula can fail (the value is then dropped and counted) but cannot hang the ada
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -194,6 +195,36 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def compile_serial(spec: Any, where: str = "") -> Transform:
+    """``serial: {prefix: KYB, digits: 8}`` (an anycar extension of KUKSA's format): a pack's or
+    part's serial number carried on CAN as an integer and in VSS as the string the rest of the
+    world uses (``KYB00001234``). Both ways in one rule: a number becomes the string, the string
+    becomes the number, so the same block serves ``dbc2vss`` and ``vss2dbc``; a string of another
+    shape, a negative or fractional number or one with more digits fails the value."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(spec, Mapping) or set(spec) - {"prefix", "digits"} or "digits" not in spec:
+        raise ConfigError(f"{prefix}transform 'serial' needs {{prefix: TEXT, digits: N}}")
+    head, digits = spec.get("prefix", ""), spec["digits"]
+    if not isinstance(head, str) or len(head) > 16 or not all(c.isalnum() or c in "-_" for c in head):
+        raise ConfigError(f"{prefix}transform 'serial': prefix is up to 16 of A-Z a-z 0-9 - _")
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 18:
+        raise ConfigError(f"{prefix}transform 'serial': digits is a whole number 1..18")
+    top = 10**digits
+    shape = re.compile(re.escape(head) + "([0-9]{" + str(digits) + "})")
+
+    def run(x: Any) -> Any:
+        if isinstance(x, str):
+            m = shape.fullmatch(x)
+            if m is None:
+                raise TransformFailed(f"serial {x[:60]!r} is not {head} and {digits} digits")
+            return int(m.group(1))
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x != int(x) or not 0 <= x < top:
+            raise TransformFailed(f"serial number {x!r} is not a whole number of at most {digits} digits")
+        return f"{head}{int(x):0{digits}d}"
+
+    return run
+
+
 def compile_transform(
     spec: Any, from_key: Callable[[Any], Any] = lambda v: v, where: str = ""
 ) -> Transform | None:
@@ -208,4 +239,8 @@ def compile_transform(
         return compile_math(spec["math"], where)
     if keys == {"mapping"}:
         return compile_table(spec["mapping"], from_key, where)
-    raise ConfigError(f"{prefix}'transform' needs exactly one of 'math' or 'mapping', got {sorted(keys)}")
+    if keys == {"serial"}:
+        return compile_serial(spec["serial"], where)
+    raise ConfigError(
+        f"{prefix}'transform' needs exactly one of 'math', 'mapping' or 'serial', got {sorted(keys)}"
+    )

@@ -251,6 +251,12 @@ class FleetServer:
             )
             self.csms = Csms(self.engine, host=cfg.host, port=cfg.ocpp_port, ssl_context=tls, migrate=True)
             self.components.append(self.csms)
+            # swap-vehicle: the pack the vehicle reports against what the station handed out
+            from anycar.swap.reconcile import PackReconciler
+
+            self.packs = PackReconciler(self.engine, self.webhooks)
+            self.store.after_commit.append(self.packs.on_commit)
+            self.components.append(self.packs)
             # ops-console: the console's station routes (stations, sites, battery passport)
             from anycar.swap.console_api import swap_console_routes
 

@@ -46,6 +46,7 @@ class Day:
     imported: int
     events: list[dict[str, Any]] = field(default_factory=list)
     pushed: list[dict[str, Any]] = field(default_factory=list)  # every route push: vehicle, version, command
+    body: dict[str, Any] = field(default_factory=dict)  # the accepted plan (swap stops are planned on it)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -99,6 +100,7 @@ def plan_day(http: httpx.Client, depot: tuple[float, float], pickmans: list[str]
         matrix=str(body.get("matrix")),
         solver=str(body.get("solver")),
         imported=int(imported),
+        body=body,
     )
 
 

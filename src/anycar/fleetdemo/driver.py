@@ -16,6 +16,8 @@ drives. At a stop the driver holds the vehicle and calls the handler of the stop
   nobody home: report the delivery failed with the reason on the hub's REST API
   (``POST /api/v1/delivery/complete``, the driver's "failed").
 - ``pickup``: open, the parcel onto the load cell, close (no PIN).
+- ``swap``: the battery swap the dispatcher planned (``swap_stop``, not part of the pushed route
+  yet): parked in the station's bay until the robot has fitted another pack.
 
 Any other kind is driven to like every stop and left after the stop's time, with a log line
 saying no handler does its work there: ``STOP_KINDS[kind] = handler`` is the hook (the battery
@@ -38,6 +40,7 @@ from anycar.roads.geo import haversine_m
 
 log = logging.getLogger("anycar.fleetdemo.driver")
 POLL_S = 0.05
+SWAP_WAIT_S = 180.0  # wall seconds in the bay before the driver gives up on the robot
 MIN_LEG_M = 5.0  # a stop where the vehicle already stands (a second attempt at the same door)
 
 StopHandler = Callable[["Driver", dict[str, Any]], Awaitable[str]]
@@ -64,8 +67,12 @@ class Driver:
         doorbell: str,
         token: str,
         say: Callable[[dict[str, Any]], None] = lambda event: None,
+        swap_stop: dict[str, Any] | None = None,
     ) -> None:
+        """``swap_stop``: the battery swap the dispatcher planned for this vehicle (after how many
+        customer stops, where, which station), driven as a stop of kind ``swap`` until done."""
         self.vin, self.hub, self.depot, self.times = vin, hub, depot, times
+        self.swap_stop = dict(swap_stop, kind="swap") if swap_stop else None
         self.doorbell, self.token, self.say = doorbell, token, say
         self.sim = next(c for c in hub.components if c.name == "simulator").sim
         self.round: Round | None = None
@@ -165,6 +172,9 @@ class Driver:
                 self._later(self._load(float(s.get("weight_kg") or 0.0)))
                 if not at_depot:
                     log.warning("%s: parcel %s is not on board away from the depot", self.vin, s["order"])
+        if self.swap_stop is not None:  # the planned swap, after as many customers as planned
+            served = sum(1 for s in route["stops"] if s.get("order") in keeper.done)
+            stops.insert(min(len(stops), max(0, int(self.swap_stop["after"]) - served)), self.swap_stop)
         self.round = Round(int(route["version"]), stops)
         points = [here, *[(float(s["lat"]), float(s["lon"])) for s in stops], self.depot]
         self.sim.drive(*self._street_round(points))
@@ -316,7 +326,18 @@ async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
 
 # The work at a stop, by the stop's kind in the pushed route. Another room's stop (the battery
 # swap at a station) registers its handler here; without one the stop is driven to and left.
-STOP_KINDS: dict[str, StopHandler] = {"drop": deliver, "pickup": pick_up}
+async def swap(driver: Driver, stop: dict[str, Any]) -> str:
+    """In the swap station's bay: wait, parked, until the robot has fitted another pack (the
+    station's flow runs on the demo's side, ``anycar.fleetdemo.stations``), or give up."""
+    before = driver.sim.pack_serial
+    deadline = asyncio.get_running_loop().time() + SWAP_WAIT_S
+    while driver.sim.pack_serial == before and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(POLL_S * 4)
+    driver.swap_stop = None  # done (or given up): a re-plan does not drive there again
+    return "swapped" if driver.sim.pack_serial != before else "no swap"
+
+
+STOP_KINDS: dict[str, StopHandler] = {"drop": deliver, "pickup": pick_up, "swap": swap}
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

@@ -15,6 +15,14 @@ file round and round.
 It prints one JSON line when every hub is up (``{"ready": ..., "dashboards": {vin: url}}``), one
 per driver event (``{"event": "round" | "stop" | "crash", ...}``) and one when it stops
 (``{"stopped": ..., "cpu_s": ..., "drivers": {vin: {...}}}``); SIGTERM or SIGINT stops it.
+
+The demo's physical world (swap stations, ``anycar.fleetdemo.stations``): a PICKMAN's spec may
+give its pack (``pack``: serial, soh, capacity_kwh), charge (``soc``) and a planned swap stop
+(``swap_stop``: after how many customer stops, lat, lon, station: its driver drives there and
+waits in the bay for the robot, ``anycar.fleetdemo.driver``); the process prints
+``{"parked": VIN, "lat", "lon", "pack", "soc", "soh"}`` when a vehicle parks at a stop, and
+takes ``{"fit_pack": VIN, "pack": {...}}`` lines on stdin (a station's robot fitted that pack),
+answered ``{"fitted": VIN, ...}`` or ``{"refused": VIN, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -57,7 +65,82 @@ def build(vehicle: dict[str, Any], broker_url: str, folder: Path, speedup: float
         route=vehicle["route_file"],
         cycle=vehicle.get("cycle"),
     )
-    return build_hub(config, parts)
+    hub = build_hub(config, parts)
+    pack = vehicle.get("pack")
+    if pack is not None or vehicle.get("soc") is not None:
+        sim = simulator(hub)
+        p = pack or {}
+        sim.swap_pack(
+            str(p.get("serial", sim.pack_serial)),
+            float(vehicle.get("soc", sim.battery.soc)),
+            float(p.get("soh", sim.pack_soh or 100.0)),
+            float(p.get("capacity_kwh", sim.battery.capacity_wh / 1000)),
+        )
+        sim.swaps = 0  # the pack it starts with is no swap
+    return hub
+
+
+def simulator(hub: Any) -> Any:
+    """The hub's vehicle simulator (its ``simulator`` component's)."""
+    return next(c for c in hub.components if c.name == "simulator").sim
+
+
+def _say(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc), flush=True)
+
+
+def watch_parking(vin: str, hub: Any) -> None:
+    """A line each time the vehicle parks at a stop: where, and the pack it carries."""
+    component = next(c for c in hub.components if c.name == "simulator")
+    last = {"phase": ""}
+
+    def sink(step: Any) -> None:
+        if step.phase == "delivery" and last["phase"] != "delivery":
+            v, sim = step.values, component.sim
+            _say(
+                {
+                    "parked": vin,
+                    "lat": v.get("Vehicle.CurrentLocation.Latitude"),
+                    "lon": v.get("Vehicle.CurrentLocation.Longitude"),
+                    "pack": sim.pack_serial,
+                    "soc": round(sim.battery.soc, 2),
+                    "soh": sim.pack_soh,
+                    "capacity_kwh": round(sim.battery.capacity_wh / 1000, 3),
+                }
+            )
+        last["phase"] = step.phase
+
+    component.runner.add_sink(sink)
+
+
+async def commands(hubs: dict[str, Any]) -> None:
+    """``fit_pack`` lines on stdin: the swap station's robot fitted another pack (the demo's
+    physical world); a bad line is answered with one line and the rest go on."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=65536)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        doc: Any = None
+        try:
+            doc = json.loads(line)
+            vin, pack = doc["fit_pack"], doc["pack"]
+            sim = simulator(hubs[vin])
+            sim.swap_pack(pack["serial"], pack["soc"], pack["soh"], pack.get("capacity_kwh"))
+            _say({"fitted": vin, "pack": pack["serial"]})
+        except (ValueError, KeyError, TypeError, AnycarError) as exc:
+            _say(
+                {
+                    "refused": str(doc.get("fit_pack")) if isinstance(doc, dict) else None,
+                    "error": str(exc)[:300],
+                }
+            )
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _say(
+            {"error": f"the command reader died: {type(task.exception()).__name__}: {task.exception()}"[:300]}
+        )
 
 
 def _event(doc: dict[str, Any]) -> None:
@@ -81,6 +164,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             str(spec["doorbell"]),
             str(spec["doorbell_token"]),
             say=_event,
+            swap_stop=v.get("swap_stop"),
         )
         for v in spec["vehicles"]
         if v.get("driver")
@@ -96,11 +180,19 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             await hub.start()
             started.append(hub)
         wall0, cpu0 = time.monotonic(), _cpu()
+        for v in spec["vehicles"]:
+            if v.get("pack") is not None:  # a swappable pack: the stations need to know where it parks
+                watch_parking(v["vin"], hubs[v["vin"]])
         dashboards = {vin: hub.endpoints().get("dashboard", "") for vin, hub in hubs.items()}
         tasks = [asyncio.create_task(d.run(), name=f"driver-{vin}") for vin, d in drivers.items()]
         keys = {vin: d.pod_key_id() for vin, d in drivers.items()}  # who signs each vehicle's proofs
         print(json.dumps({"ready": len(hubs), "dashboards": dashboards, "pod_keys": keys}), flush=True)
+        listener = asyncio.ensure_future(commands(hubs)) if spec.get("commands") else None
+        if listener is not None:  # it must not die silently: the demo's swaps depend on it
+            listener.add_done_callback(_report_death)
         await stop.wait()
+        if listener is not None:
+            listener.cancel()
         wall, cpu = time.monotonic() - wall0, _cpu() - cpu0
     finally:
         for task in tasks:

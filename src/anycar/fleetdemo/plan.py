@@ -125,12 +125,14 @@ def plan_fleet(
     seed: int = 0,
     vehicles: int | None = None,
     given: dict[str, list[tuple[float, float]]] | None = None,
+    park_s: dict[str, dict[int, float]] | None = None,
 ) -> list[VehiclePlan]:
     """One plan per vehicle, its round written to ``folder/VIN.geojson``.
 
     ``vehicles`` caps the total (taken round-robin over the groups, so a small fleet is still mixed).
     ``given`` are the customer stops a dispatcher's plan gave a vehicle, in order (its round then
     leaves from the depot and comes back); vehicles without are given stops drawn with the seed.
+    ``park_s``: per vehicle, the stops (index in ``given``) where it parks this long (a swap stop).
     """
     net = load_network(spec.network)
     _, depot_snap = net.snap([spec.depot], "delivery")
@@ -150,16 +152,14 @@ def plan_fleet(
         if cycle == "delivery" and all(m > 0 for m in tour.legs_m):
             # the simulator's delivery cycle with the round's own legs: it parks at each stop
             cycle_file = folder / f"{vin}.cycle.yaml"
-            cycle_file.write_text(
-                yaml.safe_dump(
-                    {
-                        "name": f"round-{vin}",
-                        "description": f"{len(stops) - 1} stops routed on {spec.network}, then back",
-                        "leg_lengths_m": [round(m, 1) for m in tour.legs_m],
-                    }
-                ),
-                "utf-8",
-            )
+            params: dict[str, Any] = {
+                "name": f"round-{vin}",
+                "description": f"{len(stops) - 1} stops routed on {spec.network}, then back",
+                "leg_lengths_m": [round(m, 1) for m in tour.legs_m],
+            }
+            if park_s and park_s.get(vin):  # a swap stop: parked for the station's robot
+                params["stop_park_s"] = {int(k): float(v) for k, v in park_s[vin].items()}
+            cycle_file.write_text(yaml.safe_dump(params), "utf-8")
             cycle = str(cycle_file)
         plans.append(
             VehiclePlan(

@@ -29,6 +29,7 @@ import numpy as np
 from anycar.errors import AnycarError, ConfigError
 from anycar.fleetdemo import day as demo_day
 from anycar.fleetdemo.plan import VehiclePlan, fleet_members, load_spec, plan_fleet
+from anycar.fleetdemo.stations import SwapDemo
 
 DEFAULT_API_PORT = 8090
 FOLLOW_S = 1.0  # how often the demo reads the route outcomes and proofs of delivery
@@ -147,6 +148,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 osmand_port=0,
                 signing_key=signing,
                 eta_interval_s=ETA_INTERVAL_S,
+                ocpp_port=0,  # swap-vehicle: the CSMS the demo's swap stations connect to
             )
         )
         recipients = Recipients(delivery, opts.host)
@@ -154,6 +156,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
         readers: list[asyncio.Task[None]] = []
         hub_lines: list[dict[str, Any]] = []
         http: httpx.Client | None = None
+        swaps: SwapDemo | None = None
         try:
             upgrade(server.engine)
             members = fleet_members(spec, opts.vehicles)
@@ -187,7 +190,18 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                     + (f", {len(day.unservable)} unservable" if day.unservable else "")
                 )
             given = {vin: [p for _, p in stops] for vin, stops in (day.rounds if day else {}).items()}
-            plans = plan_fleet(spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles, given=given)
+            park: dict[str, dict[int, float]] = {}
+            if pickmans:  # swap-vehicle: two swap stations; the low PICKMAN's round gets a swap stop
+                swaps = SwapDemo(server, spec.tenant, folder, say, opts.speedup)
+                net = load_network(spec.network)
+                await swaps.setup(net, pickmans)
+                if day is not None:
+                    await swaps.plan_swap(day, net, spec.depot)
+                    park = swaps.with_swap_stop(given)
+                say(f"swap stations: {', '.join(swaps.points)}; planned: {swaps.planned}")
+            plans = plan_fleet(
+                spec, folder / "routes", seed=opts.seed, vehicles=opts.vehicles, given=given, park_s=park
+            )
             fleet_key = public_b64(load_or_create(signing))
             vehicles = []
             for plan in plans:
@@ -203,6 +217,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                         "password": cred.password,
                         "fleet_keys": [fleet_key],
                         "driver": plan.planned,  # drives the route the fleet pushes it
+                        **(swaps.vehicle_extra(plan.vin) if swaps else {}),
                     }
                 )
             spawned = time.monotonic()
@@ -219,6 +234,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                             "depot": list(spec.depot),
                             "doorbell": recipients.url,
                             "doorbell_token": recipients.token,
+                            "commands": swaps is not None,
                         }
                     ),
                     "utf-8",
@@ -231,6 +247,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                         "anycar.fleetdemo.hubs",
                         str(spec_file),
                         stdout=asyncio.subprocess.PIPE,
+                        stdin=asyncio.subprocess.PIPE,
                     )
                 )
             dashboards: dict[str, str] = {}
@@ -239,6 +256,8 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 ready = await _ready(proc, READY_TIMEOUT_S)
                 dashboards.update(ready["dashboards"])
                 pod_keys.update(ready.get("pod_keys") or {})
+            if swaps is not None:
+                swaps.watch(procs, groups)
             started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
             startup_s = started - spawned
             main0 = time.process_time()
@@ -313,8 +332,13 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 "hubs_rss_mb": round(rss, 1),
             }
             summary["console"] = f"{api}/"
+            if swaps is not None:
+                await asyncio.sleep(0)
+                summary["swap"] = await asyncio.to_thread(swaps.summary)
             return summary
         finally:
+            if swaps is not None:
+                await swaps.stop()
             for proc in procs:
                 if proc.returncode is None:
                     with contextlib.suppress(ProcessLookupError):

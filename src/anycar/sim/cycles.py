@@ -269,6 +269,13 @@ def delivery_cycle(seed: int = 0, params: dict[str, Any] | None = None) -> Drive
     p_stop = float(p.get("traffic_stop_probability", 0.5))
     p_rev = float(p.get("reverse_probability", 0.0))
     rev_kmh = float(p.get("reverse_kmh", 4.0))
+    # a planned round may park longer at some stops (the fleet demo's swap stop: the robot's time)
+    long_park = p.get("stop_park_s") or {}
+    if not isinstance(long_park, dict) or not all(
+        isinstance(k, int) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 7200
+        for k, v in long_park.items()
+    ):
+        raise ConfigError("delivery cycle parameter 'stop_park_s': {leg index: seconds parked, 1..7200}")
     if caps[1] - jitter < slow[1]:
         raise ConfigError("delivery cycle: cruise_cap_kmh must stay above slowdown_kmh plus the jitter")
 
@@ -312,7 +319,8 @@ def delivery_cycle(seed: int = 0, params: dict[str, Any] | None = None) -> Drive
             trace.speeds.extend(ramp)
             trace.speeds.append(0.0)
         trace.mark(DELIVERY, leg)
-        trace.hold(0.0, int(rng.uniform(*park_s)))
+        drawn = int(rng.uniform(*park_s))  # drawn always: the other stops stay as the seed made them
+        trace.hold(0.0, int(long_park.get(leg, drawn)))
     trace.finish()
     return DriveCycle(
         str(p.get("name", "urban-delivery")),

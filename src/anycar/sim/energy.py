@@ -83,6 +83,12 @@ class TractionBattery:
     def soc(self) -> float:
         return 100.0 * self.energy_wh / self.capacity_wh
 
+    def replace_pack(self, soc: float, capacity_kwh: float) -> None:
+        """Another pack is fitted (a swap station's robot): its capacity and charge from now on."""
+        self.capacity_wh = capacity_kwh * 1000
+        self.energy_wh = self.capacity_wh * soc / 100
+        self.current_a = self.power_w = 0.0
+
     def open_circuit_v(self) -> float:
         b = self.params
         return b.voltage_min + (b.voltage_max - b.voltage_min) * self.soc / 100

@@ -21,7 +21,7 @@ from anycar.sim.route import Route, load_route
 from anycar.sim.scenario import Scenario
 from anycar.sim.sky import CIVIL_LIGHTS_ON_DEG, daylight, outside_temperature_c, solar_elevation_deg
 from anycar.sim.thermal import CabinThermal
-from anycar.sim.vehicle import VehicleParams, load_vehicle
+from anycar.sim.vehicle import VehicleParams, check_pack, load_vehicle
 
 REST = "rest"
 DEFAULT_START = datetime(2026, 3, 20, 17, 30, tzinfo=timezone(timedelta(hours=8)))
@@ -39,6 +39,8 @@ AUTO_LOCK_KMH = 15.0
 P = "Vehicle."
 SPEED = P + "Speed"
 SOC = P + "Powertrain.TractionBattery.StateOfCharge.Current"
+PACK_ID = P + "Powertrain.TractionBattery.Id"  # a sensor in the PICKMAN's overlay (swappable pack)
+PACK_SOH = P + "Powertrain.TractionBattery.StateOfHealth"
 LV_VOLTAGE = P + "LowVoltageBattery.CurrentVoltage"
 CABIN_TEMP = P + "Cabin.HVAC.AmbientAirTemperature"
 SELECTED_GEAR = P + "Powertrain.Transmission.SelectedGear"
@@ -112,6 +114,10 @@ class Simulator:
 
         self.t = 0.0
         self.battery = TractionBattery(vehicle)
+        # a swappable pack: its identity changes when a station swaps it (``swap_pack``)
+        self.pack_serial = vehicle.pack.serial if vehicle.pack else None
+        self.pack_soh = vehicle.pack.soh if vehicle.pack else None
+        self.swaps = 0
         self.scenario = scenario
         lv_soc = scenario.low_voltage_soc_percent if scenario is not None else None
         self.rail = LowVoltageRail(vehicle.low_voltage, **({} if lv_soc is None else {"soc": lv_soc}))
@@ -185,6 +191,17 @@ class Simulator:
         elif path == LIGHT_SWITCH:
             self.light_switch = value
         return value
+
+    def swap_pack(self, serial: str, soc: float, soh: float, capacity_kwh: float | None = None) -> None:
+        """A swap station's robot fitted another pack: its serial, charge, health and capacity are
+        the vehicle's from the next step on. Raises ConfigError (one line) for a bad pack."""
+        if self.pack_serial is None:
+            raise ValueError(f"{self.vehicle.id}: this vehicle has no swappable pack")
+        capacity = self.battery.capacity_wh / 1000 if capacity_kwh is None else capacity_kwh
+        check_pack(serial, soc, soh, capacity)
+        self.battery.replace_pack(float(soc), float(capacity))
+        self.pack_serial, self.pack_soh = serial, float(soh)
+        self.swaps += 1
 
     # -- stepping ------------------------------------------------------------------------------
     def where_in_lap(self, t: float) -> tuple[int, float, Phase | None]:
@@ -415,6 +432,12 @@ class Simulator:
             P + "Body.Lights.Brake.IsActive": "ACTIVE" if decel or held else "INACTIVE",
             P + "Body.Lights.Hazard.IsSignaling": s["kind"] == DELIVERY,
         }
+        if self.pack_serial is not None:  # the BMS's pack identity frame
+            capacity = b.capacity_wh / 1000
+            out[PACK_ID] = self.pack_serial
+            out[PACK_SOH] = self.pack_soh
+            out[P + "Powertrain.TractionBattery.GrossCapacity"] = round(capacity)
+            out[P + "Powertrain.TractionBattery.NetCapacity"] = round(capacity * (self.pack_soh or 0) / 100)
         for key, path in DOORS.items():
             out[path] = s["doors"][key]
         locked = speed > AUTO_LOCK_KMH or (gear != GEAR_PARK and self._was_locked) or s["ignition"] == "LOCK"
@@ -427,7 +450,7 @@ class Simulator:
         """Attributes that do not change while driving."""
         v = self.vehicle
         b = v.battery
-        return {
+        out = {
             P + "CurbWeight": round(v.mass_kg),
             P + "Powertrain.Type": "ELECTRIC",
             P + "Powertrain.Transmission.GearCount": 1,
@@ -437,6 +460,9 @@ class Simulator:
             P + "LowVoltageBattery.NominalVoltage": 12,
             P + "LowVoltageBattery.NominalCapacity": round(v.low_voltage.capacity_ah),
         }
+        if self.pack_serial is not None:  # a swappable pack's capacity changes with the pack: a step value
+            del out[P + "Powertrain.TractionBattery.GrossCapacity"]
+        return out
 
     def paths(self) -> list[str]:
         """Every path the simulator writes (its steps and its attributes)."""

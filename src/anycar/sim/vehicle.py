@@ -21,6 +21,32 @@ class BatteryParams:
 
 
 @dataclass(frozen=True, slots=True)
+class PackParams:
+    """The swappable pack fitted at the start: its serial (as swap stations know it) and health."""
+
+    serial: str
+    soh: float  # percent
+
+
+MAX_SERIAL = 50  # OCPP 2.1 BatteryData serialNumber
+
+
+def check_pack(serial: Any, soc: Any, soh: Any, capacity_kwh: Any = 1.0, where: str = "pack") -> None:
+    """A pack's identity and state as the simulator takes them; raises ConfigError naming the field."""
+    if not isinstance(serial, str) or not 0 < len(serial) <= MAX_SERIAL or not serial.isprintable():
+        raise ConfigError(f"{where}.serial: 1-{MAX_SERIAL} printable characters, got {serial!r:.80}")
+    for key, value, lo, hi in (
+        ("soc", soc, 0, 100),
+        ("soh", soh, 0, 100),
+        ("capacity_kwh", capacity_kwh, 0, 1000),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise ConfigError(f"{where}.{key}: a number within {lo}..{hi}, got {value!r:.40}")
+    if capacity_kwh <= 0:
+        raise ConfigError(f"{where}.capacity_kwh: must be above 0")
+
+
+@dataclass(frozen=True, slots=True)
 class LowVoltageParams:
     capacity_ah: float
     dcdc_max_w: float
@@ -64,6 +90,7 @@ class VehicleParams:
     hvac: HvacParams
     default_cycle: str
     default_route: str
+    pack: PackParams | None = None  # a swappable pack (its identity in VSS); None: a fixed battery
 
     @property
     def total_mass_kg(self) -> float:
@@ -87,7 +114,7 @@ def _numbers(cls: type, data: Any, where: str) -> dict[str, float]:
     return out
 
 
-_SECTIONS = {"battery", "low_voltage", "hvac", "defaults", "name", "class"}
+_SECTIONS = {"battery", "low_voltage", "hvac", "defaults", "name", "class", "pack"}
 
 
 def parse_vehicle(vid: str, data: Any, where: str = "") -> VehicleParams:
@@ -98,7 +125,7 @@ def parse_vehicle(vid: str, data: Any, where: str = "") -> VehicleParams:
     top_fields = [
         f.name
         for f in fields(VehicleParams)
-        if f.name not in {"id", "name", "vehicle_class", "battery", "low_voltage", "hvac"}
+        if f.name not in {"id", "name", "vehicle_class", "battery", "low_voltage", "hvac", "pack"}
         and not f.name.startswith("default_")
     ]
     top = _numbers_subset(data, top_fields, where)
@@ -127,6 +154,13 @@ def parse_vehicle(vid: str, data: Any, where: str = "") -> VehicleParams:
     vclass = data.get("class", "car")
     if vclass not in ("car", "delivery"):
         raise ConfigError(f"{where}: class must be 'car' or 'delivery', got {vclass!r}")
+    pack = None
+    if data.get("pack") is not None:
+        raw = data["pack"]
+        if not isinstance(raw, dict) or set(raw) - {"serial", "soh"}:
+            raise ConfigError(f"{where}: pack: a mapping with serial and soh")
+        check_pack(raw.get("serial"), battery.initial_soc, raw.get("soh"), where=f"{where}: pack")
+        pack = PackParams(str(raw["serial"]), float(raw["soh"]))
     hvac = HvacParams(**_numbers(HvacParams, data.get("hvac"), f"{where}: hvac"))
     if hvac.thermal_mass_j_per_k <= 0:
         raise ConfigError(f"{where}: hvac.thermal_mass_j_per_k must be positive")
@@ -141,6 +175,7 @@ def parse_vehicle(vid: str, data: Any, where: str = "") -> VehicleParams:
         hvac=hvac,
         default_cycle=str(defaults.get("cycle", "wltc3")),
         default_route=str(defaults.get("route", "beijing_yizhuang_loop")),
+        pack=pack,
         **top,
     )
 

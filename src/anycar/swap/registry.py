@@ -173,15 +173,29 @@ def add_pack(
             )
 
 
-def stock_station(engine: Engine, station: str, layout: str, *, ready_soc: float = 95.0) -> list[str]:
-    """Put the layout's packs into a new station's slots (all but ``empty_slots``); their serials."""
+def stock_station(
+    engine: Engine,
+    station: str,
+    layout: str,
+    *,
+    ready_soc: float = 95.0,
+    serials: list[str] | None = None,
+    soc: float | None = None,
+) -> list[str]:
+    """Put the layout's packs into a new station's slots (all but ``empty_slots``); their serials.
+    ``serials``: the packs' own serials for slots 1.. (the makers', e.g. the PICKMAN's ``KYB…``),
+    ``soc``: their charge instead of the layout's."""
     shape = load_layout(layout)
+    given = serials or [f"{station}-P{evse:02d}" for evse in range(1, shape.slots - shape.empty_slots + 1)]
+    if len(given) > shape.slots - 1:
+        raise RegistryError(
+            f"station {station}: {len(given)} packs for {shape.slots} slots (one stays empty)"
+        )
     serials = []
-    for evse in range(1, shape.slots - shape.empty_slots + 1):
-        serial = f"{station}-P{evse:02d}"
+    for evse, serial in enumerate(given, start=1):
         add_pack(
             engine, serial, chemistry=shape.chemistry, capacity_kwh=shape.capacity_kwh, soh=shape.soh,
-            soc=shape.soc, station=station, evse_id=evse, ready_soc=ready_soc,
+            soc=shape.soc if soc is None else soc, station=station, evse_id=evse, ready_soc=ready_soc,
         )  # fmt: skip
         serials.append(serial)
     return serials

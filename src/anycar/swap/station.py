@@ -235,6 +235,7 @@ class StationSim:
         call_timeout: float = 30.0,
         firmware: str = "1.0.0",
         validate: bool = True,  # False: the station does not check its own frames (the CSMS still does)
+        packs: list[Pack] | None = None,  # the packs in slots 1.. at start; None: the layout's own
     ) -> None:
         self.ident, self.url = ident, url.rstrip("/")
         self.layout = load_layout(layout) if isinstance(layout, str) else layout
@@ -251,8 +252,16 @@ class StationSim:
         self.max_w = self.layout.grid_limit_kw * 1000
         lay = self.layout
         self.slots = [Slot(i) for i in range(1, lay.slots + 1)]
-        for slot in self.slots[: lay.slots - lay.empty_slots]:
-            slot.pack = Pack(f"{ident}-P{slot.evse:02d}", lay.soc, lay.soh, lay.capacity_kwh)
+        if packs is not None:  # a station whose packs carry the makers' serials (the demo's PICKMAN packs)
+            if len(packs) > lay.slots - 1:
+                raise ValueError(
+                    f"station {ident}: {len(packs)} packs for {lay.slots} slots (one stays empty)"
+                )
+            for slot, pack in zip(self.slots, packs, strict=False):
+                slot.pack = pack
+        else:
+            for slot in self.slots[: lay.slots - lay.empty_slots]:
+                slot.pack = Pack(f"{ident}-P{slot.evse:02d}", lay.soc, lay.soh, lay.capacity_kwh)
         self.bay: Vehicle | None = None
         self.swapping = False
         self.link: _Link | None = None

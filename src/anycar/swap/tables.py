@@ -151,6 +151,10 @@ swaps = Table(
     Column("amount", Float),
     Column("currency", String(3)),
     Column("reason", Text),
+    # swap-vehicle: the vehicle's own word on the pack it now carries (anycar.swap.reconcile)
+    Column("reconciled", String(16)),  # ok mismatch missing; null: not settled yet
+    Column("vehicle_pack", String(50)),  # the serial the vehicle reported
+    Column("reconciled_ts", Float),
 )
 Index("ix_swap_swaps_station_requested", swaps.c.station_id, swaps.c.requested)
 Index("ix_swap_swaps_tenant", swaps.c.tenant_id, swaps.c.requested)

@@ -1,6 +1,6 @@
 """Events produced in the hub, each with the time and the position: ignition on/off, trip
 start/end, a door or tailgate opened/closed, the battery falling below a threshold, harsh
-braking or acceleration, and what the policy logged (accessories fitted, removed, shed,
+braking or acceleration, another traction pack fitted (a swap station: ``pack_changed``), and what the policy logged (accessories fitted, removed, shed,
 restored; refusals). Thresholds are data: ``data/events.yaml``.
 """
 
@@ -27,6 +27,11 @@ from anycar.uplink.tasks import supervised
 
 log = logging.getLogger(__name__)
 DEFAULTS = Path(__file__).with_name("data") / "events.yaml"
+PACK = {  # a thresholds file without ``pack`` still gets the swappable pack's event
+    "signal": "Vehicle.Powertrain.TractionBattery.Id",
+    "soc": "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
+    "soh": "Vehicle.Powertrain.TractionBattery.StateOfHealth",
+}
 Emit = Callable[[list[dict[str, Any]]], None]
 
 # Policy event kinds -> wire event types
@@ -89,6 +94,7 @@ class EventDetector:
         self._soc = t["soc"]["signal"]
         self._harsh = t["harsh"]["signal"]
         self._lat, self._lon = t["position"]
+        self._pack = {**PACK, **(t.get("pack") or {})}
         self._ignition: bool | None = None
         self._trip: _Trip | None = None
         self._soc_armed = {float(p): True for p in t["soc"]["below_percent"]}
@@ -107,6 +113,8 @@ class EventDetector:
             self._harsh,
             self._lat,
             self._lon,
+            self._pack["signal"],
+            self._pack["soh"],
         ]
         return [*singles, *t["doors"], *t["tailgates"]]
 
@@ -201,6 +209,23 @@ class EventDetector:
                         )
                     elif not armed and dp.value >= level + t["soc"]["hysteresis_percent"]:
                         self._soc_armed[level] = True
+            elif dp.path == self._pack["signal"] and isinstance(dp.value, str) and not initial:
+                if old != dp.value:  # another pack (or the first word of it): the fleet reconciles it
+                    soc, soh = self.values.get(self._pack["soc"]), self.values.get(self._pack["soh"])
+                    out.append(
+                        self._event(
+                            "pack_changed",
+                            ts,
+                            subject=dp.value,
+                            message=f"traction pack {dp.value} fitted (was {old})"
+                            if isinstance(old, str)
+                            else f"traction pack {dp.value} reported",
+                            serial=dp.value,
+                            previous=old if isinstance(old, str) else None,
+                            soc=soc if isinstance(soc, (int, float)) else None,
+                            soh=soh if isinstance(soh, (int, float)) else None,
+                        )
+                    )
             elif dp.path == self._harsh and isinstance(dp.value, (int, float)) and not initial:
                 h = t["harsh"]
                 kind = (
