@@ -266,7 +266,10 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 return demo_day.clock_at(time.monotonic() - started, opts.speedup)
 
             readers = [
-                asyncio.create_task(_hub_lines(proc, hub_lines, say, clock), name="fleetdemo-hub-lines")
+                asyncio.create_task(
+                    _hub_lines(proc, hub_lines, say, clock, swaps.hub_line if swaps else None),
+                    name="fleetdemo-hub-lines",
+                )
                 for proc in procs
             ]
             say(
@@ -375,10 +378,11 @@ async def _online(http: httpx.Client, vins: list[str], timeout: float) -> None:
 
 
 async def _hub_lines(
-    proc: asyncio.subprocess.Process, into: list[dict[str, Any]], say: Any, clock: Any
+    proc: asyncio.subprocess.Process, into: list[dict[str, Any]], say: Any, clock: Any, also: Any = None
 ) -> None:
     """The hubs process's lines after it is ready (so its pipe never fills): the drivers' rounds
-    are said as they are taken; everything is kept for the summary."""
+    are said as they are taken; everything is kept for the summary and handed to ``also`` (the
+    swap stations' view of where vehicles park)."""
     if proc.stdout is None:
         return
     while line := await proc.stdout.readline():
@@ -387,6 +391,8 @@ async def _hub_lines(
             if not isinstance(doc, dict):
                 continue
             into.append(doc)
+            if also is not None:
+                also(doc)
             if doc.get("event") == "round":
                 stops = " ".join(str(s) for s in doc.get("stops", [])) or "back to the depot"
                 say(

@@ -247,30 +247,26 @@ class SwapDemo:
 
     # while the hubs drive ------------------------------------------------------------------------
     def watch(self, procs: list[asyncio.subprocess.Process], groups: list[list[dict[str, Any]]]) -> None:
-        """Read each hub process's lines (``parked``: a swap when at a station's bay)."""
+        """Which hubs process drives which vehicle (``fit_pack`` goes to its stdin); the lines
+        come through ``hub_line`` from the demo's one reader of each process."""
         for proc, group in zip(procs, groups, strict=True):
             for v in group:
                 self._hubs[v["vin"]] = proc
-            task = asyncio.create_task(self._read_hubs(proc), name="demo-hub-lines")
-            task.add_done_callback(self._died)
-            self._tasks.append(task)
 
     def _died(self, task: asyncio.Task[Any]) -> None:
-        """A reader that fails is said, in one line, and kept in the summary (never silent)."""
+        """A task that fails is said, in one line, and kept in the summary (never silent)."""
         if not task.cancelled() and task.exception() is not None:
             why = f"{task.get_name()} died: {type(task.exception()).__name__}: {task.exception()}"[:300]
             self.events.append({"at": time.time(), "error": why})
             self.say(f"swap stations: {why}")
 
-    async def _read_hubs(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None  # nosec B101 # created with stdout=PIPE
-        while line := await proc.stdout.readline():
-            with contextlib.suppress(ValueError):
-                doc = json.loads(line)
-                if isinstance(doc, dict) and doc.get("parked") and doc["parked"] in self.tokens:
-                    self._parked(doc)
-                elif isinstance(doc, dict) and ("fitted" in doc or "refused" in doc):
-                    self.events.append({"at": time.time(), **doc})
+    def hub_line(self, doc: dict[str, Any]) -> None:
+        """A line of a hubs process (``parked``: a swap when at a station's bay; the robot's
+        ``fitted`` / ``refused`` answers)."""
+        if doc.get("parked") and doc["parked"] in self.tokens:
+            self._parked(doc)
+        elif "fitted" in doc or "refused" in doc:
+            self.events.append({"at": time.time(), **doc})
 
     def _parked(self, doc: dict[str, Any]) -> None:
         from anycar.roads.geo import haversine_m
@@ -286,6 +282,7 @@ class SwapDemo:
             if float(haversine_m(lat, lon, float(doc["lat"]), float(doc["lon"]))) <= NEAR_M:
                 self._busy.add(vin)
                 task = asyncio.create_task(self._swap(vin, sid, doc), name=f"demo-swap-{vin}")
+                task.add_done_callback(self._died)
                 self._tasks.append(task)
                 return
 
