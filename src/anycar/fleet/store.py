@@ -22,7 +22,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from anycar.fleet import commands, db, inventory, ota, retention
+from anycar.fleet import commands, daily, db, inventory, ota, retention
 from anycar.wire import samples
 
 LAT = "Vehicle.CurrentLocation.Latitude"
@@ -131,6 +131,9 @@ class Store:
         # delivery-exec: kind -> (connection, vehicle, message) run inside the batch's transaction
         # for message kinds another room owns (``pod``: anycar.logistics.execution)
         self.handlers: dict[str, Callable[[Connection, VehicleRef, dict[str, Any]], None]] = {}
+        # fleet-report: run inside the batch's transaction with the positions just written (in id
+        # order); ``daily.apply`` keeps each vehicle-day's rollup exact (anycar.fleet.daily)
+        self.position_handlers: list[Callable[[Connection, list[dict[str, Any]]], None]] = [daily.apply]
 
     # ---- lookups -------------------------------------------------------------------------
     def vehicle(self, wire_id: str) -> VehicleRef | None:
@@ -317,6 +320,8 @@ class Store:
                     row["ts"] if was is None else min(was[1], row["ts"]),
                 )
         self._insert(conn, db.positions, pos_rows)
+        for position_handler in self.position_handlers if pos_rows else ():
+            position_handler(conn, pos_rows)
         self._insert(conn, db.signal_values, sig_rows)
         self._insert(conn, db.events, ev_rows)
         self._update_vehicles(conn, vehicle_updates)
