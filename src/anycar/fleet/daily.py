@@ -8,30 +8,33 @@ consecutive fixes in time order) read from ``positions`` costs a window over one
 The rollup is kept **exact** in the ingest's transaction (``apply``, run by
 ``Store.position_handlers`` after the batch's positions are written):
 
-- fixes that all come after the vehicle-day's last one (the usual case) extend it: the
-  segments from the stored last fix on are added one by one, in the same order and with the same
-  formula as the query, so the sum is the query's sum;
-- a fix at or before the stored last one (late, out of order, or a tie in time) recomputes
-  that vehicle-day alone from ``positions`` (``rebuild``: the query itself, on one index range),
-  so whatever lands between two fixes, the km is the query's km.
+- fixes that all come after the vehicle-day's last one (the usual case) extend it, in one
+  ``INSERT ... ON CONFLICT DO UPDATE ... WHERE last_ts < first new ts`` for the whole batch:
+  km += the segment from the stored last fix to the first new one + the new fixes' own segments,
+  the query's formula (the sum's grouping differs from the query's running sum: a few units in
+  the last place of a double, 1e-12 of the km, at most);
+- the vehicle-days that upsert leaves alone (a fix at or before the stored last one: late, out of
+  order, or a tie in time) are recomputed alone from ``positions`` (``rebuild``: the query
+  itself, on one index range), so whatever lands between two fixes, the km is the query's km.
 
 Time order is ``(ts, id)``: two fixes at the same time are taken in arrival order, which makes
 the query's answer unique (``lag() OVER (ORDER BY ts)`` alone leaves ties to chance). Two workers
-writing the same vehicle-day take turns on its row (``SELECT ... FOR UPDATE`` after an
-``INSERT ... ON CONFLICT DO NOTHING``, in key order, so they cannot deadlock); SQLite has one
-writer. A duplicate message never reaches here (the store drops it before the positions).
+writing the same vehicle-day take turns on its row (the upsert locks it, and a recompute runs
+under that lock or the row's insert; keys go in one order, so two workers cannot deadlock);
+SQLite has one writer. A duplicate message never reaches here (the store drops it before the positions).
 Retention removes raw positions but keeps their days' rows: the report of a past day stays what
 was driven.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, Table, bindparam, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Float, ForeignKey, Integer, Table, case, func, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from anycar.fleet.db import metadata
@@ -52,11 +55,12 @@ position_days = Table(
     Column("last_ts", Float),
     Column("max_speed", Float),
     Column("km", Float, nullable=False),
+    Column("first_lat", Float),
+    Column("first_lon", Float),
     Column("last_lat", Float),  # the last fix in (ts, id) order: where the next segment starts
     Column("last_lon", Float),
 )
 D = position_days.c
-_KEPT = ("fixes", "first_ts", "last_ts", "max_speed", "km", "last_lat", "last_lon")
 
 _SEGMENT = (
     "CASE WHEN prev_lat IS NULL THEN 0 ELSE 6371.0 * 2 * asin(sqrt("
@@ -82,8 +86,10 @@ FROM_ROLLUP = (
 )
 
 _REBUILD = f"""
-INSERT INTO position_days (day, vehicle_id, fixes, first_ts, last_ts, max_speed, km, last_lat, last_lon)
+INSERT INTO position_days (day, vehicle_id, fixes, first_ts, last_ts, max_speed, km,
+                           first_lat, first_lon, last_lat, last_lon)
 SELECT day, vehicle_id, count(*), min(ts), max(ts), max(speed), sum({_SEGMENT}),
+       max(CASE WHEN prev_lat IS NULL THEN lat END), max(CASE WHEN prev_lat IS NULL THEN lon END),
        max(CASE WHEN rn = 1 THEN lat END), max(CASE WHEN rn = 1 THEN lon END)
 FROM (SELECT CAST(floor(ts / {DAY}) AS INTEGER) AS day, vehicle_id, ts, lat, lon, speed,
              lag(lat) OVER w AS prev_lat, lag(lon) OVER w AS prev_lon,
@@ -120,66 +126,100 @@ def rebuild(conn: Connection, a: float, b: float, vehicle_id: int | None = None)
     conn.execute(text(_REBUILD.format(vehicle="AND vehicle_id = :v" if vehicle_id is not None else "")), params)
 
 
+_PG_UPSERT = text(
+    """
+INSERT INTO position_days AS d (day, vehicle_id, fixes, first_ts, last_ts, max_speed, km,
+                                first_lat, first_lon, last_lat, last_lon)
+SELECT * FROM unnest(CAST(:day AS integer[]), CAST(:vehicle_id AS integer[]), CAST(:fixes AS integer[]),
+                     CAST(:first_ts AS float8[]), CAST(:last_ts AS float8[]), CAST(:max_speed AS float8[]),
+                     CAST(:km AS float8[]), CAST(:first_lat AS float8[]), CAST(:first_lon AS float8[]),
+                     CAST(:last_lat AS float8[]), CAST(:last_lon AS float8[]))
+ON CONFLICT (day, vehicle_id) DO UPDATE SET
+    fixes = d.fixes + excluded.fixes,
+    last_ts = excluded.last_ts,
+    max_speed = CASE WHEN d.max_speed IS NULL THEN excluded.max_speed
+                     WHEN excluded.max_speed IS NULL THEN d.max_speed
+                     ELSE greatest(d.max_speed, excluded.max_speed) END,
+    km = d.km + 6371.0 * 2 * asin(sqrt(
+             power(sin(radians(excluded.first_lat - d.last_lat) / 2), 2) +
+             cos(radians(d.last_lat)) * cos(radians(excluded.first_lat)) *
+             power(sin(radians(excluded.first_lon - d.last_lon) / 2), 2))) + excluded.km,
+    last_lat = excluded.last_lat,
+    last_lon = excluded.last_lon
+WHERE d.last_ts < excluded.first_ts
+RETURNING day, vehicle_id
+"""
+)
+
+
+def _segment_sql(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
+    """The query's haversine as an SQL expression (the bridge from the stored last fix)."""
+    half = func.power(func.sin(func.radians(lat2 - lat1) / 2), 2) + func.cos(func.radians(lat1)) * func.cos(
+        func.radians(lat2)
+    ) * func.power(func.sin(func.radians(lon2 - lon1) / 2), 2)
+    return EARTH_KM * 2 * func.asin(func.sqrt(half))
+
+
+def _greater(old: Any, new: Any) -> Any:
+    """The larger of two speeds, either possibly NULL (SQLite's max(a, b) is NULL if one is)."""
+    return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
+
+
 def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Fold a batch's positions (as written, in id order) into their vehicle-days, inside the
-    batch's transaction."""
+    batch's transaction: one upsert for every vehicle-day the batch extends, a recompute for each
+    one it lands inside of."""
     if not rows:
         return
     groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: r["ts"]):  # stable: ties keep their id order
         groups.setdefault((int(row["ts"] // DAY), row["vehicle_id"]), []).append(row)
-    keys = sorted(groups)
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(
-        dialect_insert(position_days)
-        .values([{"day": d, "vehicle_id": v, "fixes": 0, "km": 0.0} for d, v in keys])
-        .on_conflict_do_nothing()
-    )
-    state = {
-        (r.day, r.vehicle_id): r
-        for r in conn.execute(
-            select(position_days)
-            .where(tuple_(D.day, D.vehicle_id).in_(keys))
-            .order_by(D.day, D.vehicle_id)
-            .with_for_update()
-        )
-    }
-    updates: list[dict[str, Any]] = []
-    late: list[tuple[int, int]] = []
-    for key in keys:
-        s, points = state[key], groups[key]
-        if s.fixes and points[0]["ts"] <= s.last_ts:
-            late.append(key)
-            continue
-        km = s.km
-        prev = (s.last_lat, s.last_lon) if s.fixes else None
+    keys = sorted(groups)  # one lock order for every writer: two workers cannot deadlock
+    values = []
+    for day, vehicle in keys:
+        points = groups[(day, vehicle)]
+        km = 0.0
+        for a, b in itertools.pairwise(points):
+            km += segment_km(a["lat"], a["lon"], b["lat"], b["lon"])
         speeds = [p["speed"] for p in points if p["speed"] is not None]
-        if s.max_speed is not None:
-            speeds.append(s.max_speed)
-        for p in points:
-            if prev is not None:
-                km += segment_km(prev[0], prev[1], p["lat"], p["lon"])
-            prev = (p["lat"], p["lon"])
-        last = points[-1]
-        updates.append(
+        first, last = points[0], points[-1]
+        values.append(
             {
-                "k_day": key[0],
-                "k_vehicle": key[1],
-                "p_fixes": s.fixes + len(points),
-                "p_first_ts": s.first_ts if s.fixes else points[0]["ts"],
-                "p_last_ts": last["ts"],
-                "p_max_speed": max(speeds) if speeds else None,
-                "p_km": km,
-                "p_last_lat": last["lat"],
-                "p_last_lon": last["lon"],
+                "day": day,
+                "vehicle_id": vehicle,
+                "fixes": len(points),
+                "first_ts": first["ts"],
+                "last_ts": last["ts"],
+                "max_speed": max(speeds) if speeds else None,
+                "km": km,
+                "first_lat": first["lat"],
+                "first_lon": first["lon"],
+                "last_lat": last["lat"],
+                "last_lon": last["lon"],
             }
         )
-    if updates:
-        conn.execute(
-            update(position_days)
-            .where(D.day == bindparam("k_day"), D.vehicle_id == bindparam("k_vehicle"))
-            .values({c: bindparam(f"p_{c}") for c in _KEPT}),
-            updates,
-        )
-    for day, vehicle in late:
-        rebuild(conn, day * DAY, (day + 1) * DAY, vehicle)
+    if conn.dialect.name == "postgresql":  # one short statement, planned once: the rows as arrays
+        columns = list(values[0])
+        done = {
+            (r.day, r.vehicle_id)
+            for r in conn.execute(_PG_UPSERT, {c: [v[c] for v in values] for c in columns})
+        }
+    else:
+        stmt = sqlite.insert(position_days).values(values)
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[D.day, D.vehicle_id],
+            set_={
+                "fixes": D.fixes + new.fixes,
+                "last_ts": new.last_ts,
+                "max_speed": _greater(D.max_speed, new.max_speed),
+                "km": D.km + _segment_sql(D.last_lat, D.last_lon, new.first_lat, new.first_lon) + new.km,
+                "last_lat": new.last_lat,
+                "last_lon": new.last_lon,
+            },
+            where=D.last_ts < new.first_ts,  # all after the stored last fix: it extends the day
+        ).returning(D.day, D.vehicle_id)
+        done = {(r.day, r.vehicle_id) for r in conn.execute(stmt)}
+    for day, vehicle in keys:
+        if (day, vehicle) not in done:  # late: it lands inside (or ties) what is stored
+            rebuild(conn, day * DAY, (day + 1) * DAY, vehicle)

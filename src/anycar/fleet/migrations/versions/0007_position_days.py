@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("last_ts", sa.Float),
         sa.Column("max_speed", sa.Float),
         sa.Column("km", sa.Float, nullable=False),
+        sa.Column("first_lat", sa.Float),
+        sa.Column("first_lon", sa.Float),
         sa.Column("last_lat", sa.Float),
         sa.Column("last_lon", sa.Float),
     )
