@@ -93,7 +93,12 @@ def test_a_late_fix_between_two_others_changes_the_km_as_the_query_does(kind: st
         ref = store.vehicle(creds.vehicle)
         assert ref is not None
         day = int(T0 // DAY)
-        store.commit([Accepted(ref, _fix(T0 + 100, 48.10, 11.50, 10.0)), Accepted(ref, _fix(T0 + 300, 48.10, 11.52, 20.0))])
+        store.commit(
+            [
+                Accepted(ref, _fix(T0 + 100, 48.10, 11.50, 10.0)),
+                Accepted(ref, _fix(T0 + 300, 48.10, 11.52, 20.0)),
+            ]
+        )
         store.commit([Accepted(ref, _fix(T0 + 400, 48.10, 11.53, 5.0))])  # appended: the fast path
         old, new = _report(engine, day)
         _same(old, new)
@@ -122,7 +127,10 @@ def test_rebuild_is_the_query(kind: str, tmp_path: Path) -> None:
         ref = store.vehicle(creds.vehicle)
         assert ref is not None
         rnd = random.Random(7)
-        fixes = [Accepted(ref, _fix(T0 + rnd.uniform(0, 2 * DAY), 48 + rnd.random(), 11 + rnd.random(), 9.0)) for _ in range(50)]
+        fixes = [
+            Accepted(ref, _fix(T0 + rnd.uniform(0, 2 * DAY), 48 + rnd.random(), 11 + rnd.random(), 9.0))
+            for _ in range(50)
+        ]
         store.commit(fixes)
         day = int(T0 // DAY)
         assert _report(engine, day)[1] == []

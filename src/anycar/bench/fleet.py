@@ -392,7 +392,9 @@ def _report_diff(engine: Engine, day: int) -> dict[str, Any]:
     with engine.connect() as conn:
         old = conn.execute(text(daily.FROM_POSITIONS), {"a": day * 86_400, "b": (day + 1) * 86_400}).all()
         new = conn.execute(text(daily.FROM_ROLLUP), {"d": day}).all()
-    differ = sum(tuple(a[:5]) != tuple(b[:5]) for a, b in zip(old, new, strict=False)) + abs(len(old) - len(new))
+    differ = sum(tuple(a[:5]) != tuple(b[:5]) for a, b in zip(old, new, strict=False)) + abs(
+        len(old) - len(new)
+    )
     km = max((abs(a[5] - b[5]) for a, b in zip(old, new, strict=False)), default=0.0)
     return {"rows": len(old), "rows_differing": differ, "max_km_diff": km}
 
@@ -491,7 +493,9 @@ def queries(sizes: list[int]) -> dict[str, Any]:
     return out
 
 
-def rollup_cost(vehicles: int = 500, fixes: int = 40, batch: int = 200, late_every: int = 0) -> dict[str, Any]:
+def rollup_cost(
+    vehicles: int = 500, fixes: int = 40, batch: int = 200, late_every: int = 0
+) -> dict[str, Any]:
     """What keeping ``position_days`` adds to a batch's commit (PostgreSQL, ``Store.commit`` as the
     worker calls it, no broker): the same messages committed with and without the handler,
     alternating batches; the handler's own wall and client CPU per message. ``late_every``: one
@@ -526,8 +530,14 @@ def rollup_cost(vehicles: int = 500, fixes: int = 40, batch: int = 200, late_eve
                     docs.append(
                         Accepted(
                             ref,
-                            {"kind": "position", "ts": t0 + f * 10 + n % 7, "lat": 48.1 + f / 1e4, "lon": 11.5 + n / 1e4,
-                             "speed": float(f % 50), "heading": None},
+                            {
+                                "kind": "position",
+                                "ts": t0 + f * 10 + n % 7,
+                                "lat": 48.1 + f / 1e4,
+                                "lon": 11.5 + n / 1e4,
+                                "speed": float(f % 50),
+                                "heading": None,
+                            },
                         )
                     )
             if late_every:

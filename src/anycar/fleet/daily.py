@@ -69,7 +69,7 @@ _SEGMENT = (
 )
 
 # the report as it was, read from positions (ties in time taken in arrival order, see above)
-FROM_POSITIONS = f"""
+FROM_POSITIONS = f"""  # nosec B608 # only our own constant SQL is formatted in
 SELECT vehicle_id, count(*) AS fixes, min(ts) AS first, max(ts) AS last, max(speed) AS max_speed,
        sum({_SEGMENT}) AS km
 FROM (SELECT vehicle_id, ts, lat, lon, speed,
@@ -85,7 +85,7 @@ FROM_ROLLUP = (
     "WHERE day = :d AND fixes > 0 ORDER BY vehicle_id"
 )
 
-_REBUILD = f"""
+_REBUILD = f"""  # nosec B608 # only our own constant SQL (and a fixed vehicle clause) is formatted in
 INSERT INTO position_days (day, vehicle_id, fixes, first_ts, last_ts, max_speed, km,
                            first_lat, first_lon, last_lat, last_lon)
 SELECT day, vehicle_id, count(*), min(ts), max(ts), max(speed), sum({_SEGMENT}),
@@ -123,7 +123,9 @@ def rebuild(conn: Connection, a: float, b: float, vehicle_id: int | None = None)
         delete = delete.where(D.vehicle_id == vehicle_id)
         params["v"] = vehicle_id
     conn.execute(delete)
-    conn.execute(text(_REBUILD.format(vehicle="AND vehicle_id = :v" if vehicle_id is not None else "")), params)
+    conn.execute(
+        text(_REBUILD.format(vehicle="AND vehicle_id = :v" if vehicle_id is not None else "")), params
+    )
 
 
 _PG_UPSERT = text(
@@ -205,9 +207,9 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             for r in conn.execute(_PG_UPSERT, {c: [v[c] for v in values] for c in columns})
         }
     else:
-        stmt = sqlite.insert(position_days).values(values)
-        new = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
+        proposed = sqlite.insert(position_days).values(values)
+        new = proposed.excluded
+        stmt = proposed.on_conflict_do_update(
             index_elements=[D.day, D.vehicle_id],
             set_={
                 "fixes": D.fixes + new.fixes,
