@@ -69,7 +69,8 @@ _SEGMENT = (
 )
 
 # the report as it was, read from positions (ties in time taken in arrival order, see above)
-FROM_POSITIONS = f"""  # nosec B608 # only our own constant SQL is formatted in
+FROM_POSITIONS = (  # only our own constant SQL is formatted in
+    f"""
 SELECT vehicle_id, count(*) AS fixes, min(ts) AS first, max(ts) AS last, max(speed) AS max_speed,
        sum({_SEGMENT}) AS km
 FROM (SELECT vehicle_id, ts, lat, lon, speed,
@@ -77,7 +78,8 @@ FROM (SELECT vehicle_id, ts, lat, lon, speed,
       FROM positions WHERE ts >= :a AND ts < :b
       WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts, id)) x
 GROUP BY vehicle_id ORDER BY vehicle_id
-"""
+"""  # nosec B608
+)
 
 # the report read from the rollup: one row per vehicle of the day
 FROM_ROLLUP = (
@@ -85,7 +87,8 @@ FROM_ROLLUP = (
     "WHERE day = :d AND fixes > 0 ORDER BY vehicle_id"
 )
 
-_REBUILD = f"""  # nosec B608 # only our own constant SQL (and a fixed vehicle clause) is formatted in
+_REBUILD = (  # only our own constant SQL (and a fixed vehicle clause) is formatted in
+    f"""
 INSERT INTO position_days (day, vehicle_id, fixes, first_ts, last_ts, max_speed, km,
                            first_lat, first_lon, last_lat, last_lon)
 SELECT day, vehicle_id, count(*), min(ts), max(ts), max(speed), sum({_SEGMENT}),
@@ -98,7 +101,8 @@ FROM (SELECT CAST(floor(ts / {DAY}) AS INTEGER) AS day, vehicle_id, ts, lat, lon
       FROM positions WHERE ts >= :a AND ts < :b {{vehicle}}
       WINDOW w AS (PARTITION BY vehicle_id, CAST(floor(ts / {DAY}) AS INTEGER) ORDER BY ts, id)) x
 GROUP BY day, vehicle_id
-"""
+"""  # nosec B608
+)
 
 
 def segment_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
