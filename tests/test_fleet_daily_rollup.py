@@ -140,3 +140,52 @@ def test_rebuild_is_the_query(kind: str, tmp_path: Path) -> None:
             old, new = _report(engine, d)
             assert old
             _same(old, new)
+
+
+def test_two_workers_on_the_same_vehicle_days_give_the_query_s_numbers(tmp_path: Path) -> None:
+    """Two stores (two workers' shared subscription) commit the same vehicles' fixes at once, in
+    shuffled batches on PostgreSQL: they take turns on each vehicle-day's row, none is lost."""
+    import threading
+
+    rnd = random.Random(3)
+    with fleet_engine("postgres", tmp_path) as engine:
+        stores = [Store(engine), Store(engine)]
+        refs = []
+        for n in range(3):
+            creds = registry.add_vehicle(engine, vin(n), "kaiyun_pickman", tenant="acme")
+            ref = stores[0].vehicle(creds.vehicle)
+            assert ref is not None
+            refs.append(ref)
+        fixes = [
+            Accepted(
+                ref,
+                _fix(
+                    T0 + 3600 + i * 5 + rnd.random(),
+                    48 + rnd.random() / 50,
+                    11 + rnd.random() / 50,
+                    float(i % 40),
+                ),
+            )
+            for ref in refs
+            for i in range(300)
+        ]
+        rnd.shuffle(fixes)
+        halves = [fixes[0::2], fixes[1::2]]
+        failed: list[BaseException] = []
+
+        def work(store: Store, mine: list[Accepted]) -> None:
+            try:
+                for i in range(0, len(mine), 9):
+                    store.commit(mine[i : i + 9])
+            except BaseException as exc:  # reported by the assertion below
+                failed.append(exc)
+
+        threads = [threading.Thread(target=work, args=(s, h)) for s, h in zip(stores, halves, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not failed
+        old, new = _report(engine, int(T0 // DAY))
+        assert [r[1] for r in old] == [300, 300, 300]
+        _same(old, new)
