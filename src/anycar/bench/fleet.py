@@ -37,6 +37,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from anycar.errors import ConfigError
+from anycar.fleet import daily
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -406,15 +407,39 @@ FIXES_PER_DAY = 100
 QUERY_VEHICLES = 10_000
 
 
+def _backend_cpu_ns(conn: Any) -> int | None:
+    """The PostgreSQL backend's CPU time so far (``/proc/PID/schedstat``, ns): the query's own
+    CPU, which the machine's load does not inflate as it does the wall time."""
+    pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None  # PostgreSQL on another host
+
+
 def _timed(engine: Engine, sql: str, params: dict[str, Any], repeat: int = 5) -> dict[str, Any]:
     times = []
+    cpus = []
     rows = 0
     with engine.connect() as conn:
         for _ in range(repeat):
+            c0 = _backend_cpu_ns(conn)
             t = time.perf_counter()
             rows = len(conn.execute(text(sql), params).all())
             times.append((time.perf_counter() - t) * 1000)
-    return {"ms_median": round(statistics.median(times), 2), "ms_min": round(min(times), 2), "rows": rows}
+            c1 = _backend_cpu_ns(conn)
+            if c0 is not None and c1 is not None:
+                cpus.append((c1 - c0) / 1e6)
+    out: dict[str, Any] = {
+        "ms_median": round(statistics.median(times), 2),
+        "ms_min": round(min(times), 2),
+        "ms_max": round(max(times), 2),
+        "runs": repeat,
+        "rows": rows,
+    }
+    if cpus:
+        out["cpu_ms_median"] = round(statistics.median(cpus), 2)
+    return out
 
 
 LAST_FROM_VEHICLES = (
@@ -430,18 +455,20 @@ ONE_DAY = (
     "SELECT ts, lat, lon, speed, heading, source FROM positions "
     "WHERE vehicle_id = :v AND ts >= :a AND ts < :b ORDER BY ts"
 )
-FLEET_DAY = """
-SELECT vehicle_id, count(*) AS fixes, min(ts) AS first, max(ts) AS last, max(speed) AS max_speed,
-       sum(CASE WHEN prev_lat IS NULL THEN 0 ELSE 6371.0 * 2 * asin(sqrt(
-           power(sin(radians(lat - prev_lat) / 2), 2) +
-           cos(radians(prev_lat)) * cos(radians(lat)) * power(sin(radians(lon - prev_lon) / 2), 2)))
-       END) AS km
-FROM (SELECT vehicle_id, ts, lat, lon, speed,
-             lag(lat) OVER w AS prev_lat, lag(lon) OVER w AS prev_lon
-      FROM positions WHERE ts >= :a AND ts < :b
-      WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts)) x
-GROUP BY vehicle_id
-"""
+FLEET_DAY = daily.FROM_POSITIONS  # per vehicle fixes, first/last, max speed, km (haversine over lag())
+
+
+def _report_diff(engine: Engine, day: int) -> dict[str, Any]:
+    """The rollup's report against the query over positions: rows, fields that differ, the
+    largest km difference (floating-point summation order at most)."""
+    with engine.connect() as conn:
+        old = conn.execute(text(daily.FROM_POSITIONS), {"a": day * 86_400, "b": (day + 1) * 86_400}).all()
+        new = conn.execute(text(daily.FROM_ROLLUP), {"d": day}).all()
+    differ = sum(tuple(a[:5]) != tuple(b[:5]) for a, b in zip(old, new, strict=False)) + abs(
+        len(old) - len(new)
+    )
+    km = max((abs(a[5] - b[5]) for a, b in zip(old, new, strict=False)), default=0.0)
+    return {"rows": len(old), "rows_differing": differ, "max_km_diff": km}
 
 
 def queries(sizes: list[int]) -> dict[str, Any]:
@@ -495,6 +522,11 @@ def queries(sizes: list[int]) -> dict[str, Any]:
                     conn.execute(text("ANALYZE positions"))
                     conn.execute(text("ANALYZE vehicles"))
                 fill_s = time.perf_counter() - t
+                t = time.perf_counter()
+                with engine.begin() as conn:  # the rollup the ingest keeps, made at once for the fill
+                    daily.rebuild(conn, day0 + filled_days * 86_400, day0 + days * 86_400)
+                    conn.execute(text("ANALYZE position_days"))
+                rollup_fill_s = time.perf_counter() - t
                 filled_days = days
                 with engine.connect() as conn:
                     total = conn.execute(text("SELECT count(*) FROM positions")).scalar()
@@ -511,6 +543,7 @@ def queries(sizes: list[int]) -> dict[str, Any]:
                         "days": days,
                         "bytes": int(size_b or 0),
                         "fill_s": round(fill_s, 1),
+                        "rollup_fill_s": round(rollup_fill_s, 1),
                         "last_position_of_10000_vehicles": _timed(engine, LAST_FROM_VEHICLES, {"t": tid}),
                         "last_position_from_positions_lateral": _timed(
                             engine, LAST_FROM_POSITIONS, {"t": tid}, 3
@@ -519,6 +552,10 @@ def queries(sizes: list[int]) -> dict[str, Any]:
                             engine, ONE_DAY, {"v": vid, "a": mid, "b": mid + 86_400}, 20
                         ),
                         "fleet_daily_report": _timed(engine, FLEET_DAY, {"a": mid, "b": mid + 86_400}, 3),
+                        "fleet_daily_report_rollup": _timed(
+                            engine, daily.FROM_ROLLUP, {"d": int(mid // 86_400)}, 20
+                        ),
+                        "rollup_vs_query": _report_diff(engine, int(mid // 86_400)),
                         "loadavg": os.getloadavg(),
                     }
                 )
@@ -526,6 +563,86 @@ def queries(sizes: list[int]) -> dict[str, Any]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return out
+
+
+def rollup_cost(
+    vehicles: int = 500, fixes: int = 40, batch: int = 200, late_every: int = 0
+) -> dict[str, Any]:
+    """What keeping ``position_days`` adds to a batch's commit (PostgreSQL, ``Store.commit`` as the
+    worker calls it, no broker): the same messages committed with and without the handler,
+    alternating batches; the handler's own wall and client CPU per message. ``late_every``: one
+    message in N arrives after the rest (the recompute path)."""
+    from anycar.bench.fleet_procs import vehicle_name
+    from anycar.fleet.db import make_engine
+    from anycar.fleet.store import Accepted, Store
+
+    folder = Path(tempfile.mkdtemp(prefix="anycar-bench-rollup-"))
+    try:
+        with database("postgres", folder) as url:
+            engine = make_engine(url)
+            register(engine, "R", vehicles)
+            store = Store(engine)
+            store.prefetch(vehicle_name("R", n) for n in range(vehicles))
+            refs = [store.vehicle(vehicle_name("R", n)) for n in range(vehicles)]
+            kept = store.position_handlers[:]
+            spent = {"wall": 0.0, "cpu": 0.0, "server_ns": 0.0}
+
+            def measured(conn: Any, rows: list[dict[str, Any]]) -> None:
+                s0 = _backend_cpu_ns(conn)
+                w, c = time.perf_counter(), time.process_time()
+                for h in kept:
+                    h(conn, rows)
+                spent["wall"] += time.perf_counter() - w
+                spent["cpu"] += time.process_time() - c
+                s1 = _backend_cpu_ns(conn)
+                if s0 is not None and s1 is not None:
+                    spent["server_ns"] += s1 - s0  # the PostgreSQL backend's CPU for the handler's statements
+
+            t0 = time.time() // 86_400 * 86_400 + 3_600
+            docs: list[Accepted] = []
+            for f in range(fixes):
+                for n, ref in enumerate(refs):
+                    assert ref is not None  # nosec B101 # registered just above
+                    docs.append(
+                        Accepted(
+                            ref,
+                            {
+                                "kind": "position",
+                                "ts": t0 + f * 10 + n % 7,
+                                "lat": 48.1 + f / 1e4,
+                                "lon": 11.5 + n / 1e4,
+                                "speed": float(f % 50),
+                                "heading": None,
+                            },
+                        )
+                    )
+            if late_every:
+                docs = [d for i, d in enumerate(docs) if i % late_every] + docs[::late_every]
+            batches = [docs[i : i + batch] for i in range(0, len(docs), batch)]
+            walls: dict[str, float] = {"with": 0.0, "without": 0.0}
+            counted: dict[str, int] = {"with": 0, "without": 0}
+            for i, b in enumerate(batches):
+                mode = "with" if i % 2 == 0 else "without"
+                store.position_handlers = [measured] if mode == "with" else []
+                t = time.perf_counter()
+                store.commit(b)
+                walls[mode] += time.perf_counter() - t
+                counted[mode] += len(b)
+            engine.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    n_with = max(1, counted["with"])
+    return {
+        "messages": len(docs),
+        "batch": batch,
+        "late_every": late_every,
+        "commit_ms_per_msg_with": round(walls["with"] * 1000 / n_with, 4),
+        "commit_ms_per_msg_without": round(walls["without"] * 1000 / max(1, counted["without"]), 4),
+        "handler_wall_ms_per_msg": round(spent["wall"] * 1000 / n_with, 4),
+        "handler_client_cpu_ms_per_msg": round(spent["cpu"] * 1000 / n_with, 4),
+        "handler_server_cpu_ms_per_msg": round(spent["server_ns"] / 1e6 / n_with, 4),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def run(
@@ -564,6 +681,8 @@ def run(
         )
     if "stages" in parts:
         result["stages"] = stages()
+    if "rollup" in parts:  # fleet-report: what position_days costs the ingest
+        result["rollup_ingest"] = [rollup_cost(), rollup_cost(late_every=10)]
     if rows:
         result["queries"] = queries(rows)
     result["loadavg_end"] = os.getloadavg()

@@ -434,6 +434,7 @@ def _register_fleet(cmds: Any) -> None:
         default="ingest,scaleout,latency,sqlite",
         help="comma list of ingest, scaleout, latency, sqlite, faults (kill a worker and an API process), "
         "stages (CPU per message of each worker stage, in one process)",
+        "rollup (what the daily report's position_days costs a commit)",
     )
     fl.add_argument(
         "--rows",
@@ -452,7 +453,7 @@ def bench_fleet(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--rows {args.rows!r}: a comma list of whole numbers") from None
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
-    unknown = set(parts) - {"ingest", "scaleout", "latency", "sqlite", "faults", "stages"}
+    unknown = set(parts) - {"ingest", "scaleout", "latency", "sqlite", "faults", "stages", "rollup"}
     if unknown:
         raise ConfigError(f"--parts: unknown {', '.join(sorted(unknown))}")
     with errors.status("anycar bench fleet: ingest through Mosquitto, scale-out, queries..."):

@@ -7,4 +7,5 @@ ACL), ``ingest`` (MQTT workers), ``osmand`` (plain GPS trackers over HTTP), ``ap
 OpenAPI, live WebSocket), ``server`` (what ``anycar fleet serve`` runs). See docs/fleet.md.
 """
 
+from anycar.fleet import daily as _daily  # noqa: F401  # position_days joins db.metadata
 from anycar.fleet import domain_tables as _domain_tables  # noqa: F401  # its tables join db.metadata

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from anycar.fleet import commands, db, inventory, ota, retention
+from anycar.fleet import commands, daily, db, inventory, ota, retention
 from anycar.wire import samples
 
 LAT = "Vehicle.CurrentLocation.Latitude"
@@ -130,6 +130,9 @@ class Store:
         # delivery-exec: kind -> (connection, vehicle, message) run inside the batch's transaction
         # for message kinds another room owns (``pod``: anycar.logistics.execution)
         self.handlers: dict[str, Callable[[Connection, VehicleRef, dict[str, Any]], None]] = {}
+        # fleet-report: run inside the batch's transaction with the positions just written (in id
+        # order); ``daily.apply`` keeps each vehicle-day's rollup exact (anycar.fleet.daily)
+        self.position_handlers: list[Callable[[Connection, list[dict[str, Any]]], None]] = [daily.apply]
 
     # ---- lookups -------------------------------------------------------------------------
     def vehicle(self, wire_id: str) -> VehicleRef | None:
@@ -338,6 +341,8 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [tuple(r[c] for c in _POSITION_COLUMNS) for r in pos_rows],
             )
+        for position_handler in self.position_handlers if pos_rows else ():
+            position_handler(conn, pos_rows)  # fleet-report: the daily rollup, same transaction
         if sig_tuples:
             _raw(conn).executemany(
                 "INSERT INTO signal_values (vehicle_id, path, ts, num, value) VALUES (?, ?, ?, ?, ?)",
