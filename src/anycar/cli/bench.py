@@ -433,7 +433,7 @@ def _register_fleet(cmds: Any) -> None:
         "--parts",
         default="ingest,scaleout,latency,sqlite",
         help="comma list of ingest, scaleout, latency, sqlite, faults (kill a worker and an API process), "
-        "stages (CPU per message of each worker stage, in one process)",
+        "stages (CPU per message of each worker stage, in one process), "
         "rollup (what the daily report's position_days costs a commit)",
     )
     fl.add_argument(
