@@ -260,7 +260,16 @@ automations:
         for v in (12.1, 12.2, 12.3):
             car.set(VOLTAGE, v)
             await asyncio.sleep(0.02)
-        await asyncio.sleep(1.0)
+        lights = 1 if mode in ("single", "restart") else 3
+        await until(
+            lambda: (
+                len(car.sent(LIGHT)) >= lights
+                and len(ts := engine.traces("moded")) >= 3
+                and all(t["result"] != "running" for t in ts)
+            ),
+            what=f"the three {mode} runs to end",
+        )
+        await asyncio.sleep(0.3)  # room for a wrong extra run (0.15 s delay) to show up
         results = [t["result"] for t in engine.traces("moded")]
         if mode == "single":
             assert results.count("done") == 1 and results.count("skipped") == 2
