@@ -102,7 +102,7 @@ async def test_for_survives_a_short_unavailability_and_resets_after_the_grace(tm
         f"""
 automations:
   - id: held_open
-    triggers: [{{signal: {DOOR}, to: true, for: 0.4, grace: 0.2}}]
+    triggers: [{{signal: {DOOR}, to: true, for: 1.0, grace: 0.2}}]
     actions: [{{actuate: {LIGHT}, value: true}}]
 """,
     )
@@ -122,14 +122,14 @@ automations:
         car.set(DOOR, None)
         await asyncio.sleep(0.6)
         car.set(DOOR, True)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(1.2)  # past the for: had the drop-out not reset it
         assert car.sent(LIGHT) == [True]
         # and closing before the time is up cancels it
         car.set(DOOR, False)
         car.set(DOOR, True)
         await asyncio.sleep(0.1)
         car.set(DOOR, False)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.2)  # past the for: had it not been cancelled
         assert car.sent(LIGHT) == [True]
     finally:
         await engine.stop()
