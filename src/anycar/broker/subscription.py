@@ -157,9 +157,9 @@ class Subscription:
         oldest_allowed = time.monotonic() - self._max_age
         if marks[0][1] >= oldest_allowed:
             return
-        stale_until = 0
+        stale_until, stale_at = 0, 0.0
         while marks and marks[0][1] < oldest_allowed:
-            stale_until = marks.popleft()[0]
+            stale_until, stale_at = marks.popleft()
         queue = self._queue
         stale = min(len(queue), stale_until - (self.delivered + self.dropped + self.expired))
         if stale <= 0:
@@ -179,6 +179,8 @@ class Subscription:
                 survivors.append(item)
         queue.extendleft(survivors)  # extendleft reverses: back in queued order
         self.expired += stale - len(survivors)
+        if survivors:  # still stale: a mark of their own, so a later update still supersedes them
+            marks.appendleft((self.delivered + self.dropped + self.expired + len(survivors), stale_at))
 
     def _wake(self) -> None:
         waiter = self._waiter
