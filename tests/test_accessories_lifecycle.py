@@ -117,7 +117,7 @@ async def test_revoked_vendor_key_disconnects_and_refuses(tmp_path: Path) -> Non
         rec = await fit(hub, fan, "dash_mount_left")
         hub.manager.trust.revoke(rec.key_id, "vendor key leaked")
         await until(lambda: hub.manager.fitted["Fan1"].status == "UNAVAILABLE")
-        await until(lambda: any("revoked" in e.get("message", "") for e in fan.errors), timeout=5)
+        await until(lambda: any("revoked" in e.get("message", "") for e in fan.errors), timeout=15)
         assert hub.manager.events.recent(kind="trust_revoked")
         await fan.stop()
 
@@ -152,7 +152,9 @@ async def test_silence_marks_unavailable_and_voice_restores(tmp_path: Path) -> N
         await hub.broker.actuate(rec.paths["IsLightOn"], True)
         await until(lambda: hub.broker.get(rec.paths["IsLightOn"]).value is True)  # type: ignore[union-attr]
         lamp._heartbeat_s = 60  # the accessory hangs: no more heartbeats
-        await until(lambda: hub.manager.fitted["Light1"].status == "UNAVAILABLE", timeout=3)
+        await until(
+            lambda: hub.manager.fitted["Light1"].status == "UNAVAILABLE", timeout=15
+        )  # silence is detected after the heartbeat bound; the rest is a loaded box
         assert hub.broker.get(rec.paths["IsLightOn"]).value is None  # type: ignore[union-attr]
         assert hub.broker.get("Vehicle.Accessories.Light1.Status").value == "UNAVAILABLE"  # type: ignore[union-attr]
         silent = await hub.broker.actuate(rec.paths["IsLightOn"], False)
@@ -233,7 +235,7 @@ async def test_flooding_accessory_is_rate_limited_others_unaffected(tmp_path: Pa
                     break
             latencies.append(time.perf_counter() - t0)
         await flooding
-        await until(lambda: any(e.get("reason") == "rate_limited" for e in flooder.errors), timeout=5)
+        await until(lambda: any(e.get("reason") == "rate_limited" for e in flooder.errors), timeout=15)
         session = hub.manager.fitted["CabinEnvironmentSensor1"].session
         assert session is not None
         await until(lambda: session.bucket.allowed + session.bucket.dropped >= 3000, timeout=10)

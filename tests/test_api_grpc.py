@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -362,11 +363,19 @@ async def test_a_subscription_ends_when_its_token_expires(tmp_path) -> None:
     async with running_hub(hub_config(keys.public_path)) as hub:
         provider = hub.broker.register_provider("test", [SPEED])
         provider.publish(SPEED, 1.0)
-        async with stub(hub, keys.token(f"read:{SPEED}", ttl_s=1.5)) as (val, md):
+        async with stub(hub, keys.token(f"read:{SPEED}")) as (val, long_md):
+            # The connection is made (and the hub's call path warm) on a long-lived token first, so
+            # the short one's lifetime is spent on the subscription alone, not on a loaded
+            # machine's TCP + HTTP/2 set-up; then the test waits for the token's own expiry.
+            await val.GetServerInfo(v2.GetServerInfoRequest(), metadata=long_md)
+            ttl_s = 4.0  # exp is whole seconds (truncated): the token lives 3 to 4 s
+            md = (("authorization", f"Bearer {keys.token(f'read:{SPEED}', ttl_s=ttl_s)}"),)
+            expires = time.time() + ttl_s  # taken after minting: at or after the token's exp
             call = val.Subscribe(v2.SubscribeRequest(signal_paths=[SPEED]), metadata=md)
             first = await call.read()
-            assert first.entries[SPEED].value.float == 1.0
-            await asyncio.sleep(2.0)
+            assert first is not grpc.aio.EOF and first.entries[SPEED].value.float == 1.0
+            while time.time() < expires + 0.05:  # until the token is past its exp
+                await asyncio.sleep(max(0.01, expires + 0.05 - time.time()))
             provider.publish(SPEED, 2.0)
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 while True:

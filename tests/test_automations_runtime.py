@@ -102,7 +102,7 @@ async def test_for_survives_a_short_unavailability_and_resets_after_the_grace(tm
         f"""
 automations:
   - id: held_open
-    triggers: [{{signal: {DOOR}, to: true, for: 0.4, grace: 0.2}}]
+    triggers: [{{signal: {DOOR}, to: true, for: 1.0, grace: 0.2}}]
     actions: [{{actuate: {LIGHT}, value: true}}]
 """,
     )
@@ -122,14 +122,14 @@ automations:
         car.set(DOOR, None)
         await asyncio.sleep(0.6)
         car.set(DOOR, True)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(1.2)  # past the for: had the drop-out not reset it
         assert car.sent(LIGHT) == [True]
         # and closing before the time is up cancels it
         car.set(DOOR, False)
         car.set(DOOR, True)
         await asyncio.sleep(0.1)
         car.set(DOOR, False)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.2)  # past the for: had it not been cancelled
         assert car.sent(LIGHT) == [True]
     finally:
         await engine.stop()
@@ -260,7 +260,16 @@ automations:
         for v in (12.1, 12.2, 12.3):
             car.set(VOLTAGE, v)
             await asyncio.sleep(0.02)
-        await asyncio.sleep(1.0)
+        lights = 1 if mode in ("single", "restart") else 3
+        await until(
+            lambda: (
+                len(car.sent(LIGHT)) >= lights
+                and len(ts := engine.traces("moded")) >= 3
+                and all(t["result"] != "running" for t in ts)
+            ),
+            what=f"the three {mode} runs to end",
+        )
+        await asyncio.sleep(0.3)  # room for a wrong extra run (0.15 s delay) to show up
         results = [t["result"] for t in engine.traces("moded")]
         if mode == "single":
             assert results.count("done") == 1 and results.count("skipped") == 2

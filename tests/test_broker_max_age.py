@@ -1,5 +1,6 @@
 """A subscriber's queue bounded in time: updates that waited longer than ``max_age_s`` are
-dropped and counted (``expired``), the rest delivered in order; sizes and counts always add up."""
+dropped and counted (``expired``) when a later update of the same signal is queued, the rest
+delivered in order; a signal's newest value is never lost; sizes and counts always add up."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ class Clock:
         return self.now
 
 
+PATHS = ("Vehicle.Speed", "Vehicle.Speed", "Vehicle.CurrentLocation.Latitude")
+
+
 def dp(i: int) -> Datapoint:
-    return Datapoint("Vehicle.Speed", float(i), 0.0)
+    return Datapoint(PATHS[i % len(PATHS)], float(i), 0.0)
 
 
 # one step: ("one", n) offer n values one at a time, ("many", n) offer n values as one batch,
@@ -45,14 +49,15 @@ STEPS = st.lists(
 @given(steps=STEPS, size=st.integers(1, 8))
 def test_expiry_matches_a_model_of_queued_times(steps: list[tuple[str, float]], size: int) -> None:
     """Against a plain model (each update with the time it was queued; full queue drops the
-    oldest; a drain first drops what waited longer than the bound): the same updates come out,
-    in the same order, and delivered + dropped + expired + queued = offered."""
+    oldest; a drain first drops what waited longer than the bound and has a later update of the
+    same signal queued): the same updates come out, in the same order, and delivered + dropped +
+    expired + queued = offered."""
     clock = Clock()
     original = subscription_module.time
     subscription_module.time = clock  # type: ignore[assignment]
     try:
         sub = Subscription(["Vehicle.Speed"], queue_size=size, max_age_s=0.05)
-        model: list[tuple[int, float]] = []
+        model: list[tuple[int, str, float]] = []
         out: list[float] = []
         expected: list[float] = []
         dropped = expired = offered = 0
@@ -66,7 +71,7 @@ def test_expiry_matches_a_model_of_queued_times(steps: list[tuple[str, float]], 
                 else:
                     sub.offer_many(items)
                 for item in items:
-                    model.append((int(item.value), clock.now))
+                    model.append((int(item.value), item.path, clock.now))
                     if len(model) > size:
                         model.pop(0)
                         dropped += 1
@@ -74,11 +79,16 @@ def test_expiry_matches_a_model_of_queued_times(steps: list[tuple[str, float]], 
                 clock.now += n
             else:
                 oldest = clock.now - 0.05
-                while model and model[0][1] < oldest:
-                    model.pop(0)
-                    expired += 1
+                superseded = [
+                    i
+                    for i, (_, path, at) in enumerate(model)
+                    if at < oldest and any(p == path for _, p, _ in model[i + 1 :])
+                ]
+                for i in reversed(superseded):
+                    del model[i]
+                expired += len(superseded)
                 k = int(n) or len(model)
-                expected.extend(float(v) for v, _ in model[:k])
+                expected.extend(float(v) for v, _, _ in model[:k])
                 del model[:k]
                 out.extend(d.value for d in sub.drain(int(n) or None))
         assert out == expected
@@ -101,12 +111,32 @@ async def test_a_slow_subscriber_gets_recent_values_and_the_stale_ones_are_count
     assert [d.value for d in batch] == [9.0]
     assert sub.expired == 5 and sub.dropped == 0
     assert broker.stats()["expired"] == 5 and sub.stats()["max_age_ms"] == 50
-    # all of it stale: get waits for something fresh instead of returning "closed"
+    # a signal's newest value is never expired, however late: it is what the signal is now
     provider.publish("Vehicle.Speed", 10.0)
     await asyncio.sleep(0.1)
-    assert await sub.get(timeout=0.05) == [] and sub.expired == 6 and not sub.closed
+    assert [d.value for d in await sub.get(timeout=0.05)] == [10.0] and sub.expired == 5
+    assert await sub.get(timeout=0.05) == [] and not sub.closed  # nothing else: it waits
     plain = broker.subscribe(["Vehicle.Speed"], send_current=False)
     assert plain.stats()["max_age_ms"] is None
+
+
+async def test_the_current_value_a_subscription_starts_with_survives_a_late_first_read() -> None:
+    """A dashboard subscribes to a lamp's brightness, set once: on a loaded hub the first read
+    comes after the bound, and the value must still arrive (it used to expire: the control said
+    "unknown" for good while the broker had 60 %)."""
+    broker = SignalBroker(Catalog.load_default())
+    provider = broker.register_provider("p", ["Vehicle.Speed", "Vehicle.CurrentLocation.Latitude"])
+    provider.publish("Vehicle.Speed", 60.0)
+    provider.publish("Vehicle.CurrentLocation.Latitude", 1.0)
+    sub = broker.subscribe(["Vehicle.Speed", "Vehicle.CurrentLocation.Latitude"], max_age_s=0.05)
+    provider.publish("Vehicle.CurrentLocation.Latitude", 2.0)
+    await asyncio.sleep(0.1)
+    batch = await sub.get(timeout=1)
+    assert [(d.path, d.value) for d in batch] == [
+        ("Vehicle.Speed", 60.0),
+        ("Vehicle.CurrentLocation.Latitude", 2.0),
+    ]
+    assert sub.expired == 1  # only the latitude the later one superseded
 
 
 async def test_the_hub_bounds_viss_and_grpc_subscribers_by_limits_max_update_age_ms() -> None:

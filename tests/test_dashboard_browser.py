@@ -88,7 +88,7 @@ def test_dashboard_follows_the_hub_live_and_drives_an_accessory(page: Any, tmp_p
         page.wait_for_selector(f"[data-path='{switch}'] .switch span", timeout=10_000)
         page.locator(f"[data-path='{switch}'] .switch span").click()
         wanted = not (before.value if before is not None and before.value is not None else False)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15  # a click, a VISS set, the accessory, back: generous on a loaded box
         while time.monotonic() < deadline:
             now = hub.broker.get(switch)
             if now is not None and now.value is wanted:

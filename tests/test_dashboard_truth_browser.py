@@ -122,15 +122,24 @@ def test_controls_power_and_a_refused_setting(page: Any, tmp_path: Path) -> None
         assert card.locator(f"[data-path='{by_kind['color']}'] .color-text").inner_text() == "#FFE4B5"
         assert card.locator(f"[data-path='{by_kind['color']}'] input").input_value() == "#ffe4b5"
         assert card.locator(f"[data-path='{by_kind['switch']}'] .switch-state").inner_text() == "off"
-        # every number a control shows is the broker's value, or it says unknown
+        # every number a control shows is the broker's value, or it says unknown: the page
+        # hears of a value a moment after the broker has it (an accessory that reports after the
+        # card was drawn), so each control is given until the deadline to agree, never forever
         for ctl in page.locator(".control[data-kind='range']").all():
             path = ctl.get_attribute("data-path")
-            shown = ctl.locator("output").inner_text()
-            dp = hub.broker.get(path)
-            if shown == "unknown":
-                assert dp is None or dp.value is None, path
-            else:
-                assert dp is not None and shown.startswith(str(dp.value)), (path, shown, dp)
+            assert path is not None
+            deadline = time.monotonic() + 15
+            while True:
+                dp = hub.broker.get(path)
+                shown = ctl.locator("output").inner_text()
+                if shown == "unknown":
+                    agrees = dp is None or dp.value is None
+                else:
+                    agrees = dp is not None and shown.startswith(str(dp.value))
+                if agrees or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert agrees, (path, shown, dp)
         # power follows the light: off draws standby, on draws its typical watts
         power = card.locator("[data-role='power']")
         watts = f"() => document.querySelector(\"article[data-accessory='{light['id']}'] [data-role='power']\").textContent"

@@ -224,3 +224,22 @@ def test_the_documented_rule_is_the_shipped_one() -> None:
     block = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert block is not None
     assert yaml.safe_load(block.group(1))["courtesy"] == config.defaults()["power"]["courtesy"]
+
+
+def test_the_cabin_activity_panel_names_a_courtesy_window_for_what_it_is(tmp_path: Any) -> None:
+    """The dashboard's Activity panel: the window opening is ``courtesy``, the lamp's own
+    switch-back-on ``restored`` (both happened; only one is a restore)."""
+    from anycar.brands import load_profile
+    from anycar.hub.cabin import CabinComponent
+
+    clock = ManualClock()
+    policy = engine(clock)
+    lamp(policy)
+    feed(policy, ign="OFF")
+    feed(policy, door=True)
+    cabin = CabinComponent(load_profile("xiaomi_su7"), tmp_path / "hub.sqlite3")
+    cabin.policy = policy
+    shown = {e["event"]: e for e in cabin.events(limit=20)["events"]}
+    assert shown["courtesy"]["kind"] == "courtesy"
+    assert shown["courtesy"]["message"].startswith("courtesy lighting (light, up to 12 W) for 600 s")
+    assert shown["restore"]["kind"] == "restored" and shown["restore"]["accessory"] == "Light1"

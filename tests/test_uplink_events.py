@@ -101,3 +101,32 @@ def test_policy_events_become_accessory_and_refusal_events() -> None:
     log.log("driving_state", "vehicle", "parked -> moving")  # not an operator event
     assert [e["type"] for e in out] == ["accessory_fitted", "accessory_shed", "policy_refusal"]
     assert out[0]["subject"] == "fan-1" and out[2]["data"]["path"] == "Vehicle.Body.Horn.IsActive"
+
+
+def test_a_courtesy_window_goes_up_to_the_fleet_with_its_cause_and_bound() -> None:
+    """A lamp allowed to run with the ignition off drains the 12 V rail while nobody drives:
+    the operator sees each window open (the real policy's event), with what opened it and for
+    how long; the lamp's own restore goes up as before."""
+    from anycar.policy import PolicyEngine, Priority
+    from helpers_accessories import ManualClock
+
+    now = [0.0]
+    det, out = detector(now)
+    clock = ManualClock()
+    policy = PolicyEngine(SignalBroker(), clock=clock)
+    policy.events.add_listener(det._on_policy)
+    det._policy = policy.events
+    door = "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen"
+    policy.apply([Datapoint("Vehicle.LowVoltageSystemState", "ON", 0.0), Datapoint(door, False, 0.0)])
+    policy.apply([Datapoint("Vehicle.LowVoltageBattery.CurrentVoltage", 12.6, 0.0)])
+    policy.register_load("Light1", Priority.COMFORT, families=["light"], peak_w=6.0)
+    policy.apply([Datapoint("Vehicle.LowVoltageSystemState", "OFF", 0.0)])
+    out.clear()
+    clock.t += 2
+    policy.apply([Datapoint(door, True, 0.0)])
+    assert [e["type"] for e in out] == ["courtesy_lighting", "accessory_restored"]
+    up = out[0]
+    assert up["subject"] == "vehicle" and "for 600 s" in up["message"]
+    assert up["data"]["cause"] == "Vehicle.Cabin.Door.Row1.DriverSide opened"
+    assert up["data"]["ignition"] == "OFF" and up["data"]["duration_s"] == 600.0
+    assert up["data"]["until"] == clock.time() + 600 and up["data"]["supply_ok"] is True

@@ -4,9 +4,12 @@ Publishers only append; when the queue is full the oldest update is dropped and 
 subscriber that never reads costs memory up to its bound and never slows anyone else.
 
 With ``max_age_s`` the queue is bounded in time as well: an update that waited longer than
-that when the subscriber comes to take it is dropped and counted (``expired``), so a slow
-subscriber gets recent values at most that late, whatever the publishing rate (the size
-bound alone allows ``queue_size / rate`` seconds: 2 s at 5,000 values/s for 10,000).
+that when the subscriber comes to take it is dropped and counted (``expired``) if a later update
+of the same signal is queued, so a slow subscriber gets superseded values at most that late,
+whatever the publishing rate (the size bound alone allows ``queue_size / rate`` seconds: 2 s at
+5,000 values/s for 10,000). A signal's newest value is never expired, however late: dropping it
+would leave the subscriber without the signal's value until it changes again (a lamp's
+brightness, set once, would show "unknown" for good); so at most one stale update per signal.
 The age is counted from when the update was queued, not from its timestamp: a provider
 replaying old samples is not "late".
 """
@@ -154,15 +157,30 @@ class Subscription:
         oldest_allowed = time.monotonic() - self._max_age
         if marks[0][1] >= oldest_allowed:
             return
-        stale_until = 0
+        stale_until, stale_at = 0, 0.0
         while marks and marks[0][1] < oldest_allowed:
-            stale_until = marks.popleft()[0]
+            stale_until, stale_at = marks.popleft()
         queue = self._queue
         stale = min(len(queue), stale_until - (self.delivered + self.dropped + self.expired))
-        if stale > 0:
-            for _ in range(stale):
-                queue.popleft()
-            self.expired += stale
+        if stale <= 0:
+            return
+        # Only a stale update that a later one of the same signal supersedes goes: the newest
+        # value of each signal stays (at the front, in order), however late, or a signal that
+        # does not change again would stay unknown to this subscriber for good.
+        later = {queue[i].path for i in range(stale, len(queue))}
+        kept: list[Datapoint] = []
+        for _ in range(stale):
+            item = queue.popleft()
+            kept.append(item)
+        survivors: list[Datapoint] = []
+        for item in reversed(kept):
+            if item.path not in later:
+                later.add(item.path)
+                survivors.append(item)
+        queue.extendleft(survivors)  # extendleft reverses: back in queued order
+        self.expired += stale - len(survivors)
+        if survivors:  # still stale: a mark of their own, so a later update still supersedes them
+            marks.appendleft((self.delivered + self.dropped + self.expired + len(survivors), stale_at))
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -58,7 +58,7 @@ EVENT_KINDS = {
     "trust_added": "trust",
     "trust_revoked": "trust",
     "grant_changed": "trust",
-    "courtesy": "restored",  # courtesy lighting started (policy.courtesy)
+    "courtesy": "courtesy",  # a courtesy-lighting window opened (policy.courtesy), not a restore
     "automation_notify": "automation",
     "automation_loop": "refused",
     "automation_rate_limited": "refused",

@@ -47,6 +47,8 @@ POLICY_KINDS = {
     "pairing_failed": "policy_refusal",
     "locked_out": "policy_refusal",
     "rate_limited": "policy_refusal",
+    # a lamp allowed to run with the ignition off: a fleet operator wants to see it (the 12 V rail)
+    "courtesy": "courtesy_lighting",
 }
 
 
