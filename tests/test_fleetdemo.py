@@ -243,6 +243,9 @@ def _assert_the_day_was_delivered(summary: dict, planned: dict) -> None:
     assert delivery["driver_crashes"] == []
     assert len(stops) >= len(pods), (stops, pods)
     for s in stops:
+        if s.get("kind") == "swap":  # the planned battery swap (tests/test_fleetdemo_swap.py)
+            assert s["outcome"] in ("swapped", "no swap") and s["order"] is None, s
+            continue
         assert s["display_status"] == "shown" and s["display"].startswith(f"Next: {s['order']} "), s
     # the second attempt was driven on route v2, by the vehicle the re-plan put it on
     assert {
