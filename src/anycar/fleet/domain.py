@@ -31,6 +31,7 @@ from anycar.fleet.geofences import Fence, fence_of
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.rules import effective
 from anycar.fleet.store import Store, Stored
+from anycar.fleet.tasks import stop_task
 from anycar.fleet.trips import TripConfig, load_trip_config
 
 log = logging.getLogger("anycar.fleet.domain")
@@ -269,11 +270,8 @@ class DomainPipeline:
         self._task = asyncio.create_task(self._supervise(), name="fleet-domain")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         self._loop = None
 
     async def _supervise(self) -> None:

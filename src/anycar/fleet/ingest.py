@@ -27,6 +27,7 @@ from typing import Any
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.mqttin import Inbound, MqttError, MqttIn
 from anycar.fleet.store import Accepted, DeadLetter, Store, Stored
+from anycar.fleet.tasks import stop_task
 from anycar.wire import Channel, WireError, decode, parse_topic, subscription
 
 log = logging.getLogger("anycar.fleet.ingest")
@@ -163,11 +164,8 @@ class IngestWorker:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _supervise(self) -> None:
         """Reconnect forever; an unexpected error is logged and counted, never silent."""

@@ -22,6 +22,7 @@ import psycopg
 from sqlalchemy.engine import Engine
 
 from anycar.fleet.live import LiveFeed
+from anycar.fleet.tasks import stop_task
 
 log = logging.getLogger("anycar.fleet.livebus")
 CHANNEL = "anycar_live"
@@ -96,11 +97,8 @@ class NotifyPublisher:
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
 
 class NotifyListener:
@@ -143,8 +141,5 @@ class NotifyListener:
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None

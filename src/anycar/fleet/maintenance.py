@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import partitions, retention
+from anycar.fleet.tasks import stop_task
 
 log = logging.getLogger("anycar.fleet.maintenance")
 DAY = 86_400.0
@@ -110,11 +111,8 @@ class Maintenance:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def status(self) -> dict[str, Any]:
         return {"running": self._task is not None and not self._task.done(), **vars(self.stats)}

@@ -10,7 +10,6 @@ task itself dies it is logged and started again, so the checker is never silentl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from anycar.fleet.domain import Notifier, wrap
 from anycar.fleet.domain_tables import alerts
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.rules import effective
+from anycar.fleet.tasks import stop_task
 
 log = logging.getLogger("anycar.fleet.offline")
 
@@ -145,11 +145,8 @@ class OfflineChecker:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def run_once(self) -> list[dict[str, Any]]:
         try:

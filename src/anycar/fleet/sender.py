@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from anycar.fleet import commands as cmds
 from anycar.fleet import db, ota
+from anycar.fleet.tasks import stop_task
 from anycar.wire import Channel, encode, signature, topic
 from anycar.wire import messages as msg
 
@@ -161,11 +162,8 @@ class CommandSender:
             )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _supervise(self) -> None:
         delay = 0.2

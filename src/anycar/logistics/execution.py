@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from anycar.fleet import commands, db
 from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
+from anycar.fleet.tasks import stop_task
 from anycar.logistics.execution_tables import deliveries, hub_keys, pod_outbox, pods, route_pushes
 from anycar.logistics.matrix import haversine_m
 from anycar.wire import WireError, signature
@@ -326,11 +327,8 @@ class PodOutbox:
         self._task = asyncio.create_task(self._run(), name="pod-outbox")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         self._loop = None
 
     async def _run(self) -> None:
@@ -578,11 +576,8 @@ class EtaComponent:
         self._task = asyncio.create_task(self._run(), name="delivery-eta")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -25,7 +25,6 @@ webhooks (``alert``), as the logistics room's proof-of-delivery exceptions do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from anycar.fleet import db as fleet_db
 from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
+from anycar.fleet.tasks import stop_task
 from anycar.swap import tables as t
 from anycar.swap.policy import DATA
 
@@ -87,11 +87,8 @@ class PackReconciler:
         self._task = asyncio.create_task(self._sweep_loop(), name="swap-reconcile")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _sweep_loop(self) -> None:
         """Never dies silently: a failed sweep is logged and counted, and the next one runs."""
