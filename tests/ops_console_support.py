@@ -72,8 +72,13 @@ class DayClock:
     outcomes and the report)."""
 
     def __init__(self, at: float = 12 * 3600.0) -> None:
+        self.at = at
+        self.anchor()
+
+    def anchor(self) -> None:
+        """Read ``at`` on today's date (the wall clock's, now)."""
         wall = time.time()
-        self.offset = wall - wall % 86_400 + at - wall
+        self.offset = wall - wall % 86_400 + self.at - wall
 
     def __call__(self) -> float:
         return time.time() + self.offset
@@ -82,6 +87,15 @@ class DayClock:
     def day(self) -> str:
         """The fleet's date, YYYY-MM-DD (the report's day)."""
         return dt.datetime.fromtimestamp(self(), dt.UTC).date().isoformat()
+
+
+def clear_of_midnight(margin_s: float = 300.0) -> None:
+    """Wait out 00:00 UTC when it is less than ``margin_s`` away. The stations' swaps and ended
+    reservations are "today" by the wall clock (the CSMS stamps them with it), so a day made just
+    before midnight would lose its swap from the station page read just after."""
+    left = 86_400 - time.time() % 86_400
+    if left < margin_s:
+        time.sleep(left + 1.0)
 
 
 class OpsFleet:
@@ -103,6 +117,8 @@ class OpsFleet:
         return fut.result(timeout)
 
     def start(self) -> None:
+        clear_of_midnight()
+        self.clock.anchor()  # after the wait: the day is the one the module runs on
         self.thread.start()
         self.call(self.server.start())
 
