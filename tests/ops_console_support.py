@@ -7,6 +7,7 @@ orders, plan and station, which acme never sees."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 import time
 from concurrent.futures import Future
@@ -63,11 +64,48 @@ async def _cancel_the_rest() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class DayClock:
+    """The fleet's "now" (``FleetConfig.clock``): the wall clock shifted to read ``at`` (seconds
+    after midnight UTC) on the date the test starts, running on from there. The day's outcomes,
+    its report and the live drag are then inside the 08:00-23:59 shift, with o-101 on time and
+    o-103 past its 08:00-09:00 window, whatever the hour CI runs at (and no midnight between the
+    outcomes and the report)."""
+
+    def __init__(self, at: float = 12 * 3600.0) -> None:
+        self.at = at
+        self.anchor()
+
+    def anchor(self) -> None:
+        """Read ``at`` on today's date (the wall clock's, now)."""
+        wall = time.time()
+        self.offset = wall - wall % 86_400 + self.at - wall
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    @property
+    def day(self) -> str:
+        """The fleet's date, YYYY-MM-DD (the report's day)."""
+        return dt.datetime.fromtimestamp(self(), dt.UTC).date().isoformat()
+
+
+def clear_of_midnight(margin_s: float = 300.0) -> None:
+    """Wait out 00:00 UTC when it is less than ``margin_s`` away. The stations' swaps and ended
+    reservations are "today" by the wall clock (the CSMS stamps them with it), so a day made just
+    before midnight would lose its swap from the station page read just after."""
+    left = 86_400 - time.time() % 86_400
+    if left < margin_s:
+        time.sleep(left + 1.0)
+
+
 class OpsFleet:
-    """``FleetServer`` (API, console, CSMS) in its own event loop thread."""
+    """``FleetServer`` (API, console, CSMS) in its own event loop thread, on a ``DayClock``."""
 
     def __init__(self, db_url: str) -> None:
-        cfg = FleetConfig(db_url=db_url, workers=0, api_port=0, osmand_port=None, ocpp_port=0)
+        self.clock = DayClock()
+        cfg = FleetConfig(
+            db_url=db_url, workers=0, api_port=0, osmand_port=None, ocpp_port=0, clock=self.clock
+        )
         self.server = FleetServer(cfg)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="ops-fleet", daemon=True)
@@ -79,6 +117,8 @@ class OpsFleet:
         return fut.result(timeout)
 
     def start(self) -> None:
+        clear_of_midnight()
+        self.clock.anchor()  # after the wait: the day is the one the module runs on
         self.thread.start()
         self.call(self.server.start())
 

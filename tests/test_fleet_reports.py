@@ -64,9 +64,10 @@ def test_day_and_week_reports(kind: str, tmp_path: Path) -> None:
             54.0,
         )
         assert (b["distance_km"], b["trips"], b["driving_s"]) == (10.0, 1, 1200)
-        # two stops closed (300 s each), the last one open: parked until now (or the day's end)
+        # two stops closed (300 s each), the last one open: parked until now (or the day's end);
+        # none yet when the test runs on T0's day before the stop opened (T0 is 2026-12-01)
         open_since = T0 + 8 * 3600 + 1500
-        parked = min(time.time(), T0 + 86_400) - open_since
+        parked = max(0.0, min(time.time(), T0 + 86_400) - open_since)
         assert a["stops"] == 3 and a["stop_s"] == pytest.approx(600 + parked, abs=5)
         # energy: 100 Wh/km in the drive -> 10 kWh/100 km
         assert a["energy_kwh"] == pytest.approx(1.05, abs=0.02) and a["kwh_per_100km"] == pytest.approx(

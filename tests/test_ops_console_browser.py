@@ -160,12 +160,21 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     assert next(o for o in board_now if o["id"] == accepted[0])["vehicle"] == accepted[1]
     screenshot(page, "ops_console_plan_moved")
 
-    # End of day: o-101 on time, o-103 after its 08:00-09:00 window, o-106 failed and why.
+    # End of day: o-101 on time, o-103 after its 08:00-09:00 window, o-106 failed and why. The
+    # day is the fleet's (its clock's), picked in the day field as a dispatcher does: the page's
+    # default is the browser's date, which the wall clock may have moved past midnight.
     _tab(page, "#/logistics/report", "report")
+    page.evaluate("document.querySelector('[data-testid=kpi-on-time]').dataset.stale = 'yes'")
+    page.fill("[data-testid=report-day]", day.fleet.clock.day)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=kpi-on-time]')?.dataset.stale === undefined", timeout=30_000
+    )
+    assert page.input_value("[data-testid=report-day]") == day.fleet.clock.day
     assert page.text_content("[data-testid=kpi-on-time] .lg-kpi-v") == "50 %"
     assert "recipient not at home, shop closed" in page.text_content("[data-testid=failures]")
     assert "o-103" in page.text_content("[data-testid=late]")
     report = httpx.get(f"{day.url}/api/logistics/report", headers=auth(token), timeout=30).json()
+    assert report["day"] == day.fleet.clock.day and report["on_time_rate"] == 0.5  # default: the fleet's day
     assert f"{report['km_per_order']:.2f} km" == page.text_content("[data-testid=kpi-km] .lg-kpi-v")
     screenshot(page, "ops_console_report")
 

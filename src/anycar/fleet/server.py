@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,6 +94,7 @@ class FleetConfig:
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
     trips_file: str | None = None  # trips.yaml (default: the packaged one)
     eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
+    clock: Callable[[], float] | None = None  # tests, simulations: the logistics console's "now"
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -177,7 +180,7 @@ class FleetServer:
         # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
         from anycar.logistics.console_api import console_logistics_routes
 
-        app.router.routes.extend(console_logistics_routes(self.engine))
+        app.router.routes.extend(console_logistics_routes(self.engine, cfg.clock or time.time))
         app.state.openapi["paths"].update(
             paths_of(
                 app.router.routes,

@@ -124,7 +124,8 @@ def open_orders(engine: Engine, tenant_id: int, area: ServiceArea) -> list[Order
     return [parse_order(r["fields"], area) for r in orders(engine, tenant_id, ("open", "planned"))]
 
 
-def set_status(engine: Engine, tenant_id: int, ref: str, status: str) -> bool:
+def set_status(engine: Engine, tenant_id: int, ref: str, status: str, *, now: float | None = None) -> bool:
+    """The order's new status, stamped ``now`` (default the wall clock: when it happened)."""
     if status not in STATUSES:
         raise BoardError([f"status: {status[:20]!r}: one of {', '.join(STATUSES)}"])
     o = db.orders.c
@@ -132,7 +133,7 @@ def set_status(engine: Engine, tenant_id: int, ref: str, status: str) -> bool:
         done = conn.execute(
             update(db.orders)
             .where(and_(o.tenant_id == tenant_id, o.ref == ref))
-            .values(status=status, updated=time.time())
+            .values(status=status, updated=time.time() if now is None else now)
         ).rowcount
     return bool(done)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -86,8 +88,10 @@ def _answer(exc: _Refused) -> JSONResponse:
     )
 
 
-def console_logistics_routes(engine: Engine) -> list[Route]:
-    """The routes, to be mounted in the fleet API app beside ``logistics_routes``."""
+def console_logistics_routes(engine: Engine, clock: Callable[[], float] = time.time) -> list[Route]:
+    """The routes, to be mounted in the fleet API app beside ``logistics_routes``. ``clock`` is
+    their "now" (epoch seconds): when an outcome is stamped, the report's default day, the time a
+    live move is timed from; the wall clock, or a test's or simulation's day (``FleetConfig.clock``)."""
     user_of = _guard(engine)
 
     async def guarded(request: Request, right: str, work: Any) -> JSONResponse:
@@ -146,7 +150,7 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
                 if not isinstance(value, str) or not 0 < len(value) <= MAX_FILTER:
                     raise _Refused(400, "bad_parameter", f"{name}: a string of 1-{MAX_FILTER} characters")
             result = await asyncio.to_thread(
-                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle)
+                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle), now=clock()
             )
             return (200 if result.accepted else 409), result.to_json()
 
@@ -165,7 +169,14 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
             if status == "failed" and not reason.strip():
                 raise _Refused(400, "bad_parameter", "reason: say why the delivery failed")
             done = await asyncio.to_thread(
-                dayreport.record_outcome, engine, user.tenant_id, ref, status, reason.strip(), user.name
+                dayreport.record_outcome,
+                engine,
+                user.tenant_id,
+                ref,
+                status,
+                reason.strip(),
+                user.name,
+                now=clock(),
             )
             if not done:
                 raise _Refused(404, "not_found", "no such order")
@@ -175,7 +186,7 @@ def console_logistics_routes(engine: Engine) -> list[Route]:
 
     async def report(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
-            raw = text(request, "day") or dt.datetime.now(dt.UTC).date().isoformat()
+            raw = text(request, "day") or dt.datetime.fromtimestamp(clock(), dt.UTC).date().isoformat()
             try:
                 day = dt.date.fromisoformat(raw)
             except ValueError:

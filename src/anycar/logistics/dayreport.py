@@ -175,7 +175,9 @@ def day_report(engine: Engine, tenant_id: int, day: dt.date) -> dict[str, Any]:
     }
 
 
-def record_outcome(engine: Engine, tenant_id: int, ref: str, status: str, reason: str, by: str) -> bool:
+def record_outcome(
+    engine: Engine, tenant_id: int, ref: str, status: str, reason: str, by: str, *, now: float | None = None
+) -> bool:
     """Delivered or failed, with the driver's reason kept in the order's fields (``outcome``)."""
     o = db.orders.c
     with engine.begin() as conn:
@@ -187,4 +189,4 @@ def record_outcome(engine: Engine, tenant_id: int, ref: str, status: str, reason
         conn.execute(
             update(db.orders).where(and_(o.tenant_id == tenant_id, o.ref == ref)).values(fields=fields)
         )
-    return board.set_status(engine, tenant_id, ref, status)
+    return board.set_status(engine, tenant_id, ref, status, now=now)
