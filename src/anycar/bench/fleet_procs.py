@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anycar.mqtt5 import MqttError, mqtt_string, properties, read_varint, varint
+
 PATHS = (
     "Vehicle.CurrentLocation.Latitude",
     "Vehicle.CurrentLocation.Longitude",
@@ -40,61 +42,6 @@ PATHS = (
 
 def vehicle_name(prefix: str, i: int) -> str:
     return f"{prefix}{i:07d}"
-
-
-# The generator's MQTT 5 framing, kept here rather than imported from anycar.fleet.mqttin: the
-# fleet package pulls SQLAlchemy in (0.3 s and more of start-up on a loaded box), and the fault
-# tests time their kills from the generator's start.
-_FIXED = {**dict.fromkeys((0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A), 1), 0x13: 2, 0x21: 2, 0x22: 2,
-          0x23: 2, 0x02: 4, 0x11: 4, 0x18: 4, 0x27: 4}  # fmt: skip
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
-    value = 0
-    for i in range(4):
-        if pos + i >= len(buf):
-            return None
-        value |= (buf[pos + i] & 0x7F) << (7 * i)
-        if not buf[pos + i] & 0x80:
-            return value, pos + i + 1
-    raise ValueError("an MQTT length of more than 4 bytes")
-
-
-def _mqtt_string(text: str) -> bytes:
-    raw = text.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def _receive_maximum(connack: bytes) -> int:
-    """The broker's Receive Maximum from a CONNACK body (65,535 when it does not say)."""
-    got = _read_varint(connack, 2)
-    if got is None:
-        return 65535
-    length, pos = got
-    end = pos + length
-    while pos < end:
-        ident, pos = connack[pos], pos + 1
-        if ident == 0x21:
-            return int.from_bytes(connack[pos : pos + 2], "big")
-        if ident in _FIXED:
-            pos += _FIXED[ident]
-        elif ident == 0x0B:
-            pos = (_read_varint(connack, pos) or (0, end))[1]
-        elif ident == 0x26:  # a string pair
-            pos += 2 + int.from_bytes(connack[pos : pos + 2], "big")
-            pos += 2 + int.from_bytes(connack[pos : pos + 2], "big")
-        else:  # strings and binary data
-            pos += 2 + int.from_bytes(connack[pos : pos + 2], "big")
-    return 65535
 
 
 class _Acks(threading.Thread):
@@ -115,7 +62,7 @@ class _Acks(threading.Thread):
                     return
                 buf += data
                 pos = 0
-                while (head := _read_varint(buf, pos + 1) if len(buf) - pos >= 2 else None) is not None:
+                while (head := read_varint(buf, pos + 1) if len(buf) - pos >= 2 else None) is not None:
                     length, start = head
                     if start + length > len(buf):
                         break
@@ -126,11 +73,12 @@ class _Acks(threading.Thread):
                         body = bytes(buf[start : start + length])
                         if body[1] >= 0x80:
                             self.error = f"CONNACK refused: 0x{body[1]:02x}"
-                        self.receive_max = _receive_maximum(body)
+                        maximum = properties(body, 2)[0].get(0x21, 65535)  # Receive Maximum
+                        self.receive_max = maximum if isinstance(maximum, int) else 65535
                         self.connected.set()
                     pos = start + length
                 del buf[:pos]
-        except OSError as exc:
+        except (OSError, MqttError) as exc:
             self.error = self.error or str(exc)
         finally:
             self.connected.set()
@@ -149,13 +97,13 @@ def publish(port: int, vehicles: int, rate: float, seconds: float, prefix: str) 
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     acks = _Acks(sock)
     acks.start()
-    client_id = _mqtt_string(f"bench-pub-{os.getpid()}")  # CONNECT: MQTT 5, clean start, no properties
-    sock.sendall(b"\x10" + _varint(11 + len(client_id)) + b"\x00\x04MQTT\x05\x02\x00\x00\x00" + client_id)
+    client_id = mqtt_string(f"bench-pub-{os.getpid()}")  # CONNECT: MQTT 5, clean start, no properties
+    sock.sendall(b"\x10" + varint(11 + len(client_id)) + b"\x00\x04MQTT\x05\x02\x00\x00\x00" + client_id)
     if not acks.connected.wait(10) or acks.error:
         raise SystemExit(f"fleet_procs publish: {acks.error or 'no CONNACK'}")
     window = max(1, min(4000, acks.receive_max))  # the broker's Receive Maximum caps what is in flight
     origins = [Origin(vehicle_name(prefix, i), f"{os.getpid() % 65536:04x}{i:012x}") for i in range(vehicles)]
-    topics = [_mqtt_string(topic(o.vehicle, Channel.TELEMETRY)) for o in origins]
+    topics = [mqtt_string(topic(o.vehicle, Channel.TELEMETRY)) for o in origins]
     seqs = [0] * vehicles
     published = 0
     pending: list[bytes] = []
@@ -192,7 +140,7 @@ def publish(port: int, vehicles: int, rate: float, seconds: float, prefix: str) 
         doc = messages.telemetry(origins[v], seqs[v], values, campaign="bench", version=1, prio=5, ts=t)
         mid = published % 65535 + 1
         body = topics[v] + mid.to_bytes(2, "big") + b"\x00" + encode(doc, validate=False)
-        pending.append(b"\x32" + _varint(len(body)) + body)
+        pending.append(b"\x32" + varint(len(body)) + body)
         published += 1
     if pending:
         sock.sendall(b"".join(pending))
