@@ -141,3 +141,20 @@ def test_ensure_keypair_creates_once_and_mint_cli(tmp_path, capsys) -> None:
     assert grants.allows(Action.READ, "Vehicle.Speed") and not grants.allows(
         Action.READ, "Vehicle.TraveledDistance"
     )
+
+
+def test_a_sub_second_expiry_is_kept_exactly(tmp_path) -> None:
+    """A 1.5 s token ends 1.5 s after it was issued, not at the whole second before."""
+    keys = Keys(tmp_path)
+    auth = Authorizer.from_file(keys.public_path)
+    issued = time.time() - 0.25
+    token = mint(keys.private, "read", ttl_s=1.5, now=issued)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] == issued + 1.5 and claims["iat"] == issued
+    grants = auth.grants(token)
+    assert grants.expires_at == issued + 1.5
+    grants.check_valid(issued + 1.49)  # still valid where int() had already ended it
+    with pytest.raises(TokenExpired):
+        grants.check_valid(issued + 1.5)
+    whole = jwt.decode(mint(keys.private, "read", ttl_s=60, now=1000.0), options={"verify_signature": False})
+    assert (whole["iat"], whole["exp"]) == (1000, 1060) and isinstance(whole["exp"], int)

@@ -499,14 +499,18 @@ def mint(
     issuer: str | None = None,
     now: float | None = None,
 ) -> str:
-    """Sign a token with the KUKSA claim set (``scope``, ``sub``, ``exp``, ``iat``, ``jti``)."""
+    """Sign a token with the KUKSA claim set (``scope``, ``sub``, ``exp``, ``iat``, ``jti``).
+
+    ``exp`` is ``now + ttl_s`` exactly: RFC 7519's NumericDate may carry a fraction, and the hub
+    ends a token at its ``exp`` to the microsecond, so a 1.5 s token lives 1.5 s (whole seconds
+    stay integers, as most issuers write them)."""
     parse_scope(scope)
     issued = time.time() if now is None else now
     claims: dict[str, Any] = {
         "sub": subject,
         "scope": scope,
-        "iat": int(issued),
-        "exp": int(issued + ttl_s),
+        "iat": _numeric(issued),
+        "exp": _numeric(issued + ttl_s),
         "jti": str(uuid.uuid4()),
     }
     if audience is not None:
@@ -515,6 +519,11 @@ def mint(
         claims["iss"] = issuer
     key = serialization.load_pem_private_key(private_pem, password=None)
     return jwt.encode(claims, key, algorithm=algorithm_of(private_pem), headers={"typ": "at+jwt"})  # type: ignore[arg-type]
+
+
+def _numeric(seconds: float) -> int | float:
+    """A NumericDate: an integer when whole, else the float itself (no rounding either way)."""
+    return int(seconds) if float(seconds).is_integer() else float(seconds)
 
 
 def ensure_keypair(directory: str | Path, algorithm: str = "RS256") -> tuple[Path, Path]:
