@@ -89,15 +89,6 @@ class DayClock:
         return dt.datetime.fromtimestamp(self(), dt.UTC).date().isoformat()
 
 
-def clear_of_midnight(margin_s: float = 300.0) -> None:
-    """Wait out 00:00 UTC when it is less than ``margin_s`` away. The stations' swaps and ended
-    reservations are "today" by the wall clock (the CSMS stamps them with it), so a day made just
-    before midnight would lose its swap from the station page read just after."""
-    left = 86_400 - time.time() % 86_400
-    if left < margin_s:
-        time.sleep(left + 1.0)
-
-
 class OpsFleet:
     """``FleetServer`` (API, console, CSMS) in its own event loop thread, on a ``DayClock``."""
 
@@ -117,8 +108,7 @@ class OpsFleet:
         return fut.result(timeout)
 
     def start(self) -> None:
-        clear_of_midnight()
-        self.clock.anchor()  # after the wait: the day is the one the module runs on
+        self.clock.anchor()  # the CSMS stamps swaps and reservations on this clock too
         self.thread.start()
         self.call(self.server.start())
 
@@ -149,7 +139,13 @@ class OpsFleet:
         password = swap_registry.add_station(engine, ident, tenant=tenant, layout="pickman-8")
         swap_registry.stock_station(engine, ident, "pickman-8")
         sim = StationSim(
-            ident, self.server.csms.url, "pickman-8", password=password, speed=200.0, meter_s=0.3
+            ident,
+            self.server.csms.url,
+            "pickman-8",
+            password=password,
+            speed=200.0,
+            meter_s=0.3,
+            clock_offset_s=self.clock.offset,  # the station keeps the room's time: no skew alert
         )
         self.sims.append(sim)
         self.tasks.append(asyncio.run_coroutine_threadsafe(sim.run(), self.loop))

@@ -94,7 +94,7 @@ class FleetConfig:
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
     trips_file: str | None = None  # trips.yaml (default: the packaged one)
     eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
-    clock: Callable[[], float] | None = None  # tests, simulations: the logistics console's "now"
+    clock: Callable[[], float] | None = None  # tests, simulations: the logistics console's and the CSMS's "now"
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -252,7 +252,14 @@ class FleetServer:
                 if cfg.ocpp_cert and cfg.ocpp_key
                 else None
             )
-            self.csms = Csms(self.engine, host=cfg.host, port=cfg.ocpp_port, ssl_context=tls, migrate=True)
+            self.csms = Csms(
+                self.engine,
+                host=cfg.host,
+                port=cfg.ocpp_port,
+                ssl_context=tls,
+                migrate=True,
+                clock=cfg.clock or time.time,  # a station's day is the room's
+            )
             self.components.append(self.csms)
             # swap-vehicle: the pack the vehicle reports against what the station handed out
             from anycar.swap.reconcile import PackReconciler
@@ -263,7 +270,7 @@ class FleetServer:
             # ops-console: the console's station routes (stations, sites, battery passport)
             from anycar.swap.console_api import swap_console_routes
 
-            app.router.routes.extend(swap_console_routes(self.engine))
+            app.router.routes.extend(swap_console_routes(self.engine, cfg.clock or time.time))
             app.state.openapi["paths"].update(paths_of(app.router.routes, "/api/stations", "/api/packs"))
         self._started: list[Any] = []
 

@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -40,8 +41,9 @@ class _Refused(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
-def _day_start() -> float:
-    today = dt.datetime.now(dt.UTC).date()
+def _day_start(now: float) -> float:
+    """00:00 UTC of the day holding ``now`` (the room's clock: FleetConfig.clock)."""
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     return dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC).timestamp()
 
 
@@ -52,10 +54,14 @@ def _layout(name: str) -> Any:
         return None
 
 
-def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list[dict[str, Any]]:
-    """The tenant's stations with their site, slot counts, ready packs, queue and swaps today."""
+def stations(
+    engine: Engine, tenant_id: int, station: str | None = None, *, now: float | None = None
+) -> list[dict[str, Any]]:
+    """The tenant's stations with their site, slot counts, ready packs, queue and swaps today
+    (the day of ``now``, the room's clock; the wall clock's when not given)."""
     s, site, p, sw, r = t.stations.c, t.sites.c, t.packs.c, t.swaps.c, t.reservations.c
-    since = _day_start()
+    now = time.time() if now is None else now
+    since = _day_start(now)
     query = (
         select(t.stations, site.lat, site.lon, site.name)
         .select_from(t.stations.outerjoin(t.sites, site.station_id == s.id))
@@ -86,7 +92,7 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
                     select(func.count()).where(
                         r.station_id == sid,
                         r.status.in_(["queued", "pending", "active"]),
-                        r.expires > time.time(),
+                        r.expires > now,
                     )
                 ).scalar()
                 or 0
@@ -136,8 +142,11 @@ def stations(engine: Engine, tenant_id: int, station: str | None = None) -> list
     return out
 
 
-def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, Any] | None:
-    found = stations(engine, tenant_id, station)
+def station_detail(
+    engine: Engine, tenant_id: int, station: str, *, now: float | None = None
+) -> dict[str, Any] | None:
+    now = time.time() if now is None else now
+    found = stations(engine, tenant_id, station, now=now)
     if not found:
         return None
     doc = found[0]
@@ -178,7 +187,7 @@ def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, An
                 v.wire_id,
             )
             .select_from(t.swaps.outerjoin(fleet_db.vehicles, v.id == sw.vehicle_id))
-            .where(sw.station_id == station, sw.requested >= _day_start())
+            .where(sw.station_id == station, sw.requested >= _day_start(now))
             .order_by(sw.requested.desc())
             .limit(200)
         ).mappings()
@@ -190,24 +199,25 @@ def station_detail(engine: Engine, tenant_id: int, station: str) -> dict[str, An
             }
             for r in swaps
         ]
-        doc["reservation_list"] = reservation_list(conn, station)
+        doc["reservation_list"] = reservation_list(conn, station, now=now)
     return doc
 
 
 OPEN = ("queued", "pending", "active", "cancel_queued")
 
 
-def reservation_list(conn: Any, station: str) -> list[dict[str, Any]]:
+def reservation_list(conn: Any, station: str, *, now: float | None = None) -> list[dict[str, Any]]:
     """The station's reservations still open, and those of today that ended: each with its state
     (``queued`` = held by the CSMS while the station is offline, sent when it connects), the
     station's answer, when it was sent and why it ended as it did."""
     r, v = t.reservations.c, fleet_db.vehicles.c
+    since = _day_start(time.time() if now is None else now)
     rows = conn.execute(
         select(
             r.id, r.status, r.answer, r.expires, r.created, r.sent, r.updated, r.detail, r.evse_id, v.wire_id
         )
         .select_from(t.reservations.outerjoin(fleet_db.vehicles, v.id == r.vehicle_id))
-        .where(r.station_id == station, or_(r.status.in_(OPEN), r.created >= _day_start()))
+        .where(r.station_id == station, or_(r.status.in_(OPEN), r.created >= since))
         .order_by(r.created.desc())
         .limit(200)
     ).mappings()
@@ -282,8 +292,9 @@ def set_site(engine: Engine, tenant_id: int, station: str, lat: float, lon: floa
     return True
 
 
-def swap_console_routes(engine: Engine) -> list[Route]:
-    """The routes, mounted in the fleet API app beside the other rooms'."""
+def swap_console_routes(engine: Engine, clock: Callable[[], float] = time.time) -> list[Route]:
+    """The routes, mounted in the fleet API app beside the other rooms'; "today" is ``clock``'s
+    (the fleet's FleetConfig.clock, the CSMS's too)."""
 
     def user_of(request: Request, rights: frozenset[str]) -> User:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -313,13 +324,14 @@ def swap_console_routes(engine: Engine) -> list[Route]:
 
     async def list_stations(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
-            return 200, await asyncio.to_thread(stations, engine, user.tenant_id)
+            return 200, await asyncio.to_thread(lambda: stations(engine, user.tenant_id, now=clock()))
 
         return await guarded(request, READ, work)
 
     async def get_station(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
-            found = await asyncio.to_thread(station_detail, engine, user.tenant_id, ident(request, "station"))
+            name = ident(request, "station")
+            found = await asyncio.to_thread(lambda: station_detail(engine, user.tenant_id, name, now=clock()))
             if found is None:
                 raise _Refused(404, "not_found", "no such station")
             return 200, found

@@ -34,6 +34,7 @@ import logging
 import secrets
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -143,7 +144,7 @@ class StationSession(Endpoint):
     ) -> call_result.BootNotification:
         self.csms.booted(self.id, reason, charging_station)
         return call_result.BootNotification(
-            current_time=now_iso(), interval=self.csms.policy.heartbeat_s, status="Accepted"
+            current_time=now_iso(self.csms.clock()), interval=self.csms.policy.heartbeat_s, status="Accepted"
         )
 
     @after(Action.boot_notification)
@@ -171,7 +172,7 @@ class StationSession(Endpoint):
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
         self.csms.seen(self.id)
-        return call_result.Heartbeat(current_time=now_iso())
+        return call_result.Heartbeat(current_time=now_iso(self.csms.clock()))
 
     @on(Action.status_notification)
     def on_status(
@@ -253,9 +254,13 @@ class Csms:
         call_timeout: float = 30.0,
         flush_interval: float = 1.0,
         migrate: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.migrate = migrate
+        # the room's "now" (FleetConfig.clock): what a station's day, a swap's and a
+        # reservation's stamps, expiries and the skew of a station's clock are measured on
+        self.clock = clock
         self.host, self._port = host, port
         self.ssl_context = ssl_context
         self.policy = policy or load_policy()
@@ -429,7 +434,7 @@ class Csms:
     def booted(self, ident: str, reason: str, station: dict[str, Any]) -> None:
         self._abort_swaps(ident, f"station rebooted ({reason}) mid-swap")
         self.update_station(
-            ident, online=True, last_seen=time.time(), boot_reason=reason[:32],
+            ident, online=True, last_seen=self.clock(), boot_reason=reason[:32],
             vendor=str(station.get("vendor_name", ""))[:50], model=str(station.get("model", ""))[:50],
             firmware=str(station.get("firmware_version", ""))[:50],
         )  # fmt: skip
@@ -440,7 +445,7 @@ class Csms:
         ts = parse_iso(stamp)
         if ts is None:
             return
-        skew = ts - time.time()
+        skew = ts - self.clock()
         if (
             abs(skew) > self.policy.max_clock_skew_s
             and abs(self.skew.get(ident, 0.0)) <= self.policy.max_clock_skew_s
@@ -471,7 +476,7 @@ class Csms:
         if not (self.pending_status or self.pending_soc or self.pending_seen):
             return
         status, socs, seen = self.pending_status, self.pending_soc, self.pending_seen
-        now = time.time()
+        now = self.clock()
         with self.engine.begin() as conn:
             if status:
                 conn.execute(
@@ -512,7 +517,7 @@ class Csms:
         if any(p.vehicle_id == vehicle.id for p in self.swaps.values()):
             raise SwapError("busy", f"vehicle {vehicle.id} already has a swap under way")
         r = t.reservations.c
-        now = time.time()
+        now = self.clock()
         conn.execute(
             update(t.reservations).where(r.status == "active", r.expires < now).values(status="expired")
         )
@@ -553,7 +558,7 @@ class Csms:
             conn.execute(
                 t.swaps.insert().values(
                     id=request_id, station_id=station, vehicle_id=vehicle.id, tenant_id=vehicle.tenant_id,
-                    reservation_id=reservation, state="requested", requested=time.time(),
+                    reservation_id=reservation, state="requested", requested=self.clock(),
                 )
             )  # fmt: skip
         loop = asyncio.get_running_loop()
@@ -564,7 +569,7 @@ class Csms:
             vehicle.tenant_id,
             token,
             reservation,
-            time.time(),
+            self.clock(),
             loop.create_future(),
         )
         self.swaps[request_id] = pending
@@ -586,7 +591,7 @@ class Csms:
             self._finish(pending, "rejected", f"station answered {answer.status}")
             return pending.done.result()
         with self.engine.begin() as conn:
-            conn.execute(update(t.swaps).where(t.swaps.c.id == request_id).values(accepted=time.time()))
+            conn.execute(update(t.swaps).where(t.swaps.c.id == request_id).values(accepted=self.clock()))
         try:
             return await asyncio.wait_for(asyncio.shield(pending.done), self.policy.swap_timeout_s)
         except TimeoutError:
@@ -640,9 +645,9 @@ class Csms:
                 )
             values: dict[str, Any] = {}
             if event == "BatteryIn" and batteries:
-                values = {"in_ts": time.time(), "pack_old": batteries[0][1], "soc_old": batteries[0][2]}
+                values = {"in_ts": self.clock(), "pack_old": batteries[0][1], "soc_old": batteries[0][2]}
             elif event == "BatteryOut" and batteries:
-                values = {"out_ts": time.time(), "pack_new": batteries[0][1], "soc_new": batteries[0][2]}
+                values = {"out_ts": self.clock(), "pack_new": batteries[0][1], "soc_new": batteries[0][2]}
             if found:
                 values["reason"] = "; ".join(a.detail for a in found)[:500]
                 if not late:
@@ -655,7 +660,7 @@ class Csms:
         if event == "BatteryOutTimeout":
             self._finish(pending, "timeout", "the charged pack was not taken (BatteryOutTimeout)")
             return
-        pending.events[event] = time.time()
+        pending.events[event] = self.clock()
         if {"BatteryIn", "BatteryOut"} <= set(pending.events):
             self._complete(pending)
 
@@ -696,10 +701,10 @@ class Csms:
             energy = max(0.0, (row.soc_new or 0.0) / 100 * cap_new - (row.soc_old or 0.0) / 100 * cap_old)
             station = self.station_row(pending.station)
             tariff = station.tariff
-            price = float(tariff[datetime.now(UTC).hour]) if tariff else self.policy.price_per_kwh
+            price = float(tariff[datetime.fromtimestamp(self.clock(), UTC).hour]) if tariff else self.policy.price_per_kwh
             disputed = row.state == "disputed"
             amount = None if disputed else round(energy * price + self.policy.swap_fee, 2)
-            now = time.time()
+            now = self.clock()
             conn.execute(
                 update(t.swaps).where(t.swaps.c.id == pending.id).values(
                     state="disputed" if disputed else "done", finished=now, energy_kwh=round(energy, 4),
@@ -736,7 +741,7 @@ class Csms:
             conn.execute(
                 update(t.swaps)
                 .where(t.swaps.c.id == pending.id)
-                .values(state=state, reason=reason[:500], finished=time.time())
+                .values(state=state, reason=reason[:500], finished=self.clock())
             )
             if state in ("timeout", "aborted"):
                 inventory.alert(conn, pending.station, f"swap_{state}", reason, pending.id)
@@ -771,7 +776,7 @@ class Csms:
         expired by then (``expired``, never sent)."""
         if self.station_row(station) is None:
             raise SwapError("unknown_station", f"no station {station[:48]!r} is registered")
-        now = time.time()
+        now = self.clock()
         session = self._accepted_session(station)
         with self.engine.begin() as conn:
             vehicle = self._vehicle(conn, token)
@@ -795,7 +800,7 @@ class Csms:
             return conn.execute(select(t.reservations).where(t.reservations.c.id == reservation_id)).first()
 
     def _set_reservation(self, reservation_id: int, **values: Any) -> None:
-        values["updated"] = time.time()
+        values["updated"] = self.clock()
         if isinstance(values.get("detail"), str):
             values["detail"] = values["detail"][:500]
         with self.engine.begin() as conn:
@@ -816,7 +821,7 @@ class Csms:
                 suppress=False,
             )
         except OCPPError as exc:  # the station answered with a CALLERROR: it will not hold it
-            self._set_reservation(row.id, status="rejected", answer=exc.code[:24], sent=time.time(),
+            self._set_reservation(row.id, status="rejected", answer=exc.code[:24], sent=self.clock(),
                                   detail=f"the station answered {exc.code}: {exc.description}")  # fmt: skip
             return str(exc.code)
         except (ConnectionClosed, TimeoutError) as exc:
@@ -825,7 +830,7 @@ class Csms:
             return "Queued"
         status = str(answer.status)
         self._set_reservation(
-            row.id, status="active" if status == "Accepted" else "rejected", answer=status, sent=time.time(),
+            row.id, status="active" if status == "Accepted" else "rejected", answer=status, sent=self.clock(),
             detail=None if status == "Accepted" else f"the station answered {status}",
         )  # fmt: skip
         return status
@@ -884,13 +889,13 @@ class Csms:
                     .where(r.station_id == station, r.status.in_(HELD))
                     .order_by(r.created, r.id)
                 ).all()
-            if any(row.expires <= time.time() for row in rows):
+            if any(row.expires <= self.clock() for row in rows):
                 self.expire_reservations(station)
             for row in rows:
                 session = self._accepted_session(station)
                 if session is None:  # gone again: the rest stays held
                     break
-                if row.expires <= time.time():
+                if row.expires <= self.clock():
                     outcome[row.id] = "expired" if row.status == "queued" else "cancelled"
                     continue
                 try:
@@ -908,7 +913,7 @@ class Csms:
         """Reservations past their expiry: held ones were never sent (``expired``), held
         cancellations need no sending any more (``cancelled``), active ones have ended at the
         station too (``expired``); a ``pending`` one left by a CSMS stopped mid-call is held again."""
-        now = time.time()
+        now = self.clock()
         r = t.reservations.c
         scope = [r.station_id == station] if station is not None else []
         with self.engine.begin() as conn:
@@ -940,7 +945,7 @@ class Csms:
             conn.execute(
                 update(t.reservations)
                 .where(r.id == reservation_id, r.station_id == station, r.status.in_(OPEN_RESERVATIONS))
-                .values(status=ended, answer=status[:24], updated=time.time(), detail=f"the station reported {status}")
+                .values(status=ended, answer=status[:24], updated=self.clock(), detail=f"the station reported {status}")
             )  # fmt: skip
 
     async def _sweep_held(self) -> None:
@@ -959,7 +964,7 @@ class Csms:
         """The station's grid connection as a ChargingStationMaxProfile on EVSE 0."""
         profile = {
             "id": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile", "chargingProfileKind": "Absolute",
-            "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "startSchedule": now_iso(), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(kw * 1000, 1)}]}],
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "startSchedule": now_iso(self.clock()), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(kw * 1000, 1)}]}],
         }  # fmt: skip
         answer = await self._session(station).call(
             call.SetChargingProfile(evse_id=0, charging_profile=profile), suppress=False
