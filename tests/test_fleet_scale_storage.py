@@ -227,7 +227,11 @@ def test_dedup_table_pruned_under_a_gapless_floor(kind: str, tmp_path: Path) -> 
 
 async def test_maintenance_logs_a_failed_round_and_goes_on(tmp_path: Path, caplog) -> None:
     with fleet_engine("postgres", tmp_path) as engine:
-        m = Maintenance(engine, interval_s=3600, retry_s=0.1)
+        with engine.connect() as conn:  # the day the migration cut the history at (its "today")
+            cut = next(p.end for p in partitions.partitions(conn, "positions") if p.start is None and p.end)
+        # The rounds live on that day's noon, not the wall clock's: a run straddling 00:00 UTC
+        # would otherwise make tomorrow's partitions as well as today's.
+        m = Maintenance(engine, interval_s=3600, retry_s=0.1, clock=lambda: cut + DAY / 2)
         real = m.run_once
         calls = {"n": 0}
 
@@ -252,7 +256,8 @@ async def test_maintenance_logs_a_failed_round_and_goes_on(tmp_path: Path, caplo
                 assert any("round failed" in r.message for r in caplog.records)
                 with engine.connect() as conn:  # today and the days ahead have their partitions
                     days = [p.name for p in partitions.partitions(conn, "positions")]
-                assert len([n for n in days if n.startswith("positions_p")]) == 4, days  # today + 3 ahead
+                ahead = [partitions.day_name("positions", cut + i * DAY) for i in range(4)]
+                assert [n for n in days if n.startswith("positions_p")] == ahead, days  # today + 3 ahead
                 # the task itself ended from outside (not by stop()): logged and started again
                 first = m._task
                 assert first is not None

@@ -48,7 +48,9 @@ async def test_a_stations_day_is_the_rooms_clock(tmp_path: Path) -> None:
             owner = fleet_registry.add_user(engine, "swapco", "ops", "owner")
             app = Starlette(routes=swap_console_routes(engine, clock))
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-                doc = (await c.get("/api/stations/town-c", headers={"Authorization": f"Bearer {owner}"})).json()
+                doc = (
+                    await c.get("/api/stations/town-c", headers={"Authorization": f"Bearer {owner}"})
+                ).json()
             # ended today (the room's today): still on the station page, with how it ended
             listed = {r["id"]: r for r in doc["reservation_list"]}
             assert rid in listed and listed[rid]["status"] == "cancelled" and not listed[rid]["open"]

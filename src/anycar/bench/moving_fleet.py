@@ -241,26 +241,33 @@ class MovingFleet:
             if ref is None:
                 raise RuntimeError(f"vehicle {v.wire_id} is not registered")
             self.refs[v.wire_id] = ref
-            v.seq += 1
-            if v.tracker:  # a phone or tracker: an OsmAnd fix, shaped as anycar.fleet.osmand does
-                doc: dict[str, Any] = {
-                    "kind": "position",
-                    "boot": "osmand",
-                    "seq": round(now * 1000),
-                    "ts": now,
-                    "lat": lat,
-                    "lon": lon,
-                    "speed": speed,
-                    "heading": heading,
-                }
-            else:
-                samples = [(LAT, now, lat), (LON, now, lon), (HEADING, now, heading), (SPEED, now, speed)]
-                samples.append((SOC, now, round(v.mover.soc, 1)))
-                doc = telemetry(v.origin, v.seq, samples, campaign="default", version=1, prio=5, ts=now)
-            batch.append(Accepted(ref, doc))
+            batch.append(Accepted(ref, self.report(v, now, lat, lon, heading, speed)))
             if len(batch) >= chunk:
                 self._commit(batch, now)
                 batch = []
         if batch:
             self._commit(batch, now)
         return {"commit_s": time.perf_counter() - started}
+
+    def report(
+        self, v: Vehicle, now: float, lat: float, lon: float, heading: float, speed: float
+    ) -> dict[str, Any]:
+        """The vehicle's next message for a position sampled at ``now``: an OsmAnd fix for a
+        tracker, a hub's telemetry otherwise (tests commit one at a time of their choosing)."""
+        v.seq += 1
+        if v.tracker:  # a phone or tracker: an OsmAnd fix, shaped as anycar.fleet.osmand does
+            doc: dict[str, Any] = {
+                "kind": "position",
+                "boot": "osmand",
+                "seq": round(now * 1000),
+                "ts": now,
+                "lat": lat,
+                "lon": lon,
+                "speed": speed,
+                "heading": heading,
+            }
+        else:
+            samples = [(LAT, now, lat), (LON, now, lon), (HEADING, now, heading), (SPEED, now, speed)]
+            samples.append((SOC, now, round(v.mover.soc, 1)))
+            doc = telemetry(v.origin, v.seq, samples, campaign="default", version=1, prio=5, ts=now)
+        return doc

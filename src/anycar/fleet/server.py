@@ -94,7 +94,9 @@ class FleetConfig:
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
     trips_file: str | None = None  # trips.yaml (default: the packaged one)
     eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
-    clock: Callable[[], float] | None = None  # tests, simulations: the logistics console's and the CSMS's "now"
+    clock: Callable[[], float] | None = (
+        None  # tests, simulations: the logistics console's and the CSMS's "now"
+    )
 
 
 def broker_address(url: str) -> tuple[str, int]:

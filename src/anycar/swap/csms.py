@@ -701,7 +701,11 @@ class Csms:
             energy = max(0.0, (row.soc_new or 0.0) / 100 * cap_new - (row.soc_old or 0.0) / 100 * cap_old)
             station = self.station_row(pending.station)
             tariff = station.tariff
-            price = float(tariff[datetime.fromtimestamp(self.clock(), UTC).hour]) if tariff else self.policy.price_per_kwh
+            price = (
+                float(tariff[datetime.fromtimestamp(self.clock(), UTC).hour])
+                if tariff
+                else self.policy.price_per_kwh
+            )
             disputed = row.state == "disputed"
             amount = None if disputed else round(energy * price + self.policy.swap_fee, 2)
             now = self.clock()
