@@ -84,3 +84,30 @@ async def test_firmware_status_boot_reason_and_clock_in_the_station_api(tmp_path
                     assert await csms.reset("fw-1") == "Accepted"
                     got = await page_until(lambda d: d["boot_reason"] == "RemoteReset", "the reboot")
                     assert got["online"] is True
+
+
+async def test_a_rebooted_station_gets_its_grid_limit_and_charging_plan_again(tmp_path: Path) -> None:
+    """A station that forgets its charging profiles when it loses power (OCPP asks for persistent
+    ones; not every station keeps them) is sent its grid limit and a fresh plan after its
+    BootNotification: without them it would charge every slot at full power again."""
+    with swap_engine("sqlite", tmp_path) as engine:
+        async with running_csms(engine) as csms:
+            sim = station(engine, "boot-1", csms, speed=1.0, meter_s=0.3, volatile_profiles=True)
+            async with running(sim):
+                await until(lambda: len(inventory.station_packs(engine, "boot-1")) >= 7)
+                assert await csms.set_grid_limit("boot-1", 6.0) == "Accepted"
+                plan, answers = await csms.charge_plan("boot-1", demand=[3.0, 2.0] + [0.5] * 22)
+                assert set(answers.values()) == {"Accepted"} and sim.max_w == 6000.0
+                planned = {s.evse for s in sim.slots if s.profile}
+                assert planned and max(_hourly_w(sim, plan.hours)) <= 6000.0 + 1e-6
+                await sim.power_off()
+                await until(lambda: "boot-1" not in csms.sessions, what="the station offline")
+                assert sim.max_w == sim.layout.grid_limit_kw * 1000 and not any(s.profile for s in sim.slots)
+                sim.power_on("PowerUp")
+                await until(lambda: sim.max_w == 6000.0, what="the grid limit sent again")
+                await until(
+                    lambda: {s.evse for s in sim.slots if s.profile} == planned, what="the plan again"
+                )
+                again, answers = csms.plans["boot-1"]
+                assert again is not plan and set(answers.values()) == {"Accepted"}
+                assert max(_hourly_w(sim, again.hours)) <= 6000.0 + 1e-6

@@ -150,6 +150,9 @@ class StationSession(Endpoint):
     @after(Action.boot_notification)
     def after_boot(self, **_: Any) -> None:
         self._accepted()
+        # a station that booted may have lost its charging profiles: the grid limit and the
+        # plan the CSMS last sent it go again (a station that kept them just accepts them again)
+        self.csms.spawn(self.csms.restore_profiles(self.id))
 
     async def _handle_call(self, msg: Any) -> Any:
         result = await super()._handle_call(msg)
@@ -287,6 +290,7 @@ class Csms:
         # for: sent again under a new grid limit (in memory: a restarted CSMS plans afresh)
         self.plans: dict[str, tuple[Any, dict[int, str]]] = {}
         self._plan_demand: dict[str, list[float] | None] = {}
+        self.limits: dict[str, float] = {}  # the grid limit last accepted by each station (kW)
 
     # component -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -964,8 +968,9 @@ class Csms:
             if self._accepted_session(station) is not None and (running is None or not running.locked()):
                 self.spawn(self.deliver_held(station))
 
-    async def set_grid_limit(self, station: str, kw: float) -> str:
-        """The station's grid connection as a ChargingStationMaxProfile on EVSE 0."""
+    async def set_grid_limit(self, station: str, kw: float, *, replan: bool = True) -> str:
+        """The station's grid connection as a ChargingStationMaxProfile on EVSE 0 (and, with
+        ``replan``, its charging plan again under it)."""
         profile = {
             "id": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargingStationMaxProfile", "chargingProfileKind": "Absolute",
             "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "startSchedule": now_iso(self.clock()), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(kw * 1000, 1)}]}],
@@ -976,8 +981,26 @@ class Csms:
         if answer.status == "Accepted":
             self.update_station(station, grid_limit_kw=kw)
             self._rows.pop(station, None)
-            await self._replan_after_limit(station)
+            self.limits[station] = kw
+            if replan:
+                await self._replan_after_limit(station)
         return str(answer.status)
+
+    async def restore_profiles(self, station: str) -> dict[str, Any]:
+        """After a BootNotification: send the station its grid limit and a fresh charging plan
+        (for the demand it was last planned for) again, as they were before it rebooted. What was
+        sent: ``{"grid_limit": answer, "plan": {evse: answer}}`` (keys only for what it had)."""
+        sent: dict[str, Any] = {}
+        try:
+            if station in self.limits:
+                sent["grid_limit"] = await self.set_grid_limit(station, self.limits[station], replan=False)
+            if station in self.plans:
+                sent["plan"] = (await self.charge_plan(station, demand=self._plan_demand.get(station)))[1]
+        except (SwapError, OCPPError, ConnectionClosed, TimeoutError) as exc:  # gone again: next boot
+            log.warning("ocpp: %s: charging profiles not restored after its boot: %s", station, exc)
+        if sent:
+            log.info("ocpp: %s: charging profiles restored after its boot: %s", station, sent)
+        return sent
 
     async def _replan_after_limit(self, station: str) -> None:
         """A station that was sent a charging plan gets it again under its new grid limit: the

@@ -236,7 +236,9 @@ class StationSim:
         firmware: str = "1.0.0",
         validate: bool = True,  # False: the station does not check its own frames (the CSMS still does)
         packs: list[Pack] | None = None,  # the packs in slots 1.. at start; None: the layout's own
+        volatile_profiles: bool = False,  # True: a reboot forgets the charging profiles (grid limit, plan)
     ) -> None:
+        self.volatile_profiles = volatile_profiles
         self.ident, self.url = ident, url.rstrip("/")
         self.layout = load_layout(layout) if isinstance(layout, str) else layout
         self.password, self.ssl_context = password, ssl_context
@@ -395,6 +397,10 @@ class StationSim:
         if self.bay and self.bay.done and not self.bay.done.done():
             self.bay.done.set_result(None)
         self.bay = None
+        if self.volatile_profiles:  # OCPP asks for persistent profiles; not every station keeps them
+            self.max_w = self.layout.grid_limit_kw * 1000
+            for slot in self.slots:
+                slot.profile = []
         self._reboot.set()
 
     async def power_off(self) -> None:
