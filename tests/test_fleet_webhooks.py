@@ -10,10 +10,12 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import socket
 import ssl
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -316,3 +318,42 @@ async def test_https_to_a_pinned_address_verifies_the_names_certificate(tmp_path
                 await sender.stop()
     finally:
         await receiver.listener.stop()
+
+
+def test_the_pinning_uses_only_public_httpx_and_httpcore_interfaces() -> None:
+    """No reach into another object's private attributes (``transport._pool`` was one): an
+    httpx release that renames its inside cannot silently undo the DNS pinning."""
+    import ast
+    import inspect
+
+    from anycar.fleet import webhooks as module
+
+    tree = ast.parse(inspect.getsource(module))
+    private = [
+        f"line {node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+        and node.attr != "_mapping"  # SQLAlchemy's Row._mapping is public, documented API
+    ]
+    assert private == []
+    assert issubclass(module.PinnedTransport, httpx.AsyncBaseTransport)
+
+
+async def test_a_refused_connect_to_the_pinned_address_is_httpx_s_connect_error() -> None:
+    """httpcore's errors come out as httpx's (the sender retries on ``httpx.HTTPError``)."""
+    from anycar.fleet.webhooks import _PINNED, pinned_transport
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _PINNED.set(("hooks.example", ["127.0.0.1"]))
+    async with httpx.AsyncClient(transport=pinned_transport(), trust_env=False) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"http://hooks.example:{port}/hook", content=b"{}")
+    _PINNED.set(("other.example", ["127.0.0.1"]))  # a name never checked is never connected to
+    async with httpx.AsyncClient(transport=pinned_transport(), trust_env=False) as client:
+        with pytest.raises(httpx.ConnectError, match="not checked"):
+            await client.post(f"http://hooks.example:{port}/hook", content=b"{}")

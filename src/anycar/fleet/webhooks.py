@@ -11,7 +11,8 @@ SSRF: only ``http``/``https`` URLs without credentials; link-local, multicast, u
 reserved addresses (169.254.169.254, the cloud metadata service, among them) are refused. A
 literal address is checked at registration; before each post the host name is resolved once,
 every address it resolves to is checked (one refused address refuses the delivery), and the
-connection goes to a checked address (``PinnedBackend``: the HTTP client never resolves a name
+connection goes to a checked address (``PinnedTransport`` on ``PinnedBackend``, public httpx and
+httpcore interfaces only: the HTTP client never resolves a name
 itself, and takes no proxy from the environment), with the URL's own name in ``Host`` and as the
 TLS server name. So a name that answers with a public address at the check and with
 127.0.0.1 or 169.254.169.254 at the connect (DNS rebinding) gets nothing past the check. Private
@@ -34,7 +35,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -161,20 +162,90 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def pinned_transport(verify: ssl.SSLContext | bool = True) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with its connection pool on ``PinnedBackend`` and no proxy from the
-    environment (a proxy would resolve the name itself)."""
-    transport = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError("webhooks: this httpx has no connection pool to pin")  # a guard on httpx's inside
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-        max_connections=100,  # httpx's own defaults, as the client had them
-        max_keepalive_connections=20,
-        keepalive_expiry=5.0,
-        network_backend=PinnedBackend(),
-    )
-    return transport
+# httpcore's errors as httpx raises them (subclasses first), so callers catch ``httpx.HTTPError``.
+_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextlib.contextmanager
+def _as_httpx(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core, public in _ERRORS:
+            if isinstance(exc, core):
+                raise public(str(exc), request=request) from exc
+        raise
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body read from httpcore's stream, its errors as httpx's."""
+
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx(self._request):
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            await self._stream.aclose()
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport (the public ``AsyncBaseTransport`` interface) over an httpcore
+    connection pool on ``PinnedBackend``: every connection goes to an address ``_deliver``
+    checked. No proxy (a proxy would resolve the name itself); httpx's own pool limits."""
+
+    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=100,  # httpx's own defaults, as the client had them
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=PinnedBackend(),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,  # type: ignore[arg-type]
+            extensions=request.extensions,
+        )
+        with _as_httpx(request):
+            answer = await self._pool.handle_async_request(core)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream, request),
+            extensions=answer.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+def pinned_transport(verify: ssl.SSLContext | bool = True) -> PinnedTransport:
+    """The webhooks' transport: connects only to the checked addresses of each delivery."""
+    return PinnedTransport(verify)
 
 
 def sign(secret: str, body: bytes) -> str:
