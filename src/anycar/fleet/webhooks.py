@@ -163,7 +163,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 # httpcore's errors as httpx raises them (subclasses first), so callers catch ``httpx.HTTPError``.
-_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.ConnectTimeout, httpx.ConnectTimeout),
     (httpcore.ReadTimeout, httpx.ReadTimeout),
     (httpcore.WriteTimeout, httpx.WriteTimeout),
@@ -227,7 +227,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             method=request.method,
             url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
             headers=request.headers.raw,
-            content=request.stream,  # type: ignore[arg-type]
+            content=request.stream,
             extensions=request.extensions,
         )
         with _as_httpx(request):
