@@ -242,3 +242,33 @@ automations:
     finally:
         await engine.stop()
         store.close()
+
+
+def test_a_paused_run_is_on_disk_only_after_its_notices(tmp_path: Path) -> None:
+    """SIGKILL the moment a paused run appears in SQLite: the notice the run gave just before
+    its delay is there too (the pause flushes the event log first; before, the log's writer
+    thread could still hold it for up to 0.1 s, and the restarted hub resumed a run whose start
+    was never logged)."""
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "timing.yaml").write_text(DEFS)
+    (tmp_path / "hub.yaml").write_text("ports: {grpc: null, viss: null, http: null, accessories: 0}\n")
+    log = tmp_path / "door.log"
+    _log(log, [(0.0, False), (0.3, True)])
+    proc, _ = _start(tmp_path, log)
+    try:
+        deadline = time.monotonic() + 30
+        conn = _db(tmp_path)
+        while True:  # a tight look: the kill follows the paused row within a few ms
+            try:
+                if conn.execute("SELECT 1 FROM automation_runs WHERE automation = 'delayed'").fetchone():
+                    break
+            except sqlite3.OperationalError:
+                pass
+            assert time.monotonic() < deadline, "the run never paused"
+            time.sleep(0.002)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        conn.close()
+    with _db(tmp_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM events WHERE message = 'start'").fetchone()[0] == 1

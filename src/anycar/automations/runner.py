@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from anycar.automations.engine import Engine
 
 MAX_DRY_STEPS = 500
+PAUSE_FLUSH_S = 1.0  # the longest a pause waits for the event log to write the run's notices
 
 
 class Stopped(Exception):
@@ -301,6 +302,11 @@ class Run:
         self.trace.setdefault("wait", {}).update(fired)
 
     def _pause(self, position: list[int], extra: dict[str, Any]) -> None:
+        # The notices the run gave before this pause go to disk first: the event log's writer
+        # batches every 0.1 s, so a SIGKILL after the paused run is durable could otherwise
+        # resume a run whose "start" notice was never written. Nothing pending costs nothing; a
+        # failing disk does not wait (the event log says so in its health).
+        self.engine.events.flush(PAUSE_FLUSH_S)
         self.engine.store.pause_run(
             self.run_id,
             self.automation.id,
