@@ -10,6 +10,15 @@ fleet's own), both listeners accept those and nothing else (rumqttd's ``auth`` t
 or missing login is disconnected without a CONNACK). Topic rights: rumqttd 0.20 has no ACL, so
 a vehicle that logs in may publish and subscribe on any topic, another vehicle's included; the
 per-vehicle rights the fleet writes (``--broker-dir``) are Mosquitto's (docs/deployment.md).
+
+Shared subscriptions: rumqttd keys a shared group by its share name alone, with one read cursor
+for the group, where MQTT 5 (4.8.2) makes each (share name, filter) pair its own shared
+subscription. Several filters under one share name (the fleet ingest's
+``$share/anycar-ingest/anycar/v1/+/<channel>``) then read every filter's log at that one
+cursor: the busiest filter is served, the others' messages are mostly skipped. The cause is
+rumqttd's router, not this wrapper (it only writes the config). A share name per filter works
+(tests/test_embedded_broker_shared.py); until the ingest subscribes so, the demo subscribes
+plainly (``FleetConfig.group=""``, one ingest worker).
 """
 
 from __future__ import annotations
