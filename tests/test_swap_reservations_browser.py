@@ -81,7 +81,10 @@ def test_a_reservation_held_for_an_offline_station_then_sent_when_it_boots(
     assert "sent when it connects" in row.text_content()
     screenshot(page, "swap_reservation_held")
 
-    sim = StationSim("dock-9", csms.url, "pickman-8", password=password, speed=1.0, meter_s=0.3)
+    sim = StationSim(  # on the room's clock, as the CSMS (its expiries are in that time)
+        "dock-9", csms.url, "pickman-8", password=password, speed=1.0, meter_s=0.3,
+        clock_offset_s=fleet.clock.offset,
+    )  # fmt: skip
     sim.slots[0].pack.soc = 99.0
     fleet.sims.append(sim)
     fleet.tasks.append(asyncio.run_coroutine_threadsafe(sim.run(), fleet.loop))
