@@ -272,7 +272,7 @@ class FleetServer:
             # ops-console: the console's station routes (stations, sites, battery passport)
             from anycar.swap.console_api import swap_console_routes
 
-            app.router.routes.extend(swap_console_routes(self.engine, cfg.clock or time.time))
+            app.router.routes.extend(swap_console_routes(self.engine, cfg.clock or time.time, self.csms))
             app.state.openapi["paths"].update(paths_of(app.router.routes, "/api/stations", "/api/packs"))
         self._started: list[Any] = []
 

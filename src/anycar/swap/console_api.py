@@ -28,6 +28,7 @@ from anycar.fleet import db as fleet_db
 from anycar.fleet.registry import User, user_for_token
 from anycar.logistics.settings import service_area
 from anycar.swap import tables as t
+from anycar.swap.csms import SwapError
 from anycar.swap.policy import LayoutError, load_layout
 
 READ = frozenset({"owner", "dispatcher", "driver", "viewer"})
@@ -292,9 +293,28 @@ def set_site(engine: Engine, tenant_id: int, station: str, lat: float, lon: floa
     return True
 
 
-def swap_console_routes(engine: Engine, clock: Callable[[], float] = time.time) -> list[Route]:
+MAX_MINUTES = 240.0  # the longest reservation the console may make (a dispatcher's day plan)
+
+
+def vehicle_token(engine: Engine, tenant_id: int, wire_id: str) -> str | None:
+    """The swap idToken of one of the tenant's vehicles (its newest not revoked), or None."""
+    v, k = fleet_db.vehicles.c, t.id_tokens.c
+    with engine.connect() as conn:
+        return conn.execute(
+            select(k.token)
+            .select_from(t.id_tokens.join(fleet_db.vehicles, v.id == k.vehicle_id))
+            .where(v.wire_id == wire_id, v.tenant_id == tenant_id, k.revoked.is_(False))
+            .order_by(k.created.desc())
+            .limit(1)
+        ).scalar()
+
+
+def swap_console_routes(
+    engine: Engine, clock: Callable[[], float] = time.time, csms: Any = None
+) -> list[Route]:
     """The routes, mounted in the fleet API app beside the other rooms'; "today" is ``clock``'s
-    (the fleet's FleetConfig.clock, the CSMS's too)."""
+    (the fleet's FleetConfig.clock, the CSMS's too). With ``csms`` (the running CSMS), also the
+    routes that make and cancel a reservation at a station."""
 
     def user_of(request: Request, rights: frozenset[str]) -> User:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -378,7 +398,89 @@ def swap_console_routes(engine: Engine, clock: Callable[[], float] = time.time) 
 
         return await guarded(request, READ, work)
 
-    return [
+    async def body_of(request: Request) -> dict[str, Any]:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise _Refused(413, "too_large", f"body over {MAX_BODY} bytes")
+        try:
+            body = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise _Refused(400, "bad_json", "body: not JSON") from None
+        if not isinstance(body, dict):
+            raise _Refused(400, "bad_parameter", 'body: {"vehicle": ..., "minutes": ...}')
+        return body
+
+    async def own_station(user: User, station: str) -> None:
+        if not await asyncio.to_thread(lambda: stations(engine, user.tenant_id, station, now=clock())):
+            raise _Refused(404, "not_found", "no such station")
+
+    async def make_reservation(request: Request) -> JSONResponse:
+        """Reserve a ready pack at the station for one of the tenant's vehicles (ReserveNow;
+        held by the CSMS while the station is offline)."""
+
+        async def work(user: User) -> tuple[int, Any]:
+            station = ident(request, "station")
+            body = await body_of(request)
+            vehicle, minutes = body.get("vehicle"), body.get("minutes", 30)
+            if not isinstance(vehicle, str) or not 0 < len(vehicle) <= 64:
+                raise _Refused(400, "bad_parameter", "vehicle: the vehicle's id")
+            if (
+                isinstance(minutes, bool)
+                or not isinstance(minutes, int | float)
+                or not 0 < minutes <= MAX_MINUTES
+            ):
+                raise _Refused(400, "bad_parameter", f"minutes: a number in (0, {MAX_MINUTES:g}]")
+            await own_station(user, station)
+            token = await asyncio.to_thread(vehicle_token, engine, user.tenant_id, vehicle)
+            if token is None:
+                raise _Refused(
+                    404, "not_found", f"no vehicle {vehicle[:64]} with a swap idToken in this fleet"
+                )
+            try:
+                rid, status = await csms.reserve(station, token, minutes=float(minutes))
+            except SwapError as exc:
+                raise _Refused(409, exc.reason, str(exc)) from None
+            return 201, {"id": rid, "station": station, "vehicle": vehicle, "status": status}
+
+        return await guarded(request, MANAGE, work)
+
+    async def cancel_reservation(request: Request) -> JSONResponse:
+        """Cancel one of the station's reservations (CancelReservation; withdrawn if the CSMS
+        still holds it, held if the station is offline)."""
+
+        async def work(user: User) -> tuple[int, Any]:
+            station = ident(request, "station")
+            raw = str(request.path_params["reservation"])
+            if not raw.isdigit() or len(raw) > 12:
+                raise _Refused(404, "not_found", "no such reservation")
+            await own_station(user, station)
+            rid = int(raw)
+            with engine.connect() as conn:
+                r = t.reservations.c
+                found = conn.execute(select(r.id).where(r.id == rid, r.station_id == station)).scalar()
+            if found is None:
+                raise _Refused(404, "not_found", "no such reservation at this station")
+            try:
+                status = await csms.cancel_reservation(station, rid)
+            except SwapError as exc:
+                raise _Refused(409, exc.reason, str(exc)) from None
+            return 200, {"id": rid, "station": station, "status": status}
+
+        return await guarded(request, MANAGE, work)
+
+    booking = (
+        [
+            Route("/api/stations/{station}/reservations", make_reservation, methods=["POST"]),
+            Route(
+                "/api/stations/{station}/reservations/{reservation}", cancel_reservation, methods=["DELETE"]
+            ),
+        ]
+        if csms is not None
+        else []
+    )
+    return booking + [
         Route("/api/stations", list_stations, methods=["GET"]),
         Route("/api/stations/{station}", get_station, methods=["GET"]),
         Route("/api/stations/{station}/site", put_site, methods=["PUT"]),

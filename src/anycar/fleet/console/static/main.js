@@ -176,7 +176,7 @@ async function start() {
   }
   if (has(stations.ROUTES)) {
     enable("stations");
-    state.stationsPage = new stations.StationsPage($("page-stations"));
+    state.stationsPage = new stations.StationsPage($("page-stations"), { fleet, role: () => state.role, routes: have });
     const markers = () => api("/stations").then((list) => stations.showStations(state.map.map, list)).catch(() => {});
     state.map.ready.then(markers);
     setInterval(markers, 30000);

@@ -40,16 +40,31 @@ function slotCard(s) {
 // station's answer and why it ended as it did.
 const RS_LABEL = { queued: "held (station offline)", pending: "sent, no answer yet", active: "active", rejected: "rejected",
   cancel_queued: "cancel held (station offline)", cancelled: "cancelled", used: "used", expired: "expired" };
-function reservationsCard(list) {
+// With ``onCancel`` (a dispatcher's console), each open reservation has a Cancel button.
+function reservationsCard(list, onCancel) {
+  const cancel = (r) => (onCancel && r.open && r.status !== "cancel_queued"
+    ? el("button", { class: "btn small", type: "button", "data-testid": "cancel-reservation", text: "Cancel", onclick: () => onCancel(r) }) : "");
   const rows = (list || []).map((r) => el("tr", { "data-reservation": String(r.id), "data-status": r.status },
     el("td", { class: "mono", text: String(r.id) }), el("td", { class: "strong", text: r.vehicle || "—" }),
     el("td", {}, el("span", { class: `pill rs-${r.status}`, text: RS_LABEL[r.status] || r.status })),
     el("td", { text: r.answer || "—" }), el("td", { class: "mono", text: time(r.created) }), el("td", { class: "mono", text: time(r.sent) }),
-    el("td", { class: "mono", text: time(r.expires) }), el("td", { class: "muted small", text: r.detail || "" })));
+    el("td", { class: "mono", text: time(r.expires) }), el("td", { class: "muted small", text: r.detail || "" }), el("td", {}, cancel(r))));
   return el("section", { class: "card", "data-testid": "reservations" }, el("h2", { text: `Reservations (${rows.length})` }),
     rows.length ? el("div", { class: "table-wrap" }, el("table", { class: "table", "data-testid": "reservation-table" },
-      el("thead", {}, el("tr", {}, ...["Id", "Vehicle", "State", "Station said", "Made", "Sent", "Expires", "Why"].map((t) => el("th", { text: t })))),
+      el("thead", {}, el("tr", {}, ...["Id", "Vehicle", "State", "Station said", "Made", "Sent", "Expires", "Why", ""].map((t) => el("th", { text: t })))),
       el("tbody", {}, ...rows))) : el("p", { class: "muted", "data-testid": "no-reservations", text: "No reservations today." }));
+}
+
+// A dispatcher's form: reserve a pack here for one of the fleet's vehicles (POST .../reservations).
+function reserveForm(vehicles, onReserve) {
+  const pick = el("select", { "data-testid": "reserve-vehicle", "aria-label": "Vehicle" },
+    ...vehicles.map((id) => el("option", { value: id, text: id })));
+  const minutes = el("input", { type: "number", min: "1", max: "240", value: "30", "data-testid": "reserve-minutes", "aria-label": "Minutes" });
+  return el("section", { class: "card", "data-testid": "reserve-form" }, el("h2", { text: "Reserve a pack" }),
+    el("div", { class: "row" }, pick, minutes, el("span", { class: "muted small", text: "minutes" }),
+      el("button", { class: "btn primary", type: "button", "data-testid": "reserve", text: "Reserve",
+        onclick: () => onReserve(pick.value, Number(minutes.value)) })),
+    el("p", { class: "muted small", "data-testid": "reservation-result", role: "status", text: "" }));
 }
 
 // What the station last said about itself: its firmware update's status, why it last booted,
@@ -61,7 +76,22 @@ function stationOps(s) {
 }
 
 export class StationsPage {
-  constructor(root) { this.root = root; }
+  constructor(root, { fleet = null, role = () => "", routes = new Set() } = {}) { Object.assign(this, { root, fleet, role, routes }); }
+
+  canBook() { return ["owner", "dispatcher"].includes(this.role()) && this.routes.has("/api/stations/{station}/reservations"); }
+
+  // Make or cancel a reservation, then show the station again with the answer.
+  async book(id, method, path, body) {
+    let said;
+    try {
+      const r = await api(`/stations/${encodeURIComponent(id)}/reservations${path}`, {
+        method, headers: { "Content-Type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
+      said = `reservation ${r.id}: ${r.status}`;
+    } catch (e) { said = e.message; }
+    await this.station(id);
+    const out = this.root.querySelector("[data-testid=reservation-result]");
+    if (out) out.textContent = said;
+  }
 
   async list() {
     this.root.dataset.loaded = "";
@@ -113,7 +143,11 @@ export class StationsPage {
         s.swaps.length ? el("div", { class: "table-wrap" }, el("table", { class: "table", "data-testid": "swaps" },
           el("thead", {}, el("tr", {}, ...["Requested", "Vehicle", "State", "Pack in (SoC)", "Pack out (SoC)", "Energy", "Billed", "Took"].map((t, i) => el("th", { class: i > 4 ? "num" : "", text: t })))),
           el("tbody", {}, ...swaps))) : el("p", { class: "muted", "data-testid": "no-swaps", text: "No swaps today." })),
-      reservationsCard(s.reservation_list));
+      reservationsCard(s.reservation_list, this.canBook() ? (r) => this.book(id, "DELETE", `/${r.id}`) : null));
+    if (this.canBook() && this.fleet) {
+      const ids = [...this.fleet.vehicles.keys()].sort();
+      this.root.append(reserveForm(ids, (vehicle, minutes) => this.book(id, "POST", "", { vehicle, minutes })));
+    }
     this.root.dataset.loaded = "station";
   }
 
