@@ -480,7 +480,8 @@ def swap_console_routes(
         if csms is not None
         else []
     )
-    return booking + [
+    return [
+        *booking,
         Route("/api/stations", list_stations, methods=["GET"]),
         Route("/api/stations/{station}", get_station, methods=["GET"]),
         Route("/api/stations/{station}/site", put_site, methods=["PUT"]),
