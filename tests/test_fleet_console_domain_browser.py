@@ -216,9 +216,13 @@ def _has_commands() -> bool:
 
 def test_fleet_report_of_the_day_with_csv(page: Any, fleet: tuple[RunningFleet, MovingFleet]) -> None:
     running, moving = fleet
-    day = time.strftime("%Y-%m-%d", time.gmtime())
+    now = time.time()
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
     with _api(running, moving) as http:
         expected = http.get("/api/reports/fleet", params={"day": day}).json()
+    # the page's default day is the browser's date: pinned to ``day`` (its noon, running on), so a
+    # run straddling 00:00 UTC between the expectation and the page compares the same day
+    page.clock.install(time=now // 86_400 * 86_400 + 43_200)
     _sign_in(page, running.url, moving.token)
     page.click("#nav a[data-page='reports']")
     page.wait_for_selector("#page-reports[data-loaded='true']", timeout=15_000)
