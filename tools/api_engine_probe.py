@@ -64,6 +64,7 @@ def main() -> None:
                         "target": t,
                         "round": round_,
                         "rate": rate,
+                        "signals_per_s": one["signals_per_s"],
                         "p50_ms": one["p50_ms"],
                         "p99_ms": one["p99_ms"],
                         "max_ms": one["max_ms"],
