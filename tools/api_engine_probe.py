@@ -16,16 +16,34 @@ import argparse
 import json
 import os
 import subprocess  # nosec B404 # starts the servers it measures
+import sys
+from pathlib import Path
 from typing import Any
 
 from anycar.bench import api
 
-RELAY_OF = {"grpcio": "anycar.bench.relay", "grpclib": "anycar.bench.relay_grpclib"}
+RELAY_OF = {
+    "grpcio": ["-m", "anycar.bench.relay"],
+    "grpclib": [str(Path(__file__).with_name("relay_grpclib.py"))],
+}
+
+
+def start_relay(target: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A bare relay (grpcio: ``anycar.bench.relay``; grpclib: ``tools/relay_grpclib.py``)."""
+    proc = subprocess.Popen(  # nosec B603 # this interpreter and a fixed module or file
+        [sys.executable, *RELAY_OF[target]], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None  # nosec B101 # narrows an Optional for mypy
+    line = proc.stdout.readline()
+    if not line.startswith("relay ready "):
+        proc.kill()
+        raise SystemExit(f"the {target} relay did not start: {line!r}")
+    return proc, {"grpc": f"grpc://127.0.0.1:{int(line.split()[2])}"}
 
 
 def start(target: str, hub_args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     if target in RELAY_OF:
-        return api._start_relay(RELAY_OF[target])
+        return start_relay(target)
     real_popen = subprocess.Popen
 
     def popen(cmd: list[str], *args: Any, **kw: Any) -> Any:
@@ -40,7 +58,9 @@ def start(target: str, hub_args: list[str]) -> tuple[subprocess.Popen[str], dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default="grpcio,grpclib", help="comma list of grpcio, grpclib, hub, hub:ARGS")
+    parser.add_argument(
+        "--targets", default="grpcio,grpclib", help="comma list of grpcio, grpclib, hub, hub:ARGS"
+    )
     parser.add_argument("--transport", default="grpc", help="grpc, or viss (hubs only)")
     parser.add_argument("--rates", default="5000,42000")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -72,7 +92,9 @@ def main() -> None:
                         "lost": one["lost"],
                         "server_wakeups": pm["hub"]["wakeups"],
                         "server_cpu_us": pm["hub"]["cpu_us"],
-                        "provider": [pm["provider"]["wakeups"], pm["provider"]["cpu_us"]] if pm["provider"] else None,
+                        "provider": [pm["provider"]["wakeups"], pm["provider"]["cpu_us"]]
+                        if pm["provider"]
+                        else None,
                         "subscriber": [pm["subscriber"]["wakeups"], pm["subscriber"]["cpu_us"]],
                         "load_1min": round(os.getloadavg()[0], 2),
                     }

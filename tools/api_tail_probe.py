@@ -8,7 +8,8 @@ paced run per target and round, and prints per run: the latency quantiles, how m
 were slower than ``--slow-ms`` and how many of those had a collection in some process of the path
 while in flight, and the collections per process (count, total and longest ms, by generation).
 
-    .venv/bin/python tools/api_tail_probe.py --site /tmp/gcsite --targets grpcio,hub --rounds 2
+    .venv/bin/python tools/api_tail_probe.py --targets "hub:--gc python,hub" --rounds 3
+    LOOP_PROBE=1 .venv/bin/python tools/api_tail_probe.py --targets grpcio,hub --rounds 1
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
-from anycar.bench import api
 from api_engine_probe import start  # tools/ is on sys.path when run as a script
+
+from anycar.bench import api
 
 
 def collections_during(events: list[list[float]], t0: float, t1: float) -> list[list[float]]:
@@ -31,7 +34,11 @@ def collections_during(events: list[list[float]], t0: float, t1: float) -> list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--site", required=True, help="folder holding the recording sitecustomize.py")
+    parser.add_argument(
+        "--site",
+        default=str(Path(__file__).with_name("tail_probe_site")),
+        help="folder holding the recording sitecustomize.py",
+    )
     parser.add_argument("--targets", default="grpcio,hub")
     parser.add_argument("--transport", default="grpc")
     parser.add_argument("--rate", type=float, default=5000.0)
@@ -78,7 +85,9 @@ def main() -> None:
                 procs["server" if pid == proc.pid else f"client:{pid}"] = data["events"]
             slow = [m for m in per_msg if m[0] * 1000 > args.slow_ms]
             slow_gc = sum(1 for m in slow if any(collections_during(ev, m[1], m[2]) for ev in procs.values()))
-            all_gc = sum(1 for m in per_msg if any(collections_during(ev, m[1], m[2]) for ev in procs.values()))
+            all_gc = sum(
+                1 for m in per_msg if any(collections_during(ev, m[1], m[2]) for ev in procs.values())
+            )
             summary = {}
             for key, ev in procs.items():
                 inrun = [e for e in ev if per_msg and per_msg[0][1] <= e[0] <= per_msg[-1][2]]
@@ -94,13 +103,18 @@ def main() -> None:
                 for m in slow:
                     for start_, dur, name in cbs:
                         if start_ < m[2] and start_ + dur > m[1]:
-                            culprits[f"{key.split(':')[0]} {name}"] = culprits.get(f"{key.split(':')[0]} {name}", 0) + 1
+                            culprits[f"{key.split(':')[0]} {name}"] = (
+                                culprits.get(f"{key.split(':')[0]} {name}", 0) + 1
+                            )
                 long_ = {}
-                for start_, dur, name in cbs:
+                for _at, dur, name in cbs:
                     k = f"{key.split(':')[0]} {name}"
                     n, total, top = long_.get(k, (0, 0.0, 0.0))
                     long_[k] = (n + 1, total + dur, max(top, dur))
-                summary_cb = {k: [v[0], round(v[1] * 1000, 2), round(v[2] * 1000, 3)] for k, v in sorted(long_.items(), key=lambda kv: -kv[1][0])[:12]}
+                summary_cb = {
+                    k: [v[0], round(v[1] * 1000, 2), round(v[2] * 1000, 3)]
+                    for k, v in sorted(long_.items(), key=lambda kv: -kv[1][0])[:12]
+                }
                 captured.setdefault("callbacks", {})[key] = summary_cb
             print(
                 json.dumps(

@@ -353,12 +353,9 @@ def _start_hub(profile: str | None = None) -> tuple[subprocess.Popen[str], dict[
     return proc, json.loads(line.removeprefix("anycar hub ready "))
 
 
-def _start_relay(module: str = "anycar.bench.relay") -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """The baseline relay (``anycar.bench.relay``, or ``anycar.bench.relay_grpclib``) and its
-    endpoints, as ``_start_hub``'s."""
-    if module not in RELAYS:
-        raise ValueError(f"unknown relay {module!r}")
-    cmd = [sys.executable, "-m", module]
+def _start_relay() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The baseline relay (``anycar.bench.relay``) and its endpoints, as ``_start_hub``'s."""
+    cmd = [sys.executable, "-m", "anycar.bench.relay"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # nosec B603 # a fixed argument list (this interpreter, the relay module), no shell, no outside input
     assert proc.stdout is not None  # nosec B101 # narrows an Optional for mypy; an invariant of this object, not a check of outside input
     line = proc.stdout.readline()
@@ -366,9 +363,6 @@ def _start_relay(module: str = "anycar.bench.relay") -> tuple[subprocess.Popen[s
         proc.kill()
         raise RuntimeError(f"the baseline relay did not start: {line!r}")
     return proc, {"grpc": f"grpc://127.0.0.1:{int(line.split()[2])}"}
-
-
-RELAYS = ("anycar.bench.relay", "anycar.bench.relay_grpclib")
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

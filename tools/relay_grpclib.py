@@ -4,8 +4,9 @@ grpclib is gRPC in pure Python on asyncio over h2: the server reads its socket i
 loop itself, so a message does not cross from gRPC's poller threads to the loop thread as it
 does in grpc.aio. Same two methods, same message types (kuksa's ``val_pb2``), same flow-control
 window (64 KiB per stream), same queue per subscriber as the grpcio relay, so the two measure
-only what the gRPC engine costs. Run as ``python -m anycar.bench.relay_grpclib``: it prints
-``relay ready PORT`` and serves until killed. Not a product part.
+only what the gRPC engine costs. Run as ``python tools/relay_grpclib.py``: it prints
+``relay ready PORT`` and serves until killed. Not a product part, and grpclib is not a
+dependency of anycar (the measurement did not justify one): ``pip install grpclib==0.4.9`` first.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import gc
 import sys
 from typing import Any
 
-from grpclib.config import Configuration
-from grpclib.const import Cardinality, Handler
-from grpclib.server import Server
+try:
+    from grpclib.config import Configuration
+    from grpclib.const import Cardinality, Handler
+    from grpclib.server import Server
+except ModuleNotFoundError:
+    sys.exit("relay_grpclib: grpclib is not installed (pip install grpclib==0.4.9)")
 from kuksa.val.v2 import val_pb2 as v2
 
 from anycar.api.grpc.server import STREAM_WINDOW_BYTES
