@@ -446,19 +446,19 @@ _VEHICLES_PG = """
 UPDATE vehicles v SET
     last_seen = u.seen,
     online = COALESCE(u.online, v.online),
-    last_ts = CASE WHEN u.fwd THEN u.ts ELSE v.last_ts END,
-    last_lat = CASE WHEN u.fwd THEN u.lat ELSE v.last_lat END,
-    last_lon = CASE WHEN u.fwd THEN u.lon ELSE v.last_lon END,
-    last_speed = CASE WHEN u.fwd THEN u.speed ELSE v.last_speed END,
-    last_heading = CASE WHEN u.fwd THEN u.heading ELSE v.last_heading END
-FROM (
-    SELECT x.*, x.ts IS NOT NULL AND (w.last_ts IS NULL OR w.last_ts <= x.ts) AS fwd
-    FROM unnest(%s::int[], %s::float8[], %s::bool[], %s::float8[], %s::float8[], %s::float8[],
-                %s::float8[], %s::float8[]) AS x(id, seen, online, ts, lat, lon, speed, heading)
-    JOIN vehicles w ON w.id = x.id
-) u
+    last_ts = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts) THEN u.ts ELSE v.last_ts END,
+    last_lat = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts) THEN u.lat ELSE v.last_lat END,
+    last_lon = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts) THEN u.lon ELSE v.last_lon END,
+    last_speed = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts)
+                      THEN u.speed ELSE v.last_speed END,
+    last_heading = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts)
+                        THEN u.heading ELSE v.last_heading END
+FROM unnest(%s::int[], %s::float8[], %s::bool[], %s::float8[], %s::float8[], %s::float8[],
+            %s::float8[], %s::float8[]) AS u(id, seen, online, ts, lat, lon, speed, heading)
 WHERE v.id = u.id
 """
+# (ingest-store: every SET expression reads the row as it was, so the "forward" test needs no
+# self-join; the join hashed the whole vehicles table, dead versions too, for every batch)
 
 
 _DEDUP_SQLITE = """
