@@ -53,7 +53,12 @@ def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> Non
                     )
                 ).all()
             )
-        assert kinds == {"positions": "p", "signal_batches": "p", "signal_values": "v", "positions_before": "r"}
+        assert kinds == {
+            "positions": "p",
+            "signal_batches": "p",
+            "signal_values": "v",
+            "positions_before": "r",
+        }
         base = partitions.day_start(1_900_000_000.0)  # 2030: after the migration's day
         car = registry.add_vehicle(engine, vin(1), "kaiyun_pickman").vehicle
         store = Store(engine)

@@ -29,7 +29,9 @@ BEFORE = "position_days"  # the revision before signal_batches
 @contextlib.contextmanager
 def _engine_at(kind: str, tmp_path: Path, revision: str) -> Iterator[Engine]:
     with contextlib.ExitStack() as stack:
-        url = f"sqlite:///{tmp_path / 'f.sqlite3'}" if kind == "sqlite" else stack.enter_context(postgres_url())
+        url = (
+            f"sqlite:///{tmp_path / 'f.sqlite3'}" if kind == "sqlite" else stack.enter_context(postgres_url())
+        )
         engine = make_engine(url)
         upgrade(engine, revision)
         try:
@@ -69,8 +71,16 @@ def test_the_migration_moves_stored_values_and_back(kind: str, tmp_path: Path) -
             vid = conn.execute(select(db.vehicles.c.id).where(db.vehicles.c.wire_id == car)).scalar_one()
             for path, ts, num, value in old:
                 conn.execute(
-                    text("INSERT INTO signal_values (vehicle_id, path, ts, num, value) VALUES (:v, :p, :t, :n, :j)"),
-                    {"v": vid, "p": path, "t": ts, "n": num, "j": None if value is None else json.dumps(value)},
+                    text(
+                        "INSERT INTO signal_values (vehicle_id, path, ts, num, value) VALUES (:v, :p, :t, :n, :j)"
+                    ),
+                    {
+                        "v": vid,
+                        "p": path,
+                        "t": ts,
+                        "n": num,
+                        "j": None if value is None else json.dumps(value),
+                    },
                 )
         want = sorted(((vid, p, ts, n, v) for p, ts, n, v in old), key=lambda r: (r[0], r[2], r[1]))
         upgrade(engine)
@@ -82,7 +92,16 @@ def test_the_migration_moves_stored_values_and_back(kind: str, tmp_path: Path) -
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT vehicle_id, path, ts, num, value FROM signal_values")).all()
         back = sorted(
-            ((r[0], r[1], r[2], r[3], json.loads(r[4]) if kind == "sqlite" and isinstance(r[4], str) else r[4]) for r in rows),
+            (
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    json.loads(r[4]) if kind == "sqlite" and isinstance(r[4], str) else r[4],
+                )
+                for r in rows
+            ),
             key=lambda r: (r[0], r[2], r[1]),
         )
         assert back == want

@@ -52,7 +52,12 @@ def newest(vehicle_id: Any, path: str, column: Any, since: Any = None) -> Any:
     if since is not None:
         held += [b.c.batch_ts >= since, b.c.ts >= since]
     bound = (
-        select(b.c.ts).where(*held).order_by(b.c.batch_ts.desc()).limit(1).correlate_except(b).scalar_subquery()
+        select(b.c.ts)
+        .where(*held)
+        .order_by(b.c.batch_ts.desc())
+        .limit(1)
+        .correlate_except(b)
+        .scalar_subquery()
     )
     return (  # the max is >= the bound's own value, so nothing older needs excluding
         select(column)

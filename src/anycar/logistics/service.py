@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db, latest
