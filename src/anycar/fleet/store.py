@@ -4,7 +4,10 @@ A batch is committed whole or not at all, so the ingest acknowledges its message
 ``commit`` returns. Duplicates are dropped inside that transaction: every uplink message's
 (vehicle, boot, seq) goes into ``received`` with INSERT ... ON CONFLICT DO NOTHING RETURNING, and
 only the keys that come back are stored, so two workers (or a restarted one) that see the same
-message store it once. Rows go in with one multi-row statement per table, COPY on PostgreSQL.
+message store it once. Rows go in with one multi-row statement per table, COPY on PostgreSQL;
+a telemetry message's signal values are one ``signal_batches`` row (ingest-store: parallel
+arrays, one tuple and one index entry for its ten values), read through the ``signal_values``
+view.
 """
 
 from __future__ import annotations
