@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
@@ -31,15 +31,18 @@ def vehicle_signals(engine: Engine, tenant_id: int, wire_id: str) -> list[dict[s
         if row.last_seen is None:
             return []
         since = float(row.last_seen) - WINDOW_S
-        rows = conn.execute(
-            select(S.path, S.ts, S.value).where(S.vehicle_id == row.id, S.batch_ts >= since, S.ts >= since)
-        )
-        seen: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            old = seen.get(r.path)
-            if old is None or r.ts >= old["ts"]:
-                seen[r.path] = {"path": r.path, "ts": r.ts, "value": r.value}
-        return [seen[p] for p in sorted(seen)]
+        ranked = (
+            select(
+                S.path,
+                S.ts,
+                S.value,
+                func.row_number().over(partition_by=S.path, order_by=S.ts.desc()).label("n"),
+            )
+            .where(S.vehicle_id == row.id, S.batch_ts >= since, S.ts >= since)
+            .subquery()
+        )  # the newest per path chosen in the database: only those values are decoded here
+        rows = conn.execute(select(ranked.c.path, ranked.c.ts, ranked.c.value).where(ranked.c.n == 1))
+        return [{"path": r.path, "ts": r.ts, "value": r.value} for r in sorted(rows, key=lambda r: r.path)]
 
 
 def newest(vehicle_id: Any, path: str, column: Any, since: Any = None) -> Any:
