@@ -49,11 +49,16 @@ def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> Non
                 conn.execute(
                     text(
                         "SELECT relname, relkind FROM pg_class WHERE relname IN "
-                        "('positions', 'signal_values', 'positions_before')"
+                        "('positions', 'signal_batches', 'signal_values', 'positions_before')"
                     )
                 ).all()
             )
-        assert kinds == {"positions": "p", "signal_values": "p", "positions_before": "r"}
+        assert kinds == {
+            "positions": "p",
+            "signal_batches": "p",
+            "signal_values": "v",
+            "positions_before": "r",
+        }
         base = partitions.day_start(1_900_000_000.0)  # 2030: after the migration's day
         car = registry.add_vehicle(engine, vin(1), "kaiyun_pickman").vehicle
         store = Store(engine)
@@ -63,7 +68,7 @@ def test_day_partitions_made_ahead_and_default_rows_moved(tmp_path: Path) -> Non
         store.commit([Accepted(ref, _doc(origin, i + 1, base + 3600 * i)) for i in range(30)])
         assert _count(engine, "positions_default") == 30
         made = partitions.ensure_days(engine, base, base + 2 * DAY)
-        assert set(made) >= {"positions_p20300317", "signal_values_p20300319"}, made
+        assert set(made) >= {"positions_p20300317", "signal_batches_p20300319"}, made
         assert _count(engine, "positions_default") == 0
         assert _count(engine, "positions_p20300317") == 24 and _count(engine, "positions_p20300318") == 6
         assert _count(engine, "positions") == 30 and _count(engine, "signal_values") == 60

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -102,17 +103,39 @@ positions = Table(
 )
 Index("ix_positions_vehicle_ts", positions.c.vehicle_id, positions.c.ts)
 
+# ingest-store: a telemetry message's signal values are ONE row (its paths, times, numbers and
+# JSON values as parallel arrays; on SQLite JSON arrays), not one row per value: a message costs
+# PostgreSQL one heap tuple, one index entry and one foreign-key check for its values instead of
+# ten of each. ``ts`` is the newest value's time, so "values at or after T" is the index range
+# ``ts >= T`` (every value of an older row is older). The rows are read through the
+# ``signal_values`` view below, one row per value as before.
+signal_batches = Table(
+    "signal_batches",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    Column("ts", Float, nullable=False),  # the newest value's time in the row
+    Column("paths", ARRAY(String(256)).with_variant(JSON, "sqlite"), nullable=False),
+    Column("tss", ARRAY(Float).with_variant(JSON, "sqlite"), nullable=False),
+    Column("nums", ARRAY(Float).with_variant(JSON, "sqlite"), nullable=False),  # NULL: not a number
+    Column("vals", ARRAY(Text).with_variant(JSON, "sqlite"), nullable=False),  # each as JSON text
+)
+Index("ix_signal_batches_vehicle_ts", signal_batches.c.vehicle_id, signal_batches.c.ts)
+
+# Views (made by the migrations, not compared with the tables): what the queries read.
+views = MetaData()
+# one row per signal value, as the table of that name was before ingest-store; ``batch_ts`` is
+# the row's ``signal_batches.ts`` (>= ``ts``): a query bounded below in time bounds it too, which
+# is the index range (and on PostgreSQL the day partitions) it reads
 signal_values = Table(
     "signal_values",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), nullable=False),
+    views,
+    Column("vehicle_id", Integer, nullable=False),
     Column("path", String(256), nullable=False),
     Column("ts", Float, nullable=False),
     Column("num", Float),
     Column("value", JSON),
+    Column("batch_ts", Float, nullable=False),
 )
-Index("ix_signal_values_vehicle_ts", signal_values.c.vehicle_id, signal_values.c.ts)
 
 events = Table(
     "events",
@@ -150,7 +173,7 @@ received = Table(
     Column("seq", BigInteger, primary_key=True),
 )
 
-TIME_SERIES = (positions, signal_values, events)
+TIME_SERIES = (positions, signal_batches, events)
 
 DEFAULT_DB_ENV = "ANYCAR_FLEET_DB"
 
@@ -199,7 +222,7 @@ def _create(url: str, **options: Any) -> Engine:
 
 
 # ---- storage at scale (fleet_scale): retention per tenant, the dedup watermark -------------------
-# On PostgreSQL, positions and signal_values are range-partitioned by ts (one partition per UTC day,
+# On PostgreSQL, positions and signal_batches are range-partitioned by ts (one partition per UTC day,
 # made ahead by anycar.fleet.partitions; see migrations/versions/0002_fleet_scale.py). These tables
 # stay the same for the queries: the partitioned parent has the same columns and indexes.
 

@@ -82,7 +82,7 @@ def _samples(
     cond = p.ts >= after if inclusive else p.ts > after
     for r in conn.execute(select(p.ts, p.lat, p.lon, p.speed).where(p.vehicle_id == vehicle_id, cond)):
         out.append((r.ts, "pos", (r.lat, r.lon, r.speed)))
-    cond = sv.ts >= after if inclusive else sv.ts > after
+    cond = (sv.ts >= after) & (sv.batch_ts >= after) if inclusive else (sv.ts > after) & (sv.batch_ts > after)
     kinds = {cfg.speed: "speed", cfg.soc: "soc", cfg.energy: "energy", cfg.capacity: "capacity"}
     skip = {"Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"}
     for r in conn.execute(select(sv.path, sv.ts, sv.num, sv.value).where(sv.vehicle_id == vehicle_id, cond)):

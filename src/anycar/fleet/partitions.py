@@ -1,6 +1,6 @@
 """PostgreSQL's day partitions of the time series: made ahead of time, listed, dropped when old.
 
-``positions`` and ``signal_values`` are range-partitioned by ``ts`` (epoch seconds) on
+``positions`` and ``signal_batches`` are range-partitioned by ``ts`` (epoch seconds) on
 PostgreSQL: one partition per UTC day named ``<table>_pYYYYMMDD``, ``<table>_before`` for every
 time before the fleet was migrated, ``<table>_default`` for a time no day partition covers yet (a
 backlog from a day never made, a clock far ahead). Making a day whose rows already sit in the
@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 DAY = 86_400
-TABLES = ("positions", "signal_values")
+TABLES = ("positions", "signal_batches")
 LOCK = 0x616E_7963  # pg_advisory_xact_lock key of the fleet's maintenance ("anyc")
 _DAY_NAME = re.compile(r"_p(\d{8})$")
 

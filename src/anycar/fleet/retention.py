@@ -39,7 +39,7 @@ R, F = db.received.c, db.received_floor.c
 # what a tenant's retention removes, and the time column it goes by
 _KEPT = (
     (db.positions, "ts"),
-    (db.signal_values, "ts"),
+    (db.signal_batches, "ts"),  # a row goes when its newest value is older
     (db.events, "ts"),
     (db.dead_letters, "received"),
 )

@@ -4,7 +4,10 @@ A batch is committed whole or not at all, so the ingest acknowledges its message
 ``commit`` returns. Duplicates are dropped inside that transaction: every uplink message's
 (vehicle, boot, seq) goes into ``received`` with INSERT ... ON CONFLICT DO NOTHING RETURNING, and
 only the keys that come back are stored, so two workers (or a restarted one) that see the same
-message store it once. Rows go in with one multi-row statement per table, COPY on PostgreSQL.
+message store it once. Rows go in with one multi-row statement per table, COPY on PostgreSQL;
+a telemetry message's signal values are one ``signal_batches`` row (ingest-store: parallel
+arrays, one tuple and one index entry for its ten values), read through the ``signal_values``
+view.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -234,7 +238,7 @@ class Store:
 
     def _write(self, conn: Connection, fresh: Iterable[Accepted], stored: Stored) -> None:
         pos_rows: list[dict[str, Any]] = []
-        sig_lines: list[str] = []  # PostgreSQL: COPY text lines (vehicle_id, path, ts, num, value)
+        sig_lines: list[str] = []  # PostgreSQL: COPY text lines of signal_batches, one per message
         sig_tuples: list[tuple[Any, ...]] = []  # SQLite: the same as rows
         first_ts: dict[int, float] = {}  # PostgreSQL: each vehicle's earliest signal value
         ev_rows: list[dict[str, Any]] = []
@@ -247,25 +251,36 @@ class Store:
             upd = vehicle_updates.setdefault(ref.id, {"last_seen": now})
             if kind == "telemetry":
                 last = self._last.setdefault(ref.id, {})
-                if self.postgres:  # COPY text lines, no dict per value
-                    vid, t0 = ref.id, doc["t0"]
-                    heads = [f"{vid}\t{_copy_escape(p)}\t" for p in doc["paths"]]  # once per path
-                    early = first_ts.get(vid, math.inf)
-                    for i, ms, value in doc["values"]:
-                        ts = t0 + ms / 1000
-                        sig_lines.append(f"{heads[i]}{ts!r}\t{_copy_number(value)}\t{_copy_json(value)}\n")
-                        if ts < early:
-                            early = ts
-                    first_ts[vid] = early
-                else:  # SQLite: one tuple per value for the driver's executemany
-                    vid, t0, paths = ref.id, doc["t0"], doc["paths"]
-                    early = first_ts.get(vid, math.inf)
-                    for i, ms, value in doc["values"]:
-                        ts = t0 + ms / 1000
-                        sig_tuples.append((vid, paths[i], ts, _number(value), json.dumps(value)))
-                        if ts < early:
-                            early = ts
-                    first_ts[vid] = early
+                vid, t0, paths = ref.id, doc["t0"], doc["paths"]
+                if doc["values"] and self.postgres:  # one COPY text line per message
+                    heads = [_array_text(p) for p in paths]
+                    tss = [t0 + ms / 1000 for _, ms, _ in doc["values"]]
+                    vals = [value for _, _, value in doc["values"]]
+                    newest = max(tss)
+                    sig_lines.append(
+                        f"{vid}\t{newest!r}\t{{{','.join([heads[i] for i, _, _ in doc['values']])}}}"
+                        f"\t{{{','.join(map(repr, tss))}}}\t{{{','.join(map(_array_number, vals))}}}"
+                        f"\t{{{','.join(map(_array_json, vals))}}}\n"
+                    )
+                    early = min(tss)
+                    if early < first_ts.get(vid, math.inf):
+                        first_ts[vid] = early
+                elif doc["values"]:  # SQLite: one tuple per message for the driver's executemany
+                    tss = [t0 + ms / 1000 for _, ms, _ in doc["values"]]
+                    vals = [value for _, _, value in doc["values"]]
+                    sig_tuples.append(
+                        (
+                            vid,
+                            max(tss),
+                            json.dumps([paths[i] for i, _, _ in doc["values"]]),
+                            json.dumps(tss),
+                            json.dumps([_number(v) for v in vals]),
+                            json.dumps(vals),
+                        )
+                    )
+                    early = min(tss)
+                    if early < first_ts.get(vid, math.inf):
+                        first_ts[vid] = early
                 for p in positions_of(doc, last):
                     pos_rows.append({"vehicle_id": ref.id, "source": "hub", **p})
                     stored.positions.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p})
@@ -345,13 +360,11 @@ class Store:
             position_handler(conn, pos_rows)  # fleet-report: the daily rollup, same transaction
         if sig_tuples:
             _raw(conn).executemany(
-                "INSERT INTO signal_values (vehicle_id, path, ts, num, value) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO signal_batches (vehicle_id, ts, paths, tss, nums, vals) VALUES (?, ?, ?, ?, ?, ?)",
                 sig_tuples,
             )
         if sig_lines:
-            _copy_text(
-                conn, "signal_values", ("vehicle_id", "path", "ts", "num", "value"), "".join(sig_lines)
-            )
+            _copy_text(conn, "signal_batches", _SIGNAL_COLUMNS, "".join(sig_lines))
         self._insert(conn, db.events, ev_rows)
         if self.postgres:
             _update_vehicles_pg(conn, vehicle_updates)
@@ -436,19 +449,19 @@ _VEHICLES_PG = """
 UPDATE vehicles v SET
     last_seen = u.seen,
     online = COALESCE(u.online, v.online),
-    last_ts = CASE WHEN u.fwd THEN u.ts ELSE v.last_ts END,
-    last_lat = CASE WHEN u.fwd THEN u.lat ELSE v.last_lat END,
-    last_lon = CASE WHEN u.fwd THEN u.lon ELSE v.last_lon END,
-    last_speed = CASE WHEN u.fwd THEN u.speed ELSE v.last_speed END,
-    last_heading = CASE WHEN u.fwd THEN u.heading ELSE v.last_heading END
-FROM (
-    SELECT x.*, x.ts IS NOT NULL AND (w.last_ts IS NULL OR w.last_ts <= x.ts) AS fwd
-    FROM unnest(%s::int[], %s::float8[], %s::bool[], %s::float8[], %s::float8[], %s::float8[],
-                %s::float8[], %s::float8[]) AS x(id, seen, online, ts, lat, lon, speed, heading)
-    JOIN vehicles w ON w.id = x.id
-) u
+    last_ts = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts) THEN u.ts ELSE v.last_ts END,
+    last_lat = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts) THEN u.lat ELSE v.last_lat END,
+    last_lon = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts) THEN u.lon ELSE v.last_lon END,
+    last_speed = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts)
+                      THEN u.speed ELSE v.last_speed END,
+    last_heading = CASE WHEN u.ts IS NOT NULL AND (v.last_ts IS NULL OR v.last_ts <= u.ts)
+                        THEN u.heading ELSE v.last_heading END
+FROM unnest(%s::int[], %s::float8[], %s::bool[], %s::float8[], %s::float8[], %s::float8[],
+            %s::float8[], %s::float8[]) AS u(id, seen, online, ts, lat, lon, speed, heading)
 WHERE v.id = u.id
 """
+# (ingest-store: every SET expression reads the row as it was, so the "forward" test needs no
+# self-join; the join hashed the whole vehicles table, dead versions too, for every batch)
 
 
 _DEDUP_SQLITE = """
@@ -531,25 +544,48 @@ def _position_line(row: dict[str, Any]) -> str:
     )
 
 
-def _copy_number(value: Any) -> str:
-    """The ``num`` column: a finite number or a bool as a float (see ``_number``), else NULL."""
-    kind = type(value)
-    if kind is float:
+_SIGNAL_COLUMNS = ("vehicle_id", "ts", "paths", "tss", "nums", "vals")
+_BARE = re.compile(r"[A-Za-z0-9_.:/\-]+")  # an array element that needs no quotes (and is not NULL)
+_ARRAY_TEXT: dict[str, str] = {}  # path -> its array element in COPY text (paths repeat)
+
+
+def _array_quoted(text: str) -> str:
+    """A text as a quoted array element, COPY-escaped: the array's own escapes (backslash and
+    double quote) first, then COPY's (which doubles the backslashes again)."""
+    return _copy_escape('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+def _array_text(path: str) -> str:
+    """A path as an element of the ``paths`` array in COPY text, cached."""
+    found = _ARRAY_TEXT.get(path)
+    if found is None:
+        bare = _BARE.fullmatch(path) is not None and path.upper() != "NULL"
+        found = path if bare else _array_quoted(path)
+        if len(_ARRAY_TEXT) < 100_000:
+            _ARRAY_TEXT[path] = found
+    return found
+
+
+def _array_number(value: Any) -> str:
+    """An element of ``nums``: a finite number or a bool as a float (see ``_number``), else NULL."""
+    if type(value) is float:
         return repr(value)  # the wire admits only finite floats (anycar.wire.codec)
     number = _number(value)
-    return "\\N" if number is None else repr(number)
+    return "NULL" if number is None else repr(number)
 
 
-def _copy_json(value: Any) -> str:
-    """The ``value`` column: the value as JSON text (numbers, the common case, first)."""
+def _array_json(value: Any) -> str:
+    """An element of ``vals``: the value as JSON text (numbers, the common case, first, bare)."""
     kind = type(value)
     if kind is float:
         return repr(value)  # what json.dumps writes for a finite float
     if value is None:
-        return "\\N"
+        return "NULL"  # read back as SQL NULL, as the per-value table stored a JSON null
     if kind is int:
         return str(value)
-    return _copy_escape(json.dumps(value))
+    if kind is bool:
+        return "true" if value else "false"
+    return _array_quoted(json.dumps(value))
 
 
 def _copy_text(conn: Connection, table: str, columns: Sequence[str], data: str) -> None:

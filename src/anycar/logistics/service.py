@@ -9,10 +9,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from anycar.fleet import db
+from anycar.fleet import db, latest
 from anycar.logistics import board
 from anycar.logistics.fitted import Fitted, fitted_features
 from anycar.logistics.matrix import MatrixProvider, RoadsOrEstimate, haversine_m
@@ -71,16 +71,9 @@ def _breaks(value: Any) -> tuple[Break, ...]:
 
 def _soc_now(engine: Engine, vehicle_ids: list[int]) -> dict[int, float]:
     """Each vehicle's last state of charge (0..1) from the signals its hub sent."""
-    s = db.signal_values.c
-    latest = (
-        select(s.vehicle_id, func.max(s.ts).label("ts"))
-        .where(and_(s.path == SOC_PATH, s.vehicle_id.in_(vehicle_ids)))
-        .group_by(s.vehicle_id)
-        .subquery()
-    )
-    query = select(s.vehicle_id, s.num).join(
-        latest, and_(s.vehicle_id == latest.c.vehicle_id, s.ts == latest.c.ts, s.path == SOC_PATH)
-    )
+    v = db.vehicles.c
+    num = latest.newest(v.id, SOC_PATH, db.signal_values.c.num)  # exact, a few rows per vehicle
+    query = select(v.id.label("vehicle_id"), num.label("num")).where(v.id.in_(vehicle_ids))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return {r.vehicle_id: max(0.0, min(1.0, float(r.num) / 100)) for r in rows if r.num is not None}

@@ -159,6 +159,7 @@ class PackReconciler:
                 latest = conn.execute(
                     select(sv.value, sv.ts)
                     .where(sv.vehicle_id == swap.vehicle_id, sv.path == PACK_ID, sv.ts >= swap.out_ts)
+                    .where(sv.batch_ts >= swap.out_ts)  # the rows' index range (ingest-store)
                     .order_by(sv.ts.desc())
                     .limit(1)
                 ).first()
