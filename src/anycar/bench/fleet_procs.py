@@ -7,8 +7,10 @@ over the vehicles, ``RATE`` messages/s (0: as fast as the broker acknowledges), 
 JSON line with what it published and what was acknowledged. Each sample's time is the moment it
 was published, so the worker's ``commit returned - sample time`` is publish -> queryable.
 
-``python -m anycar.bench.fleet_procs worker DB_URL PORT WORKER_ID STATS_FILE`` runs one ingest
-worker and rewrites STATS_FILE (JSON) every 0.5 s and on SIGTERM.
+``python -m anycar.bench.fleet_procs worker DB_URL PORT WORKER_ID STATS_FILE BATCH [domain]`` runs one
+ingest worker and rewrites STATS_FILE (JSON) every 0.5 s and on SIGTERM; with ``domain`` it runs
+what ``anycar fleet serve``'s workers run around it (ingest-worker): the domain handlers (trips,
+geofences, rules) after each commit, the live feed over PostgreSQL NOTIFY and the webhook sender.
 """
 
 from __future__ import annotations
@@ -173,7 +175,25 @@ class _Recorder:
             self.hist[ms] = self.hist.get(ms, 0) + 1
 
 
-def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int) -> None:
+def _serving_parts(store: Any) -> tuple[Any, list[Any], Any]:
+    """What ``FleetServer`` puts around its ingest workers, built the same way: the live feed
+    (NOTIFY on PostgreSQL), the webhook sender and the domain pipeline hooked on the store's
+    commits. Returns (the workers' live feed, components to start, the pipeline)."""
+    from anycar.fleet.domain import DomainPipeline
+    from anycar.fleet.live import LiveFeed
+    from anycar.fleet.livebus import NotifyPublisher
+    from anycar.fleet.webhooks import WebhookSender
+
+    live: Any = NotifyPublisher(store.engine) if store.postgres else LiveFeed()
+    webhooks = WebhookSender(store.engine)
+    domain = DomainPipeline(store, live=live, notifier=webhooks)
+    parts = [*([live] if store.postgres else []), webhooks, domain]
+    return live, parts, domain
+
+
+def worker(
+    db_url: str, port: int, worker_id: str, stats_file: Path, batch: int, domain: bool = False
+) -> None:
     from anycar.fleet.db import make_engine
     from anycar.fleet.ingest import IngestWorker, tune_gc
     from anycar.fleet.store import Store
@@ -181,8 +201,15 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
     recorder = _Recorder()
     cpu0 = 0.0
     store = Store(make_engine(db_url))
+    live, parts, pipeline = _serving_parts(store) if domain else (None, [], None)
     w = IngestWorker(
-        store, port=port, worker_id=worker_id, batch_max=batch, session_s=3600, on_commit=recorder
+        store,
+        port=port,
+        worker_id=worker_id,
+        batch_max=batch,
+        session_s=3600,
+        on_commit=recorder,
+        live=live,
     )
 
     def dump() -> None:
@@ -193,6 +220,7 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
             "last_commit": recorder.last,
             "pid": os.getpid(),
             "cpu_s": sum(os.times()[:2]) - cpu0,  # since ready: imports and connecting left out
+            "domain": vars(pipeline.stats) if pipeline is not None else None,
         }
         tmp = stats_file.with_name(stats_file.name + ".tmp")
         tmp.write_text(json.dumps(doc))
@@ -203,6 +231,8 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         nonlocal cpu0
+        for part in parts:
+            await part.start()
         tune_gc()
         await w.start(timeout=60)
         cpu0 = sum(os.times()[:2])
@@ -212,6 +242,8 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         await w.stop()
+        for part in reversed(parts):
+            await part.stop()
         dump()
 
     asyncio.run(main())
@@ -223,8 +255,10 @@ def main() -> None:
         port, vehicles, rate, seconds, prefix = args
         print(json.dumps(publish(int(port), int(vehicles), float(rate), float(seconds), prefix)), flush=True)
     elif mode == "worker":
-        db_url, port, worker_id, stats_file, batch = args
-        worker(db_url, int(port), worker_id, Path(stats_file), int(batch))
+        db_url, port, worker_id, stats_file, batch, *extra = args
+        if extra not in ([], ["domain"]):
+            raise SystemExit(f"fleet_procs worker: unknown {' '.join(extra)!r} (only: domain)")
+        worker(db_url, int(port), worker_id, Path(stats_file), int(batch), domain=extra == ["domain"])
     else:
         raise SystemExit(f"fleet_procs: unknown mode {mode!r}")
 

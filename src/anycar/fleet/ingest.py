@@ -46,6 +46,8 @@ class IngestStats:
     db_errors: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+    socket_reads: int = 0  # of connections closed; status() adds the open one's (packets per read)
+    packets: int = 0
 
 
 def tune_gc() -> None:
@@ -165,6 +167,7 @@ class IngestWorker:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._client: MqttIn | None = None
 
     async def start(self, timeout: float = 15.0) -> None:
         self._stopping = False
@@ -214,6 +217,7 @@ class IngestWorker:
             receive_maximum=2 * self.batch_max,  # one batch committing, the next one judged
         )
         await client.connect()
+        self._client = client
         try:
             granted = await client.subscribe(subscriptions(self.group, self.vehicles), qos=1)
             refused = [code for code in granted if code >= 0x80]
@@ -237,6 +241,9 @@ class IngestWorker:
                         await committing
         finally:
             client.close()
+            self._client = None
+            self.stats.socket_reads += client.reads
+            self.stats.packets += client.packets
 
     async def _commit_and_ack(
         self, client: MqttIn, batch: list[Inbound], judged: tuple[list[Accepted], list[DeadLetter]]
@@ -298,4 +305,8 @@ class IngestWorker:
             self.on_commit(stored)
 
     def status(self) -> dict[str, Any]:
-        return {"worker": self.worker_id, "connected": self.connected.is_set(), **vars(self.stats)}
+        out = {"worker": self.worker_id, "connected": self.connected.is_set(), **vars(self.stats)}
+        if self._client is not None:
+            out["socket_reads"] += self._client.reads
+            out["packets"] += self._client.packets
+        return out

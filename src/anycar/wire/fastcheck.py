@@ -45,11 +45,11 @@ def _compiled() -> dict[str, Any]:
     scalar = env["scalar"]
     value_array = env["value"]["anyOf"][1]
     allowed = {*common, *uplink, *props}
+    required = {*env["common"]["required"], *env["uplink"]["required"], *tel["required"]}
     return {
-        "allowed": frozenset(allowed),
-        "required": frozenset(
-            {*env["common"]["required"], *env["uplink"]["required"], *tel["required"]}
-        ),
+        "required": frozenset(required),
+        # the key count says "nothing else" only while trigger is the one optional key
+        "n_required": len(required) if allowed - required == {"trigger"} else -1,
         "version": common["v"]["const"],
         "vehicle": _pattern(env["vehicle"]["pattern"]),
         "boot": _pattern(uplink["boot"]["pattern"]),
@@ -77,24 +77,28 @@ def _compiled() -> dict[str, Any]:
     }
 
 
-_known_paths: dict[tuple[str, ...], bool] = {}  # a fleet sends the same few path lists again and again
+_known_paths: list[list[str]] = []  # path lists found good: a fleet sends the same few again and again
+_KNOWN_MAX = 32
 
 
 def _paths_ok(paths: list[Any], c: dict[str, Any]) -> bool:
-    key = tuple(paths) if all(type(p) is str for p in paths) else None
-    if key is None:
+    """``paths`` against the schema, or equal to a list found good before (comparing strings is
+    cheaper than hashing them: they are new objects in every message)."""
+    for known in _known_paths:
+        if paths == known:  # only strings compare equal to strings
+            return True
+    if not (
+        c["paths_min"] <= len(paths) <= c["paths_max"]
+        and all(
+            type(p) is str and c["path_min"] <= len(p) <= c["path_max"] and c["path"].fullmatch(p)
+            for p in paths
+        )
+    ):
         return False
-    known = _known_paths.get(key)
-    if known is not None:
-        return known
-    ok = (
-        c["paths_min"] <= len(key) <= c["paths_max"]
-        and all(c["path_min"] <= len(p) <= c["path_max"] and c["path"].fullmatch(p) for p in key)
-    )
-    if len(_known_paths) >= 10_000:
-        _known_paths.clear()
-    _known_paths[key] = ok
-    return ok
+    if len(_known_paths) >= _KNOWN_MAX:
+        del _known_paths[0]
+    _known_paths.append(list(paths))
+    return True
 
 
 def _number(x: Any, minimum: float | None = None) -> bool:
@@ -113,7 +117,9 @@ def _number(x: Any, minimum: float | None = None) -> bool:
 def telemetry_ok(doc: dict[str, Any]) -> bool:
     """True only if ``doc`` is a telemetry message the reference path would accept."""
     c = _compiled()
-    if not c["required"] <= doc.keys() or not doc.keys() <= c["allowed"]:
+    if not c["required"] <= doc.keys():
+        return False
+    if len(doc) != c["n_required"] + ("trigger" in doc):  # then no key outside the schema's
         return False
     v, vehicle, boot, seq, prio = doc["v"], doc["vehicle"], doc["boot"], doc["seq"], doc["prio"]
     campaign, cv = doc["campaign"], doc["cv"]
