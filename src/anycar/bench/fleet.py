@@ -158,8 +158,11 @@ def _proc(*args: str, log: Path | None = None) -> subprocess.Popen[str]:
 
 
 class Workers:
-    def __init__(self, folder: Path, url: str, port: int, n: int, batch: int) -> None:
+    def __init__(
+        self, folder: Path, url: str, port: int, n: int, batch: int, *, domain: bool = False
+    ) -> None:
         self.folder, self.url, self.port, self.batch = folder, url, port, batch
+        self.domain = domain  # run the serving worker's domain handlers too (ingest-worker)
         self.ids = [f"bench-w{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
         self.procs: dict[str, subprocess.Popen[str]] = {}
 
@@ -172,6 +175,7 @@ class Workers:
             wid,
             str(self.folder / f"{wid}.json"),
             str(self.batch),
+            *(["domain"] if self.domain else []),
             log=log,
         )
         if proc.stdout is None:
@@ -286,8 +290,10 @@ def ingest(
     seconds: float = 20.0,
     batch: int = 500,
     publishers: int = 1,
+    domain: bool = False,
 ) -> dict[str, Any]:
-    """One ingest run; ``rate`` 0 offers as much as the broker acknowledges."""
+    """One ingest run; ``rate`` 0 offers as much as the broker acknowledges; ``domain``: the
+    workers also run the fleet domain's handlers after each commit, as ``anycar fleet serve``'s do."""
     from anycar.fleet.db import make_engine
 
     folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleet-"))
@@ -298,7 +304,7 @@ def ingest(
             prefixes = [f"B{uuid.uuid4().hex[:6]}p{p}-" for p in range(publishers)]
             for prefix in prefixes:
                 register(engine, prefix, vehicles // publishers)
-            pool = Workers(folder, url, broker.port, workers, batch)
+            pool = Workers(folder, url, broker.port, workers, batch, domain=domain)
             pool.start_all()
             meter = CpuMeter(engine if kind == "postgres" else None, url.rsplit("/", 1)[1])
             broker_pid = broker.proc.pid if broker.proc else 0
@@ -387,6 +393,11 @@ def ingest(
         "cpu_ms_per_msg": _per_msg(
             {"worker": sum(s.get("cpu_s", 0) for s in stats), **meter.used()}, stored, os.cpu_count() or 1
         ),
+        # socket reads per PUBLISH packet: the event loop's wake-ups (ingest-worker)
+        "packets_per_read": round(
+            sum(s.get("packets", 0) for s in stats) / max(1, sum(s.get("socket_reads", 0) for s in stats)), 2
+        ),
+        "domain": [s.get("domain") for s in stats] if domain else None,
         "duplicates": sum(s["duplicates"] for s in stats),
         "db_errors": sum(s["db_errors"] for s in stats),
         "loadavg": {"before": load0, "after": load1},
@@ -653,23 +664,26 @@ def run(
     latency_rate: float = 1000.0,
     rows: list[int] | None = None,
     parts: tuple[str, ...] = ("ingest", "scaleout", "latency", "sqlite"),
+    domain: bool = False,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}
+    result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "domain": domain}
     if "ingest" in parts or "scaleout" in parts:
-        one = ingest("postgres", workers=1, vehicles=vehicles, rate=rate, seconds=seconds)
+        one = ingest("postgres", workers=1, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain)
         result["postgres_1_worker"] = one
         if "scaleout" in parts:
-            two = ingest("postgres", workers=2, vehicles=vehicles, rate=rate, seconds=seconds)
+            two = ingest("postgres", workers=2, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain)
             result["postgres_2_workers"] = two
             result["scaleout_ratio"] = round(two["msg_per_s"] / max(1e-9, one["msg_per_s"]), 2)
     if "latency" in parts:
         result["postgres_latency"] = ingest(
-            "postgres", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds
+            "postgres", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds, domain=domain
         )
     if "sqlite" in parts:
-        result["sqlite_1_worker"] = ingest("sqlite", workers=1, vehicles=vehicles, rate=rate, seconds=seconds)
+        result["sqlite_1_worker"] = ingest(
+            "sqlite", workers=1, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain
+        )
         result["sqlite_latency"] = ingest(
-            "sqlite", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds
+            "sqlite", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds, domain=domain
         )
     if "faults" in parts:  # 2 workers + 2 API processes, one of each killed under load
         import asyncio

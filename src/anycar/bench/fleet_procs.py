@@ -7,8 +7,10 @@ over the vehicles, ``RATE`` messages/s (0: as fast as the broker acknowledges), 
 JSON line with what it published and what was acknowledged. Each sample's time is the moment it
 was published, so the worker's ``commit returned - sample time`` is publish -> queryable.
 
-``python -m anycar.bench.fleet_procs worker DB_URL PORT WORKER_ID STATS_FILE`` runs one ingest
-worker and rewrites STATS_FILE (JSON) every 0.5 s and on SIGTERM.
+``python -m anycar.bench.fleet_procs worker DB_URL PORT WORKER_ID STATS_FILE BATCH [domain]`` runs one
+ingest worker and rewrites STATS_FILE (JSON) every 0.5 s and on SIGTERM; with ``domain`` it runs
+what ``anycar fleet serve``'s workers run around it (ingest-worker): the domain handlers (trips,
+geofences, rules) after each commit, the live feed over PostgreSQL NOTIFY and the webhook sender.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import json
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -84,13 +87,91 @@ class _Acks(threading.Thread):
             self.connected.set()
 
 
+def _cbor_uint(n: int) -> bytes:
+    """CBOR major type 0 (RFC 8949 3.1), the shortest form, as cbor2 writes it."""
+    if n < 24:
+        return bytes([n])
+    for head, size in ((0x18, 1), (0x19, 2), (0x1A, 4), (0x1B, 8)):
+        if n < 1 << (8 * size):
+            return bytes([head]) + n.to_bytes(size, "big")
+    raise ValueError(f"{n} is past CBOR's 64-bit integers")
+
+
+# sentinels put in a template message, found in its bytes and cut out: seq, the times, longitude
+_SEQ, _TS, _LON = 0x0123456789ABCDEF, 1.2345678901234567e9, 123.45678901234567
+
+
+class Template:
+    """One vehicle's telemetry message, encoded once, with the bytes that change cut out (ingest-
+    worker: building and encoding each message was most of the generator's 0.03-0.05 ms of CPU a
+    message, on the two cores it measures). ``payload(seq, t)`` is the CBOR of the message
+    ``doc(seq, t)`` gives, byte for byte (a test checks it): 10 values, all sampled at ``t``
+    (``t0 = ts = t``, offsets 0), so each value's time is its publish time."""
+
+    def __init__(self, vehicle: str, boot: str, lat: float) -> None:
+        from anycar.wire import encode
+
+        self.vehicle, self.boot, self.lat = vehicle, boot, lat
+        raw = encode(self.doc(_SEQ, _TS, _LON), validate=False)
+        marks = []
+        for what, mark in (
+            ("seq", _cbor_uint(_SEQ)),
+            ("ts", b"\xfb" + struct.pack(">d", _TS)),
+            ("lon", b"\xfb" + struct.pack(">d", _LON)),
+        ):
+            pos = raw.find(mark)
+            while pos >= 0:
+                marks.append((pos, len(mark), what))
+                pos = raw.find(mark, pos + len(mark))
+        self.pieces: list[bytes] = []
+        self.fields: list[str] = []
+        at = 0
+        for pos, size, what in sorted(marks):
+            self.pieces.append(raw[at:pos])
+            self.fields.append(what)
+            at = pos + size
+        self.pieces.append(raw[at:])
+        if self.fields.count("ts") != 2 or self.fields.count("seq") != 1 or self.fields.count("lon") != 1:
+            raise RuntimeError(f"fleet_procs: template cut into {self.fields}")
+
+    def doc(self, seq: int, t: float, lon: float | None = None) -> dict[str, Any]:
+        values = [
+            [n, 0, self.lat if n == 0 else (11.5 + seq / 1e5 if lon is None else lon) if n == 1 else float(n)]
+            for n in range(len(PATHS))
+        ]
+        return {
+            "v": 1,
+            "kind": "telemetry",
+            "vehicle": self.vehicle,
+            "boot": self.boot,
+            "seq": seq,
+            "prio": 5,
+            "ts": t,
+            "campaign": "bench",
+            "cv": 1,
+            "t0": t,
+            "paths": list(PATHS),
+            "values": values,
+        }
+
+    def payload(self, seq: int, t: float) -> bytes:
+        ts = b"\xfb" + struct.pack(">d", t)
+        got = {"seq": _cbor_uint(seq), "ts": ts, "lon": b"\xfb" + struct.pack(">d", 11.5 + seq / 1e5)}
+        out = [self.pieces[0]]
+        for what, piece in zip(self.fields, self.pieces[1:], strict=True):
+            out.append(got[what])
+            out.append(piece)
+        return b"".join(out)
+
+
 def publish(port: int, vehicles: int, rate: float, seconds: float, prefix: str) -> dict[str, Any]:
     """The load: QoS 1 PUBLISH packets written straight to a socket (ingest-speed: paho's publish
-    path cost the generator ~0.15 ms of CPU a message, more than the worker it measured; this one
-    costs a fraction, so the generator no longer eats the cores the ingest is measured on)."""
+    path cost the generator ~0.15 ms of CPU a message, more than the worker it measured), each
+    payload patched into a pre-encoded template (``Template``), written in bursts: what is due
+    since the last burst, then a sleep of a millisecond or two."""
     import socket
 
-    from anycar.wire import Channel, Origin, encode, messages, topic
+    from anycar.wire import Channel, topic
 
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.settimeout(None)
@@ -102,11 +183,17 @@ def publish(port: int, vehicles: int, rate: float, seconds: float, prefix: str) 
     if not acks.connected.wait(10) or acks.error:
         raise SystemExit(f"fleet_procs publish: {acks.error or 'no CONNACK'}")
     window = max(1, min(4000, acks.receive_max))  # the broker's Receive Maximum caps what is in flight
-    origins = [Origin(vehicle_name(prefix, i), f"{os.getpid() % 65536:04x}{i:012x}") for i in range(vehicles)]
-    topics = [mqtt_string(topic(o.vehicle, Channel.TELEMETRY)) for o in origins]
+    boot = f"{os.getpid() % 65536:04x}"
+    templates = [
+        Template(vehicle_name(prefix, i), f"{boot}{i:012x}", 48.1 + i / 1e4) for i in range(vehicles)
+    ]
+    topics = [mqtt_string(topic(t.vehicle, Channel.TELEMETRY)) for t in templates]
     seqs = [0] * vehicles
     published = 0
     pending: list[bytes] = []
+    # between bursts: ~32 messages' time at the rate, 1-5 ms (each wake-up costs the generator
+    # CPU on the cores it measures; a burst's messages carry the time they are written)
+    pause = min(0.005, max(0.001, 32 / rate)) if rate > 0 else 0.0005
     start = time.time()
     end = start + seconds
     i = 0
@@ -114,36 +201,22 @@ def publish(port: int, vehicles: int, rate: float, seconds: float, prefix: str) 
         now = time.time()
         if now >= end:
             break
-        if rate > 0:
-            due = int((now - start) * rate)
-            if published >= due:
-                if pending:
-                    sock.sendall(b"".join(pending))
-                    pending.clear()
-                time.sleep(min(0.002, max(0.0, (published + 1) / rate - (now - start))))
-                continue
-        if published - acks.acked >= window - len(pending) or len(pending) >= 64:
-            if pending:
-                sock.sendall(b"".join(pending))
-                pending.clear()
-            if published - acks.acked >= window:  # as fast as acknowledged, within the window
-                time.sleep(0.0005)
-                continue
-        v = i % vehicles
-        i += 1
-        seqs[v] += 1
-        t = time.time()
-        values = [
-            (p, t, 48.1 + v / 1e4 if n == 0 else 11.5 + seqs[v] / 1e5 if n == 1 else float(n))
-            for n, p in enumerate(PATHS)
-        ]
-        doc = messages.telemetry(origins[v], seqs[v], values, campaign="bench", version=1, prio=5, ts=t)
-        mid = published % 65535 + 1
-        body = topics[v] + mid.to_bytes(2, "big") + b"\x00" + encode(doc, validate=False)
-        pending.append(b"\x32" + varint(len(body)) + body)
-        published += 1
-    if pending:
+        due = int((now - start) * rate) if rate > 0 else published + 64
+        room = window - (published - acks.acked)  # as fast as acknowledged, within the window
+        burst = min(due - published, room, 256)
+        if burst <= 0:
+            time.sleep(pause if room > 0 else 0.0005)
+            continue
+        for _ in range(burst):
+            v = i % vehicles
+            i += 1
+            seqs[v] += 1
+            mid = published % 65535 + 1
+            body = topics[v] + mid.to_bytes(2, "big") + b"\x00" + templates[v].payload(seqs[v], now)
+            pending.append(b"\x32" + varint(len(body)) + body)
+            published += 1
         sock.sendall(b"".join(pending))
+        pending.clear()
     sent_s = time.time() - start
     deadline = time.time() + 120
     while acks.acked < published and time.time() < deadline and not acks.error:
@@ -173,7 +246,25 @@ class _Recorder:
             self.hist[ms] = self.hist.get(ms, 0) + 1
 
 
-def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int) -> None:
+def _serving_parts(store: Any) -> tuple[Any, list[Any], Any]:
+    """What ``FleetServer`` puts around its ingest workers, built the same way: the live feed
+    (NOTIFY on PostgreSQL), the webhook sender and the domain pipeline hooked on the store's
+    commits. Returns (the workers' live feed, components to start, the pipeline)."""
+    from anycar.fleet.domain import DomainPipeline
+    from anycar.fleet.live import LiveFeed
+    from anycar.fleet.livebus import NotifyPublisher
+    from anycar.fleet.webhooks import WebhookSender
+
+    live: Any = NotifyPublisher(store.engine) if store.postgres else LiveFeed()
+    webhooks = WebhookSender(store.engine)
+    domain = DomainPipeline(store, live=live, notifier=webhooks)
+    parts = [*([live] if store.postgres else []), webhooks, domain]
+    return live, parts, domain
+
+
+def worker(
+    db_url: str, port: int, worker_id: str, stats_file: Path, batch: int, domain: bool = False
+) -> None:
     from anycar.fleet.db import make_engine
     from anycar.fleet.ingest import IngestWorker, tune_gc
     from anycar.fleet.store import Store
@@ -181,8 +272,15 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
     recorder = _Recorder()
     cpu0 = 0.0
     store = Store(make_engine(db_url))
+    live, parts, pipeline = _serving_parts(store) if domain else (None, [], None)
     w = IngestWorker(
-        store, port=port, worker_id=worker_id, batch_max=batch, session_s=3600, on_commit=recorder
+        store,
+        port=port,
+        worker_id=worker_id,
+        batch_max=batch,
+        session_s=3600,
+        on_commit=recorder,
+        live=live,
     )
 
     def dump() -> None:
@@ -193,6 +291,7 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
             "last_commit": recorder.last,
             "pid": os.getpid(),
             "cpu_s": sum(os.times()[:2]) - cpu0,  # since ready: imports and connecting left out
+            "domain": vars(pipeline.stats) if pipeline is not None else None,
         }
         tmp = stats_file.with_name(stats_file.name + ".tmp")
         tmp.write_text(json.dumps(doc))
@@ -203,6 +302,8 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         nonlocal cpu0
+        for part in parts:
+            await part.start()
         tune_gc()
         await w.start(timeout=60)
         cpu0 = sum(os.times()[:2])
@@ -212,6 +313,8 @@ def worker(db_url: str, port: int, worker_id: str, stats_file: Path, batch: int)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         await w.stop()
+        for part in reversed(parts):
+            await part.stop()
         dump()
 
     asyncio.run(main())
@@ -223,8 +326,10 @@ def main() -> None:
         port, vehicles, rate, seconds, prefix = args
         print(json.dumps(publish(int(port), int(vehicles), float(rate), float(seconds), prefix)), flush=True)
     elif mode == "worker":
-        db_url, port, worker_id, stats_file, batch = args
-        worker(db_url, int(port), worker_id, Path(stats_file), int(batch))
+        db_url, port, worker_id, stats_file, batch, *extra = args
+        if extra not in ([], ["domain"]):
+            raise SystemExit(f"fleet_procs worker: unknown {' '.join(extra)!r} (only: domain)")
+        worker(db_url, int(port), worker_id, Path(stats_file), int(batch), domain=extra == ["domain"])
     else:
         raise SystemExit(f"fleet_procs: unknown mode {mode!r}")
 

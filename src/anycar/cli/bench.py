@@ -441,6 +441,12 @@ def _register_fleet(cmds: Any) -> None:
         default="",
         help="comma list of position counts for the query runs, e.g. 1000000,10000000 (checks free disk)",
     )
+    fl.add_argument(
+        "--domain",
+        action="store_true",
+        help="the ingest workers also run what `anycar fleet serve`'s run after each commit: trips, "
+        "geofences, rules (the domain pipeline), the live feed and webhooks",
+    )
     fl.add_argument("--json", action="store_true", help="print JSON")
     fl.set_defaults(func=bench_fleet)
 
@@ -464,6 +470,7 @@ def bench_fleet(args: argparse.Namespace) -> int:
             latency_rate=args.latency_rate,
             rows=rows,
             parts=parts,
+            domain=args.domain,
         )
     show(result, args.json)
     return 0

@@ -46,6 +46,8 @@ class IngestStats:
     db_errors: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+    socket_reads: int = 0  # of connections closed; status() adds the open one's (packets per read)
+    packets: int = 0
 
 
 def tune_gc() -> None:
@@ -67,10 +69,36 @@ def subscriptions(group: str = GROUP, vehicles: Sequence[str] = ("+",)) -> list[
     return [f"{share}{subscription(c, v)}" for v in vehicles for c in Channel if c.uplink]
 
 
+# the channel each kind of uplink message must come on
+EXPECTED_CHANNEL = {
+    "telemetry": Channel.TELEMETRY,
+    "events": Channel.EVENTS,
+    "state": Channel.STATE,
+    "campaign-ack": Channel.CAMPAIGN_ACKS,
+    "command-result": Channel.COMMAND_RESULTS,
+    "inventory": Channel.INVENTORY,
+    "pod": Channel.POD,  # delivery-exec
+}
+_TOPICS: dict[str, tuple[str, Channel]] = {}  # parsed topics: a fleet's are few and come again
+_TOPICS_MAX = 200_000
+
+
+def _topic(name: str) -> tuple[str, Channel]:
+    """``parse_topic``, remembered (ingest-worker: the split, the enum and the regex cost ~1.5 µs a
+    message); only good topics are kept, and the memory is bounded."""
+    got = _TOPICS.get(name)
+    if got is None:
+        got = parse_topic(name)
+        if len(_TOPICS) >= _TOPICS_MAX:
+            _TOPICS.clear()
+        _TOPICS[name] = got
+    return got
+
+
 def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | DeadLetter:
     """Decode and check one message: an accepted message of a known vehicle, or why not."""
     try:
-        vehicle_id, channel = parse_topic(topic)
+        vehicle_id, channel = _topic(topic)
     except WireError as exc:
         return DeadLetter(topic, exc.reason, str(exc), payload)
     ref = store.vehicle(vehicle_id)
@@ -89,16 +117,7 @@ def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | De
             payload,
             ref.id,
         )
-    expected = {
-        "telemetry": Channel.TELEMETRY,
-        "events": Channel.EVENTS,
-        "state": Channel.STATE,
-        "campaign-ack": Channel.CAMPAIGN_ACKS,
-        "command-result": Channel.COMMAND_RESULTS,
-        "inventory": Channel.INVENTORY,
-        "pod": Channel.POD,  # delivery-exec
-    }
-    if expected.get(doc["kind"]) is not channel:
+    if EXPECTED_CHANNEL.get(doc["kind"]) is not channel:
         return DeadLetter(
             topic, "wrong_channel", f"kind: {doc['kind']!r} on channel {channel}", payload, ref.id
         )
@@ -148,6 +167,7 @@ class IngestWorker:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._client: MqttIn | None = None
 
     async def start(self, timeout: float = 15.0) -> None:
         self._stopping = False
@@ -197,6 +217,7 @@ class IngestWorker:
             receive_maximum=2 * self.batch_max,  # one batch committing, the next one judged
         )
         await client.connect()
+        self._client = client
         try:
             granted = await client.subscribe(subscriptions(self.group, self.vehicles), qos=1)
             refused = [code for code in granted if code >= 0x80]
@@ -220,6 +241,9 @@ class IngestWorker:
                         await committing
         finally:
             client.close()
+            self._client = None
+            self.stats.socket_reads += client.reads
+            self.stats.packets += client.packets
 
     async def _commit_and_ack(
         self, client: MqttIn, batch: list[Inbound], judged: tuple[list[Accepted], list[DeadLetter]]
@@ -281,4 +305,8 @@ class IngestWorker:
             self.on_commit(stored)
 
     def status(self) -> dict[str, Any]:
-        return {"worker": self.worker_id, "connected": self.connected.is_set(), **vars(self.stats)}
+        out = {"worker": self.worker_id, "connected": self.connected.is_set(), **vars(self.stats)}
+        if self._client is not None:
+            out["socket_reads"] += self._client.reads
+            out["packets"] += self._client.packets
+        return out

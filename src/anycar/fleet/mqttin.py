@@ -141,20 +141,31 @@ class MqttIn:
         self._last_rx = time.monotonic()
         self._pinger: asyncio.Task[None] | None = None
         self._mid = 0
+        self.reads = 0  # socket reads handed over, and the PUBLISH packets cut out of them
+        self.packets = 0
 
     # ---- the socket's side ------------------------------------------------------------------
     def _received(self, data: bytes) -> None:
         self._last_rx = time.monotonic()
+        self.reads += 1
         buf = self._buf
         buf += data
-        pos, size, inbox, got = 0, len(buf), self._inbox, False
+        pos, size, inbox, got = 0, len(buf), self._inbox, 0
+        view = memoryview(buf)  # slices of it copy once (a bytearray slice copies, bytes() again)
+        new = tuple.__new__  # Inbound(...) runs a Python-level __new__; this is the same tuple
         try:
             while size - pos >= 2:
                 first = buf[pos]
-                head = read_varint(buf, pos + 1)
-                if head is None:
-                    break
-                length, start = head
+                b = buf[pos + 1]  # the remaining length: one or two bytes in nearly every packet
+                if b < 0x80:
+                    length, start = b, pos + 2
+                elif size - pos >= 3 and buf[pos + 2] < 0x80:
+                    length, start = (b & 0x7F) | (buf[pos + 2] << 7), pos + 3
+                else:
+                    head = read_varint(buf, pos + 1)
+                    if head is None:
+                        break
+                    length, start = head
                 end = start + length
                 if end > size:
                     break
@@ -162,7 +173,9 @@ class MqttIn:
                 if kind == 3:  # PUBLISH
                     n = (buf[start] << 8) | buf[start + 1]
                     at = start + 2 + n
-                    topic = buf[start + 2 : at].decode("utf-8")
+                    if at > end:
+                        raise MqttError("malformed PUBLISH from the broker: its topic runs past it")
+                    topic = str(view[start + 2 : at], "utf-8")
                     qos = (first >> 1) & 3
                     mid = 0
                     if qos:
@@ -177,14 +190,16 @@ class MqttIn:
                         if plen is None:
                             raise MqttError("malformed PUBLISH from the broker")
                         at = plen[1] + plen[0]
-                    inbox.append(Inbound(topic, bytes(buf[at:end]), qos, mid))
-                    got = True
+                    if at > end:
+                        raise MqttError("malformed PUBLISH from the broker: its properties run past it")
+                    inbox.append(new(Inbound, (topic, bytes(view[at:end]), qos, mid)))
+                    got += 1
                 elif kind in (2, 9):  # CONNACK, SUBACK
-                    self._control.put_nowait((kind, bytes(buf[start:end])))
+                    self._control.put_nowait((kind, bytes(view[start:end])))
                 elif kind == 13:  # PINGRESP
                     pass
                 elif kind == 14:  # DISCONNECT from the server, with its reason
-                    body = bytes(buf[start:end])
+                    body = bytes(view[start:end])
                     code = body[0] if body else 0
                     raise MqttError(f"the broker disconnected: {_reason(code, properties(body, 1)[0])}")
                 else:
@@ -197,8 +212,10 @@ class MqttIn:
                 self._transport.abort()
             return
         finally:
+            view.release()
             del buf[:pos]
         if got:
+            self.packets += got
             self._arrived.set()
             if len(inbox) > PAUSE_ABOVE and self._transport is not None and not self._paused:
                 self._transport.pause_reading()

@@ -26,7 +26,6 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from anycar.fleet import commands, daily, db, inventory, ota, retention
-from anycar.wire import samples
 
 LAT = "Vehicle.CurrentLocation.Latitude"
 LON = "Vehicle.CurrentLocation.Longitude"
@@ -104,10 +103,18 @@ def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dic
                 }
             )
 
-    for path, ts, value in sorted(samples(doc), key=lambda s: s[1]):
-        key = _POSITION_KEYS.get(path)
+    # only the position signals, then sorted by time (ingest-worker: sorting all samples was most
+    # of this; a stable sort of the kept ones gives them in the same order as before)
+    paths, t0 = doc["paths"], doc["t0"]
+    kept = [
+        (t0 + ms / 1000, _POSITION_KEYS[paths[i]], value)
+        for i, ms, value in doc["values"]
+        if paths[i] in _POSITION_KEYS
+    ]
+    kept.sort(key=lambda s: s[0])
+    for ts, key, value in kept:
         number = _number(value)
-        if key is None or number is None:
+        if number is None:
             continue
         if moved_at is not None and ts != moved_at:
             emit()  # every sample of one time is in: that time's position is complete
