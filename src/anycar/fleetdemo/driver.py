@@ -16,8 +16,9 @@ drives. At a stop the driver holds the vehicle and calls the handler of the stop
   nobody home: report the delivery failed with the reason on the hub's REST API
   (``POST /api/v1/delivery/complete``, the driver's "failed").
 - ``pickup``: open, the parcel onto the load cell, close (no PIN).
-- ``swap``: the battery swap the dispatcher planned (``swap_stop``, not part of the pushed route
-  yet): parked in the station's bay until the robot has fitted another pack.
+- ``swap``: the battery swap planned into the pushed route (``kind: swap``: station, reservation,
+  window): parked in the station's bay until the robot has fitted another pack and the hub has
+  closed the stop (it sees the pack's serial change).
 
 Any other kind is driven to like every stop and left after the stop's time, with a log line
 saying no handler does its work there: ``STOP_KINDS[kind] = handler`` is the hook (the battery
@@ -37,6 +38,7 @@ import httpx
 
 from anycar.fleetdemo.delivery import DriverTimes
 from anycar.roads.geo import haversine_m
+from anycar.wire.routestops import stop_key
 
 log = logging.getLogger("anycar.fleetdemo.driver")
 POLL_S = 0.05
@@ -67,12 +69,8 @@ class Driver:
         doorbell: str,
         token: str,
         say: Callable[[dict[str, Any]], None] = lambda event: None,
-        swap_stop: dict[str, Any] | None = None,
     ) -> None:
-        """``swap_stop``: the battery swap the dispatcher planned for this vehicle (after how many
-        customer stops, where, which station), driven as a stop of kind ``swap`` until done."""
         self.vin, self.hub, self.depot, self.times = vin, hub, depot, times
-        self.swap_stop = dict(swap_stop, kind="swap") if swap_stop else None
         self.doorbell, self.token, self.say = doorbell, token, say
         self.sim = next(c for c in hub.components if c.name == "simulator").sim
         self.round: Round | None = None
@@ -158,12 +156,14 @@ class Driver:
             finally:
                 self.sim.held = False
             done = {"order": stop.get("order"), "kind": stop.get("kind"), "outcome": outcome, **shown}
+            if stop.get("kind") == "swap":
+                done |= {"station": stop.get("station"), "reservation": stop.get("reservation")}
             self.log.append(done)
             self.say({"event": "stop", "vehicle": self.vin, "version": self.round.version, **done})
 
     def _take(self, keeper: Any, route: dict[str, Any]) -> None:
         """A new route version: its open stops from here, and home to the depot."""
-        stops = [s for s in route["stops"] if s.get("order") not in keeper.done]
+        stops = [s for s in route["stops"] if stop_key(s) not in keeper.done]
         here = self.here()
         at_depot = float(haversine_m(*here, *self.depot)) <= self.times.near_depot_m
         for s in stops:  # the round's parcels: loaded at the depot (a re-plan keeps what is on board)
@@ -172,9 +172,6 @@ class Driver:
                 self._later(self._load(float(s.get("weight_kg") or 0.0)))
                 if not at_depot:
                     log.warning("%s: parcel %s is not on board away from the depot", self.vin, s["order"])
-        if self.swap_stop is not None:  # the planned swap, after as many customers as planned
-            served = sum(1 for s in route["stops"] if s.get("order") in keeper.done)
-            stops.insert(min(len(stops), max(0, int(self.swap_stop["after"]) - served)), self.swap_stop)
         self.round = Round(int(route["version"]), stops)
         points = [here, *[(float(s["lat"]), float(s["lon"])) for s in stops], self.depot]
         self.sim.drive(*self._street_round(points))
@@ -185,7 +182,7 @@ class Driver:
                 "vehicle": self.vin,
                 "version": self.round.version,
                 "plan": route["plan"],
-                "stops": [s.get("order") for s in stops],
+                "stops": [s.get("order") or f"swap@{s.get('station')}" for s in stops],
             }
         )
 
@@ -328,13 +325,19 @@ async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
 # swap at a station) registers its handler here; without one the stop is driven to and left.
 async def swap(driver: Driver, stop: dict[str, Any]) -> str:
     """In the swap station's bay: wait, parked, until the robot has fitted another pack (the
-    station's flow runs on the demo's side, ``anycar.fleetdemo.stations``), or give up."""
-    before = driver.sim.pack_serial
+    station's flow runs on the demo's side, ``anycar.fleetdemo.stations``) and the hub has closed
+    the stop; or give up, and tell the hub the swap failed (a re-plan does not drive there again)."""
+    key, keeper = stop_key(stop), driver.keeper
     deadline = asyncio.get_running_loop().time() + SWAP_WAIT_S
-    while driver.sim.pack_serial == before and asyncio.get_running_loop().time() < deadline:
+    while asyncio.get_running_loop().time() < deadline:
+        if keeper is None or key in keeper.done:
+            break
         await asyncio.sleep(POLL_S * 4)
-    driver.swap_stop = None  # done (or given up): a re-plan does not drive there again
-    return "swapped" if driver.sim.pack_serial != before else "no swap"
+    if keeper is None:
+        return "no hub"
+    if key not in keeper.done and keeper.watch is not None and stop_key(keeper.watch.stop) == key:
+        keeper.complete("failed", "no pack fitted in the bay")
+    return "swapped" if keeper.done.get(key) == "swapped" else "no swap"
 
 
 STOP_KINDS: dict[str, StopHandler] = {"drop": deliver, "pickup": pick_up, "swap": swap}

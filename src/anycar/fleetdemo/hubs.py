@@ -17,9 +17,9 @@ per driver event (``{"event": "round" | "stop" | "crash", ...}``) and one when i
 (``{"stopped": ..., "cpu_s": ..., "drivers": {vin: {...}}}``); SIGTERM or SIGINT stops it.
 
 The demo's physical world (swap stations, ``anycar.fleetdemo.stations``): a PICKMAN's spec may
-give its pack (``pack``: serial, soh, capacity_kwh), charge (``soc``) and a planned swap stop
-(``swap_stop``: after how many customer stops, lat, lon, station: its driver drives there and
-waits in the bay for the robot, ``anycar.fleetdemo.driver``); the process prints
+give its pack (``pack``: serial, soh, capacity_kwh) and charge (``soc``); a planned swap stop
+comes in the route the fleet pushes (``kind: swap``: its driver drives there and waits in the
+bay for the robot, ``anycar.fleetdemo.driver``); the process prints
 ``{"parked": VIN, "lat", "lon", "pack", "soc", "soh"}`` when a vehicle parks at a stop, and
 takes ``{"fit_pack": VIN, "pack": {...}}`` lines on stdin (a station's robot fitted that pack),
 answered ``{"fitted": VIN, ...}`` or ``{"refused": VIN, "error": ...}``.
@@ -164,7 +164,6 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             str(spec["doorbell"]),
             str(spec["doorbell_token"]),
             say=_event,
-            swap_stop=v.get("swap_stop"),
         )
         for v in spec["vehicles"]
         if v.get("driver")

@@ -150,6 +150,19 @@ def save_plan(engine: Engine, tenant_id: int, kind: str, body: dict[str, Any]) -
     return int(key[0])
 
 
+def replace_proposal(engine: Engine, tenant_id: int, plan_id: int, body: dict[str, Any]) -> bool:
+    """A proposal's stored body replaced (a swap stop planned into it before it is accepted);
+    False when the tenant has no such proposal (an accepted plan is never rewritten)."""
+    p = db.plans.c
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(db.plans)
+            .where(and_(p.tenant_id == tenant_id, p.id == plan_id, p.status == "proposed"))
+            .values(body=body)
+        ).rowcount
+    return bool(done)
+
+
 def plan(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
     p = db.plans.c
     with engine.connect() as conn:

@@ -4,7 +4,9 @@
   hub as a signed ``route`` command (through ``anycar.fleet.commands``, sent by the command
   sender), versioned per vehicle so a re-dispatch's route replaces the old one on the hub. The
   route carries what the driver needs (order, kind, place, window, planned time, weight, whether
-  a PIN is asked); the PIN itself stays here and reaches the recipient by the first webhook.
+  a PIN is asked); the PIN itself stays here and reaches the recipient by the first webhook. A
+  swap stop planned into the route (``swapstops``) goes with it, in its place, as ``kind: swap``
+  with the station, its reservation id and the window the pack is held.
 - **Proof of delivery** (``PodJudge``): a ``pod`` message is checked against the hub key pinned
   for the vehicle (first use), stored as signed, and judged: the weight drop against the order's
   weight within the tolerance of ``data/execution.yaml``, the door opened and closed, the place
@@ -80,7 +82,10 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
             if vid is None:
                 continue
             stops = []
-            for i, s in enumerate(x for x in route["stops"] if x.get("order") and x["action"] in _STOP_KIND):
+            for i, s in enumerate(x for x in route["stops"] if _pushed(x)):
+                if s["action"] == "swap":  # demo-route: the planned battery swap is a stop of the route
+                    stops.append(swap_stop(s))
+                    continue
                 ref, kind = str(s["order"]), _STOP_KIND[s["action"]]
                 needs_pin = kind in cfg["pin_required"]
                 stops.append(
@@ -132,6 +137,28 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
             )
             pushed.append({"vehicle": wire_id, "version": version, "command": cid, "stops": len(stops)})
     return pushed
+
+
+def _pushed(stop: dict[str, Any]) -> bool:
+    """A stop the driver makes: an order's drop or pickup, or a planned swap at a station."""
+    if stop.get("action") == "swap":
+        return bool(stop.get("station"))
+    return bool(stop.get("order")) and stop.get("action") in _STOP_KIND
+
+
+def swap_stop(s: dict[str, Any]) -> dict[str, Any]:
+    """A plan's swap stop (``swapstops.plan_stop``) as the route command's ``kind: swap`` stop."""
+    out: dict[str, Any] = {
+        "kind": "swap",
+        "station": str(s["station"])[:64],
+        "lat": float(s["lat"]),
+        "lon": float(s["lon"]),
+        "window": str(s.get("window") or "")[:64],
+        "eta": str(s.get("arrival") or "")[:8],
+    }
+    if isinstance(s.get("reservation"), int):
+        out["reservation"] = int(s["reservation"])
+    return out
 
 
 def _keep_delivery(

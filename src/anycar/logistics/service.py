@@ -292,5 +292,8 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         raise PlanningError(str(exc)) from None
     proposal.plan.notes = notes + proposal.plan.notes
     out = proposal.to_json()
+    from anycar.logistics.swaproute import carry_forward  # demo-route: a swap still to make stays
+
+    out["plan"]["notes"] += carry_forward(engine, body, out["plan"])
     plan_id = board.save_plan(engine, tenant_id, "redispatch", out)
     return {"id": plan_id, "status": "proposed", **out}

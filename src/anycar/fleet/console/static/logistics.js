@@ -132,6 +132,11 @@ export class LogisticsPage {
       lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle, estimate: leg ? leg.estimate : true }, geometry: { type: "LineString", coordinates: coords } });
       let n = 0;
       for (const s of all) {
+        if (s.action === "swap") { // demo-route: the planned battery swap, a stop of the route
+          const node = el("div", { class: "lg-stop lg-swap", style: `--c: ${colour}`, "data-swap": s.station, title: `swap at ${s.station} · ETA ${hhmm(s.arrival)} · pack held ${s.window}${s.reservation != null ? ` · reservation ${s.reservation}` : ""}`, text: "⚡" });
+          this.markers.push(new maplibregl.Marker({ element: node }).setLngLat([s.lon, s.lat]).addTo(m));
+          continue;
+        }
         if (!s.order) continue;
         n += 1;
         const st = status.get(s.order);
@@ -161,7 +166,15 @@ export class LogisticsPage {
     const routes = body.routes.map((r, i) => {
       const colour = COLOURS[i % COLOURS.length];
       let n = 0;
-      const rows = [...(r.fixed || []), ...r.stops].filter((s) => s.order).map((s) => {
+      const rows = [...(r.fixed || []), ...r.stops].filter((s) => s.order || s.action === "swap").map((s) => {
+        if (s.action === "swap") { // the swap stop in its place: station, the window its pack is held, the reservation
+          return el("tr", { "data-swap": s.station, class: "done lg-swap-row" },
+            el("td", {}, el("span", { class: "lg-num", style: `--c: ${colour}`, text: "⚡" })),
+            el("td", { class: "strong", text: `swap · ${s.station}` }),
+            el("td", { class: "mono", text: s.window || "—" }),
+            el("td", { class: "mono", text: hhmm(s.arrival) + (s.start && s.arrival !== s.start ? ` → ${hhmm(s.start)}` : "") }),
+            el("td", {}, el("span", { class: "pill", "data-testid": "swap-reservation", text: s.reservation != null ? `reservation ${s.reservation}${s.reservation_status ? ` · ${s.reservation_status}` : ""}` : "no reservation" })));
+        }
         n += 1;
         const st = status.get(s.order);
         const open = st && ["planned", "in_progress", "open"].includes(st.column);
