@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ from anycar.wire.routestops import stop_key
 log = logging.getLogger("anycar.fleetdemo.driver")
 POLL_S = 0.05
 SWAP_WAIT_S = 180.0  # wall seconds in the bay before the driver gives up on the robot
+WINDOW_WAIT_S = 120.0  # wall seconds at most at a door before its window opens
 MIN_LEG_M = 5.0  # a stop where the vehicle already stands (a second attempt at the same door)
 
 StopHandler = Callable[["Driver", dict[str, Any]], Awaitable[str]]
@@ -76,11 +78,35 @@ class Driver:
         self.round: Round | None = None
         self.onboard: dict[str, float] = {}  # order -> kg on the load cell
         self.crashes = 0
+        self.day: tuple[float, float, float] | None = None  # (wall0, start s of day, speedup)
         self.log: list[dict[str, Any]] = []  # what happened at each stop
         self._http: httpx.AsyncClient | None = None
         # parked at the depot, ignition on, until a route comes (set before the hub starts)
         self.sim.drive(self.sim.route, self.sim.cycle)
         self.sim.held = True
+
+    def set_day(self, wall0: float, start: str, speedup: float) -> None:
+        """The demo's day clock: it read ``start`` (HH:MM) at wall epoch ``wall0``."""
+        h, m = (int(x) for x in start.split(":"))
+        self.day = (wall0, float(h * 3600 + m * 60), speedup)
+
+    def day_s(self) -> float | None:
+        """The demo's time of day now (seconds), None until the demo said when its day started."""
+        if self.day is None:
+            return None
+        wall0, start, speedup = self.day
+        return start + (time.time() - wall0) * speedup
+
+    async def until_window(self, stop: dict[str, Any]) -> float:
+        """At the door before the stop's window opens (a failed order's retry time cuts it): wait,
+        parked, until it does (at most ``WINDOW_WAIT_S`` wall seconds); the wall seconds waited."""
+        opens = _window_start(str(stop.get("window") or ""))
+        now = self.day_s()
+        if opens is None or now is None or now >= opens or self.day is None:
+            return 0.0
+        wait = min(WINDOW_WAIT_S, (opens - now) / self.day[2])
+        await asyncio.sleep(wait)
+        return wait
 
     # -- the hub's parts ------------------------------------------------------------------------
     @property
@@ -278,8 +304,10 @@ class Driver:
 
 
 async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
-    """A drop: the recipient at the door, the parcel out, the door closed, the PIN typed."""
+    """A drop: the recipient at the door (not before the stop's window opens), the parcel out,
+    the door closed, the PIN typed."""
     order = str(stop["order"])
+    await driver.until_window(stop)
     answer = await driver.ring(order)
     keeper = driver.keeper
     if answer.get("answer") != "home":
@@ -311,6 +339,7 @@ async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
 async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
     """A pickup: the parcel onto the load cell; the hub closes the stop when the door closes."""
     order = str(stop["order"])
+    await driver.until_window(stop)
     cargo = driver._accessory("load")
     if cargo is not None:
         await cargo.open_door(True)
@@ -341,6 +370,15 @@ async def swap(driver: Driver, stop: dict[str, Any]) -> str:
 
 
 STOP_KINDS: dict[str, StopHandler] = {"drop": deliver, "pickup": pick_up, "swap": swap}
+
+
+def _window_start(window: str) -> float | None:
+    """``09:07-11:00`` -> seconds of the day its first window opens (None: no window)."""
+    head = window.split(";", 1)[0].split("-", 1)[0].strip()
+    parts = head.split(":")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]) * 3600 + int(parts[1]) * 60 + (int(parts[2]) if len(parts) > 2 else 0)
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -37,6 +38,7 @@ from anycar.fleet import commands, db
 from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
 from anycar.fleet.tasks import stop_task
+from anycar.logistics import retry
 from anycar.logistics.execution_tables import deliveries, hub_keys, pod_outbox, pods, route_pushes
 from anycar.logistics.matrix import haversine_m
 from anycar.wire import WireError, signature
@@ -193,8 +195,8 @@ def _keep_delivery(
                 tenant_id=tenant_id, order_ref=stop["order"], pin=pin, status="planned", notified={}, **values
             )
         )
-    elif found.status not in ("delivered", "failed"):
-        conn.execute(update(deliveries).where(D.id == found.id).values(**values))
+    elif found.status != "delivered":  # failed: pushed again for another attempt (``retry``)
+        conn.execute(update(deliveries).where(D.id == found.id).values(**values, status="planned"))
 
 
 def route_of(engine: Engine, tenant_id: int, vehicle: str) -> dict[str, Any] | None:
@@ -381,8 +383,10 @@ class PodJudge:
     """The ingest store's handler for ``pod`` messages (runs inside the batch's transaction); its
     webhooks go to ``pod_outbox`` in that transaction (``PodOutbox`` sends them after)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the logistics room's "now" (a failure's time, from which its retry runs)."""
         self.counts: dict[str, int] = {}
+        self.clock = clock
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -432,10 +436,19 @@ class PodJudge:
             return
         status = record["outcome"]
         conn.execute(update(deliveries).where(D.id == found.id).values(status=status))
+        changes: dict[str, Any] = {"status": status, "updated": now}
+        if status == "failed":  # back to dispatch with its reason and when it may be tried again
+            fields = conn.execute(
+                select(OR.fields).where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
+            ).scalar()
+            if fields is not None:
+                reason = str(record.get("reason") or "no reason given")
+                outcome = retry.decide(dict(fields), reason, self.clock(), ref.wire_id)
+                changes["fields"] = {**fields, "outcome": outcome}
         conn.execute(
             update(db.orders)
             .where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
-            .values(status=status, updated=now)
+            .values(**changes)
         )
         outbox_put(
             conn,

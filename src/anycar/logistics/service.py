@@ -183,7 +183,7 @@ def request_for(
     area = service_area()
     request = PlanRequest(
         depot=depot,
-        orders=tuple(board.open_orders(engine, tenant_id, area)),
+        orders=tuple(board.open_orders(engine, tenant_id, area, notes)),
         vehicles=tuple(vehicles),
         time_limit_s=float(limit),
         seed=int(options.get("seed", 0)) if isinstance(options.get("seed", 0), int) else 0,
@@ -281,7 +281,14 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         fixed[vid] = [
             s for s in route.get("fixed", []) + stops if status.get(s["order"]) in ("delivered", "failed")
         ]
-        before[vid] = [s["order"] for s in stops if status.get(s["order"]) in ("open", "planned")]
+        # a failed order back at dispatch (``retry``) stays with its vehicle: its parcel is on board
+        again = {o.ref for o in request.orders}
+        before[vid] = [
+            s["order"]
+            for s in stops
+            if status.get(s["order"]) in ("open", "planned")
+            or (status.get(s["order"]) == "failed" and s["order"] in again)
+        ]
         picked[vid] = {
             s["order"] for s in stops if s["action"] == "pickup" and s.get("arrival_s", 1e12) <= now_s
         }

@@ -74,7 +74,9 @@ export class LogisticsPage {
       el("div", { class: "lg-card-top" }, el("strong", { text: o.id }), el("span", { class: "muted small", text: `${o.weight_kg} kg` })),
       el("div", { class: "small", text: o.vehicle ? `${o.vehicle}${o.stop ? ` · stop ${o.stop}` : ""}` : "not planned" }),
       el("div", { class: "small muted" }, `window ${o.window || "—"}`, o.eta ? el("span", { class: late ? "lg-late" : "" }, ` · ETA ${hhmm(o.eta)}`) : null),
-      o.reason ? el("div", { class: "small lg-reason", text: o.reason }) : null);
+      o.reason ? el("div", { class: "small lg-reason", text: o.reason }) : null,
+      // demo-route: a failed order back at dispatch, and when its retry rule lets it go again
+      o.status === "failed" && o.retry ? el("div", { class: "small muted", "data-testid": "retry", text: `retry ${o.retry}` }) : null);
   }
 
   chip(plan) {
