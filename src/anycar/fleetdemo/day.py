@@ -5,8 +5,8 @@ service times and weights) is imported with ``POST /api/orders/import``, planned
 planner (``POST /api/plans``: PyVRP on the road matrix of ``anycar.roads``) and, once the hubs
 are up, the plan accepted: the fleet pushes each PICKMAN its route as a signed ``route`` command
 (the answer's ``pushed``), which the demo's drivers drive. When a delivery fails (the driver's
-proof of delivery says so: recipient absent) the dispatcher re-opens it for a second attempt and
-re-plans from where every vehicle is (``POST /api/plans/redispatch``); accepting the proposal
+proof of delivery says so: recipient absent) it is back at dispatch with its reason and retry
+time (``anycar.logistics.retry``), and the dispatcher re-plans from where every vehicle is (``POST /api/plans/redispatch``); accepting the proposal
 pushes the next route version to each vehicle in it.
 Everything goes over the fleet's HTTP API with the operator's token: nothing here reaches into
 the fleet's database.
@@ -180,6 +180,12 @@ def redispatch(
     pushed = accept(http, day, int(proposal["id"]))
     changes = [c for c in proposal.get("changes", []) if c.get("order") == ref]
     now_on = [vin for vin, stops in rounds_of(proposal["plan"]).items() if ref in {o for o, _ in stops}]
+    windows = [
+        s.get("window")
+        for r in proposal["plan"].get("routes", [])
+        for s in r.get("stops", [])
+        if s.get("order") == ref and s.get("action") in ("drop", "pickup")
+    ]
     day.events.append(
         {
             "at": now,
@@ -188,6 +194,7 @@ def redispatch(
             "plan": int(proposal["id"]),
             "change": changes[0].get("change") if changes else "unchanged",
             "vehicle": now_on[0] if now_on else None,
+            "window": windows[0] if windows else None,  # cut to its retry time (anycar.logistics.retry)
             "unservable": [u for u in proposal["plan"].get("unservable", []) if u.get("order") == ref],
             "pushed": pushed,
         }
