@@ -137,6 +137,7 @@ export class LogisticsPage {
         if (s.action === "swap") { // demo-route: the planned battery swap, a stop of the route
           const node = el("div", { class: "lg-stop lg-swap", style: `--c: ${colour}`, "data-swap": s.station, title: `swap at ${s.station} · ETA ${hhmm(s.arrival)} · pack held ${s.window}${s.reservation != null ? ` · reservation ${s.reservation}` : ""}`, text: "⚡" });
           this.markers.push(new maplibregl.Marker({ element: node }).setLngLat([s.lon, s.lat]).addTo(m));
+          bounds.extend([s.lon, s.lat]); // in view, even where the street ends short of the bay
           continue;
         }
         if (!s.order) continue;
@@ -175,7 +176,7 @@ export class LogisticsPage {
             el("td", { class: "strong", text: `swap · ${s.station}` }),
             el("td", { class: "mono", text: s.window || "—" }),
             el("td", { class: "mono", text: hhmm(s.arrival) + (s.start && s.arrival !== s.start ? ` → ${hhmm(s.start)}` : "") }),
-            el("td", {}, el("span", { class: "pill", "data-testid": "swap-reservation", text: s.reservation != null ? `reservation ${s.reservation}${s.reservation_status ? ` · ${s.reservation_status}` : ""}` : "no reservation" })));
+            el("td", {}, el("span", { class: "pill", "data-testid": "swap-reservation", title: s.reservation != null ? `reservation ${s.reservation}` : "", text: s.reservation != null ? `R${s.reservation}${s.reservation_status ? ` · ${s.reservation_status}` : ""}` : "no reservation" })));
         }
         n += 1;
         const st = status.get(s.order);
