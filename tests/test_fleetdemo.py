@@ -231,6 +231,13 @@ def _assert_the_day_was_delivered(summary: dict, planned: dict) -> None:
     redispatched = [e for e in day["events"] if e["event"] == "redispatched"]
     assert [e["order"] for e in failed] == [failing] and failed[0]["why"] == "recipient absent", failed
     (again,) = redispatched
+    # back at dispatch with its reason and its retry rule (logistics data/retry.yaml: recipient
+    # absent, 300 s); the re-plan does not send it to the door before then
+    back = failed[0]["board"]
+    assert back["status"] == "failed" and back["reason"] == "recipient absent", back
+    retry_hhmm = back["retry"].removeprefix("not before ")
+    assert re.fullmatch(r"\d\d:\d\d", retry_hhmm), back
+    assert again["window"] and again["window"].split("-")[0][:5] >= retry_hhmm, (again, back)
     assert again["order"] == failing and again["plan"] > day["plan"] and again["vehicle"] in planned
     assert (again["vehicle"], 2) in outcomes and (again["vehicle"], 2) in taken, (outcomes, taken)
     attempts = [p for p in pods if p["order"] == failing]

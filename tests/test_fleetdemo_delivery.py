@@ -171,3 +171,28 @@ async def test_a_replan_keeps_what_the_hub_delivered_and_the_stop_in_progress(tm
     # after a restart the hub still knows A was delivered under the new plan
     again = _keeper(db, sent)
     assert again.done == {"A": "delivered", "C": "delivered"}
+
+
+async def test_a_driver_waits_at_the_door_until_the_stops_window_opens(monkeypatch):
+    """demo-route: a failed order's retry cuts its window (09:07-11:00); the demo's driver, who
+    knows the demo's day clock, does not ring before it opens."""
+    import time as _time
+    from types import SimpleNamespace
+
+    from anycar.fleetdemo import driver as drv
+
+    assert drv._window_start("09:07:30-11:00") == 9 * 3600 + 7 * 60 + 30
+    assert drv._window_start("") is None and drv._window_start("soon") is None
+    slept: list[float] = []
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+
+    monkeypatch.setattr(drv.asyncio, "sleep", fake_sleep)
+    me = SimpleNamespace(day=None)
+    me.day_s = lambda: drv.Driver.day_s(me)
+    assert await drv.Driver.until_window(me, {"window": "09:07-11:00"}) == 0.0  # no day clock yet
+    drv.Driver.set_day(me, _time.time(), "09:02", 20.0)  # the day reads 09:02 now, at 20x
+    waited = await drv.Driver.until_window(me, {"window": "09:07-11:00"})
+    assert waited == pytest.approx(300 / 20, abs=0.5) and slept == [waited]
+    assert await drv.Driver.until_window(me, {"window": "09:00-11:00"}) == 0.0  # open already

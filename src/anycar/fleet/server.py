@@ -97,6 +97,9 @@ class FleetConfig:
     clock: Callable[[], float] | None = (
         None  # tests, simulations: the logistics console's and the CSMS's "now"
     )
+    # demo-route: the logistics room's own "now" when it differs from the CSMS's (a simulated
+    # delivery day whose stations speak wall time): failures and their retry times, outcomes
+    logistics_clock: Callable[[], float] | None = None
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -182,7 +185,8 @@ class FleetServer:
         # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
         from anycar.logistics.console_api import console_logistics_routes
 
-        app.router.routes.extend(console_logistics_routes(self.engine, cfg.clock or time.time))
+        day_clock = cfg.logistics_clock or cfg.clock or time.time  # demo-route: the delivery day's "now"
+        app.router.routes.extend(console_logistics_routes(self.engine, day_clock))
         app.state.openapi["paths"].update(
             paths_of(
                 app.router.routes,
@@ -204,7 +208,7 @@ class FleetServer:
         from anycar.logistics.execution import EtaComponent, PodJudge, PodOutbox
         from anycar.logistics.service import provider as matrix_provider
 
-        self.pods = PodJudge()
+        self.pods = PodJudge(clock=day_clock)  # demo-route: a failure's time, its retry from it
         self.store.handlers["pod"] = self.pods
         # logistics-rest: the POD webhooks, written in the POD's transaction, sent once after it
         self.pod_outbox = PodOutbox(self.engine, self.webhooks)

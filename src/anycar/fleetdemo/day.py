@@ -5,8 +5,8 @@ service times and weights) is imported with ``POST /api/orders/import``, planned
 planner (``POST /api/plans``: PyVRP on the road matrix of ``anycar.roads``) and, once the hubs
 are up, the plan accepted: the fleet pushes each PICKMAN its route as a signed ``route`` command
 (the answer's ``pushed``), which the demo's drivers drive. When a delivery fails (the driver's
-proof of delivery says so: recipient absent) the dispatcher re-opens it for a second attempt and
-re-plans from where every vehicle is (``POST /api/plans/redispatch``); accepting the proposal
+proof of delivery says so: recipient absent) it is back at dispatch with its reason and retry
+time (``anycar.logistics.retry``), and the dispatcher re-plans from where every vehicle is (``POST /api/plans/redispatch``); accepting the proposal
 pushes the next route version to each vehicle in it.
 Everything goes over the fleet's HTTP API with the operator's token: nothing here reaches into
 the fleet's database.
@@ -14,6 +14,7 @@ the fleet's database.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -115,6 +116,33 @@ def rounds_of(plan: dict[str, Any]) -> dict[str, list[tuple[str, tuple[float, fl
     return out
 
 
+class DayClock:
+    """The demo's day as the fleet's logistics room lives it (``FleetConfig.logistics_clock``):
+    epoch seconds that read ``DAY_START`` (UTC, today) when the day starts and then run
+    ``speedup`` times the wall's pace, so a failure's time, its retry time, the re-dispatch's
+    "now" and the windows are all on one clock (the planner's day is the UTC day)."""
+
+    def __init__(self, speedup: float, now: float | None = None) -> None:
+        wall = time.time() if now is None else now
+        h, m = (int(x) for x in DAY_START.split(":"))
+        self.base = wall - wall % 86_400 + h * 3600 + m * 60
+        self.speedup = speedup
+        self.wall0: float | None = None  # the wall epoch at which the day read DAY_START
+
+    def start(self, now: float | None = None) -> float:
+        self.wall0 = time.time() if now is None else now
+        return self.wall0
+
+    def __call__(self) -> float:
+        if self.wall0 is None:
+            return self.base
+        return self.base + (time.time() - self.wall0) * self.speedup
+
+    def hhmm(self) -> str:
+        t = int(self() % 86_400) // 60
+        return f"{t // 60:02d}:{t % 60:02d}"
+
+
 def clock_at(elapsed_s: float, speedup: float) -> str:
     """The demo's time of day, HH:MM, ``elapsed_s`` wall seconds after the day started."""
     h, m = (int(x) for x in DAY_START.split(":"))
@@ -134,10 +162,13 @@ def redispatch(
     http: httpx.Client, day: Day, ref: str, now: str, depot: tuple[float, float], failed: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """``ref`` could not be delivered (``failed``: the driver's proof of delivery, judged by the
-    fleet): re-open it for a second attempt, re-plan the open orders from now and accept the
-    proposal; the routes pushed."""
-    day.events.append({"at": now, "order": ref, "event": "failed", **failed})
-    _call(http, "POST", f"/api/orders/{ref}/status", "re-open it", json={"status": "open"})
+    fleet): it is back at dispatch with its reason and its retry time (``anycar.logistics.retry``,
+    read from the board as the console shows it); re-plan from now (the planner does not send it
+    to the door before its retry time) and accept the proposal; the routes pushed."""
+    board = _call(http, "GET", f"/api/logistics/board?q={ref}", "read the board")
+    row: dict[str, Any] = next((o for o in board.get("orders", []) if o.get("id") == ref), {})
+    back = {k: row.get(k) for k in ("status", "reason", "retry", "retry_at")}
+    day.events.append({"at": now, "order": ref, "event": "failed", **failed, "board": back})
     options = {
         "depot": {"lat": depot[0], "lon": depot[1]},
         "shift": SHIFT,
@@ -149,6 +180,12 @@ def redispatch(
     pushed = accept(http, day, int(proposal["id"]))
     changes = [c for c in proposal.get("changes", []) if c.get("order") == ref]
     now_on = [vin for vin, stops in rounds_of(proposal["plan"]).items() if ref in {o for o, _ in stops}]
+    windows = [
+        s.get("window")
+        for r in proposal["plan"].get("routes", [])
+        for s in r.get("stops", [])
+        if s.get("order") == ref and s.get("action") in ("drop", "pickup")
+    ]
     day.events.append(
         {
             "at": now,
@@ -157,6 +194,7 @@ def redispatch(
             "plan": int(proposal["id"]),
             "change": changes[0].get("change") if changes else "unchanged",
             "vehicle": now_on[0] if now_on else None,
+            "window": windows[0] if windows else None,  # cut to its retry time (anycar.logistics.retry)
             "unservable": [u for u in proposal["plan"].get("unservable", []) if u.get("order") == ref],
             "pushed": pushed,
         }

@@ -16,8 +16,9 @@ drives. At a stop the driver holds the vehicle and calls the handler of the stop
   nobody home: report the delivery failed with the reason on the hub's REST API
   (``POST /api/v1/delivery/complete``, the driver's "failed").
 - ``pickup``: open, the parcel onto the load cell, close (no PIN).
-- ``swap``: the battery swap the dispatcher planned (``swap_stop``, not part of the pushed route
-  yet): parked in the station's bay until the robot has fitted another pack.
+- ``swap``: the battery swap planned into the pushed route (``kind: swap``: station, reservation,
+  window): parked in the station's bay until the robot has fitted another pack and the hub has
+  closed the stop (it sees the pack's serial change).
 
 Any other kind is driven to like every stop and left after the stop's time, with a log line
 saying no handler does its work there: ``STOP_KINDS[kind] = handler`` is the hook (the battery
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,10 +39,12 @@ import httpx
 
 from anycar.fleetdemo.delivery import DriverTimes
 from anycar.roads.geo import haversine_m
+from anycar.wire.routestops import stop_key
 
 log = logging.getLogger("anycar.fleetdemo.driver")
 POLL_S = 0.05
 SWAP_WAIT_S = 180.0  # wall seconds in the bay before the driver gives up on the robot
+WINDOW_WAIT_S = 120.0  # wall seconds at most at a door before its window opens
 MIN_LEG_M = 5.0  # a stop where the vehicle already stands (a second attempt at the same door)
 
 StopHandler = Callable[["Driver", dict[str, Any]], Awaitable[str]]
@@ -67,22 +71,42 @@ class Driver:
         doorbell: str,
         token: str,
         say: Callable[[dict[str, Any]], None] = lambda event: None,
-        swap_stop: dict[str, Any] | None = None,
     ) -> None:
-        """``swap_stop``: the battery swap the dispatcher planned for this vehicle (after how many
-        customer stops, where, which station), driven as a stop of kind ``swap`` until done."""
         self.vin, self.hub, self.depot, self.times = vin, hub, depot, times
-        self.swap_stop = dict(swap_stop, kind="swap") if swap_stop else None
         self.doorbell, self.token, self.say = doorbell, token, say
         self.sim = next(c for c in hub.components if c.name == "simulator").sim
         self.round: Round | None = None
         self.onboard: dict[str, float] = {}  # order -> kg on the load cell
         self.crashes = 0
+        self.day: tuple[float, float, float] | None = None  # (wall0, start s of day, speedup)
         self.log: list[dict[str, Any]] = []  # what happened at each stop
         self._http: httpx.AsyncClient | None = None
         # parked at the depot, ignition on, until a route comes (set before the hub starts)
         self.sim.drive(self.sim.route, self.sim.cycle)
         self.sim.held = True
+
+    def set_day(self, wall0: float, start: str, speedup: float) -> None:
+        """The demo's day clock: it read ``start`` (HH:MM) at wall epoch ``wall0``."""
+        h, m = (int(x) for x in start.split(":"))
+        self.day = (wall0, float(h * 3600 + m * 60), speedup)
+
+    def day_s(self) -> float | None:
+        """The demo's time of day now (seconds), None until the demo said when its day started."""
+        if self.day is None:
+            return None
+        wall0, start, speedup = self.day
+        return start + (time.time() - wall0) * speedup
+
+    async def until_window(self, stop: dict[str, Any]) -> float:
+        """At the door before the stop's window opens (a failed order's retry time cuts it): wait,
+        parked, until it does (at most ``WINDOW_WAIT_S`` wall seconds); the wall seconds waited."""
+        opens = _window_start(str(stop.get("window") or ""))
+        now = self.day_s()
+        if opens is None or now is None or now >= opens or self.day is None:
+            return 0.0
+        wait = min(WINDOW_WAIT_S, (opens - now) / self.day[2])
+        await asyncio.sleep(wait)
+        return wait
 
     # -- the hub's parts ------------------------------------------------------------------------
     @property
@@ -158,12 +182,14 @@ class Driver:
             finally:
                 self.sim.held = False
             done = {"order": stop.get("order"), "kind": stop.get("kind"), "outcome": outcome, **shown}
+            if stop.get("kind") == "swap":
+                done |= {"station": stop.get("station"), "reservation": stop.get("reservation")}
             self.log.append(done)
             self.say({"event": "stop", "vehicle": self.vin, "version": self.round.version, **done})
 
     def _take(self, keeper: Any, route: dict[str, Any]) -> None:
         """A new route version: its open stops from here, and home to the depot."""
-        stops = [s for s in route["stops"] if s.get("order") not in keeper.done]
+        stops = [s for s in route["stops"] if stop_key(s) not in keeper.done]
         here = self.here()
         at_depot = float(haversine_m(*here, *self.depot)) <= self.times.near_depot_m
         for s in stops:  # the round's parcels: loaded at the depot (a re-plan keeps what is on board)
@@ -172,9 +198,6 @@ class Driver:
                 self._later(self._load(float(s.get("weight_kg") or 0.0)))
                 if not at_depot:
                     log.warning("%s: parcel %s is not on board away from the depot", self.vin, s["order"])
-        if self.swap_stop is not None:  # the planned swap, after as many customers as planned
-            served = sum(1 for s in route["stops"] if s.get("order") in keeper.done)
-            stops.insert(min(len(stops), max(0, int(self.swap_stop["after"]) - served)), self.swap_stop)
         self.round = Round(int(route["version"]), stops)
         points = [here, *[(float(s["lat"]), float(s["lon"])) for s in stops], self.depot]
         self.sim.drive(*self._street_round(points))
@@ -185,7 +208,7 @@ class Driver:
                 "vehicle": self.vin,
                 "version": self.round.version,
                 "plan": route["plan"],
-                "stops": [s.get("order") for s in stops],
+                "stops": [s.get("order") or f"swap@{s.get('station')}" for s in stops],
             }
         )
 
@@ -281,8 +304,10 @@ class Driver:
 
 
 async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
-    """A drop: the recipient at the door, the parcel out, the door closed, the PIN typed."""
+    """A drop: the recipient at the door (not before the stop's window opens), the parcel out,
+    the door closed, the PIN typed."""
     order = str(stop["order"])
+    await driver.until_window(stop)
     answer = await driver.ring(order)
     keeper = driver.keeper
     if answer.get("answer") != "home":
@@ -314,6 +339,7 @@ async def deliver(driver: Driver, stop: dict[str, Any]) -> str:
 async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
     """A pickup: the parcel onto the load cell; the hub closes the stop when the door closes."""
     order = str(stop["order"])
+    await driver.until_window(stop)
     cargo = driver._accessory("load")
     if cargo is not None:
         await cargo.open_door(True)
@@ -328,16 +354,31 @@ async def pick_up(driver: Driver, stop: dict[str, Any]) -> str:
 # swap at a station) registers its handler here; without one the stop is driven to and left.
 async def swap(driver: Driver, stop: dict[str, Any]) -> str:
     """In the swap station's bay: wait, parked, until the robot has fitted another pack (the
-    station's flow runs on the demo's side, ``anycar.fleetdemo.stations``), or give up."""
-    before = driver.sim.pack_serial
+    station's flow runs on the demo's side, ``anycar.fleetdemo.stations``) and the hub has closed
+    the stop; or give up, and tell the hub the swap failed (a re-plan does not drive there again)."""
+    key, keeper = stop_key(stop), driver.keeper
     deadline = asyncio.get_running_loop().time() + SWAP_WAIT_S
-    while driver.sim.pack_serial == before and asyncio.get_running_loop().time() < deadline:
+    while asyncio.get_running_loop().time() < deadline:
+        if keeper is None or key in keeper.done:
+            break
         await asyncio.sleep(POLL_S * 4)
-    driver.swap_stop = None  # done (or given up): a re-plan does not drive there again
-    return "swapped" if driver.sim.pack_serial != before else "no swap"
+    if keeper is None:
+        return "no hub"
+    if key not in keeper.done and keeper.watch is not None and stop_key(keeper.watch.stop) == key:
+        keeper.complete("failed", "no pack fitted in the bay")
+    return "swapped" if keeper.done.get(key) == "swapped" else "no swap"
 
 
 STOP_KINDS: dict[str, StopHandler] = {"drop": deliver, "pickup": pick_up, "swap": swap}
+
+
+def _window_start(window: str) -> float | None:
+    """``09:07-11:00`` -> seconds of the day its first window opens (None: no window)."""
+    head = window.split(";", 1)[0].split("-", 1)[0].strip()
+    parts = head.split(":")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]) * 3600 + int(parts[1]) * 60 + (int(parts[2]) if len(parts) > 2 else 0)
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

@@ -91,6 +91,12 @@ class DayFollower:
         }
         pushed = demo_day.redispatch(self.http, self.day, ref, now, self.depot, failed)
         event = self.day.events[-1]
+        back = next(
+            (e.get("board") or {} for e in reversed(self.day.events) if e.get("event") == "failed"), {}
+        )
+        self.say(
+            f"{now} {ref} back to dispatch: {back.get('reason') or 'failed'}; retry {back.get('retry') or 'not set'}"
+        )
         versions = ", ".join(f"{p['vehicle']} v{p['version']}" for p in pushed if p.get("version"))
         self.say(
             f"{now} {ref} re-dispatched: plan {event['plan']} accepted, {ref} now on "

@@ -17,11 +17,12 @@ per driver event (``{"event": "round" | "stop" | "crash", ...}``) and one when i
 (``{"stopped": ..., "cpu_s": ..., "drivers": {vin: {...}}}``); SIGTERM or SIGINT stops it.
 
 The demo's physical world (swap stations, ``anycar.fleetdemo.stations``): a PICKMAN's spec may
-give its pack (``pack``: serial, soh, capacity_kwh), charge (``soc``) and a planned swap stop
-(``swap_stop``: after how many customer stops, lat, lon, station: its driver drives there and
-waits in the bay for the robot, ``anycar.fleetdemo.driver``); the process prints
+give its pack (``pack``: serial, soh, capacity_kwh) and charge (``soc``); a planned swap stop
+comes in the route the fleet pushes (``kind: swap``: its driver drives there and waits in the
+bay for the robot, ``anycar.fleetdemo.driver``); the process prints
 ``{"parked": VIN, "lat", "lon", "pack", "soc", "soh"}`` when a vehicle parks at a stop, and
-takes ``{"fit_pack": VIN, "pack": {...}}`` lines on stdin (a station's robot fitted that pack),
+takes ``{"fit_pack": VIN, "pack": {...}}`` lines on stdin (a station's robot fitted that pack)
+and ``{"day": {"wall0", "start", "speedup"}}`` (the demo's day clock, for the drivers),
 answered ``{"fitted": VIN, ...}`` or ``{"refused": VIN, "error": ...}``.
 """
 
@@ -113,9 +114,11 @@ def watch_parking(vin: str, hub: Any) -> None:
     component.runner.add_sink(sink)
 
 
-async def commands(hubs: dict[str, Any]) -> None:
+async def commands(hubs: dict[str, Any], drivers: dict[str, Any] | None = None) -> None:
     """``fit_pack`` lines on stdin: the swap station's robot fitted another pack (the demo's
-    physical world); a bad line is answered with one line and the rest go on."""
+    physical world); ``{"day": {"wall0", "start", "speedup"}}``: the demo's day started (the
+    drivers wait at a door until its window opens); a bad line is answered with one line and the
+    rest go on."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=65536)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -123,6 +126,12 @@ async def commands(hubs: dict[str, Any]) -> None:
         doc: Any = None
         try:
             doc = json.loads(line)
+            if isinstance(doc, dict) and isinstance(doc.get("day"), dict):
+                for d in (drivers or {}).values():
+                    d.set_day(
+                        float(doc["day"]["wall0"]), str(doc["day"]["start"]), float(doc["day"]["speedup"])
+                    )
+                continue
             vin, pack = doc["fit_pack"], doc["pack"]
             sim = simulator(hubs[vin])
             sim.swap_pack(pack["serial"], pack["soc"], pack["soh"], pack.get("capacity_kwh"))
@@ -164,7 +173,6 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             str(spec["doorbell"]),
             str(spec["doorbell_token"]),
             say=_event,
-            swap_stop=v.get("swap_stop"),
         )
         for v in spec["vehicles"]
         if v.get("driver")
@@ -187,7 +195,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         tasks = [asyncio.create_task(d.run(), name=f"driver-{vin}") for vin, d in drivers.items()]
         keys = {vin: d.pod_key_id() for vin, d in drivers.items()}  # who signs each vehicle's proofs
         print(json.dumps({"ready": len(hubs), "dashboards": dashboards, "pod_keys": keys}), flush=True)
-        listener = asyncio.ensure_future(commands(hubs)) if spec.get("commands") else None
+        listener = asyncio.ensure_future(commands(hubs, drivers)) if spec.get("commands") else None
         if listener is not None:  # it must not die silently: the demo's swaps depend on it
             listener.add_done_callback(_report_death)
         await stop.wait()

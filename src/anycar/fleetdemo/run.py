@@ -133,6 +133,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
         broker = EmbeddedBroker()
         fleet_login = ("fleet", secrets.token_urlsafe(24))
         signing = folder / "fleet-signing.pem"  # the fleet's key: it signs the route commands
+        day_clock = demo_day.DayClock(opts.speedup)  # demo-route: the delivery day's "now"
         server = FleetServer(
             FleetConfig(
                 db_url=f"sqlite:///{folder / 'fleet.sqlite3'}",
@@ -149,6 +150,9 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                 signing_key=signing,
                 eta_interval_s=ETA_INTERVAL_S,
                 ocpp_port=0,  # swap-vehicle: the CSMS the demo's swap stations connect to
+                # the logistics room lives the demo's day (failures, retry times, outcomes); the
+                # CSMS stays on the wall clock its station simulators speak
+                logistics_clock=day_clock,
             )
         )
         recipients = Recipients(delivery, opts.host)
@@ -234,7 +238,7 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
                             "depot": list(spec.depot),
                             "doorbell": recipients.url,
                             "doorbell_token": recipients.token,
-                            "commands": swaps is not None,
+                            "commands": True,  # the day's clock; the swap stations' robot
                         }
                     ),
                     "utf-8",
@@ -261,9 +265,15 @@ async def run_fleet_demo(opts: DemoOptions, out: Any = None) -> dict[str, Any]:
             started, cpu0 = time.monotonic(), {p.pid: _cpu_of(p.pid) for p in procs}
             startup_s = started - spawned
             main0 = time.process_time()
+            wall0 = day_clock.start()  # the day starts: DAY_START now, and the drivers know it
+            for proc in procs:
+                assert proc.stdin is not None  # nosec B101 # created with stdin=PIPE
+                day_line = {"day": {"wall0": wall0, "start": demo_day.DAY_START, "speedup": opts.speedup}}
+                proc.stdin.write((json.dumps(day_line) + "\n").encode())
+                await proc.stdin.drain()
 
             def clock() -> str:
-                return demo_day.clock_at(time.monotonic() - started, opts.speedup)
+                return day_clock.hhmm()
 
             readers = [
                 asyncio.create_task(

@@ -7,8 +7,9 @@ speaking only OCPP 2.1 over WebSocket to the fleet server's CSMS, as real statio
 
 One PICKMAN starts the day low on charge (``swapper``): its planned round is given to
 ``anycar.logistics.swapstops``, which inserts a swap stop (station, place, arrival) and reserves
-a pack through the CSMS (ReserveNow). The round it drives gets the station as a stop where it
-parks long enough for the robot. The rest is the physical world the demo plays: when the hub
+a pack through the CSMS (ReserveNow); the stop goes into the day's proposal
+(``anycar.logistics.swaproute``), so the route the fleet pushes the vehicle has it in its place
+(``kind: swap``, the station, the reservation id, the window), and its driver drives it from there. The rest is the physical world the demo plays: when the hub
 process says the vehicle parked within ``NEAR_M`` of a station (its ``parked`` line, whichever
 way its route brought it there), the vehicle "drives into the bay" — the station presents its
 idToken (Authorize → RequestBatterySwap → BatteryIn → BatteryOut) — and the pack the station
@@ -171,20 +172,17 @@ class SwapDemo:
         extra: dict[str, Any] = {
             "pack": {"serial": self.packs[vin], "soh": self.spec.pack_soh, "capacity_kwh": self.spec.pack_kwh}
         }
-        if vin == self.swapper:
+        if vin == self.swapper:  # its swap stop comes in the route the fleet pushes it
             extra["soc"] = self.spec.swapper_soc
-            at, station = self.planned.get("insert_at"), self.planned.get("station")
-            if at is not None and station in self.points:  # its driver drives there on its round
-                lat, lon = self.points[station]
-                extra["swap_stop"] = {"after": int(at), "lat": lat, "lon": lon, "station": station}
         return extra
 
     async def plan_swap(self, day: Any, net: Any, depot: tuple[float, float]) -> None:
         """The swapper's planned round through ``anycar.logistics.swapstops``: a swap stop where its
         charge runs short, and a pack reserved for it at that station (OCPP ReserveNow)."""
         from anycar.logistics import swapstops
-        from anycar.logistics.problem import PlanVehicle, Route, Stop
+        from anycar.logistics.problem import PlanVehicle
         from anycar.logistics.settings import vehicle_type
+        from anycar.logistics.swaproute import route_from_plan
 
         vin = self.swapper
         body = getattr(day, "body", None) or {}
@@ -192,20 +190,7 @@ class SwapDemo:
         if vin is None or not found:
             self.planned = {"vehicle": vin, "why": "no planned round for the swapping PICKMAN"}
             return
-        r = found[0]
-        stops = [
-            Stop(s.get("order"), str(s["action"]), (float(s["lat"]), float(s["lon"])), float(s["arrival_s"]),
-                 _clock_s(s["start"]), _clock_s(s["departure"]), float(s.get("load_kg", 0.0)), str(s.get("window", "")))
-            for s in r["stops"]
-        ]  # fmt: skip
-        route = Route(
-            vin,
-            stops,
-            float(r["distance_m"]),
-            float(r["duration_s"]),
-            float(r["energy_kwh"]),
-            float(r["soc_end"]),
-        )
+        route = route_from_plan(found[0])
         kind = vehicle_type("kaiyun_pickman")
         vehicle = PlanVehicle(vin, depot, depot, kind.payload_kg, kind.cargo_m3, kind.battery_kwh, kind.kwh_per_km,
                               soc=self.spec.swapper_soc / 100)  # fmt: skip
@@ -235,6 +220,14 @@ class SwapDemo:
             1 for s in route.stops[: stop.after + 1] if s.order and s.action in ("drop", "pickup")
         )
         self.planned = {**stop.to_json(), "insert_at": customers}
+        # demo-route: the swap stop goes into the proposal, so accepting it pushes the swap to the
+        # vehicle in its route (kind swap: station, reservation, window) with the deliveries
+        from anycar.fleet.registry import tenant_id
+        from anycar.logistics.swaproute import add_to_plan
+
+        tid = tenant_id(self.server.engine, self.tenant)
+        day.body = await asyncio.to_thread(add_to_plan, self.server.engine, tid, day.plan_id, decision)
+        self.planned["in_route"] = True
 
     def with_swap_stop(self, given: dict[str, list[tuple[float, float]]]) -> dict[str, dict[int, float]]:
         """Put the planned swap stop into the swapper's round (``given``, in place); the stops

@@ -119,9 +119,22 @@ def orders(engine: Engine, tenant_id: int, statuses: Iterable[str] | None = None
     ]
 
 
-def open_orders(engine: Engine, tenant_id: int, area: ServiceArea) -> list[Order]:
-    """The orders still to do (open or planned), re-read through ``parse_order``."""
-    return [parse_order(r["fields"], area) for r in orders(engine, tenant_id, ("open", "planned"))]
+def open_orders(
+    engine: Engine, tenant_id: int, area: ServiceArea, notes: list[str] | None = None
+) -> list[Order]:
+    """The orders still to do (open or planned), re-read through ``parse_order``; and the failed
+    ones back at dispatch, with their windows cut to their retry time (``retry``, demo-route):
+    why one is not taken again goes to ``notes``."""
+    from anycar.logistics import retry
+
+    out = [parse_order(r["fields"], area) for r in orders(engine, tenant_id, ("open", "planned"))]
+    for r in orders(engine, tenant_id, ("failed",)):
+        order, why = retry.again({**r["fields"], "id": r["id"]}, area)
+        if order is not None:
+            out.append(order)
+        elif why and notes is not None:
+            notes.append(why)
+    return out
 
 
 def set_status(engine: Engine, tenant_id: int, ref: str, status: str, *, now: float | None = None) -> bool:
@@ -148,6 +161,19 @@ def save_plan(engine: Engine, tenant_id: int, kind: str, body: dict[str, Any]) -
     if key is None:
         raise RuntimeError("no key for the new plan")
     return int(key[0])
+
+
+def replace_proposal(engine: Engine, tenant_id: int, plan_id: int, body: dict[str, Any]) -> bool:
+    """A proposal's stored body replaced (a swap stop planned into it before it is accepted);
+    False when the tenant has no such proposal (an accepted plan is never rewritten)."""
+    p = db.plans.c
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(db.plans)
+            .where(and_(p.tenant_id == tenant_id, p.id == plan_id, p.status == "proposed"))
+            .values(body=body)
+        ).rowcount
+    return bool(done)
 
 
 def plan(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | None:
@@ -207,7 +233,13 @@ def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | Non
             if refs:
                 conn.execute(
                     update(db.orders)
-                    .where(and_(o.tenant_id == tenant_id, o.ref.in_(refs), o.status.in_(["open", "planned"])))
+                    .where(
+                        and_(
+                            o.tenant_id == tenant_id,
+                            o.ref.in_(refs),
+                            o.status.in_(["open", "planned", "failed"]),  # failed: a new attempt
+                        )
+                    )
                     .values(status="planned", vehicle_id=vid, updated=now)
                 )
     return plan(engine, tenant_id, plan_id)

@@ -10,6 +10,7 @@ model) over the orders it delivered: planned, not metered, and the report says s
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -89,6 +90,11 @@ def board_view(
                 "lon": r["fields"].get("lon", r["fields"].get("pickup_lon")),
                 "updated": updated.get(r["id"]),
                 "reason": (r["fields"].get("outcome") or {}).get("reason"),
+                # demo-route: a failed order's retry (``retry``): when, and the rule's words
+                "retry_at": (r["fields"].get("outcome") or {}).get("retry_at")
+                if r["status"] == "failed"
+                else None,
+                "retry": (r["fields"].get("outcome") or {}).get("retry") if r["status"] == "failed" else None,
             }
         )
     counts = {c: sum(1 for x in out if x["column"] == c) for c in COLUMNS}
@@ -186,6 +192,10 @@ def record_outcome(
             return False
         fields = dict(row.fields)
         fields["outcome"] = {"status": status, "reason": reason, "by": by}
+        if status == "failed":  # back to dispatch; when it may be tried again (``retry``)
+            from anycar.logistics import retry
+
+            fields["outcome"] = retry.decide(fields, reason, time.time() if now is None else now, by)
         conn.execute(
             update(db.orders).where(and_(o.tenant_id == tenant_id, o.ref == ref)).values(fields=fields)
         )

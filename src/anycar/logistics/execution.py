@@ -4,7 +4,9 @@
   hub as a signed ``route`` command (through ``anycar.fleet.commands``, sent by the command
   sender), versioned per vehicle so a re-dispatch's route replaces the old one on the hub. The
   route carries what the driver needs (order, kind, place, window, planned time, weight, whether
-  a PIN is asked); the PIN itself stays here and reaches the recipient by the first webhook.
+  a PIN is asked); the PIN itself stays here and reaches the recipient by the first webhook. A
+  swap stop planned into the route (``swapstops``) goes with it, in its place, as ``kind: swap``
+  with the station, its reservation id and the window the pack is held.
 - **Proof of delivery** (``PodJudge``): a ``pod`` message is checked against the hub key pinned
   for the vehicle (first use), stored as signed, and judged: the weight drop against the order's
   weight within the tolerance of ``data/execution.yaml``, the door opened and closed, the place
@@ -23,6 +25,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,6 +38,7 @@ from anycar.fleet import commands, db
 from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
 from anycar.fleet.tasks import stop_task
+from anycar.logistics import retry
 from anycar.logistics.execution_tables import deliveries, hub_keys, pod_outbox, pods, route_pushes
 from anycar.logistics.matrix import haversine_m
 from anycar.wire import WireError, signature
@@ -80,7 +84,10 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
             if vid is None:
                 continue
             stops = []
-            for i, s in enumerate(x for x in route["stops"] if x.get("order") and x["action"] in _STOP_KIND):
+            for i, s in enumerate(x for x in route["stops"] if _pushed(x)):
+                if s["action"] == "swap":  # demo-route: the planned battery swap is a stop of the route
+                    stops.append(swap_stop(s))
+                    continue
                 ref, kind = str(s["order"]), _STOP_KIND[s["action"]]
                 needs_pin = kind in cfg["pin_required"]
                 stops.append(
@@ -134,6 +141,28 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
     return pushed
 
 
+def _pushed(stop: dict[str, Any]) -> bool:
+    """A stop the driver makes: an order's drop or pickup, or a planned swap at a station."""
+    if stop.get("action") == "swap":
+        return bool(stop.get("station"))
+    return bool(stop.get("order")) and stop.get("action") in _STOP_KIND
+
+
+def swap_stop(s: dict[str, Any]) -> dict[str, Any]:
+    """A plan's swap stop (``swapstops.plan_stop``) as the route command's ``kind: swap`` stop."""
+    out: dict[str, Any] = {
+        "kind": "swap",
+        "station": str(s["station"])[:64],
+        "lat": float(s["lat"]),
+        "lon": float(s["lon"]),
+        "window": str(s.get("window") or "")[:64],
+        "eta": str(s.get("arrival") or "")[:8],
+    }
+    if isinstance(s.get("reservation"), int):
+        out["reservation"] = int(s["reservation"])
+    return out
+
+
 def _keep_delivery(
     conn: Connection,
     tenant_id: int,
@@ -166,8 +195,8 @@ def _keep_delivery(
                 tenant_id=tenant_id, order_ref=stop["order"], pin=pin, status="planned", notified={}, **values
             )
         )
-    elif found.status not in ("delivered", "failed"):
-        conn.execute(update(deliveries).where(D.id == found.id).values(**values))
+    elif found.status != "delivered":  # failed: pushed again for another attempt (``retry``)
+        conn.execute(update(deliveries).where(D.id == found.id).values(**values, status="planned"))
 
 
 def route_of(engine: Engine, tenant_id: int, vehicle: str) -> dict[str, Any] | None:
@@ -354,8 +383,10 @@ class PodJudge:
     """The ingest store's handler for ``pod`` messages (runs inside the batch's transaction); its
     webhooks go to ``pod_outbox`` in that transaction (``PodOutbox`` sends them after)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the logistics room's "now" (a failure's time, from which its retry runs)."""
         self.counts: dict[str, int] = {}
+        self.clock = clock
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -405,10 +436,19 @@ class PodJudge:
             return
         status = record["outcome"]
         conn.execute(update(deliveries).where(D.id == found.id).values(status=status))
+        changes: dict[str, Any] = {"status": status, "updated": now}
+        if status == "failed":  # back to dispatch with its reason and when it may be tried again
+            fields = conn.execute(
+                select(OR.fields).where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
+            ).scalar()
+            if fields is not None:
+                reason = str(record.get("reason") or "no reason given")
+                outcome = retry.decide(dict(fields), reason, self.clock(), ref.wire_id)
+                changes["fields"] = {**fields, "outcome": outcome}
         conn.execute(
             update(db.orders)
             .where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
-            .values(status=status, updated=now)
+            .values(**changes)
         )
         outbox_put(
             conn,

@@ -176,7 +176,7 @@ def request_for(
     area = service_area()
     request = PlanRequest(
         depot=depot,
-        orders=tuple(board.open_orders(engine, tenant_id, area)),
+        orders=tuple(board.open_orders(engine, tenant_id, area, notes)),
         vehicles=tuple(vehicles),
         time_limit_s=float(limit),
         seed=int(options.get("seed", 0)) if isinstance(options.get("seed", 0), int) else 0,
@@ -274,7 +274,14 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         fixed[vid] = [
             s for s in route.get("fixed", []) + stops if status.get(s["order"]) in ("delivered", "failed")
         ]
-        before[vid] = [s["order"] for s in stops if status.get(s["order"]) in ("open", "planned")]
+        # a failed order back at dispatch (``retry``) stays with its vehicle: its parcel is on board
+        again = {o.ref for o in request.orders}
+        before[vid] = [
+            s["order"]
+            for s in stops
+            if status.get(s["order"]) in ("open", "planned")
+            or (status.get(s["order"]) == "failed" and s["order"] in again)
+        ]
         picked[vid] = {
             s["order"] for s in stops if s["action"] == "pickup" and s.get("arrival_s", 1e12) <= now_s
         }
@@ -285,5 +292,8 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         raise PlanningError(str(exc)) from None
     proposal.plan.notes = notes + proposal.plan.notes
     out = proposal.to_json()
+    from anycar.logistics.swaproute import carry_forward  # demo-route: a swap still to make stays
+
+    out["plan"]["notes"] += carry_forward(engine, body, out["plan"])
     plan_id = board.save_plan(engine, tenant_id, "redispatch", out)
     return {"id": plan_id, "status": "proposed", **out}

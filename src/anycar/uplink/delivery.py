@@ -10,6 +10,12 @@ The record is signed with the hub's own Ed25519 key and sent on the ``pod`` chan
 does not judge: the fleet compares the weight drop with the order, the place with the stop and
 the PIN with the order's, and raises the exceptions.
 
+A planned battery swap is a stop of the route too (``kind: swap``, demo-route): it is the next
+stop on the display like any other, gathers no delivery evidence, and closes as ``swapped`` when
+the pack's serial (``pack`` in ``data/delivery.yaml``) changes while it is the current stop, or
+when the driver reports it; no proof of delivery is sent for it (the station and the pack's own
+report tell the fleet).
+
 Signals are located by the patterns in ``data/delivery.yaml``, so any brand's tailgate or any
 vendor's load cell works, whatever its instance name.
 """
@@ -41,6 +47,7 @@ from anycar.broker.subscription import Subscription
 from anycar.errors import AnycarError
 from anycar.uplink.commands import Outcome
 from anycar.wire import signature
+from anycar.wire.routestops import is_swap, stop_key
 
 log = logging.getLogger("anycar.uplink.delivery")
 REQUESTER = "delivery"
@@ -99,6 +106,7 @@ class StopWatch:
         self.pin = ""
         self.pin_source: str | None = None
         self.snapshot_before: str | None = None  # the camera's last still before this stop's
+        self.pack: Any = None  # a swap stop: the pack's serial when it became the current stop
 
 
 class DeliveryKeeper:
@@ -158,7 +166,7 @@ class DeliveryKeeper:
         if self.route is None or self.route["plan"] != plan:
             # a re-plan made before this hub's last proofs reached the fleet may list an order
             # delivered here: it stays delivered (a failed one may come back for another attempt)
-            kept = {o: out for o, out in self.done.items() if out == "delivered"}
+            kept = {o: out for o, out in self.done.items() if out in ("delivered", "swapped")}
             for order, outcome in kept.items():
                 self.db.execute(
                     "INSERT OR IGNORE INTO delivery_done (plan, ord, outcome, ts) VALUES (?, ?, ?, ?)",
@@ -170,7 +178,7 @@ class DeliveryKeeper:
             }
         self.route = {"plan": plan, "version": version, "stops": stops}
         w = self.watch
-        if w is None or w.opened is None or not any(s["order"] == w.stop["order"] for s in stops):
+        if w is None or w.opened is None or not any(stop_key(s) == stop_key(w.stop) for s in stops):
             self.watch = None  # a stop whose door has opened stays in progress: its evidence is kept
         self._advance()
         return Outcome(
@@ -180,7 +188,7 @@ class DeliveryKeeper:
     def next_stop(self) -> dict[str, Any] | None:
         if self.route is None:
             return None
-        return next((s for s in self.route["stops"] if s["order"] not in self.done), None)
+        return next((s for s in self.route["stops"] if stop_key(s) not in self.done), None)
 
     def view(self) -> dict[str, Any]:
         """What ``GET /api/v1/delivery`` shows: the route, what is done, the next stop."""
@@ -197,14 +205,17 @@ class DeliveryKeeper:
     def _advance(self) -> None:
         stop = self.next_stop()
         w = self.watch
-        if w is not None and w.opened is not None and w.stop["order"] not in self.done:
+        if w is not None and w.opened is not None and stop_key(w.stop) not in self.done:
             pass  # the stop in progress (its door opened) is closed first, whatever comes next
         elif stop is None:
             self.watch = None
-        elif self.watch is None or self.watch.stop["order"] != stop["order"]:
+        elif self.watch is None or stop_key(self.watch.stop) != stop_key(stop):
             self.watch = StopWatch(stop, self._number(self._value(self._first("weights"))))
-            camera = self._camera()
-            self.watch.snapshot_before = self._snapshot(camera) if camera is not None else None
+            if is_swap(stop):
+                self.watch.pack = self._pack()
+            else:
+                camera = self._camera()
+                self.watch.snapshot_before = self._snapshot(camera) if camera is not None else None
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().create_task(self._show(stop))
 
@@ -213,6 +224,9 @@ class DeliveryKeeper:
         instance = self.display()
         if stop is None:
             text = "Round complete"
+        elif is_swap(stop):
+            held = f" R{stop['reservation']}" if stop.get("reservation") is not None else ""
+            text = f"Next: swap at {stop['station']} {stop.get('eta', '')} [{stop.get('window', '')}]{held}"
         else:
             pin = " PIN" if stop.get("pin_required") else ""
             text = (
@@ -240,7 +254,14 @@ class DeliveryKeeper:
     # -- evidence -------------------------------------------------------------------------------
     def _patterns(self) -> list[str]:
         c = self.cfg
-        return [*c["doors"], *c["weights"], c["presses"]["count"], c["position"]["lat"], c["position"]["lon"]]
+        return [
+            *c["doors"],
+            *c["weights"],
+            c["presses"]["count"],
+            c["position"]["lat"],
+            c["position"]["lon"],
+            c["pack"],
+        ]
 
     def _first(self, what: str) -> str | None:
         for pattern in self.cfg[what]:
@@ -297,6 +318,12 @@ class DeliveryKeeper:
             self.values[dp.path] = dp.value
             w = self.watch
             if w is None:
+                continue
+            if is_swap(w.stop):
+                if dp.path == self.cfg["pack"] and dp.value and w.pack is not None and dp.value != w.pack:
+                    self.complete("swapped")  # the robot fitted another pack: the swap is done
+                elif dp.path == self.cfg["pack"] and w.pack is None:
+                    w.pack = dp.value  # the first reading at this stop
                 continue
             if w.opened is None and dp.path == self._first("weights"):
                 w.before = self._number(dp.value)  # the load until the door opens
@@ -374,11 +401,26 @@ class DeliveryKeeper:
             return None
         return {"lat": lat, "lon": lon}
 
+    def _pack(self) -> Any:
+        """The pack's serial now (None where the car reports none)."""
+        path = self.cfg["pack"]
+        if path in self.values:
+            return self.values[path]
+        dp = self.broker.get(path) if self.broker.catalog.match(path) else None
+        return dp.value if dp is not None else None
+
     def complete(self, outcome: str, reason: str = "", pin: str | None = None) -> dict[str, Any]:
-        """Close the current stop: the signed record goes to the fleet; the next stop shows."""
+        """Close the current stop: the signed record goes to the fleet; the next stop shows.
+        A swap stop closes as ``swapped`` (any outcome but ``failed``) or ``failed``, with no POD."""
         w, route = self.watch, self.route
         if w is None or route is None:
             raise AnycarError("no stop in progress: no route, or every stop is done")
+        if is_swap(w.stop):
+            return self._close_swap("failed" if outcome == "failed" else "swapped", reason)
+        if outcome not in ("delivered", "failed"):
+            raise AnycarError(
+                f"outcome {outcome[:20]!r}: the current stop {w.stop['order']} is not a swap stop"
+            )
         entered = pin if pin is not None else w.pin
         weight_path = self._first("weights")
         after = self._number(self._value(weight_path))
@@ -410,6 +452,21 @@ class DeliveryKeeper:
         self.watch = None
         self._advance()
         return signed
+
+    def _close_swap(self, outcome: str, reason: str) -> dict[str, Any]:
+        w, route = self.watch, self.route
+        assert w is not None and route is not None  # nosec B101 # checked by complete()
+        key = stop_key(w.stop)
+        self.done[key] = outcome
+        self.db.execute(
+            "INSERT OR REPLACE INTO delivery_done (plan, ord, outcome, ts) VALUES (?, ?, ?, ?)",
+            (route["plan"], key, outcome, self.clock()),
+        )
+        log.info("delivery: swap stop %s %s%s", key, outcome, f" ({reason})" if reason else "")
+        self.watch = None
+        self._advance()
+        done = {"stop": key, "station": w.stop.get("station"), "outcome": outcome, "pack": self._pack()}
+        return done | ({"reason": reason[:512]} if reason else {})
 
     def close(self) -> None:
         if self._sub is not None:

@@ -1,7 +1,8 @@
 """delivery-exec: the hub's REST view of the round: ``GET /api/v1/delivery`` (the route, what is
 done, the next stop and what the display shows; read scope) and ``POST /api/v1/delivery/complete``
 (the driver closes the current stop: ``{"outcome": "delivered"|"failed", "reason": ..., "pin":
-...}``; actuate scope), answered with the signed proof of delivery."""
+...}``; actuate scope), answered with the signed proof of delivery; a swap stop (demo-route)
+closes with ``swapped`` or ``failed`` and is answered with what the hub recorded (no POD)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def delivery_group(keeper: Callable[[], Any]) -> RouteGroup:
             body = json.loads(raw or b"{}")
         except ValueError:
             return refused(400, "bad_json", "body: not JSON")
-        if not isinstance(body, dict) or body.get("outcome") not in ("delivered", "failed"):
-            return refused(400, "bad_parameter", "outcome: delivered or failed")
+        if not isinstance(body, dict) or body.get("outcome") not in ("delivered", "failed", "swapped"):
+            return refused(400, "bad_parameter", "outcome: delivered, failed or swapped")
         pin = body.get("pin")
         if pin is not None and not (isinstance(pin, str) and pin.isdigit() and len(pin) <= 12):
             return refused(400, "bad_parameter", "pin: up to 12 digits")

@@ -74,7 +74,9 @@ export class LogisticsPage {
       el("div", { class: "lg-card-top" }, el("strong", { text: o.id }), el("span", { class: "muted small", text: `${o.weight_kg} kg` })),
       el("div", { class: "small", text: o.vehicle ? `${o.vehicle}${o.stop ? ` · stop ${o.stop}` : ""}` : "not planned" }),
       el("div", { class: "small muted" }, `window ${o.window || "—"}`, o.eta ? el("span", { class: late ? "lg-late" : "" }, ` · ETA ${hhmm(o.eta)}`) : null),
-      o.reason ? el("div", { class: "small lg-reason", text: o.reason }) : null);
+      o.reason ? el("div", { class: "small lg-reason", text: o.reason }) : null,
+      // demo-route: a failed order back at dispatch, and when its retry rule lets it go again
+      o.status === "failed" && o.retry ? el("div", { class: "small muted", "data-testid": "retry", text: `retry ${o.retry}` }) : null);
   }
 
   chip(plan) {
@@ -132,6 +134,12 @@ export class LogisticsPage {
       lines.features.push({ type: "Feature", properties: { colour, vehicle: r.vehicle, estimate: leg ? leg.estimate : true }, geometry: { type: "LineString", coordinates: coords } });
       let n = 0;
       for (const s of all) {
+        if (s.action === "swap") { // demo-route: the planned battery swap, a stop of the route
+          const node = el("div", { class: "lg-stop lg-swap", style: `--c: ${colour}`, "data-swap": s.station, title: `swap at ${s.station} · ETA ${hhmm(s.arrival)} · pack held ${s.window}${s.reservation != null ? ` · reservation ${s.reservation}` : ""}`, text: "⚡" });
+          this.markers.push(new maplibregl.Marker({ element: node }).setLngLat([s.lon, s.lat]).addTo(m));
+          bounds.extend([s.lon, s.lat]); // in view, even where the street ends short of the bay
+          continue;
+        }
         if (!s.order) continue;
         n += 1;
         const st = status.get(s.order);
@@ -161,7 +169,15 @@ export class LogisticsPage {
     const routes = body.routes.map((r, i) => {
       const colour = COLOURS[i % COLOURS.length];
       let n = 0;
-      const rows = [...(r.fixed || []), ...r.stops].filter((s) => s.order).map((s) => {
+      const rows = [...(r.fixed || []), ...r.stops].filter((s) => s.order || s.action === "swap").map((s) => {
+        if (s.action === "swap") { // the swap stop in its place: station, the window its pack is held, the reservation
+          return el("tr", { "data-swap": s.station, class: "done lg-swap-row" },
+            el("td", {}, el("span", { class: "lg-num", style: `--c: ${colour}`, text: "⚡" })),
+            el("td", { class: "strong", text: `swap · ${s.station}` }),
+            el("td", { class: "mono", text: s.window || "—" }),
+            el("td", { class: "mono", text: hhmm(s.arrival) + (s.start && s.arrival !== s.start ? ` → ${hhmm(s.start)}` : "") }),
+            el("td", {}, el("span", { class: "pill", "data-testid": "swap-reservation", title: s.reservation != null ? `reservation ${s.reservation}` : "", text: s.reservation != null ? `R${s.reservation}${s.reservation_status ? ` · ${s.reservation_status}` : ""}` : "no reservation" })));
+        }
         n += 1;
         const st = status.get(s.order);
         const open = st && ["planned", "in_progress", "open"].includes(st.column);
