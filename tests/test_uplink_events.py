@@ -7,7 +7,9 @@ from typing import Any
 from anycar.broker import SignalBroker
 from anycar.broker.datapoint import Datapoint
 from anycar.policy.events import EventLog
-from anycar.uplink.events import EventDetector
+from anycar.uplink.events import POLICY_KINDS, EventDetector
+from anycar.wire.messages import Origin, events
+from anycar.wire.schema import check_message, schema_files
 
 LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
 
@@ -130,3 +132,10 @@ def test_a_courtesy_window_goes_up_to_the_fleet_with_its_cause_and_bound() -> No
     assert up["data"]["cause"] == "Vehicle.Cabin.Door.Row1.DriverSide opened"
     assert up["data"]["ignition"] == "OFF" and up["data"]["duration_s"] == 600.0
     assert up["data"]["until"] == clock.time() + 600 and up["data"]["supply_ok"] is True
+    # what the fleet receives: the events message must pass the wire's own schema
+    check_message(events(Origin("veh-1", "0123456789abcdef"), 1, out, prio=1, ts=clock.time()))
+
+
+def test_every_policy_event_the_hub_forwards_is_a_type_the_wire_takes() -> None:
+    items = schema_files()["events.v1.schema.json"]["properties"]["events"]["items"]
+    assert set(POLICY_KINDS.values()) <= set(items["properties"]["type"]["enum"])

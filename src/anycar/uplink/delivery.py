@@ -243,13 +243,19 @@ class DeliveryKeeper:
                 {f"{base}.ContentType": "TEXT", f"{base}.Text": text}, requester=REQUESTER
             )
         except AnycarError as exc:
-            self.display_status = f"refused: {exc}"
-            log.warning("delivery: the display %s refused the next stop: %s", instance, exc)
+            self._display_failed(instance, f"refused: {exc}")
             return
         bad = [f"{r.path}: {r.status} {r.reason}" for r in results if not r.ok]
-        self.display_status = "; ".join(bad) if bad else "shown"
         if bad:
-            log.warning("delivery: the display %s did not show the next stop: %s", instance, bad)
+            self._display_failed(instance, "; ".join(bad))
+        else:
+            self.display_status = "shown"
+
+    def _display_failed(self, instance: str, status: str) -> None:
+        # The stop is re-shown every few seconds; a shed display would repeat the same warning.
+        if status != self.display_status:
+            log.warning("delivery: the display %s did not show the next stop: %s", instance, status)
+        self.display_status = status
 
     # -- evidence -------------------------------------------------------------------------------
     def _patterns(self) -> list[str]:
