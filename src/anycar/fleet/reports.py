@@ -136,7 +136,7 @@ def _collect(
             s.tenant_id == tenant_id, s.start_ts < end, (s.end_ts.is_(None)) | (s.end_ts > start)
         )
         aq: Any = select(a.vehicle_id, a.ts, a.type).where(
-            a.tenant_id == tenant_id, a.ts >= start, a.ts < end
+            a.tenant_id == tenant_id, a.ts >= start, a.ts < end, a.withdrawn_ts.is_(None)
         )
         if vehicle_pk is not None:
             tq, sq, aq = (
