@@ -166,7 +166,7 @@ def review_offline(conn: Connection, vehicle_id: int, from_ts: float) -> list[di
         if longest[0] < limit_s:
             reason = (
                 "data arrived late: the vehicle was online "
-                f"(its messages were delayed; longest gap {longest[0]:.0f} s)"
+                f"(its messages were delayed; longest gap {longest[0]:.1f} s)"
             )
         else:
             reason = (
