@@ -2,9 +2,16 @@
 stops, energy, utilisation, alerts; as JSON, CSV, and a printable HTML page with inline SVG
 charts (PDF through the browser's print).
 
-Read from the derived tables only (trips, stops, alerts), so a fleet's day is three index
-ranges on (tenant, start). A trip counts on the day it starts; the trip under way counts up to
-its latest sample. Utilisation is driving time over the period's length (24 h a day).
+Distance, fixes and max speed are read from the daily rollup ``position_days`` (one row per
+vehicle-day, kept exact in the ingest's transaction, ``anycar.fleet.daily``): the GPS distance of
+the day's fixes in time order, cut at midnight UTC, so a fleet's day costs one row per vehicle
+however many positions it has, and a past day's report survives the raw positions' retention.
+Driving time, trips, stops and energy come from the derived tables (trips, stops, alerts): a
+trip counts on the day it starts, the trip under way up to its latest sample; ``trip_distance_km``
+is the trips' own distance (which leaves out the drift of a parked tracker and counts a trip
+over midnight on its first day; on a drive without either the two are the same, tested).
+Utilisation is driving time over the period's length (24 h a day). Withdrawn alerts (late data
+showed them false) are not counted.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
+from anycar.fleet.daily import DAY, position_days
 from anycar.fleet.domain_tables import alerts, stops, trips
 
 V = db.vehicles.c
@@ -39,6 +47,8 @@ COLUMNS = (
     "max_speed_kmh",
     "utilisation",
     "alerts",
+    "fixes",
+    "trip_distance_km",
 )
 
 
@@ -82,6 +92,8 @@ def period(day: str | None = None, week: str | None = None) -> dict[str, Any]:
 def _empty() -> dict[str, Any]:
     return {
         "distance_m": 0.0,
+        "trip_m": 0.0,
+        "fixes": 0,
         "driving_s": 0.0,
         "trips": 0,
         "stops": 0,
@@ -102,6 +114,8 @@ def _finish(acc: dict[str, Any], span_s: float) -> dict[str, Any]:
     energy = acc["energy"]
     return {
         "distance_km": round(acc["distance_m"] / 1000, 3),
+        "trip_distance_km": round(acc["trip_m"] / 1000, 3),
+        "fixes": acc["fixes"],
         "driving_s": round(acc["driving_s"]),
         "trips": acc["trips"],
         "stops": acc["stops"],
@@ -129,7 +143,7 @@ def _collect(
         if vehicle_pk is not None:
             vq = vq.where(V.id == vehicle_pk)
         vehicles = {r.id: r for r in conn.execute(vq.order_by(V.wire_id))}
-        tq: Any = select(t.vehicle_id, t.start_ts, t.end_ts, t.distance_m, t.energy_kwh, t.max_speed).where(
+        tq: Any = select(t.vehicle_id, t.start_ts, t.end_ts, t.distance_m, t.energy_kwh).where(
             t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end
         )
         sq: Any = select(s.vehicle_id, s.start_ts, s.end_ts).where(
@@ -144,16 +158,29 @@ def _collect(
                 sq.where(s.vehicle_id == vehicle_pk),
                 aq.where(a.vehicle_id == vehicle_pk),
             )
+        d = position_days.c
+        dq_: Any = select(d.vehicle_id, d.day, d.fixes, d.km, d.max_speed).where(
+            d.day >= int(start // DAY), d.day < int(-(-end // DAY)), d.fixes > 0
+        )
+        dq_ = dq_.where(
+            d.vehicle_id == vehicle_pk
+            if vehicle_pk is not None
+            else d.vehicle_id.in_(select(V.id).where(V.tenant_id == tenant_id))
+        )
+        for r in conn.execute(dq_):
+            x = acc.setdefault((r.vehicle_id, _day_of(r.day * DAY)), _empty())
+            x["fixes"] += r.fixes
+            x["distance_m"] += r.km * 1000
+            if r.max_speed is not None:
+                x["max_speed"] = max(x["max_speed"] or 0.0, r.max_speed)
         for r in conn.execute(tq):
             x = acc.setdefault((r.vehicle_id, _day_of(r.start_ts)), _empty())
             x["trips"] += 1
-            x["distance_m"] += r.distance_m
+            x["trip_m"] += r.distance_m
             x["driving_s"] += max(0.0, (r.end_ts or r.start_ts) - r.start_ts)
             if r.energy_kwh is not None:
                 x["energy"] = (x["energy"] or 0.0) + r.energy_kwh
                 x["energy_m"] += r.distance_m
-            if r.max_speed is not None:
-                x["max_speed"] = max(x["max_speed"] or 0.0, r.max_speed)
         for r in conn.execute(sq):
             s0 = max(r.start_ts, start)
             s1 = min(r.end_ts if r.end_ts is not None else now, end)
@@ -171,7 +198,17 @@ def _collect(
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out = _empty()
     for x in parts:
-        for k in ("distance_m", "driving_s", "trips", "stops", "stop_s", "energy_m", "alerts"):
+        for k in (
+            "distance_m",
+            "trip_m",
+            "fixes",
+            "driving_s",
+            "trips",
+            "stops",
+            "stop_s",
+            "energy_m",
+            "alerts",
+        ):
             out[k] += x[k]
         if x["energy"] is not None:
             out["energy"] = (out["energy"] or 0.0) + x["energy"]
@@ -186,16 +223,17 @@ def fleet_report(engine: Engine, tenant_id: int, p: dict[str, Any]) -> dict[str,
     """One row per vehicle of the tenant, one per day for the fleet, and the totals."""
     acc, vehicles = _collect(engine, tenant_id, p, None)
     span = p["end"] - p["start"]
+    by_vehicle: dict[int, list[dict[str, Any]]] = {}
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for (vid, day), x in acc.items():  # one pass: 10,000 vehicles must not cost 10,000 scans
+        by_vehicle.setdefault(vid, []).append(x)
+        by_day.setdefault(day, []).append(x)
     rows = []
     for vid, v in vehicles.items():
-        parts = [x for (k, _), x in acc.items() if k == vid]
+        parts = by_vehicle.get(vid, [])
         rows.append({"vehicle": v.wire_id, "vin": v.vin, "brand": v.brand, **_finish(_merge(parts), span)})
     days = [
-        {
-            "day": d,
-            **_finish(_merge([x for (_, day), x in acc.items() if day == d]), DAY_S * max(len(vehicles), 1)),
-        }
-        for d in p["days"]
+        {"day": d, **_finish(_merge(by_day.get(d, [])), DAY_S * max(len(vehicles), 1))} for d in p["days"]
     ]
     totals = _finish(_merge(list(acc.values())), span * max(len(vehicles), 1))
     return {
@@ -296,6 +334,8 @@ HEADINGS = {
     "max_speed_kmh": "Max speed (km/h)",
     "utilisation": "Utilisation",
     "alerts": "Alerts",
+    "fixes": "Fixes",
+    "trip_distance_km": "In trips (km)",
 }
 
 
