@@ -107,7 +107,7 @@ def run(sizes: list[int], repeat: int = 5) -> dict[str, Any]:
                         conn.execute(text(_TRIPS), {**day, "n": TRIPS_PER_DAY})
                         conn.execute(text(_STOPS), {**day, "n": TRIPS_PER_DAY})
                     daily.rebuild(conn, day0 + filled * 86_400, day0 + days * 86_400)
-                    for table in ("positions", "position_days", "trips", "stops"):
+                    for table in ("vehicles", "positions", "position_days", "trips", "stops"):
                         conn.execute(text(f"ANALYZE {table}"))
                 fill_s = time.perf_counter() - t
                 filled = days

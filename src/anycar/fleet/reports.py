@@ -26,7 +26,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
@@ -131,42 +131,82 @@ def _finish(acc: dict[str, Any], span_s: float) -> dict[str, Any]:
     }
 
 
+def _day_index(ts: Any, p: dict[str, Any]) -> Any:
+    """Which of the period's days (0..6) ``ts`` falls on, in SQL both databases read the same
+    way (a ladder of the day boundaries: no floor(), whose casts differ)."""
+    bounds = [(ts < p["start"] + (i + 1) * DAY_S, i) for i in range(len(p["days"]) - 1)]
+    return case(*bounds, else_=len(p["days"]) - 1) if bounds else literal(0)
+
+
 def _collect(
     engine: Engine, tenant_id: int, p: dict[str, Any], vehicle_pk: int | None
 ) -> tuple[dict[tuple[int, str], dict[str, Any]], dict[int, Any]]:
+    """Per (vehicle, day): the rollup's row, and the trips, stops and alerts summed in SQL (a
+    fleet's day is a few rows per vehicle to Python, not every trip and stop)."""
     start, end = p["start"], p["end"]
     now = time.time()
     acc: dict[tuple[int, str], dict[str, Any]] = {}
-    t, s, a = trips.c, stops.c, alerts.c
+    t, s, a, d = trips.c, stops.c, alerts.c, position_days.c
+    label = p["days"]
     with engine.connect() as conn:
         vq = select(V.id, V.wire_id, V.vin, V.brand).where(V.tenant_id == tenant_id)
         if vehicle_pk is not None:
             vq = vq.where(V.id == vehicle_pk)
         vehicles = {r.id: r for r in conn.execute(vq.order_by(V.wire_id))}
-        tq: Any = select(t.vehicle_id, t.start_ts, t.end_ts, t.distance_m, t.energy_kwh).where(
-            t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end
+        # the period's days listed (at most 7): each (day, vehicle) is a point in the primary key,
+        # where a range of days would scan the whole day's index for every vehicle of a nested loop
+        days = list(range(int(start // DAY), int(-(-end // DAY))))
+        dq_: Any = select(d.vehicle_id, d.day, d.fixes, d.km, d.max_speed).where(
+            d.day.in_(days), d.fixes > 0, d.vehicle_id.in_(select(V.id).where(V.tenant_id == tenant_id))
         )
-        sq: Any = select(s.vehicle_id, s.start_ts, s.end_ts).where(
-            s.tenant_id == tenant_id, s.start_ts < end, (s.end_ts.is_(None)) | (s.end_ts > start)
+        driving = t.end_ts - t.start_ts
+        tday = _day_index(t.start_ts, p).label("di")
+        tq: Any = (
+            select(
+                t.vehicle_id,
+                tday,
+                func.count().label("n"),
+                func.sum(t.distance_m).label("m"),
+                func.sum(case((driving > 0, driving), else_=0.0)).label("driving"),
+                func.sum(t.energy_kwh).label("energy"),
+                func.sum(case((t.energy_kwh.is_not(None), t.distance_m), else_=0.0)).label("energy_m"),
+            )
+            .where(t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end)
+            .group_by(t.vehicle_id, tday)
         )
-        aq: Any = select(a.vehicle_id, a.ts, a.type).where(
-            a.tenant_id == tenant_id, a.ts >= start, a.ts < end, a.withdrawn_ts.is_(None)
+        s0 = case((s.start_ts > start, s.start_ts), else_=literal(start))
+        ends = func.coalesce(s.end_ts, now)
+        s1 = case((ends < end, ends), else_=literal(end))
+        sday = _day_index(s0, p).label("di")
+        sq: Any = (
+            select(
+                s.vehicle_id,
+                sday,
+                func.sum(case((s.start_ts >= start, 1), else_=0)).label("n"),
+                func.sum(case((s1 > s0, s1 - s0), else_=0.0)).label("stopped"),
+            )
+            .where(
+                s.tenant_id == tenant_id,
+                # the stops that began in the period (one index range), and the one each vehicle
+                # was in when it began (ended after its start, or still open: ix_stops_tenant_end)
+                ((s.start_ts >= start) & (s.start_ts < end))
+                | ((s.start_ts < start) & ((s.end_ts > start) | s.end_ts.is_(None))),
+            )
+            .group_by(s.vehicle_id, sday)
+        )
+        aday = _day_index(a.ts, p).label("di")
+        aq: Any = (
+            select(a.vehicle_id, aday, a.type, func.count().label("n"))
+            .where(a.tenant_id == tenant_id, a.ts >= start, a.ts < end, a.withdrawn_ts.is_(None))
+            .group_by(a.vehicle_id, aday, a.type)
         )
         if vehicle_pk is not None:
-            tq, sq, aq = (
+            dq_, tq, sq, aq = (
+                dq_.where(d.vehicle_id == vehicle_pk),
                 tq.where(t.vehicle_id == vehicle_pk),
                 sq.where(s.vehicle_id == vehicle_pk),
                 aq.where(a.vehicle_id == vehicle_pk),
             )
-        d = position_days.c
-        dq_: Any = select(d.vehicle_id, d.day, d.fixes, d.km, d.max_speed).where(
-            d.day >= int(start // DAY), d.day < int(-(-end // DAY)), d.fixes > 0
-        )
-        dq_ = dq_.where(
-            d.vehicle_id == vehicle_pk
-            if vehicle_pk is not None
-            else d.vehicle_id.in_(select(V.id).where(V.tenant_id == tenant_id))
-        )
         for r in conn.execute(dq_):
             x = acc.setdefault((r.vehicle_id, _day_of(r.day * DAY)), _empty())
             x["fixes"] += r.fixes
@@ -174,24 +214,21 @@ def _collect(
             if r.max_speed is not None:
                 x["max_speed"] = max(x["max_speed"] or 0.0, r.max_speed)
         for r in conn.execute(tq):
-            x = acc.setdefault((r.vehicle_id, _day_of(r.start_ts)), _empty())
-            x["trips"] += 1
-            x["trip_m"] += r.distance_m
-            x["driving_s"] += max(0.0, (r.end_ts or r.start_ts) - r.start_ts)
-            if r.energy_kwh is not None:
-                x["energy"] = (x["energy"] or 0.0) + r.energy_kwh
-                x["energy_m"] += r.distance_m
+            x = acc.setdefault((r.vehicle_id, label[r.di]), _empty())
+            x["trips"] += r.n
+            x["trip_m"] += r.m or 0.0
+            x["driving_s"] += r.driving or 0.0
+            if r.energy is not None:
+                x["energy"] = (x["energy"] or 0.0) + r.energy
+                x["energy_m"] += r.energy_m or 0.0
         for r in conn.execute(sq):
-            s0 = max(r.start_ts, start)
-            s1 = min(r.end_ts if r.end_ts is not None else now, end)
-            x = acc.setdefault((r.vehicle_id, _day_of(s0)), _empty())
-            if r.start_ts >= start:
-                x["stops"] += 1
-            x["stop_s"] += max(0.0, s1 - s0)
+            x = acc.setdefault((r.vehicle_id, label[r.di]), _empty())
+            x["stops"] += r.n or 0
+            x["stop_s"] += r.stopped or 0.0
         for r in conn.execute(aq):
-            x = acc.setdefault((r.vehicle_id, _day_of(r.ts)), _empty())
-            x["alerts"] += 1
-            x["by_type"][r.type] = x["by_type"].get(r.type, 0) + 1
+            x = acc.setdefault((r.vehicle_id, label[r.di]), _empty())
+            x["alerts"] += r.n
+            x["by_type"][r.type] = x["by_type"].get(r.type, 0) + r.n
     return {k: v for k, v in acc.items() if k[0] in vehicles}, vehicles
 
 
