@@ -7,6 +7,7 @@ parked tracker's GPS drift, which trips leave out) the report says both."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from anycar.fleet import daily, registry, reports
 from anycar.fleet.domain import DomainPipeline
-from anycar.fleet.domain_tables import trips
+from anycar.fleet.domain_tables import stops, trips
 from anycar.fleet.store import Accepted, Store
 from fleet_domain_support import M_PER_DEG, T0, Drive
 from fleet_support import fleet_engine, vin
@@ -98,6 +99,37 @@ def test_the_report_from_the_rollup_gives_the_trips_and_the_positions_numbers(
                 assert row["distance_km"] == row["trip_distance_km"]
                 assert row["max_speed_kmh"] == by_trips[vid].v
         assert compared == 4
+        # stops, summed in SQL, against the stored rows (PM-B's Dec 2 begins inside the stop it
+        # was in since Dec 1; the one open at the end runs until now, clipped to the day)
+        with engine.connect() as conn:
+            rows = conn.execute(select(stops.c.vehicle_id, stops.c.start_ts, stops.c.end_ts)).all()
+        for day in ("2026-12-01", "2026-12-02"):
+            p = reports.period(day=day)
+            now = time.time()
+            report = {r["vehicle"]: r for r in reports.fleet_report(engine, tid, p)["vehicles"]}
+            for wire, vid in ids.items():
+                mine = [
+                    r
+                    for r in rows
+                    if r.vehicle_id == vid
+                    and r.start_ts < p["end"]
+                    and (r.end_ts is None or r.end_ts > p["start"])
+                ]
+                began = sum(1 for r in mine if r.start_ts >= p["start"])
+                stopped = sum(
+                    max(
+                        0.0,
+                        min(r.end_ts if r.end_ts is not None else now, p["end"])
+                        - max(r.start_ts, p["start"]),
+                    )
+                    for r in mine
+                )
+                assert report[wire]["stops"] == began, (day, wire)
+                assert report[wire]["stop_s"] == pytest.approx(round(stopped), abs=2), (day, wire)
+        spanning = [
+            r for r in rows if r.vehicle_id == ids["PM-B"] and r.start_ts < T0 + 86_400 < (r.end_ts or 1e12)
+        ]
+        assert spanning  # the case is in the data
         week = reports.fleet_report(engine, tid, reports.period(week="2026-W49"))
         b = next(r for r in week["vehicles"] if r["vehicle"] == "PM-B")
         assert b["distance_km"] == pytest.approx(10 + 5 + 11.25, abs=0.002) and b["trips"] == 3

@@ -64,9 +64,6 @@ stops = Table(
 )
 Index("ix_stops_vehicle_start", stops.c.vehicle_id, stops.c.start_ts)
 Index("ix_stops_tenant_start", stops.c.tenant_id, stops.c.start_ts)
-Index(
-    "ix_stops_tenant_end", stops.c.tenant_id, stops.c.end_ts
-)  # the stop each vehicle is in at a day's start (reports)
 
 # One row per vehicle: how far its stream has been derived, and the derivation's state there.
 derive_cursors = Table(

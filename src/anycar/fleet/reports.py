@@ -26,7 +26,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
@@ -174,26 +174,40 @@ def _collect(
             .where(t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end)
             .group_by(t.vehicle_id, tday)
         )
-        s0 = case((s.start_ts > start, s.start_ts), else_=literal(start))
-        ends = func.coalesce(s.end_ts, now)
+        # the stops that began in the period (one index range), and the one each vehicle was in
+        # when it began: its last stop begun before, if that ended after the start or is open
+        # (one (vehicle, start) lookup per vehicle: history does not make it dearer)
+        s2 = stops.alias("s2")
+        began = select(s.vehicle_id, s.start_ts, s.end_ts).where(
+            s.tenant_id == tenant_id, s.start_ts >= start, s.start_ts < end
+        )
+        last_before = (
+            select(func.max(s2.c.start_ts))
+            .where(s2.c.vehicle_id == V.id, s2.c.start_ts < start)
+            .scalar_subquery()
+        )
+        in_progress = (
+            select(s.vehicle_id, s.start_ts, s.end_ts)
+            .select_from(db.vehicles.join(stops, s.vehicle_id == V.id))
+            .where(V.tenant_id == tenant_id, s.start_ts == last_before)
+            .where((s.end_ts > start) | s.end_ts.is_(None))
+        )
+        if vehicle_pk is not None:
+            began, in_progress = (
+                began.where(s.vehicle_id == vehicle_pk),
+                in_progress.where(V.id == vehicle_pk),
+            )
+        u = union_all(began, in_progress).subquery()
+        s0 = case((u.c.start_ts > start, u.c.start_ts), else_=literal(start))
+        ends = func.coalesce(u.c.end_ts, now)
         s1 = case((ends < end, ends), else_=literal(end))
         sday = _day_index(s0, p).label("di")
-        sq: Any = (
-            select(
-                s.vehicle_id,
-                sday,
-                func.sum(case((s.start_ts >= start, 1), else_=0)).label("n"),
-                func.sum(case((s1 > s0, s1 - s0), else_=0.0)).label("stopped"),
-            )
-            .where(
-                s.tenant_id == tenant_id,
-                # the stops that began in the period (one index range), and the one each vehicle
-                # was in when it began (ended after its start, or still open: ix_stops_tenant_end)
-                ((s.start_ts >= start) & (s.start_ts < end))
-                | ((s.start_ts < start) & ((s.end_ts > start) | s.end_ts.is_(None))),
-            )
-            .group_by(s.vehicle_id, sday)
-        )
+        sq: Any = select(
+            u.c.vehicle_id,
+            sday,
+            func.sum(case((u.c.start_ts >= start, 1), else_=0)).label("n"),
+            func.sum(case((s1 > s0, s1 - s0), else_=0.0)).label("stopped"),
+        ).group_by(u.c.vehicle_id, sday)
         aday = _day_index(a.ts, p).label("di")
         aq: Any = (
             select(a.vehicle_id, aday, a.type, func.count().label("n"))
@@ -201,10 +215,9 @@ def _collect(
             .group_by(a.vehicle_id, aday, a.type)
         )
         if vehicle_pk is not None:
-            dq_, tq, sq, aq = (
+            dq_, tq, aq = (
                 dq_.where(d.vehicle_id == vehicle_pk),
                 tq.where(t.vehicle_id == vehicle_pk),
-                sq.where(s.vehicle_id == vehicle_pk),
                 aq.where(a.vehicle_id == vehicle_pk),
             )
         for r in conn.execute(dq_):

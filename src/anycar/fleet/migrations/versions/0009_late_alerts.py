@@ -1,7 +1,6 @@
 """fleet-domain: alerts on late data. An alert says whether it was raised from a late sample and
 when, and whether (and why) later data withdrew it; the rules' state is kept at each change
-(``rule_checkpoints``) so a late sample is evaluated in its own time order. And an index for
-the reports: the stop each vehicle was in when a day began (``ix_stops_tenant_end``).
+(``rule_checkpoints``) so a late sample is evaluated in its own time order.
 
 Revision ID: late_alerts
 Revises: position_days
@@ -30,11 +29,9 @@ def upgrade() -> None:
         sa.Column("ts", sa.Float, primary_key=True),
         sa.Column("state", sa.JSON, nullable=False),
     )
-    op.create_index("ix_stops_tenant_end", "stops", ["tenant_id", "end_ts"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_stops_tenant_end", table_name="stops")
     op.drop_table("rule_checkpoints")
     with op.batch_alter_table("alerts") as batch:
         for name in ("withdrawn_reason", "withdrawn_ts", "raised_ts", "late"):
