@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
     _register_dispatch(cmds)
     _register_swap(cmds)
     _register_console(cmds)
+    _register_fleet_report(cmds)
 
 
 def _register_roads(cmds: Any) -> None:
@@ -267,6 +268,35 @@ def bench_console(args: argparse.Namespace) -> int:
             )
         except RuntimeError as exc:
             return fail(str(exc))
+    show(result, args.json)
+    return 0
+
+
+# ---- fleet-domain: the product's fleet report at 10^6 .. 10^7 rows ----------------------------
+def _register_fleet_report(cmds: Any) -> None:
+    rep = cmds.add_parser(
+        "fleet-report",
+        help="the product's fleet daily report (JSON, CSV, page) at 10^6..10^7 positions (PostgreSQL)",
+    )
+    rep.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[1_000_000, 10_000_000],
+        help="position rows to fill to, in turn",
+    )
+    rep.add_argument("--repeat", type=int, default=5, help="timed runs of each form")
+    rep.add_argument("--json", action="store_true", help="print JSON")
+    rep.set_defaults(func=bench_fleet_report)
+
+
+def bench_fleet_report(args: argparse.Namespace) -> int:
+    from anycar.bench import fleet_report
+
+    if min(args.rows) < 1 or args.repeat < 1:
+        return fail("--rows: at least 1; --repeat: at least 1")
+    with errors.status(f"anycar bench fleet-report: filling PostgreSQL to {max(args.rows):,} positions..."):
+        result = fleet_report.run(args.rows, args.repeat)
     show(result, args.json)
     return 0
 

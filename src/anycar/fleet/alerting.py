@@ -6,6 +6,9 @@ a JSON-able dict kept in the vehicle's derivation cursor, so an alert is raised 
 episode (SoC with hysteresis, speeding re-armed after ``rearm_s`` under the limit or on leaving
 the zone, a door once per opening, a cargo sensor once per excursion) even across batches and
 restarts.
+
+``changed`` is set whenever the state changes (by value), so the derivation can keep the state at
+each change (``anycar.fleet.latealerts``) and evaluate a late sample from the state of its time.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class CloudRules:
         self.rules = rules
         self.s: dict[str, Any] = state or {"soc_low": False, "speeding": {}, "cargo": {}, "doors": {}}
         self.out: list[dict[str, Any]] = []
+        self.changed = False
 
     def _where(self, ctx: dict[str, Any]) -> tuple[Any, Any]:
         return ctx.get("lat"), ctx.get("lon")
@@ -44,7 +48,7 @@ class CloudRules:
         if not r["enabled"]:
             return
         if not self.s["soc_low"] and soc < r["below_percent"]:
-            self.s["soc_low"] = True
+            self.s["soc_low"] = self.changed = True
             self.out.append(
                 alert(
                     ts,
@@ -57,6 +61,7 @@ class CloudRules:
             )
         elif self.s["soc_low"] and soc > r["below_percent"] + r["hysteresis_percent"]:
             self.s["soc_low"] = False
+            self.changed = True
 
     def speed(self, ts: float, speed: float, zones: list[Fence], ctx: dict[str, Any]) -> None:
         r = self.rules["speeding"]
@@ -68,12 +73,18 @@ class CloudRules:
         state: dict[str, Any] = self.s["speeding"]
         for key in [k for k in state if k not in limits]:
             del state[key]  # left the zone: re-armed
+            self.changed = True
         for key, (limit, name) in limits.items():
-            entry = state.setdefault(key, {"alerted": False, "under_since": None})
+            if key not in state:
+                state[key] = {"alerted": False, "under_since": None}
+                self.changed = True
+            entry = state[key]
             if speed > limit + r["tolerance_kmh"]:
-                entry["under_since"] = None
+                if entry["under_since"] is not None:
+                    entry["under_since"] = None
+                    self.changed = True
                 if not entry["alerted"]:
-                    entry["alerted"] = True
+                    entry["alerted"] = self.changed = True
                     self.out.append(
                         alert(
                             ts,
@@ -87,8 +98,10 @@ class CloudRules:
             elif entry["alerted"] and speed <= limit:
                 if entry["under_since"] is None:
                     entry["under_since"] = ts
+                    self.changed = True
                 elif ts - entry["under_since"] >= r["rearm_s"]:
                     entry.update(alerted=False, under_since=None)
+                    self.changed = True
 
     def signal(self, ts: float, path: str, value: Any, ctx: dict[str, Any]) -> None:
         cargo = self.rules["cargo_temperature"]
@@ -106,13 +119,17 @@ class CloudRules:
                         *self._where(ctx),
                     )
                 )
-            self.s["cargo"][path] = out_of_range
+            if self.s["cargo"].get(path) != out_of_range:
+                self.s["cargo"][path] = out_of_range
+                self.changed = True
         doors = self.rules["door_open_moving"]
         if doors["enabled"] and matches(path, doors["signals"]) and isinstance(value, bool):
             if not value:
-                self.s["doors"].pop(path, None)
-            else:
-                self.s["doors"].setdefault(path, False)
+                if self.s["doors"].pop(path, None) is not None:
+                    self.changed = True
+            elif path not in self.s["doors"]:
+                self.s["doors"][path] = False
+                self.changed = True
             self.check_doors(ts, ctx)
 
     def check_doors(self, ts: float, ctx: dict[str, Any]) -> None:
@@ -122,7 +139,7 @@ class CloudRules:
             return
         for path, alerted in list(self.s["doors"].items()):
             if not alerted:
-                self.s["doors"][path] = True
+                self.s["doors"][path] = self.changed = True
                 self.out.append(
                     alert(
                         ts,
@@ -133,6 +150,16 @@ class CloudRules:
                         *self._where(ctx),
                     )
                 )
+
+
+RULE_TYPES = ("low_soc", "speeding", "cargo_temperature", "door_open_moving")
+
+
+def subject(a: dict[str, Any]) -> str:
+    """What a rule's alert is about besides its type: the zone of a speeding, the signal of a
+    cargo or door alert (one vehicle has one episode of each at a time)."""
+    data = a.get("data") or {}
+    return str(data.get("geofence") or data.get("path") or "")
 
 
 def hub_event_alert(rules: dict[str, Any], event: dict[str, Any]) -> dict[str, Any] | None:

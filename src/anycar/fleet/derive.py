@@ -11,9 +11,12 @@ ingest processes never derive one vehicle at once.
 Late data (a sample at or before the cursor: a reordered batch, a second worker's batch
 committed after a newer one): the trips and stops from the start of the last stop before the
 late sample are deleted and derived again from the stored stream, so they come out as if the
-data had arrived in order. Geofence events and alerts are raised from in-order data only (an
-alert is never withdrawn, and a webhook cannot be unsent); a sample later than ``max_late_s``
-behind the cursor is stored and not re-derived.
+data had arrived in order. The cloud rules and the geofences are evaluated again too, from the
+rules' state just before the late sample (``anycar.fleet.latealerts``): an alert the late data
+raises is stored ``late`` with its sample's time, one it makes false is withdrawn with the
+reason, the rest stay as they were (a resent sample raises nothing twice); an offline alert the
+late data shows false is withdrawn. A sample later than ``max_late_s`` behind the cursor is
+stored and not re-derived.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from anycar.fleet import db
+from anycar.fleet import db, latealerts
 from anycar.fleet.alerting import CloudRules
 from anycar.fleet.domain_tables import alerts, derive_cursors, geofence_events, stops, trips
 from anycar.fleet.geofences import Fence, containing
@@ -34,6 +37,7 @@ from anycar.fleet.trips import ORDER, Sample, Segmenter, TripConfig
 
 NEW = -1e12  # a cursor that has derived nothing yet
 ORDER.setdefault("sig", 6)
+LEAD_S = 600.0  # the stream read before a replay's start, for where the vehicle was and its speed
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class Derived:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     geofence_events: list[dict[str, Any]] = field(default_factory=list)
     trips: list[dict[str, Any]] = field(default_factory=list)
+    withdrawn: list[dict[str, Any]] = field(default_factory=list)  # alerts late data made false
     rederived: bool = False
     late_skipped: bool = False
     samples: int = 0
@@ -121,32 +126,56 @@ def derive_vehicle(
     rewind = until != NEW and from_ts <= until
     if rewind and not everything and until - from_ts > cfg.max_late_s:
         rewind, out.late_skipped = False, True
+    replay = rewind and not everything  # the rules too, from their state before the late sample
+    rules_from, rules_state = until, state.get("rules")  # rules evaluate the samples after this
+    ctx: dict[str, Any] = state.get("ctx") or {"lat": None, "lon": None, "speed": None}
+    inside: list[int] | None = [i for i in state.get("inside", []) if any(f.id == i for f in fences)]
+    seg_from = NEW
     if rewind:
         t, s_ = trips.c, stops.c
         anchor = conn.execute(
             select(func.max(s_.start_ts)).where(s_.vehicle_id == v.id, s_.start_ts <= from_ts)
         ).scalar()
-        start = anchor if anchor is not None else NEW
-        conn.execute(delete(trips).where(t.vehicle_id == v.id, t.start_ts >= start))
-        conn.execute(delete(stops).where(s_.vehicle_id == v.id, s_.start_ts >= start))
+        seg_from = anchor if anchor is not None else NEW
+        conn.execute(delete(trips).where(t.vehicle_id == v.id, t.start_ts >= seg_from))
+        conn.execute(delete(stops).where(s_.vehicle_id == v.id, s_.start_ts >= seg_from))
         seg_state = None
         out.rederived = True
-        samples = _samples(conn, cfg, v.id, start, inclusive=True)
+        read_from = seg_from
+        if replay:
+            cp_ts, rules_state = latealerts.state_before(conn, v.id, from_ts)
+            rules_from = NEW if cp_ts is None else cp_ts
+            latealerts.forget_after(conn, v.id, rules_from)
+            ctx, inside = {"lat": None, "lon": None, "speed": None}, None  # set by the lead-in
+            read_from = min(seg_from, rules_from - LEAD_S) if rules_from != NEW else NEW
+        samples = _samples(conn, cfg, v.id, read_from, inclusive=True)
     else:
         samples = _samples(conn, cfg, v.id, until, inclusive=False)
     out.samples = len(samples)
     seg = Segmenter(cfg, cfg.pack(v.brand), seg_state)
-    cloud = CloudRules(rules, state.get("rules"))
-    ctx: dict[str, Any] = state.get("ctx") or {"lat": None, "lon": None, "speed": None}
-    inside: list[int] = [i for i in state.get("inside", []) if any(f.id == i for f in fences)]
+    cloud = CloudRules(rules, rules_state)
     by_id = {f.id: f for f in fences}
     last = until
+    points: list[tuple[float, dict[str, Any]]] = []  # the rules' state at each change
+    changed_at: float | None = None
     for sample in samples:
         ts, what, value = sample
-        if what != "sig":
+        if what != "sig" and ts >= seg_from:
             seg.feed(sample)
-        if ts <= until:
-            continue  # replayed for the trips only
+        if ts <= rules_from:  # before the rules' start: it only says where and how fast
+            if what == "pos":
+                ctx.update(lat=value[0], lon=value[1])
+                if value[2] is not None:
+                    ctx["speed"] = value[2]
+            elif what == "speed":
+                ctx["speed"] = value
+            continue
+        if inside is None:
+            lat, lon = ctx["lat"], ctx["lon"]
+            inside = [f.id for f in containing(fences, lat, lon)] if lat is not None else []
+        if changed_at is not None and ts > changed_at:
+            points.append((changed_at, latealerts.snapshot(cloud.s)))
+            changed_at = None
         last = max(last, ts)
         if what == "pos":
             lat, lon, speed = value
@@ -170,25 +199,63 @@ def derive_vehicle(
         if what in ("pos", "speed") and ctx.get("speed") is not None:
             cloud.speed(ts, ctx["speed"], [by_id[i] for i in inside], ctx)
             cloud.check_doors(ts, ctx)
+        if cloud.changed:
+            cloud.changed, changed_at = False, ts
+    if changed_at is not None:
+        points.append((changed_at, latealerts.snapshot(cloud.s)))
     _write(conn, v, seg, out)
-    for a in cloud.out:
-        row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a}
+    raised = cloud.out
+    if replay:
+        after = None if rules_from == NEW else rules_from
+        raised, out.withdrawn = latealerts.reconcile(conn, v.id, after, until, cloud.out)
+        _replace_fence_events(conn, v, after, by_id, out)
+    now = time.time()
+    for a in raised:
+        row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a, "raised_ts": now}
+        row.setdefault("late", False)
         key = conn.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
         out.alerts.append({"id": int(key), "vehicle": v.wire_id, **row})
     if out.geofence_events:
         conn.execute(insert(geofence_events), out.geofence_events)
+    if not everything:
+        latealerts.keep(conn, v.id, points, cfg.max_late_s)
+    offline_s = float(rules["offline"]["after_minutes"]) * 60
+    if replay or (until != NEW and not everything and now - until > offline_s):
+        out.withdrawn += latealerts.review_offline(conn, v.id, from_ts)
+    for w in out.withdrawn:
+        w.update(tenant_id=v.tenant_id, vehicle_id=v.id, vehicle=v.wire_id)
     conn.execute(
         update(derive_cursors)
         .where(derive_cursors.c.vehicle_id == v.id)
         .values(
             until_ts=max(last, until),
-            state={"seg": seg.s, "rules": cloud.s, "ctx": ctx, "inside": inside},
+            state={"seg": seg.s, "rules": cloud.s, "ctx": ctx, "inside": inside or []},
             updated=time.time(),
         )
     )
     for e in out.geofence_events:
         e["vehicle"] = v.wire_id
     return out
+
+
+def _replace_fence_events(
+    conn: Connection, v: VehicleInfo, after: float | None, by_id: dict[int, Fence], out: Derived
+) -> None:
+    """After a replay: the enter/exit events it made stand for those stored after ``after``;
+    one stored and not made again goes (the late data shows it did not happen then), one made
+    and not stored is new (and kept in ``out`` to be announced)."""
+    ge = geofence_events.c
+    query = select(ge.id, ge.geofence_id, ge.kind, ge.ts).where(ge.vehicle_id == v.id)
+    if after is not None:
+        query = query.where(ge.ts > after)
+    stored = {(r.geofence_id, r.kind, round(r.ts, 6)): r.id for r in conn.execute(query)}
+    made = {(e["geofence_id"], e["kind"], round(e["ts"], 6)) for e in out.geofence_events}
+    stale = [i for k, i in stored.items() if k not in made and k[0] in by_id]
+    if stale:
+        conn.execute(delete(geofence_events).where(ge.id.in_(stale)))
+    out.geofence_events = [
+        e for e in out.geofence_events if (e["geofence_id"], e["kind"], round(e["ts"], 6)) not in stored
+    ]
 
 
 def _fence_event(

@@ -68,6 +68,11 @@ class Outcome:
     def alerts(self) -> list[dict[str, Any]]:
         return [a for d in self.derived for a in d.alerts] + self.hub_alerts
 
+    @property
+    def withdrawn(self) -> list[dict[str, Any]]:
+        """Alerts that late data showed false (fleet-domain)."""
+        return [a for d in self.derived for a in d.withdrawn]
+
 
 def tenant_fences(engine_conn: Any, tenant_id: int) -> list[Fence]:
     rows = engine_conn.execute(select(geofences).where(geofences.c.tenant_id == tenant_id))
@@ -230,7 +235,7 @@ class DomainPipeline:
                 a = hub_event_alert(rules_cache[v.tenant_id], e)
                 if a is None:
                     continue
-                row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a}
+                row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a, "raised_ts": time.time()}
                 key = conn.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
                 out.append({"id": int(key), "vehicle": v.wire_id, **row})
         return out
@@ -242,6 +247,7 @@ class DomainPipeline:
         ``{"type": KIND, KIND: {...}}`` (an alert's own ``type`` stays inside)."""
         return {
             "alert": [wrap("alert", a) for a in outcome.alerts],
+            "alert_withdrawn": [wrap("alert_withdrawn", a) for a in outcome.withdrawn],
             "geofence": [wrap("geofence", e) for d in outcome.derived for e in d.geofence_events],
             "trip": [wrap("trip", t) for d in outcome.derived for t in d.trips],
         }
@@ -315,7 +321,7 @@ class DomainPipeline:
 
 def wrap(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in row.items() if k not in ("tenant_id", "vehicle_id")}
-    if kind == "alert":
+    if kind in ("alert", "alert_withdrawn"):
         body.setdefault("ack_ts", None)
         body.setdefault("cleared_ts", None)
     return {"tenant_id": row["tenant_id"], kind: body}

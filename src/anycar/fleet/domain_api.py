@@ -607,6 +607,16 @@ DOMAIN_SCHEMAS: dict[str, Any] = {
             "ack_ts": _NUM,
             "ack_by": {"type": ["string", "null"]},
             "ack_note": {"type": ["string", "null"]},
+            "late": {
+                "type": "boolean",
+                "description": "raised from a sample that arrived late; ts is its time",
+            },
+            "raised_ts": _NUM,
+            "withdrawn_ts": _NUM,
+            "withdrawn_reason": {
+                "type": ["string", "null"],
+                "description": "why data that came later withdrew it",
+            },
         },
     },
     "Rules": {

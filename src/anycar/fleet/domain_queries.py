@@ -153,7 +153,7 @@ def geofence_event_list(
 
 
 # ---- alerts ------------------------------------------------------------------------------------
-STATES = ("open", "acknowledged", "all")
+STATES = ("open", "acknowledged", "withdrawn", "all")  # open: neither acknowledged nor withdrawn
 
 
 def _alert(r: Any) -> dict[str, Any]:
@@ -178,9 +178,11 @@ def alert_list(
     if type_ is not None:
         query = query.where(a.type == type_)
     if state == "open":
-        query = query.where(a.ack_ts.is_(None))
+        query = query.where(a.ack_ts.is_(None), a.withdrawn_ts.is_(None))
     elif state == "acknowledged":
         query = query.where(a.ack_ts.is_not(None))
+    elif state == "withdrawn":
+        query = query.where(a.withdrawn_ts.is_not(None))
     with engine.connect() as conn:
         return [_alert(r) for r in conn.execute(query.order_by(a.ts.desc(), a.id.desc()).limit(limit))]
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from anycar.fleet.db import metadata
@@ -121,9 +122,25 @@ alerts = Table(
     Column("ack_ts", Float),
     Column("ack_by", String(128)),
     Column("ack_note", Text),
+    # fleet-domain: raised from a late sample (``ts`` is the sample's time, ``raised_ts`` when it
+    # was raised); withdrawn when data that came later showed it false, with the reason
+    Column("late", Boolean, nullable=False, server_default=false()),
+    Column("raised_ts", Float),
+    Column("withdrawn_ts", Float),
+    Column("withdrawn_reason", Text),
 )
 Index("ix_alerts_tenant_ts", alerts.c.tenant_id, alerts.c.ts)
 Index("ix_alerts_vehicle_type", alerts.c.vehicle_id, alerts.c.type)
+
+# the cloud rules' state of a vehicle after each sample time at which it changed, so a late sample
+# is evaluated from the state its own time had (anycar.fleet.latealerts)
+rule_checkpoints = Table(
+    "rule_checkpoints",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id"), primary_key=True),
+    Column("ts", Float, primary_key=True),
+    Column("state", JSON, nullable=False),
+)
 
 tenant_rules = Table(
     "tenant_rules",

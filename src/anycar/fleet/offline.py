@@ -99,6 +99,7 @@ def check(engine: Engine, now: float | None = None) -> list[dict[str, Any]]:
                             r.last_lat,
                             r.last_lon,
                         ),
+                        "raised_ts": now,
                     }
                     key = conn.execute(insert(alerts).values(**row).returning(a.id)).scalar_one()
                     raised.append(

@@ -2,9 +2,16 @@
 stops, energy, utilisation, alerts; as JSON, CSV, and a printable HTML page with inline SVG
 charts (PDF through the browser's print).
 
-Read from the derived tables only (trips, stops, alerts), so a fleet's day is three index
-ranges on (tenant, start). A trip counts on the day it starts; the trip under way counts up to
-its latest sample. Utilisation is driving time over the period's length (24 h a day).
+Distance, fixes and max speed are read from the daily rollup ``position_days`` (one row per
+vehicle-day, kept exact in the ingest's transaction, ``anycar.fleet.daily``): the GPS distance of
+the day's fixes in time order, cut at midnight UTC, so a fleet's day costs one row per vehicle
+however many positions it has, and a past day's report survives the raw positions' retention.
+Driving time, trips, stops and energy come from the derived tables (trips, stops, alerts): a
+trip counts on the day it starts, the trip under way up to its latest sample; ``trip_distance_km``
+is the trips' own distance (which leaves out the drift of a parked tracker and counts a trip
+over midnight on its first day; on a drive without either the two are the same, tested).
+Utilisation is driving time over the period's length (24 h a day). Withdrawn alerts (late data
+showed them false) are not counted.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
+from anycar.fleet.daily import DAY, position_days
 from anycar.fleet.domain_tables import alerts, stops, trips
 
 V = db.vehicles.c
@@ -39,6 +47,8 @@ COLUMNS = (
     "max_speed_kmh",
     "utilisation",
     "alerts",
+    "fixes",
+    "trip_distance_km",
 )
 
 
@@ -82,6 +92,8 @@ def period(day: str | None = None, week: str | None = None) -> dict[str, Any]:
 def _empty() -> dict[str, Any]:
     return {
         "distance_m": 0.0,
+        "trip_m": 0.0,
+        "fixes": 0,
         "driving_s": 0.0,
         "trips": 0,
         "stops": 0,
@@ -102,6 +114,8 @@ def _finish(acc: dict[str, Any], span_s: float) -> dict[str, Any]:
     energy = acc["energy"]
     return {
         "distance_km": round(acc["distance_m"] / 1000, 3),
+        "trip_distance_km": round(acc["trip_m"] / 1000, 3),
+        "fixes": acc["fixes"],
         "driving_s": round(acc["driving_s"]),
         "trips": acc["trips"],
         "stops": acc["stops"],
@@ -117,61 +131,134 @@ def _finish(acc: dict[str, Any], span_s: float) -> dict[str, Any]:
     }
 
 
+def _day_index(ts: Any, p: dict[str, Any]) -> Any:
+    """Which of the period's days (0..6) ``ts`` falls on, in SQL both databases read the same
+    way (a ladder of the day boundaries: no floor(), whose casts differ)."""
+    bounds = [(ts < p["start"] + (i + 1) * DAY_S, i) for i in range(len(p["days"]) - 1)]
+    return case(*bounds, else_=len(p["days"]) - 1) if bounds else literal(0)
+
+
 def _collect(
     engine: Engine, tenant_id: int, p: dict[str, Any], vehicle_pk: int | None
 ) -> tuple[dict[tuple[int, str], dict[str, Any]], dict[int, Any]]:
+    """Per (vehicle, day): the rollup's row, and the trips, stops and alerts summed in SQL (a
+    fleet's day is a few rows per vehicle to Python, not every trip and stop)."""
     start, end = p["start"], p["end"]
     now = time.time()
     acc: dict[tuple[int, str], dict[str, Any]] = {}
-    t, s, a = trips.c, stops.c, alerts.c
+    t, s, a, d = trips.c, stops.c, alerts.c, position_days.c
+    label = p["days"]
     with engine.connect() as conn:
         vq = select(V.id, V.wire_id, V.vin, V.brand).where(V.tenant_id == tenant_id)
         if vehicle_pk is not None:
             vq = vq.where(V.id == vehicle_pk)
         vehicles = {r.id: r for r in conn.execute(vq.order_by(V.wire_id))}
-        tq: Any = select(t.vehicle_id, t.start_ts, t.end_ts, t.distance_m, t.energy_kwh, t.max_speed).where(
-            t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end
+        # the period's days listed (at most 7): each (day, vehicle) is a point in the primary key,
+        # where a range of days would scan the whole day's index for every vehicle of a nested loop
+        days = list(range(int(start // DAY), int(-(-end // DAY))))
+        dq_: Any = select(d.vehicle_id, d.day, d.fixes, d.km, d.max_speed).where(
+            d.day.in_(days), d.fixes > 0, d.vehicle_id.in_(select(V.id).where(V.tenant_id == tenant_id))
         )
-        sq: Any = select(s.vehicle_id, s.start_ts, s.end_ts).where(
-            s.tenant_id == tenant_id, s.start_ts < end, (s.end_ts.is_(None)) | (s.end_ts > start)
+        driving = t.end_ts - t.start_ts
+        tday = _day_index(t.start_ts, p).label("di")
+        tq: Any = (
+            select(
+                t.vehicle_id,
+                tday,
+                func.count().label("n"),
+                func.sum(t.distance_m).label("m"),
+                func.sum(case((driving > 0, driving), else_=0.0)).label("driving"),
+                func.sum(t.energy_kwh).label("energy"),
+                func.sum(case((t.energy_kwh.is_not(None), t.distance_m), else_=0.0)).label("energy_m"),
+            )
+            .where(t.tenant_id == tenant_id, t.start_ts >= start, t.start_ts < end)
+            .group_by(t.vehicle_id, tday)
         )
-        aq: Any = select(a.vehicle_id, a.ts, a.type).where(
-            a.tenant_id == tenant_id, a.ts >= start, a.ts < end
+        # the stops that began in the period (one index range), and the one each vehicle was in
+        # when it began: its last stop begun before, if that ended after the start or is open
+        # (one (vehicle, start) lookup per vehicle: history does not make it dearer)
+        s2 = stops.alias("s2")
+        began = select(s.vehicle_id, s.start_ts, s.end_ts).where(
+            s.tenant_id == tenant_id, s.start_ts >= start, s.start_ts < end
+        )
+        last_before = (
+            select(func.max(s2.c.start_ts))
+            .where(s2.c.vehicle_id == V.id, s2.c.start_ts < start)
+            .scalar_subquery()
+        )
+        in_progress = (
+            select(s.vehicle_id, s.start_ts, s.end_ts)
+            .select_from(db.vehicles.join(stops, s.vehicle_id == V.id))
+            .where(V.tenant_id == tenant_id, s.start_ts == last_before)
+            .where((s.end_ts > start) | s.end_ts.is_(None))
         )
         if vehicle_pk is not None:
-            tq, sq, aq = (
+            began, in_progress = (
+                began.where(s.vehicle_id == vehicle_pk),
+                in_progress.where(V.id == vehicle_pk),
+            )
+        u = union_all(began, in_progress).subquery()
+        s0 = case((u.c.start_ts > start, u.c.start_ts), else_=literal(start))
+        ends = func.coalesce(u.c.end_ts, now)
+        s1 = case((ends < end, ends), else_=literal(end))
+        sday = _day_index(s0, p).label("di")
+        sq: Any = select(
+            u.c.vehicle_id,
+            sday,
+            func.sum(case((u.c.start_ts >= start, 1), else_=0)).label("n"),
+            func.sum(case((s1 > s0, s1 - s0), else_=0.0)).label("stopped"),
+        ).group_by(u.c.vehicle_id, sday)
+        aday = _day_index(a.ts, p).label("di")
+        aq: Any = (
+            select(a.vehicle_id, aday, a.type, func.count().label("n"))
+            .where(a.tenant_id == tenant_id, a.ts >= start, a.ts < end, a.withdrawn_ts.is_(None))
+            .group_by(a.vehicle_id, aday, a.type)
+        )
+        if vehicle_pk is not None:
+            dq_, tq, aq = (
+                dq_.where(d.vehicle_id == vehicle_pk),
                 tq.where(t.vehicle_id == vehicle_pk),
-                sq.where(s.vehicle_id == vehicle_pk),
                 aq.where(a.vehicle_id == vehicle_pk),
             )
-        for r in conn.execute(tq):
-            x = acc.setdefault((r.vehicle_id, _day_of(r.start_ts)), _empty())
-            x["trips"] += 1
-            x["distance_m"] += r.distance_m
-            x["driving_s"] += max(0.0, (r.end_ts or r.start_ts) - r.start_ts)
-            if r.energy_kwh is not None:
-                x["energy"] = (x["energy"] or 0.0) + r.energy_kwh
-                x["energy_m"] += r.distance_m
+        for r in conn.execute(dq_):
+            x = acc.setdefault((r.vehicle_id, _day_of(r.day * DAY)), _empty())
+            x["fixes"] += r.fixes
+            x["distance_m"] += r.km * 1000
             if r.max_speed is not None:
                 x["max_speed"] = max(x["max_speed"] or 0.0, r.max_speed)
+        for r in conn.execute(tq):
+            x = acc.setdefault((r.vehicle_id, label[r.di]), _empty())
+            x["trips"] += r.n
+            x["trip_m"] += r.m or 0.0
+            x["driving_s"] += r.driving or 0.0
+            if r.energy is not None:
+                x["energy"] = (x["energy"] or 0.0) + r.energy
+                x["energy_m"] += r.energy_m or 0.0
         for r in conn.execute(sq):
-            s0 = max(r.start_ts, start)
-            s1 = min(r.end_ts if r.end_ts is not None else now, end)
-            x = acc.setdefault((r.vehicle_id, _day_of(s0)), _empty())
-            if r.start_ts >= start:
-                x["stops"] += 1
-            x["stop_s"] += max(0.0, s1 - s0)
+            x = acc.setdefault((r.vehicle_id, label[r.di]), _empty())
+            x["stops"] += r.n or 0
+            x["stop_s"] += r.stopped or 0.0
         for r in conn.execute(aq):
-            x = acc.setdefault((r.vehicle_id, _day_of(r.ts)), _empty())
-            x["alerts"] += 1
-            x["by_type"][r.type] = x["by_type"].get(r.type, 0) + 1
+            x = acc.setdefault((r.vehicle_id, label[r.di]), _empty())
+            x["alerts"] += r.n
+            x["by_type"][r.type] = x["by_type"].get(r.type, 0) + r.n
     return {k: v for k, v in acc.items() if k[0] in vehicles}, vehicles
 
 
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out = _empty()
     for x in parts:
-        for k in ("distance_m", "driving_s", "trips", "stops", "stop_s", "energy_m", "alerts"):
+        for k in (
+            "distance_m",
+            "trip_m",
+            "fixes",
+            "driving_s",
+            "trips",
+            "stops",
+            "stop_s",
+            "energy_m",
+            "alerts",
+        ):
             out[k] += x[k]
         if x["energy"] is not None:
             out["energy"] = (out["energy"] or 0.0) + x["energy"]
@@ -186,16 +273,17 @@ def fleet_report(engine: Engine, tenant_id: int, p: dict[str, Any]) -> dict[str,
     """One row per vehicle of the tenant, one per day for the fleet, and the totals."""
     acc, vehicles = _collect(engine, tenant_id, p, None)
     span = p["end"] - p["start"]
+    by_vehicle: dict[int, list[dict[str, Any]]] = {}
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for (vid, day), x in acc.items():  # one pass: 10,000 vehicles must not cost 10,000 scans
+        by_vehicle.setdefault(vid, []).append(x)
+        by_day.setdefault(day, []).append(x)
     rows = []
     for vid, v in vehicles.items():
-        parts = [x for (k, _), x in acc.items() if k == vid]
+        parts = by_vehicle.get(vid, [])
         rows.append({"vehicle": v.wire_id, "vin": v.vin, "brand": v.brand, **_finish(_merge(parts), span)})
     days = [
-        {
-            "day": d,
-            **_finish(_merge([x for (_, day), x in acc.items() if day == d]), DAY_S * max(len(vehicles), 1)),
-        }
-        for d in p["days"]
+        {"day": d, **_finish(_merge(by_day.get(d, [])), DAY_S * max(len(vehicles), 1))} for d in p["days"]
     ]
     totals = _finish(_merge(list(acc.values())), span * max(len(vehicles), 1))
     return {
@@ -296,6 +384,8 @@ HEADINGS = {
     "max_speed_kmh": "Max speed (km/h)",
     "utilisation": "Utilisation",
     "alerts": "Alerts",
+    "fixes": "Fixes",
+    "trip_distance_km": "In trips (km)",
 }
 
 

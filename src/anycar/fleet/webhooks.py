@@ -50,6 +50,7 @@ from anycar.fleet.domain_tables import webhooks
 log = logging.getLogger("anycar.fleet.webhooks")
 KINDS = (
     "alert",
+    "alert_withdrawn",  # fleet-domain: an alert late data showed false (sent to "alert" hooks too)
     "geofence",
     # delivery-exec: the customer's notifications
     "delivery_eta",
@@ -57,6 +58,7 @@ KINDS = (
     "delivery_delivered",
     "delivery_failed",
 )
+ALSO = {"alert_withdrawn": ("alert",)}  # a hook for alerts hears of their withdrawal
 MAX_PER_TENANT = 20
 SIGNATURE = "X-Anycar-Signature"
 
@@ -371,7 +373,8 @@ class WebhookSender:
         """Queue ``item`` for every webhook of the tenant that wants ``kind``; never waits.
         ``delivery_id`` (an outbox row's) makes ``X-Anycar-Delivery`` stable, ``ID.WEBHOOK``, so a
         receiver can drop a repeat; without it each submit gets a fresh one."""
-        hooks = [h for h in self._tenant_hooks(tenant_id) if kind in (h.events or [])]
+        wanted = {kind, *ALSO.get(kind, ())}
+        hooks = [h for h in self._tenant_hooks(tenant_id) if wanted & set(h.events or [])]
         if not hooks:
             return
         payload = {

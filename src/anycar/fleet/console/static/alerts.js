@@ -14,7 +14,7 @@ export class AlertsPage {
     this.rows = el("tbody", { "data-testid": "alert-rows" });
     this.error = el("p", { class: "error", "data-testid": "alerts-error" });
     const select = el("select", { "data-filter": "alert-state", "aria-label": "alert state", onchange: (e) => { this.state = e.target.value; this.load(); } },
-      ...["open", "acknowledged", "all"].map((s) => el("option", { value: s, text: s })));
+      ...["open", "acknowledged", "withdrawn", "all"].map((s) => el("option", { value: s, text: s })));
     root.replaceChildren(
       el("div", { class: "page-head" }, el("h1", { text: "Alerts" }), select, this.error),
       el("div", { class: "table-wrap" }, el("table", { class: "table", "data-testid": "alert-table" },
@@ -44,13 +44,20 @@ export class AlertsPage {
         try { await api(`/alerts/${a.id}/ack`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }); this.load(); }
         catch (err) { this.error.textContent = err.message; }
       } });
-    return el("tr", { "data-alert": String(a.id), class: acked ? "acked" : "" },
+    return el("tr", { "data-alert": String(a.id), class: a.withdrawn_ts ? "acked withdrawn" : acked ? "acked" : "" },
       el("td", { text: new Date(a.ts * 1000).toLocaleTimeString([], { hour12: false }) }),
       el("td", {}, el("a", { href: `#/vehicles/${encodeURIComponent(a.vehicle)}`, text: a.vehicle })),
-      el("td", { class: "strong", text: a.type }),
+      el("td", { class: "strong", text: a.type }, a.late ? el("span", { class: "severity info", "data-late": String(a.id), title: `raised ${ago(a.raised_ts)} from a sample that arrived late`, text: "late" }) : null),
       el("td", {}, el("span", { class: `severity ${a.severity}`, text: a.severity })),
       el("td", { text: a.message }),
-      el("td", { class: "muted", text: acked ? `acknowledged by ${a.ack_by} ${ago(a.ack_ts)}` : a.cleared_ts ? "cleared" : "open" }),
-      el("td", {}, acked ? null : ack));
+      el("td", { class: "muted", "data-alert-status": String(a.id), text: status(a, acked) }),
+      el("td", {}, acked || a.withdrawn_ts ? null : ack));
   }
+}
+
+// fleet-domain: an alert late data made false says so and why; one raised from late data says when it was raised
+function status(a, acked) {
+  if (a.withdrawn_ts) return `withdrawn ${ago(a.withdrawn_ts)}: ${a.withdrawn_reason}`;
+  if (acked) return `acknowledged by ${a.ack_by} ${ago(a.ack_ts)}`;
+  return a.cleared_ts ? "cleared" : "open";
 }

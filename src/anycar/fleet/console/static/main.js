@@ -190,7 +190,7 @@ async function start() {
       state.side.request();
     } else if (msg.type === "event") {
       state.vehiclePage.liveEvent(msg);
-    } else if (msg.type === "alert" && state.alertsPage && !state.alertReload) {
+    } else if ((msg.type === "alert" || msg.type === "alert_withdrawn") && state.alertsPage && !state.alertReload) {
       state.alertReload = setTimeout(() => { state.alertReload = null; state.alertsPage.load(); }, 1000);
     }
   }), setStatus);
