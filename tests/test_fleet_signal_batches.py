@@ -83,7 +83,7 @@ def test_the_migration_moves_stored_values_and_back(kind: str, tmp_path: Path) -
                     },
                 )
         want = sorted(((vid, p, ts, n, v) for p, ts, n, v in old), key=lambda r: (r[0], r[2], r[1]))
-        upgrade(engine)
+        upgrade(engine, "signal_batches")
         assert current(engine) == "signal_batches"
         assert _values(engine) == want
         with engine.connect() as conn:  # one row per vehicle and time

@@ -3,7 +3,7 @@ when, and whether (and why) later data withdrew it; the rules' state is kept at 
 (``rule_checkpoints``) so a late sample is evaluated in its own time order.
 
 Revision ID: late_alerts
-Revises: position_days
+Revises: signal_batches
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "late_alerts"
-down_revision = "position_days"
+down_revision = "signal_batches"
 branch_labels = None
 depends_on = None
 
