@@ -154,8 +154,12 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     on = next(r for r in moved["plan"]["routes"] if r["vehicle"] == accepted[1])
     assert accepted[0] in [s["order"] for s in on["stops"]]
     kept = sorted(s["order"] for r in moved["plan"]["routes"] for s in r["fixed"] + r["stops"] if s["order"])
-    assert kept == sorted(s["order"] for s in stops)  # the stops already made stay, as the fixed head
-    assert page.locator(".lg-route tr[data-order]").count() == len(stops)
+    # the stops already made stay, as the fixed head; a failed one (o-106) may come again as its
+    # retry once the retry rule (logistics/data/retry.yaml) allows it, and nothing else repeats
+    retried = {o for o in kept if kept.count(o) > 1}
+    assert sorted(set(kept)) == sorted(s["order"] for s in stops)
+    assert retried <= {o for o, st in status.items() if st == "failed"}
+    assert page.locator(".lg-route tr[data-order]").count() == len(kept)
     board_now = httpx.get(f"{day.url}/api/orders?status=planned", headers=auth(token), timeout=30).json()
     assert next(o for o in board_now if o["id"] == accepted[0])["vehicle"] == accepted[1]
     screenshot(page, "ops_console_plan_moved")

@@ -20,6 +20,7 @@ from anycar.logistics.orders import OrderError, Window, parse_windows
 from anycar.logistics.problem import Break, PlanRequest, PlanVehicle
 from anycar.logistics.redispatch import redispatch
 from anycar.logistics.settings import feature_label, planning, service_area, vehicle_type
+from anycar.logistics.swaproute import carry_forward
 
 SOC_PATH = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"  # VSS, percent
 AT_DEPOT_M = 150.0  # a vehicle this close to the depot is at the depot
@@ -292,8 +293,6 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         raise PlanningError(str(exc)) from None
     proposal.plan.notes = notes + proposal.plan.notes
     out = proposal.to_json()
-    from anycar.logistics.swaproute import carry_forward  # demo-route: a swap still to make stays
-
-    out["plan"]["notes"] += carry_forward(engine, body, out["plan"])
+    out["plan"]["notes"] += carry_forward(engine, body, out["plan"])  # a swap still to make stays
     plan_id = board.save_plan(engine, tenant_id, "redispatch", out)
     return {"id": plan_id, "status": "proposed", **out}
