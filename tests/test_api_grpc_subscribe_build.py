@@ -90,3 +90,28 @@ def test_subscribe_messages_equal_datapoints_filled_one_by_one(
     batches: list[list[tuple[str, Any, float]]],
 ) -> None:
     assert asyncio.run(_built(batches)) == [_reference(b) for b in batches]
+
+
+async def test_a_signal_whose_datatype_an_overlay_changed_is_sent_with_its_new_type() -> None:
+    from anycar.model import parse_overlay
+
+    catalog = Catalog.load_default()
+    broker = SignalBroker(catalog)
+    service = ValV2Service(broker, None)  # type: ignore[arg-type] # open grants: no token checks
+    path, other = "Vehicle.Acceleration.Lateral", "Vehicle.CurrentLocation.Altitude"
+    provider = broker.register_provider("p", [path, other])
+    signals = [catalog.get(path), catalog.get(other)]
+    stream = service._stream(service._subscribe(Grants(open=True), signals, 1000, None), signals, by_id=False)
+    await stream.__anext__()
+    assert provider.publish_many([(path, 1.5), (other, 2.5)], 10.0) == {}
+    first = await asyncio.wait_for(stream.__anext__(), 5)
+    assert first.entries[path].value.float == 1.5 and first.entries[other].value.double == 2.5
+    catalog.apply_overlay(
+        parse_overlay({path: {"type": "sensor", "datatype": "string", "description": "now text"}})
+    )
+    assert provider.publish_many([(path, "high"), (other, 3.5)], 11.0) == {}
+    second = await asyncio.wait_for(stream.__anext__(), 5)
+    assert second.entries[path].value.string == "high"
+    assert second.entries[path].timestamp.seconds == 11
+    assert second.entries[other].value.double == 3.5
+    await stream.aclose()
