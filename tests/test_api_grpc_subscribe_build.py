@@ -68,12 +68,12 @@ async def _built(batches: list[list[tuple[str, Any, float]]]) -> list[list[bytes
     for batch in batches:
         for path, value, stamp in batch:  # queued one at a time: the subscriber takes them as one batch
             assert provider.publish_many([(path, value)], stamp) == {}
-        messages = []
+        messages: list[Any] = []
         while sum(len(m) for m in messages) < len(batch):
             message = await asyncio.wait_for(stream.__anext__(), 5)
             messages.append(message.entries)
         out.append([_as_message(m) for m in messages])
-    await stream.aclose()
+    await stream.aclose()  # type: ignore[attr-defined] # an async generator
     return out
 
 
@@ -114,4 +114,4 @@ async def test_a_signal_whose_datatype_an_overlay_changed_is_sent_with_its_new_t
     assert second.entries[path].value.string == "high"
     assert second.entries[path].timestamp.seconds == 11
     assert second.entries[other].value.double == 3.5
-    await stream.aclose()
+    await stream.aclose()  # type: ignore[attr-defined] # an async generator
