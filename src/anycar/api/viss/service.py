@@ -131,20 +131,18 @@ def notification_text(sid: str, batch: list[Datapoint]) -> str:
     groups: dict[str, list[str]] = {}
     last_ts: float | None = None
     tail = ""
-    for dp in batch:
-        ts = dp.timestamp
+    for path, value, ts in batch:  # one unpack of each Datapoint instead of three attribute reads
         if ts != last_ts:
             last_ts = ts
             tail = ',"ts":"' + iso(ts) + '"}'
-        value = dp.value
         kind = type(value)
         if kind is float or kind is int:
             point = f'{{"value":"{value}"{tail}'
         else:
             point = '{"value":' + _value_json(value) + tail
-        points = groups.get(dp.path)
+        points = groups.get(path)
         if points is None:
-            groups[dp.path] = [point]
+            groups[path] = [point]
         else:
             points.append(point)
     objects = []
