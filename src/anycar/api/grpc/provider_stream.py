@@ -33,6 +33,7 @@ from anycar.model import NodeType, Signal
 
 _counter = itertools.count(1)
 _CLOSED = object()
+_WHICH_ONEOF = t2.Value.WhichOneof
 
 
 class ProviderStream:
@@ -105,6 +106,8 @@ class ProviderStream:
         check = not grants.open
         claimed = self.provider.claimed
         last_key: tuple[int, int] | None = None
+        last_stamp: Any = None  # the previous datapoint's Timestamp message
+        which_oneof = _WHICH_ONEOF  # unbound: no method look-up per value (~450 instructions)
         items: list[tuple[Signal, Any]] = []
         spec = VALUE_SPEC
         points = request.data_points
@@ -121,17 +124,19 @@ class ProviderStream:
                 elif check:
                     grants.check(Action.PROVIDE, sig.path)
                 raw = dp.value
-                which = raw.WhichOneof("typed_value")
+                which = which_oneof(raw, "typed_value")
                 field, array = spec[sig.datatype]
                 value = getattr(raw, which) if which == field and not array else value_from_v2(sig, raw)
             except AnycarError as exc:
                 errors[sid] = error_v2(exc)
                 continue
             ts = dp.timestamp
-            key = (ts.seconds, ts.nanos)
-            if key != last_key:
-                items = groups.setdefault(key, [])
-                last_key = key
+            if last_stamp is None or ts != last_stamp:  # one C compare instead of two field reads
+                last_stamp = ts
+                key = (ts.seconds, ts.nanos)
+                if key != last_key:
+                    items = groups.setdefault(key, [])
+                    last_key = key
             items.append((sig, value))
         for (seconds, nanos), batch in groups.items():
             stamp = seconds + nanos * 1e-9 if seconds or nanos else None

@@ -121,39 +121,66 @@ def _value_json(value: Any) -> str:
     return json.dumps(wire_value(value), separators=(",", ":"))
 
 
+def _head(path: str) -> str:
+    head = _OBJECT_HEAD.get(path)
+    if head is None:
+        head = _OBJECT_HEAD[path] = '{"path":' + json.dumps(path) + ',"dp":'
+    return head
+
+
 def notification_text(sid: str, batch: list[Datapoint]) -> str:
     """A subscription notification as JSON text: what ``json.dumps`` of ``data_field(batch)``
     in its envelope gives, built directly, since it runs for every update every subscriber
     gets. A path's JSON head is encoded once; the timestamp text once per run of equal
     timestamps (the values of one provider message share theirs); numbers, the usual value,
-    skip the general encoder."""
+    skip the general encoder. A batch in which no signal repeats (the usual one: a provider
+    message) is one object per update, each built as one string; one that repeats a signal
+    groups its updates into a ``dp`` list."""
+    if len({dp[0] for dp in batch}) < len(batch):
+        return _grouped_notification_text(sid, batch)
     heads = _OBJECT_HEAD
+    last_ts: float | None = None
+    tail = ""
+    objects = []
+    for path, value, ts in batch:  # one unpack of each Datapoint instead of three attribute reads
+        if ts != last_ts:
+            last_ts = ts
+            tail = ',"ts":"' + iso(ts) + '"}}'
+        head = heads.get(path) or _head(path)
+        kind = type(value)
+        if kind is float or kind is int:
+            objects.append(f'{head}{{"value":"{value}"{tail}')
+        else:
+            objects.append(head + '{"value":' + _value_json(value) + tail)
+    return _envelope(sid, objects[0] if len(objects) == 1 else "[" + ",".join(objects) + "]")
+
+
+def _grouped_notification_text(sid: str, batch: list[Datapoint]) -> str:
     groups: dict[str, list[str]] = {}
     last_ts: float | None = None
     tail = ""
-    for dp in batch:
-        ts = dp.timestamp
+    for path, value, ts in batch:
         if ts != last_ts:
             last_ts = ts
             tail = ',"ts":"' + iso(ts) + '"}'
-        value = dp.value
         kind = type(value)
         if kind is float or kind is int:
             point = f'{{"value":"{value}"{tail}'
         else:
             point = '{"value":' + _value_json(value) + tail
-        points = groups.get(dp.path)
+        points = groups.get(path)
         if points is None:
-            groups[dp.path] = [point]
+            groups[path] = [point]
         else:
             points.append(point)
-    objects = []
-    for path, points in groups.items():
-        head = heads.get(path)
-        if head is None:
-            head = heads[path] = '{"path":' + json.dumps(path) + ',"dp":'
-        objects.append(head + (points[0] if len(points) == 1 else "[" + ",".join(points) + "]") + "}")
-    data = objects[0] if len(objects) == 1 else "[" + ",".join(objects) + "]"
+    objects = [
+        _head(path) + (points[0] if len(points) == 1 else "[" + ",".join(points) + "]") + "}"
+        for path, points in groups.items()
+    ]
+    return _envelope(sid, objects[0] if len(objects) == 1 else "[" + ",".join(objects) + "]")
+
+
+def _envelope(sid: str, data: str) -> str:
     return (
         '{"action":"subscription","subscriptionId":'
         + json.dumps(sid)
