@@ -51,6 +51,7 @@ class DomainStats:
     trips: int = 0
     rederived: int = 0
     late_skipped: int = 0
+    already_derived: int = 0
     errors: int = 0
     crashes: int = 0
     last_error: str = ""
@@ -168,6 +169,7 @@ class DomainPipeline:
                 s.trips += len(d.trips)
                 s.rederived += d.rederived
                 s.late_skipped += d.late_skipped
+                s.already_derived += d.already_derived
             if events:
                 try:
                     outcome.hub_alerts = self._hub_alerts(events, info, rules_cache)
@@ -299,6 +301,7 @@ class DomainPipeline:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            began = time.monotonic()
             outcome = await asyncio.to_thread(self.run_pending)
             self.publish(outcome)
             await asyncio.to_thread(self.notify, outcome)
@@ -308,6 +311,10 @@ class DomainPipeline:
                 self._wake.set()
             else:
                 delay = 0.5
+                # coalesce (domain-speed): the commits of the next min interval wait for one pass
+                rest = self.cfg.derive_min_interval_s - (time.monotonic() - began)
+                if rest > 0:
+                    await asyncio.sleep(rest)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
