@@ -5,7 +5,10 @@ has new data from time T" into a pending map (one entry per vehicle, so it is bo
 fleet's size and never blocks the ingest) and wakes the runner. The runner (a fleet component,
 ``start()``/``stop()``) derives each pending vehicle in its own transaction off the event loop
 (``anycar.fleet.derive``), turns the hubs' events into alerts by the tenant's rules, then pushes
-alerts, geofence events and closed trips to the live feed and the webhooks. A vehicle whose
+alerts, geofence events and closed trips to the live feed and the webhooks. Passes start at most
+every ``derive_min_interval_s`` (trips.yaml, default 1 s): one pass covers all the commits of
+that time, so a vehicle sending many messages a second costs one pass, not one per batch, and
+an alert is raised up to that much later (domain-speed). A vehicle whose
 pass fails stays pending and is retried with backoff; a crash of the runner itself is logged,
 counted and the runner restarted: never silently dead.
 """
