@@ -213,6 +213,9 @@ def derive_vehicle(
         win_from, win_inclusive = until, False
     out.samples = len(samples)
     seg = Segmenter(cfg, cfg.pack(v.brand), seg_state)
+    # the open trip and stop rows as stored (the cursor's state wrote them), unless a rewind
+    # deleted them: rewritten below only if they changed (domain-speed)
+    stored_open = None if rewind else (seg.open_trip(), seg.open_stop())
     cloud = CloudRules(rules, rules_state)
     by_id = {f.id: f for f in fences}
     last = until
@@ -263,7 +266,7 @@ def derive_vehicle(
             cloud.changed, changed_at = False, ts
     if changed_at is not None:
         points.append((changed_at, latealerts.snapshot(cloud.s)))
-    _write(conn, v, seg, out)
+    _write(conn, v, seg, out, stored_open)
     raised = cloud.out
     if replay:
         after = None if rules_from == NEW else rules_from
@@ -339,19 +342,32 @@ def _fence_event(
     }
 
 
-def _write(conn: Connection, v: VehicleInfo, seg: Segmenter, out: Derived) -> None:
+def _write(
+    conn: Connection,
+    v: VehicleInfo,
+    seg: Segmenter,
+    out: Derived,
+    stored_open: tuple[dict[str, Any] | None, dict[str, Any] | None] | None,
+) -> None:
+    """Closed trips and stops inserted; the open trip and stop replaced, each only when it
+    differs from ``stored_open`` (what is stored, None: not known); a pass that only extends a
+    stop or feeds a standing vehicle writes nothing here."""
     t, s_ = trips.c, stops.c
-    conn.execute(delete(trips).where(and_(t.vehicle_id == v.id, t.open.is_(True))))
-    conn.execute(delete(stops).where(and_(s_.vehicle_id == v.id, s_.open.is_(True))))
     ids = {"tenant_id": v.tenant_id, "vehicle_id": v.id}
+    open_trip, open_stop = seg.open_trip(), seg.open_stop()
+    was_trip, was_stop = stored_open if stored_open is not None else (True, True)
     trip_rows = [{**ids, **row} for row in seg.closed_trips]
-    open_trip = seg.open_trip()
-    if open_trip:
-        trip_rows.append({**ids, **open_trip})
+    if open_trip != was_trip:
+        if was_trip is not None:
+            conn.execute(delete(trips).where(and_(t.vehicle_id == v.id, t.open.is_(True))))
+        if open_trip:
+            trip_rows.append({**ids, **open_trip})
     stop_rows = [{**ids, **row} for row in seg.closed_stops]
-    open_stop = seg.open_stop()
-    if open_stop:
-        stop_rows.append({**ids, **open_stop})
+    if open_stop != was_stop:
+        if was_stop is not None:
+            conn.execute(delete(stops).where(and_(s_.vehicle_id == v.id, s_.open.is_(True))))
+        if open_stop:
+            stop_rows.append({**ids, **open_stop})
     if trip_rows:
         conn.execute(insert(trips), trip_rows)
     if stop_rows:
