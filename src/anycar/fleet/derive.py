@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, literal, null, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -58,6 +58,7 @@ class Derived:
     withdrawn: list[dict[str, Any]] = field(default_factory=list)  # alerts late data made false
     rederived: bool = False
     late_skipped: bool = False
+    already_derived: bool = False  # a "late" commit the last pass had read (domain-speed)
     samples: int = 0
 
 
@@ -79,27 +80,82 @@ def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
     return conn.execute(query).one()
 
 
+def _conds(after: float, inclusive: bool, upto: float | None = None) -> tuple[Any, Any]:
+    """The positions' and the signal values' conditions of a read after ``after`` (and up to
+    ``upto``): one place, so a window's recount reads exactly what its pass read."""
+    p, sv = db.positions.c, db.signal_values.c
+    if inclusive:
+        pc, sc = p.ts >= after, (sv.ts >= after) & (sv.batch_ts >= after)
+    else:
+        pc, sc = p.ts > after, (sv.ts > after) & (sv.batch_ts > after)
+    if upto is not None:
+        pc, sc = pc & (p.ts <= upto), sc & (sv.ts <= upto)
+    return pc, sc
+
+
 def _samples(
     conn: Connection, cfg: TripConfig, vehicle_id: int, after: float, inclusive: bool
-) -> list[Sample]:
+) -> tuple[list[Sample], int, float]:
+    """The stream after ``after`` in time order, how many rows it was read from and the newest
+    row's time. Positions
+    and signal values are read in ONE statement (domain-speed): one snapshot, so a batch that
+    commits meanwhile is read whole or not at all (two statements could see its signal values
+    and miss its position, and the next pass then had to re-derive)."""
     p, sv = db.positions.c, db.signal_values.c
+    pc, sc = _conds(after, inclusive)
+    query = union_all(
+        select(literal("sig").label("k"), sv.ts, null(), null(), null(), sv.path, sv.num, sv.value).where(
+            sv.vehicle_id == vehicle_id, sc
+        ),
+        select(literal("pos"), p.ts, p.lat, p.lon, p.speed, null(), null(), null()).where(
+            p.vehicle_id == vehicle_id, pc
+        ),
+    )
     out: list[Sample] = []
-    cond = p.ts >= after if inclusive else p.ts > after
-    for r in conn.execute(select(p.ts, p.lat, p.lon, p.speed).where(p.vehicle_id == vehicle_id, cond)):
-        out.append((r.ts, "pos", (r.lat, r.lon, r.speed)))
-    cond = (sv.ts >= after) & (sv.batch_ts >= after) if inclusive else (sv.ts > after) & (sv.batch_ts > after)
     kinds = {cfg.speed: "speed", cfg.soc: "soc", cfg.energy: "energy", cfg.capacity: "capacity"}
     skip = {"Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"}
-    for r in conn.execute(select(sv.path, sv.ts, sv.num, sv.value).where(sv.vehicle_id == vehicle_id, cond)):
-        if r.path == cfg.ignition:
-            out.append((r.ts, "ign", str(r.value) in cfg.ignition_on))
-        elif r.path in kinds:
-            if r.num is not None:
-                out.append((r.ts, kinds[r.path], r.num))
-        elif r.path not in skip:
-            out.append((r.ts, "sig", (r.path, r.value)))
+    rows, newest = 0, after
+    for k, ts, lat, lon, speed, path, num, value in conn.execute(query):
+        rows += 1
+        newest = max(newest, ts)
+        if k == "pos":
+            out.append((ts, "pos", (lat, lon, speed)))
+        elif path == cfg.ignition:
+            out.append((ts, "ign", str(value) in cfg.ignition_on))
+        elif path in kinds:
+            if num is not None:
+                out.append((ts, kinds[path], num))
+        elif path not in skip:
+            out.append((ts, "sig", (path, value)))
     out.sort(key=lambda s: (s[0], ORDER[s[1]]))
-    return out
+    return out, rows, newest
+
+
+def _already_derived(conn: Connection, vehicle_id: int, win: Any, from_ts: float) -> bool:
+    """Whether the last pass already read what a "late" commit added: its window (the read's
+    bounds and how many rows it read) still holds the same rows. A commit whose hook ran after
+    the pass had taken the pending vehicles, but which that pass's snapshot already saw, then
+    costs one count instead of a re-derivation from the last stop (domain-speed)."""
+    if not isinstance(win, list) or len(win) != 4:
+        return False
+    lo, inclusive, hi, n = float(win[0]), bool(win[1]), float(win[2]), int(win[3])
+    if from_ts < lo or (from_ts == lo and not inclusive) or from_ts > hi:
+        return False
+    p, sv = db.positions.c, db.signal_values.c
+    pc, sc = _conds(lo, inclusive, hi)
+    counted = conn.execute(
+        select(
+            select(func.count())
+            .select_from(db.positions)
+            .where(p.vehicle_id == vehicle_id, pc)
+            .scalar_subquery()
+            + select(func.count())
+            .select_from(db.signal_values)
+            .where(sv.vehicle_id == vehicle_id, sc)
+            .scalar_subquery()
+        )
+    ).scalar_one()
+    return int(counted) == n
 
 
 def derive_vehicle(
@@ -126,6 +182,8 @@ def derive_vehicle(
     rewind = until != NEW and from_ts <= until
     if rewind and not everything and until - from_ts > cfg.max_late_s:
         rewind, out.late_skipped = False, True
+    if rewind and not everything and _already_derived(conn, v.id, state.get("win"), from_ts):
+        rewind, out.already_derived = False, True
     replay = rewind and not everything  # the rules too, from their state before the late sample
     rules_from, rules_state = until, state.get("rules")  # rules evaluate the samples after this
     ctx: dict[str, Any] = state.get("ctx") or {"lat": None, "lon": None, "speed": None}
@@ -148,11 +206,16 @@ def derive_vehicle(
             latealerts.forget_after(conn, v.id, rules_from)
             ctx, inside = {"lat": None, "lon": None, "speed": None}, None  # set by the lead-in
             read_from = min(seg_from, rules_from - LEAD_S) if rules_from != NEW else NEW
-        samples = _samples(conn, cfg, v.id, read_from, inclusive=True)
+        samples, rows, newest = _samples(conn, cfg, v.id, read_from, inclusive=True)
+        win_from, win_inclusive = read_from, True
     else:
-        samples = _samples(conn, cfg, v.id, until, inclusive=False)
+        samples, rows, newest = _samples(conn, cfg, v.id, until, inclusive=False)
+        win_from, win_inclusive = until, False
     out.samples = len(samples)
     seg = Segmenter(cfg, cfg.pack(v.brand), seg_state)
+    # the open trip and stop rows as stored (the cursor's state wrote them), unless a rewind
+    # deleted them: rewritten below only if they changed (domain-speed)
+    stored_open = None if rewind else (seg.open_trip(), seg.open_stop())
     cloud = CloudRules(rules, rules_state)
     by_id = {f.id: f for f in fences}
     last = until
@@ -203,7 +266,7 @@ def derive_vehicle(
             cloud.changed, changed_at = False, ts
     if changed_at is not None:
         points.append((changed_at, latealerts.snapshot(cloud.s)))
-    _write(conn, v, seg, out)
+    _write(conn, v, seg, out, stored_open)
     raised = cloud.out
     if replay:
         after = None if rules_from == NEW else rules_from
@@ -229,7 +292,13 @@ def derive_vehicle(
         .where(derive_cursors.c.vehicle_id == v.id)
         .values(
             until_ts=max(last, until),
-            state={"seg": seg.s, "rules": cloud.s, "ctx": ctx, "inside": inside or []},
+            state={
+                "seg": seg.s,
+                "rules": cloud.s,
+                "ctx": ctx,
+                "inside": inside or [],
+                "win": [win_from, win_inclusive, max(newest, last, until), rows],
+            },
             updated=time.time(),
         )
     )
@@ -273,19 +342,32 @@ def _fence_event(
     }
 
 
-def _write(conn: Connection, v: VehicleInfo, seg: Segmenter, out: Derived) -> None:
+def _write(
+    conn: Connection,
+    v: VehicleInfo,
+    seg: Segmenter,
+    out: Derived,
+    stored_open: tuple[dict[str, Any] | None, dict[str, Any] | None] | None,
+) -> None:
+    """Closed trips and stops inserted; the open trip and stop replaced, each only when it
+    differs from ``stored_open`` (what is stored, None: not known); a pass that only extends a
+    stop or feeds a standing vehicle writes nothing here."""
     t, s_ = trips.c, stops.c
-    conn.execute(delete(trips).where(and_(t.vehicle_id == v.id, t.open.is_(True))))
-    conn.execute(delete(stops).where(and_(s_.vehicle_id == v.id, s_.open.is_(True))))
     ids = {"tenant_id": v.tenant_id, "vehicle_id": v.id}
+    open_trip, open_stop = seg.open_trip(), seg.open_stop()
+    was_trip, was_stop = stored_open if stored_open is not None else (True, True)
     trip_rows = [{**ids, **row} for row in seg.closed_trips]
-    open_trip = seg.open_trip()
-    if open_trip:
-        trip_rows.append({**ids, **open_trip})
+    if open_trip != was_trip:
+        if was_trip is not None:
+            conn.execute(delete(trips).where(and_(t.vehicle_id == v.id, t.open.is_(True))))
+        if open_trip:
+            trip_rows.append({**ids, **open_trip})
     stop_rows = [{**ids, **row} for row in seg.closed_stops]
-    open_stop = seg.open_stop()
-    if open_stop:
-        stop_rows.append({**ids, **open_stop})
+    if open_stop != was_stop:
+        if was_stop is not None:
+            conn.execute(delete(stops).where(and_(s_.vehicle_id == v.id, s_.open.is_(True))))
+        if open_stop:
+            stop_rows.append({**ids, **open_stop})
     if trip_rows:
         conn.execute(insert(trips), trip_rows)
     if stop_rows:

@@ -43,6 +43,7 @@ class TripConfig:
     min_distance_m: float = 50.0
     max_jump_kmh: float = 250.0
     max_late_s: float = 604_800.0
+    derive_min_interval_s: float = 1.0  # domain-speed: a vehicle is derived at most this often
     pack_kwh: dict[str, float] = field(default_factory=lambda: {"default": 50.0})
 
     @property
