@@ -361,17 +361,7 @@ def swap_console_routes(
     async def put_site(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
             station = ident(request, "station")
-            raw = b""
-            async for chunk in request.stream():
-                raw += chunk
-                if len(raw) > MAX_BODY:
-                    raise _Refused(413, "too_large", f"body over {MAX_BODY} bytes")
-            try:
-                body = json.loads(raw or b"{}")
-            except (ValueError, UnicodeDecodeError):
-                raise _Refused(400, "bad_json", "body: not JSON") from None
-            if not isinstance(body, dict):
-                raise _Refused(400, "bad_parameter", 'body: {"lat": ..., "lon": ..., "name": ...}')
+            body = await body_of(request, '{"lat": ..., "lon": ..., "name": ...}')
             lat, lon, name = body.get("lat"), body.get("lon"), body.get("name", station)
             if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (lat, lon)):
                 raise _Refused(400, "bad_parameter", "lat, lon: numbers")
@@ -398,7 +388,7 @@ def swap_console_routes(
 
         return await guarded(request, READ, work)
 
-    async def body_of(request: Request) -> dict[str, Any]:
+    async def body_of(request: Request, shape: str = '{"vehicle": ..., "minutes": ...}') -> dict[str, Any]:
         raw = b""
         async for chunk in request.stream():
             raw += chunk
@@ -409,7 +399,7 @@ def swap_console_routes(
         except (ValueError, UnicodeDecodeError):
             raise _Refused(400, "bad_json", "body: not JSON") from None
         if not isinstance(body, dict):
-            raise _Refused(400, "bad_parameter", 'body: {"vehicle": ..., "minutes": ...}')
+            raise _Refused(400, "bad_parameter", f"body: {shape}")
         return body
 
     async def own_station(user: User, station: str) -> None:
