@@ -358,3 +358,17 @@ def test_positions_come_out_as_before(rows: list[Any], last: dict[str, Any]) -> 
     before, now = dict(last), dict(last)
     assert positions_of(doc, now) == _positions_before(doc, before)
     assert now == before
+
+
+def test_the_latency_run_takes_its_number_of_workers() -> None:
+    result = fleet.run(parts=("latency",), latency_workers=2, latency_rate=300.0, seconds=2.0, vehicles=50)
+    run = result["postgres_latency"]
+    assert run["workers"] == 2 and run["zero_loss"] is True and run["stored"] == run["published"] >= 500
+
+
+def test_a_wrong_number_of_workers_is_one_line(capfd: pytest.CaptureFixture[str]) -> None:
+    from anycar.cli.main import main
+
+    code = main(["bench", "fleet", "--workers", "0", "--parts", "latency"])
+    err = capfd.readouterr().err
+    assert code != 0 and err.strip() == "error: --workers 0: 1 to 8", err

@@ -662,6 +662,7 @@ def run(
     vehicles: int = 1000,
     rate: float = 0.0,
     latency_rate: float = 1000.0,
+    latency_workers: int = 1,
     rows: list[int] | None = None,
     parts: tuple[str, ...] = ("ingest", "scaleout", "latency", "sqlite"),
     domain: bool = False,
@@ -676,7 +677,12 @@ def run(
             result["scaleout_ratio"] = round(two["msg_per_s"] / max(1e-9, one["msg_per_s"]), 2)
     if "latency" in parts:
         result["postgres_latency"] = ingest(
-            "postgres", workers=1, vehicles=vehicles, rate=latency_rate, seconds=seconds, domain=domain
+            "postgres",
+            workers=latency_workers,
+            vehicles=vehicles,
+            rate=latency_rate,
+            seconds=seconds,
+            domain=domain,
         )
     if "sqlite" in parts:
         result["sqlite_1_worker"] = ingest(

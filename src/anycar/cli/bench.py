@@ -460,6 +460,12 @@ def _register_fleet(cmds: Any) -> None:
     fl.add_argument("--rate", type=float, default=0.0, help="offered msg/s of the throughput runs (0: max)")
     fl.add_argument("--latency-rate", type=float, default=1000.0, help="offered msg/s of the latency runs")
     fl.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ingest workers of the latency run (scale-out always runs 1 and 2)",
+    )
+    fl.add_argument(
         "--parts",
         default="ingest,scaleout,latency,sqlite",
         help="comma list of ingest, scaleout, latency, sqlite, faults (kill a worker and an API process), "
@@ -492,12 +498,15 @@ def bench_fleet(args: argparse.Namespace) -> int:
     unknown = set(parts) - {"ingest", "scaleout", "latency", "sqlite", "faults", "stages", "rollup"}
     if unknown:
         raise ConfigError(f"--parts: unknown {', '.join(sorted(unknown))}")
+    if not 1 <= args.workers <= 8:
+        raise ConfigError(f"--workers {args.workers}: 1 to 8")
     with errors.status("anycar bench fleet: ingest through Mosquitto, scale-out, queries..."):
         result = fleet.run(
             seconds=args.seconds,
             vehicles=args.vehicles,
             rate=args.rate,
             latency_rate=args.latency_rate,
+            latency_workers=args.workers,
             rows=rows,
             parts=parts,
             domain=args.domain,
