@@ -33,6 +33,18 @@ DAY = 86_400.0
 GIVE_UP_S = 7 * DAY
 FORGET_S = 30 * DAY
 CHUNK = 500  # vehicles per DELETE statement
+# The prune holds this exclusively; a commit takes it shared before its dedup statement. Without
+# it a resend could be stored twice: its INSERT waits on the key the prune is deleting, goes in
+# once the prune commits, and the same statement's snapshot still shows the old floor.
+DEDUP_LOCK = 0x616E_7964  # pg_advisory_xact_lock key ("anyd")
+
+
+def hold_dedup(conn: Connection, *, shared: bool) -> None:
+    """Take the dedup prune's lock for the rest of ``conn``'s transaction (PostgreSQL)."""
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    conn.exec_driver_sql(f"SELECT {fn}({DEDUP_LOCK})")  # nosec B608 # fixed names, no input
+
+
 R, F = db.received.c, db.received_floor.c
 
 
@@ -116,6 +128,7 @@ def prune_received(
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             partitions.lock(conn)
+            hold_dedup(conn, shared=False)
         out["deleted"] += _delete_under_floor(conn)  # resends that raced an earlier prune
         # a floor of 0 for every boot not seen before: it starts the give-up clock
         conn.execute(

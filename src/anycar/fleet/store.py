@@ -488,6 +488,7 @@ def _raw(conn: Connection) -> Any:
 def _first_time_pg(conn: Connection, keys: list[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
     """Insert the batch's keys (sorted, so two workers lock them in one order) into ``received``
     and return the ones that were new and above their boot's pruned floor: one round trip."""
+    retention.hold_dedup(conn, shared=True)  # its own statement: the dedup's snapshot comes after it
     with _raw(conn).cursor() as cur:
         cur.execute(
             _DEDUP_PG, ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]), prepare=True
