@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from anycar.errors import ConfigError
 from anycar.fleet import registry
@@ -141,3 +143,113 @@ def test_a_failure_marked_in_the_console_gets_its_retry_on_the_rooms_clock(engin
     assert dayreport.record_outcome(engine, tid, "C1", "failed", "recipient absent", "disp", now=AT)
     (o,) = [x for x in dayreport.board_view(engine, tid, None, None, None)["orders"] if x["id"] == "C1"]
     assert o["retry_at"] == AT + 300 and o["retry"] == "not before 09:07"
+
+
+# --- the cap on attempts (retry.yaml ``cap``) ------------------------------------------------
+
+
+def test_the_shipped_cap_is_data() -> None:
+    assert retry.cap() == retry.load_cap(retry.DATA.read_text("utf-8"))
+    assert retry.cap().then in retry.THEN and retry.cap().max_attempts >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cap: 3", "cap: a mapping"),
+        ("cap: {max_attempts: 0}", r"cap.max_attempts: a whole number 1..20"),
+        ("cap: {max_attempts: true}", r"cap.max_attempts: a whole number"),
+        ("cap: {max_attempts: 2.5}", r"cap.max_attempts: a whole number"),
+        ("cap: {then: burn}", r"cap.then: one of return_to_depot, failed"),
+        ("cap: {tries: 2}", r"cap: unknown tries"),
+    ],
+)
+def test_a_bad_cap_names_the_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        retry.load_cap(text, "retry.yaml")
+    assert str(info.value).startswith("retry.yaml")
+
+
+@given(
+    most=st.integers(1, 6),
+    reasons=st.lists(
+        st.sampled_from(["recipient absent", "no access", "van broke down", "Refused"]),
+        min_size=1,
+        max_size=8,
+    ),
+    then=st.sampled_from(sorted(retry.THEN)),
+)
+def test_no_order_is_retried_past_the_cap(most: int, reasons: list[str], then: str) -> None:
+    """Whatever the reasons, the n-th failure counts n, and the one at the cap (and any after it,
+    should the dispatcher re-open the order) is final with no retry time."""
+    limit = retry.Cap(most, then)
+    fields: dict = {"windows": "09:00-11:00;14:00-16:00"}
+    for n, reason in enumerate(reasons, 1):
+        out = retry.decide(fields, reason, AT + n, "PM-1", limit)
+        assert out["attempts"] == n and out["max_attempts"] == most
+        if n >= most:
+            assert out["retry_at"] is None and out["final"] == then and out["rule"] == "cap"
+            assert out["retry"] == f"no retry: attempt {n} of {most} failed; {retry.THEN[then]}"
+        else:
+            assert "final" not in out
+        fields = {**fields, "outcome": out}
+
+
+def test_an_outcome_from_before_the_count_is_one_attempt() -> None:
+    old = {"windows": "09:00-11:00", "outcome": {"status": "failed", "reason": "x", "retry_at": None}}
+    assert retry.decide(old, "recipient absent", AT, "PM-1", retry.Cap(2))["final"] == "return_to_depot"
+    assert retry.attempts_before({"windows": "09:00-11:00"}) == 0
+
+
+def test_the_failure_at_the_cap_is_final_raises_the_event_and_is_not_planned_again(engine) -> None:
+    """Three failed attempts (the shipped cap): the console's, then two hub PODs; the third is
+    final: no retry, the alert for the dispatcher (and its webhook), the board's words, and the
+    re-dispatch leaves it out with the reason."""
+    from sqlalchemy import select
+
+    from anycar.fleet.domain_tables import alerts
+    from anycar.logistics.execution_tables import pod_outbox
+
+    wire = "PM-CAP"
+    registry.add_vehicle(engine, vin(3), "kaiyun_pickman", tenant="acme", wire_id=wire)
+    tid = registry.tenant_id(engine, "acme")
+    rows = [
+        {"id": "K1", "lat": 60.165245, "lon": 24.942640, "weight_kg": 5, "windows": "09:00-16:00"},
+        {"id": "K2", "lat": 60.166604, "lon": 24.943402, "weight_kg": 5, "windows": "09:00-16:00"},
+    ]
+    board.add_orders(engine, tid, [parse_order(r, service_area()) for r in rows], {})
+    first = service.propose(engine, tid, {"depot": DEPOT, "shift": "09:00-17:00", "time_limit_s": 0.5})
+    service.accept(engine, tid, int(first["id"]))
+    assert dayreport.record_outcome(engine, tid, "K1", "failed", "recipient absent", "disp", now=AT)
+    _failed_pod(engine, tid, wire, "K1", "recipient absent", AT + 600)
+    with engine.connect() as conn:
+        assert conn.execute(select(alerts).where(alerts.c.type == "delivery_final")).all() == []
+    view = {o["id"]: o for o in dayreport.board_view(engine, tid, None, None, None)["orders"]}
+    assert (view["K1"]["attempts"], view["K1"]["max_attempts"], view["K1"]["final"]) == (2, 3, None)
+    _failed_pod(engine, tid, wire, "K1", "no access", AT + 1200)
+    view = {o["id"]: o for o in dayreport.board_view(engine, tid, None, None, None)["orders"]}
+    assert (view["K1"]["attempts"], view["K1"]["final"], view["K1"]["retry_at"]) == (
+        3,
+        "return_to_depot",
+        None,
+    )
+    assert view["K1"]["retry"] == "no retry: attempt 3 of 3 failed; the parcel goes back to the depot"
+    assert view["K2"]["attempts"] is None
+    with engine.connect() as conn:
+        (raised,) = conn.execute(select(alerts).where(alerts.c.type == "delivery_final")).all()
+        hooks = conn.execute(select(pod_outbox.c.kind, pod_outbox.c.item)).all()
+    assert raised.data["order"] == "K1" and raised.data["attempts"] == 3 and raised.severity == "warning"
+    assert "attempt 3 of 3" in raised.message and "no access" in raised.message
+    assert [
+        h.item["type"] for h in hooks if h.kind == "alert" and h.item.get("type") == "delivery_final"
+    ] == ["delivery_final"]
+    (told,) = [h.item for h in hooks if h.kind == "delivery_failed" and h.item.get("final")]
+    assert told["final"] == "return_to_depot" and told["attempts"] == 3
+    again = service.propose_redispatch(
+        engine, tid, {"depot": DEPOT, "shift": "09:00-17:00", "now": "09:30", "time_limit_s": 0.5}
+    )
+    planned = [s.get("order") for r in again["plan"]["routes"] for s in r["stops"]]
+    assert "K1" not in planned and "K2" in planned
+    assert any(
+        n.startswith("K1: failed (no access); no retry: attempt 3 of 3") for n in again["plan"]["notes"]
+    )

@@ -95,6 +95,8 @@ def board_view(
                 if r["status"] == "failed"
                 else None,
                 "retry": (r["fields"].get("outcome") or {}).get("retry") if r["status"] == "failed" else None,
+                # the retry cap: attempts made of the most allowed; final: what became of it
+                **_attempts(r["fields"].get("outcome") or {}, r["status"]),
             }
         )
     counts = {c: sum(1 for x in out if x["column"] == c) for c in COLUMNS}
@@ -181,6 +183,17 @@ def day_report(engine: Engine, tenant_id: int, day: dt.date) -> dict[str, Any]:
     }
 
 
+def _attempts(outcome: dict[str, Any], status: str) -> dict[str, Any]:
+    """A failed order's attempts against the cap (``retry.decide``), for the board's card."""
+    if status != "failed" or "attempts" not in outcome:
+        return {"attempts": None, "max_attempts": None, "final": None}
+    return {
+        "attempts": outcome["attempts"],
+        "max_attempts": outcome.get("max_attempts"),
+        "final": outcome.get("final"),
+    }
+
+
 def record_outcome(
     engine: Engine, tenant_id: int, ref: str, status: str, reason: str, by: str, *, now: float | None = None
 ) -> bool:
@@ -195,8 +208,14 @@ def record_outcome(
         if status == "failed":  # back to dispatch; when it may be tried again (``retry``)
             from anycar.logistics import retry
 
-            fields["outcome"] = retry.decide(fields, reason, time.time() if now is None else now, by)
+            fields["outcome"] = retry.decide(
+                dict(row.fields), reason, time.time() if now is None else now, by
+            )
         conn.execute(
             update(db.orders).where(and_(o.tenant_id == tenant_id, o.ref == ref)).values(fields=fields)
         )
+        if status == "failed":  # the last attempt the cap allows: the event for the dispatcher
+            from anycar.logistics.execution import cap_reached
+
+            cap_reached(conn, tenant_id, ref, fields["outcome"], time.time() if now is None else now)
     return board.set_status(engine, tenant_id, ref, status, now=now)

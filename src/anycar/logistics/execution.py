@@ -299,6 +299,34 @@ def outbox_put(conn: Connection, tenant_id: int, kind: str, item: dict[str, Any]
     conn.execute(insert(pod_outbox).values(tenant_id=tenant_id, kind=kind, item=item, created=time.time()))
 
 
+def cap_reached(conn: Connection, tenant_id: int, ref: str, outcome: dict[str, Any], ts: float) -> bool:
+    """The event of a failure that reached the retry cap (``retry.decide`` set ``final``): an
+    alert for the dispatcher on the order's vehicle (``delivery_final``), sent as the ``alert``
+    webhook after the caller's transaction commits. False (nothing raised) below the cap."""
+    if not outcome.get("final"):
+        return False
+    row = conn.execute(
+        select(OR.vehicle_id, V.wire_id)
+        .select_from(db.orders.outerjoin(db.vehicles, OR.vehicle_id == V.id))
+        .where(and_(OR.tenant_id == tenant_id, OR.ref == ref))
+    ).first()
+    if row is None or row.vehicle_id is None:  # never on a vehicle: the board shows it, no alert
+        return False
+    message = f"order {ref}: {outcome.get('retry')} (last reason: {outcome.get('reason')})"
+    data = {
+        "order": ref,
+        "attempts": outcome.get("attempts"),
+        "max_attempts": outcome.get("max_attempts"),
+        "then": outcome["final"],
+        "reason": outcome.get("reason"),
+    }
+    found = {"tenant_id": tenant_id, "vehicle_id": row.vehicle_id,
+             **alert(ts, "delivery_final", "warning", message, data, None, None)}  # fmt: skip
+    conn.execute(insert(alerts).values(**found))
+    outbox_put(conn, tenant_id, "alert", {"vehicle": row.wire_id, **found})
+    return True
+
+
 class PodOutbox:
     """Hands the POD webhooks of committed transactions to the webhook sender, each row once.
 
@@ -450,6 +478,8 @@ class PodJudge:
             .where(and_(OR.tenant_id == ref.tenant_id, OR.ref == record["order"]))
             .values(**changes)
         )
+        final = (changes.get("fields") or {}).get("outcome") or {}
+        cap_reached(conn, ref.tenant_id, record["order"], final, self.clock())
         outbox_put(
             conn,
             ref.tenant_id,
@@ -460,6 +490,9 @@ class PodJudge:
                 "ts": record["ts"],
                 "exceptions": problems,
                 **({"reason": record["reason"]} if record.get("reason") else {}),
+                **(
+                    {"final": final["final"], "attempts": final.get("attempts")} if final.get("final") else {}
+                ),
             },
         )
 

@@ -6,6 +6,12 @@ open_orders``) with its time windows cut to start no earlier than the retry time
 sent to the same door before the rule allows; a rule that says ``never`` (or a day with no
 window left) leaves it to the dispatcher, and the plan's notes say why. Times are epoch seconds
 on the logistics room's clock; the planner's day is its UTC day (``service.clock_now_s``).
+
+The failed attempts of one order are counted (``attempts`` in its outcome, every reason counts)
+and capped (``cap`` in the file): the failure that reaches ``max_attempts`` is final, with no
+retry, and ``then`` says what becomes of it (``return_to_depot``: the parcel goes back to the
+depot; ``failed``: it stays failed for the dispatcher); ``execution.cap_reached`` raises the
+event (an alert for the dispatcher, a ``delivery_final`` webhook).
 """
 
 from __future__ import annotations
@@ -26,6 +32,20 @@ from anycar.logistics.settings import ServiceArea
 DATA = Path(__file__).parent / "data" / "retry.yaml"
 WHERE = "anycar/logistics/data/retry.yaml"
 DAY_S = 86_400
+
+
+THEN = {  # what ``cap.then`` may say, and the words the console shows for it
+    "return_to_depot": "the parcel goes back to the depot",
+    "failed": "marked failed for the dispatcher",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``max_attempts`` failed attempts per order; ``then``: one of ``THEN``."""
+
+    max_attempts: int = 3
+    then: str = "return_to_depot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +89,47 @@ def load_rules(text: str | None = None, where: str = WHERE) -> tuple[dict[str, R
     return reasons, _rule(data.get("default") or {"retry_after_s": 1800}, f"{where}: default")
 
 
+def load_cap(text: str | None = None, where: str = WHERE) -> Cap:
+    """The attempt cap from YAML ``text`` (default: the shipped file); a file without ``cap`` has
+    the default one (a fleet can raise it, not drop it: an order never fails forever)."""
+    try:
+        data = yaml.safe_load(DATA.read_text("utf-8") if text is None else text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = (data or {}).get("cap") if isinstance(data, dict) else None
+    if raw is None:
+        return Cap()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: cap: a mapping with max_attempts and then")
+    unknown = set(raw) - {"max_attempts", "then"}
+    if unknown:
+        raise ConfigError(f"{where}: cap: unknown {', '.join(sorted(unknown))}")
+    most = raw.get("max_attempts", Cap().max_attempts)
+    if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= 20:
+        raise ConfigError(f"{where}: cap.max_attempts: a whole number 1..20")
+    then = raw.get("then", Cap().then)
+    if then not in THEN:
+        raise ConfigError(f"{where}: cap.then: one of {', '.join(THEN)}")
+    return Cap(int(most), str(then))
+
+
 @cache
 def rules() -> tuple[dict[str, Rule], Rule]:
     return load_rules()
+
+
+@cache
+def cap() -> Cap:
+    return load_cap()
+
+
+def attempts_before(fields: dict[str, Any]) -> int:
+    """The failed attempts already recorded on the order (its last outcome's count)."""
+    outcome = fields.get("outcome") or {}
+    if outcome.get("status") != "failed":
+        return int(outcome.get("attempts") or 0)  # a re-open keeps the count it had
+    n = outcome.get("attempts")
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
 
 
 def code_of(reason: str) -> str:
@@ -89,11 +147,17 @@ def _windows(fields: dict[str, Any]) -> tuple[Window, ...]:
         return ()
 
 
-def decide(fields: dict[str, Any], reason: str, failed_at: float, by: str) -> dict[str, Any]:
-    """The order's ``outcome`` after a failed attempt at ``failed_at`` (epoch, the room's clock)."""
+def decide(
+    fields: dict[str, Any], reason: str, failed_at: float, by: str, limit: Cap | None = None
+) -> dict[str, Any]:
+    """The order's ``outcome`` after a failed attempt at ``failed_at`` (epoch, the room's clock);
+    ``fields`` the order's as they were (its earlier outcome counts the attempts); ``limit``
+    the cap (default the shipped file's). ``final`` is set when this attempt reaches the cap."""
     code = code_of(reason or "unknown")
     table, default = rules()
     rule = table.get(code, default)
+    limit = cap() if limit is None else limit
+    n = attempts_before(fields) + 1
     out: dict[str, Any] = {
         "status": "failed",
         "reason": reason,
@@ -101,7 +165,15 @@ def decide(fields: dict[str, Any], reason: str, failed_at: float, by: str) -> di
         "by": by,
         "failed_at": failed_at,
         "retry_at": None,
+        "attempts": n,
+        "max_attempts": limit.max_attempts,
     }
+    if n >= limit.max_attempts:
+        return out | {
+            "retry": f"no retry: attempt {n} of {limit.max_attempts} failed; {THEN[limit.then]}",
+            "rule": "cap",
+            "final": limit.then,
+        }
     if rule.never:
         return out | {"retry": "no automatic retry: the dispatcher decides", "rule": "never"}
     day_s = failed_at % DAY_S

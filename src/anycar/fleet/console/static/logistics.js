@@ -16,6 +16,7 @@ const COLUMNS = [
   ["delivered", "Delivered"], ["failed", "Failed"], ["cancelled", "Cancelled"],
 ];
 const TABS = [["board", "Order board"], ["plan", "Plan on the map"], ["report", "End of day"], ["proofs", "Proofs of delivery"]];
+const FINAL = { return_to_depot: "back to the depot", failed: "failed, for the dispatcher" };
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(0)} %`);
 const hhmm = (t) => (t ? t.slice(0, 5) : "—");
 
@@ -76,7 +77,10 @@ export class LogisticsPage {
       el("div", { class: "small muted" }, `window ${o.window || "—"}`, o.eta ? el("span", { class: late ? "lg-late" : "" }, ` · ETA ${hhmm(o.eta)}`) : null),
       o.reason ? el("div", { class: "small lg-reason", text: o.reason }) : null,
       // demo-route: a failed order back at dispatch, and when its retry rule lets it go again
-      o.status === "failed" && o.retry ? el("div", { class: "small muted", "data-testid": "retry", text: `retry ${o.retry}` }) : null);
+      o.status === "failed" && o.retry ? el("div", { class: "small muted", "data-testid": "retry", text: `retry ${o.retry}` }) : null,
+      // the retry cap (retry.yaml): attempts made of the most allowed; at the cap, what became of it
+      o.attempts ? el("div", { class: `small ${o.final ? "lg-final" : "muted"}`, "data-testid": "attempts",
+        text: o.final ? `final: attempt ${o.attempts} of ${o.max_attempts} · ${FINAL[o.final] || o.final}` : `attempt ${o.attempts} of ${o.max_attempts}` }) : null);
   }
 
   chip(plan) {
