@@ -181,12 +181,14 @@ class FleetServer:
             self.engine, self.sender.wake if self.sender else None
         )
         self.logistics.notifier = self.webhooks  # delivery-exec
+        self.logistics.csms = lambda: self.csms  # a plan's swap stops: their reservations at accept
         app.router.routes.extend(self.logistics.routes())
         # ops-console: the console's logistics routes (board, plan, move, outcome, day report)
         from anycar.logistics.console_api import console_logistics_routes
 
         day_clock = cfg.logistics_clock or cfg.clock or time.time  # demo-route: the delivery day's "now"
-        app.router.routes.extend(console_logistics_routes(self.engine, day_clock))
+        self.logistics.clock = day_clock
+        app.router.routes.extend(console_logistics_routes(self.engine, day_clock, lambda: self.csms))
         app.state.openapi["paths"].update(
             paths_of(
                 app.router.routes,

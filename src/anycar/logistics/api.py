@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -68,8 +70,15 @@ async def _json(request: Request) -> Any:
         raise _Refused(400, "bad_json", f"body: not JSON ({str(exc)[:80]})") from None
 
 
-def logistics_routes(engine: Engine, wake: Any = None) -> list[Route]:
-    """The routes, to be mounted in the fleet API app."""
+def logistics_routes(
+    engine: Engine,
+    wake: Any = None,
+    csms: Callable[[], Any] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> list[Route]:
+    """The routes, to be mounted in the fleet API app. ``csms``: the swap room's CSMS when this
+    process runs one (its reservations follow a plan's swap stops when the plan is accepted);
+    ``clock``: the logistics room's "now"."""
 
     def user_of(request: Request, right: str) -> User:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -152,7 +161,9 @@ def logistics_routes(engine: Engine, wake: Any = None) -> list[Route]:
     async def make_redispatch(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
             options = await _json(request)
-            return 201, await asyncio.to_thread(service.propose_redispatch, engine, user.tenant_id, options)
+            return 201, await asyncio.to_thread(
+                lambda: service.propose_redispatch(engine, user.tenant_id, options, clock=clock())
+            )
 
         return await guarded(request, "dispatch", work)
 
@@ -173,12 +184,22 @@ def logistics_routes(engine: Engine, wake: Any = None) -> list[Route]:
 
     async def accept_plan(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
-            # the plan in force, and each vehicle's route to its hub as a signed route command
-            found = await asyncio.to_thread(service.accept, engine, user.tenant_id, _plan_id(request))
+            # the plan in force, and each vehicle's route to its hub as a signed route command;
+            # first the reservations its swap stops call for (a re-dispatch moved or re-timed one)
+            plan_id = _plan_id(request)
+            settled: list[str] = []
+            room = csms() if csms is not None else None
+            if room is not None:
+                from anycar.logistics.swaproute import settle
+
+                settled = await settle(room, engine, user.tenant_id, plan_id, now=clock())
+            found = await asyncio.to_thread(service.accept, engine, user.tenant_id, plan_id)
             if found is None:
                 raise _Refused(404, "not_found", "no such plan")
             if wake is not None:
                 wake()
+            if settled:
+                found["swap"] = settled
             return 200, found
 
         return await guarded(request, "dispatch", work)

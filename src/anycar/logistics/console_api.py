@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from anycar.fleet.registry import User
-from anycar.logistics import dayreport, execution
+from anycar.logistics import board, dayreport, execution
 from anycar.logistics.api import RIGHTS, _json, _Refused
 from anycar.logistics.legs import plan_legs
 from anycar.logistics.matrix import haversine_m
@@ -88,10 +88,14 @@ def _answer(exc: _Refused) -> JSONResponse:
     )
 
 
-def console_logistics_routes(engine: Engine, clock: Callable[[], float] = time.time) -> list[Route]:
+def console_logistics_routes(
+    engine: Engine, clock: Callable[[], float] = time.time, csms: Callable[[], Any] | None = None
+) -> list[Route]:
     """The routes, to be mounted in the fleet API app beside ``logistics_routes``. ``clock`` is
     their "now" (epoch seconds): when an outcome is stamped, the report's default day, the time a
-    live move is timed from; the wall clock, or a test's or simulation's day (``FleetConfig.clock``)."""
+    live move is timed from; the wall clock, or a test's or simulation's day (``FleetConfig.clock``).
+    ``csms``: the swap room's CSMS when the server runs one (a live move that changes a swap stop
+    changes its reservation at once)."""
     user_of = _guard(engine)
 
     async def guarded(request: Request, right: str, work: Any) -> JSONResponse:
@@ -149,9 +153,19 @@ def console_logistics_routes(engine: Engine, clock: Callable[[], float] = time.t
             for name, value in (("order", order), ("vehicle", vehicle)):
                 if not isinstance(value, str) or not 0 < len(value) <= MAX_FILTER:
                     raise _Refused(400, "bad_parameter", f"{name}: a string of 1-{MAX_FILTER} characters")
+            now = clock()
             result = await asyncio.to_thread(
-                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle), now=clock()
+                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle), now=now
             )
+            room = csms() if csms is not None else None
+            live = result.plan is not None and result.plan.get("status") == "accepted"
+            if result.accepted and live and room is not None:  # the plan in force: reservations now
+                from anycar.logistics.swaproute import settle
+
+                done = await settle(room, engine, user.tenant_id, int(raw), now=now)
+                if done:
+                    result.swap += done
+                    result.plan = await asyncio.to_thread(board.plan, engine, user.tenant_id, int(raw))
             return (200 if result.accepted else 409), result.to_json()
 
         return await guarded(request, "dispatch", work)

@@ -21,7 +21,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
-from anycar.logistics import board, service
+from anycar.logistics import board, service, swaproute
 from anycar.logistics.layout import build_layout
 from anycar.logistics.planner import _Problem, _time_route  # the planner's own route check
 from anycar.logistics.precheck import _alone, why_not_this  # the planner's own per-order check
@@ -35,9 +35,12 @@ class MoveResult:
     plan: dict[str, Any] | None = None
     checked: int = 0  # candidate positions timed
     details: list[str] = field(default_factory=list)
+    swap: list[str] = field(default_factory=list)  # what became of a swap stop on the routes
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"accepted": self.accepted, "reason": self.reason, "checked": self.checked}
+        if self.swap:
+            out["swap"] = self.swap
         if self.details:
             out["details"] = self.details[:10]
         if self.plan is not None:
@@ -113,7 +116,7 @@ def move_order(
     live = found["status"] == "accepted"
     now_s = service.clock_now_s(now) if live else None
     try:
-        request, _, _ = service.request_for(engine, tenant_id, options, now_s=now_s)
+        request, _, info = service.request_for(engine, tenant_id, options, now_s=now_s)
     except service.PlanningError as exc:
         raise MoveError(400, str(exc)) from None
     ids = [v.id for v in request.vehicles]
@@ -228,6 +231,38 @@ def move_order(
     new_target["fixed"] = made(target)
     new_source = rest.to_json()
     new_source["fixed"] = made(source)
+    # A swap stop on either route is planned again on its new order of stops (swaproute.refit):
+    # re-timed, moved to a better station or removed as no longer needed, the note says which;
+    # a route that needs one and can reach none refuses the move.
+    swap_notes: list[str] = []
+    swap_changes: list[dict[str, Any]] = []
+    fitted: dict[int, dict[str, Any]] = {}
+    pairs = [(r, new, i) for r, new, i in ((source, new_source, si), (target, new_target, ti)) if r]
+    olds = [swaproute.swaps_of(r) for r, _, _ in pairs]
+    if any(olds):
+        clock = time.time() if now is None else float(now)
+        ids = [int(x["reservation"]) for o in olds for x in o if isinstance(x.get("reservation"), int)]
+        held = swaproute.reservations(engine, ids)
+        stations = swaproute.stations_for(engine, tenant_id, [x for o in olds for x in o], clock)
+        for (r, new, i), old in zip(pairs, olds, strict=True):
+            if not old:
+                continue
+            new["vehicle"] = r["vehicle"] if r is source else label
+            done = swaproute.refit(
+                new, old[0], request.vehicles[i], stations, service.provider(), held=held,
+                charge_known=request.vehicles[i].id not in info.get("assumed_full", []),
+                day_start=clock - clock % 86_400,
+            )  # fmt: skip
+            if done.refused:
+                return MoveResult(
+                    False, f"{ref} cannot move to {label}: the swap stop does not fit: {done.refused}"
+                )
+            fitted[id(new)] = done.route
+            swap_notes.append(done.note)
+            if done.change:
+                swap_changes.append(done.change)
+    new_source = fitted.get(id(new_source), new_source)
+    new_target = fitted.get(id(new_target), new_target)
     out_routes = []
     for r in routes:
         if r is source:
@@ -243,7 +278,13 @@ def move_order(
     body["routes"] = out_routes
     body["distance_m"] = round(sum(r["distance_m"] for r in out_routes), 3)
     body["vehicles_used"] = len(out_routes)
-    body["notes"] = [*body.get("notes", []), f"{ref} moved from {source['vehicle']} to {label} by hand"]
+    body["notes"] = [
+        *body.get("notes", []),
+        f"{ref} moved from {source['vehicle']} to {label} by hand",
+        *swap_notes,
+    ]
+    if swap_changes:  # the reservations to change (swaproute.settle: now in force, at accept else)
+        body["swap_changes"] = [*body.get("swap_changes", []), *swap_changes]
     stored = {k: v for k, v in found.items() if k not in ("id", "kind", "status", "created", "accepted")}
     stored["plan"] = body
     _save(engine, tenant_id, plan_id, stored, ref, _base(vehicle), found["status"] == "accepted")
@@ -253,6 +294,7 @@ def move_order(
         f" (arrival {next(s['arrival'] for s in new_target['stops'] if s.get('order') == ref)})",
         plan=board.plan(engine, tenant_id, plan_id),
         checked=len(candidates),
+        swap=swap_notes,
     )
 
 

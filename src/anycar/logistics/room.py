@@ -3,6 +3,8 @@ broken data files (a vehicle type without a pack size would otherwise fail at th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -20,13 +22,15 @@ class LogisticsRoom:
         self.started = False
         self.wake = wake  # delivery-exec: the command sender's wake, so a pushed route goes at once
         self.notifier: Any = None  # delivery-exec: the webhook sender (the driver page now uses pod_outbox)
+        self.csms: Callable[[], Any] = lambda: None  # the swap room's CSMS, when the server runs one
+        self.clock: Callable[[], float] = time.time  # the logistics room's "now" (settling reservations)
 
     def routes(self) -> list[Route]:
         from anycar.logistics.driver_page import driver_routes  # delivery-exec
         from anycar.logistics.execution_api import execution_routes  # delivery-exec
 
         return (
-            logistics_routes(self.engine, self.wake)
+            logistics_routes(self.engine, self.wake, lambda: self.csms(), lambda: self.clock())
             + execution_routes(self.engine)
             + driver_routes(self.engine)  # its webhooks go through pod_outbox
         )

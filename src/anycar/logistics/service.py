@@ -20,7 +20,7 @@ from anycar.logistics.orders import OrderError, Window, parse_windows
 from anycar.logistics.problem import Break, PlanRequest, PlanVehicle
 from anycar.logistics.redispatch import redispatch
 from anycar.logistics.settings import feature_label, planning, service_area, vehicle_type
-from anycar.logistics.swaproute import carry_forward
+from anycar.logistics.swaproute import follow
 
 SOC_PATH = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"  # VSS, percent
 AT_DEPOT_M = 150.0  # a vehicle this close to the depot is at the depot
@@ -130,6 +130,7 @@ def request_for(
     notes: list[str] = []
     reserve = float(planning()["reserve_soc"])
     vehicles = []
+    assumed_full: list[str] = []  # no charge reading: a swap already planned is kept (swaproute)
     for r in rows:
         kind = vehicle_type(r.brand)
         extra = overrides.get(r.wire_id) or {}
@@ -148,6 +149,7 @@ def request_for(
         if soc is None:
             soc = 1.0
             notes.append(f"{r.wire_id}: no charge reading ({SOC_PATH}); planned as full")
+            assumed_full.append(r.wire_id)
         if not isinstance(soc, int | float) or not 0 <= soc <= 1:
             raise PlanningError(f"vehicles.{r.wire_id}.soc: 0..1")
         own_shift = _window(extra["shift"], f"vehicles.{r.wire_id}.shift") if "shift" in extra else shift
@@ -183,7 +185,7 @@ def request_for(
         seed=int(options.get("seed", 0)) if isinstance(options.get("seed", 0), int) else 0,
         solver=solver,
     )
-    return request, notes, {"brands": sorted({r.brand for r in rows})}
+    return request, notes, {"brands": sorted({r.brand for r in rows}), "assumed_full": assumed_full}
 
 
 def provider() -> MatrixProvider:
@@ -252,10 +254,14 @@ def clock_now_s(now: float | None = None) -> int:
     return int(t % 86_400)
 
 
-def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) -> dict[str, Any]:
+def propose_redispatch(
+    engine: Engine, tenant_id: int, options: dict[str, Any], *, clock: float | None = None
+) -> dict[str, Any]:
     """Re-plan from now: the plan in force says who carries what; delivered and failed orders
     are the fixed head of their vehicle's route; vehicles away from the depot have their planned
-    orders on board (loaded there in the morning) and courier jobs whose pickup is past."""
+    orders on board (loaded there in the morning) and courier jobs whose pickup is past. A swap
+    stop still to make follows the new plan (``swaproute.follow``); ``clock``: the logistics
+    room's "now" (epoch; its UTC day is the plan's), default the wall clock."""
     current = board.accepted_plan(engine, tenant_id)
     if current is None:
         raise PlanningError("no accepted plan to re-dispatch (POST /api/plans, then accept one)")
@@ -263,7 +269,7 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         now_s = parse_windows(f"{options.get('now')}-{options.get('now')}", "now")[0].start
     except OrderError:
         raise PlanningError("now: the time of day HH:MM to plan from") from None
-    request, notes, _ = request_for(engine, tenant_id, options, now_s=now_s)
+    request, notes, info = request_for(engine, tenant_id, options, now_s=now_s)
     status = {r["id"]: r["status"] for r in board.orders(engine, tenant_id)}
     before: dict[str, list[str]] = {}
     fixed: dict[str, list[dict[str, Any]]] = {}
@@ -293,6 +299,11 @@ def propose_redispatch(engine: Engine, tenant_id: int, options: dict[str, Any]) 
         raise PlanningError(str(exc)) from None
     proposal.plan.notes = notes + proposal.plan.notes
     out = proposal.to_json()
-    out["plan"]["notes"] += carry_forward(engine, body, out["plan"])  # a swap still to make stays
+    wall = time.time() if clock is None else clock
+    day_now = wall - wall % 86_400 + now_s  # the re-plan's "now" on the room's day
+    vehicles = {v.id: v for v in request.vehicles}
+    out["plan"]["notes"] += follow(
+        engine, tenant_id, body, out["plan"], vehicles, info["assumed_full"], provider(), now=day_now
+    )  # a swap still to make follows the new plan
     plan_id = board.save_plan(engine, tenant_id, "redispatch", out)
     return {"id": plan_id, "status": "proposed", **out}

@@ -132,6 +132,8 @@ class SwapDecision:
     swap: SwapStop | None
     needed: bool
     reason: str = ""  # why no swap was found when one is needed
+    need_kwh: float = 0.0  # the route's energy from the first stop planned (road metres x kWh/km)
+    usable_kwh: float = 0.0  # the pack's charge above the reserve there
 
 
 def _window_end(stop: Stop) -> float | None:
@@ -184,13 +186,15 @@ def plan_swap(
     *,
     delay_s: float = 0.0,
     first: int = 0,
+    force: bool = False,
 ) -> SwapDecision:
     """Insert one swap stop into ``route`` when its energy exceeds the pack's usable charge.
 
     ``first``: the stop the vehicle is at now (a re-plan); ``delay_s``: how late it runs against
     the route's times from there on (a re-plan with the current time). ``vehicle.soc`` is the
     charge at stop ``first``. The choice minimises detour time + wait at the station; a choice
-    that makes no order late beats one that does.
+    that makes no order late beats one that does. ``force``: place the swap even when the charge
+    seems enough (the vehicle's charge is not known, so a swap already planned is kept).
     """
     stops = route.stops[first:]
     usable = (vehicle.soc - vehicle.reserve) * vehicle.battery_kwh
@@ -202,10 +206,11 @@ def plan_swap(
     total_m = sum(leg_m)
     need = total_m / 1000 * vehicle.kwh_per_km
     base = dataclasses.replace(route, stops=route.stops)
-    if need <= usable + 1e-9:
-        return SwapDecision(base, None, False)
+    figures = {"need_kwh": need, "usable_kwh": usable}
+    if need <= usable + 1e-9 and not force:
+        return SwapDecision(base, None, False, **figures)
     if not online:
-        return SwapDecision(base, None, True, _no_station_reason(need, usable, stations))
+        return SwapDecision(base, None, True, _no_station_reason(need, usable, stations), **figures)
     timed = list(stops)
     if delay_s > 0 and n > 1:  # the vehicle leaves its stop late; the rest follows
         timed[0] = dataclasses.replace(stops[0], departure_s=stops[0].departure_s + delay_s)
@@ -253,11 +258,11 @@ def plan_swap(
                 f"energy: the route needs {need:.2f} kWh, the pack has {usable:.2f} kWh usable; the "
                 "stations in reach have no ready pack at the arrival or leave too little for the rest"
             )
-        return SwapDecision(base, None, True, reason)
+        return SwapDecision(base, None, True, reason, **figures)
     _, stop, new = best
     if first:
         new = dataclasses.replace(new, stops=[*route.stops[:first], *new.stops])
-    return SwapDecision(new, stop, True)
+    return SwapDecision(new, stop, True, **figures)
 
 
 def _no_station_reason(need: float, usable: float, stations: Sequence[SwapStation]) -> str:
