@@ -288,7 +288,7 @@ def refit(
         change = {"vehicle": name, "release": release, "reserve": None} if release else None
         return Refit(bare, note, change)
     if decision.swap is None:
-        return Refit(route, refused=f"{name}: {decision.reason}")
+        return Refit(route, refused=f"{name}: the swap cannot be placed again ({decision.reason})")
     stop = decision.swap
     stops = []
     for s in decision.route.stops:
@@ -301,7 +301,7 @@ def refit(
         **{k: fresh[k] for k in ("distance_m", "duration_s", "energy_kwh", "soc_end")},
         "stops": stops,
     }
-    start = stop.arrival_s + stop.wait_s
+    start = new["arrival_s"] + new["wait_s"]  # when the robot starts, as the plan says it
     same = stop.station == old["station"]
     if same and still and expires - day_start >= start:  # the pack stays held until it gets there
         new.update(reservation=rid, reservation_status=old.get("reservation_status"))
@@ -309,8 +309,8 @@ def refit(
         note = f"{name}: swap at {stop.station} re-timed to {new['arrival']} (reservation {rid} kept)"
         return Refit(out, note, None, swaps=[new])
     new.update(reservation=None, reservation_status="to reserve")
-    change = {"vehicle": name, "release": release, "reserve": {"station": stop.station, "arrival_s": stop.arrival_s,
-              "wait_s": stop.wait_s}}  # fmt: skip
+    change = {"vehicle": name, "release": release, "reserve": {"station": stop.station, "arrival_s": new["arrival_s"],
+              "wait_s": new["wait_s"]}}  # fmt: skip
     if same:
         why = f"re-timed to {new['arrival']}; reservation {rid} ends before then: a new one" if still else (
             f"re-timed to {new['arrival']}; a new reservation")  # fmt: skip
