@@ -9,17 +9,22 @@ and not connected (the CSMS holds what it sends them)."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from anycar.fleet import registry
 from anycar.logistics import board, execution, move, service, swaproute
+from anycar.logistics.matrix import Planar
 from anycar.logistics.orders import parse_order
-from anycar.logistics.problem import PlanVehicle
+from anycar.logistics.problem import PlanVehicle, Stop
 from anycar.logistics.settings import service_area, vehicle_type
 from anycar.logistics.swaproute import add_to_plan, route_from_plan
 from anycar.logistics.swapstops import RoadProvider, SwapStation, plan_swap, reserve
@@ -58,7 +63,7 @@ def _reservations(engine: Any) -> dict[int, str]:
 
 
 @pytest.fixture
-def day(tmp_path) -> Iterator[tuple[Any, int, str, float]]:
+def day(tmp_path) -> Iterator[tuple[Any, int, str]]:
     """The vehicle's round with a swap at Kamppi, reserved there through the CSMS; the plan in
     force; the two stations registered with a site and stocked, Kallio online, Kamppi too."""
     with swap_engine("sqlite", tmp_path) as engine:
@@ -92,12 +97,10 @@ def day(tmp_path) -> Iterator[tuple[Any, int, str, float]]:
                 got = await reserve(csms, decision.swap, token, now_s=9 * 3600, day_start=day_start)
                 assert got.status == "Queued" and got.reservation_id is not None  # not connected: held
 
-        import asyncio
-
         asyncio.run(book())
         add_to_plan(engine, tid, int(proposal["id"]), decision)
         service.accept(engine, tid, int(proposal["id"]))
-        yield engine, tid, token, low
+        yield engine, tid, token
 
 
 def _redispatch(engine: Any, tid: int, **extra: Any) -> dict[str, Any]:
@@ -112,7 +115,7 @@ def _swaps(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_a_redispatch_moves_the_swap_to_the_better_station_and_the_reservation_with_it(day) -> None:
-    engine, tid, _, low = day
+    engine, tid, _ = day
     (old,) = _swaps(board.accepted_plan(engine, tid)["plan"])
     first_id = old["reservation"]
     _online(engine, "hki-kamppi", False)  # Kamppi went offline: planning chooses Kallio
@@ -153,7 +156,7 @@ async def test_a_redispatch_moves_the_swap_to_the_better_station_and_the_reserva
 
 
 async def test_a_swap_no_longer_needed_is_removed_with_the_reason_and_its_pack_released(day) -> None:
-    engine, tid, _, _ = day
+    engine, tid, _ = day
     (old,) = _swaps(board.accepted_plan(engine, tid)["plan"])
     again = _redispatch(engine, tid, vehicles={WIRE: {"soc": 0.95}})  # charged meanwhile
     assert _swaps(again["plan"]) == []
@@ -173,7 +176,7 @@ async def test_a_swap_no_longer_needed_is_removed_with_the_reason_and_its_pack_r
 
 
 def test_a_swap_that_cannot_be_placed_any_more_is_kept_with_the_reason(day) -> None:
-    engine, tid, _, low = day
+    engine, tid, _ = day
     (old,) = _swaps(board.accepted_plan(engine, tid)["plan"])
     for ident in ("hki-kamppi", "hki-kallio"):
         _online(engine, ident, False)
@@ -188,7 +191,7 @@ def test_a_swap_that_cannot_be_placed_any_more_is_kept_with_the_reason(day) -> N
 
 
 def test_a_used_reservation_is_not_driven_to_again(day) -> None:
-    engine, tid, _, low = day
+    engine, tid, _ = day
     (old,) = _swaps(board.accepted_plan(engine, tid)["plan"])
     with engine.begin() as conn:
         conn.execute(
@@ -201,7 +204,7 @@ def test_a_used_reservation_is_not_driven_to_again(day) -> None:
 def test_a_move_keeps_the_swap_re_timed_for_the_new_order(day) -> None:
     """A second vehicle takes one of the swapping vehicle's orders by hand: the swap stays on the
     swapping vehicle's route, planned again on its new stops (the charge is not known: kept)."""
-    engine, tid, _, _ = day
+    engine, tid, _ = day
     registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="acme", wire_id="PM-OTHER")
     plan = board.accepted_plan(engine, tid)
     (route,) = plan["plan"]["routes"]
@@ -232,11 +235,6 @@ def test_a_move_keeps_the_swap_re_timed_for_the_new_order(day) -> None:
 
 
 # --- refit as a property: whatever the route and the charge --------------------------------
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from anycar.logistics.matrix import Planar  # noqa: E402
-from anycar.logistics.problem import Stop  # noqa: E402
 
 POINT = st.tuples(st.floats(0, 4000), st.floats(0, 4000))
 
@@ -289,7 +287,7 @@ def test_refit_keeps_the_orders_and_places_at_most_one_swap_it_can_reach(
     assert [s["order"] for s in stops if s["order"]] == [s["order"] for s in route["stops"] if s["order"]]
     swaps = [s for s in stops if s["action"] == "swap"]
     assert len(swaps) <= 1
-    assert all(a["arrival_s"] <= b["arrival_s"] + 1e-6 for a, b in zip(stops, stops[1:], strict=False))
+    assert all(a["arrival_s"] <= b["arrival_s"] + 1e-6 for a, b in itertools.pairwise(stops))
     if not swaps:  # removed: only when the charge is known and enough; its pack released
         assert known and need <= usable_kwh + 1e-6 and "removed: no longer needed" in fit.note
         assert fit.change == {

@@ -241,8 +241,8 @@ def move_order(
     olds = [swaproute.swaps_of(r) for r, _, _ in pairs]
     if any(olds):
         clock = time.time() if now is None else float(now)
-        ids = [int(x["reservation"]) for o in olds for x in o if isinstance(x.get("reservation"), int)]
-        held = swaproute.reservations(engine, ids)
+        rids = [int(x["reservation"]) for o in olds for x in o if isinstance(x.get("reservation"), int)]
+        held = swaproute.reservations(engine, rids)
         stations = swaproute.stations_for(engine, tenant_id, [x for o in olds for x in o], clock)
         for (r, new, i), old in zip(pairs, olds, strict=True):
             if not old:

@@ -206,11 +206,12 @@ def plan_swap(
     total_m = sum(leg_m)
     need = total_m / 1000 * vehicle.kwh_per_km
     base = dataclasses.replace(route, stops=route.stops)
-    figures = {"need_kwh": need, "usable_kwh": usable}
     if need <= usable + 1e-9 and not force:
-        return SwapDecision(base, None, False, **figures)
+        return SwapDecision(base, None, False, need_kwh=need, usable_kwh=usable)
     if not online:
-        return SwapDecision(base, None, True, _no_station_reason(need, usable, stations), **figures)
+        return SwapDecision(
+            base, None, True, _no_station_reason(need, usable, stations), need_kwh=need, usable_kwh=usable
+        )
     timed = list(stops)
     if delay_s > 0 and n > 1:  # the vehicle leaves its stop late; the rest follows
         timed[0] = dataclasses.replace(stops[0], departure_s=stops[0].departure_s + delay_s)
@@ -258,11 +259,11 @@ def plan_swap(
                 f"energy: the route needs {need:.2f} kWh, the pack has {usable:.2f} kWh usable; the "
                 "stations in reach have no ready pack at the arrival or leave too little for the rest"
             )
-        return SwapDecision(base, None, True, reason, **figures)
+        return SwapDecision(base, None, True, reason, need_kwh=need, usable_kwh=usable)
     _, stop, new = best
     if first:
         new = dataclasses.replace(new, stops=[*route.stops[:first], *new.stops])
-    return SwapDecision(new, stop, True, **figures)
+    return SwapDecision(new, stop, True, need_kwh=need, usable_kwh=usable)
 
 
 def _no_station_reason(need: float, usable: float, stations: Sequence[SwapStation]) -> str:
