@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from anycar.fleet import registry
+from anycar.fleet import db, registry
 from anycar.logistics import board, execution, move, service, swaproute
 from anycar.logistics.matrix import Planar
 from anycar.logistics.orders import parse_order
@@ -43,10 +43,15 @@ ORDERS = [
     ("D009", 60.166604, 24.943402),
     ("D012", 60.178253, 24.952248),
 ]
-KAMPPI = (60.168, 24.932)  # west of the depot, away from the round
+KAMPPI = (60.1665, 24.9280)  # west of the depot, away from the round
 KALLIO = (60.1712, 24.9500)  # among the round's stops
 WIRE = "PM-FOLLOW"
 OPTIONS = {"depot": DEPOT, "shift": "09:00-17:00", "time_limit_s": 0.5}
+
+
+def at_0920() -> float:
+    """The re-dispatch's "now": 09:20 on the room's (UTC) day; the CSMS's clock too."""
+    return time.time() - time.time() % 86_400 + 9 * 3600 + 20 * 60
 
 
 def _online(engine: Any, station: str, online: bool) -> None:
@@ -93,7 +98,8 @@ def day(tmp_path) -> Iterator[tuple[Any, int, str]]:
         day_start = now - now % 86_400
 
         async def book() -> None:
-            async with running_csms(engine) as csms:
+            # booked at 09:00 on the room's day, on the CSMS's clock too (its expiry on that day)
+            async with running_csms(engine, clock=lambda: day_start + 9 * 3600) as csms:
                 got = await reserve(csms, decision.swap, token, now_s=9 * 3600, day_start=day_start)
                 assert got.status == "Queued" and got.reservation_id is not None  # not connected: held
 
@@ -107,7 +113,7 @@ def _redispatch(engine: Any, tid: int, **extra: Any) -> dict[str, Any]:
     plan = board.accepted_plan(engine, tid)["plan"]
     first = next(s["order"] for s in plan["routes"][0]["stops"] if s.get("order"))
     board.set_status(engine, tid, first, "delivered")
-    return service.propose_redispatch(engine, tid, {**OPTIONS, "now": "09:20", **extra}, clock=time.time())
+    return service.propose_redispatch(engine, tid, {**OPTIONS, "now": "09:20", **extra}, clock=at_0920())
 
 
 def _swaps(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -118,7 +124,15 @@ async def test_a_redispatch_moves_the_swap_to_the_better_station_and_the_reserva
     engine, tid, _ = day
     (old,) = _swaps(board.accepted_plan(engine, tid)["plan"])
     first_id = old["reservation"]
-    _online(engine, "hki-kamppi", False)  # Kamppi went offline: planning chooses Kallio
+    # Kamppi went offline (its pack still held by the CSMS), and the vehicle is out on its round
+    # east of it: planning chooses Kallio, on the way
+    _online(engine, "hki-kamppi", False)
+    with engine.begin() as conn:
+        conn.execute(
+            update(db.vehicles)
+            .where(db.vehicles.c.wire_id == WIRE)
+            .values(last_lat=60.1745, last_lon=24.9505)
+        )
     again = _redispatch(engine, tid)  # no charge reading: the swap is kept (planned again, not dropped)
     (swap,) = _swaps(again["plan"])
     assert swap["station"] == "hki-kallio" and swap["reservation"] is None
@@ -134,9 +148,9 @@ async def test_a_redispatch_moves_the_swap_to_the_better_station_and_the_reserva
         }
     ]
     assert _reservations(engine) == {first_id: "queued"}  # a proposal changes no reservation
-    async with running_csms(engine) as csms:
-        done = await swaproute.settle(csms, engine, tid, int(again["id"]), now=time.time())
-        assert await swaproute.settle(csms, engine, tid, int(again["id"]), now=time.time()) == []  # once
+    async with running_csms(engine, clock=at_0920) as csms:
+        done = await swaproute.settle(csms, engine, tid, int(again["id"]), now=at_0920())
+        assert await swaproute.settle(csms, engine, tid, int(again["id"]), now=at_0920()) == []  # once
     held = _reservations(engine)
     (new_id,) = [k for k in held if k != first_id]
     assert held == {first_id: "cancelled", new_id: "queued"}
@@ -170,13 +184,21 @@ async def test_a_swap_no_longer_needed_is_removed_with_the_reason_and_its_pack_r
             "reserve": None,
         }
     ]
-    async with running_csms(engine) as csms:
-        await swaproute.settle(csms, engine, tid, int(again["id"]), now=time.time())
+    async with running_csms(engine, clock=at_0920) as csms:
+        await swaproute.settle(csms, engine, tid, int(again["id"]), now=at_0920())
     assert _reservations(engine) == {old["reservation"]: "cancelled"}
 
 
 def test_a_swap_that_cannot_be_placed_any_more_is_kept_with_the_reason(day) -> None:
+    """No pack is held for it (the station refused the booking) and every station is offline:
+    nothing can take the swap; the plan keeps it as it was and says why."""
     engine, tid, _ = day
+    found = board.accepted_plan(engine, tid)
+    for s in _swaps(found["plan"]):
+        s.update(reservation=None, reservation_status="unknown_station")
+    with engine.begin() as conn:
+        body = {k: v for k, v in found.items() if k not in ("id", "kind", "status", "created", "accepted")}
+        conn.execute(update(db.plans).where(db.plans.c.id == found["id"]).values(body=body))
     (old,) = _swaps(board.accepted_plan(engine, tid)["plan"])
     for ident in ("hki-kamppi", "hki-kallio"):
         _online(engine, ident, False)
@@ -206,12 +228,12 @@ def test_a_move_keeps_the_swap_re_timed_for_the_new_order(day) -> None:
     swapping vehicle's route, planned again on its new stops (the charge is not known: kept)."""
     engine, tid, _ = day
     registry.add_vehicle(engine, vin(2), "kaiyun_pickman", tenant="acme", wire_id="PM-OTHER")
+    _online(engine, "hki-kallio", False)  # Kamppi, with the pack it holds, is the one choice
     plan = board.accepted_plan(engine, tid)
     (route,) = plan["plan"]["routes"]
     (old,) = _swaps(plan["plan"])
-    orders = [s["order"] for s in route["stops"] if s.get("order")]
-    moved = orders[-1]  # after the swap: the stops around it change
-    now = time.time() - time.time() % 86_400 + 9 * 3600  # 09:00 on the room's day: nothing done yet
+    moved = next(s["order"] for s in route["stops"] if s.get("order"))
+    now = time.time() - time.time() % 86_400 + 9.25 * 3600  # 09:15 on the room's day, still at the depot
     result = move.move_order(engine, tid, int(plan["id"]), moved, "PM-OTHER", now=now)
     assert result.accepted, result.reason
     body = board.plan(engine, tid, int(plan["id"]))["plan"]
@@ -219,7 +241,7 @@ def test_a_move_keeps_the_swap_re_timed_for_the_new_order(day) -> None:
     (swap,) = [s for s in mine["stops"] if s["action"] == "swap"]
     assert moved not in [s.get("order") for s in mine["stops"]]
     assert swap["station"] == "hki-kamppi" and swap["reservation"] == old["reservation"]
-    # re-timed: from now and the new order of stops, the legs either side of it consistent
+    # re-timed: from now (the plan in force) on the new order of stops, consistent either side
     i = mine["stops"].index(swap)
     assert (
         mine["stops"][i - 1]["departure"]
@@ -227,7 +249,7 @@ def test_a_move_keeps_the_swap_re_timed_for_the_new_order(day) -> None:
         <= swap["departure"]
         <= mine["stops"][i + 1]["arrival"]
     )
-    assert swap["arrival_s"] != old["arrival_s"]
+    assert swap["arrival_s"] >= 9.25 * 3600 > old["arrival_s"]
     assert result.swap == [
         f"{WIRE}: swap at hki-kamppi re-timed to {swap['arrival']} (reservation {old['reservation']} kept)"
     ]
@@ -278,7 +300,10 @@ def test_refit_keeps_the_orders_and_places_at_most_one_swap_it_can_reach(
     old = {**route["stops"][1], "order": None, "action": "swap", "station": "s0", "reservation": 5,
            "reservation_status": "Accepted", "window": "09:00-10:00"}  # fmt: skip
     held = {5: ("active", 9 * 3600 + expires_in)}
-    fit = swaproute.refit(route, old, v, stations, Planar(), held=held, charge_known=known, day_start=0.0)
+    before = [s["order"] for s in route["stops"][2:] if s["order"]]  # it was planned after the first drop
+    fit = swaproute.refit(
+        route, old, v, stations, Planar(), held=held, charge_known=known, day_start=0.0, before=before
+    )
     need = route["distance_m"] / 1000 * 0.09
     if fit.refused:  # only when a swap is needed (or kept) and no station can take it
         assert fit.route is route and (not known or need > usable_kwh - 1e-9)
@@ -298,6 +323,8 @@ def test_refit_keeps_the_orders_and_places_at_most_one_swap_it_can_reach(
         return
     (swap,) = swaps
     assert swap["station"] in {s.id for s in stations if s.online}
+    if not known and before:  # kept without a charge reading: still before the drops it preceded
+        assert stops.index(swap) < next(i for i, s in enumerate(stops) if s["order"] == before[0])
     keep = swap["station"] == "s0" and held[5][1] >= swap["arrival_s"] + swap["wait_s"]
     assert (swap["reservation"] == 5) == keep and (fit.change is None) == keep
     if not keep:

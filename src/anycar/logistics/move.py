@@ -243,15 +243,17 @@ def move_order(
         clock = time.time() if now is None else float(now)
         rids = [int(x["reservation"]) for o in olds for x in o if isinstance(x.get("reservation"), int)]
         held = swaproute.reservations(engine, rids)
-        stations = swaproute.stations_for(engine, tenant_id, [x for o in olds for x in o], clock)
+        stations = swaproute.stations_for(engine, tenant_id, [x for o in olds for x in o], clock, held)
         for (r, new, i), old in zip(pairs, olds, strict=True):
             if not old:
                 continue
             new["vehicle"] = r["vehicle"] if r is source else label
+            at = r["stops"].index(old[0])
             done = swaproute.refit(
                 new, old[0], request.vehicles[i], stations, service.provider(), held=held,
                 charge_known=request.vehicles[i].id not in info.get("assumed_full", []),
                 day_start=clock - clock % 86_400,
+                before=[str(x["order"]) for x in r["stops"][at + 1 :] if x.get("order")],
             )  # fmt: skip
             if done.refused:
                 return MoveResult(

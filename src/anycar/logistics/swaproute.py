@@ -209,13 +209,27 @@ def reservations(engine: Engine, ids: list[int]) -> dict[int, tuple[str, float]]
     return {int(x.id): (str(x.status), float(x.expires)) for x in rows}
 
 
-def stations_for(engine: Engine, tenant_id: int, old: list[dict[str, Any]], now: float) -> list[SwapStation]:
-    """The tenant's swap stations with a site, as the planner sees them at ``now`` (epoch); the
-    pack a vehicle's own held reservation keeps is counted back at its station (it is that
-    vehicle's). Without the swap room's tables or sites: the stations of ``old`` alone, at their
-    place, with the held pack."""
+def stations_for(
+    engine: Engine,
+    tenant_id: int,
+    old: list[dict[str, Any]],
+    now: float,
+    known: dict[int, tuple[str, float]] | None = None,
+) -> list[SwapStation]:
+    """The tenant's swap stations with a site, as the planner sees them at ``now`` (epoch). At a
+    station where a swap of ``old`` still has its reservation (``known``: the swap room's word;
+    not there: the plan's), the pack it keeps is counted back (it is that vehicle's) and the
+    station is a choice even while it is offline: the CSMS holds the reservation until it
+    connects (``swapstops.reserve``). Without the swap room's tables or sites: the stations of
+    ``old`` alone, at their place, with the held pack."""
     day_start = now - now % DAY_S
-    held = {s["station"] for s in old if isinstance(s.get("reservation"), int)}
+    known = known or {}
+    held = {
+        s["station"]
+        for s in old
+        if isinstance(rid := s.get("reservation"), int)
+        and (known[rid][0] in HELD if rid in known else s.get("reservation_status") in ("Accepted", "Queued"))
+    }
     try:
         from anycar.swap import tables as t
 
@@ -226,10 +240,10 @@ def stations_for(engine: Engine, tenant_id: int, old: list[dict[str, Any]], now:
                 .where(t.stations.c.tenant_id == tenant_id)
             ).all()
         sites = {str(x.station_id): (float(x.lat), float(x.lon)) for x in rows}
-        known = stations_from_tables(engine, sites, now=now, day_start=day_start) if sites else []
+        found = stations_from_tables(engine, sites, now=now, day_start=day_start) if sites else []
     except (SQLAlchemyError, ValueError):
-        known = []
-    out = [dataclasses.replace(st, ready=st.ready + 1) if st.id in held else st for st in known]
+        found = []
+    out = [dataclasses.replace(st, ready=st.ready + 1, online=True) if st.id in held else st for st in found]
     ids = {st.id for st in out}
     for s in old:
         if s["station"] not in ids:
@@ -261,11 +275,13 @@ def refit(
     held: dict[int, tuple[str, float]],
     charge_known: bool,
     day_start: float,
+    before: list[str] | None = None,
 ) -> Refit:
     """``route`` (its stops re-ordered or re-planned, the swap left out or not) with the swap
     ``old`` planned again by ``plan_swap`` from ``vehicle``'s charge. ``held``: the reservations
     as the swap room has them; ``charge_known``: False when the vehicle sent no charge reading
-    (planned as full): the swap is then kept (re-timed, maybe moved), never dropped as unneeded."""
+    (planned as full): the swap is then kept (re-timed, maybe moved), never dropped as unneeded,
+    and stays before the first of the orders it was planned before (``before``) still on the route."""
     name = str(route["vehicle"])
     bare = without_swaps(route)
     rid = old.get("reservation") if isinstance(old.get("reservation"), int) else None
@@ -277,7 +293,15 @@ def refit(
         end = str(old.get("window") or "").rpartition("-")[2]
         expires = day_start + _clock_s(end) if end else 0.0
     release = {"station": old["station"], "reservation": rid} if still else None
-    decision = plan_swap(route_from_plan(bare), vehicle, stations, provider, force=not charge_known)
+    latest = None
+    if not charge_known:
+        at = next(
+            (i for i, x in enumerate(bare["stops"]) if x.get("order") and x["order"] in (before or [])), None
+        )
+        latest = None if at is None else max(0, at - 1)
+    decision = plan_swap(
+        route_from_plan(bare), vehicle, stations, provider, force=not charge_known, latest=latest
+    )
     if decision.swap is None and not decision.needed:
         note = (
             f"{name}: swap at {old['station']} removed: no longer needed (the route needs "
@@ -441,7 +465,7 @@ def follow(
         return []
     ids = [int(s["reservation"]) for _, _, _, s in pending if isinstance(s.get("reservation"), int)]
     held = reservations(engine, ids)
-    stations = stations_for(engine, tenant_id, [s for _, _, _, s in pending], now)
+    stations = stations_for(engine, tenant_id, [s for _, _, _, s in pending], now, held)
     day_start = now - now % DAY_S
     notes: list[str] = []
     changes = after.setdefault("swap_changes", [])
@@ -461,10 +485,10 @@ def follow(
             notes.append(f"{vehicle}: swap at {swap['station']} kept on the route the hub has (no new route)")
             continue
         done_for.add(base_id(vehicle))  # one swap per route: plan_swap plans one
+        later = [str(x["order"]) for x in stops[i + 1 :] if x.get("order")]
         fit = refit(routes[k], swap, plan_vehicle, stations, provider, held=held,
-                    charge_known=plan_vehicle.id not in assumed_full, day_start=day_start)  # fmt: skip
+                    charge_known=plan_vehicle.id not in assumed_full, day_start=day_start, before=later)  # fmt: skip
         if fit.refused:
-            later = [str(x["order"]) for x in stops[i + 1 :] if x.get("order")]
             _insert_kept(routes[k]["stops"], swap, later)
             notes.append(f"{fit.refused}; the swap at {swap['station']} is kept at the first plan's times")
             continue

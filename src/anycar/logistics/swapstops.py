@@ -187,6 +187,7 @@ def plan_swap(
     delay_s: float = 0.0,
     first: int = 0,
     force: bool = False,
+    latest: int | None = None,
 ) -> SwapDecision:
     """Insert one swap stop into ``route`` when its energy exceeds the pack's usable charge.
 
@@ -194,7 +195,9 @@ def plan_swap(
     the route's times from there on (a re-plan with the current time). ``vehicle.soc`` is the
     charge at stop ``first``. The choice minimises detour time + wait at the station; a choice
     that makes no order late beats one that does. ``force``: place the swap even when the charge
-    seems enough (the vehicle's charge is not known, so a swap already planned is kept).
+    seems enough (the vehicle's charge is not known, so a swap already planned is kept);
+    ``latest``: the last stop of the route the swap may follow (it stays before the deliveries it
+    was planned before).
     """
     stops = route.stops[first:]
     usable = (vehicle.soc - vehicle.reserve) * vehicle.battery_kwh
@@ -222,6 +225,8 @@ def plan_swap(
     reachable = False
     kpk = vehicle.kwh_per_km / 1000
     for i in range(n - 1):
+        if latest is not None and first + i > latest:
+            break
         for k, st in enumerate(online):
             j = n + k
             to_m, back_m = float(m.meters[i, j]), float(m.meters[j, i + 1])

@@ -180,7 +180,7 @@ export class LogisticsPage {
             el("td", { class: "strong", text: `swap · ${s.station}` }),
             el("td", { class: "mono", text: s.window || "—" }),
             el("td", { class: "mono", text: hhmm(s.arrival) + (s.start && s.arrival !== s.start ? ` → ${hhmm(s.start)}` : "") }),
-            el("td", {}, el("span", { class: "pill", "data-testid": "swap-reservation", title: s.reservation != null ? `reservation ${s.reservation}` : "", text: s.reservation != null ? `R${s.reservation}${s.reservation_status ? ` · ${s.reservation_status}` : ""}` : "no reservation" })));
+            el("td", {}, el("span", { class: "pill", "data-testid": "swap-reservation", title: s.reservation != null ? `reservation ${s.reservation}` : "", text: s.reservation != null ? `R${s.reservation}${s.reservation_status ? ` · ${s.reservation_status}` : ""}` : s.reservation_status === "to reserve" ? "to reserve" : "no reservation" })));
         }
         n += 1;
         const st = status.get(s.order);
@@ -214,7 +214,8 @@ export class LogisticsPage {
     if (!order || !this.current) return;
     try {
       const r = await fetchMove(this.apiBase, this.current.id, order, vehicle);
-      this.say(r.body.reason, r.body.accepted);
+      // what became of a swap stop on the routes it changed (re-timed, moved, removed and why)
+      this.say([r.body.reason, ...(r.body.swap || [])].join(" · "), r.body.accepted);
       if (r.body.accepted) await this.plan();
     } catch (e) { this.say(e.message, false); }
   }
