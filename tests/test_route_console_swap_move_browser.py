@@ -6,21 +6,24 @@ move's answer, and the route table shows it in its new place and time."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 pytest.register_assert_rewrite("browser_support")
 
-from anycar.fleet import registry  # noqa: E402
+from anycar.fleet import db, registry  # noqa: E402
 from anycar.logistics.problem import PlanVehicle  # noqa: E402
 from anycar.logistics.settings import vehicle_type  # noqa: E402
 from anycar.logistics.swaproute import add_to_plan, route_from_plan  # noqa: E402
 from anycar.logistics.swapstops import RoadProvider, SwapStation, plan_swap, reserve  # noqa: E402
 from anycar.swap import registry as swap_registry  # noqa: E402
+from anycar.swap import tables as t  # noqa: E402
 from anycar.swap.console_api import set_site  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
 from ops_console_support import OpsFleet, auth  # noqa: E402
@@ -174,4 +177,55 @@ def test_a_dragged_stop_leaves_the_swap_stop_on_its_route_re_timed(page: Any, fl
         <= mine["stops"][i + 1]["arrival"]
     )
     screenshot(page, "route_move_keeps_swap")
+    assert own_errors(page) == []
+
+
+def test_a_redispatch_moves_the_swap_and_accepting_it_moves_the_reservation(page: Any, fleet) -> None:
+    """A station on the rounds comes online; the re-dispatch plans the swap there; accepting it
+    through the API releases the pack held at Kamppi and books one there (the server's CSMS),
+    and the console's route table shows the new station with its reservation."""
+    ops, token, info = fleet
+    engine = ops.server.engine
+    tid = registry.tenant_id(engine, "swapco")
+    swap_registry.add_station(engine, "hki-kallio", tenant="swapco", layout="pickman-8")
+    swap_registry.stock_station(engine, "hki-kallio", "pickman-8", soc=99.0)
+    assert set_site(engine, tid, "hki-kallio", 60.1712, 24.9500, "Kallio")
+    with engine.begin() as conn:  # as its BootNotification would
+        conn.execute(update(t.stations).where(t.stations.c.id == "hki-kallio").values(online=True))
+    with engine.begin() as conn:  # sw-1 is out on its round, east of Kamppi
+        conn.execute(
+            update(db.vehicles)
+            .where(db.vehicles.c.wire_id == "sw-1")
+            .values(last_lat=60.1745, last_lon=24.9505)
+        )
+    now = dt.datetime.fromtimestamp(ops.clock(), dt.UTC).strftime("%H:%M")
+    with httpx.Client(base_url=ops.url, timeout=90, headers=auth(token)) as http:
+        r = http.post(
+            "/api/plans/redispatch",
+            json={"depot": DEPOT, "shift": "12:00-23:59", "time_limit_s": 0.5, "now": now},
+        )
+        assert r.status_code == 201, r.text
+        proposal = r.json()
+        (swap,) = [s for x in proposal["plan"]["routes"] for s in x["stops"] if s["action"] == "swap"]
+        assert swap["station"] == "hki-kallio" and swap["reservation"] is None, proposal["plan"]["notes"]
+        r = http.post(f"/api/plans/{proposal['id']}/accept")
+        assert r.status_code == 200, r.text
+        accepted = r.json()
+    released, booked = accepted["swap"]
+    assert released == f"sw-1: reservation {info['reservation']} at hki-kamppi released (Withdrawn)"
+    assert booked.startswith("sw-1: reservation ") and booked.endswith(" at hki-kallio: Queued")
+    new_id = int(booked.split()[2])
+    (stop,) = [s for x in accepted["plan"]["routes"] for s in x["stops"] if s["action"] == "swap"]
+    assert (stop["reservation"], stop["reservation_status"]) == (new_id, "Queued")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(t.reservations.c.id, t.reservations.c.status)).all())
+    assert rows == {info["reservation"]: "cancelled", new_id: "queued"}
+    _sign_in(page, ops.url, token)
+    page.evaluate("location.hash = '#/logistics/plan'")
+    page.wait_for_function(
+        "document.getElementById('page-logistics').dataset.loaded === 'plan'", timeout=30_000
+    )
+    row = page.locator(".lg-route[data-route='sw-1'] tr[data-swap=hki-kallio]")
+    assert row.count() == 1 and f"R{new_id} · Queued" in row.text_content()
+    assert page.locator("tr[data-swap=hki-kamppi]").count() == 0
     assert own_errors(page) == []
