@@ -222,6 +222,13 @@ def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | Non
     if found is None:
         return None
     found["pushed"] = execution.push_routes(engine, tenant_id, found)
+    waiting = [c for c in found.get("plan", found).get("swap_changes", []) if not c.get("done")]
+    if waiting:  # the API settles them first through the server's CSMS; none here (the CLI)
+        found["swap_pending"] = [
+            f"{c['vehicle']}: the reservation change waits for the swap room's CSMS "
+            "(accept through the fleet API of a server that runs it)"
+            for c in waiting
+        ]
     return found
 
 
