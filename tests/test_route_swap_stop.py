@@ -24,7 +24,7 @@ from anycar.logistics import board, execution, service
 from anycar.logistics.orders import parse_order
 from anycar.logistics.problem import PlanVehicle
 from anycar.logistics.settings import service_area, vehicle_type
-from anycar.logistics.swaproute import add_to_plan, carry_forward, route_from_plan
+from anycar.logistics.swaproute import add_to_plan, route_from_plan
 from anycar.logistics.swapstops import Reservation, RoadProvider, SwapStation, plan_swap
 from anycar.swap import registry as swap_registry
 from anycar.swap import tables as t
@@ -139,12 +139,11 @@ def test_a_redispatch_keeps_the_swap_until_its_reservation_ends(planned) -> None
                 status="used", created=time.time(),
             )
         )  # fmt: skip
-    before = board.plan(engine, tid, plan_id)["plan"]
-    after = {
-        "routes": [{**r, "stops": [s for s in r["stops"] if s["action"] != "swap"]} for r in before["routes"]]
-    }
-    assert carry_forward(engine, before, after) == []
-    assert not any(s["action"] == "swap" for s in after["routes"][0]["stops"])
+    again = service.propose_redispatch(
+        engine, tid, {"depot": DEPOT, "shift": "09:00-17:00", "now": "09:05", "time_limit_s": 0.5}
+    )
+    assert not any(s["action"] == "swap" for r in again["plan"]["routes"] for s in r["stops"])
+    assert not any("swap at" in n for n in again["plan"]["notes"])
 
 
 def test_the_wire_takes_old_routes_and_routes_with_a_swap_stop() -> None:

@@ -5,8 +5,8 @@ chosen stop goes into the stored proposal's route for that vehicle (``add_to_pla
 place between the deliveries, with the station, the reservation id and the window the pack is
 held (the planned arrival until the reservation expires). ``service.accept`` then pushes it with
 the deliveries (``execution.swap_stop``: ``kind: swap`` on the wire), the console shows it in the
-route, and a re-dispatch keeps a swap stop that is still to be made (``carry_forward``): a
-reservation that was used, cancelled, refused or has expired is not driven to again.
+route, and a re-dispatch keeps a swap stop that is still to be made (``follow``): a reservation
+that was used, cancelled, refused or has expired is not driven to again.
 
 A route that changes after its swap was planned (a stop dragged to another route in the console,
 a re-dispatch) gets its swap planned again (``refit``): on the new order of stops, from the
@@ -121,53 +121,6 @@ def add_to_plan(engine: Engine, tenant_id: int, plan_id: int, decision: SwapDeci
     if not board.replace_proposal(engine, tenant_id, plan_id, stored):
         raise SwapPlanError(f"plan {plan_id}: accepted meanwhile; the swap stop was not added")
     return body
-
-
-def _ended(engine: Engine, ids: list[int]) -> set[int]:
-    """The reservations among ``ids`` that ended (the swap room's table)."""
-    if not ids:
-        return set()
-    from sqlalchemy import select
-
-    from anycar.swap import tables as t
-
-    r = t.reservations.c
-    with engine.connect() as conn:
-        rows = conn.execute(select(r.id).where(r.id.in_(ids), r.status.in_(ENDED))).all()
-    return {int(x.id) for x in rows}
-
-
-def carry_forward(engine: Engine, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Each swap stop of the plan in force (``before``) that is still to be made goes into the
-    same vehicle's route of the re-plan (``after``, in place): before the first of the orders
-    that followed it, else before the route's end. Its times are the first plan's (the re-plan
-    does not re-time the swap). The notes say what was kept."""
-    pending: list[tuple[str, dict[str, Any], list[str]]] = []
-    for route in before.get("routes", []):
-        stops = route.get("stops", [])
-        for i, s in enumerate(stops):
-            if s.get("action") == "swap" and s.get("station"):
-                later = [str(x["order"]) for x in stops[i + 1 :] if x.get("order")]
-                pending.append((str(route["vehicle"]), s, later))
-    if not pending:
-        return []
-    try:
-        ended = _ended(
-            engine, [int(s["reservation"]) for _, s, _ in pending if isinstance(s.get("reservation"), int)]
-        )
-    except SQLAlchemyError:  # no swap tables in this fleet: nothing says the swaps were made
-        ended = set()
-    notes = []
-    for vehicle, swap, later in pending:
-        if swap.get("reservation") in ended:
-            continue
-        route = next((r for r in after.get("routes", []) if r.get("vehicle") == vehicle), None)
-        if route is None:
-            notes.append(f"{vehicle}: swap at {swap['station']} kept on the route the hub has (no new route)")
-            continue
-        _insert_kept(route["stops"], swap, later)
-        notes.append(f"{vehicle}: swap at {swap['station']} (reservation {swap.get('reservation')}) kept")
-    return notes
 
 
 def _insert_kept(stops: list[dict[str, Any]], swap: dict[str, Any], later: list[str]) -> None:
