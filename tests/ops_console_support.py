@@ -246,3 +246,20 @@ def make_day(fleet: OpsFleet) -> Day:
             if r.status_code != 200:
                 raise AssertionError(r.text)
     return day
+
+
+def sign_in(page: Any, url: str, token: str) -> None:
+    """Into the console with ``token``, until it is ready."""
+    page.goto(url + "/console/")
+    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
+    page.fill("[data-testid=token]", token)
+    page.click("[data-testid=sign-in]")
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
+
+
+def open_tab(page: Any, hash_: str, tab: str) -> None:
+    """A tab of the deliveries page (``#/logistics/plan``, ``plan``), once it has loaded."""
+    page.evaluate(f"location.hash = '{hash_}'")
+    page.wait_for_function(
+        f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000
+    )

@@ -165,3 +165,33 @@ async def until(check: Any, timeout: float = 30.0, what: str = "") -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.05)
+
+
+ROUND = [  # six of the demo's addresses (fleetdemo/data/orders.csv): one PICKMAN's round
+    ("D001", 60.164197, 24.946092),
+    ("D002", 60.170738, 24.949822),
+    ("D003", 60.167761, 24.951183),
+    ("D006", 60.172103, 24.947599),
+    ("D009", 60.166604, 24.943402),
+    ("D012", 60.178253, 24.952248),
+]
+
+
+def half_charge_swap(
+    route_json: dict[str, Any], depot: tuple[float, float], station: str, point: tuple[float, float]
+) -> Any:
+    """The swap ``plan_swap`` plans into a planned round (its JSON) for a PICKMAN with half the
+    round's energy above the reserve, at ``station``; asserts there is one."""
+    from anycar.logistics.problem import PlanVehicle
+    from anycar.logistics.settings import vehicle_type
+    from anycar.logistics.swaproute import route_from_plan
+    from anycar.logistics.swapstops import RoadProvider, SwapStation, plan_swap
+
+    route = route_from_plan(route_json)
+    kind = vehicle_type("kaiyun_pickman")
+    low = 0.15 + 0.5 * route.energy_kwh / kind.battery_kwh
+    vehicle = PlanVehicle(str(route_json["vehicle"]), depot, depot, kind.payload_kg, kind.cargo_m3, kind.battery_kwh,
+                          kind.kwh_per_km, soc=low)  # fmt: skip
+    decision = plan_swap(route, vehicle, [SwapStation(station, point, 3)], RoadProvider(None, "delivery"))
+    assert decision.swap is not None, decision.reason
+    return decision

@@ -25,24 +25,16 @@ from anycar.logistics import board, execution, move, service, swaproute
 from anycar.logistics.matrix import Planar
 from anycar.logistics.orders import parse_order
 from anycar.logistics.problem import PlanVehicle, Stop
-from anycar.logistics.settings import service_area, vehicle_type
-from anycar.logistics.swaproute import add_to_plan, route_from_plan
-from anycar.logistics.swapstops import RoadProvider, SwapStation, plan_swap, reserve
+from anycar.logistics.settings import service_area
+from anycar.logistics.swaproute import add_to_plan
+from anycar.logistics.swapstops import SwapStation, reserve
 from anycar.swap import registry as swap_registry
 from anycar.swap import tables as t
 from anycar.swap.console_api import set_site
 from fleet_support import vin
-from swap_support import running_csms, swap_engine
+from swap_support import ROUND, half_charge_swap, running_csms, swap_engine
 
 DEPOT = {"lat": 60.169, "lon": 24.9372}
-ORDERS = [
-    ("D001", 60.164197, 24.946092),
-    ("D002", 60.170738, 24.949822),
-    ("D003", 60.167761, 24.951183),
-    ("D006", 60.172103, 24.947599),
-    ("D009", 60.166604, 24.943402),
-    ("D012", 60.178253, 24.952248),
-]
 KAMPPI = (60.1665, 24.9280)  # west of the depot, away from the round
 KALLIO = (60.1712, 24.9500)  # among the round's stops
 WIRE = "PM-FOLLOW"
@@ -80,20 +72,11 @@ def day(tmp_path) -> Iterator[tuple[Any, int, str]]:
             swap_registry.stock_station(engine, ident, "pickman-8", soc=99.0)  # packs ready
             assert set_site(engine, tid, ident, lat, lon, ident)
             _online(engine, ident, True)
-        rows = [{"id": r, "lat": a, "lon": b, "weight_kg": 5, "windows": "09:00-13:00"} for r, a, b in ORDERS]
+        rows = [{"id": r, "lat": a, "lon": b, "weight_kg": 5, "windows": "09:00-13:00"} for r, a, b in ROUND]
         board.add_orders(engine, tid, [parse_order(r, service_area()) for r in rows], {})
         proposal = service.propose(engine, tid, OPTIONS)
         (route_json,) = proposal["plan"]["routes"]
-        route = route_from_plan(route_json)
-        kind = vehicle_type("kaiyun_pickman")
-        depot = (DEPOT["lat"], DEPOT["lon"])
-        low = 0.15 + 0.5 * route.energy_kwh / kind.battery_kwh  # half the round above the reserve
-        vehicle = PlanVehicle(WIRE, depot, depot, kind.payload_kg, kind.cargo_m3, kind.battery_kwh,
-                              kind.kwh_per_km, soc=low)  # fmt: skip
-        decision = plan_swap(
-            route, vehicle, [SwapStation("hki-kamppi", KAMPPI, 3)], RoadProvider(None, "delivery")
-        )
-        assert decision.swap is not None, decision.reason
+        decision = half_charge_swap(route_json, (DEPOT["lat"], DEPOT["lon"]), "hki-kamppi", KAMPPI)
         now = time.time()
         day_start = now - now % 86_400
 

@@ -18,33 +18,27 @@ from sqlalchemy import select, update
 pytest.register_assert_rewrite("browser_support")
 
 from anycar.fleet import db, registry  # noqa: E402
-from anycar.logistics.problem import PlanVehicle  # noqa: E402
-from anycar.logistics.settings import vehicle_type  # noqa: E402
-from anycar.logistics.swaproute import add_to_plan, route_from_plan  # noqa: E402
-from anycar.logistics.swapstops import RoadProvider, SwapStation, plan_swap, reserve  # noqa: E402
+from anycar.logistics.swaproute import add_to_plan  # noqa: E402
+from anycar.logistics.swapstops import reserve  # noqa: E402
 from anycar.swap import registry as swap_registry  # noqa: E402
 from anycar.swap import tables as t  # noqa: E402
 from anycar.swap.console_api import set_site  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import OpsFleet, auth  # noqa: E402
+from ops_console_support import OpsFleet, auth, open_tab, sign_in  # noqa: E402
+from swap_support import ROUND, half_charge_swap  # noqa: E402
 
 pytest_plugins = ["browser_support"]
 DEPOT = {"lat": 60.169, "lon": 24.9372}
 KAMPPI = (60.168, 24.932)
-CSV = (
-    "id,kind,lat,lon,windows,service_s,weight_kg\n"
-    "S1,delivery,60.164197,24.946092,08:00-23:00,120,5\n"
-    "S2,delivery,60.170738,24.949822,08:00-23:00,120,5\n"
-    "S3,delivery,60.167761,24.951183,08:00-23:00,120,5\n"
-    "S4,delivery,60.172103,24.947599,08:00-23:00,120,5\n"
-    "S5,delivery,60.166604,24.943402,08:00-23:00,120,5\n"
+CSV = "id,kind,lat,lon,windows,service_s,weight_kg\n" + "".join(
+    f"{ref},delivery,{lat},{lon},08:00-23:00,120,5\n" for ref, lat, lon in ROUND[:5]
 )
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpsFleet, str, dict[str, Any]]]:
     """sw-1's round with a swap at Kamppi (reserved through the CSMS; the station is not
-    connected, so the CSMS holds it), accepted; S1 already moved to sw-2 through the API, so
+    connected, so the CSMS holds it), accepted; D001 already moved to sw-2 through the API, so
     both vehicles have a route in the plan in force."""
     db: Path = tmp_path_factory.mktemp("swapmove") / "fleet.sqlite3"
     ops = OpsFleet(f"sqlite:///{db}")
@@ -71,16 +65,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpsFleet, 
             assert r.status_code == 201, r.text
             plan_id = int(r.json()["id"])
             (route_json,) = r.json()["plan"]["routes"]
-            route = route_from_plan(route_json)
-            kind = vehicle_type("kaiyun_pickman")
-            depot = (DEPOT["lat"], DEPOT["lon"])
-            low = 0.15 + 0.5 * route.energy_kwh / kind.battery_kwh
-            vehicle = PlanVehicle("sw-1", depot, depot, kind.payload_kg, kind.cargo_m3, kind.battery_kwh,
-                                  kind.kwh_per_km, soc=low)  # fmt: skip
-            decision = plan_swap(
-                route, vehicle, [SwapStation("hki-kamppi", KAMPPI, 3)], RoadProvider(None, "delivery")
-            )
-            assert decision.swap is not None, decision.reason
+            decision = half_charge_swap(route_json, (DEPOT["lat"], DEPOT["lon"]), "hki-kamppi", KAMPPI)
             now = ops.clock()
             day_start = now - now % 86_400
             got = ops.call(
@@ -91,19 +76,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpsFleet, 
             assert got.status == "Queued" and got.reservation_id is not None
             add_to_plan(engine, tid, plan_id, decision)
             assert http.post(f"/api/plans/{plan_id}/accept").status_code == 200
-            r = http.post(f"/api/plans/{plan_id}/move", json={"order": "S1", "vehicle": "sw-2"})
+            r = http.post(f"/api/plans/{plan_id}/move", json={"order": "D001", "vehicle": "sw-2"})
             assert r.status_code in (200, 409), r.text
         yield ops, token, {"plan": plan_id, "reservation": got.reservation_id, "first": r.json()}
     finally:
         ops.stop()
-
-
-def _sign_in(page: Any, url: str, token: str) -> None:
-    page.goto(url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", token)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
 
 
 def _plan(ops: OpsFleet, token: str) -> dict[str, Any]:
@@ -131,11 +108,8 @@ def test_a_dragged_stop_leaves_the_swap_stop_on_its_route_re_timed(page: Any, fl
     after_swap = [s["order"] for s in mine["stops"][mine["stops"].index(swap) + 1 :] if s.get("order")]
     moved = (after_swap or [s["order"] for s in mine["stops"] if s.get("order")])[0]
 
-    _sign_in(page, ops.url, token)
-    page.evaluate("location.hash = '#/logistics/plan'")
-    page.wait_for_function(
-        "document.getElementById('page-logistics').dataset.loaded === 'plan'", timeout=30_000
-    )
+    sign_in(page, ops.url, token)
+    open_tab(page, "#/logistics/plan", "plan")
     row = page.locator(".lg-route[data-route='sw-1'] tr[data-swap=hki-kamppi]")
     assert row.count() == 1 and swap["arrival"][:5] in row.text_content()
     page.drag_and_drop(f"tr[data-order='{moved}']", ".lg-route[data-route='sw-2'] header")
@@ -154,7 +128,9 @@ def test_a_dragged_stop_leaves_the_swap_stop_on_its_route_re_timed(page: Any, fl
         in toast
     )
     assert "ok" in page.get_attribute("[data-testid=move-result]", "class")
-    # the table shows it in its new place and time, still with its reservation
+    # the table shows it in its new place and time, still with its reservation (once reloaded:
+    # the moved stop is on sw-2's table)
+    page.wait_for_selector(f".lg-route[data-route='sw-2'] tr[data-order='{moved}']", timeout=30_000)
     page.wait_for_function(
         f"document.querySelector(\".lg-route[data-route='sw-1'] tr[data-swap=hki-kamppi]\")?.textContent.includes('{new['arrival'][:5]}')",
         timeout=30_000,
@@ -220,11 +196,8 @@ def test_a_redispatch_moves_the_swap_and_accepting_it_moves_the_reservation(page
     with engine.connect() as conn:
         rows = dict(conn.execute(select(t.reservations.c.id, t.reservations.c.status)).all())
     assert rows == {info["reservation"]: "cancelled", new_id: "queued"}
-    _sign_in(page, ops.url, token)
-    page.evaluate("location.hash = '#/logistics/plan'")
-    page.wait_for_function(
-        "document.getElementById('page-logistics').dataset.loaded === 'plan'", timeout=30_000
-    )
+    sign_in(page, ops.url, token)
+    open_tab(page, "#/logistics/plan", "plan")
     row = page.locator(".lg-route[data-route='sw-1'] tr[data-swap=hki-kallio]")
     assert row.count() == 1 and f"R{new_id} · Queued" in row.text_content()
     assert page.locator("tr[data-swap=hki-kamppi]").count() == 0

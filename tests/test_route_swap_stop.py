@@ -31,17 +31,10 @@ from anycar.swap import tables as t
 from anycar.uplink.delivery import DeliveryKeeper
 from anycar.wire.routestops import stop_key
 from fleet_support import vin
-from swap_support import swap_engine
+from swap_support import ROUND, swap_engine
 
 DEPOT = {"lat": 60.169, "lon": 24.9372}
-ORDERS = [  # six of the demo's addresses (fleetdemo/data/orders.csv)
-    ("D001", 60.164197, 24.946092),
-    ("D002", 60.170738, 24.949822),
-    ("D003", 60.167761, 24.951183),
-    ("D006", 60.172103, 24.947599),
-    ("D009", 60.166604, 24.943402),
-    ("D012", 60.178253, 24.952248),
-]
+ORDERS = ROUND  # six of the demo's addresses (fleetdemo/data/orders.csv)
 KAMPPI = (60.168, 24.932)
 DROP = {"order": "A", "kind": "drop", "lat": 60.17, "lon": 24.94, "weight_kg": 1.0, "pin_required": False}
 SWAP = {"kind": "swap", "station": "hki-kamppi", "reservation": 41, "lat": 60.168, "lon": 24.932}
