@@ -20,7 +20,7 @@ from anycar.logistics.settings import vehicle_type  # noqa: E402
 from anycar.logistics.swaproute import add_to_plan, route_from_plan  # noqa: E402
 from anycar.logistics.swapstops import Reservation, RoadProvider, SwapStation, plan_swap  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import OpsFleet, auth  # noqa: E402
+from ops_console_support import OpsFleet, auth, open_tab, sign_in  # noqa: E402
 
 pytest_plugins = ["browser_support"]
 DEPOT = {"lat": 60.169, "lon": 24.9372}
@@ -85,25 +85,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpsFleet, 
         ops.stop()
 
 
-def _sign_in(page: Any, url: str, token: str) -> None:
-    page.goto(url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", token)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-
-
-def _tab(page: Any, hash_: str, tab: str) -> None:
-    page.evaluate(f"location.hash = '{hash_}'")
-    page.wait_for_function(
-        f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000
-    )
-
-
 def test_the_route_shows_its_swap_stop_and_the_board_a_failed_orders_retry(page: Any, fleet) -> None:
     ops, token, _ = fleet
-    _sign_in(page, ops.url, token)
-    _tab(page, "#/logistics", "board")
+    sign_in(page, ops.url, token)
+    open_tab(page, "#/logistics", "board")
     board = httpx.get(f"{ops.url}/api/logistics/board", headers=auth(token), timeout=30).json()
     (failed,) = [o for o in board["orders"] if o["id"] == "S4"]
     assert failed["column"] == "failed" and failed["retry"].startswith("not before ")
@@ -112,7 +97,7 @@ def test_the_route_shows_its_swap_stop_and_the_board_a_failed_orders_retry(page:
     assert page.text_content(".lg-card[data-order=S4] [data-testid=retry]") == f"retry {failed['retry']}"
     screenshot(page, "route_board_retry")
 
-    _tab(page, "#/logistics/plan", "plan")
+    open_tab(page, "#/logistics/plan", "plan")
     plan = httpx.get(f"{ops.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
     (swap,) = [s for r in plan["plan"]["routes"] for s in r["stops"] if s["action"] == "swap"]
     row = page.locator("tr[data-swap=hki-kamppi]")
