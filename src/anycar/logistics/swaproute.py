@@ -21,7 +21,7 @@ force, when the plan is accepted for a proposal.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -215,7 +215,6 @@ class Refit:
     note: str = ""
     change: dict[str, Any] | None = None
     refused: str = ""
-    swaps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def refit(
@@ -284,7 +283,7 @@ def refit(
         new.update(reservation=rid, reservation_status=old.get("reservation_status"))
         new["window"] = f"{_hhmm(stop.arrival_s)}-{_hhmm(expires - day_start)}"
         note = f"{name}: swap at {stop.station} re-timed to {new['arrival']} (reservation {rid} kept)"
-        return Refit(out, note, None, swaps=[new])
+        return Refit(out, note, None)
     new.update(reservation=None, reservation_status="to reserve")
     change = {"vehicle": name, "release": release, "reserve": {"station": stop.station, "arrival_s": new["arrival_s"],
               "wait_s": new["wait_s"]}}  # fmt: skip
@@ -299,7 +298,7 @@ def refit(
             if release
             else f"; a new reservation at {stop.station}"
         )
-    return Refit(out, note, change, swaps=[new])
+    return Refit(out, note, change)
 
 
 def base_id(vehicle: str) -> str:
@@ -434,7 +433,13 @@ def follow(
                 (j for j, r in enumerate(routes) if base_id(r.get("vehicle", "")) == base_id(vehicle)), None
             )
         plan_vehicle = vehicles.get(base_id(vehicle))
-        if k is None or plan_vehicle is None or base_id(vehicle) in done_for:
+        if base_id(vehicle) in done_for:  # plan_swap plans one swap per route
+            notes.append(f"{vehicle}: a second swap at {swap['station']} left out (one swap per route)")
+            if isinstance(rid, int):
+                changes.append({"vehicle": vehicle, "release": {"station": swap["station"], "reservation": rid},
+                                "reserve": None})  # fmt: skip
+            continue
+        if k is None or plan_vehicle is None:
             notes.append(f"{vehicle}: swap at {swap['station']} kept on the route the hub has (no new route)")
             continue
         done_for.add(base_id(vehicle))  # one swap per route: plan_swap plans one
