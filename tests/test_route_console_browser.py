@@ -122,3 +122,25 @@ def test_the_route_shows_its_swap_stop_and_the_board_a_failed_orders_retry(page:
     )
     screenshot(page, "route_plan_swap_stop")
     assert own_errors(page) == []
+
+
+def test_a_failed_order_at_its_retry_cap_is_final_on_the_board_and_raises_an_alert(page: Any, fleet) -> None:
+    """The retry cap (retry.yaml ``cap``): S4 failed once shows its count; S3 failing three
+    times is final: the card says what became of it, and the dispatcher has the alert."""
+    ops, token, _ = fleet
+    with httpx.Client(base_url=ops.url, timeout=30, headers=auth(token)) as http:
+        for reason in ("recipient absent", "no access", "recipient absent"):
+            r = http.post("/api/logistics/orders/S3/outcome", json={"status": "failed", "reason": reason})
+            assert r.status_code == 200, r.text
+        alerts = http.get("/api/alerts?state=open&limit=50").json()
+    (final,) = [a for a in alerts if a["type"] == "delivery_final"]
+    assert final["vehicle"] == "sw-1" and "S3: no retry: attempt 3 of 3 failed" in final["message"]
+    sign_in(page, ops.url, token)
+    open_tab(page, "#/logistics", "board")
+    assert page.text_content(".lg-card[data-order=S4] [data-testid=attempts]") == "attempt 1 of 3"
+    card = ".lg-card[data-order=S3] [data-testid=attempts]"
+    assert page.text_content(card) == "final: attempt 3 of 3 · back to the depot"
+    assert "lg-final" in page.get_attribute(card, "class")
+    assert page.locator(".lg-card[data-order=S3] [data-testid=retry]").count() == 0  # no retry to say
+    screenshot(page, "route_board_retry_cap")
+    assert own_errors(page) == []

@@ -77,7 +77,7 @@ export class LogisticsPage {
       el("div", { class: "small muted" }, `window ${o.window || "—"}`, o.eta ? el("span", { class: late ? "lg-late" : "" }, ` · ETA ${hhmm(o.eta)}`) : null),
       o.reason ? el("div", { class: "small lg-reason", text: o.reason }) : null,
       // demo-route: a failed order back at dispatch, and when its retry rule lets it go again
-      o.status === "failed" && o.retry ? el("div", { class: "small muted", "data-testid": "retry", text: `retry ${o.retry}` }) : null,
+      o.status === "failed" && o.retry && !o.final ? el("div", { class: "small muted", "data-testid": "retry", text: `retry ${o.retry}` }) : null,
       // the retry cap (retry.yaml): attempts made of the most allowed; at the cap, what became of it
       o.attempts ? el("div", { class: `small ${o.final ? "lg-final" : "muted"}`, "data-testid": "attempts",
         text: o.final ? `final: attempt ${o.attempts} of ${o.max_attempts} · ${FINAL[o.final] || o.final}` : `attempt ${o.attempts} of ${o.max_attempts}` }) : null);
