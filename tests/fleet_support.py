@@ -34,8 +34,11 @@ def postgres_url() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fleet_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, empty fleet database: ``sqlite`` (a file in tmp_path) or ``postgres``."""
+def fleet_engine(
+    kind: str, tmp_path: Path, migrate: Callable[[Engine], object] = upgrade
+) -> Iterator[Engine]:
+    """A migrated, empty fleet database: ``sqlite`` (a file in tmp_path) or ``postgres``;
+    ``migrate``: the fleet's migrations, or a room's that runs them and its own (the swap's)."""
     with contextlib.ExitStack() as stack:
         url = (
             f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
@@ -43,7 +46,7 @@ def fleet_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
             else stack.enter_context(postgres_url())
         )
         engine = make_engine(url)
-        upgrade(engine)
+        migrate(engine)
         try:
             yield engine
         finally:

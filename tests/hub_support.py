@@ -12,6 +12,9 @@ from pathlib import Path
 from anycar.hub import Hub, HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 
+# `anycar hub` / `anycar demo` on free ports: the defaults may be taken on a shared machine
+FREE_PORTS = ["--grpc-port", "0", "--viss-port", "0", "--http-port", "0", "--accessory-port", "0"]
+
 
 @contextlib.contextmanager
 def running_hub(

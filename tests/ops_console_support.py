@@ -7,9 +7,11 @@ orders, plan and station, which acme never sees."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +155,40 @@ class OpsFleet:
         return sim
 
 
+@contextlib.contextmanager
+def running_fleet(tmp_path_factory: Any, name: str) -> Iterator[OpsFleet]:
+    """A started ``OpsFleet`` on a fresh SQLite file in its own temporary folder, stopped after:
+    what each console module's fixture runs its day on."""
+    db = tmp_path_factory.mktemp(name) / "fleet.sqlite3"
+    fleet = OpsFleet(f"sqlite:///{db}")
+    fleet.start()
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+def sign_in(page: Any, url: str, token: str) -> None:
+    """Open the console, sign in with a user's API token and wait until it is ready and knows
+    the user's role (the pages draw their buttons by it)."""
+    page.goto(url + "/console/")
+    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
+    page.fill("[data-testid=token]", token)
+    page.click("[data-testid=sign-in]")
+    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
+    page.wait_for_function("window.anycarConsole.role", timeout=30_000)
+
+
+def show(page: Any, hash_: str, loaded: str) -> None:
+    """Go to ``hash_`` (``#/logistics``, ``#/stations/ID``) and wait until that page says it has
+    loaded ``loaded`` (its ``data-loaded``: ``board``, ``plan``, ``list``, ``station``, ...)."""
+    section = hash_.split("/")[1]
+    page.evaluate(f"location.hash = '{hash_}'")
+    page.wait_for_function(
+        f"document.getElementById('page-{section}').dataset.loaded === '{loaded}'", timeout=30_000
+    )
+
+
 def wait(check: Any, what: str, timeout: float = 45.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -246,20 +282,3 @@ def make_day(fleet: OpsFleet) -> Day:
             if r.status_code != 200:
                 raise AssertionError(r.text)
     return day
-
-
-def sign_in(page: Any, url: str, token: str) -> None:
-    """Into the console with ``token``, until it is ready."""
-    page.goto(url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", token)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-
-
-def open_tab(page: Any, hash_: str, tab: str) -> None:
-    """A tab of the deliveries page (``#/logistics/plan``, ``plan``), once it has loaded."""
-    page.evaluate(f"location.hash = '{hash_}'")
-    page.wait_for_function(
-        f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000
-    )

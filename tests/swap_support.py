@@ -22,12 +22,11 @@ from sqlalchemy.engine import Engine
 from websockets.asyncio.client import connect
 
 from anycar.fleet import registry as fleet_registry
-from anycar.fleet.db import make_engine
 from anycar.swap import registry
 from anycar.swap.csms import Csms, server_tls
 from anycar.swap.migrate import upgrade
 from anycar.swap.station import StationSim, client_tls
-from fleet_support import postgres_url, vin
+from fleet_support import fleet_engine, vin
 
 
 def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[str, str]:
@@ -75,18 +74,9 @@ class Pki:
 
 @contextlib.contextmanager
 def swap_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
-    with contextlib.ExitStack() as stack:
-        url = (
-            f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
-            if kind == "sqlite"
-            else stack.enter_context(postgres_url())
-        )
-        engine = make_engine(url)
-        upgrade(engine)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+    """``fleet_engine`` with the swap tables migrated too."""
+    with fleet_engine(kind, tmp_path, migrate=upgrade) as engine:
+        yield engine
 
 
 @contextlib.asynccontextmanager

@@ -17,21 +17,12 @@ from anycar.hub import HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.hub.cabin import CabinComponent
 from anycar.hub.vehicle import VehicleComponent
+from hub_support import FREE_PORTS
 
 KUKSA = Path(__file__).resolve().parent / "data" / "kuksa"
 DBC = str(KUKSA / "Model3CAN.dbc")
 MAPPING = str(KUKSA / "vss_4.2" / "vss_dbc.json")
 LOG = str(KUKSA / "model3_synthetic.log")
-PORTS = [
-    "--grpc-port",
-    "0",
-    "--viss-port",
-    "0",
-    "--http-port",
-    "0",
-    "--accessory-port",
-    "0",
-]  # the defaults may be in use
 
 
 def _updates(out: str) -> list[tuple[str, object]]:
@@ -213,7 +204,18 @@ def test_can_live_reads_your_own_dbc_and_mapping(capsys: pytest.CaptureFixture[s
 )
 def test_hub_says_what_a_car_of_your_own_lacks(extra: list[str], words: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "anycar.cli.main", "hub", "--dbc", DBC, "--mapping", MAPPING, *PORTS, *extra],
+        [
+            sys.executable,
+            "-m",
+            "anycar.cli.main",
+            "hub",
+            "--dbc",
+            DBC,
+            "--mapping",
+            MAPPING,
+            *FREE_PORTS,
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -114,6 +114,18 @@ class System:
         )
 
 
+async def _anycar(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `anycar` command, run off the event loop (the fleet server runs on it)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).parent / "anycar"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @contextlib.asynccontextmanager
 async def system(tmp_path: Path, commands: CommandSettings | None = None) -> AsyncIterator[System]:
     with postgres_url() as url:
@@ -421,75 +433,43 @@ async def test_commands_inventory_and_ota_end_to_end(tmp_path: Path) -> None:
             )
 
         # the command line on the same database, while the server runs
-        cli = await asyncio.to_thread(
-            subprocess.run,
-            [
-                str(Path(sys.executable).parent / "anycar"),
-                "fleet",
-                "command",
-                "send",
-                s.vehicle,
-                "--tenant",
-                "acme",
-                "--db",
-                s.url,
-                "--actuate",
-                "Vehicle.Accessories.Cooler1.IsOn=false",
-                "--wait",
-                "30",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        cli = await _anycar(
+            "fleet",
+            "command",
+            "send",
+            s.vehicle,
+            "--tenant",
+            "acme",
+            "--db",
+            s.url,
+            "--actuate",
+            "Vehicle.Accessories.Cooler1.IsOn=false",
+            "--wait",
+            "30",
+            "--json",
         )
         assert cli.returncode == 0, cli.stderr
         assert json.loads(cli.stdout)["status"] == "accepted"
         (tmp_path / "cooler-watch.yaml").write_text("id: cooler-watch\nversion: 3\nsignals: []\n")
-        removed = await asyncio.to_thread(
-            subprocess.run,
-            [
-                str(Path(sys.executable).parent / "anycar"),
-                "fleet",
-                "campaign",
-                "send",
-                s.vehicle,
-                str(tmp_path / "cooler-watch.yaml"),
-                "--remove",
-                "--tenant",
-                "acme",
-                "--db",
-                s.url,
-                "--wait",
-                "30",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        removed = await _anycar(
+            "fleet",
+            "campaign",
+            "send",
+            s.vehicle,
+            str(tmp_path / "cooler-watch.yaml"),
+            "--remove",
+            "--tenant",
+            "acme",
+            "--db",
+            s.url,
+            "--wait",
+            "30",
+            "--json",
         )
         assert removed.returncode == 0, removed.stderr
         assert json.loads(removed.stdout)["status"] == "removed"
-        listed = await asyncio.to_thread(
-            subprocess.run,
-            [
-                str(Path(sys.executable).parent / "anycar"),
-                "fleet",
-                "inventory",
-                "--tenant",
-                "acme",
-                "--db",
-                s.url,
-                "--firmware",
-                "1.0.0",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        listed = await _anycar(
+            "fleet", "inventory", "--tenant", "acme", "--db", s.url, "--firmware", "1.0.0", "--json"
         )
         assert [a["id"] for a in json.loads(listed.stdout)] == ["Cooler1"], listed.stderr
 

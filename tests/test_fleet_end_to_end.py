@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from anycar.fleet.db import make_engine
 from fleet_support import postgres_url, vin
+from hub_support import FREE_PORTS
 
 CLI = [sys.executable, "-m", "anycar.cli.main"]
 
@@ -43,14 +44,7 @@ def _hub(vehicle: str, folder: Path) -> subprocess.Popen:
             "mqtt://127.0.0.1:1883",
             "--vehicle-id",
             vehicle,
-            "--grpc-port",
-            "0",
-            "--viss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--accessory-port",
-            "0",
+            *FREE_PORTS,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -21,6 +21,7 @@ from anycar.api.rest import RouteGroup, require
 from anycar.errors import ConfigError
 from anycar.hub import Hub, HubConfig
 from apis_support import Keys, hub_config, running_hub
+from hub_support import FREE_PORTS
 
 BIN = Path(sys.executable).parent
 
@@ -220,14 +221,7 @@ def test_anycar_hub_sigint_and_missing_brand_room(tmp_path) -> None:
             "hub",
             "--brand",
             "tesla-model3",
-            "--grpc-port",
-            "0",
-            "--viss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--accessory-port",
-            "0",
+            *FREE_PORTS,
         ],
         capture_output=True,
         text=True,

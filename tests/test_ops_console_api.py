@@ -6,26 +6,20 @@ leaked, the tables intact)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from ops_console_support import Day, OpsFleet, auth, make_day
+from ops_console_support import Day, auth, make_day, running_fleet
 
 INJECTIONS = ["' OR '1'='1", "x'; DROP TABLE orders; --", "1 UNION SELECT token_hash FROM users", "%' --"]
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
-    db: Path = tmp_path_factory.mktemp("ops-api") / "fleet.sqlite3"
-    fleet = OpsFleet(f"sqlite:///{db}")
-    fleet.start()
-    try:
+    with running_fleet(tmp_path_factory, "ops-api") as fleet:
         yield make_day(fleet)
-    finally:
-        fleet.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ reported, stations run by the OCPP 2.1 station simulator with one real swap."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ pytest.register_assert_rewrite("browser_support")
 
 from anycar.fleet.console import CSP  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import Day, OpsFleet, auth, make_day  # noqa: E402
+from ops_console_support import Day, auth, make_day, running_fleet, show, sign_in  # noqa: E402
 from pod_support import PodHub  # noqa: E402
 
 pytest_plugins = ["browser_support"]
@@ -25,29 +24,8 @@ PAYLOAD_KG = 350.0  # kaiyun_pickman in anycar/logistics/data/vehicle_types.yaml
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
-    db: Path = tmp_path_factory.mktemp("ops") / "fleet.sqlite3"
-    fleet = OpsFleet(f"sqlite:///{db}")
-    fleet.start()
-    try:
+    with running_fleet(tmp_path_factory, "ops") as fleet:
         yield make_day(fleet)
-    finally:
-        fleet.stop()
-
-
-def _sign_in(page: Any, url: str, token: str) -> None:
-    page.goto(url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", token)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-    page.wait_for_function("window.anycarConsole.role", timeout=30_000)
-
-
-def _tab(page: Any, hash_: str, tab: str) -> None:
-    page.evaluate(f"location.hash = '{hash_}'")
-    page.wait_for_function(
-        f"document.getElementById('page-logistics').dataset.loaded === '{tab}'", timeout=30_000
-    )
 
 
 def test_the_new_files_are_served_under_the_csp(day: Day) -> None:
@@ -58,11 +36,11 @@ def test_the_new_files_are_served_under_the_csp(day: Day) -> None:
 
 def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     token = day.tokens["acme"]["dispatcher"]
-    _sign_in(page, day.url, token)
+    sign_in(page, day.url, token)
     assert page.is_visible("#nav a[data-page=logistics]") and page.is_visible("#nav a[data-page=stations]")
 
     # The board: the columns' counts are the server's; the rival's order of the same id is not here.
-    _tab(page, "#/logistics", "board")
+    show(page, "#/logistics", "board")
     board = httpx.get(f"{day.url}/api/logistics/board", headers=auth(token), timeout=30).json()
     assert board["counts"]["delivered"] == 2 and board["counts"]["failed"] == 1
     assert board["counts"]["in_progress"] + board["counts"]["planned"] == 7
@@ -81,7 +59,7 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     screenshot(page, "ops_console_board")
 
     # The plan: one coloured line per route, one numbered marker per stop, windows and ETAs.
-    _tab(page, "#/logistics/plan", "plan")
+    show(page, "#/logistics/plan", "plan")
     plan = httpx.get(f"{day.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
     routes = plan["plan"]["routes"]
     assert len(routes) >= 2, "the day's weights need more than one PICKMAN"
@@ -167,7 +145,7 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     # End of day: o-101 on time, o-103 after its 08:00-09:00 window, o-106 failed and why. The
     # day is the fleet's (its clock's), picked in the day field as a dispatcher does: the page's
     # default is the browser's date, which the wall clock may have moved past midnight.
-    _tab(page, "#/logistics/report", "report")
+    show(page, "#/logistics/report", "report")
     page.evaluate("document.querySelector('[data-testid=kpi-on-time]').dataset.stale = 'yes'")
     page.fill("[data-testid=report-day]", day.fleet.clock.day)
     page.wait_for_function(
@@ -182,13 +160,13 @@ def test_board_plan_drag_report_and_proofs(page: Any, day: Day) -> None:
     assert f"{report['km_per_order']:.2f} km" == page.text_content("[data-testid=kpi-km] .lg-kpi-v")
     screenshot(page, "ops_console_report")
 
-    _tab(page, "#/logistics/proofs", "proofs")
+    show(page, "#/logistics/proofs", "proofs")
     assert "No proofs yet" in page.text_content("[data-testid=no-proofs]")
     assert own_errors(page) == []
 
 
 def test_stations_on_the_map_station_page_and_passport(page: Any, day: Day) -> None:
-    _sign_in(page, day.url, day.tokens["acme"]["viewer"])
+    sign_in(page, day.url, day.tokens["acme"]["viewer"])
     page.wait_for_selector(".st-marker[data-station='town-1']", timeout=30_000)
     ids = page.eval_on_selector_all(".st-marker", "ns => ns.map(n => n.dataset.station).sort()")
     assert ids == ["harbour-2", "town-1"]  # the rival's station is not on acme's map
@@ -248,8 +226,8 @@ def test_stations_on_the_map_station_page_and_passport(page: Any, day: Day) -> N
 
 
 def test_a_viewer_reads_the_plan_and_cannot_drag(page: Any, day: Day) -> None:
-    _sign_in(page, day.url, day.tokens["acme"]["viewer"])
-    _tab(page, "#/logistics/plan", "plan")
+    sign_in(page, day.url, day.tokens["acme"]["viewer"])
+    show(page, "#/logistics/plan", "plan")
     assert "Read-only" in page.text_content("[data-testid=drag-hint]")
     rows = page.eval_on_selector_all(
         ".lg-route tr[data-order]", "rs => rs.map(r => r.getAttribute('draggable'))"
@@ -304,8 +282,8 @@ def test_the_proofs_viewer_shows_the_hubs_records_and_an_exception(page: Any, da
     assert by[good.order_ref]["exceptions"] == [] and by[good.order_ref]["checks"]["pin"] == "right"
     assert "wrong PIN" in by[bad.order_ref]["exceptions"] and by[bad.order_ref]["checks"]["pin"] == "wrong"
 
-    _sign_in(page, day.url, token)
-    _tab(page, "#/logistics/proofs", "proofs")
+    sign_in(page, day.url, token)
+    show(page, "#/logistics/proofs", "proofs")
     assert page.locator("[data-testid=pod-row]").count() == len(proofs)
     row = page.locator(f"[data-testid=pod-row][data-order='{good.order_ref}']")
     assert row.get_attribute("class") == ""

@@ -6,7 +6,6 @@ rule lets it go again."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from anycar.logistics.settings import vehicle_type  # noqa: E402
 from anycar.logistics.swaproute import add_to_plan, route_from_plan  # noqa: E402
 from anycar.logistics.swapstops import Reservation, RoadProvider, SwapStation, plan_swap  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import OpsFleet, auth, open_tab, sign_in  # noqa: E402
+from ops_console_support import OpsFleet, auth, running_fleet, show, sign_in  # noqa: E402
 
 pytest_plugins = ["browser_support"]
 DEPOT = {"lat": 60.169, "lon": 24.9372}
@@ -35,10 +34,7 @@ CSV = (
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpsFleet, str, dict[str, Any]]]:
-    db: Path = tmp_path_factory.mktemp("route") / "fleet.sqlite3"
-    ops = OpsFleet(f"sqlite:///{db}")
-    ops.start()
-    try:
+    with running_fleet(tmp_path_factory, "route") as ops:
         engine = ops.server.engine
         registry.add_vehicle(engine, "LKYZRT00000000001", "kaiyun_pickman", tenant="swapco", wire_id="sw-1")
         token = registry.add_user(engine, "swapco", "disp", "dispatcher")
@@ -81,14 +77,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpsFleet, 
             )
             assert r.status_code == 200, r.text
         yield ops, token, {"plan": plan_id}
-    finally:
-        ops.stop()
 
 
 def test_the_route_shows_its_swap_stop_and_the_board_a_failed_orders_retry(page: Any, fleet) -> None:
     ops, token, _ = fleet
     sign_in(page, ops.url, token)
-    open_tab(page, "#/logistics", "board")
+    show(page, "#/logistics", "board")
     board = httpx.get(f"{ops.url}/api/logistics/board", headers=auth(token), timeout=30).json()
     (failed,) = [o for o in board["orders"] if o["id"] == "S4"]
     assert failed["column"] == "failed" and failed["retry"].startswith("not before ")
@@ -97,7 +91,7 @@ def test_the_route_shows_its_swap_stop_and_the_board_a_failed_orders_retry(page:
     assert page.text_content(".lg-card[data-order=S4] [data-testid=retry]") == f"retry {failed['retry']}"
     screenshot(page, "route_board_retry")
 
-    open_tab(page, "#/logistics/plan", "plan")
+    show(page, "#/logistics/plan", "plan")
     plan = httpx.get(f"{ops.url}/api/logistics/plan", headers=auth(token), timeout=30).json()
     (swap,) = [s for r in plan["plan"]["routes"] for s in r["stops"] if s["action"] == "swap"]
     row = page.locator("tr[data-swap=hki-kamppi]")
@@ -136,7 +130,7 @@ def test_a_failed_order_at_its_retry_cap_is_final_on_the_board_and_raises_an_ale
     (final,) = [a for a in alerts if a["type"] == "delivery_final"]
     assert final["vehicle"] == "sw-1" and "S3: no retry: attempt 3 of 3 failed" in final["message"]
     sign_in(page, ops.url, token)
-    open_tab(page, "#/logistics", "board")
+    show(page, "#/logistics", "board")
     assert page.text_content(".lg-card[data-order=S4] [data-testid=attempts]") == "attempt 1 of 3"
     card = ".lg-card[data-order=S3] [data-testid=attempts]"
     assert page.text_content(card) == "final: attempt 3 of 3 · back to the depot"

@@ -24,7 +24,7 @@ from anycar.swap import registry as swap_registry  # noqa: E402
 from anycar.swap import tables as t  # noqa: E402
 from anycar.swap.console_api import set_site  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import OpsFleet, auth, open_tab, sign_in  # noqa: E402
+from ops_console_support import OpsFleet, auth, show, sign_in  # noqa: E402
 from swap_support import ROUND, half_charge_swap  # noqa: E402
 
 pytest_plugins = ["browser_support"]
@@ -109,7 +109,7 @@ def test_a_dragged_stop_leaves_the_swap_stop_on_its_route_re_timed(page: Any, fl
     moved = (after_swap or [s["order"] for s in mine["stops"] if s.get("order")])[0]
 
     sign_in(page, ops.url, token)
-    open_tab(page, "#/logistics/plan", "plan")
+    show(page, "#/logistics/plan", "plan")
     row = page.locator(".lg-route[data-route='sw-1'] tr[data-swap=hki-kamppi]")
     assert row.count() == 1 and swap["arrival"][:5] in row.text_content()
     page.drag_and_drop(f"tr[data-order='{moved}']", ".lg-route[data-route='sw-2'] header")
@@ -197,7 +197,7 @@ def test_a_redispatch_moves_the_swap_and_accepting_it_moves_the_reservation(page
         rows = dict(conn.execute(select(t.reservations.c.id, t.reservations.c.status)).all())
     assert rows == {info["reservation"]: "cancelled", new_id: "queued"}
     sign_in(page, ops.url, token)
-    open_tab(page, "#/logistics/plan", "plan")
+    show(page, "#/logistics/plan", "plan")
     row = page.locator(".lg-route[data-route='sw-1'] tr[data-swap=hki-kallio]")
     assert row.count() == 1 and f"R{new_id} · Queued" in row.text_content()
     assert page.locator("tr[data-swap=hki-kamppi]").count() == 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,43 +18,25 @@ from anycar.fleet import registry  # noqa: E402
 from anycar.swap import registry as swap_registry  # noqa: E402
 from anycar.swap.station import StationSim  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import OpsFleet, auth, wait  # noqa: E402
+from ops_console_support import OpsFleet, auth, running_fleet, show, sign_in, wait  # noqa: E402
 
 pytest_plugins = ["browser_support"]
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsFleet]:
-    db: Path = tmp_path_factory.mktemp("rsv") / "fleet.sqlite3"
-    fleet = OpsFleet(f"sqlite:///{db}")
-    fleet.start()
-    try:
+    with running_fleet(tmp_path_factory, "rsv") as fleet:
         yield fleet
-    finally:
-        fleet.stop()
 
 
 def _station_page(page: Any, url: str, token: str, ident: str) -> None:
-    page.goto(url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", token)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-    page.evaluate(f"location.hash = '#/stations/{ident}'")
-    page.wait_for_function(
-        "document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000
-    )
+    sign_in(page, url, token)
+    show(page, f"#/stations/{ident}", "station")
 
 
 def _reload(page: Any, ident: str) -> None:
-    page.evaluate("location.hash = '#/stations'")
-    page.wait_for_function(
-        "document.getElementById('page-stations').dataset.loaded === 'list'", timeout=30_000
-    )
-    page.evaluate(f"location.hash = '#/stations/{ident}'")
-    page.wait_for_function(
-        "document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000
-    )
+    show(page, "#/stations", "list")
+    show(page, f"#/stations/{ident}", "station")
 
 
 def test_a_reservation_held_for_an_offline_station_then_sent_when_it_boots(

@@ -5,7 +5,6 @@ REST routes (role-checked, tenant-isolated, listed in /openapi.json) and the con
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ pytest.register_assert_rewrite("browser_support")
 from anycar.fleet import registry  # noqa: E402
 from anycar.swap import registry as swap_registry  # noqa: E402
 from browser_support import own_errors, screenshot  # noqa: E402
-from ops_console_support import OpsFleet, auth, wait  # noqa: E402
+from ops_console_support import OpsFleet, auth, running_fleet, show, sign_in, wait  # noqa: E402
 
 pytest_plugins = ["browser_support"]
 ROUTE = "/api/stations/{station}/reservations"
@@ -24,13 +23,8 @@ ROUTE = "/api/stations/{station}/reservations"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsFleet]:
-    db: Path = tmp_path_factory.mktemp("book") / "fleet.sqlite3"
-    fleet = OpsFleet(f"sqlite:///{db}")
-    fleet.start()
-    try:
+    with running_fleet(tmp_path_factory, "book") as fleet:
         yield fleet
-    finally:
-        fleet.stop()
 
 
 def test_reserve_and_cancel_from_the_station_page(page: Any, fleet: OpsFleet) -> None:
@@ -60,15 +54,8 @@ def test_reserve_and_cancel_from_the_station_page(page: Any, fleet: OpsFleet) ->
             assert http.post(url, json=wrong, headers=auth(dispatcher)).status_code == 400, wrong
         assert http.delete(url + "/999999", headers=auth(dispatcher)).status_code == 404
 
-    page.goto(fleet.url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", dispatcher)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-    page.evaluate("location.hash = '#/stations/bay-1'")
-    page.wait_for_function(
-        "document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000
-    )
+    sign_in(page, fleet.url, dispatcher)
+    show(page, "#/stations/bay-1", "station")
     page.select_option("[data-testid=reserve-vehicle]", wire)
     page.fill("[data-testid=reserve-minutes]", "20")
     page.click("[data-testid=reserve]")
@@ -86,14 +73,7 @@ def test_reserve_and_cancel_from_the_station_page(page: Any, fleet: OpsFleet) ->
 
     # a viewer sees the reservations, not the buttons
     page.evaluate("sessionStorage.clear()")
-    page.goto(fleet.url + "/console/")
-    page.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
-    page.fill("[data-testid=token]", viewer)
-    page.click("[data-testid=sign-in]")
-    page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-    page.evaluate("location.hash = '#/stations/bay-1'")
-    page.wait_for_function(
-        "document.getElementById('page-stations').dataset.loaded === 'station'", timeout=30_000
-    )
+    sign_in(page, fleet.url, viewer)
+    show(page, "#/stations/bay-1", "station")
     assert page.locator(f"[data-reservation='{rid}']").count() == 1
     assert page.locator("[data-testid=reserve-form]").count() == 0

@@ -53,6 +53,24 @@ def fleet_alerts(engine: Any) -> list[Any]:
         )
 
 
+def _server(engine: Any, vehicle: str, worker: str) -> FleetServer:
+    """The fleet with the CSMS on free ports, ingesting ``vehicle`` (its own share group), no
+    maintenance rounds and no command sender."""
+    return FleetServer(
+        FleetConfig(
+            db_url=engine.url.render_as_string(hide_password=False),
+            vehicles=[vehicle],
+            group=f"t{uuid.uuid4().hex[:8]}",
+            worker_id=f"{worker}-{uuid.uuid4().hex[:6]}",
+            api_port=0,
+            osmand_port=0,
+            ocpp_port=0,
+            maintenance_s=None,
+            send_commands=False,
+        )
+    )
+
+
 def simulator_of(hub: Any) -> Simulator:
     return next(c for c in hub.components if c.name == "simulator").sim
 
@@ -95,19 +113,7 @@ async def test_a_swap_reported_by_the_hub_is_reconciled_and_a_wrong_pack_is_an_a
         car = vin(1)
         cred = fleet_registry.add_vehicle(engine, car, "kaiyun_pickman", tenant="swapco")
         user = fleet_registry.add_user(engine, "swapco", "ops", "owner")
-        server = FleetServer(
-            FleetConfig(
-                db_url=engine.url.render_as_string(hide_password=False),
-                vehicles=[cred.vehicle],
-                group=f"t{uuid.uuid4().hex[:8]}",
-                worker_id=f"swapveh-{uuid.uuid4().hex[:6]}",
-                api_port=0,
-                osmand_port=0,
-                ocpp_port=0,
-                maintenance_s=None,
-                send_commands=False,
-            )
-        )
+        server = _server(engine, cred.vehicle, "swapveh")
         await server.start()
         hub = None
         station = None
@@ -228,19 +234,7 @@ async def test_bad_reports_a_pack_another_vehicle_holds_and_serials_that_are_no_
         ca = fleet_registry.add_vehicle(engine, a, "kaiyun_pickman", tenant="swapco")
         cb = fleet_registry.add_vehicle(engine, b, "kaiyun_pickman", tenant="swapco")
         user = fleet_registry.add_user(engine, "swapco", "ops", "owner")
-        server = FleetServer(
-            FleetConfig(
-                db_url=engine.url.render_as_string(hide_password=False),
-                vehicles=[ca.vehicle],
-                group=f"t{uuid.uuid4().hex[:8]}",
-                worker_id=f"swapbad-{uuid.uuid4().hex[:6]}",
-                api_port=0,
-                osmand_port=0,
-                ocpp_port=0,
-                maintenance_s=None,
-                send_commands=False,
-            )
-        )
+        server = _server(engine, ca.vehicle, "swapbad")
         await server.start()
         try:
             registry.add_pack(

@@ -93,14 +93,18 @@ def test_deadband_rules() -> None:
 
 
 async def test_periodic_speeds_up_while_moving_and_applies_deadbands(tmp_path: Path) -> None:
+    """The slow period and the heartbeat are 5 s, the fast one 40 ms: the test's moving phase
+    takes well under a second however loaded the machine (it waits on the runner, not on the
+    clock), and the heartbeats it may still meet are counted from the time it measured."""
+    slow_s = 5.0
     text = f"""
 id: adaptive
 version: 1
 signals: [{{path: {SPEED}, deadband: 1.0}}, {{path: {SOC}, deadband: 0}}]
 collect:
   periodic:
-    period_ms: 400
-    full_every_ms: 400
+    period_ms: {slow_s * 1000:.0f}
+    full_every_ms: {slow_s * 1000:.0f}
     while: {{condition: {SPEED} > 0.5, period_ms: 40}}
 batch: {{max_values: 1000, max_delay_ms: 50}}
 """
@@ -111,21 +115,34 @@ batch: {{max_values: 1000, max_delay_ms: 50}}
     runner = CampaignRunner(
         load_campaign_file(write(tmp_path, text), CATALOG), broker, lambda c, rows, t: got.append((c, rows))
     )
+    loop = asyncio.get_running_loop()
+
+    async def until(check: Any, what: str) -> None:
+        deadline = loop.time() + 30
+        while not check():
+            assert loop.time() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.005)
+
+    started = loop.time()
     await runner.start()
     try:
-        await asyncio.sleep(0.3)
+        await until(lambda: got, "the first sample")
         parked = sum(len(rows) for _, rows in got)
-        assert parked == 2  # one sample of each while parked (slow period)
+        assert parked == 2  # one sample of each at the start (a full one), then quiet while parked
+        assert runner.period() == slow_s
         for i in range(20):  # moving: 40 ms ticks, speed changes by 0.3 per write
             provider.publish(SPEED, 1.0 + 0.3 * i)
+            await until(lambda i=i: runner.latest[SPEED] == 1.0 + 0.3 * i, "the runner to see the write")
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
+        assert runner.period() == 0.04
+        await runner.stop()  # sends what is pending
+        heartbeats = int((loop.time() - started) // slow_s)  # full samples after the first one
         speeds = [v for _, rows in got for p, _, v in rows if p == SPEED]
         socs = [v for _, rows in got for p, _, v in rows if p == SOC]
-        assert len(speeds) >= 4  # sampled faster than 400 ms
+        assert len(speeds) >= 4  # sampled faster than the slow period (that would be 1 + heartbeats)
         small = sum(1 for a, b in itertools.pairwise(speeds[1:]) if abs(b - a) < 1.0)
-        assert small <= 2  # dead-band (a heartbeat every 400 ms sends regardless)
+        assert small <= 1 + heartbeats  # dead-band (a heartbeat sends regardless)
         assert len(speeds) < 20  # not every write
-        assert socs.count(80.0) <= 2  # unchanged: only on a heartbeat
+        assert socs.count(80.0) <= 1 + heartbeats  # unchanged: only on a heartbeat
     finally:
         await runner.stop()

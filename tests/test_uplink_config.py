@@ -16,6 +16,7 @@ from anycar.errors import ConfigError
 from anycar.hub import HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.uplink import UplinkComponent, UplinkConfig
+from hub_support import FREE_PORTS
 from uplink_support import unique_vehicle
 
 
@@ -93,14 +94,7 @@ def test_anycar_hub_with_uplink_flag(tmp_path: Path) -> None:
             "mqtt://127.0.0.1:1883",
             "--vehicle-id",
             vehicle,
-            "--grpc-port",
-            "0",
-            "--viss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--accessory-port",
-            "0",
+            *FREE_PORTS,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -160,7 +160,11 @@ async def test_campaigns_from_the_fleet_are_checked_acknowledged_and_kept(tmp_pa
 
 
 async def test_a_condition_campaign_sends_the_window_around_its_rising_edge(tmp_path: Path) -> None:
+    """Waits on what the runner has seen, not on fixed sleeps, so a loaded machine only makes it
+    slower: the ring (``before_s``) and the window (``after_s``) are seconds wide where the test's
+    own steps take milliseconds, and each step checks that it stayed inside them."""
     vehicle = unique_vehicle()
+    before_s, after_s = 5.0, 3.0
     doc = {
         "id": "hard-and-low",
         "version": 1,
@@ -171,8 +175,8 @@ async def test_a_condition_campaign_sends_the_window_around_its_rising_edge(tmp_
                 "expression": f"{SPEED} > 50 and {SOC} < 20",
                 "trigger": "rising_edge",
                 "min_interval_ms": 0,
-                "before_s": 0.5,
-                "after_s": 0.3,
+                "before_s": before_s,
+                "after_s": after_s,
             }
         },
         "batch": {"max_values": 1000, "max_delay_ms": 100},
@@ -183,24 +187,39 @@ async def test_a_condition_campaign_sends_the_window_around_its_rising_edge(tmp_
             provider = hub.broker.providers()[0]
             await send_down(1883, vehicle, Channel.CAMPAIGNS, signed_campaign(vehicle, doc))
             await fleet.wait_for(lambda: "hard-and-low" in uplink.runners)
+            runner = uplink.runners["hard-and-low"]
+
+            async def seen(speed: float) -> None:  # the runner has taken this value in
+                await fleet.wait_for(lambda: runner.latest.get(SPEED) == speed, timeout=30)
+
+            first = time.monotonic()
             for speed in (10, 20, 30, 40):  # before the trigger: in the ring
                 provider.publish_many([(SPEED, float(speed)), (SOC, 15.0)])
-                await asyncio.sleep(0.05)
+                await seen(float(speed))
+            trigger_from, edge = time.time(), time.monotonic()  # the edge is no earlier than this
             provider.publish(SPEED, 60.0)  # condition becomes true
-            trigger_at = time.time()
-            for speed in (61, 62):  # after: inside the 0.3 s window
-                await asyncio.sleep(0.05)
+            await seen(60.0)
+            trigger_by = time.time()
+            stalled = time.monotonic() - first
+            assert stalled < before_s, f"the machine stalled {stalled:.1f} s: the ring let go of some"
+            assert runner.triggers == 1
+            for speed in (61, 62):  # after: inside the window
                 provider.publish(SPEED, float(speed))
-            await asyncio.sleep(0.5)
-            provider.publish(SPEED, 70.0)  # still true: no new rising edge
-            await fleet.wait_for(lambda: any(m["campaign"] == "hard-and-low" for m in fleet.of("telemetry")))
-            await asyncio.sleep(0.3)
+                await seen(float(speed))
+            stalled = time.monotonic() - edge
+            assert stalled < after_s, f"the machine stalled {stalled:.1f} s: the window may have shut"
+            # the window is sent whole when it closes, after_s after the edge
+            await fleet.wait_for(
+                lambda: any(m["campaign"] == "hard-and-low" for m in fleet.of("telemetry")), timeout=30
+            )
+            assert time.monotonic() - edge >= after_s - 0.01
+            provider.publish(SPEED, 70.0)  # still true: no new rising edge, and the window is shut
+            await seen(70.0)
+            assert runner.triggers == 1 and runner.pending == []
             batches = [m for m in fleet.of("telemetry") if m["campaign"] == "hard-and-low"]
-            assert len(batches) == 1 and batches[0]["trigger"] == pytest.approx(trigger_at, abs=0.5)
+            assert len(batches) == 1 and trigger_from - 0.01 <= batches[0]["trigger"] <= trigger_by + 0.01
             speeds = [v for p, _, v in samples(batches[0]) if p == SPEED]
-            assert speeds[:4] == [10.0, 20.0, 30.0, 40.0] and 60.0 in speeds and 62.0 in speeds
-            assert 70.0 not in speeds
-            assert uplink.runners["hard-and-low"].triggers == 1
+            assert speeds == [10.0, 20.0, 30.0, 40.0, 60.0, 61.0, 62.0]
         finally:
             await hub.stop()
 

@@ -28,6 +28,7 @@ from anycar.hub import HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.policy.db import open_db
 from apis_support import running_hub
+from hub_support import FREE_PORTS
 
 DEEP = 5_000
 DEEP_LIST = "[" * DEEP + "]" * DEEP
@@ -197,14 +198,7 @@ def test_an_unusable_database_location_is_one_clear_line(tmp_path: Path) -> None
             "byd_seal",
             "--db",
             str(blocker / "hub.sqlite3"),
-            "--grpc-port",
-            "0",
-            "--viss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--accessory-port",
-            "0",
+            *FREE_PORTS,
         ],
         capture_output=True,
         text=True,

@@ -19,7 +19,6 @@ def register(sub: Any) -> None:
     broker.add_argument("--seconds", type=float, default=2.0, help="publishing time per run")
     broker.add_argument("--signals", type=int, default=100, help="distinct signals published")
     broker.add_argument("--batch", type=int, default=100, help="updates per publish call")
-    broker.add_argument("--json", action="store_true", help="print JSON")
     broker.set_defaults(func=bench_broker)
     _register_accessories(cmds)
     _register_sim(cmds)
@@ -34,6 +33,8 @@ def register(sub: Any) -> None:
     _register_swap(cmds)
     _register_console(cmds)
     _register_fleet_report(cmds)
+    for parser in cmds.choices.values():  # the same flag, last, on every benchmark (`show` reads it)
+        parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _register_roads(cmds: Any) -> None:
@@ -64,7 +65,6 @@ def _register_swap(cmds: Any) -> None:
         "--ocpp-mode", choices=["fast", "library"], default="fast",
         help="the CSMS with anycar.swap.ocpp21's fast path, or the ocpp library as shipped (the before)",
     )  # fmt: skip
-    sw.add_argument("--json", action="store_true", help="print JSON")
     sw.set_defaults(func=bench_swap)
     _register_swap_value(cmds)
     _register_swap_cpu(cmds)
@@ -84,7 +84,6 @@ def _register_swap_cpu(cmds: Any) -> None:
         default="both",
         help="anycar.swap.ocpp21's fast path, or not",
     )
-    sc.add_argument("--json", action="store_true", help="print JSON")
     sc.set_defaults(func=bench_swap_cpu)
 
 
@@ -116,7 +115,6 @@ def _register_swap_value(cmds: Any) -> None:
     )
     sv.add_argument("--time-limit", type=float, default=10.0, help="planner seconds")
     sv.add_argument("--seed", type=int, default=1)
-    sv.add_argument("--json", action="store_true", help="print JSON")
     sv.set_defaults(func=bench_swap_value)
 
 
@@ -161,7 +159,6 @@ def _register_patterns(cmds: Any) -> None:
     pat.add_argument(
         "--max-double-stars", type=int, default=8, help="largest '**' count tried (the limit is 8)"
     )
-    pat.add_argument("--json", action="store_true", help="print JSON")
     pat.set_defaults(func=bench_patterns)
 
 
@@ -184,7 +181,6 @@ def _register_automations(cmds: Any) -> None:
     auto.add_argument(
         "--rounds", type=int, default=7, help="interleaved publish-cost rounds per run (median)"
     )
-    auto.add_argument("--json", action="store_true", help="print JSON")
     auto.set_defaults(func=bench_automations)
 
 
@@ -212,7 +208,6 @@ def _register_uplink(cmds: Any) -> None:
         "--throughput-seconds", type=float, default=5.0, help="measuring time of the throughput run"
     )
     up.add_argument("--cpu-seconds", type=float, default=8.0, help="measuring time of each CPU run")
-    up.add_argument("--json", action="store_true", help="print JSON")
     up.set_defaults(func=bench_uplink)
 
 
@@ -248,7 +243,6 @@ def _register_console(cmds: Any) -> None:
         default="store",
         help="store: commit every position (the real path); live: publish without storing (the page's side at full rate)",
     )
-    con.add_argument("--json", action="store_true", help="print JSON")
     con.set_defaults(func=bench_console)
 
 
@@ -286,7 +280,6 @@ def _register_fleet_report(cmds: Any) -> None:
         help="position rows to fill to, in turn",
     )
     rep.add_argument("--repeat", type=int, default=5, help="timed runs of each form")
-    rep.add_argument("--json", action="store_true", help="print JSON")
     rep.set_defaults(func=bench_fleet_report)
 
 
@@ -332,7 +325,6 @@ def _register_api(cmds: Any) -> None:
         help="after each gRPC run, the same run against a bare kuksa.val.v2 relay (no broker): "
         "the hub's p50 and CPU per message above it",
     )
-    api.add_argument("--json", action="store_true", help="print JSON")
     api.set_defaults(func=bench_api)
 
 
@@ -343,7 +335,6 @@ def _register_can(cmds: Any) -> None:
     canb.add_argument("--brand", required=True, help="brand profile id, e.g. tesla_model3")
     canb.add_argument("--frames", type=int, default=60_000, help="frames of synthetic traffic")
     canb.add_argument("--repeat", type=int, default=5, help="runs per loop (the best counts)")
-    canb.add_argument("--json", action="store_true", help="print JSON")
     canb.set_defaults(func=bench_can)
 
 
@@ -352,7 +343,6 @@ def _register_sim(cmds: Any) -> None:
     sim.add_argument("--brand", default="kaiyun_pickman", help="brand profile id")
     sim.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds")
     sim.add_argument("--dt", type=float, default=0.5, help="simulated seconds per step")
-    sim.add_argument("--json", action="store_true", help="print JSON")
     sim.set_defaults(func=bench_sim)
 
 
@@ -363,7 +353,6 @@ def _register_accessories(cmds: Any) -> None:
     acc.add_argument("--commands", type=int, default=500, help="command round trips to time")
     acc.add_argument("--publishes", type=int, default=5000, help="publish frames for the rate")
     acc.add_argument("--flood-seconds", type=float, default=2.0, help="length of the flooding run")
-    acc.add_argument("--json", action="store_true", help="print JSON")
     acc.set_defaults(func=bench_accessories)
 
 
@@ -483,7 +472,6 @@ def _register_fleet(cmds: Any) -> None:
         help="the ingest workers also run what `anycar fleet serve`'s run after each commit: trips, "
         "geofences, rules (the domain pipeline), the live feed and webhooks",
     )
-    fl.add_argument("--json", action="store_true", help="print JSON")
     fl.set_defaults(func=bench_fleet)
 
 
@@ -545,7 +533,6 @@ def _register_dispatch(cmds: Any) -> None:
     dis.add_argument(
         "--parts", default="solomon,li_lim,redispatch", help="which parts: solomon,li_lim,redispatch"
     )
-    dis.add_argument("--json", action="store_true", help="print JSON")
     dis.add_argument("--markdown", action="store_true", help="print the per-class tables as Markdown")
     dis.set_defaults(func=bench_dispatch)
 

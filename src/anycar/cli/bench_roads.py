@@ -19,7 +19,6 @@ def register_roads(cmds: Any) -> None:
     roads.add_argument(
         "--baseline-sources", type=int, default=25, help="sources timed with networkx (0: no baseline)"
     )
-    roads.add_argument("--json", action="store_true", help="print JSON")
     roads.set_defaults(func=bench_roads)
 
 
