@@ -8,6 +8,11 @@ instructions per message (docs/performance.md):
 
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-0 .venv/bin/python tools/api_hub_message_cost.py 0
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-300 .venv/bin/python tools/api_hub_message_cost.py 300
+
+With ``--wire`` (second argument) the count includes both ends' wire work as the server does it:
+each request is parsed from its bytes (``OpenProviderStreamRequest.FromString``, then the stream's
+``handle``) and each update is serialized unless the stream already gives bytes. It is the figure
+to compare across versions that move work between building and serializing.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from anycar.broker import SignalBroker
 from anycar.model import Catalog
 
 
-async def measure(messages: int) -> None:
+async def measure(messages: int, wire: bool = False) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
     service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
@@ -45,15 +50,28 @@ async def measure(messages: int) -> None:
             dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
             setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
         requests.append(request)
+    raw = [v2.OpenProviderStreamRequest(publish_values_request=r).SerializeToString() for r in requests]
+    parse = v2.OpenProviderStreamRequest.FromString
     publish = build = 0.0
     for k in range(messages):
         t0 = time.perf_counter()
-        stream._publish(requests[k % len(requests)])
+        if wire:
+            await stream.handle(parse(raw[k % len(raw)]))
+        else:
+            stream._publish(requests[k % len(requests)])
         t1 = time.perf_counter()
         message = await updates.__anext__()
+        if wire and not isinstance(message, bytes):
+            message = message.SerializeToString()
         build += time.perf_counter() - t1
         publish += t1 - t0
-        assert len(message.entries) == len(chosen)  # nosec B101 # a probe's sanity check
+        if k == 0:  # a probe's sanity check, once (a parse per message would be counted)
+            entries = (
+                v2.SubscribeResponse.FromString(message).entries
+                if isinstance(message, bytes)
+                else message.entries
+            )
+            assert len(entries) == len(chosen)  # nosec B101
     if messages:
         print(
             f"{messages} messages: publish {publish / messages * 1e6:.1f} µs, build {build / messages * 1e6:.1f} µs"
@@ -61,4 +79,4 @@ async def measure(messages: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000, "--wire" in sys.argv[2:]))
