@@ -24,6 +24,7 @@ import time
 from kuksa.val.v2 import val_pb2 as v2
 
 from anycar.api.auth import Grants
+from anycar.api.grpc import provider_stream
 from anycar.api.grpc.convert import field_for
 from anycar.api.grpc.provider_stream import ProviderStream
 from anycar.api.grpc.val_v2 import ValV2Service
@@ -51,7 +52,10 @@ async def measure(messages: int, wire: bool = False) -> None:
             setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
         requests.append(request)
     raw = [v2.OpenProviderStreamRequest(publish_values_request=r).SerializeToString() for r in requests]
-    parse = v2.OpenProviderStreamRequest.FromString
+    # the server's own deserializer for provider streams where there is one (a lean message type)
+    parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)
+    if hasattr(provider_stream, "parse_request"):
+        requests = [parse(r).publish_values_request for r in raw]
     publish = build = 0.0
     for k in range(messages):
         t0 = time.perf_counter()

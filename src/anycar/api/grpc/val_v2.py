@@ -22,7 +22,7 @@ from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants, TokenExpired
 from anycar.api.grpc.common import Access, InvalidRequest, abort, abort_actuation
 from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2
-from anycar.api.grpc.provider_stream import ProviderStream, serve_stream
+from anycar.api.grpc.provider_stream import ProviderStream, parse_request, serve_stream
 from anycar.api.grpc.wire import SubscribeEncoder
 from anycar.broker import ActuationResult, ActuationStatus, SignalBroker, Subscription, SubscriptionFilter
 from anycar.broker.subscription import DEFAULT_QUEUE_SIZE
@@ -306,10 +306,17 @@ def _bytes_or(serialize: Any) -> Any:
     return serializer
 
 
-def subscribe_handlers(service: ValV2Service) -> dict[str, grpc.RpcMethodHandler]:
-    """``Subscribe`` and ``SubscribeById`` with a serializer that takes the stream's wire bytes;
-    registered on the server after the generated handlers, which serve every other method."""
+def wire_handlers(service: ValV2Service) -> dict[str, grpc.RpcMethodHandler]:
+    """The hot streams with the hub's own wire handling: ``Subscribe`` and ``SubscribeById`` with a
+    serializer that takes the stream's wire bytes, ``OpenProviderStream`` parsed as
+    ``lean_request``'s type; registered on the server after the generated handlers, which serve
+    every other method."""
     return {
+        "OpenProviderStream": grpc.stream_stream_rpc_method_handler(
+            service.OpenProviderStream,
+            request_deserializer=parse_request,
+            response_serializer=v2.OpenProviderStreamResponse.SerializeToString,
+        ),
         "Subscribe": grpc.unary_stream_rpc_method_handler(
             service.Subscribe,
             request_deserializer=v2.SubscribeRequest.FromString,
