@@ -203,3 +203,30 @@ def test_a_negative_id_is_unknown_not_the_catalogs_last_signal() -> None:
     state, refusals = ours
     assert last.path not in state and list(refusals) == [-1]
     assert refusals[-1][0] == t2.ERROR_CODE_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "value"),
+    [
+        (PATHS[0], "uint32", 2**31),  # a float signal: a value field as long as a float's, not one
+        (PATHS[1], "uint64", 2**60),  # a double signal: the same length as a double's
+        (PATHS[0], "int64", -(2**30)),
+        (PATHS[3], "uint32", 7),  # a uint16 signal given the canonical uint32 of 7, then a float
+        (PATHS[3], "float", 7.0),
+    ],
+)
+def test_a_value_field_of_the_quick_length_but_another_type_is_read_as_its_type(
+    path: str, kind: str, value: Any
+) -> None:
+    request = v2.PublishValuesRequest(request_id=1)
+    # id 0 is read first (a small int key: protobuf's map keeps those in order), the slow way,
+    # and its timestamp field is then known: the signal under test takes the quick way's checks
+    dp = request.data_points[0]
+    assert CATALOG.by_id(0).datatype == "boolean"
+    dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000, 1000
+    dp.value.bool = True
+    dp = request.data_points[CATALOG.get(path).id]
+    dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000, 1000
+    setattr(dp.value, kind, value)
+    ours, expected = _run(v2.OpenProviderStreamRequest(publish_values_request=request).SerializeToString())
+    assert ours == expected

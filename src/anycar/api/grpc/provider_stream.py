@@ -33,10 +33,9 @@ from anycar.api.grpc.lean_request import (
     DECODE_SPEC,
     CorruptRequest,
     OpenProviderStreamRequest,
-    parse_value,
-    scalar_of,
+    parse_datapoint,
+    read_datapoint,
     seen_values,
-    timestamp_key,
 )
 from anycar.api.grpc.wire import varint
 from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
@@ -46,17 +45,8 @@ from anycar.model import NodeType, Signal
 _counter = itertools.count(1)
 _CLOSED = object()
 METHOD = "/kuksa.val.v2.VAL/OpenProviderStream"
-
-
-def _value_of(sig: Signal, raw: bytes, field: str, array: bool) -> Any:
-    """A value's bytes the quick ways did not take, the way the real ``Value`` gives them."""
-    which, got, message = scalar_of(raw)
-    return got if which == field and not array else value_from_v2(sig, message)
-
-
-def _check_parses(dp: Any) -> None:
-    timestamp_key(dp.timestamp)
-    parse_value(dp.value)
+_WHICH_ONEOF = t2.Value.WhichOneof
+_SLOW = object()  # a datapoint the quick ways did not read
 
 
 def _strict_error(request: Any) -> str:
@@ -154,15 +144,17 @@ class ProviderStream:
         grants = self.grants
         check = not grants.open
         claimed = self.provider.claimed
-        last_key: tuple[int, int] | None = None
-        last_stamp: bytes | None = None  # the previous datapoint's timestamp bytes
+        # the timestamp field (bytes) datapoints of this message start with, and the group of its
+        # moment; None until a datapoint in the usual form was read the slow way
+        prefix: bytes | None = None
+        cut = 0
         items: list[tuple[Signal, Any]] = []
         spec = DECODE_SPEC
         seen = seen_values
         points = request.data_points
         try:
             for sid in points:  # .items() of a protobuf map is a Python-level view: slower
-                dp = points[sid]
+                raw = points[sid]  # the Datapoint's bytes
                 try:
                     if sid < 0 or sid >= known_ids:  # int32 on the wire: a negative id is no index
                         raise self.access.by_id_error(grants, sid, Action.PROVIDE)
@@ -172,32 +164,38 @@ class ProviderStream:
                         self.provider.claim([sig.path])
                     elif check:
                         grants.check(Action.PROVIDE, sig.path)
-                    raw = dp.value
-                    field, array, unpack, tag = spec[sig.datatype]
-                    if unpack is not None:  # a float or double: one C call for its one canonical form
-                        try:
-                            got, value = unpack(raw)
-                        except struct.error:
-                            got = None
-                        if got != tag:
-                            value = _value_of(sig, raw, field, array)
-                    else:
-                        known = seen.get(raw)
-                        if known is not None and known[0] == field and not array:
-                            value = known[1]
+                    field, array, unpack, head = spec[sig.datatype]
+                    value = _SLOW
+                    if raw[:cut] == prefix:  # this message's timestamp field, then the value field
+                        if unpack is not None:  # a float or double: one C call for its one canonical form
+                            try:
+                                got, value = unpack(raw[cut:])
+                            except struct.error:
+                                got = None
+                            if got != head:
+                                value = _SLOW
                         else:
-                            value = _value_of(sig, raw, field, array)
+                            known = seen.get(raw[cut:])
+                            if known is not None and known[0] == field and not array:
+                                value = known[1]
+                    if value is _SLOW:
+                        dp, key, learned = read_datapoint(raw)
+                        message_value = dp.value
+                        which = _WHICH_ONEOF(message_value, "typed_value")
+                        if which == field and not array:
+                            value = getattr(message_value, which)
+                        else:
+                            value = value_from_v2(sig, message_value)
+                        if learned is not None:
+                            prefix, cut = learned, len(learned)
+                            items = groups.setdefault(key, [])
+                        else:
+                            groups.setdefault(key, []).append((sig, value))
+                            continue
                 except AnycarError as exc:
                     errors[sid] = error_v2(exc)
-                    _check_parses(dp)  # a refused datapoint that does not parse still refuses the request
+                    parse_datapoint(raw)  # a refused datapoint that does not parse still refuses the request
                     continue
-                ts = dp.timestamp
-                if ts != last_stamp:  # the values of one message mostly share one timestamp
-                    last_stamp = ts
-                    key = timestamp_key(ts)
-                    if key != last_key:
-                        items = groups.setdefault(key, [])
-                        last_key = key
                 items.append((sig, value))
         except CorruptRequest:
             raise InvalidRequest(_strict_error(request)) from None
