@@ -12,7 +12,9 @@ instructions per message (docs/performance.md):
 With ``--wire`` (second argument) the count includes both ends' wire work as the server does it:
 each request is parsed from its bytes (``OpenProviderStreamRequest.FromString``, then the stream's
 ``handle``) and each update is serialized unless the stream already gives bytes. It is the figure
-to compare across versions that move work between building and serializing.
+to compare across versions that move work between building and serializing. ``--wire
+--provider-only`` stops after the provider's side (parse, ``handle``, the broker): the subscriber's
+queue is drained, no message built; the part VISS shares.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from anycar.broker import SignalBroker
 from anycar.model import Catalog
 
 
-async def measure(messages: int, wire: bool = False) -> None:
+async def measure(messages: int, wire: bool = False, provider_only: bool = False) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
     service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
@@ -41,7 +43,8 @@ async def measure(messages: int, wire: bool = False) -> None:
     signals = [sig for sig, _ in chosen]
     grants = Grants(open=True)
     stream = ProviderStream(broker, service.access, grants, "probe")
-    updates = service._stream(service._subscribe(grants, signals, 1000, None), signals, by_id=False)
+    sub = service._subscribe(grants, signals, 1000, None)
+    updates = service._stream(sub, signals, by_id=False)
     await updates.__anext__()  # the initial state
     requests = []
     for k in range(200):
@@ -64,6 +67,10 @@ async def measure(messages: int, wire: bool = False) -> None:
         else:
             stream._publish(requests[k % len(requests)])
         t1 = time.perf_counter()
+        if provider_only:  # the provider's side alone: the subscriber's queue emptied, no message
+            sub.drain()
+            publish += t1 - t0
+            continue
         message = await updates.__anext__()
         if wire and not isinstance(message, bytes):
             message = message.SerializeToString()
@@ -83,4 +90,9 @@ async def measure(messages: int, wire: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000, "--wire" in sys.argv[2:]))
+    flags = sys.argv[2:]
+    asyncio.run(
+        measure(
+            int(sys.argv[1]) if len(sys.argv) > 1 else 2000, "--wire" in flags, "--provider-only" in flags
+        )
+    )
