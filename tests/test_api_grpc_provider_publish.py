@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from kuksa.val.v2 import val_pb2 as v2
 
 from anycar.api.auth import Grants
+from anycar.api.grpc import lean_request as lean
 from anycar.api.grpc.provider_stream import ProviderStream
 from anycar.api.grpc.val_v2 import ValV2Service
 from anycar.broker import SignalBroker
@@ -40,7 +41,7 @@ def test_each_value_keeps_the_timestamp_its_datapoint_gave(stamps: list[tuple[in
             dp.value.float = 1.5 + k
         else:
             dp.value.double = 1.5 + k
-    stream._publish(request)
+    stream._publish(lean.PublishValuesRequest.FromString(request.SerializeToString()))
     assert stream.outgoing.empty()  # nothing refused
     for k, (path, (seconds, nanos)) in enumerate(zip(PATHS, stamps, strict=True)):
         stored = broker.get(path)

@@ -8,6 +8,13 @@ instructions per message (docs/performance.md):
 
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-0 .venv/bin/python tools/api_hub_message_cost.py 0
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-300 .venv/bin/python tools/api_hub_message_cost.py 300
+
+With ``--wire`` (second argument) the count includes both ends' wire work as the server does it:
+each request is parsed from its bytes (``OpenProviderStreamRequest.FromString``, then the stream's
+``handle``) and each update is serialized unless the stream already gives bytes. It is the figure
+to compare across versions that move work between building and serializing. ``--wire
+--provider-only`` stops after the provider's side (parse, ``handle``, the broker): the subscriber's
+queue is drained, no message built; the part VISS shares.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import time
 from kuksa.val.v2 import val_pb2 as v2
 
 from anycar.api.auth import Grants
+from anycar.api.grpc import provider_stream
 from anycar.api.grpc.convert import field_for
 from anycar.api.grpc.provider_stream import ProviderStream
 from anycar.api.grpc.val_v2 import ValV2Service
@@ -27,7 +35,7 @@ from anycar.broker import SignalBroker
 from anycar.model import Catalog
 
 
-async def measure(messages: int) -> None:
+async def measure(messages: int, wire: bool = False, provider_only: bool = False) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
     service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
@@ -35,7 +43,8 @@ async def measure(messages: int) -> None:
     signals = [sig for sig, _ in chosen]
     grants = Grants(open=True)
     stream = ProviderStream(broker, service.access, grants, "probe")
-    updates = service._stream(service._subscribe(grants, signals, 1000, None), signals, by_id=False)
+    sub = service._subscribe(grants, signals, 1000, None)
+    updates = service._stream(sub, signals, by_id=False)
     await updates.__anext__()  # the initial state
     requests = []
     for k in range(200):
@@ -45,15 +54,35 @@ async def measure(messages: int) -> None:
             dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
             setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
         requests.append(request)
+    raw = [v2.OpenProviderStreamRequest(publish_values_request=r).SerializeToString() for r in requests]
+    # the server's own deserializer for provider streams where there is one (a lean message type)
+    parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)
+    if hasattr(provider_stream, "parse_request"):
+        requests = [parse(r).publish_values_request for r in raw]
     publish = build = 0.0
     for k in range(messages):
         t0 = time.perf_counter()
-        stream._publish(requests[k % len(requests)])
+        if wire:
+            await stream.handle(parse(raw[k % len(raw)]))
+        else:
+            stream._publish(requests[k % len(requests)])
         t1 = time.perf_counter()
+        if provider_only:  # the provider's side alone: the subscriber's queue emptied, no message
+            sub.drain()
+            publish += t1 - t0
+            continue
         message = await updates.__anext__()
+        if wire and not isinstance(message, bytes):
+            message = message.SerializeToString()
         build += time.perf_counter() - t1
         publish += t1 - t0
-        assert len(message.entries) == len(chosen)  # nosec B101 # a probe's sanity check
+        if k == 0:  # a probe's sanity check, once (a parse per message would be counted)
+            entries = (
+                v2.SubscribeResponse.FromString(message).entries
+                if isinstance(message, bytes)
+                else message.entries
+            )
+            assert len(entries) == len(chosen)  # nosec B101
     if messages:
         print(
             f"{messages} messages: publish {publish / messages * 1e6:.1f} µs, build {build / messages * 1e6:.1f} µs"
@@ -61,4 +90,9 @@ async def measure(messages: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    flags = sys.argv[2:]
+    asyncio.run(
+        measure(
+            int(sys.argv[1]) if len(sys.argv) > 1 else 2000, "--wire" in flags, "--provider-only" in flags
+        )
+    )

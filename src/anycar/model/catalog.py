@@ -45,6 +45,9 @@ class Catalog:
     def __init__(self) -> None:
         self._signals: dict[str, Signal] = {}
         self._by_id: list[Signal] = []
+        # how many overlays were applied: a cache of anything derived from signals (a datatype,
+        # a key) is stale once this moves
+        self.generation = 0
         self._branches: dict[str, Branch] = {}
         self._listeners: list[CatalogListener] = []
         self._match_cache: dict[str, list[Signal]] = {}
@@ -218,6 +221,7 @@ class Catalog:
                 _update_signal(existing, kind, node)
                 changed.append(existing)
         self._match_cache.clear()
+        self.generation += 1
         for listener in list(self._listeners):
             listener(added, changed)
         return added, changed

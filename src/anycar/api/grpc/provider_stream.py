@@ -18,22 +18,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import struct
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from kuksa.val.v2 import types_pb2 as t2
 from kuksa.val.v2 import val_pb2 as v2
 
 from anycar.api.auth import Action, Grants
-from anycar.api.grpc.common import Access, error_v2, status_of
-from anycar.api.grpc.convert import VALUE_SPEC, value_from_v2, value_to_v2
+from anycar.api.grpc.common import Access, InvalidRequest, error_v2, status_of
+from anycar.api.grpc.convert import value_from_v2, value_to_v2
+from anycar.api.grpc.lean_request import (
+    DECODE_SPEC,
+    CorruptRequest,
+    OpenProviderStreamRequest,
+    parse_datapoint,
+    read_datapoint,
+    seen_values,
+)
+from anycar.api.grpc.wire import varint
 from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
 from anycar.errors import AnycarError, WrongSignalType
 from anycar.model import NodeType, Signal
 
 _counter = itertools.count(1)
 _CLOSED = object()
+METHOD = "/kuksa.val.v2.VAL/OpenProviderStream"
 _WHICH_ONEOF = t2.Value.WhichOneof
+_SLOW = object()  # a datapoint the quick ways did not read
+
+
+def _strict_error(request: Any) -> str:
+    """What the strict decoding of the whole message says of it (the same text as before)."""
+    inner = request.SerializeToString()
+    try:  # publish_values_request is field 2 of OpenProviderStreamRequest
+        v2.OpenProviderStreamRequest.FromString(b"\x12" + varint(len(inner)) + inner)
+    except DecodeError as exc:
+        return f"{METHOD}: the request is not a valid message: {exc}"
+    return f"{METHOD}: the request is not a valid message"  # not reached: a corrupt part fails the whole
+
+
+def parse_request(raw: bytes) -> Any:
+    """The server's deserializer for provider streams: ``lean_request.OpenProviderStreamRequest``,
+    with the real type's error for bytes that are not a message (the text clients saw before)."""
+    try:
+        return OpenProviderStreamRequest.FromString(raw)
+    except DecodeError:
+        v2.OpenProviderStreamRequest.FromString(raw)  # raises the real type's error
+        raise
 
 
 class ProviderStream:
@@ -58,7 +91,8 @@ class ProviderStream:
         self.error: AnycarError | None = None
 
     # -- requests from the provider -----------------------------------------------------------
-    async def handle(self, request: v2.OpenProviderStreamRequest) -> None:
+    async def handle(self, request: Any) -> None:
+        """One request (a ``lean_request.OpenProviderStreamRequest``: the real one's fields)."""
         which = request.WhichOneof("action")
         if which == "publish_values_request":
             self._publish(request.publish_values_request)
@@ -96,48 +130,75 @@ class ProviderStream:
             self.grants.check(Action.PROVIDE, sig.path)
         self.provider.claim([s.path for s in signals])
 
-    def _publish(self, request: v2.PublishValuesRequest) -> None:
-        """The hot path of every provider: keep per-value work to look-ups and one conversion."""
+    def _publish(self, request: Any) -> None:
+        """The hot path of every provider: keep per-value work to look-ups and one conversion.
+
+        ``request`` is a ``lean_request.PublishValuesRequest`` (the server parses provider streams
+        with it): each datapoint's timestamp and value are bytes, compared and decoded here.
+        """
         errors: dict[int, t2.Error] = {}
         # values taken at one moment are written together; a request mixing moments is split
         groups: dict[tuple[int, int], list[tuple[Signal, Any]]] = {}
         signals = self.access.catalog._by_id  # the catalog's id index; it only ever grows
+        known_ids = len(signals)
         grants = self.grants
         check = not grants.open
         claimed = self.provider.claimed
-        last_key: tuple[int, int] | None = None
-        last_stamp: Any = None  # the previous datapoint's Timestamp message
-        which_oneof = _WHICH_ONEOF  # unbound: no method look-up per value (~450 instructions)
+        # the timestamp field (bytes) datapoints of this message start with, and the group of its
+        # moment; None until a datapoint in the usual form was read the slow way
+        prefix: bytes | None = None
+        cut = 0
         items: list[tuple[Signal, Any]] = []
-        spec = VALUE_SPEC
+        spec = DECODE_SPEC
+        seen = seen_values
         points = request.data_points
-        for sid in points:  # .items() of a protobuf map is a Python-level view: slower
-            dp = points[sid]
-            try:
+        try:
+            for sid in points:  # .items() of a protobuf map is a Python-level view: slower
+                raw = points[sid]  # the Datapoint's bytes
                 try:
-                    sig = signals[sid]  # ids are uint32 on the wire: never negative
-                except IndexError:
-                    raise self.access.by_id_error(grants, sid, Action.PROVIDE) from None
-                if sid not in claimed:
-                    grants.check(Action.PROVIDE, sig.path)
-                    self.provider.claim([sig.path])
-                elif check:
-                    grants.check(Action.PROVIDE, sig.path)
-                raw = dp.value
-                which = which_oneof(raw, "typed_value")
-                field, array = spec[sig.datatype]
-                value = getattr(raw, which) if which == field and not array else value_from_v2(sig, raw)
-            except AnycarError as exc:
-                errors[sid] = error_v2(exc)
-                continue
-            ts = dp.timestamp
-            if last_stamp is None or ts != last_stamp:  # one C compare instead of two field reads
-                last_stamp = ts
-                key = (ts.seconds, ts.nanos)
-                if key != last_key:
-                    items = groups.setdefault(key, [])
-                    last_key = key
-            items.append((sig, value))
+                    if sid < 0 or sid >= known_ids:  # int32 on the wire: a negative id is no index
+                        raise self.access.by_id_error(grants, sid, Action.PROVIDE)
+                    sig = signals[sid]
+                    if sid not in claimed:
+                        grants.check(Action.PROVIDE, sig.path)
+                        self.provider.claim([sig.path])
+                    elif check:
+                        grants.check(Action.PROVIDE, sig.path)
+                    field, array, unpack, head = spec[sig.datatype]
+                    value = _SLOW
+                    if raw[:cut] == prefix:  # this message's timestamp field, then the value field
+                        if unpack is not None:  # a float or double: one C call for its one canonical form
+                            try:
+                                got, value = unpack(raw[cut:])
+                            except struct.error:
+                                got = None
+                            if got != head:
+                                value = _SLOW
+                        else:
+                            known = seen.get(raw[cut:])
+                            if known is not None and known[0] == field and not array:
+                                value = known[1]
+                    if value is _SLOW:
+                        dp, key, learned = read_datapoint(raw)
+                        message_value = dp.value
+                        which = _WHICH_ONEOF(message_value, "typed_value")
+                        if which == field and not array:
+                            value = getattr(message_value, which)
+                        else:
+                            value = value_from_v2(sig, message_value)
+                        if learned is not None:
+                            prefix, cut = learned, len(learned)
+                            items = groups.setdefault(key, [])
+                        else:
+                            groups.setdefault(key, []).append((sig, value))
+                            continue
+                except AnycarError as exc:
+                    errors[sid] = error_v2(exc)
+                    parse_datapoint(raw)  # a refused datapoint that does not parse still refuses the request
+                    continue
+                items.append((sig, value))
+        except CorruptRequest:
+            raise InvalidRequest(_strict_error(request)) from None
         for (seconds, nanos), batch in groups.items():
             stamp = seconds + nanos * 1e-9 if seconds or nanos else None
             refused = self.provider.publish_signals(batch, stamp)

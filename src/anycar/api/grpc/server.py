@@ -12,7 +12,7 @@ from kuksa.val.v2 import val_pb2_grpc as v2_grpc
 from anycar.api.auth import Authorizer
 from anycar.api.grpc.decoding import StrictDecoding
 from anycar.api.grpc.val_v1 import ValV1Service
-from anycar.api.grpc.val_v2 import ValV2Service
+from anycar.api.grpc.val_v2 import ValV2Service, wire_handlers
 from anycar.broker import SignalBroker
 from anycar.errors import ConfigError
 
@@ -63,6 +63,9 @@ class GrpcServer:
             ],
         )
         v2_grpc.add_VALServicer_to_server(self.v2, server)
+        # then the hot streams again with the hub's own wire handling (a later registration of a
+        # method replaces the generated one): val_v2.wire_handlers
+        server.add_registered_method_handlers("kuksa.val.v2.VAL", wire_handlers(self.v2))
         v1_grpc.add_VALServicer_to_server(self.v1, server)
         address = f"{self.host}:{self.requested_port}"
         cert, key = self._tls

@@ -21,8 +21,9 @@ from kuksa.val.v2 import val_pb2_grpc
 from anycar import __version__
 from anycar.api.auth import Action, Authorizer, Grants, TokenExpired
 from anycar.api.grpc.common import Access, InvalidRequest, abort, abort_actuation
-from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2, value_spec
-from anycar.api.grpc.provider_stream import ProviderStream, serve_stream
+from anycar.api.grpc.convert import fill_datapoint_v2, metadata_v2, value_from_v2
+from anycar.api.grpc.provider_stream import ProviderStream, parse_request, serve_stream
+from anycar.api.grpc.wire import SubscribeEncoder
 from anycar.broker import ActuationResult, ActuationStatus, SignalBroker, Subscription, SubscriptionFilter
 from anycar.broker.subscription import DEFAULT_QUEUE_SIZE
 from anycar.errors import AnycarError, NotProvider
@@ -161,99 +162,28 @@ class ValV2Service(val_pb2_grpc.VALServicer):
                 await abort(context, TokenExpired("access token has expired; subscribe again with a new one"))
             yield message
 
-    async def _stream(self, sub: Subscription, signals: list[Signal], *, by_id: bool) -> AsyncIterator[Any]:
-        """First every subscribed signal's current state, then batches as they come.
+    async def _stream(self, sub: Subscription, signals: list[Signal], *, by_id: bool) -> AsyncIterator[bytes]:
+        """First every subscribed signal's current state, then batches as they come, each message
+        as its wire bytes (``wire``: what protobuf would write, at a fraction of the cost; the
+        server's serializer passes bytes through).
 
         The entries are a map keyed by signal, so a batch that holds one signal twice (a fast
         publisher, a slow reader) is split into several messages, oldest first.
         """
         make = v2.SubscribeByIdResponse if by_id else v2.SubscribeResponse
-        find = self.broker.catalog.find
         self.subscriptions.add(sub)
         try:
             first = make()
             for sig in signals:
                 self._fill(first.entries[sig.id if by_id else sig.path], sig)
-            yield first
-            # the updates of a batch mostly share one timestamp: each datapoint is one copy of
-            # a template holding it. A scalar value is written into the template of its Value
-            # field first (a held reference: no attribute look-up on the new entry), so an entry
-            # costs the map insert, one field write and one copy; protobuf's attribute look-up
-            # (~1,000 instructions each) is what this loop is made of (docs/performance.md)
-            stamped = t2.Datapoint()
-            stamped_at: float | None = None
-            copy_from = t2.Datapoint.CopyFrom  # unbound: no method look-up per entry
-            copy_from_stamp = type(stamped.timestamp).CopyFrom
-            # Value field -> (template, its value, its timestamp): the children are held, and
-            # only they are written (a copy into the whole template would detach them)
-            templates: dict[str, tuple[t2.Datapoint, t2.Value, Any]] = {}
-            # per signal: (map key, Value field, is an array, its field's template and the
-            # template's value; None for arrays); the hot loop below fills the datapoints
-            # inline, since it runs for every update every subscriber gets
-            spec: dict[str, tuple[Any, str, bool, Any, Any]] = {}
-
-            def spec_of(path: str) -> tuple[Any, str, bool, Any, Any] | None:
-                sig = find(path)
-                if sig is None:
-                    return None
-                name, array = value_spec(sig.datatype)
-                key = sig.id if by_id else path
-                if array:
-                    entry: tuple[Any, str, bool, Any, Any] = (key, name, True, None, None)
-                else:
-                    held = templates.get(name)
-                    if held is None:
-                        template = t2.Datapoint()
-                        copy_from(template, stamped)
-                        held = templates[name] = (template, template.value, template.timestamp)
-                    entry = (key, name, False, held[0], held[1])
-                spec[path] = entry
-                return entry
-
+            yield first.SerializeToString()
+            encoder = SubscribeEncoder(self.broker.catalog, by_id=by_id)
             while True:
                 batch = await sub.get()
                 if not batch:
                     return
-                message = make()
-                entries = message.entries
-                keys: set[Any] = set()
-                for dp in batch:
-                    path, value, ts = dp  # one unpack instead of three attribute reads
-                    entry = spec.get(path) or spec_of(path)
-                    if entry is None:
-                        continue
-                    key, name, array, template, template_value = entry
-                    if key in keys:
-                        yield message
-                        message = make()
-                        entries = message.entries
-                        keys.clear()
-                    keys.add(key)
-                    out = entries[key]
-                    if ts != stamped_at:
-                        stamped_at = ts
-                        seconds = int(ts)
-                        stamped.timestamp.seconds = seconds
-                        stamped.timestamp.nanos = int((ts - seconds) * 1e9)
-                        for _, _, template_stamp in templates.values():
-                            copy_from_stamp(template_stamp, stamped.timestamp)
-                    if value is None:
-                        copy_from(out, stamped)
-                        continue
-                    try:
-                        if array:
-                            copy_from(out, stamped)
-                            getattr(out.value, name).values.extend(value)
-                        else:
-                            setattr(template_value, name, value)
-                            copy_from(out, template)
-                    except (TypeError, ValueError):  # an overlay changed the datatype
-                        del spec[path]
-                        changed = find(path)
-                        if changed is not None:
-                            out.Clear()
-                            fill_datapoint_v2(out, changed, value, ts)
-                yield message
+                for message in encoder.messages(batch):
+                    yield message
         finally:
             sub.close()
             self.subscriptions.discard(sub)
@@ -365,6 +295,39 @@ class ValV2Service(val_pb2_grpc.VALServicer):
         for sub in list(self.subscriptions):
             sub.close()
         self.publisher.provider.close()
+
+
+def _bytes_or(serialize: Any) -> Any:
+    """A response serializer that sends wire bytes as they are and serializes messages."""
+
+    def serializer(message: Any) -> bytes:
+        return message if message.__class__ is bytes else serialize(message)
+
+    return serializer
+
+
+def wire_handlers(service: ValV2Service) -> dict[str, grpc.RpcMethodHandler]:
+    """The hot streams with the hub's own wire handling: ``Subscribe`` and ``SubscribeById`` with a
+    serializer that takes the stream's wire bytes, ``OpenProviderStream`` parsed as
+    ``lean_request``'s type; registered on the server after the generated handlers, which serve
+    every other method."""
+    return {
+        "OpenProviderStream": grpc.stream_stream_rpc_method_handler(
+            service.OpenProviderStream,
+            request_deserializer=parse_request,
+            response_serializer=v2.OpenProviderStreamResponse.SerializeToString,
+        ),
+        "Subscribe": grpc.unary_stream_rpc_method_handler(
+            service.Subscribe,
+            request_deserializer=v2.SubscribeRequest.FromString,
+            response_serializer=_bytes_or(v2.SubscribeResponse.SerializeToString),
+        ),
+        "SubscribeById": grpc.unary_stream_rpc_method_handler(
+            service.SubscribeById,
+            request_deserializer=v2.SubscribeByIdRequest.FromString,
+            response_serializer=_bytes_or(v2.SubscribeByIdResponse.SerializeToString),
+        ),
+    }
 
 
 class _UnaryPublisher:
