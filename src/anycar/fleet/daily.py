@@ -186,7 +186,7 @@ _SQLITE_CHUNK = 2000  # vehicle-days a statement: 22,000 parameters, under SQLit
 def _upsert_sqlite(conn: Connection, values: list[dict[str, Any]]) -> set[tuple[int, int]]:
     """Extend each vehicle-day of ``values`` (sorted by key) whose stored last fix is before its
     first new one; the keys it extended (or created)."""
-    raw = conn.connection.driver_connection  # sqlite3's own connection, in the same transaction
+    raw: Any = conn.connection.driver_connection  # sqlite3's own connection, same transaction
     done: set[tuple[int, int]] = set()
     for i in range(0, len(values), _SQLITE_CHUNK):
         chunk = values[i : i + _SQLITE_CHUNK]

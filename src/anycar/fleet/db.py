@@ -13,8 +13,12 @@ row per vehicle however long the history grows.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from anycar.errors import ConfigError
+
+log = logging.getLogger("anycar.fleet.db")
 
 metadata = MetaData()
 
@@ -188,12 +194,20 @@ def default_url() -> str:
     return f"sqlite:///{path}"
 
 
+SQLITE_WAL_KEEP_BYTES = 64 << 20  # what a WAL file keeps of its size once the log starts over
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the ingest's writer
+    # WAL + NORMAL: a commit is durable against a crash of the process (a killed worker loses
+    # nothing it acknowledged); the WAL is fsynced at each checkpoint, so an OS crash or power
+    # loss can lose the commits since the last one (docs/performance.md, sqlite-ingest)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint is WalCheckpointer's, off the commit
+    cur.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES}")  # a grown WAL file cut back
     cur.close()
 
 
@@ -207,8 +221,132 @@ def make_engine(url: str | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = _create(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        WalCheckpointer.attach(engine)
         return engine
     return _create(url, pool_pre_ping=True)
+
+
+class WalCheckpointer:
+    """Copies a SQLite file's write-ahead log into the database from a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages, so
+    that commit waits while the pages are written and fsynced (the WAL, then the database): at the
+    fleet bench's rates that was most of a SQLite worker's wall time, a commit of 40 ms of CPU
+    taking 170-240 ms (sqlite-ingest, session 6). Here every connection of the engine has
+    ``wal_autocheckpoint=0`` and this thread, woken by the engine's commits, runs a PASSIVE
+    checkpoint every ``interval_s`` (it never blocks a writer or a reader; coalescing a half
+    second of commits writes each hot index page once). The log starts over from its first page
+    only when a commit begins with all of it copied and no reader in it, which a writer that
+    never pauses, or readers that overlap without a gap, may never allow: the log would grow
+    without end (a test shows it). So once it passes ``restart_pages`` (after the PASSIVE copied
+    all but the last commits) the thread runs a RESTART checkpoint, which holds writers back
+    while it copies that rest and waits (its busy timeout) for the readers to move to the
+    database file; the next commit then starts the log over, and ``journal_size_limit`` cuts the
+    file back. A reader that never ends still pins the log (nothing can pass its snapshot); the
+    RESTART is tried again at every pass."""
+
+    interval_s = 0.5
+    restart_pages = 8192  # 32 MiB of 4 KiB pages: a log past this is made to start over
+    catch_up = 4  # PASSIVE checkpoints a pass at most
+    idle_s = 5.0  # a pass now and then even without commits (writes from outside the engine)
+
+    def __init__(self, path: str, uri: bool = False) -> None:
+        self.path, self.uri = path, uri
+        self.passes = self.restarts = self.busy = self.errors = 0
+        self.max_log_pages = self.last_log_pages = 0
+        self.last_error = ""
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._engine: weakref.ref[Engine] | None = None
+
+    @classmethod
+    def attach(cls, engine: Engine) -> WalCheckpointer | None:
+        """Give a file-backed SQLite engine its checkpointer (started by the first commit,
+        stopped by ``engine.dispose()``); None for an in-memory database."""
+        db_path = engine.url.database
+        if not db_path or db_path == ":memory:" or engine.url.query.get("mode") == "memory":
+            return None
+        uri = str(engine.url.query.get("uri", "")).lower() in ("1", "true")
+        self = cls(db_path, uri)
+        self._engine = weakref.ref(engine)  # the thread ends with the engine, disposed or not
+        _CHECKPOINTERS[engine] = self
+        event.listen(engine, "commit", lambda _conn: self.kick())
+        event.listen(engine, "engine_disposed", lambda _engine: self.stop())
+        return self
+
+    def kick(self) -> None:
+        """A commit happened: make sure the thread runs and will look within ``interval_s``."""
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="sqlite-wal-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        """One pass: PASSIVE until the log is all copied (then the next commit starts it over
+        from its first page) or ``catch_up`` times, then TRUNCATE if it is past
+        ``restart_pages``. The catch-up passes copy only what commits added meanwhile."""
+        busy = log = done = 0
+        for _ in range(self.catch_up):
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.passes += 1
+            if busy or done >= log:
+                break
+        if log > self.restart_pages:
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            self.restarts += 0 if busy else 1
+        self.busy += int(bool(busy))
+        self.last_log_pages = max(0, log)
+        self.max_log_pages = max(self.max_log_pages, self.last_log_pages)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stop.is_set():
+                woken = self._wake.wait(self.idle_s)
+                self._wake.clear()
+                if self._stop.is_set() or (self._engine is not None and self._engine() is None):
+                    break
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self.path,
+                            timeout=10.0,
+                            isolation_level=None,
+                            uri=self.uri,
+                            check_same_thread=False,
+                        )
+                    self.checkpoint(conn)
+                except sqlite3.Error as exc:  # the file went away, a disk error: say it, keep going
+                    self.errors += 1
+                    self.last_error = str(exc)
+                    log.warning("sqlite checkpoint of %s: %s", self.path, exc)
+                if woken:  # commits are coming: the next pass after interval_s, not at each commit
+                    self._stop.wait(self.interval_s)
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The engine's WAL checkpointer (its figures for a benchmark or a test), None if it has none."""
+    return _CHECKPOINTERS.get(engine)
 
 
 def _create(url: str, **options: Any) -> Engine:
