@@ -262,6 +262,16 @@ def _serving_parts(store: Any) -> tuple[Any, list[Any], Any]:
     return live, parts, domain
 
 
+def _wal_stats(engine: Any) -> dict[str, int] | None:
+    """SQLite's background checkpoints so far (``anycar.fleet.db.WalCheckpointer``), None on PostgreSQL."""
+    from anycar.fleet.db import checkpointer
+
+    ck = checkpointer(engine)
+    if ck is None:
+        return None
+    return {k: getattr(ck, k) for k in ("passes", "restarts", "busy", "errors", "max_log_pages")}
+
+
 def worker(
     db_url: str, port: int, worker_id: str, stats_file: Path, batch: int, domain: bool = False
 ) -> None:
@@ -292,6 +302,7 @@ def worker(
             "pid": os.getpid(),
             "cpu_s": sum(os.times()[:2]) - cpu0,  # since ready: imports and connecting left out
             "domain": vars(pipeline.stats) if pipeline is not None else None,
+            "wal": _wal_stats(store.engine),  # SQLite: the checkpointer's passes (sqlite-ingest)
         }
         tmp = stats_file.with_name(stats_file.name + ".tmp")
         tmp.write_text(json.dumps(doc))
