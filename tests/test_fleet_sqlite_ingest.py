@@ -51,7 +51,7 @@ class _OverlappingReaders(threading.Thread):
             conn.close()
 
 
-def _wal_pages_under_overlapping_readers(path: Path, restart_pages: int, commits: int = 1000) -> int:
+def _wal_pages_under_overlapping_readers(path: Path, restart_pages: int, commits: int = 2000) -> int:
     """Commit ``commits`` one-page rows through an engine while readers overlap; the log's length
     (pages since it last started over) at the end."""
     engine = make_engine(f"sqlite:///{path}")
@@ -81,9 +81,13 @@ def test_overlapping_readers_starve_passive_checkpoints_and_the_restart_bounds_t
 ) -> None:
     # control: with only PASSIVE checkpoints (the restart never due) the log never starts over
     unbounded = _wal_pages_under_overlapping_readers(tmp_path / "a.sqlite3", restart_pages=10**9)
-    assert unbounded > 2500, unbounded  # 1,000 commits of a page or more each, never started over
+    # 2,000 commits of 3 pages each: ~6,000 if it never starts over (3,300-6,000 seen at load 10-13:
+    # a descheduled writer now and then leaves a gap the readers let it start over in)
+    assert unbounded > 2500, unbounded
     bounded = _wal_pages_under_overlapping_readers(tmp_path / "b.sqlite3", restart_pages=200)
-    assert bounded < 1500, bounded  # started over past 200 (the bound and one pass's commits: 300-500)
+    # started over past 200: the bound plus what commits add while the thread makes one pass
+    # (a loaded machine slows its passes: 640-860 pages seen at load 10-13)
+    assert bounded < 2500, bounded
 
 
 def test_commits_do_not_checkpoint_and_the_checkpointer_copies_them(tmp_path: Path) -> None:

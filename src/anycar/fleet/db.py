@@ -230,23 +230,25 @@ class WalCheckpointer:
     """Copies a SQLite file's write-ahead log into the database from a thread of its own.
 
     SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages, so
-    that commit waits while the pages are written and fsynced (the WAL, then the database): at the
-    fleet bench's rates that was most of a SQLite worker's wall time, a commit of 40 ms of CPU
-    taking 170-240 ms (sqlite-ingest, session 6). Here every connection of the engine has
-    ``wal_autocheckpoint=0`` and this thread, woken by the engine's commits, runs a PASSIVE
-    checkpoint every ``interval_s`` (it never blocks a writer or a reader; coalescing a half
-    second of commits writes each hot index page once). The log starts over from its first page
-    only when a commit begins with all of it copied and no reader in it, which a writer that
-    never pauses, or readers that overlap without a gap, may never allow: the log would grow
-    without end (a test shows it). So once it passes ``restart_pages`` (after the PASSIVE copied
-    all but the last commits) the thread runs a RESTART checkpoint, which holds writers back
-    while it copies that rest and waits (its busy timeout) for the readers to move to the
-    database file; the next commit then starts the log over, and ``journal_size_limit`` cuts the
-    file back. A reader that never ends still pins the log (nothing can pass its snapshot); the
-    RESTART is tried again at every pass."""
+    that commit waits while the pages are written and fsynced (the WAL, then the database)
+    (sqlite-ingest, session 6). Here every connection of the engine has ``wal_autocheckpoint=0``
+    and this thread, woken by the engine's commits, runs a PASSIVE checkpoint every
+    ``interval_s`` (it never blocks a writer or a reader; coalescing a half second of commits
+    writes each hot index page once). The log starts over from its first page only when a
+    commit begins with all of it copied and no reader in it, which a writer that never pauses,
+    or readers that overlap without a gap, may never allow: the log would grow without end (a
+    test shows it). So once it passes ``restart_pages`` (the PASSIVE having copied all but the
+    last commits) the next writer, as its connection goes back to the pool, runs a RESTART
+    checkpoint: it copies that rest and waits (``restart_wait_ms`` at most) for the readers to
+    move to the database file, and the next commit starts the log over; ``journal_size_limit``
+    cuts the file back. The writer does it, not this thread, because a writer that commits back
+    to back always wins SQLite's write lock over a checkpoint waiting for it. A reader that never
+    ends still pins the log (nothing can pass its snapshot); the restart is tried again each
+    time the log grows by another ``restart_pages``."""
 
     interval_s = 0.5
     restart_pages = 8192  # 32 MiB of 4 KiB pages: a log past this is made to start over
+    restart_wait_ms = 1000  # how long a restarting writer waits for readers
     catch_up = 4  # PASSIVE checkpoints a pass at most
     idle_s = 5.0  # a pass now and then even without commits (writes from outside the engine)
 
@@ -255,9 +257,12 @@ class WalCheckpointer:
         self.passes = self.restarts = self.busy = self.errors = 0
         self.max_log_pages = self.last_log_pages = 0
         self.last_error = ""
+        self.restart_due = False
+        self._restart_at = 0  # the log's length that makes a restart due (0: restart_pages)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._restarting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._engine: weakref.ref[Engine] | None = None
 
@@ -272,9 +277,43 @@ class WalCheckpointer:
         self = cls(db_path, uri)
         self._engine = weakref.ref(engine)  # the thread ends with the engine, disposed or not
         _CHECKPOINTERS[engine] = self
-        event.listen(engine, "commit", lambda _conn: self.kick())
+        event.listen(engine, "commit", self._committed)
+        event.listen(engine.pool, "checkin", self._checkin)
         event.listen(engine, "engine_disposed", lambda _engine: self.stop())
         return self
+
+    def _committed(self, conn: Any) -> None:
+        conn.info["anycar_wrote"] = True  # the pool record's: this connection writes
+        self.kick()
+
+    def _checkin(self, dbapi_connection: Any, record: Any) -> None:
+        if self.restart_due and record is not None and record.info.pop("anycar_wrote", False):
+            self.restart(dbapi_connection)
+
+    def restart(self, conn: Any) -> None:
+        """Copy the rest of the log and make the next commit start it over (a writer's
+        connection, outside a transaction); one writer at a time, the others go on."""
+        if getattr(conn, "in_transaction", False) or not self._restarting.acquire(blocking=False):
+            return
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self.restart_wait_ms)}")
+            try:
+                busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                conn.execute("PRAGMA busy_timeout=10000")
+            if busy:  # a reader held on: try again once the log has grown as much again
+                self.busy += 1
+                self._restart_at = max(0, frames) + self.restart_pages
+            else:
+                self.restarts += 1
+                self._restart_at = 0
+            self.restart_due = False
+        except sqlite3.Error as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+            log.warning("sqlite restart checkpoint of %s: %s", self.path, exc)
+        finally:
+            self._restarting.release()
 
     def kick(self) -> None:
         """A commit happened: make sure the thread runs and will look within ``interval_s``."""
@@ -297,20 +336,18 @@ class WalCheckpointer:
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         """One pass: PASSIVE until the log is all copied (then the next commit starts it over
-        from its first page) or ``catch_up`` times, then TRUNCATE if it is past
-        ``restart_pages``. The catch-up passes copy only what commits added meanwhile."""
+        from its first page) or ``catch_up`` times; a log still past the bound makes the restart
+        due. The catch-up passes copy only what commits added meanwhile."""
         busy = log = done = 0
         for _ in range(self.catch_up):
             busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.passes += 1
             if busy or done >= log:
                 break
-        if log > self.restart_pages:
-            busy, log, done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-            self.restarts += 0 if busy else 1
-        self.busy += int(bool(busy))
         self.last_log_pages = max(0, log)
         self.max_log_pages = max(self.max_log_pages, self.last_log_pages)
+        if self.last_log_pages > (self._restart_at or self.restart_pages):
+            self.restart_due = True
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
