@@ -399,6 +399,8 @@ def ingest(
         ),
         "domain": [s.get("domain") for s in stats] if domain else None,
         "wal_checkpoints": [s.get("wal") for s in stats] if kind == "sqlite" else None,
+        # each worker's commits: wall = on a CPU + waiting for one (load) + blocked (I/O, locks)
+        "commit_time": [s.get("commits") for s in stats],
         "duplicates": sum(s["duplicates"] for s in stats),
         "db_errors": sum(s["db_errors"] for s in stats),
         "loadavg": {"before": load0, "after": load1},
