@@ -185,3 +185,12 @@ def test_the_sqlite_rollup_upsert_gives_the_query_s_numbers_in_any_chunking(
             assert [tuple(r[:5]) for r in new] == [tuple(r[:5]) for r in old]
             for a, b in zip(old, new, strict=True):
                 assert b[5] == pytest.approx(a[5], rel=1e-12, abs=1e-9)
+
+
+def test_a_process_that_exits_leaves_the_one_file_as_sqlite_does(tmp_path: Path) -> None:
+    path = tmp_path / "e.sqlite3"
+    script = _KILLED.replace("time.sleep(60)", "")  # commit, then exit without disposing
+    subprocess.run([sys.executable, "-c", script, f"sqlite:///{path}"], check=True, timeout=60)  # nosec B603
+    assert not path.with_name(path.name + "-wal").exists()  # checkpointed and removed at the last close
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 300

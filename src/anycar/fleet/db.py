@@ -13,6 +13,7 @@ row per vehicle however long the history grows.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -379,6 +380,17 @@ class WalCheckpointer:
 
 
 _CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def _stop_checkpointers() -> None:
+    """At exit: end the threads, closing their connections, so the process's last connection to
+    a file still checkpoints it and removes its WAL as SQLite does (a CLI command leaves the one
+    file, as before the checkpointer)."""
+    for ck in list(_CHECKPOINTERS.values()):
+        ck.stop(timeout=2.0)
+
+
+atexit.register(_stop_checkpointers)
 
 
 def checkpointer(engine: Engine) -> WalCheckpointer | None:
