@@ -398,6 +398,9 @@ def ingest(
             sum(s.get("packets", 0) for s in stats) / max(1, sum(s.get("socket_reads", 0) for s in stats)), 2
         ),
         "domain": [s.get("domain") for s in stats] if domain else None,
+        "wal_checkpoints": [s.get("wal") for s in stats] if kind == "sqlite" else None,
+        # each worker's commits: wall = on a CPU + waiting for one (load) + blocked (I/O, locks)
+        "commit_time": [s.get("commits") for s in stats],
         "duplicates": sum(s["duplicates"] for s in stats),
         "db_errors": sum(s["db_errors"] for s in stats),
         "loadavg": {"before": load0, "after": load1},

@@ -262,6 +262,64 @@ def _serving_parts(store: Any) -> tuple[Any, list[Any], Any]:
     return live, parts, domain
 
 
+def _wal_stats(engine: Any) -> dict[str, int] | None:
+    """SQLite's background checkpoints so far (``anycar.fleet.db.WalCheckpointer``), None on PostgreSQL."""
+    from anycar.fleet.db import checkpointer
+
+    ck = checkpointer(engine)
+    if ck is None:
+        return None
+    return {k: getattr(ck, k) for k in ("passes", "restarts", "busy", "errors", "max_log_pages")}
+
+
+def _schedstat() -> tuple[int, int]:
+    """This thread's (ns on a CPU, ns runnable but waiting for one) from /proc; (0, 0) if absent."""
+    try:
+        on_cpu, waiting, *_ = (
+            Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text().split()
+        )
+        return int(on_cpu), int(waiting)
+    except (OSError, ValueError):
+        return 0, 0
+
+
+class _TimedCommits:
+    """Wraps ``Store.commit`` (sqlite-ingest): per commit, in the thread that runs it, the wall
+    time split into on a CPU, waiting for one (the machine's load) and neither — blocked on
+    I/O, an fsync or a lock, which is the database's own doing and what a stall would be."""
+
+    def __init__(self, commit: Any) -> None:
+        self.commit = commit
+        self.wall = self.cpu = self.runqueue = 0.0
+        self.slowest = 0.0
+        self.blocked_max = 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        c0, q0 = _schedstat()
+        t0 = time.perf_counter()
+        try:
+            return self.commit(*args, **kwargs)
+        finally:
+            wall = time.perf_counter() - t0
+            c1, q1 = _schedstat()
+            cpu, queued = (c1 - c0) / 1e9, (q1 - q0) / 1e9
+            self.wall += wall
+            self.cpu += cpu
+            self.runqueue += queued
+            self.slowest = max(self.slowest, wall)
+            self.blocked_max = max(self.blocked_max, wall - cpu - queued)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "wall_s": round(self.wall, 3),
+            "cpu_s": round(self.cpu, 3),
+            "runqueue_s": round(self.runqueue, 3),
+            "blocked_s": round(self.wall - self.cpu - self.runqueue, 3),
+            "slowest_s": round(self.slowest, 3),
+            "blocked_max_s": round(self.blocked_max, 3),
+        }
+
+
 def worker(
     db_url: str, port: int, worker_id: str, stats_file: Path, batch: int, domain: bool = False
 ) -> None:
@@ -272,6 +330,8 @@ def worker(
     recorder = _Recorder()
     cpu0 = 0.0
     store = Store(make_engine(db_url))
+    timed = _TimedCommits(store.commit)
+    store.commit = timed  # type: ignore[method-assign]
     live, parts, pipeline = _serving_parts(store) if domain else (None, [], None)
     w = IngestWorker(
         store,
@@ -292,6 +352,8 @@ def worker(
             "pid": os.getpid(),
             "cpu_s": sum(os.times()[:2]) - cpu0,  # since ready: imports and connecting left out
             "domain": vars(pipeline.stats) if pipeline is not None else None,
+            "wal": _wal_stats(store.engine),  # SQLite: the checkpointer's passes (sqlite-ingest)
+            "commits": timed.figures(),
         }
         tmp = stats_file.with_name(stats_file.name + ".tmp")
         tmp.write_text(json.dumps(doc))

@@ -33,8 +33,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, Table, case, func, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Column, Float, ForeignKey, Integer, Table, text
 from sqlalchemy.engine import Connection
 
 from anycar.fleet.db import metadata
@@ -158,17 +157,43 @@ RETURNING day, vehicle_id
 )
 
 
-def _segment_sql(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
-    """The query's haversine as an SQL expression (the bridge from the stored last fix)."""
-    half = func.power(func.sin(func.radians(lat2 - lat1) / 2), 2) + func.cos(func.radians(lat1)) * func.cos(
-        func.radians(lat2)
-    ) * func.power(func.sin(func.radians(lon2 - lon1) / 2), 2)
-    return EARTH_KM * 2 * func.asin(func.sqrt(half))
+# sqlite-ingest (session 6): the SQLite upsert as SQL text with one "?" per value, run on the
+# driver's own connection. SQLAlchemy compiling ``insert().values(rows)`` anew for every batch
+# (11 bound parameters a vehicle-day) was ~70 % of a SQLite worker's commit CPU. The text is what
+# SQLAlchemy compiled from it (the haversine bridge from the stored last fix, the larger of two
+# speeds either possibly NULL), its constants folded the same way, the values bound as floats.
+_SQLITE_COLUMNS = tuple(c.name for c in position_days.columns)
+_SQLITE_ROW = "(" + ", ".join("?" * len(_SQLITE_COLUMNS)) + ")"
+_SQLITE_UPSERT = (
+    f"INSERT INTO position_days ({', '.join(_SQLITE_COLUMNS)}) VALUES {{rows}} "
+    "ON CONFLICT (day, vehicle_id) DO UPDATE SET fixes = (position_days.fixes + excluded.fixes), "
+    "last_ts = excluded.last_ts, "
+    "max_speed = CASE WHEN (position_days.max_speed IS NULL) THEN excluded.max_speed "
+    "WHEN (excluded.max_speed IS NULL) THEN position_days.max_speed "
+    "WHEN (excluded.max_speed > position_days.max_speed) THEN excluded.max_speed "
+    "ELSE position_days.max_speed END, "
+    f"km = (position_days.km + {EARTH_KM * 2!r} * asin(sqrt("
+    "power(sin(radians(excluded.first_lat - position_days.last_lat) / 2.0), 2) + "
+    "cos(radians(position_days.last_lat)) * cos(radians(excluded.first_lat)) * "
+    "power(sin(radians(excluded.first_lon - position_days.last_lon) / 2.0), 2))) + excluded.km), "
+    "last_lat = excluded.last_lat, last_lon = excluded.last_lon "
+    "WHERE position_days.last_ts < excluded.first_ts "  # all after the stored last fix: it extends the day
+    "RETURNING day, vehicle_id"
+)
+_SQLITE_CHUNK = 2000  # vehicle-days a statement: 22,000 parameters, under SQLite's 32,766
 
 
-def _greater(old: Any, new: Any) -> Any:
-    """The larger of two speeds, either possibly NULL (SQLite's max(a, b) is NULL if one is)."""
-    return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
+def _upsert_sqlite(conn: Connection, values: list[dict[str, Any]]) -> set[tuple[int, int]]:
+    """Extend each vehicle-day of ``values`` (sorted by key) whose stored last fix is before its
+    first new one; the keys it extended (or created)."""
+    raw: Any = conn.connection.driver_connection  # sqlite3's own connection, same transaction
+    done: set[tuple[int, int]] = set()
+    for i in range(0, len(values), _SQLITE_CHUNK):
+        chunk = values[i : i + _SQLITE_CHUNK]
+        sql = _SQLITE_UPSERT.format(rows=", ".join([_SQLITE_ROW] * len(chunk)))
+        params = [row[c] for row in chunk for c in _SQLITE_COLUMNS]
+        done.update((int(d), int(v)) for d, v in raw.execute(sql, params).fetchall())
+    return done
 
 
 def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -211,21 +236,7 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             for r in conn.execute(_PG_UPSERT, {c: [v[c] for v in values] for c in columns})
         }
     else:
-        proposed = sqlite.insert(position_days).values(values)
-        new = proposed.excluded
-        stmt = proposed.on_conflict_do_update(
-            index_elements=[D.day, D.vehicle_id],
-            set_={
-                "fixes": D.fixes + new.fixes,
-                "last_ts": new.last_ts,
-                "max_speed": _greater(D.max_speed, new.max_speed),
-                "km": D.km + _segment_sql(D.last_lat, D.last_lon, new.first_lat, new.first_lon) + new.km,
-                "last_lat": new.last_lat,
-                "last_lon": new.last_lon,
-            },
-            where=D.last_ts < new.first_ts,  # all after the stored last fix: it extends the day
-        ).returning(D.day, D.vehicle_id)
-        done = {(r.day, r.vehicle_id) for r in conn.execute(stmt)}
+        done = _upsert_sqlite(conn, values)
     for day, vehicle in keys:
         if (day, vehicle) not in done:  # late: it lands inside (or ties) what is stored
             rebuild(conn, day * DAY, (day + 1) * DAY, vehicle)

@@ -13,8 +13,13 @@ row per vehicle however long the history grows.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import re
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from anycar.errors import ConfigError
+
+log = logging.getLogger("anycar.fleet.db")
 
 metadata = MetaData()
 
@@ -188,12 +195,20 @@ def default_url() -> str:
     return f"sqlite:///{path}"
 
 
+SQLITE_WAL_KEEP_BYTES = 64 << 20  # what a WAL file keeps of its size once the log starts over
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the ingest's writer
+    # WAL + NORMAL: a commit is durable against a crash of the process (a killed worker loses
+    # nothing it acknowledged); the WAL is fsynced at each checkpoint, so an OS crash or power
+    # loss can lose the commits since the last one (docs/performance.md, sqlite-ingest)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint is WalCheckpointer's, off the commit
+    cur.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES}")  # a grown WAL file cut back
     cur.close()
 
 
@@ -207,8 +222,180 @@ def make_engine(url: str | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = _create(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        WalCheckpointer.attach(engine)
         return engine
     return _create(url, pool_pre_ping=True)
+
+
+class WalCheckpointer:
+    """Copies a SQLite file's write-ahead log into the database from a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages, so
+    that commit waits while the pages are written and fsynced (the WAL, then the database)
+    (sqlite-ingest, session 6). Here every connection of the engine has ``wal_autocheckpoint=0``
+    and this thread, woken by the engine's commits, runs a PASSIVE checkpoint every
+    ``interval_s`` (it never blocks a writer or a reader; coalescing a half second of commits
+    writes each hot index page once). The log starts over from its first page only when a
+    commit begins with all of it copied and no reader in it, which a writer that never pauses,
+    or readers that overlap without a gap, may never allow: the log would grow without end (a
+    test shows it). So once it passes ``restart_pages`` (the PASSIVE having copied all but the
+    last commits) the next writer, as its connection goes back to the pool, runs a RESTART
+    checkpoint: it copies that rest and waits (``restart_wait_ms`` at most) for the readers to
+    move to the database file, and the next commit starts the log over; ``journal_size_limit``
+    cuts the file back. The writer does it, not this thread, because a writer that commits back
+    to back always wins SQLite's write lock over a checkpoint waiting for it. A reader that never
+    ends still pins the log (nothing can pass its snapshot); the restart is tried again each
+    time the log grows by another ``restart_pages``."""
+
+    interval_s = 0.5
+    restart_pages = 8192  # 32 MiB of 4 KiB pages: a log past this is made to start over
+    restart_wait_ms = 1000  # how long a restarting writer waits for readers
+    catch_up = 4  # PASSIVE checkpoints a pass at most
+    idle_s = 5.0  # a pass now and then even without commits (writes from outside the engine)
+
+    def __init__(self, path: str, uri: bool = False) -> None:
+        self.path, self.uri = path, uri
+        self.passes = self.restarts = self.busy = self.errors = 0
+        self.max_log_pages = self.last_log_pages = 0
+        self.last_error = ""
+        self.restart_due = False
+        self._restart_at = 0  # the log's length that makes a restart due (0: restart_pages)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._restarting = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._engine: weakref.ref[Engine] | None = None
+
+    @classmethod
+    def attach(cls, engine: Engine) -> WalCheckpointer | None:
+        """Give a file-backed SQLite engine its checkpointer (started by the first commit,
+        stopped by ``engine.dispose()``); None for an in-memory database."""
+        db_path = engine.url.database
+        if not db_path or db_path == ":memory:" or engine.url.query.get("mode") == "memory":
+            return None
+        uri = str(engine.url.query.get("uri", "")).lower() in ("1", "true")
+        self = cls(db_path, uri)
+        self._engine = weakref.ref(engine)  # the thread ends with the engine, disposed or not
+        _CHECKPOINTERS[engine] = self
+        event.listen(engine, "commit", self._committed)
+        event.listen(engine.pool, "checkin", self._checkin)
+        event.listen(engine, "engine_disposed", lambda _engine: self.stop())
+        return self
+
+    def _committed(self, conn: Any) -> None:
+        conn.info["anycar_wrote"] = True  # the pool record's: this connection writes
+        self.kick()
+
+    def _checkin(self, dbapi_connection: Any, record: Any) -> None:
+        if self.restart_due and record is not None and record.info.pop("anycar_wrote", False):
+            self.restart(dbapi_connection)
+
+    def restart(self, conn: Any) -> None:
+        """Copy the rest of the log and make the next commit start it over (a writer's
+        connection, outside a transaction); one writer at a time, the others go on."""
+        if getattr(conn, "in_transaction", False) or not self._restarting.acquire(blocking=False):
+            return
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self.restart_wait_ms)}")
+            try:
+                busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                conn.execute("PRAGMA busy_timeout=10000")
+            if busy:  # a reader held on: try again once the log has grown as much again
+                self.busy += 1
+                self._restart_at = max(0, frames) + self.restart_pages
+            else:
+                self.restarts += 1
+                self._restart_at = 0
+            self.restart_due = False
+        except sqlite3.Error as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+            log.warning("sqlite restart checkpoint of %s: %s", self.path, exc)
+        finally:
+            self._restarting.release()
+
+    def kick(self) -> None:
+        """A commit happened: make sure the thread runs and will look within ``interval_s``."""
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="sqlite-wal-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        """One pass: PASSIVE until the log is all copied (then the next commit starts it over
+        from its first page) or ``catch_up`` times; a log still past the bound makes the restart
+        due. The catch-up passes copy only what commits added meanwhile."""
+        busy = log = done = 0
+        for _ in range(self.catch_up):
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.passes += 1
+            if busy or done >= log:
+                break
+        self.last_log_pages = max(0, log)
+        self.max_log_pages = max(self.max_log_pages, self.last_log_pages)
+        if self.last_log_pages > (self._restart_at or self.restart_pages):
+            self.restart_due = True
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stop.is_set():
+                woken = self._wake.wait(self.idle_s)
+                self._wake.clear()
+                if self._stop.is_set() or (self._engine is not None and self._engine() is None):
+                    break
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self.path,
+                            timeout=10.0,
+                            isolation_level=None,
+                            uri=self.uri,
+                            check_same_thread=False,
+                        )
+                    self.checkpoint(conn)
+                except sqlite3.Error as exc:  # the file went away, a disk error: say it, keep going
+                    self.errors += 1
+                    self.last_error = str(exc)
+                    log.warning("sqlite checkpoint of %s: %s", self.path, exc)
+                if woken:  # commits are coming: the next pass after interval_s, not at each commit
+                    self._stop.wait(self.interval_s)
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def _stop_checkpointers() -> None:
+    """At exit: end the threads, closing their connections, so the process's last connection to
+    a file still checkpoints it and removes its WAL as SQLite does (a CLI command leaves the one
+    file, as before the checkpointer)."""
+    for ck in list(_CHECKPOINTERS.values()):
+        ck.stop(timeout=2.0)
+
+
+atexit.register(_stop_checkpointers)
+
+
+def checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The engine's WAL checkpointer (its figures for a benchmark or a test), None if it has none."""
+    return _CHECKPOINTERS.get(engine)
 
 
 def _create(url: str, **options: Any) -> Engine:
