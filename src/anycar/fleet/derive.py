@@ -60,6 +60,7 @@ class Derived:
     late_skipped: bool = False
     already_derived: bool = False  # a "late" commit the last pass had read (domain-speed)
     samples: int = 0
+    cursor_was: float = NEW  # the time the stream had been derived to before this pass
 
 
 def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
@@ -173,7 +174,7 @@ def derive_vehicle(
     alerts and geofence events are not raised again)."""
     out = Derived()
     cursor = _lock_cursor(conn, v.id)
-    until = float(cursor.until_ts)
+    until = out.cursor_was = float(cursor.until_ts)
     state: dict[str, Any] = dict(cursor.state or {})
     seg_state = state.get("seg")
     anchor: float | None = None

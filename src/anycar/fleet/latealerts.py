@@ -17,6 +17,12 @@ An ``offline`` alert ("no message for N minutes") is raised by the clock, not th
 late data arrives, the samples between the last one heard before the alert and the alert's time
 are read; if they show the vehicle was heard less than N minutes before the alert, the alert is
 withdrawn ("data arrived late: the vehicle was online").
+
+The hubs' own events are not replayed: the hub judged them on its full-rate data in order, and
+the cloud maps one event to one alert with no state across events, so arrival order cannot change
+them. A late one is raised ``late`` (the stream had been derived past it), a resent one raises
+nothing (``anycar.fleet.domain``), and the replay here never withdraws a hub's alert, even of a
+type a rule shares (the hub's ``low_soc``).
 """
 
 from __future__ import annotations
@@ -95,7 +101,9 @@ def reconcile(
     )
     if after is not None:
         query = query.where(A.ts > after)
-    stored = {_key(dict(r._mapping)): dict(r._mapping) for r in conn.execute(query)}
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    # a hub's own alert of a shared type (its low_soc) is not the rule's episode: never withdrawn
+    stored = {_key(r): r for r in rows if (r["data"] or {}).get("source") != "hub"}
     new_keys = {_key(a) for a in produced}
     fresh = []
     for a in produced:
