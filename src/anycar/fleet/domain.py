@@ -55,6 +55,7 @@ class DomainStats:
     rederived: int = 0
     late_skipped: int = 0
     already_derived: int = 0
+    unchanged: int = 0  # vehicle passes that found nothing after the cursor (fleet-domain, session 6)
     errors: int = 0
     crashes: int = 0
     last_error: str = ""
@@ -175,6 +176,7 @@ class DomainPipeline:
                 s.rederived += d.rederived
                 s.late_skipped += d.late_skipped
                 s.already_derived += d.already_derived
+                s.unchanged += d.unchanged
             if events:
                 try:
                     outcome.hub_alerts = self._hub_alerts(events, info, rules_cache, cursors)
