@@ -321,8 +321,12 @@ def derive_vehicle(
     if not everything:
         latealerts.keep(conn, v.id, points, cfg.max_late_s)
     offline_s = float(rules["offline"]["after_minutes"]) * 60
-    if replay or (until != NEW and not everything and now - until > offline_s):
+    if replay:
         out.withdrawn += latealerts.review_offline(conn, v.id, from_ts)
+    elif until != NEW and not everything and now - until > offline_s and samples:
+        # the cursor is older than the offline limit: this pass's samples (all after the
+        # cursor) may fall before an offline alert; only the alerts they fall under are reviewed
+        out.withdrawn += latealerts.review_offline(conn, v.id, from_ts, [s[0] for s in samples])
     for w in out.withdrawn:
         w.update(tenant_id=v.tenant_id, vehicle_id=v.id, vehicle=v.wire_id)
     conn.execute(
