@@ -31,13 +31,19 @@ def _cursor(engine: Any, vehicle_id: int) -> tuple[float, float]:
     return float(row.until_ts), float(row.updated)
 
 
+def _two_workers(engine: Any) -> tuple[Any, Any, Any, Any, int]:
+    """Workers A and B (a store and a domain pipeline each) and two vehicles: the reference,
+    delivered in order through A and derived, and the one the test sends through both."""
+    store_a, domain_a, (ref_ref, ref), tid = _setup(engine, 2)
+    store_b = Store(engine)
+    _deliver(store_a, domain_a, ref_ref, the_drive(ref_ref.wire_id).batches(per_batch=3))
+    return (store_a, domain_a), (store_b, DomainPipeline(store_b)), ref_ref, ref, tid
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_a_commit_two_passes_of_the_other_worker_read_is_not_re_derived(kind: str, tmp_path: Path) -> None:
     with fleet_engine(kind, tmp_path) as engine:
-        store_a, domain_a, (ref_ref, ref), tid = _setup(engine, 2)
-        store_b = Store(engine)
-        domain_b = DomainPipeline(store_b)
-        _deliver(store_a, domain_a, ref_ref, the_drive(ref_ref.wire_id).batches(per_batch=3))
+        (store_a, domain_a), (store_b, domain_b), ref_ref, ref, tid = _two_workers(engine)
         docs = the_drive(ref.wire_id).batches(per_batch=3)
         for i in range(0, len(docs) - 2, 3):
             store_a.commit([Accepted(ref, docs[i])])  # A's commit; A's pass comes later
@@ -66,10 +72,7 @@ def test_a_pass_with_nothing_new_writes_nothing_and_a_new_sample_still_re_derive
     kind: str, tmp_path: Path
 ) -> None:
     with fleet_engine(kind, tmp_path) as engine:
-        store_a, domain_a, (ref_ref, ref), tid = _setup(engine, 2)
-        store_b = Store(engine)
-        domain_b = DomainPipeline(store_b)
-        _deliver(store_a, domain_a, ref_ref, the_drive(ref_ref.wire_id).batches(per_batch=3))
+        (store_a, domain_a), (store_b, domain_b), ref_ref, ref, tid = _two_workers(engine)
         docs = the_drive(ref.wire_id).batches(per_batch=3)
         held = docs[len(docs) // 2]
         rest = [d for d in docs if d is not held]
