@@ -178,3 +178,8 @@ def hub_event_alert(rules: dict[str, Any], event: dict[str, Any]) -> dict[str, A
         event.get("lat"),
         event.get("lon"),
     )
+
+
+def hub_key(a: dict[str, Any]) -> tuple[str, str, float]:
+    """What makes a hub's alert the same one again (a resent event): type, subject, time."""
+    return a["type"], str((a.get("data") or {}).get("subject") or ""), round(float(a["ts"]), 6)

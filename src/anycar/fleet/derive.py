@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, null, select, union_all, update
+from sqlalchemy import Float, and_, cast, delete, func, insert, literal, null, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -58,8 +58,10 @@ class Derived:
     withdrawn: list[dict[str, Any]] = field(default_factory=list)  # alerts late data made false
     rederived: bool = False
     late_skipped: bool = False
-    already_derived: bool = False  # a "late" commit the last pass had read (domain-speed)
+    already_derived: bool = False  # a "late" commit the last passes had read (domain-speed)
+    unchanged: bool = False  # nothing after the cursor: nothing written (fleet-domain, session 6)
     samples: int = 0
+    cursor_was: float = NEW  # the time the stream had been derived to before this pass
 
 
 def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
@@ -93,29 +95,68 @@ def _conds(after: float, inclusive: bool, upto: float | None = None) -> tuple[An
     return pc, sc
 
 
+Window = tuple[float, bool, float, int]  # a read's bounds (after, inclusive, up to) and its row count
+
+
+def _window(raw: Any) -> Window | None:
+    if not isinstance(raw, list) or len(raw) != 4:
+        return None
+    return float(raw[0]), bool(raw[1]), float(raw[2]), int(raw[3])
+
+
+def _covers(win: Window, ts: float) -> bool:
+    lo, inclusive, hi, _ = win
+    return (ts > lo or (ts == lo and inclusive)) and ts <= hi
+
+
+def _window_count(vehicle_id: int, win: Window) -> Any:
+    """How many rows the window holds now (the positions' and the signal values' counts)."""
+    p, sv = db.positions.c, db.signal_values.c
+    pc, sc = _conds(win[0], win[1], win[2])
+    return (
+        select(func.count()).select_from(db.positions).where(p.vehicle_id == vehicle_id, pc).scalar_subquery()
+        + select(func.count())
+        .select_from(db.signal_values)
+        .where(sv.vehicle_id == vehicle_id, sc)
+        .scalar_subquery()
+    )
+
+
 def _samples(
-    conn: Connection, cfg: TripConfig, vehicle_id: int, after: float, inclusive: bool
-) -> tuple[list[Sample], int, float]:
-    """The stream after ``after`` in time order, how many rows it was read from and the newest
-    row's time. Positions
-    and signal values are read in ONE statement (domain-speed): one snapshot, so a batch that
-    commits meanwhile is read whole or not at all (two statements could see its signal values
-    and miss its position, and the next pass then had to re-derive)."""
+    conn: Connection,
+    cfg: TripConfig,
+    vehicle_id: int,
+    after: float,
+    inclusive: bool,
+    check: Window | None = None,
+) -> tuple[list[Sample], int, float, int | None]:
+    """The stream after ``after`` in time order, how many rows it was read from, the newest
+    row's time and, with ``check``, how many rows that window holds now. Positions, signal
+    values and the window's count are read in ONE statement (domain-speed): one snapshot, so a
+    batch that commits meanwhile is read whole or not at all (two statements could see its
+    signal values and miss its position, and the next pass then had to re-derive), and a late
+    commit's check costs no round trip of its own (fleet-domain, session 6)."""
     p, sv = db.positions.c, db.signal_values.c
     pc, sc = _conds(after, inclusive)
-    query = union_all(
+    parts = [
         select(literal("sig").label("k"), sv.ts, null(), null(), null(), sv.path, sv.num, sv.value).where(
             sv.vehicle_id == vehicle_id, sc
         ),
         select(literal("pos"), p.ts, p.lat, p.lon, p.speed, null(), null(), null()).where(
             p.vehicle_id == vehicle_id, pc
         ),
-    )
+    ]
+    if check is not None:
+        counted = cast(_window_count(vehicle_id, check), Float)
+        parts.append(select(literal("n"), counted, null(), null(), null(), null(), null(), null()))
     out: list[Sample] = []
     kinds = {cfg.speed: "speed", cfg.soc: "soc", cfg.energy: "energy", cfg.capacity: "capacity"}
     skip = {"Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"}
-    rows, newest = 0, after
-    for k, ts, lat, lon, speed, path, num, value in conn.execute(query):
+    rows, newest, held = 0, after, None
+    for k, ts, lat, lon, speed, path, num, value in conn.execute(union_all(*parts)):
+        if k == "n":
+            held = int(ts)
+            continue
         rows += 1
         newest = max(newest, ts)
         if k == "pos":
@@ -128,34 +169,18 @@ def _samples(
         elif path not in skip:
             out.append((ts, "sig", (path, value)))
     out.sort(key=lambda s: (s[0], ORDER[s[1]]))
-    return out, rows, newest
+    return out, rows, newest, held
 
 
-def _already_derived(conn: Connection, vehicle_id: int, win: Any, from_ts: float) -> bool:
-    """Whether the last pass already read what a "late" commit added: its window (the read's
-    bounds and how many rows it read) still holds the same rows. A commit whose hook ran after
-    the pass had taken the pending vehicles, but which that pass's snapshot already saw, then
-    costs one count instead of a re-derivation from the last stop (domain-speed)."""
-    if not isinstance(win, list) or len(win) != 4:
-        return False
-    lo, inclusive, hi, n = float(win[0]), bool(win[1]), float(win[2]), int(win[3])
-    if from_ts < lo or (from_ts == lo and not inclusive) or from_ts > hi:
-        return False
-    p, sv = db.positions.c, db.signal_values.c
-    pc, sc = _conds(lo, inclusive, hi)
-    counted = conn.execute(
-        select(
-            select(func.count())
-            .select_from(db.positions)
-            .where(p.vehicle_id == vehicle_id, pc)
-            .scalar_subquery()
-            + select(func.count())
-            .select_from(db.signal_values)
-            .where(sv.vehicle_id == vehicle_id, sc)
-            .scalar_subquery()
-        )
-    ).scalar_one()
-    return int(counted) == n
+def _windows(last: Window | None, until: float, this: list[Any]) -> dict[str, list[Any]]:
+    """The cursor's windows after a pass that read ``this``: ``win_last`` is this pass's read
+    and ``win`` the union of it and the pass before when the two are contiguous, so a commit
+    that either of the last two passes read is a count, not a re-derivation (with two workers
+    a worker's pass can come after two of the other's; fleet-domain, session 6). Contiguous
+    windows count as one: a signal value's ``batch_ts`` is at or after its ``ts``."""
+    if last is not None and last[2] == until and this[0] == until and not this[1]:
+        return {"win": [last[0], last[1], this[2], last[3] + this[3]], "win_last": this}
+    return {"win": this, "win_last": this}
 
 
 def derive_vehicle(
@@ -173,7 +198,7 @@ def derive_vehicle(
     alerts and geofence events are not raised again)."""
     out = Derived()
     cursor = _lock_cursor(conn, v.id)
-    until = float(cursor.until_ts)
+    until = out.cursor_was = float(cursor.until_ts)
     state: dict[str, Any] = dict(cursor.state or {})
     seg_state = state.get("seg")
     anchor: float | None = None
@@ -182,8 +207,15 @@ def derive_vehicle(
     rewind = until != NEW and from_ts <= until
     if rewind and not everything and until - from_ts > cfg.max_late_s:
         rewind, out.late_skipped = False, True
-    if rewind and not everything and _already_derived(conn, v.id, state.get("win"), from_ts):
-        rewind, out.already_derived = False, True
+    win, last_win = _window(state.get("win")), _window(state.get("win_last"))
+    read: tuple[list[Sample], int, float, int | None] | None = None
+    if rewind and not everything and win is not None and _covers(win, from_ts) and win[2] <= until:
+        # the last passes may have read this "late" commit already (the other worker's pass, or
+        # this one's after its hook was queued): the rows after the cursor and the count of the
+        # windows they read, in one statement; the same count as then: nothing new in them
+        read = _samples(conn, cfg, v.id, until, False, check=win)
+        if read[3] == win[3]:
+            rewind, out.already_derived = False, True
     replay = rewind and not everything  # the rules too, from their state before the late sample
     rules_from, rules_state = until, state.get("rules")  # rules evaluate the samples after this
     ctx: dict[str, Any] = state.get("ctx") or {"lat": None, "lon": None, "speed": None}
@@ -206,11 +238,17 @@ def derive_vehicle(
             latealerts.forget_after(conn, v.id, rules_from)
             ctx, inside = {"lat": None, "lon": None, "speed": None}, None  # set by the lead-in
             read_from = min(seg_from, rules_from - LEAD_S) if rules_from != NEW else NEW
-        samples, rows, newest = _samples(conn, cfg, v.id, read_from, inclusive=True)
+        samples, rows, newest, _ = _samples(conn, cfg, v.id, read_from, inclusive=True)
         win_from, win_inclusive = read_from, True
+        last_win = None  # the replay's read window stands alone
     else:
-        samples, rows, newest = _samples(conn, cfg, v.id, until, inclusive=False)
+        if read is None:
+            read = _samples(conn, cfg, v.id, until, inclusive=False)
+        samples, rows, newest, _ = read
         win_from, win_inclusive = until, False
+        if not rows and not everything:  # nothing after the cursor (the other worker derived it)
+            out.unchanged = True
+            return out
     out.samples = len(samples)
     seg = Segmenter(cfg, cfg.pack(v.brand), seg_state)
     # the open trip and stop rows as stored (the cursor's state wrote them), unless a rewind
@@ -283,8 +321,12 @@ def derive_vehicle(
     if not everything:
         latealerts.keep(conn, v.id, points, cfg.max_late_s)
     offline_s = float(rules["offline"]["after_minutes"]) * 60
-    if replay or (until != NEW and not everything and now - until > offline_s):
+    if replay:
         out.withdrawn += latealerts.review_offline(conn, v.id, from_ts)
+    elif until != NEW and not everything and now - until > offline_s and samples:
+        # the cursor is older than the offline limit: this pass's samples (all after the
+        # cursor) may fall before an offline alert; only the alerts they fall under are reviewed
+        out.withdrawn += latealerts.review_offline(conn, v.id, from_ts, [s[0] for s in samples])
     for w in out.withdrawn:
         w.update(tenant_id=v.tenant_id, vehicle_id=v.id, vehicle=v.wire_id)
     conn.execute(
@@ -297,7 +339,7 @@ def derive_vehicle(
                 "rules": cloud.s,
                 "ctx": ctx,
                 "inside": inside or [],
-                "win": [win_from, win_inclusive, max(newest, last, until), rows],
+                **_windows(last_win, until, [win_from, win_inclusive, max(newest, last, until), rows]),
             },
             updated=time.time(),
         )

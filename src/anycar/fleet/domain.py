@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from anycar.fleet import db
-from anycar.fleet.alerting import hub_event_alert
-from anycar.fleet.derive import Derived, VehicleInfo, derive_vehicle
-from anycar.fleet.domain_tables import alerts, geofences
+from anycar.fleet.alerting import hub_event_alert, hub_key
+from anycar.fleet.derive import NEW, Derived, VehicleInfo, derive_vehicle
+from anycar.fleet.domain_tables import alerts, derive_cursors, geofences
 from anycar.fleet.geofences import Fence, fence_of
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.rules import effective
@@ -55,6 +55,7 @@ class DomainStats:
     rederived: int = 0
     late_skipped: int = 0
     already_derived: int = 0
+    unchanged: int = 0  # vehicle passes that found nothing after the cursor (fleet-domain, session 6)
     errors: int = 0
     crashes: int = 0
     last_error: str = ""
@@ -142,6 +143,7 @@ class DomainPipeline:
             info = self._vehicles({*pending, *(e["vehicle_id"] for e in events)})
             rules_cache: dict[int, dict[str, Any]] = {}
             fences_cache: dict[int, list[Fence]] = {}
+            cursors: dict[int, float] = {}  # where each derived vehicle's stream was before this pass
             now = time.monotonic()
             for tid, (at, r, f) in list(self._tenants.items()):
                 if now - at < self.tenant_cache_s:
@@ -164,6 +166,7 @@ class DomainPipeline:
                     outcome.failed += 1
                     continue
                 outcome.derived.append(d)
+                cursors[vid] = d.cursor_was
                 s = self.stats
                 s.vehicles += 1
                 s.samples += d.samples
@@ -173,9 +176,10 @@ class DomainPipeline:
                 s.rederived += d.rederived
                 s.late_skipped += d.late_skipped
                 s.already_derived += d.already_derived
+                s.unchanged += d.unchanged
             if events:
                 try:
-                    outcome.hub_alerts = self._hub_alerts(events, info, rules_cache)
+                    outcome.hub_alerts = self._hub_alerts(events, info, rules_cache, cursors)
                     self.stats.alerts += len(outcome.hub_alerts)
                 except Exception as exc:
                     with self._lock:
@@ -228,9 +232,16 @@ class DomainPipeline:
         events: list[dict[str, Any]],
         info: dict[int, VehicleInfo],
         rules_cache: dict[int, dict[str, Any]],
+        cursors: dict[int, float],
     ) -> list[dict[str, Any]]:
+        """The alerts of the hubs' events. Not evaluated again on late data (the hub judged
+        them on its own in-order data; one event is one alert, order cannot change them), but:
+        ``late`` when the vehicle's stream had been derived past the event before this pass,
+        and an event already alerted (same vehicle, type, subject and time: a resent spool)
+        raises nothing (fleet-domain, session 6)."""
         out: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
+            todo: list[tuple[VehicleInfo, dict[str, Any]]] = []
             for e in events:
                 v = info.get(e["vehicle_id"])
                 if v is None:
@@ -238,11 +249,32 @@ class DomainPipeline:
                 if v.tenant_id not in rules_cache:
                     rules_cache[v.tenant_id] = effective(conn, v.tenant_id)
                 a = hub_event_alert(rules_cache[v.tenant_id], e)
-                if a is None:
+                if a is not None:
+                    todo.append((v, a))
+            if not todo:
+                return out
+            vids = sorted({v.id for v, _ in todo})
+            missing = [i for i in vids if i not in cursors]
+            if missing:
+                c = derive_cursors.c
+                rows = conn.execute(select(c.vehicle_id, c.until_ts).where(c.vehicle_id.in_(missing)))
+                cursors = {**cursors, **{r.vehicle_id: float(r.until_ts) for r in rows}}
+            seen = _alerted(conn, vids, [a for _, a in todo])
+            for v, a in todo:
+                key = (v.id, *hub_key(a))
+                if key in seen:
                     continue
-                row = {"tenant_id": v.tenant_id, "vehicle_id": v.id, **a, "raised_ts": time.time()}
-                key = conn.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
-                out.append({"id": int(key), "vehicle": v.wire_id, **row})
+                seen.add(key)
+                was = cursors.get(v.id, NEW)
+                row = {
+                    "tenant_id": v.tenant_id,
+                    "vehicle_id": v.id,
+                    **a,
+                    "late": was != NEW and a["ts"] <= was,
+                    "raised_ts": time.time(),
+                }
+                key_id = conn.execute(insert(alerts).values(**row).returning(alerts.c.id)).scalar_one()
+                out.append({"id": int(key_id), "vehicle": v.wire_id, **row})
         return out
 
     # ---- pushing what came out -------------------------------------------------------------
@@ -327,6 +359,26 @@ class DomainPipeline:
             "running": self._task is not None and not self._task.done(),
             **vars(self.stats),
         }
+
+
+def _alerted(conn: Connection, vids: list[int], made: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    """(vehicle, type, subject, time) of the hub alerts already stored among those ``made``
+    could repeat: one indexed read over their types and time range."""
+    a = alerts.c
+    rows = conn.execute(
+        select(a.vehicle_id, a.type, a.ts, a.data).where(
+            a.vehicle_id.in_(vids),
+            a.type.in_(sorted({m["type"] for m in made})),
+            a.ts >= min(m["ts"] for m in made),
+            a.ts <= max(m["ts"] for m in made),
+        )
+    )
+    out: set[tuple[Any, ...]] = set()
+    for r in rows:
+        row = {"type": r.type, "ts": r.ts, "data": r.data}
+        if (r.data or {}).get("source") == "hub":
+            out.add((r.vehicle_id, *hub_key(row)))
+    return out
 
 
 def wrap(kind: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,17 @@ An ``offline`` alert ("no message for N minutes") is raised by the clock, not th
 late data arrives, the samples between the last one heard before the alert and the alert's time
 are read; if they show the vehicle was heard less than N minutes before the alert, the alert is
 withdrawn ("data arrived late: the vehicle was online").
+
+The hubs' own events are not replayed: the hub judged them on its full-rate data in order, and
+the cloud maps one event to one alert with no state across events, so arrival order cannot change
+them. A late one is raised ``late`` (the stream had been derived past it), a resent one raises
+nothing (``anycar.fleet.domain``), and the replay here never withdraws a hub's alert, even of a
+type a rule shares (the hub's ``low_soc``).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import datetime as dt
 import time
@@ -95,7 +102,9 @@ def reconcile(
     )
     if after is not None:
         query = query.where(A.ts > after)
-    stored = {_key(dict(r._mapping)): dict(r._mapping) for r in conn.execute(query)}
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    # a hub's own alert of a shared type (its low_soc) is not the rule's episode: never withdrawn
+    stored = {_key(r): r for r in rows if (r["data"] or {}).get("source") != "hub"}
     new_keys = {_key(a) for a in produced}
     fresh = []
     for a in produced:
@@ -143,15 +152,22 @@ def _times(conn: Connection, vehicle_id: int, a: float, b: float) -> list[float]
     return [float(t) for t in conn.execute(select(q.c.ts).distinct().order_by(q.c.ts)).scalars()]
 
 
-def review_offline(conn: Connection, vehicle_id: int, from_ts: float) -> list[dict[str, Any]]:
+def review_offline(
+    conn: Connection, vehicle_id: int, from_ts: float, new: list[float] | None = None
+) -> list[dict[str, Any]]:
     """Withdraw the vehicle's offline alerts that the stream, as it now stands, shows false:
     samples less than the rule's N minutes apart up to the alert's time. ``from_ts``: the
-    earliest sample the last commits added (alerts raised before it are not concerned)."""
-    rows = conn.execute(
-        select(A.id, A.type, A.ts, A.data, A.message, A.severity, A.lat, A.lon).where(
-            and_(A.vehicle_id == vehicle_id, A.type == "offline", A.withdrawn_ts.is_(None), A.ts > from_ts)
-        )
-    )
+    earliest sample the last commits added (alerts raised before it are not concerned).
+    ``new``: the times of the samples the pass read for the first time, ascending; an alert is
+    then reviewed only if one of them falls between its last-heard time and its own: the
+    others' stream did not change since they were raised or last reviewed, so their verdict
+    stands (a pass with an old cursor no longer reads every alert's stretch again)."""
+    cond = and_(A.vehicle_id == vehicle_id, A.type == "offline", A.withdrawn_ts.is_(None), A.ts > from_ts)
+    if new is not None:
+        if not new:
+            return []
+        cond = and_(cond, A.ts >= new[0])
+    rows = conn.execute(select(A.id, A.type, A.ts, A.data, A.message, A.severity, A.lat, A.lon).where(cond))
     out: list[dict[str, Any]] = []
     now = time.time()
     for r in rows:
@@ -159,6 +175,10 @@ def review_offline(conn: Connection, vehicle_id: int, from_ts: float) -> list[di
         data = row["data"] or {}
         heard = float(data.get("last_seen", row["ts"]))
         limit_s = float(data.get("after_minutes", 10)) * 60
+        if new is not None:
+            i = bisect.bisect_right(new, heard)
+            if i == len(new) or new[i] > row["ts"]:
+                continue  # nothing new in (heard, alert]: reviewed with this stretch already
         times = _times(conn, vehicle_id, heard, row["ts"])
         if not times or row["ts"] - times[-1] >= limit_s:
             continue  # silent in the N minutes before the alert: it stands
