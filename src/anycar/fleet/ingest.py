@@ -272,7 +272,13 @@ class IngestWorker:
         now = time.time()
         accepted: list[Accepted] = []
         dead: list[DeadLetter] = []
-        names = {m.topic.split("/")[2] for m in batch if m.topic.count("/") == 3}
+        names: set[str] = set()
+        known = _TOPICS.get  # the topic memory holds nearly every topic: a fleet's come again
+        for m in batch:
+            if (got := known(m.topic)) is not None:
+                names.add(got[0])
+            elif m.topic.count("/") == 3:
+                names.add(m.topic.split("/")[2])
         with contextlib.suppress(Exception):  # one query for the batch's vehicles, off the loop;
             await asyncio.to_thread(self.store.prefetch, names)  # if it fails, judge looks up alone
         for message in batch:
