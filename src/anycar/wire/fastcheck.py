@@ -17,6 +17,7 @@ The bounds and patterns are read from the schema files (``data/``), not repeated
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -114,68 +115,110 @@ def _number(x: Any, minimum: float | None = None) -> bool:
     return minimum is None or x >= minimum
 
 
+_IDS_MAX = 100_000  # vehicle ids and boots found good, remembered: a fleet's are few and come again
+
+
 def telemetry_ok(doc: dict[str, Any]) -> bool:
     """True only if ``doc`` is a telemetry message the reference path would accept."""
+    return (_check or _build())(doc)
+
+
+_check: Callable[[dict[str, Any]], bool] | None = None
+
+
+def _build() -> Callable[[dict[str, Any]], bool]:
+    """The check, with the schema's bounds bound as locals of a closure (ingest-loop, session 6:
+    the dict look-ups and the two regexes were a large part of its instructions a message; the
+    ids are now looked up in a bounded set of good ones)."""
+    global _check
     c = _compiled()
-    if not c["required"] <= doc.keys():
-        return False
-    if len(doc) != c["n_required"] + ("trigger" in doc):  # then no key outside the schema's
-        return False
-    v, vehicle, boot, seq, prio = doc["v"], doc["vehicle"], doc["boot"], doc["seq"], doc["prio"]
-    campaign, cv = doc["campaign"], doc["cv"]
-    if not (
-        doc["kind"] == "telemetry"
-        and type(doc["kind"]) is str
-        and type(v) is int
-        and v == c["version"]
-        and type(vehicle) is str
-        and c["vehicle"].fullmatch(vehicle)
-        and _number(doc["ts"], c["time_min"])
-        and _number(doc["t0"], c["time_min"])
-        and type(boot) is str
-        and c["boot"].fullmatch(boot)
-        and type(seq) is int
-        and c["seq_min"] <= seq <= c["seq_max"]
-        and type(prio) is int
-        and c["prio_min"] <= prio <= c["prio_max"]
-        and type(campaign) is str
-        and c["campaign_min"] <= len(campaign) <= c["campaign_max"]
-        and type(cv) is int
-        and c["cv_min"] <= cv < _BIG
-        and ("trigger" not in doc or _number(doc["trigger"]))
-    ):
-        return False
-    paths, values = doc["paths"], doc["values"]
-    if type(paths) is not list or type(values) is not list or not _paths_ok(paths, c):
-        return False
-    if not c["values_min"] <= len(values) <= c["values_max"] or c["row_len"] != 3:
-        return False
-    n, index_min, ms_min, ms_max = len(paths), c["index_min"], c["ms_min"], c["ms_max"]
-    string_max = c["string_max"]
-    for row in values:
-        if type(row) is not list or len(row) != 3:
-            return False
-        index, ms, value = row
-        if type(index) is not int or not index_min <= index < n:
-            return False
-        if type(ms) is not int or not ms_min <= ms <= ms_max:
-            return False
-        kind = type(value)
-        if kind is float:
-            if value - value != 0.0:
+    n_required, version, time_min = c["n_required"], c["version"], c["time_min"]
+    vehicle_re, boot_re = c["vehicle"], c["boot"]
+    seq_min, seq_max, prio_min, prio_max = c["seq_min"], c["seq_max"], c["prio_min"], c["prio_max"]
+    campaign_min, campaign_max, cv_min = c["campaign_min"], c["campaign_max"], c["cv_min"]
+    values_min, values_max, row_ok = c["values_min"], c["values_max"], c["row_len"] == 3
+    index_min, ms_min, ms_max = c["index_min"], c["ms_min"], c["ms_max"]
+    vehicles: set[str] = set()
+    boots: set[str] = set()
+
+    def check(doc: dict[str, Any]) -> bool:
+        size = len(doc)
+        if size != n_required:  # with every required key present, no key outside the schema's
+            if n_required < 0 or size != n_required + 1 or "trigger" not in doc:
                 return False
-        elif kind is str:
-            if len(value) > string_max:
+            if not _number(doc["trigger"]):
                 return False
-        elif kind is int:
-            if not -_BIG < value < _BIG:
-                return False
-        elif kind is list:
-            if not _scalars_ok(value, c):
-                return False
-        elif kind is not bool and value is not None:
+        try:
+            v, kind, vehicle, boot = doc["v"], doc["kind"], doc["vehicle"], doc["boot"]
+            seq, prio, ts, t0 = doc["seq"], doc["prio"], doc["ts"], doc["t0"]
+            campaign, cv, paths, values = doc["campaign"], doc["cv"], doc["paths"], doc["values"]
+        except KeyError:
             return False
-    return True
+        if not (
+            type(kind) is str
+            and kind == "telemetry"
+            and type(v) is int
+            and v == version
+            and type(seq) is int
+            and seq_min <= seq <= seq_max
+            and type(prio) is int
+            and prio_min <= prio <= prio_max
+            and type(campaign) is str
+            and campaign_min <= len(campaign) <= campaign_max
+            and type(cv) is int
+            and cv_min <= cv < _BIG
+            and ((type(ts) is float and ts - ts == 0.0 and ts >= time_min) or _number(ts, time_min))
+            and ((type(t0) is float and t0 - t0 == 0.0 and t0 >= time_min) or _number(t0, time_min))
+        ):
+            return False
+        if type(vehicle) is not str or type(boot) is not str:
+            return False
+        if vehicle not in vehicles:  # a set look-up is ~20x cheaper than the regex
+            if not vehicle_re.fullmatch(vehicle):
+                return False
+            if len(vehicles) >= _IDS_MAX:
+                vehicles.clear()
+            vehicles.add(vehicle)
+        if boot not in boots:
+            if not boot_re.fullmatch(boot):
+                return False
+            if len(boots) >= _IDS_MAX:
+                boots.clear()
+            boots.add(boot)
+        if type(paths) is not list or type(values) is not list or not _paths_ok(paths, c):
+            return False
+        if not values_min <= len(values) <= values_max or not row_ok:
+            return False
+        n = len(paths)
+        for row in values:  # a row at a time: for 10 rows, map/zip/set cost more than this loop
+            if type(row) is not list or len(row) != 3:
+                return False
+            index, ms, value = row
+            if type(index) is not int or not index_min <= index < n:
+                return False
+            if type(ms) is not int or not ms_min <= ms <= ms_max:
+                return False
+            kind = type(value)
+            if kind is float:
+                if value - value != 0.0:
+                    return False
+            elif not _cell_ok(value, kind, c):
+                return False
+        return True
+
+    _check = check
+    return check
+
+
+def _cell_ok(value: Any, kind: type, c: dict[str, Any]) -> bool:
+    """A row's value that is not a float: another scalar or an array of them."""
+    if kind is str:
+        return len(value) <= c["string_max"]
+    if kind is int:
+        return -_BIG < value < _BIG
+    if kind is list:
+        return _scalars_ok(value, c)
+    return kind is bool or value is None
 
 
 def _scalars_ok(items: list[Any], c: dict[str, Any]) -> bool:
