@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -224,9 +225,9 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             cur.execute(
                 _PG_UPSERT,
                 [
-                    pgarrays.int_array([v[c] for v in values])
-                    if c in _INT_COLUMNS
-                    else pgarrays.float_array([v[c] for v in values])
+                    (pgarrays.int_array if c in _INT_COLUMNS else pgarrays.float_array)(
+                        map(operator.itemgetter(c), values)
+                    )
                     for c in _UPSERT_COLUMNS
                 ],
                 prepare=True,

@@ -18,7 +18,7 @@ times (a fix's time and coordinates go into ``signal_batches``, ``positions``, `
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 _BARE = re.compile(r"[A-Za-z0-9_.:/\-]+")  # an element that needs no quotes (and is not NULL)
 _ELEMENTS: dict[str, str] = {}  # text -> its array element (bounded: ids and paths repeat)
@@ -26,12 +26,18 @@ _CACHE_MAX = 100_000
 
 
 class FloatTexts(dict[float, str]):
-    """float -> ``repr``, computed on a miss. Zeros are never kept: ``0.0 == -0.0`` would give
-    one the other's text (and the sign of a zero is kept exactly)."""
+    """A number -> the text of it as a double (``repr``), computed on a miss; ``None`` -> NULL.
 
-    def __missing__(self, value: float) -> str:
-        text = repr(value)
-        if value != 0 and len(self) < _CACHE_MAX:
+    Only floats are kept (an int or a bool is looked up as the float it equals, so ``5`` may
+    read ``5.0``: right for a float8 column, which is all this is for). Zeros are never kept:
+    ``0.0 == -0.0`` would give one the other's text, and a zero's sign is kept exactly."""
+
+    def __missing__(self, value: float | None) -> str:
+        if value is None:
+            return "NULL"
+        number = float(value)
+        text = repr(number)
+        if type(value) is float and number != 0 and len(self) < _CACHE_MAX:
             self[value] = text
         return text
 
@@ -64,12 +70,9 @@ def text_array(values: Iterable[str | None]) -> str:
     return "{" + ",".join(["NULL" if v is None else (get(v) or element(v)) for v in values]) + "}"
 
 
-def float_array(values: Sequence[float | int | None]) -> str:
+def float_array(values: Iterable[float | int | None]) -> str:
     """A ``float8[]`` literal; an int is written as the float it is stored as."""
-    text = FLOATS.__getitem__
-    if None in values:
-        return "{" + ",".join(["NULL" if v is None else text(float(v)) for v in values]) + "}"
-    return "{" + ",".join(map(text, map(float, values))) + "}"  # type: ignore[arg-type]
+    return "{" + ",".join(map(FLOATS.__getitem__, values)) + "}"  # type: ignore[arg-type]
 
 
 def int_array(values: Iterable[int]) -> str:

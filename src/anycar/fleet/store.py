@@ -252,7 +252,8 @@ class Store:
         tenants: dict[int, int] = {}
         now = time.time()
         pgarrays.FLOATS.trim()
-        ftext = pgarrays.FLOATS.__getitem__
+        known = pgarrays.FLOATS
+        ftext = known.__getitem__
         for item in sorted(fresh, key=lambda a: (a.doc.get("ts", 0), a.doc.get("seq", 0))):
             ref, doc, kind = item.vehicle, item.doc, item.doc["kind"]
             tenants[ref.id] = ref.tenant_id
@@ -267,7 +268,10 @@ class Store:
                     tss = [t0 + ms / 1000 for ms in mss]
                     newest = max(tss)
                     if set(map(type, vals)) == _FLOAT_ONLY:  # the usual message: nums = vals
-                        nums = jsons = ",".join(map(ftext, vals))
+                        texts = list(map(repr, vals))
+                        nums = jsons = ",".join(texts)
+                        if 0.0 not in vals:  # kept for the position, vehicle and rollup rows
+                            known.update(zip(vals, texts, strict=True))  # (never a zero: FloatTexts)
                     else:
                         nums, jsons = ",".join(map(_array_number, vals)), ",".join(map(_array_json, vals))
                     sig_lines.append(
@@ -543,7 +547,7 @@ _POSITION_COLUMNS = ("vehicle_id", "ts", "lat", "lon", "speed", "heading", "sour
 
 
 def _copy_float(value: float | None) -> str:
-    return "\\N" if value is None else pgarrays.FLOATS[float(value)]
+    return "\\N" if value is None else pgarrays.FLOATS[value]
 
 
 def _position_line(row: dict[str, Any]) -> str:
@@ -551,7 +555,7 @@ def _position_line(row: dict[str, Any]) -> str:
     text = pgarrays.FLOATS
     speed, heading = _copy_float(row["speed"]), _copy_float(row["heading"])
     return (
-        f"{row['vehicle_id']}\t{text[float(row['ts'])]}\t{text[float(row['lat'])]}\t{text[float(row['lon'])]}\t"
+        f"{row['vehicle_id']}\t{text[row['ts']]}\t{text[row['lat']]}\t{text[row['lon']]}\t"
         f"{speed}\t{heading}\t{_copy_escape(row['source'])}\n"
     )
 
