@@ -221,7 +221,8 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if conn.dialect.name == "postgresql":  # one short prepared statement: the rows as arrays
         # (ingest-commit: text array literals and the driver's cursor, not SQLAlchemy's binding
         # of eleven lists through psycopg's per-element dumper)
-        with conn.connection.driver_connection.cursor() as cur:
+        raw: Any = conn.connection.driver_connection  # psycopg's own, in the same transaction
+        with raw.cursor() as cur:
             cur.execute(
                 _PG_UPSERT,
                 [

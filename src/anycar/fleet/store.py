@@ -263,17 +263,17 @@ class Store:
                 vid, t0, paths = ref.id, doc["t0"], doc["paths"]
                 if doc["values"] and self.postgres:  # one COPY text line per message
                     # (ingest-commit: C-level maps over the columns, each float's text once a batch)
-                    idx, mss, vals = zip(*doc["values"], strict=True)
+                    idx, mss, got = zip(*doc["values"], strict=True)
                     heads = ",".join(map(_PATH_TEXTS.__getitem__, map(paths.__getitem__, idx)))
                     tss = [t0 + ms / 1000 for ms in mss]
                     newest = max(tss)
-                    if set(map(type, vals)) == _FLOAT_ONLY:  # the usual message: nums = vals
-                        texts = list(map(repr, vals))
+                    if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = vals
+                        texts = list(map(repr, got))
                         nums = jsons = ",".join(texts)
-                        if 0.0 not in vals:  # kept for the position, vehicle and rollup rows
-                            known.update(zip(vals, texts, strict=True))  # (never a zero: FloatTexts)
+                        if 0.0 not in got:  # kept for the position, vehicle and rollup rows
+                            known.update(zip(got, texts, strict=True))  # (never a zero: FloatTexts)
                     else:
-                        nums, jsons = ",".join(map(_array_number, vals)), ",".join(map(_array_json, vals))
+                        nums, jsons = ",".join(map(_array_number, got)), ",".join(map(_array_json, got))
                     sig_lines.append(
                         f"{vid}\t{ftext(newest)}\t{{{heads}}}\t{{{','.join(map(ftext, tss))}}}"
                         f"\t{{{nums}}}\t{{{jsons}}}\n"
