@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Float, ForeignKey, Integer, Table, text
 from sqlalchemy.engine import Connection
 
+from anycar.fleet import pgarrays
 from anycar.fleet.db import metadata
 
 DAY = 86_400
@@ -131,14 +133,11 @@ def rebuild(conn: Connection, a: float, b: float, vehicle_id: int | None = None)
     )
 
 
-_PG_UPSERT = text(
-    """
+_PG_UPSERT = """
 INSERT INTO position_days AS d (day, vehicle_id, fixes, first_ts, last_ts, max_speed, km,
                                 first_lat, first_lon, last_lat, last_lon)
-SELECT * FROM unnest(CAST(:day AS integer[]), CAST(:vehicle_id AS integer[]), CAST(:fixes AS integer[]),
-                     CAST(:first_ts AS float8[]), CAST(:last_ts AS float8[]), CAST(:max_speed AS float8[]),
-                     CAST(:km AS float8[]), CAST(:first_lat AS float8[]), CAST(:first_lon AS float8[]),
-                     CAST(:last_lat AS float8[]), CAST(:last_lon AS float8[]))
+SELECT * FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::float8[], %s::float8[],
+                     %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
 ON CONFLICT (day, vehicle_id) DO UPDATE SET
     fixes = d.fixes + excluded.fixes,
     last_ts = excluded.last_ts,
@@ -154,7 +153,22 @@ ON CONFLICT (day, vehicle_id) DO UPDATE SET
 WHERE d.last_ts < excluded.first_ts
 RETURNING day, vehicle_id
 """
+
+
+_UPSERT_COLUMNS = (
+    "day",
+    "vehicle_id",
+    "fixes",
+    "first_ts",
+    "last_ts",
+    "max_speed",
+    "km",
+    "first_lat",
+    "first_lon",
+    "last_lat",
+    "last_lon",
 )
+_INT_COLUMNS = {"day", "vehicle_id", "fixes"}
 
 
 # sqlite-ingest (session 6): the SQLite upsert as SQL text with one "?" per value, run on the
@@ -229,12 +243,22 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
                 "last_lon": last["lon"],
             }
         )
-    if conn.dialect.name == "postgresql":  # one short statement, planned once: the rows as arrays
-        columns = list(values[0])
-        done = {
-            (r.day, r.vehicle_id)
-            for r in conn.execute(_PG_UPSERT, {c: [v[c] for v in values] for c in columns})
-        }
+    if conn.dialect.name == "postgresql":  # one short prepared statement: the rows as arrays
+        # (ingest-commit: text array literals and the driver's cursor, not SQLAlchemy's binding
+        # of eleven lists through psycopg's per-element dumper)
+        raw: Any = conn.connection.driver_connection  # psycopg's own, in the same transaction
+        with raw.cursor() as cur:
+            cur.execute(
+                _PG_UPSERT,
+                [
+                    (pgarrays.int_array if c in _INT_COLUMNS else pgarrays.float_array)(
+                        map(operator.itemgetter(c), values)
+                    )
+                    for c in _UPSERT_COLUMNS
+                ],
+                prepare=True,
+            )
+            done = set(cur.fetchall())
     else:
         done = _upsert_sqlite(conn, values)
     for day, vehicle in keys:

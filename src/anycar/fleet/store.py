@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 
-from anycar.fleet import commands, daily, db, inventory, ota, retention
+from anycar.fleet import commands, daily, db, inventory, ota, pgarrays, retention
 
 LAT = "Vehicle.CurrentLocation.Latitude"
 LON = "Vehicle.CurrentLocation.Longitude"
@@ -254,6 +253,9 @@ class Store:
         vehicle_updates: dict[int, dict[str, Any]] = {}
         tenants: dict[int, int] = {}
         now = time.time()
+        pgarrays.FLOATS.trim()
+        known = pgarrays.FLOATS
+        ftext = known.__getitem__
         for item in sorted(fresh, key=lambda a: (a.doc.get("ts", 0), a.doc.get("seq", 0))):
             ref, doc, kind = item.vehicle, item.doc, item.doc["kind"]
             tenants[ref.id] = ref.tenant_id
@@ -262,14 +264,21 @@ class Store:
                 last = self._last.setdefault(ref.id, {})
                 vid, t0, paths = ref.id, doc["t0"], doc["paths"]
                 if doc["values"] and self.postgres:  # one COPY text line per message
-                    heads = [_array_text(p) for p in paths]
-                    tss = [t0 + ms / 1000 for _, ms, _ in doc["values"]]
-                    vals = [value for _, _, value in doc["values"]]
+                    # (ingest-commit: C-level maps over the columns, each float's text once a batch)
+                    idx, mss, got = zip(*doc["values"], strict=True)
+                    heads = ",".join(map(_PATH_TEXTS.__getitem__, map(paths.__getitem__, idx)))
+                    tss = [t0 + ms / 1000 for ms in mss]
                     newest = max(tss)
+                    if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = vals
+                        texts = list(map(repr, got))
+                        nums = jsons = ",".join(texts)
+                        if 0.0 not in got:  # kept for the position, vehicle and rollup rows
+                            known.update(zip(got, texts, strict=True))  # (never a zero: FloatTexts)
+                    else:
+                        nums, jsons = ",".join(map(_array_number, got)), ",".join(map(_array_json, got))
                     sig_lines.append(
-                        f"{vid}\t{newest!r}\t{{{','.join([heads[i] for i, _, _ in doc['values']])}}}"
-                        f"\t{{{','.join(map(repr, tss))}}}\t{{{','.join(map(_array_number, vals))}}}"
-                        f"\t{{{','.join(map(_array_json, vals))}}}\n"
+                        f"{vid}\t{ftext(newest)}\t{{{heads}}}\t{{{','.join(map(ftext, tss))}}}"
+                        f"\t{{{nums}}}\t{{{jsons}}}\n"
                     )
                     early = min(tss)
                     if early < first_ts.get(vid, math.inf):
@@ -495,37 +504,35 @@ def _first_time_pg(conn: Connection, keys: list[tuple[str, str, int]]) -> set[tu
     """Insert the batch's keys (sorted, so two workers lock them in one order) into ``received``
     and return the ones that were new and above their boot's pruned floor: one round trip."""
     retention.hold_dedup(conn, shared=True)  # its own statement: the dedup's snapshot comes after it
-    with _raw(conn).cursor() as cur:
+    vehicles, boots, seqs = zip(*keys, strict=True) if keys else ((), (), ())
+    with _raw(conn).cursor() as cur:  # the arrays as text literals (ingest-commit: see pgarrays)
         cur.execute(
-            _DEDUP_PG, ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]), prepare=True
+            _DEDUP_PG,
+            (pgarrays.text_array(vehicles), pgarrays.text_array(boots), pgarrays.int_array(seqs)),
+            prepare=True,
         )
-        return {(v, b, int(q)) for v, b, q in cur.fetchall()}
+        return set(cur.fetchall())
 
 
 def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) -> None:
     if not updates:
         return
     ids = sorted(updates)  # one lock order for every worker
-    cols: list[list[Any]] = [[] for _ in range(8)]
-    for vid in ids:
-        u = updates[vid]
-        for col, value in zip(
-            cols,
+    rows = [updates[vid] for vid in ids]
+    with _raw(conn).cursor() as cur:  # the arrays as text literals (ingest-commit: see pgarrays)
+        cur.execute(
+            _VEHICLES_PG,
             (
-                vid,
-                u["last_seen"],
-                u.get("online"),
-                u.get("last_ts"),
-                u.get("last_lat"),
-                u.get("last_lon"),
-                u.get("last_speed"),
-                u.get("last_heading"),
+                pgarrays.int_array(ids),
+                pgarrays.float_array([u["last_seen"] for u in rows]),
+                pgarrays.bool_array([u.get("online") for u in rows]),
+                *(
+                    pgarrays.float_array([u.get(k) for u in rows])
+                    for k in ("last_ts", "last_lat", "last_lon", "last_speed", "last_heading")
+                ),
             ),
-            strict=True,
-        ):
-            col.append(value)
-    with _raw(conn).cursor() as cur:
-        cur.execute(_VEHICLES_PG, cols, prepare=True)
+            prepare=True,
+        )
 
 
 # COPY's text format, written by hand for the signal values (ingest-speed: psycopg's ``write_row``
@@ -546,38 +553,40 @@ _POSITION_COLUMNS = ("vehicle_id", "ts", "lat", "lon", "speed", "heading", "sour
 
 
 def _copy_float(value: float | None) -> str:
-    return "\\N" if value is None else repr(float(value))
+    return "\\N" if value is None else pgarrays.FLOATS[value]
 
 
 def _position_line(row: dict[str, Any]) -> str:
     """One positions row as a COPY text line (lat and lon are never NULL: see positions_of)."""
+    text = pgarrays.FLOATS
     speed, heading = _copy_float(row["speed"]), _copy_float(row["heading"])
     return (
-        f"{row['vehicle_id']}\t{float(row['ts'])!r}\t{float(row['lat'])!r}\t{float(row['lon'])!r}\t"
+        f"{row['vehicle_id']}\t{text[row['ts']]}\t{text[row['lat']]}\t{text[row['lon']]}\t"
         f"{speed}\t{heading}\t{_copy_escape(row['source'])}\n"
     )
 
 
 _SIGNAL_COLUMNS = ("vehicle_id", "ts", "paths", "tss", "nums", "vals")
-_BARE = re.compile(r"[A-Za-z0-9_.:/\-]+")  # an array element that needs no quotes (and is not NULL)
-_ARRAY_TEXT: dict[str, str] = {}  # path -> its array element in COPY text (paths repeat)
+_FLOAT_ONLY = {float}
+
+
+class _PathTexts(dict[str, str]):
+    """path -> its element of the ``paths`` array in COPY text, computed on a miss (bounded)."""
+
+    def __missing__(self, path: str) -> str:
+        found = _copy_escape(pgarrays.element(path))
+        if len(self) < 100_000:
+            self[path] = found
+        return found
+
+
+_PATH_TEXTS = _PathTexts()
 
 
 def _array_quoted(text: str) -> str:
     """A text as a quoted array element, COPY-escaped: the array's own escapes (backslash and
     double quote) first, then COPY's (which doubles the backslashes again)."""
     return _copy_escape('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
-
-
-def _array_text(path: str) -> str:
-    """A path as an element of the ``paths`` array in COPY text, cached."""
-    found = _ARRAY_TEXT.get(path)
-    if found is None:
-        bare = _BARE.fullmatch(path) is not None and path.upper() != "NULL"
-        found = path if bare else _array_quoted(path)
-        if len(_ARRAY_TEXT) < 100_000:
-            _ARRAY_TEXT[path] = found
-    return found
 
 
 def _array_number(value: Any) -> str:
