@@ -26,7 +26,7 @@ from typing import Any
 
 from anycar.fleet.live import LiveFeed
 from anycar.fleet.mqttin import Inbound, MqttError, MqttIn
-from anycar.fleet.store import Accepted, DeadLetter, Store, Stored
+from anycar.fleet.store import Accepted, DeadLetter, Store, Stored, refused_for_its_data
 from anycar.fleet.tasks import stop_task
 from anycar.wire import Channel, WireError, decode, parse_topic, subscription
 
@@ -128,7 +128,7 @@ def judge(store: Store, topic: str, payload: bytes, now: float) -> Accepted | De
         return DeadLetter(
             topic, "future", f"ts: {doc['ts']} is more than {FUTURE_S:.0f} s ahead", payload, ref.id
         )
-    return Accepted(ref, doc)
+    return Accepted(ref, doc, topic, payload)
 
 
 class IngestWorker:
@@ -291,7 +291,12 @@ class IngestWorker:
         delay = 0.2
         while True:
             try:
-                stored = await asyncio.to_thread(self.store.commit, accepted, dead)
+                try:
+                    stored = await asyncio.to_thread(self.store.commit, accepted, dead)
+                except Exception as exc:
+                    if not refused_for_its_data(exc):
+                        raise
+                    stored = await asyncio.to_thread(self._commit_apart, accepted, dead, exc)
                 break
             except Exception as exc:  # the database is down or refused: keep the batch, retry
                 self.stats.db_errors += 1
@@ -312,6 +317,35 @@ class IngestWorker:
             self.live.publish("event", stored.events)
         if self.on_commit is not None:
             self.on_commit(stored)
+
+    def _commit_apart(self, accepted: list[Accepted], dead: list[DeadLetter], first: Exception) -> Stored:
+        """A batch the database refused for its data: each message alone, so the one it cannot
+        take becomes a dead letter (``store_refused``, with the database's words) and the rest is
+        stored; otherwise one bad message would stop the worker, retried forever."""
+        log.warning(
+            "ingest %s: the database refused a batch (%s); storing its messages one by one",
+            self.worker_id,
+            str(first).splitlines()[0][:200],
+        )
+        stored = Stored()
+        for item in accepted:
+            try:
+                stored.add(self.store.commit([item]))
+            except Exception as exc:
+                if not refused_for_its_data(exc):
+                    raise  # down after all: the caller retries the whole batch (dedup drops what is in)
+                words = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                dead.append(
+                    DeadLetter(
+                        item.topic,
+                        "store_refused",
+                        f"the database refused it: {words}",
+                        item.payload,
+                        item.vehicle.id,
+                    )
+                )
+        stored.add(self.store.commit([], dead))
+        return stored
 
     def status(self) -> dict[str, Any]:
         out = {"worker": self.worker_id, "connected": self.connected.is_set(), **vars(self.stats)}

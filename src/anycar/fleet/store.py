@@ -49,6 +49,8 @@ class Accepted:
 
     vehicle: VehicleRef
     doc: dict[str, Any]
+    topic: str = ""  # where it came from: a dead letter's if the database refuses its data
+    payload: bytes = b""
 
 
 @dataclass(slots=True)
@@ -74,6 +76,30 @@ class Stored:
     # input (anycar.fleet.domain), so a late sample re-derives the window it falls in
     touched: dict[int, tuple[int, float]] = field(default_factory=dict)
 
+    def add(self, other: Stored) -> None:
+        """Fold another commit's figures into these (a batch committed in parts)."""
+        self.messages += other.messages
+        self.duplicates += other.duplicates
+        self.dead += other.dead
+        self.positions.extend(other.positions)
+        self.events.extend(other.events)
+        for vid, (tenant, ts) in other.touched.items():
+            had = self.touched.get(vid)
+            self.touched[vid] = (tenant, ts if had is None else min(had[1], ts))
+
+
+def refused_for_its_data(exc: BaseException) -> bool:
+    """The database refused what a batch holds, not for being down: SQLSTATE class 22 (data
+    exception: a number out of range, text it cannot hold) or 23 (a constraint, e.g. a vehicle
+    deleted while its batch was in flight), or the driver's DataError before sending it. Retrying
+    the same rows would fail forever."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state[:2] in ("22", "23")
+    # raised by the driver before the server saw it (psycopg: a NUL in a text field): PEP 249's names
+    return any(c.__name__ in ("DataError", "IntegrityError") for c in type(orig).__mro__)
+
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
@@ -81,6 +107,12 @@ def _number(value: Any) -> float | None:
     if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
     return None
+
+
+# A coordinate this close to 0 is stored as 0: PostgreSQL raises "underflow" (it does not round to
+# 0) when the rollup's distance formula squares the sine of a difference under ~1e-154 degrees,
+# and a batch it refuses would stop its worker. 1e-11 degrees is about a micrometre on the ground.
+TINY_DEGREES = 1e-11
 
 
 def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dict[str, Any]]:
@@ -118,9 +150,11 @@ def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dic
         if moved_at is not None and ts != moved_at:
             emit()  # every sample of one time is in: that time's position is complete
             moved_at = None
-        last[key] = number
         if key in ("lat", "lon"):
             moved_at = ts
+            if -TINY_DEGREES < number < TINY_DEGREES:
+                number = 0.0 * number  # under a micrometre: 0 (keeps the sign of a signed zero)
+        last[key] = number
     emit()
     return out
 
@@ -304,6 +338,9 @@ class Store:
                     stored.positions.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p})
             elif kind == "position":  # an OsmAnd fix, shaped by anycar.fleet.osmand
                 p = {k: doc.get(k) for k in ("ts", "lat", "lon", "speed", "heading")}
+                for k in ("lat", "lon"):
+                    if -TINY_DEGREES < p[k] < TINY_DEGREES:
+                        p[k] = 0.0 * p[k]
                 pos_rows.append({"vehicle_id": ref.id, "source": "osmand", **p})
                 stored.positions.append({"tenant_id": ref.tenant_id, "vehicle": ref.wire_id, **p})
             elif kind == "events":
