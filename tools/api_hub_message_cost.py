@@ -14,12 +14,16 @@ each request is parsed from its bytes (``OpenProviderStreamRequest.FromString``,
 ``handle``) and each update is serialized unless the stream already gives bytes. It is the figure
 to compare across versions that move work between building and serializing. ``--wire
 --provider-only`` stops after the provider's side (parse, ``handle``, the broker): the subscriber's
-queue is drained, no message built; the part VISS shares.
+queue is drained, no message built; the part VISS shares. ``--no-gc`` freezes the heap and turns
+the cyclic garbage collector off for the messages: a full collection's cost lands on whichever
+message triggers it, and whether it falls inside a run moved the difference by ~30,000
+instructions per message between versions that differ in a few allocations (session 6, hub-api2).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 
@@ -35,7 +39,9 @@ from anycar.broker import SignalBroker
 from anycar.model import Catalog
 
 
-async def measure(messages: int, wire: bool = False, provider_only: bool = False) -> None:
+async def measure(
+    messages: int, wire: bool = False, provider_only: bool = False, no_gc: bool = False
+) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
     service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
@@ -60,6 +66,10 @@ async def measure(messages: int, wire: bool = False, provider_only: bool = False
     if hasattr(provider_stream, "parse_request"):
         requests = [parse(r).publish_values_request for r in raw]
     publish = build = 0.0
+    if no_gc:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
     for k in range(messages):
         t0 = time.perf_counter()
         if wire:
@@ -93,6 +103,9 @@ if __name__ == "__main__":
     flags = sys.argv[2:]
     asyncio.run(
         measure(
-            int(sys.argv[1]) if len(sys.argv) > 1 else 2000, "--wire" in flags, "--provider-only" in flags
+            int(sys.argv[1]) if len(sys.argv) > 1 else 2000,
+            "--wire" in flags,
+            "--provider-only" in flags,
+            "--no-gc" in flags,
         )
     )

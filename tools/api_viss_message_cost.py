@@ -12,11 +12,14 @@ and with N messages, the difference over N is the instructions per message:
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg-v300 .venv/bin/python tools/api_viss_message_cost.py 300
 
 ``--provider-only`` publishes to the VISS subscription but drains its queue instead of notifying.
+``--no-gc`` freezes the heap and turns the cyclic collector off for the messages (as in
+``api_hub_message_cost.py``: a full collection inside or outside the run moves the count).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -37,7 +40,7 @@ from anycar.broker import SignalBroker
 from anycar.model import Catalog
 
 
-async def measure(messages: int, provider_only: bool = False) -> None:
+async def measure(messages: int, provider_only: bool = False, no_gc: bool = False) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
     service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
@@ -75,6 +78,10 @@ async def measure(messages: int, provider_only: bool = False) -> None:
         raw.append(v2.OpenProviderStreamRequest(publish_values_request=req).SerializeToString())
     parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)
     total = 0.0
+    if no_gc:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
     for k in range(messages):
         frames.clear()
         texts.clear()
@@ -98,4 +105,4 @@ async def measure(messages: int, provider_only: bool = False) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    asyncio.run(measure(int(args[0]) if args else 2000, "--provider-only" in args))
+    asyncio.run(measure(int(args[0]) if args else 2000, "--provider-only" in args, "--no-gc" in args))
