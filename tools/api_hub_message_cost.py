@@ -26,6 +26,7 @@ import asyncio
 import gc
 import sys
 import time
+from typing import Any
 
 from kuksa.val.v2 import val_pb2 as v2
 
@@ -36,7 +37,23 @@ from anycar.api.grpc.provider_stream import ProviderStream
 from anycar.api.grpc.val_v2 import ValV2Service
 from anycar.bench.broker import bench_signals
 from anycar.broker import SignalBroker
-from anycar.model import Catalog
+from anycar.model import Catalog, Signal
+
+
+def provider_requests(
+    chosen: list[tuple[Signal, list[Any]]], count: int = 200
+) -> list[v2.PublishValuesRequest]:
+    """``count`` requests of every chosen signal, the k-th with stamp 1,700,000,000 + k s and
+    each signal's k-th value (cycling): what the bench's provider sends."""
+    requests = []
+    for k in range(count):
+        request = v2.PublishValuesRequest(request_id=k)
+        for sig, values in chosen:
+            dp = request.data_points[sig.id]
+            dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
+            setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
+        requests.append(request)
+    return requests
 
 
 async def measure(
@@ -52,14 +69,7 @@ async def measure(
     sub = service._subscribe(grants, signals, 1000, None)
     updates = service._stream(sub, signals, by_id=False)
     await updates.__anext__()  # the initial state
-    requests = []
-    for k in range(200):
-        request = v2.PublishValuesRequest(request_id=k)
-        for sig, values in chosen:
-            dp = request.data_points[sig.id]
-            dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
-            setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
-        requests.append(request)
+    requests = provider_requests(chosen)
     raw = [v2.OpenProviderStreamRequest(publish_values_request=r).SerializeToString() for r in requests]
     # the server's own deserializer for provider streams where there is one (a lean message type)
     parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)

@@ -25,13 +25,13 @@ import sys
 import time
 from typing import Any
 
+from api_hub_message_cost import provider_requests  # the same provider messages (tools/ is on sys.path)
 from kuksa.val.v2 import val_pb2 as v2
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from anycar.api.auth import Authorizer, Grants
 from anycar.api.grpc import provider_stream
-from anycar.api.grpc.convert import field_for
 from anycar.api.grpc.provider_stream import ProviderStream
 from anycar.api.grpc.val_v2 import ValV2Service
 from anycar.api.viss import VissService, VissSession
@@ -68,14 +68,10 @@ async def measure(messages: int, provider_only: bool = False, no_gc: bool = Fals
     assert "subscriptionId" in texts[-1], texts[-1]  # nosec B101 # a probe's sanity check
     sub, _ = next(iter(session.subscriptions.values()))
     assert sub is not None  # nosec B101 # narrows an Optional for mypy
-    raw = []
-    for k in range(200):
-        req = v2.PublishValuesRequest(request_id=k)
-        for sig, values in chosen:
-            dp = req.data_points[sig.id]
-            dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
-            setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
-        raw.append(v2.OpenProviderStreamRequest(publish_values_request=req).SerializeToString())
+    raw = [
+        v2.OpenProviderStreamRequest(publish_values_request=r).SerializeToString()
+        for r in provider_requests(chosen)
+    ]
     parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)
     total = 0.0
     if no_gc:
