@@ -112,3 +112,39 @@ def test_batched_delivery_equals_writing_one_value_at_a_time(
         return [_updates(s) for s in subs], [s.dropped for s in subs], refused
 
     assert asyncio.run(run(True)) == asyncio.run(run(False))
+
+
+def test_counts_of_a_message_that_refuses_a_signal_twice_given_as_a_generator(broker: SignalBroker) -> None:
+    mine = broker.register_provider("mine", [SPEED, LOW])
+    broker.register_provider("other", [DOOR])
+    sig = broker.catalog.get
+    items = [(sig(SPEED), 1.0), (sig(LOW), 250.0), (sig(LOW), 300.0), (sig(DOOR), True), (sig(SPEED), None)]
+    errors = mine.publish_signals(item for item in items)
+    assert set(errors) == {LOW, DOOR} and "300" in str(errors[LOW])
+    assert (mine.published, broker.updates) == (2, 2)  # SPEED twice; a refused value is not counted
+    assert (mine.rejected, broker.rejected) == (2, 2)  # one per entry of the returned map, as before
+    assert broker.get(SPEED) is not None and broker.get(SPEED).value is None  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.lists(st.sampled_from(PATHS), min_size=1, max_size=4)), max_size=10)
+)
+def test_signals_with_the_same_subscribers_share_one_set_and_a_closed_one_is_let_go(
+    steps: list[tuple[bool, list[str]]],
+) -> None:
+    """Subscribe and close in any order: each signal's subscribers are the live subscriptions
+    that cover it, in the order they subscribed; equal sets are one object; no set of the
+    broker's table holds a closed subscription."""
+    broker = SignalBroker(CATALOG)
+    live: list[Any] = []
+    for close, paths in steps:
+        if close and live:
+            live.pop(len(paths) % len(live)).close()
+        else:
+            live.append(broker.subscribe(paths, send_current=False))
+        sets = {q: broker._subscribers[CATALOG.get(q).id] for q in PATHS}
+        for q, subs in sets.items():
+            assert subs == tuple(s for s in live if q in s.patterns)
+            assert all(subs is other for other in sets.values() if other == subs)
+        assert all(not s.closed for subs in broker._subscriber_sets for s in subs)

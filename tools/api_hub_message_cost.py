@@ -14,14 +14,19 @@ each request is parsed from its bytes (``OpenProviderStreamRequest.FromString``,
 ``handle``) and each update is serialized unless the stream already gives bytes. It is the figure
 to compare across versions that move work between building and serializing. ``--wire
 --provider-only`` stops after the provider's side (parse, ``handle``, the broker): the subscriber's
-queue is drained, no message built; the part VISS shares.
+queue is drained, no message built; the part VISS shares. ``--no-gc`` freezes the heap and turns
+the cyclic garbage collector off for the messages: a full collection's cost lands on whichever
+message triggers it, and whether it falls inside a run moved the difference by ~30,000
+instructions per message between versions that differ in a few allocations (session 6, hub-api2).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
+from typing import Any
 
 from kuksa.val.v2 import val_pb2 as v2
 
@@ -32,10 +37,28 @@ from anycar.api.grpc.provider_stream import ProviderStream
 from anycar.api.grpc.val_v2 import ValV2Service
 from anycar.bench.broker import bench_signals
 from anycar.broker import SignalBroker
-from anycar.model import Catalog
+from anycar.model import Catalog, Signal
 
 
-async def measure(messages: int, wire: bool = False, provider_only: bool = False) -> None:
+def provider_requests(
+    chosen: list[tuple[Signal, list[Any]]], count: int = 200
+) -> list[v2.PublishValuesRequest]:
+    """``count`` requests of every chosen signal, the k-th with stamp 1,700,000,000 + k s and
+    each signal's k-th value (cycling): what the bench's provider sends."""
+    requests = []
+    for k in range(count):
+        request = v2.PublishValuesRequest(request_id=k)
+        for sig, values in chosen:
+            dp = request.data_points[sig.id]
+            dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
+            setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
+        requests.append(request)
+    return requests
+
+
+async def measure(
+    messages: int, wire: bool = False, provider_only: bool = False, no_gc: bool = False
+) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
     service = ValV2Service(broker, None)  # type: ignore[arg-type] # no token checks: open grants below
@@ -46,20 +69,17 @@ async def measure(messages: int, wire: bool = False, provider_only: bool = False
     sub = service._subscribe(grants, signals, 1000, None)
     updates = service._stream(sub, signals, by_id=False)
     await updates.__anext__()  # the initial state
-    requests = []
-    for k in range(200):
-        request = v2.PublishValuesRequest(request_id=k)
-        for sig, values in chosen:
-            dp = request.data_points[sig.id]
-            dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000 + k, 1000
-            setattr(dp.value, field_for(sig.datatype), values[k % len(values)])
-        requests.append(request)
+    requests = provider_requests(chosen)
     raw = [v2.OpenProviderStreamRequest(publish_values_request=r).SerializeToString() for r in requests]
     # the server's own deserializer for provider streams where there is one (a lean message type)
     parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)
     if hasattr(provider_stream, "parse_request"):
         requests = [parse(r).publish_values_request for r in raw]
     publish = build = 0.0
+    if no_gc:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
     for k in range(messages):
         t0 = time.perf_counter()
         if wire:
@@ -93,6 +113,9 @@ if __name__ == "__main__":
     flags = sys.argv[2:]
     asyncio.run(
         measure(
-            int(sys.argv[1]) if len(sys.argv) > 1 else 2000, "--wire" in flags, "--provider-only" in flags
+            int(sys.argv[1]) if len(sys.argv) > 1 else 2000,
+            "--wire" in flags,
+            "--provider-only" in flags,
+            "--no-gc" in flags,
         )
     )

@@ -52,6 +52,7 @@ class SignalBroker:
         self._values: list[Datapoint | None] = [None] * n
         self._owners: list[Provider | None] = [None] * n
         self._subscribers: list[tuple[Subscription, ...]] = [_EMPTY] * n
+        self._subscriber_sets: dict[tuple[Subscription, ...], tuple[Subscription, ...]] = {_EMPTY: _EMPTY}
         self._subscriptions: set[Subscription] = set()
         self._providers: dict[str, Provider] = {}
         self.updates = 0
@@ -272,12 +273,19 @@ class SignalBroker:
 
     def _attach(self, sub: Subscription, sid: int) -> None:
         sub.signal_ids.add(sid)
-        self._subscribers[sid] = (*self._subscribers[sid], sub)
+        self._subscribers[sid] = self._shared((*self._subscribers[sid], sub))
 
     def _detach_all(self, sub: Subscription) -> None:
         for sid in sub.signal_ids:
-            self._subscribers[sid] = tuple(s for s in self._subscribers[sid] if s is not sub)
+            self._subscribers[sid] = self._shared(tuple(s for s in self._subscribers[sid] if s is not sub))
         self._subscriptions.discard(sub)
+        # only the sets in use stay: a closed subscription is not kept alive by the table
+        self._subscriber_sets = {subs: subs for subs in self._subscribers}
+
+    def _shared(self, subs: tuple[Subscription, ...]) -> tuple[Subscription, ...]:
+        """One tuple object per distinct subscriber set, so that ``publish_signals`` finds
+        signals with the same subscribers by identity (``is``) rather than comparing tuples."""
+        return self._subscriber_sets.setdefault(subs, subs)
 
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions)

@@ -101,7 +101,9 @@ class Provider:
         new = _new_tuple
         ts = time.time() if timestamp is None else timestamp
         errors: dict[str, AnycarError] = {}
-        count = 0
+        if not isinstance(items, list):
+            items = list(items)
+        refused = 0  # not len(errors): a signal refused twice in one message is one entry
         run_subs: tuple[Subscription, ...] = ()
         run: list[Datapoint] = []
         runs: list[tuple[tuple[Subscription, ...], list[Datapoint]]] = []
@@ -112,16 +114,17 @@ class Provider:
                     f"{sig.path} is provided by {_owner_name(owners[sid])}, not {self.name!r}",
                     path=sig.path,
                 )
+                refused += 1
                 continue
             if value is not None:
                 try:
                     value = sig.validate(value)
                 except ValueRejected as exc:
                     errors[sig.path] = InvalidValue(sig.path, str(exc))
+                    refused += 1
                     continue
             dp: Datapoint = new(Datapoint, (sig.path, value, ts))
             values[sid] = dp
-            count += 1
             subs = subscribers[sid]
             if subs is run_subs or subs == run_subs:
                 run.append(dp)
@@ -134,6 +137,7 @@ class Provider:
         for subs, batch in runs:
             for sub in subs:
                 sub.offer_many(batch)
+        count = len(items) - refused
         self.published += count
         broker.updates += count
         if errors:
