@@ -179,7 +179,7 @@ _INT_COLUMNS = {"day", "vehicle_id", "fixes"}
 _SQLITE_COLUMNS = tuple(c.name for c in position_days.columns)
 _SQLITE_ROW = "(" + ", ".join("?" * len(_SQLITE_COLUMNS)) + ")"
 _SQLITE_UPSERT = (
-    f"INSERT INTO position_days ({', '.join(_SQLITE_COLUMNS)}) VALUES {{rows}} "
+    f"INSERT INTO position_days ({', '.join(_SQLITE_COLUMNS)}) VALUES {{rows}} "  # nosec B608 # the table's own column names and ?-placeholders, no input
     "ON CONFLICT (day, vehicle_id) DO UPDATE SET fixes = (position_days.fixes + excluded.fixes), "
     "last_ts = excluded.last_ts, "
     "max_speed = CASE WHEN (position_days.max_speed IS NULL) THEN excluded.max_speed "
