@@ -23,7 +23,7 @@ from anycar.bench.fleet_procs import PATHS, Template
 from anycar.fleet import queries, registry
 from anycar.fleet.ingest import IngestWorker
 from anycar.fleet.mqttin import MqttError, MqttIn, mqtt_string, varint
-from anycar.fleet.store import Store, positions_of
+from anycar.fleet.store import TINY_DEGREES, Store, positions_of
 from anycar.fleet.store import _number as store_number
 from anycar.wire import Channel, Origin, WireError, decode, encode, messages, samples, topic
 from anycar.wire.codec import _check_plain
@@ -329,9 +329,11 @@ def _positions_before(doc: dict[str, Any], last: dict[str, float | None]) -> lis
         if moved_at is not None and ts != moved_at:
             emit()
             moved_at = None
-        last[key] = number
         if key in ("lat", "lon"):
             moved_at = ts
+            if -TINY_DEGREES < number < TINY_DEGREES:  # stored as 0 (PostgreSQL's underflow)
+                number = 0.0 * number
+        last[key] = number
     emit()
     return out
 
