@@ -372,6 +372,10 @@ class WalCheckpointer:
                     self.errors += 1
                     self.last_error = str(exc)
                     log.warning("sqlite checkpoint of %s: %s", self.path, exc)
+                except Exception as exc:  # anything else: logged and counted, the thread goes on
+                    self.errors += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("sqlite checkpoint of %s failed", self.path)
                 if woken:  # commits are coming: the next pass after interval_s, not at each commit
                     self._stop.wait(self.interval_s)
         finally:
