@@ -137,11 +137,14 @@ def test_kill_9_mid_for_mid_delay_mid_wait(tmp_path: Path) -> None:
             ).fetchone()[0]
             assert starts == 2  # the runs resumed; the restart did not start them again
             assert conn.execute("SELECT COUNT(*) FROM automation_runs").fetchone()[0] == 0
-            traces = (
-                [json.loads(r["body"]) for r in conn.execute("SELECT body FROM automation_traces")]
-                if _poll("SELECT run_id FROM automation_traces", tmp_path, 2)
-                else []
+        # each run's trace is written after its last notice: wait for the two resumed runs' own
+        # (held_open's trace alone could make up a count of two while waiting's is still on its way)
+        traces = [
+            json.loads(r["body"])
+            for r in _poll(
+                "SELECT body FROM automation_traces WHERE automation IN ('delayed', 'waiting')", tmp_path, 2
             )
+        ]
         resumed = [t for t in traces if t.get("resumed")]
         assert {t["automation"] for t in resumed} == {"delayed", "waiting"}
         waited = next(t for t in resumed if t["automation"] == "waiting")
