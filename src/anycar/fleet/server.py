@@ -188,7 +188,11 @@ class FleetServer:
 
         day_clock = cfg.logistics_clock or cfg.clock or time.time  # demo-route: the delivery day's "now"
         self.logistics.clock = day_clock
-        app.router.routes.extend(console_logistics_routes(self.engine, day_clock, lambda: self.csms))
+        app.router.routes.extend(
+            console_logistics_routes(
+                self.engine, day_clock, lambda: self.csms, self.sender.wake if self.sender else None
+            )
+        )
         app.state.openapi["paths"].update(
             paths_of(
                 app.router.routes,

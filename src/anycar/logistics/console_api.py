@@ -89,13 +89,17 @@ def _answer(exc: _Refused) -> JSONResponse:
 
 
 def console_logistics_routes(
-    engine: Engine, clock: Callable[[], float] = time.time, csms: Callable[[], Any] | None = None
+    engine: Engine,
+    clock: Callable[[], float] = time.time,
+    csms: Callable[[], Any] | None = None,
+    wake: Callable[[], Any] | None = None,
 ) -> list[Route]:
     """The routes, to be mounted in the fleet API app beside ``logistics_routes``. ``clock`` is
     their "now" (epoch seconds): when an outcome is stamped, the report's default day, the time a
     live move is timed from; the wall clock, or a test's or simulation's day (``FleetConfig.clock``).
     ``csms``: the swap room's CSMS when the server runs one (a live move that changes a swap stop
-    changes its reservation at once)."""
+    changes its reservation at once). ``wake``: the command sender's, so the changed routes a
+    live move pushes go at once (without it the sender's poll sends them)."""
     user_of = _guard(engine)
 
     async def guarded(request: Request, right: str, work: Any) -> JSONResponse:
@@ -166,6 +170,14 @@ def console_logistics_routes(
                 if done:
                     result.swap += done
                     result.plan = await asyncio.to_thread(board.plan, engine, user.tenant_id, int(raw))
+            if result.accepted and live and result.plan is not None:
+                # the plan in force: each vehicle whose route changed gets it, as a signed route
+                # command (the next version, which replaces the one its hub has)
+                result.pushed = await asyncio.to_thread(
+                    execution.push_routes, engine, user.tenant_id, result.plan, changed_only=True
+                )
+                if result.pushed and wake is not None:
+                    wake()
             return (200 if result.accepted else 409), result.to_json()
 
         return await guarded(request, "dispatch", work)

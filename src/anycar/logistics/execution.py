@@ -65,8 +65,15 @@ def _new_pin(length: int) -> str:
 
 
 # -- route push --------------------------------------------------------------------------------
-def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each route of the accepted ``plan`` as a pending ``route`` command for its vehicle."""
+def push_routes(
+    engine: Engine, tenant_id: int, plan: dict[str, Any], *, changed_only: bool = False
+) -> list[dict[str, Any]]:
+    """Each route of the accepted ``plan`` as a pending ``route`` command for its vehicle.
+
+    ``changed_only`` (a move or a settled reservation on the plan in force): only the vehicles
+    whose route differs from the one last pushed to them get one, the next version, which
+    replaces the old on the hub (same plan: what it has done stays done); a vehicle of this plan
+    left with no route (its last order moved away) gets an empty one, so it does not drive there."""
     cfg = settings()
     body = plan.get("plan", plan)
     plan_id = int(plan["id"])
@@ -78,32 +85,23 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
             r.ref: float(r.weight_kg)
             for r in conn.execute(select(OR.ref, OR.weight_kg).where(OR.tenant_id == tenant_id))
         }
+        wanted: dict[str, list[dict[str, Any]]] = {}
         for route in body.get("routes", []):
             wire_id = str(route["vehicle"]).split("#", 1)[0]
-            vid = ids.get(wire_id)
-            if vid is None:
-                continue
-            stops = []
-            for i, s in enumerate(x for x in route["stops"] if _pushed(x)):
-                if s["action"] == "swap":  # demo-route: the planned battery swap is a stop of the route
-                    stops.append(swap_stop(s))
-                    continue
-                ref, kind = str(s["order"]), _STOP_KIND[s["action"]]
-                needs_pin = kind in cfg["pin_required"]
-                stops.append(
-                    {
-                        "order": ref,
-                        "kind": kind,
-                        "lat": float(s["lat"]),
-                        "lon": float(s["lon"]),
-                        "window": str(s.get("window") or "")[:64],
-                        "eta": str(s.get("arrival") or "")[:8],
-                        "weight_kg": weights.get(ref, 0.0),
-                        "pin_required": needs_pin,
-                        "pin_length": int(cfg["pin_length"]) if needs_pin else 0,
-                    }
-                )
-                _keep_delivery(conn, tenant_id, vid, plan_id, i, stops[-1], needs_pin, cfg)
+            if wire_id in ids:
+                wanted[wire_id] = _route_stops(route, weights, cfg)
+        if changed_only:
+            last = _last_pushes(conn, tenant_id)
+            for wire_id, vid in ids.items():  # a route of this plan gone: the vehicle is told
+                had = last.get(vid)
+                if wire_id not in wanted and had is not None and had[0] == plan_id and had[1]:
+                    wanted[wire_id] = []
+            wanted = {w: stops for w, stops in wanted.items() if last.get(ids[w]) != (plan_id, stops)}
+        for wire_id, stops in wanted.items():
+            vid = ids[wire_id]
+            for i, stop in enumerate(stops):
+                if stop["kind"] != "swap":
+                    _keep_delivery(conn, tenant_id, vid, plan_id, i, stop, stop["pin_required"], cfg)
             version = (
                 conn.execute(
                     select(func.max(route_pushes.c.version)).where(route_pushes.c.vehicle_id == vid)
@@ -139,6 +137,50 @@ def push_routes(engine: Engine, tenant_id: int, plan: dict[str, Any]) -> list[di
             )
             pushed.append({"vehicle": wire_id, "version": version, "command": cid, "stops": len(stops)})
     return pushed
+
+
+def _route_stops(
+    route: dict[str, Any], weights: dict[str, float], cfg: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A plan's route as the route command's stops: what the driver needs, no PIN."""
+    stops = []
+    for s in (x for x in route["stops"] if _pushed(x)):
+        if s["action"] == "swap":  # demo-route: the planned battery swap is a stop of the route
+            stops.append(swap_stop(s))
+            continue
+        ref, kind = str(s["order"]), _STOP_KIND[s["action"]]
+        needs_pin = kind in cfg["pin_required"]
+        stops.append(
+            {
+                "order": ref,
+                "kind": kind,
+                "lat": float(s["lat"]),
+                "lon": float(s["lon"]),
+                "window": str(s.get("window") or "")[:64],
+                "eta": str(s.get("arrival") or "")[:8],
+                "weight_kg": weights.get(ref, 0.0),
+                "pin_required": needs_pin,
+                "pin_length": int(cfg["pin_length"]) if needs_pin else 0,
+            }
+        )
+    return stops
+
+
+def _last_pushes(conn: Connection, tenant_id: int) -> dict[int, tuple[int, list[dict[str, Any]]]]:
+    """Each vehicle's newest pushed route: (plan, stops)."""
+    r = route_pushes.c
+    newest = (
+        select(r.vehicle_id, func.max(r.version).label("version"))
+        .where(r.tenant_id == tenant_id)
+        .group_by(r.vehicle_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(r.vehicle_id, r.plan_id, r.route).join(
+            newest, and_(r.vehicle_id == newest.c.vehicle_id, r.version == newest.c.version)
+        )
+    ).all()
+    return {int(x.vehicle_id): (int(x.plan_id), list((x.route or {}).get("stops", []))) for x in rows}
 
 
 def _pushed(stop: dict[str, Any]) -> bool:

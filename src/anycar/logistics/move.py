@@ -36,11 +36,14 @@ class MoveResult:
     checked: int = 0  # candidate positions timed
     details: list[str] = field(default_factory=list)
     swap: list[str] = field(default_factory=list)  # what became of a swap stop on the routes
+    pushed: list[dict[str, Any]] = field(default_factory=list)  # the plan in force: routes sent
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"accepted": self.accepted, "reason": self.reason, "checked": self.checked}
         if self.swap:
             out["swap"] = self.swap
+        if self.pushed:
+            out["pushed"] = self.pushed
         if self.details:
             out["details"] = self.details[:10]
         if self.plan is not None:
