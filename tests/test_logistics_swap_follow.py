@@ -134,8 +134,8 @@ async def test_a_redispatch_moves_the_swap_to_the_better_station_and_the_reserva
     other = service.propose_redispatch(engine, tid, {**OPTIONS, "now": "09:20"}, clock=at_0920())
     accepted = service.accept(engine, tid, int(other["id"]))  # no CSMS here (the CLI's accept): said
     assert accepted["swap_pending"] == [
-        f"{WIRE}: the reservation change waits for the swap room's CSMS (accept through the fleet API "
-        "of a server that runs it)"
+        f"{WIRE}: the reservation change waits for the swap room's CSMS (a running `anycar fleet "
+        "serve --ocpp-port` settles it and pushes the route)"
     ]
     async with running_csms(engine, clock=at_0920) as csms:
         done = await swaproute.settle(csms, engine, tid, int(again["id"]), now=at_0920())

@@ -135,6 +135,8 @@ def plan_command(args: argparse.Namespace) -> int:
             accepted = service.accept(engine, tid, result["id"])
             result["status"] = "accepted"
             result["pushed"] = accepted["pushed"] if accepted else []
+            if accepted and accepted.get("swap_pending"):  # no CSMS here: the server's settles them
+                result["swap_pending"] = accepted["swap_pending"]
     except (service.PlanningError, board.BoardError) as exc:
         raise ConfigError(str(exc)) from None
     if args.json:
@@ -163,4 +165,6 @@ def plan_command(args: argparse.Namespace) -> int:
                 f"command {push['command']} (anycar fleet command show {push['command']} --tenant {args.tenant})",
                 markup=False,
             )
+    for line in result.get("swap_pending", []):
+        console.print(f"  [yellow]swap[/] {line}", highlight=False)
     return 0

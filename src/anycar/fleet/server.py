@@ -273,6 +273,14 @@ class FleetServer:
                 clock=cfg.clock or time.time,  # a station's day is the room's
             )
             self.components.append(self.csms)
+            # logistics: the plan in force's reservation changes left pending (a CLI accept, a
+            # failed change) settled through this CSMS, the changed routes pushed
+            from anycar.logistics.swapsettle import SwapSettler
+
+            self.settler = SwapSettler(
+                self.engine, self.csms, day_clock, self.sender.wake if self.sender else None
+            )
+            self.components.append(self.settler)
             # swap-vehicle: the pack the vehicle reports against what the station handed out
             from anycar.swap.reconcile import PackReconciler
 

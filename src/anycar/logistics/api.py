@@ -25,6 +25,7 @@ from anycar.fleet.registry import User, user_for_token
 from anycar.logistics import board, service
 from anycar.logistics.csvimport import read_orders
 from anycar.logistics.settings import service_area
+from anycar.logistics.swaproute import station_skew
 
 RIGHTS: dict[str, frozenset[str]] = {
     "owner": frozenset({"read", "dispatch", "outcome"}),
@@ -161,8 +162,10 @@ def logistics_routes(
     async def make_redispatch(request: Request) -> JSONResponse:
         async def work(user: User) -> tuple[int, Any]:
             options = await _json(request)
+            now = clock()
+            skew = station_skew(csms() if csms is not None else None, now)  # reservations: CSMS time
             return 201, await asyncio.to_thread(
-                lambda: service.propose_redispatch(engine, user.tenant_id, options, clock=clock())
+                lambda: service.propose_redispatch(engine, user.tenant_id, options, clock=now, skew=skew)
             )
 
         return await guarded(request, "dispatch", work)

@@ -10,6 +10,7 @@ or bound as SQL parameters, never spliced into SQL; a bad one is a one-line 400.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import time
@@ -27,6 +28,7 @@ from anycar.logistics.api import RIGHTS, _json, _Refused
 from anycar.logistics.legs import plan_legs
 from anycar.logistics.matrix import haversine_m
 from anycar.logistics.move import MoveError, move_order
+from anycar.logistics.swaproute import settle_held, settle_lock, station_skew
 
 MAX_FILTER = 64
 MAX_PROOFS = 200  # the viewer shows the newest; GET /api/pods?order= reads any one
@@ -158,26 +160,29 @@ def console_logistics_routes(
                 if not isinstance(value, str) or not 0 < len(value) <= MAX_FILTER:
                     raise _Refused(400, "bad_parameter", f"{name}: a string of 1-{MAX_FILTER} characters")
             now = clock()
-            result = await asyncio.to_thread(
-                move_order, engine, user.tenant_id, int(raw), str(order), str(vehicle), now=now
-            )
             room = csms() if csms is not None else None
-            live = result.plan is not None and result.plan.get("status") == "accepted"
-            if result.accepted and live and room is not None:  # the plan in force: reservations now
-                from anycar.logistics.swaproute import settle
-
-                done = await settle(room, engine, user.tenant_id, int(raw), now=now)
-                if done:
-                    result.swap += done
-                    result.plan = await asyncio.to_thread(board.plan, engine, user.tenant_id, int(raw))
-            if result.accepted and live and result.plan is not None:
-                # the plan in force: each vehicle whose route changed gets it, as a signed route
-                # command (the next version, which replaces the one its hub has)
-                result.pushed = await asyncio.to_thread(
-                    execution.push_routes, engine, user.tenant_id, result.plan, changed_only=True
+            skew = station_skew(room, now)  # a held reservation's expiry is on the CSMS's clock
+            async with settle_lock(room) if room is not None else contextlib.nullcontext():
+                # the plan's read, write and settle in one piece (the CSMS's settler writes it too)
+                result = await asyncio.to_thread(
+                    lambda: move_order(
+                        engine, user.tenant_id, int(raw), str(order), str(vehicle), now=now, skew=skew
+                    )
                 )
-                if result.pushed and wake is not None:
-                    wake()
+                live = result.plan is not None and result.plan.get("status") == "accepted"
+                if result.accepted and live and room is not None:  # the plan in force: reservations now
+                    done = await settle_held(room, engine, user.tenant_id, int(raw), now=now)
+                    if done:
+                        result.swap += done
+                        result.plan = await asyncio.to_thread(board.plan, engine, user.tenant_id, int(raw))
+                if result.accepted and live and result.plan is not None:
+                    # the plan in force: each vehicle whose route changed gets it, as a signed
+                    # route command (the next version, which replaces the one its hub has)
+                    result.pushed = await asyncio.to_thread(
+                        execution.push_routes, engine, user.tenant_id, result.plan, changed_only=True
+                    )
+            if result.pushed and wake is not None:
+                wake()
             return (200 if result.accepted else 409), result.to_json()
 
         return await guarded(request, "dispatch", work)

@@ -87,13 +87,22 @@ def _loaded_first(problem: _Problem, seq: list[tuple[int, str]]) -> list[tuple[i
 
 
 def move_order(
-    engine: Engine, tenant_id: int, plan_id: int, ref: str, vehicle: str, *, now: float | None = None
+    engine: Engine,
+    tenant_id: int,
+    plan_id: int,
+    ref: str,
+    vehicle: str,
+    *,
+    now: float | None = None,
+    skew: float = 0.0,
 ) -> MoveResult:
     """Move ``ref`` onto ``vehicle``'s route in plan ``plan_id`` if the planner's checks allow it.
 
     In the plan in force (accepted) the rounds are under way: both routes are timed from now
     (``now``, default the clock) and from each vehicle's last position with its goods on board,
-    as a re-dispatch is; a proposal is timed as it was planned, from the shift start at the depot."""
+    as a re-dispatch is; a proposal is timed as it was planned, from the shift start at the depot.
+    ``skew``: the swap room's clock less ``now`` (``swaproute.station_skew``; default 0: one
+    clock), for the reservations a swap stop on either route holds."""
     found = board.plan(engine, tenant_id, plan_id)
     if found is None:
         raise MoveError(404, "no such plan")
@@ -245,8 +254,8 @@ def move_order(
     if any(olds):
         clock = time.time() if now is None else float(now)
         rids = [int(x["reservation"]) for o in olds for x in o if isinstance(x.get("reservation"), int)]
-        held = swaproute.reservations(engine, rids)
-        stations = swaproute.stations_for(engine, tenant_id, [x for o in olds for x in o], clock, held)
+        held = swaproute.reservations(engine, rids, skew)
+        stations = swaproute.stations_for(engine, tenant_id, [x for o in olds for x in o], clock, held, skew)
         for (r, new, i), old in zip(pairs, olds, strict=True):
             if not old:
                 continue

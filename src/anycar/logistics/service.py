@@ -226,7 +226,7 @@ def accept(engine: Engine, tenant_id: int, plan_id: int) -> dict[str, Any] | Non
     if waiting:  # the API settles them first through the server's CSMS; none here (the CLI)
         found["swap_pending"] = [
             f"{c['vehicle']}: the reservation change waits for the swap room's CSMS "
-            "(accept through the fleet API of a server that runs it)"
+            "(a running `anycar fleet serve --ocpp-port` settles it and pushes the route)"
             for c in waiting
         ]
     return found
@@ -262,13 +262,19 @@ def clock_now_s(now: float | None = None) -> int:
 
 
 def propose_redispatch(
-    engine: Engine, tenant_id: int, options: dict[str, Any], *, clock: float | None = None
+    engine: Engine,
+    tenant_id: int,
+    options: dict[str, Any],
+    *,
+    clock: float | None = None,
+    skew: float = 0.0,
 ) -> dict[str, Any]:
     """Re-plan from now: the plan in force says who carries what; delivered and failed orders
     are the fixed head of their vehicle's route; vehicles away from the depot have their planned
     orders on board (loaded there in the morning) and courier jobs whose pickup is past. A swap
     stop still to make follows the new plan (``swaproute.follow``); ``clock``: the logistics
-    room's "now" (epoch; its UTC day is the plan's), default the wall clock."""
+    room's "now" (epoch; its UTC day is the plan's), default the wall clock; ``skew``: the swap
+    room's clock less it (``swaproute.station_skew``; default 0: one clock)."""
     current = board.accepted_plan(engine, tenant_id)
     if current is None:
         raise PlanningError("no accepted plan to re-dispatch (POST /api/plans, then accept one)")
@@ -310,7 +316,15 @@ def propose_redispatch(
     day_now = wall - wall % 86_400 + now_s  # the re-plan's "now" on the room's day
     vehicles = {v.id: v for v in request.vehicles}
     out["plan"]["notes"] += follow(
-        engine, tenant_id, body, out["plan"], vehicles, info["assumed_full"], provider(), now=day_now
+        engine,
+        tenant_id,
+        body,
+        out["plan"],
+        vehicles,
+        info["assumed_full"],
+        provider(),
+        now=day_now,
+        skew=skew,
     )  # a swap still to make follows the new plan
     plan_id = board.save_plan(engine, tenant_id, "redispatch", out)
     return {"id": plan_id, "status": "proposed", **out}

@@ -20,7 +20,9 @@ force, when the plan is accepted for a proposal.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,9 +148,21 @@ def without_swaps(route: dict[str, Any]) -> dict[str, Any]:
     return {**route, "stops": [s for s in route.get("stops", []) if s.get("action") != "swap"]}
 
 
-def reservations(engine: Engine, ids: list[int]) -> dict[int, tuple[str, float]]:
-    """(status, expires epoch) of each reservation among ``ids``; {} when the fleet has no swap
-    room's tables (nothing is known of them then)."""
+def station_skew(csms: Any, now: float) -> float:
+    """How far the swap room's clock is ahead of the logistics room's ``now``: the CSMS stamps a
+    reservation's expiry on its own clock (``Csms.clock``, ``FleetConfig.clock``), the plan's
+    times are on the logistics day (``FleetConfig.logistics_clock``), and the two differ in a
+    simulated day or a test's. Without a CSMS in the process: 0, the two taken as one clock (as
+    ``FleetServer`` has them unless ``logistics_clock`` is set). A duration (the minutes a pack
+    is held) is the same on both, so ReserveNow's minutes need no translation."""
+    clock = getattr(csms, "clock", None)
+    return float(clock()) - now if callable(clock) else 0.0
+
+
+def reservations(engine: Engine, ids: list[int], skew: float = 0.0) -> dict[int, tuple[str, float]]:
+    """(status, expires epoch on the logistics clock) of each reservation among ``ids``: the
+    CSMS's expiry less ``skew`` (``station_skew``); {} when the fleet has no swap room's tables
+    (nothing is known of them then)."""
     if not ids:
         return {}
     from anycar.swap import tables as t
@@ -159,7 +173,7 @@ def reservations(engine: Engine, ids: list[int]) -> dict[int, tuple[str, float]]
             rows = conn.execute(select(r.id, r.status, r.expires).where(r.id.in_(ids))).all()
     except SQLAlchemyError:
         return {}
-    return {int(x.id): (str(x.status), float(x.expires)) for x in rows}
+    return {int(x.id): (str(x.status), float(x.expires) - skew) for x in rows}
 
 
 def stations_for(
@@ -168,13 +182,16 @@ def stations_for(
     old: list[dict[str, Any]],
     now: float,
     known: dict[int, tuple[str, float]] | None = None,
+    skew: float = 0.0,
 ) -> list[SwapStation]:
     """The tenant's swap stations with a site, as the planner sees them at ``now`` (epoch). At a
     station where a swap of ``old`` still has its reservation (``known``: the swap room's word;
     not there: the plan's), the pack it keeps is counted back (it is that vehicle's) and the
     station is a choice even while it is offline: the CSMS holds the reservation until it
     connects (``swapstops.reserve``). Without the swap room's tables or sites: the stations of
-    ``old`` alone, at their place, with the held pack."""
+    ``old`` alone, at their place, with the held pack. ``skew``: the CSMS's clock less ``now``
+    (``station_skew``): which reservations still hold is judged on the CSMS's clock, the times
+    of the day come out on the logistics day."""
     day_start = now - now % DAY_S
     known = known or {}
     held = {
@@ -193,7 +210,9 @@ def stations_for(
                 .where(t.stations.c.tenant_id == tenant_id)
             ).all()
         sites = {str(x.station_id): (float(x.lat), float(x.lon)) for x in rows}
-        found = stations_from_tables(engine, sites, now=now, day_start=day_start) if sites else []
+        found = (
+            stations_from_tables(engine, sites, now=now + skew, day_start=day_start + skew) if sites else []
+        )
     except (SQLAlchemyError, ValueError):
         found = []
     out = [dataclasses.replace(st, ready=st.ready + 1, online=True) if st.id in held else st for st in found]
@@ -339,9 +358,26 @@ async def settle(csms: Any, engine: Engine, tenant_id: int, plan_id: int, *, now
     release the old reservation (CancelReservation, or withdrawn when the CSMS still holds it),
     book the new one (ReserveNow until ``RESERVE_MARGIN_S`` after the arrival) and write its id
     and status into the plan's swap stop. The notes say what was done; a change that fails is
-    said and left pending (the next settle tries again)."""
-    import asyncio
+    said and left pending (the next settle tries again: ``SwapSettler`` in the server that runs
+    the CSMS, for the plan in force)."""
+    async with settle_lock(csms):  # the API's and the settler's calls never book one change twice
+        return await settle_held(csms, engine, tenant_id, plan_id, now=now)
 
+
+_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def settle_lock(csms: Any) -> asyncio.Lock:
+    """The one lock of ``csms``'s plan settling: held by ``settle``, and by a live move around
+    its read, write and settle of the plan (``SwapSettler`` writes the plan in force too)."""
+    lock = _LOCKS.get(csms)
+    if lock is None:
+        lock = _LOCKS[csms] = asyncio.Lock()
+    return lock
+
+
+async def settle_held(csms: Any, engine: Engine, tenant_id: int, plan_id: int, *, now: float) -> list[str]:
+    """``settle`` for a caller that holds ``settle_lock(csms)``."""
     from anycar.logistics.swapstops import reserve
     from anycar.swap.csms import SwapError
 
@@ -363,7 +399,10 @@ async def settle(csms: Any, engine: Engine, tenant_id: int, plan_id: int, *, now
             try:
                 answer = await csms.cancel_reservation(old["station"], int(old["reservation"]))
             except SwapError as exc:
-                notes.append(f"{name}: reservation {old['reservation']} not released yet: {exc}")
+                why = f"{name}: reservation {old['reservation']} not released yet: {exc}"
+                if change.get("error") != why:  # said once, not at every pass of the settler
+                    change["error"] = why
+                    notes.append(why)
                 continue
             change["released"] = answer
             notes.append(f"{name}: reservation {old['reservation']} at {old['station']} released ({answer})")
@@ -385,6 +424,8 @@ async def settle(csms: Any, engine: Engine, tenant_id: int, plan_id: int, *, now
             stop["window"] = f"{_hhmm(swap.arrival_s)}-{_hhmm(got.expires_s)}"
             notes.append(f"{name}: reservation {got.reservation_id} at {want['station']}: {got.status}")
         change["done"] = True
+    if not notes:
+        return []
     body["notes"] = [*body.get("notes", []), *notes]
     await asyncio.to_thread(_store, engine, tenant_id, plan_id, stored)
     return notes
@@ -400,13 +441,15 @@ def follow(
     provider: MatrixProvider,
     *,
     now: float,
+    skew: float = 0.0,
 ) -> list[str]:
     """Each swap stop of the plan in force (``before``) still to make follows the re-plan
     (``after``, in place): planned again on the vehicle's new route from where it is now
     (``refit``: re-timed, moved to a better station, or removed when no longer needed), the
     reservation change written in ``after["swap_changes"]`` for ``settle`` at accept. A route
     that needs a swap and can reach no station keeps the old stop as it was, said in the notes.
-    ``vehicles``: the re-plan's vehicles by id (their charge and place now)."""
+    ``vehicles``: the re-plan's vehicles by id (their charge and place now); ``skew``: the CSMS's
+    clock less ``now`` (``station_skew``)."""
     pending = [
         (str(r["vehicle"]), r.get("stops", []), i, s)
         for r in before.get("routes", [])
@@ -416,8 +459,8 @@ def follow(
     if not pending:
         return []
     ids = [int(s["reservation"]) for _, _, _, s in pending if isinstance(s.get("reservation"), int)]
-    held = reservations(engine, ids)
-    stations = stations_for(engine, tenant_id, [s for _, _, _, s in pending], now, held)
+    held = reservations(engine, ids, skew)
+    stations = stations_for(engine, tenant_id, [s for _, _, _, s in pending], now, held, skew)
     day_start = now - now % DAY_S
     notes: list[str] = []
     changes = after.setdefault("swap_changes", [])
