@@ -7,7 +7,8 @@ real planner on the shipped Helsinki network.
   the test starts) while the CSMS and its station speak the wall clock. A held reservation's
   expiry is on the CSMS's clock: a live move that re-times the swap keeps the reservation that
   still holds the pack until then (read on the logistics day it is the same moment), where it
-  used to be compared on the logistics day as it was and released and booked again.
+  used to be compared on the logistics day as it was and released and booked again. One that
+  ends before the re-timed swap is released and a new one booked before the routes go.
 - An accept in a process without the CSMS (``service.accept``, what ``anycar fleet plan
   --accept`` calls) leaves the reservation change pending and says in one line who settles it:
   the server that runs the CSMS does (``SwapSettler``), through the station, and pushes the
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from anycar.fleet import registry
 from anycar.fleet.server import FleetConfig, FleetServer
@@ -235,4 +236,37 @@ async def test_an_accept_without_the_csms_is_settled_by_the_server_that_runs_it(
         )
         route = execution.route_of(engine, d.tenant, WIRE)
         assert route is not None and route["version"] == pushed["version"] + 1
+        assert [s.get("reservation") for s in route["stops"] if s["kind"] == "swap"] == [new_id]
+
+
+async def test_a_live_move_that_outlasts_the_reservation_pushes_the_new_one(tmp_path: Path) -> None:
+    """The pack is held only until half a minute from now (on the CSMS's clock), and the re-timed
+    swap starts later: the move books a new one at the station (and releases the old) before the
+    route goes, so the route the hub gets carries the new reservation."""
+    async with day(tmp_path) as d:
+        with d.server.engine.begin() as conn:
+            conn.execute(
+                update(t.reservations)
+                .where(t.reservations.c.id == d.reservation)
+                .values(expires=time.time() + 30)
+            )
+        plan = board.plan(d.server.engine, d.tenant, d.plan)
+        assert plan is not None
+        moved = next(s["order"] for s in plan["plan"]["routes"][0]["stops"] if s.get("order"))
+        r = await d.api.post(
+            f"/api/plans/{d.plan}/move", json={"order": moved, "vehicle": OTHER}, headers=d.auth()
+        )
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        held = d.reservations()
+        assert len(held) == 2, (answer, held)
+        (new_id,) = [k for k in held if k != d.reservation]
+        assert held == {d.reservation: ("cancelled", "Accepted"), new_id: ("active", "Accepted")}
+        retimed, released, booked = answer["swap"]
+        assert retimed.endswith(f"reservation {d.reservation} ends before then: a new one"), retimed
+        assert released == f"{WIRE}: reservation {d.reservation} at hki-kamppi released (Accepted)"
+        assert booked == f"{WIRE}: reservation {new_id} at hki-kamppi: Accepted"
+        assert {p["vehicle"]: p["version"] for p in answer["pushed"]} == {WIRE: 2, OTHER: 1}
+        route = execution.route_of(d.server.engine, d.tenant, WIRE)
+        assert route is not None
         assert [s.get("reservation") for s in route["stops"] if s["kind"] == "swap"] == [new_id]

@@ -128,6 +128,8 @@ def test_a_dragged_stop_leaves_the_swap_stop_on_its_route_re_timed(page: Any, fl
         in toast
     )
     assert "ok" in page.get_attribute("[data-testid=move-result]", "class")
+    # the plan in force: both changed routes sent to their hubs (v1 at accept, v2 at the API's move)
+    assert "route v3 sent to sw-1" in toast and "route v2 sent to sw-2" in toast, toast
     # the table shows it in its new place and time, still with its reservation (once reloaded:
     # the moved stop is on sw-2's table)
     page.wait_for_selector(f".lg-route[data-route='sw-2'] tr[data-order='{moved}']", timeout=30_000)

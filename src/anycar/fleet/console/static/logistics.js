@@ -214,8 +214,10 @@ export class LogisticsPage {
     if (!order || !this.current) return;
     try {
       const r = await fetchMove(this.apiBase, this.current.id, order, vehicle);
-      // what became of a swap stop on the routes it changed (re-timed, moved, removed and why)
-      this.say([r.body.reason, ...(r.body.swap || [])].join(" · "), r.body.accepted);
+      // what became of a swap stop on the routes it changed (re-timed, moved, removed and why);
+      // in the plan in force, the changed routes sent to their hubs (logistics, session 7)
+      const sent = (r.body.pushed || []).map((p) => p.skipped ? `route for ${p.vehicle} not sent: ${p.skipped}` : `route v${p.version} sent to ${p.vehicle}`);
+      this.say([r.body.reason, ...(r.body.swap || []), ...sent].join(" · "), r.body.accepted);
       if (r.body.accepted) await this.plan();
     } catch (e) { this.say(e.message, false); }
   }
