@@ -424,8 +424,8 @@ async def settle_held(csms: Any, engine: Engine, tenant_id: int, plan_id: int, *
             stop["window"] = f"{_hhmm(swap.arrival_s)}-{_hhmm(got.expires_s)}"
             notes.append(f"{name}: reservation {got.reservation_id} at {want['station']}: {got.status}")
         change["done"] = True
-    if not notes:
-        return []
+    if not notes and not any(c.get("done") for c in pending):
+        return []  # nothing new: a failure already said, nothing done (the settler's passes)
     body["notes"] = [*body.get("notes", []), *notes]
     await asyncio.to_thread(_store, engine, tenant_id, plan_id, stored)
     return notes
