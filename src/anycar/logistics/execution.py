@@ -215,9 +215,13 @@ def _keep_delivery(
     needs_pin: bool,
     cfg: dict[str, Any],
 ) -> None:
-    """The order's execution row: a re-dispatch moves it and keeps its PIN and notifications."""
+    """The order's execution row: a re-dispatch moves it and keeps its PIN and notifications; a
+    stop its vehicle is arriving at stays ``arriving`` while it is that vehicle's next stop (a
+    move re-pushes the route: the ETA loop says arriving once and would not say it again)."""
     found = conn.execute(
-        select(D.id, D.pin, D.status).where(and_(D.tenant_id == tenant_id, D.order_ref == stop["order"]))
+        select(D.id, D.pin, D.status, D.vehicle_id).where(
+            and_(D.tenant_id == tenant_id, D.order_ref == stop["order"])
+        )
     ).first()
     values = {
         "vehicle_id": vid,
@@ -238,7 +242,12 @@ def _keep_delivery(
             )
         )
     elif found.status != "delivered":  # failed: pushed again for another attempt (``retry``)
-        conn.execute(update(deliveries).where(D.id == found.id).values(**values, status="planned"))
+        keep = found.status == "arriving" and found.vehicle_id == vid and seq == 0  # still the next stop
+        conn.execute(
+            update(deliveries)
+            .where(D.id == found.id)
+            .values(**values, status="arriving" if keep else "planned")
+        )
 
 
 def route_of(engine: Engine, tenant_id: int, vehicle: str) -> dict[str, Any] | None:
