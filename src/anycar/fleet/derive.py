@@ -25,7 +25,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Float, and_, cast, delete, func, insert, literal, null, select, union_all, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -64,13 +78,23 @@ class Derived:
     cursor_was: float = NEW  # the time the stream had been derived to before this pass
 
 
-def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
-    query = (
-        select(derive_cursors.c.until_ts, derive_cursors.c.state)
-        .where(derive_cursors.c.vehicle_id == vehicle_id)
-        .with_for_update()
+_DC = derive_cursors.c
+# the hot path's statements, built once (domain-pass, session 7): building a select per call
+# (operators, coercions, the cache key of a fresh tree) cost more CPU than SQLite running it
+_LOCK = select(_DC.until_ts, _DC.state).where(_DC.vehicle_id == bindparam("vid")).with_for_update()
+_MOVE = (
+    update(derive_cursors)
+    .where(_DC.vehicle_id == bindparam("vid"))
+    .values(
+        until_ts=bindparam("until_ts", type_=_DC.until_ts.type),
+        state=bindparam("state", type_=_DC.state.type),
+        updated=bindparam("updated", type_=_DC.updated.type),
     )
-    found = conn.execute(query).first()
+)
+
+
+def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
+    found = conn.execute(_LOCK, {"vid": vehicle_id}).first()
     if found is not None:
         return found
     ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -79,7 +103,7 @@ def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
         .values(vehicle_id=vehicle_id, until_ts=NEW, state={}, updated=time.time())
         .on_conflict_do_nothing()  # another process made it first: its row is locked below
     )
-    return conn.execute(query).one()
+    return conn.execute(_LOCK, {"vid": vehicle_id}).one()
 
 
 def _conds(after: float, inclusive: bool, upto: float | None = None) -> tuple[Any, Any]:
@@ -109,7 +133,7 @@ def _covers(win: Window, ts: float) -> bool:
     return (ts > lo or (ts == lo and inclusive)) and ts <= hi
 
 
-def _window_count(vehicle_id: int, win: Window) -> Any:
+def _window_count(vehicle_id: Any, win: tuple[Any, bool, Any, Any]) -> Any:
     """How many rows the window holds now (the positions' and the signal values' counts)."""
     p, sv = db.positions.c, db.signal_values.c
     pc, sc = _conds(win[0], win[1], win[2])
@@ -120,6 +144,36 @@ def _window_count(vehicle_id: int, win: Window) -> Any:
         .where(sv.vehicle_id == vehicle_id, sc)
         .scalar_subquery()
     )
+
+
+_READS: dict[tuple[bool, bool | None], Any] = {}
+
+
+def _read_statement(inclusive: bool, check: bool | None) -> Any:
+    """The stream read (and, with ``check`` the window's inclusiveness, its count) with its
+    values as bound parameters ``vid``, ``after``, ``lo``, ``hi``: six statements, each built
+    once (domain-pass)."""
+    key = (inclusive, check)
+    found = _READS.get(key)
+    if found is not None:
+        return found
+    p, sv = db.positions.c, db.signal_values.c
+    vid, after = bindparam("vid", type_=Integer), bindparam("after", type_=Float)
+    pc, sc = _conds(after, inclusive)
+    parts = [
+        select(literal("sig").label("k"), sv.ts, null(), null(), null(), sv.path, sv.num, sv.value).where(
+            sv.vehicle_id == vid, sc
+        ),
+        select(literal("pos"), p.ts, p.lat, p.lon, p.speed, null(), null(), null()).where(
+            p.vehicle_id == vid, pc
+        ),
+    ]
+    if check is not None:
+        lo, hi = bindparam("lo", type_=Float), bindparam("hi", type_=Float)
+        counted = cast(_window_count(vid, (lo, check, hi, None)), Float)
+        parts.append(select(literal("n"), counted, null(), null(), null(), null(), null(), null()))
+    _READS[key] = union_all(*parts)
+    return _READS[key]
 
 
 def _samples(
@@ -136,24 +190,15 @@ def _samples(
     batch that commits meanwhile is read whole or not at all (two statements could see its
     signal values and miss its position, and the next pass then had to re-derive), and a late
     commit's check costs no round trip of its own (fleet-domain, session 6)."""
-    p, sv = db.positions.c, db.signal_values.c
-    pc, sc = _conds(after, inclusive)
-    parts = [
-        select(literal("sig").label("k"), sv.ts, null(), null(), null(), sv.path, sv.num, sv.value).where(
-            sv.vehicle_id == vehicle_id, sc
-        ),
-        select(literal("pos"), p.ts, p.lat, p.lon, p.speed, null(), null(), null()).where(
-            p.vehicle_id == vehicle_id, pc
-        ),
-    ]
+    params: dict[str, Any] = {"vid": vehicle_id, "after": after}
     if check is not None:
-        counted = cast(_window_count(vehicle_id, check), Float)
-        parts.append(select(literal("n"), counted, null(), null(), null(), null(), null(), null()))
+        params.update(lo=check[0], hi=check[2])
+    statement = _read_statement(inclusive, None if check is None else check[1])
     out: list[Sample] = []
     kinds = {cfg.speed: "speed", cfg.soc: "soc", cfg.energy: "energy", cfg.capacity: "capacity"}
     skip = {"Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"}
     rows, newest, held = 0, after, None
-    for k, ts, lat, lon, speed, path, num, value in conn.execute(union_all(*parts)):
+    for k, ts, lat, lon, speed, path, num, value in conn.execute(statement, params):
         if k == "n":
             held = int(ts)
             continue
@@ -330,19 +375,19 @@ def derive_vehicle(
     for w in out.withdrawn:
         w.update(tenant_id=v.tenant_id, vehicle_id=v.id, vehicle=v.wire_id)
     conn.execute(
-        update(derive_cursors)
-        .where(derive_cursors.c.vehicle_id == v.id)
-        .values(
-            until_ts=max(last, until),
-            state={
+        _MOVE,
+        {
+            "vid": v.id,
+            "until_ts": max(last, until),
+            "state": {
                 "seg": seg.s,
                 "rules": cloud.s,
                 "ctx": ctx,
                 "inside": inside or [],
                 **_windows(last_win, until, [win_from, win_inclusive, max(newest, last, until), rows]),
             },
-            updated=time.time(),
-        )
+            "updated": time.time(),
+        },
     )
     for e in out.geofence_events:
         e["vehicle"] = v.wire_id
@@ -384,6 +429,46 @@ def _fence_event(
     }
 
 
+_OPEN_COLS = {
+    trips: [c.name for c in trips.c if c.name not in ("id", "tenant_id", "vehicle_id")],
+    stops: [c.name for c in stops.c if c.name not in ("id", "tenant_id", "vehicle_id")],
+}
+_DROP_OPEN = {
+    t: delete(t).where(and_(t.c.vehicle_id == bindparam("vid"), t.c.open.is_(True))) for t in (trips, stops)
+}
+_INSERT = {t: insert(t) for t in (trips, stops)}
+# the open row rewritten in place (one statement, not a delete and an insert; domain-pass)
+_REWRITE_OPEN = {
+    t: update(t)
+    .where(and_(t.c.vehicle_id == bindparam("vid"), t.c.open.is_(True)))
+    .values({name: bindparam("n_" + name, type_=t.c[name].type) for name in cols})
+    for t, cols in _OPEN_COLS.items()
+}
+
+
+def _replace_open(
+    conn: Connection,
+    table: Any,
+    ids: dict[str, Any],
+    was: dict[str, Any] | None | bool,
+    now: dict[str, Any] | None,
+    rows: list[dict[str, Any]],
+) -> None:
+    """The vehicle's open row of ``table`` made ``now`` (None: none) where it was ``was`` (as
+    stored; True: not known): unchanged, nothing; an open row for an open row, one UPDATE; else
+    the delete, and ``now`` added to the ``rows`` to insert."""
+    if now == was:
+        return
+    if isinstance(was, dict) and now is not None:
+        params = {"vid": ids["vehicle_id"], **{"n_" + k: now[k] for k in _OPEN_COLS[table]}}
+        if conn.execute(_REWRITE_OPEN[table], params).rowcount == 1:
+            return
+    if was is not None:
+        conn.execute(_DROP_OPEN[table], {"vid": ids["vehicle_id"]})
+    if now:
+        rows.append({**ids, **now})
+
+
 def _write(
     conn: Connection,
     v: VehicleInfo,
@@ -394,26 +479,16 @@ def _write(
     """Closed trips and stops inserted; the open trip and stop replaced, each only when it
     differs from ``stored_open`` (what is stored, None: not known); a pass that only extends a
     stop or feeds a standing vehicle writes nothing here."""
-    t, s_ = trips.c, stops.c
     ids = {"tenant_id": v.tenant_id, "vehicle_id": v.id}
-    open_trip, open_stop = seg.open_trip(), seg.open_stop()
     was_trip, was_stop = stored_open if stored_open is not None else (True, True)
     trip_rows = [{**ids, **row} for row in seg.closed_trips]
-    if open_trip != was_trip:
-        if was_trip is not None:
-            conn.execute(delete(trips).where(and_(t.vehicle_id == v.id, t.open.is_(True))))
-        if open_trip:
-            trip_rows.append({**ids, **open_trip})
+    _replace_open(conn, trips, ids, was_trip, seg.open_trip(), trip_rows)
     stop_rows = [{**ids, **row} for row in seg.closed_stops]
-    if open_stop != was_stop:
-        if was_stop is not None:
-            conn.execute(delete(stops).where(and_(s_.vehicle_id == v.id, s_.open.is_(True))))
-        if open_stop:
-            stop_rows.append({**ids, **open_stop})
+    _replace_open(conn, stops, ids, was_stop, seg.open_stop(), stop_rows)
     if trip_rows:
-        conn.execute(insert(trips), trip_rows)
+        conn.execute(_INSERT[trips], trip_rows)
     if stop_rows:
-        conn.execute(insert(stops), stop_rows)
+        conn.execute(_INSERT[stops], stop_rows)
     out.trips = [{"vehicle": v.wire_id, **row} for row in seg.closed_trips]
     for row in out.trips:
         row["tenant_id"] = v.tenant_id
