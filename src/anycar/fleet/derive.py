@@ -450,7 +450,7 @@ def _replace_open(
     conn: Connection,
     table: Any,
     ids: dict[str, Any],
-    was: dict[str, Any] | None | bool,
+    was: dict[str, Any] | bool | None,
     now: dict[str, Any] | None,
     rows: list[dict[str, Any]],
 ) -> None:
