@@ -6,6 +6,8 @@ share of a pass spent reading the stream back.
 
     .venv/bin/python tools/fleet_domain_passes.py --db postgres --vehicles 200 --seconds 120
     .venv/bin/python tools/fleet_domain_passes.py --db sqlite --old   # a stream stamped 1 day back
+    .venv/bin/python tools/fleet_domain_passes.py --db sqlite --workers 1 --per-pass 1 --vehicles 300
+        # the console bench's shape: one process, every vehicle one message a second, a pass a second
 
 Two ``Store``s each with its own ``DomainPipeline`` stand for two workers: each vehicle sends
 ``--per-pass`` messages per second, alternately to the workers (a shared subscription), each
@@ -65,9 +67,10 @@ def main() -> None:
     ap.add_argument("--per-pass", type=int, default=4, help="messages per vehicle per second")
     ap.add_argument("--b-every", type=int, default=1, help="worker B passes every this many seconds")
     ap.add_argument("--old", action="store_true", help="stamp the stream a day back")
+    ap.add_argument("--workers", type=int, choices=(1, 2), default=2, help="1: every commit and pass in A")
     args = ap.parse_args()
-    if args.vehicles < 1 or args.seconds < 1 or args.per_pass < 2 or args.b_every < 1:
-        raise SystemExit("fleet_domain_passes: --vehicles, --seconds, --b-every >= 1, --per-pass >= 2")
+    if args.vehicles < 1 or args.seconds < 1 or args.per_pass < args.workers or args.b_every < 1:
+        raise SystemExit("fleet_domain_passes: --vehicles, --seconds, --b-every >= 1, --per-pass >= --workers")
     folder = Path(tempfile.mkdtemp(prefix="anycar-domain-passes-"))
     with database(args.db, folder) as url:
         engine = make_engine(url)
@@ -107,7 +110,7 @@ def main() -> None:
                     batch = [
                         Accepted(refs[v], drives[v][k])
                         for v in range(args.vehicles)
-                        if (v + k) % 2 == w and k < len(drives[v])
+                        if (v + k) % args.workers == w and k < len(drives[v])
                     ]
                     if batch:
                         c = time.process_time()
@@ -115,8 +118,8 @@ def main() -> None:
                         commit_cpu += time.process_time() - c
                         messages += len(batch)
                 # staggered: A's pass half-way through the second, B's at its end
-                for w, due in ((0, sub == args.per_pass // 2 - 1), (1, sub == args.per_pass - 1)):
-                    if due and (w == 0 or sec % args.b_every == args.b_every - 1):
+                for w, due in ((0, sub == max(0, args.per_pass // 2 - 1)), (1, sub == args.per_pass - 1)):
+                    if due and (w == 0 or (args.workers == 2 and sec % args.b_every == args.b_every - 1)):
                         c = time.process_time()
                         pipes[w].run_pending()
                         pass_cpu += time.process_time() - c
@@ -134,6 +137,7 @@ def main() -> None:
             "messages": messages,
             "per_pass": args.per_pass,
             "b_every": args.b_every,
+            "workers": args.workers,
             "old_stream": args.old,
             "vehicle_passes": vehicle_passes,
             **{
