@@ -70,7 +70,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, choices=(1, 2), default=2, help="1: every commit and pass in A")
     args = ap.parse_args()
     if args.vehicles < 1 or args.seconds < 1 or args.per_pass < args.workers or args.b_every < 1:
-        raise SystemExit("fleet_domain_passes: --vehicles, --seconds, --b-every >= 1, --per-pass >= --workers")
+        raise SystemExit(
+            "fleet_domain_passes: --vehicles, --seconds, --b-every >= 1, --per-pass >= --workers"
+        )
     folder = Path(tempfile.mkdtemp(prefix="anycar-domain-passes-"))
     with database(args.db, folder) as url:
         engine = make_engine(url)

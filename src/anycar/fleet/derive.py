@@ -106,7 +106,7 @@ def _lock_cursor(conn: Connection, vehicle_id: int) -> Any:
     return conn.execute(_LOCK, {"vid": vehicle_id}).one()
 
 
-def _conds(after: float, inclusive: bool, upto: float | None = None) -> tuple[Any, Any]:
+def _conds(after: Any, inclusive: bool, upto: Any = None) -> tuple[Any, Any]:
     """The positions' and the signal values' conditions of a read after ``after`` (and up to
     ``upto``): one place, so a window's recount reads exactly what its pass read."""
     p, sv = db.positions.c, db.signal_values.c
