@@ -13,6 +13,7 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 import websockets
 
 from fleet_support import eventually, fleet_engine, live_feed_server
@@ -94,3 +95,27 @@ async def test_a_client_behind_the_bound_is_closed_at_once_without_its_backlog(t
                 assert slow_seqs[-1] < overflow_end - bound, (slow_seqs[-1], overflow_end, bound)
                 assert closed_after < 30, closed_after
                 fast_reader.cancel()
+
+
+async def test_a_client_that_goes_away_leaves_the_feed_at_once_and_a_stop_logs_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing published meanwhile: the handler must notice the disconnect itself (before, it
+    waited on the feed until an item's send failed, and a server stop cancelled it mid-wait,
+    which uvicorn logged as "Exception in ASGI application" with a CancelledError traceback)."""
+    with fleet_engine("sqlite", tmp_path) as engine:
+        async with live_feed_server(engine) as (server, _tid, token, url):
+            for _ in range(2):
+                async with websockets.connect(url, ping_interval=None) as ws:
+                    await ws.send(token)
+                    assert json.loads(await ws.recv())["type"] == "hello"
+                    assert server.live.clients() == 1
+            await eventually(lambda: server.live.clients() == 0, 10, "the gone client's subscription")
+            staying = await websockets.connect(url, ping_interval=None)
+            await staying.send(token)
+            assert json.loads(await staying.recv())["type"] == "hello"
+        # the server stopped with the client still connected: it is told (1012), and no error
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await asyncio.wait_for(staying.recv(), 10)
+        assert staying.close_code == 1012, staying.close_code
+    assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]

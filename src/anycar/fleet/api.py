@@ -222,6 +222,14 @@ async def _pump(ws: WebSocket, queue: Subscription) -> None:
         await ws.send_text(json.dumps(item))
 
 
+async def _until_disconnect(ws: WebSocket) -> None:
+    """The client says nothing after its token: what it sends is read and let go, so that its
+    disconnect (or the server's shutdown, which uvicorn hands over as one) ends the feed at once,
+    not at the next item a send would fail on, nor by uvicorn cancelling a handler still waiting."""
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        pass
+
+
 async def _feed_until_behind(ws: WebSocket, queue: Subscription) -> None:
     """Send the client its items until it disconnects or falls behind the feed's bound; then
     stop at once (a send waiting for the client's socket is abandoned, no frame half written:
@@ -229,12 +237,13 @@ async def _feed_until_behind(ws: WebSocket, queue: Subscription) -> None:
     to take the close frame (a client that reads nothing at all just loses the connection)."""
     pump = asyncio.create_task(_pump(ws, queue), name="live-feed-send")
     behind = asyncio.create_task(queue.behind.wait(), name="live-feed-behind")
+    gone = asyncio.create_task(_until_disconnect(ws), name="live-feed-disconnect")
     try:
-        await asyncio.wait({pump, behind}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({pump, behind, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (pump, behind):
+        for task in (pump, behind, gone):
             task.cancel()
-        await asyncio.gather(pump, behind, return_exceptions=True)
+        await asyncio.gather(pump, behind, gone, return_exceptions=True)
     if queue.behind.is_set():
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(code=4408), CLOSE_S)  # too slow: dropped from the feed
