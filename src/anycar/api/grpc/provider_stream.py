@@ -52,10 +52,12 @@ _WHICH_ONEOF = t2.Value.WhichOneof
 _SLOW = object()  # a datapoint the quick ways did not read
 # a Datapoint made by tuple's own constructor (as the broker makes them): (path, value, timestamp)
 _new_tuple = tuple.__new__
-# per signal, what the publish loop needs of it: (signal, path, validate, Value field, is an array,
-# 0 for a float value field and 1 for a double's (None: neither), the range of values of the Value
-# field's own Python type that ``validate`` returns unchanged: ``lo <= value <= hi``)
-_Spec = tuple[Signal, str, Any, str, bool, int | None, Any, Any]
+# per signal, what the publish loop needs of it, the quick ways' part first: (0 for a float value
+# field and 1 for a double's, None: neither; the range of values of the Value field's own Python
+# type that ``validate`` returns unchanged, ``lo <= value <= hi``, empty (inf, -inf) for a float or
+# double without one, None for other types without one; the path; the Value field a cached value
+# field must have, "" for an array: never; (the signal, its validate, the Value field, is an array))
+_Spec = tuple[int | None, Any, Any, str, str, tuple[Signal, Any, str, bool]]
 _FLOAT_HEAD = b"\x12\x06\x8d\x01"  # Datapoint.value (field 2, 6 bytes): Value.float (17, fixed32)
 _DOUBLE_HEAD = b"\x12\x0a\x91\x01"  # Datapoint.value (10 bytes): Value.double (18, fixed64)
 _UNPACKERS: dict[int, list[Any]] = {}
@@ -104,7 +106,9 @@ def _spec_of(sig: Signal) -> _Spec:
     field, array, _, _ = DECODE_SPEC[sig.datatype]
     kind = None if array else {"float": 0, "double": 1}.get(field)
     lo, hi = accepted_range(sig)
-    return sig, sig.path, sig.validate, field, array, kind, lo, hi
+    if kind is not None and lo is None:
+        lo, hi = math.inf, -math.inf  # no value is inside: validate decides each
+    return kind, lo, hi, sig.path, "" if array else field, (sig, sig.validate, field, array)
 
 
 def _stamp(key: tuple[int, int]) -> float:
@@ -245,7 +249,7 @@ class ProviderStream:
                         if sid < 0 or sid >= known_ids:  # int32 on the wire: a negative id is no index
                             raise self.access.by_id_error(grants, sid, Action.PROVIDE) from None
                         spec = specs[sid] = _spec_of(signals[sid])
-                    sig, path, validate, field, array, kind, lo, hi = spec
+                    kind, lo, hi, path, cached_field, slow = spec
                     if sid not in claimed:
                         grants.check(Action.PROVIDE, path)
                         provider.claim([path])
@@ -261,18 +265,19 @@ class ProviderStream:
                             start = None
                         if start != starts[kind]:
                             value = _SLOW
-                        elif lo is not None and lo <= value <= hi:  # validate would return it as it is
+                        elif lo <= value <= hi:  # validate would return it as it is
                             sids.append(sid)
                             dps.append(new(Datapoint, (path, value, stamp)))
                             continue
                     elif raw[:cut] == prefix:  # this message's timestamp field, then the value field
                         known = seen.get(raw[cut:])
-                        if known is not None and known[0] == field and not array:
+                        if known is not None and known[0] == cached_field:
                             value = known[1]
                             if lo is not None and lo <= value <= hi:  # an int: as above
                                 sids.append(sid)
                                 dps.append(new(Datapoint, (path, value, stamp)))
                                 continue
+                    sig, validate, field, array = slow
                     if value is _SLOW:
                         dp, key, learned = read_datapoint(raw)
                         message_value = dp.value
