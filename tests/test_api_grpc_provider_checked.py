@@ -13,7 +13,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kuksa.val.v2 import val_pb2 as v2
-from test_api_grpc_lean_request import _request, _simple
 
 from anycar.api.auth import Grants
 from anycar.api.grpc.provider_stream import ProviderStream, accepted_range, parse_request
@@ -21,6 +20,7 @@ from anycar.api.grpc.val_v2 import ValV2Service
 from anycar.broker import SignalBroker
 from anycar.model import Catalog, NodeType, Signal
 from anycar.model.datatypes import FLOAT_TYPES, INTEGER_RANGES, ValueRejected
+from test_api_grpc_lean_request import _request, _simple
 
 CATALOG = Catalog.load_default()
 NUMERIC = sorted([*FLOAT_TYPES, *INTEGER_RANGES])
@@ -34,7 +34,13 @@ def _signal(draw: st.DrawFn) -> Signal:
         low, high = high, low
     allowed = draw(st.one_of(st.none(), st.just((1, 2.5))))
     return Signal(
-        "Vehicle.Probe", 0, NodeType.SENSOR, draw(st.sampled_from(NUMERIC)), min=low, max=high, allowed=allowed
+        "Vehicle.Probe",
+        0,
+        NodeType.SENSOR,
+        draw(st.sampled_from(NUMERIC)),
+        min=low,
+        max=high,
+        allowed=allowed,
     )
 
 
@@ -59,7 +65,9 @@ def test_a_value_inside_the_accepted_range_is_one_validate_returns_as_it_is(
     if near and sig.datatype in INTEGER_RANGES:
         edge = st.sampled_from(near).flatmap(lambda b: st.integers(math.floor(b) - 2, math.ceil(b) + 2))
     elif near:
-        edge = st.sampled_from(near).flatmap(lambda b: st.sampled_from([b, math.nextafter(b, -math.inf), math.nextafter(b, math.inf)]))
+        edge = st.sampled_from(near).flatmap(
+            lambda b: st.sampled_from([b, math.nextafter(b, -math.inf), math.nextafter(b, math.inf)])
+        )
     else:
         edge = _value_for(sig.datatype)
     value = data.draw(st.one_of(_value_for(sig.datatype), edge))
@@ -71,7 +79,9 @@ def test_a_value_inside_the_accepted_range_is_one_validate_returns_as_it_is(
             sig.validate(value)
         except ValueRejected:
             return
-        raise AssertionError(f"{value!r} outside [{lo}, {hi}] was accepted by {sig.datatype} {sig.min} {sig.max}")
+        raise AssertionError(
+            f"{value!r} outside [{lo}, {hi}] was accepted by {sig.datatype} {sig.min} {sig.max}"
+        )
 
 
 def test_bounds_at_the_edges() -> None:

@@ -43,8 +43,8 @@ from anycar.api.grpc.lean_request import (
 from anycar.api.grpc.wire import varint
 from anycar.broker import ActuationRejected, ActuationRequest, Datapoint, Provider, SignalBroker
 from anycar.errors import AnycarError, InvalidValue, WrongSignalType
-from anycar.model.datatypes import FLOAT32_MAX, FLOAT_TYPES, INTEGER_RANGES, ValueRejected
 from anycar.model import NodeType, Signal
+from anycar.model.datatypes import FLOAT32_MAX, FLOAT_TYPES, INTEGER_RANGES, ValueRejected
 
 _counter = itertools.count(1)
 _CLOSED = object()
@@ -75,6 +75,8 @@ def _whole_unpackers(cut: int) -> list[Any]:
             struct.Struct(f"<{cut + 4}sd").unpack,
         ]
     return found
+
+
 _NO_RANGE = (None, None)
 
 
