@@ -20,6 +20,7 @@ from anycar.api.grpc.common import InvalidRequest, error_v2
 from anycar.api.grpc.convert import value_from_v2
 from anycar.api.grpc.provider_stream import ProviderStream, parse_request
 from anycar.api.grpc.val_v2 import ValV2Service
+from anycar.api.grpc.wire import varint
 from anycar.broker import SignalBroker
 from anycar.errors import AnycarError
 from anycar.model import Catalog
@@ -229,4 +230,42 @@ def test_a_value_field_of_the_quick_length_but_another_type_is_read_as_its_type(
     dp.timestamp.seconds, dp.timestamp.nanos = 1_700_000_000, 1000
     setattr(dp.value, kind, value)
     ours, expected = _run(v2.OpenProviderStreamRequest(publish_values_request=request).SerializeToString())
+    assert ours == expected
+
+
+def _entry(sid: int, datapoint: bytes, extra: bytes = b"") -> bytes:
+    body = b"\x08" + varint(sid) + b"\x12" + varint(len(datapoint)) + datapoint + extra
+    return b"\x12" + varint(len(body)) + body
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # a map entry with an unknown field (17, fixed32) holding a corrupt datapoint: protobuf puts
+        # the entry among the unknown fields, where the lean type never reads it
+        [_entry(CATALOG.get(PATHS[1]).id, b"\x12\x06", b"\x8d\x01\x00\x00\x00\x00")],
+        # the same after a good entry
+        [
+            _entry(CATALOG.get(PATHS[0]).id, b""),
+            _entry(CATALOG.get(PATHS[0]).id + 1, b"\x0a\x03", b"\x18\x01"),
+        ],
+    ],
+)
+def test_a_corrupt_datapoint_the_map_drops_still_refuses_the_request(entries: list[bytes]) -> None:
+    inner = b"\x08\x01" + b"".join(entries)
+    raw = b"\x12" + varint(len(inner)) + inner
+    with pytest.raises(DecodeError):
+        v2.OpenProviderStreamRequest.FromString(raw)
+    with pytest.raises(DecodeError):
+        parse_request(raw)
+
+
+def test_an_entry_with_an_unknown_field_is_dropped_by_both_types_alike() -> None:
+    sig = CATALOG.get(PATHS[0])
+    dp = t2.Datapoint()
+    dp.value.float = 1.5
+    raw_inner = b"\x08\x01" + _entry(sig.id, dp.SerializeToString(), b"\x8d\x01\x00\x00\x00\x00")
+    raw = b"\x12" + varint(len(raw_inner)) + raw_inner
+    assert len(v2.OpenProviderStreamRequest.FromString(raw).publish_values_request.data_points) == 0
+    ours, expected = _run(raw)
     assert ours == expected

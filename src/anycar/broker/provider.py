@@ -145,6 +145,46 @@ class Provider:
             broker.rejected += len(errors)
         return errors
 
+    def publish_checked(self, sids: list[int], dps: list[Datapoint], refused: int = 0) -> None:
+        """Store and deliver values a caller has already checked as ``publish_signals`` checks
+        them: each of ``sids`` is claimed by this provider and each ``dps[i]`` holds a value its
+        signal's ``validate`` returned (or None), under the signal's path. ``refused`` counts the
+        values the caller refused in those checks, as ``publish_signals`` counts its refusals.
+
+        Why: a provider stream decodes, checks and stamps each value in its own loop over the
+        request; handing ``publish_signals`` (signal, value) pairs made a second loop, a tuple
+        per value and a second ownership test (docs/performance.md, session 7). Delivery is the
+        same: the store, then one ``offer_many`` per run of signals with the same subscribers.
+        """
+        if self.closed:
+            raise NotProvider(f"provider {self.name!r} is closed")
+        broker = self._broker
+        values = broker._values
+        subscribers = broker._subscribers
+        run_subs: tuple[Subscription, ...] = ()
+        run: list[Datapoint] = []
+        runs: list[tuple[tuple[Subscription, ...], list[Datapoint]]] = []
+        for sid, dp in zip(sids, dps, strict=True):
+            values[sid] = dp
+            subs = subscribers[sid]
+            if subs is run_subs or subs == run_subs:
+                run.append(dp)
+            else:
+                if run and run_subs:
+                    runs.append((run_subs, run))
+                run_subs, run = subs, [dp]
+        if run and run_subs:
+            runs.append((run_subs, run))
+        for subs, batch in runs:
+            for sub in subs:
+                sub.offer_many(batch)
+        count = len(dps)
+        self.published += count
+        broker.updates += count
+        if refused:
+            self.rejected += refused
+            broker.rejected += refused
+
     def mark_unavailable(self, paths: Iterable[str] | None = None) -> None:
         """Say that these claimed signals (default: all) have no valid value now."""
         chosen = (

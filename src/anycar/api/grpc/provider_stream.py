@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import struct
+import time
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 from kuksa.val.v2 import types_pb2 as t2
 from kuksa.val.v2 import val_pb2 as v2
 
@@ -38,15 +41,83 @@ from anycar.api.grpc.lean_request import (
     seen_values,
 )
 from anycar.api.grpc.wire import varint
-from anycar.broker import ActuationRejected, ActuationRequest, Provider, SignalBroker
-from anycar.errors import AnycarError, WrongSignalType
+from anycar.broker import ActuationRejected, ActuationRequest, Datapoint, Provider, SignalBroker
+from anycar.errors import AnycarError, InvalidValue, WrongSignalType
 from anycar.model import NodeType, Signal
+from anycar.model.datatypes import FLOAT32_MAX, FLOAT_TYPES, INTEGER_RANGES, ValueRejected
 
 _counter = itertools.count(1)
 _CLOSED = object()
 METHOD = "/kuksa.val.v2.VAL/OpenProviderStream"
 _WHICH_ONEOF = t2.Value.WhichOneof
 _SLOW = object()  # a datapoint the quick ways did not read
+# a Datapoint made by tuple's own constructor (as the broker makes them): (path, value, timestamp)
+_new_tuple = tuple.__new__
+# per signal, what the publish loop needs of it, the quick ways' part first: (0 for a float value
+# field and 1 for a double's, None: neither; the range of values of the Value field's own Python
+# type that ``validate`` returns unchanged, ``lo <= value <= hi``, empty (inf, -inf) for a float or
+# double without one, None for other types without one; the path; the Value field a cached value
+# field must have, "" for an array: never; (the signal, its validate, the Value field, is an array))
+_Spec = tuple[int | None, Any, Any, str, str, tuple[Signal, Any, str, bool]]
+_FLOAT_HEAD = b"\x12\x06\x8d\x01"  # Datapoint.value (field 2, 6 bytes): Value.float (17, fixed32)
+_DOUBLE_HEAD = b"\x12\x0a\x91\x01"  # Datapoint.value (10 bytes): Value.double (18, fixed64)
+_UNPACKERS: dict[int, list[Any]] = {}
+
+
+def _whole_unpackers(cut: int) -> list[Any]:
+    """For a timestamp field of ``cut`` bytes: a float's and a double's whole datapoint in the
+    usual form as one struct each, giving (the timestamp field and value head, the value) and
+    refusing any other length. Bounded: a timestamp field is re-serialized, at most ~24 bytes."""
+    found = _UNPACKERS.get(cut)
+    if found is None:
+        found = _UNPACKERS[cut] = [
+            struct.Struct(f"<{cut + 4}sf").unpack,
+            struct.Struct(f"<{cut + 4}sd").unpack,
+        ]
+    return found
+
+
+_NO_RANGE = (None, None)
+
+
+def accepted_range(sig: Signal) -> tuple[Any, Any]:
+    """(lo, hi) such that a value of the Python type the signal's Value field decodes to (a float
+    for float and double, an int for the integer types) with ``lo <= value <= hi`` is one the
+    signal's ``validate`` returns as it is; ``(None, None)`` where no such shortcut holds (lists of
+    allowed values, arrays, booleans, strings): ``validate`` then runs. The same bounds as
+    ``model.datatypes``' validators (a test checks the two agree); NaN fails the comparison."""
+    datatype = sig.datatype
+    if sig.allowed:
+        return _NO_RANGE
+    if datatype in FLOAT_TYPES:
+        limit = FLOAT32_MAX if datatype == "float" else math.inf
+        return (
+            -limit if sig.min is None else float(sig.min),
+            limit if sig.max is None else float(sig.max),
+        )
+    if datatype in INTEGER_RANGES:
+        lo, hi = INTEGER_RANGES[datatype]
+        if sig.min is not None:
+            lo = max(lo, math.ceil(sig.min))
+        if sig.max is not None:
+            hi = min(hi, math.floor(sig.max))
+        return lo, hi
+    return _NO_RANGE
+
+
+def _spec_of(sig: Signal) -> _Spec:
+    field, array, _, _ = DECODE_SPEC[sig.datatype]
+    kind = None if array else {"float": 0, "double": 1}.get(field)
+    lo, hi = accepted_range(sig)
+    if kind is not None and lo is None:
+        lo, hi = math.inf, -math.inf  # no value is inside: validate decides each
+    return kind, lo, hi, sig.path, "" if array else field, (sig, sig.validate, field, array)
+
+
+def _stamp(key: tuple[int, int]) -> float:
+    """A datapoint's (seconds, nanos) as the broker's time; no timestamp is the time of receipt."""
+    seconds, nanos = key
+    return seconds + nanos * 1e-9 if seconds or nanos else time.time()
 
 
 def _strict_error(request: Any) -> str:
@@ -61,12 +132,23 @@ def _strict_error(request: Any) -> str:
 
 def parse_request(raw: bytes) -> Any:
     """The server's deserializer for provider streams: ``lean_request.OpenProviderStreamRequest``,
-    with the real type's error for bytes that are not a message (the text clients saw before)."""
+    with the real type's error for bytes that are not a message (the text clients saw before).
+
+    A datapoint the lean type keeps as bytes is parsed later, when it is read; one it drops never
+    is: a map entry with an unknown field goes to the message's unknown fields (protobuf keeps
+    maps free of them). The real type parses that entry's datapoint too, so a request with unknown
+    fields there is checked whole by the real type (and refused with its own error if the dropped
+    datapoint was corrupt); one C call for every other request. (Not covered: of two entries with
+    one key only the last is read, so a corrupt first one is not refused; finding repeats costs a
+    re-serialization, 4 % of a 100-value message. docs/performance.md, session 7.)"""
     try:
-        return OpenProviderStreamRequest.FromString(raw)
+        request = OpenProviderStreamRequest.FromString(raw)
     except DecodeError:
         v2.OpenProviderStreamRequest.FromString(raw)  # raises the real type's error
         raise
+    if len(UnknownFieldSet(request.publish_values_request)):
+        v2.OpenProviderStreamRequest.FromString(raw)  # raises the real type's error, if any
+    return request
 
 
 class ProviderStream:
@@ -89,6 +171,9 @@ class ProviderStream:
         self.read_open = True
         self.closed = False
         self.error: AnycarError | None = None
+        # the publish loop's per-signal specs (_spec_of), dropped when an overlay may have changed one
+        self._specs: dict[int, _Spec] = {}
+        self._generation = access.catalog.generation
 
     # -- requests from the provider -----------------------------------------------------------
     async def handle(self, request: Any) -> None:
@@ -134,50 +219,79 @@ class ProviderStream:
         """The hot path of every provider: keep per-value work to look-ups and one conversion.
 
         ``request`` is a ``lean_request.PublishValuesRequest`` (the server parses provider streams
-        with it): each datapoint's timestamp and value are bytes, compared and decoded here.
+        with it): each datapoint's timestamp and value are bytes, compared and decoded here. Each
+        value is checked as ``Provider.publish_signals`` checks it (claimed by this stream, the
+        signal's ``validate``) and stamped in this one loop; the values of each moment are then
+        stored and delivered together (``Provider.publish_checked``), moment by moment in the
+        order they first appeared, and only once the whole request has parsed.
         """
         errors: dict[int, t2.Error] = {}
-        # values taken at one moment are written together; a request mixing moments is split
-        groups: dict[tuple[int, int], list[tuple[Signal, Any]]] = {}
-        signals = self.access.catalog._by_id  # the catalog's id index; it only ever grows
+        # values taken at one moment are written together; a request mixing moments is split:
+        # (seconds, nanos) -> (signal ids, Datapoints, the moment as the broker's time)
+        groups: dict[tuple[int, int], tuple[list[int], list[Datapoint], float]] = {}
+        catalog = self.access.catalog
+        signals = catalog._by_id  # the catalog's id index; it only ever grows
         known_ids = len(signals)
         grants = self.grants
         check = not grants.open
-        claimed = self.provider.claimed
+        provider = self.provider
+        claimed = provider.claimed
+        if self._generation != catalog.generation:  # an overlay may have changed a datatype
+            self._generation = catalog.generation
+            self._specs.clear()
+        specs = self._specs
         # the timestamp field (bytes) datapoints of this message start with, and the group of its
         # moment; None until a datapoint in the usual form was read the slow way
         prefix: bytes | None = None
         cut = 0
-        items: list[tuple[Signal, Any]] = []
-        spec = DECODE_SPEC
+        sids: list[int] = []
+        dps: list[Datapoint] = []
+        stamp = 0.0
+        refused = 0  # values that failed their signal's check: counted as publish_signals counts
+        unpackers = _whole_unpackers(0)
+        starts = [b"", b""]  # no form known yet: the quick way never matches (a start is >= 4 bytes)
         seen = seen_values
+        new = _new_tuple
         points = request.data_points
         try:
             for sid in points:  # .items() of a protobuf map is a Python-level view: slower
                 raw = points[sid]  # the Datapoint's bytes
                 try:
-                    if sid < 0 or sid >= known_ids:  # int32 on the wire: a negative id is no index
-                        raise self.access.by_id_error(grants, sid, Action.PROVIDE)
-                    sig = signals[sid]
+                    try:
+                        spec = specs[sid]
+                    except KeyError:
+                        if sid < 0 or sid >= known_ids:  # int32 on the wire: a negative id is no index
+                            raise self.access.by_id_error(grants, sid, Action.PROVIDE) from None
+                        spec = specs[sid] = _spec_of(signals[sid])
+                    kind, lo, hi, path, cached_field, slow = spec
                     if sid not in claimed:
-                        grants.check(Action.PROVIDE, sig.path)
-                        self.provider.claim([sig.path])
+                        grants.check(Action.PROVIDE, path)
+                        provider.claim([path])
                     elif check:
-                        grants.check(Action.PROVIDE, sig.path)
-                    field, array, unpack, head = spec[sig.datatype]
+                        grants.check(Action.PROVIDE, path)
                     value = _SLOW
-                    if raw[:cut] == prefix:  # this message's timestamp field, then the value field
-                        if unpack is not None:  # a float or double: one C call for its one canonical form
-                            try:
-                                got, value = unpack(raw[cut:])
-                            except struct.error:
-                                got = None
-                            if got != head:
-                                value = _SLOW
-                        else:
-                            known = seen.get(raw[cut:])
-                            if known is not None and known[0] == field and not array:
-                                value = known[1]
+                    if kind is not None:
+                        # a float or double: in this message's usual form the whole datapoint is
+                        # its timestamp field, the value field's head and 4 or 8 bytes: one C call
+                        try:
+                            start, value = unpackers[kind](raw)
+                        except struct.error:
+                            start = None
+                        if start != starts[kind]:
+                            value = _SLOW
+                        elif lo <= value <= hi:  # validate would return it as it is
+                            sids.append(sid)
+                            dps.append(new(Datapoint, (path, value, stamp)))
+                            continue
+                    elif raw[:cut] == prefix:  # this message's timestamp field, then the value field
+                        known = seen.get(raw[cut:])
+                        if known is not None and known[0] == cached_field:
+                            value = known[1]
+                            if lo is not None and lo <= value <= hi:  # an int: as above
+                                sids.append(sid)
+                                dps.append(new(Datapoint, (path, value, stamp)))
+                                continue
+                    sig, validate, field, array = slow
                     if value is _SLOW:
                         dp, key, learned = read_datapoint(raw)
                         message_value = dp.value
@@ -186,24 +300,45 @@ class ProviderStream:
                             value = getattr(message_value, which)
                         else:
                             value = value_from_v2(sig, message_value)
+                        group = groups.get(key)
+                        if group is None:
+                            group = groups[key] = ([], [], _stamp(key))
                         if learned is not None:
                             prefix, cut = learned, len(learned)
-                            items = groups.setdefault(key, [])
-                        else:
-                            groups.setdefault(key, []).append((sig, value))
+                            sids, dps, stamp = group
+                            unpackers = _whole_unpackers(cut)
+                            starts = [prefix + _FLOAT_HEAD, prefix + _DOUBLE_HEAD]
+                        else:  # another form: its own moment's group, this datapoint alone
+                            if value is not None:
+                                try:
+                                    value = validate(value)
+                                except ValueRejected as exc:
+                                    errors[sid] = error_v2(InvalidValue(path, str(exc)))
+                                    refused += 1
+                                    continue
+                            group[0].append(sid)
+                            group[1].append(new(Datapoint, (path, value, group[2])))
                             continue
                 except AnycarError as exc:
                     errors[sid] = error_v2(exc)
                     parse_datapoint(raw)  # a refused datapoint that does not parse still refuses the request
                     continue
-                items.append((sig, value))
+                if value is not None:
+                    try:
+                        value = validate(value)
+                    except ValueRejected as exc:
+                        errors[sid] = error_v2(InvalidValue(path, str(exc)))
+                        refused += 1
+                        continue
+                sids.append(sid)
+                dps.append(new(Datapoint, (path, value, stamp)))
         except CorruptRequest:
             raise InvalidRequest(_strict_error(request)) from None
-        for (seconds, nanos), batch in groups.items():
-            stamp = seconds + nanos * 1e-9 if seconds or nanos else None
-            refused = self.provider.publish_signals(batch, stamp)
-            for path, refusal in refused.items():
-                errors[self.access.catalog.get(path).id] = error_v2(refusal)
+        for group_sids, group_dps, _ in groups.values():
+            provider.publish_checked(group_sids, group_dps, refused)
+            refused = 0  # counted once
+        if refused:  # every value refused: nothing to store, the refusals still count
+            provider.publish_checked([], [], refused)
         if errors:
             response = v2.OpenProviderStreamResponse(
                 publish_values_response=v2.PublishValuesResponse(request_id=request.request_id, status=errors)
