@@ -324,14 +324,16 @@ class Store:
                     idx, mss, got = zip(*doc["values"], strict=True)
                     tss = [t0 + ms / 1000 for ms in mss]
                     early, newest = min(tss), max(tss)
-                    heads = _SQLITE_PATHS.get(names := tuple(map(paths.__getitem__, idx)))
-                    if heads is None:
-                        heads = _SQLITE_PATHS.remember(names)
+                    path_json = _SQLITE_PATHS.get(names := tuple(map(paths.__getitem__, idx)))
+                    if path_json is None:
+                        path_json = _SQLITE_PATHS.remember(names)
                     if set(map(type, got)) == _FLOAT_ONLY:
                         nums = jsons = "[" + ", ".join(map(ftext, got)) + "]"
                     else:
                         nums, jsons = json.dumps([_number(v) for v in got]), json.dumps(list(got))
-                    sig_tuples.append((vid, newest, heads, "[" + ", ".join(map(ftext, tss)) + "]", nums, jsons))
+                    sig_tuples.append(
+                        (vid, newest, path_json, "[" + ", ".join(map(ftext, tss)) + "]", nums, jsons)
+                    )
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
                 for p in positions_of(doc, last):
@@ -527,7 +529,7 @@ JOIN received_floor AS f ON f.vehicle = json_extract(j.value, '$[0]') AND f.boot
 # the last position only forward (?4 is the batch's newest fix, NULL when it had none); every SET
 # expression reads the row as it was
 _VEHICLES_FORWARD_SQLITE = "?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4)"
-_VEHICLES_SQLITE = (
+_VEHICLES_SQLITE = (  # nosec B608 # the table's own column names and ?-placeholders, no input
     "UPDATE vehicles SET last_seen = ?2, online = coalesce(?3, online), "
     + ", ".join(
         f"{column} = CASE WHEN {_VEHICLES_FORWARD_SQLITE} THEN ?{n} ELSE {column} END"
