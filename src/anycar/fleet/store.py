@@ -528,14 +528,14 @@ JOIN received_floor AS f ON f.vehicle = json_extract(j.value, '$[0]') AND f.boot
 # every vehicle of a SQLite batch in one row write: last_seen always, online when the batch said,
 # the last position only forward (?4 is the batch's newest fix, NULL when it had none); every SET
 # expression reads the row as it was
-_VEHICLES_FORWARD_SQLITE = "?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4)"
-_VEHICLES_SQLITE = (  # nosec B608 # the table's own column names and ?-placeholders, no input
+_VEHICLES_SQLITE = (
     "UPDATE vehicles SET last_seen = ?2, online = coalesce(?3, online), "
-    + ", ".join(
-        f"{column} = CASE WHEN {_VEHICLES_FORWARD_SQLITE} THEN ?{n} ELSE {column} END"
-        for n, column in enumerate(("last_ts", "last_lat", "last_lon", "last_speed", "last_heading"), 4)
-    )
-    + " WHERE id = ?1"
+    "last_ts = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?4 ELSE last_ts END, "
+    "last_lat = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?5 ELSE last_lat END, "
+    "last_lon = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?6 ELSE last_lon END, "
+    "last_speed = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?7 ELSE last_speed END, "
+    "last_heading = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?8 ELSE last_heading END "
+    "WHERE id = ?1"
 )
 
 
