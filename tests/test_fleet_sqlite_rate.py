@@ -10,10 +10,14 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy import text
 
 from anycar.bench import fleet
+from anycar.cli.bench import bench_fleet
+from anycar.cli.main import build_parser
+from anycar.errors import ConfigError
 from anycar.fleet import registry
 from anycar.fleet.migrate import _config, upgrade
 from anycar.fleet.store import Accepted, Store
@@ -136,3 +140,13 @@ def test_two_ingest_workers_on_one_sqlite_file_store_everything_once() -> None:
     assert run["published"] >= 2000 and run["stored"] == run["published"]
     assert run["zero_loss"] is True and run["duplicates"] == 0 and run["db_errors"] == 0
     assert len(run["commit_time"]) == 2 and all(c["cpu_s"] > 0 for c in run["commit_time"])  # both wrote
+
+
+def test_the_bench_takes_sqlite_workers_and_the_latency_part_alone() -> None:
+    args = build_parser().parse_args(
+        ["bench", "fleet", "--parts", "sqlite-latency", "--sqlite-workers", "2", "--json"]
+    )
+    assert args.sqlite_workers == 2 and args.parts == "sqlite-latency"
+    bad = build_parser().parse_args(["bench", "fleet", "--parts", "sqlite", "--sqlite-workers", "9"])
+    with pytest.raises(ConfigError, match="--sqlite-workers 9: 1 to 8"):
+        bench_fleet(bad)
