@@ -455,6 +455,13 @@ def _register_fleet(cmds: Any) -> None:
         help="ingest workers of the latency run (scale-out always runs 1 and 2)",
     )
     fl.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=1,
+        help="ingest workers of the sqlite runs, on one file (they take turns at its write lock); "
+        "--parts sqlite-latency runs the sqlite latency run alone",
+    )
+    fl.add_argument(
         "--parts",
         default="ingest,scaleout,latency,sqlite",
         help="comma list of ingest, scaleout, latency, sqlite, faults (kill a worker and an API process), "
@@ -484,10 +491,13 @@ def bench_fleet(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rows {args.rows!r}: a comma list of whole numbers") from None
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
     unknown = set(parts) - {"ingest", "scaleout", "latency", "sqlite", "faults", "stages", "rollup"}
+    unknown -= {"sqlite-latency"}  # sqlite-rate
     if unknown:
         raise ConfigError(f"--parts: unknown {', '.join(sorted(unknown))}")
     if not 1 <= args.workers <= 8:
         raise ConfigError(f"--workers {args.workers}: 1 to 8")
+    if not 1 <= args.sqlite_workers <= 8:
+        raise ConfigError(f"--sqlite-workers {args.sqlite_workers}: 1 to 8")
     with errors.status("anycar bench fleet: ingest through Mosquitto, scale-out, queries..."):
         result = fleet.run(
             seconds=args.seconds,
@@ -498,6 +508,7 @@ def bench_fleet(args: argparse.Namespace) -> int:
             rows=rows,
             parts=parts,
             domain=args.domain,
+            sqlite_workers=args.sqlite_workers,
         )
     show(result, args.json)
     return 0

@@ -178,6 +178,7 @@ received = Table(
     Column("vehicle", String(64), primary_key=True),
     Column("boot", String(16), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,  # sqlite-rate: the key's B-tree alone (migration sqliterate_received)
 )
 
 TIME_SERIES = (positions, signal_batches, events)

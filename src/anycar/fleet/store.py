@@ -318,19 +318,22 @@ class Store:
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
                 elif doc["values"]:  # SQLite: one tuple per message for the driver's executemany
-                    tss = [t0 + ms / 1000 for _, ms, _ in doc["values"]]
-                    vals = [value for _, _, value in doc["values"]]
+                    # (sqlite-rate: the JSON texts json.dumps wrote, built from each float's text
+                    # once a batch and the paths' text once per distinct list; nums = vals when
+                    # every value is a float, as is usual)
+                    idx, mss, got = zip(*doc["values"], strict=True)
+                    tss = [t0 + ms / 1000 for ms in mss]
+                    early, newest = min(tss), max(tss)
+                    path_json = _SQLITE_PATHS.get(names := tuple(map(paths.__getitem__, idx)))
+                    if path_json is None:
+                        path_json = _SQLITE_PATHS.remember(names)
+                    if set(map(type, got)) == _FLOAT_ONLY:
+                        nums = jsons = "[" + ", ".join(map(ftext, got)) + "]"
+                    else:
+                        nums, jsons = json.dumps([_number(v) for v in got]), json.dumps(list(got))
                     sig_tuples.append(
-                        (
-                            vid,
-                            max(tss),
-                            json.dumps([paths[i] for i, _, _ in doc["values"]]),
-                            json.dumps(tss),
-                            json.dumps([_number(v) for v in vals]),
-                            json.dumps(vals),
-                        )
+                        (vid, newest, path_json, "[" + ", ".join(map(ftext, tss)) + "]", nums, jsons)
                     )
-                    early = min(tss)
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
                 for p in positions_of(doc, last):
@@ -427,31 +430,27 @@ class Store:
             self._update_vehicles(conn, vehicle_updates)
 
     def _update_vehicles(self, conn: Connection, updates: dict[int, dict[str, Any]]) -> None:
-        """SQLite: every vehicle of the batch in three fixed statements through the driver's
-        ``executemany`` (sqlite-ingest: SQLAlchemy's per-row parameter processing of the same
-        statements was ~10 % of a SQLite commit's CPU); the last position only moves forward."""
-        raw = _raw(conn)
-        moved = [
-            (
-                u["last_ts"],
-                u["last_lat"],
-                u["last_lon"],
-                u["last_speed"],
-                u["last_heading"],
-                vid,
-                u["last_ts"],
-            )
-            for vid, u in updates.items()
-            if "last_ts" in u
-        ]
-        if moved:  # never move the last position back (an old backlog arriving late)
-            raw.executemany(_VEHICLES_MOVED_SQLITE, moved)
-        seen = [(u["last_seen"], vid) for vid, u in updates.items() if "online" not in u]
-        if seen:
-            raw.executemany("UPDATE vehicles SET last_seen = ? WHERE id = ?", seen)
-        online = [(u["last_seen"], bool(u["online"]), vid) for vid, u in updates.items() if "online" in u]
-        if online:
-            raw.executemany("UPDATE vehicles SET last_seen = ?, online = ? WHERE id = ?", online)
+        """SQLite: every vehicle of the batch in one fixed statement through the driver's
+        ``executemany``, one row write a vehicle (sqlite-rate: was two, the last position and
+        ``last_seen`` apart); the last position only moves forward."""
+        if not updates:
+            return
+        _raw(conn).executemany(
+            _VEHICLES_SQLITE,
+            [
+                (
+                    vid,
+                    u["last_seen"],
+                    None if (online := u.get("online")) is None else bool(online),
+                    u.get("last_ts"),
+                    u.get("last_lat"),
+                    u.get("last_lon"),
+                    u.get("last_speed"),
+                    u.get("last_heading"),
+                )
+                for vid, u in updates.items()
+            ],
+        )
 
     def _insert(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -526,9 +525,17 @@ _FLOORS_SQLITE = """
 SELECT f.vehicle, f.boot, f.floor FROM json_each(?) AS j
 JOIN received_floor AS f ON f.vehicle = json_extract(j.value, '$[0]') AND f.boot = json_extract(j.value, '$[1]')
 """
-_VEHICLES_MOVED_SQLITE = (
-    "UPDATE vehicles SET last_ts = ?, last_lat = ?, last_lon = ?, last_speed = ?, last_heading = ? "
-    "WHERE id = ? AND (last_ts IS NULL OR last_ts <= ?)"
+# every vehicle of a SQLite batch in one row write: last_seen always, online when the batch said,
+# the last position only forward (?4 is the batch's newest fix, NULL when it had none); every SET
+# expression reads the row as it was
+_VEHICLES_SQLITE = (
+    "UPDATE vehicles SET last_seen = ?2, online = coalesce(?3, online), "
+    "last_ts = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?4 ELSE last_ts END, "
+    "last_lat = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?5 ELSE last_lat END, "
+    "last_lon = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?6 ELSE last_lon END, "
+    "last_speed = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?7 ELSE last_speed END, "
+    "last_heading = CASE WHEN ?4 IS NOT NULL AND (last_ts IS NULL OR last_ts <= ?4) THEN ?8 ELSE last_heading END "
+    "WHERE id = ?1"
 )
 
 
@@ -618,6 +625,20 @@ class _PathTexts(dict[str, str]):
 
 
 _PATH_TEXTS = _PathTexts()
+
+
+class _JsonPaths(dict[tuple[str, ...], str]):
+    """SQLite: a message's paths -> the JSON text ``json.dumps`` writes for them (a fleet's
+    messages carry the same few lists of paths again and again; bounded)."""
+
+    def remember(self, names: tuple[str, ...]) -> str:
+        found = json.dumps(list(names))
+        if len(self) < 10_000:
+            self[names] = found
+        return found
+
+
+_SQLITE_PATHS = _JsonPaths()
 
 
 def _array_quoted(text: str) -> str:
