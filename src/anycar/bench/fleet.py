@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 
 from anycar.errors import ConfigError
@@ -770,6 +770,7 @@ def run(
     rows: list[int] | None = None,
     parts: tuple[str, ...] = ("ingest", "scaleout", "latency", "sqlite"),
     domain: bool = False,
+    wal_compression: str | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "domain": domain}
     if "ingest" in parts or "scaleout" in parts:
@@ -804,7 +805,11 @@ def run(
             fleet_cluster.run(vehicles=min(vehicles, 200), rate=latency_rate / 2, seconds=seconds)
         )
     if "stages" in parts:
-        result["stages"] = stages()
+        # every vehicle at least twice: the first half right after a checkpoint, the second on
+        # pages already logged whole (pg-tail: what a checkpoint costs a fleet of that size)
+        result["stages"] = stages(
+            messages=max(20_000, 2 * vehicles), vehicles=vehicles, wal_compression=wal_compression
+        )
     if "rollup" in parts:  # fleet-report: what position_days costs the ingest
         result["rollup_ingest"] = [rollup_cost(), rollup_cost(late_every=10)]
     if rows:
@@ -836,9 +841,14 @@ def wal_lsn(engine: Engine) -> str:
 
 def wal_by_relation(engine: Engine, a: str, b: str, messages: int) -> dict[str, Any]:
     """The WAL the bench database's relations got between LSNs ``a`` and ``b``, per message."""
-    with engine.begin() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
-        rows = conn.execute(text(_WAL_BY_RELATION), {"a": a, "b": b}).all()
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
+            rows = conn.execute(text(_WAL_BY_RELATION), {"a": a, "b": b}).all()
+    except DBAPIError as exc:  # the server recycled the segments already (others writing much WAL)
+        return {"error": str(getattr(exc, "orig", exc)).splitlines()[0]}
     n = max(1, messages)
     out: dict[str, Any] = {
         r.rel: {
@@ -857,7 +867,9 @@ def wal_by_relation(engine: Engine, a: str, b: str, messages: int) -> dict[str, 
 
 
 # -- CPU per message per stage, in one process (ingest-speed) ----------------------------------
-def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) -> dict[str, Any]:
+def stages(
+    *, messages: int = 20_000, batch: int = 500, vehicles: int = 1000, wal_compression: str | None = None
+) -> dict[str, Any]:
     """What each stage of a worker costs per message, measured alone (process CPU time, so a
     machine loaded by others moves it little): cutting MQTT PUBLISH packets out of the socket's
     bytes (``MqttIn``), judging (decode, schema, checks), the store's commit in the worker, and
@@ -875,8 +887,18 @@ def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) ->
     folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleets-"))
     out: dict[str, Any] = {"messages": messages, "batch": batch, "values_per_message": len(PATHS)}
     try:
-        with database("postgres", folder) as url:
+        with database("postgres", folder) as url, contextlib.ExitStack() as stack:
             engine = make_engine(url)
+            if wal_compression is not None:  # pg-tail: this session's, the server's own untouched
+                out["wal_compression"] = wal_compression
+
+                @event.listens_for(engine, "connect")
+                def _set(dbapi_connection: Any, _record: Any) -> None:
+                    dbapi_connection.execute(
+                        "SELECT set_config('wal_compression', %s, false)", (wal_compression,)
+                    )
+                    dbapi_connection.commit()
+
             register(engine, "S", vehicles)
             origins = [Origin(vehicle_name("S", i), f"{i:016x}") for i in range(vehicles)]
             t = time.time()
@@ -919,6 +941,13 @@ def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) ->
             if len(accepted) != messages:
                 raise RuntimeError(f"stages: {messages - len(accepted)} messages refused")
 
+            # pg-tail: its own connection, taken first (not the one the commits use)
+            keep = stack.enter_context(engine.connect())  # keeps the run's WAL until it is read:
+            keep.execute(  # a temporary slot (gone with this session, whatever happens)
+                text("SELECT pg_create_physical_replication_slot(:n, true, true)"),
+                {"n": f"anycar_bench_{uuid.uuid4().hex[:10]}"},
+            )
+            keep.commit()
             with engine.connect() as conn:  # the pool's connection the commits will use
                 conn.exec_driver_sql("SELECT 1")
             with engine.connect() as conn:
@@ -943,6 +972,7 @@ def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) ->
                 "after_checkpoint": wal_by_relation(engine, lsns[0], lsns[1], half),
                 "steady": wal_by_relation(engine, lsns[1], lsns[2], messages - half),
             }
+            keep.close()  # the slot goes, and the WAL it kept
             rows = counts(engine)
             engine.dispose()
     finally:
