@@ -302,7 +302,10 @@ class CheckpointWatch:
                     {
                         "started_s": round(now["started"] - self.t0, 1),
                         "seen_done_s": round(time.time() - self.t0, 1),
-                        "kind": "wal" if now["checkpoints_req"] > self.last["checkpoints_req"] else "time",
+                        # requested: by WAL volume (max_wal_size) or a CHECKPOINT command
+                        "kind": "requested"
+                        if now["checkpoints_req"] > self.last["checkpoints_req"]
+                        else "timed",
                         "completed": int(done),
                         "buffers": int(now["buffers_checkpoint"] - self.last["buffers_checkpoint"]),
                         "write_s": round(
@@ -322,7 +325,7 @@ class CheckpointWatch:
         n = max(1, stored)
         return {
             "timed": int(d["checkpoints_timed"]),
-            "requested_by_wal": int(d["checkpoints_req"]),
+            "requested": int(d["checkpoints_req"]),  # by WAL volume (max_wal_size) or a command
             "events": self.events,
             "buffers_written_by_backends": int(d["buffers_backend"]),
             "server_wal": {  # the whole server's (pg_stat_wal), per stored message
