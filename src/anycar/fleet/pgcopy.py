@@ -92,6 +92,11 @@ def fresh_text_array(texts: Sequence[str]) -> bytes:
     return _head(20 + len(body), 1, 0, TEXT, len(raw), 1) + body
 
 
+def empty_array(oid: int) -> bytes:
+    """An empty array field of element type ``oid`` (no dimensions, as PostgreSQL keeps ``{}``)."""
+    return _int4(12) + struct.pack(">iii", 0, 0, oid)
+
+
 def text_field(text: str) -> bytes:
     """A ``text`` or ``varchar`` field."""
     return ELEMENTS[text]

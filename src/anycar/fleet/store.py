@@ -12,6 +12,7 @@ view.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -168,6 +169,8 @@ class Store:
         self.postgres = engine.dialect.name == "postgresql"
         self._vehicles: dict[str, tuple[float, VehicleRef | None]] = {}
         self._last: dict[int, dict[str, float | None]] = {}
+        # pg-tail: a list of paths -> its signal_path_sets id as a COPY field (PostgreSQL)
+        self._path_sets: dict[tuple[str, ...], bytes] = {}
         self._lock = threading.Lock()
         # handlers run after each committed batch (trips, geofences, rules); one that raises is
         # logged and never fails the commit
@@ -300,7 +303,8 @@ class Store:
                 if doc["values"] and self.postgres:  # one COPY binary tuple per message
                     # (pg-tail: the doubles as their bytes, see pgcopy; C-level maps over the columns)
                     idx, mss, got = zip(*doc["values"], strict=True)
-                    heads = _path_field(tuple(map(paths.__getitem__, idx)))
+                    heads = tuple(map(paths.__getitem__, idx))
+                    path_set = self._path_sets.get(heads) or self._path_set(heads)
                     tss = [t0 + ms / 1000 for ms in mss]
                     newest = max(tss)
                     if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = the values
@@ -313,7 +317,12 @@ class Store:
                         nums = pgcopy.float8_array(list(map(_number, got)))
                         jsons = pgcopy.text_array(list(map(_json_text, got)))
                     sig_rows.append(
-                        _signal_head(6, 4, vid, 8, newest) + heads + pgcopy.float8_array(tss) + nums + jsons
+                        _signal_head(7, 4, vid, 8, newest)
+                        + _NO_PATHS
+                        + pgcopy.float8_array(tss)
+                        + nums
+                        + jsons
+                        + path_set
                     )
                     early = min(tss)
                     if early < first_ts.get(vid, math.inf):
@@ -427,6 +436,28 @@ class Store:
         else:
             self._update_vehicles(conn, vehicle_updates)
 
+    def _path_set(self, paths: tuple[str, ...]) -> bytes:
+        """The ``signal_path_sets`` id of ``paths`` (made if new) as a COPY field, cached.
+
+        In a transaction of its own, committed before the batch's: a batch that fails never
+        takes back a set another worker's batch already uses (a set is never deleted). Text
+        PostgreSQL cannot hold (a NUL, a path over 256) is refused here, for its data, as the
+        batch's COPY refused it."""
+        key = hashlib.sha256(json.dumps(list(paths)).encode()).hexdigest()
+        with self.engine.begin() as conn, _raw(conn).cursor() as cur:
+            cur.execute(_PATH_SET_PG, (key, pgarrays.text_array(paths), key))
+            found = cur.fetchone()
+            if found is None:  # another worker's insert committed after this statement's snapshot
+                cur.execute("SELECT id FROM signal_path_sets WHERE key = %s", (key,))
+                found = cur.fetchone()
+        if found is None:
+            raise RuntimeError(f"signal_path_sets: no id for {key}")
+        field = pgcopy.int4_field(int(found[0]))
+        if len(self._path_sets) >= 10_000:
+            self._path_sets.clear()
+        self._path_sets[paths] = field
+        return field
+
     def _update_vehicles(self, conn: Connection, updates: dict[int, dict[str, Any]]) -> None:
         """SQLite: every vehicle of the batch in three fixed statements through the driver's
         ``executemany`` (sqlite-ingest: SQLAlchemy's per-row parameter processing of the same
@@ -512,6 +543,17 @@ WHERE v.id = u.id
 # self-join; the join hashed the whole vehicles table, dead versions too, for every batch)
 
 
+# pg-tail: a list of paths' id, made if new (two workers may race: the loser reads the winner's,
+# in a second statement if the winner committed after this one's snapshot)
+_PATH_SET_PG = """
+WITH made AS (
+    INSERT INTO signal_path_sets (key, paths) VALUES (%s, CAST(%s AS text[]))  -- text: a path over 256 is refused, not cut
+    ON CONFLICT (key) DO NOTHING RETURNING id
+)
+SELECT id FROM made UNION ALL SELECT id FROM signal_path_sets WHERE key = %s
+"""
+
+
 _DEDUP_SQLITE = """
 INSERT INTO received (vehicle, boot, seq)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
@@ -591,19 +633,9 @@ def _position_row(row: dict[str, Any]) -> bytes:
     )
 
 
-_SIGNAL_COLUMNS = ("vehicle_id", "ts", "paths", "tss", "nums", "vals")
+_SIGNAL_COLUMNS = ("vehicle_id", "ts", "paths", "tss", "nums", "vals", "path_set")
 _FLOAT_ONLY = {float}
-_PATH_FIELDS: dict[tuple[str, ...], bytes] = {}  # a message's paths, value by value -> the field
-
-
-def _path_field(paths: tuple[str, ...]) -> bytes:
-    """The ``paths`` field (varchar(256)[]) of a message's values; a hub sends the same few sets."""
-    found = _PATH_FIELDS.get(paths)
-    if found is None:
-        found = pgcopy.text_array(paths, pgcopy.VARCHAR)
-        if len(_PATH_FIELDS) < 10_000:
-            _PATH_FIELDS[paths] = found
-    return found
+_NO_PATHS = pgcopy.empty_array(pgcopy.VARCHAR)  # the row's paths are its path set's (pg-tail)
 
 
 def _json_text(value: Any) -> str | None:
