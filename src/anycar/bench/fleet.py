@@ -961,7 +961,13 @@ def stages(
             with engine.connect() as conn:
                 conn.execute(text("CHECKPOINT"))
             lsns = [wal_lsn(engine)]
-            pg0 = cpu_s(backend) or 0.0
+            # every backend of the database but ``keep``'s (pg-tail: a commit may open a second
+            # connection, e.g. for a new signal path set, and the pool then takes turns on them)
+            backends_sql = text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pg0 = {pid: cpu_s(pid) or 0.0 for pid in keep.execute(backends_sql).scalars()}
+            pg0.setdefault(backend, cpu_s(backend) or 0.0)
             wall0, c0 = time.perf_counter(), time.process_time()
             for i in range(0, messages, batch):
                 if i == half:
@@ -969,7 +975,10 @@ def stages(
                 store.commit(accepted[i : i + batch])
             commit_cpu = time.process_time() - c0
             wall = time.perf_counter() - wall0
-            pg_cpu = (cpu_s(backend) or pg0) - pg0
+            pg_cpu = sum(
+                (cpu_s(pid) or pg0.get(pid, 0.0)) - pg0.get(pid, 0.0)
+                for pid in keep.execute(backends_sql).scalars()
+            )
             lsns.append(wal_lsn(engine))
             out["wal_per_msg"] = {
                 "after_checkpoint": wal_by_relation(engine, lsns[0], lsns[1], half),
