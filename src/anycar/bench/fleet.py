@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 
 from anycar.errors import ConfigError
@@ -259,6 +259,102 @@ class CpuMeter:
         }
 
 
+_CHECKPOINTER_SQL = (
+    "SELECT checkpoints_timed, checkpoints_req, checkpoint_write_time, checkpoint_sync_time, "
+    "buffers_checkpoint, buffers_backend, "
+    "extract(epoch FROM (pg_control_checkpoint()).checkpoint_time) AS started, "
+    "(SELECT wal_records FROM pg_stat_wal) AS wal_records, (SELECT wal_fpi FROM pg_stat_wal) AS wal_fpi, "
+    "(SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes FROM pg_stat_bgwriter"
+)
+
+
+class CheckpointWatch:
+    """The server's checkpoints during a run (pg-tail): ``pg_stat_bgwriter`` and
+    ``pg_control_checkpoint()`` read as the run goes, so each checkpoint that completed is listed
+    with when it started (the control file's time, whole seconds) and when the bench saw it done,
+    on the run's clock, next to the latency of each second; and ``pg_stat_wal`` before and after.
+    Both views are the whole server's: another database's writes are in the WAL figures (the
+    bench's database is most of it on a quiet machine), and a checkpoint is the server's."""
+
+    def __init__(self, engine: Engine | None, t0: float) -> None:
+        self.engine, self.t0 = engine, t0
+        self.first: dict[str, float] | None = None
+        self.last: dict[str, float] | None = None
+        self.events: list[dict[str, Any]] = []
+
+    def sample(self) -> None:
+        if self.engine is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                row = dict(conn.execute(text(_CHECKPOINTER_SQL)).one()._mapping)
+        except Exception:  # the server restarting in a faults run: the next sample catches up
+            return
+        now = {k: float(v) for k, v in row.items()}
+        if self.first is None:
+            self.first = now
+        elif self.last is not None:
+            done = (now["checkpoints_timed"] + now["checkpoints_req"]) - (
+                self.last["checkpoints_timed"] + self.last["checkpoints_req"]
+            )
+            if done > 0:
+                self.events.append(
+                    {
+                        "started_s": round(now["started"] - self.t0, 1),
+                        "seen_done_s": round(time.time() - self.t0, 1),
+                        # requested: by WAL volume (max_wal_size) or a CHECKPOINT command
+                        "kind": "requested"
+                        if now["checkpoints_req"] > self.last["checkpoints_req"]
+                        else "timed",
+                        "completed": int(done),
+                        "buffers": int(now["buffers_checkpoint"] - self.last["buffers_checkpoint"]),
+                        "write_s": round(
+                            (now["checkpoint_write_time"] - self.last["checkpoint_write_time"]) / 1000, 1
+                        ),
+                        "sync_s": round(
+                            (now["checkpoint_sync_time"] - self.last["checkpoint_sync_time"]) / 1000, 2
+                        ),
+                    }
+                )
+        self.last = now
+
+    def figures(self, stored: int, seconds: float) -> dict[str, Any] | None:
+        if self.first is None or self.last is None:
+            return None
+        d = {k: self.last[k] - self.first[k] for k in self.first}
+        n = max(1, stored)
+        return {
+            "timed": int(d["checkpoints_timed"]),
+            "requested": int(d["checkpoints_req"]),  # by WAL volume (max_wal_size) or a command
+            "events": self.events,
+            "buffers_written_by_backends": int(d["buffers_backend"]),
+            "server_wal": {  # the whole server's (pg_stat_wal), per stored message
+                "bytes_per_msg": round(d["wal_bytes"] / n, 1),
+                "records_per_msg": round(d["wal_records"] / n, 2),
+                "fpi_per_msg": round(d["wal_fpi"] / n, 4),
+                "mb_per_s": round(d["wal_bytes"] / 1e6 / max(1e-9, seconds), 2),
+            },
+        }
+
+
+def latency_windows(stats: list[dict[str, Any]], t0: float, width: int = 5) -> list[dict[str, Any]]:
+    """The workers' per-second latency figures merged into ``width``-s windows on the run's clock
+    (pg-tail): positions stored, how many took over 500 ms and over 1 s, the slowest."""
+    merged: dict[int, list[int]] = {}
+    for s in stats:
+        for sec, (n, slow, slower, worst) in (s.get("seconds") or {}).items():
+            w = int((int(sec) - t0) // width) * width
+            acc = merged.setdefault(w, [0, 0, 0, 0])
+            acc[0] += n
+            acc[1] += slow
+            acc[2] += slower
+            acc[3] = max(acc[3], worst)
+    return [
+        {"t_s": w, "positions": a[0], "over_500ms": a[1], "over_1s": a[2], "max_ms": a[3]}
+        for w, a in sorted(merged.items())
+    ]
+
+
 def percentile(hist: dict[int, int], q: float) -> float | None:
     total = sum(hist.values())
     if not total:
@@ -318,6 +414,8 @@ def ingest(
             load0 = os.getloadavg()
             try:
                 started = time.time()
+                watch = CheckpointWatch(engine if kind == "postgres" else None, started)
+                watch.sample()
                 pubs = [
                     _proc(
                         "publish",
@@ -333,6 +431,7 @@ def ingest(
                 while any(p.poll() is None for p in pubs):
                     timeline.append((time.time() - started, sum(s.get("stored", 0) for s in pool.stats())))
                     measure(pubs)
+                    watch.sample()
                     time.sleep(0.5)
                 sent = [json.loads(p.communicate(timeout=180)[0].strip().splitlines()[-1]) for p in pubs]
                 published = sum(s["published"] for s in sent)
@@ -345,9 +444,11 @@ def ingest(
                         break
                     timeline.append((time.time() - started, done))
                     measure([])
+                    watch.sample()
                     time.sleep(1.0)
                 time.sleep(1.0)  # the last stats dump
                 measure([])
+                watch.sample()
                 stats = pool.stats()
             finally:
                 pool.stop()
@@ -399,6 +500,9 @@ def ingest(
         ),
         "domain": [s.get("domain") for s in stats] if domain else None,
         "wal_checkpoints": [s.get("wal") for s in stats] if kind == "sqlite" else None,
+        # pg-tail: the server's checkpoints in the run, and the latency of each 5 s on the same clock
+        "postgres_checkpoints": watch.figures(stored, last - started) if kind == "postgres" else None,
+        "latency_by_5s": latency_windows(stats, started),
         # each worker's commits: wall = on a CPU + waiting for one (load) + blocked (I/O, locks)
         "commit_time": [s.get("commits") for s in stats],
         "duplicates": sum(s["duplicates"] for s in stats),
@@ -670,6 +774,7 @@ def run(
     parts: tuple[str, ...] = ("ingest", "scaleout", "latency", "sqlite"),
     domain: bool = False,
     sqlite_workers: int = 1,
+    wal_compression: str | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "domain": domain}
     if "ingest" in parts or "scaleout" in parts:
@@ -719,7 +824,11 @@ def run(
             fleet_cluster.run(vehicles=min(vehicles, 200), rate=latency_rate / 2, seconds=seconds)
         )
     if "stages" in parts:
-        result["stages"] = stages()
+        # every vehicle at least twice: the first half right after a checkpoint, the second on
+        # pages already logged whole (pg-tail: what a checkpoint costs a fleet of that size)
+        result["stages"] = stages(
+            messages=max(20_000, 2 * vehicles), vehicles=vehicles, wal_compression=wal_compression
+        )
     if "rollup" in parts:  # fleet-report: what position_days costs the ingest
         result["rollup_ingest"] = [rollup_cost(), rollup_cost(late_every=10)]
     if rows:
@@ -728,8 +837,58 @@ def run(
     return result
 
 
+# -- WAL per message by relation (pg-tail) ---------------------------------------------------------
+# pg_walinspect's records between two LSNs, kept to the bench database's relations (a record's
+# first block names its relation; a partition is counted under its table): records, bytes, and
+# full-page images (the first change of a page after a checkpoint logs the whole page).
+_WAL_BY_RELATION = r"""
+SELECT coalesce(regexp_replace(pg_filenode_relation(0, CAST(m[2] AS oid))::text, '_p\d{8}$|_default$', ''),
+                'relfilenode ' || m[2]) AS rel,
+       count(*) AS records, sum(record_length) AS bytes, sum(fpi_length) AS fpi_bytes,
+       sum((length(block_ref) - length(replace(block_ref, '(FPW)', ''))) / 5) AS fpi
+FROM (SELECT record_length, fpi_length, block_ref, regexp_match(block_ref, 'rel \d+/(\d+)/(\d+)') AS m
+      FROM pg_get_wal_records_info(CAST(:a AS pg_lsn), CAST(:b AS pg_lsn))) r
+WHERE CAST(m[1] AS oid) = (SELECT oid FROM pg_database WHERE datname = current_database())
+GROUP BY 1 ORDER BY 3 DESC
+"""
+
+
+def wal_lsn(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT pg_current_wal_lsn()")).scalar())
+
+
+def wal_by_relation(engine: Engine, a: str, b: str, messages: int) -> dict[str, Any]:
+    """The WAL the bench database's relations got between LSNs ``a`` and ``b``, per message."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
+            rows = conn.execute(text(_WAL_BY_RELATION), {"a": a, "b": b}).all()
+    except DBAPIError as exc:  # the server recycled the segments already (others writing much WAL)
+        return {"error": str(getattr(exc, "orig", exc)).splitlines()[0]}
+    n = max(1, messages)
+    out: dict[str, Any] = {
+        r.rel: {
+            "records": round(r.records / n, 3),
+            "bytes": round(r.bytes / n, 1),
+            "fpi": round(r.fpi / n, 4),
+            "fpi_bytes": round(r.fpi_bytes / n, 1),
+        }
+        for r in rows
+    }
+    out["total"] = {
+        k: round(sum(v[k] for v in out.values()), 4 if k == "fpi" else 1)
+        for k in ("records", "bytes", "fpi", "fpi_bytes")
+    }
+    return out
+
+
 # -- CPU per message per stage, in one process (ingest-speed) ----------------------------------
-def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) -> dict[str, Any]:
+def stages(
+    *, messages: int = 20_000, batch: int = 500, vehicles: int = 1000, wal_compression: str | None = None
+) -> dict[str, Any]:
     """What each stage of a worker costs per message, measured alone (process CPU time, so a
     machine loaded by others moves it little): cutting MQTT PUBLISH packets out of the socket's
     bytes (``MqttIn``), judging (decode, schema, checks), the store's commit in the worker, and
@@ -747,8 +906,18 @@ def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) ->
     folder = Path(tempfile.mkdtemp(prefix="anycar-bench-fleets-"))
     out: dict[str, Any] = {"messages": messages, "batch": batch, "values_per_message": len(PATHS)}
     try:
-        with database("postgres", folder) as url:
+        with database("postgres", folder) as url, contextlib.ExitStack() as stack:
             engine = make_engine(url)
+            if wal_compression is not None:  # pg-tail: this session's, the server's own untouched
+                out["wal_compression"] = wal_compression
+
+                @event.listens_for(engine, "connect")
+                def _set(dbapi_connection: Any, _record: Any) -> None:
+                    dbapi_connection.execute(
+                        "SELECT set_config('wal_compression', %s, false)", (wal_compression,)
+                    )
+                    dbapi_connection.commit()
+
             register(engine, "S", vehicles)
             origins = [Origin(vehicle_name("S", i), f"{i:016x}") for i in range(vehicles)]
             t = time.time()
@@ -791,17 +960,47 @@ def stages(*, messages: int = 20_000, batch: int = 500, vehicles: int = 1000) ->
             if len(accepted) != messages:
                 raise RuntimeError(f"stages: {messages - len(accepted)} messages refused")
 
+            # pg-tail: its own connection, taken first (not the one the commits use)
+            keep = stack.enter_context(engine.connect())  # keeps the run's WAL until it is read:
+            keep.execute(  # a temporary slot (gone with this session, whatever happens)
+                text("SELECT pg_create_physical_replication_slot(:n, true, true)"),
+                {"n": f"anycar_bench_{uuid.uuid4().hex[:10]}"},
+            )
+            keep.commit()
             with engine.connect() as conn:  # the pool's connection the commits will use
                 conn.exec_driver_sql("SELECT 1")
             with engine.connect() as conn:
                 backend = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
-            pg0 = cpu_s(backend) or 0.0
+            # pg-tail: the WAL of each half, the first right after a checkpoint (every page it
+            # touches logged whole once: what each checkpoint costs), the second without one
+            half = (messages // 2) // batch * batch
+            with engine.connect() as conn:
+                conn.execute(text("CHECKPOINT"))
+            lsns = [wal_lsn(engine)]
+            # every backend of the database but ``keep``'s (pg-tail: a commit may open a second
+            # connection, e.g. for a new signal path set, and the pool then takes turns on them)
+            backends_sql = text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pg0 = {pid: cpu_s(pid) or 0.0 for pid in keep.execute(backends_sql).scalars()}
+            pg0.setdefault(backend, cpu_s(backend) or 0.0)
             wall0, c0 = time.perf_counter(), time.process_time()
             for i in range(0, messages, batch):
+                if i == half:
+                    lsns.append(wal_lsn(engine))
                 store.commit(accepted[i : i + batch])
             commit_cpu = time.process_time() - c0
             wall = time.perf_counter() - wall0
-            pg_cpu = (cpu_s(backend) or pg0) - pg0
+            pg_cpu = sum(
+                (cpu_s(pid) or pg0.get(pid, 0.0)) - pg0.get(pid, 0.0)
+                for pid in keep.execute(backends_sql).scalars()
+            )
+            lsns.append(wal_lsn(engine))
+            out["wal_per_msg"] = {
+                "after_checkpoint": wal_by_relation(engine, lsns[0], lsns[1], half),
+                "steady": wal_by_relation(engine, lsns[1], lsns[2], messages - half),
+            }
+            keep.close()  # the slot goes, and the WAL it kept
             rows = counts(engine)
             engine.dispose()
     finally:

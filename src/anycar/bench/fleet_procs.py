@@ -268,15 +268,29 @@ class _Recorder:
         self.stored = 0
         self.first: float | None = None
         self.last: float | None = None
+        # pg-tail: per second of commit (epoch s): [positions, over 500 ms, over 1 s, max ms], so a
+        # p99 can be read against the checkpoints the bench records on the same clock
+        self.seconds: dict[int, list[int]] = {}
 
     def __call__(self, stored: Any) -> None:
         now = time.time()
         self.first = self.first or now
         self.last = now
         self.stored += stored.messages
+        worst = 0
+        slow = slower = 0
         for p in stored.positions:
             ms = max(0, int((now - p["ts"]) * 1000))
             self.hist[ms] = self.hist.get(ms, 0) + 1
+            if ms > 500:
+                slow += 1
+                slower += ms > 1000
+            worst = max(worst, ms)
+        second = self.seconds.setdefault(int(now), [0, 0, 0, 0])
+        second[0] += len(stored.positions)
+        second[1] += slow
+        second[2] += slower
+        second[3] = max(second[3], worst)
 
 
 def _serving_parts(store: Any) -> tuple[Any, list[Any], Any]:
@@ -380,6 +394,7 @@ def worker(
         doc = {
             **w.status(),
             "hist": recorder.hist,
+            "seconds": recorder.seconds,
             "first_commit": recorder.first,
             "last_commit": recorder.last,
             "pid": os.getpid(),

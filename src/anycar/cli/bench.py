@@ -479,6 +479,13 @@ def _register_fleet(cmds: Any) -> None:
         help="the ingest workers also run what `anycar fleet serve`'s run after each commit: trips, "
         "geofences, rules (the domain pipeline), the live feed and webhooks",
     )
+    fl.add_argument(
+        "--wal-compression",
+        choices=("off", "pglz", "lz4", "zstd"),
+        default=None,
+        help="stages: the commits' sessions set PostgreSQL's wal_compression to this (a superuser's "
+        "session setting; the server's own is left alone) to measure its WAL and CPU",
+    )
     fl.set_defaults(func=bench_fleet)
 
 
@@ -509,6 +516,7 @@ def bench_fleet(args: argparse.Namespace) -> int:
             parts=parts,
             domain=args.domain,
             sqlite_workers=args.sqlite_workers,
+            wal_compression=args.wal_compression,
         )
     show(result, args.json)
     return 0

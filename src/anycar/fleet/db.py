@@ -125,8 +125,19 @@ signal_batches = Table(
     Column("tss", ARRAY(Float).with_variant(JSON, "sqlite"), nullable=False),
     Column("nums", ARRAY(Float).with_variant(JSON, "sqlite"), nullable=False),  # NULL: not a number
     Column("vals", ARRAY(Text).with_variant(JSON, "sqlite"), nullable=False),  # each as JSON text
+    # pg-tail: on PostgreSQL the row's paths are this set's (``paths`` then empty); NULL: ``paths``
+    Column("path_set", Integer),
 )
 Index("ix_signal_batches_vehicle_ts", signal_batches.c.vehicle_id, signal_batches.c.ts)
+
+# pg-tail: each distinct list of a message's paths once (revision pgtail_path_sets); never deleted
+signal_path_sets = Table(
+    "signal_path_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),  # sha256 of the list as JSON
+    Column("paths", ARRAY(String(256)).with_variant(JSON, "sqlite"), nullable=False),
+)
 
 # Views (made by the migrations, not compared with the tables): what the queries read.
 views = MetaData()

@@ -12,9 +12,11 @@ view.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +26,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 
-from anycar.fleet import commands, daily, db, inventory, ota, pgarrays, retention
+from anycar.fleet import commands, daily, db, inventory, ota, pgarrays, pgcopy, retention
 
 LAT = "Vehicle.CurrentLocation.Latitude"
 LON = "Vehicle.CurrentLocation.Longitude"
@@ -167,6 +169,8 @@ class Store:
         self.postgres = engine.dialect.name == "postgresql"
         self._vehicles: dict[str, tuple[float, VehicleRef | None]] = {}
         self._last: dict[int, dict[str, float | None]] = {}
+        # pg-tail: a list of paths -> its signal_path_sets id as a COPY field (PostgreSQL)
+        self._path_sets: dict[tuple[str, ...], bytes] = {}
         self._lock = threading.Lock()
         # handlers run after each committed batch (trips, geofences, rules); one that raises is
         # logged and never fails the commit
@@ -280,7 +284,7 @@ class Store:
 
     def _write(self, conn: Connection, fresh: Iterable[Accepted], stored: Stored) -> None:
         pos_rows: list[dict[str, Any]] = []
-        sig_lines: list[str] = []  # PostgreSQL: COPY text lines of signal_batches, one per message
+        sig_rows: list[bytes] = []  # PostgreSQL: COPY binary tuples of signal_batches, one per message
         sig_tuples: list[tuple[Any, ...]] = []  # SQLite: the same as rows
         first_ts: dict[int, float] = {}  # PostgreSQL: each vehicle's earliest signal value
         ev_rows: list[dict[str, Any]] = []
@@ -289,7 +293,6 @@ class Store:
         now = time.time()
         pgarrays.FLOATS.trim()
         known = pgarrays.FLOATS
-        ftext = known.__getitem__
         for item in sorted(fresh, key=lambda a: (a.doc.get("ts", 0), a.doc.get("seq", 0))):
             ref, doc, kind = item.vehicle, item.doc, item.doc["kind"]
             tenants[ref.id] = ref.tenant_id
@@ -297,22 +300,29 @@ class Store:
             if kind == "telemetry":
                 last = self._last.setdefault(ref.id, {})
                 vid, t0, paths = ref.id, doc["t0"], doc["paths"]
-                if doc["values"] and self.postgres:  # one COPY text line per message
-                    # (ingest-commit: C-level maps over the columns, each float's text once a batch)
+                if doc["values"] and self.postgres:  # one COPY binary tuple per message
+                    # (pg-tail: the doubles as their bytes, see pgcopy; C-level maps over the columns)
                     idx, mss, got = zip(*doc["values"], strict=True)
-                    heads = ",".join(map(_PATH_TEXTS.__getitem__, map(paths.__getitem__, idx)))
+                    heads = tuple(map(paths.__getitem__, idx))
+                    path_set = self._path_sets.get(heads) or self._path_set(heads)
                     tss = [t0 + ms / 1000 for ms in mss]
                     newest = max(tss)
-                    if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = vals
-                        texts = list(map(repr, got))
-                        nums = jsons = ",".join(texts)
-                        if 0.0 not in got:  # kept for the position, vehicle and rollup rows
+                    if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = the values
+                        texts = list(map(repr, got))  # vals: each as JSON text
+                        nums = pgcopy.float8_array(got)
+                        jsons = pgcopy.fresh_text_array(texts)
+                        if 0.0 not in got:  # kept for the vehicle and rollup rows
                             known.update(zip(got, texts, strict=True))  # (never a zero: FloatTexts)
                     else:
-                        nums, jsons = ",".join(map(_array_number, got)), ",".join(map(_array_json, got))
-                    sig_lines.append(
-                        f"{vid}\t{ftext(newest)}\t{{{heads}}}\t{{{','.join(map(ftext, tss))}}}"
-                        f"\t{{{nums}}}\t{{{jsons}}}\n"
+                        nums = pgcopy.float8_array(list(map(_number, got)))
+                        jsons = pgcopy.text_array(list(map(_json_text, got)))
+                    sig_rows.append(
+                        _signal_head(7, 4, vid, 8, newest)
+                        + _NO_PATHS
+                        + pgcopy.float8_array(tss)
+                        + nums
+                        + jsons
+                        + path_set
                     )
                     early = min(tss)
                     if early < first_ts.get(vid, math.inf):
@@ -407,7 +417,7 @@ class Store:
             if tid is not None:
                 stored.touched[vid] = (tid, ts)
         if self.postgres and pos_rows:
-            _copy_text(conn, "positions", _POSITION_COLUMNS, "".join(map(_position_line, pos_rows)))
+            _copy_binary(conn, "positions", _POSITION_COLUMNS, list(map(_position_row, pos_rows)))
         elif pos_rows:  # SQLite: the driver's executemany, no SQLAlchemy compilation per batch
             _raw(conn).executemany(
                 "INSERT INTO positions (vehicle_id, ts, lat, lon, speed, heading, source) "
@@ -421,13 +431,35 @@ class Store:
                 "INSERT INTO signal_batches (vehicle_id, ts, paths, tss, nums, vals) VALUES (?, ?, ?, ?, ?, ?)",
                 sig_tuples,
             )
-        if sig_lines:
-            _copy_text(conn, "signal_batches", _SIGNAL_COLUMNS, "".join(sig_lines))
+        if sig_rows:
+            _copy_binary(conn, "signal_batches", _SIGNAL_COLUMNS, sig_rows)
         self._insert(conn, db.events, ev_rows)
         if self.postgres:
             _update_vehicles_pg(conn, vehicle_updates)
         else:
             self._update_vehicles(conn, vehicle_updates)
+
+    def _path_set(self, paths: tuple[str, ...]) -> bytes:
+        """The ``signal_path_sets`` id of ``paths`` (made if new) as a COPY field, cached.
+
+        In a transaction of its own, committed before the batch's: a batch that fails never
+        takes back a set another worker's batch already uses (a set is never deleted). Text
+        PostgreSQL cannot hold (a NUL, a path over 256) is refused here, for its data, as the
+        batch's COPY refused it."""
+        key = hashlib.sha256(json.dumps(list(paths)).encode()).hexdigest()
+        with self.engine.begin() as conn, _raw(conn).cursor() as cur:
+            cur.execute(_PATH_SET_PG, (key, pgarrays.text_array(paths), key))
+            found = cur.fetchone()
+            if found is None:  # another worker's insert committed after this statement's snapshot
+                cur.execute("SELECT id FROM signal_path_sets WHERE key = %s", (key,))
+                found = cur.fetchone()
+        if found is None:
+            raise RuntimeError(f"signal_path_sets: no id for {key}")
+        field = pgcopy.int4_field(int(found[0]))
+        if len(self._path_sets) >= 10_000:
+            self._path_sets.clear()
+        self._path_sets[paths] = field
+        return field
 
     def _update_vehicles(self, conn: Connection, updates: dict[int, dict[str, Any]]) -> None:
         """SQLite: every vehicle of the batch in one fixed statement through the driver's
@@ -510,6 +542,17 @@ WHERE v.id = u.id
 # self-join; the join hashed the whole vehicles table, dead versions too, for every batch)
 
 
+# pg-tail: a list of paths' id, made if new (two workers may race: the loser reads the winner's,
+# in a second statement if the winner committed after this one's snapshot)
+_PATH_SET_PG = """
+WITH made AS (
+    INSERT INTO signal_path_sets (key, paths) VALUES (%s, CAST(%s AS text[]))  -- text: a path over 256 is refused, not cut
+    ON CONFLICT (key) DO NOTHING RETURNING id
+)
+SELECT id FROM made UNION ALL SELECT id FROM signal_path_sets WHERE key = %s
+"""
+
+
 _DEDUP_SQLITE = """
 INSERT INTO received (vehicle, boot, seq)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
@@ -579,52 +622,27 @@ def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) ->
         )
 
 
-# COPY's text format, written by hand for the signal values (ingest-speed: psycopg's ``write_row``
-# was a third of the commit's Python time at 10 rows a message). A backslash, tab, newline or
-# carriage return in a text value is escaped; ``\N`` is NULL.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_escape(text: str) -> str:
-    return (
-        text.translate(_COPY_ESCAPES)
-        if "\\" in text or "\t" in text or "\n" in text or "\r" in text
-        else text
-    )
-
-
+# COPY (FORMAT binary), written by hand (pg-tail: see anycar.fleet.pgcopy; before, COPY text lines,
+# which ingest-speed wrote by hand because psycopg's ``write_row`` was a third of the commit's
+# Python time at 10 rows a message)
 _POSITION_COLUMNS = ("vehicle_id", "ts", "lat", "lon", "speed", "heading", "source")
+_position_head = struct.Struct(">hiiididid").pack  # 7 fields: vehicle_id, ts, lat, lon (never NULL)
+_signal_head = struct.Struct(">hiiid").pack  # 6 fields: vehicle_id, ts (then the four arrays)
 
 
-def _copy_float(value: float | None) -> str:
-    return "\\N" if value is None else pgarrays.FLOATS[value]
-
-
-def _position_line(row: dict[str, Any]) -> str:
-    """One positions row as a COPY text line (lat and lon are never NULL: see positions_of)."""
-    text = pgarrays.FLOATS
-    speed, heading = _copy_float(row["speed"]), _copy_float(row["heading"])
+def _position_row(row: dict[str, Any]) -> bytes:
+    """One positions tuple (lat and lon are never NULL: see positions_of)."""
     return (
-        f"{row['vehicle_id']}\t{text[row['ts']]}\t{text[row['lat']]}\t{text[row['lon']]}\t"
-        f"{speed}\t{heading}\t{_copy_escape(row['source'])}\n"
+        _position_head(7, 4, row["vehicle_id"], 8, row["ts"], 8, row["lat"], 8, row["lon"])
+        + pgcopy.float8_field(row["speed"])
+        + pgcopy.float8_field(row["heading"])
+        + pgcopy.text_field(row["source"])
     )
 
 
-_SIGNAL_COLUMNS = ("vehicle_id", "ts", "paths", "tss", "nums", "vals")
+_SIGNAL_COLUMNS = ("vehicle_id", "ts", "paths", "tss", "nums", "vals", "path_set")
 _FLOAT_ONLY = {float}
-
-
-class _PathTexts(dict[str, str]):
-    """path -> its element of the ``paths`` array in COPY text, computed on a miss (bounded)."""
-
-    def __missing__(self, path: str) -> str:
-        found = _copy_escape(pgarrays.element(path))
-        if len(self) < 100_000:
-            self[path] = found
-        return found
-
-
-_PATH_TEXTS = _PathTexts()
+_NO_PATHS = pgcopy.empty_array(pgcopy.VARCHAR)  # the row's paths are its path set's (pg-tail)
 
 
 class _JsonPaths(dict[tuple[str, ...], str]):
@@ -641,38 +659,25 @@ class _JsonPaths(dict[tuple[str, ...], str]):
 _SQLITE_PATHS = _JsonPaths()
 
 
-def _array_quoted(text: str) -> str:
-    """A text as a quoted array element, COPY-escaped: the array's own escapes (backslash and
-    double quote) first, then COPY's (which doubles the backslashes again)."""
-    return _copy_escape('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
-
-
-def _array_number(value: Any) -> str:
-    """An element of ``nums``: a finite number or a bool as a float (see ``_number``), else NULL."""
-    if type(value) is float:
-        return repr(value)  # the wire admits only finite floats (anycar.wire.codec)
-    number = _number(value)
-    return "NULL" if number is None else repr(number)
-
-
-def _array_json(value: Any) -> str:
-    """An element of ``vals``: the value as JSON text (numbers, the common case, first, bare)."""
+def _json_text(value: Any) -> str | None:
+    """An element of ``vals``: the value as JSON text (numbers, the common case, first, bare);
+    None is SQL NULL, as the per-value table stored a JSON null."""
     kind = type(value)
     if kind is float:
         return repr(value)  # what json.dumps writes for a finite float
     if value is None:
-        return "NULL"  # read back as SQL NULL, as the per-value table stored a JSON null
+        return None
     if kind is int:
         return str(value)
     if kind is bool:
         return "true" if value else "false"
-    return _array_quoted(json.dumps(value))
+    return json.dumps(value)
 
 
-def _copy_text(conn: Connection, table: str, columns: Sequence[str], data: str) -> None:
-    """COPY ``data`` (COPY text lines in ``columns`` order) into ``table`` (our own names)."""
+def _copy_binary(conn: Connection, table: str, columns: Sequence[str], rows: list[bytes]) -> None:
+    """COPY ``rows`` (binary tuples in ``columns`` order) into ``table`` (our own names)."""
     with (
         _raw(conn).cursor() as cur,
-        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)") as copy,
     ):
-        copy.write(data)
+        copy.write(pgcopy.stream(rows))

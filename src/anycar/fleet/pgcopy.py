@@ -1,0 +1,121 @@
+"""COPY ... (FORMAT binary) rows for the ingest's two time-series tables (pg-tail, session 7).
+
+The text form made PostgreSQL parse every number of a row back from decimal (``float8in``, a
+``strtod`` each: a ``signal_batches`` row holds 21 of them) and every array through
+``array_in``'s quoting rules; session 6 measured 3.7-5.1 µs a row binary against 7.8-11.1 µs text
+on a bare table. Binary rows carry each double as its 8 bytes (so every value, NaN, the
+infinities and -0.0 included, is stored bit for bit, as ``repr`` did) and each array as its
+element type, dimension and length-prefixed elements, which ``array_recv`` takes without a parse.
+
+Text goes as UTF-8 and PostgreSQL checks it as it checked the text form's: a NUL or an invalid
+byte is SQLSTATE 22021, a ``varchar(256)`` element over its length 22001, so a message the
+database cannot hold is still refused for its data (``anycar.fleet.store.refused_for_its_data``).
+A Python string that cannot be UTF-8 (a lone surrogate; the wire's decoders never make one)
+raises ``UnicodeEncodeError`` here, as psycopg raised it encoding the text form.
+
+The stream is written whole (``Copy.write``): the signature, the rows, the trailer.
+"""
+
+from __future__ import annotations
+
+import operator
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # flags, extension
+TRAILER = b"\xff\xff"
+NULL = b"\xff\xff\xff\xff"  # a NULL field or array element: length -1
+FLOAT8, TEXT, VARCHAR = 701, 25, 1043  # element type OIDs (pg_type), as array_recv checks them
+_CACHE_MAX = 100_000
+
+_int4 = struct.Struct(">i").pack
+_float8_field = struct.Struct(">id").pack  # length 8, the double
+_head = struct.Struct(">iiiiii").pack  # field length, ndim, has-null flag, element OID, n, lower bound
+_EIGHT = b"\x00\x00\x00\x08"  # an element's length: 8 bytes
+# n -> (the field's head up to its first element's bytes, the n doubles' packer, the n slices of
+# 8 bytes): the doubles packed at once and joined with their lengths, all at C level
+_FLOAT8_ARRAYS: dict[int, tuple[bytes, Callable[..., bytes], Callable[[bytes], Any]]] = {}
+
+
+def _float8_parts(n: int) -> tuple[bytes, Callable[..., bytes], Callable[[bytes], Any]]:
+    found = _FLOAT8_ARRAYS.get(n)
+    if found is None:
+        head = _head(20 + 12 * n, 1, 0, FLOAT8, n, 1) + _EIGHT
+        cut = operator.itemgetter(*[slice(8 * i, 8 * i + 8) for i in range(n)])
+        found = _FLOAT8_ARRAYS[n] = (head, struct.Struct(f">{n}d").pack, cut)
+    return found
+
+
+def float8_array(values: Sequence[float | None]) -> bytes:
+    """A ``float8[]`` field (its length first): one dimension, NULL for ``None``."""
+    n = len(values)
+    if None not in values and n > 1:
+        head, pack, cut = _float8_parts(n)
+        return head + _EIGHT.join(cut(pack(*values)))
+    parts = [NULL if v is None else _float8_field(8, v) for v in values]
+    body = b"".join(parts)
+    return _head(20 + len(body), 1, int(None in values), FLOAT8, n, 1) + body
+
+
+class _Elements(dict[str, bytes]):
+    """text -> its array element (length-prefixed UTF-8), computed on a miss (bounded)."""
+
+    def __missing__(self, text: str) -> bytes:
+        raw = text.encode()
+        found = _int4(len(raw)) + raw
+        if len(self) < _CACHE_MAX:
+            self[text] = found
+        return found
+
+
+ELEMENTS = _Elements()
+
+
+def text_array(values: Sequence[str | None], oid: int = TEXT) -> bytes:
+    """A ``text[]`` (``oid`` TEXT) or ``varchar[]`` (VARCHAR) field: NULL for ``None``."""
+    get = ELEMENTS.__getitem__
+    if None in values:
+        body = b"".join([NULL if v is None else get(v) for v in values])
+        flag = 1
+    else:
+        body = b"".join(map(get, values))  # type: ignore[arg-type]
+        flag = 0
+    return _head(20 + len(body), 1, flag, oid, len(values), 1) + body
+
+
+def fresh_text_array(texts: Sequence[str]) -> bytes:
+    """A ``text[]`` field of texts that seldom repeat (a message's values as JSON), no NULL:
+    built by C-level maps, nothing cached."""
+    raw = list(map(str.encode, texts))
+    body = b"".join(map(bytes.__add__, map(_int4, map(len, raw)), raw))
+    return _head(20 + len(body), 1, 0, TEXT, len(raw), 1) + body
+
+
+def empty_array(oid: int) -> bytes:
+    """An empty array field of element type ``oid`` (no dimensions, as PostgreSQL keeps ``{}``)."""
+    return _int4(12) + struct.pack(">iii", 0, 0, oid)
+
+
+def text_field(text: str) -> bytes:
+    """A ``text`` or ``varchar`` field."""
+    return ELEMENTS[text]
+
+
+def float8_field(value: float | None) -> bytes:
+    """A ``float8`` field, NULL for ``None`` (an int or a bool as the float it equals)."""
+    return NULL if value is None else _float8_field(8, value)
+
+
+def int4_field(value: int) -> bytes:
+    return b"\x00\x00\x00\x04" + _int4(value)
+
+
+def stream(rows: Sequence[bytes]) -> bytes:
+    """A whole COPY binary stream of ``rows`` (each a tuple as ``row`` makes it)."""
+    return SIGNATURE + b"".join(rows) + TRAILER
+
+
+def row(*fields: bytes) -> bytes:
+    """One tuple: its field count, then its fields (each already length-prefixed)."""
+    return len(fields).to_bytes(2, "big") + b"".join(fields)

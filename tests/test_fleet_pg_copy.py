@@ -1,0 +1,162 @@
+"""The ingest's COPY (FORMAT binary) rows (``anycar.fleet.pgcopy``, pg-tail) through a real
+PostgreSQL: every double, NaN (its payload too), the infinities and -0.0 included, comes back
+bit for bit (PostgreSQL's own ``array_send`` of what it stored is the bytes we sent); any text
+comes back as it went; a NUL, an invalid length or a lone surrogate is refused as the COPY text
+form refused it."""
+
+from __future__ import annotations
+
+import math
+import struct
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from anycar.fleet import pgcopy
+from anycar.fleet.store import refused_for_its_data
+from fleet_support import PG
+
+_SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+# any double, NaNs of any payload, signed zeros and infinities among them
+_DOUBLE = st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**64 - 1).map(
+    lambda bits: struct.unpack(">d", bits.to_bytes(8, "big"))[0]
+)
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
+)
+_COLUMNS = "f float8[], t text[], v varchar(256)[], x float8, s text"
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[psycopg.Connection]:
+    with psycopg.connect(PG, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def table(pg: psycopg.Connection) -> Iterator[str]:
+    name = f"pgcopy_{uuid.uuid4().hex[:10]}"
+    pg.execute(f"CREATE TABLE {name} ({_COLUMNS})")
+    try:
+        yield name
+    finally:
+        pg.execute(f"DROP TABLE {name}")
+
+
+def _copy(pg: psycopg.Connection, table: str, rows: list[bytes]) -> None:
+    with pg.cursor() as cur, cur.copy(f"COPY {table} (f, t, v, x, s) FROM STDIN (FORMAT binary)") as copy:
+        copy.write(pgcopy.stream(rows))
+
+
+def _bits(x: float | None) -> bytes | None:
+    return None if x is None else struct.pack(">d", x)
+
+
+@_SETTINGS
+@given(
+    floats=st.lists(st.none() | _DOUBLE, min_size=1, max_size=12),
+    texts=st.lists(st.none() | _TEXT, min_size=1, max_size=6),
+    paths=st.lists(_TEXT, min_size=1, max_size=6),
+    x=st.none() | _DOUBLE,
+    s=_TEXT,
+)
+def test_every_value_reads_back_bit_for_bit(
+    pg: psycopg.Connection,
+    table: str,
+    floats: list[float | None],
+    texts: list[str | None],
+    paths: list[str],
+    x: float | None,
+    s: str,
+) -> None:
+    fields = (
+        pgcopy.float8_array(floats),
+        pgcopy.text_array(texts),
+        pgcopy.text_array(paths, pgcopy.VARCHAR),
+        pgcopy.float8_field(x),
+        pgcopy.text_field(s),
+    )
+    pg.execute(f"TRUNCATE {table}")
+    _copy(pg, table, [pgcopy.row(*fields)])
+    with pg.cursor(binary=True) as cur:
+        cur.execute(f"SELECT array_send(f), array_send(t), array_send(v), float8send(x), s FROM {table}")
+        got = cur.fetchone()
+    assert got is not None
+    # what PostgreSQL stored, sent back in its own binary form, is what we sent (less our length)
+    assert [bytes(g) for g in got[:3]] == [f[4:] for f in fields[:3]]
+    assert (None if got[3] is None else bytes(got[3])) == _bits(x)
+    assert got[4] == s
+
+
+@_SETTINGS
+@given(values=st.lists(_DOUBLE.filter(lambda v: not math.isnan(v)), min_size=1, max_size=12))
+def test_fresh_text_arrays_are_text_arrays(values: list[float]) -> None:
+    texts = list(map(repr, values))
+    assert pgcopy.fresh_text_array(texts) == pgcopy.text_array(texts)
+
+
+def test_signed_zero_nan_and_infinities_by_value(pg: psycopg.Connection, table: str) -> None:
+    special = [-0.0, 0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308]
+    _copy(
+        pg,
+        table,
+        [
+            pgcopy.row(
+                pgcopy.float8_array(special),
+                pgcopy.text_array(["a"]),
+                pgcopy.text_array(["b"], pgcopy.VARCHAR),
+                pgcopy.float8_field(-0.0),
+                pgcopy.text_field(""),
+            )
+        ],
+    )
+    f, x = pg.execute(f"SELECT f, x FROM {table}").fetchone()  # type: ignore[misc]
+    assert [_bits(v) for v in f[:4]] == [_bits(v) for v in special[:4]]
+    assert math.isnan(f[4]) and f[5:] == special[5:]
+    assert _bits(x) == _bits(-0.0)
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "state"),
+    [
+        ("t", "a\x00b", "22021"),  # PostgreSQL's text cannot hold a NUL
+        ("v", "a\x00b", "22021"),
+        ("s", "\x00", "22021"),
+        ("v", "p" * 257, "22001"),  # over varchar(256)
+    ],
+)
+def test_text_the_database_cannot_hold_is_refused_for_its_data(
+    pg: psycopg.Connection, table: str, where: str, text: str, state: str
+) -> None:
+    fields = {
+        "t": pgcopy.text_array([text if where == "t" else "ok"]),
+        "v": pgcopy.text_array([text if where == "v" else "ok"], pgcopy.VARCHAR),
+        "s": pgcopy.text_field(text if where == "s" else "ok"),
+    }
+    with pytest.raises(psycopg.Error) as caught:
+        _copy(
+            pg,
+            table,
+            [
+                pgcopy.row(
+                    pgcopy.float8_array([1.0]),
+                    fields["t"],
+                    fields["v"],
+                    pgcopy.float8_field(1.0),
+                    fields["s"],
+                )
+            ],
+        )
+    assert caught.value.sqlstate == state
+    assert refused_for_its_data(caught.value)
+
+
+def test_a_lone_surrogate_is_refused_before_the_server() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        pgcopy.text_array(["a\ud800"])
