@@ -293,6 +293,7 @@ class Store:
         now = time.time()
         pgarrays.FLOATS.trim()
         known = pgarrays.FLOATS
+        ftext = known.__getitem__  # SQLite: each float's text once a batch (sqlite-rate)
         for item in sorted(fresh, key=lambda a: (a.doc.get("ts", 0), a.doc.get("seq", 0))):
             ref, doc, kind = item.vehicle, item.doc, item.doc["kind"]
             tenants[ref.id] = ref.tenant_id
@@ -338,11 +339,11 @@ class Store:
                     if path_json is None:
                         path_json = _SQLITE_PATHS.remember(names)
                     if set(map(type, got)) == _FLOAT_ONLY:
-                        nums = jsons = "[" + ", ".join(map(ftext, got)) + "]"
+                        num_json = val_json = "[" + ", ".join(map(ftext, got)) + "]"
                     else:
-                        nums, jsons = json.dumps([_number(v) for v in got]), json.dumps(list(got))
+                        num_json, val_json = json.dumps([_number(v) for v in got]), json.dumps(list(got))
                     sig_tuples.append(
-                        (vid, newest, path_json, "[" + ", ".join(map(ftext, tss)) + "]", nums, jsons)
+                        (vid, newest, path_json, "[" + ", ".join(map(ftext, tss)) + "]", num_json, val_json)
                     )
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
