@@ -141,7 +141,9 @@ def _publish(name: str, payload: bytes, mid: int) -> bytes:
 
 
 def _feed(client: MqttIn, first: int, n: int) -> None:
-    client._received(b"".join(_publish(f"anycar/v1/v{i}/telemetry", b"\xa0", i + 1) for i in range(first, first + n)))
+    client._received(
+        b"".join(_publish(f"anycar/v1/v{i}/telemetry", b"\xa0", i + 1) for i in range(first, first + n))
+    )
 
 
 async def test_a_batch_is_collected_with_one_wake_up_when_full() -> None:

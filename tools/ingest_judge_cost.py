@@ -36,10 +36,10 @@ def main() -> int:
 
     from anycar.bench.fleet import database, register
     from anycar.bench.fleet_procs import Template, vehicle_name
+    from anycar.fleet import store as store_module
     from anycar.fleet.db import make_engine
     from anycar.fleet.ingest import IngestWorker, judge, tune_gc
     from anycar.fleet.mqttin import Inbound, MqttIn, mqtt_string, varint
-    from anycar.fleet import store as store_module
     from anycar.fleet.store import Accepted, Store
     from anycar.wire import decode
     from anycar.wire.fastcheck import telemetry_ok
@@ -50,11 +50,15 @@ def main() -> int:
             engine = make_engine(url)
             register(engine, "J", args.vehicles)
             t = time.time()
-            templates = [Template(vehicle_name("J", i), f"{i:016x}", 48.0 + i / 1e4) for i in range(args.vehicles)]
+            templates = [
+                Template(vehicle_name("J", i), f"{i:016x}", 48.0 + i / 1e4) for i in range(args.vehicles)
+            ]
             wire: list[tuple[str, bytes]] = []
             for n in range(args.messages):
                 tpl = templates[n % args.vehicles]
-                wire.append((f"anycar/v1/{tpl.vehicle}/telemetry", tpl.payload(n // args.vehicles + 1, t + n / 1e4)))
+                wire.append(
+                    (f"anycar/v1/{tpl.vehicle}/telemetry", tpl.payload(n // args.vehicles + 1, t + n / 1e4))
+                )
             stream = b"".join(
                 b"\x32" + varint(len(body)) + body
                 for n, (name, payload) in enumerate(wire)
@@ -103,7 +107,9 @@ def main() -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if args.time:
-        print(f"{args.part}: {cpu / (args.messages * args.repeat) * 1e6:.2f} µs CPU a message", file=sys.stderr)
+        print(
+            f"{args.part}: {cpu / (args.messages * args.repeat) * 1e6:.2f} µs CPU a message", file=sys.stderr
+        )
     return 0
 
 

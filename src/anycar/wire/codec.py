@@ -16,8 +16,8 @@ from typing import Any
 
 import cbor2
 
-from anycar.wire.errors import WireError
 from anycar.wire import fastcheck
+from anycar.wire.errors import WireError
 from anycar.wire.schema import check_message
 
 MAX_PAYLOAD = 256 * 1024
