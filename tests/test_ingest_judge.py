@@ -185,8 +185,8 @@ async def test_a_lost_connection_wakes_the_collector() -> None:
 
 async def test_wait_wants_a_count_and_a_timeout_ends_it() -> None:
     client = MqttIn("127.0.0.1", 1, "t")
-    assert await client.wait(0.01) is False and len(client) == 0
+    assert await client.wait(0.01) is False and client.waiting() == 0
     _feed(client, 0, 3)
-    assert await client.wait(0.01, want=5) is True and len(client) == 3  # timed out with 3
+    assert await client.wait(0.01, want=5) is True and client.waiting() == 3  # timed out with 3
     assert await client.wait(0.0, want=5) is True  # no time left: no waiting at all
-    assert [m.mid for m in client.take(2)] == [1, 2] and len(client) == 1
+    assert [m.mid for m in client.take(2)] == [1, 2] and client.waiting() == 1

@@ -260,7 +260,7 @@ class IngestWorker:
         wakes this once, when the batch is full or the time is up (ingest-judge: it woke at every
         socket read, ~16 messages, each with a task and a timer)."""
         await client.wait()
-        if len(client) < self.batch_max:
+        if client.waiting() < self.batch_max:
             await client.wait(self.batch_delay_s, want=self.batch_max)
         return client.take(self.batch_max)
 

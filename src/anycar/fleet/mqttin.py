@@ -317,8 +317,8 @@ class MqttIn:
             raise self._error
         return bool(inbox)
 
-    def __len__(self) -> int:
-        """Messages in, not yet taken."""
+    def waiting(self) -> int:
+        """Messages in, not yet taken (a method, not ``__len__``: a client with none is not false)."""
         return len(self._inbox)
 
     def take(self, n: int) -> list[Inbound]:
