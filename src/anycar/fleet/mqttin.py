@@ -97,6 +97,11 @@ def _reason(code: int, props: dict[int, object]) -> str:
     return f"{why} ({said})" if said else why
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, client: MqttIn) -> None:
         self.c = client
@@ -133,7 +138,11 @@ class MqttIn:
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._inbox: collections.deque[Inbound] = collections.deque()
-        self._arrived = asyncio.Event()
+        # the one waiter (``wait``) and how many messages it waits for: the socket's side wakes it
+        # only then, or when the connection is lost (ingest-judge: a wake-up a read, ~16 messages,
+        # with a task and a timer each in ``asyncio.wait_for``, was more than cutting their packets)
+        self._waiter: asyncio.Future[None] | None = None
+        self._want = 1
         self._control: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()  # CONNACK, SUBACK
         self._error: MqttError | None = None
         self._closed = asyncio.Event()
@@ -216,7 +225,9 @@ class MqttIn:
             del buf[:pos]
         if got:
             self.packets += got
-            self._arrived.set()
+            waiter = self._waiter
+            if waiter is not None and len(inbox) >= self._want and not waiter.done():
+                waiter.set_result(None)
             if len(inbox) > PAUSE_ABOVE and self._transport is not None and not self._paused:
                 self._transport.pause_reading()
                 self._paused = True
@@ -225,7 +236,9 @@ class MqttIn:
         if self._error is None:
             self._error = err
         self._closed.set()
-        self._arrived.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self._control.put_nowait((0, b""))
 
     # ---- the worker's side ------------------------------------------------------------------
@@ -284,29 +297,39 @@ class MqttIn:
             raise MqttError(f"the broker sent packet type {got} where {kind} was due")
         return got, body
 
-    async def wait(self, timeout: float | None = None) -> bool:
-        """Wait until a message is in (True) or ``timeout`` passed (False); raises when the
-        connection is gone and nothing is left to take."""
-        if not self._inbox:
-            if self._error is not None:
-                raise self._error
-            if timeout is None:
-                await self._arrived.wait()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), timeout)
-            if not self._inbox and self._error is not None:
-                raise self._error
-        return bool(self._inbox)
+    async def wait(self, timeout: float | None = None, *, want: int = 1) -> bool:
+        """Wait until ``want`` messages are in, or ``timeout`` passed: True if any message is in.
+        Raises when the connection is gone and nothing is left to take. One waiter at a time (the
+        worker's batch loop); the socket's side wakes it once, not at every read."""
+        inbox = self._inbox
+        if len(inbox) < want and self._error is None and (timeout is None or timeout > 0):
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+            self._waiter, self._want = waiter, max(1, want)
+            try:
+                await waiter
+            finally:
+                self._waiter, self._want = None, 1
+                if timer is not None:
+                    timer.cancel()
+        if not inbox and self._error is not None:
+            raise self._error
+        return bool(inbox)
+
+    def waiting(self) -> int:
+        """Messages in, not yet taken (a method, not ``__len__``: a client with none is not false)."""
+        return len(self._inbox)
 
     def take(self, n: int) -> list[Inbound]:
         """Up to ``n`` of the messages that arrived, oldest first."""
         inbox = self._inbox
-        out = [inbox.popleft() for _ in range(min(n, len(inbox)))]
-        if not inbox:
-            self._arrived.clear()
-            if self._error is not None:
-                self._arrived.set()
+        if n >= len(inbox):
+            out = list(inbox)
+            inbox.clear()
+        else:
+            pop = inbox.popleft
+            out = [pop() for _ in range(n)]
         if self._paused and len(inbox) < PAUSE_ABOVE // 2 and self._transport is not None:
             self._transport.resume_reading()
             self._paused = False

@@ -16,8 +16,8 @@ from typing import Any
 
 import cbor2
 
+from anycar.wire import fastcheck
 from anycar.wire.errors import WireError
-from anycar.wire.fastcheck import telemetry_ok
 from anycar.wire.schema import check_message
 
 MAX_PAYLOAD = 256 * 1024
@@ -129,7 +129,7 @@ def decode(
         raise WireError(f"a message is a map, got {type(doc).__name__}", reason="malformed", where="payload")
     # the common message in one pass (ingest-worker); anything it is not sure of takes the
     # reference path below, which gives the error. CBOR only: its strings are valid UTF-8
-    if fmt is _CBOR and doc.get("kind") == "telemetry" and telemetry_ok(doc):
+    if fmt is _CBOR and doc.get("kind") == "telemetry" and (fastcheck._check or fastcheck.checker())(doc):
         return doc
     _check_plain(doc)
     if validate:
