@@ -6,13 +6,15 @@ kept); two ingest workers on one SQLite file through a real Mosquitto store ever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from anycar.bench import fleet
 from anycar.cli.bench import bench_fleet
@@ -20,7 +22,7 @@ from anycar.cli.main import build_parser
 from anycar.errors import ConfigError
 from anycar.fleet import registry
 from anycar.fleet.migrate import _config, upgrade
-from anycar.fleet.store import Accepted, Store
+from anycar.fleet.store import Accepted, Store, VehicleRef
 from anycar.wire import Origin, decode, encode, messages
 from fleet_support import fleet_engine, vin
 
@@ -34,13 +36,19 @@ def _doc(origin: Origin, seq: int, values: list[tuple[str, float, object]], ts: 
     return decode(encode(doc))  # exactly what a hub sends
 
 
-def test_signal_batch_texts_are_what_json_dumps_wrote(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _one_vehicle(tmp_path: Path) -> Iterator[tuple[Engine, str, Store, VehicleRef, Origin]]:
+    """A SQLite fleet with one vehicle: (engine, its wire id, a store, its ref, its origin)."""
     with fleet_engine("sqlite", tmp_path) as engine:
         creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme")
         store = Store(engine)
         ref = store.vehicle(creds.vehicle)
         assert ref is not None
-        o = Origin(creds.vehicle, "00000000000000aa")
+        yield engine, creds.vehicle, store, ref, Origin(creds.vehicle, "00000000000000aa")
+
+
+def test_signal_batch_texts_are_what_json_dumps_wrote(tmp_path: Path) -> None:
+    with _one_vehicle(tmp_path) as (engine, _wire_id, store, ref, o):
         docs = [
             # all floats, a negative zero, repeated numbers, values at different times
             _doc(o, 1, [(LAT, T0, 48.1), (LON, T0 + 0.25, -0.0), (SPEED, T0 + 0.5, 48.1)], T0 + 0.5),
@@ -71,12 +79,7 @@ def test_signal_batch_texts_are_what_json_dumps_wrote(tmp_path: Path) -> None:
 
 
 def test_one_vehicles_update_keeps_last_seen_online_and_the_forward_rule(tmp_path: Path) -> None:
-    with fleet_engine("sqlite", tmp_path) as engine:
-        creds = registry.add_vehicle(engine, vin(1), "kaiyun_pickman", tenant="acme")
-        store = Store(engine)
-        ref = store.vehicle(creds.vehicle)
-        assert ref is not None
-        o = Origin(creds.vehicle, "00000000000000aa")
+    with _one_vehicle(tmp_path) as (engine, wire_id, store, ref, o):
 
         def row() -> tuple[object, ...]:
             with engine.connect() as conn:
@@ -86,7 +89,7 @@ def test_one_vehicles_update_keeps_last_seen_online_and_the_forward_rule(tmp_pat
                             "SELECT online, last_seen, last_ts, last_lat, last_lon, last_speed, last_heading "
                             "FROM vehicles WHERE wire_id = :w"
                         ),
-                        {"w": creds.vehicle},
+                        {"w": wire_id},
                     ).one()
                 )
 

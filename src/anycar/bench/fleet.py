@@ -798,15 +798,7 @@ def run(
         result[key] = ingest(
             "sqlite", workers=sqlite_workers, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain
         )
-        result["sqlite_latency"] = ingest(
-            "sqlite",
-            workers=sqlite_workers,
-            vehicles=vehicles,
-            rate=latency_rate,
-            seconds=seconds,
-            domain=domain,
-        )
-    if "sqlite-latency" in parts:  # sqlite-rate: the latency run alone (the sustained goal's form)
+    if "sqlite" in parts or "sqlite-latency" in parts:  # sqlite-latency: this run alone (sustained)
         result["sqlite_latency"] = ingest(
             "sqlite",
             workers=sqlite_workers,
