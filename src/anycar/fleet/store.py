@@ -35,6 +35,7 @@ SPEED = "Vehicle.Speed"
 _POSITION_KEYS = {LAT: "lat", LON: "lon", HEADING: "heading", SPEED: "speed"}
 log = logging.getLogger("anycar.fleet.store")
 CACHE_S = 5.0  # how long a vehicle lookup is trusted (a revocation takes effect within it)
+PREFETCH_EARLY_S = 1.0  # a batch's prefetch refreshes an entry this long before it is too old
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +207,13 @@ class Store:
     def prefetch(self, wire_ids: Iterable[str]) -> None:
         """Refresh the cache for every id of a batch whose entry is missing or old, in one query
         (fleet_scale: one lookup per vehicle every CACHE_S, on the event loop, was most of a
-        worker's time on a loaded machine)."""
+        worker's time on a loaded machine). An entry within ``PREFETCH_EARLY_S`` of its age is
+        refreshed too: else it would turn old between this prefetch and the judge a moment later
+        and be read alone, on the event loop (ingest-judge: 425 such reads in 90,000 messages)."""
         now = time.monotonic()
+        old = CACHE_S - PREFETCH_EARLY_S
         with self._lock:
-            stale = {w for w in wire_ids if (hit := self._vehicles.get(w)) is None or now - hit[0] >= CACHE_S}
+            stale = {w for w in wire_ids if (hit := self._vehicles.get(w)) is None or now - hit[0] >= old}
         if not stale:
             return
         v = db.vehicles.c
