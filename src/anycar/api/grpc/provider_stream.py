@@ -292,6 +292,7 @@ class ProviderStream:
                                 dps.append(new(Datapoint, (path, value, stamp)))
                                 continue
                     sig, validate, field, array = slow
+                    other = None  # another form's datapoint: its own moment's group
                     if value is _SLOW:
                         dp, key, learned = read_datapoint(raw)
                         message_value = dp.value
@@ -309,16 +310,7 @@ class ProviderStream:
                             unpackers = _whole_unpackers(cut)
                             starts = [prefix + _FLOAT_HEAD, prefix + _DOUBLE_HEAD]
                         else:  # another form: its own moment's group, this datapoint alone
-                            if value is not None:
-                                try:
-                                    value = validate(value)
-                                except ValueRejected as exc:
-                                    errors[sid] = error_v2(InvalidValue(path, str(exc)))
-                                    refused += 1
-                                    continue
-                            group[0].append(sid)
-                            group[1].append(new(Datapoint, (path, value, group[2])))
-                            continue
+                            other = group
                 except AnycarError as exc:
                     errors[sid] = error_v2(exc)
                     parse_datapoint(raw)  # a refused datapoint that does not parse still refuses the request
@@ -330,8 +322,12 @@ class ProviderStream:
                         errors[sid] = error_v2(InvalidValue(path, str(exc)))
                         refused += 1
                         continue
-                sids.append(sid)
-                dps.append(new(Datapoint, (path, value, stamp)))
+                if other is None:
+                    sids.append(sid)
+                    dps.append(new(Datapoint, (path, value, stamp)))
+                else:
+                    other[0].append(sid)
+                    other[1].append(new(Datapoint, (path, value, other[2])))
         except CorruptRequest:
             raise InvalidRequest(_strict_error(request)) from None
         for group_sids, group_dps, _ in groups.values():
