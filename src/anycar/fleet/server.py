@@ -94,6 +94,7 @@ class FleetConfig:
     dashboard_url: str | None = None  # fleet-console: a vehicle's cabin dashboard, "{vehicle}", "{vin}"
     trips_file: str | None = None  # trips.yaml (default: the packaged one)
     eta_interval_s: float | None = None  # delivery-exec: live ETA pass (None: logistics data/execution.yaml)
+    route_repush_s: float | None = None  # expired routes pushed again (None: logistics data/execution.yaml)
     clock: Callable[[], float] | None = (
         None  # tests, simulations: the logistics console's and the CSMS's "now"
     )
@@ -211,7 +212,7 @@ class FleetServer:
             ]
         )
         # delivery-exec: proofs of delivery judged in the ingest's transaction; live ETAs
-        from anycar.logistics.execution import EtaComponent, PodJudge, PodOutbox
+        from anycar.logistics.execution import EtaComponent, PodJudge, PodOutbox, RouteKeeper
         from anycar.logistics.service import provider as matrix_provider
 
         self.pods = PodJudge(clock=day_clock)  # demo-route: a failure's time, its retry from it
@@ -220,6 +221,9 @@ class FleetServer:
         self.pod_outbox = PodOutbox(self.engine, self.webhooks)
         self.store.after_commit.append(self.pod_outbox.wake)
         self.eta = EtaComponent(self.engine, matrix_provider(), self.webhooks, cfg.eta_interval_s)
+        self.route_keeper = RouteKeeper(  # a route that expired on an offline hub, sent again
+            self.engine, self.sender.wake if self.sender else None, cfg.route_repush_s
+        )
         self.api = HttpListener(
             app,
             cfg.host,
@@ -250,6 +254,7 @@ class FleetServer:
             self.components.append(self.sender)
         self.components.append(self.logistics)
         self.components.append(self.eta)  # delivery-exec
+        self.components.append(self.route_keeper)
         self.components.append(self.pod_outbox)  # logistics-rest
         if cfg.api_port is not None:
             self.components.append(_Http("api", self.api))

@@ -167,7 +167,10 @@ def _route_stops(
 
 
 def _last_pushes(conn: Connection, tenant_id: int) -> dict[int, tuple[int, list[dict[str, Any]]]]:
-    """Each vehicle's newest pushed route: (plan, stops)."""
+    """Each vehicle's newest pushed route: (plan, stops). A route its vehicle never took — its
+    command expired unanswered, or the hub refused it as expired — is left out while that vehicle
+    is online, so a ``changed_only`` push sends it again (the vehicle was offline past the
+    route's time to live)."""
     r = route_pushes.c
     newest = (
         select(r.vehicle_id, func.max(r.version).label("version"))
@@ -175,12 +178,54 @@ def _last_pushes(conn: Connection, tenant_id: int) -> dict[int, tuple[int, list[
         .group_by(r.vehicle_id)
         .subquery()
     )
+    lost = {vehicle for _, vehicle, _ in _lost_routes(conn, tenant_id, time.time())}
     rows = conn.execute(
         select(r.vehicle_id, r.plan_id, r.route).join(
             newest, and_(r.vehicle_id == newest.c.vehicle_id, r.version == newest.c.version)
         )
     ).all()
-    return {int(x.vehicle_id): (int(x.plan_id), list((x.route or {}).get("stops", []))) for x in rows}
+    return {
+        int(x.vehicle_id): (int(x.plan_id), list((x.route or {}).get("stops", [])))
+        for x in rows
+        if int(x.vehicle_id) not in lost
+    }
+
+
+def _lost_routes(conn: Connection, tenant_id: int | None, now: float) -> list[tuple[int, int, int]]:
+    """(tenant, vehicle, plan) of each online vehicle whose newest route is of its tenant's plan in
+    force and whose command expired: unanswered past its expiry, or answered ``expired``."""
+    r, c, p = route_pushes.c, db.commands.c, db.plans.c
+    newest = select(r.vehicle_id, func.max(r.version).label("version")).group_by(r.vehicle_id)
+    if tenant_id is not None:
+        newest = newest.where(r.tenant_id == tenant_id)
+    n = newest.subquery()
+    expired = (c.status == commands.EXPIRED) | (
+        (c.status == commands.SENT) & (c.expires < now) & c.answered.is_(None)
+    )
+    rows = conn.execute(
+        select(r.tenant_id, r.vehicle_id, r.plan_id)
+        .join(n, and_(r.vehicle_id == n.c.vehicle_id, r.version == n.c.version))
+        .join(db.commands, c.command_id == r.command_id)
+        .join(db.vehicles, V.id == r.vehicle_id)
+        .join(db.plans, and_(p.id == r.plan_id, p.tenant_id == r.tenant_id))
+        .where(expired, V.online.is_(True), V.revoked.is_(False), p.status == "accepted")
+    ).all()
+    return [(int(x.tenant_id), int(x.vehicle_id), int(x.plan_id)) for x in rows]
+
+
+def repush_lost_routes(engine: Engine, now: float | None = None) -> list[dict[str, Any]]:
+    """One pass: each plan in force with an online vehicle whose route expired before it reached
+    the hub, its routes pushed again where the hub does not have them (``changed_only``)."""
+    from anycar.logistics import board
+
+    with engine.connect() as conn:
+        lost = _lost_routes(conn, None, time.time() if now is None else now)
+    pushed: list[dict[str, Any]] = []
+    for tenant_id, plan_id in sorted({(t, p) for t, _, p in lost}):
+        found = board.plan(engine, tenant_id, plan_id)
+        if found is not None and found["status"] == "accepted":
+            pushed += push_routes(engine, tenant_id, found, changed_only=True)
+    return pushed
 
 
 def _pushed(stop: dict[str, Any]) -> bool:
@@ -717,3 +762,52 @@ class EtaComponent:
 
     def status(self) -> dict[str, Any]:
         return {"passes": self.passes, "crashes": self.crashes, "interval_s": self.interval_s}
+
+
+class RouteKeeper:
+    """``repush_lost_routes`` every ``interval_s`` (a fleet component): a hub offline past its
+    route's time to live gets the route again once it is back, not only at the next accept or
+    move. A failing pass is logged and counted and the next one runs."""
+
+    name = "route-keeper"
+
+    def __init__(
+        self, engine: Engine, wake: Callable[[], Any] | None = None, interval_s: float | None = None
+    ) -> None:
+        self.engine, self.wake = engine, wake
+        self.interval_s = float(settings()["route_repush_s"] if interval_s is None else interval_s)
+        self.passes = self.repushed = self.crashes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="route-keeper")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                pushed = await asyncio.to_thread(repush_lost_routes, self.engine)
+                self.passes += 1
+                sent = [p for p in pushed if p["command"]]
+                self.repushed += len(sent)
+                for p in sent:
+                    log.info(
+                        "route %s v%s pushed again to %s (the last one expired)",
+                        p["command"],
+                        p["version"],
+                        p["vehicle"],
+                    )
+                if sent and self.wake is not None:
+                    self.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.crashes += 1
+                log.exception("re-pushing expired routes failed; the next pass tries again")
+            await asyncio.sleep(self.interval_s)
+
+    def status(self) -> dict[str, Any]:
+        return {"passes": self.passes, "repushed": self.repushed, "crashes": self.crashes}
