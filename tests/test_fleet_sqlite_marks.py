@@ -98,7 +98,9 @@ def test_the_usual_batch_writes_no_received_row(tmp_path: Path) -> None:
             assert raw.total_changes - before == 4  # one UPDATE of a mark a boot, nothing else
         assert retention.received_count(engine) == 0 and retention.seen_count(engine) == 19
         with engine.connect() as conn:
-            marks = conn.execute(text("SELECT vehicle, hwm, above, updated FROM received_marks ORDER BY 1")).all()
+            marks = conn.execute(
+                text("SELECT vehicle, hwm, above, updated FROM received_marks ORDER BY 1")
+            ).all()
         assert marks == [("v0", 3, 0, 1.0)] + [(f"v{i}", 4, 0, 2.0) for i in range(1, 5)]
 
 
@@ -137,7 +139,9 @@ def test_the_migration_folds_received_into_marks_and_back_sqlite(tmp_path: Path)
         upgrade(engine)
         assert current(engine) == head() == "sqlitemarks_received_marks"
         with engine.connect() as conn:
-            marks = conn.execute(text("SELECT vehicle, boot, hwm, above FROM received_marks ORDER BY 1")).all()
+            marks = conn.execute(
+                text("SELECT vehicle, boot, hwm, above FROM received_marks ORDER BY 1")
+            ).all()
             left = conn.execute(text("SELECT vehicle, seq FROM received ORDER BY 1, 2")).all()
             floors = conn.execute(text("SELECT count(*) FROM received_floor")).scalar()
         assert marks == [("a", "1", 3, 3), ("b", "1", 12, 1), ("c", "1", 0, 2), ("d", "1", 4, 0)]
@@ -166,7 +170,9 @@ def test_the_migration_folds_received_into_marks_and_back_sqlite(tmp_path: Path)
 def test_the_migration_goes_down_and_up_postgres(tmp_path: Path) -> None:
     with _engine_at("postgres", tmp_path, BEFORE) as engine:
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO received (vehicle, boot, seq) VALUES ('a', '1', 1), ('a', '1', 3)"))
+            conn.execute(
+                text("INSERT INTO received (vehicle, boot, seq) VALUES ('a', '1', 1), ('a', '1', 3)")
+            )
         upgrade(engine)
         assert current(engine) == head()
         with engine.connect() as conn:  # PostgreSQL's dedup is received as it was; the table empty

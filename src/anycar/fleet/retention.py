@@ -222,9 +222,7 @@ def _prune_marks(
         out["deleted"] = max(conn.execute(text(_UNDER_MARKS_SQLITE)).rowcount or 0, 0)
         m = db.received_marks.c
         out["forgotten"] = max(
-            conn.execute(
-                delete(db.received_marks).where(m.updated < now - forget_s, m.above == 0)
-            ).rowcount
+            conn.execute(delete(db.received_marks).where(m.updated < now - forget_s, m.above == 0)).rowcount
             or 0,
             0,
         )

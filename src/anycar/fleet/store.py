@@ -591,7 +591,9 @@ _MARK_SET_SQLITE = (
 )
 
 
-def _first_time_sqlite(raw: Any, keys: Iterable[tuple[str, str, int]], now: float) -> set[tuple[str, str, int]]:
+def _first_time_sqlite(
+    raw: Any, keys: Iterable[tuple[str, str, int]], now: float
+) -> set[tuple[str, str, int]]:
     """The keys not seen before, recorded as seen (SQLite, inside the batch's transaction).
 
     A boot's seen seqs are its mark (every seq <= ``hwm``) and the ``received`` rows above it
@@ -638,6 +640,8 @@ def _first_time_sqlite(raw: Any, keys: Iterable[tuple[str, str, int]], now: floa
     if sets:
         raw.executemany(_MARK_SET_SQLITE, sets)
     return new
+
+
 # every vehicle of a SQLite batch in one row write: last_seen always, online when the batch said,
 # the last position only forward (?4 is the batch's newest fix, NULL when it had none); every SET
 # expression reads the row as it was
