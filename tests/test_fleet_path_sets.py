@@ -97,7 +97,8 @@ def test_a_path_postgresql_cannot_hold_is_refused_for_its_data(
 def test_the_migration_goes_down_and_up_with_both_kinds_of_rows(kind: str, tmp_path: Path) -> None:
     t = time.time() - 3600
     with _engine_at(kind, tmp_path, BEFORE) as engine:
-        Maintenance(engine).run_once()
+        if kind == "postgres":  # today's partitions (SQLite has none; its prune needs the head's marks)
+            Maintenance(engine).run_once()
         store = Store(engine)
         wire, ref = _car(engine, store)
         with engine.begin() as conn:  # a row as the revision before wrote it (this Store writes path_set)
