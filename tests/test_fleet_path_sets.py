@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from anycar.fleet import db, registry
 from anycar.fleet.maintenance import Maintenance
-from anycar.fleet.migrate import current, upgrade
+from anycar.fleet.migrate import current, head, upgrade
 from anycar.fleet.store import Accepted, Store, VehicleRef, refused_for_its_data
 from fleet_support import fleet_engine, vin
 from test_fleet_signal_batches import _downgrade, _engine_at, _values
@@ -97,7 +97,8 @@ def test_a_path_postgresql_cannot_hold_is_refused_for_its_data(
 def test_the_migration_goes_down_and_up_with_both_kinds_of_rows(kind: str, tmp_path: Path) -> None:
     t = time.time() - 3600
     with _engine_at(kind, tmp_path, BEFORE) as engine:
-        Maintenance(engine).run_once()
+        if kind == "postgres":  # today's partitions (SQLite has none; its prune needs the head's marks)
+            Maintenance(engine).run_once()
         store = Store(engine)
         wire, ref = _car(engine, store)
         with engine.begin() as conn:  # a row as the revision before wrote it (this Store writes path_set)
@@ -114,7 +115,7 @@ def test_the_migration_goes_down_and_up_with_both_kinds_of_rows(kind: str, tmp_p
         before = _values(engine)
         assert [r[1:] for r in before] == [(PATHS[0], t, 1.5, 1.5), (PATHS[1], t + 0.05, None, "x")]
         upgrade(engine)
-        assert current(engine) == "pgtail_path_sets"
+        assert current(engine) == head()  # the newest revision (sqlite-marks came after)
         assert _values(engine) == before  # the old row through the new view
         new = Store(engine)
         assert new.commit([Accepted(ref, _doc(wire, 2, t + 1, PATHS))]).messages == 1

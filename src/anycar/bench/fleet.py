@@ -368,13 +368,15 @@ def percentile(hist: dict[int, int], q: float) -> float | None:
 
 
 def counts(engine: Engine) -> dict[str, int]:
-    from anycar.fleet import db
+    from anycar.fleet import db, retention
 
     with engine.connect() as conn:
-        return {
+        out = {
             t.name: int(conn.execute(select(func.count()).select_from(t)).scalar() or 0)
-            for t in (db.received, db.positions, db.signal_values, db.dead_letters)
+            for t in (db.positions, db.signal_values, db.dead_letters)
         }
+    # the dedup's keys seen (sqlite-marks: on SQLite most are under a boot's mark, not rows)
+    return {"received": retention.seen_count(engine), **out}
 
 
 def ingest(

@@ -576,3 +576,23 @@ plans = Table(
     Column("body", JSON, nullable=False),  # the plan (and a re-dispatch's changes) as the API shows it
 )
 Index("ix_plans_tenant_created", plans.c.tenant_id, plans.c.created)
+
+# ---- sqlite-marks (session 8): SQLite's dedup as one row per (vehicle, boot) ---------------------
+# On SQLite the store keeps, per (vehicle, boot), the high-water mark under which every seq was
+# seen (``hwm``) in this one row, rewritten once a batch; only a seq that arrives above a gap
+# waits as a ``received`` row until the gap fills (``above`` counts them, so the usual batch,
+# the next seqs of a boot with nothing waiting, never reads or writes ``received``). It takes
+# the place of ``received_floor`` there (migration 0013). PostgreSQL keeps ``received`` and
+# ``received_floor`` as they are: its two workers split a vehicle's messages between them (a
+# shared subscription splits per message), and one row per vehicle would serialise them on its
+# lock; the table exists there too, empty (one schema for both).
+received_marks = Table(
+    "received_marks",
+    metadata,
+    Column("vehicle", String(64), primary_key=True),
+    Column("boot", String(16), primary_key=True),
+    Column("hwm", BigInteger, nullable=False),  # every seq <= hwm was seen (or given up)
+    Column("above", Integer, nullable=False),  # ``received`` rows of this boot (all above hwm)
+    Column("updated", Float, nullable=False),  # when hwm last moved (the give-up/forget clock)
+    sqlite_with_rowid=False,
+)

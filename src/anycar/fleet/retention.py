@@ -18,6 +18,12 @@ message of that gap arriving later still is dropped as a duplicate (the one cost
 correctness). A boot whose floor has not moved for ``forget_s`` (the hub restarted long ago) is
 forgotten: a resend from it would be stored twice, which the hub's bounded spool makes
 unlikely.
+
+On SQLite the store keeps the floor itself, as a mark (``received_marks``, sqlite-marks): one row
+a (vehicle, boot) moved by each commit, ``received`` holding only the seqs that came above a gap.
+The prune there gives up the gaps whose mark has not moved for ``give_up_s`` and forgets the marks
+idle for ``forget_s`` with nothing waiting, by the commits' clock (``updated`` is when the mark
+last moved); ``received_floor`` is PostgreSQL's alone.
 """
 
 from __future__ import annotations
@@ -125,6 +131,8 @@ def prune_received(
 ) -> dict[str, int]:
     """Move every (vehicle, boot)'s floor up and delete the dedup rows under it."""
     out = {"deleted": 0, "floors_moved": 0, "gaps_given_up": 0, "forgotten": 0}
+    if engine.dialect.name == "sqlite":
+        return _prune_marks(engine, now, give_up_s=give_up_s, forget_s=forget_s, out=out)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             partitions.lock(conn)
@@ -186,9 +194,56 @@ def prune_received(
     return out
 
 
+# SQLite (sqlite-marks): a gap open for give_up_s is given up: the mark jumps to the boot's
+# highest seq waiting above it. The first statement writes (SQLite's write lock, then no commit
+# moves a mark until this transaction ends).
+_GIVE_UP_SQLITE = """
+UPDATE received_marks SET above = 0, updated = :now,
+    hwm = max(hwm, coalesce((SELECT max(r.seq) FROM received r
+                             WHERE r.vehicle = received_marks.vehicle AND r.boot = received_marks.boot), hwm))
+WHERE above > 0 AND updated < :cut
+"""
+_UNDER_MARKS_SQLITE = """
+DELETE FROM received WHERE seq <= (SELECT m.hwm FROM received_marks m
+                                   WHERE m.vehicle = received.vehicle AND m.boot = received.boot)
+"""
+
+
+def _prune_marks(
+    engine: Engine, now: float, *, give_up_s: float, forget_s: float, out: dict[str, int]
+) -> dict[str, int]:
+    """SQLite's prune: the commits move the marks (``floors_moved`` stays 0); this gives up
+    the gaps whose mark has not moved for ``give_up_s``, deletes what is then under the marks,
+    and forgets the marks idle for ``forget_s`` with nothing above them."""
+    with engine.begin() as conn:
+        out["gaps_given_up"] = max(
+            conn.execute(text(_GIVE_UP_SQLITE), {"now": now, "cut": now - give_up_s}).rowcount or 0, 0
+        )
+        out["deleted"] = max(conn.execute(text(_UNDER_MARKS_SQLITE)).rowcount or 0, 0)
+        m = db.received_marks.c
+        out["forgotten"] = max(
+            conn.execute(delete(db.received_marks).where(m.updated < now - forget_s, m.above == 0)).rowcount
+            or 0,
+            0,
+        )
+    return out
+
+
 def received_count(engine: Engine) -> int:
+    """The rows of ``received`` (on SQLite: the seqs waiting above a gap)."""
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(db.received)).scalar() or 0)
+
+
+def seen_count(engine: Engine) -> int:
+    """How many (vehicle, boot, seq) keys the dedup holds as seen or given up (seqs count from
+    1): the ``received`` rows and every seq at or under a boot's floor (SQLite: its mark). With no
+    prune, the messages stored with a seq (the bench's zero-loss count)."""
+    floors = db.received_marks if engine.dialect.name == "sqlite" else db.received_floor
+    under = floors.c.hwm if engine.dialect.name == "sqlite" else floors.c.floor
+    with engine.connect() as conn:
+        rows = int(conn.execute(select(func.count()).select_from(db.received)).scalar() or 0)
+        return rows + int(conn.execute(select(func.coalesce(func.sum(under), 0))).scalar() or 0)
 
 
 def floors_of(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:

@@ -4,7 +4,8 @@ A batch is committed whole or not at all, so the ingest acknowledges its message
 ``commit`` returns. Duplicates are dropped inside that transaction: every uplink message's
 (vehicle, boot, seq) goes into ``received`` with INSERT ... ON CONFLICT DO NOTHING RETURNING, and
 only the keys that come back are stored, so two workers (or a restarted one) that see the same
-message store it once. Rows go in with one multi-row statement per table, COPY on PostgreSQL;
+message store it once. On SQLite (one writer) a boot's seqs seen are a mark, one row a (vehicle,
+boot), with ``received`` rows only above a gap (sqlite-marks: ``_first_time_sqlite``). Rows go in with one multi-row statement per table, COPY on PostgreSQL;
 a telemetry message's signal values are one ``signal_batches`` row (ingest-store: parallel
 arrays, one tuple and one index entry for its ten values), read through the ``signal_values``
 view.
@@ -275,14 +276,8 @@ class Store:
         if keyed and self.postgres:
             new_keys = _first_time_pg(conn, sorted(keyed))
             out.extend(item for key, item in keyed.items() if key in new_keys)
-        elif keyed:  # SQLite: the keys as one JSON array parameter, one fixed statement
-            raw = _raw(conn)
-            rows = raw.execute(_DEDUP_SQLITE, (json.dumps(sorted(keyed)),)).fetchall()
-            new = {(v, b, int(q)) for v, b, q in rows}
-            if new:  # under a pruned floor: seen before even though its row is gone (fleet_scale)
-                pairs = json.dumps(sorted({(v, b) for v, b, _ in new}))  # sqlite-ingest: fixed SQL
-                floors = {(v, b): int(f) for v, b, f in raw.execute(_FLOORS_SQLITE, (pairs,))}
-                new = {k for k in new if k[2] > floors.get((k[0], k[1]), 0)}
+        elif keyed:  # SQLite: one mark a (vehicle, boot), see _first_time_sqlite (sqlite-marks)
+            new = _first_time_sqlite(_raw(conn), keyed, time.time())
             out.extend(item for key, item in keyed.items() if key in new)
         return out
 
@@ -567,12 +562,86 @@ RETURNING vehicle, boot, seq
 """
 
 
-# sqlite-ingest: the dedup floors of the batch's (vehicle, boot) pairs, one fixed statement (was a
-# SQLAlchemy tuple IN compiled anew for every batch)
-_FLOORS_SQLITE = """
-SELECT f.vehicle, f.boot, f.floor FROM json_each(?) AS j
-JOIN received_floor AS f ON f.vehicle = json_extract(j.value, '$[0]') AND f.boot = json_extract(j.value, '$[1]')
+# sqlite-marks: the usual batch's dedup, one statement: each (vehicle, boot) whose seqs in the
+# batch are one run lo..hi just above its mark, with nothing waiting above the mark, moves the
+# mark to hi; the pairs it returns are all new. It writes first, so the transaction takes
+# SQLite's write lock at it (no read snapshot before it that a second worker's commit could age).
+_MARKS_RUN_SQLITE = """
+UPDATE received_marks SET hwm = j.hi, updated = ?1
+FROM (SELECT value ->> 0 AS jv, value ->> 1 AS jb, value ->> 2 AS lo, value ->> 3 AS hi FROM json_each(?2)) AS j
+WHERE received_marks.vehicle = j.jv AND received_marks.boot = j.jb
+  AND received_marks.hwm = j.lo - 1 AND received_marks.above = 0
+RETURNING vehicle, boot
 """
+# the other pairs: a mark for a boot not seen before (nothing seen: hwm 0), then the marks
+_MARKS_NEW_SQLITE = """
+INSERT INTO received_marks (vehicle, boot, hwm, above, updated)
+SELECT value ->> 0, value ->> 1, 0, 0, ?1 FROM json_each(?2) WHERE true
+ON CONFLICT DO NOTHING
+"""
+_MARKS_OF_SQLITE = """
+SELECT m.vehicle, m.boot, m.hwm, m.above FROM json_each(?) AS j
+JOIN received_marks AS m ON m.vehicle = j.value ->> 0 AND m.boot = j.value ->> 1
+"""
+_WAITING_SQLITE = "SELECT seq FROM received WHERE vehicle = ? AND boot = ? AND seq > ? ORDER BY seq"
+_ABSORBED_SQLITE = "DELETE FROM received WHERE vehicle = ? AND boot = ? AND seq <= ?"
+_MARK_SET_SQLITE = (
+    "UPDATE received_marks SET hwm = ?1, above = ?2, updated = CASE WHEN ?1 > hwm THEN ?3 ELSE updated END "
+    "WHERE vehicle = ?4 AND boot = ?5"
+)
+
+
+def _first_time_sqlite(
+    raw: Any, keys: Iterable[tuple[str, str, int]], now: float
+) -> set[tuple[str, str, int]]:
+    """The keys not seen before, recorded as seen (SQLite, inside the batch's transaction).
+
+    A boot's seen seqs are its mark (every seq <= ``hwm``) and the ``received`` rows above it
+    (seqs that came above a gap: out of order, a spool's replay), ``above`` of them. The usual
+    batch, the next seqs of each boot with nothing waiting, is one UPDATE of the marks
+    (``_MARKS_RUN_SQLITE``): no ``received`` row written, one small row a boot instead of a key
+    a message in a vehicle-first B-tree (each key dirtied a leaf page of its own, written whole
+    to the WAL and again by the checkpoint: docs/performance.md, sqlite-marks). Any other pair
+    goes the long way, exact whatever the order: its seqs above the mark go into ``received``
+    (``INSERT ... ON CONFLICT DO NOTHING RETURNING``: the new ones), and once the seq just above
+    the mark is in, the run of rows from there is folded into the mark and deleted. SQLite has one
+    writer, and the first statement writes, so nothing changes a mark between its read and its
+    write. PostgreSQL does not do this (``_first_time_pg``): its workers share vehicles."""
+    by_pair: dict[tuple[str, str], list[int]] = {}
+    for v, b, q in sorted(keys):
+        by_pair.setdefault((v, b), []).append(q)
+    new: set[tuple[str, str, int]] = set()
+    runs = [[v, b, s[0], s[-1]] for (v, b), s in by_pair.items() if s[-1] - s[0] + 1 == len(s)]
+    if runs:
+        for v, b in raw.execute(_MARKS_RUN_SQLITE, (now, json.dumps(runs))).fetchall():
+            new.update((v, b, q) for q in by_pair.pop((v, b)))
+    if not by_pair:
+        return new
+    pairs = json.dumps(list(by_pair))
+    raw.execute(_MARKS_NEW_SQLITE, (now, pairs))
+    marks = {(v, b): (int(h), int(a)) for v, b, h, a in raw.execute(_MARKS_OF_SQLITE, (pairs,))}
+    above = [[v, b, q] for (v, b), s in by_pair.items() for q in s if q > marks[(v, b)][0]]
+    got: dict[tuple[str, str], set[int]] = {}
+    if above:
+        for v, b, q in raw.execute(_DEDUP_SQLITE, (json.dumps(above),)).fetchall():
+            got.setdefault((v, b), set()).add(int(q))
+    sets = []
+    for (v, b), seqs in got.items():
+        hwm, waiting = marks[(v, b)]
+        top = hwm
+        if hwm + 1 in seqs:  # the gap just above the mark filled: fold the run from there in
+            for (q,) in raw.execute(_WAITING_SQLITE, (v, b, hwm)):
+                if q != top + 1:
+                    break
+                top = q
+            raw.execute(_ABSORBED_SQLITE, (v, b, top))
+        sets.append((top, waiting + len(seqs) - (top - hwm), now, v, b))
+        new.update((v, b, q) for q in seqs)
+    if sets:
+        raw.executemany(_MARK_SET_SQLITE, sets)
+    return new
+
+
 # every vehicle of a SQLite batch in one row write: last_seen always, online when the batch said,
 # the last position only forward (?4 is the batch's newest fix, NULL when it had none); every SET
 # expression reads the row as it was
