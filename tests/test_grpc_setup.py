@@ -36,6 +36,7 @@ def test_only_the_measured_grpcio_releases_get_the_switch() -> None:
         ("2.0.0", False),
         ("nonsense", False),
     ]:
+        assert measured_version(version) is measured, version
         environ: dict[str, str] = {}
         assert prefer_poller_reads(environ, version, imported=False) is measured, version
         assert (VARIABLE in environ) is measured
@@ -111,7 +112,9 @@ def _event_engine_wakeups_per_message(user_value: str | None, messages: int = 60
         after = _thread_wakeups(hub.pid)
         call.cancel()
         await channel.close()
-        woken = sum(after.get(name, 0) - before.get(name, 0) for name in after if name.startswith("event_engine"))
+        woken = sum(
+            after.get(name, 0) - before.get(name, 0) for name in after if name.startswith("event_engine")
+        )
         return woken / messages
 
     try:
