@@ -2,15 +2,16 @@
 
 grpcio's default server listener (the "event engine" one) reads each socket in gRPC's own
 thread pool: for every message a provider sends, the pool's poller thread wakes a worker
-thread, the worker wakes another and reads, that one wakes grpc.aio's poller thread, and that
-one wakes the event loop. ``strace`` of the hub at 5,000 signals/s shows those four hand-offs
-before the loop sees a message, and each is a thread woken on a core that may be busy or idle
-(a VM's idle vCPU must be woken by its host). With the experiment ``event_engine_listener``
-turned off, the server's sockets are polled by grpc.aio's own poller thread, which reads and
-wakes the loop: one hand-off instead of four, half the hub's wake-ups per message (9 -> 4.5 over
-gRPC, 6.8 -> 2.5 over VISS) and 5-20 % less of its CPU per message (docs/performance.md,
-api-tail2, session 8). Clients and the hub's answers are unchanged: the answer was already
-written by the event loop's own thread.
+thread (which wakes a second one beside it), the worker reads and signals the completion queue,
+that wakes grpc.aio's poller thread, and that one wakes the event loop. ``strace`` of the hub
+shows those four threads, three hand-offs, before the loop sees a message, and each is a thread
+woken on a core that may be busy or idle (a VM's idle vCPU must be woken by its host). With the
+experiment ``event_engine_listener`` turned off, the server's sockets are polled by grpc.aio's
+own poller thread, which reads and wakes the loop: one hand-off, half the hub's wake-ups per
+message (8.6-9.1 -> 4.3-4.6 over gRPC, 6.6-6.9 -> 2.5-2.8 over VISS) and less of its CPU per
+message (lower in 23 of 24 interleaved pairs, by up to 23 %; docs/performance.md, api-tail2,
+session 8). Clients and the hub's answers are unchanged: the answer was already written by the
+event loop's own thread.
 
 grpcio reads ``GRPC_EXPERIMENTS`` once, when ``grpc`` is first imported, so this runs first in
 ``anycar hub``. A user's own ``GRPC_EXPERIMENTS`` is kept; one that names the experiment

@@ -87,7 +87,7 @@ def run_hub(args: argparse.Namespace) -> int:
     from anycar.grpc_setup import prefer_poller_reads
 
     # first, before anything imports grpc: its server then reads sockets in grpc.aio's poller
-    # thread, one thread hand-off per message instead of four (anycar.grpc_setup)
+    # thread, one thread hand-off per incoming message instead of three (anycar.grpc_setup)
     prefer_poller_reads(os.environ)
     from anycar.errors import ConfigError
     from anycar.hub import HubConfig
