@@ -98,8 +98,18 @@ def main() -> None:
             rows.append((received - at, at, h[2], h[3], o[1], o[2], received))
         rows.sort()
         events = {"hub gc": [[e[0], e[1], f"gen{e[2]}"] for e in hub_data["gc"]]}
-        if os.environ.get("HOP_PROBE_GC_DETAIL"):
-            print(json.dumps({"frozen": hub_data.get("frozen"), "alive": hub_data.get("alive")}))
+        if os.environ.get("HOP_PROBE_GC_DETAIL"):  # each of the hub's collections in the run
+            first, last = min(r[1] for r in rows), max(r[6] for r in rows)
+            inside = [e for e in hub_data["gc"] if first <= e[0] <= last]
+            print(
+                json.dumps(
+                    {
+                        "hub collections [gen, ms, pending young, collected]": [
+                            [e[2], round(e[1] * 1000, 3), e[4] if len(e) > 4 else None, e[3]] for e in inside
+                        ]
+                    }
+                )
+            )
         hub_cbs = [list(c) for c in hub_data["callbacks"]]
         window = (rows[0][1], rows[-1][6]) if rows else (0.0, 0.0)
         if rows:
@@ -116,6 +126,9 @@ def main() -> None:
             return [round((r[i + 2] - r[i + 1]) * 1000, 3) for i in range(5)]
 
         per_hop = list(zip(*[hops(r) for r in rows], strict=True))
+        hub_gc = events["hub gc"]
+        hit = [bool(overlapping(hub_gc, r[1], r[6], 0.0)) for r in rows]
+        rest = sorted(r[0] for r, h in zip(rows, hit, strict=True) if not h)
         summary = {
             "round": round_,
             "transport": transport,
@@ -127,6 +140,9 @@ def main() -> None:
             "p99_hops_ms": dict(
                 zip(HOPS, [round(sorted(h)[int(0.99 * (len(h) - 1))], 3) for h in per_hop], strict=True)
             ),
+            "messages_with_a_hub_collection_in_flight": sum(hit),
+            "p99_ms_of_the_others": round(1000 * rest[int(0.99 * (len(rest) - 1))], 3) if rest else None,
+            "young_threshold": os.environ.get("HOP_PROBE_GC_YOUNG", "default"),
             "hub_collections": len(events["hub gc"]),
             "hub_gc_ms": round(1000 * sum(e[1] for e in events["hub gc"]), 2),
             "hub_gc_by_gen": [sum(1 for e in events["hub gc"] if e[2] == f"gen{g}") for g in range(3)],

@@ -29,14 +29,16 @@ if os.environ.get("HOP_PROBE_DIR"):
     _cbs: list[tuple[float, float, str]] = []
     _hops: dict[str, list[Any]] = {"handle": [], "encode": [], "notify": []}
     _started = [0.0]
+    _young = [0]
     _now = time.time
     _perf = time.perf_counter
 
     def _on_gc(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             _started[0] = _now()
+            _young[0] = gc.get_count()[0]
         else:
-            _gcs.append((_started[0], _now() - _started[0], info["generation"], info["collected"]))
+            _gcs.append((_started[0], _now() - _started[0], info["generation"], info["collected"], _young[0]))
 
     gc.callbacks.append(_on_gc)
 
@@ -118,12 +120,18 @@ if os.environ.get("HOP_PROBE_DIR"):
         session._notify = timed_notify
 
     _real_import = builtins.__import__
+    _young_set: list[bool] = []
 
     def _import(*args: Any, **kwargs: Any) -> Any:
         module = _real_import(*args, **kwargs)
+        idle = sys.modules.get("anycar.idle_gc")
+        if os.environ.get("HOP_PROBE_GC_YOUNG") and hasattr(idle, "IdleCollector") and not _young_set:
+            # an experiment: the idle collector's young threshold (default anycar.idle_gc.YOUNG)
+            _young_set.append(True)
+            idle.IdleCollector.__init__.__defaults__ = (idle.PERIOD_S, int(os.environ["HOP_PROBE_GC_YOUNG"]))
         if not _patched[0] and "anycar.api.viss.service" in sys.modules:
             _patch_hub()
-            if _patched[0]:
+            if _patched[0] and (_young_set or not os.environ.get("HOP_PROBE_GC_YOUNG")):
                 builtins.__import__ = _real_import
         return module
 
