@@ -27,10 +27,10 @@ SAFETY_YOUNG = 50_000  # the automatic trigger left in place, for a burst betwee
 PERIOD_S = 0.1
 # the hub's young threshold: what is pending in a hub at the timer's ticks is nearly all alive
 # (each message's Datapoints, kept ~2 s by the VISS history's rings at 5,000 signals/s; a
-# NamedTuple is never untracked), so collections at 700 found nothing (collected 0 in 24 of 24,
-# 1-2 a second at 5,000/s) and one message in a few hundred had one in flight; at 10,000 one
-# collection every ~10 s (docs/performance.md, api-tail2, session 8). Cycles wait that much
-# longer; a young collection of 10,000 objects takes ~1 ms.
+# NamedTuple is never untracked), so at 700 it collected 2-9 times per 15 s run at 5,000/s and
+# found nothing (collected 0 in each of 24 recorded), and 0-3 of a run's 700 messages had one in
+# flight; at 10,000: 0-1 per run, none in flight (docs/performance.md, api-tail2, session 8).
+# Cycles wait that much longer; a young collection of 10,000 took 1.3-3.7 ms on a loaded machine.
 HUB_YOUNG = 10_000
 
 
