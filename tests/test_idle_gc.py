@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anycar.idle_gc import OLDER, SAFETY_YOUNG, YOUNG, IdleCollector, generation_due
+from anycar.idle_gc import HUB_YOUNG, OLDER, SAFETY_YOUNG, YOUNG, IdleCollector, generation_due
 
 
 @given(st.integers(0, 5000), st.integers(0, 30), st.integers(0, 30))
@@ -55,7 +55,7 @@ def test_while_it_runs_the_automatic_trigger_is_only_a_safety_net_and_comes_back
         task = asyncio.create_task(collector.run())
         await asyncio.sleep(0.05)
         during = gc.get_threshold()
-        for _ in range(3 * YOUNG):
+        for _ in range(HUB_YOUNG):  # over the hub's young threshold, under the safety net
             Cycle()
         await asyncio.sleep(0.05)  # a tick or more: the pending cycles are collected on the timer
         task.cancel()
@@ -102,3 +102,44 @@ def _hub_tasks(tmp_path, *extra: str) -> list[str]:
 def test_anycar_hub_collects_on_the_timer_unless_told_to_leave_it_to_python(tmp_path) -> None:
     assert "idle-gc" in _hub_tasks(tmp_path)
     assert "idle-gc" not in _hub_tasks(tmp_path, "--gc", "python")
+
+
+def _collections_over_a_5000_per_s_stream(collector: IdleCollector, messages: int = 1000) -> list[int]:
+    """The hub's steady churn at 5,000 signals/s, without the sockets: messages of 100 signals
+    published through the broker to a drained subscriber and to the VISS history's rings (filed
+    every 5 messages, as its 0.1 s timer does), the collector's tick every 5 messages."""
+    from anycar.api.viss.history import HistoryRecorder
+    from anycar.bench.broker import bench_signals
+    from anycar.broker import SignalBroker
+    from anycar.model import Catalog
+
+    catalog = Catalog.load_default()
+    broker = SignalBroker(catalog)
+    chosen = bench_signals(catalog, 100)
+    provider = broker.register_provider("p", [sig.path for sig, _ in chosen])
+    history = HistoryRecorder(broker)
+    recorded = broker.subscribe(["**"], queue_size=100_000, name="viss:history")
+    sub = broker.subscribe([sig.path for sig, _ in chosen], queue_size=1000, name="viss:x")
+    gc.collect()
+    gc.freeze()
+    saved = gc.get_threshold()
+    gc.disable()
+    try:
+        for k in range(messages):
+            provider.publish_signals([(sig, values[k % len(values)]) for sig, values in chosen], 1e9 + k)
+            sub.drain()
+            if k % 5 == 4:
+                history._file(recorded.drain())
+                collector.step()
+    finally:
+        gc.enable()
+        gc.set_threshold(*saved)
+        gc.unfreeze()
+    return collector.collections
+
+
+def test_the_hubs_steady_churn_does_not_make_the_collector_run_every_few_ticks() -> None:
+    """At CPython's 700 the Datapoints the history keeps alive trigger a collection every
+    ~100 messages that finds nothing; at the hub's threshold at most one in 1,000 messages."""
+    assert sum(_collections_over_a_5000_per_s_stream(IdleCollector(young=YOUNG))) >= 5
+    assert sum(_collections_over_a_5000_per_s_stream(IdleCollector())) <= 1

@@ -5,7 +5,8 @@ construction that is while a message is being handled, so every collection (0.1-
 at 5,000 signals/s; ~15 in 10 s, so ~3 % of messages) lands on some message's latency, and those
 messages make the p99. This module moves the collector off the message path: the automatic
 trigger is raised to a safety net (``SAFETY_YOUNG`` allocations, for a burst between two
-ticks), and a timer collects the generations CPython would have collected, every ``period_s``,
+ticks), and a timer collects the generations CPython's rule names (at the hub's own young
+threshold, ``HUB_YOUNG``: below), every ``period_s``,
 at a moment unrelated to the traffic (an idle hub is idle ~90 % of the time at 5,000/s, so a
 collection now rarely meets a message). Cycles are still freed, at most ``period_s`` later.
 
@@ -24,6 +25,13 @@ YOUNG = 700  # CPython's default young threshold: collect once this many are pen
 OLDER = 10  # CPython's default: a generation is collected after this many of the younger one's
 SAFETY_YOUNG = 50_000  # the automatic trigger left in place, for a burst between two ticks
 PERIOD_S = 0.1
+# the hub's young threshold: what is pending in a hub at the timer's ticks is nearly all alive
+# (each message's Datapoints, kept ~2 s by the VISS history's rings at 5,000 signals/s; a
+# NamedTuple is never untracked), so at 700 it collected 2-9 times per 15 s run at 5,000/s and
+# found nothing (collected 0 in each of 24 recorded), and 0-3 of a run's 700 messages had one in
+# flight; at 10,000: 0-1 per run, none in flight (docs/performance.md, api-tail2, session 8).
+# Cycles wait that much longer; a young collection of 10,000 took 1.3-3.7 ms on a loaded machine.
+HUB_YOUNG = 10_000
 
 
 def generation_due(counts: tuple[int, int, int], young: int = YOUNG, older: int = OLDER) -> int | None:
@@ -44,7 +52,7 @@ def generation_due(counts: tuple[int, int, int], young: int = YOUNG, older: int 
 class IdleCollector:
     """``await run()`` for as long as the process serves; the thresholds go back when it ends."""
 
-    def __init__(self, period_s: float = PERIOD_S, young: int = YOUNG) -> None:
+    def __init__(self, period_s: float = PERIOD_S, young: int = HUB_YOUNG) -> None:
         self.period_s = period_s
         self.young = young
         self.collections = [0, 0, 0]  # by generation, made by this collector

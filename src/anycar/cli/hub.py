@@ -11,6 +11,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -83,6 +84,11 @@ def register(sub: Any) -> None:
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    from anycar.grpc_setup import prefer_poller_reads
+
+    # first, before anything imports grpc: its server then reads sockets in grpc.aio's poller
+    # thread, one thread hand-off per incoming message instead of three (anycar.grpc_setup)
+    prefer_poller_reads(os.environ)
     from anycar.errors import ConfigError
     from anycar.hub import HubConfig
     from anycar.hub.assemble import HubParts, build_hub
