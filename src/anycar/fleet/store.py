@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+import operator
 import struct
 import threading
 import time
@@ -123,43 +124,47 @@ def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dic
     with the latest speed and heading known then; ``last`` carries a vehicle's values across
     batches (a dead-band may send only the coordinate that moved)."""
     out: list[dict[str, Any]] = []
-    moved_at: float | None = None
-
-    def emit() -> None:
-        if moved_at is not None and last.get("lat") is not None and last.get("lon") is not None:
-            out.append(
-                {
-                    "ts": moved_at,
-                    "lat": last["lat"],
-                    "lon": last["lon"],
-                    "speed": last.get("speed"),
-                    "heading": last.get("heading"),
-                }
-            )
-
     # only the position signals, then sorted by time (ingest-worker: sorting all samples was most
-    # of this; a stable sort of the kept ones gives them in the same order as before)
+    # of this; a stable sort of the kept ones gives them in the same order as before). pg-worker:
+    # the sort's key and the float test at C level, a fix built only when one is complete
     paths, t0 = doc["paths"], doc["t0"]
-    kept = [
-        (t0 + ms / 1000, _POSITION_KEYS[paths[i]], value)
-        for i, ms, value in doc["values"]
-        if paths[i] in _POSITION_KEYS
-    ]
-    kept.sort(key=lambda s: s[0])
+    keys = _POSITION_KEYS.get
+    kept = [(t0 + ms / 1000, key, value) for i, ms, value in doc["values"] if (key := keys(paths[i])) is not None]
+    if len(kept) > 1:
+        kept.sort(key=_FIRST)
+    moved_at: float | None = None
     for ts, key, value in kept:
-        number = _number(value)
-        if number is None:
-            continue
+        if type(value) is float:  # the usual sample: _number's answer without the call
+            if not math.isfinite(value):
+                continue
+            number = value
+        else:
+            found = _number(value)
+            if found is None:
+                continue
+            number = found
         if moved_at is not None and ts != moved_at:
-            emit()  # every sample of one time is in: that time's position is complete
+            _fix(out, moved_at, last)  # every sample of one time is in: that time's position is complete
             moved_at = None
-        if key in ("lat", "lon"):
+        if key in _COORDINATES:
             moved_at = ts
             if -TINY_DEGREES < number < TINY_DEGREES:
                 number = 0.0 * number  # under a micrometre: 0 (keeps the sign of a signed zero)
         last[key] = number
-    emit()
+    if moved_at is not None:
+        _fix(out, moved_at, last)
     return out
+
+
+_FIRST = operator.itemgetter(0)
+_COORDINATES = frozenset(("lat", "lon"))
+
+
+def _fix(out: list[dict[str, Any]], ts: float, last: dict[str, float | None]) -> None:
+    """Add the position at ``ts`` when both coordinates are known."""
+    lat, lon = last.get("lat"), last.get("lon")
+    if lat is not None and lon is not None:
+        out.append({"ts": ts, "lat": lat, "lon": lon, "speed": last.get("speed"), "heading": last.get("heading")})
 
 
 class Store:
