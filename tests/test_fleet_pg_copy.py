@@ -101,6 +101,36 @@ def test_fresh_text_arrays_are_text_arrays(values: list[float]) -> None:
     assert pgcopy.fresh_text_array(texts) == pgcopy.text_array(texts)
 
 
+@_SETTINGS
+@given(rounds=st.lists(st.lists(_DOUBLE, min_size=1, max_size=12), min_size=1, max_size=4))
+def test_cached_json_floats_are_the_fresh_texts(rounds: list[list[float]]) -> None:
+    """pg-worker: a ``vals`` array from the cache of each float's text is the array of its
+    ``repr``s, whatever came before it (zeros of both signs, NaNs of any payload among them)."""
+    for values in rounds:
+        assert pgcopy.json_float_array(values) == pgcopy.fresh_text_array(list(map(repr, values)))
+
+
+def test_a_cached_json_zero_keeps_its_sign() -> None:
+    for first, then in ((0.0, -0.0), (-0.0, 0.0)):
+        pgcopy.json_float_array([first])
+        assert pgcopy.json_float_array([then]) == pgcopy.fresh_text_array([repr(then)])
+
+
+def test_the_json_float_cache_starts_afresh_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgcopy, "_CACHE_MAX", 3)
+    monkeypatch.setattr(pgcopy, "JSON_FLOATS", pgcopy._JsonFloats())
+    pgcopy.json_float_array([1.5, 2.5, 3.5])
+    assert len(pgcopy.JSON_FLOATS) == 3
+    assert pgcopy.json_float_array([4.5]) == pgcopy.fresh_text_array(["4.5"])
+    assert list(pgcopy.JSON_FLOATS) == [4.5]
+
+
+@_SETTINGS
+@given(value=_DOUBLE, n=st.integers(1, 20))
+def test_a_repeated_float8_array_is_the_array(value: float, n: int) -> None:
+    assert pgcopy.float8_repeat(value, n) == pgcopy.float8_array([value] * n)
+
+
 def test_signed_zero_nan_and_infinities_by_value(pg: psycopg.Connection, table: str) -> None:
     special = [-0.0, 0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308]
     _copy(

@@ -315,26 +315,20 @@ class Store:
                     idx, mss, got = zip(*doc["values"], strict=True)
                     heads = tuple(map(paths.__getitem__, idx))
                     path_set = self._path_sets.get(heads) or self._path_set(heads)
-                    tss = [t0 + ms / 1000 for ms in mss]
-                    newest = max(tss)
+                    if mss.count(ms0 := mss[0]) == len(mss):  # pg-worker: one sample time, as usual
+                        early = newest = t0 + ms0 / 1000
+                        times = pgcopy.float8_repeat(newest, len(mss))
+                    else:
+                        tss = [t0 + ms / 1000 for ms in mss]
+                        early, newest = min(tss), max(tss)
+                        times = pgcopy.float8_array(tss)
                     if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = the values
-                        texts = list(map(repr, got))  # vals: each as JSON text
                         nums = pgcopy.float8_array(got)
-                        jsons = pgcopy.fresh_text_array(texts)
-                        if 0.0 not in got:  # kept for the vehicle and rollup rows
-                            known.update(zip(got, texts, strict=True))  # (never a zero: FloatTexts)
+                        jsons = pgcopy.json_float_array(got)  # vals: each as JSON text (pg-worker: cached)
                     else:
                         nums = pgcopy.float8_array(list(map(_number, got)))
                         jsons = pgcopy.text_array(list(map(_json_text, got)))
-                    sig_rows.append(
-                        _signal_head(7, 4, vid, 8, newest)
-                        + _NO_PATHS
-                        + pgcopy.float8_array(tss)
-                        + nums
-                        + jsons
-                        + path_set
-                    )
-                    early = min(tss)
+                    sig_rows.append(_signal_head(7, 4, vid, 8, newest) + _NO_PATHS + times + nums + jsons + path_set)
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
                 elif doc["values"]:  # SQLite: one tuple per message for the driver's executemany
