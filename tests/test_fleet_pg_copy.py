@@ -190,3 +190,64 @@ def test_text_the_database_cannot_hold_is_refused_for_its_data(
 def test_a_lone_surrogate_is_refused_before_the_server() -> None:
     with pytest.raises(UnicodeEncodeError):
         pgcopy.text_array(["a\ud800"])
+
+
+# ---- the per-batch statements' arrays as binary parameters (pg-worker) -------------------------
+@_SETTINGS
+@given(
+    floats=st.lists(_DOUBLE | st.none(), min_size=1, max_size=12),
+    ints=st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=12),
+    bigs=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=12),
+    bools=st.lists(st.booleans() | st.none(), min_size=1, max_size=12),
+    texts=st.lists(_TEXT | st.none(), min_size=1, max_size=12),
+)
+def test_binary_array_parameters_are_what_postgres_stores(
+    pg: psycopg.Connection,
+    floats: list[float | None],
+    ints: list[int],
+    bigs: list[int],
+    bools: list[bool | None],
+    texts: list[str | None],
+) -> None:
+    """Each parameter reaches PostgreSQL as the array of its values: PostgreSQL's own
+    ``array_send`` of it is the bytes sent (every double bit for bit, NULLs where None)."""
+    params = (
+        pgcopy.float8_param(floats),
+        pgcopy.int_param(ints),
+        pgcopy.int_param(bigs, pgcopy.INT8),
+        pgcopy.bool_param(bools),
+        pgcopy.text_param(texts),
+    )
+    row = pg.execute(
+        "SELECT array_send(%s::float8[]), array_send(%s::int[]), array_send(%s::bigint[]),"
+        " array_send(%s::bool[]), array_send(%s::text[]), %s::int[], %s::bigint[], %s::bool[], %s::text[]",
+        (*params, *params[1:]),
+        prepare=False,
+    ).fetchone()
+    assert row is not None
+    assert [bytes(b) for b in row[:5]] == [bytes(p) for p in params]
+    assert list(row[5:]) == [ints, bigs, bools, texts]
+
+
+@pytest.mark.parametrize(("values", "oid"), [([2**31], pgcopy.INT4), ([-(2**63) - 1], pgcopy.INT8)])
+def test_an_int_out_of_range_raises_before_the_server(values: list[int], oid: int) -> None:
+    with pytest.raises(struct.error):
+        pgcopy.int_param(values, oid)
+
+
+def test_a_value_the_binary_form_cannot_hold_goes_as_text() -> None:
+    """So PostgreSQL refuses it for its data (SQLSTATE 22003), as when every array was text,
+    and the batch's message becomes a dead letter instead of a retry without end."""
+    from anycar.fleet import pgarrays
+
+    assert pgcopy.param(pgcopy.int_param, [1, 2**31], pgarrays.int_array) == "{1,2147483648}"
+    with pytest.raises(OverflowError):  # what the text form raised for it, too
+        pgcopy.param(pgcopy.float8_param, [1.5, 10**400], pgarrays.float_array)
+
+
+def test_the_text_fallback_is_refused_for_its_data(pg: psycopg.Connection) -> None:
+    from anycar.fleet import pgarrays
+
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange) as caught:
+        pg.execute("SELECT %s::int[]", (pgcopy.param(pgcopy.int_param, [2**31], pgarrays.int_array),))
+    assert refused_for_its_data(caught.value)

@@ -152,3 +152,107 @@ def stream(rows: Sequence[bytes]) -> bytes:
 def row(*fields: bytes) -> bytes:
     """One tuple: its field count, then its fields (each already length-prefixed)."""
     return len(fields).to_bytes(2, "big") + b"".join(fields)
+
+
+# ---- the same arrays as binary statement parameters (pg-worker, session 8) -------------------
+# The per-batch statements (the dedup, the vehicles UPDATE, the rollup upsert) took their unnest
+# arrays as text literals: the worker joined each value's text (a dict look-up of each float's
+# ``repr``, ``str`` of each int: ~14 % of a commit's instructions) and PostgreSQL parsed them
+# back (``array_in``, ``float8in``). As binary parameters each array is the bytes above (without
+# the COPY field's length), packed at C level, and PostgreSQL reads them with ``array_recv``.
+# Each kind is a ``bytes`` of its own type, sent with its array type's OID by the dumper below.
+
+
+class Float8Param(bytes):
+    """A ``float8[]`` statement parameter in binary form."""
+
+
+class Int4Param(bytes):
+    """An ``integer[]`` statement parameter in binary form."""
+
+
+class Int8Param(bytes):
+    """A ``bigint[]`` statement parameter in binary form."""
+
+
+class BoolParam(bytes):
+    """A ``boolean[]`` statement parameter in binary form."""
+
+
+class TextParam(bytes):
+    """A ``text[]`` statement parameter in binary form."""
+
+
+_ARRAY_OIDS = {Float8Param: 1022, Int4Param: 1007, Int8Param: 1016, BoolParam: 1000, TextParam: 1009}
+INT4, INT8, BOOL = 23, 20, 16
+_FOUR = b"\x00\x00\x00\x04"
+_INT_PARTS: dict[tuple[int, int], tuple[bytes, bytes, Callable[..., bytes], Callable[[bytes], Any]]] = {}
+_BOOLS = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00", None: NULL}
+
+
+def float8_param(values: Sequence[float | None]) -> Float8Param:
+    """``values`` as a ``float8[]`` parameter (NULL for None); an int goes as the float it equals."""
+    return Float8Param(float8_array(values)[4:])
+
+
+def _int_parts(n: int, oid: int) -> tuple[bytes, bytes, Callable[..., bytes], Callable[[bytes], Any]]:
+    found = _INT_PARTS.get((n, oid))
+    if found is None:
+        size, code = (4, "i") if oid == INT4 else (8, "q")
+        length = _int4(size)
+        cut = operator.itemgetter(*[slice(size * i, size * i + size) for i in range(n)])
+        head = _head(20 + (4 + size) * n, 1, 0, oid, n, 1)[4:] + length
+        found = _INT_PARTS[(n, oid)] = (head, length, struct.Struct(f">{n}{code}").pack, cut)
+    return found
+
+
+def int_param(values: Sequence[int], oid: int = INT4) -> Int4Param | Int8Param:
+    """``values`` (no None) as an ``integer[]`` (``oid`` INT4) or ``bigint[]`` (INT8) parameter.
+    Raises ``struct.error`` for an int out of the type's range (the caller sends the text form
+    then, which PostgreSQL refuses for its data, as it did)."""
+    kind = Int4Param if oid == INT4 else Int8Param
+    n = len(values)
+    if n == 0:
+        return kind(empty_array(oid)[4:])
+    head, length, pack, cut = _int_parts(n, oid)
+    packed = pack(*values)
+    return kind(head + (length.join(cut(packed)) if n > 1 else packed))
+
+
+def bool_param(values: Sequence[bool | None]) -> BoolParam:
+    """``values`` as a ``boolean[]`` parameter (NULL for None)."""
+    body = b"".join(map(_BOOLS.__getitem__, values))
+    return BoolParam(_head(0, 1, int(None in values), BOOL, len(values), 1)[4:] + body)
+
+
+def text_param(values: Sequence[str | None]) -> TextParam:
+    """``values`` as a ``text[]`` parameter (NULL for None), elements cached as for COPY."""
+    return TextParam(text_array(values)[4:])
+
+
+def param(make: Callable[[Sequence[Any]], bytes], values: Sequence[Any], text: Callable[[Any], str]) -> bytes | str:
+    """``make(values)``, or the text literal ``text(values)`` when a value does not fit the binary
+    form (an int past the column's range, a number past a double's): PostgreSQL then refuses
+    that text for its data, as it did when every array went as text."""
+    try:
+        return make(values)
+    except (struct.error, OverflowError, TypeError):
+        return text(values)
+
+
+def _register() -> None:
+    """Teach psycopg (every connection made after this import) to send these as binary arrays."""
+    from psycopg import adapters
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    for kind, array_oid in _ARRAY_OIDS.items():
+        dumper = type(
+            f"{kind.__name__}Dumper",
+            (Dumper,),
+            {"format": Format.BINARY, "oid": array_oid, "dump": lambda self, obj: obj},
+        )
+        adapters.register_dumper(kind, dumper)
+
+
+_register()

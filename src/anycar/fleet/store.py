@@ -596,13 +596,21 @@ def _first_time_pg(conn: Connection, keys: list[tuple[str, str, int]]) -> set[tu
     and return the ones that were new and above their boot's pruned floor: one round trip."""
     retention.hold_dedup(conn, shared=True)  # its own statement: the dedup's snapshot comes after it
     vehicles, boots, seqs = zip(*keys, strict=True) if keys else ((), (), ())
-    with _raw(conn).cursor() as cur:  # the arrays as text literals (ingest-commit: see pgarrays)
+    with _raw(conn).cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
         cur.execute(
             _DEDUP_PG,
-            (pgarrays.text_array(vehicles), pgarrays.text_array(boots), pgarrays.int_array(seqs)),
+            (
+                pgcopy.text_param(vehicles),
+                pgcopy.text_param(boots),
+                pgcopy.param(_int8_param, seqs, pgarrays.int_array),
+            ),
             prepare=True,
         )
         return set(cur.fetchall())
+
+
+def _int8_param(values: Sequence[int]) -> bytes:
+    return pgcopy.int_param(values, pgcopy.INT8)
 
 
 def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) -> None:
@@ -610,15 +618,16 @@ def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) ->
         return
     ids = sorted(updates)  # one lock order for every worker
     rows = [updates[vid] for vid in ids]
-    with _raw(conn).cursor() as cur:  # the arrays as text literals (ingest-commit: see pgarrays)
+    floats = pgcopy.float8_param, pgarrays.float_array
+    with _raw(conn).cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
         cur.execute(
             _VEHICLES_PG,
             (
-                pgarrays.int_array(ids),
-                pgarrays.float_array([u["last_seen"] for u in rows]),
-                pgarrays.bool_array([u.get("online") for u in rows]),
+                pgcopy.int_param(ids),
+                pgcopy.param(floats[0], [u["last_seen"] for u in rows], floats[1]),
+                pgcopy.bool_param([u.get("online") for u in rows]),
                 *(
-                    pgarrays.float_array([u.get(k) for u in rows])
+                    pgcopy.param(floats[0], [u.get(k) for u in rows], floats[1])
                     for k in ("last_ts", "last_lat", "last_lon", "last_speed", "last_heading")
                 ),
             ),
