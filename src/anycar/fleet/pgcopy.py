@@ -18,7 +18,6 @@ The stream is written whole (``Copy.write``): the signature, the rows, the trail
 
 from __future__ import annotations
 
-import operator
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,17 +32,18 @@ _int4 = struct.Struct(">i").pack
 _float8_field = struct.Struct(">id").pack  # length 8, the double
 _head = struct.Struct(">iiiiii").pack  # field length, ndim, has-null flag, element OID, n, lower bound
 _EIGHT = b"\x00\x00\x00\x08"  # an element's length: 8 bytes
-# n -> (the field's head up to its first element's bytes, the n doubles' packer, the n slices of
-# 8 bytes): the doubles packed at once and joined with their lengths, all at C level
-_FLOAT8_ARRAYS: dict[int, tuple[bytes, Callable[..., bytes], Callable[[bytes], Any]]] = {}
+# n -> (the field's head, the packer of n (length, double) pairs, the pairs' argument list with
+# the lengths in place): the values go in by one slice assignment and are packed at once, all at
+# C level (pg-worker: packing the doubles alone, then cutting them into n slices to join with
+# their lengths, cost 2.6 times the instructions)
+_FLOAT8_ARRAYS: dict[int, tuple[bytes, Callable[..., bytes], list[Any]]] = {}
 
 
-def _float8_parts(n: int) -> tuple[bytes, Callable[..., bytes], Callable[[bytes], Any]]:
+def _float8_parts(n: int) -> tuple[bytes, Callable[..., bytes], list[Any]]:
     found = _FLOAT8_ARRAYS.get(n)
     if found is None:
-        head = _head(20 + 12 * n, 1, 0, FLOAT8, n, 1) + _EIGHT
-        cut = operator.itemgetter(*[slice(8 * i, 8 * i + 8) for i in range(n)])
-        found = _FLOAT8_ARRAYS[n] = (head, struct.Struct(f">{n}d").pack, cut)
+        head = _head(20 + 12 * n, 1, 0, FLOAT8, n, 1)
+        found = _FLOAT8_ARRAYS[n] = (head, struct.Struct(">" + "id" * n).pack, [8, 0.0] * n)
     return found
 
 
@@ -51,8 +51,10 @@ def float8_array(values: Sequence[float | None]) -> bytes:
     """A ``float8[]`` field (its length first): one dimension, NULL for ``None``."""
     n = len(values)
     if None not in values and n > 1:
-        head, pack, cut = _float8_parts(n)
-        return head + _EIGHT.join(cut(pack(*values)))
+        head, pack, pairs = _float8_parts(n)
+        args = pairs.copy()
+        args[1::2] = values
+        return head + pack(*args)
     parts = [NULL if v is None else _float8_field(8, v) for v in values]
     body = b"".join(parts)
     return _head(20 + len(body), 1, int(None in values), FLOAT8, n, 1) + body
@@ -185,8 +187,7 @@ class TextParam(bytes):
 
 _ARRAY_OIDS = {Float8Param: 1022, Int4Param: 1007, Int8Param: 1016, BoolParam: 1000, TextParam: 1009}
 INT4, INT8, BOOL = 23, 20, 16
-_FOUR = b"\x00\x00\x00\x04"
-_INT_PARTS: dict[tuple[int, int], tuple[bytes, bytes, Callable[..., bytes], Callable[[bytes], Any]]] = {}
+_INT_PARTS: dict[tuple[int, int], tuple[bytes, Callable[..., bytes], list[int]]] = {}
 _BOOLS = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00", None: NULL}
 
 
@@ -195,14 +196,12 @@ def float8_param(values: Sequence[float | None]) -> Float8Param:
     return Float8Param(float8_array(values)[4:])
 
 
-def _int_parts(n: int, oid: int) -> tuple[bytes, bytes, Callable[..., bytes], Callable[[bytes], Any]]:
+def _int_parts(n: int, oid: int) -> tuple[bytes, Callable[..., bytes], list[int]]:
     found = _INT_PARTS.get((n, oid))
     if found is None:
         size, code = (4, "i") if oid == INT4 else (8, "q")
-        length = _int4(size)
-        cut = operator.itemgetter(*[slice(size * i, size * i + size) for i in range(n)])
-        head = _head(20 + (4 + size) * n, 1, 0, oid, n, 1)[4:] + length
-        found = _INT_PARTS[(n, oid)] = (head, length, struct.Struct(f">{n}{code}").pack, cut)
+        head = _head(20 + (4 + size) * n, 1, 0, oid, n, 1)[4:]
+        found = _INT_PARTS[(n, oid)] = (head, struct.Struct(">" + f"i{code}" * n).pack, [size, 0] * n)
     return found
 
 
@@ -211,12 +210,12 @@ def int_param(values: Sequence[int], oid: int = INT4) -> Int4Param | Int8Param:
     Raises ``struct.error`` for an int out of the type's range (the caller sends the text form
     then, which PostgreSQL refuses for its data, as it did)."""
     kind = Int4Param if oid == INT4 else Int8Param
-    n = len(values)
-    if n == 0:
+    if not values:
         return kind(empty_array(oid)[4:])
-    head, length, pack, cut = _int_parts(n, oid)
-    packed = pack(*values)
-    return kind(head + (length.join(cut(packed)) if n > 1 else packed))
+    head, pack, pairs = _int_parts(len(values), oid)
+    args = pairs.copy()
+    args[1::2] = values
+    return kind(head + pack(*args))
 
 
 def bool_param(values: Sequence[bool | None]) -> BoolParam:
@@ -230,7 +229,9 @@ def text_param(values: Sequence[str | None]) -> TextParam:
     return TextParam(text_array(values)[4:])
 
 
-def param(make: Callable[[Sequence[Any]], bytes], values: Sequence[Any], text: Callable[[Any], str]) -> bytes | str:
+def param(
+    make: Callable[[Sequence[Any]], bytes], values: Sequence[Any], text: Callable[[Any], str]
+) -> bytes | str:
     """``make(values)``, or the text literal ``text(values)`` when a value does not fit the binary
     form (an int past the column's range, a number past a double's): PostgreSQL then refuses
     that text for its data, as it did when every array went as text."""

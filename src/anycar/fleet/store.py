@@ -129,7 +129,9 @@ def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dic
     # the sort's key and the float test at C level, a fix built only when one is complete
     paths, t0 = doc["paths"], doc["t0"]
     keys = _POSITION_KEYS.get
-    kept = [(t0 + ms / 1000, key, value) for i, ms, value in doc["values"] if (key := keys(paths[i])) is not None]
+    kept = [
+        (t0 + ms / 1000, key, value) for i, ms, value in doc["values"] if (key := keys(paths[i])) is not None
+    ]
     if len(kept) > 1:
         kept.sort(key=_FIRST)
     moved_at: float | None = None
@@ -164,7 +166,9 @@ def _fix(out: list[dict[str, Any]], ts: float, last: dict[str, float | None]) ->
     """Add the position at ``ts`` when both coordinates are known."""
     lat, lon = last.get("lat"), last.get("lon")
     if lat is not None and lon is not None:
-        out.append({"ts": ts, "lat": lat, "lon": lon, "speed": last.get("speed"), "heading": last.get("heading")})
+        out.append(
+            {"ts": ts, "lat": lat, "lon": lon, "speed": last.get("speed"), "heading": last.get("heading")}
+        )
 
 
 class Store:
@@ -328,7 +332,9 @@ class Store:
                     else:
                         nums = pgcopy.float8_array(list(map(_number, got)))
                         jsons = pgcopy.text_array(list(map(_json_text, got)))
-                    sig_rows.append(_signal_head(7, 4, vid, 8, newest) + _NO_PATHS + times + nums + jsons + path_set)
+                    sig_rows.append(
+                        _signal_head(7, 4, vid, 8, newest) + _NO_PATHS + times + nums + jsons + path_set
+                    )
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
                 elif doc["values"]:  # SQLite: one tuple per message for the driver's executemany
