@@ -211,6 +211,7 @@ def test_binary_array_parameters_are_what_postgres_stores(
 ) -> None:
     """Each parameter reaches PostgreSQL as the array of its values: PostgreSQL's own
     ``array_send`` of it is the bytes sent (every double bit for bit, NULLs where None)."""
+    pgcopy.binary_params(pg)
     params = (
         pgcopy.float8_param(floats),
         pgcopy.int_param(ints),
@@ -251,3 +252,15 @@ def test_the_text_fallback_is_refused_for_its_data(pg: psycopg.Connection) -> No
     with pytest.raises(psycopg.errors.NumericValueOutOfRange) as caught:
         pg.execute("SELECT %s::int[]", (pgcopy.param(pgcopy.int_param, [2**31], pgarrays.int_array),))
     assert refused_for_its_data(caught.value)
+
+
+def test_binary_parameters_leave_psycopg_s_own_array_dumpers_alone() -> None:
+    """A connection made before, or without, ``binary_params`` keeps psycopg's dumpers by OID
+    (COPY's ``set_types`` looks them up), and one with them sends ours."""
+    with psycopg.connect(PG, autocommit=True) as conn:
+        before = type(conn.adapters.get_dumper_by_oid(1022, psycopg.pq.Format.BINARY))
+        pgcopy.binary_params(conn)
+        pgcopy.binary_params(conn)  # once is enough, twice is harmless
+        assert type(conn.adapters.get_dumper_by_oid(1022, psycopg.pq.Format.BINARY)) is before
+        row = conn.execute("SELECT %s::float8[]", (pgcopy.float8_param([1.5, None]),)).fetchone()
+        assert row == ([1.5, None],)

@@ -256,6 +256,7 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         # (ingest-commit: the driver's cursor, not SQLAlchemy's binding of eleven lists through
         # psycopg's per-element dumper; pg-worker: binary arrays, see pgcopy, not text literals)
         raw: Any = conn.connection.driver_connection  # psycopg's own, in the same transaction
+        pgcopy.binary_params(raw)
         with raw.cursor() as cur:
             cur.execute(
                 _PG_UPSERT,

@@ -19,6 +19,7 @@ The stream is written whole (``Copy.write``): the signature, the rows, the trail
 from __future__ import annotations
 
 import struct
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -185,7 +186,13 @@ class TextParam(bytes):
     """A ``text[]`` statement parameter in binary form."""
 
 
-_ARRAY_OIDS = {Float8Param: 1022, Int4Param: 1007, Int8Param: 1016, BoolParam: 1000, TextParam: 1009}
+_ARRAY_OIDS: dict[type, int] = {
+    Float8Param: 1022,
+    Int4Param: 1007,
+    Int8Param: 1016,
+    BoolParam: 1000,
+    TextParam: 1009,
+}
 INT4, INT8, BOOL = 23, 20, 16
 _INT_PARTS: dict[tuple[int, int], tuple[bytes, Callable[..., bytes], list[int]]] = {}
 _BOOLS = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00", None: NULL}
@@ -241,19 +248,35 @@ def param(
         return text(values)
 
 
-def _register() -> None:
-    """Teach psycopg (every connection made after this import) to send these as binary arrays."""
-    from psycopg import adapters
+def _dumpers() -> dict[type, type]:
+    """A psycopg dumper for each kind: binary, with its array type's OID. The OID is the
+    instance's, not the class's, so registering one does not replace psycopg's own dumper of
+    that array type looked up by OID (COPY's ``set_types``)."""
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
-    for kind, array_oid in _ARRAY_OIDS.items():
-        dumper = type(
+    def init(self: Any, cls: type, context: Any = None) -> None:
+        Dumper.__init__(self, cls, context)
+        self.oid = _ARRAY_OIDS[cls]
+
+    return {
+        kind: type(
             f"{kind.__name__}Dumper",
             (Dumper,),
-            {"format": Format.BINARY, "oid": array_oid, "dump": lambda self, obj: obj},
+            {"format": Format.BINARY, "__init__": init, "dump": lambda self, obj: obj},
         )
-        adapters.register_dumper(kind, dumper)
+        for kind in _ARRAY_OIDS
+    }
 
 
-_register()
+_DUMPERS = _dumpers()
+_READY: weakref.WeakSet[Any] = weakref.WeakSet()  # the connections that have them
+
+
+def binary_params(conn: Any) -> None:
+    """Let ``conn`` (psycopg's own connection) send these as binary arrays; once a connection,
+    so whatever made the connection (before this module was imported or not), it has them."""
+    if conn not in _READY:
+        for kind, dumper in _DUMPERS.items():
+            conn.adapters.register_dumper(kind, dumper)
+        _READY.add(conn)

@@ -602,7 +602,9 @@ def _first_time_pg(conn: Connection, keys: list[tuple[str, str, int]]) -> set[tu
     and return the ones that were new and above their boot's pruned floor: one round trip."""
     retention.hold_dedup(conn, shared=True)  # its own statement: the dedup's snapshot comes after it
     vehicles, boots, seqs = zip(*keys, strict=True) if keys else ((), (), ())
-    with _raw(conn).cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
+    raw = _raw(conn)
+    pgcopy.binary_params(raw)
+    with raw.cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
         cur.execute(
             _DEDUP_PG,
             (
@@ -625,7 +627,9 @@ def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) ->
     ids = sorted(updates)  # one lock order for every worker
     rows = [updates[vid] for vid in ids]
     floats = pgcopy.float8_param, pgarrays.float_array
-    with _raw(conn).cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
+    raw = _raw(conn)
+    pgcopy.binary_params(raw)
+    with raw.cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
         cur.execute(
             _VEHICLES_PG,
             (
