@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Column, Float, ForeignKey, Integer, Table, text
 from sqlalchemy.engine import Connection
 
-from anycar.fleet import pgarrays
+from anycar.fleet import pgarrays, pgcopy
 from anycar.fleet.db import metadata
 
 DAY = 86_400
@@ -169,6 +169,7 @@ _UPSERT_COLUMNS = (
     "last_lon",
 )
 _INT_COLUMNS = {"day", "vehicle_id", "fixes"}
+_TS = operator.itemgetter("ts")
 
 
 # sqlite-ingest (session 6): the SQLite upsert as SQL text with one "?" per value, run on the
@@ -217,50 +218,59 @@ def apply(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: r["ts"]):  # stable: ties keep their id order
-        groups.setdefault((int(row["ts"] // DAY), row["vehicle_id"]), []).append(row)
+    for row in sorted(rows, key=_TS):  # stable: ties keep their id order
+        key = (int(row["ts"] // DAY), row["vehicle_id"])
+        points = groups.get(key)
+        if points is None:
+            groups[key] = [row]
+        else:
+            points.append(row)
     keys = sorted(groups)  # one lock order for every writer: two workers cannot deadlock
     values = []
-    for day, vehicle in keys:
-        points = groups[(day, vehicle)]
-        km = 0.0
-        for a, b in itertools.pairwise(points):
-            km += segment_km(a["lat"], a["lon"], b["lat"], b["lon"])
-        speeds = [p["speed"] for p in points if p["speed"] is not None]
+    for key in keys:
+        points = groups[key]
         first, last = points[0], points[-1]
-        values.append(
-            {
-                "day": day,
-                "vehicle_id": vehicle,
-                "fixes": len(points),
-                "first_ts": first["ts"],
-                "last_ts": last["ts"],
-                "max_speed": max(speeds) if speeds else None,
-                "km": km,
-                "first_lat": first["lat"],
-                "first_lon": first["lon"],
-                "last_lat": last["lat"],
-                "last_lon": last["lon"],
-            }
+        if len(points) == 1:  # pg-worker: a vehicle's one fix of the batch (the usual case)
+            km, max_speed = 0.0, first["speed"]
+        else:
+            km = 0.0
+            for a, b in itertools.pairwise(points):
+                km += segment_km(a["lat"], a["lon"], b["lat"], b["lon"])
+            speeds = [p["speed"] for p in points if p["speed"] is not None]
+            max_speed = max(speeds) if speeds else None
+        values.append(  # in _UPSERT_COLUMNS' order
+            (
+                *key,
+                len(points),
+                first["ts"],
+                last["ts"],
+                max_speed,
+                km,
+                first["lat"],
+                first["lon"],
+                last["lat"],
+                last["lon"],
+            )
         )
     if conn.dialect.name == "postgresql":  # one short prepared statement: the rows as arrays
-        # (ingest-commit: text array literals and the driver's cursor, not SQLAlchemy's binding
-        # of eleven lists through psycopg's per-element dumper)
+        # (ingest-commit: the driver's cursor, not SQLAlchemy's binding of eleven lists through
+        # psycopg's per-element dumper; pg-worker: binary arrays, see pgcopy, not text literals)
         raw: Any = conn.connection.driver_connection  # psycopg's own, in the same transaction
+        pgcopy.binary_params(raw)
         with raw.cursor() as cur:
             cur.execute(
                 _PG_UPSERT,
                 [
-                    (pgarrays.int_array if c in _INT_COLUMNS else pgarrays.float_array)(
-                        map(operator.itemgetter(c), values)
-                    )
-                    for c in _UPSERT_COLUMNS
+                    pgcopy.param(pgcopy.int_param, column, pgarrays.int_array)
+                    if c in _INT_COLUMNS
+                    else pgcopy.param(pgcopy.float8_param, column, pgarrays.float_array)
+                    for c, column in zip(_UPSERT_COLUMNS, zip(*values, strict=True), strict=True)
                 ],
                 prepare=True,
             )
             done = set(cur.fetchall())
     else:
-        done = _upsert_sqlite(conn, values)
+        done = _upsert_sqlite(conn, [dict(zip(_UPSERT_COLUMNS, v, strict=True)) for v in values])
     for day, vehicle in keys:
         if (day, vehicle) not in done:  # late: it lands inside (or ties) what is stored
             rebuild(conn, day * DAY, (day + 1) * DAY, vehicle)

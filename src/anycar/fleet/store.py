@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import operator
 import struct
 import threading
 import time
@@ -124,43 +125,51 @@ def positions_of(doc: dict[str, Any], last: dict[str, float | None]) -> list[dic
     with the latest speed and heading known then; ``last`` carries a vehicle's values across
     batches (a dead-band may send only the coordinate that moved)."""
     out: list[dict[str, Any]] = []
-    moved_at: float | None = None
-
-    def emit() -> None:
-        if moved_at is not None and last.get("lat") is not None and last.get("lon") is not None:
-            out.append(
-                {
-                    "ts": moved_at,
-                    "lat": last["lat"],
-                    "lon": last["lon"],
-                    "speed": last.get("speed"),
-                    "heading": last.get("heading"),
-                }
-            )
-
     # only the position signals, then sorted by time (ingest-worker: sorting all samples was most
-    # of this; a stable sort of the kept ones gives them in the same order as before)
+    # of this; a stable sort of the kept ones gives them in the same order as before). pg-worker:
+    # the sort's key and the float test at C level, a fix built only when one is complete
     paths, t0 = doc["paths"], doc["t0"]
+    keys = _POSITION_KEYS.get
     kept = [
-        (t0 + ms / 1000, _POSITION_KEYS[paths[i]], value)
-        for i, ms, value in doc["values"]
-        if paths[i] in _POSITION_KEYS
+        (t0 + ms / 1000, key, value) for i, ms, value in doc["values"] if (key := keys(paths[i])) is not None
     ]
-    kept.sort(key=lambda s: s[0])
+    if len(kept) > 1:
+        kept.sort(key=_FIRST)
+    moved_at: float | None = None
     for ts, key, value in kept:
-        number = _number(value)
-        if number is None:
-            continue
+        if type(value) is float:  # the usual sample: _number's answer without the call
+            if not math.isfinite(value):
+                continue
+            number = value
+        else:
+            found = _number(value)
+            if found is None:
+                continue
+            number = found
         if moved_at is not None and ts != moved_at:
-            emit()  # every sample of one time is in: that time's position is complete
+            _fix(out, moved_at, last)  # every sample of one time is in: that time's position is complete
             moved_at = None
-        if key in ("lat", "lon"):
+        if key in _COORDINATES:
             moved_at = ts
             if -TINY_DEGREES < number < TINY_DEGREES:
                 number = 0.0 * number  # under a micrometre: 0 (keeps the sign of a signed zero)
         last[key] = number
-    emit()
+    if moved_at is not None:
+        _fix(out, moved_at, last)
     return out
+
+
+_FIRST = operator.itemgetter(0)
+_COORDINATES = frozenset(("lat", "lon"))
+
+
+def _fix(out: list[dict[str, Any]], ts: float, last: dict[str, float | None]) -> None:
+    """Add the position at ``ts`` when both coordinates are known."""
+    lat, lon = last.get("lat"), last.get("lon")
+    if lat is not None and lon is not None:
+        out.append(
+            {"ts": ts, "lat": lat, "lon": lon, "speed": last.get("speed"), "heading": last.get("heading")}
+        )
 
 
 class Store:
@@ -305,26 +314,22 @@ class Store:
                     idx, mss, got = zip(*doc["values"], strict=True)
                     heads = tuple(map(paths.__getitem__, idx))
                     path_set = self._path_sets.get(heads) or self._path_set(heads)
-                    tss = [t0 + ms / 1000 for ms in mss]
-                    newest = max(tss)
+                    if mss.count(ms0 := mss[0]) == len(mss):  # pg-worker: one sample time, as usual
+                        early = newest = t0 + ms0 / 1000
+                        times = pgcopy.float8_repeat(newest, len(mss))
+                    else:
+                        tss = [t0 + ms / 1000 for ms in mss]
+                        early, newest = min(tss), max(tss)
+                        times = pgcopy.float8_array(tss)
                     if set(map(type, got)) == _FLOAT_ONLY:  # the usual message: nums = the values
-                        texts = list(map(repr, got))  # vals: each as JSON text
                         nums = pgcopy.float8_array(got)
-                        jsons = pgcopy.fresh_text_array(texts)
-                        if 0.0 not in got:  # kept for the vehicle and rollup rows
-                            known.update(zip(got, texts, strict=True))  # (never a zero: FloatTexts)
+                        jsons = pgcopy.json_float_array(got)  # vals: each as JSON text (pg-worker: cached)
                     else:
                         nums = pgcopy.float8_array(list(map(_number, got)))
                         jsons = pgcopy.text_array(list(map(_json_text, got)))
                     sig_rows.append(
-                        _signal_head(7, 4, vid, 8, newest)
-                        + _NO_PATHS
-                        + pgcopy.float8_array(tss)
-                        + nums
-                        + jsons
-                        + path_set
+                        _signal_head(7, 4, vid, 8, newest) + _NO_PATHS + times + nums + jsons + path_set
                     )
-                    early = min(tss)
                     if early < first_ts.get(vid, math.inf):
                         first_ts[vid] = early
                 elif doc["values"]:  # SQLite: one tuple per message for the driver's executemany
@@ -666,13 +671,23 @@ def _first_time_pg(conn: Connection, keys: list[tuple[str, str, int]]) -> set[tu
     and return the ones that were new and above their boot's pruned floor: one round trip."""
     retention.hold_dedup(conn, shared=True)  # its own statement: the dedup's snapshot comes after it
     vehicles, boots, seqs = zip(*keys, strict=True) if keys else ((), (), ())
-    with _raw(conn).cursor() as cur:  # the arrays as text literals (ingest-commit: see pgarrays)
+    raw = _raw(conn)
+    pgcopy.binary_params(raw)
+    with raw.cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
         cur.execute(
             _DEDUP_PG,
-            (pgarrays.text_array(vehicles), pgarrays.text_array(boots), pgarrays.int_array(seqs)),
+            (
+                pgcopy.text_param(vehicles),
+                pgcopy.text_param(boots),
+                pgcopy.param(_int8_param, seqs, pgarrays.int_array),
+            ),
             prepare=True,
         )
         return set(cur.fetchall())
+
+
+def _int8_param(values: Sequence[int]) -> bytes:
+    return pgcopy.int_param(values, pgcopy.INT8)
 
 
 def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) -> None:
@@ -680,15 +695,18 @@ def _update_vehicles_pg(conn: Connection, updates: dict[int, dict[str, Any]]) ->
         return
     ids = sorted(updates)  # one lock order for every worker
     rows = [updates[vid] for vid in ids]
-    with _raw(conn).cursor() as cur:  # the arrays as text literals (ingest-commit: see pgarrays)
+    floats = pgcopy.float8_param, pgarrays.float_array
+    raw = _raw(conn)
+    pgcopy.binary_params(raw)
+    with raw.cursor() as cur:  # the arrays as binary parameters (pg-worker: see pgcopy)
         cur.execute(
             _VEHICLES_PG,
             (
-                pgarrays.int_array(ids),
-                pgarrays.float_array([u["last_seen"] for u in rows]),
-                pgarrays.bool_array([u.get("online") for u in rows]),
+                pgcopy.int_param(ids),
+                pgcopy.param(floats[0], [u["last_seen"] for u in rows], floats[1]),
+                pgcopy.bool_param([u.get("online") for u in rows]),
                 *(
-                    pgarrays.float_array([u.get(k) for u in rows])
+                    pgcopy.param(floats[0], [u.get(k) for u in rows], floats[1])
                     for k in ("last_ts", "last_lat", "last_lon", "last_speed", "last_heading")
                 ),
             ),
