@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from anycar.fleet import commands, db
 from anycar.fleet.alerting import alert
 from anycar.fleet.domain_tables import alerts
-from anycar.fleet.tasks import stop_task
+from anycar.fleet.tasks import Periodic, stop_task
 from anycar.logistics import retry
 from anycar.logistics.execution_tables import deliveries, hub_keys, pod_outbox, pods, route_pushes
 from anycar.logistics.matrix import haversine_m
@@ -727,87 +727,55 @@ def update_etas(engine: Engine, provider: Any, notifier: Any = None, now: float 
     return done
 
 
-class EtaComponent:
+class EtaComponent(Periodic):
     """The live ETA loop as a fleet component; a crash is logged, counted and the loop restarts."""
 
     name = "delivery-eta"
+    log = log
+    failure = "delivery ETA pass failed; restarting"
 
     def __init__(
         self, engine: Engine, provider: Any, notifier: Any = None, interval_s: float | None = None
     ) -> None:
+        super().__init__(settings()["eta"]["interval_s"] if interval_s is None else interval_s)
         self.engine, self.provider, self.notifier = engine, provider, notifier
-        self.interval_s = float(settings()["eta"]["interval_s"] if interval_s is None else interval_s)
-        self.crashes = 0
-        self.passes = 0
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="delivery-eta")
-
-    async def stop(self) -> None:
-        await stop_task(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(update_etas, self.engine, self.provider, self.notifier)
-                self.passes += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.crashes += 1
-                log.exception("delivery ETA pass failed; restarting")
-            await asyncio.sleep(self.interval_s)
+    async def run_once(self) -> None:
+        await asyncio.to_thread(update_etas, self.engine, self.provider, self.notifier)
 
     def status(self) -> dict[str, Any]:
         return {"passes": self.passes, "crashes": self.crashes, "interval_s": self.interval_s}
 
 
-class RouteKeeper:
+class RouteKeeper(Periodic):
     """``repush_lost_routes`` every ``interval_s`` (a fleet component): a hub offline past its
     route's time to live gets the route again once it is back, not only at the next accept or
     move. A failing pass is logged and counted and the next one runs."""
 
     name = "route-keeper"
+    log = log
+    failure = "re-pushing expired routes failed; the next pass tries again"
 
     def __init__(
         self, engine: Engine, wake: Callable[[], Any] | None = None, interval_s: float | None = None
     ) -> None:
+        super().__init__(settings()["route_repush_s"] if interval_s is None else interval_s)
         self.engine, self.wake = engine, wake
-        self.interval_s = float(settings()["route_repush_s"] if interval_s is None else interval_s)
-        self.passes = self.repushed = self.crashes = 0
-        self._task: asyncio.Task[None] | None = None
+        self.repushed = 0
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="route-keeper")
-
-    async def stop(self) -> None:
-        await stop_task(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                pushed = await asyncio.to_thread(repush_lost_routes, self.engine)
-                self.passes += 1
-                sent = [p for p in pushed if p["command"]]
-                self.repushed += len(sent)
-                for p in sent:
-                    log.info(
-                        "route %s v%s pushed again to %s (the last one expired)",
-                        p["command"],
-                        p["version"],
-                        p["vehicle"],
-                    )
-                if sent and self.wake is not None:
-                    self.wake()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.crashes += 1
-                log.exception("re-pushing expired routes failed; the next pass tries again")
-            await asyncio.sleep(self.interval_s)
+    async def run_once(self) -> None:
+        pushed = await asyncio.to_thread(repush_lost_routes, self.engine)
+        sent = [p for p in pushed if p["command"]]
+        self.repushed += len(sent)
+        for p in sent:
+            log.info(
+                "route %s v%s pushed again to %s (the last one expired)",
+                p["command"],
+                p["version"],
+                p["vehicle"],
+            )
+        if sent and self.wake is not None:
+            self.wake()
 
     def status(self) -> dict[str, Any]:
         return {"passes": self.passes, "repushed": self.repushed, "crashes": self.crashes}

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from anycar.fleet import db
-from anycar.fleet.tasks import stop_task
+from anycar.fleet.tasks import Periodic
 
 log = logging.getLogger("anycar.logistics.swapsettle")
 
@@ -68,11 +68,13 @@ async def settle_in_force(
     return notes
 
 
-class SwapSettler:
+class SwapSettler(Periodic):
     """``settle_in_force`` every ``interval_s`` (a fleet component); a failing pass is logged and
     counted and the next one runs."""
 
     name = "swap-settler"
+    log = log
+    failure = "settling the plans' reservation changes failed; the next pass tries again"
 
     def __init__(
         self,
@@ -82,33 +84,15 @@ class SwapSettler:
         wake: Callable[[], Any] | None = None,
         interval_s: float = 2.0,
     ) -> None:
-        self.engine, self.csms, self.clock, self.wake, self.interval_s = engine, csms, clock, wake, interval_s
-        self.passes = 0
+        super().__init__(interval_s)
+        self.engine, self.csms, self.clock, self.wake = engine, csms, clock, wake
         self.settled = 0
-        self.crashes = 0
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="swap-settler")
-
-    async def stop(self) -> None:
-        await stop_task(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                notes = await settle_in_force(self.csms, self.engine, self.clock(), self.wake)
-                self.passes += 1
-                self.settled += len(notes)
-                for note in notes:
-                    log.info("swap reservations: %s", note)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.crashes += 1
-                log.exception("settling the plans' reservation changes failed; the next pass tries again")
-            await asyncio.sleep(self.interval_s)
+    async def run_once(self) -> None:
+        notes = await settle_in_force(self.csms, self.engine, self.clock(), self.wake)
+        self.settled += len(notes)
+        for note in notes:
+            log.info("swap reservations: %s", note)
 
     def status(self) -> dict[str, Any]:
         return {"passes": self.passes, "settled": self.settled, "crashes": self.crashes}
