@@ -79,6 +79,8 @@ class HttpListener:
             with contextlib.suppress(Exception):
                 await self._task
         sockets = [self._sock] if self._sock else None
+        for connection in list(self._server.server_state.connections):
+            connection.shutdown = _closing_tolerant(connection)  # type: ignore[method-assign]
         if self.force_exit:
             self._server.force_exit = True
             with contextlib.suppress(TimeoutError):
@@ -89,3 +91,20 @@ class HttpListener:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _closing_tolerant(connection: Any) -> Any:
+    """``connection.shutdown`` that lets a WebSocket already closing end quietly: uvicorn's sansio
+    WebSocket sends its close frame again and websockets raises ``InvalidState`` ("connection is
+    closing"), which would end the server's shutdown there, the other connections left open."""
+    shutdown = connection.shutdown
+
+    def call() -> None:
+        try:
+            shutdown()
+        except Exception:
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
+
+    return call
