@@ -136,8 +136,8 @@ def test_the_migration_folds_received_into_marks_and_back_sqlite(tmp_path: Path)
                 [{"v": "b", "b": "1", "f": 10}, {"v": "d", "b": "1", "f": 4}],  # d: only a floor
             )
         seen = _seen_before(engine)
-        upgrade(engine)
-        assert current(engine) == head() == "sqlitemarks_received_marks"
+        upgrade(engine, "sqlitemarks_received_marks")
+        assert current(engine) == "sqlitemarks_received_marks"
         with engine.connect() as conn:
             marks = conn.execute(
                 text("SELECT vehicle, boot, hwm, above FROM received_marks ORDER BY 1")

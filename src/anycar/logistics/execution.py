@@ -31,7 +31,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from anycar.fleet import commands, db
@@ -46,12 +46,13 @@ from anycar.wire import WireError, signature
 log = logging.getLogger("anycar.logistics.execution")
 D, V, OR = deliveries.c, db.vehicles.c, db.orders.c
 _STOP_KIND = {"drop": "drop", "pickup": "pickup"}
+_ROUTE_PUSH_LOCK = 0x726F7574  # pg_advisory_xact_lock's first key: "rout"
 
 
 @cache
 def settings() -> dict[str, Any]:
-    text = (resources.files("anycar.logistics") / "data" / "execution.yaml").read_text("utf-8")
-    return dict(yaml.safe_load(text))
+    raw = (resources.files("anycar.logistics") / "data" / "execution.yaml").read_text("utf-8")
+    return dict(yaml.safe_load(raw))
 
 
 def pin_digest(order: str, pin: str) -> str:
@@ -80,6 +81,7 @@ def push_routes(
     pushed = []
     now = time.time()
     with engine.begin() as conn:
+        _lock_route_pushes(conn, tenant_id)
         ids = {r.wire_id: r.id for r in conn.execute(select(V.wire_id, V.id).where(V.tenant_id == tenant_id))}
         weights = {
             r.ref: float(r.weight_kg)
@@ -137,6 +139,20 @@ def push_routes(
             )
             pushed.append({"vehicle": wire_id, "version": version, "command": cid, "stops": len(stops)})
     return pushed
+
+
+def _lock_route_pushes(conn: Connection, tenant_id: int) -> None:
+    """On PostgreSQL, one push of the tenant's routes at a time, to the end of the transaction.
+
+    Two pushes at once (a console move and a route keeper pass) would both read the same last
+    pushes and newest versions; the second now waits for the first to commit and reads what it
+    wrote. An advisory lock, not row locks on ``vehicles``, so ingest's updates of those rows never
+    wait. SQLite has one writer at a time and needs none; the unique index on (vehicle, version)
+    holds on both."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :tenant)"), {"ns": _ROUTE_PUSH_LOCK, "tenant": tenant_id}
+        )
 
 
 def _route_stops(

@@ -19,7 +19,8 @@ route_pushes = Table(
     Column("created", Float, nullable=False),
     Column("route", JSON, nullable=False),
 )
-Index("ix_route_pushes_vehicle", route_pushes.c.vehicle_id, route_pushes.c.version)
+# unique: two pushes at once (a console move, a keeper pass) must not both take the next version
+Index("ux_route_pushes_vehicle_version", route_pushes.c.vehicle_id, route_pushes.c.version, unique=True)
 
 deliveries = Table(
     "deliveries",
