@@ -153,3 +153,6 @@ def test_the_bench_takes_sqlite_workers_and_the_latency_part_alone() -> None:
     bad = build_parser().parse_args(["bench", "fleet", "--parts", "sqlite", "--sqlite-workers", "9"])
     with pytest.raises(ConfigError, match="--sqlite-workers 9: 1 to 8"):
         bench_fleet(bad)
+    sized = build_parser().parse_args(["bench", "fleet", "--parts", "sqlite", "--batch", "0"])
+    with pytest.raises(ConfigError, match="--batch 0: 1 to 20000"):
+        bench_fleet(sized)

@@ -49,7 +49,7 @@ next_connection_delay_ms = 1
     [v5.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 262144
-    max_inflight_count = 1000
+    max_inflight_count = 4000
     dynamic_filters = true
 {auth}
 [v4.1]
@@ -59,7 +59,7 @@ next_connection_delay_ms = 1
     [v4.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 262144
-    max_inflight_count = 1000
+    max_inflight_count = 4000
     dynamic_filters = true
 {auth}"""
 

@@ -46,7 +46,7 @@ listener {port} 127.0.0.1
 allow_anonymous true
 persistence {persistence}
 persistence_location {folder}/
-max_inflight_messages 1000
+max_inflight_messages 4000
 max_queued_messages 1000000
 max_queued_bytes 0
 {user}
@@ -386,7 +386,7 @@ def ingest(
     vehicles: int = 1000,
     rate: float = 0.0,
     seconds: float = 20.0,
-    batch: int = 500,
+    batch: int = 0,
     publishers: int = 1,
     domain: bool = False,
 ) -> dict[str, Any]:
@@ -474,7 +474,7 @@ def ingest(
         "vehicles": vehicles,
         "offered_rate": rate or "max",
         "seconds": seconds,
-        "batch_max": batch,
+        "batch_max": sorted({s["batch_max"] for s in stats if "batch_max" in s}),
         "published": published,
         "publish_rate": round(sum(s["rate"] for s in sent), 1),
         "stored": stored,
@@ -777,13 +777,25 @@ def run(
     domain: bool = False,
     sqlite_workers: int = 1,
     wal_compression: str | None = None,
+    batch: int = 0,
 ) -> dict[str, Any]:
+    """The parts asked for; ``batch``: every ingest run's workers' batch (0: the worker's own)."""
     result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "domain": domain}
     if "ingest" in parts or "scaleout" in parts:
-        one = ingest("postgres", workers=1, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain)
+        one = ingest(
+            "postgres", workers=1, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain, batch=batch
+        )
         result["postgres_1_worker"] = one
         if "scaleout" in parts:
-            two = ingest("postgres", workers=2, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain)
+            two = ingest(
+                "postgres",
+                workers=2,
+                vehicles=vehicles,
+                rate=rate,
+                seconds=seconds,
+                domain=domain,
+                batch=batch,
+            )
             result["postgres_2_workers"] = two
             result["scaleout_ratio"] = round(two["msg_per_s"] / max(1e-9, one["msg_per_s"]), 2)
     if "latency" in parts:
@@ -794,11 +806,18 @@ def run(
             rate=latency_rate,
             seconds=seconds,
             domain=domain,
+            batch=batch,
         )
     if "sqlite" in parts:  # sqlite-rate: N workers on the one file take turns at its write lock
         key = "sqlite_1_worker" if sqlite_workers == 1 else f"sqlite_{sqlite_workers}_workers"
         result[key] = ingest(
-            "sqlite", workers=sqlite_workers, vehicles=vehicles, rate=rate, seconds=seconds, domain=domain
+            "sqlite",
+            workers=sqlite_workers,
+            vehicles=vehicles,
+            rate=rate,
+            seconds=seconds,
+            domain=domain,
+            batch=batch,
         )
     if "sqlite" in parts or "sqlite-latency" in parts:  # sqlite-latency: this run alone (sustained)
         result["sqlite_latency"] = ingest(
@@ -808,6 +827,7 @@ def run(
             rate=latency_rate,
             seconds=seconds,
             domain=domain,
+            batch=batch,
         )
     if "faults" in parts:  # 2 workers + 2 API processes, one of each killed under load
         import asyncio

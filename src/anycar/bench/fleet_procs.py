@@ -384,7 +384,7 @@ def worker(
         store,
         port=port,
         worker_id=worker_id,
-        batch_max=batch,
+        batch_max=batch or None,  # 0: the worker's own for its database
         session_s=3600,
         on_commit=recorder,
         live=live,

@@ -486,6 +486,12 @@ def _register_fleet(cmds: Any) -> None:
         help="stages: the commits' sessions set PostgreSQL's wal_compression to this (a superuser's "
         "session setting; the server's own is left alone) to measure its WAL and CPU",
     )
+    fl.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="the ingest workers' batch, at most this many messages a transaction (default: the worker's own)",
+    )
     fl.set_defaults(func=bench_fleet)
 
 
@@ -505,6 +511,8 @@ def bench_fleet(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers}: 1 to 8")
     if not 1 <= args.sqlite_workers <= 8:
         raise ConfigError(f"--sqlite-workers {args.sqlite_workers}: 1 to 8")
+    if args.batch is not None and not 1 <= args.batch <= 20_000:
+        raise ConfigError(f"--batch {args.batch}: 1 to 20000")
     with errors.status("anycar bench fleet: ingest through Mosquitto, scale-out, queries..."):
         result = fleet.run(
             seconds=args.seconds,
@@ -517,6 +525,7 @@ def bench_fleet(args: argparse.Namespace) -> int:
             domain=args.domain,
             sqlite_workers=args.sqlite_workers,
             wal_compression=args.wal_compression,
+            batch=args.batch or 0,
         )
     show(result, args.json)
     return 0

@@ -142,17 +142,23 @@ def push_routes(
 
 
 def _lock_route_pushes(conn: Connection, tenant_id: int) -> None:
-    """On PostgreSQL, one push of the tenant's routes at a time, to the end of the transaction.
+    """One push of the tenant's routes at a time, to the end of the transaction.
 
     Two pushes at once (a console move and a route keeper pass) would both read the same last
     pushes and newest versions; the second now waits for the first to commit and reads what it
-    wrote. An advisory lock, not row locks on ``vehicles``, so ingest's updates of those rows never
-    wait. SQLite has one writer at a time and needs none; the unique index on (vehicle, version)
-    holds on both."""
+    wrote. On PostgreSQL an advisory lock, not row locks on ``vehicles``, so ingest's updates of
+    those rows never wait. On SQLite the file's write lock, taken first (``BEGIN IMMEDIATE``;
+    the driver would open the transaction only at the first write, after the reads): one writer
+    at a time is all SQLite has, so ingest's commits wait the push's few milliseconds. The
+    unique index on (vehicle, version) holds on both."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             text("SELECT pg_advisory_xact_lock(:ns, :tenant)"), {"ns": _ROUTE_PUSH_LOCK, "tenant": tenant_id}
         )
+    elif conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection  # sqlite3's own, where the transaction is seen
+        if not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _route_stops(
