@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 
 from hypothesis import given
@@ -133,3 +135,31 @@ def test_anycar_hub_reads_a_providers_messages_without_waking_the_event_engine_t
     assert default >= 1.0, default
     assert ours < 0.3, (ours, default)
     assert time.monotonic() - start < 60
+
+
+# the moment grpc is first imported in `anycar demo`, what GRPC_EXPERIMENTS says (then stop)
+_AT_GRPC_IMPORT = """
+import importlib.abc, os, sys
+
+class AtGrpcImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "grpc":
+            print("GRPC_EXPERIMENTS=" + os.environ.get("GRPC_EXPERIMENTS", "(unset)"), flush=True)
+            os._exit(0)
+        return None
+
+sys.meta_path.insert(0, AtGrpcImport())
+from anycar.cli.main import main
+main(["demo", "--brand", "kaiyun_pickman"])
+"""
+
+
+def test_anycar_demo_switches_the_listener_off_before_grpc_is_imported() -> None:
+    """The single-car demo's hub serves kuksa.val.v2 as ``anycar hub`` does (before the switch
+    here, grpc came in with the listener on)."""
+    env = {k: v for k, v in os.environ.items() if k != VARIABLE}
+    done = subprocess.run(
+        [sys.executable, "-c", _AT_GRPC_IMPORT], capture_output=True, text=True, timeout=120, env=env
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("GRPC_EXPERIMENTS=")]
+    assert lines == [f"GRPC_EXPERIMENTS=-{EXPERIMENT}"], (done.stdout[-2000:], done.stderr[-2000:])

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import secrets
 import signal
 import tempfile
@@ -108,6 +109,11 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from anycar.grpc_setup import prefer_poller_reads
+
+    # first, before anything imports grpc: the demo's hubs read their gRPC sockets as
+    # ``anycar hub``'s do (anycar.grpc_setup)
+    prefer_poller_reads(os.environ)
     if args.fleet:
         return run_fleet(args)
     from anycar.hub import HubConfig
