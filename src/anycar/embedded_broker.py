@@ -23,7 +23,9 @@ plainly (``FleetConfig.group=""``, one ingest worker).
 
 from __future__ import annotations
 
+import atexit
 import json
+import signal
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -129,11 +131,24 @@ class EmbeddedBroker:
         conf.touch(mode=0o600)
         conf.chmod(0o600)  # made private before the passwords go in
         conf.write_text(CONFIG.format(host=self.host, port=self.port, port4=self.port4, auth=self.auth))
-        self._broker = Broker(config_path=str(conf)).start(timeout=timeout)
+        # A SIGTERM to the whole process group (`timeout`, systemd's stop, `kill -- -PGID`) would
+        # end iotcore's broker, a child process, before the hubs and the fleet cloud that use it,
+        # each then logging its lost connection. The child inherits a blocked SIGTERM (and
+        # SIGINT, which it never acted on) and ends when its stdin closes: ``stop()``, or this
+        # process gone.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self._broker = Broker(config_path=str(conf)).start(timeout=timeout)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        atexit.register(self.stop)  # before iotcore's own (atexit runs the newest first)
         return self
 
     def stop(self) -> None:
         if self._broker is not None:
+            child = getattr(self._broker, "_process", None)  # iotcore's broker process
+            if child is not None and child.stdin is not None:
+                child.stdin.close()  # its way out, as it ignores SIGTERM (start)
             self._broker.stop()
             self._broker = None
         if self._tmp is not None:
