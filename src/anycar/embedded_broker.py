@@ -151,6 +151,7 @@ class EmbeddedBroker:
                 child.stdin.close()  # its way out, as it ignores SIGTERM (start)
             self._broker.stop()
             self._broker = None
+            atexit.unregister(self.stop)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
