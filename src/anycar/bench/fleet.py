@@ -224,13 +224,11 @@ def cpu_s(pid: int) -> float | None:
     The ticks are samples (a process is charged a tick if it runs when the tick comes): a
     PostgreSQL backend that ran 30 ms in short bursts was once charged none (session 10)."""
     try:
-        return (
-            sum(
-                int((task / "schedstat").read_text().split()[0])
-                for task in Path(f"/proc/{pid}/task").iterdir()
-            )
-            / 1e9
-        )
+        run_ns = [
+            int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+        if run_ns:  # none: a zombie, whose time only the ticks below still hold
+            return sum(run_ns) / 1e9
     except (OSError, IndexError, ValueError):
         pass
     try:
