@@ -80,6 +80,28 @@ def api_only_server(engine: Engine) -> FleetServer:
     )
 
 
+def one_worker_server(
+    url: str, name: str, vehicles: list[str], signing_key: Path, **options: object
+) -> FleetServer:
+    """A FleetServer on ``url`` with one ingest worker in a share group of its own (named
+    ``name`` and a random tag), ingesting ``vehicles``, the API on a free port, no OsmAnd
+    listener; ``options`` are further FleetConfig fields."""
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    return FleetServer(
+        FleetConfig(
+            db_url=url,
+            workers=1,
+            worker_id=tag,
+            group=tag,
+            vehicles=vehicles,
+            api_port=0,
+            osmand_port=None,
+            signing_key=signing_key,
+            **options,  # type: ignore[arg-type]
+        )
+    )
+
+
 @contextlib.asynccontextmanager
 async def live_feed_server(engine: Engine) -> AsyncIterator[tuple[FleetServer, int, str, str]]:
     """A running ``api_only_server`` with a viewer of tenant "default": (server, tenant id, the

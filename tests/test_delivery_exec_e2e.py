@@ -19,7 +19,6 @@ import hashlib
 import inspect
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +37,12 @@ from anycar.accessories.sdk import Accessory
 from anycar.fleet import registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.migrate import upgrade
-from anycar.fleet.server import FleetConfig, FleetServer
 from anycar.http_listener import HttpListener
 from anycar.hub import Hub, HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.logistics.execution_tables import deliveries
 from anycar.uplink.delivery import DeliveryKeeper
-from fleet_support import postgres_url, vin
+from fleet_support import one_worker_server, postgres_url, vin
 from uplink_support import unique_vehicle, uplink_config
 
 pytestmark = pytest.mark.timeout(150)
@@ -123,20 +121,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         vehicle = registry.add_vehicle(
             engine, vin(7), "kaiyun_pickman", tenant="acme", wire_id=unique_vehicle("DX")
         ).vehicle
-        tag = uuid.uuid4().hex[:8]
-        fleet = FleetServer(
-            FleetConfig(
-                db_url=url,
-                workers=1,
-                worker_id=f"dx-{tag}",
-                group=f"dx-{tag}",
-                vehicles=[vehicle],
-                api_port=0,
-                osmand_port=None,
-                signing_key=tmp_path / "fleet-signing.pem",
-                eta_interval_s=0.3,
-            )
-        )
+        fleet = one_worker_server(url, "dx", [vehicle], tmp_path / "fleet-signing.pem", eta_interval_s=0.3)
         hooks = Receiver()
         await hooks.listener.start()
         await fleet.start()

@@ -19,7 +19,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +37,12 @@ from anycar.fleet import ota, registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.keys import load_or_create, public_b64
 from anycar.fleet.migrate import upgrade
-from anycar.fleet.server import FleetConfig, FleetServer
 from anycar.hub import Hub, HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.uplink.config import CommandSettings
 from anycar.wire import Channel, encode, signature
 from anycar.wire import messages as msg
-from fleet_support import postgres_url, vin
+from fleet_support import one_worker_server, postgres_url, vin
 from uplink_support import send_down, unique_vehicle, uplink_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -145,19 +143,7 @@ async def system(tmp_path: Path, commands: CommandSettings | None = None) -> Asy
         ota.add_vendor_key(engine, 0xFFF1, public_b64(vendor_key), "anycar virtual devices")
         key_path = tmp_path / "fleet-signing.pem"
         fleet_key = load_or_create(key_path)
-        tag = uuid.uuid4().hex[:8]
-        fleet = FleetServer(
-            FleetConfig(
-                db_url=url,
-                workers=1,
-                worker_id=f"fc-{tag}",
-                group=f"fc-{tag}",
-                vehicles=[vehicle, idle],
-                api_port=0,
-                osmand_port=None,
-                signing_key=key_path,
-            )
-        )
+        fleet = one_worker_server(url, "fc", [vehicle, idle], key_path)
         await fleet.start()
         (tmp_path / "automations.yaml").write_text(AUTOMATIONS)
         config = HubConfig()

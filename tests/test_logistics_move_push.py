@@ -9,7 +9,6 @@ route did not change, gets nothing."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,13 @@ from sqlalchemy import select
 from anycar.fleet import registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.migrate import upgrade
-from anycar.fleet.server import FleetConfig, FleetServer
 from anycar.hub import Hub, HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.logistics import board, execution
 from anycar.logistics.execution_tables import route_pushes
 from anycar.logistics.move import move_order
 from anycar.uplink.delivery import DeliveryKeeper
-from fleet_support import postgres_url, vin
+from fleet_support import one_worker_server, postgres_url, vin
 from test_delivery_exec_e2e import until
 from uplink_support import unique_vehicle, uplink_config
 
@@ -78,20 +76,7 @@ async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
             ).vehicle
             for i in range(3)
         ]
-        tag = uuid.uuid4().hex[:8]
-        server = FleetServer(
-            FleetConfig(
-                db_url=url,
-                workers=1,
-                worker_id=f"mp-{tag}",
-                group=f"mp-{tag}",
-                vehicles=vehicles,
-                api_port=0,
-                osmand_port=None,
-                signing_key=tmp_path / "fleet-signing.pem",
-                eta_interval_s=30.0,
-            )
-        )
+        server = one_worker_server(url, "mp", vehicles, tmp_path / "fleet-signing.pem", eta_interval_s=30.0)
         await server.start()
         from anycar.fleet.keys import load_or_create, public_b64
 

@@ -7,7 +7,6 @@ version, the hub takes it, and no further version follows."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,11 @@ from sqlalchemy import select
 from anycar.fleet import registry
 from anycar.fleet.db import make_engine
 from anycar.fleet.migrate import upgrade
-from anycar.fleet.server import FleetConfig, FleetServer
 from anycar.hub import HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.logistics import execution
 from anycar.logistics.execution_tables import route_pushes
-from fleet_support import postgres_url, vin
+from fleet_support import one_worker_server, postgres_url, vin
 from test_delivery_exec_e2e import until
 from uplink_support import unique_vehicle, uplink_config
 
@@ -49,20 +47,8 @@ async def test_an_expired_route_reaches_its_hub_when_it_is_back(
         vehicle = registry.add_vehicle(
             engine, vin(41), "kaiyun_pickman", tenant="acme", wire_id=unique_vehicle("RP")
         ).vehicle
-        tag = uuid.uuid4().hex[:8]
-        server = FleetServer(
-            FleetConfig(
-                db_url=url,
-                workers=1,
-                worker_id=f"rp-{tag}",
-                group=f"rp-{tag}",
-                vehicles=[vehicle],
-                api_port=0,
-                osmand_port=None,
-                signing_key=tmp_path / "fleet-signing.pem",
-                eta_interval_s=30.0,
-                route_repush_s=0.2,
-            )
+        server = one_worker_server(
+            url, "rp", [vehicle], tmp_path / "fleet-signing.pem", eta_interval_s=30.0, route_repush_s=0.2
         )
         await server.start()
         hub = None

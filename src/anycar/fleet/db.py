@@ -41,8 +41,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from anycar.errors import ConfigError
@@ -222,6 +223,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint is WalCheckpointer's, off the commit
     cur.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES}")  # a grown WAL file cut back
     cur.close()
+
+
+def hold_advisory_lock(conn: Connection, *keys: int, shared: bool = False) -> None:
+    """Hold a PostgreSQL advisory lock (one bigint key, or two int keys) until ``conn``'s
+    transaction ends: work that must not overlap waits here, and no row that ingest writes is
+    locked for it."""
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    names = [f"k{i}" for i in range(len(keys))]
+    args = ", ".join(f":{name}" for name in names)
+    conn.execute(text(f"SELECT {fn}({args})"), dict(zip(names, keys, strict=True)))  # nosec B608 # fixed names; the keys are bound
 
 
 def make_engine(url: str | None = None) -> Engine:

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from anycar.fleet import db
+
 DAY = 86_400
 TABLES = ("positions", "signal_batches")
 LOCK = 0x616E_7963  # pg_advisory_xact_lock key of the fleet's maintenance ("anyc")
@@ -43,7 +45,7 @@ def day_name(table: str, start: float) -> str:
 
 
 def lock(conn: Connection) -> None:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK})
+    db.hold_advisory_lock(conn, LOCK)
 
 
 def partitions(conn: Connection, table: str) -> list[Partition]:

@@ -47,8 +47,7 @@ DEDUP_LOCK = 0x616E_7964  # pg_advisory_xact_lock key ("anyd")
 
 def hold_dedup(conn: Connection, *, shared: bool) -> None:
     """Take the dedup prune's lock for the rest of ``conn``'s transaction (PostgreSQL)."""
-    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    conn.exec_driver_sql(f"SELECT {fn}({DEDUP_LOCK})")  # nosec B608 # fixed names, no input
+    db.hold_advisory_lock(conn, DEDUP_LOCK, shared=shared)
 
 
 R, F = db.received.c, db.received_floor.c

@@ -31,7 +31,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from anycar.fleet import commands, db
@@ -152,9 +152,7 @@ def _lock_route_pushes(conn: Connection, tenant_id: int) -> None:
     at a time is all SQLite has, so ingest's commits wait the push's few milliseconds. The
     unique index on (vehicle, version) holds on both."""
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, :tenant)"), {"ns": _ROUTE_PUSH_LOCK, "tenant": tenant_id}
-        )
+        db.hold_advisory_lock(conn, _ROUTE_PUSH_LOCK, tenant_id)
     elif conn.dialect.name == "sqlite":
         raw: Any = conn.connection.driver_connection  # sqlite3's own, where the transaction is seen
         if not raw.in_transaction:
