@@ -18,6 +18,14 @@ queue is drained, no message built; the part VISS shares. ``--no-gc`` freezes th
 the cyclic garbage collector off for the messages: a full collection's cost lands on whichever
 message triggers it, and whether it falls inside a run moved the difference by ~30,000
 instructions per message between versions that differ in a few allocations (session 6, hub-api2).
+``--cold MB`` writes over a buffer of MB megabytes before each message, so that each message
+finds the caches holding something else, as the hub's messages do at 5,000 signals/s (one every
+20 ms on a shared machine); the µs are then the cold ones (docs/performance.md, api-floor,
+session 11: 32 MB tripled the publish and doubled the build), and under cachegrind the misses
+per message show where the cold time goes:
+
+    .venv/bin/python tools/api_hub_message_cost.py 1000 --wire --no-gc --cold 32
+    valgrind --tool=cachegrind --cache-sim=yes --LL=4194304,16,64 .venv/bin/python tools/api_hub_message_cost.py 100 --wire --no-gc --cold 8
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ def provider_requests(
 
 
 async def measure(
-    messages: int, wire: bool = False, provider_only: bool = False, no_gc: bool = False
+    messages: int, wire: bool = False, provider_only: bool = False, no_gc: bool = False, cold_mb: int = 0
 ) -> None:
     catalog = Catalog.load_default()
     broker = SignalBroker(catalog)
@@ -75,15 +83,21 @@ async def measure(
     parse = getattr(provider_stream, "parse_request", v2.OpenProviderStreamRequest.FromString)
     if hasattr(provider_stream, "parse_request"):
         requests = [parse(r).publish_values_request for r in raw]
-    publish = build = 0.0
+    publish = build = parsing = 0.0
+    evict = bytearray(cold_mb << 20)
+    zeros = bytes(len(evict))
     if no_gc:
         gc.collect()
         gc.freeze()
         gc.disable()
     for k in range(messages):
+        if cold_mb:
+            evict[:] = zeros  # every line of the buffer written: the caches now hold it
         t0 = time.perf_counter()
         if wire:
-            await stream.handle(parse(raw[k % len(raw)]))
+            parsed = parse(raw[k % len(raw)])
+            parsing += time.perf_counter() - t0
+            await stream.handle(parsed)
         else:
             stream._publish(requests[k % len(requests)])
         t1 = time.perf_counter()
@@ -105,7 +119,9 @@ async def measure(
             assert len(entries) == len(chosen)  # nosec B101
     if messages:
         print(
-            f"{messages} messages: publish {publish / messages * 1e6:.1f} µs, build {build / messages * 1e6:.1f} µs"
+            f"{messages} messages: publish {publish / messages * 1e6:.1f} µs"
+            + (f" (of it the parse {parsing / messages * 1e6:.1f} µs)" if wire else "")
+            + f", build {build / messages * 1e6:.1f} µs"
         )
 
 
@@ -117,5 +133,6 @@ if __name__ == "__main__":
             "--wire" in flags,
             "--provider-only" in flags,
             "--no-gc" in flags,
+            int(flags[flags.index("--cold") + 1]) if "--cold" in flags else 0,
         )
     )
