@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from anycar.bench.stats import percentile
+from anycar.grpc_setup import prefer_poller_reads
 
 SIZE = 2000
 WARMUP = 50
@@ -51,12 +52,15 @@ def _receiver(way: str, count: int, port_out: Any, result_out: Any) -> None:
         for _ in range(count):
             need = SIZE
             while need:
-                need -= len(conn.recv(need))
+                chunk = conn.recv(need)
+                if not chunk:
+                    raise SystemExit("the sender closed the connection before its last message")
+                need -= len(chunk)
             got.append(time.perf_counter())
         result_out.put(got)
         return
     if way == "grpc":
-        os.environ["GRPC_EXPERIMENTS"] = "-event_engine_listener"  # the hub's (anycar.grpc_setup)
+        prefer_poller_reads(os.environ)  # the hub's listener setting, before grpc is imported
         _grpc_receiver(port_out, result_out)
         return
     _use_uvloop(way)
