@@ -88,6 +88,15 @@ def last_trace(engine: Engine, automation: str) -> dict[str, Any] | None:
     return traces[0] if traces else None
 
 
+async def ended_trace(engine: Engine, automation: str) -> dict[str, Any]:
+    """The newest run's trace once it has ended: a run's last actuation is sent before its
+    trace gets ``finished``, so a test that saw the actuation must still wait for the trace."""
+    return await until(
+        lambda: (t := last_trace(engine, automation)) and t["result"] != "running" and t,
+        what=f"the end of {automation}'s run",
+    )
+
+
 @contextlib.contextmanager
 def hub_in_thread(
     tmp_path: Path,

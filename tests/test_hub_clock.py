@@ -20,7 +20,7 @@ from anycar.hub import HubConfig
 from anycar.hub.assemble import HubParts, build_hub
 from anycar.hub.cabin import CabinComponent
 from anycar.hub.simulation import SimulationComponent
-from automations_support import DOOR, LIGHT, FakeCar, last_trace, until, write
+from automations_support import DOOR, LIGHT, FakeCar, ended_trace, until, write
 
 LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
 
@@ -96,8 +96,8 @@ automations:
             assert car.sent(LIGHT) == [True] and stalled - fired < 30.0
             ticker.running = True
             await until(lambda: car.sent(LIGHT) == [True, False], what="the delay after the stall")
-            trace = last_trace(engine, "held_door")
-            assert trace is not None and trace["result"] == "done"
+            trace = await ended_trace(engine, "held_door")
+            assert trace["result"] == "done"
             assert trace["trigger"]["held_since"] == pytest.approx(opened_at, abs=1.0)
             assert trace["finished"] - trace["started"] >= 30.0  # the trace is in the car's time
         finally:
@@ -138,10 +138,7 @@ automations:
         car.set(DOOR, False)
         await asyncio.sleep(0.05)
         car.set(DOOR, True)
-        trace = await until(lambda: last_trace(engine, "after_dark"), what="a run")
-        await until(lambda: last_trace(engine, "after_dark")["result"] != "running", what="the run's end")
-        trace = last_trace(engine, "after_dark")
-        assert trace is not None
+        trace = await ended_trace(engine, "after_dark")
         if simulated:
             assert trace["result"] == "done" and car.sent(LIGHT) == [True], trace
         else:
@@ -204,8 +201,8 @@ automations:
         try:
             await until(lambda: car.sent(LIGHT) == [True], what="23:00 on the simulated clock")
             assert time.monotonic() - wall0 < 5.0  # not the 10 s of the wall clock
-            trace = last_trace(engine, "night_light")
-            assert trace is not None and trace["result"] == "done"
+            trace = await ended_trace(engine, "night_light")
+            assert trace["result"] == "done"
             assert "local time 23:00:" in trace["conditions"][0]["why"], trace["conditions"]
             fired = dt.datetime.fromtimestamp(trace["started"], beijing)
             assert (fired.hour, fired.minute) == (23, 0)
@@ -238,7 +235,7 @@ automations:
             assert car.sent(LIGHT) == []  # the car's 10 s have not passed
             ticker.running = True
             await until(lambda: car.sent(LIGHT) == [True], what="the wait's timeout on the car's clock")
-            trace = last_trace(engine, "wait_for_close")
-            assert trace is not None and trace["finished"] - trace["started"] >= 10.0
+            trace = await ended_trace(engine, "wait_for_close")
+            assert trace["finished"] - trace["started"] >= 10.0
         finally:
             await engine.stop()
