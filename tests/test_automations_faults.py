@@ -21,6 +21,7 @@ from automations_support import (
     LIGHT,
     VOLTAGE,
     FakeCar,
+    ended_trace,
     last_trace,
     started_engine,
     until,
@@ -48,7 +49,7 @@ async def test_a_read_only_database_keeps_automations_running_and_shows_in_healt
         await until(lambda: car.sent(LIGHT) == [True, False], what="a run with a read-only database")
         health = await until(lambda: (h := engine.health()) and h["database"] == "failing" and h)
         assert "readonly" in health["error"] and health["failed_writes"] >= 1
-        assert last_trace(engine, "door_light")["result"] == "done"  # traces from memory
+        assert (await ended_trace(engine, "door_light"))["result"] == "done"  # traces from memory
         store.connection.execute("PRAGMA query_only = OFF")
         car.set(DOOR, False)
         car.set(DOOR, True)
@@ -132,7 +133,7 @@ automations:
         car.set(DOOR, True)
         await until(lambda: car.sent(LIGHT) == [True])
         car.provider.close()  # the light is unplugged during the delay
-        trace = await until(lambda: (t := last_trace(engine, "two_steps")) and t["result"] != "running" and t)
+        trace = await ended_trace(engine, "two_steps")
         assert trace["result"] == "failed"
         assert trace["actions"][-1]["outcome"] == "no_provider"
         assert "no_provider" in trace["reason"]
@@ -161,7 +162,7 @@ automations:
     try:
         car.set(DOOR, False)
         car.set(DOOR, True)
-        trace = await until(lambda: (t := last_trace(engine, "stubborn")) and t["result"] != "running" and t)
+        trace = await ended_trace(engine, "stubborn")
         assert [a["outcome"] for a in trace["actions"]] == ["timed_out", "accepted"]
         assert trace["result"] == "done"
         assert trace["actions"][0]["duration_ms"] >= 250

@@ -17,6 +17,7 @@ from automations_support import (
     LIGHT,
     VOLTAGE,
     FakeCar,
+    ended_trace,
     last_trace,
     started_engine,
     until,
@@ -175,7 +176,7 @@ automations:
         assert car.sent(INTENSITY) == [40]
         await asyncio.sleep(0.1)
         car.set(DOOR, False)
-        trace = await until(lambda: (t := last_trace(engine, "steps")) and t["result"] != "running" and t)
+        trace = await ended_trace(engine, "steps")
         assert trace["result"] == "stopped" and trace["reason"] == "all done"
         outcomes = [(a["where"], a["outcome"]) for a in trace["actions"]]
         assert ("actions[3]", "done") in outcomes  # the wait saw the door close
@@ -216,17 +217,15 @@ automations:
     try:
         car.set(DOOR, False)
         car.set(DOOR, True)
-        hang = await until(lambda: (t := last_trace(engine, "hang")) and t["result"] != "running" and t)
+        hang = await ended_trace(engine, "hang")
         assert hang["result"] == "failed"
         assert (
             hang["actions"][0]["outcome"] == "timed_out" and "did not answer" in hang["actions"][0]["detail"]
         )
         assert len(hang["actions"]) == 1
-        waited = await until(
-            lambda: (t := last_trace(engine, "wait_times_out")) and t["result"] != "running" and t
-        )
+        waited = await ended_trace(engine, "wait_times_out")
         assert waited["result"] == "failed" and waited["actions"][0]["outcome"] == "timed out"
-        spun = await until(lambda: (t := last_trace(engine, "forever")) and t["result"] != "running" and t)
+        spun = await ended_trace(engine, "forever")
         assert spun["result"] == "failed" and "cap of 50" in spun["reason"]
         # the provider goes away: no provider
         car.hang.clear()
@@ -580,7 +579,7 @@ automations:
     try:
         car.set(DOOR, False)
         car.set(DOOR, True)  # still daylight
-        t = await until(lambda: (t := last_trace(engine, "after_dark")) and t["result"] != "running" and t)
+        t = await ended_trace(engine, "after_dark")
         assert t["result"] == "conditions_not_met" and "it is not after sunset" in t["conditions"][0]["why"]
         await until(lambda: car.sent(LIGHT) == [True], what="the sunset trigger")
         car.set(DOOR, False)
@@ -607,7 +606,7 @@ automations:
         await asyncio.sleep(0.05)
         car.set("Vehicle.Speed", 0.0)
         car.set(DOOR, True)
-        t = await until(lambda: (t := last_trace(engine, "standing")) and t["result"] != "running" and t)
+        t = await ended_trace(engine, "standing")
         assert t["result"] == "conditions_not_met" and "but only for" in t["conditions"][0]["why"]
         await asyncio.sleep(0.5)
         car.set(DOOR, False)
